@@ -1,0 +1,75 @@
+"""runlog's event log: an append-only store on SQLite or PostgreSQL behind one protocol.
+
+    async with open_store("sqlite:///runlog.db") as store:
+        await store.append("flow-run-<uuid>", [NewEvent(type=..., data=..., id=uuid4())])
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from . import migrate
+from .base import NO_STREAM, EventStore, NewEvent, RecordedEvent
+from .errors import (
+    ConcurrencyError,
+    EventStoreError,
+    InvalidDatabaseURL,
+    InvalidEvent,
+    SchemaError,
+    SchemaTooNew,
+    StorageUnavailable,
+    StoreClosed,
+    StreamNotFound,
+)
+from .urls import DatabaseURL, mask_url, parse_database_url
+from .writer import BatchingStore
+
+__all__ = [
+    "NO_STREAM",
+    "ConcurrencyError",
+    "DatabaseURL",
+    "EventStore",
+    "EventStoreError",
+    "InvalidDatabaseURL",
+    "InvalidEvent",
+    "NewEvent",
+    "RecordedEvent",
+    "SchemaError",
+    "SchemaTooNew",
+    "StorageUnavailable",
+    "StoreClosed",
+    "StreamNotFound",
+    "mask_url",
+    "migration_connection",
+    "open_store",
+    "parse_database_url",
+]
+
+
+def open_store(url: str | DatabaseURL, *, migrate: bool = True) -> BatchingStore:
+    """The store for a database URL; open it with ``async with`` (or ``await``).
+
+    With ``migrate`` (the default) pending schema migrations are applied on open; without it a
+    database whose schema is behind is refused. A schema newer than this code is always refused.
+    """
+    db = url if isinstance(url, DatabaseURL) else parse_database_url(url)
+    if db.backend == "sqlite":
+        from .sqlite import SqliteStore
+
+        return SqliteStore(db, migrate=migrate)
+    from .postgres import PostgresStore
+
+    return PostgresStore(db, migrate=migrate)
+
+
+@contextlib.asynccontextmanager
+async def migration_connection(url: str | DatabaseURL) -> AsyncIterator[migrate.MigrationConnection]:
+    """A connection for running migrations on the database at url (locked against other runners)."""
+    db = url if isinstance(url, DatabaseURL) else parse_database_url(url)
+    if db.backend == "sqlite":
+        from .sqlite import migration_connection as connect
+    else:
+        from .postgres import migration_connection as connect
+    async with connect(db) as conn:
+        yield conn

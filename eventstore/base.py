@@ -1,0 +1,62 @@
+"""The storage protocol every backend implements, and the records it handles.
+
+The store sees records, not domain objects: ``data`` is opaque bytes that schema/events.py
+encodes and decodes. Stream versions count from 1; ``NO_STREAM`` (0) as expected_version
+means "the stream must not exist yet", and None means "any version".
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+import msgspec
+
+NO_STREAM = 0
+"""expected_version meaning the stream must have no events yet."""
+
+
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event to append. ``id`` is the writer's idempotency key."""
+
+    type: str
+    data: bytes
+    id: UUID
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
+    """An event as stored: its gap-free global position and its version within its stream."""
+
+    position: int
+    stream_id: str
+    version: int
+    id: UUID
+    type: str
+    data: bytes
+    recorded_at: datetime
+
+
+class EventStore(Protocol):
+    """What projections, the notifier and the API may rely on; never a backend module."""
+
+    url: str
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: int | None = None
+    ) -> list[RecordedEvent]: ...
+
+    def read_stream(self, stream_id: str, *, after_version: int = 0) -> AsyncIterator[RecordedEvent]: ...
+
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[RecordedEvent]: ...
+
+    def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]: ...
+
+    async def head(self) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> EventStore: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...

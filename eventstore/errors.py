@@ -1,0 +1,71 @@
+"""The store's errors, translated from driver errors in one place per backend.
+
+    EventStoreError
+    ├── ConcurrencyError      expected_version did not match the stream's last version
+    ├── StreamNotFound        a read asked for a stream that has no events
+    ├── InvalidEvent          the caller passed something the log cannot store (also a ValueError)
+    ├── InvalidDatabaseURL    the URL names no backend we know (also a ValueError)
+    ├── StoreClosed           the store was used after aclose()
+    ├── StorageUnavailable    the database cannot be reached or is busy; retrying later may work
+    └── SchemaError           the database schema is not the one this code needs
+        └── SchemaTooNew      the database was migrated by a newer runlog
+
+Backends raise these with ``raise ... from exc`` so the driver's error stays in the chain;
+no package but eventstore imports a database driver.
+"""
+
+from __future__ import annotations
+
+
+class EventStoreError(Exception):
+    """Base of every error the event store raises."""
+
+
+class ConcurrencyError(EventStoreError):
+    """An append's expected_version did not match the stream."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, but the append expected version {expected}"
+        )
+
+
+class StreamNotFound(EventStoreError):
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        super().__init__(f"stream {stream_id!r} has no events")
+
+
+class InvalidEvent(EventStoreError, ValueError):
+    """An append carried a value the log cannot store (empty stream id, NUL in text, ...)."""
+
+
+class InvalidDatabaseURL(EventStoreError, ValueError):
+    pass
+
+
+class StoreClosed(EventStoreError):
+    def __init__(self) -> None:
+        super().__init__("the event store is closed")
+
+
+class StorageUnavailable(EventStoreError):
+    """The database is unreachable, went away mid-operation, or stayed locked too long."""
+
+
+class SchemaError(EventStoreError):
+    pass
+
+
+class SchemaTooNew(SchemaError):
+    def __init__(self, database_revision: int, code_revision: int) -> None:
+        self.database_revision = database_revision
+        self.code_revision = code_revision
+        super().__init__(
+            f"the database schema is at revision {database_revision}, newer than this runlog "
+            f"knows (revision {code_revision}); upgrade runlog, or downgrade the database with "
+            f"the newer runlog's 'runlog database downgrade'"
+        )

@@ -1,0 +1,96 @@
+"""Deciding a batch of appends: which events are new, which streams conflict, where each goes.
+
+Pure: the backends hold their write lock, read the head position, the streams' versions and
+the already-stored events for the batch's ids, then ask ``plan_batch`` what to insert. Keeping
+this out of SQL means both backends follow one algorithm, tested without a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from .base import NewEvent, RecordedEvent
+from .errors import ConcurrencyError
+
+
+@dataclass(slots=True)
+class AppendRequest:
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: int | None
+
+
+@dataclass(slots=True)
+class Row:
+    """One event to insert; ``recorded_at`` is filled in by the backend after the insert."""
+
+    position: int
+    stream_id: str
+    version: int
+    event: NewEvent
+    recorded_at: datetime | None = None
+
+    def recorded(self) -> RecordedEvent:
+        ev = self.event
+        assert self.recorded_at is not None, "the backend fills recorded_at when it inserts"
+        return RecordedEvent(
+            self.position, self.stream_id, self.version, ev.id, ev.type, ev.data, self.recorded_at
+        )
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one request of the batch got: per event, a stored record or a row to insert."""
+
+    slots: list[RecordedEvent | Row] = field(default_factory=list)
+    error: ConcurrencyError | None = None
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    rows: list[Row]
+    outcomes: list[Outcome]
+
+
+def plan_batch(
+    requests: Sequence[AppendRequest],
+    head: int,
+    versions: Mapping[str, int],
+    stored: Mapping[UUID, RecordedEvent],
+) -> BatchPlan:
+    """Plan a batch in request order, as if the requests had been appended one by one.
+
+    - An event whose id is already stored (or planned earlier in this batch) is not inserted
+      again; the request gets the stored record back.
+    - A request with nothing new is an idempotent retry: it succeeds without a version check,
+      since the stream has moved on by exactly the events it is retrying.
+    - Otherwise expected_version must equal the stream's last version (0 when it has none).
+    """
+    current = dict(versions)
+    planned: dict[UUID, Row] = {}
+    rows: list[Row] = []
+    outcomes: list[Outcome] = []
+    for request in requests:
+        outcome = Outcome()
+        outcomes.append(outcome)
+        fresh = [ev for ev in request.events if ev.id not in stored and ev.id not in planned]
+        version = current.get(request.stream_id, 0)
+        if fresh and request.expected_version is not None and request.expected_version != version:
+            outcome.error = ConcurrencyError(request.stream_id, request.expected_version, version)
+            continue
+        for ev in request.events:
+            known = stored.get(ev.id) or planned.get(ev.id)
+            if known is not None:
+                outcome.slots.append(known)
+                continue
+            head += 1
+            version += 1
+            row = Row(position=head, stream_id=request.stream_id, version=version, event=ev)
+            planned[ev.id] = row
+            rows.append(row)
+            outcome.slots.append(row)
+        current[request.stream_id] = version
+    return BatchPlan(rows=rows, outcomes=outcomes)

@@ -1,0 +1,295 @@
+"""The PostgreSQL backend: group commit under a transaction-scoped advisory lock.
+
+Each batch is one READ COMMITTED transaction of four round trips: BEGIN; runlog_lock_and_probe
+(takes the append lock, reads head, stream versions and already-stored ids); runlog_insert
+(inserts the planned rows and NOTIFYs once); COMMIT. Because every writer in every process takes
+the same lock before it reads the head, positions are assigned in commit order and a reader
+tailing by position never skips a row that commits late (DESIGN.md, "Gap-free order").
+
+The writer keeps one connection of its own, so no pool reset runs after every batch; reads go
+through a small pool; wake-ups arrive on a third, dedicated LISTEN connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
+
+import asyncpg
+import structlog
+
+from . import migrate
+from .base import RecordedEvent
+from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable
+from .planning import AppendRequest, BatchPlan, plan_batch
+from .urls import DatabaseURL
+from .writer import BatchingStore
+
+log = structlog.get_logger("runlog.eventstore")
+
+CHANNEL = "runlog_events"
+MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
+
+SQL_PROBE = "SELECT * FROM runlog_lock_and_probe($1::text[], $2::uuid[])"
+SQL_INSERT = "SELECT * FROM runlog_insert($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::bytea[])"
+_COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
+SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
+SQL_PAGE = f"SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+SQL_STREAM_PAGE = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
+)
+SQL_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS runlog_migrations ("
+    "revision integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+SQL_APPLIED = "SELECT revision, name, applied_at FROM runlog_migrations ORDER BY revision"
+SQL_CURRENT = "SELECT coalesce(max(revision), 0) FROM runlog_migrations"
+SQL_RECORD = "INSERT INTO runlog_migrations (revision, name) VALUES ($1, $2)"
+SQL_UNRECORD = "DELETE FROM runlog_migrations WHERE revision = $1"
+
+# Session settings for every connection: a stuck lock holder must not stall every writer
+# forever, and a transaction left open by a dead client is ended by the server.
+SERVER_SETTINGS = {
+    "application_name": "runlog",
+    "lock_timeout": "30s",
+    "idle_in_transaction_session_timeout": "60s",
+}
+
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.LockNotAvailableError,
+)
+
+
+@contextlib.contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Map asyncpg's exceptions to the store's, once, for every operation."""
+    try:
+        yield
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError) as exc:
+        raise SchemaError(
+            f"the PostgreSQL database {where} has no runlog schema ({exc}); run 'runlog database upgrade'"
+        ) from exc
+    except asyncpg.DataError as exc:
+        raise InvalidEvent(f"PostgreSQL cannot store this value: {exc}") from exc
+    except _UNAVAILABLE as exc:
+        reason = str(exc) or type(exc).__name__
+        raise StorageUnavailable(f"the PostgreSQL database {where} is unavailable: {reason}") from exc
+    except asyncpg.PostgresError as exc:
+        raise EventStoreError(f"PostgreSQL error on {where}: {exc}") from exc
+
+
+async def connect(url: DatabaseURL) -> asyncpg.Connection:
+    with translate_errors(url.masked()):
+        return await asyncpg.connect(url.postgres_dsn, server_settings=SERVER_SETTINGS, timeout=10)
+
+
+class PostgresMigrationConnection:
+    def __init__(self, conn: asyncpg.Connection, where: str) -> None:
+        self._conn = conn
+        self._where = where
+
+    async def applied(self) -> list[migrate.Applied]:
+        with translate_errors(self._where):
+            await self._conn.execute(SQL_MIGRATIONS_TABLE)
+            rows = await self._conn.fetch(SQL_APPLIED)
+        return [migrate.Applied(r["revision"], r["name"], r["applied_at"]) for r in rows]
+
+    async def run_step(self, migration: migrate.Migration, direction: Literal["up", "down"]) -> None:
+        conn = self._conn
+        with translate_errors(self._where):
+            await conn.execute(SQL_MIGRATIONS_TABLE)
+            async with conn.transaction():
+                current = await conn.fetchval(SQL_CURRENT)
+                due = current == migration.revision - 1 if direction == "up" else current == migration.revision
+                if not due:  # another process ran this step while we waited for the lock
+                    return
+                await conn.execute(getattr(migration, direction))
+                if direction == "up":
+                    await conn.execute(SQL_RECORD, migration.revision, migration.name)
+                else:
+                    await conn.execute(SQL_UNRECORD, migration.revision)
+
+
+@contextlib.asynccontextmanager
+async def locked_migrations(conn: asyncpg.Connection, where: str) -> AsyncIterator[PostgresMigrationConnection]:
+    """Hold the migration lock so processes starting together migrate one at a time."""
+    with translate_errors(where):
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        yield PostgresMigrationConnection(conn, where)
+    finally:
+        with contextlib.suppress(Exception), translate_errors(where):
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+@contextlib.asynccontextmanager
+async def migration_connection(url: DatabaseURL) -> AsyncIterator[PostgresMigrationConnection]:
+    conn = await connect(url)
+    try:
+        async with locked_migrations(conn, url.masked()) as migrations:
+            yield migrations
+    finally:
+        await conn.close()
+
+
+def _record(row: Any) -> RecordedEvent:
+    return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+
+
+class PostgresStore(BatchingStore):
+    def __init__(self, url: DatabaseURL, *, migrate: bool = True, pool_size: int = 10) -> None:
+        super().__init__(url.raw)
+        self._db = url
+        self._where = url.masked()
+        self._migrate = migrate
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._write_conn: asyncpg.Connection | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def _open(self) -> None:
+        conn = await connect(self._db)
+        try:
+            async with locked_migrations(conn, self._where) as migrations:
+                if self._migrate:
+                    await migrate.upgrade(migrations, "postgres")
+                else:
+                    await migrate.require_head(migrations, "postgres", self._where)
+            with translate_errors(self._where):
+                self._pool = await asyncpg.create_pool(
+                    self._db.postgres_dsn, min_size=1, max_size=self._pool_size, server_settings=SERVER_SETTINGS
+                )
+        except BaseException:
+            await conn.close()
+            raise
+        self._write_conn = conn
+        self._listener = asyncio.create_task(self._listen(), name="runlog-eventstore-listener")
+
+    async def _close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        if self._write_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._write_conn.close(timeout=5)
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.close(), 10)
+
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection alive; after every (re)connect, wake readers to re-read."""
+        backoff = 0.5
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await connect(self._db)
+            except StorageUnavailable as exc:
+                log.warning("listen_connect_failed", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            try:
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(CHANNEL, lambda *_args: self._wakeup.notify())
+                backoff = 0.5
+                # Events committed while we were not listening are found by this re-read.
+                self._wakeup.notify()
+                # A connection that dies without a clean termination is caught by a periodic ping.
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 5.0)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1", timeout=5)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("listen_connection_lost", error=str(exc) or type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.terminate()
+
+    async def _writer_connection(self) -> asyncpg.Connection:
+        if self._write_conn is None or self._write_conn.is_closed():
+            if self._write_conn is not None:
+                self._write_conn.terminate()
+                self._write_conn = None
+            self._write_conn = await connect(self._db)
+        return self._write_conn
+
+    async def _write_batch(self, requests: list[AppendRequest]) -> BatchPlan:
+        with translate_errors(self._where):
+            conn = await self._writer_connection()
+            try:
+                return await self._write_in_transaction(conn, requests)
+            except _UNAVAILABLE:
+                # The connection is in an unknown state; start the next batch on a fresh one.
+                conn.terminate()
+                self._write_conn = None
+                raise
+
+    async def _write_in_transaction(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
+        streams = list({r.stream_id: None for r in requests})
+        ids = [ev.id for r in requests for ev in r.events]
+        async with conn.transaction():
+            head = 0
+            versions: dict[str, int] = {}
+            stored: dict[Any, RecordedEvent] = {}
+            for row in await conn.fetch(SQL_PROBE, streams, ids):
+                kind = row[0]
+                if kind == b"h" or kind == "h":
+                    head = row[1]
+                elif kind == b"s" or kind == "s":
+                    versions[row[2]] = row[3]
+                else:
+                    stored[row[4]] = RecordedEvent(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+            plan = plan_batch(requests, head, versions, stored)
+            if plan.rows:
+                rows = plan.rows
+                inserted = await conn.fetch(
+                    SQL_INSERT,
+                    [r.position for r in rows],
+                    [r.stream_id for r in rows],
+                    [r.version for r in rows],
+                    [r.event.id for r in rows],
+                    [r.event.type for r in rows],
+                    [r.event.data for r in rows],
+                )
+                recorded_at = {r[0]: r[1] for r in inserted}
+                for row in rows:
+                    row.recorded_at = recorded_at[row.position]
+        return plan
+
+    def _readers(self) -> asyncpg.Pool:
+        self._check_usable()
+        assert self._pool is not None
+        return self._pool
+
+    async def _read_page(self, after: int, limit: int) -> list[RecordedEvent]:
+        pool = self._readers()
+        with translate_errors(self._where):
+            rows = await pool.fetch(SQL_PAGE, after, limit)
+        return [_record(r) for r in rows]
+
+    async def _read_stream_page(self, stream_id: str, after_version: int, limit: int) -> list[RecordedEvent]:
+        pool = self._readers()
+        with translate_errors(self._where):
+            rows = await pool.fetch(SQL_STREAM_PAGE, stream_id, after_version, limit)
+        return [_record(r) for r in rows]
+
+    async def head(self) -> int:
+        pool = self._readers()
+        with translate_errors(self._where):
+            return await pool.fetchval(SQL_HEAD)
+
+
+__all__ = ["PostgresStore", "migration_connection"]

@@ -1,0 +1,269 @@
+"""The SQLite backend: one WAL-mode file, one writer connection, a separate reader connection.
+
+SQLite admits one writer at a time, so the group-commit writer task is the only one in this
+process; it opens every transaction with BEGIN IMMEDIATE, taking the write lock up front so a
+transaction never has to upgrade a read lock (the upgrade is what fails with "database is
+locked" regardless of the busy timeout). Another process on the same file waits for the lock
+for up to ``busy_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+import aiosqlite
+
+from . import migrate
+from .base import RecordedEvent
+from .errors import SchemaError, StorageUnavailable, StoreClosed
+from .planning import AppendRequest, BatchPlan, plan_batch
+from .urls import DatabaseURL
+from .writer import BatchingStore
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
+SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
+SQL_VERSIONS = (
+    "SELECT stream_id, max(version) FROM events "
+    "WHERE stream_id IN (SELECT value FROM json_each(?)) GROUP BY stream_id"
+)
+SQL_STORED = f"SELECT {_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(?))"
+SQL_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+SQL_PAGE = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+SQL_STREAM_PAGE = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ? ORDER BY version LIMIT ?"
+)
+SQL_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS runlog_migrations ("
+    "revision INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+)
+SQL_APPLIED = "SELECT revision, name, applied_at FROM runlog_migrations ORDER BY revision"
+SQL_CURRENT = "SELECT coalesce(max(revision), 0) FROM runlog_migrations"
+SQL_RECORD = "INSERT INTO runlog_migrations (revision, name, applied_at) VALUES (?, ?, ?)"
+SQL_UNRECORD = "DELETE FROM runlog_migrations WHERE revision = ?"
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _record(row: tuple) -> RecordedEvent:
+    position, stream_id, version, id_, type_, data, recorded_at = row
+    return RecordedEvent(position, stream_id, version, UUID(id_), type_, data, _from_us(recorded_at))
+
+
+@contextlib.contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Map sqlite3's exceptions to the store's, once, for every operation."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "no such table" in text:
+            raise SchemaError(
+                f"the SQLite database at {where} has no runlog schema ({text}); run 'runlog database upgrade'"
+            ) from exc
+        if "locked" in text or "busy" in text:
+            raise StorageUnavailable(
+                f"the SQLite database at {where} stayed locked by another process: {text}"
+            ) from exc
+        raise StorageUnavailable(f"the SQLite database at {where} is unavailable: {text}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageUnavailable(f"the SQLite database at {where} failed: {exc}") from exc
+    except ValueError as exc:
+        # aiosqlite's word for a connection that was already closed.
+        if "no active connection" in str(exc):
+            raise StoreClosed() from exc
+        raise
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration file into statements; sqlite3 runs one statement per execute()."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        not ln.strip() or ln.strip().startswith("--") for ln in buffer.splitlines()
+    ):
+        raise SchemaError(f"migration ends with an incomplete statement: {buffer.strip()[:60]!r}")
+    return statements
+
+
+async def connect(url: DatabaseURL, *, busy_timeout: float) -> aiosqlite.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves), WAL, with a busy timeout."""
+    where = url.masked()
+    with translate_errors(where):
+        if url.sqlite_path is not None and url.sqlite_uri is None:
+            parent = os.path.dirname(os.path.abspath(url.sqlite_path))
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise StorageUnavailable(f"cannot create the folder for {where}: {exc}") from exc
+            conn = await aiosqlite.connect(url.sqlite_path, isolation_level=None, timeout=busy_timeout)
+        elif url.sqlite_uri is not None:
+            conn = await aiosqlite.connect(url.sqlite_uri, isolation_level=None, uri=True, timeout=busy_timeout)
+        elif "file:" in url.raw:
+            conn = await aiosqlite.connect(
+                "file::memory:?cache=shared", isolation_level=None, uri=True, timeout=busy_timeout
+            )
+        else:
+            conn = await aiosqlite.connect(":memory:", isolation_level=None, timeout=busy_timeout)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if not url.in_memory:
+                await conn.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode: a commit survives a process crash; only a power loss can
+                # drop the last commits, and it never corrupts the file.
+                await conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+
+class SqliteMigrationConnection:
+    """Runs migration steps on one connection, each step in one BEGIN IMMEDIATE transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection, where: str) -> None:
+        self._conn = conn
+        self._where = where
+
+    async def applied(self) -> list[migrate.Applied]:
+        with translate_errors(self._where):
+            await self._conn.execute(SQL_MIGRATIONS_TABLE)
+            rows = await self._conn.execute_fetchall(SQL_APPLIED)
+        return [migrate.Applied(r, n, _from_us(at)) for r, n, at in rows]
+
+    async def run_step(self, migration: migrate.Migration, direction: Literal["up", "down"]) -> None:
+        conn = self._conn
+        with translate_errors(self._where):
+            await conn.execute(SQL_MIGRATIONS_TABLE)
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                (current,) = (await conn.execute_fetchall(SQL_CURRENT))[0]
+                # Another process may have run this step while we waited for the lock.
+                due = current == migration.revision - 1 if direction == "up" else current == migration.revision
+                if due:
+                    for statement in split_statements(getattr(migration, direction)):
+                        await conn.execute(statement)
+                    if direction == "up":
+                        await conn.execute(SQL_RECORD, (migration.revision, migration.name, _now_us()))
+                    else:
+                        await conn.execute(SQL_UNRECORD, (migration.revision,))
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+
+
+@contextlib.asynccontextmanager
+async def migration_connection(url: DatabaseURL, *, busy_timeout: float = 10.0) -> AsyncIterator[SqliteMigrationConnection]:
+    conn = await connect(url, busy_timeout=busy_timeout)
+    try:
+        yield SqliteMigrationConnection(conn, url.masked())
+    finally:
+        await conn.close()
+
+
+class SqliteStore(BatchingStore):
+    def __init__(self, url: DatabaseURL, *, migrate: bool = True, busy_timeout: float = 10.0) -> None:
+        super().__init__(url.raw)
+        self._db = url
+        self._where = url.masked()
+        self._migrate = migrate
+        self._busy_timeout = busy_timeout
+        self._writer_conn: aiosqlite.Connection | None = None
+        self._reader_conn: aiosqlite.Connection | None = None
+
+    async def _open(self) -> None:
+        self._writer_conn = await connect(self._db, busy_timeout=self._busy_timeout)
+        try:
+            migrations = SqliteMigrationConnection(self._writer_conn, self._where)
+            if self._migrate:
+                await migrate.upgrade(migrations, "sqlite")
+            else:
+                await migrate.require_head(migrations, "sqlite", self._where)
+            # An in-memory database lives in its one connection; a file gets a reader of its
+            # own so reads never queue behind the writer's thread.
+            if self._db.in_memory:
+                self._reader_conn = self._writer_conn
+            else:
+                self._reader_conn = await connect(self._db, busy_timeout=self._busy_timeout)
+        except BaseException:
+            await self._writer_conn.close()
+            raise
+
+    async def _close(self) -> None:
+        for conn in {id(c): c for c in (self._reader_conn, self._writer_conn) if c is not None}.values():
+            await conn.close()
+
+    async def _write_batch(self, requests: list[AppendRequest]) -> BatchPlan:
+        conn = self._writer_conn
+        assert conn is not None
+        with translate_errors(self._where):
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                ((head,),) = await conn.execute_fetchall(SQL_HEAD)
+                streams = json.dumps(sorted({r.stream_id for r in requests}))
+                versions = dict(await conn.execute_fetchall(SQL_VERSIONS, (streams,)))
+                ids = json.dumps([str(ev.id) for r in requests for ev in r.events])
+                stored = {UUID(row[3]): _record(row) for row in await conn.execute_fetchall(SQL_STORED, (ids,))}
+                plan = plan_batch(requests, head, versions, stored)
+                if plan.rows:
+                    now = _now_us()
+                    recorded_at = _from_us(now)
+                    params = []
+                    for row in plan.rows:
+                        row.recorded_at = recorded_at
+                        ev = row.event
+                        params.append((row.position, row.stream_id, row.version, str(ev.id), ev.type, ev.data, now))
+                    await conn.executemany(SQL_INSERT, params)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error, ValueError):
+                        await conn.execute("ROLLBACK")
+                raise
+        return plan
+
+    async def _read_page(self, after: int, limit: int) -> list[RecordedEvent]:
+        self._check_usable()
+        assert self._reader_conn is not None
+        with translate_errors(self._where):
+            rows = await self._reader_conn.execute_fetchall(SQL_PAGE, (after, limit))
+        return [_record(row) for row in rows]
+
+    async def _read_stream_page(self, stream_id: str, after_version: int, limit: int) -> list[RecordedEvent]:
+        self._check_usable()
+        assert self._reader_conn is not None
+        with translate_errors(self._where):
+            rows = await self._reader_conn.execute_fetchall(SQL_STREAM_PAGE, (stream_id, after_version, limit))
+        return [_record(row) for row in rows]
+
+    async def head(self) -> int:
+        self._check_usable()
+        assert self._reader_conn is not None
+        with translate_errors(self._where):
+            ((head,),) = await self._reader_conn.execute_fetchall(SQL_HEAD)
+        return head
+
+
+__all__ = ["SqliteStore", "migration_connection"]

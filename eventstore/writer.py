@@ -1,0 +1,294 @@
+"""What both backends share: argument checks, the group-commit writer, paging and subscriptions.
+
+One writer task per store drains every append request queued while the previous batch was
+committing and commits them together in one transaction (group commit). Under load a batch
+grows to match the offered rate, so a transaction's fixed cost is paid once for many appends;
+alone, an append waits for nobody. Positions are assigned inside that transaction under the
+backend's write lock, so they follow commit order and a reader never sees a gap fill later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from .base import NewEvent, RecordedEvent
+from .errors import EventStoreError, InvalidEvent, StorageUnavailable, StoreClosed
+from .planning import AppendRequest, BatchPlan
+
+log = structlog.get_logger("runlog.eventstore")
+
+MAX_BATCH_EVENTS = 4096
+"""A batch stops growing here; one larger request still goes through on its own."""
+
+PAGE_SIZE = 1000
+"""Rows per read page: large enough to amortise a round trip, small enough to bound memory."""
+
+POLL_INTERVAL = 1.0
+"""A subscriber re-reads at least this often even when no wake-up arrives."""
+
+MAX_NAME_LENGTH = 1000
+
+
+class Wakeup:
+    """A broadcast 'the log may have grown' signal that cannot be missed.
+
+    A reader takes ``current()`` *before* it reads the table and waits on it afterwards; any
+    notify() in between has already set that very event, so the wait returns at once.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        return self._event
+
+    def notify(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+
+def check_name(what: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{what} must be a string, not {type(value).__name__}")
+    if not value:
+        raise InvalidEvent(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidEvent(f"{what} is longer than {MAX_NAME_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidEvent(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidEvent(f"{what} is not valid Unicode text: {exc.reason}") from None
+    return value
+
+
+def check_append(stream_id: object, events: object, expected_version: object) -> None:
+    check_name("stream id", stream_id)
+    if expected_version is not None and (
+        not isinstance(expected_version, int) or isinstance(expected_version, bool) or expected_version < 0
+    ):
+        raise InvalidEvent(f"expected_version must be None or an integer >= 0, not {expected_version!r}")
+    if not isinstance(events, Sequence):
+        raise InvalidEvent("events must be a sequence of NewEvent")
+    seen: set[UUID] = set()
+    for event in events:
+        if not isinstance(event, NewEvent):
+            raise InvalidEvent(f"events must be NewEvent instances, not {type(event).__name__}")
+        check_name("event type", event.type)
+        if not isinstance(event.data, bytes):
+            raise InvalidEvent(f"event data must be bytes, not {type(event.data).__name__}")
+        if not isinstance(event.id, UUID):
+            raise InvalidEvent(f"event id must be a UUID, not {type(event.id).__name__}")
+        if event.id in seen:
+            raise InvalidEvent(f"event id {event.id} appears twice in one append")
+        seen.add(event.id)
+
+
+class _Pending:
+    __slots__ = ("request", "future")
+
+    def __init__(self, request: AppendRequest, future: asyncio.Future[list[RecordedEvent]]) -> None:
+        self.request = request
+        self.future = future
+
+
+_STOP = object()
+
+
+class BatchingStore:
+    """Base of both backends. Subclasses implement the ``_``-prefixed storage hooks."""
+
+    url: str
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._opened = False
+        self._closed = False
+        self._wakeup = Wakeup()
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+    async def open(self) -> BatchingStore:
+        if self._closed:
+            raise StoreClosed()
+        if not self._opened:
+            await self._open()
+            self._opened = True
+            self._writer = asyncio.create_task(self._write_loop(), name="runlog-eventstore-writer")
+        return self
+
+    async def aclose(self) -> None:
+        """Commit what is queued, then release every connection. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put_nowait(_STOP)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if self._opened:
+            await self._close()
+        self._wakeup.notify()
+
+    async def __aenter__(self) -> BatchingStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self.open().__await__()
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StoreClosed()
+        if not self._opened:
+            raise EventStoreError("the event store is not open; use 'async with open_store(url)'")
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], expected_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """Append events to a stream atomically; see planning.plan_batch for the rules."""
+        self._check_usable()
+        check_append(stream_id, events, expected_version)
+        if not events:
+            return []
+        future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(AppendRequest(stream_id, events, expected_version), future))
+        # shield: a caller that gives up must not cancel a commit other callers share.
+        return await asyncio.shield(future)
+
+    async def _write_batch(self, requests: list[AppendRequest]) -> BatchPlan:
+        """In one transaction under the write lock: plan, insert, fill rows' recorded_at."""
+        raise NotImplementedError
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            if item is _STOP:
+                break
+            batch = [item]
+            size = len(item.request.events)
+            while size < MAX_BATCH_EVENTS and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+                size += len(item.request.events)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            plan = await self._write_batch([p.request for p in batch])
+        except StorageUnavailable as exc:
+            for pending in batch:
+                _resolve(pending.future, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - isolate the request that broke the batch
+            if len(batch) == 1:
+                log.warning("append_failed", stream_id=batch[0].request.stream_id, error=str(exc))
+                _resolve(batch[0].future, exc)
+                return
+            # One bad request must not fail its neighbours: decide each on its own.
+            for pending in batch:
+                await self._commit([pending])
+            return
+        self._wakeup.notify()
+        for pending, outcome in zip(batch, plan.outcomes, strict=True):
+            if outcome.error is not None:
+                _resolve(pending.future, outcome.error)
+            else:
+                records = [s if isinstance(s, RecordedEvent) else s.recorded() for s in outcome.slots]
+                _resolve(pending.future, records)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _read_page(self, after: int, limit: int) -> list[RecordedEvent]:
+        raise NotImplementedError
+
+    async def _read_stream_page(self, stream_id: str, after_version: int, limit: int) -> list[RecordedEvent]:
+        raise NotImplementedError
+
+    async def head(self) -> int:
+        raise NotImplementedError
+
+    async def read_stream(self, stream_id: str, *, after_version: int = 0) -> AsyncIterator[RecordedEvent]:
+        """A stream's events in version order; empty for an unknown stream."""
+        self._check_usable()
+        while True:
+            page = await self._read_stream_page(stream_id, after_version, PAGE_SIZE)
+            for event in page:
+                yield event
+            if len(page) < PAGE_SIZE:
+                return
+            after_version = page[-1].version
+
+    async def read_all(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[RecordedEvent]:
+        """Every event with position > after, in position order, read in pages."""
+        self._check_usable()
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+            page = await self._read_page(after, size)
+            for event in page:
+                yield event
+            if len(page) < size:
+                return
+            after = page[-1].position
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]:
+        """Catch up from ``after``, then follow new events; ends only when cancelled.
+
+        Wake-ups are hints: the table is always re-read, and a poll every POLL_INTERVAL
+        covers a lost notification or a writer in another process.
+        """
+        self._check_usable()
+        backoff = POLL_INTERVAL
+        while not self._closed:
+            signal = self._wakeup.current()
+            try:
+                page = await self._read_page(after, PAGE_SIZE)
+            except StorageUnavailable as exc:
+                log.warning("subscription_read_failed", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = POLL_INTERVAL
+            for event in page:
+                yield event
+            if page:
+                after = page[-1].position
+            if len(page) < PAGE_SIZE:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(signal.wait(), POLL_INTERVAL)
+        raise StoreClosed()
+
+
+def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -1,0 +1,1 @@
+"""Alerting on run events (filled in by the notification issue)."""

@@ -1,0 +1,1 @@
+"""Read models folded from the event log (filled in by the orchestration issue)."""

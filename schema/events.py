@@ -1,0 +1,154 @@
+"""The event catalogue: every kind of event runlog stores, as one msgspec tagged union.
+
+Schema evolution, the rule every change here follows:
+
+* A tag names one event type forever. Tags are explicit strings and are never reused.
+* A new field always has a default, so events written before it existed still decode.
+* A field's type never changes. A change that old readers or old events cannot absorb is a
+  new event type with a new tag (``flow_run.state_changed.v2``, say); the old tag stays in
+  the union and stays decodable forever, because the log is never rewritten.
+* Stored events never forbid unknown fields, so an older runlog can read what a newer one wrote.
+
+Event payloads are encoded as JSON: compact enough, readable in ``runlog events export``, and
+the same encoding Prefect's own events arrive in.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Union
+from uuid import UUID
+
+import msgspec
+
+__all__ = [
+    "Event",
+    "FlowRunCreated",
+    "FlowRunStateChanged",
+    "State",
+    "StateDetails",
+    "StateType",
+    "TaskRunStateChanged",
+    "decode",
+    "encode",
+    "event_type",
+]
+
+
+class StateType(enum.Enum):
+    """Prefect's state types; the wire form is the upper-case name."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+
+
+class StateDetails(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """Prefect's StateDetails: every field optional, as on the wire."""
+
+    flow_run_id: UUID | None = None
+    task_run_id: UUID | None = None
+    child_flow_run_id: UUID | None = None
+    scheduled_time: datetime | None = None
+    cache_key: str | None = None
+    cache_expiration: datetime | None = None
+    deferred: bool | None = None
+    untrackable_result: bool = False
+    pause_timeout: datetime | None = None
+    pause_reschedule: bool = False
+    pause_key: str | None = None
+    run_input_keyset: dict[str, str] | None = None
+    refresh_cache: bool | None = None
+    retriable: bool | None = None
+    transition_id: UUID | None = None
+    task_parameters_id: UUID | None = None
+    traceparent: str | None = None
+    deployment_concurrency_lease_id: UUID | None = None
+
+
+class State(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A run state as Prefect defines it. Its id is the id of the event that recorded it."""
+
+    id: UUID
+    type: StateType
+    name: str | None = None
+    timestamp: datetime
+    message: str | None = None
+    state_details: StateDetails = msgspec.field(default_factory=StateDetails)
+    data: Any = None
+
+
+class Event(msgspec.Struct, tag_field="kind", omit_defaults=True, kw_only=True):
+    """Base of every stored event. Subclasses set an explicit, never-reused tag."""
+
+
+class FlowRunCreated(Event, tag="flow_run.created"):
+    """A flow run came into being (POST /flow_runs/ or an imported run)."""
+
+    flow_run_id: UUID
+    flow_id: UUID
+    name: str
+    flow_version: str | None = None
+    deployment_id: UUID | None = None
+    deployment_version: str | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    idempotency_key: str | None = None
+    parent_task_run_id: UUID | None = None
+    empirical_policy: dict[str, Any] = msgspec.field(default_factory=dict)
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] = msgspec.field(default_factory=dict)
+    work_queue_name: str | None = None
+    work_pool_name: str | None = None
+    job_variables: dict[str, Any] = msgspec.field(default_factory=dict)
+    created: datetime
+
+
+class FlowRunStateChanged(Event, tag="flow_run.state_changed"):
+    """The server accepted (or forced) a new state for a flow run."""
+
+    flow_run_id: UUID
+    state: State
+    initial_state_type: StateType | None = None
+    forced: bool = False
+
+
+class TaskRunStateChanged(Event, tag="task_run.state_changed"):
+    """A task run took a new state, reported by set_state or by a client event.
+
+    ``task_run`` carries the task run's own fields (task_key, dynamic_key, name, tags, ...) as
+    the client sent them, so a task run can be built from this event alone.
+    """
+
+    task_run_id: UUID
+    flow_run_id: UUID | None = None
+    state: State
+    initial_state_type: StateType | None = None
+    task_run: dict[str, Any] = msgspec.field(default_factory=dict)
+    forced: bool = False
+
+
+AnyEvent = Union[FlowRunCreated, FlowRunStateChanged, TaskRunStateChanged]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def event_type(event: Event) -> str:
+    """The tag an event is stored under (the log's ``type`` column)."""
+    return type(event).__struct_config__.tag  # type: ignore[return-value]
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(data: bytes) -> AnyEvent:
+    return _decoder.decode(data)
