@@ -89,7 +89,7 @@ class Event(msgspec.Struct, tag_field="kind", omit_defaults=True, kw_only=True):
     """Base of every stored event. Subclasses set an explicit, never-reused tag."""
 
 
-class FlowRunCreated(Event, tag="flow_run.created"):
+class FlowRunCreated(Event, tag="flow_run.created", kw_only=True):
     """A flow run came into being (POST /flow_runs/ or an imported run)."""
 
     flow_run_id: UUID
@@ -111,7 +111,7 @@ class FlowRunCreated(Event, tag="flow_run.created"):
     created: datetime
 
 
-class FlowRunStateChanged(Event, tag="flow_run.state_changed"):
+class FlowRunStateChanged(Event, tag="flow_run.state_changed", kw_only=True):
     """The server accepted (or forced) a new state for a flow run."""
 
     flow_run_id: UUID
@@ -120,7 +120,7 @@ class FlowRunStateChanged(Event, tag="flow_run.state_changed"):
     forced: bool = False
 
 
-class TaskRunStateChanged(Event, tag="task_run.state_changed"):
+class TaskRunStateChanged(Event, tag="task_run.state_changed", kw_only=True):
     """A task run took a new state, reported by set_state or by a client event.
 
     ``task_run`` carries the task run's own fields (task_key, dynamic_key, name, tags, ...) as
