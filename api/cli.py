@@ -1,0 +1,56 @@
+"""The ``runlog`` command: the root group, its global options and its one error boundary.
+
+Each command group lives in api/commands/<group>.py. Errors a person can act on (our own,
+the store's, a bad setting) are printed as one ``Error: ...`` line with exit status 1; a
+traceback would only ever mean a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from eventstore import EventStoreError
+
+from .errors import RunlogError
+
+
+class RunlogGroup(click.Group):
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (RunlogError, EventStoreError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=RunlogGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-p",
+    "--profile",
+    envvar="RUNLOG_PROFILE",
+    default=None,
+    help="Profile to use for this command (default: the active one; env RUNLOG_PROFILE).",
+)
+@click.version_option(package_name="runlog", prog_name="runlog")
+@click.pass_context
+def cli(ctx: click.Context, profile: str | None) -> None:
+    """runlog: an event-sourced orchestration state server for Prefect clients."""
+    ctx.ensure_object(dict)
+    ctx.obj["profile"] = profile
+
+
+def _register() -> None:
+    from .commands import config, database, events, profile
+
+    for module in (config, profile, database, events):
+        cli.add_command(module.group)
+
+
+def main() -> None:
+    _register()
+    cli(prog_name="runlog")

@@ -1,0 +1,279 @@
+"""The store's contract, run once per backend: every backend must pass every test here."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from eventstore import (
+    NO_STREAM,
+    ConcurrencyError,
+    InvalidEvent,
+    NewEvent,
+    StoreClosed,
+    open_store,
+)
+
+
+def new(type_: str = "thing.happened", data: bytes = b'{"n":1}') -> NewEvent:
+    return NewEvent(type=type_, data=data, id=uuid4())
+
+
+async def test_append_returns_recorded_events_with_positions_and_versions(store):
+    events = [new(data=b"1"), new(data=b"2")]
+    recorded = await store.append("flow-run-a", events)
+    assert [r.position for r in recorded] == [1, 2]
+    assert [r.version for r in recorded] == [1, 2]
+    assert [r.id for r in recorded] == [e.id for e in events]
+    assert [r.data for r in recorded] == [b"1", b"2"]
+    assert all(r.stream_id == "flow-run-a" and r.type == "thing.happened" for r in recorded)
+    now = datetime.now(UTC)
+    assert all(now - timedelta(minutes=1) < r.recorded_at <= now + timedelta(seconds=1) for r in recorded)
+    more = await store.append("flow-run-b", [new()])
+    assert (more[0].position, more[0].version) == (3, 1)
+    assert await store.head() == 3
+
+
+async def test_head_is_zero_on_an_empty_store(store):
+    assert await store.head() == 0
+    assert [e async for e in store.read_all()] == []
+
+
+async def test_read_stream_returns_only_that_stream_in_version_order(store):
+    await store.append("s1", [new(data=b"a")])
+    await store.append("s2", [new(data=b"x")])
+    await store.append("s1", [new(data=b"b"), new(data=b"c")])
+    got = [e async for e in store.read_stream("s1")]
+    assert [e.data for e in got] == [b"a", b"b", b"c"]
+    assert [e.version for e in got] == [1, 2, 3]
+    assert [e.data for e in [e async for e in store.read_stream("s1", after_version=2)]] == [b"c"]
+    assert [e async for e in store.read_stream("nobody")] == []
+
+
+async def test_read_all_pages_through_more_than_one_page(store):
+    for chunk in range(3):
+        await store.append(f"s{chunk}", [new(data=str(i).encode()) for i in range(1000)])
+    positions = [e.position async for e in store.read_all()]
+    assert positions == list(range(1, 3001))
+    assert [e.position async for e in store.read_all(after=2990)] == list(range(2991, 3001))
+    assert [e.position async for e in store.read_all(after=10, limit=5)] == [11, 12, 13, 14, 15]
+
+
+async def test_append_is_atomic_when_one_event_is_invalid(store):
+    with pytest.raises(InvalidEvent):
+        await store.append("s", [new(), NewEvent(type="", data=b"", id=uuid4())])
+    assert await store.head() == 0
+
+
+async def test_expected_version_no_stream_fails_when_the_stream_exists(store):
+    await store.append("s", [new()], expected_version=NO_STREAM)
+    with pytest.raises(ConcurrencyError) as info:
+        await store.append("s", [new()], expected_version=NO_STREAM)
+    assert (info.value.stream_id, info.value.expected, info.value.actual) == ("s", 0, 1)
+    assert "'s'" in str(info.value) and "version 1" in str(info.value)
+
+
+async def test_expected_version_must_equal_the_last_version(store):
+    await store.append("s", [new(), new()])
+    with pytest.raises(ConcurrencyError) as info:
+        await store.append("s", [new()], expected_version=1)
+    assert (info.value.expected, info.value.actual) == (1, 2)
+    recorded = await store.append("s", [new()], expected_version=2)
+    assert recorded[0].version == 3
+    with pytest.raises(ConcurrencyError):
+        await store.append("other", [new()], expected_version=5)
+
+
+async def test_twenty_concurrent_appends_with_one_expected_version_exactly_one_wins(store):
+    await store.append("contested", [new()])
+    results = await asyncio.gather(
+        *(store.append("contested", [new()], expected_version=1) for _ in range(20)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert len(losers) == 19 and all(isinstance(e, ConcurrencyError) for e in losers)
+    assert [e.version async for e in store.read_stream("contested")] == [1, 2]
+
+
+async def test_appending_a_stored_id_again_returns_the_stored_record_and_adds_nothing(store):
+    event = new(data=b"once")
+    first = await store.append("s", [event], expected_version=NO_STREAM)
+    # A retry of the same request (same ids, same expected version) is a no-op.
+    again = await store.append("s", [event], expected_version=NO_STREAM)
+    assert again == first
+    # So is a retry that names the id under another stream or payload: the id decides.
+    other = await store.append("elsewhere", [NewEvent(type="x", data=b"other", id=event.id)])
+    assert other == first
+    assert await store.head() == 1
+
+
+async def test_a_partly_stored_append_stores_only_the_new_events(store):
+    a, b = new(data=b"a"), new(data=b"b")
+    await store.append("s", [a])
+    recorded = await store.append("s", [a, b], expected_version=1)
+    assert [(r.id, r.version) for r in recorded] == [(a.id, 1), (b.id, 2)]
+    assert await store.head() == 2
+
+
+async def test_concurrent_retries_of_one_event_store_it_once(store):
+    event = new()
+    results = await asyncio.gather(*(store.append("s", [event]) for _ in range(10)))
+    assert all(r == results[0] for r in results)
+    assert await store.head() == 1
+
+
+async def test_concurrent_appenders_get_distinct_contiguous_positions(store):
+    async def writer(n: int) -> list[int]:
+        out = []
+        for _ in range(25):
+            out += [r.position for r in await store.append(f"w{n}", [new()])]
+        return out
+
+    results = await asyncio.gather(*(writer(n) for n in range(16)))
+    positions = sorted(p for r in results for p in r)
+    assert positions == list(range(1, 16 * 25 + 1))
+    for n in range(16):
+        assert [e.version async for e in store.read_stream(f"w{n}")] == list(range(1, 26))
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "events", "expected", "message"),
+    [
+        ("", [new()], None, "stream id must not be empty"),
+        ("a\x00b", [new()], None, "NUL"),
+        ("bad\ud800", [new()], None, "not valid Unicode"),
+        (42, [new()], None, "stream id must be a string"),
+        ("s", [NewEvent(type="t\x00", data=b"", id=uuid4())], None, "NUL"),
+        ("s", [NewEvent(type="t", data="text", id=uuid4())], None, "data must be bytes"),  # type: ignore[arg-type]
+        ("s", [NewEvent(type="t", data=b"", id="nope")], None, "id must be a UUID"),  # type: ignore[arg-type]
+        ("s", ["not an event"], None, "NewEvent"),
+        ("s", [new()], -1, "expected_version"),
+        ("s", [new()], True, "expected_version"),
+    ],
+)
+async def test_invalid_appends_are_refused_with_a_clear_error(store, stream_id, events, expected, message):
+    with pytest.raises(InvalidEvent, match=message):
+        await store.append(stream_id, events, expected_version=expected)
+    assert await store.head() == 0
+    # The store keeps working after refusing.
+    assert (await store.append("fine", [new()]))[0].position == 1
+
+
+async def test_the_same_id_twice_in_one_append_is_refused(store):
+    event = new()
+    with pytest.raises(InvalidEvent, match="twice"):
+        await store.append("s", [event, event])
+
+
+async def test_one_bad_append_in_a_batch_does_not_fail_its_neighbours(store):
+    """Concurrent appends share a transaction; a conflict in one must not roll back the rest."""
+    await store.append("taken", [new()])
+    results = await asyncio.gather(
+        *(store.append(f"ok{i}", [new()]) for i in range(10)),
+        store.append("taken", [new()], expected_version=NO_STREAM),
+        *(store.append(f"ok{i}", [new()]) for i in range(10, 20)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[10], ConcurrencyError)
+    assert sum(not isinstance(r, BaseException) for r in results) == 20
+    assert await store.head() == 21
+
+
+async def test_unicode_and_binary_payloads_round_trip(store):
+    data = bytes(range(256))
+    await store.append("flow-run-ünïcødé ✓", [new("type.✓", data)])
+    (event,) = [e async for e in store.read_all()]
+    assert (event.stream_id, event.type, event.data) == ("flow-run-ünïcødé ✓", "type.✓", data)
+
+
+async def test_subscribe_catches_up_then_follows_new_events(store):
+    await store.append("s", [new(data=b"old")])
+    seen: list[bytes] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        async for event in store.subscribe(after=0):
+            seen.append(event.data)
+            if len(seen) == 3:
+                done.set()
+
+    task = asyncio.create_task(follow())
+    try:
+        await asyncio.sleep(0.05)
+        await store.append("s", [new(data=b"new1")])
+        await store.append("t", [new(data=b"new2")])
+        # A wake-up, not the one-second poll, must deliver these.
+        await asyncio.wait_for(done.wait(), 0.9)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert seen == [b"old", b"new1", b"new2"]
+
+
+async def test_subscribe_after_a_position_skips_what_came_before(store):
+    await store.append("s", [new(data=b"1"), new(data=b"2"), new(data=b"3")])
+    got = []
+    async for event in store.subscribe(after=2):
+        got.append(event.position)
+        break
+    assert got == [3]
+
+
+async def test_a_subscriber_sees_every_event_of_concurrent_writers_once_in_order(store):
+    total = 16 * 20
+    seen: list[int] = []
+
+    async def follow() -> None:
+        async for event in store.subscribe():
+            seen.append(event.position)
+            if len(seen) == total:
+                return
+
+    reader = asyncio.create_task(follow())
+
+    async def writer(n: int) -> None:
+        for _ in range(20):
+            await store.append(f"w{n}", [new()])
+
+    await asyncio.gather(*(writer(n) for n in range(16)))
+    await asyncio.wait_for(reader, 10)
+    assert seen == list(range(1, total + 1))
+
+
+async def test_use_after_close_raises_store_closed_and_close_is_idempotent(store_url):
+    store = open_store(store_url)
+    async with store:
+        await store.append("s", [new()])
+    await store.aclose()
+    with pytest.raises(StoreClosed):
+        await store.append("s", [new()])
+    with pytest.raises(StoreClosed):
+        await store.head()
+    with pytest.raises(StoreClosed):
+        [e async for e in store.read_all()]
+
+
+async def test_close_commits_appends_already_queued(store_url):
+    store = await open_store(store_url)
+    pending = [asyncio.create_task(store.append(f"s{i}", [new()])) for i in range(50)]
+    await asyncio.sleep(0)  # let every append reach the writer's queue
+    await store.aclose()
+    results = await asyncio.gather(*pending)
+    assert len(results) == 50
+    async with open_store(store_url) as reopened:
+        assert await reopened.head() == 50
+
+
+async def test_events_survive_reopening_the_store(store_url):
+    async with open_store(store_url) as store:
+        recorded = await store.append("s", [new(data=b"kept")])
+    async with open_store(store_url) as store:
+        assert [e async for e in store.read_all()] == recorded
+        more = await store.append("s", [new()], expected_version=1)
+        assert (more[0].position, more[0].version) == (2, 2)

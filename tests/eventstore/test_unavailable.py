@@ -1,0 +1,93 @@
+"""A database that goes away: clear errors while it is gone, and recovery without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import pytest
+
+from eventstore import NewEvent, StorageUnavailable, open_store, parse_database_url
+from eventstore.sqlite import SqliteStore
+
+from ..tcpproxy import TcpProxy
+
+
+def new() -> NewEvent:
+    return NewEvent(type="t", data=b"{}", id=uuid4())
+
+
+@pytest.mark.postgres
+async def test_postgres_going_away_raises_storage_unavailable_and_recovers(pg_url):
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname, parts.port or 5432)
+    await proxy.start()
+    proxied = pg_url.replace(parts.netloc, f"{parts.username}@127.0.0.1:{proxy.port}")
+    async with open_store(proxied) as store:
+        await store.append("s", [new()])
+        seen = []
+        got_new = asyncio.Event()
+
+        async def tail() -> None:
+            async for event in store.subscribe():
+                seen.append(event.position)
+                if event.position == 2:
+                    got_new.set()
+
+        tailer = asyncio.create_task(tail())
+        await proxy.cut()
+        kept = new()
+        with pytest.raises(StorageUnavailable, match="is unavailable") as info:
+            await store.append("s", [kept])
+        assert "127.0.0.1" in str(info.value)
+        with pytest.raises(StorageUnavailable):
+            await store.head()
+
+        await proxy.start()
+        # The client retries the unacknowledged append with the same id: stored once.
+        recorded = await store.append("s", [kept])
+        assert recorded[0].position == 2
+        assert await store.head() == 2
+        await asyncio.wait_for(got_new.wait(), 15)
+        assert seen == [1, 2]
+        assert not tailer.done()  # the subscriber rode out the outage
+        tailer.cancel()
+        await asyncio.gather(tailer, return_exceptions=True)
+    await proxy.cut()
+
+
+@pytest.mark.postgres
+async def test_opening_an_unreachable_postgres_says_so_without_the_password():
+    url = "postgresql://runlog:hunter2@127.0.0.1:1/runlog"
+    with pytest.raises(StorageUnavailable) as info:
+        async with open_store(url):
+            pass
+    assert "unavailable" in str(info.value)
+    assert "hunter2" not in str(info.value) and "********" in str(info.value)
+
+
+async def test_sqlite_locked_by_another_process_too_long_is_unavailable_then_recovers(sqlite_url):
+    async with open_store(sqlite_url):
+        pass  # create the schema
+    store = SqliteStore(parse_database_url(sqlite_url), busy_timeout=0.2)
+    async with store:
+        other = sqlite3.connect(parse_database_url(sqlite_url).sqlite_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StorageUnavailable, match="locked"):
+                await store.append("s", [new()])
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        recorded = await store.append("s", [new()])
+        assert recorded[0].position == 1
+
+
+async def test_sqlite_in_an_unwritable_place_is_unavailable_with_the_path(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StorageUnavailable, match="cannot create the folder"):
+        async with open_store(f"sqlite:///{blocker}/sub/runlog.db"):
+            pass
