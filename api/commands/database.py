@@ -1,0 +1,150 @@
+"""``runlog database``: upgrade, downgrade, reset, current and history of the schema.
+
+These always work on the database named by RUNLOG_DATABASE_URL (like Prefect's
+``prefect server database``), never through an API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from eventstore import migrate, migration_connection, parse_database_url
+
+from .common import get_settings
+
+
+@click.group(name="database")
+def group() -> None:
+    """Manage the database schema (migrations)."""
+
+
+def _target_database(ctx: click.Context):
+    settings = get_settings(ctx)
+    return parse_database_url(settings.database_url)
+
+
+def _confirm(yes: bool, question: str, aborted: str) -> None:
+    if yes:
+        return
+    if not click.confirm(question, default=False):
+        click.echo(aborted)
+        raise SystemExit(0)
+
+
+def _names(steps: list[migrate.Migration]) -> str:
+    return ", ".join(f"{m.revision:04d}_{m.name}" for m in steps)
+
+
+@group.command()
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-r", "--revision", default="head", show_default=True, help="Revision to upgrade to (a number or 'head').")
+@click.pass_context
+def upgrade(ctx: click.Context, yes: bool, revision: str) -> None:
+    """Apply pending migrations."""
+    db = _target_database(ctx)
+    _confirm(yes, f"Upgrade the database at {db.masked()}?", "Upgrade aborted.")
+
+    async def run() -> tuple[list[migrate.Migration], int]:
+        async with migration_connection(db) as conn:
+            current = await migrate.check_not_newer(conn, db.backend)
+            target = migrate.resolve_target(revision, current, migrate.head_revision(db.backend), direction="up")
+            steps = await migrate.upgrade(conn, db.backend, target)
+            return steps, await migrate.current_revision(conn)
+
+    steps, now = asyncio.run(run())
+    if steps:
+        click.echo(f"Applied {_names(steps)}.")
+        click.echo(f"Database at {db.masked()} upgraded to revision {now}.")
+    else:
+        click.echo(f"Database at {db.masked()} is already at revision {now}; nothing to do.")
+
+
+@group.command()
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "-r", "--revision", default="-1", show_default=True,
+    help="Revision to downgrade to: a number, 'base' (empty), or -N steps back.",
+)
+@click.pass_context
+def downgrade(ctx: click.Context, yes: bool, revision: str) -> None:
+    """Undo migrations (by default the most recent one). Drops the data they created."""
+    db = _target_database(ctx)
+    _confirm(
+        yes,
+        f"Downgrade the database at {db.masked()} to {revision}? Data in dropped tables is lost.",
+        "Downgrade aborted.",
+    )
+
+    async def run() -> tuple[list[migrate.Migration], int]:
+        async with migration_connection(db) as conn:
+            current = await migrate.check_not_newer(conn, db.backend)
+            target = migrate.resolve_target(revision, current, migrate.head_revision(db.backend), direction="down")
+            steps = await migrate.downgrade(conn, db.backend, target)
+            return steps, await migrate.current_revision(conn)
+
+    steps, now = asyncio.run(run())
+    if steps:
+        click.echo(f"Reverted {_names(steps)}.")
+        click.echo(f"Database at {db.masked()} downgraded to revision {now}.")
+    else:
+        click.echo(f"Database at {db.masked()} is already at revision {now}; nothing to do.")
+
+
+@group.command()
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def reset(ctx: click.Context, yes: bool) -> None:
+    """Drop everything runlog stored and apply all migrations again. Every event is lost."""
+    db = _target_database(ctx)
+    _confirm(yes, f"Reset the database at {db.masked()}? Every event in it is deleted.", "Reset aborted.")
+
+    async def run() -> tuple[list[migrate.Migration], list[migrate.Migration]]:
+        async with migration_connection(db) as conn:
+            down = await migrate.downgrade(conn, db.backend, 0)
+            up = await migrate.upgrade(conn, db.backend)
+            return down, up
+
+    down, up = asyncio.run(run())
+    click.echo(f"Reverted {len(down)} migration(s), applied {len(up)}.")
+    click.echo(f"Database at {db.masked()} reset.")
+
+
+@group.command()
+@click.pass_context
+def current(ctx: click.Context) -> None:
+    """Show the database's schema revision."""
+    db = _target_database(ctx)
+
+    async def run() -> int:
+        async with migration_connection(db) as conn:
+            return await migrate.current_revision(conn)
+
+    now = asyncio.run(run())
+    head = migrate.head_revision(db.backend)
+    state = "up to date" if now == head else ("newer than this runlog" if now > head else f"behind; head is {head}")
+    click.echo(f"Database at {db.masked()}: revision {now} ({state}).")
+
+
+@group.command()
+@click.pass_context
+def history(ctx: click.Context) -> None:
+    """List every migration and whether and when it was applied."""
+    db = _target_database(ctx)
+
+    async def run() -> list[migrate.Applied]:
+        async with migration_connection(db) as conn:
+            return await conn.applied()
+
+    applied = {a.revision: a for a in asyncio.run(run())}
+    table = Table(title=f"Migrations of {db.masked()}")
+    table.add_column("Revision", justify="right")
+    table.add_column("Name")
+    table.add_column("Applied at")
+    for m in migrate.load_migrations(db.backend):
+        done = applied.get(m.revision)
+        table.add_row(str(m.revision), m.name, done.applied_at.isoformat(timespec="seconds") if done else "not applied")
+    Console().print(table)

@@ -1,0 +1,255 @@
+"""``runlog events``: look at the log (ls, tail) and move it between databases (export, import).
+
+Export writes JSON lines, one stored event per line, with the payload inline when it is JSON
+(every event runlog writes is) and base64 otherwise. Import appends them in order and is
+idempotent by event id, so importing a file twice adds nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from typing import IO
+from uuid import UUID
+
+import click
+import msgspec
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from eventstore import NewEvent, RecordedEvent, open_store
+
+from ..errors import RunlogError
+from .common import get_settings
+
+IMPORT_WINDOW = 2000
+"""Appends in flight during an import; the store commits them in groups, in order."""
+
+
+class ExportedEvent(msgspec.Struct, omit_defaults=True):
+    """One line of an export file."""
+
+    stream_id: str
+    id: UUID
+    type: str
+    position: int | None = None
+    version: int | None = None
+    recorded_at: datetime | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (a JSON payload is never empty)
+    data_base64: str | None = None
+
+
+_line_encoder = msgspec.json.Encoder()
+_line_decoder = msgspec.json.Decoder(ExportedEvent)
+
+
+def to_line(event: RecordedEvent) -> bytes:
+    line = ExportedEvent(
+        stream_id=event.stream_id, id=event.id, type=event.type, position=event.position,
+        version=event.version, recorded_at=event.recorded_at,
+    )
+    try:
+        msgspec.json.decode(event.data)
+        line.data = msgspec.Raw(event.data)
+    except msgspec.DecodeError:
+        line.data_base64 = base64.b64encode(event.data).decode("ascii")
+    return _line_encoder.encode(line) + b"\n"
+
+
+def from_line(line: bytes, number: int) -> ExportedEvent:
+    try:
+        event = _line_decoder.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise RunlogError(f"line {number}: not an exported event: {exc}") from None
+    if bool(len(event.data)) == (event.data_base64 is not None):
+        raise RunlogError(f"line {number}: needs exactly one of 'data' and 'data_base64'")
+    return event
+
+
+def payload(event: ExportedEvent, number: int) -> bytes:
+    if len(event.data):
+        return bytes(event.data)
+    try:
+        return base64.b64decode(event.data_base64 or "", validate=True)
+    except ValueError as exc:
+        raise RunlogError(f"line {number}: data_base64 is not base64: {exc}") from None
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None) -> Iterator[Progress | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    )
+    with bar:
+        bar.add_task(description, total=total)
+        yield bar
+
+
+def _advance(bar: Progress | None, amount: int) -> None:
+    if bar is not None:
+        bar.advance(bar.task_ids[0], amount)
+
+
+@click.group(name="events")
+def group() -> None:
+    """Inspect, follow, export and import the event log (the local database)."""
+
+
+def _database_url(ctx: click.Context) -> str:
+    return get_settings(ctx).database_url
+
+
+@group.command(name="ls")
+@click.option("--stream", "stream_id", default=None, help="Only this stream's events.")
+@click.option("--after", type=click.IntRange(min=0), default=0, show_default=True, help="Only events after this position.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many events.")
+@click.pass_context
+def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int) -> None:
+    """List events in position order."""
+    url = _database_url(ctx)
+
+    async def run() -> list[RecordedEvent]:
+        async with open_store(url) as store:
+            if stream_id is None:
+                return [e async for e in store.read_all(after=after, limit=limit)]
+            found = []
+            async for event in store.read_stream(stream_id):
+                if event.position > after:
+                    found.append(event)
+                    if len(found) == limit:
+                        break
+            return found
+
+    events = asyncio.run(run())
+    if not events:
+        click.echo("No events.")
+        return
+    table = Table()
+    for name, justify in (("Position", "right"), ("Stream", "left"), ("Version", "right"), ("Type", "left"),
+                          ("Id", "left"), ("Recorded at", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for e in events:
+        table.add_row(str(e.position), e.stream_id, str(e.version), e.type, str(e.id),
+                      e.recorded_at.isoformat(timespec="milliseconds"))
+    Console().print(table)
+
+
+@group.command()
+@click.option("--after", type=click.IntRange(min=0), default=None,
+              help="Start after this position (default: the current end of the log).")
+@click.pass_context
+def tail(ctx: click.Context, after: int | None) -> None:
+    """Print new events as they are appended, until interrupted (Ctrl-C)."""
+    url = _database_url(ctx)
+
+    async def run() -> None:
+        async with open_store(url) as store:
+            start = await store.head() if after is None else after
+            click.echo(f"Following events after position {start} (Ctrl-C to stop).", err=True)
+            async for e in store.subscribe(after=start):
+                click.echo(f"{e.position}\t{e.recorded_at.isoformat(timespec='milliseconds')}\t"
+                           f"{e.stream_id}@{e.version}\t{e.type}\t{e.id}")
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("Stopped.", err=True)
+
+
+@group.command(name="export")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, allow_dash=True), default="-")
+@click.option("--after", type=click.IntRange(min=0), default=0, show_default=True, help="Only events after this position.")
+@click.pass_context
+def export(ctx: click.Context, file: str, after: int) -> None:
+    """Write the log as JSON lines to FILE (default: standard output)."""
+    url = _database_url(ctx)
+
+    async def run(out: IO[bytes]) -> int:
+        count = 0
+        async with open_store(url) as store:
+            head = await store.head()
+            with progress("Exporting", max(head - after, 0)) as bar:
+                async for event in store.read_all(after=after):
+                    out.write(to_line(event))
+                    count += 1
+                    if count % 1000 == 0:
+                        _advance(bar, 1000)
+        return count
+
+    if file == "-":
+        count = asyncio.run(run(sys.stdout.buffer))
+        sys.stdout.flush()
+    else:
+        try:
+            with open(file, "wb", buffering=1 << 20) as out:
+                count = asyncio.run(run(out))
+        except OSError as exc:
+            raise RunlogError(f"cannot write {file}: {exc.strerror}") from None
+    click.echo(f"Exported {count} event(s){'' if file == '-' else ' to ' + file}.", err=True)
+
+
+@group.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+def import_(ctx: click.Context, file: str) -> None:
+    """Append the events in FILE (JSON lines from 'runlog events export'); ids already stored are skipped."""
+    url = _database_url(ctx)
+
+    async def run(source: IO[bytes], size: int | None) -> tuple[int, int]:
+        imported = skipped = 0
+        async with open_store(url) as store:
+            start = await store.head()
+            in_flight: list[asyncio.Task[list[RecordedEvent]]] = []
+
+            async def settle(tasks: list[asyncio.Task[list[RecordedEvent]]]) -> None:
+                nonlocal imported, skipped
+                for recorded in await asyncio.gather(*tasks):
+                    if recorded[0].position > start:
+                        imported += 1
+                    else:
+                        skipped += 1
+
+            with progress("Importing", size) as bar:
+                try:
+                    for number, line in enumerate(source, start=1):
+                        _advance(bar, len(line))
+                        if not line.strip():
+                            continue
+                        event = from_line(line, number)
+                        new = NewEvent(type=event.type, data=payload(event, number), id=event.id)
+                        # Queued in file order; the store's single writer keeps that order.
+                        in_flight.append(asyncio.create_task(store.append(event.stream_id, [new])))
+                        if len(in_flight) >= IMPORT_WINDOW:
+                            await settle(in_flight)
+                            in_flight = []
+                    await settle(in_flight)
+                except RunlogError as exc:
+                    # Appends already queued are committed either way; count them honestly.
+                    await settle(in_flight)
+                    raise RunlogError(
+                        f"{exc}; the {imported + skipped} event(s) before it are stored, "
+                        "and importing the file again skips them"
+                    ) from None
+        return imported, skipped
+
+    if file == "-":
+        imported, skipped = asyncio.run(run(sys.stdin.buffer, None))
+    else:
+        try:
+            with open(file, "rb") as source:
+                imported, skipped = asyncio.run(run(source, os.fstat(source.fileno()).st_size))
+        except OSError as exc:
+            raise RunlogError(f"cannot read {file}: {exc.strerror}") from None
+    click.echo(f"Imported {imported} event(s); {skipped} were already stored.")

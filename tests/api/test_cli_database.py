@@ -1,0 +1,61 @@
+"""``runlog database ...`` against both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from .cli_runner import run_cli
+
+
+@pytest.fixture
+def database(monkeypatch, tmp_path, store_url):
+    monkeypatch.setenv("RUNLOG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RUNLOG_DATABASE_URL", store_url)
+    return store_url
+
+
+def test_upgrade_current_downgrade_reset_and_history(database):
+    result = run_cli("database", "current")
+    assert result.exit_code == 0 and "revision 0 (behind; head is 1)" in result.output
+
+    result = run_cli("database", "upgrade", "-y")
+    assert result.exit_code == 0, result.output
+    assert "Applied 0001_events." in result.output and "upgraded to revision 1" in result.output
+    assert "already at revision 1; nothing to do" in run_cli("database", "upgrade", "-y").output
+    assert "revision 1 (up to date)" in run_cli("database", "current").output
+
+    history = run_cli("database", "history")
+    assert history.exit_code == 0 and "events" in history.output and "not applied" not in history.output
+
+    result = run_cli("database", "downgrade", "-y", "-r", "-1")
+    assert result.exit_code == 0 and "Reverted 0001_events." in result.output
+    assert "not applied" in run_cli("database", "history").output
+
+    result = run_cli("database", "upgrade", "-y", "-r", "1")
+    assert "upgraded to revision 1" in result.output
+    result = run_cli("database", "reset", "-y")
+    assert result.exit_code == 0 and "Reverted 1 migration(s), applied 1." in result.output
+
+
+def test_answering_no_changes_nothing(database):
+    run_cli("database", "upgrade", "-y")
+    for command, word in (("downgrade", "Downgrade"), ("reset", "Reset")):
+        result = run_cli("database", command, input="n\n")
+        assert result.exit_code == 0 and f"{word} aborted." in result.output
+    assert "revision 1 (up to date)" in run_cli("database", "current").output
+    result = run_cli("database", "upgrade", input="n\n")
+    assert "Upgrade aborted." in result.output
+
+
+def test_output_masks_the_password(monkeypatch, tmp_path):
+    monkeypatch.setenv("RUNLOG_HOME", str(tmp_path))
+    monkeypatch.setenv("RUNLOG_DATABASE_URL", "postgresql://runlog:hunter2@127.0.0.1:1/runlog")
+    result = run_cli("database", "current")
+    assert result.exit_code == 1
+    assert "Error:" in result.output and "hunter2" not in result.output and "********" in result.output
+
+
+@pytest.mark.parametrize("revision", ["7", "abc"])
+def test_a_bad_revision_is_a_clear_error(database, revision):
+    result = run_cli("database", "upgrade", "-y", "-r", revision)
+    assert result.exit_code == 1 and result.output.startswith("Error: revision")

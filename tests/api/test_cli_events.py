@@ -1,0 +1,109 @@
+"""``runlog events ls / export / import / tail`` on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from uuid import uuid4
+
+import pytest
+
+from eventstore import NewEvent, open_store
+
+from .cli_runner import run_cli
+
+
+@pytest.fixture
+def database(monkeypatch, tmp_path, store_url):
+    monkeypatch.setenv("RUNLOG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RUNLOG_DATABASE_URL", store_url)
+    return store_url
+
+
+def seed(url: str, events: list[tuple[str, bytes]]) -> None:
+    async def run() -> None:
+        async with open_store(url) as store:
+            for stream, data in events:
+                await store.append(stream, [NewEvent(type="test.seeded", data=data, id=uuid4())])
+
+    asyncio.run(run())
+
+
+def test_ls_lists_events_filtered_by_stream_after_and_limit(database):
+    assert "No events." in run_cli("events", "ls").output
+    seed(database, [("alpha", b"{}"), ("beta", b"{}"), ("alpha", b"{}")])
+    result = run_cli("events", "ls")
+    assert result.exit_code == 0
+    assert result.output.count("test.seeded") == 3
+    only_beta = run_cli("events", "ls", "--stream", "beta").output
+    assert "beta" in only_beta and "alpha" not in only_beta
+    assert run_cli("events", "ls", "--after", "1", "--limit", "1").output.count("test.seeded") == 1
+    assert run_cli("events", "ls", "--limit", "0").exit_code == 2  # click's usage error
+
+
+def test_export_then_import_elsewhere_copies_every_event_and_a_second_import_adds_nothing(
+    database, tmp_path, monkeypatch
+):
+    seed(database, [("s1", b'{"n": 1}'), ("s2", b"\x00\xffbinary"), ("s1", b'"text"')])
+    exported = tmp_path / "log.jsonl"
+    result = run_cli("events", "export", str(exported))
+    assert result.exit_code == 0 and "Exported 3 event(s)" in result.output
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert [line["position"] for line in lines] == [1, 2, 3]
+    assert lines[0]["data"] == {"n": 1} and "data_base64" in lines[1]
+
+    monkeypatch.setenv("RUNLOG_DATABASE_URL", f"sqlite:///{tmp_path}/copy.db")
+    first = run_cli("events", "import", str(exported))
+    assert first.exit_code == 0 and "Imported 3 event(s); 0 were already stored." in first.output
+    second = run_cli("events", "import", str(exported))
+    assert "Imported 0 event(s); 3 were already stored." in second.output
+
+    copied = tmp_path / "copy.jsonl"
+    run_cli("events", "export", str(copied))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "recorded_at"} for r in rows]  # noqa: E731
+    assert strip(json.loads(line) for line in copied.read_text().splitlines()) == strip(lines)
+
+
+def test_export_to_stdout(database):
+    seed(database, [("s", b"{}")])
+    result = run_cli("events", "export")
+    assert json.loads(result.stdout.splitlines()[0])["stream_id"] == "s"
+
+
+def test_import_of_a_malformed_line_names_the_line_and_keeps_what_came_before(database, tmp_path):
+    good = {"stream_id": "s", "id": str(uuid4()), "type": "t", "data": {}}
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(good) + "\n" + '{"stream_id": 3}\n')
+    result = run_cli("events", "import", str(path))
+    assert result.exit_code == 1
+    assert "Error: line 2: not an exported event" in result.output
+    assert "1 event(s) before it are stored" in result.output
+    assert "Traceback" not in result.output
+    assert run_cli("events", "ls").output.count("│ s ") == 1
+
+
+def test_import_of_a_missing_file_is_a_clear_error(database):
+    result = run_cli("events", "import", "/nonexistent/file.jsonl")
+    assert result.exit_code == 1 and "Error: cannot read /nonexistent/file.jsonl" in result.output
+
+
+def test_tail_follows_new_events_until_interrupted(database, tmp_path):
+    seed(database, [("old", b"{}")])
+    env = {**os.environ, "RUNLOG_DATABASE_URL": database, "RUNLOG_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from api.cli import main; main()", "events", "tail"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert "Following events after position 1" in proc.stderr.readline()
+        seed(database, [("fresh", b"{}")])
+        line = proc.stdout.readline()
+        assert line.startswith("2\t") and "fresh@1" in line and "test.seeded" in line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Stopped." in err and "Traceback" not in err
