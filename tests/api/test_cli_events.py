@@ -107,3 +107,40 @@ def test_tail_follows_new_events_until_interrupted(database, tmp_path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "Stopped." in err and "Traceback" not in err
+
+
+def test_export_and_import_show_a_progress_bar_on_a_terminal(database, tmp_path):
+    import pty
+
+    seed(database, [("s", b"{}")] * 3)
+    target = tmp_path / "out.jsonl"
+    env = {**os.environ, "RUNLOG_DATABASE_URL": database, "RUNLOG_HOME": str(tmp_path / "home"),
+           "TERM": "xterm", "COLUMNS": "100"}
+    outputs = {}
+    for command in (["events", "export", str(target)], ["events", "import", str(target)]):
+        controller, terminal = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from api.cli import main; main()", *command],
+            env=env, stdin=terminal, stdout=terminal, stderr=terminal,
+        )
+        os.close(terminal)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=30)
+        os.close(controller)
+        outputs[command[1]] = b"".join(chunks).decode(errors="replace")
+    assert "Exporting" in outputs["export"] and "Exported 3 event(s)" in outputs["export"]
+    assert "Importing" in outputs["import"] and "3 were already stored" in outputs["import"]
+
+
+def test_no_progress_bar_when_not_on_a_terminal(database, tmp_path):
+    seed(database, [("s", b"{}")])
+    result = run_cli("events", "export", str(tmp_path / "x.jsonl"))
+    assert "Exporting" not in result.output
