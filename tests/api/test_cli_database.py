@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from . import isolate_runlog_env
 from .cli_runner import run_cli
 
 
 @pytest.fixture
 def database(monkeypatch, tmp_path, store_url):
-    monkeypatch.setenv("RUNLOG_HOME", str(tmp_path / "home"))
+    isolate_runlog_env(monkeypatch, tmp_path)
     monkeypatch.setenv("RUNLOG_DATABASE_URL", store_url)
     return store_url
 

@@ -14,12 +14,13 @@ import pytest
 
 from eventstore import NewEvent, open_store
 
+from . import isolate_runlog_env
 from .cli_runner import run_cli
 
 
 @pytest.fixture
 def database(monkeypatch, tmp_path, store_url):
-    monkeypatch.setenv("RUNLOG_HOME", str(tmp_path / "home"))
+    isolate_runlog_env(monkeypatch, tmp_path)
     monkeypatch.setenv("RUNLOG_DATABASE_URL", store_url)
     return store_url
 

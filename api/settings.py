@@ -1,0 +1,351 @@
+"""runlog's settings: what each one is, where its value comes from, and the profiles file.
+
+A value comes from the environment (``RUNLOG_*``), else from the selected profile in
+``$RUNLOG_HOME/profiles.toml`` (Prefect's format), else from the defaults. ``load_settings``
+resolves and validates them all into a frozen ``Settings``; the CLI's ``config`` and ``profile``
+groups and the admin API read the same catalogue (``SETTINGS``) so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, NamedTuple
+from urllib.parse import urlsplit
+
+import tomli_w
+
+from eventstore.errors import InvalidDatabaseURL
+from eventstore.urls import mask_url, parse_database_url
+
+from .errors import SettingsError
+
+HOME_VAR = "RUNLOG_HOME"
+PROFILE_VAR = "RUNLOG_PROFILE"
+DEFAULT_HOME = "~/.runlog"
+DEFAULT_PROFILE = "default"
+PROFILES_FILE = "profiles.toml"
+HOME_PLACEHOLDER = "${RUNLOG_HOME}"
+
+Source = Literal["env", "profile", "defaults"]
+
+
+# -- the catalogue ---------------------------------------------------------------------------
+
+# Each parser takes the raw string (with ${RUNLOG_HOME} already expanded) and returns the typed
+# value, or raises ValueError saying what is wrong; _parse() adds the setting's name and value.
+
+
+def _parse_api_url(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None  # an empty value unsets it, e.g. to override a profile from the env
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL, such as http://127.0.0.1:4200/api")
+    return raw
+
+
+def _parse_database_url(raw: str) -> str:
+    try:
+        parse_database_url(raw)
+    except InvalidDatabaseURL as exc:
+        # Most of its messages mask the URL already; this catches the ones that quote it as is.
+        raise ValueError(str(exc).replace(raw, mask_url(raw))) from None
+    return raw.strip()
+
+
+def _parse_host(raw: str) -> str:
+    raw = raw.strip()
+    if not raw or any(c.isspace() for c in raw):
+        raise ValueError("expected a host name or IP address, such as 127.0.0.1 or 0.0.0.0")
+    return raw
+
+
+def _parse_port(raw: str) -> int:
+    try:
+        port = int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a port number between 1 and 65535") from None
+    if not 1 <= port <= 65535:
+        raise ValueError("expected a port number between 1 and 65535")
+    return port
+
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def _parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("expected one of true, false, yes, no, 1, 0")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _parse_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: its environment name, the Settings attribute it fills, its raw default."""
+
+    name: str
+    attr: str
+    default: str | None  # raw, may contain ${RUNLOG_HOME}; None means "not set"
+    parse: Callable[[str], object] = field(repr=False)
+    help: str = ""
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("RUNLOG_API_URL", "api_url", None, _parse_api_url,
+            "URL of a runlog server's API, for commands that talk to one"),
+    Setting("RUNLOG_DATABASE_URL", "database_url", f"sqlite:///{HOME_PLACEHOLDER}/runlog.db",
+            _parse_database_url, "the event store: sqlite:///PATH or postgresql://..."),
+    Setting("RUNLOG_SERVER_HOST", "server_host", "127.0.0.1", _parse_host,
+            "address the server listens on"),
+    Setting("RUNLOG_SERVER_PORT", "server_port", "4200", _parse_port,
+            "port the server listens on"),
+    Setting("RUNLOG_DATABASE_MIGRATE_ON_START", "migrate_on_start", "true", _parse_bool,
+            "upgrade the database schema when the server starts"),
+    Setting("RUNLOG_LOGGING_LEVEL", "logging_level", "INFO", _parse_level,
+            "lowest level that is logged"),
+)
+SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
+SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
+DEFAULTS: Mapping[str, str | None] = MappingProxyType({s.name: s.default for s in SETTINGS})
+
+# These say where the profiles are and which one to use, so they cannot live in a profile.
+# Other RUNLOG_* names in the environment (RUNLOG_TEST_* belong to the test suite) are ignored:
+# load_settings only ever looks up the names in SETTINGS.
+_ENV_ONLY = {HOME_VAR, PROFILE_VAR}
+
+
+def get_setting(name: str) -> Setting:
+    """The setting called NAME, or a SettingsError that suggests the closest known name."""
+    if name in SETTINGS_BY_NAME:
+        return SETTINGS_BY_NAME[name]
+    if name in _ENV_ONLY:
+        raise SettingsError(f"{name} can only be set in the environment, not in a profile")
+    hint = difflib.get_close_matches(name, SETTING_NAMES, n=1)
+    suggestion = f"did you mean {hint[0]!r}?" if hint else f"known settings: {', '.join(SETTING_NAMES)}"
+    raise SettingsError(f"unknown setting {name!r}; {suggestion}")
+
+
+def expand_home(raw: str, home: Path) -> str:
+    return raw.replace(HOME_PLACEHOLDER, str(home))
+
+
+def validate_value(name: str, raw: str, home: Path, *, origin: str = "") -> object:
+    """The typed value of setting NAME given RAW, or a SettingsError naming both and the problem."""
+    setting = get_setting(name)
+    try:
+        return setting.parse(expand_home(raw, home))
+    except ValueError as exc:
+        where = f" (from {origin})" if origin else ""
+        raise SettingsError(f"invalid value {mask_url(raw)!r} for {name}{where}: {exc}") from None
+
+
+# -- resolved settings -----------------------------------------------------------------------
+
+
+class SettingSource(NamedTuple):
+    """Where a setting's value came from, as written there (before ${RUNLOG_HOME} expansion)."""
+
+    raw: str | None
+    source: Source
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Every setting resolved and typed for one profile, plus where each value came from."""
+
+    home: Path
+    profile: str
+    api_url: str | None
+    database_url: str
+    server_host: str
+    server_port: int
+    migrate_on_start: bool
+    logging_level: str
+    # compare=False also keeps the (unhashable) mapping out of __hash__.
+    sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
+
+    def source(self, name: str) -> SettingSource:
+        """(raw value, "env" | "profile" | "defaults") for setting NAME."""
+        get_setting(name)
+        return self.sources[name]
+
+    def value(self, name: str) -> object:
+        """The typed value of setting NAME."""
+        return getattr(self, get_setting(name).attr)
+
+    def display(self, name: str) -> str | None:
+        """The value as configured, with ${RUNLOG_HOME} expanded and any password masked."""
+        raw = self.source(name).raw
+        return None if raw is None else mask_url(expand_home(raw, self.home))
+
+    def __repr__(self) -> str:
+        # Settings end up in log lines and tracebacks; the database password must not.
+        fields = ", ".join(f"{s.attr}={_masked_repr(getattr(self, s.attr))}" for s in SETTINGS)
+        return f"Settings(home={str(self.home)!r}, profile={self.profile!r}, {fields})"
+
+
+def _masked_repr(value: object) -> str:
+    return repr(mask_url(value)) if isinstance(value, str) else repr(value)
+
+
+def resolve_home(env: Mapping[str, str] | None = None) -> Path:
+    """$RUNLOG_HOME as an absolute path (default ~/.runlog); it is read from the environment only."""
+    env = os.environ if env is None else env
+    return Path(os.path.expanduser(env.get(HOME_VAR) or DEFAULT_HOME)).absolute()
+
+
+def load_settings(profile: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting: env beats the profile, which beats the defaults.
+
+    PROFILE (e.g. from ``runlog -p``) picks the profile, else $RUNLOG_PROFILE, else the file's
+    active one. Raises SettingsError for an unknown profile, an unknown name in the profile,
+    or a malformed value.
+    """
+    env = os.environ if env is None else env
+    home = resolve_home(env)
+    profiles = read_profiles(home)
+    name = select_profile(profiles, profile, env)
+    stored = profiles.get(name)
+    for key in stored:
+        if key not in SETTINGS_BY_NAME:
+            raise SettingsError(
+                f"profile {name!r} in {profiles_path(home)} sets unknown setting {key!r}; "
+                f"remove it with 'runlog -p {name} config unset {key}'"
+            )
+
+    values: dict[str, object] = {}
+    sources: dict[str, SettingSource] = {}
+    for setting in SETTINGS:
+        if setting.name in env:
+            raw, source, origin = env[setting.name], "env", "the environment"
+        elif setting.name in stored:
+            raw, source, origin = stored[setting.name], "profile", f"profile {name!r}"
+        else:
+            raw, source, origin = setting.default, "defaults", "the defaults"
+        sources[setting.name] = SettingSource(raw, source)
+        values[setting.attr] = None if raw is None else validate_value(setting.name, raw, home, origin=origin)
+    return Settings(home=home, profile=name, sources=MappingProxyType(sources), **values)  # type: ignore[arg-type]
+
+
+# -- profiles --------------------------------------------------------------------------------
+
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass
+class Profiles:
+    """The contents of profiles.toml: the active profile's name and each profile's entries."""
+
+    active: str = DEFAULT_PROFILE
+    profiles: dict[str, dict[str, str]] = field(default_factory=lambda: {DEFAULT_PROFILE: {}})
+
+    def get(self, name: str) -> dict[str, str]:
+        """Profile NAME's entries (the live dict), or a SettingsError naming the known profiles."""
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise SettingsError(f"unknown profile {name!r}; known profiles: {known}") from None
+
+
+def profiles_path(home: Path) -> Path:
+    return home / PROFILES_FILE
+
+
+def check_profile_name(name: str) -> str:
+    if not _PROFILE_NAME.match(name):
+        raise SettingsError(
+            f"invalid profile name {name!r}: use only letters, digits, '-' and '_'"
+        )
+    return name
+
+
+def select_profile(profiles: Profiles, requested: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The name of the profile to use: REQUESTED, else $RUNLOG_PROFILE, else the active one."""
+    env = os.environ if env is None else env
+    name = requested or env.get(PROFILE_VAR) or profiles.active
+    profiles.get(name)  # raises for an unknown name
+    return name
+
+
+def read_profiles(home: Path) -> Profiles:
+    """profiles.toml under HOME; when there is none, the single empty profile "default"."""
+    path = profiles_path(home)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return Profiles()
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read {path}: {exc}") from None
+
+    active = data.get("active", DEFAULT_PROFILE)
+    tables = data.get("profiles", {})
+    if not isinstance(active, str) or not isinstance(tables, dict):
+        raise SettingsError(f"{path}: expected 'active = \"NAME\"' and [profiles.NAME] tables")
+    profiles: dict[str, dict[str, str]] = {}
+    for name, entries in tables.items():
+        if not isinstance(entries, dict):
+            raise SettingsError(f"{path}: profiles.{name} is not a table")
+        profiles[name] = {key: _entry(path, name, key, value) for key, value in entries.items()}
+    return Profiles(active=active, profiles=profiles)
+
+
+def _entry(path: Path, profile: str, key: str, value: object) -> str:
+    # Values are strings in Prefect's format, but a hand-written `PORT = 4200` or `X = true`
+    # means the obvious thing, so accept it rather than make someone add quotes.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise SettingsError(f"{path}: profiles.{profile}.{key} must be a string, not {type(value).__name__}")
+
+
+def write_profiles(home: Path, profiles: Profiles) -> None:
+    """Replace profiles.toml atomically, so a crash or a concurrent reader never sees half a file.
+
+    Two commands writing at once still race (the last one wins); that is fine for a file a
+    person edits by hand-typed commands.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    path = profiles_path(home)
+    text = tomli_w.dumps({"active": profiles.active, "profiles": profiles.profiles})
+    # mkstemp creates the file readable by its owner only, which suits a file that may hold
+    # database passwords; it sits in the same directory so os.replace is a rename, not a copy.
+    fd, tmp = tempfile.mkstemp(prefix=".profiles-", suffix=".toml.tmp", dir=home)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
