@@ -114,6 +114,7 @@ class BatchingStore:
         self._opened = False
         self._closed = False
         self._wakeup = Wakeup()
+        self.poll_interval = POLL_INTERVAL
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -260,11 +261,11 @@ class BatchingStore:
     async def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]:
         """Catch up from ``after``, then follow new events; ends only when cancelled.
 
-        Wake-ups are hints: the table is always re-read, and a poll every POLL_INTERVAL
-        covers a lost notification or a writer in another process.
+        Wake-ups are hints: the table is always re-read, and a poll every ``poll_interval``
+        seconds covers a lost notification or a writer in another process.
         """
         self._check_usable()
-        backoff = POLL_INTERVAL
+        backoff = self.poll_interval
         while not self._closed:
             signal = self._wakeup.current()
             try:
@@ -274,14 +275,17 @@ class BatchingStore:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            backoff = POLL_INTERVAL
+            backoff = self.poll_interval
             for event in page:
                 yield event
             if page:
                 after = page[-1].position
             if len(page) < PAGE_SIZE:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that races with the wake-up, and the subscriber would never end.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), POLL_INTERVAL)
+                    async with asyncio.timeout(self.poll_interval):
+                        await signal.wait()
         raise StoreClosed()
 
 

@@ -191,29 +191,35 @@ async def test_unicode_and_binary_payloads_round_trip(store):
     assert (event.stream_id, event.type, event.data) == ("flow-run-ünïcødé ✓", "type.✓", data)
 
 
-async def test_subscribe_catches_up_then_follows_new_events(store):
+async def test_subscribe_catches_up_then_follows_new_events_on_a_wakeup(store):
+    # With the fallback poll pushed far out, only a wake-up can deliver the new events.
+    store.poll_interval = 60
     await store.append("s", [new(data=b"old")])
     seen: list[bytes] = []
-    done = asyncio.Event()
+    caught_up = asyncio.Event()
 
     async def follow() -> None:
         async for event in store.subscribe(after=0):
             seen.append(event.data)
+            caught_up.set()
             if len(seen) == 3:
-                done.set()
+                return
 
     task = asyncio.create_task(follow())
-    try:
-        await asyncio.sleep(0.05)
-        await store.append("s", [new(data=b"new1")])
-        await store.append("t", [new(data=b"new2")])
-        # A wake-up, not the one-second poll, must deliver these.
-        await asyncio.wait_for(done.wait(), 0.9)
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    await asyncio.wait_for(caught_up.wait(), 10)
+    await store.append("s", [new(data=b"new1")])
+    await store.append("t", [new(data=b"new2")])
+    await asyncio.wait_for(task, 10)
     assert seen == [b"old", b"new1", b"new2"]
+
+
+async def test_a_cancelled_subscriber_ends(store):
+    store.poll_interval = 60
+    task = asyncio.create_task(anext(store.subscribe()))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
 
 
 async def test_subscribe_after_a_position_skips_what_came_before(store):

@@ -91,3 +91,16 @@ async def test_sqlite_in_an_unwritable_place_is_unavailable_with_the_path(tmp_pa
     with pytest.raises(StorageUnavailable, match="cannot create the folder"):
         async with open_store(f"sqlite:///{blocker}/sub/runlog.db"):
             pass
+
+
+@pytest.mark.postgres
+async def test_postgres_subscriber_is_woken_by_another_process_append_through_notify(pg_url):
+    """Two stores are two sets of connections: only LISTEN/NOTIFY can carry the wake-up."""
+    async with open_store(pg_url) as watcher, open_store(pg_url) as writer:
+        watcher.poll_interval = 60  # the fallback poll must not be what delivers it
+        await asyncio.sleep(0.2)  # let the listener connection LISTEN
+        first = asyncio.create_task(anext(watcher.subscribe()))
+        await asyncio.sleep(0.1)
+        await writer.append("s", [new()])
+        event = await asyncio.wait_for(first, 10)
+        assert event.position == 1
