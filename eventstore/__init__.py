@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from . import migrate
-from .base import NO_STREAM, EventStore, NewEvent, RecordedEvent
+from .base import NO_STREAM, EventStore, InlineProjection, NewEvent, RecordedEvent, Tx
 from .errors import (
     ConcurrencyError,
     EventStoreError,
@@ -31,6 +31,7 @@ __all__ = [
     "DatabaseURL",
     "EventStore",
     "EventStoreError",
+    "InlineProjection",
     "InvalidDatabaseURL",
     "InvalidEvent",
     "NewEvent",
@@ -40,6 +41,7 @@ __all__ = [
     "StorageUnavailable",
     "StoreClosed",
     "StreamNotFound",
+    "Tx",
     "mask_url",
     "migration_connection",
     "open_store",
@@ -47,7 +49,9 @@ __all__ = [
 ]
 
 
-def open_store(url: str | DatabaseURL, *, migrate: bool = True) -> BatchingStore:
+def open_store(
+    url: str | DatabaseURL, *, migrate: bool = True, projections: Sequence[InlineProjection] = ()
+) -> BatchingStore:
     """The store for a database URL; open it with ``async with`` (or ``await``).
 
     With ``migrate`` (the default) pending schema migrations are applied on open; without it a
@@ -57,10 +61,10 @@ def open_store(url: str | DatabaseURL, *, migrate: bool = True) -> BatchingStore
     if db.backend == "sqlite":
         from .sqlite import SqliteStore
 
-        return SqliteStore(db, migrate=migrate)
+        return SqliteStore(db, migrate=migrate, projections=projections)
     from .postgres import PostgresStore
 
-    return PostgresStore(db, migrate=migrate)
+    return PostgresStore(db, migrate=migrate, projections=projections)
 
 
 @contextlib.asynccontextmanager

@@ -7,9 +7,10 @@ means "the stream must not exist yet", and None means "any version".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import msgspec
@@ -26,8 +27,11 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
-    """An event as stored: its gap-free global position and its version within its stream."""
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """An event as stored: its gap-free global position and its version within its stream.
+
+    array_like lets a backend turn a page of row tuples into records in one msgspec call.
+    """
 
     position: int
     stream_id: str
@@ -36,6 +40,35 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     type: str
     data: bytes
     recorded_at: datetime
+
+
+class Tx(Protocol):
+    """A transaction handed to projections, or a read handle for queries.
+
+    SQL uses ``?`` placeholders on both backends (the PostgreSQL handle numbers them); keep
+    projection SQL to what both dialects share, and never put a literal ``?`` in it.
+    """
+
+    dialect: Literal["sqlite", "postgres"]
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]: ...
+
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None: ...
+
+
+class InlineProjection(Protocol):
+    """A read model kept up to date inside the append's transaction (read-your-writes).
+
+    ``apply`` gets every event the transaction inserts, in position order; if it raises, the
+    append fails and nothing of it is stored, so an event never exists without its view
+    update or the reverse.
+    """
+
+    name: str
+
+    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None: ...
 
 
 class EventStore(Protocol):
@@ -54,6 +87,8 @@ class EventStore(Protocol):
     def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]: ...
 
     async def head(self) -> int: ...
+
+    def reading(self) -> AbstractAsyncContextManager[Tx]: ...
 
     async def aclose(self) -> None: ...
 

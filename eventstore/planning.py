@@ -32,13 +32,16 @@ class Row:
     version: int
     event: NewEvent
     recorded_at: datetime | None = None
+    _record: RecordedEvent | None = None
 
     def recorded(self) -> RecordedEvent:
-        ev = self.event
-        assert self.recorded_at is not None, "the backend fills recorded_at when it inserts"
-        return RecordedEvent(
-            self.position, self.stream_id, self.version, ev.id, ev.type, ev.data, self.recorded_at
-        )
+        if self._record is None:
+            ev = self.event
+            assert self.recorded_at is not None, "the backend fills recorded_at when it inserts"
+            self._record = RecordedEvent(
+                self.position, self.stream_id, self.version, ev.id, ev.type, ev.data, self.recorded_at
+            )
+        return self._record
 
 
 @dataclass(slots=True)

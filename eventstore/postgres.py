@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
 
 import asyncpg
 import structlog
 
 from . import migrate
-from .base import RecordedEvent
+from .base import InlineProjection, RecordedEvent
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable
 from .planning import AppendRequest, BatchPlan, plan_batch
+from .tx import PostgresTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
 
@@ -148,8 +149,15 @@ def _record(row: Any) -> RecordedEvent:
 
 
 class PostgresStore(BatchingStore):
-    def __init__(self, url: DatabaseURL, *, migrate: bool = True, pool_size: int = 10) -> None:
-        super().__init__(url.raw)
+    def __init__(
+        self,
+        url: DatabaseURL,
+        *,
+        migrate: bool = True,
+        pool_size: int = 10,
+        projections: Sequence[InlineProjection] = (),
+    ) -> None:
+        super().__init__(url.raw, projections)
         self._db = url
         self._where = url.masked()
         self._migrate = migrate
@@ -267,12 +275,20 @@ class PostgresStore(BatchingStore):
                 recorded_at = {r[0]: r[1] for r in inserted}
                 for row in rows:
                     row.recorded_at = recorded_at[row.position]
+                await self._apply_inline(PostgresTx(conn), plan)
         return plan
 
     def _readers(self) -> asyncpg.Pool:
         self._check_usable()
         assert self._pool is not None
         return self._pool
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[PostgresTx]:
+        pool = self._readers()
+        with translate_errors(self._where):
+            async with pool.acquire() as conn:
+                yield PostgresTx(conn)
 
     async def _read_page(self, after: int, limit: int) -> list[RecordedEvent]:
         pool = self._readers()

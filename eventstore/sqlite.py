@@ -13,28 +13,29 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Literal
-from uuid import UUID
 
 import aiosqlite
+import msgspec
 
 from . import migrate
-from .base import RecordedEvent
+from .base import InlineProjection, RecordedEvent
 from .errors import SchemaError, StorageUnavailable, StoreClosed
 from .planning import AppendRequest, BatchPlan, plan_batch
+from .tx import SqliteTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
 SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
+# One index probe per stream (SQLite's max() optimisation); a GROUP BY over the streams would
+# read every version of every stream, making appends slower as streams grow.
 SQL_VERSIONS = (
-    "SELECT stream_id, max(version) FROM events "
-    "WHERE stream_id IN (SELECT value FROM json_each(?)) GROUP BY stream_id"
+    "SELECT s.value, coalesce((SELECT max(e.version) FROM events e WHERE e.stream_id = s.value), 0) "
+    "FROM json_each(?) s"
 )
 SQL_STORED = f"SELECT {_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(?))"
 SQL_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -44,7 +45,7 @@ SQL_STREAM_PAGE = (
 )
 SQL_MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS runlog_migrations ("
-    "revision INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+    "revision INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
 )
 SQL_APPLIED = "SELECT revision, name, applied_at FROM runlog_migrations ORDER BY revision"
 SQL_CURRENT = "SELECT coalesce(max(revision), 0) FROM runlog_migrations"
@@ -52,17 +53,14 @@ SQL_RECORD = "INSERT INTO runlog_migrations (revision, name, applied_at) VALUES 
 SQL_UNRECORD = "DELETE FROM runlog_migrations WHERE revision = ?"
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
+def _now_iso() -> str:
+    """The recorded_at column's form: fixed-width ISO 8601 in UTC, so text order is time order."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
-def _record(row: tuple) -> RecordedEvent:
-    position, stream_id, version, id_, type_, data, recorded_at = row
-    return RecordedEvent(position, stream_id, version, UUID(id_), type_, data, _from_us(recorded_at))
+def _records(rows: list[tuple]) -> list[RecordedEvent]:
+    """Row tuples to records in one C call: msgspec parses the id and timestamp columns."""
+    return msgspec.convert(rows, list[RecordedEvent])
 
 
 @contextlib.contextmanager
@@ -149,7 +147,7 @@ class SqliteMigrationConnection:
         with translate_errors(self._where):
             await self._conn.execute(SQL_MIGRATIONS_TABLE)
             rows = await self._conn.execute_fetchall(SQL_APPLIED)
-        return [migrate.Applied(r, n, _from_us(at)) for r, n, at in rows]
+        return [migrate.Applied(r, n, datetime.fromisoformat(at)) for r, n, at in rows]
 
     async def run_step(self, migration: migrate.Migration, direction: Literal["up", "down"]) -> None:
         conn = self._conn
@@ -164,7 +162,7 @@ class SqliteMigrationConnection:
                     for statement in split_statements(getattr(migration, direction)):
                         await conn.execute(statement)
                     if direction == "up":
-                        await conn.execute(SQL_RECORD, (migration.revision, migration.name, _now_us()))
+                        await conn.execute(SQL_RECORD, (migration.revision, migration.name, _now_iso()))
                     else:
                         await conn.execute(SQL_UNRECORD, (migration.revision,))
                 await conn.execute("COMMIT")
@@ -184,8 +182,15 @@ async def migration_connection(url: DatabaseURL, *, busy_timeout: float = 10.0) 
 
 
 class SqliteStore(BatchingStore):
-    def __init__(self, url: DatabaseURL, *, migrate: bool = True, busy_timeout: float = 10.0) -> None:
-        super().__init__(url.raw)
+    def __init__(
+        self,
+        url: DatabaseURL,
+        *,
+        migrate: bool = True,
+        busy_timeout: float = 10.0,
+        projections: Sequence[InlineProjection] = (),
+    ) -> None:
+        super().__init__(url.raw, projections)
         self._db = url
         self._where = url.masked()
         self._migrate = migrate
@@ -225,17 +230,18 @@ class SqliteStore(BatchingStore):
                 streams = json.dumps(sorted({r.stream_id for r in requests}))
                 versions = dict(await conn.execute_fetchall(SQL_VERSIONS, (streams,)))
                 ids = json.dumps([str(ev.id) for r in requests for ev in r.events])
-                stored = {UUID(row[3]): _record(row) for row in await conn.execute_fetchall(SQL_STORED, (ids,))}
+                stored = {r.id: r for r in _records(await conn.execute_fetchall(SQL_STORED, (ids,)))}
                 plan = plan_batch(requests, head, versions, stored)
                 if plan.rows:
-                    now = _now_us()
-                    recorded_at = _from_us(now)
+                    now = _now_iso()
+                    recorded_at = datetime.fromisoformat(now)
                     params = []
                     for row in plan.rows:
                         row.recorded_at = recorded_at
                         ev = row.event
                         params.append((row.position, row.stream_id, row.version, str(ev.id), ev.type, ev.data, now))
                     await conn.executemany(SQL_INSERT, params)
+                    await self._apply_inline(SqliteTx(conn), plan)
                 await conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -244,19 +250,25 @@ class SqliteStore(BatchingStore):
                 raise
         return plan
 
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[SqliteTx]:
+        self._check_usable()
+        with translate_errors(self._where):
+            yield SqliteTx(self._reader_conn)
+
     async def _read_page(self, after: int, limit: int) -> list[RecordedEvent]:
         self._check_usable()
         assert self._reader_conn is not None
         with translate_errors(self._where):
             rows = await self._reader_conn.execute_fetchall(SQL_PAGE, (after, limit))
-        return [_record(row) for row in rows]
+        return _records(rows)
 
     async def _read_stream_page(self, stream_id: str, after_version: int, limit: int) -> list[RecordedEvent]:
         self._check_usable()
         assert self._reader_conn is not None
         with translate_errors(self._where):
             rows = await self._reader_conn.execute_fetchall(SQL_STREAM_PAGE, (stream_id, after_version, limit))
-        return [_record(row) for row in rows]
+        return _records(rows)
 
     async def head(self) -> int:
         self._check_usable()

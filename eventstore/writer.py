@@ -17,7 +17,7 @@ from uuid import UUID
 
 import structlog
 
-from .base import NewEvent, RecordedEvent
+from .base import InlineProjection, NewEvent, RecordedEvent, Tx
 from .errors import EventStoreError, InvalidEvent, StorageUnavailable, StoreClosed
 from .planning import AppendRequest, BatchPlan
 
@@ -107,8 +107,9 @@ class BatchingStore:
 
     url: str
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, projections: Sequence[InlineProjection] = ()) -> None:
         self.url = url
+        self._projections = tuple(projections)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._opened = False
@@ -177,7 +178,19 @@ class BatchingStore:
         return await asyncio.shield(future)
 
     async def _write_batch(self, requests: list[AppendRequest]) -> BatchPlan:
-        """In one transaction under the write lock: plan, insert, fill rows' recorded_at."""
+        """In one transaction under the write lock: plan, insert, fill rows' recorded_at,
+        then ``_apply_inline`` before committing."""
+        raise NotImplementedError
+
+    async def _apply_inline(self, tx: Tx, plan: BatchPlan) -> None:
+        """Run the inline projections over the batch's new events, inside its transaction."""
+        if self._projections and plan.rows:
+            records = [row.recorded() for row in plan.rows]
+            for projection in self._projections:
+                await projection.apply(tx, records)
+
+    def reading(self) -> contextlib.AbstractAsyncContextManager[Tx]:
+        """A read handle for querying projections (outside any write transaction)."""
         raise NotImplementedError
 
     async def _write_loop(self) -> None:
@@ -244,19 +257,35 @@ class BatchingStore:
             after_version = page[-1].version
 
     async def read_all(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[RecordedEvent]:
-        """Every event with position > after, in position order, read in pages."""
+        """Every event with position > after, in position order, read in pages.
+
+        The next page is fetched while the caller works through the current one: on SQLite
+        the fetch runs on the connection's own thread, so reading and processing overlap.
+        """
         self._check_usable()
         remaining = limit
-        while remaining is None or remaining > 0:
+
+        def fetch(start: int) -> asyncio.Task[list[RecordedEvent]] | None:
+            if remaining is not None and remaining <= 0:
+                return None
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = await self._read_page(after, size)
-            for event in page:
-                yield event
-            if len(page) < size:
-                return
-            after = page[-1].position
-            if remaining is not None:
-                remaining -= len(page)
+            return asyncio.ensure_future(self._read_page(start, size))
+
+        pending = fetch(after)
+        try:
+            while pending is not None:
+                page = await pending
+                full = len(page) == (PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining))
+                if remaining is not None:
+                    remaining -= len(page)
+                pending = fetch(page[-1].position) if full and page else None
+                for event in page:
+                    yield event
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, EventStoreError):
+                    await pending
 
     async def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]:
         """Catch up from ``after``, then follow new events; ends only when cancelled.

@@ -50,7 +50,7 @@ class StateType(enum.Enum):
     CANCELLING = "CANCELLING"
 
 
-class StateDetails(msgspec.Struct, omit_defaults=True, kw_only=True):
+class StateDetails(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     """Prefect's StateDetails: every field optional, as on the wire."""
 
     flow_run_id: UUID | None = None
@@ -73,7 +73,7 @@ class StateDetails(msgspec.Struct, omit_defaults=True, kw_only=True):
     deployment_concurrency_lease_id: UUID | None = None
 
 
-class State(msgspec.Struct, omit_defaults=True, kw_only=True):
+class State(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     """A run state as Prefect defines it. Its id is the id of the event that recorded it."""
 
     id: UUID
@@ -85,8 +85,13 @@ class State(msgspec.Struct, omit_defaults=True, kw_only=True):
     data: Any = None
 
 
-class Event(msgspec.Struct, tag_field="kind", omit_defaults=True, kw_only=True):
-    """Base of every stored event. Subclasses set an explicit, never-reused tag."""
+class Event(msgspec.Struct, tag_field="kind", omit_defaults=True, kw_only=True, gc=False):
+    """Base of every stored event. Subclasses set an explicit, never-reused tag.
+
+    gc=False (inherited): decoded events are plain data that cannot form reference cycles,
+    and leaving them out of the cycle collector makes replaying millions of them several
+    times cheaper (the collector otherwise runs every few hundred decoded events).
+    """
 
 
 class FlowRunCreated(Event, tag="flow_run.created", kw_only=True):

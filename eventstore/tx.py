@@ -1,0 +1,49 @@
+"""The Tx handles both backends give projections: the writer's transaction and read handles."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any, Literal
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+@lru_cache(maxsize=512)
+def numbered(sql: str) -> str:
+    """Turn ``?`` placeholders into PostgreSQL's ``$1, $2, ...`` (our own constant SQL only)."""
+    counter = iter(range(1, 10_000))
+    return _PLACEHOLDER.sub(lambda _m: f"${next(counter)}", sql)
+
+
+class SqliteTx:
+    dialect: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        return list(await self._conn.execute_fetchall(sql, args))
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._conn.execute(sql, args)
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, args)
+
+
+class PostgresTx:
+    dialect: Literal["postgres"] = "postgres"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        return await self._conn.fetch(numbered(sql), *args)
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._conn.execute(numbered(sql), *args)
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(numbered(sql), args)

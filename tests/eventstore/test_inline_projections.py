@@ -1,0 +1,92 @@
+"""Inline projections run inside the append's transaction, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+import pytest
+
+from eventstore import NewEvent, open_store
+
+CREATE = "CREATE TABLE stream_counts (stream_id TEXT PRIMARY KEY, events INTEGER NOT NULL, last_position INTEGER NOT NULL)"
+UPSERT = (
+    "INSERT INTO stream_counts (stream_id, events, last_position) VALUES (?, ?, ?) "
+    "ON CONFLICT (stream_id) DO UPDATE SET events = stream_counts.events + excluded.events, "
+    "last_position = excluded.last_position"
+)
+
+
+class StreamCounts:
+    """Counts events per stream; refuses events of type 'poison' to prove atomicity."""
+
+    name = "stream_counts"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def apply(self, tx, events) -> None:
+        self.calls += 1
+        if any(e.type == "poison" for e in events):
+            raise RuntimeError("this projection cannot take poison")
+        await tx.executemany(UPSERT, [(e.stream_id, 1, e.position) for e in events])
+
+
+def new(type_: str = "t") -> NewEvent:
+    return NewEvent(type=type_, data=b"{}", id=uuid4())
+
+
+async def counts(store) -> dict[str, tuple[int, int]]:
+    async with store.reading() as tx:
+        rows = await tx.fetch("SELECT stream_id, events, last_position FROM stream_counts WHERE events > ?", 0)
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+@pytest.fixture
+async def projected(store_url):
+    async with open_store(store_url) as setup, setup.reading() as tx:
+        await tx.execute(CREATE)
+    projection = StreamCounts()
+    async with open_store(store_url, projections=[projection]) as store:
+        yield store, projection
+
+
+async def test_a_read_right_after_an_append_sees_the_projection(projected):
+    store, _ = projected
+    await store.append("a", [new(), new()])
+    assert await counts(store) == {"a": (2, 2)}
+    await store.append("b", [new()])
+    assert await counts(store) == {"a": (2, 2), "b": (1, 3)}
+
+
+async def test_concurrent_appends_are_projected_exactly_once(projected):
+    store, projection = projected
+    await asyncio.gather(*(store.append(f"s{i % 4}", [new()]) for i in range(40)))
+    assert await counts(store) == {f"s{i}": (10, await _last(store, f"s{i}")) for i in range(4)}
+    assert projection.calls < 40  # batched: one call per transaction, not per append
+
+
+async def _last(store, stream: str) -> int:
+    return [e.position async for e in store.read_stream(stream)][-1]
+
+
+async def test_a_failing_projection_fails_the_append_and_stores_nothing_of_it(projected):
+    store, _ = projected
+    results = await asyncio.gather(
+        store.append("ok1", [new()]),
+        store.append("bad", [new(), new("poison")]),
+        store.append("ok2", [new()]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], RuntimeError)
+    assert not isinstance(results[0], BaseException) and not isinstance(results[2], BaseException)
+    assert [e.stream_id async for e in store.read_all()] == ["ok1", "ok2"]
+    assert await counts(store) == {"ok1": (1, 1), "ok2": (1, 2)}
+
+
+async def test_retried_events_are_not_projected_twice(projected):
+    store, _ = projected
+    event = new()
+    await store.append("a", [event])
+    await store.append("a", [event])
+    assert await counts(store) == {"a": (1, 1)}
