@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -38,6 +39,7 @@ SQL_INSERT = "SELECT * FROM runlog_insert($1::bigint[], $2::text[], $3::bigint[]
 _COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
 SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
 SQL_PAGE = f"SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+SQL_BY_ID = f"SELECT {_COLUMNS} FROM events WHERE id = $1"
 SQL_STREAM_PAGE = (
     f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3"
 )
@@ -301,6 +303,12 @@ class PostgresStore(BatchingStore):
         with translate_errors(self._where):
             rows = await pool.fetch(SQL_STREAM_PAGE, stream_id, after_version, limit)
         return [_record(r) for r in rows]
+
+    async def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        pool = self._readers()
+        with translate_errors(self._where):
+            row = await pool.fetchrow(SQL_BY_ID, event_id)
+        return None if row is None else _record(row)
 
     async def head(self) -> int:
         pool = self._readers()

@@ -15,6 +15,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
+from uuid import UUID
 from typing import Literal
 
 import aiosqlite
@@ -40,6 +41,7 @@ SQL_VERSIONS = (
 SQL_STORED = f"SELECT {_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(?))"
 SQL_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 SQL_PAGE = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+SQL_BY_ID = f"SELECT {_COLUMNS} FROM events WHERE id = ?"
 SQL_STREAM_PAGE = (
     f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ? ORDER BY version LIMIT ?"
 )
@@ -269,6 +271,13 @@ class SqliteStore(BatchingStore):
         with translate_errors(self._where):
             rows = await self._reader_conn.execute_fetchall(SQL_STREAM_PAGE, (stream_id, after_version, limit))
         return _records(rows)
+
+    async def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        self._check_usable()
+        assert self._reader_conn is not None
+        with translate_errors(self._where):
+            rows = await self._reader_conn.execute_fetchall(SQL_BY_ID, (str(event_id),))
+        return _records(rows)[0] if rows else None
 
     async def head(self) -> int:
         self._check_usable()

@@ -245,6 +245,10 @@ class BatchingStore:
     async def head(self) -> int:
         raise NotImplementedError
 
+    async def read_event(self, event_id: UUID) -> RecordedEvent | None:
+        """The stored event with this id, or None."""
+        raise NotImplementedError
+
     async def read_stream(self, stream_id: str, *, after_version: int = 0) -> AsyncIterator[RecordedEvent]:
         """A stream's events in version order; empty for an unknown stream."""
         self._check_usable()

@@ -23,9 +23,16 @@ from uuid import UUID
 import msgspec
 
 __all__ = [
+    "AnyEvent",
     "Event",
+    "FlowCreated",
+    "FlowDeleted",
+    "FlowRunDeleted",
+    "FlowRunUpdated",
+    "TaskRunCreated",
     "FlowRunCreated",
     "FlowRunStateChanged",
+    "PrefectEventReceived",
     "State",
     "StateDetails",
     "StateType",
@@ -94,6 +101,20 @@ class Event(msgspec.Struct, tag_field="kind", omit_defaults=True, kw_only=True, 
     """
 
 
+class FlowCreated(Event, tag="flow.created", kw_only=True):
+    """A flow was registered (POST /flows/ with a new name)."""
+
+    flow_id: UUID
+    name: str
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] = msgspec.field(default_factory=dict)
+    created: datetime
+
+
+class FlowDeleted(Event, tag="flow.deleted", kw_only=True):
+    flow_id: UUID
+
+
 class FlowRunCreated(Event, tag="flow_run.created", kw_only=True):
     """A flow run came into being (POST /flow_runs/ or an imported run)."""
 
@@ -117,12 +138,37 @@ class FlowRunCreated(Event, tag="flow_run.created", kw_only=True):
 
 
 class FlowRunStateChanged(Event, tag="flow_run.state_changed", kw_only=True):
-    """The server accepted (or forced) a new state for a flow run."""
+    """The server accepted (or forced) a new state for a flow run.
+
+    ``empirical_policy``, when set, is the run's retry/pause policy after the transition (the
+    orchestration rules change it on retries, pauses and resumes).
+    """
 
     flow_run_id: UUID
     state: State
     initial_state_type: StateType | None = None
     forced: bool = False
+    empirical_policy: dict[str, Any] | None = None
+
+
+class FlowRunUpdated(Event, tag="flow_run.updated", kw_only=True):
+    """PATCH /flow_runs/{id} or /labels: the fields in ``changes`` replace the run's."""
+
+    flow_run_id: UUID
+    changes: dict[str, Any]
+
+
+class FlowRunDeleted(Event, tag="flow_run.deleted", kw_only=True):
+    flow_run_id: UUID
+
+
+class TaskRunCreated(Event, tag="task_run.created", kw_only=True):
+    """POST /task_runs/: ``task_run`` holds the task run's fields as the client sent them."""
+
+    task_run_id: UUID
+    flow_run_id: UUID | None = None
+    task_run: dict[str, Any] = msgspec.field(default_factory=dict)
+    created: datetime
 
 
 class TaskRunStateChanged(Event, tag="task_run.state_changed", kw_only=True):
@@ -138,9 +184,38 @@ class TaskRunStateChanged(Event, tag="task_run.state_changed", kw_only=True):
     initial_state_type: StateType | None = None
     task_run: dict[str, Any] = msgspec.field(default_factory=dict)
     forced: bool = False
+    reset_run_count: bool = False  # a flow-level retry starts the task's run count again
+    flow_run_run_count: int | None = None  # the flow run's run_count when the task started
 
 
-AnyEvent = Union[FlowRunCreated, FlowRunStateChanged, TaskRunStateChanged]
+class PrefectEventReceived(Event, tag="prefect.event", kw_only=True):
+    """A Prefect client event (POST /events or the /events/in websocket), kept as received.
+
+    The record's id is the Prefect event's id, except for task-run events the recorder turns
+    into a TaskRunStateChanged: that record takes the Prefect id (it is the state's id) and
+    this one a derived id, with the original in ``event_id``.
+    """
+
+    occurred: datetime
+    event: str
+    resource: dict[str, str]
+    related: list[dict[str, str]] = msgspec.field(default_factory=list)
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    follows: UUID | None = None
+    event_id: UUID | None = None
+
+
+AnyEvent = Union[
+    FlowCreated,
+    FlowDeleted,
+    FlowRunCreated,
+    FlowRunStateChanged,
+    FlowRunUpdated,
+    FlowRunDeleted,
+    TaskRunCreated,
+    TaskRunStateChanged,
+    PrefectEventReceived,
+]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

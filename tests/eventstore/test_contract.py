@@ -283,3 +283,10 @@ async def test_events_survive_reopening_the_store(store_url):
         assert [e async for e in store.read_all()] == recorded
         more = await store.append("s", [new()], expected_version=1)
         assert (more[0].position, more[0].version) == (2, 2)
+
+
+async def test_read_event_finds_a_stored_event_by_id(store):
+    a, b = new(data=b"a"), new(data=b"b")
+    recorded = await store.append("s", [a, b])
+    assert await store.read_event(b.id) == recorded[1]
+    assert await store.read_event(uuid4()) is None

@@ -1,0 +1,66 @@
+"""The flows read model: one row per registered flow, kept inline with the log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from eventstore import RecordedEvent, Tx
+from schema import events as catalogue
+
+from .tables import us
+
+FLOW_STREAM = "flow-"
+
+SQL_UPSERT = (
+    "INSERT INTO flows (id, name, created, view) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, view = excluded.view"
+)
+SQL_DELETE = "DELETE FROM flows WHERE id = ?"
+
+
+class FlowView(msgspec.Struct, kw_only=True):
+    id: UUID
+    name: str
+    created: datetime
+    updated: datetime
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(FlowView)
+
+
+def decode_flow(data: bytes) -> FlowView:
+    return _decoder.decode(data)
+
+
+def evolve_flow(view: FlowView | None, event: Any) -> FlowView | None:
+    if isinstance(event, catalogue.FlowCreated):
+        return FlowView(
+            id=event.flow_id, name=event.name, created=event.created, updated=event.created,
+            tags=event.tags, labels=event.labels,
+        )
+    if isinstance(event, catalogue.FlowDeleted):
+        return None
+    return view
+
+
+class FlowsProjection:
+    name = "flows"
+
+    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        for event in events:
+            if not event.type.startswith("flow."):
+                continue
+            view = evolve_flow(None, catalogue.decode(event.data))
+            flow_id = event.stream_id.removeprefix(FLOW_STREAM)
+            if view is None:
+                await tx.execute(SQL_DELETE, flow_id)
+            else:
+                await tx.execute(SQL_UPSERT, str(view.id), view.name, us(view.created), _encoder.encode(view))

@@ -1,0 +1,200 @@
+"""The runs read model: each flow run's and task run's current state and bookkeeping.
+
+``evolve_flow_run`` and ``evolve_task_run`` are the pure folds ``(view, event) -> view``. They do
+what Prefect's global orchestration policy does on every written transition: copy the state
+onto the run, set start and end times, add up run time, count runs, and track the expected and
+next scheduled start times. The orchestration rules decide *which* state is written; these
+folds only derive the run's fields from the states that were written, so replaying a run's
+stream always rebuilds the same view.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from schema.events import (
+    FlowRunCreated,
+    FlowRunDeleted,
+    FlowRunStateChanged,
+    FlowRunUpdated,
+    State,
+    StateType,
+    TaskRunCreated,
+    TaskRunStateChanged,
+)
+
+TERMINAL = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED})
+
+
+class FlowRunView(msgspec.Struct, kw_only=True):
+    id: UUID
+    version: int = 0  # the run stream's version this view reflects
+    created: datetime
+    updated: datetime
+    name: str
+    flow_id: UUID
+    state: State | None = None
+    flow_version: str | None = None
+    deployment_id: UUID | None = None
+    deployment_version: str | None = None
+    work_queue_name: str | None = None
+    work_pool_name: str | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    idempotency_key: str | None = None
+    parent_task_run_id: UUID | None = None
+    empirical_policy: dict[str, Any] = msgspec.field(default_factory=dict)
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] = msgspec.field(default_factory=dict)
+    job_variables: dict[str, Any] = msgspec.field(default_factory=dict)
+    run_count: int = 0
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    total_run_time: float = 0.0  # seconds
+    expected_start_time: datetime | None = None
+    next_scheduled_start_time: datetime | None = None
+
+
+class TaskRunView(msgspec.Struct, kw_only=True):
+    id: UUID
+    version: int = 0
+    created: datetime
+    updated: datetime
+    name: str = ""
+    flow_run_id: UUID | None = None
+    task_key: str = ""
+    dynamic_key: str = ""
+    cache_key: str | None = None
+    cache_expiration: datetime | None = None
+    task_version: str | None = None
+    empirical_policy: dict[str, Any] = msgspec.field(default_factory=dict)
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] = msgspec.field(default_factory=dict)
+    task_inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    state: State | None = None
+    run_count: int = 0
+    flow_run_run_count: int = 0
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    total_run_time: float = 0.0
+    expected_start_time: datetime | None = None
+    next_scheduled_start_time: datetime | None = None
+
+
+def _track_times(view: FlowRunView | TaskRunView, initial: State | None, new: State) -> dict[str, Any]:
+    """The bookkeeping Prefect's global policy applies to flow and task runs alike."""
+    changes: dict[str, Any] = {"state": new, "updated": new.timestamp}
+    start_time, end_time = view.start_time, view.end_time
+    if new.type is StateType.RUNNING and start_time is None:
+        start_time = new.timestamp
+    if initial is not None and initial.type in TERMINAL and new.type not in TERMINAL:
+        end_time = None
+    if new.type in TERMINAL and end_time is None:
+        start_time = start_time or new.timestamp
+        end_time = new.timestamp
+    changes["start_time"], changes["end_time"] = start_time, end_time
+    if initial is not None and initial.type is StateType.RUNNING:
+        changes["total_run_time"] = view.total_run_time + (new.timestamp - initial.timestamp).total_seconds()
+    if view.expected_start_time is None:
+        scheduled = new.state_details.scheduled_time if new.type is StateType.SCHEDULED else None
+        changes["expected_start_time"] = scheduled or new.timestamp
+    next_scheduled = view.next_scheduled_start_time
+    if initial is not None and initial.type is StateType.SCHEDULED:
+        next_scheduled = None
+    if new.type is StateType.SCHEDULED:
+        next_scheduled = new.state_details.scheduled_time
+    changes["next_scheduled_start_time"] = next_scheduled
+    return changes
+
+
+def evolve_flow_run(view: FlowRunView | None, event: Any, version: int) -> FlowRunView | None:
+    """Fold one event of a flow run's stream into its view."""
+    if isinstance(event, FlowRunCreated):
+        fields = {f: getattr(event, f) for f in event.__struct_fields__ if f in FlowRunView.__struct_fields__}
+        return FlowRunView(id=event.flow_run_id, version=version, updated=event.created, **fields)
+    if view is None:
+        return None
+    if isinstance(event, FlowRunStateChanged):
+        new = event.state
+        changes = _track_times(view, view.state, new)
+        policy = dict(event.empirical_policy if event.empirical_policy is not None else view.empirical_policy)
+        if new.type is StateType.RUNNING:
+            # Resuming from a pause does not count as another run.
+            if not policy.get("resuming"):
+                changes["run_count"] = view.run_count + 1
+        if (new.type is StateType.RUNNING or new.type in TERMINAL) and policy.get("resuming"):
+            policy["resuming"] = False
+        changes["empirical_policy"] = policy
+        return msgspec.structs.replace(view, version=version, **changes)
+    if isinstance(event, FlowRunUpdated):
+        fields = {k: v for k, v in event.changes.items() if k in _FLOW_RUN_UPDATABLE}
+        merged = msgspec.convert({**msgspec.to_builtins(view), **msgspec.to_builtins(fields)}, FlowRunView)
+        return msgspec.structs.replace(merged, version=version)
+    if isinstance(event, FlowRunDeleted):
+        return None
+    return msgspec.structs.replace(view, version=version)
+
+
+_FLOW_RUN_UPDATABLE = frozenset(
+    {"name", "flow_version", "parameters", "empirical_policy", "tags", "labels", "job_variables",
+     "infrastructure_pid", "context", "work_queue_name"}
+) & frozenset(FlowRunView.__struct_fields__)
+
+
+def _new_task_run(task_run_id: UUID, flow_run_id: UUID | None, fields: dict[str, Any], at: datetime) -> TaskRunView:
+    known = {k: v for k, v in fields.items() if k in _TASK_FIELDS}
+    return msgspec.convert(
+        {**known, "id": task_run_id, "flow_run_id": flow_run_id, "created": at, "updated": at},
+        TaskRunView, strict=False,
+    )
+
+
+def evolve_task_run(view: TaskRunView | None, event: Any, version: int) -> TaskRunView | None:
+    """Fold one event of a task run's stream into its view."""
+    if isinstance(event, TaskRunCreated):
+        return msgspec.structs.replace(
+            _new_task_run(event.task_run_id, event.flow_run_id, event.task_run, event.created), version=version
+        )
+    if not isinstance(event, TaskRunStateChanged):
+        return view if view is None else msgspec.structs.replace(view, version=version)
+    new = event.state
+    if view is None:
+        view = _new_task_run(event.task_run_id, event.flow_run_id, event.task_run, new.timestamp)
+    changes = _track_times(view, view.state, new)
+    run_count = 0 if event.reset_run_count else view.run_count
+    if new.type is StateType.RUNNING:
+        run_count += 1
+    changes["run_count"] = run_count
+    if event.flow_run_run_count is not None:
+        changes["flow_run_run_count"] = event.flow_run_run_count
+    return msgspec.structs.replace(view, version=version, **changes)
+
+
+_TASK_FIELDS = frozenset(TaskRunView.__struct_fields__) - {"id", "version", "created", "updated", "state"}
+
+
+def estimated_run_time(view: FlowRunView | TaskRunView, now: datetime) -> float:
+    """Run time so far, counting the current RUNNING stretch (computed at read time, as Prefect does)."""
+    total = view.total_run_time
+    if view.state is not None and view.state.type is StateType.RUNNING:
+        total += max((now - view.state.timestamp).total_seconds(), 0.0)
+    return total
+
+
+def estimated_start_time_delta(view: FlowRunView | TaskRunView, now: datetime) -> float:
+    """Lateness in seconds: how late the run started, or how late it is if it has not."""
+    expected = view.expected_start_time
+    if expected is None:
+        return 0.0
+    if view.start_time is not None:
+        return max((view.start_time - expected).total_seconds(), 0.0)
+    terminal = view.state is not None and view.state.type in TERMINAL
+    if not terminal and expected < now:
+        return (now - expected).total_seconds()
+    return 0.0
+
+

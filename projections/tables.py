@@ -1,0 +1,45 @@
+"""Shared helpers for projections that keep one row per entity: time columns and id lists.
+
+Projection tables store ids as text and times as integer microseconds since the Unix epoch
+on both backends, so one SQL text serves both; only "is this id in a list" differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eventstore import Tx
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def us(moment: datetime | None) -> int | None:
+    """A datetime as integer microseconds since the epoch (None stays None)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def in_list(tx: Tx, column: str) -> str:
+    """A condition 'column is one of the ids in the next parameter' for tx's dialect.
+
+    ``column`` is always one of our own column names, never user input.
+    """
+    if tx.dialect == "postgres":
+        return f"{column} = ANY(?::text[])"
+    return f"{column} IN (SELECT value FROM json_each(?))"
+
+
+def list_param(tx: Tx, values: Sequence[str]) -> Any:
+    """The parameter that goes with ``in_list``."""
+    return list(values) if tx.dialect == "postgres" else json.dumps(list(values))
