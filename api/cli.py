@@ -45,10 +45,12 @@ def cli(ctx: click.Context, profile: str | None) -> None:
 
 
 def _register() -> None:
-    from .commands import config, database, events, profile
+    from .commands import config, database, events, profile, runs, server
 
-    for module in (config, profile, database, events):
+    for module in (config, profile, database, events, server):
         cli.add_command(module.group)
+    for group in (runs.flow_group, runs.flow_run_group, runs.task_run_group):
+        cli.add_command(group)
 
 
 def main() -> None:

@@ -83,6 +83,16 @@ def _parse_port(raw: str) -> int:
     return port
 
 
+def _parse_size(raw: str) -> int:
+    try:
+        size = int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a whole number of bytes, e.g. 10485760 for 10 MB") from None
+    if size < 1024:
+        raise ValueError("expected at least 1024 bytes")
+    return size
+
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -126,6 +136,8 @@ SETTINGS: tuple[Setting, ...] = (
             "address the server listens on"),
     Setting("RUNLOG_SERVER_PORT", "server_port", "4200", _parse_port,
             "port the server listens on"),
+    Setting("RUNLOG_SERVER_MAX_BODY_SIZE", "server_max_body_size", "10485760", _parse_size,
+            "largest request body the server accepts, in bytes; larger ones get 413"),
     Setting("RUNLOG_DATABASE_MIGRATE_ON_START", "migrate_on_start", "true", _parse_bool,
             "upgrade the database schema when the server starts"),
     Setting("RUNLOG_LOGGING_LEVEL", "logging_level", "INFO", _parse_level,
@@ -186,6 +198,7 @@ class Settings:
     database_url: str
     server_host: str
     server_port: int
+    server_max_body_size: int
     migrate_on_start: bool
     logging_level: str
     # compare=False also keeps the (unhashable) mapping out of __hash__.

@@ -10,7 +10,7 @@ stream always rebuilds the same view.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -51,6 +51,7 @@ class FlowRunView(msgspec.Struct, kw_only=True):
     tags: list[str] = msgspec.field(default_factory=list)
     labels: dict[str, Any] = msgspec.field(default_factory=dict)
     job_variables: dict[str, Any] = msgspec.field(default_factory=dict)
+    infrastructure_pid: str | None = None
     run_count: int = 0
     start_time: datetime | None = None
     end_time: datetime | None = None
@@ -146,15 +147,43 @@ _FLOW_RUN_UPDATABLE = frozenset(
 
 
 def _new_task_run(task_run_id: UUID, flow_run_id: UUID | None, fields: dict[str, Any], at: datetime) -> TaskRunView:
-    known = {k: v for k, v in fields.items() if k in _TASK_FIELDS}
-    return msgspec.convert(
-        {**known, "id": task_run_id, "flow_run_id": flow_run_id, "created": at, "updated": at},
-        TaskRunView, strict=False,
-    )
+    return TaskRunView(id=task_run_id, flow_run_id=flow_run_id, created=at, updated=at, **_task_fields(fields))
+
+
+def _task_fields(raw: dict[str, Any]) -> dict[str, Any]:
+    """The task run fields in a client's snapshot that we know, each converted on its own.
+
+    A field that does not convert is left out (it keeps its default) instead of failing the
+    fold: the snapshot is client data stored in the log, and one odd value in it must neither
+    fail the append that carries it nor, later, a rebuild.
+    """
+    fields: dict[str, Any] = {}
+    for name, value in raw.items():
+        kind = _TASK_FIELD_TYPES.get(name)
+        if kind is None:
+            continue
+        try:
+            converted = msgspec.convert(value, kind, strict=False)
+        except msgspec.ValidationError:
+            continue
+        if isinstance(converted, datetime) and converted.tzinfo is None:
+            converted = converted.replace(tzinfo=UTC)  # Prefect reads a naive time as UTC
+        fields[name] = converted
+    return fields
 
 
 def evolve_task_run(view: TaskRunView | None, event: Any, version: int) -> TaskRunView | None:
-    """Fold one event of a task run's stream into its view."""
+    """Fold one event of a task run's stream into its view.
+
+    A state change comes in one of two kinds. A *decided* one (set_state, POST /task_runs/)
+    was decided against the current view and appended with its version, so it always becomes
+    current and the bookkeeping is derived here. A *reported* one carries the client's own
+    snapshot of the task run in ``task_run`` (client-side orchestration sends task runs only
+    as events, and they may arrive out of order): as Prefect's task run recorder does, the
+    newest state by timestamp wins and the run's fields are the newest snapshot's. An older
+    report stays in the stream (the state history) but does not change the view. Reports
+    with equal timestamps go by arrival order, which is the client's sending order.
+    """
     if isinstance(event, TaskRunCreated):
         return msgspec.structs.replace(
             _new_task_run(event.task_run_id, event.flow_run_id, event.task_run, event.created), version=version
@@ -162,6 +191,8 @@ def evolve_task_run(view: TaskRunView | None, event: Any, version: int) -> TaskR
     if not isinstance(event, TaskRunStateChanged):
         return view if view is None else msgspec.structs.replace(view, version=version)
     new = event.state
+    if event.task_run:
+        return _take_report(view, event, version)
     if view is None:
         view = _new_task_run(event.task_run_id, event.flow_run_id, event.task_run, new.timestamp)
     changes = _track_times(view, view.state, new)
@@ -174,7 +205,23 @@ def evolve_task_run(view: TaskRunView | None, event: Any, version: int) -> TaskR
     return msgspec.structs.replace(view, version=version, **changes)
 
 
-_TASK_FIELDS = frozenset(TaskRunView.__struct_fields__) - {"id", "version", "created", "updated", "state"}
+def _take_report(view: TaskRunView | None, event: TaskRunStateChanged, version: int) -> TaskRunView:
+    """A client-reported state: the client did the bookkeeping, its snapshot is the task run."""
+    new = event.state
+    if view is not None and view.state is not None and new.timestamp < view.state.timestamp:
+        # Stale: a newer state was reported first. Only ``created`` may learn from it, so the
+        # view is the same whichever order the reports arrived in.
+        return msgspec.structs.replace(view, version=version, created=min(view.created, new.timestamp))
+    created = new.timestamp if view is None else min(view.created, new.timestamp)
+    return TaskRunView(
+        id=event.task_run_id, version=version, created=created, updated=new.timestamp,
+        flow_run_id=event.flow_run_id, state=new, **_task_fields(event.task_run),
+    )
+
+
+# flow_run_id is not taken from a snapshot: the event names the run's flow run itself.
+_TASK_FIELDS = frozenset(TaskRunView.__struct_fields__) - {"id", "version", "created", "updated", "state", "flow_run_id"}
+_TASK_FIELD_TYPES = {f.name: f.type for f in msgspec.structs.fields(TaskRunView) if f.name in _TASK_FIELDS}
 
 
 def estimated_run_time(view: FlowRunView | TaskRunView, now: datetime) -> float:

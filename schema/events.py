@@ -24,6 +24,13 @@ import msgspec
 
 __all__ = [
     "AnyEvent",
+    "ConcurrencyLeaseHolder",
+    "ConcurrencyLeaseRenewed",
+    "ConcurrencyLimitCreated",
+    "ConcurrencyLimitDeleted",
+    "ConcurrencyLimitUpdated",
+    "ConcurrencySlotsAcquired",
+    "ConcurrencySlotsReleased",
     "Event",
     "FlowCreated",
     "FlowDeleted",
@@ -205,7 +212,88 @@ class PrefectEventReceived(Event, tag="prefect.event", kw_only=True):
     event_id: UUID | None = None
 
 
+class ConcurrencyLeaseHolder(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
+    """Who holds a concurrency lease, as Prefect names it (flow_run, task_run or deployment)."""
+
+    type: str
+    id: UUID
+
+
+class ConcurrencyLimitCreated(Event, tag="concurrency_limit.created", kw_only=True):
+    """A concurrency limit came into being: a v2 limit, or a v1 tag limit stored as "tag:<tag>".
+
+    Its stream (concurrency-limit-<id>) also carries every slot taken and freed on it.
+    """
+
+    limit_id: UUID
+    name: str
+    limit: int
+    active: bool = True
+    slot_decay_per_second: float = 0.0
+    created: datetime
+
+
+class ConcurrencyLimitUpdated(Event, tag="concurrency_limit.updated", kw_only=True):
+    """The fields that are set replace the limit's; None leaves a field as it was."""
+
+    limit_id: UUID
+    limit: int | None = None
+    active: bool | None = None
+    slot_decay_per_second: float | None = None
+    updated: datetime
+
+
+class ConcurrencyLimitDeleted(Event, tag="concurrency_limit.deleted", kw_only=True):
+    """The limit is gone; its leases were released (reason "revoked") just before, in the same append."""
+
+    limit_id: UUID
+
+
+class ConcurrencySlotsAcquired(Event, tag="concurrency_slots.acquired", kw_only=True):
+    """A lease took ``slots`` slots of one limit until ``expires_at``, unless renewed or released.
+
+    A lease over several limits is one such event on each limit's stream, all with one lease_id.
+    """
+
+    limit_id: UUID
+    name: str
+    lease_id: UUID
+    slots: int
+    holder: ConcurrencyLeaseHolder | None = None
+    acquired_at: datetime
+    expires_at: datetime
+
+
+class ConcurrencySlotsReleased(Event, tag="concurrency_slots.released", kw_only=True):
+    """A lease's slots on one limit were freed.
+
+    ``reason`` is a string, not an enum, so that a reason added later still decodes here:
+    "released" (by its holder), "expired" (found past its expiry by the sweeper, an acquire
+    or a renewal), "revoked" (the limit was deleted or reset), "rolled_back" (part of an
+    acquire over several limits that found a later limit full).
+    """
+
+    limit_id: UUID
+    lease_id: UUID
+    reason: str = "released"
+    occupancy_seconds: float | None = None
+
+
+class ConcurrencyLeaseRenewed(Event, tag="concurrency_lease.renewed", kw_only=True):
+    """The holder renewed the lease before it expired; it now holds its slots until ``expires_at``."""
+
+    limit_id: UUID
+    lease_id: UUID
+    expires_at: datetime
+
+
 AnyEvent = Union[
+    ConcurrencyLimitCreated,
+    ConcurrencyLimitUpdated,
+    ConcurrencyLimitDeleted,
+    ConcurrencySlotsAcquired,
+    ConcurrencySlotsReleased,
+    ConcurrencyLeaseRenewed,
     FlowCreated,
     FlowDeleted,
     FlowRunCreated,

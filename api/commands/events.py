@@ -8,77 +8,27 @@ idempotent by event id, so importing a file twice adds nothing the second time.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from typing import IO
-from uuid import UUID
 
+import aiohttp
 import click
-import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from eventstore import NewEvent, RecordedEvent, open_store
 
+from ..client import ApiClient
 from ..errors import RunlogError
+from ..eventlines import from_line, payload, to_line
 from .common import get_settings
 
 IMPORT_WINDOW = 2000
 """Appends in flight during an import; the store commits them in groups, in order."""
-
-
-class ExportedEvent(msgspec.Struct, omit_defaults=True):
-    """One line of an export file."""
-
-    stream_id: str
-    id: UUID
-    type: str
-    position: int | None = None
-    version: int | None = None
-    recorded_at: datetime | None = None
-    data: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (a JSON payload is never empty)
-    data_base64: str | None = None
-
-
-_line_encoder = msgspec.json.Encoder()
-_line_decoder = msgspec.json.Decoder(ExportedEvent)
-
-
-def to_line(event: RecordedEvent) -> bytes:
-    line = ExportedEvent(
-        stream_id=event.stream_id, id=event.id, type=event.type, position=event.position,
-        version=event.version, recorded_at=event.recorded_at,
-    )
-    try:
-        msgspec.json.decode(event.data)
-        line.data = msgspec.Raw(event.data)
-    except msgspec.DecodeError:
-        line.data_base64 = base64.b64encode(event.data).decode("ascii")
-    return _line_encoder.encode(line) + b"\n"
-
-
-def from_line(line: bytes, number: int) -> ExportedEvent:
-    try:
-        event = _line_decoder.decode(line)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise RunlogError(f"line {number}: not an exported event: {exc}") from None
-    if bool(len(event.data)) == (event.data_base64 is not None):
-        raise RunlogError(f"line {number}: needs exactly one of 'data' and 'data_base64'")
-    return event
-
-
-def payload(event: ExportedEvent, number: int) -> bytes:
-    if len(event.data):
-        return bytes(event.data)
-    try:
-        return base64.b64decode(event.data_base64 or "", validate=True)
-    except ValueError as exc:
-        raise RunlogError(f"line {number}: data_base64 is not base64: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -253,3 +203,54 @@ def import_(ctx: click.Context, file: str) -> None:
         except OSError as exc:
             raise RunlogError(f"cannot read {file}: {exc.strerror}") from None
     click.echo(f"Imported {imported} event(s); {skipped} were already stored.")
+
+
+PUSH_CHUNK = 1000
+
+
+@group.command()
+@click.option("--to", "target", required=True, help="The hosted server's API URL, e.g. http://host:4200/api.")
+@click.option("--after", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Only local events after this position.")
+@click.pass_context
+def push(ctx: click.Context, target: str, after: int) -> None:
+    """Replay the local log into a hosted runlog server. Safe to repeat: nothing is stored twice."""
+    url = _database_url(ctx)
+    if not target.startswith(("http://", "https://")):
+        raise RunlogError(f"--to must be an http(s) URL of a runlog API, like http://host:4200/api; got {target!r}")
+
+    async def run() -> tuple[int, int]:
+        imported = skipped = 0
+        async with open_store(url) as store, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+            client = ApiClient(target, session)
+            head = await store.head()
+            chunk: list[bytes] = []
+            with progress("Pushing", max(head - after, 0)) as bar:
+                async for event in store.read_all(after=after):
+                    chunk.append(to_line(event).rstrip(b"\n"))
+                    if len(chunk) == PUSH_CHUNK:
+                        done = await _push(client, chunk)
+                        imported, skipped = imported + done["imported"], skipped + done["skipped"]
+                        _advance(bar, len(chunk))
+                        chunk = []
+                if chunk:
+                    done = await _push(client, chunk)
+                    imported, skipped = imported + done["imported"], skipped + done["skipped"]
+        return imported, skipped
+
+    imported, skipped = asyncio.run(run())
+    click.echo(f"Pushed {imported + skipped} event(s) to {target}: {imported} new, {skipped} already there.")
+
+
+async def _push(client: ApiClient, lines: list[bytes]) -> dict:
+    body = b"[" + b",".join(lines) + b"]"
+    try:
+        async with client.session.post(client.base + "/runlog/events/import", data=body,
+                                       headers={"Content-Type": "application/json"}) as response:
+            answer = await response.json(content_type=None)
+            if response.status != 200:
+                detail = answer.get("detail") if isinstance(answer, dict) else answer
+                raise RunlogError(f"the server at {client.base} refused the push ({response.status}): {detail}")
+            return answer
+    except aiohttp.ClientError as exc:
+        raise RunlogError(f"cannot reach the runlog server at {client.base}: {exc}") from None

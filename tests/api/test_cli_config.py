@@ -179,6 +179,7 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         f"RUNLOG_DATABASE_URL='sqlite:///{home}/runlog.db'",
         "RUNLOG_SERVER_HOST='127.0.0.1'",
         "RUNLOG_SERVER_PORT='4200'",
+        "RUNLOG_SERVER_MAX_BODY_SIZE='10485760'",
         "RUNLOG_DATABASE_MIGRATE_ON_START='true'",
         "RUNLOG_LOGGING_LEVEL='INFO'",
     ]

@@ -57,6 +57,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_DATABASE_URL",
         "RUNLOG_SERVER_HOST",
         "RUNLOG_SERVER_PORT",
+        "RUNLOG_SERVER_MAX_BODY_SIZE",
         "RUNLOG_DATABASE_MIGRATE_ON_START",
         "RUNLOG_LOGGING_LEVEL",
     )

@@ -1,0 +1,68 @@
+"""The aiohttp application factory: wires settings, the event store and every route module.
+
+Resources live in cleanup contexts, opened in dependency order when the app starts and
+closed in reverse when it stops; handlers reach them through the typed keys in api/keys.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import weakref
+
+import structlog
+from aiohttp import WSCloseCode, web
+
+from eventstore import mask_url, open_store
+from projections.concurrency import ConcurrencyProjection
+from projections.flows import FlowsProjection
+from projections.runs_writer import RunsProjection
+
+from . import keys
+from .middleware import errors_and_logging
+from .services.lease_expiry import lease_expiry
+from .routes import admin, concurrency, events, flow_runs, flows, log_import, logs, run_filters, task_runs
+
+log = structlog.get_logger("runlog.api")
+
+# run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
+ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import)
+
+
+def inline_projections() -> list:
+    """The read models commands depend on, kept up to date in every append's transaction."""
+    return [FlowsProjection(), RunsProjection(), ConcurrencyProjection()]
+
+
+def create_app(settings) -> web.Application:  # type: ignore[no-untyped-def]
+    app = web.Application(middlewares=[errors_and_logging], client_max_size=settings.server_max_body_size)
+    app[keys.SETTINGS] = settings
+    app[keys.MAX_BODY_BYTES] = settings.server_max_body_size
+    app[keys.WEBSOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(_close_websockets)
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(lease_expiry)  # needs the store: after it, so it stops first
+    # The root app's middleware also wraps the sub-app's handlers, so it is installed once.
+    api = web.Application(client_max_size=settings.server_max_body_size)
+    for module in ROUTE_MODULES:
+        api.add_routes(module.routes)
+    app.add_subapp("/api", api)
+    return app
+
+
+async def _close_websockets(app: web.Application) -> None:
+    """Websockets stay open indefinitely; on shutdown, tell clients to reconnect elsewhere.
+
+    The Prefect client re-sends events the server has not confirmed, so nothing is lost."""
+    for ws in list(app[keys.WEBSOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    log.info("opening_database", url=mask_url(settings.database_url), migrate=settings.migrate_on_start)
+    store = open_store(settings.database_url, migrate=settings.migrate_on_start, projections=inline_projections())
+    async with store:
+        app[keys.STORE] = store
+        yield
+    log.info("database_closed")

@@ -1,0 +1,71 @@
+"""Events as JSON lines: the format of ``runlog events export/import/push``.
+
+One stored event per line, with the payload inline when it is JSON (every event runlog writes
+is) and base64 otherwise. Readers accept lines without position, version or recorded_at, so a
+hand-written file can be imported too.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+from eventstore import NewEvent, RecordedEvent
+
+from .errors import RunlogError
+
+
+class ExportedEvent(msgspec.Struct, omit_defaults=True):
+    """One line of an export file."""
+
+    stream_id: str
+    id: UUID
+    type: str
+    position: int | None = None
+    version: int | None = None
+    recorded_at: datetime | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (a JSON payload is never empty)
+    data_base64: str | None = None
+
+
+_line_encoder = msgspec.json.Encoder()
+_line_decoder = msgspec.json.Decoder(ExportedEvent)
+
+
+def to_line(event: RecordedEvent) -> bytes:
+    line = ExportedEvent(
+        stream_id=event.stream_id, id=event.id, type=event.type, position=event.position,
+        version=event.version, recorded_at=event.recorded_at,
+    )
+    try:
+        msgspec.json.decode(event.data)
+        line.data = msgspec.Raw(event.data)
+    except msgspec.DecodeError:
+        line.data_base64 = base64.b64encode(event.data).decode("ascii")
+    return _line_encoder.encode(line) + b"\n"
+
+
+def from_line(line: bytes, number: int) -> ExportedEvent:
+    try:
+        event = _line_decoder.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise RunlogError(f"line {number}: not an exported event: {exc}") from None
+    if bool(len(event.data)) == (event.data_base64 is not None):
+        raise RunlogError(f"line {number}: needs exactly one of 'data' and 'data_base64'")
+    return event
+
+
+def as_new_event(event: ExportedEvent, number: int) -> NewEvent:
+    return NewEvent(type=event.type, data=payload(event, number), id=event.id)
+
+
+def payload(event: ExportedEvent, number: int) -> bytes:
+    if len(event.data):
+        return bytes(event.data)
+    try:
+        return base64.b64decode(event.data_base64 or "", validate=True)
+    except ValueError as exc:
+        raise RunlogError(f"line {number}: data_base64 is not base64: {exc}") from None

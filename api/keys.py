@@ -1,0 +1,16 @@
+"""Typed application keys: everything a handler may reach through ``request.app``."""
+
+from __future__ import annotations
+
+import weakref
+
+from aiohttp import web
+
+from eventstore import EventStore
+
+from .settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+STORE: web.AppKey[EventStore] = web.AppKey("store", EventStore)  # type: ignore[type-abstract]
+MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
+WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets", weakref.WeakSet)

@@ -1,0 +1,157 @@
+"""Reading run logs (POST /logs/filter) from the ``logs`` table with Prefect's LogFilter.
+
+The WHERE clause is assembled from the fixed fragments below only; every value a client
+sends travels as a ``?`` parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventstore import EventStore, Tx
+from projections.tables import from_us, in_list, list_param, us
+
+from ..schemas.logs import MAX_LIMIT, Log, LogFilter, LogSort
+
+SQL_SELECT = "SELECT id, flow_run_id, task_run_id, name, level, message, timestamp, created FROM logs"
+SQL_ORDER = {
+    # id breaks ties: log ids sort in the order their batch listed them (services/logs.py).
+    LogSort.TIMESTAMP_ASC: " ORDER BY timestamp ASC, id ASC",
+    LogSort.TIMESTAMP_DESC: " ORDER BY timestamp DESC, id DESC",
+}
+SQL_PAGE = " LIMIT ? OFFSET ?"
+TRUE = "1 = 1"
+# Case-insensitive substring match over "message name", as Prefect's text search does.
+TEXT_MATCHES = "lower(message || ' ' || name) LIKE ? ESCAPE '!'"
+TEXT_MISSES = "lower(message || ' ' || name) NOT LIKE ? ESCAPE '!'"
+
+
+class _Where:
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.params: list[Any] = []
+
+    def ids_in(self, column: str, ids: Sequence[UUID]) -> str:
+        self.params.append(list_param(self.tx, [str(i) for i in ids]))
+        return in_list(self.tx, column)
+
+    def value(self, fragment: str, value: Any) -> str:
+        self.params.append(value)
+        return fragment
+
+
+def _all(parts: list[str], joiner: str = " AND ") -> str:
+    return TRUE if not parts else "(" + joiner.join(parts) + ")"
+
+
+def _conditions(where: _Where, flt: LogFilter) -> list[str]:
+    """One condition per criterion set, as Prefect builds them (an empty one is TRUE)."""
+    conditions = []
+    if flt.level is not None:
+        parts = []
+        if flt.level.ge_ is not None:
+            parts.append(where.value("level >= ?", flt.level.ge_))
+        if flt.level.le_ is not None:
+            parts.append(where.value("level <= ?", flt.level.le_))
+        conditions.append(_all(parts))
+    if flt.timestamp is not None:
+        parts = []
+        if flt.timestamp.before_ is not None:
+            parts.append(where.value("timestamp <= ?", us(flt.timestamp.before_)))
+        if flt.timestamp.after_ is not None:
+            parts.append(where.value("timestamp >= ?", us(flt.timestamp.after_)))
+        conditions.append(_all(parts))
+    if flt.flow_run_id is not None:
+        parts = []
+        if flt.flow_run_id.any_ is not None:
+            parts.append(where.ids_in("flow_run_id", flt.flow_run_id.any_))
+        conditions.append(_all(parts))
+    if flt.task_run_id is not None:
+        parts = []
+        if flt.task_run_id.any_ is not None:
+            parts.append(where.ids_in("task_run_id", flt.task_run_id.any_))
+        if flt.task_run_id.is_null_ is not None:
+            parts.append("task_run_id IS NULL" if flt.task_run_id.is_null_ else "task_run_id IS NOT NULL")
+        conditions.append(_all(parts))
+    if flt.text is not None:
+        include, exclude, required = parse_text_query(flt.text.query)
+        if include:
+            conditions.append(_all([where.value(TEXT_MATCHES, _like(t)) for t in include], " OR "))
+        if exclude:
+            conditions.append(_all([where.value(TEXT_MISSES, _like(t)) for t in exclude]))
+        if required:
+            conditions.append(_all([where.value(TEXT_MATCHES, _like(t)) for t in required]))
+    return conditions
+
+
+def _like(term: str) -> str:
+    escaped = term.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
+
+def parse_text_query(query: str) -> tuple[list[str], list[str], list[str]]:
+    """Prefect's text search syntax: terms (any may match), ``-term``/``!term`` (none may),
+    ``+term`` (all must), and ``"quoted phrases"`` with ``\\"`` inside them."""
+    include: list[str] = []
+    exclude: list[str] = []
+    required: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        if query[i].isspace():
+            i += 1
+            continue
+        prefix = None
+        if query[i] in "-!+":
+            if i + 1 < n and not query[i + 1].isspace():
+                prefix = query[i]
+            i += 1
+            if prefix is None:
+                continue
+        if i < n and query[i] == '"':
+            i += 1
+            chars = []
+            while i < n and query[i] != '"':
+                if query[i] == "\\" and i + 1 < n and query[i + 1] in '"\\':
+                    i += 1
+                chars.append(query[i])
+                i += 1
+            i += 1  # the closing quote, if any
+            term = "".join(chars)
+            if not term.strip():
+                continue
+        else:
+            start = i
+            while i < n and not query[i].isspace() and query[i] != '"':
+                i += 1
+            term = query[start:i]
+            if not term:
+                continue
+        {"-": exclude, "!": exclude, "+": required}.get(prefix or "", include).append(term)
+    return include, exclude, required
+
+
+def _log(row: Sequence[Any]) -> Log:
+    created = from_us(row[7])
+    return Log(
+        id=UUID(row[0]), created=created, updated=created, name=row[3], level=row[4], message=row[5],
+        timestamp=from_us(row[6]),
+        flow_run_id=None if row[1] is None else UUID(row[1]),
+        task_run_id=None if row[2] is None else UUID(row[2]),
+    )
+
+
+async def read_logs(
+    store: EventStore, flt: LogFilter | None, *, limit: int | None, offset: int, sort: LogSort
+) -> list[Log]:
+    async with store.reading() as tx:
+        where = _Where(tx)
+        conditions = _conditions(where, flt) if flt is not None else []
+        sql = SQL_SELECT
+        if conditions:
+            joiner = " AND " if flt is None or flt.operator == "and_" else " OR "
+            sql += " WHERE " + joiner.join(conditions)
+        sql += SQL_ORDER[sort] + SQL_PAGE
+        rows = await tx.fetch(sql, *where.params, MAX_LIMIT if limit is None else limit, offset)
+    return [_log(row) for row in rows]

@@ -1,0 +1,1 @@
+"""One module per API resource, as in the Prefect API; each exports ``routes``."""

@@ -1,0 +1,307 @@
+"""/concurrency_limits (v1 tag limits) and /v2/concurrency_limits (limits and leases).
+
+As in Prefect 3.8, a tag limit is a v2 limit named "tag:<tag>"; the v1 endpoints show it in
+the v1 shape, whose active_slots are the task runs holding one of its leases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from aiohttp import web
+
+from projections.concurrency import LimitView
+from schema import events as catalogue
+
+from .. import keys
+from ..http import decode_body, empty_response, json_response
+from ..schemas.concurrency import (
+    DecrementWithLease,
+    IncrementWithLease,
+    LeaseGranted,
+    Limit,
+    LimitCreate,
+    LimitUpdate,
+    MinimalLimit,
+    Pagination,
+    RenewLease,
+    TagLimit,
+    TagLimitCreate,
+    TagLimitReset,
+)
+from ..services import concurrency as commands
+from ..services.concurrency import TAG_PREFIX
+
+routes = web.RouteTableDef()
+
+DEFAULT_LIMIT = 200
+"""Prefect's server.api.default_limit, for filters that name no limit."""
+CONTENDED_RETRY_SECONDS = 1
+
+
+def _detail(status: int, detail: str, **headers: str) -> web.Response:
+    response = json_response({"detail": detail}, status=status)
+    response.headers.update(headers)
+    return response
+
+
+def _not_found(detail: str) -> web.Response:
+    return _detail(404, detail)
+
+
+def _unprocessable(detail: str) -> web.Response:
+    return _detail(422, detail)
+
+
+def _uuid(request: web.Request, name: str) -> UUID | None:
+    try:
+        return UUID(request.match_info[name])
+    except ValueError:
+        return None
+
+
+def _contended() -> web.Response:
+    # The Prefect client retries 503 (honouring Retry-After) on every call, 409 on none.
+    return _detail(503, "the concurrency limit is busy; retry", **{"Retry-After": str(CONTENDED_RETRY_SECONDS)})
+
+
+def to_tag_limit(view: LimitView, now: datetime) -> TagLimit:
+    holders = [
+        lease.holder.id for lease in view.held(now) if lease.holder is not None and lease.holder.type == "task_run"
+    ]
+    return TagLimit(
+        id=view.id, created=view.created, updated=view.updated, tag=view.name.removeprefix(TAG_PREFIX),
+        concurrency_limit=view.limit, active_slots=holders,
+    )
+
+
+def to_limit(view: LimitView, now: datetime) -> Limit:
+    return Limit(
+        id=view.id, created=view.created, updated=view.updated, active=view.active, name=view.name,
+        limit=view.limit, active_slots=view.active_slots(now), denied_slots=0,
+        slot_decay_per_second=view.slot_decay_per_second,
+        avg_slot_occupancy_seconds=view.avg_slot_occupancy_seconds,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _page(views: list[LimitView], body: Pagination) -> list[LimitView]:
+    limit = DEFAULT_LIMIT if body.limit is None else body.limit
+    return views[body.offset : body.offset + limit]
+
+
+# -- v1: tag limits -----------------------------------------------------------------------------
+
+TAG_NOT_FOUND = "Concurrency limit not found"
+
+
+async def _tag_limit(request: web.Request) -> LimitView | None:
+    return await commands.read_limit_by_name(request.config_dict[keys.STORE], TAG_PREFIX + request.match_info["tag"])
+
+
+@routes.post("/concurrency_limits/")
+async def create_tag_limit(request: web.Request) -> web.Response:
+    body = await decode_body(request, TagLimitCreate)
+    try:
+        view, created = await commands.upsert_limit(
+            request.config_dict[keys.STORE], TAG_PREFIX + body.tag, body.concurrency_limit
+        )
+    except commands.Contended:
+        return _contended()
+    return json_response(to_tag_limit(view, _now()), status=201 if created else 200)
+
+
+@routes.post("/concurrency_limits/filter")
+async def filter_tag_limits(request: web.Request) -> web.Response:
+    body = await decode_body(request, Pagination, default=Pagination())
+    views = [v for v in await commands.list_limits(request.config_dict[keys.STORE]) if v.name.startswith(TAG_PREFIX)]
+    now = _now()
+    return json_response([to_tag_limit(v, now) for v in _page(views, body)])
+
+
+@routes.get("/concurrency_limits/tag/{tag}")
+async def read_tag_limit(request: web.Request) -> web.Response:
+    view = await _tag_limit(request)
+    if view is None:
+        return _not_found(TAG_NOT_FOUND)
+    return json_response(to_tag_limit(view, _now()))
+
+
+@routes.delete("/concurrency_limits/tag/{tag}")
+async def delete_tag_limit(request: web.Request) -> web.Response:
+    view = await _tag_limit(request)
+    try:
+        if view is None or not await commands.delete_limit(request.config_dict[keys.STORE], view.id):
+            return _not_found(TAG_NOT_FOUND)
+    except commands.Contended:
+        return _contended()
+    return json_response(None)
+
+
+@routes.post("/concurrency_limits/tag/{tag}/reset")
+async def reset_tag_limit(request: web.Request) -> web.Response:
+    body = await decode_body(request, TagLimitReset, default=TagLimitReset())
+    view = await _tag_limit(request)
+    try:
+        if view is None or not await commands.reset_limit(
+            request.config_dict[keys.STORE], view.id, body.slot_override or []
+        ):
+            return _not_found(TAG_NOT_FOUND)
+    except commands.Contended:
+        return _contended()
+    return json_response(None)
+
+
+@routes.get("/concurrency_limits/{id}")
+async def read_tag_limit_by_id(request: web.Request) -> web.Response:
+    limit_id = _uuid(request, "id")
+    view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
+    if view is None or not view.name.startswith(TAG_PREFIX):
+        return _not_found(TAG_NOT_FOUND)
+    return json_response(to_tag_limit(view, _now()))
+
+
+@routes.delete("/concurrency_limits/{id}")
+async def delete_limit_by_id(request: web.Request) -> web.Response:
+    # Prefect's v1 delete by id removes whatever v2 limit has that id, tag or not.
+    limit_id = _uuid(request, "id")
+    try:
+        if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id):
+            return _not_found(TAG_NOT_FOUND)
+    except commands.Contended:
+        return _contended()
+    return json_response(None)
+
+
+# -- v2: leases (registered before /{id_or_name}) -----------------------------------------------
+
+
+@routes.post("/v2/concurrency_limits/increment-with-lease")
+async def increment_with_lease(request: web.Request) -> web.Response:
+    body = await decode_body(request, IncrementWithLease)
+    holder = None if body.holder is None else catalogue.ConcurrencyLeaseHolder(type=body.holder.type, id=body.holder.id)
+    try:
+        outcome = await commands.acquire(
+            request.config_dict[keys.STORE], body.names, body.slots, lease_duration=body.lease_duration,
+            holder=holder, mode=body.mode,
+        )
+    except commands.InvalidAcquire as exc:
+        return _unprocessable(exc.detail)
+    if isinstance(outcome, commands.Locked):
+        # The client sleeps float(Retry-After) and asks again; without the header it crashes.
+        detail = f"Locked: concurrency limit {outcome.limit.name!r} has no free slot"
+        return _detail(423, detail, **{"Retry-After": str(outcome.retry_after)})
+    granted = LeaseGranted(
+        lease_id=outcome.lease_id,
+        limits=[MinimalLimit(id=v.id, name=v.name, limit=v.limit) for v in outcome.limits],
+    )
+    return json_response(granted)
+
+
+@routes.post("/v2/concurrency_limits/decrement-with-lease")
+async def decrement_with_lease(request: web.Request) -> web.Response:
+    body = await decode_body(request, DecrementWithLease)
+    try:
+        await commands.release(request.config_dict[keys.STORE], body.lease_id)
+    except commands.Contended:
+        return _contended()
+    return empty_response()
+
+
+@routes.post("/v2/concurrency_limits/leases/{lease_id}/renew")
+async def renew_lease(request: web.Request) -> web.Response:
+    lease_id = _uuid(request, "lease_id")
+    if lease_id is None:
+        return _unprocessable(f"path parameter 'lease_id' is not a valid UUID: {request.match_info['lease_id']!r}")
+    body = await decode_body(request, RenewLease, default=RenewLease())
+    try:
+        renewed = await commands.renew(request.config_dict[keys.STORE], lease_id, body.lease_duration)
+    except commands.Contended:
+        return _contended()
+    if not renewed:
+        return _detail(410, "Lease not found - it may have expired or been revoked")
+    return empty_response()
+
+
+# -- v2: limits ---------------------------------------------------------------------------------
+
+LIMIT_NOT_FOUND = "Concurrency Limit not found"
+
+
+async def _limit_id(request: web.Request) -> UUID | None:
+    """The id named by {id_or_name}: a UUID is an id, anything else a name (None: no such)."""
+    raw = request.match_info["id_or_name"]
+    try:
+        return UUID(raw)
+    except ValueError:
+        view = await commands.read_limit_by_name(request.config_dict[keys.STORE], raw)
+        return None if view is None else view.id
+
+
+@routes.post("/v2/concurrency_limits/")
+async def create_limit(request: web.Request) -> web.Response:
+    body = await decode_body(request, LimitCreate)
+    try:
+        view = await commands.create_limit(
+            request.config_dict[keys.STORE], body.name, body.limit, active=body.active,
+            slot_decay_per_second=body.slot_decay_per_second,
+        )
+    except commands.LimitExists:
+        return _detail(409, f"A concurrency limit named {body.name!r} already exists")
+    except commands.Contended:
+        return _contended()
+    return json_response(to_limit(view, _now()), status=201)
+
+
+@routes.post("/v2/concurrency_limits/filter")
+async def filter_limits(request: web.Request) -> web.Response:
+    body = await decode_body(request, Pagination, default=Pagination())
+    views = await commands.list_limits(request.config_dict[keys.STORE])
+    now = _now()
+    return json_response([to_limit(v, now) for v in _page(views, body)])
+
+
+@routes.get("/v2/concurrency_limits/{id_or_name}")
+async def read_limit(request: web.Request) -> web.Response:
+    limit_id = await _limit_id(request)
+    view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
+    if view is None:
+        return _not_found(LIMIT_NOT_FOUND)
+    return json_response(to_limit(view, _now()))
+
+
+@routes.patch("/v2/concurrency_limits/{id_or_name}")
+async def update_limit(request: web.Request) -> web.Response:
+    body = await decode_body(request, LimitUpdate)
+    store = request.config_dict[keys.STORE]
+    limit_id = await _limit_id(request)
+    current = None if limit_id is None else await commands.read_limit(store, limit_id)
+    if limit_id is None or current is None:
+        return _not_found(LIMIT_NOT_FOUND)
+    if body.name is not None and body.name != current.name:
+        # A limit's id and stream are derived from its name (that is what keeps names unique).
+        return _unprocessable("renaming a concurrency limit is not supported; create one with the new name")
+    try:
+        updated = await commands.update_limit(
+            store, limit_id, limit=body.limit, active=body.active, slot_decay_per_second=body.slot_decay_per_second
+        )
+    except commands.Contended:
+        return _contended()
+    if updated is None:
+        return _not_found(LIMIT_NOT_FOUND)
+    return empty_response()
+
+
+@routes.delete("/v2/concurrency_limits/{id_or_name}")
+async def delete_limit(request: web.Request) -> web.Response:
+    limit_id = await _limit_id(request)
+    try:
+        if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id):
+            return _not_found(LIMIT_NOT_FOUND)
+    except commands.Contended:
+        return _contended()
+    return empty_response()

@@ -1,0 +1,119 @@
+"""/events: Prefect client events, over the /events/in websocket or POST /events.
+
+The websocket handles one frame at a time and reads the next only once the event is in the
+log. aiohttp answers a client's ping when the receive loop reaches it, so a pong confirms
+that every event sent before the ping is stored: the Prefect client's delivery checkpoints
+then really mean delivered, and what it re-sends after a reconnect is idempotent anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import msgspec
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from eventstore import InvalidEvent, SchemaError, StorageUnavailable, StoreClosed
+
+from .. import keys
+from ..http import decode_body, empty_response
+from ..schemas.events import Event, check_event
+from ..services import events as service
+
+routes = web.RouteTableDef()
+
+log = structlog.get_logger("runlog.api.events")
+
+HEARTBEAT_SECONDS = 30.0
+"""aiohttp pings the client this often and drops the connection if no pong comes back."""
+AUTH_TIMEOUT_SECONDS = 30.0
+AUTH_FAILED = "Expected 'auth' message"
+
+_GONE = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+_event_decoder = msgspec.json.Decoder(Event)
+_auth_decoder = msgspec.json.Decoder()
+
+
+@routes.post("/events")
+async def create_events(request: web.Request) -> web.Response:
+    """Record a batch of events (204). The whole batch is checked before any of it is stored."""
+    batch = await decode_body(request, list[Event])
+    checked = [check_event(event, f"$[{index}]") for index, event in enumerate(batch)]
+    store = request.config_dict[keys.STORE]
+    for event in checked:
+        await service.receive(store, event)
+    return empty_response(204)
+
+
+@routes.get("/events/in")
+async def stream_events_in(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
+    await ws.prepare(request)
+    request.config_dict[keys.WEBSOCKETS].add(ws)  # closed by the app on shutdown
+    # Like Prefect while no auth string is configured, a client that did not ask for the
+    # "prefect" subprotocol is served in legacy mode, without the auth handshake.
+    if ws.ws_protocol == "prefect" and not await _authenticate(ws):
+        return ws
+    store = request.config_dict[keys.STORE]
+    stored = skipped = 0
+    async for message in ws:
+        if message.type is WSMsgType.ERROR:
+            log.warning("events_in_error", error=str(ws.exception()))
+            break
+        if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        try:
+            event = check_event(_event_decoder.decode(message.data))
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            skipped += 1
+            log.warning("event_frame_skipped", error=str(exc))
+            continue
+        try:
+            await service.receive(store, event)
+        except InvalidEvent as exc:
+            skipped += 1
+            log.warning("event_skipped", event_id=str(event.id), error=str(exc))
+            continue
+        except (StorageUnavailable, SchemaError, StoreClosed) as exc:
+            # Not stored, so not confirmed: closing makes the client reconnect and re-send
+            # everything since its last checkpoint, this event included.
+            log.warning("events_in_storage_unavailable", error=str(exc))
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"the database is unavailable")
+            break
+        except Exception:
+            # A bug must not stop the stream: this event is lost, later ones are still stored.
+            skipped += 1
+            log.exception("event_not_stored", event_id=str(event.id), event_name=event.event[:200])
+            continue
+        stored += 1
+    log.info("events_in_closed", stored=stored, skipped=skipped, close_code=ws.close_code)
+    return ws
+
+
+async def _authenticate(ws: web.WebSocketResponse) -> bool:
+    """Prefect's handshake: the first message must be {"type": "auth", "token": ...}.
+
+    Tokens are not checked yet. Anything else first gets an auth failure and a close with
+    the policy-violation code; the Prefect client reports the reason.
+    """
+    try:
+        message = await ws.receive(timeout=AUTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        message = None
+    if message is not None and message.type in _GONE:
+        return False
+    auth: object = None
+    if message is not None and message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+        try:
+            auth = _auth_decoder.decode(message.data)
+        except msgspec.DecodeError:
+            auth = None
+    if not (isinstance(auth, dict) and auth.get("type") == "auth"):
+        log.warning("events_in_auth_failed", reason=AUTH_FAILED)
+        with contextlib.suppress(ConnectionError):  # the client may be gone already
+            await ws.send_json({"type": "auth_failure", "reason": AUTH_FAILED})
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=AUTH_FAILED.encode())
+        return False
+    await ws.send_json({"type": "auth_success"})
+    return True

@@ -1,0 +1,131 @@
+"""/flow_runs and /flow_run_states: create, read, update, delete and orchestrate flow runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from projections.runs import FlowRunView, estimated_run_time, estimated_start_time_delta
+
+from .. import keys
+from ..http import NotFound, Unprocessable, decode_body, empty_response, json_response, path_uuid
+from ..orchestration import Decision, Status
+from ..queries import runs as queries
+from ..schemas.runs import DEFAULT_POLICY, FlowRun, FlowRunCreate, FlowRunUpdate, OrchestrationResult, SetState
+from ..services import flow_runs as commands
+
+routes = web.RouteTableDef()
+
+
+def to_flow_run(view: FlowRunView, now: datetime | None = None) -> FlowRun:
+    now = now or datetime.now(UTC)
+    state = view.state
+    return FlowRun(
+        id=view.id, created=view.created, updated=view.updated, name=view.name, flow_id=view.flow_id,
+        state_id=state.id if state else None, deployment_id=view.deployment_id,
+        deployment_version=view.deployment_version, work_queue_name=view.work_queue_name,
+        flow_version=view.flow_version, parameters=view.parameters, idempotency_key=view.idempotency_key,
+        context=view.context, empirical_policy={**DEFAULT_POLICY, **view.empirical_policy}, tags=view.tags,
+        labels=view.labels, parent_task_run_id=view.parent_task_run_id,
+        state_type=state.type if state else None, state_name=state.name if state else None,
+        run_count=view.run_count, expected_start_time=view.expected_start_time,
+        next_scheduled_start_time=view.next_scheduled_start_time, start_time=view.start_time,
+        end_time=view.end_time, total_run_time=view.total_run_time,
+        estimated_run_time=estimated_run_time(view, now),
+        estimated_start_time_delta=estimated_start_time_delta(view, now),
+        work_pool_name=view.work_pool_name, state=state, job_variables=view.job_variables,
+        infrastructure_pid=view.infrastructure_pid,
+    )
+
+
+def orchestration_result(view: FlowRunView | Any, decision: Decision) -> OrchestrationResult:
+    details: dict[str, Any]
+    if decision.status is Status.ACCEPT:
+        details = {"type": "accept_details"}
+    elif decision.status is Status.REJECT:
+        details = {"type": "reject_details", "reason": decision.reason}
+    elif decision.status is Status.WAIT:
+        details = {"type": "wait_details", "delay_seconds": decision.delay_seconds or 0, "reason": decision.reason}
+    else:
+        details = {"type": "abort_details", "reason": decision.reason}
+    return OrchestrationResult(state=decision.state or view.state, status=decision.status.value, details=details)
+
+
+@routes.post("/flow_runs/")
+async def create_flow_run(request: web.Request) -> web.Response:
+    body = await decode_body(request, FlowRunCreate)
+    view, created = await commands.create(request.config_dict[keys.STORE], body)
+    return json_response(to_flow_run(view), status=201 if created else 200)
+
+
+@routes.get("/flow_runs/{id}")
+async def read_flow_run(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    view = await queries.get_flow_run(request.config_dict[keys.STORE], run_id)
+    if view is None:
+        raise NotFound(f"Flow run {run_id} not found")
+    return json_response(to_flow_run(view))
+
+
+@routes.patch("/flow_runs/{id}")
+async def update_flow_run(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    body = await decode_body(request, FlowRunUpdate)
+    if not await commands.update(request.config_dict[keys.STORE], run_id, body):
+        raise NotFound(f"Flow run {run_id} not found")
+    return empty_response()
+
+
+@routes.patch("/flow_runs/{id}/labels")
+async def update_flow_run_labels(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    labels = await decode_body(request, dict[str, Any])
+    store = request.config_dict[keys.STORE]
+    view = await queries.get_flow_run(store, run_id)
+    if view is None:
+        raise NotFound(f"Flow run {run_id} not found")
+    await commands.update(store, run_id, {"labels": {**view.labels, **labels}})
+    return empty_response()
+
+
+@routes.delete("/flow_runs/{id}")
+async def delete_flow_run(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    if not await commands.delete(request.config_dict[keys.STORE], run_id):
+        raise NotFound(f"Flow run {run_id} not found")
+    return empty_response()
+
+
+@routes.post("/flow_runs/{id}/set_state")
+async def set_flow_run_state(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    body = await decode_body(request, SetState)
+    outcome = await commands.set_state(request.config_dict[keys.STORE], run_id, body.state, force=body.force)
+    if outcome is None:
+        raise NotFound(f"Flow run {run_id} not found")
+    view, decision = outcome
+    return json_response(orchestration_result(view, decision), status=201 if decision.state is not None else 200)
+
+
+@routes.get("/flow_run_states/")
+async def read_flow_run_states(request: web.Request) -> web.Response:
+    raw = request.query.get("flow_run_id")
+    if raw is None:
+        raise Unprocessable("query parameter 'flow_run_id' is required")
+    try:
+        run_id = UUID(raw)
+    except ValueError:
+        raise Unprocessable(f"flow_run_id is not a valid UUID: {raw!r}") from None
+    return json_response(await queries.flow_run_states(request.config_dict[keys.STORE], run_id))
+
+
+@routes.get("/flow_run_states/{id}")
+async def read_flow_run_state(request: web.Request) -> web.Response:
+    state_id = path_uuid(request)
+    state = await queries.state_by_id(request.config_dict[keys.STORE], state_id)
+    if state is None:
+        raise NotFound(f"Flow run state {state_id} not found")
+    return json_response(state)

@@ -1,0 +1,108 @@
+"""/flows: register, read, list, count and delete flows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+from aiohttp import web
+
+from eventstore import ConcurrencyError, EventStore
+from projections.flows import FLOW_STREAM, FlowView, decode_flow
+from schema import events as catalogue
+
+from .. import keys
+from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
+from ..queries import flows as queries
+from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest
+from ..writes import append_event
+
+routes = web.RouteTableDef()
+
+FLOW_NAMESPACE = uuid.UUID("4b1c5d0e-7a5f-4a53-9b1e-72756e6c6f67")
+
+
+def flow_id_for(name: str) -> uuid.UUID:
+    """Flows are keyed by name: the id is derived from it, so two concurrent registrations of
+    one name meet on one stream and the loser of the race reads the winner's flow."""
+    return uuid.uuid5(FLOW_NAMESPACE, name)
+
+
+def to_flow(view: FlowView) -> Flow:
+    return Flow(id=view.id, created=view.created, updated=view.updated, name=view.name, tags=view.tags, labels=view.labels)
+
+
+async def _stream_version(store: EventStore, stream_id: str) -> int:
+    version = 0
+    async for event in store.read_stream(stream_id):
+        version = event.version
+    return version
+
+
+@routes.post("/flows/")
+async def create_flow(request: web.Request) -> web.Response:
+    body = await decode_body(request, FlowCreate)
+    store = request.config_dict[keys.STORE]
+    flow_id = flow_id_for(body.name)
+    for _attempt in range(3):
+        existing = await queries.get(store, flow_id)
+        if existing is not None:
+            return json_response(to_flow(existing), status=200)
+        event = catalogue.FlowCreated(
+            flow_id=flow_id, name=body.name, tags=body.tags, labels=body.labels or {}, created=datetime.now(UTC)
+        )
+        stream = FLOW_STREAM + str(flow_id)
+        try:
+            await append_event(store, stream, event, expected_version=await _stream_version(store, stream))
+        except ConcurrencyError:
+            continue  # registered meanwhile by someone else: answer with theirs
+        created = await queries.get(store, flow_id)
+        assert created is not None
+        return json_response(to_flow(created), status=201)
+    raise ConcurrencyError(FLOW_STREAM + str(flow_id), None, -1)
+
+
+@routes.get("/flows/{id}")
+async def read_flow(request: web.Request) -> web.Response:
+    flow_id = path_uuid(request)
+    view = await queries.get(request.config_dict[keys.STORE], flow_id)
+    if view is None:
+        raise NotFound(f"Flow {flow_id} not found")
+    return json_response(to_flow(view))
+
+
+@routes.get("/flows/name/{name}")
+async def read_flow_by_name(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    view = await queries.get(request.config_dict[keys.STORE], flow_id_for(name))
+    if view is None:
+        raise NotFound(f"Flow {name!r} not found")
+    return json_response(to_flow(view))
+
+
+@routes.post("/flows/filter")
+async def filter_flows(request: web.Request) -> web.Response:
+    body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
+    views = await queries.filter(request.config_dict[keys.STORE], body)
+    return json_response([to_flow(v) for v in views])
+
+
+@routes.post("/flows/count")
+async def count_flows(request: web.Request) -> web.Response:
+    body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
+    views = await queries.filter(request.config_dict[keys.STORE], msgspec.structs.replace(body, limit=None, offset=0))
+    return json_response(len(views))
+
+
+@routes.delete("/flows/{id}")
+async def delete_flow(request: web.Request) -> web.Response:
+    flow_id = path_uuid(request)
+    store = request.config_dict[keys.STORE]
+    if await queries.get(store, flow_id) is None:
+        raise NotFound(f"Flow {flow_id} not found")
+    await append_event(store, FLOW_STREAM + str(flow_id), catalogue.FlowDeleted(flow_id=flow_id))
+    return empty_response()
+
+
+__all__ = ["routes", "decode_flow"]

@@ -1,0 +1,30 @@
+"""POST /api/runlog/events/import: receive events pushed from another runlog's log.
+
+runlog's own extension (not part of Prefect's API), used by ``runlog events push``. The body
+is a JSON list of exported events (api/eventlines.py). They are appended in order, each to
+its own stream, and keep their ids, so pushing the same events twice stores them once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .. import keys
+from ..eventlines import ExportedEvent, as_new_event
+from ..http import decode_body, json_response
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/runlog/events/import")
+async def import_events(request: web.Request) -> web.Response:
+    events = await decode_body(request, list[ExportedEvent])
+    store = request.config_dict[keys.STORE]
+    head = await store.head()
+    new_events = [as_new_event(e, n) for n, e in enumerate(events, start=1)]
+    # Queued in order: the store's one writer commits them in this order, in few transactions.
+    results = await asyncio.gather(*(store.append(e.stream_id, [n]) for e, n in zip(events, new_events, strict=True)))
+    imported = sum(1 for (r,) in results if r.position > head)
+    return json_response({"imported": imported, "skipped": len(results) - imported})

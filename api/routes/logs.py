@@ -1,0 +1,29 @@
+"""/logs: store run log lines (POST /logs/) and read them back (POST /logs/filter)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import keys
+from ..http import decode_body, json_response
+from ..queries import logs as queries
+from ..schemas.logs import LogCreate, LogFilterRequest
+from ..services import logs as service
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/logs/")
+async def create_logs(request: web.Request) -> web.Response:
+    logs = await decode_body(request, list[LogCreate])
+    await service.create_logs(request.config_dict[keys.STORE], logs)
+    return json_response(None, status=201)
+
+
+@routes.post("/logs/filter")
+async def read_logs(request: web.Request) -> web.Response:
+    body = await decode_body(request, LogFilterRequest, default=LogFilterRequest())
+    logs = await queries.read_logs(
+        request.config_dict[keys.STORE], body.logs, limit=body.limit, offset=body.offset, sort=body.sort
+    )
+    return json_response(logs)

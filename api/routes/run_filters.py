@@ -1,0 +1,122 @@
+"""POST /flow_runs/filter, /count, /paginate and the same for /task_runs: querying run history."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from .. import keys
+from ..http import decode_body, json_response
+from ..queries import run_filters as queries
+from ..schemas import filters as f
+from .flow_runs import to_flow_run
+from .task_runs import to_task_run
+
+routes = web.RouteTableDef()
+
+
+class _Refused(Exception):
+    """A request Prefect answers with a 422 and a plain-text detail."""
+
+
+def _limit(value: int | None) -> int:
+    """Prefect's LimitBody: null means the default, which is also the largest accepted value."""
+    if value is None:
+        return queries.DEFAULT_LIMIT
+    if value < 0:
+        raise _Refused("Invalid limit: must be greater than or equal to 0.")
+    if value > queries.DEFAULT_LIMIT:
+        raise _Refused(f"Invalid limit: must be less than or equal to {queries.DEFAULT_LIMIT}.")
+    return value
+
+
+def _pages(count: int, limit: int) -> int:
+    return (count + limit - 1) // limit if limit > 0 else 0
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _refusals_as_422(handler: Handler) -> Handler:
+    """A bad limit, or a filter Prefect accepts but runlog cannot evaluate, is a 422 with Prefect's
+    body shape; an unsupported filter is never silently ignored."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except (_Refused, queries.UnsupportedFilter) as exc:
+            return json_response({"detail": str(exc)}, status=422)
+
+    return answer
+
+
+@routes.post("/flow_runs/filter")
+@_refusals_as_422
+async def filter_flow_runs(request: web.Request) -> web.Response:
+    body = await decode_body(request, f.FlowRunFilterRequest, default=f.FlowRunFilterRequest())
+    limit = _limit(body.limit)
+    views = await queries.filter_flow_runs(
+        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=limit, offset=body.offset or 0
+    )
+    now = datetime.now(UTC)
+    return json_response([to_flow_run(v, now) for v in views])
+
+
+@routes.post("/flow_runs/count")
+@_refusals_as_422
+async def count_flow_runs(request: web.Request) -> web.Response:
+    body = await decode_body(request, f.FlowRunCountRequest, default=f.FlowRunCountRequest())
+    return json_response(await queries.count_flow_runs(request.config_dict[keys.STORE], body))
+
+
+@routes.post("/flow_runs/paginate")
+@_refusals_as_422
+async def paginate_flow_runs(request: web.Request) -> web.Response:
+    body = await decode_body(request, f.FlowRunPaginateRequest, default=f.FlowRunPaginateRequest())
+    limit, page = _limit(body.limit), body.page or 1
+    store = request.config_dict[keys.STORE]
+    views = await queries.filter_flow_runs(
+        store, body, sort=body.sort or "ID_DESC", limit=limit, offset=(page - 1) * limit
+    )
+    count = await queries.count_flow_runs(store, body)
+    now = datetime.now(UTC)
+    results = [to_flow_run(v, now) for v in views]
+    return json_response(f.Page(results=results, count=count, limit=limit, pages=_pages(count, limit), page=page))
+
+
+@routes.post("/task_runs/filter")
+@_refusals_as_422
+async def filter_task_runs(request: web.Request) -> web.Response:
+    body = await decode_body(request, f.TaskRunFilterRequest, default=f.TaskRunFilterRequest())
+    limit = _limit(body.limit)
+    views = await queries.filter_task_runs(
+        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=limit, offset=body.offset or 0
+    )
+    now = datetime.now(UTC)
+    return json_response([to_task_run(v, now) for v in views])
+
+
+@routes.post("/task_runs/count")
+@_refusals_as_422
+async def count_task_runs(request: web.Request) -> web.Response:
+    body = await decode_body(request, f.TaskRunCountRequest, default=f.TaskRunCountRequest())
+    return json_response(await queries.count_task_runs(request.config_dict[keys.STORE], body))
+
+
+@routes.post("/task_runs/paginate")
+@_refusals_as_422
+async def paginate_task_runs(request: web.Request) -> web.Response:
+    body = await decode_body(request, f.TaskRunPaginateRequest, default=f.TaskRunPaginateRequest())
+    limit, page = _limit(body.limit), body.page or 1
+    store = request.config_dict[keys.STORE]
+    views = await queries.filter_task_runs(
+        store, body, sort=body.sort or "ID_DESC", limit=limit, offset=(page - 1) * limit
+    )
+    count = await queries.count_task_runs(store, body)
+    now = datetime.now(UTC)
+    results = [to_task_run(v, now) for v in views]
+    return json_response(f.Page(results=results, count=count, limit=limit, pages=_pages(count, limit), page=page))

@@ -1,0 +1,86 @@
+"""/task_runs and /task_run_states: create, read and orchestrate task runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from aiohttp import web
+
+from projections.runs import TaskRunView, estimated_run_time, estimated_start_time_delta
+
+from .. import keys
+from ..http import NotFound, Unprocessable, decode_body, json_response, path_uuid
+from ..queries import runs as queries
+from ..schemas.runs import SetState, TaskRun, TaskRunCreate
+from ..services import task_runs as commands
+from ..services.task_runs import TASK_POLICY
+from .flow_runs import orchestration_result
+
+routes = web.RouteTableDef()
+
+
+def to_task_run(view: TaskRunView, now: datetime | None = None) -> TaskRun:
+    now = now or datetime.now(UTC)
+    state = view.state
+    return TaskRun(
+        id=view.id, created=view.created, updated=view.updated, name=view.name, flow_run_id=view.flow_run_id,
+        task_key=view.task_key, dynamic_key=view.dynamic_key, cache_key=view.cache_key,
+        cache_expiration=view.cache_expiration, task_version=view.task_version,
+        empirical_policy={**TASK_POLICY, **view.empirical_policy}, tags=view.tags, labels=view.labels,
+        state_id=state.id if state else None, task_inputs=view.task_inputs,
+        state_type=state.type if state else None, state_name=state.name if state else None,
+        run_count=view.run_count, flow_run_run_count=view.flow_run_run_count,
+        expected_start_time=view.expected_start_time, next_scheduled_start_time=view.next_scheduled_start_time,
+        start_time=view.start_time, end_time=view.end_time, total_run_time=view.total_run_time,
+        estimated_run_time=estimated_run_time(view, now),
+        estimated_start_time_delta=estimated_start_time_delta(view, now), state=state,
+    )
+
+
+@routes.post("/task_runs/")
+async def create_task_run(request: web.Request) -> web.Response:
+    body = await decode_body(request, TaskRunCreate)
+    view, created = await commands.create(request.config_dict[keys.STORE], body)
+    return json_response(to_task_run(view), status=201 if created else 200)
+
+
+@routes.get("/task_runs/{id}")
+async def read_task_run(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    view = await queries.get_task_run(request.config_dict[keys.STORE], run_id)
+    if view is None:
+        raise NotFound(f"Task run {run_id} not found")
+    return json_response(to_task_run(view))
+
+
+@routes.post("/task_runs/{id}/set_state")
+async def set_task_run_state(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    body = await decode_body(request, SetState)
+    outcome = await commands.set_state(request.config_dict[keys.STORE], run_id, body.state, force=body.force)
+    if outcome is None:
+        raise NotFound(f"Task run {run_id} not found")
+    view, decision = outcome
+    return json_response(orchestration_result(view, decision), status=201 if decision.state is not None else 200)
+
+
+@routes.get("/task_run_states/")
+async def read_task_run_states(request: web.Request) -> web.Response:
+    raw = request.query.get("task_run_id")
+    if raw is None:
+        raise Unprocessable("query parameter 'task_run_id' is required")
+    try:
+        run_id = UUID(raw)
+    except ValueError:
+        raise Unprocessable(f"task_run_id is not a valid UUID: {raw!r}") from None
+    return json_response(await queries.task_run_states(request.config_dict[keys.STORE], run_id))
+
+
+@routes.get("/task_run_states/{id}")
+async def read_task_run_state(request: web.Request) -> web.Response:
+    state_id = path_uuid(request)
+    state = await queries.state_by_id(request.config_dict[keys.STORE], state_id)
+    if state is None:
+        raise NotFound(f"Task run state {state_id} not found")
+    return json_response(state)

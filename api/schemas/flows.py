@@ -1,0 +1,54 @@
+"""Bodies of /flows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+
+class FlowCreate(msgspec.Struct, kw_only=True):
+    name: str
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] | None = None
+
+
+class Flow(msgspec.Struct, kw_only=True):
+    id: UUID
+    created: datetime
+    updated: datetime
+    name: str
+    tags: list[str]
+    labels: dict[str, Any]
+
+
+class AnyOf(msgspec.Struct, kw_only=True):
+    any_: list[Any] | None = None
+
+
+class NameFilter(msgspec.Struct, kw_only=True):
+    any_: list[str] | None = None
+    like_: str | None = None
+
+
+class TagsFilter(msgspec.Struct, kw_only=True):
+    all_: list[str] | None = None
+    any_: list[str] | None = None
+    is_null_: bool | None = None
+
+
+class FlowFilter(msgspec.Struct, kw_only=True):
+    id: AnyOf | None = None
+    name: NameFilter | None = None
+    tags: TagsFilter | None = None
+
+
+class FlowFilterRequest(msgspec.Struct, kw_only=True):
+    """The Prefect client sends explicit nulls for what it leaves at the default."""
+
+    flows: FlowFilter | None = None
+    limit: int | None = None
+    offset: int | None = 0
+    sort: str | None = "NAME_ASC"

@@ -1,0 +1,1 @@
+"""Commands: load a stream's view, decide with the pure rules, append with the expected version."""

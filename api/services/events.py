@@ -1,0 +1,163 @@
+"""Receiving Prefect client events: every one is appended to the log, idempotently by its id.
+
+Each event becomes a PrefectEventReceived on its resource's stream. A client-orchestrated
+task-run event (``prefect.task-run.*`` with ``prefect.orchestration=client``) is also what
+Prefect's task run recorder turns into a task run: here it becomes a TaskRunStateChanged on
+the task run's stream, whose record id is the Prefect event id (so the state's id is the
+event's id, as in Prefect). The received event then takes an id derived from the Prefect id,
+so both records are idempotent and a client re-sending after a reconnect never duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import structlog
+
+from eventstore import EventStore, NewEvent
+from projections.runs_writer import TASK_RUN_STREAM
+from schema import events as catalogue
+
+from ..schemas.events import MAX_EVENT_BYTES, Event, ReportedState, TaskRunSnapshot
+
+log = structlog.get_logger("runlog.api.events")
+
+RESOURCE_STREAM = "resource-"
+UNKNOWN_RESOURCE_STREAM = "resource-unknown"
+"""For an event without a resource id (Prefect's validation rejects those, so never in practice)."""
+
+MAX_STREAM_ID_LENGTH = 1000  # the event store's limit on stream ids
+TASK_RUN_EVENT = "prefect.task-run."
+TASK_RUN_RESOURCE = "prefect.task-run."
+FLOW_RUN_RESOURCE = "prefect.flow-run."
+
+RECEIVED_NAMESPACE = uuid.UUID("6c3f2a71-0d4b-4e0e-9c55-72756e6c6f67")
+"""Derives a received event's record id from a task-run event's id, which its state took."""
+
+_encoder = msgspec.json.Encoder()
+_STATE_TYPES = frozenset(t.value for t in catalogue.StateType)
+
+
+def resource_stream(resource_id: str | None) -> str:
+    """The stream of a resource's events: ``resource-<prefect.resource.id>``.
+
+    An id the store cannot take as a stream name (too long, or with a NUL character) is
+    replaced by its SHA-256, so its events still share one stream.
+    """
+    if not resource_id:
+        return UNKNOWN_RESOURCE_STREAM
+    stream = RESOURCE_STREAM + resource_id
+    if len(stream) <= MAX_STREAM_ID_LENGTH and "\x00" not in resource_id:
+        return stream
+    return RESOURCE_STREAM + "sha256-" + hashlib.sha256(resource_id.encode()).hexdigest()
+
+
+def received_event(event: Event, *, event_id: UUID | None = None) -> catalogue.PrefectEventReceived:
+    return catalogue.PrefectEventReceived(
+        occurred=event.occurred, event=event.event, resource=event.resource, related=event.related,
+        payload=event.payload, follows=event.follows, event_id=event_id,
+    )
+
+
+class NotATaskRun(Exception):
+    """A task-run event the recorder cannot build a task run from (Prefect logs and drops it)."""
+
+
+def is_task_run_event(event: Event) -> bool:
+    return event.event.startswith(TASK_RUN_EVENT) and event.resource.get("prefect.orchestration") == "client"
+
+
+def task_run_state_changed(event: Event) -> catalogue.TaskRunStateChanged:
+    """What Prefect's TaskRunRecorder builds from a client task-run event, as our event.
+
+    Raises NotATaskRun when the resource, the flow-run related resource, the validated state
+    or the task run snapshot is not what the recorder expects.
+    """
+    task_run_id = _object_id(event.resource["prefect.resource.id"], TASK_RUN_RESOURCE)
+    flow_run_id = None
+    # Prefect's resource_in_role: the first related resource in the role.
+    flow_run = next((r for r in event.related if r.get("prefect.resource.role") == "flow-run"), None)
+    if flow_run is not None:
+        flow_run_id = _object_id(flow_run.get("prefect.resource.id", ""), FLOW_RUN_RESOURCE)
+    try:
+        reported = msgspec.convert(event.payload.get("validated_state"), ReportedState, strict=False)
+        snapshot = msgspec.convert(event.payload.get("task_run"), TaskRunSnapshot, strict=False)
+    except msgspec.ValidationError as exc:
+        raise NotATaskRun(f"payload: {exc}") from None
+    initial_type = None
+    initial = event.payload.get("initial_state")
+    if isinstance(initial, dict) and initial.get("type") in _STATE_TYPES:
+        initial_type = catalogue.StateType(initial["type"])
+    state = catalogue.State(
+        id=event.id,
+        type=reported.type,
+        name=reported.name or reported.type.value.title(),
+        timestamp=event.occurred,
+        message=reported.message,
+        state_details=msgspec.structs.replace(reported.state_details, task_run_id=task_run_id, flow_run_id=flow_run_id),
+        data=reported.data,
+    )
+    return catalogue.TaskRunStateChanged(
+        task_run_id=task_run_id, flow_run_id=flow_run_id, state=state, initial_state_type=initial_type,
+        task_run=_snapshot_fields(snapshot),
+    )
+
+
+def _object_id(resource_id: str, prefix: str) -> UUID:
+    if not resource_id.startswith(prefix):
+        raise NotATaskRun(f"resource id {resource_id[:200]!r} does not start with {prefix!r}")
+    try:
+        return UUID(resource_id[len(prefix):])
+    except ValueError:
+        raise NotATaskRun(f"resource id {resource_id[:200]!r} does not end in a UUID") from None
+
+
+def _snapshot_fields(snapshot: TaskRunSnapshot) -> dict[str, Any]:
+    fields = msgspec.to_builtins(snapshot)  # omit_defaults: only what the client set
+    if isinstance(snapshot.total_run_time, (int, float)):
+        return fields
+    fields["total_run_time"] = snapshot.total_run_time.total_seconds()
+    return fields
+
+
+async def receive(store: EventStore, event: Event) -> None:
+    """Append one checked client event to the log (a no-op if its id is already there).
+
+    Raises the store's errors: InvalidEvent for something the log cannot take,
+    StorageUnavailable when the database is away (the caller decides what the client hears).
+    """
+    size = len(_encoder.encode(event))
+    if size > MAX_EVENT_BYTES:
+        log.warning("event_too_large", event_id=str(event.id), event_name=event.event[:200], size=size)
+        return
+    stream = resource_stream(event.resource.get("prefect.resource.id"))
+    if not is_task_run_event(event):
+        await _append(store, stream, received_event(event), event.id)
+        return
+    try:
+        changed = task_run_state_changed(event)
+    except NotATaskRun as exc:
+        log.warning("task_run_event_not_recorded", event_id=str(event.id), event_name=event.event[:200], reason=str(exc))
+        await _append(store, stream, received_event(event), event.id)
+        return
+    # Two streams, so two appends; both are idempotent, so a failure between them is healed by
+    # the client's re-send. Issued together, the store's group commit usually writes both in
+    # one transaction.
+    outcomes = await asyncio.gather(
+        _append(store, TASK_RUN_STREAM + str(changed.task_run_id), changed, event.id),
+        _append(store, stream, received_event(event, event_id=event.id), uuid.uuid5(RECEIVED_NAMESPACE, str(event.id))),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _append(store: EventStore, stream: str, event: catalogue.Event, event_id: UUID) -> None:
+    record = NewEvent(type=catalogue.event_type(event), data=catalogue.encode(event), id=event_id)
+    await store.append(stream, [record])

@@ -1,0 +1,178 @@
+"""Flow run commands: create (idempotently), update, delete, and set_state.
+
+set_state replaces Prefect's ``SELECT ... FOR UPDATE``: it reads the run's view and version,
+decides, and appends with that version as the expected one. A concurrent writer makes the
+append fail with ConcurrencyError, and the transition is decided again against the state the
+other writer wrote, so two transitions are never both accepted from the same prior state.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from projections.runs import FlowRunView, evolve_flow_run
+from projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM
+from schema import events as catalogue
+
+from ..orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
+from ..queries import runs as queries
+from ..schemas.runs import DEFAULT_POLICY, FlowRunCreate, FlowRunUpdate
+from ..writes import append_event
+
+MAX_DECISIONS = 10
+"""How often set_state re-decides after losing a race before giving up with 409."""
+
+RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
+
+_ADJECTIVES = ("amber", "brisk", "calm", "daring", "eager", "fancy", "gentle", "hardy", "jolly", "keen",
+               "lively", "mellow", "nimble", "plucky", "quiet", "rapid", "sturdy", "tidy", "vivid", "witty")
+_NOUNS = ("otter", "falcon", "badger", "heron", "lynx", "marten", "osprey", "panda", "raven", "salmon",
+          "tapir", "walrus", "yak", "zebra", "bison", "crane", "dingo", "egret", "gecko", "ibis")
+
+
+def generated_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}"  # noqa: S311 - a name, not a secret
+
+
+def stream_of(run_id: UUID) -> str:
+    return FLOW_RUN_STREAM + str(run_id)
+
+
+def state_from_proposal(proposed: ProposedState, state_id: UUID, now: datetime, run_id: UUID) -> catalogue.State:
+    """The initial state written with force at creation, shaped as the rules shape states."""
+    details = msgspec.structs.replace(proposed.state_details, flow_run_id=run_id)
+    if proposed.type is catalogue.StateType.SCHEDULED and details.scheduled_time is None:
+        details = msgspec.structs.replace(details, scheduled_time=proposed.timestamp or now)
+    return catalogue.State(
+        id=state_id, type=proposed.type, name=proposed.name or proposed.type.value.title(),
+        timestamp=proposed.timestamp or now, message=proposed.message, state_details=details, data=proposed.data,
+    )
+
+
+async def create(store: EventStore, body: FlowRunCreate) -> tuple[FlowRunView, bool]:
+    """The new run and True, or the existing run with the same idempotency key and False."""
+    if body.idempotency_key is not None:
+        # One stream per (flow, key): concurrent creations meet there and only one wins.
+        run_id = uuid.uuid5(RUN_NAMESPACE, f"{body.flow_id}\x1f{body.idempotency_key}")
+        existing = await queries.get_flow_run(store, run_id)
+        if existing is not None:
+            return existing, False
+    else:
+        run_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    state_id = uuid.uuid4()
+    proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
+    created = catalogue.FlowRunCreated(
+        flow_run_id=run_id, flow_id=body.flow_id, name=body.name or generated_name(),
+        flow_version=body.flow_version, deployment_id=body.deployment_id, parameters=body.parameters,
+        context=body.context, idempotency_key=body.idempotency_key, parent_task_run_id=body.parent_task_run_id,
+        empirical_policy={**DEFAULT_POLICY, **(body.empirical_policy or {})}, tags=body.tags,
+        labels={"prefect.flow.id": str(body.flow_id), **(body.labels or {})},
+        work_queue_name=body.work_queue_name, work_pool_name=body.work_pool_name,
+        job_variables=body.job_variables or {}, created=now,
+    )
+    state = state_from_proposal(proposed, state_id, now, run_id)
+    first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)
+    events = [
+        NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),
+        NewEvent(type=catalogue.event_type(first_state), data=catalogue.encode(first_state), id=state_id),
+    ]
+    try:
+        await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
+    except ConcurrencyError:
+        existing = await queries.get_flow_run(store, run_id)
+        if existing is None:
+            raise
+        return existing, False
+    view = await queries.get_flow_run(store, run_id)
+    assert view is not None, "the runs projection is updated in the append's transaction"
+    await mirror_to_parent_task(store, view, state)
+    return view, True
+
+
+async def update(store: EventStore, run_id: UUID, changes: FlowRunUpdate | dict[str, Any]) -> bool:
+    """Apply a PATCH; False when the run does not exist."""
+    if await queries.get_flow_run(store, run_id) is None:
+        return False
+    fields = msgspec.to_builtins(changes) if not isinstance(changes, dict) else changes
+    if fields:
+        await append_event(store, stream_of(run_id), catalogue.FlowRunUpdated(flow_run_id=run_id, changes=fields))
+    return True
+
+
+async def delete(store: EventStore, run_id: UUID) -> bool:
+    if await queries.get_flow_run(store, run_id) is None:
+        return False
+    await append_event(store, stream_of(run_id), catalogue.FlowRunDeleted(flow_run_id=run_id))
+    return True
+
+
+async def set_state(
+    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False
+) -> tuple[FlowRunView, Decision] | None:
+    """Decide and record a transition; None when the run does not exist.
+
+    Returns the run's view after the decision and the decision itself.
+    """
+    for _attempt in range(MAX_DECISIONS):
+        view = await queries.get_flow_run(store, run_id)
+        if view is None:
+            return None
+        state_id = uuid.uuid4()
+        ctx = FlowRunContext(
+            now=datetime.now(UTC), state_id=state_id, force=force,
+            has_deployment=view.deployment_id is not None, is_subflow=view.parent_task_run_id is not None,
+        )
+        decision = decide_flow_run(view, proposed, ctx)
+        if decision.state is None:
+            return view, decision
+        event = catalogue.FlowRunStateChanged(
+            flow_run_id=run_id, state=decision.state,
+            initial_state_type=view.state.type if view.state else None,
+            forced=force, empirical_policy=decision.empirical_policy,
+        )
+        try:
+            recorded = await append_event(
+                store, stream_of(run_id), event, expected_version=view.version, event_id=decision.state.id
+            )
+        except ConcurrencyError:
+            continue  # another transition landed first: decide again against it
+        # The projection ran the same fold in the append's transaction; folding here saves a
+        # read on the hot path and gives the identical view.
+        updated = evolve_flow_run(view, event, recorded.version)
+        assert updated is not None
+        await mirror_to_parent_task(store, updated, decision.state)
+        return updated, decision
+    raise ConcurrencyError(stream_of(run_id), None, -1)
+
+
+async def mirror_to_parent_task(store: EventStore, run: FlowRunView, state: catalogue.State) -> None:
+    """A subflow's parent task run follows the subflow's state (Prefect's UpdateSubflowParentTask).
+
+    The copy is forced onto the task run's stream with a new id and child_flow_run_id set, so
+    the parent flow's task list shows where its subflow is.
+    """
+    if run.parent_task_run_id is None:
+        return
+    task = await queries.get_task_run(store, run.parent_task_run_id)
+    if task is None:
+        return
+    details = msgspec.structs.replace(
+        state.state_details, child_flow_run_id=run.id, task_run_id=task.id, flow_run_id=task.flow_run_id
+    )
+    copy = msgspec.structs.replace(state, id=uuid.uuid4(), state_details=details)
+    event = catalogue.TaskRunStateChanged(
+        task_run_id=task.id, flow_run_id=task.flow_run_id, state=copy,
+        initial_state_type=task.state.type if task.state else None, forced=True,
+    )
+    await append_event(store, TASK_RUN_STREAM + str(task.id), event, event_id=copy.id)
+
+
+__all__ = ["Status", "create", "delete", "mirror_to_parent_task", "set_state", "update"]

@@ -1,0 +1,99 @@
+"""Task run commands: create (idempotently per flow run, task key and dynamic key) and set_state.
+
+Most task runs reach runlog as client events (api/services/events.py); these commands serve
+POST /task_runs/ and /task_runs/{id}/set_state, which the client uses for subflow wrappers and
+server-side orchestration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from uuid import UUID
+
+import msgspec
+
+from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from projections.runs import TaskRunView, evolve_task_run
+from projections.runs_writer import TASK_RUN_STREAM
+from schema import events as catalogue
+
+from ..orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
+from ..queries import runs as queries
+from ..schemas.runs import TaskRunCreate
+from ..writes import append_event
+
+TASK_NAMESPACE = uuid.UUID("2d0b8f5e-6a41-4c1a-9e77-72756e6c6f67")
+MAX_DECISIONS = 10
+
+TASK_POLICY = {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 0, "retry_delay": 0, "retry_jitter_factor": None}
+
+
+def stream_of(run_id: UUID) -> str:
+    return TASK_RUN_STREAM + str(run_id)
+
+
+async def create(store: EventStore, body: TaskRunCreate) -> tuple[TaskRunView, bool]:
+    run_id = body.id or uuid.uuid5(TASK_NAMESPACE, f"{body.flow_run_id}\x1f{body.task_key}\x1f{body.dynamic_key}")
+    existing = await queries.get_task_run(store, run_id)
+    if existing is not None:
+        return existing, False
+    now = datetime.now(UTC)
+    fields = msgspec.to_builtins(body)
+    fields.pop("state", None)
+    fields.pop("id", None)
+    fields["empirical_policy"] = {**TASK_POLICY, **(body.empirical_policy or {})}
+    fields["labels"] = body.labels or {}
+    fields["name"] = body.name or f"{body.task_key}-{body.dynamic_key}"[:80]
+    created = catalogue.TaskRunCreated(task_run_id=run_id, flow_run_id=body.flow_run_id, task_run=fields, created=now)
+    proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
+    state_id = uuid.uuid4()
+    details = msgspec.structs.replace(proposed.state_details, task_run_id=run_id, flow_run_id=body.flow_run_id)
+    state = catalogue.State(
+        id=state_id, type=proposed.type, name=proposed.name or proposed.type.value.title(),
+        timestamp=proposed.timestamp or now, message=proposed.message, state_details=details, data=proposed.data,
+    )
+    first = catalogue.TaskRunStateChanged(task_run_id=run_id, flow_run_id=body.flow_run_id, state=state, forced=True)
+    events = [
+        NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),
+        NewEvent(type=catalogue.event_type(first), data=catalogue.encode(first), id=state_id),
+    ]
+    try:
+        await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
+    except ConcurrencyError:
+        existing = await queries.get_task_run(store, run_id)
+        if existing is None:
+            raise
+        return existing, False
+    view = await queries.get_task_run(store, run_id)
+    assert view is not None
+    return view, True
+
+
+async def set_state(
+    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False
+) -> tuple[TaskRunView, Decision] | None:
+    for _attempt in range(MAX_DECISIONS):
+        view = await queries.get_task_run(store, run_id)
+        if view is None:
+            return None
+        parent = await queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
+        ctx = TaskRunContext(now=datetime.now(UTC), state_id=uuid.uuid4(), force=force, flow_run=parent)
+        decision = decide_task_run(view, proposed, ctx)
+        if decision.state is None:
+            return view, decision
+        event = catalogue.TaskRunStateChanged(
+            task_run_id=run_id, flow_run_id=view.flow_run_id, state=decision.state,
+            initial_state_type=view.state.type if view.state else None, forced=force,
+            reset_run_count=decision.reset_run_count, flow_run_run_count=decision.flow_run_run_count,
+        )
+        try:
+            recorded = await append_event(
+                store, stream_of(run_id), event, expected_version=view.version, event_id=decision.state.id
+            )
+        except ConcurrencyError:
+            continue
+        updated = evolve_task_run(view, event, recorded.version)
+        assert updated is not None
+        return updated, decision
+    raise ConcurrencyError(stream_of(run_id), None, -1)

@@ -1,0 +1,2 @@
+DROP TABLE concurrency_leases;
+DROP TABLE concurrency_limits;
