@@ -146,6 +146,17 @@ async def migration_connection(url: DatabaseURL) -> AsyncIterator[PostgresMigrat
         await conn.close()
 
 
+async def _reset_reader(conn: asyncpg.Connection) -> None:
+    """Return a read connection to the pool without asyncpg's reset query.
+
+    Readers never LISTEN, lock, SET or leave cursors open, so the default reset (one more
+    round trip after every read) has nothing to undo, except after a read that failed inside
+    a transaction.
+    """
+    if conn.is_in_transaction():
+        await conn.reset()
+
+
 def _record(row: Any) -> RecordedEvent:
     return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 
@@ -178,7 +189,8 @@ class PostgresStore(BatchingStore):
                     await migrate.require_head(migrations, "postgres", self._where)
             with translate_errors(self._where):
                 self._pool = await asyncpg.create_pool(
-                    self._db.postgres_dsn, min_size=1, max_size=self._pool_size, server_settings=SERVER_SETTINGS
+                    self._db.postgres_dsn, min_size=1, max_size=self._pool_size,
+                    server_settings=SERVER_SETTINGS, reset=_reset_reader,
                 )
         except BaseException:
             await conn.close()
