@@ -45,9 +45,14 @@ def stream_of(run_id: UUID) -> str:
     return FLOW_RUN_STREAM + str(run_id)
 
 
-def state_from_proposal(proposed: ProposedState, state_id: UUID, now: datetime, run_id: UUID) -> catalogue.State:
-    """The initial state written with force at creation, shaped as the rules shape states."""
-    details = msgspec.structs.replace(proposed.state_details, flow_run_id=run_id)
+def state_from_proposal(
+    proposed: ProposedState, state_id: UUID, now: datetime, **references: UUID | None
+) -> catalogue.State:
+    """A run's initial state, written with force at creation, shaped as the rules shape states.
+
+    ``references`` are the state_details ids to set (flow_run_id, task_run_id).
+    """
+    details = msgspec.structs.replace(proposed.state_details, **references)
     if proposed.type is catalogue.StateType.SCHEDULED and details.scheduled_time is None:
         details = msgspec.structs.replace(details, scheduled_time=proposed.timestamp or now)
     return catalogue.State(
@@ -78,7 +83,7 @@ async def create(store: EventStore, body: FlowRunCreate) -> tuple[FlowRunView, b
         work_queue_name=body.work_queue_name, work_pool_name=body.work_pool_name,
         job_variables=body.job_variables or {}, created=now,
     )
-    state = state_from_proposal(proposed, state_id, now, run_id)
+    state = state_from_proposal(proposed, state_id, now, flow_run_id=run_id)
     first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)
     events = [
         NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),

@@ -22,6 +22,7 @@ from ..orchestration import Decision, ProposedState, TaskRunContext, decide_task
 from ..queries import runs as queries
 from ..schemas.runs import TaskRunCreate
 from ..writes import append_event
+from .flow_runs import state_from_proposal
 
 TASK_NAMESPACE = uuid.UUID("2d0b8f5e-6a41-4c1a-9e77-72756e6c6f67")
 MAX_DECISIONS = 10
@@ -48,11 +49,7 @@ async def create(store: EventStore, body: TaskRunCreate) -> tuple[TaskRunView, b
     created = catalogue.TaskRunCreated(task_run_id=run_id, flow_run_id=body.flow_run_id, task_run=fields, created=now)
     proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
     state_id = uuid.uuid4()
-    details = msgspec.structs.replace(proposed.state_details, task_run_id=run_id, flow_run_id=body.flow_run_id)
-    state = catalogue.State(
-        id=state_id, type=proposed.type, name=proposed.name or proposed.type.value.title(),
-        timestamp=proposed.timestamp or now, message=proposed.message, state_details=details, data=proposed.data,
-    )
+    state = state_from_proposal(proposed, state_id, now, task_run_id=run_id, flow_run_id=body.flow_run_id)
     first = catalogue.TaskRunStateChanged(task_run_id=run_id, flow_run_id=body.flow_run_id, state=state, forced=True)
     events = [
         NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),
