@@ -21,12 +21,12 @@ from projections.runs_writer import RunsProjection
 from . import keys
 from .middleware import errors_and_logging
 from .services.lease_expiry import lease_expiry
-from .routes import admin, concurrency, events, flow_runs, flows, log_import, logs, run_filters, task_runs
+from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
-ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import)
+ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, docs)
 
 
 def inline_projections() -> list:
@@ -47,6 +47,7 @@ def create_app(settings) -> web.Application:  # type: ignore[no-untyped-def]
     for module in ROUTE_MODULES:
         api.add_routes(module.routes)
     app.add_subapp("/api", api)
+    app.add_routes(docs.root_routes)  # /docs, as Prefect serves it: a redirect to /api/docs
     return app
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from eventstore import mask_url
 
 from .. import keys
 from ..http import json_response
+from ..openapi import documented
 from ..settings import SETTINGS
 
 routes = web.RouteTableDef()
@@ -18,27 +21,35 @@ The client refuses a server of another major version, and warns about an older o
 
 
 @routes.get("/health")
+@documented(summary="Whether the server is up", response=bool)
 async def health(request: web.Request) -> web.Response:
     return json_response(True)
 
 
 @routes.get("/ready")
+@documented(
+    summary="Whether the server can reach its database", response=dict[str, str],
+    errors={503: "The database is unavailable"},
+)
 async def ready(request: web.Request) -> web.Response:
     await request.config_dict[keys.STORE].head()  # raises StorageUnavailable -> 503
     return json_response({"message": "OK"})
 
 
 @routes.get("/hello")
+@documented(summary="A greeting", response=str)
 async def hello(request: web.Request) -> web.Response:
     return json_response("👋")
 
 
 @routes.get("/admin/version")
+@documented(summary="The Prefect server version whose API runlog speaks", response=str)
 async def version(request: web.Request) -> web.Response:
     return json_response(PREFECT_SERVER_VERSION)
 
 
 @routes.get("/admin/settings")
+@documented(summary="runlog's settings, database URLs masked", response=dict[str, Any])
 async def settings(request: web.Request) -> web.Response:
     current = request.config_dict[keys.SETTINGS]
     values = {}
@@ -49,11 +60,16 @@ async def settings(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/storage")
+@documented(summary="The default result storage block: none", response=dict[str, Any])
 async def storage(request: web.Request) -> web.Response:
     return json_response({"default_result_storage_block_id": None})
 
 
 @routes.get("/csrf-token")
+@documented(
+    summary="A CSRF token: refused, CSRF protection is disabled", status=(),
+    errors={422: "Always: CSRF protection is disabled"},
+)
 async def csrf_token(request: web.Request) -> web.Response:
     # Prefect's answer with CSRF protection disabled (its default); the client stops asking.
     return json_response({"detail": "CSRF protection is disabled."}, status=422)

@@ -16,6 +16,7 @@ from schema import events as catalogue
 
 from .. import keys
 from ..http import decode_body, empty_response, json_response
+from ..openapi import documented
 from ..schemas.concurrency import (
     DecrementWithLease,
     IncrementWithLease,
@@ -104,6 +105,10 @@ async def _tag_limit(request: web.Request) -> LimitView | None:
 
 
 @routes.post("/concurrency_limits/")
+@documented(
+    summary="Create or update a tag concurrency limit", request=TagLimitCreate, response=TagLimit,
+    status=(201, 200), errors={503: "The limit is busy; retry after Retry-After"},
+)
 async def create_tag_limit(request: web.Request) -> web.Response:
     body = await decode_body(request, TagLimitCreate)
     try:
@@ -116,6 +121,10 @@ async def create_tag_limit(request: web.Request) -> web.Response:
 
 
 @routes.post("/concurrency_limits/filter")
+@documented(
+    summary="List tag concurrency limits", request=Pagination, request_required=False,
+    response=list[TagLimit],
+)
 async def filter_tag_limits(request: web.Request) -> web.Response:
     body = await decode_body(request, Pagination, default=Pagination())
     views = [v for v in await commands.list_limits(request.config_dict[keys.STORE]) if v.name.startswith(TAG_PREFIX)]
@@ -124,6 +133,9 @@ async def filter_tag_limits(request: web.Request) -> web.Response:
 
 
 @routes.get("/concurrency_limits/tag/{tag}")
+@documented(
+    summary="Read a tag concurrency limit", response=TagLimit, errors={404: "Concurrency limit not found"},
+)
 async def read_tag_limit(request: web.Request) -> web.Response:
     view = await _tag_limit(request)
     if view is None:
@@ -132,6 +144,10 @@ async def read_tag_limit(request: web.Request) -> web.Response:
 
 
 @routes.delete("/concurrency_limits/tag/{tag}")
+@documented(
+    summary="Delete a tag concurrency limit", response=None,
+    errors={404: "Concurrency limit not found", 503: "The limit is busy; retry after Retry-After"},
+)
 async def delete_tag_limit(request: web.Request) -> web.Response:
     view = await _tag_limit(request)
     try:
@@ -143,6 +159,11 @@ async def delete_tag_limit(request: web.Request) -> web.Response:
 
 
 @routes.post("/concurrency_limits/tag/{tag}/reset")
+@documented(
+    summary="Reset a tag concurrency limit's slots", request=TagLimitReset, request_required=False,
+    response=None,
+    errors={404: "Concurrency limit not found", 503: "The limit is busy; retry after Retry-After"},
+)
 async def reset_tag_limit(request: web.Request) -> web.Response:
     body = await decode_body(request, TagLimitReset, default=TagLimitReset())
     view = await _tag_limit(request)
@@ -157,6 +178,10 @@ async def reset_tag_limit(request: web.Request) -> web.Response:
 
 
 @routes.get("/concurrency_limits/{id}")
+@documented(
+    summary="Read a tag concurrency limit by id", response=TagLimit,
+    errors={404: "Concurrency limit not found"},
+)
 async def read_tag_limit_by_id(request: web.Request) -> web.Response:
     limit_id = _uuid(request, "id")
     view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
@@ -166,6 +191,10 @@ async def read_tag_limit_by_id(request: web.Request) -> web.Response:
 
 
 @routes.delete("/concurrency_limits/{id}")
+@documented(
+    summary="Delete a concurrency limit by id", response=None,
+    errors={404: "Concurrency limit not found", 503: "The limit is busy; retry after Retry-After"},
+)
 async def delete_limit_by_id(request: web.Request) -> web.Response:
     # Prefect's v1 delete by id removes whatever v2 limit has that id, tag or not.
     limit_id = _uuid(request, "id")
@@ -181,6 +210,11 @@ async def delete_limit_by_id(request: web.Request) -> web.Response:
 
 
 @routes.post("/v2/concurrency_limits/increment-with-lease")
+@documented(
+    summary="Take slots of concurrency limits under a lease", request=IncrementWithLease,
+    response=LeaseGranted,
+    errors={422: "The request cannot be granted as asked", 423: "No free slot; retry after Retry-After"},
+)
 async def increment_with_lease(request: web.Request) -> web.Response:
     body = await decode_body(request, IncrementWithLease)
     holder = None if body.holder is None else catalogue.ConcurrencyLeaseHolder(type=body.holder.type, id=body.holder.id)
@@ -203,6 +237,10 @@ async def increment_with_lease(request: web.Request) -> web.Response:
 
 
 @routes.post("/v2/concurrency_limits/decrement-with-lease")
+@documented(
+    summary="Release a lease's slots", request=DecrementWithLease, status=204,
+    errors={503: "The limit is busy; retry after Retry-After"},
+)
 async def decrement_with_lease(request: web.Request) -> web.Response:
     body = await decode_body(request, DecrementWithLease)
     try:
@@ -213,6 +251,10 @@ async def decrement_with_lease(request: web.Request) -> web.Response:
 
 
 @routes.post("/v2/concurrency_limits/leases/{lease_id}/renew")
+@documented(
+    summary="Renew a lease", request=RenewLease, request_required=False, status=204,
+    errors={410: "No such lease: expired or revoked", 503: "The limit is busy; retry after Retry-After"},
+)
 async def renew_lease(request: web.Request) -> web.Response:
     lease_id = _uuid(request, "lease_id")
     if lease_id is None:
@@ -243,6 +285,10 @@ async def _limit_id(request: web.Request) -> UUID | None:
 
 
 @routes.post("/v2/concurrency_limits/")
+@documented(
+    summary="Create a concurrency limit", request=LimitCreate, response=Limit, status=201,
+    errors={409: "A limit with that name exists", 503: "The limit is busy; retry after Retry-After"},
+)
 async def create_limit(request: web.Request) -> web.Response:
     body = await decode_body(request, LimitCreate)
     try:
@@ -258,6 +304,9 @@ async def create_limit(request: web.Request) -> web.Response:
 
 
 @routes.post("/v2/concurrency_limits/filter")
+@documented(
+    summary="List concurrency limits", request=Pagination, request_required=False, response=list[Limit],
+)
 async def filter_limits(request: web.Request) -> web.Response:
     body = await decode_body(request, Pagination, default=Pagination())
     views = await commands.list_limits(request.config_dict[keys.STORE])
@@ -266,6 +315,10 @@ async def filter_limits(request: web.Request) -> web.Response:
 
 
 @routes.get("/v2/concurrency_limits/{id_or_name}")
+@documented(
+    summary="Read a concurrency limit by id or name", response=Limit,
+    errors={404: "Concurrency limit not found"},
+)
 async def read_limit(request: web.Request) -> web.Response:
     limit_id = await _limit_id(request)
     view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
@@ -275,6 +328,10 @@ async def read_limit(request: web.Request) -> web.Response:
 
 
 @routes.patch("/v2/concurrency_limits/{id_or_name}")
+@documented(
+    summary="Update a concurrency limit", request=LimitUpdate, status=204,
+    errors={404: "Concurrency limit not found", 503: "The limit is busy; retry after Retry-After"},
+)
 async def update_limit(request: web.Request) -> web.Response:
     body = await decode_body(request, LimitUpdate)
     store = request.config_dict[keys.STORE]
@@ -297,6 +354,10 @@ async def update_limit(request: web.Request) -> web.Response:
 
 
 @routes.delete("/v2/concurrency_limits/{id_or_name}")
+@documented(
+    summary="Delete a concurrency limit", status=204,
+    errors={404: "Concurrency limit not found", 503: "The limit is busy; retry after Retry-After"},
+)
 async def delete_limit(request: web.Request) -> web.Response:
     limit_id = await _limit_id(request)
     try:

@@ -18,6 +18,7 @@ from eventstore import InvalidEvent, SchemaError, StorageUnavailable, StoreClose
 
 from .. import keys
 from ..http import decode_body, empty_response
+from ..openapi import documented
 from ..schemas.events import Event, check_event
 from ..services import events as service
 
@@ -36,6 +37,7 @@ _auth_decoder = msgspec.json.Decoder()
 
 
 @routes.post("/events")
+@documented(summary="Record a batch of events", request=list[Event], status=204)
 async def create_events(request: web.Request) -> web.Response:
     """Record a batch of events (204). The whole batch is checked before any of it is stored."""
     batch = await decode_body(request, list[Event])
@@ -47,6 +49,7 @@ async def create_events(request: web.Request) -> web.Response:
 
 
 @routes.get("/events/in")
+@documented(summary="Receive events over a websocket (Prefect's /events/in)", status=101)
 async def stream_events_in(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
     await ws.prepare(request)
@@ -65,7 +68,8 @@ async def stream_events_in(request: web.Request) -> web.WebSocketResponse:
             continue
         try:
             event = check_event(_event_decoder.decode(message.data))
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        # msgspec lets bytes that are not UTF-8 and runaway nesting through as they are.
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             skipped += 1
             log.warning("event_frame_skipped", error=str(exc))
             continue
@@ -107,7 +111,7 @@ async def _authenticate(ws: web.WebSocketResponse) -> bool:
     if message is not None and message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
         try:
             auth = _auth_decoder.decode(message.data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             auth = None
     if not (isinstance(auth, dict) and auth.get("type") == "auth"):
         log.warning("events_in_auth_failed", reason=AUTH_FAILED)

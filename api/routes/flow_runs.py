@@ -9,9 +9,11 @@ from uuid import UUID
 from aiohttp import web
 
 from projections.runs import FlowRunView, estimated_run_time, estimated_start_time_delta
+from schema.events import State
 
 from .. import keys
 from ..http import NotFound, Unprocessable, decode_body, empty_response, json_response, path_uuid
+from ..openapi import documented
 from ..orchestration import Decision, Status
 from ..queries import runs as queries
 from ..schemas.runs import DEFAULT_POLICY, FlowRun, FlowRunCreate, FlowRunUpdate, OrchestrationResult, SetState
@@ -55,6 +57,10 @@ def orchestration_result(view: FlowRunView | Any, decision: Decision) -> Orchest
 
 
 @routes.post("/flow_runs/")
+@documented(
+    summary="Create a flow run; 200 with the existing one for a known idempotency key", request=FlowRunCreate,
+    response=FlowRun, status=(201, 200),
+)
 async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
     view, created = await commands.create(request.config_dict[keys.STORE], body)
@@ -62,6 +68,7 @@ async def create_flow_run(request: web.Request) -> web.Response:
 
 
 @routes.get("/flow_runs/{id}")
+@documented(summary="Read a flow run", response=FlowRun, errors={404: "Flow run not found"})
 async def read_flow_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     view = await queries.get_flow_run(request.config_dict[keys.STORE], run_id)
@@ -71,6 +78,9 @@ async def read_flow_run(request: web.Request) -> web.Response:
 
 
 @routes.patch("/flow_runs/{id}")
+@documented(
+    summary="Update a flow run", request=FlowRunUpdate, status=204, errors={404: "Flow run not found"},
+)
 async def update_flow_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, FlowRunUpdate)
@@ -80,6 +90,10 @@ async def update_flow_run(request: web.Request) -> web.Response:
 
 
 @routes.patch("/flow_runs/{id}/labels")
+@documented(
+    summary="Merge labels into a flow run's", request=dict[str, Any], status=204,
+    errors={404: "Flow run not found"},
+)
 async def update_flow_run_labels(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     labels = await decode_body(request, dict[str, Any])
@@ -92,6 +106,7 @@ async def update_flow_run_labels(request: web.Request) -> web.Response:
 
 
 @routes.delete("/flow_runs/{id}")
+@documented(summary="Delete a flow run", status=204, errors={404: "Flow run not found"})
 async def delete_flow_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     if not await commands.delete(request.config_dict[keys.STORE], run_id):
@@ -100,6 +115,10 @@ async def delete_flow_run(request: web.Request) -> web.Response:
 
 
 @routes.post("/flow_runs/{id}/set_state")
+@documented(
+    summary="Propose a state for a flow run; 201 when a state was written", request=SetState,
+    response=OrchestrationResult, status=(201, 200), errors={404: "Flow run not found"},
+)
 async def set_flow_run_state(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, SetState)
@@ -111,6 +130,7 @@ async def set_flow_run_state(request: web.Request) -> web.Response:
 
 
 @routes.get("/flow_run_states/")
+@documented(summary="A flow run's states, oldest first", query={"flow_run_id": UUID}, response=list[State])
 async def read_flow_run_states(request: web.Request) -> web.Response:
     raw = request.query.get("flow_run_id")
     if raw is None:
@@ -123,6 +143,7 @@ async def read_flow_run_states(request: web.Request) -> web.Response:
 
 
 @routes.get("/flow_run_states/{id}")
+@documented(summary="Read a flow run state", response=State, errors={404: "State not found"})
 async def read_flow_run_state(request: web.Request) -> web.Response:
     state_id = path_uuid(request)
     state = await queries.state_by_id(request.config_dict[keys.STORE], state_id)

@@ -14,6 +14,7 @@ from schema import events as catalogue
 
 from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
+from ..openapi import documented
 from ..queries import flows as queries
 from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest
 from ..writes import append_event
@@ -41,10 +42,15 @@ async def _stream_version(store: EventStore, stream_id: str) -> int:
 
 
 @routes.post("/flows/")
+@documented(
+    summary="Register a flow; 200 with the existing one if the name is taken", request=FlowCreate,
+    response=Flow, status=(201, 200),
+)
 async def create_flow(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowCreate)
     store = request.config_dict[keys.STORE]
     flow_id = flow_id_for(body.name)
+    conflict: ConcurrencyError | None = None
     for _attempt in range(3):
         existing = await queries.get(store, flow_id)
         if existing is not None:
@@ -55,15 +61,18 @@ async def create_flow(request: web.Request) -> web.Response:
         stream = FLOW_STREAM + str(flow_id)
         try:
             await append_event(store, stream, event, expected_version=await _stream_version(store, stream))
-        except ConcurrencyError:
+        except ConcurrencyError as exc:
+            conflict = exc
             continue  # registered meanwhile by someone else: answer with theirs
         created = await queries.get(store, flow_id)
         assert created is not None
         return json_response(to_flow(created), status=201)
-    raise ConcurrencyError(FLOW_STREAM + str(flow_id), None, -1)
+    assert conflict is not None
+    raise conflict
 
 
 @routes.get("/flows/{id}")
+@documented(summary="Read a flow", response=Flow, errors={404: "Flow not found"})
 async def read_flow(request: web.Request) -> web.Response:
     flow_id = path_uuid(request)
     view = await queries.get(request.config_dict[keys.STORE], flow_id)
@@ -73,6 +82,7 @@ async def read_flow(request: web.Request) -> web.Response:
 
 
 @routes.get("/flows/name/{name}")
+@documented(summary="Read a flow by name", response=Flow, errors={404: "Flow not found"})
 async def read_flow_by_name(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     view = await queries.get(request.config_dict[keys.STORE], flow_id_for(name))
@@ -82,6 +92,7 @@ async def read_flow_by_name(request: web.Request) -> web.Response:
 
 
 @routes.post("/flows/filter")
+@documented(summary="List flows", request=FlowFilterRequest, request_required=False, response=list[Flow])
 async def filter_flows(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
     views = await queries.filter(request.config_dict[keys.STORE], body)
@@ -89,6 +100,7 @@ async def filter_flows(request: web.Request) -> web.Response:
 
 
 @routes.post("/flows/count")
+@documented(summary="Count flows", request=FlowFilterRequest, request_required=False, response=int)
 async def count_flows(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
     views = await queries.filter(request.config_dict[keys.STORE], msgspec.structs.replace(body, limit=None, offset=0))
@@ -96,6 +108,7 @@ async def count_flows(request: web.Request) -> web.Response:
 
 
 @routes.delete("/flows/{id}")
+@documented(summary="Delete a flow", status=204, errors={404: "Flow not found"})
 async def delete_flow(request: web.Request) -> web.Response:
     flow_id = path_uuid(request)
     store = request.config_dict[keys.STORE]

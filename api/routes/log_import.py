@@ -14,11 +14,16 @@ from aiohttp import web
 from .. import keys
 from ..eventlines import ExportedEvent, as_new_event
 from ..http import decode_body, json_response
+from ..openapi import documented
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/runlog/events/import")
+@documented(
+    summary="Import events exported from another runlog (runlog events push)", request=list[ExportedEvent],
+    response=dict[str, int],
+)
 async def import_events(request: web.Request) -> web.Response:
     events = await decode_body(request, list[ExportedEvent])
     store = request.config_dict[keys.STORE]

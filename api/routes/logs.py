@@ -6,14 +6,16 @@ from aiohttp import web
 
 from .. import keys
 from ..http import decode_body, json_response
+from ..openapi import documented
 from ..queries import logs as queries
-from ..schemas.logs import LogCreate, LogFilterRequest
+from ..schemas.logs import Log, LogCreate, LogFilterRequest
 from ..services import logs as service
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/logs/")
+@documented(summary="Store log lines", request=list[LogCreate], response=None, status=201)
 async def create_logs(request: web.Request) -> web.Response:
     logs = await decode_body(request, list[LogCreate])
     await service.create_logs(request.config_dict[keys.STORE], logs)
@@ -21,6 +23,7 @@ async def create_logs(request: web.Request) -> web.Response:
 
 
 @routes.post("/logs/filter")
+@documented(summary="Read log lines", request=LogFilterRequest, request_required=False, response=list[Log])
 async def read_logs(request: web.Request) -> web.Response:
     body = await decode_body(request, LogFilterRequest, default=LogFilterRequest())
     logs = await queries.read_logs(

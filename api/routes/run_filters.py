@@ -10,8 +10,10 @@ from aiohttp import web
 
 from .. import keys
 from ..http import decode_body, json_response
+from ..openapi import documented
 from ..queries import run_filters as queries
 from ..schemas import filters as f
+from ..schemas.runs import FlowRun, TaskRun
 from .flow_runs import to_flow_run
 from .task_runs import to_task_run
 
@@ -55,6 +57,10 @@ def _refusals_as_422(handler: Handler) -> Handler:
 
 
 @routes.post("/flow_runs/filter")
+@documented(
+    summary="List flow runs", request=f.FlowRunFilterRequest, request_required=False, response=list[FlowRun],
+    errors={422: "A bad limit, or a filter runlog cannot evaluate"},
+)
 @_refusals_as_422
 async def filter_flow_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, f.FlowRunFilterRequest, default=f.FlowRunFilterRequest())
@@ -67,6 +73,10 @@ async def filter_flow_runs(request: web.Request) -> web.Response:
 
 
 @routes.post("/flow_runs/count")
+@documented(
+    summary="Count flow runs", request=f.FlowRunCountRequest, request_required=False, response=int,
+    errors={422: "A bad limit, or a filter runlog cannot evaluate"},
+)
 @_refusals_as_422
 async def count_flow_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, f.FlowRunCountRequest, default=f.FlowRunCountRequest())
@@ -74,6 +84,10 @@ async def count_flow_runs(request: web.Request) -> web.Response:
 
 
 @routes.post("/flow_runs/paginate")
+@documented(
+    summary="A page of flow runs", request=f.FlowRunPaginateRequest, request_required=False, response=f.Page,
+    errors={422: "A bad limit, or a filter runlog cannot evaluate"},
+)
 @_refusals_as_422
 async def paginate_flow_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, f.FlowRunPaginateRequest, default=f.FlowRunPaginateRequest())
@@ -89,6 +103,10 @@ async def paginate_flow_runs(request: web.Request) -> web.Response:
 
 
 @routes.post("/task_runs/filter")
+@documented(
+    summary="List task runs", request=f.TaskRunFilterRequest, request_required=False, response=list[TaskRun],
+    errors={422: "A bad limit, or a filter runlog cannot evaluate"},
+)
 @_refusals_as_422
 async def filter_task_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, f.TaskRunFilterRequest, default=f.TaskRunFilterRequest())
@@ -101,6 +119,10 @@ async def filter_task_runs(request: web.Request) -> web.Response:
 
 
 @routes.post("/task_runs/count")
+@documented(
+    summary="Count task runs", request=f.TaskRunCountRequest, request_required=False, response=int,
+    errors={422: "A bad limit, or a filter runlog cannot evaluate"},
+)
 @_refusals_as_422
 async def count_task_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, f.TaskRunCountRequest, default=f.TaskRunCountRequest())
@@ -108,6 +130,10 @@ async def count_task_runs(request: web.Request) -> web.Response:
 
 
 @routes.post("/task_runs/paginate")
+@documented(
+    summary="A page of task runs", request=f.TaskRunPaginateRequest, request_required=False, response=f.Page,
+    errors={422: "A bad limit, or a filter runlog cannot evaluate"},
+)
 @_refusals_as_422
 async def paginate_task_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, f.TaskRunPaginateRequest, default=f.TaskRunPaginateRequest())

@@ -8,11 +8,13 @@ from uuid import UUID
 from aiohttp import web
 
 from projections.runs import TaskRunView, estimated_run_time, estimated_start_time_delta
+from schema.events import State
 
 from .. import keys
 from ..http import NotFound, Unprocessable, decode_body, json_response, path_uuid
+from ..openapi import documented
 from ..queries import runs as queries
-from ..schemas.runs import SetState, TaskRun, TaskRunCreate
+from ..schemas.runs import OrchestrationResult, SetState, TaskRun, TaskRunCreate
 from ..services import task_runs as commands
 from ..services.task_runs import TASK_POLICY
 from .flow_runs import orchestration_result
@@ -39,6 +41,10 @@ def to_task_run(view: TaskRunView, now: datetime | None = None) -> TaskRun:
 
 
 @routes.post("/task_runs/")
+@documented(
+    summary="Create a task run; 200 with the existing one if it exists", request=TaskRunCreate,
+    response=TaskRun, status=(201, 200),
+)
 async def create_task_run(request: web.Request) -> web.Response:
     body = await decode_body(request, TaskRunCreate)
     view, created = await commands.create(request.config_dict[keys.STORE], body)
@@ -46,6 +52,7 @@ async def create_task_run(request: web.Request) -> web.Response:
 
 
 @routes.get("/task_runs/{id}")
+@documented(summary="Read a task run", response=TaskRun, errors={404: "Task run not found"})
 async def read_task_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     view = await queries.get_task_run(request.config_dict[keys.STORE], run_id)
@@ -55,6 +62,10 @@ async def read_task_run(request: web.Request) -> web.Response:
 
 
 @routes.post("/task_runs/{id}/set_state")
+@documented(
+    summary="Propose a state for a task run; 201 when a state was written", request=SetState,
+    response=OrchestrationResult, status=(201, 200), errors={404: "Task run not found"},
+)
 async def set_task_run_state(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, SetState)
@@ -66,6 +77,7 @@ async def set_task_run_state(request: web.Request) -> web.Response:
 
 
 @routes.get("/task_run_states/")
+@documented(summary="A task run's states, oldest first", query={"task_run_id": UUID}, response=list[State])
 async def read_task_run_states(request: web.Request) -> web.Response:
     raw = request.query.get("task_run_id")
     if raw is None:
@@ -78,6 +90,7 @@ async def read_task_run_states(request: web.Request) -> web.Response:
 
 
 @routes.get("/task_run_states/{id}")
+@documented(summary="Read a task run state", response=State, errors={404: "State not found"})
 async def read_task_run_state(request: web.Request) -> web.Response:
     state_id = path_uuid(request)
     state = await queries.state_by_id(request.config_dict[keys.STORE], state_id)
