@@ -34,7 +34,12 @@ async def decode_body(request: web.Request, kind: type[T], *, default: T | None 
     body = await request.read()
     if not body.strip() and default is not None:
         return default
-    return msgspec.json.decode(body, type=kind)
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except (UnicodeDecodeError, RecursionError) as exc:
+        # msgspec lets these two through as they are (bytes that are not UTF-8, nesting
+        # deeper than it recurses); they are malformed bodies all the same, so a 422, not a 500.
+        raise msgspec.DecodeError(f"JSON is malformed: {exc}") from None
 
 
 def path_uuid(request: web.Request, name: str = "id") -> UUID:

@@ -6,16 +6,24 @@ graceful shutdown), then close the store, which commits every append already que
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import multiprocessing
 import os
 import signal
 import socket
 import sys
 
+import structlog
 from aiohttp import web
 
+from eventstore import EventStoreError
+
 from .app import create_app
+from .errors import RunlogError
 from .logging import configure_logging
+
+log = structlog.get_logger("runlog.api")
 
 SHUTDOWN_TIMEOUT = 30.0
 
@@ -30,10 +38,25 @@ def _socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+async def _ignore_repeated_signals(app: web.Application) -> None:
+    """Once the graceful shutdown has begun, a second SIGINT or SIGTERM only logs a line.
+
+    aiohttp would raise GracefulExit again, out of the middle of the shutdown: in-flight
+    requests and the store's close would be abandoned and the process would exit with status
+    1 (or hang on a database thread). With --workers a Ctrl-C reaches every worker twice, once
+    from the terminal and once forwarded by the parent, so this is the common case there.
+    """
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, log.info, "shutdown_already_in_progress")
+
+
 def _run(settings, sock: socket.socket) -> None:  # type: ignore[no-untyped-def]
     configure_logging(settings.logging_level, stream=sys.stderr)
+    app = create_app(settings)
+    app.on_shutdown.append(_ignore_repeated_signals)  # aiohttp's own handlers are removed after cleanup
     web.run_app(
-        create_app(settings),
+        app,
         sock=sock,
         print=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
@@ -42,14 +65,30 @@ def _run(settings, sock: socket.socket) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+def _run_worker(settings, sock: socket.socket) -> None:  # type: ignore[no-untyped-def]
+    """A worker process's entry. Like the CLI (api/cli.py), it reports a problem a person can
+    act on, such as a schema that is behind, as one line instead of a traceback."""
+    try:
+        _run(settings, sock)
+    except (RunlogError, EventStoreError) as exc:
+        print(f"Error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
 def serve(settings, *, host: str, port: int, workers: int = 1) -> None:  # type: ignore[no-untyped-def]
-    sock = _socket(host, port)
+    try:
+        sock = _socket(host, port)
+    except OSError as exc:
+        raise RunlogError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if workers == 1:
         _run(settings, sock)
         return
     # Each worker accepts on the one inherited socket; the kernel spreads the connections.
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_run, args=(settings, sock), daemon=False) for _ in range(workers)]
+    # A spawned process gets its arguments pickled, and the read-only mappingproxy holding the
+    # settings' sources cannot be; a plain dict copy carries the same values.
+    picklable = dataclasses.replace(settings, sources=dict(settings.sources))
+    procs = [ctx.Process(target=_run_worker, args=(picklable, sock), daemon=False) for _ in range(workers)]
     for proc in procs:
         proc.start()
 
@@ -62,3 +101,8 @@ def serve(settings, *, host: str, port: int, workers: int = 1) -> None:  # type:
     signal.signal(signal.SIGTERM, forward)
     for proc in procs:
         proc.join()
+    # A worker that could not start (say, the database schema is behind) has printed why; the
+    # command must not then report success.
+    failed = [proc.exitcode for proc in procs if proc.exitcode != 0]
+    if failed:
+        raise RunlogError(f"{len(failed)} of {workers} server processes failed (exit codes {failed})")

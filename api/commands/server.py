@@ -34,7 +34,7 @@ def start(ctx: click.Context, host: str | None, port: int | None, workers: int) 
             "Set RUNLOG_DATABASE_URL to a postgresql:// URL, or run one worker."
         )
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    click.echo(f"runlog server on http://{host}:{port}/api, database {mask_url(settings.database_url)}")
+    click.echo(f"Starting runlog server on http://{host}:{port}/api, database {mask_url(settings.database_url)}")
     if host in ("0.0.0.0", "::"):
         click.echo(
             f"Listening on all interfaces. Clients set PREFECT_API_URL=http://<this machine's address>:{port}/api"

@@ -8,7 +8,9 @@ from uuid import UUID
 
 import msgspec
 
-NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+# Bounded to what the databases' 64-bit integer columns hold: a larger number is a 422, not an
+# overflow (a 500).
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 # Prefect's Name: no "/", "%", "&", ">" or "<".
 Name = Annotated[str, msgspec.Meta(pattern=r"^[^/%&><]+$")]

@@ -27,8 +27,10 @@ TaskRunSort = Literal[
     "NEXT_SCHEDULED_START_TIME_ASC", "END_TIME_DESC",
 ]
 
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
-PageNumber = Annotated[int, msgspec.Meta(ge=1)]
+# Bounded so an offset always fits the databases' 64-bit integers: a larger one is a 422, not
+# an overflow (a 500). A page becomes the offset (page - 1) * limit, with limit at most 200.
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+PageNumber = Annotated[int, msgspec.Meta(ge=1, le=(2**63 - 1) // 200)]
 
 
 class _Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

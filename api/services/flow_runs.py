@@ -26,7 +26,7 @@ from ..queries import runs as queries
 from ..schemas.runs import DEFAULT_POLICY, FlowRunCreate, FlowRunUpdate
 from ..writes import append_event
 
-MAX_DECISIONS = 10
+MAX_DECISIONS = 50
 """How often set_state re-decides after losing a race before giving up with 409."""
 
 RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
@@ -126,6 +126,7 @@ async def set_state(
 
     Returns the run's view after the decision and the decision itself.
     """
+    conflict: ConcurrencyError | None = None
     for _attempt in range(MAX_DECISIONS):
         view = await queries.get_flow_run(store, run_id)
         if view is None:
@@ -147,7 +148,8 @@ async def set_state(
             recorded = await append_event(
                 store, stream_of(run_id), event, expected_version=view.version, event_id=decision.state.id
             )
-        except ConcurrencyError:
+        except ConcurrencyError as exc:
+            conflict = exc
             continue  # another transition landed first: decide again against it
         # The projection ran the same fold in the append's transaction; folding here saves a
         # read on the hot path and gives the identical view.
@@ -155,7 +157,9 @@ async def set_state(
         assert updated is not None
         await mirror_to_parent_task(store, updated, decision.state)
         return updated, decision
-    raise ConcurrencyError(stream_of(run_id), None, -1)
+    # Still losing after MAX_DECISIONS rounds: the run is too busy; the client may retry (409).
+    assert conflict is not None
+    raise conflict
 
 
 async def mirror_to_parent_task(store: EventStore, run: FlowRunView, state: catalogue.State) -> None:

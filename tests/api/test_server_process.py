@@ -1,0 +1,350 @@
+"""``runlog server start`` as a real process: graceful SIGTERM, --host, --workers, migrations.
+
+Each test starts the CLI in a subprocess, as an operator would, and talks to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import httpx
+import psutil
+import pytest
+
+from eventstore import migrate, parse_database_url
+
+from .http_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNLOG = [sys.executable, "-c", "from api.cli import main; main()"]
+
+pytestmark = pytest.mark.slow
+
+
+def server_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The test process's environment without its RUNLOG_* settings, pointed at DATABASE_URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOG_") or k.startswith("RUNLOG_TEST_")}
+    return env | {
+        "RUNLOG_HOME": str(tmp_path / "runlog"), "RUNLOG_DATABASE_URL": database_url,
+        "RUNLOG_LOGGING_LEVEL": "WARNING", **extra,
+    }
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[bytes]
+    url: str  # http://127.0.0.1:PORT/api
+    port: int
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the server did not stop within {timeout}s:\n{self.output()}") from None
+
+
+@contextlib.contextmanager
+def runlog_server(env: dict[str, str], log: Path, *args: str, port: int | None = None) -> Iterator[Running]:
+    """Start ``runlog server start --port P ARGS`` and wait until /api/health answers."""
+    port = port or free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*RUNLOG, "server", "start", "--port", str(port), *args], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    running = Running(proc, f"http://127.0.0.1:{port}/api", port, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(running.url + "/health", timeout=1).status_code == 200:
+                    break
+            assert proc.poll() is None, f"the server exited with {proc.returncode}:\n{running.output()}"
+            assert time.monotonic() < deadline, f"the server did not start:\n{running.output()}"
+            time.sleep(0.1)
+        yield running
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*RUNLOG, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_no_traceback(text: str) -> None:
+    assert "Traceback" not in text, text
+
+
+# -- SIGTERM ---------------------------------------------------------------------------------
+
+
+APPEND_LOCK = 125762588864359
+"""The PostgreSQL advisory lock every append takes (schema/migrations/postgres/0001_events.up.sql)."""
+
+
+@contextlib.asynccontextmanager
+async def appends_held(database_url: str) -> AsyncIterator[None]:
+    """Hold the database's write lock from another connection, as another writer would.
+
+    Appends wait for it (reads do not), so a request that writes stays in flight until the
+    block ends: the server is certainly in the middle of those requests meanwhile.
+    """
+    db = parse_database_url(database_url)
+    if db.backend == "sqlite":
+        other = sqlite3.connect(db.sqlite_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        return
+    conn = await asyncpg.connect(db.postgres_dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", APPEND_LOCK)
+        yield
+    finally:
+        await conn.close()  # ends the session, and with it the lock
+
+
+@dataclass
+class Writer:
+    """One client: what the server acknowledged to it, before and after the SIGTERM."""
+
+    created: list[str] = field(default_factory=list)
+    states: list[tuple[str, str]] = field(default_factory=list)  # (flow run id, state id)
+    answers: list[int] = field(default_factory=list)
+    answered_after_signal: int = 0
+    ended_with: BaseException | None = None
+
+
+async def keep_writing(session: aiohttp.ClientSession, url: str, flow_id: str, me: Writer,
+                       signalled: asyncio.Event) -> None:
+    """Create runs and move each to RUNNING and COMPLETED, until the server stops taking requests."""
+
+    async def post(path: str, body: dict) -> dict:
+        async with session.post(url + path, json=body) as response:
+            me.answers.append(response.status)
+            me.answered_after_signal += signalled.is_set()
+            answer = await response.json()
+            assert response.status == 201, answer
+            return answer
+
+    try:
+        while True:
+            run = await post("/flow_runs/", {"flow_id": flow_id})
+            me.created.append(run["id"])
+            for state in ("RUNNING", "COMPLETED"):
+                answer = await post(f"/flow_runs/{run['id']}/set_state", {"state": {"type": state}})
+                assert answer["status"] == "ACCEPT", answer
+                me.states.append((run["id"], answer["state"]["id"]))
+    except aiohttp.ClientConnectionError as exc:
+        me.ended_with = exc
+
+
+async def test_sigterm_lets_in_flight_requests_finish_exits_0_and_loses_nothing_acknowledged(
+    tmp_path, store_url
+) -> None:
+    """Eight clients write as fast as they can; SIGTERM arrives while each has a write in flight.
+
+    Every in-flight write completes with a 201, each client's next request meets a closed
+    connection (never an error answer), the process exits 0, and after a restart on the same
+    database every run and state the clients were told about is there.
+    """
+    env = server_env(tmp_path, store_url)
+    log = tmp_path / "server.log"
+    writers = [Writer() for _ in range(8)]
+    signalled = asyncio.Event()
+    with runlog_server(env, log) as server:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            async with session.post(server.url + "/flows/", json={"name": "sigterm"}) as response:
+                flow_id = (await response.json())["id"]
+            tasks = [asyncio.create_task(keep_writing(session, server.url, flow_id, w, signalled)) for w in writers]
+            while sum(len(w.states) for w in writers) < 40:
+                assert not any(t.done() for t in tasks), [t.exception() for t in tasks if t.done()]
+                await asyncio.sleep(0.01)
+
+            async with appends_held(store_url):
+                await asyncio.sleep(0.5)  # every writer is now waiting on a request that writes
+                assert not any(t.done() for t in tasks)
+                signalled.set()
+                server.proc.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.3)
+                # An impatient second signal must not cut the graceful shutdown short.
+                server.proc.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.3)
+                assert server.proc.poll() is None, "the server must wait for the requests in flight"
+            await asyncio.wait_for(asyncio.gather(*tasks), 60)
+
+        assert server.wait() == 0, server.output()
+    for writer in writers:
+        assert writer.answered_after_signal == 1, "its write in flight completed"
+        assert isinstance(writer.ended_with, aiohttp.ClientConnectionError)
+        assert all(status == 201 for status in writer.answers), writer.answers
+    assert_no_traceback(server.output())
+
+    # Restart on the same database: everything acknowledged before the shutdown is there.
+    with runlog_server(env, log) as again, httpx.Client(base_url=again.url, timeout=30) as client:
+        for writer in writers:
+            for run_id in writer.created:
+                assert client.get(f"/flow_runs/{run_id}").status_code == 200, run_id
+            for run_id, state_id in writer.states:
+                response = client.get(f"/flow_run_states/{state_id}")
+                assert response.status_code == 200, (run_id, state_id)
+                assert response.json()["state_details"]["flow_run_id"] == run_id
+        assert again.stop() == 0
+
+
+# -- --host ----------------------------------------------------------------------------------
+
+
+def test_listening_on_all_interfaces_prints_which_prefect_api_url_to_set(tmp_path, sqlite_url) -> None:
+    log = tmp_path / "server.log"
+    with runlog_server(server_env(tmp_path, sqlite_url), log, "--host", "0.0.0.0") as server:
+        lines = server.output().splitlines()
+        assert server.stop() == 0
+    (hint,) = [line for line in lines if "PREFECT_API_URL=" in line]
+    assert "all interfaces" in hint
+    assert f"PREFECT_API_URL=http://<this machine's address>:{server.port}/api" in hint
+
+
+def test_listening_on_one_address_prints_its_prefect_api_url(tmp_path, sqlite_url) -> None:
+    log = tmp_path / "server.log"
+    with runlog_server(server_env(tmp_path, sqlite_url), log) as server:
+        lines = server.output().splitlines()
+        assert server.stop() == 0
+    assert f"Clients set PREFECT_API_URL=http://127.0.0.1:{server.port}/api" in lines
+
+
+# -- --workers -------------------------------------------------------------------------------
+
+
+def test_several_workers_on_sqlite_are_refused_with_a_clear_message(tmp_path, sqlite_url) -> None:
+    done = run_cli(server_env(tmp_path, sqlite_url), "server", "start", "--port", str(free_port()), "--workers", "2")
+    assert done.returncode == 1, done
+    assert "Error: --workers needs PostgreSQL" in done.stderr
+    assert_no_traceback(done.stdout + done.stderr)
+
+
+def worker_processes(parent: psutil.Process) -> list[psutil.Process]:
+    """The parent's server processes (multiprocessing also starts a resource tracker)."""
+    return [p for p in parent.children() if "spawn_main" in " ".join(p.cmdline())]
+
+
+def accepted_connections(proc: psutil.Process, port: int) -> int:
+    return sum(
+        1 for c in proc.net_connections(kind="tcp")
+        if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+    )
+
+
+@pytest.mark.postgres
+async def test_two_workers_on_postgres_share_one_port_and_sigterm_stops_them_all(tmp_path, pg_url) -> None:
+    with runlog_server(server_env(tmp_path, pg_url), tmp_path / "server.log", "--workers", "2") as server:
+        parent = psutil.Process(server.proc.pid)
+        workers = worker_processes(parent)
+        assert len(workers) == 2, [p.cmdline() for p in parent.children()]
+        for worker in workers:  # both hold the one listening socket
+            assert any(c.status == psutil.CONN_LISTEN and c.laddr.port == server.port
+                       for c in worker.net_connections(kind="tcp")), worker.pid
+
+        # Both answer: open connections one by one until each worker has accepted one.
+        held: list[socket.socket] = []
+        try:
+            deadline = time.monotonic() + 20
+            while not all(accepted_connections(w, server.port) for w in workers):
+                assert time.monotonic() < deadline, "one worker never accepted a connection"
+                held.append(socket.create_connection(("127.0.0.1", server.port)))
+                await asyncio.sleep(0.05)
+        finally:
+            for sock in held:
+                sock.close()
+
+        # Many requests over many connections all succeed, and each sees what the other wrote.
+        names = [f"flow-{n}-{uuid.uuid4().hex[:6]}" for n in range(60)]
+        connector = aiohttp.TCPConnector(force_close=True)  # a new connection per request
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def create(name: str) -> int:
+                async with session.post(server.url + "/flows/", json={"name": name}) as response:
+                    return response.status
+
+            assert await asyncio.gather(*(create(n) for n in names)) == [201] * len(names)
+            for _ in range(10):
+                async with session.post(server.url + "/flows/count", json={}) as response:
+                    assert await response.json() == len(names)
+
+        # The parent exits 0 only when every worker did (api/server.py checks their statuses).
+        assert server.stop() == 0, server.output()
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, server.output()
+    assert_no_traceback(server.output())
+
+
+@pytest.mark.postgres
+def test_workers_that_cannot_start_make_the_command_fail_without_a_traceback(tmp_path, pg_url) -> None:
+    env = server_env(tmp_path, pg_url, RUNLOG_DATABASE_MIGRATE_ON_START="false")
+    done = run_cli(env, "server", "start", "--port", str(free_port()), "--workers", "2")
+    assert done.returncode == 1, done
+    assert "runlog database upgrade" in done.stderr
+    assert_no_traceback(done.stdout + done.stderr)
+
+
+# -- migrations at start ---------------------------------------------------------------------
+
+
+def test_pending_migrations_are_applied_at_start(tmp_path, store_url) -> None:
+    env = server_env(tmp_path, store_url)
+    assert run_cli(env, "database", "upgrade", "--yes", "--revision", "1").returncode == 0
+    head = migrate.head_revision(parse_database_url(store_url).backend)
+    assert head > 1
+    with runlog_server(env, tmp_path / "server.log") as server:
+        # Tables of the later migrations are there: a flow (runs' tables) can be created.
+        response = httpx.post(server.url + "/flows/", json={"name": "after-upgrade"}, timeout=30)
+        assert response.status_code == 201, response.text
+        assert server.stop() == 0, server.output()
+    current = run_cli(env, "database", "current")
+    assert f"revision {head} (up to date)" in current.stdout, current
+
+
+def test_without_migrate_on_start_an_empty_database_is_refused_naming_the_upgrade_command(
+    tmp_path, store_url
+) -> None:
+    env = server_env(tmp_path, store_url, RUNLOG_DATABASE_MIGRATE_ON_START="false")
+    done = run_cli(env, "server", "start", "--port", str(free_port()))
+    assert done.returncode == 1, done
+    assert "runlog database upgrade" in done.stderr and "revision 0" in done.stderr
+    assert_no_traceback(done.stdout + done.stderr)
+    current = run_cli(env, "database", "current")
+    assert "revision 0" in current.stdout, current  # nothing was created
