@@ -21,6 +21,7 @@ SQL_UPSERT = (
     "ON CONFLICT (id) DO UPDATE SET name = excluded.name, view = excluded.view"
 )
 SQL_DELETE = "DELETE FROM flows WHERE id = ?"
+SQL_GET = "SELECT view FROM flows WHERE id = ?"
 
 
 class FlowView(msgspec.Struct, kw_only=True):
@@ -48,6 +49,10 @@ def evolve_flow(view: FlowView | None, event: Any) -> FlowView | None:
         )
     if isinstance(event, catalogue.FlowDeleted):
         return None
+    if isinstance(event, catalogue.FlowUpdated) and view is not None:
+        changes = {k: v for k, v in event.changes.items() if k in ("tags", "labels")}
+        merged = msgspec.convert({**msgspec.to_builtins(view), **changes}, FlowView)
+        return msgspec.structs.replace(merged, updated=event.updated)
     return view
 
 
@@ -58,8 +63,12 @@ class FlowsProjection:
         for event in events:
             if not event.type.startswith("flow."):
                 continue
-            view = evolve_flow(None, catalogue.decode(event.data))
             flow_id = event.stream_id.removeprefix(FLOW_STREAM)
+            current = None
+            if event.type == "flow.updated":
+                rows = await tx.fetch(SQL_GET, flow_id)
+                current = decode_flow(bytes(rows[0][0])) if rows else None
+            view = evolve_flow(current, catalogue.decode(event.data))
             if view is None:
                 await tx.execute(SQL_DELETE, flow_id)
             else:

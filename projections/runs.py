@@ -24,7 +24,9 @@ from schema.events import (
     State,
     StateType,
     TaskRunCreated,
+    TaskRunDeleted,
     TaskRunStateChanged,
+    TaskRunUpdated,
 )
 
 TERMINAL = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED})
@@ -188,6 +190,11 @@ def evolve_task_run(view: TaskRunView | None, event: Any, version: int) -> TaskR
         return msgspec.structs.replace(
             _new_task_run(event.task_run_id, event.flow_run_id, event.task_run, event.created), version=version
         )
+    if isinstance(event, TaskRunDeleted):
+        return None
+    if isinstance(event, TaskRunUpdated) and view is not None:
+        name = event.changes.get("name")
+        return msgspec.structs.replace(view, version=version, name=name if isinstance(name, str) else view.name)
     if not isinstance(event, TaskRunStateChanged):
         return view if view is None else msgspec.structs.replace(view, version=version)
     new = event.state

@@ -23,7 +23,7 @@ TASK_RUN_STREAM = "task-run-"
 _FLOW_RUN_TYPES = frozenset(
     {"flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted"}
 )
-_TASK_RUN_TYPES = frozenset({"task_run.created", "task_run.state_changed"})
+_TASK_RUN_TYPES = frozenset({"task_run.created", "task_run.state_changed", "task_run.updated", "task_run.deleted"})
 
 SQL_UPSERT_FLOW_RUN = (
     "INSERT INTO flow_runs (id, version, flow_id, name, state_type, state_name, start_time, end_time, "

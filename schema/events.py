@@ -34,6 +34,9 @@ __all__ = [
     "Event",
     "FlowCreated",
     "FlowDeleted",
+    "FlowUpdated",
+    "TaskRunDeleted",
+    "TaskRunUpdated",
     "FlowRunDeleted",
     "FlowRunUpdated",
     "TaskRunCreated",
@@ -122,6 +125,14 @@ class FlowDeleted(Event, tag="flow.deleted", kw_only=True):
     flow_id: UUID
 
 
+class FlowUpdated(Event, tag="flow.updated", kw_only=True):
+    """PATCH /flows/{id}: the fields in ``changes`` (tags, labels) replace the flow's."""
+
+    flow_id: UUID
+    changes: dict[str, Any]
+    updated: datetime
+
+
 class FlowRunCreated(Event, tag="flow_run.created", kw_only=True):
     """A flow run came into being (POST /flow_runs/ or an imported run)."""
 
@@ -176,6 +187,17 @@ class TaskRunCreated(Event, tag="task_run.created", kw_only=True):
     flow_run_id: UUID | None = None
     task_run: dict[str, Any] = msgspec.field(default_factory=dict)
     created: datetime
+
+
+class TaskRunUpdated(Event, tag="task_run.updated", kw_only=True):
+    """PATCH /task_runs/{id}: the fields in ``changes`` (the name) replace the task run's."""
+
+    task_run_id: UUID
+    changes: dict[str, Any]
+
+
+class TaskRunDeleted(Event, tag="task_run.deleted", kw_only=True):
+    task_run_id: UUID
 
 
 class TaskRunStateChanged(Event, tag="task_run.state_changed", kw_only=True):
@@ -296,11 +318,14 @@ AnyEvent = Union[
     ConcurrencyLeaseRenewed,
     FlowCreated,
     FlowDeleted,
+    FlowUpdated,
     FlowRunCreated,
     FlowRunStateChanged,
     FlowRunUpdated,
     FlowRunDeleted,
     TaskRunCreated,
+    TaskRunUpdated,
+    TaskRunDeleted,
     TaskRunStateChanged,
     PrefectEventReceived,
 ]

@@ -16,7 +16,7 @@ from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
 from ..openapi import documented
 from ..queries import flows as queries
-from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest
+from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest, FlowUpdate
 from ..writes import append_event
 
 routes = web.RouteTableDef()
@@ -105,6 +105,21 @@ async def count_flows(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
     views = await queries.filter(request.config_dict[keys.STORE], msgspec.structs.replace(body, limit=None, offset=0))
     return json_response(len(views))
+
+
+@routes.patch("/flows/{id}")
+@documented(summary="Update a flow's tags or labels", request=FlowUpdate, status=204, errors={404: "Flow not found"})
+async def update_flow(request: web.Request) -> web.Response:
+    flow_id = path_uuid(request)
+    body = await decode_body(request, FlowUpdate)
+    store = request.config_dict[keys.STORE]
+    if await queries.get(store, flow_id) is None:
+        raise NotFound(f"Flow {flow_id} not found")
+    changes = msgspec.to_builtins(body)
+    if changes:
+        event = catalogue.FlowUpdated(flow_id=flow_id, changes=changes, updated=datetime.now(UTC))
+        await append_event(store, FLOW_STREAM + str(flow_id), event)
+    return empty_response()
 
 
 @routes.delete("/flows/{id}")

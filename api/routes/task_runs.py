@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
+import msgspec
 from aiohttp import web
 
 from projections.runs import TaskRunView, estimated_run_time, estimated_start_time_delta
 from schema.events import State
 
 from .. import keys
-from ..http import NotFound, Unprocessable, decode_body, json_response, path_uuid
+from ..http import NotFound, Unprocessable, decode_body, empty_response, json_response, path_uuid
 from ..openapi import documented
 from ..queries import runs as queries
-from ..schemas.runs import OrchestrationResult, SetState, TaskRun, TaskRunCreate
+from ..schemas.runs import OrchestrationResult, SetState, TaskRun, TaskRunCreate, TaskRunUpdate
 from ..services import task_runs as commands
 from ..services.task_runs import TASK_POLICY
 from .flow_runs import orchestration_result
@@ -59,6 +60,25 @@ async def read_task_run(request: web.Request) -> web.Response:
     if view is None:
         raise NotFound(f"Task run {run_id} not found")
     return json_response(to_task_run(view))
+
+
+@routes.patch("/task_runs/{id}")
+@documented(summary="Rename a task run", request=TaskRunUpdate, status=204, errors={404: "Task run not found"})
+async def update_task_run(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    body = await decode_body(request, TaskRunUpdate)
+    if not await commands.update(request.config_dict[keys.STORE], run_id, msgspec.to_builtins(body)):
+        raise NotFound(f"Task run {run_id} not found")
+    return empty_response()
+
+
+@routes.delete("/task_runs/{id}")
+@documented(summary="Delete a task run", status=204, errors={404: "Task run not found"})
+async def delete_task_run(request: web.Request) -> web.Response:
+    run_id = path_uuid(request)
+    if not await commands.delete(request.config_dict[keys.STORE], run_id):
+        raise NotFound(f"Task run {run_id} not found")
+    return empty_response()
 
 
 @routes.post("/task_runs/{id}/set_state")

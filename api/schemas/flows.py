@@ -15,6 +15,11 @@ class FlowCreate(msgspec.Struct, kw_only=True):
     labels: dict[str, Any] | None = None
 
 
+class FlowUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):
+    tags: list[str] | None = None
+    labels: dict[str, Any] | None = None
+
+
 class Flow(msgspec.Struct, kw_only=True):
     id: UUID
     created: datetime

@@ -115,6 +115,10 @@ class TaskRunCreate(msgspec.Struct, kw_only=True):
     state: ProposedState | None = None
 
 
+class TaskRunUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str | None = None
+
+
 class TaskRun(msgspec.Struct, kw_only=True):
     """Prefect's TaskRun."""
 

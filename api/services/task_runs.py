@@ -98,3 +98,19 @@ async def set_state(
     # Still losing after MAX_DECISIONS rounds: the run is too busy; the client may retry (409).
     assert conflict is not None
     raise conflict
+
+
+async def update(store: EventStore, run_id: UUID, changes: dict) -> bool:
+    """Apply a PATCH (the name); False when the task run does not exist."""
+    if await queries.get_task_run(store, run_id) is None:
+        return False
+    if changes:
+        await append_event(store, stream_of(run_id), catalogue.TaskRunUpdated(task_run_id=run_id, changes=changes))
+    return True
+
+
+async def delete(store: EventStore, run_id: UUID) -> bool:
+    if await queries.get_task_run(store, run_id) is None:
+        return False
+    await append_event(store, stream_of(run_id), catalogue.TaskRunDeleted(task_run_id=run_id))
+    return True

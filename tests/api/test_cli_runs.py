@@ -92,3 +92,4 @@ async def test_events_push_replays_local_runs_into_a_hosted_server_once(local, t
 async def test_push_needs_an_http_url(local):
     result = await asyncio.to_thread(run_cli, "events", "push", "--to", "hosted:4200")
     assert result.exit_code == 1 and "--to must be an http(s) URL" in result.output
+

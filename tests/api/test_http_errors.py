@@ -215,7 +215,7 @@ async def test_a_deleted_flow_run_is_404_afterwards(server) -> None:
         assert_detail(status, answer, 404, contains=run["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="runlog has no PATCH/DELETE /task_runs/{id} or PATCH /flows/{id} yet (405)")
+
 async def test_unknown_ids_get_404_on_task_run_and_flow_updates(server) -> None:
     missing = str(uuid.uuid4())
     for method, path, body in [
