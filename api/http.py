@@ -50,6 +50,17 @@ def path_uuid(request: web.Request, name: str = "id") -> UUID:
         raise Unprocessable(f"path parameter {name!r} is not a valid UUID: {raw!r}") from None
 
 
+def query_uuid(request: web.Request, name: str) -> UUID:
+    """A required UUID query parameter, or a 422 naming it."""
+    raw = request.query.get(name)
+    if raw is None:
+        raise Unprocessable(f"query parameter {name!r} is required")
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise Unprocessable(f"query parameter {name!r} is not a valid UUID: {raw!r}") from None
+
+
 def json_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encoder.encode(value), status=status, content_type="application/json")
 

@@ -12,7 +12,7 @@ from projections.runs import FlowRunView, estimated_run_time, estimated_start_ti
 from schema.events import State
 
 from .. import keys
-from ..http import NotFound, Unprocessable, decode_body, empty_response, json_response, path_uuid
+from ..http import NotFound, decode_body, empty_response, json_response, path_uuid, query_uuid
 from ..openapi import documented
 from ..orchestration import Decision, Status
 from ..queries import runs as queries
@@ -54,6 +54,23 @@ def orchestration_result(view: FlowRunView | Any, decision: Decision) -> Orchest
     else:
         details = {"type": "abort_details", "reason": decision.reason}
     return OrchestrationResult(state=decision.state or view.state, status=decision.status.value, details=details)
+
+
+def orchestration_response(outcome: tuple[Any, Decision] | None, missing: str) -> web.Response:
+    """A set_state answer: 201 when a state was written, 200 when not; 404 for no run."""
+    if outcome is None:
+        raise NotFound(missing)
+    view, decision = outcome
+    return json_response(orchestration_result(view, decision), status=201 if decision.state is not None else 200)
+
+
+async def state_response(request: web.Request, label: str) -> web.Response:
+    """GET /{flow,task}_run_states/{id}: a state by its id (its event's id)."""
+    state_id = path_uuid(request)
+    state = await queries.state_by_id(request.config_dict[keys.STORE], state_id)
+    if state is None:
+        raise NotFound(f"{label} {state_id} not found")
+    return json_response(state)
 
 
 @routes.post("/flow_runs/")
@@ -123,30 +140,17 @@ async def set_flow_run_state(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, SetState)
     outcome = await commands.set_state(request.config_dict[keys.STORE], run_id, body.state, force=body.force)
-    if outcome is None:
-        raise NotFound(f"Flow run {run_id} not found")
-    view, decision = outcome
-    return json_response(orchestration_result(view, decision), status=201 if decision.state is not None else 200)
+    return orchestration_response(outcome, f"Flow run {run_id} not found")
 
 
 @routes.get("/flow_run_states/")
 @documented(summary="A flow run's states, oldest first", query={"flow_run_id": UUID}, response=list[State])
 async def read_flow_run_states(request: web.Request) -> web.Response:
-    raw = request.query.get("flow_run_id")
-    if raw is None:
-        raise Unprocessable("query parameter 'flow_run_id' is required")
-    try:
-        run_id = UUID(raw)
-    except ValueError:
-        raise Unprocessable(f"flow_run_id is not a valid UUID: {raw!r}") from None
+    run_id = query_uuid(request, "flow_run_id")
     return json_response(await queries.flow_run_states(request.config_dict[keys.STORE], run_id))
 
 
 @routes.get("/flow_run_states/{id}")
 @documented(summary="Read a flow run state", response=State, errors={404: "State not found"})
 async def read_flow_run_state(request: web.Request) -> web.Response:
-    state_id = path_uuid(request)
-    state = await queries.state_by_id(request.config_dict[keys.STORE], state_id)
-    if state is None:
-        raise NotFound(f"Flow run state {state_id} not found")
-    return json_response(state)
+    return await state_response(request, "Flow run state")

@@ -12,13 +12,13 @@ from projections.runs import TaskRunView, estimated_run_time, estimated_start_ti
 from schema.events import State
 
 from .. import keys
-from ..http import NotFound, Unprocessable, decode_body, empty_response, json_response, path_uuid
+from ..http import NotFound, decode_body, empty_response, json_response, path_uuid, query_uuid
 from ..openapi import documented
 from ..queries import runs as queries
 from ..schemas.runs import OrchestrationResult, SetState, TaskRun, TaskRunCreate, TaskRunUpdate
 from ..services import task_runs as commands
 from ..services.task_runs import TASK_POLICY
-from .flow_runs import orchestration_result
+from .flow_runs import orchestration_response, state_response
 
 routes = web.RouteTableDef()
 
@@ -90,30 +90,17 @@ async def set_task_run_state(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, SetState)
     outcome = await commands.set_state(request.config_dict[keys.STORE], run_id, body.state, force=body.force)
-    if outcome is None:
-        raise NotFound(f"Task run {run_id} not found")
-    view, decision = outcome
-    return json_response(orchestration_result(view, decision), status=201 if decision.state is not None else 200)
+    return orchestration_response(outcome, f"Task run {run_id} not found")
 
 
 @routes.get("/task_run_states/")
 @documented(summary="A task run's states, oldest first", query={"task_run_id": UUID}, response=list[State])
 async def read_task_run_states(request: web.Request) -> web.Response:
-    raw = request.query.get("task_run_id")
-    if raw is None:
-        raise Unprocessable("query parameter 'task_run_id' is required")
-    try:
-        run_id = UUID(raw)
-    except ValueError:
-        raise Unprocessable(f"task_run_id is not a valid UUID: {raw!r}") from None
+    run_id = query_uuid(request, "task_run_id")
     return json_response(await queries.task_run_states(request.config_dict[keys.STORE], run_id))
 
 
 @routes.get("/task_run_states/{id}")
 @documented(summary="Read a task run state", response=State, errors={404: "State not found"})
 async def read_task_run_state(request: web.Request) -> web.Response:
-    state_id = path_uuid(request)
-    state = await queries.state_by_id(request.config_dict[keys.STORE], state_id)
-    if state is None:
-        raise NotFound(f"Task run state {state_id} not found")
-    return json_response(state)
+    return await state_response(request, "Task run state")
