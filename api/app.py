@@ -15,6 +15,7 @@ from aiohttp import WSCloseCode, web
 
 from eventstore import mask_url, open_store
 from projections.concurrency import ConcurrencyProjection
+from projections.cache import ViewCache
 from projections.flows import FlowsProjection
 from projections.runs_writer import RunsProjection
 
@@ -29,9 +30,9 @@ log = structlog.get_logger("runlog.api")
 ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, docs)
 
 
-def inline_projections() -> list:
+def inline_projections(cache: ViewCache | None = None) -> list:
     """The read models commands depend on, kept up to date in every append's transaction."""
-    return [FlowsProjection(), RunsProjection(), ConcurrencyProjection()]
+    return [FlowsProjection(), RunsProjection(cache), ConcurrencyProjection()]
 
 
 def create_app(settings) -> web.Application:  # type: ignore[no-untyped-def]
@@ -39,6 +40,7 @@ def create_app(settings) -> web.Application:  # type: ignore[no-untyped-def]
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY_BYTES] = settings.server_max_body_size
     app[keys.WEBSOCKETS] = weakref.WeakSet()
+    app[keys.VIEW_CACHE] = ViewCache()
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(lease_expiry)  # needs the store: after it, so it stops first
@@ -62,7 +64,8 @@ async def _close_websockets(app: web.Application) -> None:
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     log.info("opening_database", url=mask_url(settings.database_url), migrate=settings.migrate_on_start)
-    store = open_store(settings.database_url, migrate=settings.migrate_on_start, projections=inline_projections())
+    projections = inline_projections(app[keys.VIEW_CACHE])
+    store = open_store(settings.database_url, migrate=settings.migrate_on_start, projections=projections)
     async with store:
         app[keys.STORE] = store
         yield

@@ -7,6 +7,7 @@ import weakref
 from aiohttp import web
 
 from eventstore import EventStore
+from projections.cache import ViewCache
 
 from .settings import Settings
 
@@ -14,3 +15,4 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STORE: web.AppKey[EventStore] = web.AppKey("store", EventStore)  # type: ignore[type-abstract]
 MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets", weakref.WeakSet)
+VIEW_CACHE: web.AppKey[ViewCache] = web.AppKey("view_cache", ViewCache)

@@ -14,6 +14,7 @@ import msgspec
 from eventstore import RecordedEvent, Tx
 from schema import events as catalogue
 
+from .cache import ViewCache
 from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
 from .tables import in_list, list_param, us
 
@@ -95,14 +96,25 @@ def _task_run_row(view: TaskRunView) -> tuple:
     )
 
 
+def cache_key(table: str, run_id: object) -> str:
+    return f"{table}:{run_id}"
+
+
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
 class RunsProjection:
-    """The inline projection of flow runs and task runs."""
+    """The inline projection of flow runs and task runs.
+
+    ``cache`` (projections/cache.py) may hold committed views; a view found there at exactly
+    the version before a batch's first event for that run saves reading it back.
+    """
 
     name = "runs"
+
+    def __init__(self, cache: ViewCache | None = None) -> None:
+        self.cache = cache if cache is not None else ViewCache(0)
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         flow_runs = [e for e in events if e.type in _FLOW_RUN_TYPES]
@@ -113,10 +125,20 @@ class RunsProjection:
             await self._apply(tx, task_runs, "task_runs", TASK_RUN_STREAM, evolve_task_run, decode_task_run, _task_run_row)
 
     async def _apply(self, tx: Tx, events, table, prefix, evolve, decode_view, to_row) -> None:  # type: ignore[no-untyped-def]
-        ids = list(dict.fromkeys(e.stream_id.removeprefix(prefix) for e in events))
-        # The table name comes from this module's constants, never from input.
-        rows = await tx.fetch(f"SELECT id, view FROM {table} WHERE {in_list(tx, 'id')}", list_param(tx, ids))
-        views: dict[str, Any] = {row[0]: decode_view(bytes(row[1])) for row in rows}
+        first_version: dict[str, int] = {}
+        for event in events:
+            first_version.setdefault(event.stream_id.removeprefix(prefix), event.version)
+        views: dict[str, Any] = {}
+        for run_id, version in first_version.items():
+            cached = self.cache.at_version(cache_key(table, run_id), version - 1)
+            if cached is not None:
+                views[run_id] = cached
+        missing = [run_id for run_id in first_version if run_id not in views]
+        if missing:
+            # The table name comes from this module's constants, never from input.
+            sql = f"SELECT id, view FROM {table} WHERE {in_list(tx, 'id')}"
+            rows = await tx.fetch(sql, list_param(tx, missing))
+            views.update({row[0]: decode_view(bytes(row[1])) for row in rows})
         before_tags = {run_id: list(view.tags) for run_id, view in views.items()}
         for event in events:
             run_id = event.stream_id.removeprefix(prefix)

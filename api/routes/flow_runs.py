@@ -139,7 +139,9 @@ async def delete_flow_run(request: web.Request) -> web.Response:
 async def set_flow_run_state(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, SetState)
-    outcome = await commands.set_state(request.config_dict[keys.STORE], run_id, body.state, force=body.force)
+    outcome = await commands.set_state(
+        request.config_dict[keys.STORE], run_id, body.state, force=body.force, cache=request.config_dict[keys.VIEW_CACHE]
+    )
     return orchestration_response(outcome, f"Flow run {run_id} not found")
 
 

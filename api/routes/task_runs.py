@@ -89,7 +89,9 @@ async def delete_task_run(request: web.Request) -> web.Response:
 async def set_task_run_state(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, SetState)
-    outcome = await commands.set_state(request.config_dict[keys.STORE], run_id, body.state, force=body.force)
+    outcome = await commands.set_state(
+        request.config_dict[keys.STORE], run_id, body.state, force=body.force, cache=request.config_dict[keys.VIEW_CACHE]
+    )
     return orchestration_response(outcome, f"Task run {run_id} not found")
 
 

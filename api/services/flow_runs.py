@@ -17,8 +17,9 @@ from uuid import UUID
 import msgspec
 
 from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from projections.cache import ViewCache
 from projections.runs import FlowRunView, evolve_flow_run
-from projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM
+from projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, cache_key
 from schema import events as catalogue
 
 from ..orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
@@ -120,15 +121,19 @@ async def delete(store: EventStore, run_id: UUID) -> bool:
 
 
 async def set_state(
-    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False
+    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None
 ) -> tuple[FlowRunView, Decision] | None:
     """Decide and record a transition; None when the run does not exist.
 
     Returns the run's view after the decision and the decision itself.
     """
+    cache = cache if cache is not None else ViewCache(0)
+    key = cache_key("flow_runs", run_id)
     conflict: ConcurrencyError | None = None
     for _attempt in range(MAX_DECISIONS):
-        view = await queries.get_flow_run(store, run_id)
+        # A cached view may be stale (another process moved the run on): the append's expected
+        # version catches that, and the next round reads the database.
+        view = cache.get(key) or await queries.get_flow_run(store, run_id)
         if view is None:
             return None
         state_id = uuid.uuid4()
@@ -150,11 +155,13 @@ async def set_state(
             )
         except ConcurrencyError as exc:
             conflict = exc
+            cache.drop(key)
             continue  # another transition landed first: decide again against it
         # The projection ran the same fold in the append's transaction; folding here saves a
         # read on the hot path and gives the identical view.
         updated = evolve_flow_run(view, event, recorded.version)
         assert updated is not None
+        cache.put(key, updated)  # committed: the append has returned
         await mirror_to_parent_task(store, updated, decision.state)
         return updated, decision
     # Still losing after MAX_DECISIONS rounds: the run is too busy; the client may retry (409).

@@ -14,8 +14,9 @@ from uuid import UUID
 import msgspec
 
 from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from projections.cache import ViewCache
 from projections.runs import TaskRunView, evolve_task_run
-from projections.runs_writer import TASK_RUN_STREAM
+from projections.runs_writer import TASK_RUN_STREAM, cache_key
 from schema import events as catalogue
 
 from ..orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
@@ -68,11 +69,15 @@ async def create(store: EventStore, body: TaskRunCreate) -> tuple[TaskRunView, b
 
 
 async def set_state(
-    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False
+    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None
 ) -> tuple[TaskRunView, Decision] | None:
+    cache = cache if cache is not None else ViewCache(0)
+    key = cache_key("task_runs", run_id)
     conflict: ConcurrencyError | None = None
     for _attempt in range(MAX_DECISIONS):
-        view = await queries.get_task_run(store, run_id)
+        # A cached view may be stale (another process moved the run on): the append's expected
+        # version catches that, and the next round reads the database.
+        view = cache.get(key) or await queries.get_task_run(store, run_id)
         if view is None:
             return None
         parent = await queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
@@ -91,9 +96,11 @@ async def set_state(
             )
         except ConcurrencyError as exc:
             conflict = exc
+            cache.drop(key)
             continue  # another transition landed first: decide again against it
         updated = evolve_task_run(view, event, recorded.version)
         assert updated is not None
+        cache.put(key, updated)  # committed: the append has returned
         return updated, decision
     # Still losing after MAX_DECISIONS rounds: the run is too busy; the client may retry (409).
     assert conflict is not None
