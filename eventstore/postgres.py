@@ -56,6 +56,11 @@ SQL_UNRECORD = "DELETE FROM runlog_migrations WHERE revision = $1"
 # forever, and a transaction left open by a dead client is ended by the server.
 SERVER_SETTINGS = {
     "application_name": "runlog",
+    # Plan every execution for its parameters. After five runs of a prepared statement
+    # PostgreSQL may switch to a generic plan, and for "id = ANY($1)" lookups and the append
+    # function's per-stream probes that plan can be a scan whose cost grows with the table:
+    # the server benchmark's throughput fell by two thirds over 100,000 transitions with it.
+    "plan_cache_mode": "force_custom_plan",
     "lock_timeout": "30s",
     "idle_in_transaction_session_timeout": "60s",
 }
