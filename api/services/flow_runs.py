@@ -1,9 +1,7 @@
 """Flow run commands: create (idempotently), update, delete, and set_state.
 
-set_state replaces Prefect's ``SELECT ... FOR UPDATE``: it reads the run's view and version,
-decides, and appends with that version as the expected one. A concurrent writer makes the
-append fail with ConcurrencyError, and the transition is decided again against the state the
-other writer wrote, so two transitions are never both accepted from the same prior state.
+set_state goes through api/services/transitions.py's decide-and-append loop, which stands in
+for Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version.
 """
 
 from __future__ import annotations
@@ -26,9 +24,7 @@ from ..orchestration import Decision, FlowRunContext, ProposedState, Status, dec
 from ..queries import runs as queries
 from ..schemas.runs import DEFAULT_POLICY, FlowRunCreate, FlowRunUpdate
 from ..writes import append_event
-
-MAX_DECISIONS = 50
-"""How often set_state re-decides after losing a race before giving up with 409."""
+from .transitions import decide_and_append
 
 RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
 
@@ -123,50 +119,30 @@ async def delete(store: EventStore, run_id: UUID) -> bool:
 async def set_state(
     store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None
 ) -> tuple[FlowRunView, Decision] | None:
-    """Decide and record a transition; None when the run does not exist.
+    """Decide and record a transition; None when the run does not exist."""
 
-    Returns the run's view after the decision and the decision itself.
-    """
-    cache = cache if cache is not None else ViewCache(0)
-    key = cache_key("flow_runs", run_id)
-    conflict: ConcurrencyError | None = None
-    for _attempt in range(MAX_DECISIONS):
-        # A cached view may be stale (another process moved the run on): the append's expected
-        # version catches that, and the next round reads the database.
-        view = cache.get(key) or await queries.get_flow_run(store, run_id)
-        if view is None:
-            return None
-        state_id = uuid.uuid4()
+    async def decide(view: FlowRunView) -> Decision:
         ctx = FlowRunContext(
-            now=datetime.now(UTC), state_id=state_id, force=force,
+            now=datetime.now(UTC), state_id=uuid.uuid4(), force=force,
             has_deployment=view.deployment_id is not None, is_subflow=view.parent_task_run_id is not None,
         )
-        decision = decide_flow_run(view, proposed, ctx)
-        if decision.state is None:
-            return view, decision
-        event = catalogue.FlowRunStateChanged(
-            flow_run_id=run_id, state=decision.state,
-            initial_state_type=view.state.type if view.state else None,
+        return decide_flow_run(view, proposed, ctx)
+
+    def record(view: FlowRunView, decision: Decision) -> catalogue.Event:
+        assert decision.state is not None
+        return catalogue.FlowRunStateChanged(
+            flow_run_id=run_id, state=decision.state, initial_state_type=view.state.type if view.state else None,
             forced=force, empirical_policy=decision.empirical_policy,
         )
-        try:
-            recorded = await append_event(
-                store, stream_of(run_id), event, expected_version=view.version, event_id=decision.state.id
-            )
-        except ConcurrencyError as exc:
-            conflict = exc
-            cache.drop(key)
-            continue  # another transition landed first: decide again against it
-        # The projection ran the same fold in the append's transaction; folding here saves a
-        # read on the hot path and gives the identical view.
-        updated = evolve_flow_run(view, event, recorded.version)
-        assert updated is not None
-        cache.put(key, updated)  # committed: the append has returned
-        await mirror_to_parent_task(store, updated, decision.state)
-        return updated, decision
-    # Still losing after MAX_DECISIONS rounds: the run is too busy; the client may retry (409).
-    assert conflict is not None
-    raise conflict
+
+    outcome = await decide_and_append(
+        store, stream_id=stream_of(run_id), cache=cache if cache is not None else ViewCache(0),
+        cache_key=cache_key("flow_runs", run_id), load=lambda: queries.get_flow_run(store, run_id),
+        decide=decide, record=record, evolve=evolve_flow_run,
+    )
+    if outcome is not None and outcome[1].state is not None:
+        await mirror_to_parent_task(store, outcome[0], outcome[1].state)
+    return outcome
 
 
 async def mirror_to_parent_task(store: EventStore, run: FlowRunView, state: catalogue.State) -> None:

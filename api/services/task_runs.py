@@ -24,9 +24,9 @@ from ..queries import runs as queries
 from ..schemas.runs import TaskRunCreate
 from ..writes import append_event
 from .flow_runs import state_from_proposal
+from .transitions import decide_and_append
 
 TASK_NAMESPACE = uuid.UUID("2d0b8f5e-6a41-4c1a-9e77-72756e6c6f67")
-MAX_DECISIONS = 50
 
 TASK_POLICY = {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 0, "retry_delay": 0, "retry_jitter_factor": None}
 
@@ -71,40 +71,26 @@ async def create(store: EventStore, body: TaskRunCreate) -> tuple[TaskRunView, b
 async def set_state(
     store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None
 ) -> tuple[TaskRunView, Decision] | None:
-    cache = cache if cache is not None else ViewCache(0)
-    key = cache_key("task_runs", run_id)
-    conflict: ConcurrencyError | None = None
-    for _attempt in range(MAX_DECISIONS):
-        # A cached view may be stale (another process moved the run on): the append's expected
-        # version catches that, and the next round reads the database.
-        view = cache.get(key) or await queries.get_task_run(store, run_id)
-        if view is None:
-            return None
+    """Decide and record a transition; None when the task run does not exist."""
+
+    async def decide(view: TaskRunView) -> Decision:
         parent = await queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
         ctx = TaskRunContext(now=datetime.now(UTC), state_id=uuid.uuid4(), force=force, flow_run=parent)
-        decision = decide_task_run(view, proposed, ctx)
-        if decision.state is None:
-            return view, decision
-        event = catalogue.TaskRunStateChanged(
+        return decide_task_run(view, proposed, ctx)
+
+    def record(view: TaskRunView, decision: Decision) -> catalogue.Event:
+        assert decision.state is not None
+        return catalogue.TaskRunStateChanged(
             task_run_id=run_id, flow_run_id=view.flow_run_id, state=decision.state,
             initial_state_type=view.state.type if view.state else None, forced=force,
             reset_run_count=decision.reset_run_count, flow_run_run_count=decision.flow_run_run_count,
         )
-        try:
-            recorded = await append_event(
-                store, stream_of(run_id), event, expected_version=view.version, event_id=decision.state.id
-            )
-        except ConcurrencyError as exc:
-            conflict = exc
-            cache.drop(key)
-            continue  # another transition landed first: decide again against it
-        updated = evolve_task_run(view, event, recorded.version)
-        assert updated is not None
-        cache.put(key, updated)  # committed: the append has returned
-        return updated, decision
-    # Still losing after MAX_DECISIONS rounds: the run is too busy; the client may retry (409).
-    assert conflict is not None
-    raise conflict
+
+    return await decide_and_append(
+        store, stream_id=stream_of(run_id), cache=cache if cache is not None else ViewCache(0),
+        cache_key=cache_key("task_runs", run_id), load=lambda: queries.get_task_run(store, run_id),
+        decide=decide, record=record, evolve=evolve_task_run,
+    )
 
 
 async def update(store: EventStore, run_id: UUID, changes: dict) -> bool:

@@ -127,7 +127,7 @@ async def test_racing_terminal_states_from_running_only_one_is_decided_from_runn
     let a run without a persisted result move from one terminal state to another, so a
     re-decided proposal may still be accepted, but as a transition from that terminal state,
     never as a second one out of RUNNING. A proposal that keeps losing the race for the run's
-    stream (api/services/flow_runs.MAX_DECISIONS times) gets a 409; nothing is written for it.
+    stream (api/services/transitions.MAX_DECISIONS times) gets a 409; nothing is written for it.
     """
     run = await new_flow_run(server, {"type": "PENDING"})
     status, answer = await set_state(server, "flow_runs", run["id"], {"type": "RUNNING"})
