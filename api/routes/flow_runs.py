@@ -80,7 +80,9 @@ async def state_response(request: web.Request, label: str) -> web.Response:
 )
 async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
-    view, created = await commands.create(request.config_dict[keys.STORE], body)
+    view, created = await commands.create(
+        request.config_dict[keys.STORE], body, cache=request.config_dict[keys.VIEW_CACHE]
+    )
     return json_response(to_flow_run(view), status=201 if created else 200)
 
 

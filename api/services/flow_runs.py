@@ -58,8 +58,14 @@ def state_from_proposal(
     )
 
 
-async def create(store: EventStore, body: FlowRunCreate) -> tuple[FlowRunView, bool]:
-    """The new run and True, or the existing run with the same idempotency key and False."""
+async def create(
+    store: EventStore, body: FlowRunCreate, *, cache: ViewCache | None = None
+) -> tuple[FlowRunView, bool]:
+    """The new run and True, or the existing run with the same idempotency key and False.
+
+    A new run's view goes into ``cache``: its append has committed, and the client's next call
+    is nearly always set_state on it.
+    """
     if body.idempotency_key is not None:
         # One stream per (flow, key): concurrent creations meet there and only one wins.
         run_id = uuid.uuid5(RUN_NAMESPACE, f"{body.flow_id}\x1f{body.idempotency_key}")
@@ -95,6 +101,8 @@ async def create(store: EventStore, body: FlowRunCreate) -> tuple[FlowRunView, b
         return existing, False
     view = await queries.get_flow_run(store, run_id)
     assert view is not None, "the runs projection is updated in the append's transaction"
+    if cache is not None:
+        cache.put(cache_key("flow_runs", run_id), view)
     await mirror_to_parent_task(store, view, state)
     return view, True
 
