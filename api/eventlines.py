@@ -1,7 +1,8 @@
 """Events as JSON lines: the format of ``runlog events export/import/push``.
 
-One stored event per line, with the payload inline when it is JSON (every event runlog writes
-is) and base64 otherwise. Readers accept lines without position, version or recorded_at, so a
+One stored event per line, with the payload inline as JSON when it is JSON or a runlog event
+(stored as MessagePack, rendered by ``schema.events.to_json``) and base64 otherwise. Imported
+JSON payloads are stored as the JSON they are; the event codec reads both forms. Readers accept lines without position, version or recorded_at, so a
 hand-written file can be imported too.
 """
 
@@ -14,6 +15,7 @@ from uuid import UUID
 import msgspec
 
 from eventstore import NewEvent, RecordedEvent
+from schema import events as catalogue
 
 from .errors import RunlogError
 
@@ -40,12 +42,25 @@ def to_line(event: RecordedEvent) -> bytes:
         stream_id=event.stream_id, id=event.id, type=event.type, position=event.position,
         version=event.version, recorded_at=event.recorded_at,
     )
-    try:
-        msgspec.json.decode(event.data)
-        line.data = msgspec.Raw(event.data)
-    except msgspec.DecodeError:
+    as_json = _as_json(event.data)
+    if as_json is None:
         line.data_base64 = base64.b64encode(event.data).decode("ascii")
+    else:
+        line.data = msgspec.Raw(as_json)
     return _line_encoder.encode(line) + b"\n"
+
+
+def _as_json(data: bytes) -> bytes | None:
+    """The payload as JSON when it can be written as JSON without losing anything."""
+    try:
+        msgspec.json.decode(data)
+        return data
+    except msgspec.DecodeError:
+        pass
+    try:
+        return catalogue.to_json(data)
+    except msgspec.DecodeError:  # includes ValidationError: not an event runlog knows
+        return None
 
 
 def from_line(line: bytes, number: int) -> ExportedEvent:

@@ -145,3 +145,27 @@ def test_no_progress_bar_when_not_on_a_terminal(database, tmp_path):
     seed(database, [("s", b"{}")])
     result = run_cli("events", "export", str(tmp_path / "x.jsonl"))
     assert "Exporting" not in result.output
+
+
+def test_export_shows_runlog_events_as_json_with_text_ids_and_import_restores_the_same_event(
+    database, tmp_path, monkeypatch
+):
+    from schema import events as catalogue
+
+    run_id = uuid4()
+    event = catalogue.FlowRunDeleted(flow_run_id=run_id)
+    seed(database, [(f"flow-run-{run_id}", catalogue.encode(event))])
+    exported = tmp_path / "log.jsonl"
+    assert run_cli("events", "export", str(exported)).exit_code == 0
+    (line,) = [json.loads(text) for text in exported.read_text().splitlines()]
+    assert line["data"] == {"kind": "flow_run.deleted", "flow_run_id": str(run_id)}
+
+    copy_url = f"sqlite:///{tmp_path}/copy.db"
+    monkeypatch.setenv("RUNLOG_DATABASE_URL", copy_url)
+    assert run_cli("events", "import", str(exported)).exit_code == 0
+
+    async def stored() -> list:
+        async with open_store(copy_url) as store:
+            return [catalogue.decode(e.data) async for e in store.read_all()]
+
+    assert asyncio.run(stored()) == [event]
