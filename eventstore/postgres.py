@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -30,13 +31,17 @@ from .urls import DatabaseURL
 from .writer import BatchingStore
 
 log = structlog.get_logger("runlog.eventstore")
+_fromisoformat = datetime.fromisoformat
 
 CHANNEL = "runlog_events"
 MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
 
 SQL_PROBE = "SELECT * FROM runlog_lock_and_probe($1::text[], $2::uuid[])"
 SQL_INSERT = "SELECT * FROM runlog_insert($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::bytea[])"
-_COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
+# recorded_at is read as text: asyncpg builds a timestamptz through timedelta arithmetic,
+# which cost a third of a page read (0.6 of 1.9 us per event); datetime.fromisoformat on
+# the ISO text is a few times cheaper. The session settings below fix the text's form.
+_COLUMNS = "position, stream_id, version, id, type, data, recorded_at::text"
 SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
 SQL_PAGE = f"SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
 SQL_BY_ID = f"SELECT {_COLUMNS} FROM events WHERE id = $1"
@@ -63,6 +68,9 @@ SERVER_SETTINGS = {
     "plan_cache_mode": "force_custom_plan",
     "lock_timeout": "30s",
     "idle_in_transaction_session_timeout": "60s",
+    # recorded_at::text as "2026-11-21 23:11:53.93572+00", whatever the database's defaults.
+    "DateStyle": "ISO",
+    "TimeZone": "UTC",
 }
 
 _UNAVAILABLE = (
@@ -163,7 +171,7 @@ async def _reset_reader(conn: asyncpg.Connection) -> None:
 
 
 def _record(row: Any) -> RecordedEvent:
-    return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+    return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], _fromisoformat(row[6]))
 
 
 class PostgresStore(BatchingStore):

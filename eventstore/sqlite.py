@@ -303,6 +303,9 @@ class SqliteStore(BatchingStore):
             rows = await self._reader_conn.execute_fetchall(SQL_PAGE, (after, limit))
         return _records(rows)
 
+    def _pages_read_here(self) -> bool:
+        return self._scan_conn is not None
+
     async def _read_stream_page(self, stream_id: str, after_version: int, limit: int) -> list[RecordedEvent]:
         self._check_usable()
         assert self._reader_conn is not None

@@ -263,8 +263,10 @@ class BatchingStore:
     async def read_all(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[RecordedEvent]:
         """Every event with position > after, in position order, read in pages.
 
-        The next page is fetched while the caller works through the current one: on SQLite
-        the fetch runs on the connection's own thread, so reading and processing overlap.
+        Where a page is fetched elsewhere (PostgreSQL's server, SQLite's reader thread), the
+        next page is requested before the caller works through the current one, so the two
+        overlap. Where it is read on this thread (``_pages_read_here``), prefetching only
+        keeps two pages in memory, so the next page is read when it is needed.
         """
         self._check_usable()
         remaining = limit
@@ -282,14 +284,26 @@ class BatchingStore:
                 full = len(page) == (PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining))
                 if remaining is not None:
                     remaining -= len(page)
-                pending = fetch(page[-1].position) if full and page else None
+                more = full and bool(page)
+                pending = None
+                if more and not self._pages_read_here():
+                    pending = fetch(page[-1].position)
+                    # Let the fetch start (send its query) before the caller works through
+                    # this page; otherwise it only starts at the caller's next await.
+                    await asyncio.sleep(0)
                 for event in page:
                     yield event
+                if more and pending is None:
+                    pending = fetch(page[-1].position)
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, EventStoreError):
                     await pending
+
+    def _pages_read_here(self) -> bool:
+        """Whether _read_page does its work on the event loop's thread (no overlap to gain)."""
+        return False
 
     async def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]:
         """Catch up from ``after``, then follow new events; ends only when cancelled.
