@@ -18,6 +18,7 @@ from projections.concurrency import ConcurrencyProjection
 from projections.cache import ViewCache
 from projections.flows import FlowsProjection
 from projections.runs_writer import RunsProjection
+from projections.task_run_state_cache import TaskRunStateCacheProjection
 
 from . import keys
 from .middleware import errors_and_logging
@@ -32,7 +33,7 @@ ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, 
 
 def inline_projections(cache: ViewCache | None = None) -> list:
     """The read models commands depend on, kept up to date in every append's transaction."""
-    return [FlowsProjection(), RunsProjection(cache), ConcurrencyProjection()]
+    return [FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection()]
 
 
 def create_app(settings) -> web.Application:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import msgspec
 
+from projections.task_run_state_cache import CacheEntry
 from schema.events import State, StateDetails, StateType
 
 
@@ -69,6 +70,12 @@ class TaskRunContext(msgspec.Struct, kw_only=True):
     tag_limit_zero: bool = False  # a tag's limit is 0: the run could never start
     tag_slot_wait_seconds: float = 10.0
     limited_tags: list[str] = msgspec.field(default_factory=list)  # the zero or full limits' tags, for the reason
+    # CacheRetrieval: the newest cache entry for the proposed state's cache key that was
+    # unexpired at ``now``, looked up by the command layer (None: no entry, or not looked up).
+    cache_entry: CacheEntry | None = None
+    # RetryFailedTasks: a uniform draw in [0, 1] for the retry's jitter. The command layer draws
+    # one per decision; the default, the middle of the range, keeps tests that ignore it stable.
+    jitter_draw: float = 0.5
 
 
 # The rule modules import the types above, so they are imported once those exist.

@@ -4,13 +4,15 @@
 The task's run count and the other bookkeeping are folded by the runs projection from the
 written state, ``Decision.reset_run_count`` and ``Decision.flow_run_run_count``.
 
-Left out, for now:
+What the rules cannot compute themselves, the command layer finds out first and passes in the
+context, so that the rules stay pure:
 
-* CacheRetrieval (RUNNING with a cache key becomes a copy of the cached COMPLETED state) needs
-  the task run state cache, which runlog does not keep yet; the client then simply runs the
-  task. CacheInsertion only checks the key's length for the same reason.
-* RetryFailedTasks's jitter: Prefect draws ``retry_jitter_factor`` jitter at random; these rules
-  read no clock and no randomness, so the delay is the configured one, unjittered.
+* CacheRetrieval: the newest cache entry for the proposed cache key (``ctx.cache_entry``, from
+  the task run state cache, projections/task_run_state_cache.py). The rule checks its
+  expiration against ``ctx.now`` and answers with a copy of the cached state. CacheInsertion
+  is the cache projection itself; the rule here only refuses over-long keys.
+* RetryFailedTasks's jitter: a uniform draw (``ctx.jitter_draw``) that the clamped Poisson
+  interval (jitter.py) turns into the jittered delay.
 * Tag concurrency: the command layer acquires the slots (a write) and tells the rules what
   happened through the context; see ``_secure_task_concurrency_slots``.
 """
@@ -21,7 +23,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import msgspec
+
 from projections.runs import FlowRunView, TaskRunView
+from projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH
 from schema.events import StateType
 
 from . import Decision, ProposedState, TaskRunContext
@@ -44,11 +49,9 @@ from .common import (
     wait_for_scheduled_time,
     write,
 )
+from .jitter import clamped_poisson_interval
 
 __all__ = ["MAX_CACHE_KEY_LENGTH", "decide_task_run", "holds_tag_slots", "task_run_policy"]
-
-MAX_CACHE_KEY_LENGTH = 2000
-"""Prefect's default PREFECT_SERVER_TASKS_MAX_CACHE_KEY_LENGTH."""
 
 
 def task_run_policy(raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -74,6 +77,27 @@ class _TaskTransition(Transition):
     def flow_run(self) -> FlowRunView | None:
         assert self.ctx is not None and self.task is not None
         return self.ctx.flow_run if self.task.flow_run_id is not None else None
+
+
+def _retrieve_cached_state(t: _TaskTransition) -> Verdict | None:
+    """A task about to run whose result is cached does not run: the server rejects RUNNING and
+    writes a copy of the cached COMPLETED state instead, named "Cached", with the cached data.
+    The client asks for a fresh result with ``refresh_cache``; an entry past its expiration
+    (at this transition's ``now``) is not used."""
+    draft, ctx = t.draft, t.ctx
+    assert draft is not None and ctx is not None
+    cache_key = draft.details.cache_key
+    if not cache_key or draft.details.refresh_cache:
+        return None
+    entry = ctx.cache_entry
+    if entry is None or entry.state is None or entry.cache_key != cache_key or not entry.unexpired(t.now):
+        return None  # no entry, or one whose task run was deleted (its state is gone)
+    cached = entry.state
+    # A fresh copy: a new id and timestamp (``write`` gives both), the run ids of this run, and
+    # everything else, details included, as cached.
+    copy = Draft(type=cached.type, name="Cached", details=msgspec.structs.replace(cached.state_details),
+                 message=cached.message, data=cached.data)
+    return reject("Retrieved state from cache", copy)
 
 
 def _handle_terminal_state_transitions(t: _TaskTransition) -> Verdict | None:
@@ -141,14 +165,19 @@ def _secure_task_concurrency_slots(t: _TaskTransition) -> Verdict | None:
 def _retry_failed_tasks(t: _TaskTransition) -> Verdict | None:
     """A failing task with retries left (and that the client did not mark as not retriable) is
     sent back to AwaitingRetry, scheduled after its retry delay. A list of delays gives one
-    delay per attempt, the last repeating."""
-    draft = t.draft
-    assert draft is not None and t.task is not None
+    delay per attempt, the last repeating. A ``retry_jitter_factor`` jitters a positive delay
+    (a clamped Poisson interval, at most ``delay * (1 + factor)``) from the context's draw."""
+    draft, ctx = t.draft, t.ctx
+    assert draft is not None and t.task is not None and ctx is not None
     policy = task_run_policy(t.task.empirical_policy)
     delay = policy["retry_delay"]
     if isinstance(delay, list):
         delay = delay[min(t.run_count - 1, len(delay) - 1)] if delay else 0
     delay = delay or 0
+    factor = policy["retry_jitter_factor"]
+    # Prefect refuses a negative factor when the run is created; a stored one is ignored here.
+    if _is_number(factor) and factor > 0 and _is_number(delay) and delay > 0:
+        delay = clamped_poisson_interval(delay, factor, ctx.jitter_draw)
     if draft.details.retriable is False:
         return None  # the task's retry condition said no
     if policy["retries"] is not None and t.run_count <= policy["retries"]:
@@ -156,6 +185,10 @@ def _retry_failed_tasks(t: _TaskTransition) -> Verdict | None:
                                      scheduled_time=t.now + timedelta(seconds=delay))
         return reject("Retrying", awaiting_retry)
     return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _rename_reruns(t: _TaskTransition) -> None:
@@ -181,7 +214,8 @@ def _copy_task_parameters_id(t: _TaskTransition) -> None:
 
 
 def _check_cache_key_length(t: _TaskTransition) -> Verdict | None:
-    """An over-long cache key is refused for caching; the state itself is still written."""
+    """An over-long cache key is refused for caching; the state itself is still written (the
+    cache projection files no state whose key is over MAX_CACHE_KEY_LENGTH)."""
     draft = t.draft
     assert draft is not None
     cache_key = draft.details.cache_key
@@ -194,7 +228,7 @@ _S = StateType
 _ALL_TO = ALL_STATES - {None}
 
 CORE_TASK_POLICY: tuple[Rule[_TaskTransition], ...] = (
-    # CacheRetrieval: not yet (no task run state cache)
+    rule(ALL_STATES, {_S.RUNNING}, _retrieve_cached_state),  # CacheRetrieval
     rule(FINAL, _ALL_TO, _handle_terminal_state_transitions),
     rule(ALL_STATES, {_S.RUNNING}, _prevent_running_tasks_from_stopped_flows),
     rule(ALL_STATES, {_S.RUNNING}, _secure_task_concurrency_slots),
@@ -203,12 +237,13 @@ CORE_TASK_POLICY: tuple[Rule[_TaskTransition], ...] = (
     rule({_S.RUNNING}, {_S.FAILED}, _retry_failed_tasks),
     rule(ALL_STATES, {_S.RUNNING}, _rename_reruns),
     rule(ALL_STATES, {_S.RUNNING}, _update_flow_run_tracker),
-    rule(ALL_STATES, {_S.COMPLETED}, _check_cache_key_length),  # CacheInsertion's check
+    rule(ALL_STATES, {_S.COMPLETED}, _check_cache_key_length),  # CacheInsertion (the projection files the state)
 )
 """Prefect's CoreTaskPolicy, in its priority order."""
 
 BACKGROUND_TASK_POLICY: tuple[Rule[_TaskTransition], ...] = (
     rule(PREVENT_PENDING_FROM, {_S.PENDING}, prevent_pending_transitions),
+    rule(ALL_STATES, {_S.RUNNING}, _retrieve_cached_state),  # CacheRetrieval
     rule(FINAL, _ALL_TO, _handle_terminal_state_transitions),
     rule({_S.SCHEDULED}, {_S.PENDING}, copy_scheduled_time),
     rule({_S.SCHEDULED, _S.PENDING}, {_S.PENDING, _S.RUNNING}, _copy_task_parameters_id),

@@ -2,11 +2,14 @@
 
 Most task runs reach runlog as client events (api/services/events.py); these commands serve
 POST /task_runs/ and /task_runs/{id}/set_state, which the client uses for subflow wrappers and
-server-side orchestration.
+server-side orchestration. Before deciding, set_state finds what the pure rules cannot: the
+parent flow run, the task run state cache entry for a RUNNING proposal's cache key, and a
+random draw for retry jitter.
 """
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 from uuid import UUID
@@ -17,6 +20,8 @@ from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
 from projections.cache import ViewCache
 from projections.runs import TaskRunView, evolve_task_run
 from projections.runs_writer import TASK_RUN_STREAM, cache_key
+from projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH, CacheEntry
+from projections.task_run_state_cache import lookup as lookup_cached_state
 from schema import events as catalogue
 
 from ..orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
@@ -74,8 +79,13 @@ async def set_state(
     """Decide and record a transition; None when the task run does not exist."""
 
     async def decide(view: TaskRunView) -> Decision:
+        now = datetime.now(UTC)
         parent = await queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
-        ctx = TaskRunContext(now=datetime.now(UTC), state_id=uuid.uuid4(), force=force, flow_run=parent)
+        ctx = TaskRunContext(
+            now=now, state_id=uuid.uuid4(), force=force, flow_run=parent,
+            cache_entry=await _cached_state(store, proposed, force, now),
+            jitter_draw=random.random(),  # noqa: S311 - retry jitter, not a secret
+        )
         return decide_task_run(view, proposed, ctx)
 
     def record(view: TaskRunView, decision: Decision) -> catalogue.Event:
@@ -91,6 +101,23 @@ async def set_state(
         cache_key=cache_key("task_runs", run_id), load=lambda: queries.get_task_run(store, run_id),
         decide=decide, record=record, evolve=evolve_task_run,
     )
+
+
+async def _cached_state(store: EventStore, proposed: ProposedState, force: bool, now: datetime) -> CacheEntry | None:
+    """The cache entry CacheRetrieval would consult for this proposal, or None.
+
+    Only a RUNNING proposal with a cache key and without ``refresh_cache`` can be answered from
+    the cache, and only if the rules run (``force`` skips them, except for background tasks).
+    """
+    details = proposed.state_details
+    if proposed.type is not catalogue.StateType.RUNNING or not details.cache_key or details.refresh_cache:
+        return None
+    if len(details.cache_key) > MAX_CACHE_KEY_LENGTH:
+        return None  # never filed
+    if force and not details.deferred:
+        return None
+    async with store.reading() as tx:
+        return await lookup_cached_state(tx, details.cache_key, now)
 
 
 async def update(store: EventStore, run_id: UUID, changes: dict) -> bool:

@@ -16,8 +16,10 @@ from api.orchestration import (
     decide_task_run,
     holds_tag_slots,
 )
+from api.orchestration.jitter import jitter_bounds
 from api.orchestration.task_rules import MAX_CACHE_KEY_LENGTH
 from projections.runs import FlowRunView, TaskRunView
+from projections.task_run_state_cache import CacheEntry
 from schema.events import State, StateDetails, StateType
 
 S = StateType
@@ -239,11 +241,44 @@ def test_a_failing_task_with_retries_left_awaits_its_retry(retry_delay: Any, run
     assert (decision.state.message, decision.state.data) == ("boom", PERSISTED)
 
 
-def test_retry_jitter_is_not_applied() -> None:
+@pytest.mark.parametrize(
+    ("draw", "expected"),
+    [
+        pytest.param(0.0, jitter_bounds(10, 0.5)[0], id="the_lowest_draw_gives_the_lower_bound"),
+        pytest.param(1.0, 15.0, id="the_highest_draw_gives_delay_times_one_plus_factor"),
+        pytest.param(0.5, 9.728, id="a_middle_draw_falls_in_between"),
+    ],
+)
+def test_retry_jitter_schedules_the_retry_at_the_clamped_interval_of_the_draw(draw: float, expected: float) -> None:
     view = task(state(S.RUNNING), policy={"retries": 1, "retry_delay": 10, "retry_jitter_factor": 0.5}, run_count=1)
-    decision = decide(view, propose(S.FAILED))
+    decision = decide(view, propose(S.FAILED), jitter_draw=draw)
+    assert outcome(decision) == (Status.REJECT, S.SCHEDULED, "AwaitingRetry")
+    assert decision.state is not None and decision.state.state_details.scheduled_time is not None
+    delay = (decision.state.state_details.scheduled_time - NOW).total_seconds()
+    assert delay == pytest.approx(expected, abs=1e-3)
+
+
+def test_retry_jitter_applies_to_the_attempts_delay_from_a_list() -> None:
+    policy = {"retries": 3, "retry_delay": [1, 100], "retry_jitter_factor": 0.2}
+    decision = decide(task(state(S.RUNNING), policy=policy, run_count=2), propose(S.FAILED), jitter_draw=1.0)
+    assert decision.state is not None and decision.state.state_details.scheduled_time is not None
+    assert (decision.state.state_details.scheduled_time - NOW).total_seconds() == pytest.approx(120)
+
+
+@pytest.mark.parametrize(
+    ("policy", "delay"),
+    [
+        pytest.param({"retry_delay": 0, "retry_jitter_factor": 0.5}, 0, id="no_delay_no_jitter"),
+        pytest.param({"retry_delay": 10, "retry_jitter_factor": None}, 10, id="no_factor"),
+        pytest.param({"retry_delay": 10, "retry_jitter_factor": 0}, 10, id="zero_factor"),
+        pytest.param({"retry_delay": 10, "retry_jitter_factor": -1}, 10, id="a_negative_factor_is_ignored"),
+    ],
+)
+def test_retry_jitter_leaves_the_delay_alone_without_a_factor_or_a_delay(policy: dict[str, Any], delay: int) -> None:
+    view = task(state(S.RUNNING), policy={"retries": 1, **policy}, run_count=1)
+    decision = decide(view, propose(S.FAILED), jitter_draw=1.0)
     assert decision.state is not None
-    assert decision.state.state_details.scheduled_time == NOW + timedelta(seconds=10)
+    assert decision.state.state_details.scheduled_time == NOW + timedelta(seconds=delay)
 
 
 @pytest.mark.parametrize(
@@ -287,6 +322,83 @@ def test_other_transitions_leave_the_flow_runs_attempt_alone() -> None:
     assert decision.flow_run_run_count is None
 
 
+# CacheRetrieval ----------------------------------------------------------------------------
+
+OTHER_TASK_RUN = uuid.UUID("00000000-0000-0000-0000-00000000ca7e")
+OTHER_FLOW_RUN = uuid.UUID("00000000-0000-0000-0000-00000000f10e")
+CACHED = State(
+    id=uuid.UUID("00000000-0000-0000-0000-0000000ca4ed"), type=S.COMPLETED, name="Completed", timestamp=EARLIER,
+    message="All states completed.", data=PERSISTED,
+    state_details=StateDetails(cache_key="k", cache_expiration=NOW + timedelta(hours=1), task_run_id=OTHER_TASK_RUN,
+                               flow_run_id=OTHER_FLOW_RUN),
+)
+
+
+def cached(key: str = "k", expiration: datetime | None = NOW + timedelta(hours=1), *,
+           state: State | None = CACHED) -> CacheEntry:
+    return CacheEntry(cache_key=key, cache_expiration=expiration, task_run_id=OTHER_TASK_RUN, position=7, state=state)
+
+
+HIT = (Status.REJECT, S.COMPLETED, "Cached")
+RUNS = (Status.ACCEPT, S.RUNNING, "Running")
+
+
+@pytest.mark.parametrize(
+    ("current", "proposed", "entry", "ctx", "expected"),
+    [
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), cached(), {}, HIT, id="unexpired_entry"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), cached(expiration=None), {}, HIT,
+                     id="entry_without_expiration"),
+        pytest.param(None, propose(S.RUNNING, cache_key="k"), cached(), {}, HIT, id="task_without_a_state"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"),
+                     cached(expiration=(NOW + timedelta(seconds=1)).replace(tzinfo=None)), {}, HIT,
+                     id="a_naive_expiration_is_utc"),
+        pytest.param(state(S.COMPLETED, data=PERSISTED), propose(S.RUNNING, cache_key="k"), cached(), {}, HIT,
+                     id="before_the_terminal_state_check"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), cached(), {"tag_slots_acquired": False}, HIT,
+                     id="even_when_tag_slots_are_full"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k", deferred=True), cached(), {}, HIT,
+                     id="background_task"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k", refresh_cache=True), cached(), {}, RUNS,
+                     id="refresh_cache_runs"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), cached(expiration=NOW), {}, RUNS,
+                     id="expiring_now_is_expired"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), cached(expiration=EARLIER), {}, RUNS,
+                     id="expired_entry_runs"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), None, {}, RUNS, id="no_entry"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), cached("other"), {}, RUNS,
+                     id="entry_for_another_key"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), cached(state=None), {}, RUNS,
+                     id="entry_of_a_deleted_task_run"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING), cached(), {}, RUNS, id="proposal_without_a_key"),
+        pytest.param(state(S.PENDING), propose(S.RUNNING, cache_key="k"), cached(), {"force": True}, RUNS,
+                     id="force_skips_it"),
+        pytest.param(state(S.RUNNING), propose(S.COMPLETED, cache_key="k"), cached(), {},
+                     (Status.ACCEPT, S.COMPLETED, "Completed"), id="only_running_is_answered_from_the_cache"),
+    ],
+)
+def test_cache_retrieval(current: State | None, proposed: ProposedState, entry: CacheEntry | None,
+                         ctx: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    decision = decide(task(current), proposed, cache_entry=entry, **ctx)
+    assert outcome(decision) == expected
+    if expected == HIT:
+        assert decision.reason == "Retrieved state from cache"
+        assert holds_tag_slots(decision) is False
+
+
+def test_a_cache_hit_writes_a_fresh_copy_of_the_cached_state_for_this_run() -> None:
+    view = task(state(S.PENDING), run_count=0)
+    decision = decide(view, propose(S.RUNNING, cache_key="k"), cache_entry=cached(),
+                      parent=flow_run(state(S.RUNNING), run_count=2))
+    assert decision.state == State(
+        id=STATE_ID, type=S.COMPLETED, name="Cached", timestamp=NOW, message="All states completed.", data=PERSISTED,
+        state_details=StateDetails(cache_key="k", cache_expiration=NOW + timedelta(hours=1), task_run_id=view.id,
+                                   flow_run_id=FLOW_RUN_ID),
+    )
+    # The rules after CacheRetrieval were chosen for RUNNING and do not fire for the copy.
+    assert (decision.reset_run_count, decision.flow_run_run_count) == (False, None)
+
+
 # CacheInsertion's key check ----------------------------------------------------------------
 
 
@@ -295,6 +407,13 @@ def test_an_overlong_cache_key_is_rejected_but_the_state_is_written() -> None:
     decision = decide(task(state(S.RUNNING)), propose(S.COMPLETED, cache_key=long_key))
     assert outcome(decision) == (Status.REJECT, S.COMPLETED, "Completed")
     assert decision.reason == f"Cache key exceeded maximum allowed length of {MAX_CACHE_KEY_LENGTH} characters."
+
+
+def test_a_cache_key_of_the_maximum_length_is_accepted() -> None:
+    key = "k" * MAX_CACHE_KEY_LENGTH
+    decision = decide(task(state(S.RUNNING)), propose(S.COMPLETED, cache_key=key))
+    assert outcome(decision) == (Status.ACCEPT, S.COMPLETED, "Completed")
+    assert decision.state is not None and decision.state.state_details.cache_key == key
 
 
 # force and background tasks ----------------------------------------------------------------

@@ -1,0 +1,224 @@
+"""The task run state cache: COMPLETED task run states filed under their cache keys, kept inline.
+
+This is Prefect's ``task_run_state_cache`` table (what its CacheInsertion rule writes and its
+CacheRetrieval rule reads), folded from the log. A state enters when it is written COMPLETED
+with a ``state_details.cache_key`` by a transition that went through the task rules; a lookup
+answers the newest entry for a key that is unexpired at a given moment, as Prefect's does.
+
+Entries are ordered by the log position of the state's event, so a rebuild orders them the way
+the live table did. An entry is dropped once a newer entry for its key *supersedes* it, that is
+when the older one can never again be the answer: whenever the older one is unexpired, the newer
+one is too (it never expires, or it expires no earlier). Lookups answer exactly what they would
+with every entry kept; the table just stops growing for keys that are cached again and again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from eventstore import RecordedEvent, Tx
+from schema import events as catalogue
+
+from .tables import from_us, us
+
+__all__ = [
+    "MAX_CACHE_KEY_LENGTH",
+    "CacheEntry",
+    "TaskRunStateCacheProjection",
+    "add_entry",
+    "all_entries",
+    "cache_entry",
+    "forget_task_run",
+    "key_hash",
+    "lookup",
+    "newest_unexpired",
+    "supersedes",
+]
+
+MAX_CACHE_KEY_LENGTH = 2000
+"""Prefect's default PREFECT_SERVER_TASKS_MAX_CACHE_KEY_LENGTH: a longer key is never cached.
+
+A constant, not a setting: the projection must file the same states on every rebuild."""
+
+
+class CacheEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One cached state. ``state`` is None once its task run was deleted (see forget_task_run)."""
+
+    cache_key: str
+    cache_expiration: datetime | None
+    task_run_id: UUID
+    position: int  # the log position of the event that wrote the state: newer entries are higher
+    state: catalogue.State | None
+
+    def unexpired(self, now: datetime) -> bool:
+        return self.cache_expiration is None or _aware(self.cache_expiration) > now
+
+
+def _aware(moment: datetime) -> datetime:
+    """A client's naive datetime is taken as UTC, as Prefect does."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# -- the fold, pure ---------------------------------------------------------------------------
+
+
+def cache_entry(event: object, position: int) -> CacheEntry | None:
+    """The entry a recorded event files, if any.
+
+    Only a COMPLETED state with a cache key within MAX_CACHE_KEY_LENGTH, written by a
+    transition that ran the task rules. In Prefect the cache is filled by the CacheInsertion
+    rule, so a forced transition (no rules, except for background tasks, which keep their
+    policy under ``force``) and a state the client reported as an event (Prefect's task run
+    recorder does not touch the cache) file nothing.
+
+    The copy CacheRetrieval writes for a cache hit (named "Cached") is filed as well, where
+    Prefect files nothing: the log does not tell it from a COMPLETED state the client proposed.
+    Lookups answer the same: the copy is newer than the entry it copied and has its key,
+    expiration, data and message, and the rule makes a fresh copy of whichever it finds. Only a
+    deleted task run (see forget_task_run) can tell the two apart.
+    """
+    if not isinstance(event, catalogue.TaskRunStateChanged):
+        return None
+    state = event.state
+    key = state.state_details.cache_key
+    if state.type is not catalogue.StateType.COMPLETED or not key or len(key) > MAX_CACHE_KEY_LENGTH:
+        return None
+    if event.task_run:  # reported by the client (it carries its own snapshot of the task run)
+        return None
+    if event.forced and not state.state_details.deferred:
+        return None
+    return CacheEntry(cache_key=key, cache_expiration=state.state_details.cache_expiration,
+                      task_run_id=event.task_run_id, position=position, state=state)
+
+
+def supersedes(newer: CacheEntry, older: CacheEntry) -> bool:
+    """Whether ``older`` can never again be the answer for its key once ``newer`` exists."""
+    if newer.cache_key != older.cache_key or newer.position <= older.position:
+        return False
+    if newer.cache_expiration is None:
+        return True
+    return older.cache_expiration is not None and _aware(older.cache_expiration) <= _aware(newer.cache_expiration)
+
+
+def add_entry(entries: Iterable[CacheEntry], new: CacheEntry) -> list[CacheEntry]:
+    """The entries after filing ``new``: the ones it supersedes go."""
+    return [entry for entry in entries if not supersedes(new, entry)] + [new]
+
+
+def forget_task_run(entries: Iterable[CacheEntry], task_run_id: UUID) -> list[CacheEntry]:
+    """The entries after a task run is deleted: its entries stay, without their states.
+
+    In Prefect deleting a task run deletes its states, and a cache row then points at no
+    state: if it is the newest unexpired row for its key, the lookup finds nothing, rather
+    than falling back to an older row. Keeping the entry as a tombstone answers the same.
+    """
+    return [msgspec.structs.replace(e, state=None) if e.task_run_id == task_run_id else e for e in entries]
+
+
+def newest_unexpired(entries: Iterable[CacheEntry], cache_key: str, now: datetime) -> CacheEntry | None:
+    """Prefect's lookup: the newest entry for ``cache_key`` unexpired at ``now`` (maybe a tombstone)."""
+    found = [e for e in entries if e.cache_key == cache_key and e.unexpired(now)]
+    return max(found, key=lambda e: e.position) if found else None
+
+
+# -- storage ----------------------------------------------------------------------------------
+
+# Rows are found by a digest of the key: a PostgreSQL btree entry holds at most about 2.7 kB,
+# and a 2,000-character key may take up to 8 kB in UTF-8, which would fail the append. The key
+# itself is kept as UTF-8 bytes, which hold any string the client may send (text cannot hold NUL).
+SQL_INSERT = (
+    "INSERT INTO task_run_state_cache (state_id, key_hash, cache_key, cache_expiration, task_run_id, position, state) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (state_id) DO NOTHING"
+)
+SQL_PRUNE_ALL_OLDER = "DELETE FROM task_run_state_cache WHERE key_hash = ? AND cache_key = ? AND position < ?"
+SQL_PRUNE_EXPIRING_NO_LATER = (
+    "DELETE FROM task_run_state_cache WHERE key_hash = ? AND cache_key = ? AND position < ? "
+    "AND cache_expiration IS NOT NULL AND cache_expiration <= ?"
+)
+SQL_FORGET_TASK_RUN = "UPDATE task_run_state_cache SET state = NULL WHERE task_run_id = ?"
+SQL_LOOKUP = (
+    "SELECT cache_key, cache_expiration, task_run_id, position, state FROM task_run_state_cache "
+    "WHERE key_hash = ? AND cache_key = ? AND (cache_expiration IS NULL OR cache_expiration > ?) "
+    "ORDER BY position DESC LIMIT 1"
+)
+SQL_ALL = (
+    "SELECT cache_key, cache_expiration, task_run_id, position, state FROM task_run_state_cache "
+    "ORDER BY position"
+)
+
+_STATE_CHANGED = "task_run.state_changed"
+_DELETED = "task_run.deleted"
+_KEY_FIELD = b"cache_key"
+_state_encoder = msgspec.json.Encoder()
+_state_decoder = msgspec.json.Decoder(catalogue.State)
+
+
+def key_hash(cache_key: str) -> str:
+    return hashlib.sha256(cache_key.encode()).hexdigest()
+
+
+def _entry(row: Sequence[Any]) -> CacheEntry:
+    expiration, state = row[1], row[4]
+    return CacheEntry(
+        cache_key=bytes(row[0]).decode(), cache_expiration=None if expiration is None else _from_us(expiration),
+        task_run_id=UUID(row[2]), position=row[3],
+        state=None if state is None else _state_decoder.decode(bytes(state)),
+    )
+
+
+def _from_us(value: int) -> datetime:
+    moment = from_us(value)
+    assert moment is not None
+    return moment
+
+
+async def lookup(tx: Tx, cache_key: str, now: datetime) -> CacheEntry | None:
+    """The newest entry for ``cache_key`` unexpired at ``now``, tombstone or not (Prefect's query)."""
+    rows = await tx.fetch(SQL_LOOKUP, key_hash(cache_key), cache_key.encode(), us(now))
+    return _entry(rows[0]) if rows else None
+
+
+async def all_entries(tx: Tx) -> list[CacheEntry]:
+    """Every entry, oldest first (for tests and inspection)."""
+    return [_entry(row) for row in await tx.fetch(SQL_ALL)]
+
+
+class TaskRunStateCacheProjection:
+    """The inline projection of the task run state cache (``task_run_state_cache``)."""
+
+    name = "task_run_state_cache"
+
+    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        # Events are handled one by one, in log order: an entry prunes only what came before it.
+        for record in events:
+            if record.type == _STATE_CHANGED:
+                # Most state changes carry no cache key; skip decoding them a second time (the
+                # runs projection decodes them too). The field's name is in the payload, in
+                # MessagePack and in JSON alike, whenever the key is set.
+                if _KEY_FIELD not in record.data:
+                    continue
+                entry = cache_entry(catalogue.decode(record.data), record.position)
+                if entry is not None:
+                    await self._add(tx, entry)
+            elif record.type == _DELETED:
+                event = catalogue.decode(record.data)
+                if isinstance(event, catalogue.TaskRunDeleted):
+                    await tx.execute(SQL_FORGET_TASK_RUN, str(event.task_run_id))
+
+    async def _add(self, tx: Tx, entry: CacheEntry) -> None:
+        assert entry.state is not None
+        digest, key = key_hash(entry.cache_key), entry.cache_key.encode()
+        await tx.execute(
+            SQL_INSERT, str(entry.state.id), digest, key, us(entry.cache_expiration),
+            str(entry.task_run_id), entry.position, _state_encoder.encode(entry.state),
+        )
+        if entry.cache_expiration is None:
+            await tx.execute(SQL_PRUNE_ALL_OLDER, digest, key, entry.position)
+        else:
+            await tx.execute(SQL_PRUNE_EXPIRING_NO_LATER, digest, key, entry.position, us(entry.cache_expiration))

@@ -1,0 +1,1 @@
+DROP TABLE task_run_state_cache;
