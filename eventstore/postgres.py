@@ -25,7 +25,7 @@ import structlog
 from . import migrate
 from .base import InlineProjection, RecordedEvent
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable
-from .planning import AppendRequest, BatchPlan, plan_batch
+from .planning import AppendRequest, BatchPlan, Row, plan_batch
 from .tx import PostgresTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
@@ -36,8 +36,15 @@ _fromisoformat = datetime.fromisoformat
 CHANNEL = "runlog_events"
 MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
 
-SQL_PROBE = "SELECT * FROM runlog_lock_and_probe($1::text[], $2::uuid[])"
 SQL_INSERT = "SELECT * FROM runlog_insert($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::bytea[])"
+SQL_APPEND = (
+    "SELECT * FROM runlog_append($1::bigint, $2::text[], $3::bigint[], $4::uuid[], "
+    "$5::bigint[], $6::text[], $7::bigint[], $8::uuid[], $9::text[], $10::bytea[])"
+)
+# runlog_append's row kinds ("char" arrives as bytes or str depending on the codec).
+_OK = (b"k", "k")
+_HEAD = (b"h", "h")
+_STREAM = (b"s", "s")
 # recorded_at is read as text: asyncpg builds a timestamptz through timedelta arithmetic,
 # which cost a third of a page read (0.6 of 1.9 us per event); datetime.fromisoformat on
 # the ISO text is a few times cheaper. The session settings below fix the text's form.
@@ -170,6 +177,47 @@ async def _reset_reader(conn: asyncpg.Connection) -> None:
         await conn.reset()
 
 
+def _columns(rows: Sequence[Row]) -> tuple[list[Any], ...]:
+    """Planned rows as the column arrays runlog_append and runlog_insert take."""
+    return (
+        [r.position for r in rows], [r.stream_id for r in rows], [r.version for r in rows],
+        [r.event.id for r in rows], [r.event.type for r in rows], [r.event.data for r in rows],
+    )
+
+
+class _Guesses:
+    """What this writer last saw of the log: the head position and recent streams' versions.
+
+    Only guesses: another process may have appended since, and runlog_append checks them all
+    under the lock. A stream not remembered is guessed new (version 0), right for the streams
+    runs start. Bounded, oldest forgotten first.
+    """
+
+    MAX_STREAMS = 10_000
+
+    def __init__(self) -> None:
+        self.head = -1  # unknown: the first batch takes the locked path
+        self._versions: dict[str, int] = {}
+
+    def version(self, stream_id: str) -> int:
+        return self._versions.get(stream_id, 0)
+
+    def learn(self, head: int, streams: Sequence[str], versions: Sequence[int], rows: Sequence[Row]) -> None:
+        known = self._versions
+        for stream_id, version in zip(streams, versions):
+            known.pop(stream_id, None)
+            known[stream_id] = version
+        for row in rows:  # in position order, so each stream ends at its last version
+            known[row.stream_id] = row.version
+        self.head = rows[-1].position if rows else head
+        while len(known) > self.MAX_STREAMS:
+            del known[next(iter(known))]
+
+    def forget(self) -> None:
+        self.head = -1
+        self._versions.clear()
+
+
 def _record(row: Any) -> RecordedEvent:
     return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], _fromisoformat(row[6]))
 
@@ -190,6 +238,7 @@ class PostgresStore(BatchingStore):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._write_conn: asyncpg.Connection | None = None
+        self._guesses = _Guesses()
         self._listener: asyncio.Task[None] | None = None
 
     async def _open(self) -> None:
@@ -265,44 +314,68 @@ class PostgresStore(BatchingStore):
         with translate_errors(self._where):
             conn = await self._writer_connection()
             try:
-                return await self._write_in_transaction(conn, requests)
-            except _UNAVAILABLE:
-                # The connection is in an unknown state; start the next batch on a fresh one.
-                conn.terminate()
-                self._write_conn = None
+                return await self._write(conn, requests)
+            except BaseException as exc:
+                self._guesses.forget()  # the batch's outcome is unknown: guess nothing from it
+                if isinstance(exc, _UNAVAILABLE):
+                    # The connection is in an unknown state; start the next batch on a fresh one.
+                    conn.terminate()
+                    self._write_conn = None
                 raise
 
-    async def _write_in_transaction(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
+    async def _write(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
+        """Append a batch: in one round trip when the guesses hold, else under the lock.
+
+        Without inline projections the batch first goes out alone, in autocommit (one round
+        trip including the commit). With them, or when a guess was wrong, it runs in a
+        transaction: runlog_append either inserts or, still holding the lock, reports what is
+        there, and the batch is planned again on that and inserted with runlog_insert.
+        """
+        if not self._projections and self._guesses.head >= 0:
+            plan = await self._append(conn, requests, locked=False)
+            if plan is not None:
+                return plan
+        async with conn.transaction():
+            plan = await self._append(conn, requests, locked=True)
+            assert plan is not None
+            await self._apply_inline(PostgresTx(conn), plan)
+        return plan
+
+    async def _append(self, conn: asyncpg.Connection, requests: list[AppendRequest], *, locked: bool) -> BatchPlan | None:
+        """Plan on the guesses and send; None if they were wrong outside a transaction."""
         streams = list({r.stream_id: None for r in requests})
         ids = [ev.id for r in requests for ev in r.events]
-        async with conn.transaction():
-            head = 0
-            versions: dict[str, int] = {}
-            stored: dict[Any, RecordedEvent] = {}
-            for row in await conn.fetch(SQL_PROBE, streams, ids):
-                kind = row[0]
-                if kind == b"h" or kind == "h":
-                    head = row[1]
-                elif kind == b"s" or kind == "s":
-                    versions[row[2]] = row[3]
-                else:
-                    stored[row[4]] = RecordedEvent(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
-            plan = plan_batch(requests, head, versions, stored)
-            if plan.rows:
-                rows = plan.rows
-                inserted = await conn.fetch(
-                    SQL_INSERT,
-                    [r.position for r in rows],
-                    [r.stream_id for r in rows],
-                    [r.version for r in rows],
-                    [r.event.id for r in rows],
-                    [r.event.type for r in rows],
-                    [r.event.data for r in rows],
-                )
-                recorded_at = {r[0]: r[1] for r in inserted}
-                for row in rows:
-                    row.recorded_at = recorded_at[row.position]
-                await self._apply_inline(PostgresTx(conn), plan)
+        guessed_versions = [self._guesses.version(stream) for stream in streams]
+        plan = plan_batch(requests, self._guesses.head, dict(zip(streams, guessed_versions)), {})
+        answer = await conn.fetch(SQL_APPEND, self._guesses.head, streams, guessed_versions, ids, *_columns(plan.rows))
+        if answer and answer[0][0] in _OK:
+            recorded_at = {r[1]: r[7] for r in answer[1:]}
+            for row in plan.rows:
+                row.recorded_at = recorded_at[row.position]
+            self._guesses.learn(answer[0][1], streams, guessed_versions, plan.rows)
+            return plan
+        head = 0
+        versions: dict[str, int] = {}
+        stored: dict[Any, RecordedEvent] = {}
+        for row in answer:
+            kind = row[0]
+            if kind in _HEAD:
+                head = row[1]
+            elif kind in _STREAM:
+                versions[row[2]] = row[3]
+            else:
+                stored[row[4]] = RecordedEvent(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+        if not locked:
+            self._guesses.learn(head, streams, [versions[s] for s in streams], [])
+            return None
+        plan = plan_batch(requests, head, versions, stored)
+        if plan.rows:
+            inserted = await conn.fetch(SQL_INSERT, *_columns(plan.rows))
+            recorded_at = {r[0]: r[1] for r in inserted}
+            for row in plan.rows:
+                row.recorded_at = recorded_at[row.position]
+        # Learned before the commit: if the commit fails, _write_batch forgets every guess.
+        self._guesses.learn(head, streams, [versions[s] for s in streams], plan.rows)
         return plan
 
     def _readers(self) -> asyncpg.Pool:

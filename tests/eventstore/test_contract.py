@@ -290,3 +290,29 @@ async def test_read_event_finds_a_stored_event_by_id(store):
     recorded = await store.append("s", [a, b])
     assert await store.read_event(b.id) == recorded[1]
     assert await store.read_event(uuid4()) is None
+
+
+async def test_two_stores_on_one_database_see_each_others_appends_in_versions_ids_and_positions(store_url):
+    # Each store's writer plans on what it last saw; the other store's appends must be noticed
+    # (PostgreSQL's writer sends its guesses and falls back when they are wrong).
+    async with open_store(store_url) as a, open_store(store_url) as b:
+        await a.append("s", [new()])
+        await a.append("other", [new()])
+        await b.append("s", [new()])  # "s" is at version 2 now, unknown to a
+        shared = new()
+        await b.append("t", [shared])
+
+        with pytest.raises(ConcurrencyError) as stale:
+            await a.append("s", [new()], expected_version=1)
+        assert (stale.value.expected, stale.value.actual) == (1, 2)
+        (third,) = await a.append("s", [new()], expected_version=2)
+        assert (third.version, third.position) == (3, 5)
+
+        (again,) = await a.append("t", [shared])  # stored by b: returned, not duplicated
+        assert (again.position, again.version) == (4, 1)
+        await b.append("u", [new()])
+        (after,) = await a.append("u", [new()], expected_version=1)
+        assert (after.position, after.version) == (7, 2)
+
+        assert [e.position for e in [x async for x in a.read_all()]] == list(range(1, 8))
+        assert [e.version for e in [x async for x in b.read_stream("s")]] == [1, 2, 3]

@@ -1,0 +1,1 @@
+DROP FUNCTION runlog_append(bigint, text[], bigint[], uuid[], bigint[], text[], bigint[], uuid[], text[], bytea[]);

@@ -1,0 +1,3 @@
+-- PostgreSQL only (runlog_append, an append in one round trip). SQLite's writer holds its
+-- write lock across the whole batch in-process, so it has no round trips to save; this empty
+-- step keeps the two backends' revision numbers equal.
