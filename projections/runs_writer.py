@@ -133,7 +133,8 @@ class RunsProjection:
             cached = self.cache.at_version(cache_key(table, run_id), version - 1)
             if cached is not None:
                 views[run_id] = cached
-        missing = [run_id for run_id in first_version if run_id not in views]
+        # A run whose stream starts in this batch has no row yet: nothing to read for it.
+        missing = [run_id for run_id, version in first_version.items() if run_id not in views and version > 1]
         if missing:
             # The table name comes from this module's constants, never from input.
             sql = f"SELECT id, view FROM {table} WHERE {in_list(tx, 'id')}"

@@ -99,8 +99,12 @@ async def create(
         if existing is None:
             raise
         return existing, False
-    view = await queries.get_flow_run(store, run_id)
-    assert view is not None, "the runs projection is updated in the append's transaction"
+    # The view the runs projection just wrote, folded here from the same stored events instead
+    # of read back: the run's stream holds exactly these two.
+    view = None
+    for version, event in enumerate(events, start=1):
+        view = evolve_flow_run(view, catalogue.decode(event.data), version)
+    assert view is not None
     if cache is not None:
         cache.put(cache_key("flow_runs", run_id), view)
     await mirror_to_parent_task(store, view, state)

@@ -15,3 +15,22 @@ async def test_task_runs_can_be_renamed_and_deleted_and_flows_retagged(local):
         assert (await server.request("GET", f"/flows/{ids['flow']}"))[1]["tags"] == ["etl"]
         assert (await server.request("DELETE", f"/task_runs/{ids['task']}"))[0] == 204
         assert (await server.request("GET", f"/task_runs/{ids['task']}"))[0] == 404
+
+
+async def test_a_created_flow_run_is_answered_as_later_reads_show_it(local):
+    # The create answer is folded from the stored events, not read back: it must match a read,
+    # also for a client timestamp in another time zone.
+    async with serve(local) as server:
+        ids = await seed(server)
+        status, created = await server.request("POST", "/flow_runs/", json={
+            "flow_id": ids["flow"], "name": "tz", "tags": ["a", "b"], "parameters": {"n": 1},
+            "state": {"type": "SCHEDULED", "timestamp": "2026-11-21T12:00:00+02:00",
+                      "state_details": {"scheduled_time": "2026-11-22T08:30:00+02:00"}},
+        })
+        assert status == 201
+        assert (await server.request("GET", f"/flow_runs/{created['id']}"))[1] == created
+        moved = await server.request("POST", f"/flow_runs/{created['id']}/set_state",
+                                     json={"state": {"type": "PENDING"}})
+        assert moved[1]["status"] == "ACCEPT"
+        status, runs = await server.request("POST", "/flow_runs/filter", json={"flow_runs": {"id": {"any_": [created["id"]]}}})
+        assert runs[0]["state"]["type"] == "PENDING" and runs[0]["tags"] == ["a", "b"]
