@@ -57,8 +57,10 @@ async def decide_and_append(
             cache.drop(cache_key)
             continue  # another transition landed first: decide again against it
         # The projection ran the same fold in the append's transaction; folding here saves a
-        # read on the hot path and gives the identical view.
-        updated = evolve(view, event, recorded.version)
+        # read on the hot path and gives the identical view. The stored event is folded, not
+        # ``event``: decoding normalises what the client sent (a timestamp's zone, say) exactly
+        # as the projection saw it, and cached views feed the projection's next fold.
+        updated = evolve(view, catalogue.decode(recorded.data), recorded.version)
         assert updated is not None
         cache.put(cache_key, updated)  # committed: the append has returned
         return updated, decision
