@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from . import migrate
-from .base import NO_STREAM, EventStore, InlineProjection, NewEvent, RecordedEvent, Tx
+from .base import NO_STREAM, EventStore, InlineProjection, NewEvent, PreparedWrite, RecordedEvent, Tx
 from .errors import (
     ConcurrencyError,
     EventStoreError,
@@ -32,6 +32,7 @@ __all__ = [
     "EventStore",
     "EventStoreError",
     "InlineProjection",
+    "PreparedWrite",
     "InvalidDatabaseURL",
     "InvalidEvent",
     "NewEvent",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 from uuid import UUID
 
 import msgspec
@@ -58,6 +58,17 @@ class Tx(Protocol):
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None: ...
 
 
+class PreparedWrite(NamedTuple):
+    """A projection's writes for a batch as one SQL function call, computed before the append.
+
+    ``call`` is a call expression with ``?`` placeholders (the projection's own constant SQL),
+    ``args`` its arguments. See InlineProjection.prepare.
+    """
+
+    call: str
+    args: tuple[Any, ...]
+
+
 class InlineProjection(Protocol):
     """A read model kept up to date inside the append's transaction (read-your-writes).
 
@@ -69,6 +80,11 @@ class InlineProjection(Protocol):
     name: str
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None: ...
+
+    # Optional: ``prepare(rows) -> list[PreparedWrite] | None``, the writes ``apply`` would make
+    # for a planned batch, computed without reading the database ([] for none). A backend may
+    # send them with the append in one statement, made only if the batch's plan holds; None
+    # means the projection must read, and the batch then goes through ``apply``.
 
 
 class EventStore(Protocol):

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -23,7 +26,7 @@ import asyncpg
 import structlog
 
 from . import migrate
-from .base import InlineProjection, RecordedEvent
+from .base import InlineProjection, PreparedWrite, RecordedEvent
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable
 from .planning import AppendRequest, BatchPlan, Row, plan_batch
 from .tx import PostgresTx
@@ -37,10 +40,13 @@ CHANNEL = "runlog_events"
 MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
 
 SQL_INSERT = "SELECT * FROM runlog_insert($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::bytea[])"
-SQL_APPEND = (
-    "SELECT * FROM runlog_append($1::bigint, $2::text[], $3::bigint[], $4::uuid[], "
+SQL_APPEND_CALL = (
+    "runlog_append($1::bigint, $2::text[], $3::bigint[], $4::uuid[], "
     "$5::bigint[], $6::text[], $7::bigint[], $8::uuid[], $9::text[], $10::bytea[])"
 )
+SQL_APPEND_PARAMS = 10
+SQL_APPEND = f"SELECT * FROM {SQL_APPEND_CALL}"
+_PLACEHOLDER = re.compile(r"\?")
 # runlog_append's row kinds ("char" arrives as bytes or str depending on the codec).
 _OK = (b"k", "k")
 _HEAD = (b"h", "h")
@@ -185,6 +191,34 @@ def _columns(rows: Sequence[Row]) -> tuple[list[Any], ...]:
     )
 
 
+def _prepared(projections: Sequence[InlineProjection], rows: Sequence[Row]) -> list[PreparedWrite] | None:
+    """Every projection's writes for the planned rows, or None if one of them must read."""
+    writes: list[PreparedWrite] = []
+    for projection in projections:
+        prepare = getattr(projection, "prepare", None)
+        found = prepare(rows) if prepare is not None else None
+        if found is None:
+            return None
+        writes.extend(found)
+    return writes
+
+
+@functools.lru_cache(maxsize=64)
+def _append_with(calls: tuple[str, ...]) -> str:
+    """runlog_append with projection calls made once, on its 'k' row, in the same statement.
+
+    runlog_append is a PL/pgSQL set-returning function, so its whole result (the insert
+    done) exists before the select list is evaluated; the CASE runs each call only when the
+    guesses held. The calls are the projections' own constant SQL, never input.
+    """
+    numbers = itertools.count(SQL_APPEND_PARAMS + 1)
+    columns = "".join(
+        f", CASE WHEN a.o_kind = 'k' THEN {_PLACEHOLDER.sub(lambda _m: f'${next(numbers)}', call)} END"
+        for call in calls
+    )
+    return f"SELECT a.*{columns} FROM {SQL_APPEND_CALL} AS a"
+
+
 class _Guesses:
     """What this writer last saw of the log: the head position and recent streams' versions.
 
@@ -326,12 +360,15 @@ class PostgresStore(BatchingStore):
     async def _write(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
         """Append a batch: in one round trip when the guesses hold, else under the lock.
 
-        Without inline projections the batch first goes out alone, in autocommit (one round
-        trip including the commit). With them, or when a guess was wrong, it runs in a
+        First the batch goes out alone, in autocommit: one statement, one round trip including
+        the commit, with the inline projections' writes for it (their ``prepare``) made in the
+        same statement only if runlog_append found the guesses right. If a projection cannot
+        prepare its writes without reading, or a guess was wrong, the batch runs in a
         transaction: runlog_append either inserts or, still holding the lock, reports what is
-        there, and the batch is planned again on that and inserted with runlog_insert.
+        there, the batch is planned again on that and inserted with runlog_insert, and the
+        projections apply it.
         """
-        if not self._projections and self._guesses.head >= 0:
+        if self._guesses.head >= 0:
             plan = await self._append(conn, requests, locked=False)
             if plan is not None:
                 return plan
@@ -347,7 +384,15 @@ class PostgresStore(BatchingStore):
         ids = [ev.id for r in requests for ev in r.events]
         guessed_versions = [self._guesses.version(stream) for stream in streams]
         plan = plan_batch(requests, self._guesses.head, dict(zip(streams, guessed_versions)), {})
-        answer = await conn.fetch(SQL_APPEND, self._guesses.head, streams, guessed_versions, ids, *_columns(plan.rows))
+        sql, extra = SQL_APPEND, ()
+        if not locked and self._projections:
+            writes = _prepared(self._projections, plan.rows)
+            if writes is None:
+                return None
+            if writes:
+                sql = _append_with(tuple(w.call for w in writes))
+                extra = tuple(arg for w in writes for arg in w.args)
+        answer = await conn.fetch(sql, self._guesses.head, streams, guessed_versions, ids, *_columns(plan.rows), *extra)
         if answer and answer[0][0] in _OK:
             recorded_at = {r[1]: r[7] for r in answer[1:]}
             for row in plan.rows:

@@ -16,7 +16,8 @@ from uuid import UUID
 
 import msgspec
 
-from eventstore import RecordedEvent, Tx
+from eventstore import PreparedWrite, RecordedEvent, Tx
+from eventstore.planning import Row
 from schema import events as catalogue
 
 from .tables import from_us, in_list, list_param, us
@@ -250,6 +251,11 @@ async def _write(tx: Tx, before: LimitView | None, after: LimitView) -> None:
 
 class ConcurrencyProjection:
     name = "concurrency"
+
+    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
+        """Nothing to write for a batch without limit events; with them, apply reads the limits."""
+        mine = any(r.event.type in _TYPES and r.stream_id.startswith(LIMIT_STREAM) for r in rows)
+        return None if mine else []
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         mine = [e for e in events if e.type in _TYPES and e.stream_id.startswith(LIMIT_STREAM)]

@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-from eventstore import RecordedEvent, Tx
+from eventstore import PreparedWrite, RecordedEvent, Tx
+from eventstore.planning import Row
 from schema import events as catalogue
 
 from .cache import ViewCache
@@ -46,6 +47,14 @@ SQL_UPSERT_TASK_RUN = (
     "state_timestamp = excluded.state_timestamp, start_time = excluded.start_time, "
     "end_time = excluded.end_time, expected_start_time = excluded.expected_start_time, view = excluded.view"
 )
+SQL_UPSERT = {"flow_runs": SQL_UPSERT_FLOW_RUN, "task_runs": SQL_UPSERT_TASK_RUN}
+# PostgreSQL functions doing what apply's statements do, for a batch sent in one statement
+# (migration 0006): rows as arrays of the table's row type, then deleted runs, runs whose tags
+# are replaced, and the new tags as (run id, tag) pairs.
+SQL_APPLY = {
+    "flow_runs": "runlog_apply_flow_runs(?::flow_runs[], ?::text[], ?::text[], ?::text[], ?::text[])",
+    "task_runs": "runlog_apply_task_runs(?::task_runs[], ?::text[], ?::text[], ?::text[], ?::text[])",
+}
 SQL_INSERT_TAG = {
     "flow_runs": "INSERT INTO flow_run_tags (run_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
     "task_runs": "INSERT INTO task_run_tags (run_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -117,46 +126,91 @@ class RunsProjection:
         self.cache = cache if cache is not None else ViewCache(0)
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
-        flow_runs = [e for e in events if e.type in _FLOW_RUN_TYPES]
-        task_runs = [e for e in events if e.type in _TASK_RUN_TYPES]
-        if flow_runs:
-            await self._apply(tx, flow_runs, "flow_runs", FLOW_RUN_STREAM, evolve_flow_run, decode_flow_run, _flow_run_row)
-        if task_runs:
-            await self._apply(tx, task_runs, "task_runs", TASK_RUN_STREAM, evolve_task_run, decode_task_run, _task_run_row)
+        for table, prefix, evolve, decode_view, to_row, types in _TABLES:
+            batch = [(e.stream_id, e.version, e.data) for e in events if e.type in types]
+            if not batch:
+                continue
+            views, missing = self._known_views(batch, table, prefix)
+            if missing:
+                # The table name comes from this module's constants, never from input.
+                sql = f"SELECT id, view FROM {table} WHERE {in_list(tx, 'id')}"
+                rows = await tx.fetch(sql, list_param(tx, missing))
+                views.update({row[0]: decode_view(bytes(row[1])) for row in rows})
+            change = _fold(views, batch, prefix, evolve, to_row)
+            if change.upserts:
+                await tx.executemany(SQL_UPSERT[table], change.upserts)
+            if change.deleted:
+                await tx.executemany(SQL_DELETE_RUN[table], [(run_id,) for run_id in change.deleted])
+            if change.untagged:
+                await tx.executemany(SQL_DELETE_TAGS[table], [(run_id,) for run_id in change.untagged])
+            if change.tags:
+                await tx.executemany(SQL_INSERT_TAG[table], change.tags)
 
-    async def _apply(self, tx: Tx, events, table, prefix, evolve, decode_view, to_row) -> None:  # type: ignore[no-untyped-def]
+    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
+        """The batch's writes as one call per table, when every view it needs is cached.
+
+        The writer sends these with the append in one statement (eventstore/postgres.py);
+        None makes it take the transaction path, where ``apply`` reads what is missing.
+        """
+        writes = []
+        for table, prefix, evolve, _decode_view, to_row, types in _TABLES:
+            batch = [(r.stream_id, r.version, r.event.data) for r in rows if r.event.type in types]
+            if not batch:
+                continue
+            views, missing = self._known_views(batch, table, prefix)
+            if missing:
+                return None
+            change = _fold(views, batch, prefix, evolve, to_row)
+            writes.append(PreparedWrite(SQL_APPLY[table], (
+                change.upserts, list(change.deleted), list(change.untagged),
+                [run_id for run_id, _ in change.tags], [tag for _, tag in change.tags],
+            )))
+        return writes
+
+    def _known_views(self, batch: Sequence[tuple[str, int, bytes]], table: str, prefix: str) -> tuple[dict[str, Any], list[str]]:
+        """Views cached at the version before the batch, and the runs whose view must be read.
+
+        A run whose stream starts in this batch has no row yet: nothing to read for it.
+        """
         first_version: dict[str, int] = {}
-        for event in events:
-            first_version.setdefault(event.stream_id.removeprefix(prefix), event.version)
+        for stream_id, version, _data in batch:
+            first_version.setdefault(stream_id.removeprefix(prefix), version)
         views: dict[str, Any] = {}
+        missing = []
         for run_id, version in first_version.items():
             cached = self.cache.at_version(cache_key(table, run_id), version - 1)
             if cached is not None:
                 views[run_id] = cached
-        # A run whose stream starts in this batch has no row yet: nothing to read for it.
-        missing = [run_id for run_id, version in first_version.items() if run_id not in views and version > 1]
-        if missing:
-            # The table name comes from this module's constants, never from input.
-            sql = f"SELECT id, view FROM {table} WHERE {in_list(tx, 'id')}"
-            rows = await tx.fetch(sql, list_param(tx, missing))
-            views.update({row[0]: decode_view(bytes(row[1])) for row in rows})
-        before_tags = {run_id: list(view.tags) for run_id, view in views.items()}
-        for event in events:
-            run_id = event.stream_id.removeprefix(prefix)
-            views[run_id] = evolve(views.get(run_id), catalogue.decode(event.data), event.version)
-        upserts = [to_row(view) for view in views.values() if view is not None]
-        if upserts:
-            await tx.executemany(SQL_UPSERT_FLOW_RUN if table == "flow_runs" else SQL_UPSERT_TASK_RUN, upserts)
-        deleted = [(run_id,) for run_id, view in views.items() if view is None and run_id in before_tags]
-        if deleted:
-            await tx.executemany(SQL_DELETE_RUN[table], deleted)
-        retagged = [
-            (run_id, view) for run_id, view in views.items()
-            if view is not None and before_tags.get(run_id) != list(view.tags)
-        ]
-        changed = [(run_id,) for run_id, _ in retagged if run_id in before_tags] + deleted
-        if changed:
-            await tx.executemany(SQL_DELETE_TAGS[table], changed)
-        new_tags = [(run_id, tag) for run_id, view in retagged for tag in dict.fromkeys(view.tags)]
-        if new_tags:
-            await tx.executemany(SQL_INSERT_TAG[table], new_tags)
+            elif version > 1:
+                missing.append(run_id)
+        return views, missing
+
+
+class _Change(msgspec.Struct):
+    upserts: list[tuple]
+    deleted: list[str]
+    untagged: list[str]  # runs whose tag rows are replaced (retagged) or go (deleted)
+    tags: list[tuple[str, str]]
+
+
+def _fold(views: dict[str, Any], batch: Sequence[tuple[str, int, bytes]], prefix: str, evolve, to_row) -> _Change:  # type: ignore[no-untyped-def]
+    """Fold the batch's events into ``views`` (in place) and say what the tables must get."""
+    before_tags = {run_id: list(view.tags) for run_id, view in views.items()}
+    for stream_id, version, data in batch:
+        run_id = stream_id.removeprefix(prefix)
+        views[run_id] = evolve(views.get(run_id), catalogue.decode(data), version)
+    upserts = [to_row(view) for view in views.values() if view is not None]
+    deleted = [run_id for run_id, view in views.items() if view is None and run_id in before_tags]
+    retagged = [
+        (run_id, view) for run_id, view in views.items()
+        if view is not None and before_tags.get(run_id) != list(view.tags)
+    ]
+    untagged = [run_id for run_id, _ in retagged if run_id in before_tags] + deleted
+    tags = [(run_id, tag) for run_id, view in retagged for tag in dict.fromkeys(view.tags)]
+    return _Change(upserts, deleted, untagged, tags)
+
+
+_TABLES = (
+    ("flow_runs", FLOW_RUN_STREAM, evolve_flow_run, decode_flow_run, _flow_run_row, _FLOW_RUN_TYPES),
+    ("task_runs", TASK_RUN_STREAM, evolve_task_run, decode_task_run, _task_run_row, _TASK_RUN_TYPES),
+)

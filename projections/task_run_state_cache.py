@@ -22,7 +22,8 @@ from uuid import UUID
 
 import msgspec
 
-from eventstore import RecordedEvent, Tx
+from eventstore import PreparedWrite, RecordedEvent, Tx
+from eventstore.planning import Row
 from schema import events as catalogue
 
 from .tables import from_us, us
@@ -193,6 +194,13 @@ class TaskRunStateCacheProjection:
     """The inline projection of the task run state cache (``task_run_state_cache``)."""
 
     name = "task_run_state_cache"
+
+    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
+        """Nothing to write unless the batch may file or forget an entry; then apply does it."""
+        for row in rows:
+            if row.event.type == _DELETED or (row.event.type == _STATE_CHANGED and _KEY_FIELD in row.event.data):
+                return None
+        return []
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         # Events are handled one by one, in log order: an entry prunes only what came before it.

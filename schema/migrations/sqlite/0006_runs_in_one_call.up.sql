@@ -1,0 +1,2 @@
+-- PostgreSQL only (the runs projection's writes as functions, for appends in one statement).
+-- This empty step keeps the two backends' revision numbers equal.
