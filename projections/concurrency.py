@@ -249,16 +249,20 @@ async def _write(tx: Tx, before: LimitView | None, after: LimitView) -> None:
         await tx.executemany(SQL_UPSERT_LEASE, changed)
 
 
+def _is_limit_event(event_type: str, stream_id: str) -> bool:
+    return event_type in _TYPES and stream_id.startswith(LIMIT_STREAM)
+
+
 class ConcurrencyProjection:
     name = "concurrency"
 
     def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
         """Nothing to write for a batch without limit events; with them, apply reads the limits."""
-        mine = any(r.event.type in _TYPES and r.stream_id.startswith(LIMIT_STREAM) for r in rows)
+        mine = any(_is_limit_event(r.event.type, r.stream_id) for r in rows)
         return None if mine else []
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
-        mine = [e for e in events if e.type in _TYPES and e.stream_id.startswith(LIMIT_STREAM)]
+        mine = [e for e in events if _is_limit_event(e.type, e.stream_id)]
         if not mine:
             return
         ids = {UUID(e.stream_id.removeprefix(LIMIT_STREAM)) for e in mine}

@@ -57,16 +57,20 @@ def evolve_flow(view: FlowView | None, event: Any) -> FlowView | None:
     return view
 
 
+def _is_flow_event(event_type: str) -> bool:
+    return event_type.startswith("flow.")
+
+
 class FlowsProjection:
     name = "flows"
 
     def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
         """Nothing to write for a batch without flow events; with them, apply does the work."""
-        return None if any(r.event.type.startswith("flow.") for r in rows) else []
+        return None if any(_is_flow_event(r.event.type) for r in rows) else []
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         for event in events:
-            if not event.type.startswith("flow."):
+            if not _is_flow_event(event.type):
                 continue
             flow_id = event.stream_id.removeprefix(FLOW_STREAM)
             current = None

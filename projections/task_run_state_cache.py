@@ -190,6 +190,15 @@ async def all_entries(tx: Tx) -> list[CacheEntry]:
     return [_entry(row) for row in await tx.fetch(SQL_ALL)]
 
 
+def _may_change(event_type: str, data: bytes) -> bool:
+    """Whether an event may file or forget an entry, without decoding it.
+
+    Most state changes carry no cache key, and the runs projection decodes them already. The
+    field's name is in the payload, in MessagePack and in JSON alike, whenever the key is set.
+    """
+    return event_type == _DELETED or (event_type == _STATE_CHANGED and _KEY_FIELD in data)
+
+
 class TaskRunStateCacheProjection:
     """The inline projection of the task run state cache (``task_run_state_cache``)."""
 
@@ -197,20 +206,14 @@ class TaskRunStateCacheProjection:
 
     def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
         """Nothing to write unless the batch may file or forget an entry; then apply does it."""
-        for row in rows:
-            if row.event.type == _DELETED or (row.event.type == _STATE_CHANGED and _KEY_FIELD in row.event.data):
-                return None
-        return []
+        return None if any(_may_change(row.event.type, row.event.data) for row in rows) else []
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         # Events are handled one by one, in log order: an entry prunes only what came before it.
         for record in events:
+            if not _may_change(record.type, record.data):
+                continue
             if record.type == _STATE_CHANGED:
-                # Most state changes carry no cache key; skip decoding them a second time (the
-                # runs projection decodes them too). The field's name is in the payload, in
-                # MessagePack and in JSON alike, whenever the key is set.
-                if _KEY_FIELD not in record.data:
-                    continue
                 entry = cache_entry(catalogue.decode(record.data), record.position)
                 if entry is not None:
                     await self._add(tx, entry)
