@@ -1,10 +1,13 @@
 """The PostgreSQL backend: group commit under a transaction-scoped advisory lock.
 
-Each batch is one READ COMMITTED transaction of four round trips: BEGIN; runlog_lock_and_probe
-(takes the append lock, reads head, stream versions and already-stored ids); runlog_insert
-(inserts the planned rows and NOTIFYs once); COMMIT. Because every writer in every process takes
-the same lock before it reads the head, positions are assigned in commit order and a reader
-tailing by position never skips a row that commits late (DESIGN.md, "Gap-free order").
+Usually a batch is one autocommit statement: runlog_append takes the append lock, checks the
+head position the writer guessed and inserts the rows planned on its guesses, and the inline
+projections' writes run in the same statement. Otherwise it is one READ COMMITTED transaction:
+BEGIN; runlog_append reporting the head, the stream versions and the already-stored ids under
+the lock; runlog_insert (inserts the planned rows and NOTIFYs once); the projections; COMMIT.
+Because every writer in every process takes the same lock before it reads the head, positions
+are assigned in commit order and a reader tailing by position never skips a row that commits
+late (DESIGN.md, "Gap-free order").
 
 The writer keeps one connection of its own, so no pool reset runs after every batch; reads go
 through a small pool; wake-ups arrive on a third, dedicated LISTEN connection.
@@ -358,47 +361,66 @@ class PostgresStore(BatchingStore):
                 raise
 
     async def _write(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
-        """Append a batch: in one round trip when the guesses hold, else under the lock.
+        """Append a batch: in one round trip when the guesses hold, else probed under the lock.
 
         First the batch goes out alone, in autocommit: one statement, one round trip including
         the commit, with the inline projections' writes for it (their ``prepare``) made in the
-        same statement only if runlog_append found the guesses right. If a projection cannot
+        same statement only if runlog_append found the head as guessed. If a projection cannot
         prepare its writes without reading, or a guess was wrong, the batch runs in a
-        transaction: runlog_append either inserts or, still holding the lock, reports what is
-        there, the batch is planned again on that and inserted with runlog_insert, and the
-        projections apply it.
+        transaction: runlog_append, still holding the lock, reports what is there, the batch is
+        planned again on that and inserted with runlog_insert, and the projections apply it.
         """
         if self._guesses.head >= 0:
-            plan = await self._append(conn, requests, locked=False)
+            plan = await self._append_on_guesses(conn, requests)
             if plan is not None:
                 return plan
         async with conn.transaction():
-            plan = await self._append(conn, requests, locked=True)
-            assert plan is not None
+            plan = await self._append_probed(conn, requests)
             await self._apply_inline(PostgresTx(conn), plan)
         return plan
 
-    async def _append(self, conn: asyncpg.Connection, requests: list[AppendRequest], *, locked: bool) -> BatchPlan | None:
-        """Plan on the guesses and send; None if they were wrong outside a transaction."""
+    async def _append_on_guesses(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan | None:
+        """Plan on the guesses and send in autocommit; None if that cannot be trusted.
+
+        runlog_append checks the head alone (migration 0007). A head as guessed means nothing
+        was appended since this writer last saw the log, so the versions it remembers are exact;
+        a stream it does not remember is guessed new, and if it is not, its row breaks
+        UNIQUE (stream_id, version), as a stored id breaks UNIQUE (id): the statement, the
+        projections' writes in it included, is rolled back whole. A planned version conflict is
+        never reported on a guess: such a batch is probed first.
+        """
         streams = list({r.stream_id: None for r in requests})
-        ids = [ev.id for r in requests for ev in r.events]
-        guessed_versions = [self._guesses.version(stream) for stream in streams]
-        plan = plan_batch(requests, self._guesses.head, dict(zip(streams, guessed_versions)), {})
+        plan = plan_batch(requests, self._guesses.head, {s: self._guesses.version(s) for s in streams}, {})
+        if any(outcome.error is not None for outcome in plan.outcomes):
+            return None
         sql, extra = SQL_APPEND, ()
-        if not locked and self._projections:
+        if self._projections:
             writes = _prepared(self._projections, plan.rows)
             if writes is None:
                 return None
             if writes:
                 sql = _append_with(tuple(w.call for w in writes))
                 extra = tuple(arg for w in writes for arg in w.args)
-        answer = await conn.fetch(sql, self._guesses.head, streams, guessed_versions, ids, *_columns(plan.rows), *extra)
-        if answer and answer[0][0] in _OK:
-            recorded_at = {r[1]: r[7] for r in answer[1:]}
-            for row in plan.rows:
-                row.recorded_at = recorded_at[row.position]
-            self._guesses.learn(answer[0][1], streams, guessed_versions, plan.rows)
-            return plan
+        try:
+            answer = await conn.fetch(sql, self._guesses.head, [], [], [], *_columns(plan.rows), *extra)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.table_name != "events":
+                raise
+            return None  # a stream not remembered exists, or an id is stored: probe
+        if not answer or answer[0][0] not in _OK:
+            return None  # another process appended: probe
+        recorded_at = {r[1]: r[7] for r in answer[1:]}
+        for row in plan.rows:
+            row.recorded_at = recorded_at[row.position]
+        self._guesses.learn(answer[0][1], (), (), plan.rows)
+        return plan
+
+    async def _append_probed(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
+        """In the caller's transaction: take the lock, probe, plan on what is there, insert."""
+        streams = list({r.stream_id: None for r in requests})
+        ids = [ev.id for r in requests for ev in r.events]
+        # A head that never matches makes runlog_append report instead of insert.
+        answer = await conn.fetch(SQL_APPEND, -1, streams, [], ids, [], [], [], [], [], [])
         head = 0
         versions: dict[str, int] = {}
         stored: dict[Any, RecordedEvent] = {}
@@ -410,9 +432,6 @@ class PostgresStore(BatchingStore):
                 versions[row[2]] = row[3]
             else:
                 stored[row[4]] = RecordedEvent(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
-        if not locked:
-            self._guesses.learn(head, streams, [versions[s] for s in streams], [])
-            return None
         plan = plan_batch(requests, head, versions, stored)
         if plan.rows:
             inserted = await conn.fetch(SQL_INSERT, *_columns(plan.rows))

@@ -285,6 +285,29 @@ async def test_events_survive_reopening_the_store(store_url):
         assert (more[0].position, more[0].version) == (2, 2)
 
 
+async def test_a_reopened_store_checks_streams_it_has_not_seen_against_the_log(store_url):
+    # A new writer knows no stream versions (PostgreSQL's guesses a stream it does not
+    # remember is new): every expectation must still be checked against what is stored.
+    first = new()
+    async with open_store(store_url) as store:
+        await store.append("s", [first, new()])
+        await store.append("t", [new()])
+    async with open_store(store_url) as store:
+        await store.append("u", [new()])  # the writer has seen the log's head now
+        with pytest.raises(ConcurrencyError) as stale:
+            await store.append("s", [new()], expected_version=1)
+        assert (stale.value.expected, stale.value.actual) == (1, 2)
+        with pytest.raises(ConcurrencyError) as exists:
+            await store.append("t", [new()], expected_version=NO_STREAM)
+        assert exists.value.actual == 1
+        (third,) = await store.append("s", [new()], expected_version=2)
+        (second,) = await store.append("t", [new()])  # no expectation: after what is stored
+        assert [(e.stream_id, e.version, e.position) for e in (third, second)] == [("s", 3, 5), ("t", 2, 6)]
+        (again,) = await store.append("v", [first])  # stored already, under "s": returned as stored
+        assert (again.stream_id, again.version, again.position) == ("s", 1, 1)
+        assert [e.position async for e in store.read_all()] == list(range(1, 7))
+
+
 async def test_read_event_finds_a_stored_event_by_id(store):
     a, b = new(data=b"a"), new(data=b"b")
     recorded = await store.append("s", [a, b])

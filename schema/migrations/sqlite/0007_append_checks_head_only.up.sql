@@ -1,0 +1,2 @@
+-- PostgreSQL only (runlog_append checks the head alone). This empty step keeps the two
+-- backends' revision numbers equal.
