@@ -1,0 +1,2 @@
+-- PostgreSQL only (the runs projection's functions skip empty writes). This empty step keeps
+-- the two backends' revision numbers equal.
