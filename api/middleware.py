@@ -8,6 +8,7 @@ client retries it), and anything unexpected to a logged 500.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from .http import json_response
 from .keys import MAX_BODY_BYTES
 
 log = structlog.get_logger("runlog.api")
+_request_lines = logging.getLogger("runlog.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -79,11 +81,13 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         log.exception("unhandled_error", method=request.method, path=request.path)
         return _error(500, "internal server error; the server log has the details (request id " + request_id + ")")
     finally:
-        log.info(
-            "request",
-            method=request.method,
-            path=request.path,
-            status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+        # Checked here: at WARNING, structlog would build a bound logger per request only to drop the line.
+        if _request_lines.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
         structlog.contextvars.unbind_contextvars("request_id")

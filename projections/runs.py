@@ -114,10 +114,14 @@ def _track_times(view: FlowRunView | TaskRunView, initial: State | None, new: St
     return changes
 
 
+_CREATED_FIELDS = tuple(f for f in FlowRunCreated.__struct_fields__ if f in FlowRunView.__struct_fields__)
+"""The fields a flow run's view takes over from its FlowRunCreated event."""
+
+
 def evolve_flow_run(view: FlowRunView | None, event: Any, version: int) -> FlowRunView | None:
     """Fold one event of a flow run's stream into its view."""
     if isinstance(event, FlowRunCreated):
-        fields = {f: getattr(event, f) for f in event.__struct_fields__ if f in FlowRunView.__struct_fields__}
+        fields = {f: getattr(event, f) for f in _CREATED_FIELDS}
         return FlowRunView(id=event.flow_run_id, version=version, updated=event.created, **fields)
     if view is None:
         return None
