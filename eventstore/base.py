@@ -78,6 +78,8 @@ class InlineProjection(Protocol):
     """
 
     name: str
+    tables: tuple[str, ...]
+    """The tables it writes and nothing else does: what a rebuild from the log must reproduce."""
 
     async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None: ...
 

@@ -255,6 +255,7 @@ def _is_limit_event(event_type: str, stream_id: str) -> bool:
 
 class ConcurrencyProjection:
     name = "concurrency"
+    tables = ("concurrency_limits", "concurrency_leases")
 
     def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
         """Nothing to write for a batch without limit events; with them, apply reads the limits."""

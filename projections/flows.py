@@ -63,6 +63,7 @@ def _is_flow_event(event_type: str) -> bool:
 
 class FlowsProjection:
     name = "flows"
+    tables = ("flows",)
 
     def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
         """Nothing to write for a batch without flow events; with them, apply does the work."""

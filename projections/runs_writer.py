@@ -121,6 +121,7 @@ class RunsProjection:
     """
 
     name = "runs"
+    tables = ("flow_runs", "flow_run_tags", "task_runs", "task_run_tags")
 
     def __init__(self, cache: ViewCache | None = None) -> None:
         self.cache = cache if cache is not None else ViewCache(0)

@@ -203,6 +203,7 @@ class TaskRunStateCacheProjection:
     """The inline projection of the task run state cache (``task_run_state_cache``)."""
 
     name = "task_run_state_cache"
+    tables = ("task_run_state_cache",)
 
     def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
         """Nothing to write unless the batch may file or forget an entry; then apply does it."""
