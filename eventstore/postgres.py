@@ -225,9 +225,10 @@ def _append_with(calls: tuple[str, ...]) -> str:
 class _Guesses:
     """What this writer last saw of the log: the head position and recent streams' versions.
 
-    Only guesses: another process may have appended since, and runlog_append checks them all
-    under the lock. A stream not remembered is guessed new (version 0), right for the streams
-    runs start. Bounded, oldest forgotten first.
+    Only guesses: another process may have appended since. runlog_append checks the head
+    under the lock, and the unique constraints catch a stream guessed new that is not (a
+    stream not remembered is guessed new, version 0, right for the streams runs start).
+    Bounded, oldest forgotten first.
     """
 
     MAX_STREAMS = 10_000

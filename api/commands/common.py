@@ -1,10 +1,14 @@
-"""What every command group needs from the root ``runlog`` group: the profile it selected."""
+"""What every command group needs: the profile the root ``runlog`` group selected, and progress bars."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..logging import configure_logging
 from ..settings import Settings, load_settings
@@ -25,3 +29,24 @@ def get_settings(ctx: click.Context) -> Settings:
     settings = load_settings(profile=requested_profile(ctx))
     configure_logging(settings.logging_level, stream=sys.stderr)
     return settings
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None) -> Iterator[Progress | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    )
+    with bar:
+        bar.add_task(description, total=total)
+        yield bar
+
+
+def advance(bar: Progress | None, amount: int) -> None:
+    if bar is not None:
+        bar.advance(bar.task_ids[0], amount)

@@ -8,16 +8,13 @@ idempotent by event id, so importing a file twice adds nothing the second time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from typing import IO
 
 import aiohttp
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from eventstore import NewEvent, RecordedEvent, open_store
@@ -25,31 +22,10 @@ from eventstore import NewEvent, RecordedEvent, open_store
 from ..client import ApiClient
 from ..errors import RunlogError
 from ..eventlines import from_line, payload, to_line
-from .common import get_settings
+from .common import advance, get_settings, progress
 
 IMPORT_WINDOW = 2000
 """Appends in flight during an import; the store commits them in groups, in order."""
-
-
-@contextlib.contextmanager
-def progress(description: str, total: int | None) -> Iterator[Progress | None]:
-    """A progress bar on stderr when it is a terminal; nothing otherwise."""
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
-    bar = Progress(
-        TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    )
-    with bar:
-        bar.add_task(description, total=total)
-        yield bar
-
-
-def _advance(bar: Progress | None, amount: int) -> None:
-    if bar is not None:
-        bar.advance(bar.task_ids[0], amount)
 
 
 @click.group(name="events")
@@ -135,7 +111,7 @@ def export(ctx: click.Context, file: str, after: int) -> None:
                     out.write(to_line(event))
                     count += 1
                     if count % 1000 == 0:
-                        _advance(bar, 1000)
+                        advance(bar, 1000)
         return count
 
     if file == "-":
@@ -174,7 +150,7 @@ def import_(ctx: click.Context, file: str) -> None:
             with progress("Importing", size) as bar:
                 try:
                     for number, line in enumerate(source, start=1):
-                        _advance(bar, len(line))
+                        advance(bar, len(line))
                         if not line.strip():
                             continue
                         event = from_line(line, number)
@@ -231,7 +207,7 @@ def push(ctx: click.Context, target: str, after: int) -> None:
                     if len(chunk) == PUSH_CHUNK:
                         done = await _push(client, chunk)
                         imported, skipped = imported + done["imported"], skipped + done["skipped"]
-                        _advance(bar, len(chunk))
+                        advance(bar, len(chunk))
                         chunk = []
                 if chunk:
                     done = await _push(client, chunk)

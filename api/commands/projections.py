@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..verify import verify
-from .common import get_settings
-from .events import _advance, progress
+from .common import advance, get_settings, progress
 
 SHOWN_ROWS = 5
 """Differing rows printed per table; the counts say how many there are in all."""
@@ -35,12 +34,12 @@ def verify_command(ctx: click.Context) -> None:
         with progress("Replaying", None) as bar:
             done = 0
 
-            def advance(replayed: int) -> None:
+            def replayed(count: int) -> None:
                 nonlocal done
-                _advance(bar, replayed - done)
-                done = replayed
+                advance(bar, count - done)
+                done = count
 
-            return await verify(settings.database_url, advance)
+            return await verify(settings.database_url, replayed)
 
     result = asyncio.run(run())
     table = Table(title=f"Projections rebuilt from the log's {result.head:,} events")
