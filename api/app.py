@@ -13,12 +13,12 @@ import weakref
 import structlog
 from aiohttp import WSCloseCode, web
 
-from eventstore import mask_url, open_store
-from projections.concurrency import ConcurrencyProjection
-from projections.cache import ViewCache
-from projections.flows import FlowsProjection
-from projections.runs_writer import RunsProjection
-from projections.task_run_state_cache import TaskRunStateCacheProjection
+from runlog.eventstore import mask_url, open_store
+from runlog.projections.concurrency import ConcurrencyProjection
+from runlog.projections.cache import ViewCache
+from runlog.projections.flows import FlowsProjection
+from runlog.projections.runs_writer import RunsProjection
+from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
 
 from . import keys
 from .middleware import errors_and_logging

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from eventstore import EventStoreError
+from runlog.eventstore import EventStoreError
 
 from .errors import RunlogError
 

@@ -16,7 +16,7 @@ import aiohttp
 import click
 from aiohttp import web
 
-from eventstore import mask_url
+from runlog.eventstore import mask_url
 
 from .errors import RunlogError
 from .settings import Settings

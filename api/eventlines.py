@@ -14,8 +14,8 @@ from uuid import UUID
 
 import msgspec
 
-from eventstore import NewEvent, RecordedEvent
-from schema import events as catalogue
+from runlog.eventstore import NewEvent, RecordedEvent
+from runlog.schema import events as catalogue
 
 from .errors import RunlogError
 

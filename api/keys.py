@@ -6,8 +6,8 @@ import weakref
 
 from aiohttp import web
 
-from eventstore import EventStore
-from projections.cache import ViewCache
+from runlog.eventstore import EventStore
+from runlog.projections.cache import ViewCache
 
 from .settings import Settings
 

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from eventstore.urls import MASK, mask_url
+from runlog.eventstore.urls import MASK, mask_url
 
 from .settings import LOG_LEVELS
 

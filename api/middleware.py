@@ -17,7 +17,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from eventstore import ConcurrencyError, InvalidEvent, SchemaError, StorageUnavailable, StreamNotFound
+from runlog.eventstore import ConcurrencyError, InvalidEvent, SchemaError, StorageUnavailable, StreamNotFound
 
 from .http import json_response
 from .keys import MAX_BODY_BYTES

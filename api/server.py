@@ -17,7 +17,7 @@ import sys
 import structlog
 from aiohttp import web
 
-from eventstore import EventStoreError
+from runlog.eventstore import EventStoreError
 
 from .app import create_app
 from .errors import RunlogError

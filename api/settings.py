@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import tomli_w
 
-from eventstore.errors import InvalidDatabaseURL
-from eventstore.urls import mask_url, parse_database_url
+from runlog.eventstore.errors import InvalidDatabaseURL
+from runlog.eventstore.urls import mask_url, parse_database_url
 
 from .errors import SettingsError
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventstore import NewEvent, RecordedEvent, open_store
+from runlog.eventstore import NewEvent, RecordedEvent, open_store
 
 from .app import inline_projections
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from uuid import UUID
 
-from eventstore import EventStore, NewEvent, RecordedEvent
-from schema import events as catalogue
+from runlog.eventstore import EventStore, NewEvent, RecordedEvent
+from runlog.schema import events as catalogue
 
 
 async def append_event(

@@ -45,8 +45,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 
-from eventstore import NewEvent, open_store
-from schema import events as schema_events
+from runlog.eventstore import NewEvent, open_store
+from runlog.schema import events as schema_events
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SINGLE_CONCURRENCY = (1, 16, 64)

@@ -43,7 +43,7 @@ class MigrationConnection(Protocol):
 
 
 def load_migrations(backend: Literal["sqlite", "postgres"]) -> list[Migration]:
-    folder = resources.files("schema").joinpath("migrations", backend)
+    folder = resources.files("runlog.schema").joinpath("migrations", backend)
     files: dict[tuple[int, str], dict[str, str]] = {}
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)

@@ -16,9 +16,9 @@ from uuid import UUID
 
 import msgspec
 
-from eventstore import PreparedWrite, RecordedEvent, Tx
-from eventstore.planning import Row
-from schema import events as catalogue
+from runlog.eventstore import PreparedWrite, RecordedEvent, Tx
+from runlog.eventstore.planning import Row
+from runlog.schema import events as catalogue
 
 from .tables import from_us, in_list, list_param, us
 

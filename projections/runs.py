@@ -16,7 +16,7 @@ from uuid import UUID
 
 import msgspec
 
-from schema.events import (
+from runlog.schema.events import (
     FlowRunCreated,
     FlowRunDeleted,
     FlowRunStateChanged,

@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 
-from eventstore import PreparedWrite, RecordedEvent, Tx
-from eventstore.planning import Row
-from schema import events as catalogue
+from runlog.eventstore import PreparedWrite, RecordedEvent, Tx
+from runlog.eventstore.planning import Row
+from runlog.schema import events as catalogue
 
 from .cache import ViewCache
 from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run

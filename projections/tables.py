@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventstore import Tx
+from runlog.eventstore import Tx
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

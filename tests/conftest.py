@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from eventstore import open_store
+from runlog.eventstore import open_store
 
 from .pgserver import ensure_postgres
 

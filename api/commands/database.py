@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from eventstore import migrate, migration_connection, parse_database_url
+from runlog.eventstore import migrate, migration_connection, parse_database_url
 
 from .common import get_settings
 

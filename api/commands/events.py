@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from eventstore import NewEvent, RecordedEvent, open_store
+from runlog.eventstore import NewEvent, RecordedEvent, open_store
 
 from ..client import ApiClient
 from ..errors import RunlogError

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from eventstore.urls import mask_url
+from runlog.eventstore.urls import mask_url
 
 from ..errors import SettingsError
 from ..settings import (

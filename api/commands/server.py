@@ -21,7 +21,7 @@ def group() -> None:
 @click.pass_context
 def start(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
     """Start the server; clients set PREFECT_API_URL=http://HOST:PORT/api."""
-    from eventstore import mask_url, parse_database_url
+    from runlog.eventstore import mask_url, parse_database_url
 
     from ..server import serve
 

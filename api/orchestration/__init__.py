@@ -14,8 +14,8 @@ from uuid import UUID
 
 import msgspec
 
-from projections.task_run_state_cache import CacheEntry
-from schema.events import State, StateDetails, StateType
+from runlog.projections.task_run_state_cache import CacheEntry
+from runlog.schema.events import State, StateDetails, StateType
 
 
 class Status(enum.Enum):

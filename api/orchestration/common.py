@@ -18,8 +18,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from projections.runs import TERMINAL
-from schema.events import State, StateDetails, StateType
+from runlog.projections.runs import TERMINAL
+from runlog.schema.events import State, StateDetails, StateType
 
 from . import ProposedState, Status
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from projections.runs import FlowRunView
-from schema.events import StateType
+from runlog.projections.runs import FlowRunView
+from runlog.schema.events import StateType
 
 from . import Decision, FlowRunContext, ProposedState
 from .common import (

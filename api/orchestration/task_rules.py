@@ -25,9 +25,9 @@ from typing import Any
 
 import msgspec
 
-from projections.runs import FlowRunView, TaskRunView
-from projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH
-from schema.events import StateType
+from runlog.projections.runs import FlowRunView, TaskRunView
+from runlog.projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH
+from runlog.schema.events import StateType
 
 from . import Decision, ProposedState, TaskRunContext
 from .common import (

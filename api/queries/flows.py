@@ -5,8 +5,8 @@ from __future__ import annotations
 import fnmatch
 from uuid import UUID
 
-from eventstore import EventStore
-from projections.flows import FlowView, decode_flow
+from runlog.eventstore import EventStore
+from runlog.projections.flows import FlowView, decode_flow
 
 from ..schemas.flows import FlowFilterRequest
 

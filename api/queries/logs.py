@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventstore import EventStore, Tx
-from projections.tables import from_us, in_list, list_param, us
+from runlog.eventstore import EventStore, Tx
+from runlog.projections.tables import from_us, in_list, list_param, us
 
 from ..schemas.logs import MAX_LIMIT, Log, LogFilter, LogSort
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventstore import EventStore, Tx
-from projections.flows import FlowView, decode_flow
-from projections.runs import FlowRunView, TaskRunView
-from projections.runs_writer import decode_flow_run, decode_task_run
-from projections.tables import in_list, list_param, us
+from runlog.eventstore import EventStore, Tx
+from runlog.projections.flows import FlowView, decode_flow
+from runlog.projections.runs import FlowRunView, TaskRunView
+from runlog.projections.runs_writer import decode_flow_run, decode_task_run
+from runlog.projections.tables import in_list, list_param, us
 
 from ..schemas import filters as f
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from eventstore import EventStore
-from projections.runs import FlowRunView, TaskRunView
-from projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, decode_flow_run, decode_task_run
-from schema import events as catalogue
+from runlog.eventstore import EventStore
+from runlog.projections.runs import FlowRunView, TaskRunView
+from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, decode_flow_run, decode_task_run
+from runlog.schema import events as catalogue
 
 SQL_FLOW_RUN = "SELECT view FROM flow_runs WHERE id = ?"
 SQL_TASK_RUN = "SELECT view FROM task_runs WHERE id = ?"

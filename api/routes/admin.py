@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from eventstore import mask_url
+from runlog.eventstore import mask_url
 
 from .. import keys
 from ..http import json_response

@@ -11,8 +11,8 @@ from uuid import UUID
 
 from aiohttp import web
 
-from projections.concurrency import LimitView
-from schema import events as catalogue
+from runlog.projections.concurrency import LimitView
+from runlog.schema import events as catalogue
 
 from .. import keys
 from ..http import decode_body, empty_response, json_response

@@ -14,7 +14,7 @@ import msgspec
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from eventstore import InvalidEvent, SchemaError, StorageUnavailable, StoreClosed
+from runlog.eventstore import InvalidEvent, SchemaError, StorageUnavailable, StoreClosed
 
 from .. import keys
 from ..http import decode_body, empty_response

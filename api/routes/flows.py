@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
-from eventstore import ConcurrencyError, EventStore
-from projections.flows import FLOW_STREAM, FlowView, decode_flow
-from schema import events as catalogue
+from runlog.eventstore import ConcurrencyError, EventStore
+from runlog.projections.flows import FLOW_STREAM, FlowView, decode_flow
+from runlog.schema import events as catalogue
 
 from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid

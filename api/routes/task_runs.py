@@ -8,8 +8,8 @@ from uuid import UUID
 import msgspec
 from aiohttp import web
 
-from projections.runs import TaskRunView, estimated_run_time, estimated_start_time_delta
-from schema.events import State
+from runlog.projections.runs import TaskRunView, estimated_run_time, estimated_start_time_delta
+from runlog.schema.events import State
 
 from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid, query_uuid

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from schema.events import StateDetails, StateType
+from runlog.schema.events import StateDetails, StateType
 
 MAX_EVENT_NAME_LENGTH = 1024
 MAX_LABELS_PER_RESOURCE = 500

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from schema.events import StateType
+from runlog.schema.events import StateType
 
 Operator = Literal["and_", "or_"]
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from schema.events import State, StateType
+from runlog.schema.events import State, StateType
 
 from ..orchestration import ProposedState
 

@@ -36,8 +36,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 from uuid import UUID
 
-from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
-from projections.concurrency import (
+from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from runlog.projections.concurrency import (
     LimitView,
     evolve,
     lease_limit_ids,
@@ -47,7 +47,7 @@ from projections.concurrency import (
     load_limits,
     stream_of,
 )
-from schema import events as catalogue
+from runlog.schema import events as catalogue
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]

@@ -19,9 +19,9 @@ from uuid import UUID
 import msgspec
 import structlog
 
-from eventstore import EventStore, NewEvent
-from projections.runs_writer import TASK_RUN_STREAM
-from schema import events as catalogue
+from runlog.eventstore import EventStore, NewEvent
+from runlog.projections.runs_writer import TASK_RUN_STREAM
+from runlog.schema import events as catalogue
 
 from ..schemas.events import MAX_EVENT_BYTES, Event, ReportedState, TaskRunSnapshot
 

@@ -14,11 +14,11 @@ from uuid import UUID
 
 import msgspec
 
-from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
-from projections.cache import ViewCache
-from projections.runs import FlowRunView, evolve_flow_run
-from projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, cache_key
-from schema import events as catalogue
+from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from runlog.projections.cache import ViewCache
+from runlog.projections.runs import FlowRunView, evolve_flow_run
+from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, cache_key
+from runlog.schema import events as catalogue
 
 from ..orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
 from ..queries import runs as queries

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
-from eventstore import EventStore, StorageUnavailable
+from runlog.eventstore import EventStore, StorageUnavailable
 
 from .. import keys
 from .concurrency import Clock, expire_leases, utcnow

@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from eventstore import EventStore
-from projections.tables import us
+from runlog.eventstore import EventStore
+from runlog.projections.tables import us
 
 from ..schemas.logs import LogCreate
 

@@ -16,13 +16,13 @@ from uuid import UUID
 
 import msgspec
 
-from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
-from projections.cache import ViewCache
-from projections.runs import TaskRunView, evolve_task_run
-from projections.runs_writer import TASK_RUN_STREAM, cache_key
-from projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH, CacheEntry
-from projections.task_run_state_cache import lookup as lookup_cached_state
-from schema import events as catalogue
+from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from runlog.projections.cache import ViewCache
+from runlog.projections.runs import TaskRunView, evolve_task_run
+from runlog.projections.runs_writer import TASK_RUN_STREAM, cache_key
+from runlog.projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH, CacheEntry
+from runlog.projections.task_run_state_cache import lookup as lookup_cached_state
+from runlog.schema import events as catalogue
 
 from ..orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
 from ..queries import runs as queries

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from eventstore import ConcurrencyError, EventStore
-from projections.cache import ViewCache
-from schema import events as catalogue
+from runlog.eventstore import ConcurrencyError, EventStore
+from runlog.projections.cache import ViewCache
+from runlog.schema import events as catalogue
 
 from ..orchestration import Decision
 from ..writes import append_event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner, Result
 
-from api import cli as cli_module
+from runlog.api import cli as cli_module
 
 
 def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:

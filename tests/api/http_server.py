@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from api.app import create_app
-from api.settings import load_settings
+from runlog.api.app import create_app
+from runlog.api.settings import load_settings
 
 
 def free_port() -> int:

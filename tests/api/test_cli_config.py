@@ -9,8 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from api.cli import cli
-from api.commands import config, profile
+from runlog.api.cli import cli
+from runlog.api.commands import config, profile
 
 from . import isolate_runlog_env
 

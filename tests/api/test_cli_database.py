@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventstore import migrate
+from runlog.eventstore import migrate
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli

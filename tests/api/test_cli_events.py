@@ -12,7 +12,7 @@ from uuid import uuid4
 
 import pytest
 
-from eventstore import NewEvent, open_store
+from runlog.eventstore import NewEvent, open_store
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli
@@ -150,7 +150,7 @@ def test_no_progress_bar_when_not_on_a_terminal(database, tmp_path):
 def test_export_shows_runlog_events_as_json_with_text_ids_and_import_restores_the_same_event(
     database, tmp_path, monkeypatch
 ):
-    from schema import events as catalogue
+    from runlog.schema import events as catalogue
 
     run_id = uuid4()
     event = catalogue.FlowRunDeleted(flow_run_id=run_id)

@@ -9,16 +9,16 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from api.app import inline_projections
-from api.orchestration import ProposedState
-from api.schemas.runs import FlowRunCreate, TaskRunCreate
-from api.services import concurrency, flow_runs, task_runs
-from api.writes import append_event
-from eventstore import open_store
-from projections.cache import ViewCache
-from projections.flows import FLOW_STREAM
-from schema import events as catalogue
-from schema.events import StateType
+from runlog.api.app import inline_projections
+from runlog.api.orchestration import ProposedState
+from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
+from runlog.api.services import concurrency, flow_runs, task_runs
+from runlog.api.writes import append_event
+from runlog.eventstore import open_store
+from runlog.projections.cache import ViewCache
+from runlog.projections.flows import FLOW_STREAM
+from runlog.schema import events as catalogue
+from runlog.schema.events import StateType
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli

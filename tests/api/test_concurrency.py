@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api import app as app_module
-from api import keys
-from api.services import concurrency as commands
-from api.services.lease_expiry import sweep_forever
-from projections.concurrency import ConcurrencyProjection
-from schema import events as catalogue
+from runlog.api import app as app_module
+from runlog.api import keys
+from runlog.api.services import concurrency as commands
+from runlog.api.services.lease_expiry import sweep_forever
+from runlog.projections.concurrency import ConcurrencyProjection
+from runlog.schema import events as catalogue
 
 from .http_server import serve
 
@@ -431,7 +431,7 @@ async def test_global_limits_crud(env) -> None:
 async def test_replaying_the_log_rebuilds_the_same_tables(env, tmp_path) -> None:
     """The concurrency tables hold nothing the log does not: a replay into an empty store
     gives the same rows."""
-    from eventstore import NewEvent, open_store
+    from runlog.eventstore import NewEvent, open_store
 
     async with serve(env) as server:
         store = server.app[keys.STORE]

@@ -20,11 +20,11 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from api import app as app_module
-from api import keys
-from api.services.events import resource_stream
-from eventstore import parse_database_url
-from eventstore.sqlite import SqliteStore
+from runlog.api import app as app_module
+from runlog.api import keys
+from runlog.api.services.events import resource_stream
+from runlog.eventstore import parse_database_url
+from runlog.eventstore.sqlite import SqliteStore
 
 from ..tcpproxy import TcpProxy
 from .http_server import Server, serve

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 import structlog
 
-from api.logging import configure_logging
+from runlog.api.logging import configure_logging
 
 PG_URL = "postgresql://runlog:hunter2@db.example:5432/runlog"
 

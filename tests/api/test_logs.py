@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.queries.logs import parse_text_query
+from runlog.api.queries.logs import parse_text_query
 
 from .http_server import serve
 

@@ -10,8 +10,8 @@ import msgspec
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from api.openapi import UNDOCUMENTED, build_document, documented
-from api.routes.docs import swagger_ui_dir
+from runlog.api.openapi import UNDOCUMENTED, build_document, documented
+from runlog.api.routes.docs import swagger_ui_dir
 
 from .http_server import serve
 

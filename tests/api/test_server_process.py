@@ -25,7 +25,7 @@ import httpx
 import psutil
 import pytest
 
-from eventstore import migrate, parse_database_url
+from runlog.eventstore import migrate, parse_database_url
 
 from .http_server import free_port
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from api import keys
-from api.services import flow_runs as flow_run_commands
-from api.services import task_runs as task_run_commands
-from schema import events as catalogue
+from runlog.api import keys
+from runlog.api.services import flow_runs as flow_run_commands
+from runlog.api.services import task_runs as task_run_commands
+from runlog.schema import events as catalogue
 
 from .http_server import Server, serve
 

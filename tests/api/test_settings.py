@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from api.errors import SettingsError
-from api.settings import (
+from runlog.api.errors import SettingsError
+from runlog.api.settings import (
     DEFAULTS,
     SETTING_NAMES,
     Profiles,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from api.orchestration.jitter import jitter_bounds
+from runlog.api.orchestration.jitter import jitter_bounds
 
 from .http_server import Server, serve
 

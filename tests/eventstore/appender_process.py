@@ -11,7 +11,7 @@ import asyncio
 import sys
 from uuid import uuid4
 
-from eventstore import NewEvent, open_store
+from runlog.eventstore import NewEvent, open_store
 
 
 async def main(url: str, name: str, tasks: int, appends: int) -> int:

@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from eventstore import (
+from runlog.eventstore import (
     NO_STREAM,
     ConcurrencyError,
     InvalidEvent,

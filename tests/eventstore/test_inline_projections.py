@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from eventstore import NewEvent, open_store
+from runlog.eventstore import NewEvent, open_store
 
 CREATE = "CREATE TABLE stream_counts (stream_id TEXT PRIMARY KEY, events INTEGER NOT NULL, last_position INTEGER NOT NULL)"
 UPSERT = (

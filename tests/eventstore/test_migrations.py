@@ -6,8 +6,8 @@ from uuid import uuid4
 
 import pytest
 
-from eventstore import NewEvent, SchemaError, SchemaTooNew, migration_connection, open_store, parse_database_url
-from eventstore import migrate
+from runlog.eventstore import NewEvent, SchemaError, SchemaTooNew, migration_connection, open_store, parse_database_url
+from runlog.eventstore import migrate
 
 
 async def tables(url: str) -> set[str]:

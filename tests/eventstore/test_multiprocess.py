@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eventstore import open_store
+from runlog.eventstore import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from eventstore import ConcurrencyError, NewEvent, RecordedEvent
-from eventstore.planning import AppendRequest, Row, plan_batch
+from runlog.eventstore import ConcurrencyError, NewEvent, RecordedEvent
+from runlog.eventstore.planning import AppendRequest, Row, plan_batch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from uuid import uuid4
 
-from eventstore import NewEvent, open_store
+from runlog.eventstore import NewEvent, open_store
 
 
 async def test_the_loop_thread_connection_never_waits_for_a_lock(sqlite_url):

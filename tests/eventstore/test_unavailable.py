@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import pytest
 
-from eventstore import NewEvent, StorageUnavailable, open_store, parse_database_url
-from eventstore.sqlite import SqliteStore
+from runlog.eventstore import NewEvent, StorageUnavailable, open_store, parse_database_url
+from runlog.eventstore.sqlite import SqliteStore
 
 from ..tcpproxy import TcpProxy
 

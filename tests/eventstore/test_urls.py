@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from eventstore import InvalidDatabaseURL, mask_url, parse_database_url
+from runlog.eventstore import InvalidDatabaseURL, mask_url, parse_database_url
 
 
 @pytest.mark.parametrize(

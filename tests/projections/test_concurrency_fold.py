@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from projections.concurrency import LimitView, evolve, limit_id_for
-from schema import events as catalogue
+from runlog.projections.concurrency import LimitView, evolve, limit_id_for
+from runlog.schema import events as catalogue
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LIMIT_ID = limit_id_for("tag:db")

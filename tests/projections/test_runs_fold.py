@@ -7,8 +7,8 @@ from uuid import uuid4
 
 import pytest
 
-from projections.runs import FlowRunView, estimated_run_time, estimated_start_time_delta, evolve_flow_run
-from schema.events import FlowRunCreated, FlowRunDeleted, FlowRunStateChanged, FlowRunUpdated, State, StateDetails, StateType
+from runlog.projections.runs import FlowRunView, estimated_run_time, estimated_start_time_delta, evolve_flow_run
+from runlog.schema.events import FlowRunCreated, FlowRunDeleted, FlowRunStateChanged, FlowRunUpdated, State, StateDetails, StateType
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 RUN = uuid4()

@@ -11,16 +11,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
-from api.orchestration import ProposedState
-from api.schemas.runs import FlowRunCreate, TaskRunCreate
-from api.services import flow_runs, task_runs
-from eventstore import NewEvent, open_store
-from projections.cache import ViewCache
-from projections.concurrency import ConcurrencyProjection
-from projections.flows import FlowsProjection
-from projections.runs_writer import RunsProjection
-from projections.task_run_state_cache import TaskRunStateCacheProjection
-from schema.events import StateType
+from runlog.api.orchestration import ProposedState
+from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
+from runlog.api.services import flow_runs, task_runs
+from runlog.eventstore import NewEvent, open_store
+from runlog.projections.cache import ViewCache
+from runlog.projections.concurrency import ConcurrencyProjection
+from runlog.projections.flows import FlowsProjection
+from runlog.projections.runs_writer import RunsProjection
+from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
+from runlog.schema.events import StateType
 
 TABLES = ("flow_runs", "flow_run_tags", "task_runs", "task_run_tags")
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from eventstore import NewEvent, open_store
-from projections.task_run_state_cache import (
+from runlog.eventstore import NewEvent, open_store
+from runlog.projections.task_run_state_cache import (
     MAX_CACHE_KEY_LENGTH,
     CacheEntry,
     TaskRunStateCacheProjection,
@@ -23,7 +23,7 @@ from projections.task_run_state_cache import (
     newest_unexpired,
     supersedes,
 )
-from schema import events as catalogue
+from runlog.schema import events as catalogue
 
 S = catalogue.StateType
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from projections.cache import ViewCache
+from runlog.projections.cache import ViewCache
 
 
 class V(msgspec.Struct):

@@ -8,7 +8,7 @@ from uuid import uuid4
 import msgspec
 import pytest
 
-from schema import events as catalogue
+from runlog.schema import events as catalogue
 
 WHEN = datetime(2026, 11, 21, 12, 30, 5, 123456, tzinfo=UTC)
 

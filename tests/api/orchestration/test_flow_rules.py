@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from api.orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
-from projections.runs import FlowRunView
-from schema.events import State, StateDetails, StateType
+from runlog.api.orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
+from runlog.projections.runs import FlowRunView
+from runlog.schema.events import State, StateDetails, StateType
 
 S = StateType
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)

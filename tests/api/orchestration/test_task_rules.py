@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.orchestration import (
+from runlog.api.orchestration import (
     Decision,
     ProposedState,
     Status,
@@ -16,11 +16,11 @@ from api.orchestration import (
     decide_task_run,
     holds_tag_slots,
 )
-from api.orchestration.jitter import jitter_bounds
-from api.orchestration.task_rules import MAX_CACHE_KEY_LENGTH
-from projections.runs import FlowRunView, TaskRunView
-from projections.task_run_state_cache import CacheEntry
-from schema.events import State, StateDetails, StateType
+from runlog.api.orchestration.jitter import jitter_bounds
+from runlog.api.orchestration.task_rules import MAX_CACHE_KEY_LENGTH
+from runlog.projections.runs import FlowRunView, TaskRunView
+from runlog.projections.task_run_state_cache import CacheEntry
+from runlog.schema.events import State, StateDetails, StateType
 
 S = StateType
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)

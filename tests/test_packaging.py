@@ -1,0 +1,60 @@
+"""runlog is installed under one `runlog` namespace: no top-level `schema`, `api`, ... packages.
+
+The folders keep the layout's names; pyproject.toml maps each to `runlog.<folder>`. Running from
+the repository root would still let `import api` work by accident (the root is on sys.path), so
+these checks read the source and the packaging metadata instead of trusting an import.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ("schema", "eventstore", "projections", "api", "notifier")
+SOURCES = (*FOLDERS, "tests", "bench")
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _package_folders() -> set[str]:
+    found = set()
+    for folder in FOLDERS:
+        for init in (ROOT / folder).rglob("__init__.py"):
+            found.add("runlog." + ".".join(init.parent.relative_to(ROOT).parts))
+    return found
+
+
+def test_every_package_folder_is_installed_under_runlog() -> None:
+    setuptools = _pyproject()["tool"]["setuptools"]
+    assert set(setuptools["packages"]) == _package_folders()
+    assert setuptools["package-dir"] == {f"runlog.{folder}": folder for folder in FOLDERS}
+    assert _pyproject()["project"]["scripts"]["runlog"].startswith("runlog.api.")
+
+
+def test_no_source_imports_a_top_level_name() -> None:
+    offenders = []
+    for source in SOURCES:
+        for path in (ROOT / source).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                offenders += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: {name}"
+                    for name in names if name.split(".")[0] in FOLDERS
+                ]
+    assert offenders == []
+
+
+def test_the_runlog_namespace_resolves_to_the_folders() -> None:
+    for folder in FOLDERS:
+        spec = importlib.util.find_spec(f"runlog.{folder}")
+        assert spec is not None and spec.origin is not None
+        assert Path(spec.origin).parent == ROOT / folder
