@@ -13,6 +13,7 @@ import weakref
 import structlog
 from aiohttp import WSCloseCode, web
 
+from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import mask_url, open_store
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.projections.cache import ViewCache
@@ -36,12 +37,13 @@ def inline_projections(cache: ViewCache | None = None) -> list:
     return [FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection()]
 
 
-def create_app(settings) -> web.Application:  # type: ignore[no-untyped-def]
+def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # type: ignore[no-untyped-def]
     app = web.Application(middlewares=[errors_and_logging], client_max_size=settings.server_max_body_size)
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY_BYTES] = settings.server_max_body_size
     app[keys.WEBSOCKETS] = weakref.WeakSet()
     app[keys.VIEW_CACHE] = ViewCache()
+    app[keys.CLOCK] = clock
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(lease_expiry)  # needs the store: after it, so it stops first

@@ -6,6 +6,7 @@ import weakref
 
 from aiohttp import web
 
+from runlog.commands.clock import Clock
 from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
 
@@ -16,3 +17,5 @@ STORE: web.AppKey[EventStore] = web.AppKey("store", EventStore)  # type: ignore[
 MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets", weakref.WeakSet)
 VIEW_CACHE: web.AppKey[ViewCache] = web.AppKey("view_cache", ViewCache)
+# What every handler and service reads as "now"; tests give the app a ManualClock.
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("schema", "eventstore", "projections", "api", "notifier")
+FOLDERS = ("schema", "eventstore", "projections", "commands", "api", "notifier")
 SOURCES = (*FOLDERS, "tests", "bench")
 
 

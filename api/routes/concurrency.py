@@ -6,7 +6,7 @@ the v1 shape, whose active_slots are the task runs holding one of its leases.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 from aiohttp import web
@@ -86,8 +86,8 @@ def to_limit(view: LimitView, now: datetime) -> Limit:
     )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now(request: web.Request) -> datetime:
+    return request.config_dict[keys.CLOCK]()
 
 
 def _page(views: list[LimitView], body: Pagination) -> list[LimitView]:
@@ -113,11 +113,11 @@ async def create_tag_limit(request: web.Request) -> web.Response:
     body = await decode_body(request, TagLimitCreate)
     try:
         view, created = await commands.upsert_limit(
-            request.config_dict[keys.STORE], TAG_PREFIX + body.tag, body.concurrency_limit
+            request.config_dict[keys.STORE], TAG_PREFIX + body.tag, body.concurrency_limit, clock=request.config_dict[keys.CLOCK]
         )
     except commands.Contended:
         return _contended()
-    return json_response(to_tag_limit(view, _now()), status=201 if created else 200)
+    return json_response(to_tag_limit(view, _now(request)), status=201 if created else 200)
 
 
 @routes.post("/concurrency_limits/filter")
@@ -128,7 +128,7 @@ async def create_tag_limit(request: web.Request) -> web.Response:
 async def filter_tag_limits(request: web.Request) -> web.Response:
     body = await decode_body(request, Pagination, default=Pagination())
     views = [v for v in await commands.list_limits(request.config_dict[keys.STORE]) if v.name.startswith(TAG_PREFIX)]
-    now = _now()
+    now = _now(request)
     return json_response([to_tag_limit(v, now) for v in _page(views, body)])
 
 
@@ -140,7 +140,7 @@ async def read_tag_limit(request: web.Request) -> web.Response:
     view = await _tag_limit(request)
     if view is None:
         return _not_found(TAG_NOT_FOUND)
-    return json_response(to_tag_limit(view, _now()))
+    return json_response(to_tag_limit(view, _now(request)))
 
 
 @routes.delete("/concurrency_limits/tag/{tag}")
@@ -151,7 +151,7 @@ async def read_tag_limit(request: web.Request) -> web.Response:
 async def delete_tag_limit(request: web.Request) -> web.Response:
     view = await _tag_limit(request)
     try:
-        if view is None or not await commands.delete_limit(request.config_dict[keys.STORE], view.id):
+        if view is None or not await commands.delete_limit(request.config_dict[keys.STORE], view.id, clock=request.config_dict[keys.CLOCK]):
             return _not_found(TAG_NOT_FOUND)
     except commands.Contended:
         return _contended()
@@ -169,7 +169,7 @@ async def reset_tag_limit(request: web.Request) -> web.Response:
     view = await _tag_limit(request)
     try:
         if view is None or not await commands.reset_limit(
-            request.config_dict[keys.STORE], view.id, body.slot_override or []
+            request.config_dict[keys.STORE], view.id, body.slot_override or [], clock=request.config_dict[keys.CLOCK]
         ):
             return _not_found(TAG_NOT_FOUND)
     except commands.Contended:
@@ -187,7 +187,7 @@ async def read_tag_limit_by_id(request: web.Request) -> web.Response:
     view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
     if view is None or not view.name.startswith(TAG_PREFIX):
         return _not_found(TAG_NOT_FOUND)
-    return json_response(to_tag_limit(view, _now()))
+    return json_response(to_tag_limit(view, _now(request)))
 
 
 @routes.delete("/concurrency_limits/{id}")
@@ -199,7 +199,7 @@ async def delete_limit_by_id(request: web.Request) -> web.Response:
     # Prefect's v1 delete by id removes whatever v2 limit has that id, tag or not.
     limit_id = _uuid(request, "id")
     try:
-        if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id):
+        if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id, clock=request.config_dict[keys.CLOCK]):
             return _not_found(TAG_NOT_FOUND)
     except commands.Contended:
         return _contended()
@@ -221,7 +221,7 @@ async def increment_with_lease(request: web.Request) -> web.Response:
     try:
         outcome = await commands.acquire(
             request.config_dict[keys.STORE], body.names, body.slots, lease_duration=body.lease_duration,
-            holder=holder, mode=body.mode,
+            holder=holder, mode=body.mode, clock=request.config_dict[keys.CLOCK]
         )
     except commands.InvalidAcquire as exc:
         return _unprocessable(exc.detail)
@@ -244,7 +244,7 @@ async def increment_with_lease(request: web.Request) -> web.Response:
 async def decrement_with_lease(request: web.Request) -> web.Response:
     body = await decode_body(request, DecrementWithLease)
     try:
-        await commands.release(request.config_dict[keys.STORE], body.lease_id)
+        await commands.release(request.config_dict[keys.STORE], body.lease_id, clock=request.config_dict[keys.CLOCK])
     except commands.Contended:
         return _contended()
     return empty_response()
@@ -261,7 +261,7 @@ async def renew_lease(request: web.Request) -> web.Response:
         return _unprocessable(f"path parameter 'lease_id' is not a valid UUID: {request.match_info['lease_id']!r}")
     body = await decode_body(request, RenewLease, default=RenewLease())
     try:
-        renewed = await commands.renew(request.config_dict[keys.STORE], lease_id, body.lease_duration)
+        renewed = await commands.renew(request.config_dict[keys.STORE], lease_id, body.lease_duration, clock=request.config_dict[keys.CLOCK])
     except commands.Contended:
         return _contended()
     if not renewed:
@@ -294,13 +294,13 @@ async def create_limit(request: web.Request) -> web.Response:
     try:
         view = await commands.create_limit(
             request.config_dict[keys.STORE], body.name, body.limit, active=body.active,
-            slot_decay_per_second=body.slot_decay_per_second,
+            slot_decay_per_second=body.slot_decay_per_second, clock=request.config_dict[keys.CLOCK]
         )
     except commands.LimitExists:
         return _detail(409, f"A concurrency limit named {body.name!r} already exists")
     except commands.Contended:
         return _contended()
-    return json_response(to_limit(view, _now()), status=201)
+    return json_response(to_limit(view, _now(request)), status=201)
 
 
 @routes.post("/v2/concurrency_limits/filter")
@@ -310,7 +310,7 @@ async def create_limit(request: web.Request) -> web.Response:
 async def filter_limits(request: web.Request) -> web.Response:
     body = await decode_body(request, Pagination, default=Pagination())
     views = await commands.list_limits(request.config_dict[keys.STORE])
-    now = _now()
+    now = _now(request)
     return json_response([to_limit(v, now) for v in _page(views, body)])
 
 
@@ -324,7 +324,7 @@ async def read_limit(request: web.Request) -> web.Response:
     view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
     if view is None:
         return _not_found(LIMIT_NOT_FOUND)
-    return json_response(to_limit(view, _now()))
+    return json_response(to_limit(view, _now(request)))
 
 
 @routes.patch("/v2/concurrency_limits/{id_or_name}")
@@ -344,7 +344,7 @@ async def update_limit(request: web.Request) -> web.Response:
         return _unprocessable("renaming a concurrency limit is not supported; create one with the new name")
     try:
         updated = await commands.update_limit(
-            store, limit_id, limit=body.limit, active=body.active, slot_decay_per_second=body.slot_decay_per_second
+            store, limit_id, limit=body.limit, active=body.active, slot_decay_per_second=body.slot_decay_per_second, clock=request.config_dict[keys.CLOCK]
         )
     except commands.Contended:
         return _contended()
@@ -361,7 +361,7 @@ async def update_limit(request: web.Request) -> web.Response:
 async def delete_limit(request: web.Request) -> web.Response:
     limit_id = await _limit_id(request)
     try:
-        if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id):
+        if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id, clock=request.config_dict[keys.CLOCK]):
             return _not_found(LIMIT_NOT_FOUND)
     except commands.Contended:
         return _contended()

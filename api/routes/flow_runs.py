@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,8 +22,7 @@ from ..services import flow_runs as commands
 routes = web.RouteTableDef()
 
 
-def to_flow_run(view: FlowRunView, now: datetime | None = None) -> FlowRun:
-    now = now or datetime.now(UTC)
+def to_flow_run(view: FlowRunView, now: datetime) -> FlowRun:
     state = view.state
     return FlowRun(
         id=view.id, created=view.created, updated=view.updated, name=view.name, flow_id=view.flow_id,
@@ -81,9 +80,10 @@ async def state_response(request: web.Request, label: str) -> web.Response:
 async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
     view, created = await commands.create(
-        request.config_dict[keys.STORE], body, cache=request.config_dict[keys.VIEW_CACHE]
+        request.config_dict[keys.STORE], body, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
     )
-    return json_response(to_flow_run(view), status=201 if created else 200)
+    return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)
 
 
 @routes.get("/flow_runs/{id}")
@@ -93,7 +93,7 @@ async def read_flow_run(request: web.Request) -> web.Response:
     view = await queries.get_flow_run(request.config_dict[keys.STORE], run_id)
     if view is None:
         raise NotFound(f"Flow run {run_id} not found")
-    return json_response(to_flow_run(view))
+    return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()))
 
 
 @routes.patch("/flow_runs/{id}")
@@ -142,7 +142,8 @@ async def set_flow_run_state(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, SetState)
     outcome = await commands.set_state(
-        request.config_dict[keys.STORE], run_id, body.state, force=body.force, cache=request.config_dict[keys.VIEW_CACHE]
+        request.config_dict[keys.STORE], run_id, body.state, force=body.force, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
     )
     return orchestration_response(outcome, f"Flow run {run_id} not found")
 

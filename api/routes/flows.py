@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import msgspec
 from aiohttp import web
@@ -56,7 +55,7 @@ async def create_flow(request: web.Request) -> web.Response:
         if existing is not None:
             return json_response(to_flow(existing), status=200)
         event = catalogue.FlowCreated(
-            flow_id=flow_id, name=body.name, tags=body.tags, labels=body.labels or {}, created=datetime.now(UTC)
+            flow_id=flow_id, name=body.name, tags=body.tags, labels=body.labels or {}, created=request.config_dict[keys.CLOCK]()
         )
         stream = FLOW_STREAM + str(flow_id)
         try:
@@ -117,7 +116,7 @@ async def update_flow(request: web.Request) -> web.Response:
         raise NotFound(f"Flow {flow_id} not found")
     changes = msgspec.to_builtins(body)
     if changes:
-        event = catalogue.FlowUpdated(flow_id=flow_id, changes=changes, updated=datetime.now(UTC))
+        event = catalogue.FlowUpdated(flow_id=flow_id, changes=changes, updated=request.config_dict[keys.CLOCK]())
         await append_event(store, FLOW_STREAM + str(flow_id), event)
     return empty_response()
 

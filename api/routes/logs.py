@@ -18,7 +18,7 @@ routes = web.RouteTableDef()
 @documented(summary="Store log lines", request=list[LogCreate], response=None, status=201)
 async def create_logs(request: web.Request) -> web.Response:
     logs = await decode_body(request, list[LogCreate])
-    await service.create_logs(request.config_dict[keys.STORE], logs)
+    await service.create_logs(request.config_dict[keys.STORE], logs, clock=request.config_dict[keys.CLOCK])
     return json_response(None, status=201)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -68,7 +67,7 @@ async def filter_flow_runs(request: web.Request) -> web.Response:
     views = await queries.filter_flow_runs(
         request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=limit, offset=body.offset or 0
     )
-    now = datetime.now(UTC)
+    now = request.config_dict[keys.CLOCK]()
     return json_response([to_flow_run(v, now) for v in views])
 
 
@@ -97,7 +96,7 @@ async def paginate_flow_runs(request: web.Request) -> web.Response:
         store, body, sort=body.sort or "ID_DESC", limit=limit, offset=(page - 1) * limit
     )
     count = await queries.count_flow_runs(store, body)
-    now = datetime.now(UTC)
+    now = request.config_dict[keys.CLOCK]()
     results = [to_flow_run(v, now) for v in views]
     return json_response(f.Page(results=results, count=count, limit=limit, pages=_pages(count, limit), page=page))
 
@@ -114,7 +113,7 @@ async def filter_task_runs(request: web.Request) -> web.Response:
     views = await queries.filter_task_runs(
         request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=limit, offset=body.offset or 0
     )
-    now = datetime.now(UTC)
+    now = request.config_dict[keys.CLOCK]()
     return json_response([to_task_run(v, now) for v in views])
 
 
@@ -143,6 +142,6 @@ async def paginate_task_runs(request: web.Request) -> web.Response:
         store, body, sort=body.sort or "ID_DESC", limit=limit, offset=(page - 1) * limit
     )
     count = await queries.count_task_runs(store, body)
-    now = datetime.now(UTC)
+    now = request.config_dict[keys.CLOCK]()
     results = [to_task_run(v, now) for v in views]
     return json_response(f.Page(results=results, count=count, limit=limit, pages=_pages(count, limit), page=page))

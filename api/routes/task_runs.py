@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
@@ -23,8 +23,7 @@ from .flow_runs import orchestration_response, state_response
 routes = web.RouteTableDef()
 
 
-def to_task_run(view: TaskRunView, now: datetime | None = None) -> TaskRun:
-    now = now or datetime.now(UTC)
+def to_task_run(view: TaskRunView, now: datetime) -> TaskRun:
     state = view.state
     return TaskRun(
         id=view.id, created=view.created, updated=view.updated, name=view.name, flow_run_id=view.flow_run_id,
@@ -48,8 +47,8 @@ def to_task_run(view: TaskRunView, now: datetime | None = None) -> TaskRun:
 )
 async def create_task_run(request: web.Request) -> web.Response:
     body = await decode_body(request, TaskRunCreate)
-    view, created = await commands.create(request.config_dict[keys.STORE], body)
-    return json_response(to_task_run(view), status=201 if created else 200)
+    view, created = await commands.create(request.config_dict[keys.STORE], body, clock=request.config_dict[keys.CLOCK])
+    return json_response(to_task_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)
 
 
 @routes.get("/task_runs/{id}")
@@ -59,7 +58,7 @@ async def read_task_run(request: web.Request) -> web.Response:
     view = await queries.get_task_run(request.config_dict[keys.STORE], run_id)
     if view is None:
         raise NotFound(f"Task run {run_id} not found")
-    return json_response(to_task_run(view))
+    return json_response(to_task_run(view, request.config_dict[keys.CLOCK]()))
 
 
 @routes.patch("/task_runs/{id}")
@@ -90,7 +89,8 @@ async def set_task_run_state(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, SetState)
     outcome = await commands.set_state(
-        request.config_dict[keys.STORE], run_id, body.state, force=body.force, cache=request.config_dict[keys.VIEW_CACHE]
+        request.config_dict[keys.STORE], run_id, body.state, force=body.force, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
     )
     return orchestration_response(outcome, f"Task run {run_id} not found")
 

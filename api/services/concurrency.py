@@ -32,10 +32,11 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 from uuid import UUID
 
+from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
 from runlog.projections.concurrency import (
     LimitView,
@@ -50,7 +51,6 @@ from runlog.projections.concurrency import (
 from runlog.schema import events as catalogue
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
 
 TAG_PREFIX = "tag:"
 MAX_ATTEMPTS = 50
@@ -66,10 +66,6 @@ MIN_RETRY_SECONDS = 0.5
 are not state, and an event per 423 would flood the log), so the hint gets a floor instead."""
 
 ReleaseReason = Literal["released", "expired", "revoked", "rolled_back"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Contended(Exception):
@@ -177,7 +173,7 @@ def _created(name: str, limit: int, active: bool, slot_decay_per_second: float, 
 
 async def create_limit(
     store: EventStore, name: str, limit: int, *, active: bool = True, slot_decay_per_second: float = 0.0,
-    clock: Clock = utcnow,
+    clock: Clock = system_clock,
 ) -> LimitView:
     """A new limit; LimitExists if one by that name exists."""
 
@@ -193,7 +189,7 @@ async def create_limit(
     return view
 
 
-async def upsert_limit(store: EventStore, name: str, limit: int, *, clock: Clock = utcnow) -> tuple[LimitView, bool]:
+async def upsert_limit(store: EventStore, name: str, limit: int, *, clock: Clock = system_clock) -> tuple[LimitView, bool]:
     """Create the limit, or set the existing one's limit; True when it was created."""
 
     def decide(view: LimitView | None) -> tuple[list[catalogue.Event], bool]:
@@ -211,7 +207,7 @@ async def upsert_limit(store: EventStore, name: str, limit: int, *, clock: Clock
 
 async def update_limit(
     store: EventStore, limit_id: UUID, *, limit: int | None = None, active: bool | None = None,
-    slot_decay_per_second: float | None = None, clock: Clock = utcnow,
+    slot_decay_per_second: float | None = None, clock: Clock = system_clock,
 ) -> LimitView | None:
     """Change the given fields; None when there is no such limit."""
 
@@ -253,7 +249,7 @@ def _acquired_event(
     )
 
 
-async def delete_limit(store: EventStore, limit_id: UUID, *, clock: Clock = utcnow) -> bool:
+async def delete_limit(store: EventStore, limit_id: UUID, *, clock: Clock = system_clock) -> bool:
     """Delete a limit, revoking its leases first (in the same append); False if none exists."""
 
     def decide(view: LimitView | None) -> tuple[list[catalogue.Event], bool]:
@@ -269,7 +265,7 @@ async def delete_limit(store: EventStore, limit_id: UUID, *, clock: Clock = utcn
 
 
 async def reset_limit(
-    store: EventStore, limit_id: UUID, slot_override: Sequence[UUID] = (), *, clock: Clock = utcnow
+    store: EventStore, limit_id: UUID, slot_override: Sequence[UUID] = (), *, clock: Clock = system_clock
 ) -> bool:
     """Prefect's v1 reset: revoke every lease on the limit, then give one slot to each task
     run in ``slot_override`` (on a lease that never needs renewing). False if no such limit."""
@@ -326,7 +322,7 @@ async def acquire(
     lease_duration: float = 300.0,
     holder: catalogue.ConcurrencyLeaseHolder | None = None,
     mode: Literal["concurrency", "rate_limit"] = "concurrency",
-    clock: Clock = utcnow,
+    clock: Clock = system_clock,
 ) -> Granted | Locked:
     """Take ``slots`` slots of every named active limit under one new lease, or none of them.
 
@@ -399,12 +395,12 @@ async def _limits_of(store: EventStore, lease_id: UUID) -> list[UUID]:
         return await lease_limit_ids(tx, lease_id)
 
 
-async def release(store: EventStore, lease_id: UUID, *, clock: Clock = utcnow) -> int:
+async def release(store: EventStore, lease_id: UUID, *, clock: Clock = system_clock) -> int:
     """The holder gives the lease back; an unknown or already freed lease is a no-op."""
     return await _release_on(store, lease_id, await _limits_of(store, lease_id), "released", clock)
 
 
-async def renew(store: EventStore, lease_id: UUID, lease_duration: float, *, clock: Clock = utcnow) -> bool:
+async def renew(store: EventStore, lease_id: UUID, lease_duration: float, *, clock: Clock = system_clock) -> bool:
     """Extend the lease to ``lease_duration`` seconds from now on every limit it holds.
 
     False (Prefect's 410) when the lease is unknown, released, or expired on any of its limits;
@@ -432,7 +428,7 @@ async def renew(store: EventStore, lease_id: UUID, lease_duration: float, *, clo
     return True
 
 
-async def expire_leases(store: EventStore, *, clock: Clock = utcnow) -> int:
+async def expire_leases(store: EventStore, *, clock: Clock = system_clock) -> int:
     """Record the release of every lease past its expiry; how many (lease, limit) holds."""
     async with store.reading() as tx:
         limit_ids = await limits_with_expired_leases(tx, clock())

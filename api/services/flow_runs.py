@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
+from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import FlowRunView, evolve_flow_run
@@ -59,7 +60,7 @@ def state_from_proposal(
 
 
 async def create(
-    store: EventStore, body: FlowRunCreate, *, cache: ViewCache | None = None
+    store: EventStore, body: FlowRunCreate, *, cache: ViewCache | None = None, clock: Clock = system_clock
 ) -> tuple[FlowRunView, bool]:
     """The new run and True, or the existing run with the same idempotency key and False.
 
@@ -74,7 +75,7 @@ async def create(
             return existing, False
     else:
         run_id = uuid.uuid4()
-    now = datetime.now(UTC)
+    now = clock()
     state_id = uuid.uuid4()
     proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
     created = catalogue.FlowRunCreated(
@@ -129,13 +130,14 @@ async def delete(store: EventStore, run_id: UUID) -> bool:
 
 
 async def set_state(
-    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None
+    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None,
+    clock: Clock = system_clock,
 ) -> tuple[FlowRunView, Decision] | None:
     """Decide and record a transition; None when the run does not exist."""
 
     async def decide(view: FlowRunView) -> Decision:
         ctx = FlowRunContext(
-            now=datetime.now(UTC), state_id=uuid.uuid4(), force=force,
+            now=clock(), state_id=uuid.uuid4(), force=force,
             has_deployment=view.deployment_id is not None, is_subflow=view.parent_task_run_id is not None,
         )
         return decide_flow_run(view, proposed, ctx)

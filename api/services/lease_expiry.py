@@ -19,7 +19,9 @@ from aiohttp import web
 from runlog.eventstore import EventStore, StorageUnavailable
 
 from .. import keys
-from .concurrency import Clock, expire_leases, utcnow
+from runlog.commands.clock import Clock, system_clock
+
+from .concurrency import expire_leases
 
 log = structlog.get_logger("runlog.lease_expiry")
 
@@ -27,7 +29,7 @@ SWEEP_INTERVAL_SECONDS = 5.0
 """How often expired leases are looked for (Prefect's Repossessor runs every 15 s)."""
 
 
-async def sweep_forever(store: EventStore, *, interval: float = SWEEP_INTERVAL_SECONDS, clock: Clock = utcnow) -> None:
+async def sweep_forever(store: EventStore, *, interval: float = SWEEP_INTERVAL_SECONDS, clock: Clock = system_clock) -> None:
     """Expire leases every ``interval`` seconds until cancelled; a failed round is retried."""
     while True:
         try:
@@ -43,7 +45,7 @@ async def sweep_forever(store: EventStore, *, interval: float = SWEEP_INTERVAL_S
 
 async def lease_expiry(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: runs the sweeper while the app runs. Needs the store's context first."""
-    task = asyncio.create_task(sweep_forever(app[keys.STORE]), name="runlog-lease-expiry")
+    task = asyncio.create_task(sweep_forever(app[keys.STORE], clock=app[keys.CLOCK]), name="runlog-lease-expiry")
     try:
         yield
     finally:

@@ -7,11 +7,11 @@ one batched INSERT per request.
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
+from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import EventStore
 from runlog.projections.tables import us
 
@@ -46,10 +46,10 @@ def time_ordered_ids(count: int, now: datetime) -> list[uuid.UUID]:
     return ids
 
 
-async def create_logs(store: EventStore, logs: Sequence[LogCreate]) -> None:
+async def create_logs(store: EventStore, logs: Sequence[LogCreate], *, clock: Clock = system_clock) -> None:
     if not logs:
         return
-    now = datetime.fromtimestamp(time.time(), UTC)
+    now = clock()
     created = us(now)
     rows = [
         (

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
 
+from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import TaskRunView, evolve_task_run
@@ -40,12 +41,12 @@ def stream_of(run_id: UUID) -> str:
     return TASK_RUN_STREAM + str(run_id)
 
 
-async def create(store: EventStore, body: TaskRunCreate) -> tuple[TaskRunView, bool]:
+async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = system_clock) -> tuple[TaskRunView, bool]:
     run_id = body.id or uuid.uuid5(TASK_NAMESPACE, f"{body.flow_run_id}\x1f{body.task_key}\x1f{body.dynamic_key}")
     existing = await queries.get_task_run(store, run_id)
     if existing is not None:
         return existing, False
-    now = datetime.now(UTC)
+    now = clock()
     fields = msgspec.to_builtins(body)
     fields.pop("state", None)
     fields.pop("id", None)
@@ -74,12 +75,13 @@ async def create(store: EventStore, body: TaskRunCreate) -> tuple[TaskRunView, b
 
 
 async def set_state(
-    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None
+    store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None,
+    clock: Clock = system_clock,
 ) -> tuple[TaskRunView, Decision] | None:
     """Decide and record a transition; None when the task run does not exist."""
 
     async def decide(view: TaskRunView) -> Decision:
-        now = datetime.now(UTC)
+        now = clock()
         parent = await queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
         ctx = TaskRunContext(
             now=now, state_id=uuid.uuid4(), force=force, flow_run=parent,

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from runlog.api.app import create_app
+from runlog.commands.clock import Clock, system_clock
 from runlog.api.settings import load_settings
 
 
@@ -34,9 +35,9 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def serve(env: dict[str, str]) -> AsyncIterator[Server]:
+async def serve(env: dict[str, str], *, clock: Clock = system_clock) -> AsyncIterator[Server]:
     settings = load_settings(env=env)
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from runlog.commands.clock import ManualClock
+
 from .http_server import serve
 from .test_cli_runs import local, seed  # noqa: F401 - the fixture is used by name
 
@@ -19,8 +23,10 @@ async def test_task_runs_can_be_renamed_and_deleted_and_flows_retagged(local):
 
 async def test_a_created_flow_run_is_answered_as_later_reads_show_it(local):
     # The create answer is folded from the stored events, not read back: it must match a read,
-    # also for a client timestamp in another time zone.
-    async with serve(local) as server:
+    # also for a client timestamp in another time zone. The fields computed from "now"
+    # (estimated_start_time_delta) are equal only because the server's clock stands still.
+    clock = ManualClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+    async with serve(local, clock=clock) as server:
         ids = await seed(server)
         status, created = await server.request("POST", "/flow_runs/", json={
             "flow_id": ids["flow"], "name": "tz", "tags": ["a", "b"], "parameters": {"n": 1},
@@ -29,6 +35,10 @@ async def test_a_created_flow_run_is_answered_as_later_reads_show_it(local):
         })
         assert status == 201
         assert (await server.request("GET", f"/flow_runs/{created['id']}"))[1] == created
+        assert created["estimated_start_time_delta"] == 0.0  # scheduled for tomorrow: not late
+        clock.set(datetime(2026, 11, 22, 7, 0, tzinfo=UTC))  # half an hour past 08:30+02:00
+        late = (await server.request("GET", f"/flow_runs/{created['id']}"))[1]
+        assert late["estimated_start_time_delta"] == 1800.0
         moved = await server.request("POST", f"/flow_runs/{created['id']}/set_state",
                                      json={"state": {"type": "PENDING"}})
         assert moved[1]["status"] == "ACCEPT"
