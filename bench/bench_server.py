@@ -205,7 +205,7 @@ def _runlog_command() -> list[str]:
     exe = os.path.join(os.path.dirname(sys.executable), "runlog")
     if os.path.exists(exe):
         return [exe]
-    return [sys.executable, "-c", "from api.cli import main; main()"]
+    return [sys.executable, "-c", "from runlog.api.cli import main; main()"]
 
 
 async def start_server(target: str, backend: str, database_url: str, workdir: str, prefect_python: str,

@@ -96,7 +96,7 @@ def test_tail_follows_new_events_until_interrupted(database, tmp_path):
     seed(database, [("old", b"{}")])
     env = {**os.environ, "RUNLOG_DATABASE_URL": database, "RUNLOG_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from api.cli import main; main()", "events", "tail"],
+        [sys.executable, "-c", "from runlog.api.cli import main; main()", "events", "tail"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -121,7 +121,7 @@ def test_export_and_import_show_a_progress_bar_on_a_terminal(database, tmp_path)
     for command in (["events", "export", str(target)], ["events", "import", str(target)]):
         controller, terminal = pty.openpty()
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from api.cli import main; main()", *command],
+            [sys.executable, "-c", "from runlog.api.cli import main; main()", *command],
             env=env, stdin=terminal, stdout=terminal, stderr=terminal,
         )
         os.close(terminal)

@@ -30,7 +30,7 @@ from runlog.eventstore import migrate, parse_database_url
 from .http_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNLOG = [sys.executable, "-c", "from api.cli import main; main()"]
+RUNLOG = [sys.executable, "-c", "from runlog.api.cli import main; main()"]
 
 pytestmark = pytest.mark.slow
 

@@ -63,7 +63,7 @@ def runlog(store_url, tmp_path):
     }
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from api.cli import main; main()", "server", "start", "--port", str(port)],
+        [sys.executable, "-c", "from runlog.api.cli import main; main()", "server", "start", "--port", str(port)],
         cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/api"
