@@ -14,7 +14,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.eventstore import mask_url, open_store
+from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.projections.cache import ViewCache
 from runlog.projections.flows import FlowsProjection
@@ -69,7 +69,11 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     log.info("opening_database", url=mask_url(settings.database_url), migrate=settings.migrate_on_start)
     projections = inline_projections(app[keys.VIEW_CACHE])
     store = open_store(settings.database_url, migrate=settings.migrate_on_start, projections=projections)
-    async with store:
+    try:
+        await store.open()
+    except SchemaBehind as exc:  # only raised when not migrating: say which setting chose that
+        raise exc.because("RUNLOG_DATABASE_MIGRATE_ON_START is false") from None
+    async with store:  # already open; closes it
         app[keys.STORE] = store
         yield
     log.info("database_closed")

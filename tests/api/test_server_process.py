@@ -345,6 +345,7 @@ def test_without_migrate_on_start_an_empty_database_is_refused_naming_the_upgrad
     done = run_cli(env, "server", "start", "--port", str(free_port()))
     assert done.returncode == 1, done
     assert "runlog database upgrade" in done.stderr and "revision 0" in done.stderr
+    assert "not applied because RUNLOG_DATABASE_MIGRATE_ON_START is false" in done.stderr
     assert_no_traceback(done.stdout + done.stderr)
     current = run_cli(env, "database", "current")
     assert "revision 0" in current.stdout, current  # nothing was created
