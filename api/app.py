@@ -25,11 +25,12 @@ from . import keys
 from .middleware import errors_and_logging
 from .services.lease_expiry import lease_expiry
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
+from .routes import run_ids
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
-ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, docs)
+ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, docs)
 
 
 def inline_projections(cache: ViewCache | None = None) -> list:
