@@ -34,9 +34,7 @@ SHORT_ID = 8
 SHOWN_CANDIDATES = 10
 """Runs listed when a prefix matches more than one."""
 
-
 STATE_TYPES = ("SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED", "PAUSED", "CANCELLING")
-
 
 _NO_WRAP = ("ID", "State", "Runs", "When", "Started", "Ended", "Created")
 
