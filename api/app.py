@@ -14,7 +14,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.eventstore import mask_url, open_store
+from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.projections.cache import ViewCache
 from runlog.projections.flows import FlowsProjection
@@ -25,11 +25,12 @@ from . import keys
 from .middleware import errors_and_logging
 from .services.lease_expiry import lease_expiry
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
+from .routes import run_ids
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
-ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, docs)
+ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, docs)
 
 
 def inline_projections(cache: ViewCache | None = None) -> list:
@@ -69,7 +70,11 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     log.info("opening_database", url=mask_url(settings.database_url), migrate=settings.migrate_on_start)
     projections = inline_projections(app[keys.VIEW_CACHE])
     store = open_store(settings.database_url, migrate=settings.migrate_on_start, projections=projections)
-    async with store:
+    try:
+        await store.open()
+    except SchemaBehind as exc:  # only raised when not migrating: say which setting chose that
+        raise exc.because("RUNLOG_DATABASE_MIGRATE_ON_START is false") from None
+    async with store:  # already open; closes it
         app[keys.STORE] = store
         yield
     log.info("database_closed")

@@ -3,7 +3,8 @@
 Every request gets an id (bound into structlog's context) and exactly one log line when it
 ends. Errors are mapped here and nowhere else: msgspec decoding errors to 422 with the field
 path, missing streams to 404, an unreachable database to 503 with Retry-After (the Prefect
-client retries it), and anything unexpected to a logged 500.
+client retries it), a client that disconnects mid-request to status 499 in its request line
+(the client's doing, not a server error), and anything unexpected to a logged 500.
 """
 
 from __future__ import annotations
@@ -28,12 +29,19 @@ _request_lines = logging.getLogger("runlog.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 RETRY_AFTER_SECONDS = 2
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a request whose client disconnected before it was answered; never sent."""
 
 
 def _error(status: int, detail: object, **headers: str) -> web.Response:
     response = json_response({"detail": detail}, status=status)
     response.headers.update(headers)
     return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 @web.middleware
@@ -76,18 +84,26 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         status = 503
         log.warning("storage_unavailable", error=str(exc))
         return _error(503, f"the database is unavailable: {exc}", **{"Retry-After": str(RETRY_AFTER_SECONDS)})
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionError) and _client_gone(request):
+            # The client went away mid-request (aiohttp fails the body read with "Connection
+            # lost"). The server is fine and nobody is left to answer: the request line says so
+            # at INFO with nginx's 499, "client closed request", and no error is logged.
+            status = CLIENT_CLOSED_REQUEST
+            return _error(status, "the client closed the connection before the request was complete")
         status = 500
         log.exception("unhandled_error", method=request.method, path=request.path)
         return _error(500, "internal server error; the server log has the details (request id " + request_id + ")")
     finally:
         # Checked here: at WARNING, structlog would build a bound logger per request only to drop the line.
         if _request_lines.isEnabledFor(logging.INFO):
+            extra = {"client_disconnected": True} if status == CLIENT_CLOSED_REQUEST else {}
             log.info(
                 "request",
                 method=request.method,
                 path=request.path,
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                **extra,
             )
         structlog.contextvars.unbind_contextvars("request_id")

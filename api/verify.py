@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runlog.eventstore import NewEvent, RecordedEvent, open_store
+from runlog.eventstore import NewEvent, RecordedEvent, SchemaBehind, open_store
 
 from .app import inline_projections
 
@@ -68,7 +68,12 @@ async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> 
     """Compare the projection tables at ``url`` with a rebuild from its log."""
     projections = inline_projections()
     tables = [(p.name, table) for p in projections for table in p.tables]
-    async with open_store(url, migrate=False) as live:
+    live_store = open_store(url, migrate=False)
+    try:
+        await live_store.open()
+    except SchemaBehind as exc:
+        raise exc.because("'runlog projections verify' only reads the database") from None
+    async with live_store as live:
         head, live_rows = await _snapshot(live, [t for _, t in tables])
         with tempfile.TemporaryDirectory(prefix="runlog-verify-") as scratch:
             async with open_store(f"sqlite:///{scratch}/rebuilt.db", projections=inline_projections()) as rebuilt:

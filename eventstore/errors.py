@@ -8,7 +8,8 @@
     ├── StoreClosed           the store was used after aclose()
     ├── StorageUnavailable    the database cannot be reached or is busy; retrying later may work
     └── SchemaError           the database schema is not the one this code needs
-        └── SchemaTooNew      the database was migrated by a newer runlog
+        ├── SchemaTooNew      the database was migrated by a newer runlog
+        └── SchemaBehind      migrations are pending and the store was opened without applying them
 
 Backends raise these with ``raise ... from exc`` so the driver's error stays in the chain;
 no package but eventstore imports a database driver.
@@ -69,3 +70,30 @@ class SchemaTooNew(SchemaError):
             f"knows (revision {code_revision}); upgrade runlog, or downgrade the database with "
             f"the newer runlog's 'runlog database downgrade'"
         )
+
+
+class SchemaBehind(SchemaError):
+    """The database lacks migrations this code needs, and the store was opened with migrate=False.
+
+    The store does not know why its caller chose not to migrate; the caller does, and says so
+    with ``because`` (a read-only command, a setting turned off), so the person reading the
+    message is not told to turn on something that is already on.
+    """
+
+    def __init__(self, where: str, database_revision: int, code_revision: int, reason: str | None = None) -> None:
+        self.where = where
+        self.database_revision = database_revision
+        self.code_revision = code_revision
+        self.reason = reason
+        pending = code_revision - database_revision
+        them = "it" if pending == 1 else "them"
+        what = "1 pending migration was" if pending == 1 else f"{pending} pending migrations were"
+        why = f"; {what} not applied because {reason}" if reason else ""
+        super().__init__(
+            f"the database at {where} is at schema revision {database_revision} and this runlog needs "
+            f"{code_revision}{why}. Run 'runlog database upgrade' to apply {them}."
+        )
+
+    def because(self, reason: str) -> SchemaBehind:
+        """The same error, saying why the migrations were not applied."""
+        return SchemaBehind(self.where, self.database_revision, self.code_revision, reason)

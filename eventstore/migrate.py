@@ -14,7 +14,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Literal, Protocol
 
-from .errors import SchemaError, SchemaTooNew
+from .errors import SchemaBehind, SchemaError, SchemaTooNew
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
 
@@ -133,7 +133,4 @@ async def require_head(conn: MigrationConnection, backend: Literal["sqlite", "po
     current = await check_not_newer(conn, backend)
     head = head_revision(backend)
     if current < head:
-        raise SchemaError(
-            f"the database at {where} is at schema revision {current}, this runlog needs {head}; "
-            "run 'runlog database upgrade' or set RUNLOG_DATABASE_MIGRATE_ON_START=true"
-        )
+        raise SchemaBehind(where, current, head)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..logging import configure_logging
-from ..settings import Settings, load_settings
+from ..settings import LOG_LEVELS, Settings, load_settings
 
 
 def requested_profile(ctx: click.Context) -> str | None:
@@ -27,8 +27,22 @@ def get_settings(ctx: click.Context) -> Settings:
     command's own output on stdout (an export, say) stays clean.
     """
     settings = load_settings(profile=requested_profile(ctx))
-    configure_logging(settings.logging_level, stream=sys.stderr)
+    configure_logging(command_logging_level(settings.logging_level), stream=sys.stderr)
     return settings
+
+
+def command_logging_level(level: str) -> str:
+    """The level a command logs at: RUNLOG_LOGGING_LEVEL, but never below WARNING unless it is DEBUG.
+
+    What a command does in-process, opening the database or (in ephemeral mode) serving its own
+    requests, is logged at INFO for a server's operator; a person running ``runlog flow-run ls``
+    wants the answer, and those lines only when debugging. ``runlog server start`` sets the
+    server's own level again when it starts serving.
+    """
+    level = level.upper()
+    if level == "DEBUG":
+        return level
+    return max(level, "WARNING", key=LOG_LEVELS.index)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sys
 from typing import IO
 
@@ -23,6 +24,9 @@ from ..client import ApiClient
 from ..errors import RunlogError
 from ..eventlines import from_line, payload, to_line
 from .common import advance, get_settings, progress
+
+LS_LIMIT = 50
+"""Events 'runlog events ls' shows unless told otherwise."""
 
 IMPORT_WINDOW = 2000
 """Appends in flight during an import; the store commits them in groups, in order."""
@@ -40,21 +44,22 @@ def _database_url(ctx: click.Context) -> str:
 @group.command(name="ls")
 @click.option("--stream", "stream_id", default=None, help="Only this stream's events.")
 @click.option("--after", type=click.IntRange(min=0), default=0, show_default=True, help="Only events after this position.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many events.")
+@click.option("--limit", type=click.IntRange(min=1), default=LS_LIMIT, show_default=True, help="At most this many events.")
 @click.pass_context
 def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int) -> None:
-    """List events in position order."""
+    """List events in position order, at most --limit of them; says so when more follow."""
     url = _database_url(ctx)
 
     async def run() -> list[RecordedEvent]:
+        # One event past the limit is read only to learn whether more follow.
         async with open_store(url) as store:
             if stream_id is None:
-                return [e async for e in store.read_all(after=after, limit=limit)]
+                return [e async for e in store.read_all(after=after, limit=limit + 1)]
             found = []
             async for event in store.read_stream(stream_id):
                 if event.position > after:
                     found.append(event)
-                    if len(found) == limit:
+                    if len(found) > limit:
                         break
             return found
 
@@ -62,6 +67,8 @@ def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int) -> Non
     if not events:
         click.echo("No events.")
         return
+    more = len(events) > limit
+    events = events[:limit]
     table = Table()
     for name, justify in (("Position", "right"), ("Stream", "left"), ("Version", "right"), ("Type", "left"),
                           ("Id", "left"), ("Recorded at", "left")):
@@ -70,6 +77,19 @@ def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int) -> Non
         table.add_row(str(e.position), e.stream_id, str(e.version), e.type, str(e.id),
                       e.recorded_at.isoformat(timespec="milliseconds"))
     Console().print(table)
+    if more:
+        # On stderr, like the mode line of other commands: the table on stdout stays only a table.
+        again = ["runlog events ls"]
+        if stream_id is not None:
+            again.append(f"--stream {shlex.quote(stream_id)}")
+        again.append(f"--after {events[-1].position}")
+        if limit != LS_LIMIT:
+            again.append(f"--limit {limit}")
+        click.echo(
+            f"Showing the first {limit} events; more follow. Next: {' '.join(again)} "
+            "(or a larger --limit; 'runlog events export' writes them all).",
+            err=True,
+        )
 
 
 @group.command()

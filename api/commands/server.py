@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import click
 
+from ..addresses import reachable_addresses
 from ..errors import RunlogError
 from .common import get_settings
+
+WILDCARDS = ("0.0.0.0", "::")
 
 
 @click.group(name="server")
@@ -33,12 +38,42 @@ def start(ctx: click.Context, host: str | None, port: int | None, workers: int) 
             "--workers needs PostgreSQL: SQLite admits one writer process at a time. "
             "Set RUNLOG_DATABASE_URL to a postgresql:// URL, or run one worker."
         )
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    click.echo(f"Starting runlog server on http://{host}:{port}/api, database {mask_url(settings.database_url)}")
-    if host in ("0.0.0.0", "::"):
-        click.echo(
-            f"Listening on all interfaces. Clients set PREFECT_API_URL=http://<this machine's address>:{port}/api"
-        )
-    else:
-        click.echo(f"Clients set PREFECT_API_URL=http://{shown}:{port}/api")
+    click.echo(f"Starting runlog server on http://{url_host(host)}:{port}/api, database {mask_url(settings.database_url)}")
+    for line in banner(host, port):
+        click.echo(line)
     serve(settings, host=host, port=port, workers=workers)
+
+
+def url_host(host: str) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def banner(host: str, port: int) -> list[str]:
+    """What clients set PREFECT_API_URL to, and a warning when other machines can reach the API."""
+    if host in WILDCARDS:
+        found = reachable_addresses(host)
+        lines = ["Listening on all interfaces. Clients set PREFECT_API_URL to one of:"]
+        for a in found:
+            where = f"{a.interface}, this machine only" if a.address.is_loopback else a.interface
+            url = f"http://{url_host(str(a.address))}:{port}/api"
+            lines.append(f"  {url}" + (f"  ({where})" if where else ""))
+        if not found:
+            lines.append(f"  http://<this machine's address>:{port}/api  (no interface address was found)")
+    else:
+        lines = [f"Clients set PREFECT_API_URL=http://{url_host(host)}:{port}/api"]
+    if not _loopback_only(host):
+        lines.append(
+            "Warning: the API has no authentication yet: anyone who can reach this port can read and change "
+            "every run. Expose it only on a network you trust (a setting that adds authentication comes later)."
+        )
+    return lines
+
+
+def _loopback_only(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to an address other machines reach

@@ -46,6 +46,21 @@ def test_ls_lists_events_filtered_by_stream_after_and_limit(database):
     assert run_cli("events", "ls", "--limit", "0").exit_code == 2  # click's usage error
 
 
+def test_ls_says_when_more_events_follow_and_which_command_shows_them(database):
+    seed(database, [("alpha", b"{}")] * 55 + [("beta", b"{}")] * 3)
+    first = run_cli("events", "ls")
+    assert first.exit_code == 0
+    assert first.stdout.count("test.seeded") == 50 and "│       50 │" in first.stdout
+    assert "Showing the first 50 events; more follow. Next: runlog events ls --after 50 " in first.stderr
+    rest = run_cli("events", "ls", "--after", "50")
+    assert rest.stdout.count("test.seeded") == 8 and "more follow" not in rest.output  # exactly the rest
+    exactly = run_cli("events", "ls", "--limit", "58")
+    assert exactly.stdout.count("test.seeded") == 58 and "more follow" not in exactly.output
+    stream = run_cli("events", "ls", "--stream", "alpha", "--after", "10", "--limit", "20")
+    assert stream.stdout.count("test.seeded") == 20
+    assert "Showing the first 20 events; more follow. Next: runlog events ls --stream alpha --after 30 --limit 20" in stream.stderr
+
+
 def test_export_then_import_elsewhere_copies_every_event_and_a_second_import_adds_nothing(
     database, tmp_path, monkeypatch
 ):

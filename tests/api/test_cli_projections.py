@@ -14,7 +14,7 @@ from runlog.api.orchestration import ProposedState
 from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
 from runlog.api.services import concurrency, flow_runs, task_runs
 from runlog.api.writes import append_event
-from runlog.eventstore import open_store
+from runlog.eventstore import migrate, migration_connection, open_store
 from runlog.projections.cache import ViewCache
 from runlog.projections.flows import FLOW_STREAM
 from runlog.schema import events as catalogue
@@ -89,3 +89,18 @@ def test_verify_refuses_a_database_that_is_not_migrated(database):
     result = run_cli("projections", "verify")
     assert result.exit_code == 1
     assert "Error:" in result.output and "runlog database upgrade" in result.output
+
+
+async def test_verify_on_a_database_one_revision_behind_says_why_it_did_not_migrate(database, backend):
+    """MIGRATE_ON_START is true (the default) here: the advice must not be to turn it on."""
+    head = migrate.head_revision(backend)
+    async with migration_connection(database) as conn:
+        await migrate.upgrade(conn, backend, head - 1)
+    result = await asyncio.to_thread(run_cli, "projections", "verify")
+    assert result.exit_code == 1
+    assert f"is at schema revision {head - 1} and this runlog needs {head}" in result.output
+    assert "1 pending migration was not applied because 'runlog projections verify' only reads" in result.output
+    assert "Run 'runlog database upgrade' to apply it." in result.output
+    assert "RUNLOG_DATABASE_MIGRATE_ON_START" not in result.output
+    async with migration_connection(database) as conn:
+        assert await migrate.current_revision(conn) == head - 1  # and it still is: nothing was applied

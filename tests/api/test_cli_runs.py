@@ -49,6 +49,19 @@ async def test_ephemeral_mode_reads_the_local_database_and_says_so(local):
     assert "extract-0" in tasks.stdout
 
 
+async def test_ephemeral_mode_prints_the_answer_and_no_log_lines_unless_debugging(local, monkeypatch):
+    async with serve(local) as server:
+        await seed(server)
+    runs = await asyncio.to_thread(run_cli, "flow-run", "ls")
+    assert runs.exit_code == 0 and "brisk-otter" in runs.stdout
+    (line,) = runs.stderr.splitlines()  # the one line that says which mode is in use; no request logs
+    assert line.startswith("Ephemeral mode:")
+    monkeypatch.setenv("RUNLOG_LOGGING_LEVEL", "DEBUG")
+    debugging = await asyncio.to_thread(run_cli, "flow-run", "ls")
+    assert debugging.exit_code == 0 and "brisk-otter" in debugging.stdout
+    assert '"event": "opening_database"' in debugging.stderr and '"event": "request"' in debugging.stderr
+
+
 async def test_with_an_api_url_the_commands_ask_that_server(local, monkeypatch, tmp_path):
     async with serve(local) as server:
         ids = await seed(server)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -229,14 +230,34 @@ async def test_sigterm_lets_in_flight_requests_finish_exits_0_and_loses_nothing_
 # -- --host ----------------------------------------------------------------------------------
 
 
-def test_listening_on_all_interfaces_prints_which_prefect_api_url_to_set(tmp_path, sqlite_url) -> None:
+def interface_addresses(family: socket.AddressFamily) -> set[str]:
+    """This machine's addresses as psutil (a test dependency only) lists them, link-local aside."""
+    found = {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs if a.family == family}
+    return {a for a in found if not ipaddress.ip_address(a).is_link_local}
+
+
+NO_AUTH_WARNING = "Warning: the API has no authentication yet"
+
+
+def test_listening_on_all_interfaces_prints_every_address_clients_can_use_and_warns(tmp_path, sqlite_url) -> None:
     log = tmp_path / "server.log"
     with runlog_server(server_env(tmp_path, sqlite_url), log, "--host", "0.0.0.0") as server:
         lines = server.output().splitlines()
         assert server.stop() == 0
-    (hint,) = [line for line in lines if "PREFECT_API_URL=" in line]
-    assert "all interfaces" in hint
-    assert f"PREFECT_API_URL=http://<this machine's address>:{server.port}/api" in hint
+    at = lines.index("Listening on all interfaces. Clients set PREFECT_API_URL to one of:")
+    listed = []
+    for line in lines[at + 1:]:
+        if not line.startswith("  http://"):
+            break
+        listed.append(line.split()[0])
+    expected = interface_addresses(socket.AF_INET)
+    assert "127.0.0.1" in expected
+    assert sorted(listed) == sorted(f"http://{a}:{server.port}/api" for a in expected)
+    assert listed[-1] == f"http://127.0.0.1:{server.port}/api"  # others' addresses first, loopback last
+    assert "<this machine" not in server.output()
+    (warning,) = [line for line in lines if line.startswith(NO_AUTH_WARNING)]
+    assert "anyone who can reach this port can read and change every run" in warning
+    assert lines.index(warning) == at + 1 + len(listed)  # in the same banner
 
 
 def test_listening_on_one_address_prints_its_prefect_api_url(tmp_path, sqlite_url) -> None:
@@ -245,6 +266,7 @@ def test_listening_on_one_address_prints_its_prefect_api_url(tmp_path, sqlite_ur
         lines = server.output().splitlines()
         assert server.stop() == 0
     assert f"Clients set PREFECT_API_URL=http://127.0.0.1:{server.port}/api" in lines
+    assert not any(line.startswith(NO_AUTH_WARNING) for line in lines)  # loopback: only this machine
 
 
 # -- --workers -------------------------------------------------------------------------------
@@ -345,6 +367,7 @@ def test_without_migrate_on_start_an_empty_database_is_refused_naming_the_upgrad
     done = run_cli(env, "server", "start", "--port", str(free_port()))
     assert done.returncode == 1, done
     assert "runlog database upgrade" in done.stderr and "revision 0" in done.stderr
+    assert "not applied because RUNLOG_DATABASE_MIGRATE_ON_START is false" in done.stderr
     assert_no_traceback(done.stdout + done.stderr)
     current = run_cli(env, "database", "current")
     assert "revision 0" in current.stdout, current  # nothing was created
