@@ -49,8 +49,9 @@ class InvalidVariable(ValueError):
 
 
 def check_value(value: Any) -> None:
-    """Prefect's limit: the value as JSON is at most 5,000 characters (null is always accepted)."""
-    if value is not None and len(msgspec.json.encode(value).decode()) > MAX_VARIABLE_VALUE_LENGTH:
+    """Prefect's limit: the value as compact JSON is at most 5,000 bytes of UTF-8 (Prefect
+    measures orjson's output, which is bytes); null is always accepted."""
+    if value is not None and len(msgspec.json.encode(value)) > MAX_VARIABLE_VALUE_LENGTH:
         raise InvalidVariable(f"Variable value must be less than {MAX_VARIABLE_VALUE_LENGTH} characters")
 
 

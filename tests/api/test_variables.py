@@ -112,6 +112,10 @@ async def test_names_of_255_characters_and_values_of_5000_json_characters_are_th
     assert answer["detail"] == "Variable value must be less than 5000 characters"
     status, answer = await server.request("POST", "/variables/", json={"name": "big-list", "value": list(range(2000))})
     assert_detail(status, answer, 422)
+    # Prefect measures the JSON in bytes: 2,500 two-byte characters are 5,002 bytes with the quotes.
+    await create(server, "accents-at-limit", "\u00e9" * 2499)
+    status, answer = await server.request("POST", "/variables/", json={"name": "accents", "value": "\u00e9" * 2500})
+    assert_detail(status, answer, 422)
 
 
 async def test_patch_by_id_and_by_name_change_only_what_was_sent(server, clock) -> None:
