@@ -20,22 +20,30 @@ from runlog.projections.cache import ViewCache
 from runlog.projections.flows import FlowsProjection
 from runlog.projections.runs_writer import RunsProjection
 from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
+from runlog.projections.variables import VariablesProjection
+from runlog.projections.artifacts import ArtifactsProjection
 
 from . import keys
 from .middleware import errors_and_logging
 from .services.lease_expiry import lease_expiry
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
-from .routes import run_ids
+from .routes import artifacts, run_ids, variables
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
-ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, docs)
+ROUTE_MODULES = (
+    admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
+    artifacts, docs,
+)
 
 
 def inline_projections(cache: ViewCache | None = None) -> list:
     """The read models commands depend on, kept up to date in every append's transaction."""
-    return [FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection()]
+    return [
+        FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
+        VariablesProjection(), ArtifactsProjection(),
+    ]
 
 
 def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # type: ignore[no-untyped-def]

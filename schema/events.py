@@ -33,6 +33,9 @@ import msgspec
 
 __all__ = [
     "AnyEvent",
+    "ArtifactCreated",
+    "ArtifactDeleted",
+    "ArtifactUpdated",
     "ConcurrencyLeaseHolder",
     "ConcurrencyLeaseRenewed",
     "ConcurrencyLimitCreated",
@@ -56,6 +59,9 @@ __all__ = [
     "StateDetails",
     "StateType",
     "TaskRunStateChanged",
+    "VariableCreated",
+    "VariableDeleted",
+    "VariableUpdated",
     "decode",
     "encode",
     "event_type",
@@ -318,6 +324,61 @@ class ConcurrencyLeaseRenewed(Event, tag="concurrency_lease.renewed", kw_only=Tr
     expires_at: datetime
 
 
+class VariableCreated(Event, tag="variable.created", kw_only=True):
+    """POST /variables/: a named JSON value came into being.
+
+    Every variable event is on the one stream "variables", so that a name is decided free or
+    taken against every variable at once (see api/services/variables.py).
+    """
+
+    variable_id: UUID
+    name: str
+    value: Any = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    created: datetime
+
+
+class VariableUpdated(Event, tag="variable.updated", kw_only=True):
+    """PATCH /variables/...: the fields in ``changes`` (name, value, tags) replace the variable's."""
+
+    variable_id: UUID
+    changes: dict[str, Any]
+    updated: datetime
+
+
+class VariableDeleted(Event, tag="variable.deleted", kw_only=True):
+    variable_id: UUID
+
+
+class ArtifactCreated(Event, tag="artifact.created", kw_only=True):
+    """POST /artifacts/: an artifact as the client sent it, on its own stream artifact-<id>.
+
+    An artifact with a key also becomes the latest of its key (projections/artifacts.py).
+    """
+
+    artifact_id: UUID
+    key: str | None = None
+    type: str | None = None
+    description: str | None = None
+    data: Any = None
+    metadata_: dict[str, str] | None = None
+    flow_run_id: UUID | None = None
+    task_run_id: UUID | None = None
+    created: datetime
+
+
+class ArtifactUpdated(Event, tag="artifact.updated", kw_only=True):
+    """PATCH /artifacts/{id}: the fields in ``changes`` (data, description, metadata_) replace the artifact's."""
+
+    artifact_id: UUID
+    changes: dict[str, Any]
+    updated: datetime
+
+
+class ArtifactDeleted(Event, tag="artifact.deleted", kw_only=True):
+    artifact_id: UUID
+
+
 AnyEvent = Union[
     ConcurrencyLimitCreated,
     ConcurrencyLimitUpdated,
@@ -337,6 +398,12 @@ AnyEvent = Union[
     TaskRunDeleted,
     TaskRunStateChanged,
     PrefectEventReceived,
+    VariableCreated,
+    VariableUpdated,
+    VariableDeleted,
+    ArtifactCreated,
+    ArtifactUpdated,
+    ArtifactDeleted,
 ]
 
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

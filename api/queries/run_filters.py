@@ -445,3 +445,29 @@ async def filter_task_runs(
 
 async def count_task_runs(store: EventStore, body: f.TaskRunCountRequest) -> int:
     return await _count(store, "task_runs", "tr", lambda tx: _task_run_where(tx, body))
+
+
+# -- runs as a criterion of other resources (artifacts) ------------------------------------------
+
+
+async def flow_run_exists(
+    tx: Tx, run_column: str, *, flow_runs: f.FlowRunFilter | None, flows: f.FlowFilter | None,
+    deployments: f.DeploymentFilter | None,
+) -> Cond:
+    """The flow run in ``run_column`` (one of the caller's own columns) exists and matches every
+    filter given: Prefect's EXISTS clause for artifacts."""
+    inner: list[Cond] = []
+    if flow_runs is not None:
+        inner.append(_flow_run_conditions(tx, flow_runs, "fr"))
+    if flows is not None:
+        inner.append(_is_in(tx, "fr.flow_id", await _flow_ids(tx, flows)))
+    if deployments is not None:
+        inner.append(_deployment_conditions(tx, deployments, "fr"))
+    sql, params = _combine(inner)
+    return f"EXISTS (SELECT 1 FROM flow_runs fr WHERE fr.id = {run_column} AND {sql})", params
+
+
+def task_run_exists(tx: Tx, run_column: str, task_runs: f.TaskRunFilter) -> Cond:
+    """The task run in ``run_column`` (one of the caller's own columns) exists and matches."""
+    sql, params = _task_run_conditions(tx, task_runs, "tr")
+    return f"EXISTS (SELECT 1 FROM task_runs tr WHERE tr.id = {run_column} AND {sql})", params

@@ -395,6 +395,18 @@ async def test_nul_characters_anywhere_never_get_a_5xx(server) -> None:
         ("POST", "/v2/concurrency_limits/", {"name": NUL, "limit": 1}),
         ("POST", "/events", [{"id": str(uuid.uuid4()), "occurred": iso_now(), "event": NUL,
                               "resource": {"prefect.resource.id": NUL}}]),
+        ("POST", "/variables/", {"name": NUL, "value": 1}),
+        ("POST", "/variables/", {"name": "nul-tags", "value": 1, "tags": [NUL]}),
+        ("POST", "/variables/", {"name": "nul-value", "value": {NUL: [NUL]}}),
+        ("PATCH", "/variables/name/nul-value", {"tags": [NUL], "value": NUL}),
+        ("POST", "/variables/filter", {"variables": {"name": {"any_": [NUL], "like_": NUL}, "tags": {"all_": [NUL]}}}),
+        ("GET", "/variables/name/a%00b", None),
+        ("POST", "/artifacts/", {"key": NUL}),
+        ("POST", "/artifacts/", {"key": "nul-type", "type": NUL}),
+        ("POST", "/artifacts/", {"key": "nul-data", "description": NUL, "data": {NUL: NUL}, "metadata_": {NUL: NUL}}),
+        ("POST", "/artifacts/filter", {"artifacts": {"key": {"any_": [NUL], "like_": NUL}, "type": {"any_": [NUL]}}}),
+        ("POST", "/artifacts/latest/filter", {"artifacts": {"key": {"any_": [NUL]}, "type": {"not_any_": [NUL]}}}),
+        ("GET", "/artifacts/a%00b/latest", None),
     ]
     for method, path, body in cases:
         status, answer, _ = await send(server, method, path, body)

@@ -1,0 +1,188 @@
+"""/artifacts: what flows and tasks publish (markdown, tables, links, progress, images), and the
+latest artifact of each key, with Prefect 3.8's routes and shapes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from runlog.projections.artifacts import ArtifactView
+
+from .. import keys
+from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
+from ..openapi import documented
+from ..queries import artifacts as queries
+from ..schemas import artifacts as s
+from ..services import artifacts as commands
+
+routes = web.RouteTableDef()
+
+NOT_FOUND = "Artifact not found."
+_FILTER_ERRORS = {422: "A bad limit, or a filter runlog cannot evaluate"}
+
+
+def to_artifact(view: ArtifactView) -> s.Artifact:
+    return s.Artifact(
+        id=view.id, created=view.created, updated=view.updated, key=view.key, type=view.type,
+        description=view.description, data=view.data, metadata_=view.metadata_, flow_run_id=view.flow_run_id,
+        task_run_id=view.task_run_id,
+    )
+
+
+def to_collection(found: queries.Collection) -> s.ArtifactCollection:
+    latest = found.latest
+    assert latest.key is not None
+    return s.ArtifactCollection(
+        id=found.id, created=found.created, updated=latest.updated, key=latest.key, latest_id=latest.id,
+        type=latest.type, description=latest.description, data=latest.data, metadata_=latest.metadata_,
+        flow_run_id=latest.flow_run_id, task_run_id=latest.task_run_id,
+    )
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _limit(value: int | None) -> int:
+    """Prefect's LimitBody: null means the default, which is also the largest accepted value."""
+    if value is None:
+        return queries.DEFAULT_LIMIT
+    if value < 0:
+        raise _Refused("Invalid limit: must be greater than or equal to 0.")
+    if value > queries.DEFAULT_LIMIT:
+        raise _Refused(f"Invalid limit: must be less than or equal to {queries.DEFAULT_LIMIT}.")
+    return value
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _refusals_as_422(handler: Handler) -> Handler:
+    """A bad limit, a field the database cannot hold, or a run filter runlog cannot evaluate is
+    a 422 with Prefect's body shape; an unsupported filter is never silently ignored."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except (_Refused, commands.InvalidArtifact, queries.UnsupportedFilter) as exc:
+            return json_response({"detail": str(exc)}, status=422)
+
+    return answer
+
+
+@routes.post("/artifacts/filter")
+@documented(
+    summary="List artifacts", request=s.ArtifactFilterRequest, request_required=False, response=list[s.Artifact],
+    errors=_FILTER_ERRORS,
+)
+@_refusals_as_422
+async def filter_artifacts(request: web.Request) -> web.Response:
+    body = await decode_body(request, s.ArtifactFilterRequest, default=s.ArtifactFilterRequest())
+    views = await queries.filter_artifacts(
+        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=_limit(body.limit),
+        offset=body.offset or 0,
+    )
+    return json_response([to_artifact(v) for v in views])
+
+
+@routes.post("/artifacts/count")
+@documented(
+    summary="Count artifacts", request=s.ArtifactCountRequest, request_required=False, response=int,
+    errors=_FILTER_ERRORS,
+)
+@_refusals_as_422
+async def count_artifacts(request: web.Request) -> web.Response:
+    body = await decode_body(request, s.ArtifactCountRequest, default=s.ArtifactCountRequest())
+    return json_response(await queries.count_artifacts(request.config_dict[keys.STORE], body))
+
+
+@routes.post("/artifacts/latest/filter")
+@documented(
+    summary="List the latest artifact of each key", request=s.ArtifactCollectionFilterRequest,
+    request_required=False, response=list[s.ArtifactCollection], errors=_FILTER_ERRORS,
+)
+@_refusals_as_422
+async def filter_latest_artifacts(request: web.Request) -> web.Response:
+    body = await decode_body(request, s.ArtifactCollectionFilterRequest, default=s.ArtifactCollectionFilterRequest())
+    found = await queries.filter_latest(
+        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=_limit(body.limit),
+        offset=body.offset or 0,
+    )
+    return json_response([to_collection(c) for c in found])
+
+
+@routes.post("/artifacts/latest/count")
+@documented(
+    summary="Count the keys with artifacts", request=s.ArtifactCollectionCountRequest, request_required=False,
+    response=int, errors=_FILTER_ERRORS,
+)
+@_refusals_as_422
+async def count_latest_artifacts(request: web.Request) -> web.Response:
+    body = await decode_body(request, s.ArtifactCollectionCountRequest, default=s.ArtifactCollectionCountRequest())
+    return json_response(await queries.count_latest(request.config_dict[keys.STORE], body))
+
+
+@routes.post("/artifacts/")
+@documented(
+    summary="Create an artifact", request=s.ArtifactCreate, response=s.Artifact, status=201,
+    errors={422: "A bad key, or a field runlog cannot store"},
+)
+@_refusals_as_422
+async def create_artifact(request: web.Request) -> web.Response:
+    body = await decode_body(request, s.ArtifactCreate)
+    view = await commands.create(request.config_dict[keys.STORE], body, clock=request.config_dict[keys.CLOCK])
+    return json_response(to_artifact(view), status=201)
+
+
+@routes.get("/artifacts/{key}/latest")
+@documented(
+    summary="Read the latest artifact of a key",
+    description="As in Prefect, the answer carries the id of the key's latest-artifact row, not the artifact's.",
+    response=s.Artifact, errors={404: NOT_FOUND},
+)
+async def read_latest_artifact(request: web.Request) -> web.Response:
+    found = await queries.latest(request.config_dict[keys.STORE], request.match_info["key"])
+    if found is None:
+        raise NotFound(NOT_FOUND)
+    latest = found.latest
+    return json_response(s.Artifact(
+        id=found.id, created=found.created, updated=latest.updated, key=latest.key, type=latest.type,
+        description=latest.description, data=latest.data, metadata_=latest.metadata_,
+        flow_run_id=latest.flow_run_id, task_run_id=latest.task_run_id,
+    ))
+
+
+@routes.get("/artifacts/{id}")
+@documented(summary="Read an artifact", response=s.Artifact, errors={404: NOT_FOUND})
+async def read_artifact(request: web.Request) -> web.Response:
+    view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
+    if view is None:
+        raise NotFound(NOT_FOUND)
+    return json_response(to_artifact(view))
+
+
+@routes.patch("/artifacts/{id}")
+@documented(
+    summary="Update an artifact's data, description or metadata", request=s.ArtifactUpdate, status=204,
+    errors={404: NOT_FOUND},
+)
+async def update_artifact(request: web.Request) -> web.Response:
+    artifact_id = path_uuid(request)
+    body = await decode_body(request, s.ArtifactUpdate)
+    updated = await commands.update(
+        request.config_dict[keys.STORE], artifact_id, body, clock=request.config_dict[keys.CLOCK]
+    )
+    if not updated:
+        raise NotFound(NOT_FOUND)
+    return empty_response()
+
+
+@routes.delete("/artifacts/{id}")
+@documented(summary="Delete an artifact", status=204, errors={404: NOT_FOUND})
+async def delete_artifact(request: web.Request) -> web.Response:
+    if not await commands.delete(request.config_dict[keys.STORE], path_uuid(request)):
+        raise NotFound(NOT_FOUND)
+    return empty_response()

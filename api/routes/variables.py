@@ -1,0 +1,165 @@
+"""/variables: named JSON values shared by flows, with Prefect 3.8's routes and status codes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from runlog.projections.variables import VariableView
+
+from .. import keys
+from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
+from ..openapi import documented
+from ..queries import variables as queries
+from ..schemas.variables import Variable, VariableCountRequest, VariableCreate, VariableFilterRequest, VariableUpdate
+from ..services import variables as commands
+
+routes = web.RouteTableDef()
+
+NOT_FOUND = "Variable not found."
+CONTENDED_RETRY_SECONDS = 1
+
+
+def to_variable(view: VariableView) -> Variable:
+    return Variable(
+        id=view.id, created=view.created, updated=view.updated, name=view.name, value=view.value, tags=view.tags
+    )
+
+
+def _detail(status: int, detail: str, **headers: str) -> web.Response:
+    response = json_response({"detail": detail}, status=status)
+    response.headers.update(headers)
+    return response
+
+
+def _refused(exc: Exception) -> web.Response:
+    """A command's refusal in Prefect's shape; the Prefect client retries 503, never 409."""
+    if isinstance(exc, commands.NameTaken):
+        return _detail(409, str(exc))
+    if isinstance(exc, commands.InvalidVariable):
+        return _detail(422, str(exc))
+    return _detail(503, "the variables are busy; retry", **{"Retry-After": str(CONTENDED_RETRY_SECONDS)})
+
+
+REFUSALS = (commands.NameTaken, commands.InvalidVariable, commands.Contended)
+
+
+def _limit(value: int | None) -> int:
+    """Prefect's LimitBody: null means the default, which is also the largest accepted value."""
+    if value is None:
+        return queries.DEFAULT_LIMIT
+    if value < 0:
+        raise _BadLimit("Invalid limit: must be greater than or equal to 0.")
+    if value > queries.DEFAULT_LIMIT:
+        raise _BadLimit(f"Invalid limit: must be less than or equal to {queries.DEFAULT_LIMIT}.")
+    return value
+
+
+class _BadLimit(ValueError):
+    pass
+
+
+@routes.post("/variables/filter")
+@documented(
+    summary="List variables", request=VariableFilterRequest, request_required=False, response=list[Variable],
+    errors={422: "A bad limit or filter"},
+)
+async def filter_variables(request: web.Request) -> web.Response:
+    body = await decode_body(request, VariableFilterRequest, default=VariableFilterRequest())
+    try:
+        limit = _limit(body.limit)
+    except _BadLimit as exc:
+        return _detail(422, str(exc))
+    views = await queries.filter(
+        request.config_dict[keys.STORE], body.variables, sort=body.sort or "NAME_ASC", limit=limit,
+        offset=body.offset or 0,
+    )
+    return json_response([to_variable(v) for v in views])
+
+
+@routes.post("/variables/count")
+@documented(summary="Count variables", request=VariableCountRequest, request_required=False, response=int)
+async def count_variables(request: web.Request) -> web.Response:
+    body = await decode_body(request, VariableCountRequest, default=VariableCountRequest())
+    return json_response(await queries.count(request.config_dict[keys.STORE], body.variables))
+
+
+@routes.post("/variables/")
+@documented(
+    summary="Create a variable", request=VariableCreate, response=Variable, status=201,
+    errors={409: "A variable with that name exists", 422: "A bad name, or a value over 5,000 characters as JSON"},
+)
+async def create_variable(request: web.Request) -> web.Response:
+    body = await decode_body(request, VariableCreate)
+    try:
+        view = await commands.create(request.config_dict[keys.STORE], body, clock=request.config_dict[keys.CLOCK])
+    except REFUSALS as exc:
+        return _refused(exc)
+    return json_response(to_variable(view), status=201)
+
+
+@routes.get("/variables/{id}")
+@documented(summary="Read a variable", response=Variable, errors={404: NOT_FOUND})
+async def read_variable(request: web.Request) -> web.Response:
+    view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
+    if view is None:
+        raise NotFound(NOT_FOUND)
+    return json_response(to_variable(view))
+
+
+@routes.get("/variables/name/{name}")
+@documented(summary="Read a variable by name", response=Variable, errors={404: NOT_FOUND})
+async def read_variable_by_name(request: web.Request) -> web.Response:
+    view = await queries.get_by_name(request.config_dict[keys.STORE], request.match_info["name"])
+    if view is None:
+        raise NotFound(NOT_FOUND)
+    return json_response(to_variable(view))
+
+
+async def _update(request: web.Request, lookup: commands.Lookup) -> web.Response:
+    body = await decode_body(request, VariableUpdate)
+    try:
+        view = await commands.update(request.config_dict[keys.STORE], lookup, body, clock=request.config_dict[keys.CLOCK])
+    except REFUSALS as exc:
+        return _refused(exc)
+    if view is None:
+        raise NotFound(NOT_FOUND)
+    return empty_response()
+
+
+_UPDATE_ERRORS = {404: NOT_FOUND, 409: "Renamed to another variable's name", 422: "A bad name, value or tags"}
+
+
+@routes.patch("/variables/{id}")
+@documented(summary="Update a variable's name, value or tags", request=VariableUpdate, status=204, errors=_UPDATE_ERRORS)
+async def update_variable(request: web.Request) -> web.Response:
+    return await _update(request, commands.by_id(path_uuid(request)))
+
+
+@routes.patch("/variables/name/{name}")
+@documented(
+    summary="Update a variable, found by name", request=VariableUpdate, status=204, errors=_UPDATE_ERRORS
+)
+async def update_variable_by_name(request: web.Request) -> web.Response:
+    return await _update(request, commands.by_name(request.match_info["name"]))
+
+
+async def _delete(request: web.Request, lookup: commands.Lookup) -> web.Response:
+    try:
+        deleted = await commands.delete(request.config_dict[keys.STORE], lookup)
+    except REFUSALS as exc:
+        return _refused(exc)
+    if not deleted:
+        raise NotFound(NOT_FOUND)
+    return empty_response()
+
+
+@routes.delete("/variables/{id}")
+@documented(summary="Delete a variable", status=204, errors={404: NOT_FOUND})
+async def delete_variable(request: web.Request) -> web.Response:
+    return await _delete(request, commands.by_id(path_uuid(request)))
+
+
+@routes.delete("/variables/name/{name}")
+@documented(summary="Delete a variable, found by name", status=204, errors={404: NOT_FOUND})
+async def delete_variable_by_name(request: web.Request) -> web.Response:
+    return await _delete(request, commands.by_name(request.match_info["name"]))

@@ -1,0 +1,163 @@
+"""Creating, updating and deleting variables: decided on the one "variables" stream.
+
+A variable's name must be unique. Every variable event goes to the stream "variables", and a
+command reads that stream's version *before* the variables it decides on, then appends with
+that version expected: if any variable was written in between, the append fails with a
+ConcurrencyError and the command decides again against the newer state. So two concurrent
+creations of one name can never both succeed, with no lock held. Variables are configuration,
+written rarely, so one stream for all of them costs nothing worth measuring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from runlog.commands.clock import Clock, system_clock
+from runlog.eventstore import ConcurrencyError, EventStore, Tx
+from runlog.projections.variables import VARIABLES_STREAM, VariableView, evolve_variable
+from runlog.schema import events as catalogue
+
+from ..queries import variables as queries
+from ..schemas.variables import MAX_VARIABLE_VALUE_LENGTH, VariableCreate, VariableUpdate
+from ..writes import append_event
+
+MAX_ATTEMPTS = 50
+"""How often a command decides again after losing a race on the variables stream."""
+
+T = TypeVar("T")
+
+
+class NameTaken(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"A variable with the name {name!r} already exists.")
+
+
+class Contended(Exception):
+    """A command kept losing races on the variables stream; the caller may retry later."""
+
+
+class InvalidVariable(ValueError):
+    """A value or tag Prefect (or the database) cannot hold: answered with 422."""
+
+
+def check_value(value: Any) -> None:
+    """Prefect's limit: the value as compact JSON is at most 5,000 bytes of UTF-8 (Prefect
+    measures orjson's output, which is bytes); null is always accepted."""
+    if value is not None and len(msgspec.json.encode(value)) > MAX_VARIABLE_VALUE_LENGTH:
+        raise InvalidVariable(f"Variable value must be less than {MAX_VARIABLE_VALUE_LENGTH} characters")
+
+
+def check_tags(tags: list[str]) -> None:
+    # Tags are copied into a text column for filtering, and PostgreSQL text cannot hold NUL.
+    if any("\x00" in tag for tag in tags):
+        raise InvalidVariable("Variable tags must not contain the NUL character")
+
+
+Lookup = Callable[[Tx], Awaitable[VariableView | None]]
+
+
+async def _decide(
+    store: EventStore, decide: Callable[[Tx, int], Awaitable[tuple[catalogue.Event | None, T]]]
+) -> tuple[catalogue.Event | None, T]:
+    """Decide against the variables as of the stream's version, append with it expected, and
+    decide again when another variable command got in first."""
+    for attempt in range(MAX_ATTEMPTS):
+        async with store.reading() as tx:
+            # The version first: variables read after it are at least as new, so a decision on
+            # state newer than the version only makes the append fail and the loop go round.
+            version = await queries.stream_version(tx)
+            event, result = await decide(tx, version)
+        if event is None:
+            return None, result
+        try:
+            await append_event(store, VARIABLES_STREAM, event, expected_version=version)
+        except ConcurrencyError:
+            if attempt >= 2:
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))  # noqa: S311 - jitter
+            continue
+        return event, result
+    raise Contended(VARIABLES_STREAM)
+
+
+async def create(store: EventStore, body: VariableCreate, *, clock: Clock = system_clock) -> VariableView:
+    """Raises NameTaken when a variable has the name, InvalidVariable for a value too large."""
+    check_value(body.value)
+    check_tags(body.tags)
+
+    async def decide(tx: Tx, _version: int) -> tuple[catalogue.Event | None, None]:
+        if await queries.by_name(tx, body.name) is not None:
+            raise NameTaken(body.name)
+        event = catalogue.VariableCreated(
+            variable_id=uuid.uuid4(), name=body.name, value=body.value, tags=body.tags, created=clock()
+        )
+        return event, None
+
+    event, _ = await _decide(store, decide)
+    view = evolve_variable(None, event)
+    assert view is not None
+    return view
+
+
+def changes_of(body: VariableUpdate) -> dict[str, Any]:
+    """The fields the client sent. Raises InvalidVariable for a null name or tags, which a
+    variable cannot have (Prefect's database refuses them too)."""
+    changes = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
+    for field in ("name", "tags"):
+        if field in changes and changes[field] is None:
+            raise InvalidVariable(f"Variable {field} must not be null")
+    if "value" in changes:
+        check_value(changes["value"])
+    if "tags" in changes:
+        check_tags(changes["tags"])
+    return changes
+
+
+async def update(
+    store: EventStore, lookup: Lookup, body: VariableUpdate, *, clock: Clock = system_clock
+) -> VariableView | None:
+    """The variable after the update, None when ``lookup`` finds none. Raises NameTaken when
+    renamed to another variable's name, InvalidVariable for a bad value or tags."""
+    changes = changes_of(body)
+
+    async def decide(tx: Tx, _version: int) -> tuple[catalogue.Event | None, VariableView | None]:
+        view = await lookup(tx)
+        if view is None:
+            return None, None
+        name = changes.get("name")
+        if name is not None and name != view.name and await queries.by_name(tx, name) is not None:
+            raise NameTaken(name)
+        return catalogue.VariableUpdated(variable_id=view.id, changes=changes, updated=clock()), view
+
+    event, view = await _decide(store, decide)
+    if event is None or view is None:
+        return None
+    return evolve_variable(view, event)
+
+
+async def delete(store: EventStore, lookup: Lookup) -> bool:
+    """Whether there was a variable to delete."""
+
+    async def decide(tx: Tx, _version: int) -> tuple[catalogue.Event | None, bool]:
+        view = await lookup(tx)
+        if view is None:
+            return None, False
+        return catalogue.VariableDeleted(variable_id=view.id), True
+
+    _, deleted = await _decide(store, decide)
+    return deleted
+
+
+def by_id(variable_id: UUID) -> Lookup:
+    return lambda tx: queries.by_id(tx, variable_id)
+
+
+def by_name(name: str) -> Lookup:
+    return lambda tx: queries.by_name(tx, name)

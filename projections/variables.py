@@ -1,0 +1,119 @@
+"""The variables read model: one row per variable (and one per tag), kept inline with the log.
+
+Every variable event is on the one stream "variables" (VARIABLES_STREAM): the commands decide
+whether a name is free against that stream's version, so names stay unique without a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from runlog.eventstore import PreparedWrite, RecordedEvent, Tx
+from runlog.eventstore.planning import Row
+from runlog.schema import events as catalogue
+
+from .tables import us
+
+VARIABLES_STREAM = "variables"
+
+_TYPES = frozenset({"variable.created", "variable.updated", "variable.deleted"})
+_FIELDS = ("name", "value", "tags")
+
+SQL_GET = "SELECT view FROM variables WHERE id = ?"
+SQL_UPSERT = (
+    "INSERT INTO variables (id, name, created, updated, view) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, created = excluded.created, "
+    "updated = excluded.updated, view = excluded.view"
+)
+SQL_DELETE = "DELETE FROM variables WHERE id = ?"
+SQL_DELETE_TAGS = "DELETE FROM variable_tags WHERE variable_id = ?"
+SQL_INSERT_TAG = "INSERT INTO variable_tags (variable_id, tag) VALUES (?, ?)"
+
+
+class VariableView(msgspec.Struct, kw_only=True):
+    id: UUID
+    name: str
+    value: Any = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    created: datetime
+    updated: datetime
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(VariableView)
+
+
+def decode_variable(data: bytes) -> VariableView:
+    return _decoder.decode(data)
+
+
+def evolve_variable(view: VariableView | None, event: Any) -> VariableView | None:
+    """Fold one event of the variables stream into the view of the variable it names."""
+    if isinstance(event, catalogue.VariableCreated):
+        return VariableView(
+            id=event.variable_id, name=event.name, value=event.value, tags=list(event.tags),
+            created=event.created, updated=event.created,
+        )
+    if view is None:
+        return None  # nothing but a creation starts a variable
+    if isinstance(event, catalogue.VariableDeleted):
+        return None
+    if isinstance(event, catalogue.VariableUpdated):
+        changes = {k: v for k, v in event.changes.items() if k in _FIELDS}
+        replace = msgspec.structs.replace
+        updated = replace(view, updated=event.updated)
+        if "name" in changes and isinstance(changes["name"], str):
+            updated = replace(updated, name=changes["name"])
+        if "value" in changes:
+            updated = replace(updated, value=changes["value"])
+        if "tags" in changes and isinstance(changes["tags"], list):
+            updated = replace(updated, tags=[str(t) for t in changes["tags"]])
+        return updated
+    return view
+
+
+def _variable_id(event: Any) -> UUID | None:
+    if isinstance(event, catalogue.VariableCreated | catalogue.VariableUpdated | catalogue.VariableDeleted):
+        return event.variable_id
+    return None
+
+
+class VariablesProjection:
+    name = "variables"
+    tables = ("variables", "variable_tags")
+
+    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
+        """Nothing to write for a batch without variable events; with them, apply does the work."""
+        return None if any(r.event.type in _TYPES for r in rows) else []
+
+    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        for record in events:
+            if record.type not in _TYPES:
+                continue
+            event = catalogue.decode(record.data)
+            variable_id = _variable_id(event)
+            if variable_id is None:
+                continue
+            current = None
+            if not isinstance(event, catalogue.VariableCreated):
+                rows = await tx.fetch(SQL_GET, str(variable_id))
+                current = decode_variable(bytes(rows[0][0])) if rows else None
+            view = evolve_variable(current, event)
+            await tx.execute(SQL_DELETE_TAGS, str(variable_id))
+            if view is None:
+                await tx.execute(SQL_DELETE, str(variable_id))
+                continue
+            await tx.execute(
+                SQL_UPSERT, str(view.id), view.name, us(view.created), us(view.updated), _encoder.encode(view)
+            )
+            tags = sorted(set(view.tags))
+            if tags:
+                await tx.executemany(SQL_INSERT_TAG, [(str(view.id), tag) for tag in tags])
+
+
+__all__ = ["VARIABLES_STREAM", "VariableView", "VariablesProjection", "decode_variable", "evolve_variable"]
