@@ -19,6 +19,7 @@ from rich.table import Table
 
 from runlog.eventstore import NewEvent, RecordedEvent, open_store
 
+from ..app import inline_projections
 from ..client import ApiClient
 from ..errors import RunlogError
 from ..eventlines import from_line, payload, to_line
@@ -130,12 +131,17 @@ def export(ctx: click.Context, file: str, after: int) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.pass_context
 def import_(ctx: click.Context, file: str) -> None:
-    """Append the events in FILE (JSON lines from 'runlog events export'); ids already stored are skipped."""
+    """Append the events in FILE (JSON lines from 'runlog events export'); ids already stored are skipped.
+
+    The read models (runs, concurrency, ...) are updated in the same transaction as each
+    appended batch, exactly as a server does, so the database answers as if the events had
+    been appended live.
+    """
     url = _database_url(ctx)
 
     async def run(source: IO[bytes], size: int | None) -> tuple[int, int]:
         imported = skipped = 0
-        async with open_store(url) as store:
+        async with open_store(url, projections=inline_projections()) as store:
             start = await store.head()
             in_flight: list[asyncio.Task[list[RecordedEvent]]] = []
 
