@@ -1,6 +1,10 @@
-"""Events as JSON lines: the format of ``runlog events export/import/push``.
+"""Events and log lines as JSON lines: the format of ``runlog events export/import/push``.
 
-One stored event per line, with the payload inline as JSON when it is JSON or a runlog event
+An export holds the events first, one stored event per line, then the run log lines, one per
+line, each marked ``"record": "log"`` (schemas/logs.py ExportedLog); a line without that mark
+is an event, so files written before log lines were exported read as they always did.
+
+Events are written with the payload inline as JSON when it is JSON or a runlog event
 (stored as MessagePack, rendered by ``schema.events.to_json``) and base64 otherwise. Imported
 JSON payloads are stored as the JSON they are; the event codec reads both forms. Readers accept lines without position, version or recorded_at, so a
 hand-written file can be imported too.
@@ -18,6 +22,7 @@ from runlog.eventstore import NewEvent, RecordedEvent
 from runlog.schema import events as catalogue
 
 from .errors import RunlogError
+from .schemas.logs import ExportedLog
 
 
 class ExportedEvent(msgspec.Struct, omit_defaults=True):
@@ -35,6 +40,16 @@ class ExportedEvent(msgspec.Struct, omit_defaults=True):
 
 _line_encoder = msgspec.json.Encoder()
 _line_decoder = msgspec.json.Decoder(ExportedEvent)
+_log_decoder = msgspec.json.Decoder(ExportedLog)
+
+
+class _Record(msgspec.Struct):
+    """Just the mark that tells a log line from an event."""
+
+    record: str = "event"
+
+
+_record_decoder = msgspec.json.Decoder(_Record)
 
 
 def to_line(event: RecordedEvent) -> bytes:
@@ -61,6 +76,29 @@ def _as_json(data: bytes) -> bytes | None:
         return catalogue.to_json(data)
     except msgspec.DecodeError:  # includes ValidationError: not an event runlog knows
         return None
+
+
+def log_to_line(log: ExportedLog) -> bytes:
+    return _line_encoder.encode(log) + b"\n"
+
+
+def read_line(line: bytes, number: int) -> ExportedEvent | ExportedLog:
+    """One line of an export file: an event or a log line."""
+    # Only a line that mentions the mark is decoded twice; an event line that mentions it
+    # (in its payload, say) is still read as an event, since the mark is looked up at the top.
+    if b'"record"' in line:
+        try:
+            record = _record_decoder.decode(line).record
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise RunlogError(f"line {number}: not an exported event or log line: {exc}") from None
+        if record == "log":
+            try:
+                return _log_decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise RunlogError(f"line {number}: not an exported log line: {exc}") from None
+        if record != "event":
+            raise RunlogError(f"line {number}: unknown record {record!r}; expected 'log' or none (an event)")
+    return from_line(line, number)
 
 
 def from_line(line: bytes, number: int) -> ExportedEvent:

@@ -1,28 +1,37 @@
-"""``runlog events``: look at the log (ls, tail) and move it between databases (export, import).
+"""``runlog events``: look at the log (ls, tail) and move it between databases (export, import, push).
 
-Export writes JSON lines, one stored event per line, with the payload inline when it is JSON
-(every event runlog writes is) and base64 otherwise. Import appends them in order and is
-idempotent by event id, so importing a file twice adds nothing the second time.
+Export writes JSON lines (api/eventlines.py): every stored event, with the payload inline when
+it is JSON (every event runlog writes is) and base64 otherwise, then every run log line. Import
+appends the events in order, updating the read models in each append's transaction as a
+server does, and stores the log lines; both keep their ids, so importing a file twice adds
+nothing the second time. Push does the same into a hosted server over HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import sys
+from collections.abc import AsyncIterator
 from typing import IO
 
 import aiohttp
 import click
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from runlog.eventstore import NewEvent, RecordedEvent, open_store
+from runlog.eventstore import EventStore, NewEvent, RecordedEvent, open_store
 
+from ..app import inline_projections
 from ..client import ApiClient
 from ..errors import RunlogError
-from ..eventlines import from_line, payload, to_line
+from ..eventlines import log_to_line, payload, read_line, to_line
+from ..queries.logs import count_logs, export_logs
+from ..schemas.logs import ExportedLog
+from ..services.logs import import_logs
 from .common import advance, get_settings, progress
 
 LS_LIMIT = 50
@@ -30,6 +39,8 @@ LS_LIMIT = 50
 
 IMPORT_WINDOW = 2000
 """Appends in flight during an import; the store commits them in groups, in order."""
+LOG_BATCH = 1000
+"""Log lines stored per statement during an import."""
 
 
 @click.group(name="events")
@@ -116,48 +127,60 @@ def tail(ctx: click.Context, after: int | None) -> None:
 
 @group.command(name="export")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True, allow_dash=True), default="-")
-@click.option("--after", type=click.IntRange(min=0), default=0, show_default=True, help="Only events after this position.")
+@click.option("--after", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Only events after this position (run log lines, which have no position, are all written).")
 @click.pass_context
 def export(ctx: click.Context, file: str, after: int) -> None:
-    """Write the log as JSON lines to FILE (default: standard output)."""
+    """Write the log and the run log lines as JSON lines to FILE (default: standard output)."""
     url = _database_url(ctx)
 
-    async def run(out: IO[bytes]) -> int:
-        count = 0
+    async def run(out: IO[bytes]) -> tuple[int, int]:
+        count = logs = 0
         async with open_store(url) as store:
             head = await store.head()
-            with progress("Exporting", max(head - after, 0)) as bar:
+            with progress("Exporting events", max(head - after, 0)) as bar:
                 async for event in store.read_all(after=after):
                     out.write(to_line(event))
                     count += 1
                     if count % 1000 == 0:
                         advance(bar, 1000)
-        return count
+            with progress("Exporting log lines", await count_logs(store)) as bar:
+                async for page in export_logs(store):
+                    out.writelines(map(log_to_line, page))
+                    logs += len(page)
+                    advance(bar, len(page))
+        return count, logs
 
     if file == "-":
-        count = asyncio.run(run(sys.stdout.buffer))
+        count, logs = asyncio.run(run(sys.stdout.buffer))
         sys.stdout.flush()
     else:
         try:
             with open(file, "wb", buffering=1 << 20) as out:
-                count = asyncio.run(run(out))
+                count, logs = asyncio.run(run(out))
         except OSError as exc:
             raise RunlogError(f"cannot write {file}: {exc.strerror}") from None
-    click.echo(f"Exported {count} event(s){'' if file == '-' else ' to ' + file}.", err=True)
+    click.echo(f"Exported {count} event(s) and {logs} log line(s){'' if file == '-' else ' to ' + file}.", err=True)
 
 
 @group.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.pass_context
 def import_(ctx: click.Context, file: str) -> None:
-    """Append the events in FILE (JSON lines from 'runlog events export'); ids already stored are skipped."""
+    """Append the events and store the log lines in FILE (from 'runlog events export'); ids already stored are skipped.
+
+    The read models (runs, concurrency, ...) are updated in the same transaction as each
+    appended batch, exactly as a server does, so the database answers as if the events had
+    been appended live.
+    """
     url = _database_url(ctx)
 
-    async def run(source: IO[bytes], size: int | None) -> tuple[int, int]:
-        imported = skipped = 0
-        async with open_store(url) as store:
+    async def run(source: IO[bytes], size: int | None) -> tuple[int, int, int, int]:
+        imported = skipped = logs_imported = logs_skipped = 0
+        async with open_store(url, projections=inline_projections()) as store:
             start = await store.head()
             in_flight: list[asyncio.Task[list[RecordedEvent]]] = []
+            logs: list[ExportedLog] = []
 
             async def settle(tasks: list[asyncio.Task[list[RecordedEvent]]]) -> None:
                 nonlocal imported, skipped
@@ -167,86 +190,136 @@ def import_(ctx: click.Context, file: str) -> None:
                     else:
                         skipped += 1
 
+            async def store_logs(batch: list[ExportedLog]) -> None:
+                nonlocal logs_imported, logs_skipped
+                new = await import_logs(store, batch)
+                logs_imported, logs_skipped = logs_imported + new, logs_skipped + len(batch) - new
+
             with progress("Importing", size) as bar:
                 try:
                     for number, line in enumerate(source, start=1):
                         advance(bar, len(line))
                         if not line.strip():
                             continue
-                        event = from_line(line, number)
-                        new = NewEvent(type=event.type, data=payload(event, number), id=event.id)
+                        record = read_line(line, number)
+                        if isinstance(record, ExportedLog):
+                            logs.append(record)
+                            if len(logs) >= LOG_BATCH:
+                                await store_logs(logs)
+                                logs = []
+                            continue
+                        new = NewEvent(type=record.type, data=payload(record, number), id=record.id)
                         # Queued in file order; the store's single writer keeps that order.
-                        in_flight.append(asyncio.create_task(store.append(event.stream_id, [new])))
+                        in_flight.append(asyncio.create_task(store.append(record.stream_id, [new])))
                         if len(in_flight) >= IMPORT_WINDOW:
                             await settle(in_flight)
                             in_flight = []
                     await settle(in_flight)
+                    await store_logs(logs)
                 except RunlogError as exc:
                     # Appends already queued are committed either way; count them honestly.
+                    # Log lines still waiting for their batch are stored too, so that what the
+                    # message says is stored is everything before the bad line.
                     await settle(in_flight)
+                    await store_logs(logs)
                     raise RunlogError(
-                        f"{exc}; the {imported + skipped} event(s) before it are stored, "
-                        "and importing the file again skips them"
+                        f"{exc}; the {imported + skipped} event(s) and {logs_imported + logs_skipped} log line(s) "
+                        "before it are stored, and importing the file again skips them"
                     ) from None
-        return imported, skipped
+        return imported, skipped, logs_imported, logs_skipped
 
     if file == "-":
-        imported, skipped = asyncio.run(run(sys.stdin.buffer, None))
+        imported, skipped, logs_imported, logs_skipped = asyncio.run(run(sys.stdin.buffer, None))
     else:
         try:
             with open(file, "rb") as source:
-                imported, skipped = asyncio.run(run(source, os.fstat(source.fileno()).st_size))
+                imported, skipped, logs_imported, logs_skipped = asyncio.run(
+                    run(source, os.fstat(source.fileno()).st_size)
+                )
         except OSError as exc:
             raise RunlogError(f"cannot read {file}: {exc.strerror}") from None
-    click.echo(f"Imported {imported} event(s); {skipped} were already stored.")
+    click.echo(f"Imported {imported} event(s); {skipped} were already stored. "
+               f"Imported {logs_imported} log line(s); {logs_skipped} were already stored.")
 
 
 PUSH_CHUNK = 1000
+PUSH_BYTES = 4 << 20
+"""A push request carries at most PUSH_CHUNK records and (unless one record alone is larger)
+PUSH_BYTES of them: well inside a server's default 10 MiB body limit, whatever the payloads."""
 
 
 @group.command()
 @click.option("--to", "target", required=True, help="The hosted server's API URL, e.g. http://host:4200/api.")
 @click.option("--after", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Only local events after this position.")
+              help="Only local events after this position (run log lines, which have no position, are all sent).")
 @click.pass_context
 def push(ctx: click.Context, target: str, after: int) -> None:
-    """Replay the local log into a hosted runlog server. Safe to repeat: nothing is stored twice."""
+    """Replay the local log and run log lines into a hosted runlog server. Safe to repeat: nothing is stored twice."""
     url = _database_url(ctx)
     if not target.startswith(("http://", "https://")):
         raise RunlogError(f"--to must be an http(s) URL of a runlog API, like http://host:4200/api; got {target!r}")
 
-    async def run() -> tuple[int, int]:
-        imported = skipped = 0
+    async def log_lines(store: EventStore) -> AsyncIterator[bytes]:
+        async for page in export_logs(store):
+            for log in page:
+                yield log_to_line(log).rstrip(b"\n")
+
+    async def run() -> tuple[tuple[int, int], tuple[int, int]]:
         async with open_store(url) as store, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
             client = ApiClient(target, session)
             head = await store.head()
-            chunk: list[bytes] = []
-            with progress("Pushing", max(head - after, 0)) as bar:
-                async for event in store.read_all(after=after):
-                    chunk.append(to_line(event).rstrip(b"\n"))
-                    if len(chunk) == PUSH_CHUNK:
-                        done = await _push(client, chunk)
-                        imported, skipped = imported + done["imported"], skipped + done["skipped"]
-                        advance(bar, len(chunk))
-                        chunk = []
-                if chunk:
-                    done = await _push(client, chunk)
-                    imported, skipped = imported + done["imported"], skipped + done["skipped"]
-        return imported, skipped
+            with progress("Pushing events", max(head - after, 0)) as bar:
+                events = (to_line(event).rstrip(b"\n") async for event in store.read_all(after=after))
+                pushed_events = await _push_all(client, "/runlog/events/import", events, bar)
+            # After the events, so a server never shows a run's log lines before the run.
+            with progress("Pushing log lines", await count_logs(store)) as bar:
+                pushed_logs = await _push_all(client, "/runlog/logs/import", log_lines(store), bar)
+        return pushed_events, pushed_logs
 
-    imported, skipped = asyncio.run(run())
-    click.echo(f"Pushed {imported + skipped} event(s) to {target}: {imported} new, {skipped} already there.")
+    (imported, skipped), (logs_imported, logs_skipped) = asyncio.run(run())
+    click.echo(f"Pushed {imported + skipped} event(s) to {target}: {imported} new, {skipped} already there. "
+               f"Pushed {logs_imported + logs_skipped} log line(s): {logs_imported} new, {logs_skipped} already there.")
 
 
-async def _push(client: ApiClient, lines: list[bytes]) -> dict:
+async def _push_all(client: ApiClient, path: str, lines: AsyncIterator[bytes], bar: Progress | None) -> tuple[int, int]:
+    """Send JSON records to ``path`` in bounded requests, in order; (new, already there) in all."""
+    imported = skipped = 0
+    chunk: list[bytes] = []
+    size = 0
+
+    async def send() -> None:
+        nonlocal imported, skipped, chunk, size
+        done = await _push(client, path, chunk)
+        imported, skipped = imported + done["imported"], skipped + done["skipped"]
+        advance(bar, len(chunk))
+        chunk, size = [], 0
+
+    async for line in lines:
+        if chunk and (len(chunk) == PUSH_CHUNK or size + len(line) > PUSH_BYTES):
+            await send()
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        await send()
+    return imported, skipped
+
+
+async def _push(client: ApiClient, path: str, lines: list[bytes]) -> dict:
     body = b"[" + b",".join(lines) + b"]"
     try:
-        async with client.session.post(client.base + "/runlog/events/import", data=body,
+        async with client.session.post(client.base + path, data=body,
                                        headers={"Content-Type": "application/json"}) as response:
-            answer = await response.json(content_type=None)
-            if response.status != 200:
-                detail = answer.get("detail") if isinstance(answer, dict) else answer
-                raise RunlogError(f"the server at {client.base} refused the push ({response.status}): {detail}")
-            return answer
+            text = await response.text()
     except aiohttp.ClientError as exc:
         raise RunlogError(f"cannot reach the runlog server at {client.base}: {exc}") from None
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = text[:200]
+    if response.status == 404:
+        raise RunlogError(f"the server at {client.base} has no {path} endpoint: is it a runlog server, "
+                          "and as recent as this runlog?")
+    if response.status != 200 or not isinstance(answer, dict):
+        detail = answer.get("detail") if isinstance(answer, dict) else answer
+        raise RunlogError(f"the server at {client.base} refused the push ({response.status}): {detail}")
+    return answer

@@ -6,14 +6,14 @@ sends travels as a ``?`` parameter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import UUID
 
 from runlog.eventstore import EventStore, Tx
 from runlog.projections.tables import from_us, in_list, list_param, us
 
-from ..schemas.logs import MAX_LIMIT, Log, LogFilter, LogSort
+from ..schemas.logs import MAX_LIMIT, ExportedLog, Log, LogFilter, LogSort
 
 SQL_SELECT = "SELECT id, flow_run_id, task_run_id, name, level, message, timestamp, created FROM logs"
 SQL_ORDER = {
@@ -22,6 +22,11 @@ SQL_ORDER = {
     LogSort.TIMESTAMP_DESC: " ORDER BY timestamp DESC, id DESC",
 }
 SQL_PAGE = " LIMIT ? OFFSET ?"
+SQL_COUNT = "SELECT count(*) FROM logs"
+# Keyset pages in id order (the primary key's index) for export: no OFFSET to rescan, and
+# lines stored meanwhile are picked up rather than shifting the pages.
+SQL_EXPORT_PAGE = SQL_SELECT + " WHERE id > ? ORDER BY id LIMIT ?"
+EXPORT_PAGE = 1000
 TRUE = "1 = 1"
 # Case-insensitive substring match over "message name", as Prefect's text search does.
 TEXT_MATCHES = "lower(message || ' ' || name) LIKE ? ESCAPE '!'"
@@ -155,3 +160,28 @@ async def read_logs(
         sql += SQL_ORDER[sort] + SQL_PAGE
         rows = await tx.fetch(sql, *where.params, MAX_LIMIT if limit is None else limit, offset)
     return [_log(row) for row in rows]
+
+
+async def count_logs(store: EventStore) -> int:
+    async with store.reading() as tx:
+        return (await tx.fetch(SQL_COUNT))[0][0]
+
+
+async def export_logs(store: EventStore, *, page: int | None = None) -> AsyncIterator[list[ExportedLog]]:
+    """Every stored log line, a page at a time, with its id and ``created`` (runlog events export)."""
+    page = EXPORT_PAGE if page is None else page
+    after = ""
+    while True:
+        async with store.reading() as tx:
+            rows = await tx.fetch(SQL_EXPORT_PAGE, after, page)
+        if not rows:
+            return
+        yield [
+            ExportedLog(
+                id=UUID(row[0]), name=row[3], level=row[4], message=row[5], timestamp=from_us(row[6]),
+                flow_run_id=None if row[1] is None else UUID(row[1]),
+                task_run_id=None if row[2] is None else UUID(row[2]), created=from_us(row[7]),
+            )
+            for row in rows
+        ]
+        after = rows[-1][0]

@@ -86,3 +86,21 @@ class Log(msgspec.Struct, kw_only=True):
     timestamp: datetime
     flow_run_id: UUID | None
     task_run_id: UUID | None
+
+
+class ExportedLog(msgspec.Struct, kw_only=True, tag_field="record", tag="log"):
+    """A stored log line as ``runlog events export`` writes it and push and import read it.
+
+    It keeps its id, so importing it twice stores it once, and its ``created``, so a copy reads
+    back as the original did; a line written by hand may leave ``created`` out (import time is
+    used). The ``"record": "log"`` tag tells it apart from an event in an export file.
+    """
+
+    id: UUID
+    name: str
+    level: Int64
+    message: str
+    timestamp: datetime
+    flow_run_id: UUID | None = None
+    task_run_id: UUID | None = None
+    created: datetime | None = None

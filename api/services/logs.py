@@ -1,7 +1,8 @@
 """Storing run logs (POST /logs/): the documented exception to "everything is an event".
 
 Log lines are not state, so they go straight into the append-only ``logs`` table (DESIGN.md),
-one batched INSERT per request.
+one batched INSERT per request. Lines copied from another runlog (``runlog events import`` and
+``push``) keep their ids and are stored once however often they arrive.
 """
 
 from __future__ import annotations
@@ -11,18 +12,39 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+import msgspec
+
 from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import EventStore
 from runlog.projections.tables import us
 
-from ..schemas.logs import LogCreate
+from ..schemas.logs import ExportedLog, LogCreate
 
 SQL_INSERT_LOG = (
     "INSERT INTO logs (id, flow_run_id, task_run_id, name, level, message, timestamp, created) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+# Copied lines in one statement per batch, so a batch is stored whole or not at all (the SQLite
+# handle autocommits each statement); RETURNING names the lines that were new.
+SQL_IMPORT_LOGS = {
+    "sqlite": (
+        "INSERT INTO logs (id, flow_run_id, task_run_id, name, level, message, timestamp, created) "
+        "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+        "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), "
+        "json_extract(value, '$[6]'), json_extract(value, '$[7]') FROM json_each(?) WHERE true "
+        "ON CONFLICT (id) DO NOTHING RETURNING id"
+    ),
+    "postgres": (
+        "INSERT INTO logs (id, flow_run_id, task_run_id, name, level, message, timestamp, created) "
+        "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], "
+        "?::bigint[], ?::bigint[]) ON CONFLICT (id) DO NOTHING RETURNING id"
+    ),
+}
+
 REPLACEMENT = "\ufffd"
+
+_json = msgspec.json.Encoder()
 
 
 def clean_text(value: str) -> str:
@@ -66,3 +88,30 @@ async def create_logs(store: EventStore, logs: Sequence[LogCreate], *, clock: Cl
     ]
     async with store.reading() as tx:
         await tx.executemany(SQL_INSERT_LOG, rows)
+
+
+async def import_logs(store: EventStore, logs: Sequence[ExportedLog], *, clock: Clock = system_clock) -> int:
+    """Store log lines copied from another runlog, skipping ids already stored; how many were new."""
+    if not logs:
+        return 0
+    created = us(clock())
+    rows = [
+        (
+            str(log.id),
+            None if log.flow_run_id is None else str(log.flow_run_id),
+            None if log.task_run_id is None else str(log.task_run_id),
+            clean_text(log.name),
+            log.level,
+            clean_text(log.message),
+            us(log.timestamp),
+            created if log.created is None else us(log.created),
+        )
+        for log in logs
+    ]
+    async with store.reading() as tx:
+        sql = SQL_IMPORT_LOGS[tx.dialect]
+        if tx.dialect == "postgres":
+            inserted = await tx.fetch(sql, *(list(column) for column in zip(*rows, strict=True)))
+        else:
+            inserted = await tx.fetch(sql, _json.encode(rows).decode())
+    return len(inserted)

@@ -92,12 +92,14 @@ def test_export_to_stdout(database):
 
 def test_import_of_a_malformed_line_names_the_line_and_keeps_what_came_before(database, tmp_path):
     good = {"stream_id": "s", "id": str(uuid4()), "type": "t", "data": {}}
+    log = {"record": "log", "id": str(uuid4()), "name": "n", "level": 20, "message": "m",
+           "timestamp": "2024-05-01T00:00:00Z"}
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps(good) + "\n" + '{"stream_id": 3}\n')
+    path.write_text(json.dumps(good) + "\n" + json.dumps(log) + "\n" + '{"stream_id": 3}\n')
     result = run_cli("events", "import", str(path))
     assert result.exit_code == 1
-    assert "Error: line 2: not an exported event" in result.output
-    assert "1 event(s) before it are stored" in result.output
+    assert "Error: line 3: not an exported event" in result.output
+    assert "the 1 event(s) and 1 log line(s) before it are stored" in result.output
     assert "Traceback" not in result.output
     assert run_cli("events", "ls").output.count("│ s ") == 1
 

@@ -387,6 +387,8 @@ async def test_nul_characters_anywhere_never_get_a_5xx(server) -> None:
         ("POST", "/task_runs/", {"task_key": NUL, "dynamic_key": NUL, "name": NUL, "flow_run_id": run["id"]}),
         ("POST", f"/task_runs/{task['id']}/set_state", {"state": {"type": "RUNNING", "message": NUL}}),
         ("POST", "/logs/", [{"name": NUL, "level": 20, "message": NUL, "timestamp": iso_now(), "flow_run_id": run["id"]}]),
+        ("POST", "/runlog/logs/import", [{"id": str(uuid.uuid4()), "name": NUL, "level": 20, "message": NUL,
+                                          "timestamp": iso_now(), "flow_run_id": run["id"]}]),
         ("POST", "/flow_runs/filter", {"flow_runs": {"name": {"any_": [NUL]}}}),
         ("POST", "/flows/filter", {"flows": {"name": {"any_": [NUL], "like_": NUL}}}),
         ("POST", "/logs/filter", {"logs": {"text": {"query": NUL}}}),
@@ -428,6 +430,8 @@ async def test_lone_surrogates_anywhere_get_422(server) -> None:
         ("/flow_runs/", f'{{"flow_id": "{flow_id}", "parameters": {{"{lone}": 1}}}}'),
         (f"/flow_runs/{run['id']}/set_state", f'{{"state": {{"type": "RUNNING", "message": "{lone}"}}}}'),
         ("/logs/", f'[{{"name": "n", "level": 20, "message": "{lone}", "timestamp": "{iso_now()}"}}]'),
+        ("/runlog/logs/import", f'[{{"id": "{uuid.uuid4()}", "name": "n", "level": 20, "message": "{lone}", '
+                                f'"timestamp": "{iso_now()}"}}]'),
     ]
     for path, raw in cases:
         status, answer, _ = await send(server, "POST", path, raw=raw.encode())
