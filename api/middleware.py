@@ -17,7 +17,15 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from runlog.eventstore import ConcurrencyError, InvalidEvent, SchemaError, StorageUnavailable, StreamNotFound
+from runlog.eventstore import (
+    ConcurrencyError,
+    InvalidEvent,
+    SchemaError,
+    StorageMisconfigured,
+    StorageUnavailable,
+    StreamNotFound,
+    WriteRejected,
+)
 
 from .http import json_response
 from .keys import MAX_BODY_BYTES
@@ -72,6 +80,15 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         # Commands retry conflicts themselves; one that still conflicts is a busy resource.
         status = 409
         return _error(409, str(exc))
+    except WriteRejected as exc:
+        # Prefect answers a write its database refuses (a broken unique or foreign key) the same way.
+        status = 409
+        return _error(409, f"Data integrity conflict: {exc}")
+    except StorageMisconfigured as exc:
+        # Not Retry-After: the operator must fix the URL or the database; retrying cannot help.
+        status = 503
+        log.error("storage_misconfigured", error=str(exc))
+        return _error(503, f"the database is misconfigured: {exc}")
     except (StorageUnavailable, SchemaError) as exc:
         status = 503
         log.warning("storage_unavailable", error=str(exc))

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from . import migrate
-from .base import NO_STREAM, EventStore, InlineProjection, NewEvent, PreparedWrite, RecordedEvent, Tx
+from .base import NO_STREAM, EventStore, InlineProjection, Leadership, NewEvent, PreparedWrite, RecordedEvent, Tx
 from .errors import (
     ConcurrencyError,
     EventStoreError,
@@ -18,9 +18,11 @@ from .errors import (
     InvalidEvent,
     SchemaError,
     SchemaTooNew,
+    StorageMisconfigured,
     StorageUnavailable,
     StoreClosed,
     StreamNotFound,
+    WriteRejected,
 )
 from .urls import DatabaseURL, mask_url, parse_database_url
 from .writer import BatchingStore
@@ -32,6 +34,7 @@ __all__ = [
     "EventStore",
     "EventStoreError",
     "InlineProjection",
+    "Leadership",
     "PreparedWrite",
     "InvalidDatabaseURL",
     "InvalidEvent",
@@ -39,10 +42,12 @@ __all__ = [
     "RecordedEvent",
     "SchemaError",
     "SchemaTooNew",
+    "StorageMisconfigured",
     "StorageUnavailable",
     "StoreClosed",
     "StreamNotFound",
     "Tx",
+    "WriteRejected",
     "mask_url",
     "migration_connection",
     "open_store",

@@ -89,6 +89,22 @@ class InlineProjection(Protocol):
     # means the projection must read, and the batch then goes through ``apply``.
 
 
+class Leadership(Protocol):
+    """One process's claim to run a singleton background service (lease expiry, a scheduler).
+
+    ``campaign`` is called before every round of the service: it answers whether this process
+    leads now, taking the lead if nobody holds it and confirming it if this process already did.
+    A process that dies loses the lead with its database session, so another takes over at its
+    next campaign. ``resign`` gives the lead up (idempotent).
+    """
+
+    name: str
+
+    async def campaign(self) -> bool: ...
+
+    async def resign(self) -> None: ...
+
+
 class EventStore(Protocol):
     """What projections, the notifier and the API may rely on; never a backend module."""
 
@@ -109,6 +125,8 @@ class EventStore(Protocol):
     async def read_event(self, event_id: UUID) -> RecordedEvent | None: ...
 
     def reading(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    def leadership(self, name: str) -> Leadership: ...
 
     async def aclose(self) -> None: ...
 

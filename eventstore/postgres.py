@@ -30,7 +30,14 @@ import structlog
 
 from . import migrate
 from .base import InlineProjection, PreparedWrite, RecordedEvent
-from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable
+from .errors import (
+    EventStoreError,
+    InvalidEvent,
+    SchemaError,
+    StorageMisconfigured,
+    StorageUnavailable,
+    WriteRejected,
+)
 from .planning import AppendRequest, BatchPlan, Row, plan_batch
 from .tx import PostgresTx
 from .urls import DatabaseURL
@@ -41,6 +48,10 @@ _fromisoformat = datetime.fromisoformat
 
 CHANNEL = "runlog_events"
 MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
+# Service leadership locks use the two-key form of the advisory lock functions: this class id
+# (0x726c, 'rl') and hashtext(service name). A two-key lock never equals a one-key lock such as
+# the append and migration locks above, so the spaces cannot collide.
+LEADER_LOCK_CLASS = 0x726C
 
 SQL_INSERT = "SELECT * FROM runlog_insert($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::bytea[])"
 SQL_APPEND_CALL = (
@@ -97,8 +108,6 @@ _UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.InsufficientResourcesError,
     asyncpg.OperatorInterventionError,
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.InvalidCatalogNameError,
     asyncpg.LockNotAvailableError,
 )
 
@@ -114,6 +123,19 @@ def translate_errors(where: str) -> Iterator[None]:
         ) from exc
     except asyncpg.DataError as exc:
         raise InvalidEvent(f"PostgreSQL cannot store this value: {exc}") from exc
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise WriteRejected(f"the PostgreSQL database {where} refused the write: {exc}") from exc
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        # 28000/28P01: a wrong user or password. Retrying cannot help; say what to fix.
+        raise StorageMisconfigured(
+            f"the PostgreSQL server for {where} refused the user or password: {exc}; "
+            "check the credentials in RUNLOG_DATABASE_URL"
+        ) from exc
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise StorageMisconfigured(
+            f"the PostgreSQL database {where} does not exist: {exc}; create it first (createdb) "
+            "or point RUNLOG_DATABASE_URL at an existing one"
+        ) from exc
     except _UNAVAILABLE as exc:
         reason = str(exc) or type(exc).__name__
         raise StorageUnavailable(f"the PostgreSQL database {where} is unavailable: {reason}") from exc
@@ -124,6 +146,51 @@ def translate_errors(where: str) -> Iterator[None]:
 async def connect(url: DatabaseURL) -> asyncpg.Connection:
     with translate_errors(url.masked()):
         return await asyncpg.connect(url.postgres_dsn, server_settings=SERVER_SETTINGS, timeout=10)
+
+
+class PostgresLeadership:
+    """Leadership held as a session-level advisory lock on a connection of its own.
+
+    The lock lives exactly as long as that session: if this process dies or its connection
+    breaks, PostgreSQL releases it and another process takes the lead at its next campaign.
+    So every campaign first checks the session is still alive (one round trip); a broken one
+    means the lead was lost, whatever this process thought.
+    """
+
+    def __init__(self, db: DatabaseURL, name: str) -> None:
+        self.name = name
+        self._db = db
+        self._conn: asyncpg.Connection | None = None
+        self._leading = False
+
+    async def campaign(self) -> bool:
+        with translate_errors(self._db.masked()):
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._drop()
+                    self._conn = await connect(self._db)
+                if self._leading:
+                    await self._conn.fetchval("SELECT 1", timeout=10)
+                else:
+                    self._leading = await self._conn.fetchval(
+                        "SELECT pg_try_advisory_lock($1, hashtext($2))", LEADER_LOCK_CLASS, self.name, timeout=10
+                    )
+            except BaseException:
+                self._drop()  # a session in doubt holds nothing we can count on
+                raise
+        return self._leading
+
+    async def resign(self) -> None:
+        conn, self._conn, self._leading = self._conn, None, False
+        if conn is not None and not conn.is_closed():
+            # Closing the session releases its advisory locks.
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+        self._conn, self._leading = None, False
 
 
 class PostgresMigrationConnection:
@@ -278,6 +345,9 @@ class PostgresStore(BatchingStore):
         self._write_conn: asyncpg.Connection | None = None
         self._guesses = _Guesses()
         self._listener: asyncio.Task[None] | None = None
+
+    def leadership(self, name: str) -> PostgresLeadership:  # type: ignore[override]
+        return PostgresLeadership(self._db, name)
 
     async def _open(self) -> None:
         conn = await connect(self._db)

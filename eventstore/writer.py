@@ -18,7 +18,7 @@ from uuid import UUID
 import structlog
 
 from .base import InlineProjection, NewEvent, RecordedEvent, Tx
-from .errors import EventStoreError, InvalidEvent, StorageUnavailable, StoreClosed
+from .errors import EventStoreError, InvalidEvent, StorageMisconfigured, StorageUnavailable, StoreClosed
 from .planning import AppendRequest, BatchPlan
 
 log = structlog.get_logger("runlog.eventstore")
@@ -102,6 +102,19 @@ class _Pending:
 _STOP = object()
 
 
+class SoleLeader:
+    """Leadership where only one process can write (SQLite): this process always leads."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def campaign(self) -> bool:
+        return True
+
+    async def resign(self) -> None:
+        return None
+
+
 class BatchingStore:
     """Base of both backends. Subclasses implement the ``_``-prefixed storage hooks."""
 
@@ -124,6 +137,10 @@ class BatchingStore:
 
     async def _close(self) -> None:
         raise NotImplementedError
+
+    def leadership(self, name: str) -> SoleLeader:
+        """See base.Leadership; PostgreSQL overrides this, since several processes share it."""
+        return SoleLeader(name)
 
     async def open(self) -> BatchingStore:
         if self._closed:
@@ -213,7 +230,8 @@ class BatchingStore:
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             plan = await self._write_batch([p.request for p in batch])
-        except StorageUnavailable as exc:
+        except (StorageUnavailable, StorageMisconfigured) as exc:
+            # The database, not one request, is the problem: every request of the batch hears it.
             for pending in batch:
                 _resolve(pending.future, exc)
             return

@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from runlog.eventstore import NewEvent, open_store
+from runlog.eventstore import NewEvent, StorageUnavailable, WriteRejected, open_store
 
 CREATE = "CREATE TABLE stream_counts (stream_id TEXT PRIMARY KEY, events INTEGER NOT NULL, last_position INTEGER NOT NULL)"
 UPSERT = (
@@ -90,3 +90,43 @@ async def test_retried_events_are_not_projected_twice(projected):
     await store.append("a", [event])
     await store.append("a", [event])
     assert await counts(store) == {"a": (1, 1)}
+
+
+CREATE_CHECKED = "CREATE TABLE checked_counts (stream_id TEXT PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0))"
+
+
+class CheckedCounts:
+    """Writes n = -1 for events of type 'negative': the database's CHECK rule refuses it."""
+
+    name = "checked_counts"
+
+    async def apply(self, tx, events) -> None:
+        await tx.executemany(
+            "INSERT INTO checked_counts (stream_id, n) VALUES (?, ?)",
+            [(e.stream_id, -1 if e.type == "negative" else 1) for e in events],
+        )
+
+
+async def test_a_write_the_database_refuses_fails_that_append_alone_and_never_as_unavailable(store_url):
+    # The bad append shares a batch with good ones (all queued before the writer wakes): the
+    # database's refusal must fail it alone, as WriteRejected, and commit its neighbours.
+    async with open_store(store_url) as setup, setup.reading() as tx:
+        await tx.execute(CREATE_CHECKED)
+    async with open_store(store_url, projections=[CheckedCounts()]) as store:
+        results = await asyncio.gather(
+            store.append("ok1", [new()]),
+            store.append("bad", [new("negative")]),
+            store.append("ok2", [new()]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], WriteRejected), results[1]
+        assert not isinstance(results[1], StorageUnavailable)
+        assert "refused the write" in str(results[1])
+        assert not isinstance(results[0], BaseException) and not isinstance(results[2], BaseException)
+        assert [e.stream_id async for e in store.read_all()] == ["ok1", "ok2"]
+        async with store.reading() as tx:
+            rows = await tx.fetch("SELECT stream_id, n FROM checked_counts ORDER BY stream_id")
+        assert [tuple(r) for r in rows] == [("ok1", 1), ("ok2", 1)]
+        # The store keeps working after the refusal.
+        await store.append("ok3", [new()])
+        assert await store.head() == 3

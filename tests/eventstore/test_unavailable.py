@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from runlog.eventstore import NewEvent, StorageUnavailable, open_store, parse_database_url
+from runlog.eventstore import NewEvent, StorageMisconfigured, StorageUnavailable, open_store, parse_database_url
 from runlog.eventstore.sqlite import SqliteStore
 
 from ..tcpproxy import TcpProxy
@@ -104,3 +104,21 @@ async def test_postgres_subscriber_is_woken_by_another_process_append_through_no
         await writer.append("s", [new()])
         event = await asyncio.wait_for(first, 10)
         assert event.position == 1
+
+
+@pytest.mark.postgres
+async def test_a_missing_postgres_database_is_a_permanent_error_naming_what_to_do(postgres_admin_url):
+    missing = postgres_admin_url.rsplit("/", 1)[0] + f"/runlog_missing_{uuid4().hex[:12]}"
+    with pytest.raises(StorageMisconfigured, match="does not exist.*createdb") as caught:
+        async with open_store(missing):
+            pass
+    assert not isinstance(caught.value, StorageUnavailable)
+
+
+@pytest.mark.postgres
+async def test_an_unknown_postgres_user_is_a_permanent_error_naming_the_credentials(postgres_admin_url):
+    parts = urlsplit(postgres_admin_url)
+    stranger = postgres_admin_url.replace(f"{parts.username}@", f"nobody_{uuid4().hex[:8]}@", 1)
+    with pytest.raises(StorageMisconfigured, match="refused the user or password"):
+        async with open_store(stranger):
+            pass
