@@ -14,6 +14,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
+from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import mask_url, open_store
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.projections.cache import ViewCache
@@ -23,7 +24,7 @@ from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
 
 from . import keys
 from .middleware import errors_and_logging
-from .services.lease_expiry import lease_expiry
+from .services.lease_expiry import lease_expiry_service
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 
 log = structlog.get_logger("runlog.api")
@@ -46,7 +47,7 @@ def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # 
     app[keys.CLOCK] = clock
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
-    app.cleanup_ctx.append(lease_expiry)  # needs the store: after it, so it stops first
+    app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first
     # The root app's middleware also wraps the sub-app's handlers, so it is installed once.
     api = web.Application(client_max_size=settings.server_max_body_size)
     for module in ROUTE_MODULES:
@@ -73,3 +74,14 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORE] = store
         yield
     log.info("database_closed")
+
+
+def background_services(app: web.Application) -> list:
+    """Every loop the server runs, each a step on the one service runner."""
+    return [lease_expiry_service(app[keys.STORE])]
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    async with ServiceRunner(app[keys.STORE], background_services(app), clock=app[keys.CLOCK]) as runner:
+        app[keys.SERVICES] = runner
+        yield
