@@ -143,9 +143,11 @@ def translate_errors(where: str) -> Iterator[None]:
         raise EventStoreError(f"PostgreSQL error on {where}: {exc}") from exc
 
 
-async def connect(url: DatabaseURL) -> asyncpg.Connection:
+async def connect(url: DatabaseURL, *, role: str = "") -> asyncpg.Connection:
+    """A connection named ``runlog`` (``runlog-ROLE``) in pg_stat_activity, for operators."""
+    settings = SERVER_SETTINGS | ({"application_name": f"runlog-{role}"} if role else {})
     with translate_errors(url.masked()):
-        return await asyncpg.connect(url.postgres_dsn, server_settings=SERVER_SETTINGS, timeout=10)
+        return await asyncpg.connect(url.postgres_dsn, server_settings=settings, timeout=10)
 
 
 class PostgresLeadership:
@@ -168,7 +170,7 @@ class PostgresLeadership:
             try:
                 if self._conn is None or self._conn.is_closed():
                     self._drop()
-                    self._conn = await connect(self._db)
+                    self._conn = await connect(self._db, role="leader")
                 if self._leading:
                     await self._conn.fetchval("SELECT 1", timeout=10)
                 else:
@@ -386,7 +388,7 @@ class PostgresStore(BatchingStore):
         while True:
             lost = asyncio.Event()
             try:
-                conn = await connect(self._db)
+                conn = await connect(self._db, role="listener")
             except StorageUnavailable as exc:
                 log.warning("listen_connect_failed", error=str(exc), retry_in=backoff)
                 await asyncio.sleep(backoff)

@@ -129,6 +129,8 @@ class BatchingStore:
         self._closed = False
         self._wakeup = Wakeup()
         self.poll_interval = POLL_INTERVAL
+        self.subscribers_waiting = 0
+        """How many subscribers have read everything and wait for the log to grow."""
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -348,9 +350,13 @@ class BatchingStore:
             if len(page) < PAGE_SIZE:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that races with the wake-up, and the subscriber would never end.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await signal.wait()
+                self.subscribers_waiting += 1
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.poll_interval):
+                            await signal.wait()
+                finally:
+                    self.subscribers_waiting -= 1
         raise StoreClosed()
 
 

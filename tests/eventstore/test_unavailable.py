@@ -93,14 +93,30 @@ async def test_sqlite_in_an_unwritable_place_is_unavailable_with_the_path(tmp_pa
             pass
 
 
+async def _listening(store, database: str) -> bool:
+    async with store.reading() as tx:
+        rows = await tx.fetch(
+            # Its last statement is the LISTEN, or the keep-alive ping that only follows it.
+            "SELECT 1 FROM pg_stat_activity WHERE datname = ? AND application_name = 'runlog-listener'"
+            " AND (query LIKE 'LISTEN %' OR query = 'SELECT 1')",
+            database,
+        )
+    return bool(rows)
+
+
 @pytest.mark.postgres
 async def test_postgres_subscriber_is_woken_by_another_process_append_through_notify(pg_url):
     """Two stores are two sets of connections: only LISTEN/NOTIFY can carry the wake-up."""
     async with open_store(pg_url) as watcher, open_store(pg_url) as writer:
         watcher.poll_interval = 60  # the fallback poll must not be what delivers it
-        await asyncio.sleep(0.2)  # let the listener connection LISTEN
-        first = asyncio.create_task(anext(watcher.subscribe()))
-        await asyncio.sleep(0.1)
+        database = urlsplit(pg_url).path.lstrip("/")
+        async with asyncio.timeout(30):
+            # Only once the watcher's listener connection has sent LISTEN can a NOTIFY reach it.
+            while not await _listening(writer, database):
+                await asyncio.sleep(0.02)
+            first = asyncio.create_task(anext(watcher.subscribe()))
+            while watcher.subscribers_waiting == 0:  # read the empty log, now waits
+                await asyncio.sleep(0.01)
         await writer.append("s", [new()])
         event = await asyncio.wait_for(first, 10)
         assert event.position == 1
