@@ -67,7 +67,7 @@ async def _snapshot(store: Any, tables: Sequence[str], *, upto: int | None = Non
 async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> Verification:
     """Compare the projection tables at ``url`` with a rebuild from its log."""
     projections = inline_projections()
-    tables = [(p.name, table) for p in projections for table in p.tables]
+    tables = [(p.name, table.name) for p in projections for table in p.tables]
     async with open_store(url, migrate=False) as live:
         head, live_rows = await _snapshot(live, [t for _, t in tables])
         with tempfile.TemporaryDirectory(prefix="runlog-verify-") as scratch:

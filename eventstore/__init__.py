@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from . import migrate
-from .base import NO_STREAM, EventStore, InlineProjection, Leadership, NewEvent, PreparedWrite, RecordedEvent, Tx
+from .base import NO_STREAM, EventStore, InlineProjection, Leadership, NewEvent, RecordedEvent, Tx
 from .errors import (
     ConcurrencyError,
     EventStoreError,
@@ -24,6 +24,7 @@ from .errors import (
     StreamNotFound,
     WriteRejected,
 )
+from .tables import RowChanges, Table
 from .urls import DatabaseURL, mask_url, parse_database_url
 from .writer import BatchingStore
 
@@ -35,17 +36,18 @@ __all__ = [
     "EventStoreError",
     "InlineProjection",
     "Leadership",
-    "PreparedWrite",
     "InvalidDatabaseURL",
     "InvalidEvent",
     "NewEvent",
     "RecordedEvent",
+    "RowChanges",
     "SchemaError",
     "SchemaTooNew",
     "StorageMisconfigured",
     "StorageUnavailable",
     "StoreClosed",
     "StreamNotFound",
+    "Table",
     "Tx",
     "WriteRejected",
     "mask_url",

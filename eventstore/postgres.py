@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -29,7 +28,7 @@ import asyncpg
 import structlog
 
 from . import migrate
-from .base import InlineProjection, PreparedWrite, RecordedEvent
+from .base import InlineProjection, RecordedEvent
 from .errors import (
     EventStoreError,
     InvalidEvent,
@@ -39,6 +38,7 @@ from .errors import (
     WriteRejected,
 )
 from .planning import AppendRequest, BatchPlan, Row, plan_batch
+from .tables import RowChanges, Table
 from .tx import PostgresTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
@@ -60,7 +60,6 @@ SQL_APPEND_CALL = (
 )
 SQL_APPEND_PARAMS = 10
 SQL_APPEND = f"SELECT * FROM {SQL_APPEND_CALL}"
-_PLACEHOLDER = re.compile(r"\?")
 # runlog_append's row kinds ("char" arrives as bytes or str depending on the codec).
 _OK = (b"k", "k")
 _HEAD = (b"h", "h")
@@ -263,32 +262,54 @@ def _columns(rows: Sequence[Row]) -> tuple[list[Any], ...]:
     )
 
 
-def _prepared(projections: Sequence[InlineProjection], rows: Sequence[Row]) -> list[PreparedWrite] | None:
-    """Every projection's writes for the planned rows, or None if one of them must read."""
-    writes: list[PreparedWrite] = []
+def _prepared(projections: Sequence[InlineProjection], rows: Sequence[Row]) -> RowChanges | None:
+    """Every projection's changes for the planned rows, or None if one of them must read."""
+    changes = RowChanges()
     for projection in projections:
         prepare = getattr(projection, "prepare", None)
         found = prepare(rows) if prepare is not None else None
         if found is None:
             return None
-        writes.extend(found)
-    return writes
+        changes.update(found)
+    return changes
+
+
+def _with_changes(changes: RowChanges) -> tuple[str, tuple[Any, ...]]:
+    """runlog_append with ``changes`` written in the same statement, and their arguments.
+
+    Each table's upserts and deletes are a data-modifying CTE over an array of the table's row
+    type (deletes carry rows with only the key set). Each reads the append's result, so it runs
+    after the append, and writes only if the append's guesses held (its 'k' row). All are
+    generated from the tables' declarations (eventstore/tables.py), never from input.
+    """
+    shape, args = [], []
+    for table, upserts, deletes in changes.tables():
+        shape.append((table, bool(upserts), bool(deletes)))
+        if deletes:  # in the order _append_with numbers them
+            args.append([table.key_row(key) for key in deletes])
+        if upserts:
+            args.append(upserts)
+    return _append_with(tuple(shape)), tuple(args)
 
 
 @functools.lru_cache(maxsize=64)
-def _append_with(calls: tuple[str, ...]) -> str:
-    """runlog_append with projection calls made once, on its 'k' row, in the same statement.
-
-    runlog_append is a PL/pgSQL set-returning function, so its whole result (the insert
-    done) exists before the select list is evaluated; the CASE runs each call only when the
-    guesses held. The calls are the projections' own constant SQL, never input.
-    """
+def _append_with(shape: tuple[tuple[Table, bool, bool], ...]) -> str:
     numbers = itertools.count(SQL_APPEND_PARAMS + 1)
-    columns = "".join(
-        f", CASE WHEN a.o_kind = 'k' THEN {_PLACEHOLDER.sub(lambda _m: f'${next(numbers)}', call)} END"
-        for call in calls
-    )
-    return f"SELECT a.*{columns} FROM {SQL_APPEND_CALL} AS a"
+    guarded = "EXISTS (SELECT FROM a WHERE a.o_kind = 'k')"
+    ctes = [f"a AS (SELECT * FROM {SQL_APPEND_CALL})"]
+    for index, (table, upserts, deletes) in enumerate(shape):
+        if deletes:
+            matches = " AND ".join(f"t.{column} = d.{column}" for column in table.key)
+            ctes.append(
+                f"d{index} AS (DELETE FROM {table.name} AS t USING unnest(${next(numbers)}::{table.name}[]) AS d "
+                f"WHERE {matches} AND {guarded})"
+            )
+        if upserts:
+            ctes.append(
+                f"u{index} AS (INSERT INTO {table.name} SELECT * FROM unnest(${next(numbers)}::{table.name}[]) "
+                f"WHERE {guarded} {table.on_conflict})"
+            )
+    return f"WITH {', '.join(ctes)} SELECT * FROM a"
 
 
 class _Guesses:
@@ -468,12 +489,11 @@ class PostgresStore(BatchingStore):
             return None
         sql, extra = SQL_APPEND, ()
         if self._projections:
-            writes = _prepared(self._projections, plan.rows)
-            if writes is None:
+            changes = _prepared(self._projections, plan.rows)
+            if changes is None:
                 return None
-            if writes:
-                sql = _append_with(tuple(w.call for w in writes))
-                extra = tuple(arg for w in writes for arg in w.args)
+            if changes:
+                sql, extra = _with_changes(changes)
         try:
             answer = await conn.fetch(sql, self._guesses.head, [], [], [], *_columns(plan.rows), *extra)
         except asyncpg.UniqueViolationError as exc:
@@ -519,6 +539,14 @@ class PostgresStore(BatchingStore):
         self._check_usable()
         assert self._pool is not None
         return self._pool
+
+    async def _table_columns(self, tx: PostgresTx, table: str) -> tuple[str, ...]:  # type: ignore[override]
+        rows = await tx.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum",
+            table,
+        )
+        return tuple(row[0] for row in rows)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[PostgresTx]:

@@ -305,6 +305,10 @@ class SqliteStore(BatchingStore):
                 raise
         return plan
 
+    async def _table_columns(self, tx: SqliteTx, table: str) -> tuple[str, ...]:  # type: ignore[override]
+        rows = await tx.fetch("SELECT name FROM pragma_table_info(?) ORDER BY cid", table)
+        return tuple(row[0] for row in rows)
+
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[SqliteTx]:
         self._check_usable()

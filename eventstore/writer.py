@@ -18,8 +18,9 @@ from uuid import UUID
 import structlog
 
 from .base import InlineProjection, NewEvent, RecordedEvent, Tx
-from .errors import EventStoreError, InvalidEvent, StorageMisconfigured, StorageUnavailable, StoreClosed
+from .errors import EventStoreError, InvalidEvent, SchemaError, StorageMisconfigured, StorageUnavailable, StoreClosed
 from .planning import AppendRequest, BatchPlan
+from .tables import persist
 
 log = structlog.get_logger("runlog.eventstore")
 
@@ -150,6 +151,11 @@ class BatchingStore:
         if not self._opened:
             await self._open()
             self._opened = True
+            try:
+                await self._check_declared_tables()
+            except BaseException:
+                await self.aclose()
+                raise
             self._writer = asyncio.create_task(self._write_loop(), name="runlog-eventstore-writer")
         return self
 
@@ -202,11 +208,28 @@ class BatchingStore:
         raise NotImplementedError
 
     async def _apply_inline(self, tx: Tx, plan: BatchPlan) -> None:
-        """Run the inline projections over the batch's new events, inside its transaction."""
+        """Run the inline projections over the batch's new events and persist what they change,
+        inside the batch's transaction (each projection's writes before the next one reads)."""
         if self._projections and plan.rows:
             records = [row.recorded() for row in plan.rows]
             for projection in self._projections:
-                await projection.apply(tx, records)
+                await persist(tx, await projection.changes(tx, records))
+
+    async def _check_declared_tables(self) -> None:
+        """Every projection table has exactly its declared columns, in order (see tables.py)."""
+        async with self.reading() as tx:
+            for projection in self._projections:
+                for table in projection.tables:
+                    found = await self._table_columns(tx, table.name)
+                    if found != table.columns:
+                        raise SchemaError(
+                            f"projection {projection.name!r} declares table {table.name} with columns "
+                            f"{', '.join(table.columns)}, but the database has "
+                            f"{', '.join(found) if found else 'no such table'}"
+                        )
+
+    async def _table_columns(self, tx: Tx, table: str) -> tuple[str, ...]:
+        raise NotImplementedError
 
     def reading(self) -> contextlib.AbstractAsyncContextManager[Tx]:
         """A read handle for querying projections (outside any write transaction)."""

@@ -7,29 +7,34 @@ from uuid import uuid4
 
 import pytest
 
-from runlog.eventstore import NewEvent, StorageUnavailable, WriteRejected, open_store
+from runlog.eventstore import NewEvent, RowChanges, StorageUnavailable, Table, WriteRejected, open_store
 
 CREATE = "CREATE TABLE stream_counts (stream_id TEXT PRIMARY KEY, events INTEGER NOT NULL, last_position INTEGER NOT NULL)"
-UPSERT = (
-    "INSERT INTO stream_counts (stream_id, events, last_position) VALUES (?, ?, ?) "
-    "ON CONFLICT (stream_id) DO UPDATE SET events = stream_counts.events + excluded.events, "
-    "last_position = excluded.last_position"
-)
+COUNTS = Table("stream_counts", ("stream_id", "events", "last_position"), key=("stream_id",))
 
 
 class StreamCounts:
     """Counts events per stream; refuses events of type 'poison' to prove atomicity."""
 
     name = "stream_counts"
+    tables = (COUNTS,)
 
     def __init__(self) -> None:
         self.calls = 0
 
-    async def apply(self, tx, events) -> None:
+    async def changes(self, tx, events) -> RowChanges:
         self.calls += 1
         if any(e.type == "poison" for e in events):
             raise RuntimeError("this projection cannot take poison")
-        await tx.executemany(UPSERT, [(e.stream_id, 1, e.position) for e in events])
+        counts: dict[str, int] = {}
+        for stream_id in {e.stream_id for e in events}:
+            rows = await tx.fetch("SELECT events FROM stream_counts WHERE stream_id = ?", stream_id)
+            counts[stream_id] = rows[0][0] if rows else 0
+        changes = RowChanges()
+        for e in events:
+            counts[e.stream_id] += 1
+            changes.upsert(COUNTS, (e.stream_id, counts[e.stream_id], e.position))
+        return changes
 
 
 def new(type_: str = "t") -> NewEvent:
@@ -93,18 +98,20 @@ async def test_retried_events_are_not_projected_twice(projected):
 
 
 CREATE_CHECKED = "CREATE TABLE checked_counts (stream_id TEXT PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0))"
+CHECKED = Table("checked_counts", ("stream_id", "n"), key=("stream_id",))
 
 
 class CheckedCounts:
     """Writes n = -1 for events of type 'negative': the database's CHECK rule refuses it."""
 
     name = "checked_counts"
+    tables = (CHECKED,)
 
-    async def apply(self, tx, events) -> None:
-        await tx.executemany(
-            "INSERT INTO checked_counts (stream_id, n) VALUES (?, ?)",
-            [(e.stream_id, -1 if e.type == "negative" else 1) for e in events],
-        )
+    async def changes(self, tx, events) -> RowChanges:
+        changes = RowChanges()
+        for e in events:
+            changes.upsert(CHECKED, (e.stream_id, -1 if e.type == "negative" else 1))
+        return changes
 
 
 async def test_a_write_the_database_refuses_fails_that_append_alone_and_never_as_unavailable(store_url):
