@@ -16,11 +16,8 @@ from aiohttp import WSCloseCode, web
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import mask_url, open_store
-from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.projections.cache import ViewCache
-from runlog.projections.flows import FlowsProjection
-from runlog.projections.runs_writer import RunsProjection
-from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
+from runlog.projections.registry import inline_projections
 
 from . import keys
 from .middleware import errors_and_logging
@@ -31,11 +28,6 @@ log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, docs)
-
-
-def inline_projections(cache: ViewCache | None = None) -> list:
-    """The read models commands depend on, kept up to date in every append's transaction."""
-    return [FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection()]
 
 
 def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # type: ignore[no-untyped-def]

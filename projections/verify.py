@@ -16,7 +16,7 @@ from typing import Any
 
 from runlog.eventstore import NewEvent, RecordedEvent, open_store
 
-from .app import inline_projections
+from .registry import inline_projections
 
 REPLAY_WINDOW = 2000
 """Appends in flight during the replay; the scratch store commits them in groups, in order."""
