@@ -9,6 +9,7 @@ client retries it), and anything unexpected to a logged 500.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from runlog.commands.errors import Busy, Conflict, DomainError, NotFound, Unprocessable
 from runlog.eventstore import (
     ConcurrencyError,
     InvalidEvent,
@@ -36,6 +38,9 @@ _request_lines = logging.getLogger("runlog.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 RETRY_AFTER_SECONDS = 2
+
+# The one place domain errors (runlog.commands.errors) become HTTP statuses.
+_DOMAIN_STATUS: dict[type[DomainError], int] = {NotFound: 404, Conflict: 409, Unprocessable: 422, Busy: 503}
 
 
 def _error(status: int, detail: object, **headers: str) -> web.Response:
@@ -70,6 +75,12 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         status = 422
         return _error(422, f"invalid request body: {exc}")
+    except DomainError as exc:
+        status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+        if isinstance(exc, Busy):
+            # The Prefect client retries 503 (honouring Retry-After) on every call, 409 on none.
+            return _error(status, exc.detail, **{"Retry-After": str(math.ceil(exc.retry_after))})
+        return _error(status, exc.detail)
     except InvalidEvent as exc:
         status = 422
         return _error(422, str(exc))
