@@ -14,18 +14,14 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
+from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
-from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.projections.cache import ViewCache
-from runlog.projections.flows import FlowsProjection
-from runlog.projections.runs_writer import RunsProjection
-from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
-from runlog.projections.variables import VariablesProjection
-from runlog.projections.artifacts import ArtifactsProjection
+from runlog.projections.registry import inline_projections
 
 from . import keys
 from .middleware import errors_and_logging
-from .services.lease_expiry import lease_expiry
+from .services.lease_expiry import lease_expiry_service
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 from .routes import artifacts, run_ids, variables
 
@@ -38,14 +34,6 @@ ROUTE_MODULES = (
 )
 
 
-def inline_projections(cache: ViewCache | None = None) -> list:
-    """The read models commands depend on, kept up to date in every append's transaction."""
-    return [
-        FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
-        VariablesProjection(), ArtifactsProjection(),
-    ]
-
-
 def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # type: ignore[no-untyped-def]
     app = web.Application(middlewares=[errors_and_logging], client_max_size=settings.server_max_body_size)
     app[keys.SETTINGS] = settings
@@ -55,7 +43,7 @@ def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # 
     app[keys.CLOCK] = clock
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
-    app.cleanup_ctx.append(lease_expiry)  # needs the store: after it, so it stops first
+    app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first
     # The root app's middleware also wraps the sub-app's handlers, so it is installed once.
     api = web.Application(client_max_size=settings.server_max_body_size)
     for module in ROUTE_MODULES:
@@ -86,3 +74,14 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORE] = store
         yield
     log.info("database_closed")
+
+
+def background_services(app: web.Application) -> list:
+    """Every loop the server runs, each a step on the one service runner."""
+    return [lease_expiry_service(app[keys.STORE])]
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    async with ServiceRunner(app[keys.STORE], background_services(app), clock=app[keys.CLOCK]) as runner:
+        app[keys.SERVICES] = runner
+        yield

@@ -7,6 +7,7 @@ import weakref
 from aiohttp import web
 
 from runlog.commands.clock import Clock
+from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
 
@@ -19,3 +20,4 @@ WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("web
 VIEW_CACHE: web.AppKey[ViewCache] = web.AppKey("view_cache", ViewCache)
 # What every handler and service reads as "now"; tests give the app a ManualClock.
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+SERVICES: web.AppKey[ServiceRunner] = web.AppKey("services", ServiceRunner)

@@ -10,6 +10,7 @@ client retries it), a client that disconnects mid-request to status 499 in its r
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,16 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from runlog.eventstore import ConcurrencyError, InvalidEvent, SchemaError, StorageUnavailable, StreamNotFound
+from runlog.commands.errors import Busy, Conflict, DomainError, NotFound, Unprocessable
+from runlog.eventstore import (
+    ConcurrencyError,
+    InvalidEvent,
+    SchemaError,
+    StorageMisconfigured,
+    StorageUnavailable,
+    StreamNotFound,
+    WriteRejected,
+)
 
 from .http import json_response
 from .keys import MAX_BODY_BYTES
@@ -31,6 +41,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RETRY_AFTER_SECONDS = 2
 CLIENT_CLOSED_REQUEST = 499
 """nginx's status for a request whose client disconnected before it was answered; never sent."""
+
+# The one place domain errors (runlog.commands.errors) become HTTP statuses.
+_DOMAIN_STATUS: dict[type[DomainError], int] = {NotFound: 404, Conflict: 409, Unprocessable: 422, Busy: 503}
 
 
 def _error(status: int, detail: object, **headers: str) -> web.Response:
@@ -70,6 +83,12 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         status = 422
         return _error(422, f"invalid request body: {exc}")
+    except DomainError as exc:
+        status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+        if isinstance(exc, Busy):
+            # The Prefect client retries 503 (honouring Retry-After) on every call, 409 on none.
+            return _error(status, exc.detail, **{"Retry-After": str(math.ceil(exc.retry_after))})
+        return _error(status, exc.detail)
     except InvalidEvent as exc:
         status = 422
         return _error(422, str(exc))
@@ -80,6 +99,15 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         # Commands retry conflicts themselves; one that still conflicts is a busy resource.
         status = 409
         return _error(409, str(exc))
+    except WriteRejected as exc:
+        # Prefect answers a write its database refuses (a broken unique or foreign key) the same way.
+        status = 409
+        return _error(409, f"Data integrity conflict: {exc}")
+    except StorageMisconfigured as exc:
+        # Not Retry-After: the operator must fix the URL or the database; retrying cannot help.
+        status = 503
+        log.error("storage_misconfigured", error=str(exc))
+        return _error(503, f"the database is misconfigured: {exc}")
     except (StorageUnavailable, SchemaError) as exc:
         status = 503
         log.warning("storage_unavailable", error=str(exc))

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from . import migrate
-from .base import NO_STREAM, EventStore, InlineProjection, NewEvent, PreparedWrite, RecordedEvent, Tx
+from .base import NO_STREAM, EventStore, InlineProjection, Leadership, NewEvent, RecordedEvent, Tx
 from .errors import (
     ConcurrencyError,
     EventStoreError,
@@ -19,10 +19,13 @@ from .errors import (
     SchemaBehind,
     SchemaError,
     SchemaTooNew,
+    StorageMisconfigured,
     StorageUnavailable,
     StoreClosed,
     StreamNotFound,
+    WriteRejected,
 )
+from .tables import RowChanges, Table
 from .urls import DatabaseURL, mask_url, parse_database_url
 from .writer import BatchingStore
 
@@ -33,18 +36,22 @@ __all__ = [
     "EventStore",
     "EventStoreError",
     "InlineProjection",
-    "PreparedWrite",
+    "Leadership",
     "InvalidDatabaseURL",
     "InvalidEvent",
     "NewEvent",
     "RecordedEvent",
+    "RowChanges",
     "SchemaBehind",
     "SchemaError",
     "SchemaTooNew",
+    "StorageMisconfigured",
     "StorageUnavailable",
     "StoreClosed",
     "StreamNotFound",
+    "Table",
     "Tx",
+    "WriteRejected",
     "mask_url",
     "migration_connection",
     "open_store",

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import msgspec
+
+from .tables import RowChanges, Table
 
 NO_STREAM = 0
 """expected_version meaning the stream must have no events yet."""
@@ -58,35 +60,46 @@ class Tx(Protocol):
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None: ...
 
 
-class PreparedWrite(NamedTuple):
-    """A projection's writes for a batch as one SQL function call, computed before the append.
-
-    ``call`` is a call expression with ``?`` placeholders (the projection's own constant SQL),
-    ``args`` its arguments. See InlineProjection.prepare.
-    """
-
-    call: str
-    args: tuple[Any, ...]
-
-
 class InlineProjection(Protocol):
     """A read model kept up to date inside the append's transaction (read-your-writes).
 
-    ``apply`` gets every event the transaction inserts, in position order; if it raises, the
-    append fails and nothing of it is stored, so an event never exists without its view
-    update or the reverse.
+    It owns its declared ``tables`` (eventstore/tables.py) and writes no SQL: ``changes`` gets
+    every event the transaction inserts, in position order, may read its tables through
+    ``tx``, and returns the rows that change; the store persists them in the same transaction.
+    If it raises, the append fails and nothing of it is stored, so an event never exists
+    without its view update or the reverse.
     """
 
     name: str
-    tables: tuple[str, ...]
+    tables: tuple[Table, ...]
     """The tables it writes and nothing else does: what a rebuild from the log must reproduce."""
 
-    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None: ...
+    async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges: ...
 
-    # Optional: ``prepare(rows) -> list[PreparedWrite] | None``, the writes ``apply`` would make
-    # for a planned batch, computed without reading the database ([] for none). A backend may
-    # send them with the append in one statement, made only if the batch's plan holds; None
-    # means the projection must read, and the batch then goes through ``apply``.
+    # Optional: ``per_event = True`` for a projection whose changes for one event depend on rows
+    # that earlier events of the same batch change (and that keeps no batch-local state): the
+    # store then hands it one event at a time and persists each event's changes before the next.
+    #
+    # Optional: ``prepare(rows) -> RowChanges | None``, the changes ``changes`` would return for
+    # a planned batch, computed without reading the database. A backend may send them with the
+    # append in one statement, made only if the batch's plan holds; None means the projection
+    # must read, and the batch then goes through ``changes`` in a transaction.
+
+
+class Leadership(Protocol):
+    """One process's claim to run a singleton background service (lease expiry, a scheduler).
+
+    ``campaign`` is called before every round of the service: it answers whether this process
+    leads now, taking the lead if nobody holds it and confirming it if this process already did.
+    A process that dies loses the lead with its database session, so another takes over at its
+    next campaign. ``resign`` gives the lead up (idempotent).
+    """
+
+    name: str
+
+    async def campaign(self) -> bool: ...
+
+    async def resign(self) -> None: ...
 
 
 class EventStore(Protocol):
@@ -109,6 +122,8 @@ class EventStore(Protocol):
     async def read_event(self, event_id: UUID) -> RecordedEvent | None: ...
 
     def reading(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    def leadership(self, name: str) -> Leadership: ...
 
     async def aclose(self) -> None: ...
 

@@ -4,15 +4,21 @@
     ├── ConcurrencyError      expected_version did not match the stream's last version
     ├── StreamNotFound        a read asked for a stream that has no events
     ├── InvalidEvent          the caller passed something the log cannot store (also a ValueError)
+    ├── WriteRejected         the database refused this write for its data (a constraint); this
+    │                         request fails alone, and retrying it unchanged fails again
     ├── InvalidDatabaseURL    the URL names no backend we know (also a ValueError)
     ├── StoreClosed           the store was used after aclose()
     ├── StorageUnavailable    the database cannot be reached or is busy; retrying later may work
+    ├── StorageMisconfigured  the database refused who we are or does not exist; retrying won't help
     └── SchemaError           the database schema is not the one this code needs
         ├── SchemaTooNew      the database was migrated by a newer runlog
         └── SchemaBehind      migrations are pending and the store was opened without applying them
 
 Backends raise these with ``raise ... from exc`` so the driver's error stays in the chain;
-no package but eventstore imports a database driver.
+no package but eventstore imports a database driver. They classify by the driver's error code
+(SQLSTATE on PostgreSQL, the extended result code on SQLite), never by message text. A driver
+error that fits no class (a bug in our SQL, say) is a plain EventStoreError: it fails the
+request that caused it, and is never reported as "unavailable", which clients retry forever.
 """
 
 from __future__ import annotations
@@ -44,6 +50,14 @@ class InvalidEvent(EventStoreError, ValueError):
     """An append carried a value the log cannot store (empty stream id, NUL in text, ...)."""
 
 
+class WriteRejected(EventStoreError):
+    """The database refused a write for what it holds (a unique, check or foreign-key rule).
+
+    Raised for the one append whose events or projection writes broke the rule; the other
+    requests of its batch are committed without it.
+    """
+
+
 class InvalidDatabaseURL(EventStoreError, ValueError):
     pass
 
@@ -55,6 +69,10 @@ class StoreClosed(EventStoreError):
 
 class StorageUnavailable(EventStoreError):
     """The database is unreachable, went away mid-operation, or stayed locked too long."""
+
+
+class StorageMisconfigured(EventStoreError):
+    """The database refused our credentials, or the database named in the URL does not exist."""
 
 
 class SchemaError(EventStoreError):

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -29,9 +28,17 @@ import asyncpg
 import structlog
 
 from . import migrate
-from .base import InlineProjection, PreparedWrite, RecordedEvent
-from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable
+from .base import InlineProjection, RecordedEvent
+from .errors import (
+    EventStoreError,
+    InvalidEvent,
+    SchemaError,
+    StorageMisconfigured,
+    StorageUnavailable,
+    WriteRejected,
+)
 from .planning import AppendRequest, BatchPlan, Row, plan_batch
+from .tables import RowChanges, Table
 from .tx import PostgresTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
@@ -41,6 +48,10 @@ _fromisoformat = datetime.fromisoformat
 
 CHANNEL = "runlog_events"
 MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
+# Service leadership locks use the two-key form of the advisory lock functions: this class id
+# (0x726c, 'rl') and hashtext(service name). A two-key lock never equals a one-key lock such as
+# the append and migration locks above, so the spaces cannot collide.
+LEADER_LOCK_CLASS = 0x726C
 
 SQL_INSERT = "SELECT * FROM runlog_insert($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::bytea[])"
 SQL_APPEND_CALL = (
@@ -49,7 +60,6 @@ SQL_APPEND_CALL = (
 )
 SQL_APPEND_PARAMS = 10
 SQL_APPEND = f"SELECT * FROM {SQL_APPEND_CALL}"
-_PLACEHOLDER = re.compile(r"\?")
 # runlog_append's row kinds ("char" arrives as bytes or str depending on the codec).
 _OK = (b"k", "k")
 _HEAD = (b"h", "h")
@@ -97,8 +107,6 @@ _UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.InsufficientResourcesError,
     asyncpg.OperatorInterventionError,
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.InvalidCatalogNameError,
     asyncpg.LockNotAvailableError,
 )
 
@@ -114,6 +122,19 @@ def translate_errors(where: str) -> Iterator[None]:
         ) from exc
     except asyncpg.DataError as exc:
         raise InvalidEvent(f"PostgreSQL cannot store this value: {exc}") from exc
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise WriteRejected(f"the PostgreSQL database {where} refused the write: {exc}") from exc
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        # 28000/28P01: a wrong user or password. Retrying cannot help; say what to fix.
+        raise StorageMisconfigured(
+            f"the PostgreSQL server for {where} refused the user or password: {exc}; "
+            "check the credentials in RUNLOG_DATABASE_URL"
+        ) from exc
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise StorageMisconfigured(
+            f"the PostgreSQL database {where} does not exist: {exc}; create it first (createdb) "
+            "or point RUNLOG_DATABASE_URL at an existing one"
+        ) from exc
     except _UNAVAILABLE as exc:
         reason = str(exc) or type(exc).__name__
         raise StorageUnavailable(f"the PostgreSQL database {where} is unavailable: {reason}") from exc
@@ -121,9 +142,56 @@ def translate_errors(where: str) -> Iterator[None]:
         raise EventStoreError(f"PostgreSQL error on {where}: {exc}") from exc
 
 
-async def connect(url: DatabaseURL) -> asyncpg.Connection:
+async def connect(url: DatabaseURL, *, role: str = "") -> asyncpg.Connection:
+    """A connection named ``runlog`` (``runlog-ROLE``) in pg_stat_activity, for operators."""
+    settings = SERVER_SETTINGS | ({"application_name": f"runlog-{role}"} if role else {})
     with translate_errors(url.masked()):
-        return await asyncpg.connect(url.postgres_dsn, server_settings=SERVER_SETTINGS, timeout=10)
+        return await asyncpg.connect(url.postgres_dsn, server_settings=settings, timeout=10)
+
+
+class PostgresLeadership:
+    """Leadership held as a session-level advisory lock on a connection of its own.
+
+    The lock lives exactly as long as that session: if this process dies or its connection
+    breaks, PostgreSQL releases it and another process takes the lead at its next campaign.
+    So every campaign first checks the session is still alive (one round trip); a broken one
+    means the lead was lost, whatever this process thought.
+    """
+
+    def __init__(self, db: DatabaseURL, name: str) -> None:
+        self.name = name
+        self._db = db
+        self._conn: asyncpg.Connection | None = None
+        self._leading = False
+
+    async def campaign(self) -> bool:
+        with translate_errors(self._db.masked()):
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._drop()
+                    self._conn = await connect(self._db, role="leader")
+                if self._leading:
+                    await self._conn.fetchval("SELECT 1", timeout=10)
+                else:
+                    self._leading = await self._conn.fetchval(
+                        "SELECT pg_try_advisory_lock($1, hashtext($2))", LEADER_LOCK_CLASS, self.name, timeout=10
+                    )
+            except BaseException:
+                self._drop()  # a session in doubt holds nothing we can count on
+                raise
+        return self._leading
+
+    async def resign(self) -> None:
+        conn, self._conn, self._leading = self._conn, None, False
+        if conn is not None and not conn.is_closed():
+            # Closing the session releases its advisory locks.
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+        self._conn, self._leading = None, False
 
 
 class PostgresMigrationConnection:
@@ -194,32 +262,54 @@ def _columns(rows: Sequence[Row]) -> tuple[list[Any], ...]:
     )
 
 
-def _prepared(projections: Sequence[InlineProjection], rows: Sequence[Row]) -> list[PreparedWrite] | None:
-    """Every projection's writes for the planned rows, or None if one of them must read."""
-    writes: list[PreparedWrite] = []
+def _prepared(projections: Sequence[InlineProjection], rows: Sequence[Row]) -> RowChanges | None:
+    """Every projection's changes for the planned rows, or None if one of them must read."""
+    changes = RowChanges()
     for projection in projections:
         prepare = getattr(projection, "prepare", None)
         found = prepare(rows) if prepare is not None else None
         if found is None:
             return None
-        writes.extend(found)
-    return writes
+        changes.update(found)
+    return changes
+
+
+def _with_changes(changes: RowChanges) -> tuple[str, tuple[Any, ...]]:
+    """runlog_append with ``changes`` written in the same statement, and their arguments.
+
+    Each table's upserts and deletes are a data-modifying CTE over an array of the table's row
+    type (deletes carry rows with only the key set). Each reads the append's result, so it runs
+    after the append, and writes only if the append's guesses held (its 'k' row). All are
+    generated from the tables' declarations (eventstore/tables.py), never from input.
+    """
+    shape, args = [], []
+    for table, upserts, deletes in changes.tables():
+        shape.append((table, bool(upserts), bool(deletes)))
+        if deletes:  # in the order _append_with numbers them
+            args.append([table.key_row(key) for key in deletes])
+        if upserts:
+            args.append(upserts)
+    return _append_with(tuple(shape)), tuple(args)
 
 
 @functools.lru_cache(maxsize=64)
-def _append_with(calls: tuple[str, ...]) -> str:
-    """runlog_append with projection calls made once, on its 'k' row, in the same statement.
-
-    runlog_append is a PL/pgSQL set-returning function, so its whole result (the insert
-    done) exists before the select list is evaluated; the CASE runs each call only when the
-    guesses held. The calls are the projections' own constant SQL, never input.
-    """
+def _append_with(shape: tuple[tuple[Table, bool, bool], ...]) -> str:
     numbers = itertools.count(SQL_APPEND_PARAMS + 1)
-    columns = "".join(
-        f", CASE WHEN a.o_kind = 'k' THEN {_PLACEHOLDER.sub(lambda _m: f'${next(numbers)}', call)} END"
-        for call in calls
-    )
-    return f"SELECT a.*{columns} FROM {SQL_APPEND_CALL} AS a"
+    guarded = "EXISTS (SELECT FROM a WHERE a.o_kind = 'k')"
+    ctes = [f"a AS (SELECT * FROM {SQL_APPEND_CALL})"]
+    for index, (table, upserts, deletes) in enumerate(shape):
+        if deletes:
+            matches = " AND ".join(f"t.{column} = d.{column}" for column in table.key)
+            ctes.append(
+                f"d{index} AS (DELETE FROM {table.name} AS t USING unnest(${next(numbers)}::{table.name}[]) AS d "
+                f"WHERE {matches} AND {guarded})"
+            )
+        if upserts:
+            ctes.append(
+                f"u{index} AS (INSERT INTO {table.name} SELECT * FROM unnest(${next(numbers)}::{table.name}[]) "
+                f"WHERE {guarded} {table.on_conflict})"
+            )
+    return f"WITH {', '.join(ctes)} SELECT * FROM a"
 
 
 class _Guesses:
@@ -279,6 +369,9 @@ class PostgresStore(BatchingStore):
         self._guesses = _Guesses()
         self._listener: asyncio.Task[None] | None = None
 
+    def leadership(self, name: str) -> PostgresLeadership:  # type: ignore[override]
+        return PostgresLeadership(self._db, name)
+
     async def _open(self) -> None:
         conn = await connect(self._db)
         try:
@@ -316,7 +409,7 @@ class PostgresStore(BatchingStore):
         while True:
             lost = asyncio.Event()
             try:
-                conn = await connect(self._db)
+                conn = await connect(self._db, role="listener")
             except StorageUnavailable as exc:
                 log.warning("listen_connect_failed", error=str(exc), retry_in=backoff)
                 await asyncio.sleep(backoff)
@@ -396,12 +489,11 @@ class PostgresStore(BatchingStore):
             return None
         sql, extra = SQL_APPEND, ()
         if self._projections:
-            writes = _prepared(self._projections, plan.rows)
-            if writes is None:
+            changes = _prepared(self._projections, plan.rows)
+            if changes is None:
                 return None
-            if writes:
-                sql = _append_with(tuple(w.call for w in writes))
-                extra = tuple(arg for w in writes for arg in w.args)
+            if changes:
+                sql, extra = _with_changes(changes)
         try:
             answer = await conn.fetch(sql, self._guesses.head, [], [], [], *_columns(plan.rows), *extra)
         except asyncpg.UniqueViolationError as exc:
@@ -447,6 +539,14 @@ class PostgresStore(BatchingStore):
         self._check_usable()
         assert self._pool is not None
         return self._pool
+
+    async def _table_columns(self, tx: PostgresTx, table: str) -> tuple[str, ...]:  # type: ignore[override]
+        rows = await tx.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum",
+            table,
+        )
+        return tuple(row[0] for row in rows)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[PostgresTx]:

@@ -23,7 +23,7 @@ import msgspec
 
 from . import migrate
 from .base import InlineProjection, RecordedEvent
-from .errors import SchemaError, StorageUnavailable, StoreClosed
+from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable, StoreClosed, WriteRejected
 from .planning import AppendRequest, BatchPlan, plan_batch
 from .tx import SqliteTx
 from .urls import DatabaseURL
@@ -65,24 +65,55 @@ def _records(rows: list[tuple]) -> list[RecordedEvent]:
     return msgspec.convert(rows, list[RecordedEvent])
 
 
+# SQLite's primary result codes (the low byte of the extended code sqlite3 reports), by what
+# they mean for the caller: https://www.sqlite.org/rescode.html
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_REJECTED = {sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH}
+_INVALID = {sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_RANGE}
+_UNAVAILABLE = {
+    sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_NOLFS,
+    sqlite3.SQLITE_AUTH, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
+}
+
+
+def _classify(exc: sqlite3.Error, where: str) -> EventStoreError:
+    """The store's error for one sqlite3 error, chosen by its result code."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    if primary in _BUSY:
+        return StorageUnavailable(f"the SQLite database at {where} stayed locked by another process: {exc}")
+    if primary in _UNAVAILABLE:
+        return StorageUnavailable(f"the SQLite database at {where} is unavailable: {exc}")
+    if primary in _REJECTED:
+        return WriteRejected(f"the SQLite database at {where} refused the write: {exc}")
+    if primary in _INVALID:
+        return InvalidEvent(f"SQLite cannot store this value: {exc}")
+    if primary == sqlite3.SQLITE_ERROR and _names_a_missing_object(exc):
+        return SchemaError(
+            f"the SQLite database at {where} has no runlog schema ({exc}); run 'runlog database upgrade'"
+        )
+    # SQLITE_ERROR for anything else is a statement we got wrong: a bug, not an outage.
+    return EventStoreError(f"SQLite error on {where}: {exc}")
+
+
+def _names_a_missing_object(exc: sqlite3.Error) -> bool:
+    # SQLITE_ERROR is SQLite's one code for every error in a statement; which object is missing
+    # is only in the text. This is the one place a message is read, to tell a database that was
+    # never migrated (SchemaError, with the command to run) from a bad statement.
+    return str(exc).startswith(("no such table", "no such function", "no such column"))
+
+
 @contextlib.contextmanager
 def translate_errors(where: str) -> Iterator[None]:
     """Map sqlite3's exceptions to the store's, once, for every operation."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "no such table" in text:
-            raise SchemaError(
-                f"the SQLite database at {where} has no runlog schema ({text}); run 'runlog database upgrade'"
-            ) from exc
-        if "locked" in text or "busy" in text:
-            raise StorageUnavailable(
-                f"the SQLite database at {where} stayed locked by another process: {text}"
-            ) from exc
-        raise StorageUnavailable(f"the SQLite database at {where} is unavailable: {text}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StorageUnavailable(f"the SQLite database at {where} failed: {exc}") from exc
+    except sqlite3.Error as exc:
+        if isinstance(exc, sqlite3.ProgrammingError) and getattr(exc, "sqlite_errorcode", None) is None:
+            # Raised by the sqlite3 module itself (closed connection, wrong bindings): ours.
+            raise EventStoreError(f"SQLite error on {where}: {exc}") from exc
+        raise _classify(exc, where) from exc
     except ValueError as exc:
         # aiosqlite's word for a connection that was already closed.
         if "no active connection" in str(exc):
@@ -273,6 +304,10 @@ class SqliteStore(BatchingStore):
                         await conn.execute("ROLLBACK")
                 raise
         return plan
+
+    async def _table_columns(self, tx: SqliteTx, table: str) -> tuple[str, ...]:  # type: ignore[override]
+        rows = await tx.fetch("SELECT name FROM pragma_table_info(?) ORDER BY cid", table)
+        return tuple(row[0] for row in rows)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[SqliteTx]:

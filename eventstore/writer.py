@@ -18,8 +18,9 @@ from uuid import UUID
 import structlog
 
 from .base import InlineProjection, NewEvent, RecordedEvent, Tx
-from .errors import EventStoreError, InvalidEvent, StorageUnavailable, StoreClosed
+from .errors import EventStoreError, InvalidEvent, SchemaError, StorageMisconfigured, StorageUnavailable, StoreClosed
 from .planning import AppendRequest, BatchPlan
+from .tables import persist
 
 log = structlog.get_logger("runlog.eventstore")
 
@@ -102,6 +103,19 @@ class _Pending:
 _STOP = object()
 
 
+class SoleLeader:
+    """Leadership where only one process can write (SQLite): this process always leads."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def campaign(self) -> bool:
+        return True
+
+    async def resign(self) -> None:
+        return None
+
+
 class BatchingStore:
     """Base of both backends. Subclasses implement the ``_``-prefixed storage hooks."""
 
@@ -116,6 +130,8 @@ class BatchingStore:
         self._closed = False
         self._wakeup = Wakeup()
         self.poll_interval = POLL_INTERVAL
+        self.subscribers_waiting = 0
+        """How many subscribers have read everything and wait for the log to grow."""
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -125,12 +141,21 @@ class BatchingStore:
     async def _close(self) -> None:
         raise NotImplementedError
 
+    def leadership(self, name: str) -> SoleLeader:
+        """See base.Leadership; PostgreSQL overrides this, since several processes share it."""
+        return SoleLeader(name)
+
     async def open(self) -> BatchingStore:
         if self._closed:
             raise StoreClosed()
         if not self._opened:
             await self._open()
             self._opened = True
+            try:
+                await self._check_declared_tables()
+            except BaseException:
+                await self.aclose()
+                raise
             self._writer = asyncio.create_task(self._write_loop(), name="runlog-eventstore-writer")
         return self
 
@@ -183,11 +208,33 @@ class BatchingStore:
         raise NotImplementedError
 
     async def _apply_inline(self, tx: Tx, plan: BatchPlan) -> None:
-        """Run the inline projections over the batch's new events, inside its transaction."""
+        """Run the inline projections over the batch's new events and persist what they change,
+        inside the batch's transaction (each projection's writes before the next one reads)."""
         if self._projections and plan.rows:
             records = [row.recorded() for row in plan.rows]
             for projection in self._projections:
-                await projection.apply(tx, records)
+                if getattr(projection, "per_event", False):
+                    # It reads rows that earlier events of this batch may change (see base.py).
+                    for record in records:
+                        await persist(tx, await projection.changes(tx, [record]))
+                else:
+                    await persist(tx, await projection.changes(tx, records))
+
+    async def _check_declared_tables(self) -> None:
+        """Every projection table has exactly its declared columns, in order (see tables.py)."""
+        async with self.reading() as tx:
+            for projection in self._projections:
+                for table in projection.tables:
+                    found = await self._table_columns(tx, table.name)
+                    if found != table.columns:
+                        raise SchemaError(
+                            f"projection {projection.name!r} declares table {table.name} with columns "
+                            f"{', '.join(table.columns)}, but the database has "
+                            f"{', '.join(found) if found else 'no such table'}"
+                        )
+
+    async def _table_columns(self, tx: Tx, table: str) -> tuple[str, ...]:
+        raise NotImplementedError
 
     def reading(self) -> contextlib.AbstractAsyncContextManager[Tx]:
         """A read handle for querying projections (outside any write transaction)."""
@@ -213,7 +260,8 @@ class BatchingStore:
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             plan = await self._write_batch([p.request for p in batch])
-        except StorageUnavailable as exc:
+        except (StorageUnavailable, StorageMisconfigured) as exc:
+            # The database, not one request, is the problem: every request of the batch hears it.
             for pending in batch:
                 _resolve(pending.future, exc)
             return
@@ -330,9 +378,13 @@ class BatchingStore:
             if len(page) < PAGE_SIZE:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that races with the wake-up, and the subscriber would never end.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await signal.wait()
+                self.subscribers_waiting += 1
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.poll_interval):
+                            await signal.wait()
+                finally:
+                    self.subscribers_waiting -= 1
         raise StoreClosed()
 
 

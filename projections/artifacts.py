@@ -18,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.eventstore import PreparedWrite, RecordedEvent, Tx
+from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
@@ -80,24 +80,19 @@ def evolve_artifact(view: ArtifactView | None, event: Any) -> ArtifactView | Non
 
 # -- storage ----------------------------------------------------------------------------------
 
-SQL_GET = "SELECT view FROM artifacts WHERE id = ?"
-SQL_INSERT = (
-    "INSERT INTO artifacts (id, key, type, flow_run_id, task_run_id, created, updated, position, view) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+ARTIFACTS = Table(
+    "artifacts",
+    ("id", "key", "type", "flow_run_id", "task_run_id", "created", "updated", "position", "view"),
+    key=("id",),
 )
-SQL_UPDATE = "UPDATE artifacts SET updated = ?, view = ? WHERE id = ?"
-SQL_DELETE = "DELETE FROM artifacts WHERE id = ?"
-# A new artifact with a key is its key's latest; an existing collection keeps its id and created.
-SQL_UPSERT_COLLECTION = (
-    "INSERT INTO artifact_collections (key, id, latest_id, created) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (key) DO UPDATE SET latest_id = excluded.latest_id"
-)
-SQL_COLLECTION_OF = "SELECT key FROM artifact_collections WHERE latest_id = ?"
+COLLECTIONS = Table("artifact_collections", ("key", "id", "latest_id", "created"), key=("key",))
+
+SQL_GET = "SELECT id, key, type, flow_run_id, task_run_id, created, updated, position, view FROM artifacts WHERE id = ?"
+SQL_COLLECTION = "SELECT key, id, latest_id, created FROM artifact_collections WHERE key = ?"
+SQL_COLLECTION_OF = "SELECT key, id, latest_id, created FROM artifact_collections WHERE latest_id = ?"
 SQL_NEXT_LATEST = (
     "SELECT id, created FROM artifacts WHERE key = ? AND id <> ? ORDER BY created DESC, position DESC LIMIT 1"
 )
-SQL_HAND_OVER = "UPDATE artifact_collections SET latest_id = ?, created = ? WHERE key = ?"
-SQL_DELETE_COLLECTION = "DELETE FROM artifact_collections WHERE key = ?"
 
 
 def _text(value: UUID | None) -> str | None:
@@ -106,48 +101,58 @@ def _text(value: UUID | None) -> str | None:
 
 class ArtifactsProjection:
     name = "artifacts"
-    tables = ("artifacts", "artifact_collections")
+    tables = (ARTIFACTS, COLLECTIONS)
+    per_event = True  # a delete hands its key to the newest artifact left, which the batch may hold
 
-    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
-        """Nothing to write for a batch without artifact events; with them, apply does the work."""
-        return None if any(r.event.type in _TYPES for r in rows) else []
+    def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
+        """Nothing to write for a batch without artifact events; with them, ``changes`` reads."""
+        return None if any(r.event.type in _TYPES for r in rows) else RowChanges()
 
-    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+    async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
+        changes = RowChanges()
         for record in events:
             if record.type not in _TYPES or not record.stream_id.startswith(ARTIFACT_STREAM):
                 continue
             event = catalogue.decode(record.data)
             if isinstance(event, catalogue.ArtifactCreated):
-                await self._create(tx, event, record.position)
+                await self._create(tx, changes, event, record.position)
             elif isinstance(event, catalogue.ArtifactUpdated):
                 rows = await tx.fetch(SQL_GET, str(event.artifact_id))
-                view = evolve_artifact(decode_artifact(bytes(rows[0][0])), event) if rows else None
-                if view is not None:
-                    await tx.execute(SQL_UPDATE, us(view.updated), _encoder.encode(view), str(view.id))
+                if rows:
+                    row = tuple(rows[0])
+                    view = evolve_artifact(decode_artifact(bytes(row[8])), event)
+                    if view is not None:
+                        changes.upsert(ARTIFACTS, (*row[:6], us(view.updated), row[7], _encoder.encode(view)))
             elif isinstance(event, catalogue.ArtifactDeleted):
-                await self._delete(tx, event.artifact_id)
+                await self._delete(tx, changes, event.artifact_id)
+        return changes
 
-    async def _create(self, tx: Tx, event: catalogue.ArtifactCreated, position: int) -> None:
+    async def _create(self, tx: Tx, changes: RowChanges, event: catalogue.ArtifactCreated, position: int) -> None:
         view = evolve_artifact(None, event)
         assert view is not None
-        await tx.execute(
-            SQL_INSERT, str(view.id), view.key, view.type, _text(view.flow_run_id), _text(view.task_run_id),
+        changes.upsert(ARTIFACTS, (
+            str(view.id), view.key, view.type, _text(view.flow_run_id), _text(view.task_run_id),
             us(view.created), us(view.updated), position, _encoder.encode(view),
-        )
+        ))
         if view.key is not None:
-            await tx.execute(
-                SQL_UPSERT_COLLECTION, view.key, str(collection_id_for(view.id)), str(view.id), us(view.created)
-            )
+            # A new artifact with a key is its key's latest; an existing collection keeps its
+            # id and creation time.
+            rows = await tx.fetch(SQL_COLLECTION, view.key)
+            if rows:
+                key, collection_id, _latest, created = rows[0]
+                changes.upsert(COLLECTIONS, (key, collection_id, str(view.id), created))
+            else:
+                changes.upsert(COLLECTIONS, (view.key, str(collection_id_for(view.id)), str(view.id), us(view.created)))
 
-    async def _delete(self, tx: Tx, artifact_id: UUID) -> None:
+    async def _delete(self, tx: Tx, changes: RowChanges, artifact_id: UUID) -> None:
         # Prefect's delete_artifact: the latest of a key hands its key to the newest one left.
-        for (key,) in await tx.fetch(SQL_COLLECTION_OF, str(artifact_id)):
+        for key, collection_id, _latest, _created in await tx.fetch(SQL_COLLECTION_OF, str(artifact_id)):
             following = await tx.fetch(SQL_NEXT_LATEST, key, str(artifact_id))
             if following:
-                await tx.execute(SQL_HAND_OVER, following[0][0], following[0][1], key)
+                changes.upsert(COLLECTIONS, (key, collection_id, following[0][0], following[0][1]))
             else:
-                await tx.execute(SQL_DELETE_COLLECTION, key)
-        await tx.execute(SQL_DELETE, str(artifact_id))
+                changes.delete(COLLECTIONS, key)
+        changes.delete(ARTIFACTS, str(artifact_id))
 
 
 __all__ = [

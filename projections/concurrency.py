@@ -16,7 +16,7 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.eventstore import PreparedWrite, RecordedEvent, Tx
+from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
@@ -155,22 +155,17 @@ _FROM = "FROM concurrency_limits l LEFT JOIN concurrency_leases s ON s.limit_id 
 SQL_ALL_LIMITS = f"SELECT {_COLUMNS} {_FROM} WHERE l.deleted = 0"  # noqa: S608 - constant SQL
 SQL_LEASE_LIMITS = "SELECT limit_id FROM concurrency_leases WHERE lease_id = ?"
 SQL_EXPIRED_LIMITS = "SELECT DISTINCT limit_id FROM concurrency_leases WHERE expires_at <= ?"
-SQL_UPSERT_LIMIT = (
-    "INSERT INTO concurrency_limits (id, name, version, slot_limit, active, slot_decay_per_second, "
-    "avg_slot_occupancy_seconds, deleted, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, version = excluded.version, "
-    "slot_limit = excluded.slot_limit, active = excluded.active, "
-    "slot_decay_per_second = excluded.slot_decay_per_second, "
-    "avg_slot_occupancy_seconds = excluded.avg_slot_occupancy_seconds, deleted = excluded.deleted, "
-    "created = excluded.created, updated = excluded.updated"
+LIMITS = Table(
+    "concurrency_limits",
+    ("id", "name", "version", "slot_limit", "active", "slot_decay_per_second", "avg_slot_occupancy_seconds",
+     "deleted", "created", "updated"),
+    key=("id",),
 )
-SQL_UPSERT_LEASE = (
-    "INSERT INTO concurrency_leases (lease_id, limit_id, slots, holder_type, holder_id, acquired_at, expires_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (lease_id, limit_id) DO UPDATE SET slots = excluded.slots, "
-    "holder_type = excluded.holder_type, holder_id = excluded.holder_id, "
-    "acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
+LEASES = Table(
+    "concurrency_leases",
+    ("lease_id", "limit_id", "slots", "holder_type", "holder_id", "acquired_at", "expires_at"),
+    key=("lease_id", "limit_id"),
 )
-SQL_DELETE_LEASE = "DELETE FROM concurrency_leases WHERE lease_id = ? AND limit_id = ?"
 
 
 def _time(value: int) -> datetime:
@@ -234,19 +229,18 @@ def _lease_row(limit_id: UUID, lease: Lease) -> tuple[Any, ...]:
     )
 
 
-async def _write(tx: Tx, before: LimitView | None, after: LimitView) -> None:
-    await tx.execute(
-        SQL_UPSERT_LIMIT, str(after.id), after.name, after.version, after.limit, int(after.active),
+def _record_changes(changes: RowChanges, before: LimitView | None, after: LimitView) -> None:
+    changes.upsert(LIMITS, (
+        str(after.id), after.name, after.version, after.limit, int(after.active),
         float(after.slot_decay_per_second), float(after.avg_slot_occupancy_seconds), int(after.deleted),
         us(after.created), us(after.updated),
-    )
+    ))
     old = before.leases if before is not None else {}
-    gone = [(str(lease_id), str(after.id)) for lease_id in old if lease_id not in after.leases]
-    changed = [_lease_row(after.id, lease) for lease_id, lease in after.leases.items() if old.get(lease_id) != lease]
-    if gone:
-        await tx.executemany(SQL_DELETE_LEASE, gone)
-    if changed:
-        await tx.executemany(SQL_UPSERT_LEASE, changed)
+    for lease_id in old.keys() - after.leases.keys():
+        changes.delete(LEASES, (str(lease_id), str(after.id)))
+    for lease_id, lease in after.leases.items():
+        if old.get(lease_id) != lease:
+            changes.upsert(LEASES, _lease_row(after.id, lease))
 
 
 def _is_limit_event(event_type: str, stream_id: str) -> bool:
@@ -255,17 +249,18 @@ def _is_limit_event(event_type: str, stream_id: str) -> bool:
 
 class ConcurrencyProjection:
     name = "concurrency"
-    tables = ("concurrency_limits", "concurrency_leases")
+    tables = (LIMITS, LEASES)
 
-    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
-        """Nothing to write for a batch without limit events; with them, apply reads the limits."""
+    def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
+        """Nothing to write for a batch without limit events; with them, ``changes`` reads."""
         mine = any(_is_limit_event(r.event.type, r.stream_id) for r in rows)
-        return None if mine else []
+        return None if mine else RowChanges()
 
-    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+    async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
+        changes = RowChanges()
         mine = [e for e in events if _is_limit_event(e.type, e.stream_id)]
         if not mine:
-            return
+            return changes
         ids = {UUID(e.stream_id.removeprefix(LIMIT_STREAM)) for e in mine}
         before = await load_limits(tx, ids, include_deleted=True)
         after: dict[UUID, LimitView | None] = dict(before)
@@ -274,7 +269,8 @@ class ConcurrencyProjection:
             after[limit_id] = evolve(after.get(limit_id), catalogue.decode(record.data), record.version)
         for limit_id, view in after.items():
             if view is not None and view is not before.get(limit_id):
-                await _write(tx, before.get(limit_id), view)
+                _record_changes(changes, before.get(limit_id), view)
+        return changes
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.eventstore import PreparedWrite, RecordedEvent, Tx
+from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
@@ -17,11 +17,7 @@ from .tables import us
 
 FLOW_STREAM = "flow-"
 
-SQL_UPSERT = (
-    "INSERT INTO flows (id, name, created, view) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, view = excluded.view"
-)
-SQL_DELETE = "DELETE FROM flows WHERE id = ?"
+FLOWS = Table("flows", ("id", "name", "created", "view"), key=("id",))
 SQL_GET = "SELECT view FROM flows WHERE id = ?"
 
 
@@ -63,23 +59,29 @@ def _is_flow_event(event_type: str) -> bool:
 
 class FlowsProjection:
     name = "flows"
-    tables = ("flows",)
+    tables = (FLOWS,)
 
-    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
-        """Nothing to write for a batch without flow events; with them, apply does the work."""
-        return None if any(_is_flow_event(r.event.type) for r in rows) else []
+    def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
+        """Nothing to write for a batch without flow events; with them, ``changes`` reads."""
+        return None if any(_is_flow_event(r.event.type) for r in rows) else RowChanges()
 
-    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+    async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
+        changes = RowChanges()
+        views: dict[str, FlowView | None] = {}
         for event in events:
             if not _is_flow_event(event.type):
                 continue
             flow_id = event.stream_id.removeprefix(FLOW_STREAM)
-            current = None
-            if event.type == "flow.updated":
+            if flow_id in views:
+                current = views[flow_id]
+            elif event.type == "flow.updated":
                 rows = await tx.fetch(SQL_GET, flow_id)
                 current = decode_flow(bytes(rows[0][0])) if rows else None
-            view = evolve_flow(current, catalogue.decode(event.data))
-            if view is None:
-                await tx.execute(SQL_DELETE, flow_id)
             else:
-                await tx.execute(SQL_UPSERT, str(view.id), view.name, us(view.created), _encoder.encode(view))
+                current = None
+            view = views[flow_id] = evolve_flow(current, catalogue.decode(event.data))
+            if view is None:
+                changes.delete(FLOWS, flow_id)
+            else:
+                changes.upsert(FLOWS, (str(view.id), view.name, us(view.created), _encoder.encode(view)))
+        return changes

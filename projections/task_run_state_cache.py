@@ -22,11 +22,11 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.eventstore import PreparedWrite, RecordedEvent, Tx
+from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
-from .tables import from_us, us
+from .tables import from_us, in_list, list_param, us
 
 __all__ = [
     "MAX_CACHE_KEY_LENGTH",
@@ -133,16 +133,12 @@ def newest_unexpired(entries: Iterable[CacheEntry], cache_key: str, now: datetim
 # Rows are found by a digest of the key: a PostgreSQL btree entry holds at most about 2.7 kB,
 # and a 2,000-character key may take up to 8 kB in UTF-8, which would fail the append. The key
 # itself is kept as UTF-8 bytes, which hold any string the client may send (text cannot hold NUL).
-SQL_INSERT = (
-    "INSERT INTO task_run_state_cache (state_id, key_hash, cache_key, cache_expiration, task_run_id, position, state) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (state_id) DO NOTHING"
+CACHE = Table(
+    "task_run_state_cache",
+    ("state_id", "key_hash", "cache_key", "cache_expiration", "task_run_id", "position", "state"),
+    key=("state_id",),
 )
-SQL_PRUNE_ALL_OLDER = "DELETE FROM task_run_state_cache WHERE key_hash = ? AND cache_key = ? AND position < ?"
-SQL_PRUNE_EXPIRING_NO_LATER = (
-    "DELETE FROM task_run_state_cache WHERE key_hash = ? AND cache_key = ? AND position < ? "
-    "AND cache_expiration IS NOT NULL AND cache_expiration <= ?"
-)
-SQL_FORGET_TASK_RUN = "UPDATE task_run_state_cache SET state = NULL WHERE task_run_id = ?"
+_ROW_COLUMNS = "state_id, cache_key, cache_expiration, task_run_id, position, state"
 SQL_LOOKUP = (
     "SELECT cache_key, cache_expiration, task_run_id, position, state FROM task_run_state_cache "
     "WHERE key_hash = ? AND cache_key = ? AND (cache_expiration IS NULL OR cache_expiration > ?) "
@@ -170,6 +166,15 @@ def _entry(row: Sequence[Any]) -> CacheEntry:
         cache_key=bytes(row[0]).decode(), cache_expiration=None if expiration is None else _from_us(expiration),
         task_run_id=UUID(row[2]), position=row[3],
         state=None if state is None else _state_decoder.decode(bytes(state)),
+    )
+
+
+def _row(state_id: str, entry: CacheEntry) -> tuple[Any, ...]:
+    # Rows are found by a digest of the key (see above); the key itself is kept as UTF-8 bytes.
+    state = None if entry.state is None else _state_encoder.encode(entry.state)
+    return (
+        state_id, key_hash(entry.cache_key), entry.cache_key.encode(), us(entry.cache_expiration),
+        str(entry.task_run_id), entry.position, state,
     )
 
 
@@ -203,34 +208,51 @@ class TaskRunStateCacheProjection:
     """The inline projection of the task run state cache (``task_run_state_cache``)."""
 
     name = "task_run_state_cache"
-    tables = ("task_run_state_cache",)
+    tables = (CACHE,)
 
-    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
-        """Nothing to write unless the batch may file or forget an entry; then apply does it."""
-        return None if any(_may_change(row.event.type, row.event.data) for row in rows) else []
+    def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
+        """Nothing to write unless the batch may file or forget an entry; then ``changes`` reads."""
+        return None if any(_may_change(row.event.type, row.event.data) for row in rows) else RowChanges()
 
-    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
-        # Events are handled one by one, in log order: an entry prunes only what came before it.
+    async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
+        changes = RowChanges()
+        steps: list[CacheEntry | UUID] = []  # an entry to file, or a deleted task run's id
         for record in events:
             if not _may_change(record.type, record.data):
                 continue
+            event = catalogue.decode(record.data)
             if record.type == _STATE_CHANGED:
-                entry = cache_entry(catalogue.decode(record.data), record.position)
+                entry = cache_entry(event, record.position)
                 if entry is not None:
-                    await self._add(tx, entry)
-            elif record.type == _DELETED:
-                event = catalogue.decode(record.data)
-                if isinstance(event, catalogue.TaskRunDeleted):
-                    await tx.execute(SQL_FORGET_TASK_RUN, str(event.task_run_id))
-
-    async def _add(self, tx: Tx, entry: CacheEntry) -> None:
-        assert entry.state is not None
-        digest, key = key_hash(entry.cache_key), entry.cache_key.encode()
-        await tx.execute(
-            SQL_INSERT, str(entry.state.id), digest, key, us(entry.cache_expiration),
-            str(entry.task_run_id), entry.position, _state_encoder.encode(entry.state),
+                    steps.append(entry)
+            elif isinstance(event, catalogue.TaskRunDeleted):
+                steps.append(event.task_run_id)
+        if not steps:
+            return changes
+        # The entries the steps can touch: those under the keys filed (an entry prunes only
+        # entries of its own key) and those of the deleted task runs.
+        hashes = sorted({key_hash(s.cache_key) for s in steps if isinstance(s, CacheEntry)})
+        task_runs = sorted({str(s) for s in steps if isinstance(s, UUID)})
+        sql = (
+            f"SELECT {_ROW_COLUMNS} FROM task_run_state_cache "  # noqa: S608 - our own column names
+            f"WHERE {in_list(tx, 'key_hash')} OR {in_list(tx, 'task_run_id')}"
         )
-        if entry.cache_expiration is None:
-            await tx.execute(SQL_PRUNE_ALL_OLDER, digest, key, entry.position)
-        else:
-            await tx.execute(SQL_PRUNE_EXPIRING_NO_LATER, digest, key, entry.position, us(entry.cache_expiration))
+        rows = await tx.fetch(sql, list_param(tx, hashes), list_param(tx, task_runs))
+        state_ids = {row[4]: row[0] for row in rows}  # entries are told apart by their position
+        before = {entry.position: entry for entry in (_entry(row[1:]) for row in rows)}
+        # Events are folded one by one, in log order: an entry prunes only what came before it.
+        entries = list(before.values())
+        for step in steps:
+            if isinstance(step, CacheEntry):
+                assert step.state is not None
+                state_ids[step.position] = str(step.state.id)
+                entries = add_entry(entries, step)
+            else:
+                entries = forget_task_run(entries, step)
+        after = {entry.position: entry for entry in entries}
+        for position in before.keys() - after.keys():
+            changes.delete(CACHE, state_ids[position])
+        for position, entry in after.items():
+            if before.get(position) != entry:
+                changes.upsert(CACHE, _row(state_ids[position], entry))
+        return changes

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.eventstore import PreparedWrite, RecordedEvent, Tx
+from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
@@ -24,15 +24,9 @@ VARIABLES_STREAM = "variables"
 _TYPES = frozenset({"variable.created", "variable.updated", "variable.deleted"})
 _FIELDS = ("name", "value", "tags")
 
+VARIABLES = Table("variables", ("id", "name", "created", "updated", "view"), key=("id",))
+VARIABLE_TAGS = Table("variable_tags", ("variable_id", "tag"), key=("variable_id", "tag"))
 SQL_GET = "SELECT view FROM variables WHERE id = ?"
-SQL_UPSERT = (
-    "INSERT INTO variables (id, name, created, updated, view) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, created = excluded.created, "
-    "updated = excluded.updated, view = excluded.view"
-)
-SQL_DELETE = "DELETE FROM variables WHERE id = ?"
-SQL_DELETE_TAGS = "DELETE FROM variable_tags WHERE variable_id = ?"
-SQL_INSERT_TAG = "INSERT INTO variable_tags (variable_id, tag) VALUES (?, ?)"
 
 
 class VariableView(msgspec.Struct, kw_only=True):
@@ -85,13 +79,15 @@ def _variable_id(event: Any) -> UUID | None:
 
 class VariablesProjection:
     name = "variables"
-    tables = ("variables", "variable_tags")
+    tables = (VARIABLES, VARIABLE_TAGS)
+    per_event = True  # an update reads the view the batch's previous event may have written
 
-    def prepare(self, rows: Sequence[Row]) -> list[PreparedWrite] | None:
-        """Nothing to write for a batch without variable events; with them, apply does the work."""
-        return None if any(r.event.type in _TYPES for r in rows) else []
+    def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
+        """Nothing to write for a batch without variable events; with them, ``changes`` reads."""
+        return None if any(r.event.type in _TYPES for r in rows) else RowChanges()
 
-    async def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+    async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
+        changes = RowChanges()
         for record in events:
             if record.type not in _TYPES:
                 continue
@@ -104,16 +100,19 @@ class VariablesProjection:
                 rows = await tx.fetch(SQL_GET, str(variable_id))
                 current = decode_variable(bytes(rows[0][0])) if rows else None
             view = evolve_variable(current, event)
-            await tx.execute(SQL_DELETE_TAGS, str(variable_id))
+            old_tags = set(current.tags) if current is not None else set()
+            new_tags = set(view.tags) if view is not None else set()
+            for tag in old_tags - new_tags:
+                changes.delete(VARIABLE_TAGS, (str(variable_id), tag))
+            for tag in new_tags - old_tags:
+                changes.upsert(VARIABLE_TAGS, (str(variable_id), tag))
             if view is None:
-                await tx.execute(SQL_DELETE, str(variable_id))
-                continue
-            await tx.execute(
-                SQL_UPSERT, str(view.id), view.name, us(view.created), us(view.updated), _encoder.encode(view)
-            )
-            tags = sorted(set(view.tags))
-            if tags:
-                await tx.executemany(SQL_INSERT_TAG, [(str(view.id), tag) for tag in tags])
+                changes.delete(VARIABLES, str(variable_id))
+            else:
+                changes.upsert(VARIABLES, (
+                    str(view.id), view.name, us(view.created), us(view.updated), _encoder.encode(view),
+                ))
+        return changes
 
 
 __all__ = ["VARIABLES_STREAM", "VariableView", "VariablesProjection", "decode_variable", "evolve_variable"]

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from runlog.eventstore import EventStore, NewEvent, RecordedEvent, open_store
 
-from ..app import inline_projections
+from runlog.projections.registry import inline_projections
 from ..client import ApiClient
 from ..errors import RunlogError
 from ..eventlines import log_to_line, payload, read_line, to_line

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..verify import verify
+from runlog.projections.verify import verify
 from .common import advance, get_settings, progress
 
 SHOWN_ROWS = 5

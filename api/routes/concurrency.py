@@ -38,7 +38,6 @@ routes = web.RouteTableDef()
 
 DEFAULT_LIMIT = 200
 """Prefect's server.api.default_limit, for filters that name no limit."""
-CONTENDED_RETRY_SECONDS = 1
 
 
 def _detail(status: int, detail: str, **headers: str) -> web.Response:
@@ -60,11 +59,6 @@ def _uuid(request: web.Request, name: str) -> UUID | None:
         return UUID(request.match_info[name])
     except ValueError:
         return None
-
-
-def _contended() -> web.Response:
-    # The Prefect client retries 503 (honouring Retry-After) on every call, 409 on none.
-    return _detail(503, "the concurrency limit is busy; retry", **{"Retry-After": str(CONTENDED_RETRY_SECONDS)})
 
 
 def to_tag_limit(view: LimitView, now: datetime) -> TagLimit:
@@ -111,12 +105,9 @@ async def _tag_limit(request: web.Request) -> LimitView | None:
 )
 async def create_tag_limit(request: web.Request) -> web.Response:
     body = await decode_body(request, TagLimitCreate)
-    try:
-        view, created = await commands.upsert_limit(
-            request.config_dict[keys.STORE], TAG_PREFIX + body.tag, body.concurrency_limit, clock=request.config_dict[keys.CLOCK]
-        )
-    except commands.Contended:
-        return _contended()
+    view, created = await commands.upsert_limit(
+        request.config_dict[keys.STORE], TAG_PREFIX + body.tag, body.concurrency_limit, clock=request.config_dict[keys.CLOCK]
+    )
     return json_response(to_tag_limit(view, _now(request)), status=201 if created else 200)
 
 
@@ -150,11 +141,8 @@ async def read_tag_limit(request: web.Request) -> web.Response:
 )
 async def delete_tag_limit(request: web.Request) -> web.Response:
     view = await _tag_limit(request)
-    try:
-        if view is None or not await commands.delete_limit(request.config_dict[keys.STORE], view.id, clock=request.config_dict[keys.CLOCK]):
-            return _not_found(TAG_NOT_FOUND)
-    except commands.Contended:
-        return _contended()
+    if view is None or not await commands.delete_limit(request.config_dict[keys.STORE], view.id, clock=request.config_dict[keys.CLOCK]):
+        return _not_found(TAG_NOT_FOUND)
     return json_response(None)
 
 
@@ -167,13 +155,10 @@ async def delete_tag_limit(request: web.Request) -> web.Response:
 async def reset_tag_limit(request: web.Request) -> web.Response:
     body = await decode_body(request, TagLimitReset, default=TagLimitReset())
     view = await _tag_limit(request)
-    try:
-        if view is None or not await commands.reset_limit(
-            request.config_dict[keys.STORE], view.id, body.slot_override or [], clock=request.config_dict[keys.CLOCK]
-        ):
-            return _not_found(TAG_NOT_FOUND)
-    except commands.Contended:
-        return _contended()
+    if view is None or not await commands.reset_limit(
+        request.config_dict[keys.STORE], view.id, body.slot_override or [], clock=request.config_dict[keys.CLOCK]
+    ):
+        return _not_found(TAG_NOT_FOUND)
     return json_response(None)
 
 
@@ -198,11 +183,8 @@ async def read_tag_limit_by_id(request: web.Request) -> web.Response:
 async def delete_limit_by_id(request: web.Request) -> web.Response:
     # Prefect's v1 delete by id removes whatever v2 limit has that id, tag or not.
     limit_id = _uuid(request, "id")
-    try:
-        if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id, clock=request.config_dict[keys.CLOCK]):
-            return _not_found(TAG_NOT_FOUND)
-    except commands.Contended:
-        return _contended()
+    if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id, clock=request.config_dict[keys.CLOCK]):
+        return _not_found(TAG_NOT_FOUND)
     return json_response(None)
 
 
@@ -218,13 +200,10 @@ async def delete_limit_by_id(request: web.Request) -> web.Response:
 async def increment_with_lease(request: web.Request) -> web.Response:
     body = await decode_body(request, IncrementWithLease)
     holder = None if body.holder is None else catalogue.ConcurrencyLeaseHolder(type=body.holder.type, id=body.holder.id)
-    try:
-        outcome = await commands.acquire(
-            request.config_dict[keys.STORE], body.names, body.slots, lease_duration=body.lease_duration,
-            holder=holder, mode=body.mode, clock=request.config_dict[keys.CLOCK]
-        )
-    except commands.InvalidAcquire as exc:
-        return _unprocessable(exc.detail)
+    outcome = await commands.acquire(
+        request.config_dict[keys.STORE], body.names, body.slots, lease_duration=body.lease_duration,
+        holder=holder, mode=body.mode, clock=request.config_dict[keys.CLOCK]
+    )
     if isinstance(outcome, commands.Locked):
         # The client sleeps float(Retry-After) and asks again; without the header it crashes.
         detail = f"Locked: concurrency limit {outcome.limit.name!r} has no free slot"
@@ -243,10 +222,7 @@ async def increment_with_lease(request: web.Request) -> web.Response:
 )
 async def decrement_with_lease(request: web.Request) -> web.Response:
     body = await decode_body(request, DecrementWithLease)
-    try:
-        await commands.release(request.config_dict[keys.STORE], body.lease_id, clock=request.config_dict[keys.CLOCK])
-    except commands.Contended:
-        return _contended()
+    await commands.release(request.config_dict[keys.STORE], body.lease_id, clock=request.config_dict[keys.CLOCK])
     return empty_response()
 
 
@@ -260,10 +236,7 @@ async def renew_lease(request: web.Request) -> web.Response:
     if lease_id is None:
         return _unprocessable(f"path parameter 'lease_id' is not a valid UUID: {request.match_info['lease_id']!r}")
     body = await decode_body(request, RenewLease, default=RenewLease())
-    try:
-        renewed = await commands.renew(request.config_dict[keys.STORE], lease_id, body.lease_duration, clock=request.config_dict[keys.CLOCK])
-    except commands.Contended:
-        return _contended()
+    renewed = await commands.renew(request.config_dict[keys.STORE], lease_id, body.lease_duration, clock=request.config_dict[keys.CLOCK])
     if not renewed:
         return _detail(410, "Lease not found - it may have expired or been revoked")
     return empty_response()
@@ -291,15 +264,10 @@ async def _limit_id(request: web.Request) -> UUID | None:
 )
 async def create_limit(request: web.Request) -> web.Response:
     body = await decode_body(request, LimitCreate)
-    try:
-        view = await commands.create_limit(
-            request.config_dict[keys.STORE], body.name, body.limit, active=body.active,
-            slot_decay_per_second=body.slot_decay_per_second, clock=request.config_dict[keys.CLOCK]
-        )
-    except commands.LimitExists:
-        return _detail(409, f"A concurrency limit named {body.name!r} already exists")
-    except commands.Contended:
-        return _contended()
+    view = await commands.create_limit(
+        request.config_dict[keys.STORE], body.name, body.limit, active=body.active,
+        slot_decay_per_second=body.slot_decay_per_second, clock=request.config_dict[keys.CLOCK]
+    )
     return json_response(to_limit(view, _now(request)), status=201)
 
 
@@ -342,12 +310,9 @@ async def update_limit(request: web.Request) -> web.Response:
     if body.name is not None and body.name != current.name:
         # A limit's id and stream are derived from its name (that is what keeps names unique).
         return _unprocessable("renaming a concurrency limit is not supported; create one with the new name")
-    try:
-        updated = await commands.update_limit(
-            store, limit_id, limit=body.limit, active=body.active, slot_decay_per_second=body.slot_decay_per_second, clock=request.config_dict[keys.CLOCK]
-        )
-    except commands.Contended:
-        return _contended()
+    updated = await commands.update_limit(
+        store, limit_id, limit=body.limit, active=body.active, slot_decay_per_second=body.slot_decay_per_second, clock=request.config_dict[keys.CLOCK]
+    )
     if updated is None:
         return _not_found(LIMIT_NOT_FOUND)
     return empty_response()
@@ -360,9 +325,6 @@ async def update_limit(request: web.Request) -> web.Response:
 )
 async def delete_limit(request: web.Request) -> web.Response:
     limit_id = await _limit_id(request)
-    try:
-        if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id, clock=request.config_dict[keys.CLOCK]):
-            return _not_found(LIMIT_NOT_FOUND)
-    except commands.Contended:
-        return _contended()
+    if limit_id is None or not await commands.delete_limit(request.config_dict[keys.STORE], limit_id, clock=request.config_dict[keys.CLOCK]):
+        return _not_found(LIMIT_NOT_FOUND)
     return empty_response()

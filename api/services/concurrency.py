@@ -26,8 +26,6 @@ release itself, in the same append, so the log always explains where a slot went
 
 from __future__ import annotations
 
-import asyncio
-import math
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -37,7 +35,9 @@ from typing import Literal, TypeVar
 from uuid import UUID
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from runlog.commands.errors import Busy, Conflict, Unprocessable
+from runlog.commands.executor import Decided, Executor
+from runlog.eventstore import EventStore
 from runlog.projections.concurrency import (
     LimitView,
     evolve,
@@ -50,11 +50,11 @@ from runlog.projections.concurrency import (
 )
 from runlog.schema import events as catalogue
 
+from ..orchestration.jitter import clamped_poisson_interval
+
 T = TypeVar("T")
 
 TAG_PREFIX = "tag:"
-MAX_ATTEMPTS = 50
-"""How often a command decides again after losing a race on a limit's stream."""
 V1_LEASE_TTL = timedelta(days=100 * 365)
 """Prefect's lease length for slots set through the v1 API, whose clients cannot renew."""
 TAG_SLOT_WAIT_SECONDS = 10.0
@@ -68,20 +68,13 @@ are not state, and an event per 423 would flood the log), so the hint gets a flo
 ReleaseReason = Literal["released", "expired", "revoked", "rolled_back"]
 
 
-class Contended(Exception):
-    """A command kept losing races on a limit's stream; the caller may retry later."""
+class LimitExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A concurrency limit named {name!r} already exists")
 
 
-class LimitExists(Exception):
-    pass
-
-
-class InvalidAcquire(Exception):
+class InvalidAcquire(Unprocessable):
     """The request can never succeed as asked (Prefect answers these with 422)."""
-
-    def __init__(self, detail: str) -> None:
-        self.detail = detail
-        super().__init__(detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,40 +97,21 @@ async def _load(store: EventStore, limit_id: UUID) -> LimitView | None:
         return (await load_limits(tx, [limit_id], include_deleted=True)).get(limit_id)
 
 
-async def _backoff(attempt: int) -> None:
-    # Losers of one round mostly meet again in the next group commit; a little jitter after
-    # the first few rounds keeps writers in several processes from meeting in lockstep.
-    if attempt >= 2:
-        await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))  # noqa: S311 - jitter
-
-
 async def _command(
-    store: EventStore, limit_id: UUID, decide: Callable[[LimitView | None], tuple[list[catalogue.Event], T]]
+    store: EventStore, limit_id: UUID, decide: Callable[[LimitView | None], tuple[list[catalogue.Event], T]],
+    clock: Clock = system_clock,
 ) -> tuple[T, LimitView | None]:
-    """Decide against the limit's current view and append with its version expected.
+    """Decide against the limit's current view through the executor; the decision's result
+    and the view after the appended events. Busy when the limit stayed contended."""
 
-    Returns the decision's result and the view after the appended events.
-    """
-    for attempt in range(MAX_ATTEMPTS):
-        view = await _load(store, limit_id)
+    def decided(view: LimitView | None, _now: datetime) -> Decided[T]:
         events, result = decide(view)
-        if not events:
-            return result, view
-        records = [
-            NewEvent(type=catalogue.event_type(e), data=catalogue.encode(e), id=uuid.uuid4()) for e in events
-        ]
-        try:
-            recorded = await store.append(
-                stream_of(limit_id), records, expected_version=view.version if view is not None else NO_STREAM
-            )
-        except ConcurrencyError:
-            await _backoff(attempt)
-            continue
-        # The projection ran this same fold in the append's transaction.
-        for event, record in zip(events, recorded, strict=True):
-            view = evolve(view, event, record.version)
-        return result, view
-    raise Contended(stream_of(limit_id))
+        return Decided(events, result)
+
+    outcome = await Executor(store, clock=clock).execute(
+        stream_of(limit_id), load=lambda: _load(store, limit_id), decide=decided, evolve=evolve
+    )
+    return outcome.result, outcome.view
 
 
 def _live(view: LimitView | None) -> LimitView | None:
@@ -182,7 +156,7 @@ async def create_limit(
             return [], False
         return [_created(name, limit, active, slot_decay_per_second, clock())], True
 
-    created, view = await _command(store, limit_id_for(name), decide)
+    created, view = await _command(store, limit_id_for(name), decide, clock)
     if not created:
         raise LimitExists(name)
     assert view is not None
@@ -200,7 +174,7 @@ async def upsert_limit(store: EventStore, name: str, limit: int, *, clock: Clock
             return [], False
         return [catalogue.ConcurrencyLimitUpdated(limit_id=live.id, limit=limit, updated=clock())], False
 
-    created, view = await _command(store, limit_id_for(name), decide)
+    created, view = await _command(store, limit_id_for(name), decide, clock)
     assert view is not None
     return view, created
 
@@ -226,7 +200,7 @@ async def update_limit(
         )
         return [event], True
 
-    found, view = await _command(store, limit_id, decide)
+    found, view = await _command(store, limit_id, decide, clock)
     return view if found else None
 
 
@@ -260,7 +234,7 @@ async def delete_limit(store: EventStore, limit_id: UUID, *, clock: Clock = syst
         revoked = [_release_event(live, lease_id, "revoked", now) for lease_id in sorted(live.leases)]
         return [*revoked, catalogue.ConcurrencyLimitDeleted(limit_id=live.id)], True
 
-    deleted, _view = await _command(store, limit_id, decide)
+    deleted, _view = await _command(store, limit_id, decide, clock)
     return deleted
 
 
@@ -281,34 +255,28 @@ async def reset_limit(
             events.append(_acquired_event(live, uuid.uuid4(), 1, holder, now, V1_LEASE_TTL))
         return events, True
 
-    found, _view = await _command(store, limit_id, decide)
+    found, _view = await _command(store, limit_id, decide, clock)
     return found
 
 
 # -- leases -----------------------------------------------------------------------------------
 
 
-def _clamped_poisson_interval(average: float, clamping_factor: float = 0.3) -> float:
-    """A jittered wait averaging ``average`` and never above ``average * 1.3`` (Prefect's
-    prefect.utilities.math.clamped_poisson_interval, restated)."""
-    if average <= 0:
-        return 0.0
-    upper_multiple = 1 + clamping_factor
-    lower_multiple = math.log(2**upper_multiple / (2**upper_multiple - 1), 2)
-    upper_rv = 1 - math.exp(-upper_multiple)
-    lower_rv = 1 - math.exp(-lower_multiple)
-    draw = random.uniform(lower_rv, upper_rv)  # noqa: S311 - jitter, not a secret
-    return -math.log(max(1 - draw, 1e-10)) * average
+RETRY_JITTER_FACTOR = 0.3
+"""Prefect jitters a 423's Retry-After to at most 1.3 times the estimate."""
 
 
-def retry_after(view: LimitView, slots: int) -> float:
+def retry_after(view: LimitView, slots: int, draw: float | None = None) -> float:
     """Seconds a refused caller should wait: Prefect's estimate, average slot occupancy times
-    the share of the limit asked for, capped at the limit kind's wait, jittered."""
+    the share of the limit asked for, capped at the limit kind's wait, jittered (``draw`` is
+    the uniform draw, random unless given)."""
     max_wait = TAG_SLOT_WAIT_SECONDS if view.name.startswith(TAG_PREFIX) else MAX_SLOT_WAIT_SECONDS
     per_slot = min(view.avg_slot_occupancy_seconds, max_wait)
     share = slots / view.limit if view.limit > 0 else 1.0
     average = min(max(per_slot * share, MIN_RETRY_SECONDS), max_wait)
-    return round(_clamped_poisson_interval(average), 3)
+    if draw is None:
+        draw = random.random()  # noqa: S311 - jitter, not a secret
+    return round(clamped_poisson_interval(average, RETRY_JITTER_FACTOR, draw), 3)
 
 
 AcquireOutcome = Literal["taken", "full", "absent"]
@@ -360,14 +328,14 @@ async def acquire(
     taken: list[UUID] = []
     try:
         for view in sorted(active, key=lambda v: str(v.id)):
-            outcome, current = await _command(store, view.id, decide)
+            outcome, current = await _command(store, view.id, decide, clock)
             if outcome == "full":
                 assert current is not None
                 await _release_on(store, lease_id, taken, "rolled_back", clock)
                 return Locked(current, retry_after(current, slots))
             if outcome == "taken":
                 taken.append(view.id)
-    except Contended:
+    except Busy:
         await _release_on(store, lease_id, taken, "rolled_back", clock)
         return Locked(view, MIN_RETRY_SECONDS)
     return Granted(lease_id, found if taken else [])
@@ -385,7 +353,7 @@ async def _release_on(
 
     freed = 0
     for limit_id in limit_ids:
-        count, _view = await _command(store, limit_id, decide)
+        count, _view = await _command(store, limit_id, decide, clock)
         freed += count
     return freed
 
@@ -421,7 +389,7 @@ async def renew(store: EventStore, lease_id: UUID, lease_duration: float, *, clo
         return [catalogue.ConcurrencyLeaseRenewed(limit_id=view.id, lease_id=lease_id, expires_at=now + duration)], True
 
     for limit_id in limit_ids:
-        renewed, _view = await _command(store, limit_id, decide)
+        renewed, _view = await _command(store, limit_id, decide, clock)
         if not renewed:
             await _release_on(store, lease_id, limit_ids, "expired", clock)
             return False
@@ -442,14 +410,13 @@ async def expire_leases(store: EventStore, *, clock: Clock = system_clock) -> in
 
     total = 0
     for limit_id in limit_ids:
-        count, _view = await _command(store, limit_id, decide)
+        count, _view = await _command(store, limit_id, decide, clock)
         total += count
     return total
 
 
 __all__ = [
     "TAG_PREFIX",
-    "Contended",
     "Granted",
     "InvalidAcquire",
     "LimitExists",

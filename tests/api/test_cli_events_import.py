@@ -237,7 +237,7 @@ async def test_export_import_and_push_show_log_progress_on_a_terminal(source, co
         full_env = {**os.environ, **env, "TERM": "xterm", "COLUMNS": "100"}
         controller, terminal = pty.openpty()
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from api.cli import main; main()", *command],
+            [sys.executable, "-c", "from runlog.api.cli import main; main()", *command],
             env=full_env, stdin=terminal, stdout=terminal, stderr=terminal,
         )
         os.close(terminal)

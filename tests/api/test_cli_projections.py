@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from runlog.api.app import inline_projections
+from runlog.projections.registry import inline_projections
 from runlog.api.orchestration import ProposedState
 from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
 from runlog.api.services import concurrency, flow_runs, task_runs

@@ -8,22 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runlog.api import app as app_module
 from runlog.api import keys
 from runlog.api.services import concurrency as commands
-from runlog.api.services.lease_expiry import sweep_forever
+from runlog.api.services.lease_expiry import lease_expiry_service
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.schema import events as catalogue
 
 from .http_server import serve
-
-
-@pytest.fixture(autouse=True)
-def _with_concurrency_projection(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until api/app.py lists the projection itself, add it for these tests."""
-    current = app_module.inline_projections
-    if not any(isinstance(p, ConcurrencyProjection) for p in current()):
-        monkeypatch.setattr(app_module, "inline_projections", lambda: [*current(), ConcurrencyProjection()])
 
 
 @pytest.fixture
@@ -355,7 +346,7 @@ async def test_renewing_an_expired_lease_is_410_and_frees_it_everywhere(env) -> 
         assert reasons == ["expired", "expired"]
 
 
-async def test_the_sweeper_records_expired_leases(env) -> None:
+async def test_the_lease_expiry_step_records_expired_leases(env) -> None:
     async with serve(env) as server:
         store = server.app[keys.STORE]
         await server.request("POST", "/v2/concurrency_limits/", json={"name": "gpu", "limit": 3})
@@ -364,22 +355,14 @@ async def test_the_sweeper_records_expired_leases(env) -> None:
         _s, long, _ = await acquire(server, ["gpu"], lease_duration=600)
         assert await commands.expire_leases(store, clock=later(30)) == 0
 
-        sweeper = asyncio.create_task(sweep_forever(store, interval=0.01, clock=later(61)))
-        try:
-            for _ in range(500):
-                released = [e for _s, e in await log_of(server) if isinstance(e, catalogue.ConcurrencySlotsReleased)]
-                if len(released) >= 2:
-                    break
-                await asyncio.sleep(0.01)
-        finally:
-            sweeper.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await sweeper
+        step = lease_expiry_service(store).step
+        assert await step(later(61)()) == 2  # one lease, held on two limits
+        released = [e for _s, e in await log_of(server) if isinstance(e, catalogue.ConcurrencySlotsReleased)]
         assert sorted((str(e.lease_id), e.reason) for e in released) == [(short["lease_id"], "expired")] * 2
         status, gpu = await server.request("GET", "/v2/concurrency_limits/gpu")
         assert gpu["active_slots"] == 1
-        # Nothing is expired twice, however often the sweeper runs.
-        assert await commands.expire_leases(store, clock=later(61)) == 0
+        # Nothing is expired twice, however often the step runs.
+        assert await step(later(61)()) == 0
         assert long["lease_id"] != short["lease_id"]
 
 

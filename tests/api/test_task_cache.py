@@ -8,7 +8,6 @@ entry has expired.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,15 +16,25 @@ from typing import Any
 import pytest
 
 from runlog.api.orchestration.jitter import jitter_bounds
+from runlog.commands.clock import ManualClock
 
 from .http_server import Server, serve
 
 RESULT = {"type": "reference", "storage_key": "/results/3f2a", "serializer": {"type": "pickle"}}
 
 
+T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+
+
 @pytest.fixture
-async def server(tmp_path, store_url: str) -> AsyncIterator[Server]:
-    async with serve({"RUNLOG_HOME": str(tmp_path), "RUNLOG_DATABASE_URL": store_url}) as running:
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+async def server(tmp_path, store_url: str, clock: ManualClock) -> AsyncIterator[Server]:
+    env = {"RUNLOG_HOME": str(tmp_path), "RUNLOG_DATABASE_URL": store_url}
+    async with serve(env, clock=clock) as running:
         yield running
 
 
@@ -74,10 +83,11 @@ async def complete_with_key(server: Server, flow_run: dict[str, Any], key: str,
     return answer["state"]
 
 
-async def test_a_second_task_run_with_the_same_key_gets_the_cached_completed_state(server, flow_run) -> None:
+async def test_a_second_task_run_with_the_same_key_gets_the_cached_completed_state(server, flow_run, clock) -> None:
     key = f"inputs-{uuid.uuid4().hex}"
-    cached = await complete_with_key(server, flow_run, key, expiration=datetime.now(UTC) + timedelta(hours=1))
+    cached = await complete_with_key(server, flow_run, key, expiration=T0 + timedelta(hours=1))
 
+    clock.advance(60)
     second = await new_task_run(server, flow_run)
     status, answer = await set_state(server, second, running(key))
 
@@ -120,16 +130,17 @@ async def test_refresh_cache_runs_the_task_and_its_result_is_the_one_cached_next
     assert answer["state"]["data"]["storage_key"] == "/results/fresh"  # the newest entry wins
 
 
-async def test_an_expired_entry_is_not_used(server, flow_run) -> None:
+async def test_an_expired_entry_is_not_used(server, flow_run, clock) -> None:
     key = f"inputs-{uuid.uuid4().hex}"
-    expiration = datetime.now(UTC) + timedelta(seconds=1.5)
+    expiration = T0 + timedelta(hours=1)
     await complete_with_key(server, flow_run, key, expiration=expiration)
 
+    clock.set(expiration - timedelta(microseconds=1))
     before = await new_task_run(server, flow_run)
     _status, answer = await set_state(server, before, running(key))
     assert (answer["status"], answer["state"]["name"]) == ("REJECT", "Cached")
 
-    await asyncio.sleep(max((expiration - datetime.now(UTC)).total_seconds(), 0) + 0.1)
+    clock.set(expiration)  # an entry is valid strictly before its expiration
     after = await new_task_run(server, flow_run)
     status, answer = await set_state(server, after, running(key))
     assert (status, answer["status"], answer["state"]["type"], answer["state"]["name"]) == (

@@ -216,12 +216,16 @@ async def test_subscribe_catches_up_then_follows_new_events_on_a_wakeup(store):
 
 
 async def test_a_cancelled_subscriber_ends(store):
+    # Cancelled while it waits for the log to grow (not before it got there), it ends.
     store.poll_interval = 60
     task = asyncio.create_task(anext(store.subscribe()))
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):
+        while store.subscribers_waiting == 0:
+            await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 10)
+    assert store.subscribers_waiting == 0
 
 
 async def test_subscribe_after_a_position_skips_what_came_before(store):

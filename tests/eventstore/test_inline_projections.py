@@ -7,29 +7,34 @@ from uuid import uuid4
 
 import pytest
 
-from runlog.eventstore import NewEvent, open_store
+from runlog.eventstore import NewEvent, RowChanges, StorageUnavailable, Table, WriteRejected, open_store
 
 CREATE = "CREATE TABLE stream_counts (stream_id TEXT PRIMARY KEY, events INTEGER NOT NULL, last_position INTEGER NOT NULL)"
-UPSERT = (
-    "INSERT INTO stream_counts (stream_id, events, last_position) VALUES (?, ?, ?) "
-    "ON CONFLICT (stream_id) DO UPDATE SET events = stream_counts.events + excluded.events, "
-    "last_position = excluded.last_position"
-)
+COUNTS = Table("stream_counts", ("stream_id", "events", "last_position"), key=("stream_id",))
 
 
 class StreamCounts:
     """Counts events per stream; refuses events of type 'poison' to prove atomicity."""
 
     name = "stream_counts"
+    tables = (COUNTS,)
 
     def __init__(self) -> None:
         self.calls = 0
 
-    async def apply(self, tx, events) -> None:
+    async def changes(self, tx, events) -> RowChanges:
         self.calls += 1
         if any(e.type == "poison" for e in events):
             raise RuntimeError("this projection cannot take poison")
-        await tx.executemany(UPSERT, [(e.stream_id, 1, e.position) for e in events])
+        counts: dict[str, int] = {}
+        for stream_id in {e.stream_id for e in events}:
+            rows = await tx.fetch("SELECT events FROM stream_counts WHERE stream_id = ?", stream_id)
+            counts[stream_id] = rows[0][0] if rows else 0
+        changes = RowChanges()
+        for e in events:
+            counts[e.stream_id] += 1
+            changes.upsert(COUNTS, (e.stream_id, counts[e.stream_id], e.position))
+        return changes
 
 
 def new(type_: str = "t") -> NewEvent:
@@ -90,3 +95,45 @@ async def test_retried_events_are_not_projected_twice(projected):
     await store.append("a", [event])
     await store.append("a", [event])
     assert await counts(store) == {"a": (1, 1)}
+
+
+CREATE_CHECKED = "CREATE TABLE checked_counts (stream_id TEXT PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0))"
+CHECKED = Table("checked_counts", ("stream_id", "n"), key=("stream_id",))
+
+
+class CheckedCounts:
+    """Writes n = -1 for events of type 'negative': the database's CHECK rule refuses it."""
+
+    name = "checked_counts"
+    tables = (CHECKED,)
+
+    async def changes(self, tx, events) -> RowChanges:
+        changes = RowChanges()
+        for e in events:
+            changes.upsert(CHECKED, (e.stream_id, -1 if e.type == "negative" else 1))
+        return changes
+
+
+async def test_a_write_the_database_refuses_fails_that_append_alone_and_never_as_unavailable(store_url):
+    # The bad append shares a batch with good ones (all queued before the writer wakes): the
+    # database's refusal must fail it alone, as WriteRejected, and commit its neighbours.
+    async with open_store(store_url) as setup, setup.reading() as tx:
+        await tx.execute(CREATE_CHECKED)
+    async with open_store(store_url, projections=[CheckedCounts()]) as store:
+        results = await asyncio.gather(
+            store.append("ok1", [new()]),
+            store.append("bad", [new("negative")]),
+            store.append("ok2", [new()]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], WriteRejected), results[1]
+        assert not isinstance(results[1], StorageUnavailable)
+        assert "refused the write" in str(results[1])
+        assert not isinstance(results[0], BaseException) and not isinstance(results[2], BaseException)
+        assert [e.stream_id async for e in store.read_all()] == ["ok1", "ok2"]
+        async with store.reading() as tx:
+            rows = await tx.fetch("SELECT stream_id, n FROM checked_counts ORDER BY stream_id")
+        assert [tuple(r) for r in rows] == [("ok1", 1), ("ok2", 1)]
+        # The store keeps working after the refusal.
+        await store.append("ok3", [new()])
+        assert await store.head() == 3

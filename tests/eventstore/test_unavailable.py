@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from runlog.eventstore import NewEvent, StorageUnavailable, open_store, parse_database_url
+from runlog.eventstore import NewEvent, StorageMisconfigured, StorageUnavailable, open_store, parse_database_url
 from runlog.eventstore.sqlite import SqliteStore
 
 from ..tcpproxy import TcpProxy
@@ -93,14 +93,48 @@ async def test_sqlite_in_an_unwritable_place_is_unavailable_with_the_path(tmp_pa
             pass
 
 
+async def _listening(store, database: str) -> bool:
+    async with store.reading() as tx:
+        rows = await tx.fetch(
+            # Its last statement is the LISTEN, or the keep-alive ping that only follows it.
+            "SELECT 1 FROM pg_stat_activity WHERE datname = ? AND application_name = 'runlog-listener'"
+            " AND (query LIKE 'LISTEN %' OR query = 'SELECT 1')",
+            database,
+        )
+    return bool(rows)
+
+
 @pytest.mark.postgres
 async def test_postgres_subscriber_is_woken_by_another_process_append_through_notify(pg_url):
     """Two stores are two sets of connections: only LISTEN/NOTIFY can carry the wake-up."""
     async with open_store(pg_url) as watcher, open_store(pg_url) as writer:
         watcher.poll_interval = 60  # the fallback poll must not be what delivers it
-        await asyncio.sleep(0.2)  # let the listener connection LISTEN
-        first = asyncio.create_task(anext(watcher.subscribe()))
-        await asyncio.sleep(0.1)
+        database = urlsplit(pg_url).path.lstrip("/")
+        async with asyncio.timeout(30):
+            # Only once the watcher's listener connection has sent LISTEN can a NOTIFY reach it.
+            while not await _listening(writer, database):
+                await asyncio.sleep(0.02)
+            first = asyncio.create_task(anext(watcher.subscribe()))
+            while watcher.subscribers_waiting == 0:  # read the empty log, now waits
+                await asyncio.sleep(0.01)
         await writer.append("s", [new()])
         event = await asyncio.wait_for(first, 10)
         assert event.position == 1
+
+
+@pytest.mark.postgres
+async def test_a_missing_postgres_database_is_a_permanent_error_naming_what_to_do(postgres_admin_url):
+    missing = postgres_admin_url.rsplit("/", 1)[0] + f"/runlog_missing_{uuid4().hex[:12]}"
+    with pytest.raises(StorageMisconfigured, match="does not exist.*createdb") as caught:
+        async with open_store(missing):
+            pass
+    assert not isinstance(caught.value, StorageUnavailable)
+
+
+@pytest.mark.postgres
+async def test_an_unknown_postgres_user_is_a_permanent_error_naming_the_credentials(postgres_admin_url):
+    parts = urlsplit(postgres_admin_url)
+    stranger = postgres_admin_url.replace(f"{parts.username}@", f"nobody_{uuid4().hex[:8]}@", 1)
+    with pytest.raises(StorageMisconfigured, match="refused the user or password"):
+        async with open_store(stranger):
+            pass

@@ -1,8 +1,8 @@
 """The runs tables a live server writes equal a rebuild from the log, on both backends.
 
 On PostgreSQL most batches are appended and projected in one statement, from cached views
-(RunsProjection.prepare and runlog_apply_*_runs); a rebuild folds the same events through
-``apply`` with no cache. The two must give identical rows.
+(RunsProjection.prepare, persisted by CTEs in the append statement); a rebuild folds the same events through
+``changes`` with no cache. The two must give identical rows.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ CREATE INDEX variables_name ON variables (name);
 -- A variable's tags, one row each (no index on the tag itself: tags are unbounded text).
 CREATE TABLE variable_tags (
     variable_id TEXT NOT NULL,
-    tag         TEXT NOT NULL
+    tag         TEXT NOT NULL,
+    PRIMARY KEY (variable_id, tag)
 );
-CREATE INDEX variable_tags_variable ON variable_tags (variable_id);
 
 -- `position` is the log position of the artifact's creation: it breaks ties between artifacts
 -- of one key created at the same moment, so "the latest" is the same on every rebuild.

@@ -16,7 +16,7 @@ from typing import Any
 
 from runlog.eventstore import NewEvent, RecordedEvent, SchemaBehind, open_store
 
-from .app import inline_projections
+from .registry import inline_projections
 
 REPLAY_WINDOW = 2000
 """Appends in flight during the replay; the scratch store commits them in groups, in order."""
@@ -67,7 +67,7 @@ async def _snapshot(store: Any, tables: Sequence[str], *, upto: int | None = Non
 async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> Verification:
     """Compare the projection tables at ``url`` with a rebuild from its log."""
     projections = inline_projections()
-    tables = [(p.name, table) for p in projections for table in p.tables]
+    tables = [(p.name, table.name) for p in projections for table in p.tables]
     live_store = open_store(url, migrate=False)
     try:
         await live_store.open()

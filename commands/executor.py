@@ -1,0 +1,159 @@
+"""The one command executor: every write to the log goes through ``Executor.execute``.
+
+A command names a stream and gives three functions: ``load`` (the stream's current view, or
+None), ``decide`` (pure: view and "now" in, the events to append and a result out) and
+``evolve`` (the fold the stream's projection uses). The executor
+
+1. takes the view from the view cache when it holds it, else loads it;
+2. decides, with "now" from the injected clock;
+3. builds the events' records (type, encoded payload, id) in this one place and appends them
+   with the view's version as the expected one;
+4. on a concurrency conflict (another writer got there first) drops the cached view, waits a
+   short jittered backoff and decides again against what the other writer wrote, up to
+   ``max_attempts`` times, then gives up with Busy;
+5. folds the stored events into the view (the projection ran the same fold in the append's
+   transaction), caches it and returns it with the decision's result.
+
+This replaces Prefect's ``SELECT ... FOR UPDATE``: two commands on one stream are never both
+decided from the same prior state. Routes, the CLI, background services and the notifier are
+thin callers; none of them builds a record or retries by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent, RecordedEvent
+from runlog.projections.cache import ViewCache
+from runlog.schema import events as catalogue
+
+from .clock import Clock, system_clock
+from .errors import Busy
+
+V = TypeVar("V")
+R = TypeVar("R")
+
+MAX_ATTEMPTS = 50
+"""How often a command is decided again after losing a race before it gives up with Busy."""
+BACKOFF_CEILING_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Decided(Generic[R]):
+    """A decision: the events to append (none: nothing to write) and what the caller gets.
+
+    ``ids`` fixes the ids of the first events where the decision chose them (a state's id is
+    its event's id); the others get new ones.
+    """
+
+    events: Sequence[catalogue.Event] = ()
+    result: R = None  # type: ignore[assignment]
+    ids: Sequence[UUID] = ()
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[V, R]):
+    view: V | None
+    """The stream's view after the command: folded from the stored events when it wrote."""
+    result: R
+    recorded: list[RecordedEvent] = field(default_factory=list)
+
+    @property
+    def wrote(self) -> bool:
+        return bool(self.recorded)
+
+
+Decide = Callable[[V | None, datetime], "Decided[R] | Awaitable[Decided[R]]"]
+
+
+def backoff_seconds(attempt: int, draw: float) -> float:
+    """The wait before deciding again after ``attempt`` lost rounds, for a uniform ``draw``.
+
+    Losers of one round mostly meet again in the next group commit, so the first rounds go
+    again at once; later ones wait a jittered moment, growing linearly to a ceiling, which keeps
+    writers in several processes from meeting in lockstep. Bounded for any attempt number.
+    """
+    if attempt < 2:
+        return 0.0
+    return min(max(draw, 0.0), 1.0) * min(BACKOFF_CEILING_SECONDS, 0.002 * attempt)
+
+
+class Executor:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        clock: Clock = system_clock,
+        cache: ViewCache | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.cache = cache if cache is not None else ViewCache(0)
+        self._max_attempts = max_attempts
+        self._draw = draw
+
+    async def execute(
+        self,
+        stream_id: str,
+        *,
+        load: Callable[[], Awaitable[V | None]],
+        decide: Decide[V, R],
+        evolve: Callable[[V | None, Any, int], V | None],
+        version: Callable[[V], int] = lambda view: view.version,  # type: ignore[attr-defined]
+        cache_key: str | None = None,
+    ) -> Outcome[V, R]:
+        for attempt in range(self._max_attempts):
+            # A cached view may be stale (another process moved the stream on): the append's
+            # expected version catches that, and the next round loads from the database.
+            view = (self.cache.get(cache_key) if cache_key is not None else None) or await load()
+            decided = decide(view, self.clock())
+            if inspect.isawaitable(decided):
+                decided = await decided
+            if not decided.events:
+                return Outcome(view, decided.result)
+            try:
+                recorded = await self.store.append(
+                    stream_id, _records(decided), expected_version=NO_STREAM if view is None else version(view)
+                )
+            except ConcurrencyError:
+                if cache_key is not None:
+                    self.cache.drop(cache_key)
+                await asyncio.sleep(backoff_seconds(attempt, self._draw()))
+                continue
+            # The stored events are folded, not the decided ones: decoding normalises what a
+            # client sent (a timestamp's zone, say) exactly as the projection saw it.
+            for record in recorded:
+                view = evolve(view, catalogue.decode(record.data), record.version)
+            if cache_key is not None and view is not None:
+                self.cache.put(cache_key, view)  # committed: the append has returned
+            return Outcome(view, decided.result, recorded)
+        raise Busy(
+            f"{stream_id} changed under every one of {self._max_attempts} attempts; try again",
+            retry_after=1.0,
+        )
+
+
+def _records(decided: Decided[Any]) -> list[NewEvent]:
+    """The one place a catalogue event becomes a log record."""
+    ids = list(decided.ids)
+    return [
+        NewEvent(
+            type=catalogue.event_type(event),
+            data=catalogue.encode(event),
+            id=ids[index] if index < len(ids) else uuid.uuid4(),
+        )
+        for index, event in enumerate(decided.events)
+    ]
+
+
+__all__ = ["Decided", "Executor", "MAX_ATTEMPTS", "Outcome", "backoff_seconds"]

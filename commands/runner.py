@@ -1,0 +1,156 @@
+"""The one runner for background work: every loop the server runs is a step function run here.
+
+A service is a name, an interval and a step: an async function given "now" (from the injected
+clock) that does one round of work and returns. The runner owns everything around the step:
+
+- the interval between rounds, and a clean stop that lets a running round finish;
+- error backoff: a failed round is logged and the next waits twice as long (up to a ceiling),
+  so a database outage is not hammered, and the first good round resets the wait;
+- leader election for singleton services: before each round the runner campaigns through the
+  store (a PostgreSQL advisory lock on a connection of its own; always the leader on SQLite),
+  so with several server processes exactly one runs the round, and when the leader dies another
+  takes over at its next campaign.
+
+A step is tested by calling it once with a fixed time; the runner is tested with a ManualClock
+and steps that record their calls. Nothing else in the server starts a background loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from runlog.eventstore import EventStore, Leadership, StorageUnavailable
+
+from .clock import Clock, system_clock
+
+log = structlog.get_logger("runlog.services")
+
+Step = Callable[[datetime], Awaitable[object]]
+
+MAX_BACKOFF_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    step: Step
+    interval: float
+    singleton: bool = True
+    """Run by one process at a time across every server on the database (leader-elected)."""
+
+
+class ServiceRunner:
+    """Runs services until stopped; ``async with ServiceRunner(store, services): ...``."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        services: Sequence[Service],
+        *,
+        clock: Clock = system_clock,
+        max_backoff: float = MAX_BACKOFF_SECONDS,
+    ) -> None:
+        names = [s.name for s in services]
+        if len(set(names)) != len(names):
+            raise ValueError(f"service names must be unique: {names}")
+        self._store = store
+        self._services = tuple(services)
+        self._clock = clock
+        self._max_backoff = max_backoff
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.leading: dict[str, bool] = {s.name: False for s in services}
+        """Whether this process ran the service's last round (leads it), by service name."""
+        self._campaigned: set[str] = set()
+
+    async def __aenter__(self) -> ServiceRunner:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        if self._tasks:
+            raise RuntimeError("the service runner is already running")
+        self._tasks = [
+            asyncio.create_task(self._run(service), name=f"runlog-service-{service.name}")
+            for service in self._services
+        ]
+
+    async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Let each running round finish (up to ``timeout`` seconds), then stop. Idempotent."""
+        self._stopping.set()
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, service: Service) -> None:
+        leadership = self._store.leadership(service.name) if service.singleton else None
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if await self._lead(service, leadership):
+                        await service.step(self._clock())
+                    failures = 0
+                    wait = service.interval
+                except Exception as exc:  # noqa: BLE001 - one failed round must not end the service
+                    failures += 1
+                    wait = min(service.interval * 2**failures, self._max_backoff)
+                    if isinstance(exc, StorageUnavailable):
+                        log.warning("service_round_failed", service=service.name, error=str(exc), retry_in=wait)
+                    else:
+                        log.exception("service_round_failed", service=service.name, retry_in=wait)
+                await self._sleep(wait)
+        finally:
+            if leadership is not None:
+                with contextlib.suppress(Exception):
+                    await leadership.resign()
+            if self.leading[service.name]:
+                self.leading[service.name] = False
+                log.info("service_resigned", service=service.name, pid=os.getpid())
+
+    async def _lead(self, service: Service, leadership: Leadership | None) -> bool:
+        try:
+            leading = True if leadership is None else await leadership.campaign()
+        except BaseException:
+            self._set_leading(service, False)
+            raise
+        self._set_leading(service, leading)
+        return leading
+
+    def _set_leading(self, service: Service, leading: bool) -> None:
+        if service.name not in self._campaigned:
+            self._campaigned.add(service.name)
+            if not leading:
+                log.info("service_following", service=service.name, pid=os.getpid())
+        if leading == self.leading[service.name]:
+            return
+        self.leading[service.name] = leading
+        if leading:
+            log.info("service_leading", service=service.name, pid=os.getpid())
+        else:
+            log.warning("service_lead_lost", service=service.name, pid=os.getpid())
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait for the next round; a stop ends the wait at once."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+
+
+__all__ = ["Service", "ServiceRunner", "Step"]

@@ -1,0 +1,121 @@
+"""Declared tables and row changes: what an inline projection writes, declared once.
+
+A projection declares each table it owns (its columns, in the table's column order, and its
+key) and, for a batch of events, returns the rows that change: an upsert with the whole row, or
+a delete by key. It writes no SQL. Each backend persists changes generically from the
+declaration: SQLite and PostgreSQL's transaction path with one upsert and one delete statement
+per table (generated here), PostgreSQL's one-statement path with data-modifying CTEs riding in
+the append's own statement (eventstore/postgres.py). A backend checks on open that every
+declared table has exactly the declared columns in that order, so a declaration cannot drift
+from the migrations that create the table.
+
+Within a batch a later change to a row replaces an earlier one, so each row is touched once:
+PostgreSQL cannot modify one row twice in one statement, and it saves work anyway.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
+from typing import Any
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+Key = Any
+"""A row's key: the value itself for a one-column key, else a tuple in key order."""
+
+
+class Table:
+    """A projection table: name, columns in table order, and the columns of its primary key."""
+
+    def __init__(self, name: str, columns: Sequence[str], key: Sequence[str]) -> None:
+        for identifier in (name, *columns):
+            if not _IDENTIFIER.match(identifier):
+                raise ValueError(f"not a plain SQL identifier: {identifier!r}")
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"table {name}: a column is declared twice")
+        if not key or any(column not in columns for column in key):
+            raise ValueError(f"table {name}: the key {tuple(key)} must be some of its columns")
+        self.name = name
+        self.columns = tuple(columns)
+        self.key = tuple(key)
+        self.key_of: Callable[[Sequence[Any]], Key] = operator.itemgetter(*self.key_positions)
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r})"
+
+    @cached_property
+    def key_positions(self) -> tuple[int, ...]:
+        return tuple(self.columns.index(column) for column in self.key)
+
+    @cached_property
+    def upsert_sql(self) -> str:
+        """Insert a row, or replace every non-key column of the row with its key."""
+        marks = ", ".join("?" * len(self.columns))
+        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks}) {self.on_conflict}"
+
+    @cached_property
+    def on_conflict(self) -> str:
+        updated = [column for column in self.columns if column not in self.key]
+        if not updated:
+            return f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
+        assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
+        return f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {assignments}"
+
+    @cached_property
+    def delete_sql(self) -> str:
+        return f"DELETE FROM {self.name} WHERE " + " AND ".join(f"{column} = ?" for column in self.key)
+
+    def key_params(self, key: Key) -> tuple[Any, ...]:
+        return key if len(self.key) > 1 else (key,)
+
+    def key_row(self, key: Key) -> tuple[Any, ...]:
+        """A row holding only ``key`` (None elsewhere): how deletes travel as composite values."""
+        row: list[Any] = [None] * len(self.columns)
+        for position, value in zip(self.key_positions, self.key_params(key), strict=True):
+            row[position] = value
+        return tuple(row)
+
+
+class RowChanges:
+    """The rows a batch changes, per table; the last change to a row wins."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[Table, dict[Key, tuple[Any, ...] | None]] = {}
+
+    def upsert(self, table: Table, row: tuple[Any, ...]) -> None:
+        self._rows.setdefault(table, {})[table.key_of(row)] = row
+
+    def delete(self, table: Table, key: Key) -> None:
+        self._rows.setdefault(table, {})[key] = None
+
+    def update(self, other: RowChanges) -> None:
+        for table, rows in other._rows.items():
+            self._rows.setdefault(table, {}).update(rows)
+
+    def __bool__(self) -> bool:
+        return any(self._rows.values())
+
+    def tables(self) -> Iterator[tuple[Table, list[tuple[Any, ...]], list[Key]]]:
+        """(table, rows to upsert, keys to delete) for every table with a change."""
+        for table, rows in self._rows.items():
+            upserts = [row for row in rows.values() if row is not None]
+            deletes = [key for key, row in rows.items() if row is None]
+            if upserts or deletes:
+                yield table, upserts, deletes
+
+
+async def persist(tx: Any, changes: RowChanges) -> None:
+    """Write ``changes`` in ``tx`` (a Tx): per table, its deletes, then its upserts."""
+    for table, upserts, deletes in changes.tables():
+        if deletes:
+            await tx.executemany(table.delete_sql, [table.key_params(key) for key in deletes])
+        if upserts:
+            await tx.executemany(table.upsert_sql, upserts)
+
+
+__all__ = ["Key", "RowChanges", "Table", "persist"]

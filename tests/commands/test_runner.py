@@ -1,0 +1,161 @@
+"""The service runner: rounds on an interval with the injected clock, backoff, clean stop, and
+leader election across stores (processes) on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import structlog
+
+from runlog.commands.clock import ManualClock
+from runlog.commands.runner import Service, ServiceRunner
+from runlog.eventstore import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+async def until(condition, *, timeout: float = 60.0) -> None:
+    """Wait for a condition the test can observe (never a fixed sleep standing in for it)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_rounds_run_with_the_clocks_time_until_stopped(sqlite_url) -> None:
+    clock = ManualClock(T0)
+    seen: list[datetime] = []
+
+    async def step(now: datetime) -> None:
+        seen.append(now)
+        clock.advance(1)
+
+    async with open_store(sqlite_url) as store:
+        runner = ServiceRunner(store, [Service("ticker", step, interval=0.001)], clock=clock)
+        async with runner:
+            await until(lambda: len(seen) >= 3)
+            assert runner.leading == {"ticker": True}  # SQLite: always the leader
+        count = len(seen)
+        assert runner.leading == {"ticker": False}
+        await asyncio.sleep(0.05)  # would be several rounds, were the runner still going
+    assert len(seen) == count
+    assert seen[:3] == [T0, T0.replace(second=1), T0.replace(second=2)]
+
+
+async def test_a_failing_round_is_retried_with_growing_waits_and_the_service_goes_on(sqlite_url) -> None:
+    calls = 0
+
+    async def step(_now: datetime) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            raise RuntimeError(f"round {calls} failed")
+
+    async with open_store(sqlite_url) as store:
+        with structlog.testing.capture_logs() as logs:
+            async with ServiceRunner(store, [Service("flaky", step, interval=0.01)], max_backoff=0.05):
+                await until(lambda: calls >= 5)
+    failures = [entry for entry in logs if entry["event"] == "service_round_failed"]
+    assert [entry["retry_in"] for entry in failures] == [0.02, 0.04, 0.05]  # doubled, then capped
+    assert all(entry["service"] == "flaky" for entry in failures)
+
+
+async def test_stop_lets_a_running_round_finish(sqlite_url) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    finished = []
+
+    async def step(_now: datetime) -> None:
+        started.set()
+        await release.wait()
+        finished.append(True)
+
+    async with open_store(sqlite_url) as store:
+        runner = ServiceRunner(store, [Service("slow", step, interval=60)])
+        runner.start()
+        await started.wait()
+        stopping = asyncio.create_task(runner.stop())
+        await asyncio.sleep(0)
+        assert not stopping.done()
+        release.set()
+        await stopping
+    assert finished == [True]
+
+
+@pytest.mark.postgres
+async def test_on_postgres_one_store_of_several_leads_and_another_takes_over_when_it_resigns(pg_url) -> None:
+    rounds: dict[str, int] = {"a": 0, "b": 0}
+
+    def counting(name: str):
+        async def step(_now: datetime) -> None:
+            rounds[name] += 1
+        return step
+
+    async with open_store(pg_url) as store_a, open_store(pg_url) as store_b:
+        runner_a = ServiceRunner(store_a, [Service("singleton", counting("a"), interval=0.01)])
+        runner_b = ServiceRunner(store_b, [Service("singleton", counting("b"), interval=0.01)])
+        async with runner_a:
+            await until(lambda: rounds["a"] >= 1)
+            async with runner_b:
+                await until(lambda: rounds["a"] >= 20)
+                assert rounds["b"] == 0 and runner_b.leading == {"singleton": False}
+                await runner_a.stop()  # resigns: closes its lock's session
+                await until(lambda: rounds["b"] >= 5)
+                assert runner_b.leading == {"singleton": True}
+
+
+LEADER_SCRIPT = """
+import asyncio, sys
+from runlog.commands.runner import Service, ServiceRunner
+from runlog.eventstore import open_store
+
+async def main(url):
+    async with open_store(url) as store:
+        async def step(now):
+            print("round", flush=True)
+        async with ServiceRunner(store, [Service("singleton", step, interval=0.01)]):
+            await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.postgres
+async def test_on_postgres_a_killed_leader_process_is_replaced(pg_url) -> None:
+    leader = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LEADER_SCRIPT, pg_url, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )
+    assert leader.stdout is not None
+
+    async def next_round() -> None:
+        while (line := await leader.stdout.readline()) != b"round\n":  # skip its log lines
+            assert line, "the leader process ended"
+
+    try:
+        async with asyncio.timeout(60):
+            await next_round()  # it leads
+        rounds = 0
+
+        async def step(_now: datetime) -> None:
+            nonlocal rounds
+            rounds += 1
+
+        async with open_store(pg_url) as store:
+            async with ServiceRunner(store, [Service("singleton", step, interval=0.01)]) as runner:
+                async with asyncio.timeout(60):  # the leader keeps leading while it lives
+                    for _ in range(20):
+                        await next_round()
+                assert rounds == 0 and runner.leading == {"singleton": False}
+                os.kill(leader.pid, signal.SIGKILL)  # no resign: its session just dies
+                await leader.wait()
+                await until(lambda: rounds >= 3)
+                assert runner.leading == {"singleton": True}
+    finally:
+        if leader.returncode is None:
+            leader.kill()
+            await leader.wait()
