@@ -75,7 +75,7 @@ async def state_response(request: web.Request, label: str) -> web.Response:
 @routes.post("/flow_runs/")
 @documented(
     summary="Create a flow run; 200 with the existing one for a known idempotency key", request=FlowRunCreate,
-    response=FlowRun, status=(201, 200),
+    response=FlowRun, status=(201, 200), errors={409: "The flow or the parent task run does not exist"},
 )
 async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
