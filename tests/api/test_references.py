@@ -20,6 +20,7 @@ from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM
 
 from . import isolate_runlog_env
 from .http_server import serve
+from .test_events_in import lifecycle, send_events
 
 UNKNOWN = "11111111-2222-4333-8444-555555555555"
 
@@ -111,6 +112,16 @@ async def test_log_lines_of_an_unknown_flow_run_are_stored_as_prefect_stores_the
         assert (await server.request("POST", "/logs/", json=[line]))[0] == 201
         status, logs = await server.request("POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [UNKNOWN]}}})
         assert status == 200 and [entry["message"] for entry in logs] == ["kept"]
+
+
+async def test_client_task_run_events_of_an_unknown_flow_run_are_kept_but_build_no_task_run(local):
+    async with serve(local) as server:
+        task_run_id, flow_run_id = uuid.uuid4(), uuid.UUID(UNKNOWN)
+        await send_events(server, lifecycle(task_run_id, flow_run_id))
+        assert (await server.request("GET", f"/task_runs/{task_run_id}"))[0] == 404
+        assert await stream_types(server, TASK_RUN_STREAM + str(task_run_id)) == []
+        # The events themselves are in the log, as Prefect keeps them.
+        assert (await event_types(server)).count("prefect.event") == 3
 
 
 # -- a deleted run's key is free again --------------------------------------------------------------
