@@ -96,6 +96,22 @@ async def task_run_create_read(
     return flow_run_id is None or flow_run is not None, existing
 
 
+SQL_TASK_RUN_IDS_OF_FLOW_RUN = "SELECT id FROM task_runs WHERE flow_run_id = ?"
+SQL_FLOW_RUN_IDS_OF_FLOW = "SELECT id FROM flow_runs WHERE flow_id = ?"
+
+
+async def task_run_ids_of_flow_run(store: EventStore, flow_run_id: UUID) -> list[UUID]:
+    async with store.reading() as tx:
+        rows = await tx.fetch(SQL_TASK_RUN_IDS_OF_FLOW_RUN, str(flow_run_id))
+    return [UUID(row[0]) for row in rows]
+
+
+async def flow_run_ids_of_flow(store: EventStore, flow_id: UUID) -> list[UUID]:
+    async with store.reading() as tx:
+        rows = await tx.fetch(SQL_FLOW_RUN_IDS_OF_FLOW, str(flow_id))
+    return [UUID(row[0]) for row in rows]
+
+
 SQL_FLOW_RUN_EXISTS = "SELECT 1 FROM flow_runs WHERE id = ?"
 
 

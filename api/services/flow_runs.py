@@ -6,10 +6,12 @@ for Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -147,11 +149,41 @@ async def update(store: EventStore, run_id: UUID, changes: FlowRunUpdate | dict[
     return True
 
 
-async def delete(store: EventStore, run_id: UUID) -> bool:
+async def delete(store: EventStore, run_id: UUID, *, cache: ViewCache | None = None) -> bool:
+    """Delete a flow run and its task runs (Prefect's foreign key cascades); False when it does not exist.
+
+    The task runs go first, so a deletion cut short never leaves task runs of a deleted run.
+    """
     if await queries.get_flow_run(store, run_id) is None:
         return False
+    task_run_ids = await queries.task_run_ids_of_flow_run(store, run_id)
+    await in_chunks(task_run_ids, lambda task_run_id: append_event(
+        store, TASK_RUN_STREAM + str(task_run_id), catalogue.TaskRunDeleted(task_run_id=task_run_id)
+    ))
     await append_event(store, stream_of(run_id), catalogue.FlowRunDeleted(flow_run_id=run_id))
+    if cache is not None:
+        cache.drop(cache_key("flow_runs", run_id))
     return True
+
+
+async def delete_runs_of_flow(store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None) -> int:
+    """Delete every run of a flow (and their task runs) before the flow goes; how many there were."""
+    run_ids = await queries.flow_run_ids_of_flow(store, flow_id)
+    await in_chunks(run_ids, lambda run_id: delete(store, run_id, cache=cache))
+    return len(run_ids)
+
+
+DELETE_CHUNK = 64
+"""Deletions in flight at once: the store's group commit writes each chunk in few transactions."""
+
+
+T = TypeVar("T")
+
+
+async def in_chunks(items: Iterable[T], call: Callable[[T], Awaitable[Any]]) -> None:
+    pending = list(items)
+    for start in range(0, len(pending), DELETE_CHUNK):
+        await asyncio.gather(*(call(item) for item in pending[start : start + DELETE_CHUNK]))
 
 
 async def set_state(

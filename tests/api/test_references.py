@@ -124,6 +124,41 @@ async def test_client_task_run_events_of_an_unknown_flow_run_are_kept_but_build_
         assert (await event_types(server)).count("prefect.event") == 3
 
 
+# -- deletes cascade --------------------------------------------------------------------------------
+
+
+async def test_deleting_a_flow_deletes_its_runs_and_their_task_runs(local):
+    async with serve(local) as server:
+        flow_id = await new_flow(server)
+        kept_flow = await new_flow(server, "kept")
+        runs = [await new_flow_run(server, flow_id) for _ in range(3)]
+        kept_run = await new_flow_run(server, kept_flow)
+        tasks = []
+        for run in (*runs, kept_run):
+            _, task = await server.request("POST", "/task_runs/", json={
+                "flow_run_id": run["id"], "task_key": "t", "dynamic_key": "0"})
+            tasks.append(task["id"])
+        assert (await server.request("DELETE", f"/flows/{flow_id}"))[0] == 204
+        for run in runs:
+            assert (await server.request("GET", f"/flow_runs/{run['id']}"))[0] == 404
+        for task_id in tasks[:3]:
+            assert (await server.request("GET", f"/task_runs/{task_id}"))[0] == 404
+        assert (await server.request("GET", f"/flow_runs/{kept_run['id']}"))[0] == 200
+        assert (await server.request("GET", f"/task_runs/{tasks[3]}"))[0] == 200
+        # The history stays in the log.
+        assert (await stream_types(server, FLOW_RUN_STREAM + runs[0]["id"]))[-1] == "flow_run.deleted"
+
+
+async def test_deleting_a_flow_run_deletes_its_task_runs(local):
+    async with serve(local) as server:
+        run = await new_flow_run(server, await new_flow(server))
+        _, task = await server.request("POST", "/task_runs/", json={
+            "flow_run_id": run["id"], "task_key": "t", "dynamic_key": "0"})
+        assert (await server.request("DELETE", f"/flow_runs/{run['id']}"))[0] == 204
+        assert (await server.request("GET", f"/task_runs/{task['id']}"))[0] == 404
+        assert await count(server, "/task_runs/count") == 0
+
+
 # -- a deleted run's key is free again --------------------------------------------------------------
 
 
