@@ -1,4 +1,4 @@
-"""``runlog database``: upgrade, downgrade, reset, current and history of the schema.
+"""``runlog database``: upgrade, downgrade, reset, current and history of the schema, and check.
 
 These always work on the database named by RUNLOG_DATABASE_URL (like Prefect's
 ``prefect server database``), never through an API server.
@@ -14,6 +14,7 @@ from rich.table import Table
 
 from runlog.eventstore import migrate, migration_connection, parse_database_url
 
+from ..dangling import find_dangling
 from .common import get_settings
 
 
@@ -148,3 +149,37 @@ def history(ctx: click.Context) -> None:
         done = applied.get(m.revision)
         table.add_row(str(m.revision), m.name, done.applied_at.isoformat(timespec="seconds") if done else "not applied")
     Console().print(table)
+
+
+SHOWN_IDS = 20
+"""Ids listed per kind of dangling reference unless --all; the counts say how many there are."""
+
+
+@group.command()
+@click.option("--all", "show_all", is_flag=True, help="List every id, not only the first 20 of each kind.")
+@click.pass_context
+def check(ctx: click.Context, show_all: bool) -> None:
+    """Report dangling references: runs pointing at a flow, flow run or task run that does not exist.
+
+    Reads the database and writes nothing, so it is safe while a server runs. Exits 1 if it
+    finds any.
+    """
+    settings = get_settings(ctx)
+    db = _target_database(ctx)
+    found = asyncio.run(find_dangling(settings.database_url))
+    total = sum(len(d.pairs) for d in found)
+    click.echo(f"Dangling references in {db.masked()}:")
+    for dangling in found:
+        click.echo(f"  {dangling.kind}: {len(dangling.pairs)}")
+        shown = dangling.pairs if show_all else dangling.pairs[:SHOWN_IDS]
+        for run_id, missing in shown:
+            click.echo(f"    {run_id}  ({dangling.field} {missing})")
+        if len(shown) < len(dangling.pairs):
+            click.echo(f"    ... and {len(dangling.pairs) - len(shown)} more (--all lists them)")
+    if total:
+        click.echo(
+            f"Found {total} dangling reference(s). Listings leave flow runs of unknown flows out; "
+            "delete a run with DELETE /api/flow_runs/{id} or /api/task_runs/{id}."
+        )
+        raise click.exceptions.Exit(1)
+    click.echo("No dangling references.")

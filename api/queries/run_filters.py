@@ -328,7 +328,9 @@ async def _flow_run_where(tx: Tx, body: f.FlowRunCountRequest) -> Cond:
     for name in ("work_pools", "work_pool_queues"):
         if getattr(body, name) is not None:
             raise UnsupportedFilter(f"{name} is not supported: runlog does not model work pools yet")
-    conds: list[Cond] = []
+    # A flow run whose flow does not exist (stored by a runlog that did not check, or written
+    # around the API) is left out: clients list runs with their flows and fail on an unknown one.
+    conds: list[Cond] = [HAS_FLOW]
     if body.flow_runs is not None:
         conds.append(_flow_run_conditions(tx, body.flow_runs, "fr"))
     if body.deployments is not None:
@@ -339,6 +341,9 @@ async def _flow_run_where(tx: Tx, body: f.FlowRunCountRequest) -> Cond:
         sql, params = _task_run_conditions(tx, body.task_runs, "tr")
         conds.append((f"EXISTS (SELECT 1 FROM task_runs tr WHERE tr.flow_run_id = fr.id AND {sql})", params))
     return _combine(conds)
+
+
+HAS_FLOW: Cond = ("EXISTS (SELECT 1 FROM flows f WHERE f.id = fr.flow_id)", ())
 
 
 async def _task_run_where(tx: Tx, body: f.TaskRunCountRequest) -> Cond:

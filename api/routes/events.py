@@ -44,7 +44,7 @@ async def create_events(request: web.Request) -> web.Response:
     checked = [check_event(event, f"$[{index}]") for index, event in enumerate(batch)]
     store = request.config_dict[keys.STORE]
     for event in checked:
-        await service.receive(store, event)
+        await service.receive(store, event, cache=request.config_dict[keys.VIEW_CACHE])
     return empty_response(204)
 
 
@@ -74,7 +74,7 @@ async def stream_events_in(request: web.Request) -> web.WebSocketResponse:
             log.warning("event_frame_skipped", error=str(exc))
             continue
         try:
-            await service.receive(store, event)
+            await service.receive(store, event, cache=request.config_dict[keys.VIEW_CACHE])
         except InvalidEvent as exc:
             skipped += 1
             log.warning("event_skipped", event_id=str(event.id), error=str(exc))

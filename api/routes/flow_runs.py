@@ -75,7 +75,7 @@ async def state_response(request: web.Request, label: str) -> web.Response:
 @routes.post("/flow_runs/")
 @documented(
     summary="Create a flow run; 200 with the existing one for a known idempotency key", request=FlowRunCreate,
-    response=FlowRun, status=(201, 200),
+    response=FlowRun, status=(201, 200), errors={409: "The flow or the parent task run does not exist"},
 )
 async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
@@ -125,10 +125,10 @@ async def update_flow_run_labels(request: web.Request) -> web.Response:
 
 
 @routes.delete("/flow_runs/{id}")
-@documented(summary="Delete a flow run", status=204, errors={404: "Flow run not found"})
+@documented(summary="Delete a flow run and its task runs", status=204, errors={404: "Flow run not found"})
 async def delete_flow_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
-    if not await commands.delete(request.config_dict[keys.STORE], run_id):
+    if not await commands.delete(request.config_dict[keys.STORE], run_id, cache=request.config_dict[keys.VIEW_CACHE]):
         raise NotFound(f"Flow run {run_id} not found")
     return empty_response()
 

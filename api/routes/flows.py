@@ -16,6 +16,7 @@ from ..http import NotFound, decode_body, empty_response, json_response, path_uu
 from ..openapi import documented
 from ..queries import flows as queries
 from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest, FlowUpdate
+from ..services import flow_runs as flow_run_commands
 from ..writes import append_event
 
 routes = web.RouteTableDef()
@@ -122,12 +123,14 @@ async def update_flow(request: web.Request) -> web.Response:
 
 
 @routes.delete("/flows/{id}")
-@documented(summary="Delete a flow", status=204, errors={404: "Flow not found"})
+@documented(summary="Delete a flow with its runs", status=204, errors={404: "Flow not found"})
 async def delete_flow(request: web.Request) -> web.Response:
     flow_id = path_uuid(request)
     store = request.config_dict[keys.STORE]
     if await queries.get(store, flow_id) is None:
         raise NotFound(f"Flow {flow_id} not found")
+    # As Prefect's foreign keys cascade: the runs go first, so none is ever left without its flow.
+    await flow_run_commands.delete_runs_of_flow(store, flow_id, cache=request.config_dict[keys.VIEW_CACHE])
     await append_event(store, FLOW_STREAM + str(flow_id), catalogue.FlowDeleted(flow_id=flow_id))
     return empty_response()
 

@@ -44,6 +44,7 @@ def to_task_run(view: TaskRunView, now: datetime) -> TaskRun:
 @documented(
     summary="Create a task run; 200 with the existing one if it exists", request=TaskRunCreate,
     response=TaskRun, status=(201, 200),
+    errors={409: "The flow run does not exist, or the id is that of a deleted task run"},
 )
 async def create_task_run(request: web.Request) -> web.Response:
     body = await decode_body(request, TaskRunCreate)

@@ -20,9 +20,11 @@ import msgspec
 import structlog
 
 from runlog.eventstore import EventStore, NewEvent
-from runlog.projections.runs_writer import TASK_RUN_STREAM
+from runlog.projections.cache import ViewCache
+from runlog.projections.runs_writer import TASK_RUN_STREAM, cache_key
 from runlog.schema import events as catalogue
 
+from ..queries import runs as queries
 from ..schemas.events import MAX_EVENT_BYTES, Event, ReportedState, TaskRunSnapshot
 
 log = structlog.get_logger("runlog.api.events")
@@ -125,8 +127,12 @@ def _snapshot_fields(snapshot: TaskRunSnapshot) -> dict[str, Any]:
     return fields
 
 
-async def receive(store: EventStore, event: Event) -> None:
+async def receive(store: EventStore, event: Event, *, cache: ViewCache | None = None) -> None:
     """Append one checked client event to the log (a no-op if its id is already there).
+
+    A task-run event naming a flow run that does not exist is kept as an event but builds no
+    task run, as Prefect's recorder drops it (its foreign key refuses the row). ``cache`` may
+    hold the flow run's view, which saves the read that checks it.
 
     Raises the store's errors: InvalidEvent for something the log cannot take,
     StorageUnavailable when the database is away (the caller decides what the client hears).
@@ -141,6 +147,8 @@ async def receive(store: EventStore, event: Event) -> None:
         return
     try:
         changed = task_run_state_changed(event)
+        if changed.flow_run_id is not None and not await _flow_run_exists(store, changed.flow_run_id, cache):
+            raise NotATaskRun(f"flow run {changed.flow_run_id} does not exist")
     except NotATaskRun as exc:
         log.warning("task_run_event_not_recorded", event_id=str(event.id), event_name=event.event[:200], reason=str(exc))
         await _append(store, stream, received_event(event), event.id)
@@ -156,6 +164,14 @@ async def receive(store: EventStore, event: Event) -> None:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+async def _flow_run_exists(store: EventStore, flow_run_id: UUID, cache: ViewCache | None) -> bool:
+    # The client nearly always moved the flow run to Running through this server just before
+    # its tasks report, so its view is usually cached and this costs no read.
+    if cache is not None and cache.get(cache_key("flow_runs", flow_run_id)) is not None:
+        return True
+    return await queries.flow_run_exists(store, flow_run_id)
 
 
 async def _append(store: EventStore, stream: str, event: catalogue.Event, event_id: UUID) -> None:

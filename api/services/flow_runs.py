@@ -6,16 +6,18 @@ for Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from runlog.eventstore import NO_STREAM, EventStore, NewEvent
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import FlowRunView, evolve_flow_run
 from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, cache_key
@@ -25,6 +27,7 @@ from ..orchestration import Decision, FlowRunContext, ProposedState, Status, dec
 from ..queries import runs as queries
 from ..schemas.runs import DEFAULT_POLICY, FlowRunCreate, FlowRunUpdate
 from ..writes import append_event
+from . import integrity, run_keys
 from .transitions import decide_and_append
 
 RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
@@ -59,22 +62,52 @@ def state_from_proposal(
     )
 
 
+def run_id_for_key(flow_id: UUID, idempotency_key: str, generation: int = 0) -> UUID:
+    """The id of the run holding ``idempotency_key`` in its ``generation`` (api/services/run_keys.py).
+
+    Generation 0 is the id runlog has always derived, so runs created before generations keep theirs.
+    """
+    suffix = f"\x1f{generation}" if generation else ""
+    return uuid.uuid5(RUN_NAMESPACE, f"{flow_id}\x1f{idempotency_key}{suffix}")
+
+
 async def create(
     store: EventStore, body: FlowRunCreate, *, cache: ViewCache | None = None, clock: Clock = system_clock
 ) -> tuple[FlowRunView, bool]:
-    """The new run and True, or the existing run with the same idempotency key and False.
+    """The new run and True, or the live run with the same idempotency key and False.
 
-    A new run's view goes into ``cache``: its append has committed, and the client's next call
-    is nearly always set_state on it.
+    Raises IntegrityConflict when the flow or the parent task run does not exist; one read
+    checks both and finds the run holding the key. A new run's view goes into ``cache``: its
+    append has committed, and the client's next call is nearly always set_state on it.
     """
-    if body.idempotency_key is not None:
-        # One stream per (flow, key): concurrent creations meet there and only one wins.
-        run_id = uuid.uuid5(RUN_NAMESPACE, f"{body.flow_id}\x1f{body.idempotency_key}")
-        existing = await queries.get_flow_run(store, run_id)
-        if existing is not None:
-            return existing, False
-    else:
-        run_id = uuid.uuid4()
+    flow_found, parent_found, existing = await queries.flow_run_create_read(
+        store, body.flow_id, body.parent_task_run_id, body.idempotency_key
+    )
+    if not flow_found:
+        raise integrity.missing("flow_id", "flow", body.flow_id)
+    if not parent_found:
+        assert body.parent_task_run_id is not None
+        raise integrity.missing("parent_task_run_id", "task run", body.parent_task_run_id)
+    if existing is not None:
+        return existing, False
+
+    async def append_new(run_id: UUID) -> FlowRunView:
+        return await _append_new(store, run_id, body, cache, clock)
+
+    if body.idempotency_key is None:
+        return await append_new(uuid.uuid4()), True
+    key = body.idempotency_key
+    # Concurrent creations with one key meet on one stream per generation; only one wins.
+    return await run_keys.create_or_find(
+        store, derive=lambda generation: run_id_for_key(body.flow_id, key, generation), stream_of=stream_of,
+        load=lambda run_id: queries.get_flow_run(store, run_id), append_new=append_new,
+    )
+
+
+async def _append_new(
+    store: EventStore, run_id: UUID, body: FlowRunCreate, cache: ViewCache | None, clock: Clock
+) -> FlowRunView:
+    """Append a new run's first events (ConcurrencyError when its stream exists) and return its view."""
     now = clock()
     state_id = uuid.uuid4()
     proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
@@ -93,13 +126,7 @@ async def create(
         NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),
         NewEvent(type=catalogue.event_type(first_state), data=catalogue.encode(first_state), id=state_id),
     ]
-    try:
-        await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
-    except ConcurrencyError:
-        existing = await queries.get_flow_run(store, run_id)
-        if existing is None:
-            raise
-        return existing, False
+    await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
     # The view the runs projection just wrote, folded here from the same stored events instead
     # of read back: the run's stream holds exactly these two.
     view = None
@@ -109,7 +136,7 @@ async def create(
     if cache is not None:
         cache.put(cache_key("flow_runs", run_id), view)
     await mirror_to_parent_task(store, view, state)
-    return view, True
+    return view
 
 
 async def update(store: EventStore, run_id: UUID, changes: FlowRunUpdate | dict[str, Any]) -> bool:
@@ -122,11 +149,41 @@ async def update(store: EventStore, run_id: UUID, changes: FlowRunUpdate | dict[
     return True
 
 
-async def delete(store: EventStore, run_id: UUID) -> bool:
+async def delete(store: EventStore, run_id: UUID, *, cache: ViewCache | None = None) -> bool:
+    """Delete a flow run and its task runs (Prefect's foreign key cascades); False when it does not exist.
+
+    The task runs go first, so a deletion cut short never leaves task runs of a deleted run.
+    """
     if await queries.get_flow_run(store, run_id) is None:
         return False
+    task_run_ids = await queries.task_run_ids_of_flow_run(store, run_id)
+    await in_chunks(task_run_ids, lambda task_run_id: append_event(
+        store, TASK_RUN_STREAM + str(task_run_id), catalogue.TaskRunDeleted(task_run_id=task_run_id)
+    ))
     await append_event(store, stream_of(run_id), catalogue.FlowRunDeleted(flow_run_id=run_id))
+    if cache is not None:
+        cache.drop(cache_key("flow_runs", run_id))
     return True
+
+
+async def delete_runs_of_flow(store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None) -> int:
+    """Delete every run of a flow (and their task runs) before the flow goes; how many there were."""
+    run_ids = await queries.flow_run_ids_of_flow(store, flow_id)
+    await in_chunks(run_ids, lambda run_id: delete(store, run_id, cache=cache))
+    return len(run_ids)
+
+
+DELETE_CHUNK = 64
+"""Deletions in flight at once: the store's group commit writes each chunk in few transactions."""
+
+
+T = TypeVar("T")
+
+
+async def in_chunks(items: Iterable[T], call: Callable[[T], Awaitable[Any]]) -> None:
+    pending = list(items)
+    for start in range(0, len(pending), DELETE_CHUNK):
+        await asyncio.gather(*(call(item) for item in pending[start : start + DELETE_CHUNK]))
 
 
 async def set_state(

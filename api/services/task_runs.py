@@ -29,6 +29,7 @@ from ..orchestration import Decision, ProposedState, TaskRunContext, decide_task
 from ..queries import runs as queries
 from ..schemas.runs import TaskRunCreate
 from ..writes import append_event
+from . import integrity, run_keys
 from .flow_runs import state_from_proposal
 from .transitions import decide_and_append
 
@@ -41,11 +42,53 @@ def stream_of(run_id: UUID) -> str:
     return TASK_RUN_STREAM + str(run_id)
 
 
+def run_id_for_key(flow_run_id: UUID | None, task_key: str, dynamic_key: str, generation: int = 0) -> UUID:
+    """The id of the task run holding this key in its ``generation`` (api/services/run_keys.py).
+
+    Generation 0 is the id runlog has always derived, so task runs created before keep theirs.
+    """
+    suffix = f"\x1f{generation}" if generation else ""
+    return uuid.uuid5(TASK_NAMESPACE, f"{flow_run_id}\x1f{task_key}\x1f{dynamic_key}{suffix}")
+
+
 async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = system_clock) -> tuple[TaskRunView, bool]:
-    run_id = body.id or uuid.uuid5(TASK_NAMESPACE, f"{body.flow_run_id}\x1f{body.task_key}\x1f{body.dynamic_key}")
-    existing = await queries.get_task_run(store, run_id)
+    """The new task run and True, or the existing one and False.
+
+    Without an ``id`` the task run is found by its flow run, task key and dynamic key. Raises
+    IntegrityConflict when the flow run does not exist, or when ``id`` is that of a deleted
+    task run (its stream keeps the deleted run's history).
+    """
+    first_id = body.id or run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key)
+    flow_run_found, existing = await queries.task_run_create_read(store, body.flow_run_id, first_id)
+    if not flow_run_found:
+        assert body.flow_run_id is not None
+        raise integrity.missing("flow_run_id", "flow run", body.flow_run_id)
     if existing is not None:
         return existing, False
+
+    async def append_new(run_id: UUID) -> TaskRunView:
+        return await _append_new(store, run_id, body, clock)
+
+    if body.id is None:
+        return await run_keys.create_or_find(
+            store,
+            derive=lambda generation: run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key, generation),
+            stream_of=stream_of, load=lambda run_id: queries.get_task_run(store, run_id), append_new=append_new,
+        )
+    try:
+        return await append_new(body.id), True
+    except ConcurrencyError:
+        existing = await queries.get_task_run(store, body.id)
+        if existing is not None:
+            return existing, False  # created meanwhile with this id
+    raise integrity.IntegrityConflict(
+        f"{integrity.PREFECT_CONFLICT}: task run {body.id} was deleted and its id cannot be used again; "
+        "create the task run without an id or with a new one."
+    )
+
+
+async def _append_new(store: EventStore, run_id: UUID, body: TaskRunCreate, clock: Clock) -> TaskRunView:
+    """Append a new task run's first events (ConcurrencyError when its stream exists); its view."""
     now = clock()
     fields = msgspec.to_builtins(body)
     fields.pop("state", None)
@@ -62,16 +105,10 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
         NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),
         NewEvent(type=catalogue.event_type(first), data=catalogue.encode(first), id=state_id),
     ]
-    try:
-        await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
-    except ConcurrencyError:
-        existing = await queries.get_task_run(store, run_id)
-        if existing is None:
-            raise
-        return existing, False
+    await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
     view = await queries.get_task_run(store, run_id)
     assert view is not None
-    return view, True
+    return view
 
 
 async def set_state(

@@ -125,6 +125,14 @@ async def send_events(server, frames: list, *, authenticate: bool = True) -> int
         return ws.close_code
 
 
+async def new_flow_run(server) -> uuid.UUID:
+    """A flow run created through the API: task-run events build task runs only of existing flow runs."""
+    _, flow = await server.request("POST", "/flows/", json={"name": "events-in"})
+    status, run = await server.request("POST", "/flow_runs/", json={"flow_id": flow["id"]})
+    assert status == 201
+    return uuid.UUID(run["id"])
+
+
 async def stream_records(server, stream: str) -> list:
     store = server.app[keys.STORE]
     return [record async for record in store.read_stream(stream)]
@@ -175,7 +183,7 @@ async def test_an_event_sent_twice_is_stored_once(tmp_path, store_url):
 
 async def test_client_task_run_events_build_the_task_run(tmp_path, store_url):
     async with serve(env(tmp_path, store_url)) as server:
-        task_run_id, flow_run_id = uuid.uuid4(), uuid.uuid4()
+        task_run_id, flow_run_id = uuid.uuid4(), await new_flow_run(server)
         events = lifecycle(task_run_id, flow_run_id)
         await send_events(server, events)
         store = server.app[keys.STORE]
@@ -211,7 +219,7 @@ async def test_client_task_run_events_build_the_task_run(tmp_path, store_url):
 
 async def test_out_of_order_arrival_leaves_the_newest_state_current(tmp_path, store_url):
     async with serve(env(tmp_path, store_url)) as server:
-        task_run_id, flow_run_id = uuid.uuid4(), uuid.uuid4()
+        task_run_id, flow_run_id = uuid.uuid4(), await new_flow_run(server)
         pending, running, completed = lifecycle(task_run_id, flow_run_id)
         await send_events(server, [pending, completed, running])  # Completed before Running
         store = server.app[keys.STORE]
@@ -294,7 +302,7 @@ async def test_a_client_without_the_subprotocol_is_served_without_the_handshake(
 
 async def test_post_events_stores_a_batch_once(tmp_path, store_url):
     async with serve(env(tmp_path, store_url)) as server:
-        task_run_id, flow_run_id = uuid.uuid4(), uuid.uuid4()
+        task_run_id, flow_run_id = uuid.uuid4(), await new_flow_run(server)
         batch = [heartbeat(flow_run_id), *lifecycle(task_run_id, flow_run_id)]
         assert await server.request("POST", "/events", json=batch) == (204, None)
         assert await server.request("POST", "/events", json=batch) == (204, None)

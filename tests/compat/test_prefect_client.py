@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from ..api.http_server import free_port
+from ..api.test_orphans import UNKNOWN, store_orphans
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Python whose `prefect` runs the flows and the CLI: this one (Prefect 3.8.8, the test
@@ -161,3 +163,16 @@ def test_prefect_cli_lists_and_inspects_runs(runlog):
     assert run["name"] in listing and "COMPLETED" in listing
     inspected = runlog.prefect("flow-run", "inspect", outcome["flow_run_id"])
     assert outcome["flow_run_id"] in inspected and run["name"] in inspected
+
+
+def test_prefect_flow_run_ls_works_with_orphans_stored_and_new_ones_are_refused(runlog, store_url):
+    # A database written before runlog checked references may hold a flow run of an unknown
+    # flow; `prefect flow-run ls` looks every listed run's flow up and failed with KeyError.
+    outcome = runlog.run_flow("two_tasks")
+    orphan_id, _task_id = asyncio.run(store_orphans(store_url))
+    listing = runlog.prefect("flow-run", "ls")
+    assert runlog.get(f"/flow_runs/{outcome['flow_run_id']}")["name"] in listing
+    assert str(orphan_id) not in listing
+    # New ones are refused as Prefect refuses them.
+    refused = runlog.http.post("/flow_runs/", json={"flow_id": UNKNOWN})
+    assert refused.status_code == 409 and UNKNOWN in refused.json()["detail"]

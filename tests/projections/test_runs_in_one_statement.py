@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from runlog.api.orchestration import ProposedState
 from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
 from runlog.api.services import flow_runs, task_runs
+from runlog.api.writes import append_event
 from runlog.eventstore import NewEvent, open_store
 from runlog.projections.cache import ViewCache
 from runlog.projections.concurrency import ConcurrencyProjection
-from runlog.projections.flows import FlowsProjection
+from runlog.projections.flows import FLOW_STREAM, FlowsProjection
 from runlog.projections.runs_writer import RunsProjection
 from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
+from runlog.schema import events as catalogue
 from runlog.schema.events import StateType
 
 TABLES = ("flow_runs", "flow_run_tags", "task_runs", "task_run_tags")
@@ -39,6 +41,14 @@ def projections(runs: RunsProjection) -> list:
     return [FlowsProjection(), runs, ConcurrencyProjection(), TaskRunStateCacheProjection()]
 
 
+async def register_flow(store) -> UUID:  # type: ignore[no-untyped-def]
+    """A flow for the runs to belong to: a flow run of an unknown flow is refused."""
+    flow_id = uuid4()
+    flow = catalogue.FlowCreated(flow_id=flow_id, name=f"flow-{flow_id}", created=datetime.now(UTC))
+    await append_event(store, FLOW_STREAM + str(flow_id), flow)
+    return flow_id
+
+
 async def table_rows(store) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
     rows = {}
     async with store.reading() as tx:
@@ -51,8 +61,8 @@ async def table_rows(store) -> dict[str, list[tuple]]:  # type: ignore[no-untype
 async def test_runs_tables_written_live_equal_a_rebuild_from_the_log(store_url, backend, tmp_path):
     cache = ViewCache()
     runs = CountingRuns(cache)
-    flow_id = uuid4()
     async with open_store(store_url, projections=projections(runs)) as store:
+        flow_id = await register_flow(store)
         created = await asyncio.gather(*(
             flow_runs.create(store, FlowRunCreate(flow_id=flow_id, name=f"run-{i}", tags=["etl", f"n{i}"]), cache=cache)
             for i in range(6)
@@ -91,7 +101,7 @@ async def test_an_event_sent_again_with_a_cached_view_changes_no_table(store_url
     cache = ViewCache()
     runs = CountingRuns(cache)
     async with open_store(store_url, projections=projections(runs)) as store:
-        view, _ = await flow_runs.create(store, FlowRunCreate(flow_id=uuid4(), name="again"), cache=cache)
+        view, _ = await flow_runs.create(store, FlowRunCreate(flow_id=await register_flow(store), name="again"), cache=cache)
         view, _ = await flow_runs.set_state(store, view.id, ProposedState(type=StateType.PENDING), cache=cache)
         view, _ = await flow_runs.set_state(store, view.id, ProposedState(type=StateType.RUNNING), cache=cache)
         stream = flow_runs.stream_of(view.id)
