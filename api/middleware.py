@@ -32,7 +32,6 @@ from runlog.eventstore import (
 
 from .http import json_response
 from .keys import MAX_BODY_BYTES
-from .services.integrity import IntegrityConflict
 
 log = structlog.get_logger("runlog.api")
 _request_lines = logging.getLogger("runlog.api")
@@ -96,9 +95,6 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
     except StreamNotFound as exc:
         status = 404
         return _error(404, str(exc))
-    except IntegrityConflict as exc:
-        status = 409  # as Prefect answers a violated foreign key, with the reference named
-        return _error(409, exc.detail)
     except ConcurrencyError as exc:
         # Commands retry conflicts themselves; one that still conflicts is a busy resource.
         status = 409

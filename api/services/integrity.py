@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from runlog.commands.errors import Conflict
+
 PREFECT_CONFLICT = "Data integrity conflict"
 """How Prefect's 409 for a violated constraint starts; our details start the same way."""
 
 
-class IntegrityConflict(Exception):
+class IntegrityConflict(Conflict):
     """A write would store a reference to something that does not exist (HTTP 409)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 def missing(field: str, kind: str, value: UUID) -> IntegrityConflict:
