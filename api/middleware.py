@@ -19,6 +19,7 @@ from aiohttp import web
 
 from runlog.eventstore import ConcurrencyError, InvalidEvent, SchemaError, StorageUnavailable, StreamNotFound
 
+from .errors import RunlogError
 from .http import json_response
 from .keys import MAX_BODY_BYTES
 
@@ -62,7 +63,8 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         status = 422
         return _error(422, f"invalid request body: {exc}")
-    except InvalidEvent as exc:
+    except (InvalidEvent, RunlogError) as exc:
+        # RunlogError: input a person got wrong (a line of an import that is not base64, say).
         status = 422
         return _error(422, str(exc))
     except StreamNotFound as exc:
