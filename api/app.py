@@ -22,7 +22,9 @@ from runlog.projections.runs_writer import RunsProjection
 from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
 
 from . import keys
+from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
+from .routing import fixed_paths_win
 from .services.lease_expiry import lease_expiry
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 
@@ -39,6 +41,7 @@ def inline_projections(cache: ViewCache | None = None) -> list:
 
 def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # type: ignore[no-untyped-def]
     app = web.Application(middlewares=[errors_and_logging], client_max_size=settings.server_max_body_size)
+    quiet_malformed_requests()  # a request aiohttp cannot parse is the client's error: one INFO line
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY_BYTES] = settings.server_max_body_size
     app[keys.WEBSOCKETS] = weakref.WeakSet()
@@ -51,6 +54,7 @@ def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # 
     api = web.Application(client_max_size=settings.server_max_body_size)
     for module in ROUTE_MODULES:
         api.add_routes(module.routes)
+    fixed_paths_win(api)  # PATCH /flow_runs/filter is a 405, not a flow run named "filter"
     app.add_subapp("/api", api)
     app.add_routes(docs.root_routes)  # /docs, as Prefect serves it: a redirect to /api/docs
     return app
