@@ -62,13 +62,20 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
         NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),
         NewEvent(type=catalogue.event_type(first), data=catalogue.encode(first), id=state_id),
     ]
-    try:
-        await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
-    except ConcurrencyError:
-        existing = await queries.get_task_run(store, run_id)
-        if existing is None:
-            raise
-        return existing, False
+    expected = NO_STREAM
+    for attempt in range(3):
+        try:
+            await store.append(stream_of(run_id), events, expected_version=expected)
+            break
+        except ConcurrencyError as exc:
+            existing = await queries.get_task_run(store, run_id)
+            if existing is not None:
+                return existing, False
+            if attempt == 2:
+                raise
+            # The stream is there but the task run is not: it was deleted, and its keys (or
+            # id) make a new one, as in Prefect. Appended after the deletion, at that version.
+            expected = exc.actual
     view = await queries.get_task_run(store, run_id)
     assert view is not None
     return view, True
