@@ -20,7 +20,9 @@ from runlog.projections.cache import ViewCache
 from runlog.projections.registry import inline_projections
 
 from . import keys
+from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
+from .routing import fixed_paths_win
 from .services.lease_expiry import lease_expiry_service
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 from .routes import artifacts, run_ids, variables
@@ -36,6 +38,7 @@ ROUTE_MODULES = (
 
 def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # type: ignore[no-untyped-def]
     app = web.Application(middlewares=[errors_and_logging], client_max_size=settings.server_max_body_size)
+    quiet_malformed_requests()  # a request aiohttp cannot parse is the client's error: one INFO line
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY_BYTES] = settings.server_max_body_size
     app[keys.WEBSOCKETS] = weakref.WeakSet()
@@ -48,6 +51,7 @@ def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # 
     api = web.Application(client_max_size=settings.server_max_body_size)
     for module in ROUTE_MODULES:
         api.add_routes(module.routes)
+    fixed_paths_win(api)  # PATCH /flow_runs/filter is a 405, not a flow run named "filter"
     app.add_subapp("/api", api)
     app.add_routes(docs.root_routes)  # /docs, as Prefect serves it: a redirect to /api/docs
     return app

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -23,6 +24,10 @@ from runlog.schema import events as catalogue
 
 from .errors import RunlogError
 from .schemas.logs import ExportedLog
+
+
+# What base64.b64decode(validate=True) takes: whole quads, padded.
+Base64 = Annotated[str, msgspec.Meta(pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
 
 
 class ExportedEvent(msgspec.Struct, omit_defaults=True):
@@ -35,7 +40,7 @@ class ExportedEvent(msgspec.Struct, omit_defaults=True):
     version: int | None = None
     recorded_at: datetime | None = None
     data: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (a JSON payload is never empty)
-    data_base64: str | None = None
+    data_base64: Base64 | None = None
 
 
 _line_encoder = msgspec.json.Encoder()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from runlog.eventstore.urls import MASK, mask_url
@@ -98,3 +99,27 @@ def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> N
         # applying its settings after the CLI) also reaches loggers already in use.
         cache_logger_on_first_use=False,
     )
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (a NUL in a header, a broken request line) at
+    ERROR with a traceback, though it answers 400: the client's mistake, not the server's.
+    Such a record becomes one line at INFO, like the line of any other refused request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or not 400 <= (exc.code or 0) < 500:
+            return True
+        detail = " ".join(str(exc.message or exc).split())
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        record.msg, record.args = "malformed_request from %s: %s", (remote, detail)
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def quiet_malformed_requests() -> None:
+    """Install the filter on aiohttp's server logger, once per process."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _MalformedRequestFilter) for f in logger.filters):
+        logger.addFilter(_MalformedRequestFilter())

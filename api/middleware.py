@@ -30,6 +30,7 @@ from runlog.eventstore import (
     WriteRejected,
 )
 
+from .errors import RunlogError
 from .http import json_response
 from .keys import MAX_BODY_BYTES
 
@@ -89,7 +90,8 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
             # The Prefect client retries 503 (honouring Retry-After) on every call, 409 on none.
             return _error(status, exc.detail, **{"Retry-After": str(math.ceil(exc.retry_after))})
         return _error(status, exc.detail)
-    except InvalidEvent as exc:
+    except (InvalidEvent, RunlogError) as exc:
+        # RunlogError: input a person got wrong (a line of an import that is not base64, say).
         status = 422
         return _error(422, str(exc))
     except StreamNotFound as exc:

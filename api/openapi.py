@@ -19,7 +19,8 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 import msgspec
-from aiohttp import web
+import msgspec.inspect as mi
+from aiohttp import hdrs, web
 
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{name}"
@@ -109,7 +110,9 @@ def public_routes(app: web.Application) -> Iterator[Route]:
         if isinstance(resource, web.StaticResource):
             path += "/{filename}"
         for route in resource:
-            if route.method != "HEAD":
+            # HEAD twins of GET routes are implicit; a route for any method ("*") is the 405
+            # a fixed path answers to the methods it does not serve (see api/routing.py).
+            if route.method not in ("HEAD", hdrs.METH_ANY):
                 yield Route(route.method, path, route.handler)
 
 
@@ -125,6 +128,8 @@ def build_document(app: web.Application, *, title: str = "runlog") -> dict[str, 
         path_parameters = [_path_parameter(name) for name in _PATH_PARAMETER.findall(route.path)]
         if path_parameters:
             entry["parameters"] = path_parameters + entry.get("parameters", [])
+        if operation and any(p["schema"].get("format") == "uuid" for p in path_parameters):
+            entry["responses"].setdefault("422", _error_response("An id in the path that is not a UUID"))
         paths.setdefault(_PATH_PARAMETER.sub(r"{\1}", route.path), {})[route.method.lower()] = entry
     return {
         "openapi": OPENAPI_VERSION,
@@ -132,7 +137,8 @@ def build_document(app: web.Application, *, title: str = "runlog") -> dict[str, 
             "title": title,
             "version": _version(),
             "description": "runlog's HTTP API: the Prefect 3 REST API over an event log, and runlog's own "
-            "extensions under /api/runlog.",
+            "extensions under /api/runlog. A string holding U+0000 is refused with 422 anywhere but in "
+            "log lines (where it becomes U+FFFD) and events.",
         },
         "paths": paths,
         "components": {"schemas": components},
@@ -147,12 +153,17 @@ def _types(operation: Operation) -> list[Any]:
 def _schemas(kinds: list[Any]) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
     """JSON Schemas for ``kinds`` (keyed by id of the type) and the components they refer to.
 
-    msgspec cannot describe some types (a field whose default it cannot encode, such as a
-    msgspec.Raw); such a type is described generically, so one type never costs the document."""
+    msgspec cannot put some defaults in a schema (a msgspec.Raw, say); such a struct is
+    described by a twin without those defaults. A type that still cannot be described is
+    described generically, so one type never costs the document."""
     unique = list({id(kind): kind for kind in kinds}.values())
-    describable = [kind for kind in unique if _describable(kind)]
-    failed = [kind for kind in unique if not _describable(kind)]
-    generated, components = msgspec.json.schema_components(describable, ref_template=REF_TEMPLATE)
+    described = {id(kind): _describable_as(kind) for kind in unique}
+    describable = [kind for kind in unique if described[id(kind)] is not None]
+    failed = [kind for kind in unique if described[id(kind)] is None]
+    twins = [described[id(kind)] for kind in describable]
+    generated, components = msgspec.json.schema_components(twins, ref_template=REF_TEMPLATE)
+    for twin, schema in zip(twins, generated, strict=True):
+        _mark_datetimes(mi.type_info(twin), schema, components, set())
     schemas = {id(kind): schema for kind, schema in zip(describable, generated, strict=True)}
     for kind in failed:
         schemas[id(kind)] = {"description": f"{_type_name(kind)} (its schema could not be generated)"}
@@ -160,13 +171,104 @@ def _schemas(kinds: list[Any]) -> tuple[dict[int, dict[str, Any]], dict[str, Any
 
 
 @functools.cache
-def _describable(kind: Any) -> bool:
-    """Whether msgspec can describe ``kind`` (asked once per type: it costs a schema)."""
-    try:
-        msgspec.json.schema_components([kind], ref_template=REF_TEMPLATE)
-    except (TypeError, ValueError):
-        return False
-    return True
+def _describable_as(kind: Any) -> Any:
+    """``kind``, or a struct's twin whose undescribable defaults are dropped (the fields stay
+    optional), or the same for the items of a list of structs; None if neither works."""
+    for candidate in (kind, _twin(kind)):
+        if candidate is None:
+            continue
+        try:
+            msgspec.json.schema_components([candidate], ref_template=REF_TEMPLATE)
+        except (TypeError, ValueError):
+            continue
+        return candidate
+    return None
+
+
+def _twin(kind: Any) -> Any:
+    if typing.get_origin(kind) is list and len(typing.get_args(kind)) == 1:
+        item = _twin(typing.get_args(kind)[0])
+        return None if item is None else list[item]  # type: ignore[valid-type]
+    if not (isinstance(kind, type) and issubclass(kind, msgspec.Struct)):
+        return None
+    info = mi.type_info(kind)
+    assert isinstance(info, mi.StructType)
+    hints = typing.get_type_hints(kind, include_extras=True)
+    fields: list[Any] = []
+    for field in info.fields:
+        if field.required:
+            fields.append((field.name, hints[field.name]))
+            continue
+        if field.default is mi.NODEFAULT:
+            default = msgspec.field(name=field.encode_name, default_factory=field.default_factory)
+        else:
+            try:
+                msgspec.to_builtins(field.default)
+                default = msgspec.field(name=field.encode_name, default=field.default)
+            except TypeError:  # still optional, with no default the document can show
+                default = msgspec.field(name=field.encode_name, default_factory=lambda: None)
+        fields.append((field.name, hints[field.name], default))
+    return msgspec.defstruct(
+        kind.__name__, fields, kw_only=True, forbid_unknown_fields=info.forbid_unknown_fields,
+        module=kind.__module__,
+    )
+
+
+def _mark_datetimes(t: mi.Type, schema: dict[str, Any], components: dict[str, Any], done: set[str]) -> None:
+    """Declare every datetime ``format: date-time``, walking the type beside its schema.
+
+    msgspec writes a datetime that may be naive as a plain string; runlog reads a naive one as
+    UTC (api/http.py) and always answers with an offset, so the value is an RFC 3339 date-time
+    either way, and a client (or a generator of test requests) needs to know it is one."""
+    while isinstance(t, mi.Metadata):
+        t = t.type
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith(REF_TEMPLATE.format(name="")):
+        name = ref.removeprefix(REF_TEMPLATE.format(name=""))
+        if name in done or name not in components:
+            return
+        done.add(name)
+        schema = components[name]
+    if isinstance(t, mi.DateTimeType):
+        if schema.get("type") == "string":
+            schema.setdefault("format", "date-time")
+    elif isinstance(t, mi.StructType):
+        properties = schema.get("properties", {})
+        for field in t.fields:
+            if field.encode_name in properties:
+                _mark_datetimes(field.type, properties[field.encode_name], components, done)
+    elif isinstance(t, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+        if isinstance(schema.get("items"), dict):
+            _mark_datetimes(t.item_type, schema["items"], components, done)
+    elif isinstance(t, mi.DictType):
+        if isinstance(schema.get("additionalProperties"), dict):
+            _mark_datetimes(t.value_type, schema["additionalProperties"], components, done)
+    elif isinstance(t, mi.UnionType):
+        # A plain-string option is the datetime's only when no str shares the union.
+        options = schema.get("anyOf", [])
+        members = [m.type if isinstance(m, mi.Metadata) else m for m in t.types]
+        if any(isinstance(m, mi.DateTimeType) for m in members) and not any(isinstance(m, mi.StrType) for m in members):
+            for option in options:
+                if option == {"type": "string"}:
+                    option["format"] = "date-time"
+        for member in members:
+            if not isinstance(member, mi.DateTimeType):
+                for option in options:
+                    if _same_shape(member, option, components):
+                        _mark_datetimes(member, option, components, done)
+
+
+def _same_shape(t: mi.Type, schema: dict[str, Any], components: dict[str, Any]) -> bool:
+    """Whether ``schema`` (one option of a union's anyOf) is the schema of ``t``."""
+    if isinstance(t, mi.StructType):
+        # A component's title is its class's name, also when its key had to be qualified.
+        name = str(schema.get("$ref", "")).removeprefix(REF_TEMPLATE.format(name=""))
+        return components.get(name, {}).get("title") == t.cls.__name__
+    if isinstance(t, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+        return schema.get("type") == "array"
+    if isinstance(t, mi.DictType):
+        return schema.get("type") == "object"
+    return False
 
 
 def _operation(route: Route, operation: Operation, schemas: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -193,12 +295,16 @@ def _operation(route: Route, operation: Operation, schemas: dict[int, dict[str, 
     if operation.request is not NO_BODY or operation.query:
         errors.setdefault(422, "The request does not match its schema")
     for code, when in sorted(errors.items()):
-        responses[str(code)] = {
-            "description": when,
-            "content": {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(name="ErrorDetail")}}},
-        }
+        responses[str(code)] = _error_response(when)
     entry["responses"] = responses
     return entry
+
+
+def _error_response(when: str) -> dict[str, Any]:
+    return {
+        "description": when,
+        "content": {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(name="ErrorDetail")}}},
+    }
 
 
 def _undocumented(route: Route) -> dict[str, Any]:
@@ -223,8 +329,10 @@ def _operation_id(route: Route, taken: set[str]) -> str:
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
-    # runlog's path ids are UUIDs (a handler answers 422 or 404 for anything else).
-    schema = {"type": "string", "format": "uuid"} if name == "id" or name.endswith("_id") else {"type": "string"}
+    # runlog's path ids are UUIDs (a handler answers 422, as Prefect does, or 404 for anything else).
+    schema: dict[str, Any] = {"type": "string", "format": "uuid"}
+    if not (name == "id" or name.endswith("_id")):
+        schema = {"type": "string", "minLength": 1}  # an empty segment is another path
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 

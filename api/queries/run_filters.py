@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID
 
 from runlog.eventstore import EventStore, Tx
 from runlog.projections.flows import FlowView, decode_flow
@@ -21,10 +22,6 @@ from ..schemas import filters as f
 
 DEFAULT_LIMIT = 200
 """Prefect's server.api.default_limit: the default and the largest accepted page size."""
-
-
-class UnsupportedFilter(ValueError):
-    """A filter Prefect accepts but runlog cannot evaluate (it keeps no deployments or pools)."""
 
 
 # A condition: an SQL fragment with ``?`` placeholders and its parameters, in order.
@@ -115,7 +112,7 @@ def _state_part(conds: list[Cond]) -> list[Cond]:
 # -- flows (resolved in Python) ----------------------------------------------------------------
 
 
-def _flow_matches(view: FlowView, flt: f.FlowFilter) -> bool:
+def _flow_matches(view: FlowView, flt: f.FlowFilter, with_deployments: set[UUID]) -> bool:
     checks: list[bool] = []
     if flt.id is not None:
         parts = []
@@ -125,7 +122,8 @@ def _flow_matches(view: FlowView, flt: f.FlowFilter) -> bool:
             parts.append(view.id not in flt.id.not_any_)
         checks.append(all(parts))
     if flt.deployment is not None:
-        checks.append(True)  # no criteria (_flow_ids refuses any): TRUE, as in Prefect; it matters under or_
+        deployed = flt.deployment.is_null_
+        checks.append(True if deployed is None else (view.id in with_deployments) != deployed)
     if flt.name is not None:
         parts = []
         if flt.name.any_ is not None:
@@ -150,13 +148,16 @@ def _fold(parts: list[bool], operator: str) -> bool:
 
 
 async def _flow_ids(tx: Tx, flt: f.FlowFilter) -> list[str]:
+    with_deployments: set[UUID] = set()
     if flt.deployment is not None and flt.deployment.is_null_ is not None:
-        raise UnsupportedFilter("flows.deployment is not supported: runlog keeps no deployments")
+        # A deployment is known by the runs that name it: a flow has one if one of its runs does.
+        with_deployments = {UUID(str(r[0])) for r in await tx.fetch(SQL_FLOWS_WITH_DEPLOYMENTS)}
     rows = await tx.fetch(SQL_ALL_FLOWS)
-    return [str(v.id) for v in (decode_flow(bytes(r[0])) for r in rows) if _flow_matches(v, flt)]
+    return [str(v.id) for v in (decode_flow(bytes(r[0])) for r in rows) if _flow_matches(v, flt, with_deployments)]
 
 
 SQL_ALL_FLOWS = "SELECT view FROM flows"
+SQL_FLOWS_WITH_DEPLOYMENTS = "SELECT DISTINCT flow_id FROM flow_runs WHERE deployment_id IS NOT NULL"
 
 
 # -- flow runs and task runs --------------------------------------------------------------------
@@ -303,11 +304,12 @@ def _task_run_conditions(tx: Tx, flt: f.TaskRunFilter, tr: str) -> Cond:
 
 
 def _deployment_conditions(tx: Tx, flt: f.DeploymentFilter, fr: str) -> Cond:
-    """EXISTS(deployment of the run matching flt), with deployments known only by their ids."""
-    for name in ("name", "flow_or_deployment_name", "paused", "tags", "work_queue_name"):
-        if _sets_criteria(getattr(flt, name)):
-            raise UnsupportedFilter(f"deployments.{name} is not supported: runlog keeps no deployments")
-    # concurrency_limit is deprecated and ignored by Prefect too.
+    """EXISTS(deployment of the run matching flt), with deployments known only by their ids.
+
+    runlog keeps nothing else of a deployment, so a criterion on its name, paused flag, tags or
+    work queue matches none (as on a Prefect server without that deployment); a sub-filter that
+    sets no criterion is TRUE, as in Prefect. concurrency_limit is ignored, as Prefect ignores it.
+    """
     part = []
     if flt.id is not None:
         sub = []
@@ -316,21 +318,25 @@ def _deployment_conditions(tx: Tx, flt: f.DeploymentFilter, fr: str) -> Cond:
         if flt.id.not_any_:
             sub.append(_not(_is_in(tx, f"{fr}.deployment_id", flt.id.not_any_)))
         part.append(_combine(sub))
+    for unknown in (flt.name, flt.flow_or_deployment_name, flt.paused, flt.tags, flt.work_queue_name):
+        if unknown is not None:
+            part.append(FALSE if _sets_criteria(unknown) else TRUE)
     return _combine([_is_null(f"{fr}.deployment_id", False), _combine(part, flt.operator)])
 
 
-def _sets_criteria(value: dict[str, Any] | None) -> bool:
-    return value is not None and any(v is not None for k, v in value.items() if k != "operator")
+def _sets_criteria(flt: f._Filter) -> bool:
+    return any(getattr(flt, name) is not None for name in flt.__struct_fields__ if name != "operator")
 
 
 async def _flow_run_where(tx: Tx, body: f.FlowRunCountRequest) -> Cond:
     """Prefect's _apply_flow_run_filters over flow_runs aliased ``fr``."""
-    for name in ("work_pools", "work_pool_queues"):
-        if getattr(body, name) is not None:
-            raise UnsupportedFilter(f"{name} is not supported: runlog does not model work pools yet")
     # A flow run whose flow does not exist (stored by a runlog that did not check, or written
     # around the API) is left out: clients list runs with their flows and fail on an unknown one.
     conds: list[Cond] = [HAS_FLOW]
+    # Prefect matches these as EXISTS(the run's work queue / its pool, matching): runlog keeps
+    # no work pools or queues (a run's work_queue_name is only a label), so no run has one.
+    if body.work_pools is not None or body.work_pool_queues is not None:
+        conds.append(FALSE)
     if body.flow_runs is not None:
         conds.append(_flow_run_conditions(tx, body.flow_runs, "fr"))
     if body.deployments is not None:

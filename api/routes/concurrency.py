@@ -195,7 +195,11 @@ async def delete_limit_by_id(request: web.Request) -> web.Response:
 @documented(
     summary="Take slots of concurrency limits under a lease", request=IncrementWithLease,
     response=LeaseGranted,
-    errors={422: "The request cannot be granted as asked", 423: "No free slot; retry after Retry-After"},
+    errors={
+        422: "The request cannot be granted as asked: more slots than a limit has, or rate_limit mode on "
+        "limits without slot decay, or on limits with it (runlog does not rate-limit yet)",
+        423: "No free slot; retry after Retry-After",
+    },
 )
 async def increment_with_lease(request: web.Request) -> web.Response:
     body = await decode_body(request, IncrementWithLease)

@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from runlog.eventstore import InvalidEvent, SchemaError, StorageUnavailable, StoreClosed
 
 from .. import keys
-from ..http import decode_body, empty_response
+from ..http import decode_body, empty_response, json_response
 from ..openapi import documented
 from ..schemas.events import Event, check_event
 from ..services import events as service
@@ -40,7 +40,8 @@ _auth_decoder = msgspec.json.Decoder()
 @documented(summary="Record a batch of events", request=list[Event], status=204)
 async def create_events(request: web.Request) -> web.Response:
     """Record a batch of events (204). The whole batch is checked before any of it is stored."""
-    batch = await decode_body(request, list[Event])
+    # Events are stored as sent, U+0000 included (as MessagePack, which holds it on both backends).
+    batch = await decode_body(request, list[Event], nul=True)
     checked = [check_event(event, f"$[{index}]") for index, event in enumerate(batch)]
     store = request.config_dict[keys.STORE]
     for event in checked:
@@ -48,10 +49,18 @@ async def create_events(request: web.Request) -> web.Response:
     return empty_response(204)
 
 
+NOT_A_WEBSOCKET = "/events/in is a websocket: open it with a websocket upgrade (subprotocol 'prefect')"
+
+
 @routes.get("/events/in")
-@documented(summary="Receive events over a websocket (Prefect's /events/in)", status=101)
-async def stream_events_in(request: web.Request) -> web.WebSocketResponse:
+@documented(
+    summary="Receive events over a websocket (Prefect's /events/in)", status=101,
+    errors={400: "Not a websocket upgrade request"},
+)
+async def stream_events_in(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
+    if not ws.can_prepare(request).ok:
+        return json_response({"detail": NOT_A_WEBSOCKET}, status=400)
     await ws.prepare(request)
     request.config_dict[keys.WEBSOCKETS].add(ws)  # closed by the app on shutdown
     # Like Prefect while no auth string is configured, a client that did not ask for the

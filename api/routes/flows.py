@@ -95,6 +95,8 @@ async def read_flow_by_name(request: web.Request) -> web.Response:
 @documented(summary="List flows", request=FlowFilterRequest, request_required=False, response=list[Flow])
 async def filter_flows(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
+    if body.limit is None:  # Prefect's default, also the largest page
+        body = msgspec.structs.replace(body, limit=queries.DEFAULT_LIMIT)
     views = await queries.filter(request.config_dict[keys.STORE], body)
     return json_response([to_flow(v) for v in views])
 

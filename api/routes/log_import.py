@@ -28,7 +28,7 @@ routes = web.RouteTableDef()
     response=dict[str, int],
 )
 async def import_events(request: web.Request) -> web.Response:
-    events = await decode_body(request, list[ExportedEvent])
+    events = await decode_body(request, list[ExportedEvent], nul=True)  # payloads are stored as they are
     store = request.config_dict[keys.STORE]
     head = await store.head()
     new_events = [as_new_event(e, n) for n, e in enumerate(events, start=1)]

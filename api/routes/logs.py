@@ -17,7 +17,7 @@ routes = web.RouteTableDef()
 @routes.post("/logs/")
 @documented(summary="Store log lines", request=list[LogCreate], response=None, status=201)
 async def create_logs(request: web.Request) -> web.Response:
-    logs = await decode_body(request, list[LogCreate])
+    logs = await decode_body(request, list[LogCreate], nul=True)  # NUL becomes U+FFFD (services/logs.py)
     await service.create_logs(request.config_dict[keys.STORE], logs, clock=request.config_dict[keys.CLOCK])
     return json_response(None, status=201)
 

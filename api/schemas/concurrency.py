@@ -26,7 +26,9 @@ class Pagination(msgspec.Struct, kw_only=True):
 
 
 class TagLimitCreate(msgspec.Struct, kw_only=True):
-    tag: str
+    # Not empty (Prefect takes ""): a limit on the empty tag could never be read, reset or
+    # deleted through /concurrency_limits/tag/{tag}.
+    tag: Annotated[str, msgspec.Meta(min_length=1)]
     concurrency_limit: NonNegativeInt
 
 

@@ -30,6 +30,8 @@ TaskRunSort = Literal[
 # Bounded so an offset always fits the databases' 64-bit integers: a larger one is a 422, not
 # an overflow (a 500). A page becomes the offset (page - 1) * limit, with limit at most 200.
 NonNegative = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+# Prefect's LimitBody: null means the default (200), which is also the largest accepted.
+Limit = Annotated[int, msgspec.Meta(ge=0, le=200)]
 PageNumber = Annotated[int, msgspec.Meta(ge=1, le=(2**63 - 1) // 200)]
 
 
@@ -221,7 +223,7 @@ class TaskRunFilter(_OperatorFilter, kw_only=True):
     flow_run_id: TaskRunFilterFlowRunId | None = None
 
 
-# -- deployments (runlog keeps no deployments table: only ids are filterable) ----------------
+# -- deployments (runlog keeps no deployments table: a deployment is known by its id alone) ----
 
 
 class DeploymentFilterId(_Filter, kw_only=True):
@@ -229,16 +231,82 @@ class DeploymentFilterId(_Filter, kw_only=True):
     not_any_: list[UUID] | None = None
 
 
+class DeploymentFilterName(_Filter, kw_only=True):
+    any_: list[str] | None = None
+    like_: str | None = None
+
+
+class DeploymentOrFlowNameFilter(_Filter, kw_only=True):
+    like_: str | None = None
+
+
+class DeploymentFilterPaused(_Filter, kw_only=True):
+    eq_: bool | None = None
+
+
+class DeploymentFilterTags(_OperatorFilter, kw_only=True):
+    all_: list[str] | None = None
+    any_: list[str] | None = None
+    is_null_: bool | None = None
+
+
+class DeploymentFilterWorkQueueName(_Filter, kw_only=True):
+    any_: list[str] | None = None
+
+
+class DeploymentFilterConcurrencyLimit(_Filter, kw_only=True):
+    """Deprecated in Prefect, which ignores it; so does runlog."""
+
+    ge_: int | None = None
+    le_: int | None = None
+    is_null_: bool | None = None
+
+
 class DeploymentFilter(_OperatorFilter, kw_only=True):
     id: DeploymentFilterId | None = None
-    # Accepted so that the Prefect client's full dumps (all null) decode; a criterion set in any
-    # of these is refused by the query with a 422, since runlog cannot evaluate it.
-    name: dict[str, Any] | None = None
-    flow_or_deployment_name: dict[str, Any] | None = None
-    paused: dict[str, Any] | None = None
-    tags: dict[str, Any] | None = None
-    work_queue_name: dict[str, Any] | None = None
-    concurrency_limit: dict[str, Any] | None = None
+    # runlog knows nothing of a deployment but its id: a criterion set in any of these
+    # matches no deployment, as on a Prefect server that has no such deployment.
+    name: DeploymentFilterName | None = None
+    flow_or_deployment_name: DeploymentOrFlowNameFilter | None = None
+    paused: DeploymentFilterPaused | None = None
+    tags: DeploymentFilterTags | None = None
+    work_queue_name: DeploymentFilterWorkQueueName | None = None
+    concurrency_limit: DeploymentFilterConcurrencyLimit | None = None
+
+
+# -- work pools and work queues (runlog has none: a filter on them matches no flow run) ------
+
+
+class WorkPoolFilterId(_Filter, kw_only=True):
+    any_: list[UUID] | None = None
+
+
+class WorkPoolFilterName(_Filter, kw_only=True):
+    any_: list[str] | None = None
+
+
+class WorkPoolFilterType(_Filter, kw_only=True):
+    any_: list[str] | None = None
+
+
+class WorkPoolFilter(_OperatorFilter, kw_only=True):
+    id: WorkPoolFilterId | None = None
+    name: WorkPoolFilterName | None = None
+    type: WorkPoolFilterType | None = None
+
+
+class WorkQueueFilterId(_Filter, kw_only=True):
+    any_: list[UUID] | None = None
+
+
+class WorkQueueFilterName(_Filter, kw_only=True):
+    any_: list[str] | None = None
+    startswith_: list[str] | None = None
+
+
+class WorkQueueFilter(_OperatorFilter, kw_only=True):
+    id: WorkQueueFilterId | None = None
+    name: WorkQueueFilterName | None = None
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -249,20 +317,19 @@ class FlowRunCountRequest(msgspec.Struct, kw_only=True):
     flow_runs: FlowRunFilter | None = None
     task_runs: TaskRunFilter | None = None
     deployments: DeploymentFilter | None = None
-    # Work pools and queues are not modelled yet; any value here is refused with a 422.
-    work_pools: dict[str, Any] | None = None
-    work_pool_queues: dict[str, Any] | None = None
+    work_pools: WorkPoolFilter | None = None
+    work_pool_queues: WorkQueueFilter | None = None
 
 
 class FlowRunFilterRequest(FlowRunCountRequest, kw_only=True):
     sort: FlowRunSort | None = None
-    limit: int | None = None
+    limit: Limit | None = None
     offset: NonNegative | None = None
 
 
 class FlowRunPaginateRequest(FlowRunCountRequest, kw_only=True):
     sort: FlowRunSort | None = None
-    limit: int | None = None
+    limit: Limit | None = None
     page: PageNumber | None = None
 
 
@@ -275,13 +342,13 @@ class TaskRunCountRequest(msgspec.Struct, kw_only=True):
 
 class TaskRunFilterRequest(TaskRunCountRequest, kw_only=True):
     sort: TaskRunSort | None = None
-    limit: int | None = None
+    limit: Limit | None = None
     offset: NonNegative | None = None
 
 
 class TaskRunPaginateRequest(TaskRunCountRequest, kw_only=True):
     sort: TaskRunSort | None = None
-    limit: int | None = None
+    limit: Limit | None = None
     page: PageNumber | None = None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -51,9 +51,10 @@ class FlowFilter(msgspec.Struct, kw_only=True):
 
 
 class FlowFilterRequest(msgspec.Struct, kw_only=True):
-    """The Prefect client sends explicit nulls for what it leaves at the default."""
+    """The Prefect client sends explicit nulls for what it leaves at the default. Bounds and
+    sorts are Prefect's: a limit of at most 200 (its default), an offset of at least 0."""
 
     flows: FlowFilter | None = None
-    limit: int | None = None
-    offset: int | None = 0
-    sort: str | None = "NAME_ASC"
+    limit: Annotated[int, msgspec.Meta(ge=0, le=200)] | None = None
+    offset: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = 0
+    sort: Literal["CREATED_DESC", "UPDATED_DESC", "NAME_ASC", "NAME_DESC"] | None = "NAME_ASC"

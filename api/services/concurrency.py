@@ -311,7 +311,10 @@ async def acquire(
                 "Only concurrency limits with slot decay can be used for rate limiting. The following "
                 f"limits do not have a decay configured: {','.join(non_decaying)!r}"
             )
-        raise InvalidAcquire("Rate limits (slot decay) are not supported by this server")
+        if active:
+            # Slots that decay instead of being released: not modelled yet. With no active
+            # limit named there is nothing to take, and the lease is granted as Prefect grants it.
+            raise InvalidAcquire("Rate limits (slot decay) are not supported by this server")
     lease_id = uuid.uuid4()
     duration = timedelta(seconds=lease_duration)
 

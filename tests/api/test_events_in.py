@@ -318,7 +318,7 @@ async def test_post_events_stores_a_batch_once(tmp_path, store_url):
         (lambda e: e["resource"].pop("prefect.resource.id"), "$[1].resource"),
         (lambda e: e["related"].append({"prefect.resource.id": "x"}), "$[1].related[0]"),
         (lambda e: e.update(id="not-a-uuid"), "$[1].id"),
-        (lambda e: e.update(occurred=17), "$[1].occurred"),
+        (lambda e: e.update(occurred="soon"), "$[1].occurred"),  # 17 is a Unix time, as in Prefect
         (lambda e: e.update(event="x" * 1025), "$[1].event"),
         (lambda e: e.pop("event"), "$[1]"),
     ],

@@ -583,3 +583,133 @@ async def test_an_auth_frame_that_is_not_utf8_is_refused_like_any_other_bad_auth
         assert (await ws.receive_json(timeout=5)) == {"type": "auth_failure", "reason": "Expected 'auth' message"}
         closing = await ws.receive(timeout=5)
         assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == aiohttp.WSCloseCode.POLICY_VIOLATION
+
+
+# -- what the API document says, the server does ----------------------------------------------
+
+
+async def test_whole_number_floats_and_numeric_strings_are_ints_as_in_prefect(server) -> None:
+    """Prefect validates bodies in pydantic's lax mode: 60.0 and "60" are the int 60."""
+    status, limit, _ = await send(server, "POST", "/v2/concurrency_limits/",
+                                  {"name": "lax", "limit": 60.0, "active_slots": 0.0, "denied_slots": "0"})
+    assert status == 201 and limit["limit"] == 60, limit
+    status, _, _ = await send(server, "PATCH", "/v2/concurrency_limits/lax", {"limit": 61.0})
+    assert status == 204
+    status, tag, _ = await send(server, "POST", "/concurrency_limits/", {"tag": "lax", "concurrency_limit": 3.0})
+    assert status == 201 and tag["concurrency_limit"] == 3, tag
+    for path in ("/flow_runs/filter", "/task_runs/filter", "/flows/filter", "/logs/filter", "/v2/concurrency_limits/filter"):
+        status, answer, _ = await send(server, "POST", path, {"limit": 60.0, "offset": 0.0})
+        assert status == 200, (path, answer)
+    status, answer, _ = await send(server, "POST", "/v2/concurrency_limits/filter", {"limit": 1.5})
+    assert_detail(status, answer, 422, contains="$.limit")
+    status, answer, _ = await send(server, "POST", "/flow_runs/filter", {"limit": -1})
+    assert_detail(status, answer, 422, contains="$.limit")
+    status, answer, _ = await send(server, "POST", "/flows/filter", {"limit": -1})
+    assert_detail(status, answer, 422, contains="$.limit")
+
+
+async def test_a_body_of_only_whitespace_is_malformed_but_an_empty_one_is_no_filter(server) -> None:
+    for path in ("/flow_runs/filter", "/flow_runs/count", "/flow_runs/paginate", "/task_runs/filter",
+                 "/task_runs/count", "/flows/filter", "/flows/count", "/logs/filter", "/v2/concurrency_limits/filter"):
+        for blank in (b" ", b"\n", b"\t \r\n"):
+            status, answer, _ = await send(server, "POST", path, raw=blank)
+            assert_detail(status, answer, 422, contains="truncated")
+        status, answer, _ = await send(server, "POST", path, raw=b"")
+        assert status == 200, (path, answer)
+
+
+async def test_a_fixed_path_answers_405_with_its_own_methods_not_an_id_routes(server) -> None:
+    for path in ("/flow_runs/filter", "/flow_runs/count", "/flow_runs/paginate", "/task_runs/filter",
+                 "/task_runs/count", "/task_runs/paginate", "/flows/filter", "/flows/count",
+                 "/concurrency_limits/filter", "/v2/concurrency_limits/filter",
+                 "/v2/concurrency_limits/increment-with-lease", "/v2/concurrency_limits/decrement-with-lease"):
+        for method in ("PATCH", "GET", "DELETE", "OPTIONS"):
+            status, answer, headers = await send(server, method, path)
+            assert_detail(status, answer, 405)
+            assert headers["Allow"] == "POST", (method, path, headers["Allow"])
+    status, answer, _ = await send(server, "PATCH", f"/flow_runs/{uuid.uuid4()}", {"name": "x"})
+    assert_detail(status, answer, 404)  # the id routes themselves still answer
+
+
+async def test_a_plain_get_of_the_events_websocket_is_a_400_saying_so(server) -> None:
+    status, answer, _ = await send(server, "GET", "/events/in")
+    assert_detail(status, answer, 400, contains="websocket")
+
+
+async def test_a_header_with_a_nul_byte_is_a_400_logged_in_one_info_line(server, caplog) -> None:
+    host, port = urlsplit(server.base).hostname, urlsplit(server.base).port
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Probe: a\x00b\r\n\r\n")
+    await writer.drain()
+    with caplog.at_level("DEBUG", logger="aiohttp.server"):
+        answer = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    assert answer.split(b" ", 2)[1] == b"400", answer[:80]
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(records) == 1, records
+    (record,) = records
+    assert record.levelname == "INFO" and record.exc_info is None and record.exc_text is None
+    assert "malformed_request" in record.getMessage() and "\n" not in record.getMessage()
+    await assert_still_serving(server)
+
+
+async def test_nul_in_any_string_is_refused_alike_on_both_backends_and_log_lines_are_kept(server) -> None:
+    """PostgreSQL cannot hold U+0000 in text or JSON; SQLite could, so both refuse it alike (422
+    naming where it is). Log lines keep it as U+FFFD; events are stored as sent."""
+    run = await new_flow_run(server)
+    cases: list[tuple[str, str, Any, str]] = [
+        ("POST", "/flows/", {"name": NUL}, "$.name"),
+        ("POST", "/flow_runs/", {"flow_id": run["flow_id"], "parameters": {"x": [NUL]}}, "$.parameters.x[0]"),
+        ("POST", "/flow_runs/", {"flow_id": run["flow_id"], "tags": [NUL]}, "$.tags[0]"),
+        ("PATCH", f"/flow_runs/{run['id']}/labels", {NUL: 1}, "$"),
+        ("POST", f"/flow_runs/{run['id']}/set_state", {"state": {"type": "RUNNING", "message": NUL}}, "$.state.message"),
+        ("POST", "/flow_runs/filter", {"flow_runs": {"name": {"any_": [NUL]}}}, "$.flow_runs.name.any_[0]"),
+        ("POST", "/logs/filter", {"logs": {"text": {"query": NUL}}}, "$.logs.text.query"),
+        ("POST", "/v2/concurrency_limits/", {"name": NUL, "limit": 1}, "$.name"),
+    ]
+    for method, path, body, where in cases:
+        status, answer, _ = await send(server, method, path, body)
+        assert_detail(status, answer, 422, contains=f"NUL characters (\\u0000) - at `{where}`")
+    # An escaped backslash before "u0000" is no NUL.
+    status, flow, _ = await send(server, "POST", "/flows/", raw=b'{"name": "back\\\\u0000slash"}')
+    assert status == 201 and flow["name"] == "back\\u0000slash", flow
+    line = {"name": "n", "level": 20, "message": NUL, "timestamp": iso_now(), "flow_run_id": run["id"]}
+    assert (await send(server, "POST", "/logs/", [line]))[0] == 201
+    status, logs, _ = await send(server, "POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert status == 200 and [log["message"] for log in logs] == ["a\ufffdb"], logs
+
+
+async def test_a_timestamp_without_an_offset_is_utc_as_prefect_reads_it(server) -> None:
+    scheduled = {"type": "SCHEDULED", "state_details": {"scheduled_time": "2030-01-02T03:04:05"}}
+    run = await new_flow_run(server, state=scheduled)
+    assert run["expected_start_time"] == "2030-01-02T03:04:05Z", run
+    pending = {"type": "PENDING", "timestamp": "2030-01-01T00:00:00"}
+    status, result, _ = await send(server, "POST", f"/flow_runs/{run['id']}/set_state", {"state": pending})
+    assert status == 201 and result["state"]["timestamp"] == "2030-01-01T00:00:00Z", result
+    status, runs, _ = await send(server, "POST", "/flow_runs/filter",
+                                 {"flow_runs": {"expected_start_time": {"after_": "2030-01-02T03:04:05"}}})
+    assert status == 200 and [r["id"] for r in runs] == [run["id"]]
+
+
+async def test_a_deleted_task_run_can_be_created_again(server) -> None:
+    run = await new_flow_run(server)
+    body = {"task_key": "k", "dynamic_key": "again", "flow_run_id": run["id"]}
+    status, first, _ = await send(server, "POST", "/task_runs/", body)
+    assert status == 201
+    assert (await send(server, "DELETE", f"/task_runs/{first['id']}"))[0] == 204
+    status, second, _ = await send(server, "POST", "/task_runs/", body)
+    assert status == 201 and second["id"] == first["id"] and second["state_type"] == "PENDING", second
+    assert (await send(server, "POST", "/task_runs/", body))[0] == 200
+
+
+async def test_rate_limit_mode_on_names_without_a_limit_is_granted_as_in_prefect(server) -> None:
+    body = {"names": ["no-such-limit"], "slots": 1, "mode": "rate_limit"}
+    status, granted, _ = await send(server, "POST", "/v2/concurrency_limits/increment-with-lease", body)
+    assert status == 200 and granted["limits"] == [], granted
+
+
+async def test_an_imported_event_whose_payload_is_not_base64_is_a_422(server) -> None:
+    line = {"stream_id": "s", "id": str(uuid.uuid4()), "type": "t", "data_base64": "!!!!"}
+    status, answer, _ = await send(server, "POST", "/runlog/events/import", [line])
+    assert_detail(status, answer, 422, contains="data_base64")
