@@ -22,8 +22,6 @@ from .conditions import Cond, combine, is_in, is_null, like, negate
 DEFAULT_LIMIT = 200
 """Prefect's server.api.default_limit: the default and the largest accepted page size."""
 
-UnsupportedFilter = run_filters.UnsupportedFilter
-
 SQL_GET = "SELECT view FROM artifacts WHERE id = ?"
 _COLLECTION_COLUMNS = "c.id, c.created, a.view"
 _COLLECTION_FROM = "artifact_collections c JOIN artifacts a ON a.id = c.latest_id"

@@ -67,7 +67,7 @@ def _refusals_as_422(handler: Handler) -> Handler:
     async def answer(request: web.Request) -> web.Response:
         try:
             return await handler(request)
-        except (_Refused, commands.InvalidArtifact, queries.UnsupportedFilter) as exc:
+        except (_Refused, commands.InvalidArtifact) as exc:
             return json_response({"detail": str(exc)}, status=422)
 
     return answer

@@ -693,14 +693,16 @@ async def test_a_timestamp_without_an_offset_is_utc_as_prefect_reads_it(server) 
 
 
 async def test_a_deleted_task_run_can_be_created_again(server) -> None:
+    # Its keys are free again: the new task run is a new run (a new id and stream), as in Prefect.
     run = await new_flow_run(server)
     body = {"task_key": "k", "dynamic_key": "again", "flow_run_id": run["id"]}
     status, first, _ = await send(server, "POST", "/task_runs/", body)
     assert status == 201
     assert (await send(server, "DELETE", f"/task_runs/{first['id']}"))[0] == 204
     status, second, _ = await send(server, "POST", "/task_runs/", body)
-    assert status == 201 and second["id"] == first["id"] and second["state_type"] == "PENDING", second
-    assert (await send(server, "POST", "/task_runs/", body))[0] == 200
+    assert status == 201 and second["id"] != first["id"] and second["state_type"] == "PENDING", second
+    status, again, _ = await send(server, "POST", "/task_runs/", body)
+    assert status == 200 and again["id"] == second["id"]
 
 
 async def test_rate_limit_mode_on_names_without_a_limit_is_granted_as_in_prefect(server) -> None:
