@@ -23,6 +23,7 @@ from . import keys
 from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
 from .routing import fixed_paths_win
+from .services.integrity import KnownIds
 from .services.lease_expiry import lease_expiry_service
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 from .routes import artifacts, run_ids, variables
@@ -44,6 +45,7 @@ def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # 
     app[keys.WEBSOCKETS] = weakref.WeakSet()
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
+    app[keys.KNOWN_FLOWS] = KnownIds()
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first

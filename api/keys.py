@@ -11,6 +11,7 @@ from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
 
+from .services.integrity import KnownIds
 from .settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -20,4 +21,5 @@ WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("web
 VIEW_CACHE: web.AppKey[ViewCache] = web.AppKey("view_cache", ViewCache)
 # What every handler and service reads as "now"; tests give the app a ManualClock.
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+KNOWN_FLOWS: web.AppKey[KnownIds] = web.AppKey("known_flows", KnownIds)
 SERVICES: web.AppKey[ServiceRunner] = web.AppKey("services", ServiceRunner)

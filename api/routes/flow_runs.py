@@ -81,7 +81,7 @@ async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
     view, created = await commands.create(
         request.config_dict[keys.STORE], body, cache=request.config_dict[keys.VIEW_CACHE],
-        clock=request.config_dict[keys.CLOCK],
+        clock=request.config_dict[keys.CLOCK], known_flows=request.config_dict[keys.KNOWN_FLOWS],
     )
     return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)
 

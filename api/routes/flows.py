@@ -131,6 +131,7 @@ async def delete_flow(request: web.Request) -> web.Response:
     store = request.config_dict[keys.STORE]
     if await queries.get(store, flow_id) is None:
         raise NotFound(f"Flow {flow_id} not found")
+    request.config_dict[keys.KNOWN_FLOWS].discard(flow_id)  # before the runs go: none is created after
     # As Prefect's foreign keys cascade: the runs go first, so none is ever left without its flow.
     await flow_run_commands.delete_runs_of_flow(store, flow_id, cache=request.config_dict[keys.VIEW_CACHE])
     await append_event(store, FLOW_STREAM + str(flow_id), catalogue.FlowDeleted(flow_id=flow_id))

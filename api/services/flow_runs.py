@@ -72,7 +72,8 @@ def run_id_for_key(flow_id: UUID, idempotency_key: str, generation: int = 0) -> 
 
 
 async def create(
-    store: EventStore, body: FlowRunCreate, *, cache: ViewCache | None = None, clock: Clock = system_clock
+    store: EventStore, body: FlowRunCreate, *, cache: ViewCache | None = None, clock: Clock = system_clock,
+    known_flows: integrity.KnownIds | None = None,
 ) -> tuple[FlowRunView, bool]:
     """The new run and True, or the live run with the same idempotency key and False.
 
@@ -80,11 +81,17 @@ async def create(
     checks both and finds the run holding the key. A new run's view goes into ``cache``: its
     append has committed, and the client's next call is nearly always set_state on it.
     """
-    flow_found, parent_found, existing = await queries.flow_run_create_read(
-        store, body.flow_id, body.parent_task_run_id, body.idempotency_key
-    )
+    if known_flows is not None and body.flow_id in known_flows and body.parent_task_run_id is None \
+            and body.idempotency_key is None:
+        flow_found, parent_found, existing = True, True, None  # nothing else to look up
+    else:
+        flow_found, parent_found, existing = await queries.flow_run_create_read(
+            store, body.flow_id, body.parent_task_run_id, body.idempotency_key
+        )
     if not flow_found:
         raise integrity.missing("flow_id", "flow", body.flow_id)
+    if known_flows is not None:
+        known_flows.add(body.flow_id)
     if not parent_found:
         assert body.parent_task_run_id is not None
         raise integrity.missing("parent_task_run_id", "task run", body.parent_task_run_id)

@@ -15,6 +15,7 @@ import pytest
 
 from runlog.api import keys
 from runlog.api.services import run_keys
+from runlog.api.services.integrity import KnownIds
 from runlog.eventstore import NewEvent
 from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM
 
@@ -147,6 +148,27 @@ async def test_deleting_a_flow_deletes_its_runs_and_their_task_runs(local):
         assert (await server.request("GET", f"/task_runs/{tasks[3]}"))[0] == 200
         # The history stays in the log.
         assert (await stream_types(server, FLOW_RUN_STREAM + runs[0]["id"]))[-1] == "flow_run.deleted"
+        # This server had just seen the flow exist (it trusts that for a while without reading
+        # it again); its deletion is forgotten at once, so a new run of it is refused.
+        status, answer = await server.request("POST", "/flow_runs/", json={"flow_id": flow_id})
+        assert status == 409 and flow_id in answer["detail"]
+
+
+def test_known_ids_expire_after_their_ttl_and_are_bounded() -> None:
+    now = 0.0
+    known = KnownIds(ttl=30.0, size=2, monotonic=lambda: now)
+    a, b, c = (uuid.UUID(int=n) for n in (1, 2, 3))
+    known.add(a)
+    now = 30.0
+    assert a in known
+    now = 30.5
+    assert a not in known  # trusted for 30 s, then read again
+    known.add(a)
+    known.add(b)
+    known.add(c)  # the oldest goes past the size
+    assert a not in known and b in known and c in known
+    known.discard(b)
+    assert b not in known
 
 
 async def test_deleting_a_flow_run_deletes_its_task_runs(local):
