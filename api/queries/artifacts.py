@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from runlog.eventstore import EventStore, Tx
+from runlog.eventstore import EventStore
 from runlog.projections.artifacts import ArtifactView, decode_artifact
 from runlog.projections.tables import from_us
 
 from ..schemas import artifacts as s
 from . import run_filters
-from .conditions import Cond, combine, is_in, is_null, like, negate
+from .filtering import Criteria, Related, Resource, any_in, exists, fetch_count, fetch_page, like, not_any_in
 
 DEFAULT_LIMIT = 200
 """Prefect's server.api.default_limit: the default and the largest accepted page size."""
@@ -73,97 +73,71 @@ async def latest(store: EventStore, key: str) -> Collection | None:
     return _collection(rows[0]) if rows else None
 
 
-def _key(tx: Tx, column: str, flt: s.ArtifactFilterKey) -> Cond:
-    part = []
-    if flt.any_ is not None:
-        part.append(is_in(tx, column, flt.any_))
-    if flt.like_:
-        part.append(like(column, flt.like_))
-    if flt.exists_ is not None:
-        part.append(is_null(column, not flt.exists_))
-    return combine(part)
+# -- filters, declared (see filtering.py) ----------------------------------------------------------
+
+IDS = {"any_": any_in}
+TYPES = {"any_": any_in, "not_any_": not_any_in}
 
 
-def _type(tx: Tx, column: str, flt: s.ArtifactFilterType) -> Cond:
-    part = []
-    if flt.any_ is not None:
-        part.append(is_in(tx, column, flt.any_))
-    if flt.not_any_:
-        part.append(negate(is_in(tx, column, flt.not_any_)))
-    return combine(part)
+def _keys(column: str) -> Criteria:
+    return Criteria(column, {"any_": any_in, "like_": like, "exists_": exists})
 
 
-def _ids(tx: Tx, column: str, flt: s.AnyIds) -> Cond:
-    return combine([] if flt.any_ is None else [is_in(tx, column, flt.any_)])
+# Prefect's ArtifactFilter over ``a``, and its ArtifactCollectionFilter over ``c`` joined to ``a``.
+ARTIFACT = Resource({
+    "id": Criteria("a.id", IDS),
+    "key": _keys("a.key"),
+    "flow_run_id": Criteria("a.flow_run_id", IDS),
+    "task_run_id": Criteria("a.task_run_id", IDS),
+    "type": Criteria("a.type", TYPES),
+})
+COLLECTION = Resource({
+    "latest_id": Criteria("c.latest_id", IDS),
+    "key": _keys("c.key"),
+    "flow_run_id": Criteria("a.flow_run_id", IDS),
+    "task_run_id": Criteria("a.task_run_id", IDS),
+    "type": Criteria("a.type", TYPES),
+})
 
-
-def _artifact_conditions(tx: Tx, flt: s.ArtifactFilter | s.ArtifactCollectionFilter, *, collection: bool) -> Cond:
-    """Prefect's ArtifactFilter over ``a``, or its ArtifactCollectionFilter over ``c`` joined to ``a``."""
-    conds: list[Cond] = []
-    if isinstance(flt, s.ArtifactFilter) and flt.id is not None:
-        conds.append(_ids(tx, "a.id", flt.id))
-    if isinstance(flt, s.ArtifactCollectionFilter) and flt.latest_id is not None:
-        conds.append(_ids(tx, "c.latest_id", flt.latest_id))
-    if flt.key is not None:
-        conds.append(_key(tx, "c.key" if collection else "a.key", flt.key))
-    if flt.flow_run_id is not None:
-        conds.append(_ids(tx, "a.flow_run_id", flt.flow_run_id))
-    if flt.task_run_id is not None:
-        conds.append(_ids(tx, "a.task_run_id", flt.task_run_id))
-    if flt.type is not None:
-        conds.append(_type(tx, "a.type", flt.type))
-    return combine(conds, flt.operator)
-
-
-async def _where(tx: Tx, body: s.ArtifactCountRequest | s.ArtifactCollectionCountRequest) -> Cond:
-    """Prefect's _apply_artifact_filters: the artifact filter, then EXISTS on the runs."""
-    conds: list[Cond] = []
-    if body.artifacts is not None:
-        conds.append(_artifact_conditions(tx, body.artifacts, collection=isinstance(body, s.ArtifactCollectionCountRequest)))
-    if body.flow_runs is not None or body.flows is not None or body.deployments is not None:
-        conds.append(await run_filters.flow_run_exists(
-            tx, "a.flow_run_id", flow_runs=body.flow_runs, flows=body.flows, deployments=body.deployments,
-        ))
-    if body.task_runs is not None:
-        conds.append(run_filters.task_run_exists(tx, "a.task_run_id", body.task_runs))
-    return combine(conds)
+# Prefect's _apply_artifact_filters: the artifact filter, then EXISTS on the artifact's runs.
+_RUNS = {
+    ("flow_runs", "flows", "deployments"): Related(
+        "EXISTS (SELECT 1 FROM flow_runs fr WHERE fr.id = a.flow_run_id AND {where})", run_filters.FLOW_RUN_SIDE,
+    ),
+    "task_runs": Related(
+        "EXISTS (SELECT 1 FROM task_runs tr WHERE tr.id = a.task_run_id AND {where})", run_filters.TASK_RUN,
+    ),
+}
+ARTIFACT_QUERY = Resource({"artifacts": ARTIFACT, **_RUNS})
+COLLECTION_QUERY = Resource({"artifacts": COLLECTION, **_RUNS})
 
 
 async def filter_artifacts(
     store: EventStore, body: s.ArtifactCountRequest, *, sort: str, limit: int, offset: int
 ) -> list[ArtifactView]:
     async with store.reading() as tx:
-        sql, params = await _where(tx, body)
-        # ARTIFACT_ORDER is this module's constant chosen by a validated sort; the rest are placeholders.
-        rows = await tx.fetch(
-            f"SELECT a.view FROM artifacts a WHERE {sql} ORDER BY {ARTIFACT_ORDER[sort]} LIMIT ? OFFSET ?",  # noqa: S608
-            *params, limit, offset,
+        rows = await fetch_page(
+            tx, "artifacts a", "a.view", ARTIFACT_QUERY.where(tx, body), ARTIFACT_ORDER[sort], limit, offset,
         )
     return [decode_artifact(bytes(row[0])) for row in rows]
 
 
 async def count_artifacts(store: EventStore, body: s.ArtifactCountRequest) -> int:
     async with store.reading() as tx:
-        sql, params = await _where(tx, body)
-        rows = await tx.fetch(f"SELECT COUNT(*) FROM artifacts a WHERE {sql}", *params)  # noqa: S608
-    return int(rows[0][0])
+        return await fetch_count(tx, "artifacts a", ARTIFACT_QUERY.where(tx, body))
 
 
 async def filter_latest(
     store: EventStore, body: s.ArtifactCollectionCountRequest, *, sort: str, limit: int, offset: int
 ) -> list[Collection]:
     async with store.reading() as tx:
-        sql, params = await _where(tx, body)
-        rows = await tx.fetch(
-            f"SELECT {_COLLECTION_COLUMNS} FROM {_COLLECTION_FROM} WHERE {sql} "  # noqa: S608
-            f"ORDER BY {COLLECTION_ORDER[sort]} LIMIT ? OFFSET ?",
-            *params, limit, offset,
+        rows = await fetch_page(
+            tx, _COLLECTION_FROM, _COLLECTION_COLUMNS, COLLECTION_QUERY.where(tx, body), COLLECTION_ORDER[sort],
+            limit, offset,
         )
     return [_collection(row) for row in rows]
 
 
 async def count_latest(store: EventStore, body: s.ArtifactCollectionCountRequest) -> int:
     async with store.reading() as tx:
-        sql, params = await _where(tx, body)
-        rows = await tx.fetch(f"SELECT COUNT(*) FROM {_COLLECTION_FROM} WHERE {sql}", *params)  # noqa: S608
-    return int(rows[0][0])
+        return await fetch_count(tx, _COLLECTION_FROM, COLLECTION_QUERY.where(tx, body))

@@ -1,19 +1,37 @@
-"""Reading flows from the flows projection."""
+"""Reading flows from the flows projection; filters are evaluated in SQL (run_filters.FLOW)."""
 
 from __future__ import annotations
 
-import fnmatch
 from uuid import UUID
 
-from runlog.eventstore import EventStore
+from runlog.eventstore import EventStore, Tx
 from runlog.projections.flows import FlowView, decode_flow
 
 from ..schemas.flows import FlowFilterRequest
+from .filtering import fetch_count, fetch_page
+from .run_filters import FLOW
 
 SQL_GET = "SELECT view FROM flows WHERE id = ?"
-SQL_ALL = "SELECT view FROM flows ORDER BY name"
 
 DEFAULT_LIMIT = 200
+
+# A flow's update time is only in its view, so it is read there and compared as a time (its
+# text form need not sort chronologically); the name breaks ties, as flows are listed by name.
+_UPDATED = {
+    "sqlite": "julianday(json_extract(CAST(f.view AS TEXT), '$.updated'))",
+    "postgres": "(convert_from(f.view, 'UTF8')::jsonb ->> 'updated')::timestamptz",
+}
+ORDER = {
+    "NAME_ASC": "f.name ASC",
+    "NAME_DESC": "f.name DESC",
+    "CREATED_DESC": "f.created DESC, f.name ASC",
+}
+
+
+def _order(tx: Tx, sort: str) -> str:
+    if sort == "UPDATED_DESC":
+        return f"{_UPDATED[tx.dialect]} DESC, f.name ASC"
+    return ORDER[sort]
 
 
 async def get(store: EventStore, flow_id: UUID) -> FlowView | None:
@@ -22,42 +40,15 @@ async def get(store: EventStore, flow_id: UUID) -> FlowView | None:
     return decode_flow(bytes(rows[0][0])) if rows else None
 
 
-def _like(pattern: str, name: str) -> bool:
-    """Prefect's like_ is a case-insensitive substring match (ILIKE %pattern%)."""
-    return pattern.lower() in name.lower() or fnmatch.fnmatch(name.lower(), pattern.lower().replace("%", "*"))
-
-
-def _matches(view: FlowView, body: FlowFilterRequest) -> bool:
-    f = body.flows
-    if f is None:
-        return True
-    if f.id is not None and f.id.any_ is not None and str(view.id) not in {str(i) for i in f.id.any_}:
-        return False
-    if f.name is not None:
-        if f.name.any_ is not None and view.name not in f.name.any_:
-            return False
-        if f.name.like_ is not None and not _like(f.name.like_, view.name):
-            return False
-    if f.tags is not None:
-        if f.tags.all_ and not set(f.tags.all_) <= set(view.tags):
-            return False
-        if f.tags.any_ and not set(f.tags.any_) & set(view.tags):
-            return False
-        if f.tags.is_null_ is not None and (not view.tags) != f.tags.is_null_:
-            return False
-    return True
-
-
 async def filter(store: EventStore, body: FlowFilterRequest) -> list[FlowView]:  # noqa: A001 - Prefect's verb
-    # Flows number in the hundreds, so they are filtered after one ordered read.
     async with store.reading() as tx:
-        rows = await tx.fetch(SQL_ALL)
-    views = [v for v in (decode_flow(bytes(r[0])) for r in rows) if _matches(v, body)]
-    if body.sort == "CREATED_DESC":
-        views.sort(key=lambda v: v.created, reverse=True)
-    elif body.sort == "UPDATED_DESC":
-        views.sort(key=lambda v: v.updated, reverse=True)
-    elif body.sort == "NAME_DESC":
-        views.reverse()
-    start = max(body.offset or 0, 0)
-    return views[start:] if body.limit is None else views[start : start + body.limit]
+        rows = await fetch_page(
+            tx, "flows f", "f.view", FLOW.where(tx, body.flows), _order(tx, body.sort or "NAME_ASC"),
+            body.limit, max(body.offset or 0, 0),
+        )
+    return [decode_flow(bytes(row[0])) for row in rows]
+
+
+async def count(store: EventStore, body: FlowFilterRequest) -> int:
+    async with store.reading() as tx:
+        return await fetch_count(tx, "flows f", FLOW.where(tx, body.flows))

@@ -1,7 +1,7 @@
 """Reading run logs (POST /logs/filter) from the ``logs`` table with Prefect's LogFilter.
 
-The WHERE clause is assembled from the fixed fragments below only; every value a client
-sends travels as a ``?`` parameter.
+The filter is declared (``LOG``, see filtering.py); every value a client sends travels as a
+``?`` parameter.
 """
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from runlog.eventstore import EventStore, Tx
-from runlog.projections.tables import from_us, in_list, list_param, us
+from runlog.eventstore import EventStore
+from runlog.projections.tables import from_us
 
-from ..schemas.logs import MAX_LIMIT, ExportedLog, Log, LogFilter, LogSort
+from ..schemas.logs import MAX_LIMIT, ExportedLog, Log, LogFilter, LogFilterTextSearch, LogSort
+from .filtering import (
+    Cond, Criteria, Custom, Resource, Sql, any_in, at_least, at_most, at_or_after, at_or_before, combine, null,
+)
 
 SQL_SELECT = "SELECT id, flow_run_id, task_run_id, name, level, message, timestamp, created FROM logs"
 SQL_ORDER = {
@@ -27,68 +30,33 @@ SQL_COUNT = "SELECT count(*) FROM logs"
 # lines stored meanwhile are picked up rather than shifting the pages.
 SQL_EXPORT_PAGE = SQL_SELECT + " WHERE id > ? ORDER BY id LIMIT ?"
 EXPORT_PAGE = 1000
-TRUE = "1 = 1"
 # Case-insensitive substring match over "message name", as Prefect's text search does.
 TEXT_MATCHES = "lower(message || ' ' || name) LIKE ? ESCAPE '!'"
 TEXT_MISSES = "lower(message || ' ' || name) NOT LIKE ? ESCAPE '!'"
 
 
-class _Where:
-    def __init__(self, tx: Tx) -> None:
-        self.tx = tx
-        self.params: list[Any] = []
-
-    def ids_in(self, column: str, ids: Sequence[UUID]) -> str:
-        self.params.append(list_param(self.tx, [str(i) for i in ids]))
-        return in_list(self.tx, column)
-
-    def value(self, fragment: str, value: Any) -> str:
-        self.params.append(value)
-        return fragment
-
-
-def _all(parts: list[str], joiner: str = " AND ") -> str:
-    return TRUE if not parts else "(" + joiner.join(parts) + ")"
+def _text_search(d: Sql, flt: LogFilterTextSearch) -> list[Cond]:
+    """Prefect's text search: any include term, no exclude term, every required term; each
+    group is one condition of the log filter, combined with the others by its operator."""
+    include, exclude, required = parse_text_query(flt.query)
+    conds = []
+    if include:
+        conds.append(combine([(TEXT_MATCHES, (_like(t),)) for t in include], "or_"))
+    if exclude:
+        conds.append(combine([(TEXT_MISSES, (_like(t),)) for t in exclude]))
+    if required:
+        conds.append(combine([(TEXT_MATCHES, (_like(t),)) for t in required]))
+    return conds
 
 
-def _conditions(where: _Where, flt: LogFilter) -> list[str]:
-    """One condition per criterion set, as Prefect builds them (an empty one is TRUE)."""
-    conditions = []
-    if flt.level is not None:
-        parts = []
-        if flt.level.ge_ is not None:
-            parts.append(where.value("level >= ?", flt.level.ge_))
-        if flt.level.le_ is not None:
-            parts.append(where.value("level <= ?", flt.level.le_))
-        conditions.append(_all(parts))
-    if flt.timestamp is not None:
-        parts = []
-        if flt.timestamp.before_ is not None:
-            parts.append(where.value("timestamp <= ?", us(flt.timestamp.before_)))
-        if flt.timestamp.after_ is not None:
-            parts.append(where.value("timestamp >= ?", us(flt.timestamp.after_)))
-        conditions.append(_all(parts))
-    if flt.flow_run_id is not None:
-        parts = []
-        if flt.flow_run_id.any_ is not None:
-            parts.append(where.ids_in("flow_run_id", flt.flow_run_id.any_))
-        conditions.append(_all(parts))
-    if flt.task_run_id is not None:
-        parts = []
-        if flt.task_run_id.any_ is not None:
-            parts.append(where.ids_in("task_run_id", flt.task_run_id.any_))
-        if flt.task_run_id.is_null_ is not None:
-            parts.append("task_run_id IS NULL" if flt.task_run_id.is_null_ else "task_run_id IS NOT NULL")
-        conditions.append(_all(parts))
-    if flt.text is not None:
-        include, exclude, required = parse_text_query(flt.text.query)
-        if include:
-            conditions.append(_all([where.value(TEXT_MATCHES, _like(t)) for t in include], " OR "))
-        if exclude:
-            conditions.append(_all([where.value(TEXT_MISSES, _like(t)) for t in exclude]))
-        if required:
-            conditions.append(_all([where.value(TEXT_MATCHES, _like(t)) for t in required]))
-    return conditions
+# Prefect's LogFilter over the logs table (see filtering.py).
+LOG = Resource({
+    "level": Criteria("level", {"ge_": at_least, "le_": at_most}),
+    "timestamp": Criteria("timestamp", {"before_": at_or_before, "after_": at_or_after}),
+    "flow_run_id": Criteria("flow_run_id", {"any_": any_in}),
+    "task_run_id": Criteria("task_run_id", {"any_": any_in, "is_null_": null}),
+    "text": Custom(_text_search, ("query",)),
+})
 
 
 def _like(term: str) -> str:
@@ -151,14 +119,11 @@ async def read_logs(
     store: EventStore, flt: LogFilter | None, *, limit: int | None, offset: int, sort: LogSort
 ) -> list[Log]:
     async with store.reading() as tx:
-        where = _Where(tx)
-        conditions = _conditions(where, flt) if flt is not None else []
-        sql = SQL_SELECT
-        if conditions:
-            joiner = " AND " if flt is None or flt.operator == "and_" else " OR "
-            sql += " WHERE " + joiner.join(conditions)
-        sql += SQL_ORDER[sort] + SQL_PAGE
-        rows = await tx.fetch(sql, *where.params, MAX_LIMIT if limit is None else limit, offset)
+        sql, params = LOG.where(tx, flt)
+        rows = await tx.fetch(
+            f"{SQL_SELECT} WHERE {sql}{SQL_ORDER[sort]}{SQL_PAGE}",
+            *params, MAX_LIMIT if limit is None else limit, offset,
+        )
     return [_log(row) for row in rows]
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from uuid import UUID
 
 from runlog.eventstore import EventStore, Tx
-from runlog.projections.tables import in_list, list_param
 from runlog.projections.variables import VARIABLES_STREAM, VariableView, decode_variable
 
 from ..schemas.variables import VariableFilter
-from .conditions import Cond, combine, is_in, like
+from .filtering import Criteria, Resource, any_in, fetch_count, fetch_page, like, tag_table, tags_all, tags_null
 
 DEFAULT_LIMIT = 200
 """Prefect's server.api.default_limit: the default and the largest accepted page size."""
@@ -53,52 +52,23 @@ async def get_by_name(store: EventStore, name: str) -> VariableView | None:
         return await by_name(tx, name)
 
 
-def _where(tx: Tx, flt: VariableFilter | None) -> Cond:
-    """Prefect's VariableFilter over the variables row aliased ``v``."""
-    if flt is None:
-        return combine([])
-    conds: list[Cond] = []
-    if flt.id is not None:
-        conds.append(combine([] if flt.id.any_ is None else [is_in(tx, "v.id", flt.id.any_)]))
-    if flt.name is not None:
-        part = []
-        if flt.name.any_ is not None:
-            part.append(is_in(tx, "v.name", flt.name.any_))
-        if flt.name.like_:
-            part.append(like("v.name", flt.name.like_))
-        conds.append(combine(part))
-    if flt.tags is not None:
-        part = []
-        if flt.tags.all_:
-            # A variable's tags are stored once each, so counting the matches checks all_.
-            wanted = sorted(set(flt.tags.all_))
-            sql = (
-                "(SELECT COUNT(DISTINCT t.tag) FROM variable_tags t "
-                f"WHERE t.variable_id = v.id AND {in_list(tx, 't.tag')}) = ?"
-            )
-            part.append((sql, (list_param(tx, wanted), len(wanted))))
-        if flt.tags.is_null_ is not None:
-            exists = "EXISTS (SELECT 1 FROM variable_tags t WHERE t.variable_id = v.id)"
-            part.append((f"NOT {exists}" if flt.tags.is_null_ else exists, ()))
-        conds.append(combine(part, flt.tags.operator))
-    return combine(conds, flt.operator)
+# Prefect's VariableFilter over the variables row aliased ``v`` (see filtering.py).
+VARIABLE_TAGS = tag_table("variable_tags", "variable_id")
+VARIABLE = Resource({
+    "id": Criteria("v.id", {"any_": any_in}),
+    "name": Criteria("v.name", {"any_": any_in, "like_": like}),
+    "tags": Criteria("v.id", {"all_": tags_all(VARIABLE_TAGS), "is_null_": tags_null(VARIABLE_TAGS)}),
+})
 
 
 async def filter(  # noqa: A001 - Prefect's verb
     store: EventStore, flt: VariableFilter | None, *, sort: str, limit: int, offset: int
 ) -> list[VariableView]:
     async with store.reading() as tx:
-        sql, params = _where(tx, flt)
-        # ORDER is this module's constant, chosen by a validated sort name; the rest are placeholders.
-        rows = await tx.fetch(
-            f"SELECT v.view FROM variables v WHERE {sql} ORDER BY {ORDER[sort]} LIMIT ? OFFSET ?",  # noqa: S608
-            *params, limit, offset,
-        )
+        rows = await fetch_page(tx, "variables v", "v.view", VARIABLE.where(tx, flt), ORDER[sort], limit, offset)
     return [decode_variable(bytes(row[0])) for row in rows]
 
 
 async def count(store: EventStore, flt: VariableFilter | None) -> int:
     async with store.reading() as tx:
-        sql, params = _where(tx, flt)
-        rows = await tx.fetch(f"SELECT COUNT(*) FROM variables v WHERE {sql}", *params)  # noqa: S608
-    return int(rows[0][0])
+        return await fetch_count(tx, "variables v", VARIABLE.where(tx, flt))

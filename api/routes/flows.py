@@ -105,8 +105,7 @@ async def filter_flows(request: web.Request) -> web.Response:
 @documented(summary="Count flows", request=FlowFilterRequest, request_required=False, response=int)
 async def count_flows(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
-    views = await queries.filter(request.config_dict[keys.STORE], msgspec.structs.replace(body, limit=None, offset=0))
-    return json_response(len(views))
+    return json_response(await queries.count(request.config_dict[keys.STORE], body))
 
 
 @routes.patch("/flows/{id}")

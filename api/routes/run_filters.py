@@ -56,11 +56,10 @@ async def count_flow_runs(request: web.Request) -> web.Response:
 async def paginate_flow_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, f.FlowRunPaginateRequest, default=f.FlowRunPaginateRequest())
     limit, page = _limit(body.limit), body.page or 1
-    store = request.config_dict[keys.STORE]
-    views = await queries.filter_flow_runs(
-        store, body, sort=body.sort or "ID_DESC", limit=limit, offset=(page - 1) * limit
+    # The page and the count come from one snapshot, so they always agree.
+    views, count = await queries.paginate_flow_runs(
+        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=limit, offset=(page - 1) * limit
     )
-    count = await queries.count_flow_runs(store, body)
     now = request.config_dict[keys.CLOCK]()
     results = [to_flow_run(v, now) for v in views]
     return json_response(f.Page(results=results, count=count, limit=limit, pages=_pages(count, limit), page=page))
@@ -96,11 +95,10 @@ async def count_task_runs(request: web.Request) -> web.Response:
 async def paginate_task_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, f.TaskRunPaginateRequest, default=f.TaskRunPaginateRequest())
     limit, page = _limit(body.limit), body.page or 1
-    store = request.config_dict[keys.STORE]
-    views = await queries.filter_task_runs(
-        store, body, sort=body.sort or "ID_DESC", limit=limit, offset=(page - 1) * limit
+    # The page and the count come from one snapshot, so they always agree.
+    views, count = await queries.paginate_task_runs(
+        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=limit, offset=(page - 1) * limit
     )
-    count = await queries.count_task_runs(store, body)
     now = request.config_dict[keys.CLOCK]()
     results = [to_task_run(v, now) for v in views]
     return json_response(f.Page(results=results, count=count, limit=limit, pages=_pages(count, limit), page=page))
