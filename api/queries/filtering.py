@@ -341,9 +341,10 @@ class Resource(Entry):
 
 class Related(Entry):
     """Another resource's filter over a row reached by ``template``, our own SQL holding
-    ``{where}``: e.g. ``EXISTS (SELECT 1 FROM flows f WHERE f.id = fr.flow_id AND {where})``."""
+    ``{where}``: e.g. ``EXISTS (SELECT 1 FROM task_runs tr WHERE tr.id = a.task_run_id AND {where})``,
+    or a mapping from dialect to such a template."""
 
-    def __init__(self, template: str, resource: Resource) -> None:
+    def __init__(self, template: str | Mapping[str, str], resource: Resource) -> None:
         self.template = template
         self.resource = resource
 
@@ -352,7 +353,8 @@ class Related(Entry):
 
     def conds(self, d: Sql, value: Any) -> list[Cond]:
         sql, params = self.resource.where(d, value)
-        return [(self.template.format(where=sql), params)]
+        template = self.template if isinstance(self.template, str) else self.template[d.dialect]
+        return [(template.format(where=sql), params)]
 
 
 def where(d: Sql, resource: Resource, value: Any) -> Cond:

@@ -159,7 +159,13 @@ TASK_RUN = Resource({
 # A flow run whose flow does not exist (stored by a runlog that did not check, or written
 # around the API) is left out: clients list runs with their flows and fail on an unknown one.
 HAS_FLOW: Cond = ("EXISTS (SELECT 1 FROM flows f WHERE f.id = fr.flow_id)", ())
-FLOW_OF_RUN = Related("EXISTS (SELECT 1 FROM flows f WHERE f.id = fr.flow_id AND {where})", FLOW)
+# The flows matching are found once per query, not once per run: an uncorrelated subquery
+# (SQLite evaluates an IN list once; on PostgreSQL, ARRAY() is an init plan run once, where a
+# semi-join could re-test the flow's JSON tags for every run).
+FLOW_OF_RUN = Related({
+    "sqlite": "fr.flow_id IN (SELECT f.id FROM flows f WHERE {where})",
+    "postgres": "fr.flow_id = ANY(ARRAY(SELECT f.id FROM flows f WHERE {where}))",
+}, FLOW)
 DEPLOYMENT_OF_RUN = Related("(fr.deployment_id IS NOT NULL AND {where})", DEPLOYMENT)
 
 # The flow-run side of a body (its flow runs, flows and deployments filters) over ``fr``: what

@@ -124,9 +124,9 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
         (f'["{ID_1}"]',),
     ),
     (
-        "flow filters are an EXISTS on the flows table", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
+        "flow filters select the flows once, in SQL", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
         {"flows": {"name": {"any_": ["etl"]}}},
-        f"({HAS_FLOW} AND EXISTS (SELECT 1 FROM flows f WHERE f.id = fr.flow_id AND "
+        f"({HAS_FLOW} AND fr.flow_id IN (SELECT f.id FROM flows f WHERE "
         "f.name IN (SELECT value FROM json_each(?))))",
         ('["etl"]',),
     ),
@@ -139,8 +139,8 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
         "a task run's flow-run-side filters share one EXISTS on its flow run", run_filters.TASK_RUN_QUERY,
         f.TaskRunCountRequest, {"flow_runs": {"name": {"any_": ["x"]}}, "flows": {"id": {"any_": [ID_1]}}},
         "EXISTS (SELECT 1 FROM flow_runs fr WHERE fr.id = tr.flow_run_id AND "
-        "(fr.name IN (SELECT value FROM json_each(?)) AND EXISTS (SELECT 1 FROM flows f WHERE f.id = fr.flow_id "
-        "AND f.id IN (SELECT value FROM json_each(?)))))",
+        "(fr.name IN (SELECT value FROM json_each(?)) AND fr.flow_id IN (SELECT f.id FROM flows f "
+        "WHERE f.id IN (SELECT value FROM json_each(?)))))",
         ('["x"]', f'["{ID_1}"]'),
     ),
 ]
@@ -156,6 +156,11 @@ def test_postgres_takes_lists_as_one_array_parameter():
     sql, params = flow_run_where({"flow_runs": {"tags": {"any_": ["a", "b"]}}}, POSTGRES)
     assert "EXISTS (SELECT 1 FROM flow_run_tags t WHERE t.run_id = fr.id AND t.tag = ANY(?::text[]))" in sql
     assert params == (["a", "b"],)
+
+
+def test_postgres_selects_the_matching_flows_once_in_an_array():
+    sql, _ = flow_run_where({"flows": {"name": {"any_": ["etl"]}}}, POSTGRES)
+    assert "fr.flow_id = ANY(ARRAY(SELECT f.id FROM flows f WHERE f.name = ANY(?::text[])))" in sql
 
 
 def test_postgres_reads_flow_tags_from_the_view_as_jsonb():
@@ -318,7 +323,7 @@ async def test_flow_filters_are_evaluated_in_sql_reading_no_flow_rows(server):
     assert [v.name for v in views] == ["run-3-0", "run-3-1"]
     # One statement, returning the two runs: the six flows were matched inside the database.
     assert len(store.reads) == 1 and store.reads[0][1] == 2
-    assert "FROM flows f WHERE f.id = fr.flow_id AND" in store.reads[0][0]
+    assert "flows f WHERE" in store.reads[0][0]
 
 
 async def test_flows_filter_and_count_match_names_tags_and_sort_in_sql(tmp_path, store_url):
