@@ -7,8 +7,9 @@ import uuid
 import msgspec
 from aiohttp import web
 
+from runlog.schema import streams
 from runlog.eventstore import ConcurrencyError, EventStore
-from runlog.projections.flows import FLOW_STREAM, FlowView, decode_flow
+from runlog.projections.flows import FlowView, decode_flow
 from runlog.schema import events as catalogue
 
 from .. import keys
@@ -58,7 +59,7 @@ async def create_flow(request: web.Request) -> web.Response:
         event = catalogue.FlowCreated(
             flow_id=flow_id, name=body.name, tags=body.tags, labels=body.labels or {}, created=request.config_dict[keys.CLOCK]()
         )
-        stream = FLOW_STREAM + str(flow_id)
+        stream = streams.flow(flow_id)
         try:
             await append_event(store, stream, event, expected_version=await _stream_version(store, stream))
         except ConcurrencyError as exc:
@@ -120,7 +121,7 @@ async def update_flow(request: web.Request) -> web.Response:
     changes = msgspec.to_builtins(body)
     if changes:
         event = catalogue.FlowUpdated(flow_id=flow_id, changes=changes, updated=request.config_dict[keys.CLOCK]())
-        await append_event(store, FLOW_STREAM + str(flow_id), event)
+        await append_event(store, streams.flow(flow_id), event)
     return empty_response()
 
 
@@ -134,7 +135,7 @@ async def delete_flow(request: web.Request) -> web.Response:
     request.config_dict[keys.KNOWN_FLOWS].discard(flow_id)  # before the runs go: none is created after
     # As Prefect's foreign keys cascade: the runs go first, so none is ever left without its flow.
     await flow_run_commands.delete_runs_of_flow(store, flow_id, cache=request.config_dict[keys.VIEW_CACHE])
-    await append_event(store, FLOW_STREAM + str(flow_id), catalogue.FlowDeleted(flow_id=flow_id))
+    await append_event(store, streams.flow(flow_id), catalogue.FlowDeleted(flow_id=flow_id))
     return empty_response()
 
 

@@ -16,11 +16,12 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import NO_STREAM, EventStore, NewEvent
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import FlowRunView, evolve_flow_run
-from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, cache_key
+from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
 
 from ..orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
@@ -43,7 +44,7 @@ def generated_name() -> str:
 
 
 def stream_of(run_id: UUID) -> str:
-    return FLOW_RUN_STREAM + str(run_id)
+    return streams.flow_run(run_id)
 
 
 def state_from_proposal(
@@ -165,7 +166,7 @@ async def delete(store: EventStore, run_id: UUID, *, cache: ViewCache | None = N
         return False
     task_run_ids = await queries.task_run_ids_of_flow_run(store, run_id)
     await in_chunks(task_run_ids, lambda task_run_id: append_event(
-        store, TASK_RUN_STREAM + str(task_run_id), catalogue.TaskRunDeleted(task_run_id=task_run_id)
+        store, streams.task_run(task_run_id), catalogue.TaskRunDeleted(task_run_id=task_run_id)
     ))
     await append_event(store, stream_of(run_id), catalogue.FlowRunDeleted(flow_run_id=run_id))
     if cache is not None:
@@ -242,7 +243,7 @@ async def mirror_to_parent_task(store: EventStore, run: FlowRunView, state: cata
         task_run_id=task.id, flow_run_id=task.flow_run_id, state=copy,
         initial_state_type=task.state.type if task.state else None, forced=True,
     )
-    await append_event(store, TASK_RUN_STREAM + str(task.id), event, event_id=copy.id)
+    await append_event(store, streams.task_run(task.id), event, event_id=copy.id)
 
 
 __all__ = ["Status", "create", "delete", "mirror_to_parent_task", "set_state", "update"]

@@ -16,11 +16,12 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import TaskRunView, evolve_task_run
-from runlog.projections.runs_writer import TASK_RUN_STREAM, cache_key
+from runlog.projections.runs_writer import cache_key
 from runlog.projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH, CacheEntry
 from runlog.projections.task_run_state_cache import lookup as lookup_cached_state
 from runlog.schema import events as catalogue
@@ -39,7 +40,7 @@ TASK_POLICY = {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 0, "retr
 
 
 def stream_of(run_id: UUID) -> str:
-    return TASK_RUN_STREAM + str(run_id)
+    return streams.task_run(run_id)
 
 
 def run_id_for_key(flow_run_id: UUID | None, task_key: str, dynamic_key: str, generation: int = 0) -> UUID:

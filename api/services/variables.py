@@ -19,9 +19,10 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import ConcurrencyError, EventStore, Tx
-from runlog.projections.variables import VARIABLES_STREAM, VariableView, evolve_variable
+from runlog.projections.variables import VariableView, evolve_variable
 from runlog.schema import events as catalogue
 
 from ..queries import variables as queries
@@ -78,13 +79,13 @@ async def _decide(
         if event is None:
             return None, result
         try:
-            await append_event(store, VARIABLES_STREAM, event, expected_version=version)
+            await append_event(store, streams.VARIABLES, event, expected_version=version)
         except ConcurrencyError:
             if attempt >= 2:
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))  # noqa: S311 - jitter
             continue
         return event, result
-    raise Contended(VARIABLES_STREAM)
+    raise Contended(streams.VARIABLES)
 
 
 async def create(store: EventStore, body: VariableCreate, *, clock: Clock = system_clock) -> VariableView:
