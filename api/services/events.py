@@ -20,7 +20,8 @@ import msgspec
 import structlog
 
 from runlog.schema import streams
-from runlog.eventstore import EventStore, NewEvent
+from runlog.commands.executor import record
+from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
@@ -174,5 +175,5 @@ async def _flow_run_exists(store: EventStore, flow_run_id: UUID, cache: ViewCach
 
 
 async def _append(store: EventStore, stream: str, event: catalogue.Event, event_id: UUID) -> None:
-    record = NewEvent(type=catalogue.event_type(event), data=catalogue.encode(event), id=event_id)
-    await store.append(stream, [record])
+    # A client's event keeps its id, so a re-send is a no-op; no decision, any version.
+    await record(store, stream, [event], ids=[event_id])
