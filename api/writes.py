@@ -1,11 +1,15 @@
-"""Appending catalogue events: the one place that turns an event into a log record."""
+"""Appending one catalogue event without a decision (tests, and events with their own ids).
+
+Records are built by runlog.commands.executor.record, the one place an event becomes a log
+record; commands go through Executor.execute instead.
+"""
 
 from __future__ import annotations
 
-import uuid
 from uuid import UUID
 
-from runlog.eventstore import EventStore, NewEvent, RecordedEvent
+from runlog.commands.executor import record
+from runlog.eventstore import EventStore, RecordedEvent
 from runlog.schema import events as catalogue
 
 
@@ -17,6 +21,7 @@ async def append_event(
     expected_version: int | None = None,
     event_id: UUID | None = None,
 ) -> RecordedEvent:
-    record = NewEvent(type=catalogue.event_type(event), data=catalogue.encode(event), id=event_id or uuid.uuid4())
-    (recorded,) = await store.append(stream_id, [record], expected_version=expected_version)
+    (recorded,) = await record(
+        store, stream_id, [event], ids=[event_id] if event_id is not None else (), expected_version=expected_version
+    )
     return recorded

@@ -111,7 +111,14 @@ class Executor:
         evolve: Callable[[V | None, Any, int], V | None],
         version: Callable[[V], int] = lambda view: view.version,  # type: ignore[attr-defined]
         cache_key: str | None = None,
+        retry_conflicts: bool = True,
     ) -> Outcome[V, R]:
+        """Run one command on ``stream_id``; see the module's docstring.
+
+        ``retry_conflicts=False`` lets a ConcurrencyError through instead of deciding again: for
+        a creation, where a stream that exists already is the answer (another creation won, or
+        a deleted run's stream holds the key), not a race to go round.
+        """
         for attempt in range(self._max_attempts):
             # A cached view may be stale (another process moved the stream on): the append's
             # expected version catches that, and the next round loads from the database.
@@ -122,18 +129,21 @@ class Executor:
             if not decided.events:
                 return Outcome(view, decided.result)
             try:
-                recorded = await self.store.append(
-                    stream_id, _records(decided), expected_version=NO_STREAM if view is None else version(view)
+                recorded = await record(
+                    self.store, stream_id, decided.events, ids=decided.ids,
+                    expected_version=NO_STREAM if view is None else version(view),
                 )
             except ConcurrencyError:
                 if cache_key is not None:
                     self.cache.drop(cache_key)
+                if not retry_conflicts:
+                    raise
                 await asyncio.sleep(backoff_seconds(attempt, self._draw()))
                 continue
             # The stored events are folded, not the decided ones: decoding normalises what a
             # client sent (a timestamp's zone, say) exactly as the projection saw it.
-            for record in recorded:
-                view = evolve(view, catalogue.decode(record.data), record.version)
+            for stored in recorded:
+                view = evolve(view, catalogue.decode(stored.data), stored.version)
             if cache_key is not None and view is not None:
                 self.cache.put(cache_key, view)  # committed: the append has returned
             return Outcome(view, decided.result, recorded)
@@ -143,17 +153,55 @@ class Executor:
         )
 
 
-def _records(decided: Decided[Any]) -> list[NewEvent]:
-    """The one place a catalogue event becomes a log record."""
-    ids = list(decided.ids)
-    return [
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Versioned(Generic[T]):
+    """A view that does not carry its stream's version, with the version it was read at."""
+
+    view: T | None
+    version: int
+
+
+def versioned(evolve: Callable[[T | None, Any], T | None]) -> Callable[[Versioned[T] | None, Any, int], Versioned[T]]:
+    """The fold of a Versioned view, for a view fold that takes no version."""
+
+    def fold(state: Versioned[T] | None, event: Any, version: int) -> Versioned[T]:
+        return Versioned(evolve(state.view if state is not None else None, event), version)
+
+    return fold
+
+
+async def load_versioned(store: EventStore, stream_id: str, load: Callable[[], Awaitable[T | None]]) -> Versioned[T]:
+    """The stream's version, then its view: a view newer than the version only makes the append
+    conflict and the command go round, never decide on state older than the version says."""
+    version = await store.stream_version(stream_id)
+    return Versioned(await load(), version)
+
+
+async def record(
+    store: EventStore, stream_id: str, events: Sequence[catalogue.Event], *,
+    ids: Sequence[UUID] = (), expected_version: int | None = None,
+) -> list[RecordedEvent]:
+    """Append catalogue events: the one place an event becomes a log record (type, payload, id).
+
+    Commands call it through ``Executor.execute``; it is called directly only for what needs no
+    decision: events a client sent with their own ids (idempotent by id, any version).
+    """
+    chosen = list(ids)
+    records = [
         NewEvent(
             type=catalogue.event_type(event),
             data=catalogue.encode(event),
-            id=ids[index] if index < len(ids) else uuid.uuid4(),
+            id=chosen[index] if index < len(chosen) else uuid.uuid4(),
         )
-        for index, event in enumerate(decided.events)
+        for index, event in enumerate(events)
     ]
+    return await store.append(stream_id, records, expected_version=expected_version)
 
 
-__all__ = ["Decided", "Executor", "MAX_ATTEMPTS", "Outcome", "backoff_seconds"]
+__all__ = [
+    "MAX_ATTEMPTS", "Decided", "Executor", "Outcome", "Versioned", "backoff_seconds", "load_versioned", "record",
+    "versioned",
+]

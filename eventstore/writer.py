@@ -103,6 +103,9 @@ class _Pending:
 _STOP = object()
 
 
+SQL_STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?"
+
+
 class SoleLeader:
     """Leadership where only one process can write (SQLite): this process always leads."""
 
@@ -140,6 +143,12 @@ class BatchingStore:
 
     async def _close(self) -> None:
         raise NotImplementedError
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's last version; 0 when it has no events (the expected version for a new one)."""
+        async with self.reading() as tx:
+            rows = await tx.fetch(SQL_STREAM_VERSION, stream_id)
+        return int(rows[0][0])
 
     def leadership(self, name: str) -> SoleLeader:
         """See base.Leadership; PostgreSQL overrides this, since several processes share it."""

@@ -18,13 +18,13 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
 from .tables import us
 
-ARTIFACT_STREAM = "artifact-"
 COLLECTION_NAMESPACE = uuid.UUID("9a0f3c1e-5b2d-4e7a-8c61-72756e6c6f67")
 
 _TYPES = frozenset({"artifact.created", "artifact.updated", "artifact.deleted"})
@@ -53,7 +53,7 @@ def decode_artifact(data: bytes) -> ArtifactView:
 
 
 def stream_of(artifact_id: UUID) -> str:
-    return ARTIFACT_STREAM + str(artifact_id)
+    return streams.artifact(artifact_id)
 
 
 def collection_id_for(opening_artifact_id: UUID) -> UUID:
@@ -111,7 +111,7 @@ class ArtifactsProjection:
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
         for record in events:
-            if record.type not in _TYPES or not record.stream_id.startswith(ARTIFACT_STREAM):
+            if record.type not in _TYPES or not record.stream_id.startswith(streams.ARTIFACT):
                 continue
             event = catalogue.decode(record.data)
             if isinstance(event, catalogue.ArtifactCreated):
@@ -156,7 +156,6 @@ class ArtifactsProjection:
 
 
 __all__ = [
-    "ARTIFACT_STREAM",
     "ArtifactView",
     "ArtifactsProjection",
     "collection_id_for",

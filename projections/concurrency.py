@@ -16,13 +16,13 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
 from .tables import from_us, in_list, list_param, us
 
-LIMIT_STREAM = "concurrency-limit-"
 LIMIT_NAMESPACE = uuid.UUID("0c6f3a52-1b7e-4d2a-9c1e-72756e6c6f67")
 
 OCCUPANCY_SAMPLES_MULTIPLIER = 2
@@ -49,7 +49,7 @@ def limit_id_for(name: str) -> UUID:
 
 
 def stream_of(limit_id: UUID) -> str:
-    return LIMIT_STREAM + str(limit_id)
+    return streams.concurrency_limit(limit_id)
 
 
 class Lease(msgspec.Struct, frozen=True, kw_only=True):
@@ -244,7 +244,7 @@ def _record_changes(changes: RowChanges, before: LimitView | None, after: LimitV
 
 
 def _is_limit_event(event_type: str, stream_id: str) -> bool:
-    return event_type in _TYPES and stream_id.startswith(LIMIT_STREAM)
+    return event_type in _TYPES and stream_id.startswith(streams.CONCURRENCY_LIMIT)
 
 
 class ConcurrencyProjection:
@@ -261,11 +261,11 @@ class ConcurrencyProjection:
         mine = [e for e in events if _is_limit_event(e.type, e.stream_id)]
         if not mine:
             return changes
-        ids = {UUID(e.stream_id.removeprefix(LIMIT_STREAM)) for e in mine}
+        ids = {UUID(e.stream_id.removeprefix(streams.CONCURRENCY_LIMIT)) for e in mine}
         before = await load_limits(tx, ids, include_deleted=True)
         after: dict[UUID, LimitView | None] = dict(before)
         for record in mine:
-            limit_id = UUID(record.stream_id.removeprefix(LIMIT_STREAM))
+            limit_id = UUID(record.stream_id.removeprefix(streams.CONCURRENCY_LIMIT))
             after[limit_id] = evolve(after.get(limit_id), catalogue.decode(record.data), record.version)
         for limit_id, view in after.items():
             if view is not None and view is not before.get(limit_id):
@@ -274,7 +274,6 @@ class ConcurrencyProjection:
 
 
 __all__ = [
-    "LIMIT_STREAM",
     "ConcurrencyProjection",
     "Lease",
     "LimitView",

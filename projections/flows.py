@@ -9,13 +9,13 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
 from .tables import us
 
-FLOW_STREAM = "flow-"
 
 FLOWS = Table("flows", ("id", "name", "created", "view"), key=("id",))
 SQL_GET = "SELECT view FROM flows WHERE id = ?"
@@ -71,7 +71,7 @@ class FlowsProjection:
         for event in events:
             if not _is_flow_event(event.type):
                 continue
-            flow_id = event.stream_id.removeprefix(FLOW_STREAM)
+            flow_id = event.stream_id.removeprefix(streams.FLOW)
             if flow_id in views:
                 current = views[flow_id]
             elif event.type == "flow.updated":

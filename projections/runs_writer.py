@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
@@ -20,8 +21,6 @@ from .cache import ViewCache
 from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
 from .tables import in_list, list_param, us
 
-FLOW_RUN_STREAM = "flow-run-"
-TASK_RUN_STREAM = "task-run-"
 
 _FLOW_RUN_TYPES = frozenset(
     {"flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted"}
@@ -187,6 +186,6 @@ def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, by
 
 
 _KINDS = (
-    _Kind(FLOW_RUNS, FLOW_RUN_TAGS, FLOW_RUN_STREAM, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row),
-    _Kind(TASK_RUNS, TASK_RUN_TAGS, TASK_RUN_STREAM, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row),
+    _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row),
+    _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row),
 )

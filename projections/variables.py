@@ -1,6 +1,6 @@
 """The variables read model: one row per variable (and one per tag), kept inline with the log.
 
-Every variable event is on the one stream "variables" (VARIABLES_STREAM): the commands decide
+Every variable event is on the one stream "variables" (streams.VARIABLES): the commands decide
 whether a name is free against that stream's version, so names stay unique without a lock.
 """
 
@@ -19,7 +19,6 @@ from runlog.schema import events as catalogue
 
 from .tables import us
 
-VARIABLES_STREAM = "variables"
 
 _TYPES = frozenset({"variable.created", "variable.updated", "variable.deleted"})
 _FIELDS = ("name", "value", "tags")
@@ -115,4 +114,4 @@ class VariablesProjection:
         return changes
 
 
-__all__ = ["VARIABLES_STREAM", "VariableView", "VariablesProjection", "decode_variable", "evolve_variable"]
+__all__ = [ "VariableView", "VariablesProjection", "decode_variable", "evolve_variable"]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 import msgspec
 
@@ -234,3 +235,19 @@ def prevent_pending_transitions(t: Transition) -> Verdict | None:
 
 
 PREVENT_PENDING_FROM = (StateType.PENDING, StateType.CANCELLING, StateType.RUNNING, StateType.CANCELLED)
+
+
+def state_from_proposal(
+    proposed: ProposedState, state_id: UUID, now: datetime, **references: UUID | None
+) -> State:
+    """A run's initial state, written with force at creation, shaped as the rules shape states.
+
+    ``references`` are the state_details ids to set (flow_run_id, task_run_id).
+    """
+    details = msgspec.structs.replace(proposed.state_details, **references)
+    if proposed.type is StateType.SCHEDULED and details.scheduled_time is None:
+        details = msgspec.structs.replace(details, scheduled_time=proposed.timestamp or now)
+    return State(
+        id=state_id, type=proposed.type, name=proposed.name or proposed.type.value.title(),
+        timestamp=proposed.timestamp or now, message=proposed.message, state_details=details, data=proposed.data,
+    )

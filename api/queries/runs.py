@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from runlog.schema import streams
 from runlog.eventstore import EventStore
 from runlog.projections.runs import FlowRunView, TaskRunView
-from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, decode_flow_run, decode_task_run
+from runlog.projections.runs_writer import decode_flow_run, decode_task_run
 from runlog.schema import events as catalogue
 
 SQL_FLOW_RUN = "SELECT view FROM flow_runs WHERE id = ?"
@@ -43,11 +44,11 @@ async def state_history(store: EventStore, stream_id: str) -> list[catalogue.Sta
 
 
 async def flow_run_states(store: EventStore, run_id: UUID) -> list[catalogue.State]:
-    return await state_history(store, FLOW_RUN_STREAM + str(run_id))
+    return await state_history(store, streams.flow_run(run_id))
 
 
 async def task_run_states(store: EventStore, run_id: UUID) -> list[catalogue.State]:
-    return await state_history(store, TASK_RUN_STREAM + str(run_id))
+    return await state_history(store, streams.task_run(run_id))
 
 
 async def state_by_id(store: EventStore, state_id: UUID) -> catalogue.State | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from runlog.schema import streams
 from runlog.eventstore import EventStore, Tx
-from runlog.projections.variables import VARIABLES_STREAM, VariableView, decode_variable
+from runlog.projections.variables import VariableView, decode_variable
 
 from ..schemas.variables import VariableFilter
 from .filtering import Criteria, Resource, any_in, fetch_count, fetch_page, like, tag_table, tags_all, tags_null
@@ -29,7 +30,7 @@ ORDER = {
 
 async def stream_version(tx: Tx) -> int:
     """The version of the variables stream: what the next variable command must expect."""
-    return int((await tx.fetch(SQL_STREAM_VERSION, VARIABLES_STREAM))[0][0])
+    return int((await tx.fetch(SQL_STREAM_VERSION, streams.VARIABLES))[0][0])
 
 
 async def by_id(tx: Tx, variable_id: UUID) -> VariableView | None:

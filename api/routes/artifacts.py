@@ -183,6 +183,6 @@ async def update_artifact(request: web.Request) -> web.Response:
 @routes.delete("/artifacts/{id}")
 @documented(summary="Delete an artifact", status=204, errors={404: NOT_FOUND})
 async def delete_artifact(request: web.Request) -> web.Response:
-    if not await commands.delete(request.config_dict[keys.STORE], path_uuid(request)):
+    if not await commands.delete(request.config_dict[keys.STORE], path_uuid(request), clock=request.config_dict[keys.CLOCK]):
         raise NotFound(NOT_FOUND)
     return empty_response()

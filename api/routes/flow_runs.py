@@ -103,7 +103,10 @@ async def read_flow_run(request: web.Request) -> web.Response:
 async def update_flow_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, FlowRunUpdate)
-    if not await commands.update(request.config_dict[keys.STORE], run_id, body):
+    if not await commands.update(
+        request.config_dict[keys.STORE], run_id, body, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
+    ):
         raise NotFound(f"Flow run {run_id} not found")
     return empty_response()
 
@@ -116,11 +119,11 @@ async def update_flow_run(request: web.Request) -> web.Response:
 async def update_flow_run_labels(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     labels = await decode_body(request, dict[str, Any])
-    store = request.config_dict[keys.STORE]
-    view = await queries.get_flow_run(store, run_id)
-    if view is None:
+    if not await commands.update_labels(
+        request.config_dict[keys.STORE], run_id, labels, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
+    ):
         raise NotFound(f"Flow run {run_id} not found")
-    await commands.update(store, run_id, {"labels": {**view.labels, **labels}})
     return empty_response()
 
 
@@ -128,7 +131,10 @@ async def update_flow_run_labels(request: web.Request) -> web.Response:
 @documented(summary="Delete a flow run and its task runs", status=204, errors={404: "Flow run not found"})
 async def delete_flow_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
-    if not await commands.delete(request.config_dict[keys.STORE], run_id, cache=request.config_dict[keys.VIEW_CACHE]):
+    if not await commands.delete(
+        request.config_dict[keys.STORE], run_id, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
+    ):
         raise NotFound(f"Flow run {run_id} not found")
     return empty_response()
 

@@ -7,17 +7,14 @@ import uuid
 import msgspec
 from aiohttp import web
 
-from runlog.eventstore import ConcurrencyError, EventStore
-from runlog.projections.flows import FLOW_STREAM, FlowView, decode_flow
-from runlog.schema import events as catalogue
+from runlog.projections.flows import FlowView, decode_flow
 
 from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
 from ..openapi import documented
 from ..queries import flows as queries
 from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest, FlowUpdate
-from ..services import flow_runs as flow_run_commands
-from ..writes import append_event
+from ..services import flows as flow_commands
 
 routes = web.RouteTableDef()
 
@@ -34,13 +31,6 @@ def to_flow(view: FlowView) -> Flow:
     return Flow(id=view.id, created=view.created, updated=view.updated, name=view.name, tags=view.tags, labels=view.labels)
 
 
-async def _stream_version(store: EventStore, stream_id: str) -> int:
-    version = 0
-    async for event in store.read_stream(stream_id):
-        version = event.version
-    return version
-
-
 @routes.post("/flows/")
 @documented(
     summary="Register a flow; 200 with the existing one if the name is taken", request=FlowCreate,
@@ -48,27 +38,11 @@ async def _stream_version(store: EventStore, stream_id: str) -> int:
 )
 async def create_flow(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowCreate)
-    store = request.config_dict[keys.STORE]
-    flow_id = flow_id_for(body.name)
-    conflict: ConcurrencyError | None = None
-    for _attempt in range(3):
-        existing = await queries.get(store, flow_id)
-        if existing is not None:
-            return json_response(to_flow(existing), status=200)
-        event = catalogue.FlowCreated(
-            flow_id=flow_id, name=body.name, tags=body.tags, labels=body.labels or {}, created=request.config_dict[keys.CLOCK]()
-        )
-        stream = FLOW_STREAM + str(flow_id)
-        try:
-            await append_event(store, stream, event, expected_version=await _stream_version(store, stream))
-        except ConcurrencyError as exc:
-            conflict = exc
-            continue  # registered meanwhile by someone else: answer with theirs
-        created = await queries.get(store, flow_id)
-        assert created is not None
-        return json_response(to_flow(created), status=201)
-    assert conflict is not None
-    raise conflict
+    view, created = await flow_commands.register(
+        request.config_dict[keys.STORE], flow_id_for(body.name), body.name, body.tags, body.labels or {},
+        clock=request.config_dict[keys.CLOCK],
+    )
+    return json_response(to_flow(view), status=201 if created else 200)
 
 
 @routes.get("/flows/{id}")
@@ -113,13 +87,9 @@ async def count_flows(request: web.Request) -> web.Response:
 async def update_flow(request: web.Request) -> web.Response:
     flow_id = path_uuid(request)
     body = await decode_body(request, FlowUpdate)
-    store = request.config_dict[keys.STORE]
-    if await queries.get(store, flow_id) is None:
-        raise NotFound(f"Flow {flow_id} not found")
     changes = msgspec.to_builtins(body)
-    if changes:
-        event = catalogue.FlowUpdated(flow_id=flow_id, changes=changes, updated=request.config_dict[keys.CLOCK]())
-        await append_event(store, FLOW_STREAM + str(flow_id), event)
+    if not await flow_commands.update(request.config_dict[keys.STORE], flow_id, changes, clock=request.config_dict[keys.CLOCK]):
+        raise NotFound(f"Flow {flow_id} not found")
     return empty_response()
 
 
@@ -127,13 +97,12 @@ async def update_flow(request: web.Request) -> web.Response:
 @documented(summary="Delete a flow with its runs", status=204, errors={404: "Flow not found"})
 async def delete_flow(request: web.Request) -> web.Response:
     flow_id = path_uuid(request)
-    store = request.config_dict[keys.STORE]
-    if await queries.get(store, flow_id) is None:
-        raise NotFound(f"Flow {flow_id} not found")
     request.config_dict[keys.KNOWN_FLOWS].discard(flow_id)  # before the runs go: none is created after
-    # As Prefect's foreign keys cascade: the runs go first, so none is ever left without its flow.
-    await flow_run_commands.delete_runs_of_flow(store, flow_id, cache=request.config_dict[keys.VIEW_CACHE])
-    await append_event(store, FLOW_STREAM + str(flow_id), catalogue.FlowDeleted(flow_id=flow_id))
+    if not await flow_commands.delete(
+        request.config_dict[keys.STORE], flow_id, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
+    ):
+        raise NotFound(f"Flow {flow_id} not found")
     return empty_response()
 
 

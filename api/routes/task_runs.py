@@ -67,7 +67,10 @@ async def read_task_run(request: web.Request) -> web.Response:
 async def update_task_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, TaskRunUpdate)
-    if not await commands.update(request.config_dict[keys.STORE], run_id, msgspec.to_builtins(body)):
+    if not await commands.update(
+        request.config_dict[keys.STORE], run_id, msgspec.to_builtins(body), cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
+    ):
         raise NotFound(f"Task run {run_id} not found")
     return empty_response()
 
@@ -76,7 +79,10 @@ async def update_task_run(request: web.Request) -> web.Response:
 @documented(summary="Delete a task run", status=204, errors={404: "Task run not found"})
 async def delete_task_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
-    if not await commands.delete(request.config_dict[keys.STORE], run_id):
+    if not await commands.delete(
+        request.config_dict[keys.STORE], run_id, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
+    ):
         raise NotFound(f"Task run {run_id} not found")
     return empty_response()
 

@@ -16,7 +16,6 @@ from ..services import variables as commands
 routes = web.RouteTableDef()
 
 NOT_FOUND = "Variable not found."
-CONTENDED_RETRY_SECONDS = 1
 
 
 def to_variable(view: VariableView) -> Variable:
@@ -31,16 +30,6 @@ def _detail(status: int, detail: str, **headers: str) -> web.Response:
     return response
 
 
-def _refused(exc: Exception) -> web.Response:
-    """A command's refusal in Prefect's shape; the Prefect client retries 503, never 409."""
-    if isinstance(exc, commands.NameTaken):
-        return _detail(409, str(exc))
-    if isinstance(exc, commands.InvalidVariable):
-        return _detail(422, str(exc))
-    return _detail(503, "the variables are busy; retry", **{"Retry-After": str(CONTENDED_RETRY_SECONDS)})
-
-
-REFUSALS = (commands.NameTaken, commands.InvalidVariable, commands.Contended)
 
 
 def _limit(value: int | None) -> int:
@@ -90,10 +79,7 @@ async def count_variables(request: web.Request) -> web.Response:
 )
 async def create_variable(request: web.Request) -> web.Response:
     body = await decode_body(request, VariableCreate)
-    try:
-        view = await commands.create(request.config_dict[keys.STORE], body, clock=request.config_dict[keys.CLOCK])
-    except REFUSALS as exc:
-        return _refused(exc)
+    view = await commands.create(request.config_dict[keys.STORE], body, clock=request.config_dict[keys.CLOCK])
     return json_response(to_variable(view), status=201)
 
 
@@ -117,10 +103,7 @@ async def read_variable_by_name(request: web.Request) -> web.Response:
 
 async def _update(request: web.Request, lookup: commands.Lookup) -> web.Response:
     body = await decode_body(request, VariableUpdate)
-    try:
-        view = await commands.update(request.config_dict[keys.STORE], lookup, body, clock=request.config_dict[keys.CLOCK])
-    except REFUSALS as exc:
-        return _refused(exc)
+    view = await commands.update(request.config_dict[keys.STORE], lookup, body, clock=request.config_dict[keys.CLOCK])
     if view is None:
         raise NotFound(NOT_FOUND)
     return empty_response()
@@ -144,10 +127,7 @@ async def update_variable_by_name(request: web.Request) -> web.Response:
 
 
 async def _delete(request: web.Request, lookup: commands.Lookup) -> web.Response:
-    try:
-        deleted = await commands.delete(request.config_dict[keys.STORE], lookup)
-    except REFUSALS as exc:
-        return _refused(exc)
+    deleted = await commands.delete(request.config_dict[keys.STORE], lookup, clock=request.config_dict[keys.CLOCK])
     if not deleted:
         raise NotFound(NOT_FOUND)
     return empty_response()

@@ -8,19 +8,20 @@ artifacts projection works it out in the append's transaction.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.eventstore import NO_STREAM, EventStore
+from runlog.commands.executor import Decided, Executor, Versioned, load_versioned, versioned
+from runlog.eventstore import EventStore
 from runlog.projections.artifacts import ArtifactView, evolve_artifact, stream_of
 from runlog.schema import events as catalogue
 
 from ..queries import artifacts as queries
 from ..schemas.artifacts import MAX_METADATA_VALUE_LENGTH, ArtifactCreate, ArtifactUpdate
-from ..writes import append_event
 
 
 class InvalidArtifact(ValueError):
@@ -44,18 +45,27 @@ def _check_type(artifact_type: str | None) -> None:
         raise InvalidArtifact("Artifact type must not contain the NUL character")
 
 
+async def _no_artifact() -> None:
+    return None
+
+
 async def create(store: EventStore, body: ArtifactCreate, *, clock: Clock = system_clock) -> ArtifactView:
     _check_type(body.type)
     artifact_id = uuid.uuid4()
-    event = catalogue.ArtifactCreated(
-        artifact_id=artifact_id, key=body.key, type=body.type, description=body.description, data=body.data,
-        metadata_=truncate_metadata(body.metadata_), flow_run_id=body.flow_run_id, task_run_id=body.task_run_id,
-        created=clock(),
+
+    def decide(_view: None, now: datetime) -> Decided[None]:
+        return Decided([catalogue.ArtifactCreated(
+            artifact_id=artifact_id, key=body.key, type=body.type, description=body.description, data=body.data,
+            metadata_=truncate_metadata(body.metadata_), flow_run_id=body.flow_run_id, task_run_id=body.task_run_id,
+            created=now,
+        )])
+
+    outcome = await Executor(store, clock=clock).execute(
+        stream_of(artifact_id), load=_no_artifact, decide=decide, evolve=lambda view, event, _v: evolve_artifact(view, event),
+        retry_conflicts=False,  # a new id: its stream cannot exist
     )
-    await append_event(store, stream_of(artifact_id), event, expected_version=NO_STREAM)
-    view = evolve_artifact(None, event)
-    assert view is not None
-    return view
+    assert outcome.view is not None
+    return outcome.view
 
 
 def changes_of(body: ArtifactUpdate) -> dict[str, Any]:
@@ -66,19 +76,33 @@ def changes_of(body: ArtifactUpdate) -> dict[str, Any]:
     return changes
 
 
+async def _command(store: EventStore, artifact_id: UUID, decide, clock: Clock) -> bool:  # type: ignore[no-untyped-def]
+    stream = stream_of(artifact_id)
+    outcome = await Executor(store, clock=clock).execute(
+        stream, load=lambda: load_versioned(store, stream, lambda: queries.get(store, artifact_id)),
+        decide=decide, evolve=versioned(evolve_artifact),
+    )
+    return outcome.result
+
+
 async def update(store: EventStore, artifact_id: UUID, body: ArtifactUpdate, *, clock: Clock = system_clock) -> bool:
     """Whether the artifact exists. Its latest-of-key row shows the update when it is the latest."""
     changes = changes_of(body)
-    if await queries.get(store, artifact_id) is None:
-        return False
-    event = catalogue.ArtifactUpdated(artifact_id=artifact_id, changes=changes, updated=clock())
-    await append_event(store, stream_of(artifact_id), event)
-    return True
+
+    def decide(artifact: Versioned[ArtifactView], now: datetime) -> Decided[bool]:
+        if artifact.view is None:
+            return Decided((), False)
+        return Decided([catalogue.ArtifactUpdated(artifact_id=artifact_id, changes=changes, updated=now)], True)
+
+    return await _command(store, artifact_id, decide, clock)
 
 
-async def delete(store: EventStore, artifact_id: UUID) -> bool:
+async def delete(store: EventStore, artifact_id: UUID, *, clock: Clock = system_clock) -> bool:
     """Whether the artifact existed. Deleting the latest of a key hands the key to the newest left."""
-    if await queries.get(store, artifact_id) is None:
-        return False
-    await append_event(store, stream_of(artifact_id), catalogue.ArtifactDeleted(artifact_id=artifact_id))
-    return True
+
+    def decide(artifact: Versioned[ArtifactView], _now: datetime) -> Decided[bool]:
+        if artifact.view is None:
+            return Decided((), False)
+        return Decided([catalogue.ArtifactDeleted(artifact_id=artifact_id)], True)
+
+    return await _command(store, artifact_id, decide, clock)

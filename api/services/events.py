@@ -19,9 +19,11 @@ from uuid import UUID
 import msgspec
 import structlog
 
-from runlog.eventstore import EventStore, NewEvent
+from runlog.schema import streams
+from runlog.commands.executor import record
+from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
-from runlog.projections.runs_writer import TASK_RUN_STREAM, cache_key
+from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
 
 from ..queries import runs as queries
@@ -29,8 +31,6 @@ from ..schemas.events import MAX_EVENT_BYTES, Event, ReportedState, TaskRunSnaps
 
 log = structlog.get_logger("runlog.api.events")
 
-RESOURCE_STREAM = "resource-"
-UNKNOWN_RESOURCE_STREAM = "resource-unknown"
 """For an event without a resource id (Prefect's validation rejects those, so never in practice)."""
 
 MAX_STREAM_ID_LENGTH = 1000  # the event store's limit on stream ids
@@ -52,11 +52,11 @@ def resource_stream(resource_id: str | None) -> str:
     replaced by its SHA-256, so its events still share one stream.
     """
     if not resource_id:
-        return UNKNOWN_RESOURCE_STREAM
-    stream = RESOURCE_STREAM + resource_id
+        return streams.UNKNOWN_RESOURCE
+    stream = streams.RESOURCE + resource_id
     if len(stream) <= MAX_STREAM_ID_LENGTH and "\x00" not in resource_id:
         return stream
-    return RESOURCE_STREAM + "sha256-" + hashlib.sha256(resource_id.encode()).hexdigest()
+    return streams.RESOURCE + "sha256-" + hashlib.sha256(resource_id.encode()).hexdigest()
 
 
 def received_event(event: Event, *, event_id: UUID | None = None) -> catalogue.PrefectEventReceived:
@@ -157,7 +157,7 @@ async def receive(store: EventStore, event: Event, *, cache: ViewCache | None = 
     # the client's re-send. Issued together, the store's group commit usually writes both in
     # one transaction.
     outcomes = await asyncio.gather(
-        _append(store, TASK_RUN_STREAM + str(changed.task_run_id), changed, event.id),
+        _append(store, streams.task_run(changed.task_run_id), changed, event.id),
         _append(store, stream, received_event(event, event_id=event.id), uuid.uuid5(RECEIVED_NAMESPACE, str(event.id))),
         return_exceptions=True,
     )
@@ -175,5 +175,5 @@ async def _flow_run_exists(store: EventStore, flow_run_id: UUID, cache: ViewCach
 
 
 async def _append(store: EventStore, stream: str, event: catalogue.Event, event_id: UUID) -> None:
-    record = NewEvent(type=catalogue.event_type(event), data=catalogue.encode(event), id=event_id)
-    await store.append(stream, [record])
+    # A client's event keeps its id, so a re-send is a no-op; no decision, any version.
+    await record(store, stream, [event], ids=[event_id])

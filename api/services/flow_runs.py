@@ -1,7 +1,7 @@
 """Flow run commands: create (idempotently), update, delete, and set_state.
 
-set_state goes through api/services/transitions.py's decide-and-append loop, which stands in
-for Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version.
+Every one goes through the command executor (runlog.commands.executor), which stands in for
+Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version.
 """
 
 from __future__ import annotations
@@ -16,19 +16,20 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.commands.clock import Clock, system_clock
-from runlog.eventstore import NO_STREAM, EventStore, NewEvent
+from runlog.commands.executor import Decided, Executor
+from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
-from runlog.projections.runs import FlowRunView, evolve_flow_run
-from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM, cache_key
+from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
+from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
 
 from ..orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
+from ..orchestration.common import state_from_proposal
 from ..queries import runs as queries
 from ..schemas.runs import DEFAULT_POLICY, FlowRunCreate, FlowRunUpdate
-from ..writes import append_event
-from . import integrity, run_keys
-from .transitions import decide_and_append
+from . import integrity, run_keys, task_runs
 
 RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
 
@@ -43,23 +44,7 @@ def generated_name() -> str:
 
 
 def stream_of(run_id: UUID) -> str:
-    return FLOW_RUN_STREAM + str(run_id)
-
-
-def state_from_proposal(
-    proposed: ProposedState, state_id: UUID, now: datetime, **references: UUID | None
-) -> catalogue.State:
-    """A run's initial state, written with force at creation, shaped as the rules shape states.
-
-    ``references`` are the state_details ids to set (flow_run_id, task_run_id).
-    """
-    details = msgspec.structs.replace(proposed.state_details, **references)
-    if proposed.type is catalogue.StateType.SCHEDULED and details.scheduled_time is None:
-        details = msgspec.structs.replace(details, scheduled_time=proposed.timestamp or now)
-    return catalogue.State(
-        id=state_id, type=proposed.type, name=proposed.name or proposed.type.value.title(),
-        timestamp=proposed.timestamp or now, message=proposed.message, state_details=details, data=proposed.data,
-    )
+    return streams.flow_run(run_id)
 
 
 def run_id_for_key(flow_id: UUID, idempotency_key: str, generation: int = 0) -> UUID:
@@ -111,52 +96,100 @@ async def create(
     )
 
 
+async def _no_run() -> None:
+    return None
+
+
 async def _append_new(
     store: EventStore, run_id: UUID, body: FlowRunCreate, cache: ViewCache | None, clock: Clock
 ) -> FlowRunView:
     """Append a new run's first events (ConcurrencyError when its stream exists) and return its view."""
-    now = clock()
-    state_id = uuid.uuid4()
-    proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
-    created = catalogue.FlowRunCreated(
-        flow_run_id=run_id, flow_id=body.flow_id, name=body.name or generated_name(),
-        flow_version=body.flow_version, deployment_id=body.deployment_id, parameters=body.parameters,
-        context=body.context, idempotency_key=body.idempotency_key, parent_task_run_id=body.parent_task_run_id,
-        empirical_policy={**DEFAULT_POLICY, **(body.empirical_policy or {})}, tags=body.tags,
-        labels={"prefect.flow.id": str(body.flow_id), **(body.labels or {})},
-        work_queue_name=body.work_queue_name, work_pool_name=body.work_pool_name,
-        job_variables=body.job_variables or {}, created=now,
+
+    def decide(_view: None, now: datetime) -> Decided[None]:
+        state_id = uuid.uuid4()
+        proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
+        created = catalogue.FlowRunCreated(
+            flow_run_id=run_id, flow_id=body.flow_id, name=body.name or generated_name(),
+            flow_version=body.flow_version, deployment_id=body.deployment_id, parameters=body.parameters,
+            context=body.context, idempotency_key=body.idempotency_key, parent_task_run_id=body.parent_task_run_id,
+            empirical_policy={**DEFAULT_POLICY, **(body.empirical_policy or {})}, tags=body.tags,
+            labels={"prefect.flow.id": str(body.flow_id), **(body.labels or {})},
+            work_queue_name=body.work_queue_name, work_pool_name=body.work_pool_name,
+            job_variables=body.job_variables or {}, created=now,
+        )
+        state = state_from_proposal(proposed, state_id, now, flow_run_id=run_id)
+        first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)
+        return Decided([created, first_state], None, ids=[uuid.uuid4(), state_id])
+
+    # The stream must not exist (nothing is loaded, not even from the cache): a conflict is the
+    # caller's answer (run_keys), not a race to decide again.
+    outcome = await _executor(store, clock).execute(
+        stream_of(run_id), load=_no_run, decide=decide, evolve=evolve_flow_run, retry_conflicts=False,
     )
-    state = state_from_proposal(proposed, state_id, now, flow_run_id=run_id)
-    first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)
-    events = [
-        NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),
-        NewEvent(type=catalogue.event_type(first_state), data=catalogue.encode(first_state), id=state_id),
-    ]
-    await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
-    # The view the runs projection just wrote, folded here from the same stored events instead
-    # of read back: the run's stream holds exactly these two.
-    view = None
-    for version, event in enumerate(events, start=1):
-        view = evolve_flow_run(view, catalogue.decode(event.data), version)
-    assert view is not None
+    view = outcome.view
+    assert view is not None and view.state is not None
     if cache is not None:
-        cache.put(cache_key("flow_runs", run_id), view)
-    await mirror_to_parent_task(store, view, state)
+        cache.put(cache_key("flow_runs", run_id), view)  # the client's next call is nearly always set_state
+    await mirror_to_parent_task(store, view, view.state, clock=clock)
     return view
 
 
-async def update(store: EventStore, run_id: UUID, changes: FlowRunUpdate | dict[str, Any]) -> bool:
-    """Apply a PATCH; False when the run does not exist."""
-    if await queries.get_flow_run(store, run_id) is None:
-        return False
+def _executor(store: EventStore, clock: Clock, cache: ViewCache | None = None) -> Executor:
+    return Executor(store, clock=clock, cache=cache)
+
+
+async def _run_command(
+    store: EventStore, run_id: UUID, decide: Callable[[FlowRunView | None, datetime], Decided[R]], *,
+    cache: ViewCache | None, clock: Clock,
+) -> R:
+    outcome = await _executor(store, clock, cache).execute(
+        stream_of(run_id), load=lambda: queries.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
+        cache_key=cache_key("flow_runs", run_id),
+    )
+    return outcome.result
+
+
+async def update(
+    store: EventStore, run_id: UUID, changes: FlowRunUpdate | dict[str, Any], *,
+    cache: ViewCache | None = None, clock: Clock = system_clock,
+) -> bool:
+    """Apply a PATCH against the run's current version; False when the run does not exist."""
     fields = msgspec.to_builtins(changes) if not isinstance(changes, dict) else changes
-    if fields:
-        await append_event(store, stream_of(run_id), catalogue.FlowRunUpdated(flow_run_id=run_id, changes=fields))
-    return True
+
+    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
+        if view is None:
+            return Decided((), False)
+        if not fields:
+            return Decided((), True)
+        return Decided([catalogue.FlowRunUpdated(flow_run_id=run_id, changes=fields)], True)
+
+    return await _run_command(store, run_id, decide, cache=cache, clock=clock)
 
 
-async def delete(store: EventStore, run_id: UUID, *, cache: ViewCache | None = None) -> bool:
+async def update_labels(
+    store: EventStore, run_id: UUID, labels: dict[str, Any], *,
+    cache: ViewCache | None = None, clock: Clock = system_clock,
+) -> bool:
+    """Merge ``labels`` into the run's current labels; False when the run does not exist.
+
+    Decided against the labels as they are at the version appended after, so two concurrent
+    edits both survive: the second is decided again against the first's result.
+    """
+
+    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
+        if view is None:
+            return Decided((), False)
+        merged = {**view.labels, **labels}
+        if merged == view.labels:
+            return Decided((), True)
+        return Decided([catalogue.FlowRunUpdated(flow_run_id=run_id, changes={"labels": merged})], True)
+
+    return await _run_command(store, run_id, decide, cache=cache, clock=clock)
+
+
+async def delete(
+    store: EventStore, run_id: UUID, *, cache: ViewCache | None = None, clock: Clock = system_clock
+) -> bool:
     """Delete a flow run and its task runs (Prefect's foreign key cascades); False when it does not exist.
 
     The task runs go first, so a deletion cut short never leaves task runs of a deleted run.
@@ -164,13 +197,17 @@ async def delete(store: EventStore, run_id: UUID, *, cache: ViewCache | None = N
     if await queries.get_flow_run(store, run_id) is None:
         return False
     task_run_ids = await queries.task_run_ids_of_flow_run(store, run_id)
-    await in_chunks(task_run_ids, lambda task_run_id: append_event(
-        store, TASK_RUN_STREAM + str(task_run_id), catalogue.TaskRunDeleted(task_run_id=task_run_id)
-    ))
-    await append_event(store, stream_of(run_id), catalogue.FlowRunDeleted(flow_run_id=run_id))
+    await in_chunks(task_run_ids, lambda task_run_id: task_runs.delete(store, task_run_id, cache=cache, clock=clock))
+
+    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
+        if view is None:
+            return Decided((), False)
+        return Decided([catalogue.FlowRunDeleted(flow_run_id=run_id)], True)
+
+    deleted = await _run_command(store, run_id, decide, cache=cache, clock=clock)
     if cache is not None:
         cache.drop(cache_key("flow_runs", run_id))
-    return True
+    return deleted
 
 
 async def delete_runs_of_flow(store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None) -> int:
@@ -185,6 +222,7 @@ DELETE_CHUNK = 64
 
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 async def in_chunks(items: Iterable[T], call: Callable[[T], Awaitable[Any]]) -> None:
@@ -199,31 +237,37 @@ async def set_state(
 ) -> tuple[FlowRunView, Decision] | None:
     """Decide and record a transition; None when the run does not exist."""
 
-    async def decide(view: FlowRunView) -> Decision:
+    def decide(view: FlowRunView | None, now: datetime) -> Decided[Decision | None]:
+        if view is None:
+            return Decided((), None)
         ctx = FlowRunContext(
-            now=clock(), state_id=uuid.uuid4(), force=force,
+            now=now, state_id=uuid.uuid4(), force=force,
             has_deployment=view.deployment_id is not None, is_subflow=view.parent_task_run_id is not None,
         )
-        return decide_flow_run(view, proposed, ctx)
-
-    def record(view: FlowRunView, decision: Decision) -> catalogue.Event:
-        assert decision.state is not None
-        return catalogue.FlowRunStateChanged(
+        decision = decide_flow_run(view, proposed, ctx)
+        if decision.state is None:
+            return Decided((), decision)
+        event = catalogue.FlowRunStateChanged(
             flow_run_id=run_id, state=decision.state, initial_state_type=view.state.type if view.state else None,
             forced=force, empirical_policy=decision.empirical_policy,
         )
+        return Decided([event], decision, ids=[decision.state.id])  # a state's id is its event's id
 
-    outcome = await decide_and_append(
-        store, stream_id=stream_of(run_id), cache=cache if cache is not None else ViewCache(0),
-        cache_key=cache_key("flow_runs", run_id), load=lambda: queries.get_flow_run(store, run_id),
-        decide=decide, record=record, evolve=evolve_flow_run,
+    outcome = await _executor(store, clock, cache).execute(
+        stream_of(run_id), load=lambda: queries.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
+        cache_key=cache_key("flow_runs", run_id),
     )
-    if outcome is not None and outcome[1].state is not None:
-        await mirror_to_parent_task(store, outcome[0], outcome[1].state)
-    return outcome
+    decision = outcome.result
+    if decision is None or outcome.view is None:
+        return None
+    if decision.state is not None:
+        await mirror_to_parent_task(store, outcome.view, decision.state, clock=clock)
+    return outcome.view, decision
 
 
-async def mirror_to_parent_task(store: EventStore, run: FlowRunView, state: catalogue.State) -> None:
+async def mirror_to_parent_task(
+    store: EventStore, run: FlowRunView, state: catalogue.State, *, clock: Clock = system_clock
+) -> None:
     """A subflow's parent task run follows the subflow's state (Prefect's UpdateSubflowParentTask).
 
     The copy is forced onto the task run's stream with a new id and child_flow_run_id set, so
@@ -231,18 +275,25 @@ async def mirror_to_parent_task(store: EventStore, run: FlowRunView, state: cata
     """
     if run.parent_task_run_id is None:
         return
-    task = await queries.get_task_run(store, run.parent_task_run_id)
-    if task is None:
-        return
-    details = msgspec.structs.replace(
-        state.state_details, child_flow_run_id=run.id, task_run_id=task.id, flow_run_id=task.flow_run_id
+    task_run_id = run.parent_task_run_id
+
+    def decide(task: TaskRunView | None, _now: datetime) -> Decided[None]:
+        if task is None:
+            return Decided((), None)
+        details = msgspec.structs.replace(
+            state.state_details, child_flow_run_id=run.id, task_run_id=task.id, flow_run_id=task.flow_run_id
+        )
+        copy = msgspec.structs.replace(state, id=uuid.uuid4(), state_details=details)
+        event = catalogue.TaskRunStateChanged(
+            task_run_id=task.id, flow_run_id=task.flow_run_id, state=copy,
+            initial_state_type=task.state.type if task.state else None, forced=True,
+        )
+        return Decided([event], None, ids=[copy.id])
+
+    await _executor(store, clock).execute(
+        streams.task_run(task_run_id), load=lambda: queries.get_task_run(store, task_run_id), decide=decide,
+        evolve=evolve_task_run,
     )
-    copy = msgspec.structs.replace(state, id=uuid.uuid4(), state_details=details)
-    event = catalogue.TaskRunStateChanged(
-        task_run_id=task.id, flow_run_id=task.flow_run_id, state=copy,
-        initial_state_type=task.state.type if task.state else None, forced=True,
-    )
-    await append_event(store, TASK_RUN_STREAM + str(task.id), event, event_id=copy.id)
 
 
-__all__ = ["Status", "create", "delete", "mirror_to_parent_task", "set_state", "update"]
+__all__ = ["Status", "create", "delete", "mirror_to_parent_task", "set_state", "update", "update_labels"]

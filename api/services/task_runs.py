@@ -11,35 +11,40 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 import msgspec
 
+from runlog.schema import streams
 from runlog.commands.clock import Clock, system_clock
-from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from runlog.commands.executor import Decided, Executor
+from runlog.eventstore import ConcurrencyError, EventStore
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import TaskRunView, evolve_task_run
-from runlog.projections.runs_writer import TASK_RUN_STREAM, cache_key
+from runlog.projections.runs_writer import cache_key
 from runlog.projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH, CacheEntry
 from runlog.projections.task_run_state_cache import lookup as lookup_cached_state
 from runlog.schema import events as catalogue
 
 from ..orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
+from ..orchestration.common import state_from_proposal
 from ..queries import runs as queries
 from ..schemas.runs import TaskRunCreate
-from ..writes import append_event
 from . import integrity, run_keys
-from .flow_runs import state_from_proposal
-from .transitions import decide_and_append
 
 TASK_NAMESPACE = uuid.UUID("2d0b8f5e-6a41-4c1a-9e77-72756e6c6f67")
 
 TASK_POLICY = {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 0, "retry_delay": 0, "retry_jitter_factor": None}
 
 
+R = TypeVar("R")
+
+
 def stream_of(run_id: UUID) -> str:
-    return TASK_RUN_STREAM + str(run_id)
+    return streams.task_run(run_id)
 
 
 def run_id_for_key(flow_run_id: UUID | None, task_key: str, dynamic_key: str, generation: int = 0) -> UUID:
@@ -87,28 +92,48 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
     )
 
 
+async def _no_run() -> None:
+    return None
+
+
 async def _append_new(store: EventStore, run_id: UUID, body: TaskRunCreate, clock: Clock) -> TaskRunView:
     """Append a new task run's first events (ConcurrencyError when its stream exists); its view."""
-    now = clock()
-    fields = msgspec.to_builtins(body)
-    fields.pop("state", None)
-    fields.pop("id", None)
-    fields["empirical_policy"] = {**TASK_POLICY, **(body.empirical_policy or {})}
-    fields["labels"] = body.labels or {}
-    fields["name"] = body.name or f"{body.task_key}-{body.dynamic_key}"[:80]
-    created = catalogue.TaskRunCreated(task_run_id=run_id, flow_run_id=body.flow_run_id, task_run=fields, created=now)
-    proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
-    state_id = uuid.uuid4()
-    state = state_from_proposal(proposed, state_id, now, task_run_id=run_id, flow_run_id=body.flow_run_id)
-    first = catalogue.TaskRunStateChanged(task_run_id=run_id, flow_run_id=body.flow_run_id, state=state, forced=True)
-    events = [
-        NewEvent(type=catalogue.event_type(created), data=catalogue.encode(created), id=uuid.uuid4()),
-        NewEvent(type=catalogue.event_type(first), data=catalogue.encode(first), id=state_id),
-    ]
-    await store.append(stream_of(run_id), events, expected_version=NO_STREAM)
-    view = await queries.get_task_run(store, run_id)
-    assert view is not None
-    return view
+
+    def decide(_view: None, now: datetime) -> Decided[None]:
+        fields = msgspec.to_builtins(body)
+        fields.pop("state", None)
+        fields.pop("id", None)
+        fields["empirical_policy"] = {**TASK_POLICY, **(body.empirical_policy or {})}
+        fields["labels"] = body.labels or {}
+        fields["name"] = body.name or f"{body.task_key}-{body.dynamic_key}"[:80]
+        created = catalogue.TaskRunCreated(
+            task_run_id=run_id, flow_run_id=body.flow_run_id, task_run=fields, created=now
+        )
+        proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
+        state_id = uuid.uuid4()
+        state = state_from_proposal(proposed, state_id, now, task_run_id=run_id, flow_run_id=body.flow_run_id)
+        first = catalogue.TaskRunStateChanged(
+            task_run_id=run_id, flow_run_id=body.flow_run_id, state=state, forced=True
+        )
+        return Decided([created, first], None, ids=[uuid.uuid4(), state_id])
+
+    # The stream must not exist: a conflict is the caller's answer (run_keys), not a race.
+    outcome = await Executor(store, clock=clock).execute(
+        stream_of(run_id), load=_no_run, decide=decide, evolve=evolve_task_run, retry_conflicts=False,
+    )
+    assert outcome.view is not None
+    return outcome.view
+
+
+async def _run_command(
+    store: EventStore, run_id: UUID, decide: Callable[[TaskRunView | None, datetime], Decided[R]], *,
+    cache: ViewCache | None, clock: Clock,
+) -> R:
+    outcome = await Executor(store, clock=clock, cache=cache).execute(
+        stream_of(run_id), load=lambda: queries.get_task_run(store, run_id), decide=decide, evolve=evolve_task_run,
+        cache_key=cache_key("task_runs", run_id),
+    )
+    return outcome.result
 
 
 async def set_state(
@@ -117,29 +142,32 @@ async def set_state(
 ) -> tuple[TaskRunView, Decision] | None:
     """Decide and record a transition; None when the task run does not exist."""
 
-    async def decide(view: TaskRunView) -> Decision:
-        now = clock()
+    async def decide(view: TaskRunView | None, now: datetime) -> Decided[Decision | None]:
+        if view is None:
+            return Decided((), None)
         parent = await queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
         ctx = TaskRunContext(
             now=now, state_id=uuid.uuid4(), force=force, flow_run=parent,
             cache_entry=await _cached_state(store, proposed, force, now),
             jitter_draw=random.random(),  # noqa: S311 - retry jitter, not a secret
         )
-        return decide_task_run(view, proposed, ctx)
-
-    def record(view: TaskRunView, decision: Decision) -> catalogue.Event:
-        assert decision.state is not None
-        return catalogue.TaskRunStateChanged(
+        decision = decide_task_run(view, proposed, ctx)
+        if decision.state is None:
+            return Decided((), decision)
+        event = catalogue.TaskRunStateChanged(
             task_run_id=run_id, flow_run_id=view.flow_run_id, state=decision.state,
             initial_state_type=view.state.type if view.state else None, forced=force,
             reset_run_count=decision.reset_run_count, flow_run_run_count=decision.flow_run_run_count,
         )
+        return Decided([event], decision, ids=[decision.state.id])  # a state's id is its event's id
 
-    return await decide_and_append(
-        store, stream_id=stream_of(run_id), cache=cache if cache is not None else ViewCache(0),
-        cache_key=cache_key("task_runs", run_id), load=lambda: queries.get_task_run(store, run_id),
-        decide=decide, record=record, evolve=evolve_task_run,
+    outcome = await Executor(store, clock=clock, cache=cache).execute(
+        stream_of(run_id), load=lambda: queries.get_task_run(store, run_id), decide=decide, evolve=evolve_task_run,
+        cache_key=cache_key("task_runs", run_id),
     )
+    if outcome.result is None or outcome.view is None:
+        return None
+    return outcome.view, outcome.result
 
 
 async def _cached_state(store: EventStore, proposed: ProposedState, force: bool, now: datetime) -> CacheEntry | None:
@@ -159,17 +187,30 @@ async def _cached_state(store: EventStore, proposed: ProposedState, force: bool,
         return await lookup_cached_state(tx, details.cache_key, now)
 
 
-async def update(store: EventStore, run_id: UUID, changes: dict) -> bool:
-    """Apply a PATCH (the name); False when the task run does not exist."""
-    if await queries.get_task_run(store, run_id) is None:
-        return False
-    if changes:
-        await append_event(store, stream_of(run_id), catalogue.TaskRunUpdated(task_run_id=run_id, changes=changes))
-    return True
+async def update(
+    store: EventStore, run_id: UUID, changes: dict, *, cache: ViewCache | None = None, clock: Clock = system_clock
+) -> bool:
+    """Apply a PATCH (the name) against the task run's current version; False when it does not exist."""
+
+    def decide(view: TaskRunView | None, _now: datetime) -> Decided[bool]:
+        if view is None:
+            return Decided((), False)
+        if not changes:
+            return Decided((), True)
+        return Decided([catalogue.TaskRunUpdated(task_run_id=run_id, changes=changes)], True)
+
+    return await _run_command(store, run_id, decide, cache=cache, clock=clock)
 
 
-async def delete(store: EventStore, run_id: UUID) -> bool:
-    if await queries.get_task_run(store, run_id) is None:
-        return False
-    await append_event(store, stream_of(run_id), catalogue.TaskRunDeleted(task_run_id=run_id))
-    return True
+async def delete(store: EventStore, run_id: UUID, *, cache: ViewCache | None = None, clock: Clock = system_clock) -> bool:
+    """Delete a task run at its current version; False when it does not exist."""
+
+    def decide(view: TaskRunView | None, _now: datetime) -> Decided[bool]:
+        if view is None:
+            return Decided((), False)
+        return Decided([catalogue.TaskRunDeleted(task_run_id=run_id)], True)
+
+    deleted = await _run_command(store, run_id, decide, cache=cache, clock=clock)
+    if cache is not None:
+        cache.drop(cache_key("task_runs", run_id))
+    return deleted

@@ -10,41 +10,35 @@ written rarely, so one stream for all of them costs nothing worth measuring.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.eventstore import ConcurrencyError, EventStore, Tx
-from runlog.projections.variables import VARIABLES_STREAM, VariableView, evolve_variable
+from runlog.commands.errors import Conflict, Unprocessable
+from runlog.commands.executor import Decided, Executor
+from runlog.eventstore import EventStore, Tx
+from runlog.projections.variables import VariableView, evolve_variable
 from runlog.schema import events as catalogue
+from runlog.schema import streams
 
 from ..queries import variables as queries
 from ..schemas.variables import MAX_VARIABLE_VALUE_LENGTH, VariableCreate, VariableUpdate
-from ..writes import append_event
-
-MAX_ATTEMPTS = 50
-"""How often a command decides again after losing a race on the variables stream."""
 
 T = TypeVar("T")
 
 
-class NameTaken(Exception):
+class NameTaken(Conflict):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"A variable with the name {name!r} already exists.")
 
 
-class Contended(Exception):
-    """A command kept losing races on the variables stream; the caller may retry later."""
-
-
-class InvalidVariable(ValueError):
+class InvalidVariable(Unprocessable):
     """A value or tag Prefect (or the database) cannot hold: answered with 422."""
 
 
@@ -65,26 +59,24 @@ Lookup = Callable[[Tx], Awaitable[VariableView | None]]
 
 
 async def _decide(
-    store: EventStore, decide: Callable[[Tx, int], Awaitable[tuple[catalogue.Event | None, T]]]
+    store: EventStore, decide: Callable[[Tx, int], Awaitable[tuple[catalogue.Event | None, T]]], clock: Clock
 ) -> tuple[catalogue.Event | None, T]:
-    """Decide against the variables as of the stream's version, append with it expected, and
-    decide again when another variable command got in first."""
-    for attempt in range(MAX_ATTEMPTS):
+    """Decide against the variables as of the stream's version, through the executor: the
+    append expects that version, and the command is decided again when another variable
+    command got in first."""
+
+    async def decided(version: int, _now: datetime) -> Decided[tuple[catalogue.Event | None, T]]:
         async with store.reading() as tx:
-            # The version first: variables read after it are at least as new, so a decision on
-            # state newer than the version only makes the append fail and the loop go round.
-            version = await queries.stream_version(tx)
             event, result = await decide(tx, version)
-        if event is None:
-            return None, result
-        try:
-            await append_event(store, VARIABLES_STREAM, event, expected_version=version)
-        except ConcurrencyError:
-            if attempt >= 2:
-                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))  # noqa: S311 - jitter
-            continue
-        return event, result
-    raise Contended(VARIABLES_STREAM)
+        return Decided([event] if event is not None else (), (event, result))
+
+    outcome = await Executor(store, clock=clock).execute(
+        # The version first: variables read after it are at least as new, so a decision on
+        # state newer than the version only makes the append fail and the command go round.
+        streams.VARIABLES, load=lambda: store.stream_version(streams.VARIABLES), decide=decided,
+        evolve=lambda _version, _event, version: version, version=lambda version: version,
+    )
+    return outcome.result
 
 
 async def create(store: EventStore, body: VariableCreate, *, clock: Clock = system_clock) -> VariableView:
@@ -100,7 +92,7 @@ async def create(store: EventStore, body: VariableCreate, *, clock: Clock = syst
         )
         return event, None
 
-    event, _ = await _decide(store, decide)
+    event, _ = await _decide(store, decide, clock)
     view = evolve_variable(None, event)
     assert view is not None
     return view
@@ -136,13 +128,13 @@ async def update(
             raise NameTaken(name)
         return catalogue.VariableUpdated(variable_id=view.id, changes=changes, updated=clock()), view
 
-    event, view = await _decide(store, decide)
+    event, view = await _decide(store, decide, clock)
     if event is None or view is None:
         return None
     return evolve_variable(view, event)
 
 
-async def delete(store: EventStore, lookup: Lookup) -> bool:
+async def delete(store: EventStore, lookup: Lookup, *, clock: Clock = system_clock) -> bool:
     """Whether there was a variable to delete."""
 
     async def decide(tx: Tx, _version: int) -> tuple[catalogue.Event | None, bool]:
@@ -151,7 +143,7 @@ async def delete(store: EventStore, lookup: Lookup) -> bool:
             return None, False
         return catalogue.VariableDeleted(variable_id=view.id), True
 
-    _, deleted = await _decide(store, decide)
+    _, deleted = await _decide(store, decide, clock)
     return deleted
 
 

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from runlog.schema import streams
 from runlog.projections.registry import inline_projections
 from runlog.api.orchestration import ProposedState
 from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
@@ -16,7 +17,6 @@ from runlog.api.services import concurrency, flow_runs, task_runs
 from runlog.api.writes import append_event
 from runlog.eventstore import migrate, migration_connection, open_store
 from runlog.projections.cache import ViewCache
-from runlog.projections.flows import FLOW_STREAM
 from runlog.schema import events as catalogue
 from runlog.schema.events import StateType
 
@@ -37,7 +37,7 @@ async def record_some_runs(url: str) -> list[UUID]:
     async with open_store(url, projections=inline_projections(cache)) as store:
         flow_id = uuid4()
         flow = catalogue.FlowCreated(flow_id=flow_id, name="etl", tags=[], labels={}, created=datetime.now(UTC))
-        await append_event(store, FLOW_STREAM + str(flow_id), flow)
+        await append_event(store, streams.flow(flow_id), flow)
         await concurrency.create_limit(store, "database", 2)
         ids = []
         for i in range(4):

@@ -282,7 +282,12 @@ async def test_every_documented_route_answers_as_the_document_says(tmp_path, sto
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
             env={**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"},
         )
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=280)
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), timeout=280)
+        finally:
+            if process.returncode is None:  # timed out (or cancelled): never leave it running
+                process.kill()
+                await process.wait()
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-25000:]
     count = operations(document) - 1  # schemathesis leaves out GET /api/openapi.json, the document itself

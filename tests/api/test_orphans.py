@@ -10,10 +10,10 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+from runlog.schema import streams
 from runlog.api.app import inline_projections
 from runlog.api.writes import append_event
 from runlog.eventstore import open_store
-from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM
 from runlog.schema import events as catalogue
 
 from .cli_runner import run_cli
@@ -28,15 +28,15 @@ async def store_orphans(url: str) -> tuple[uuid.UUID, uuid.UUID]:
     run_id, task_id = uuid.uuid4(), uuid.uuid4()
     async with open_store(url, projections=inline_projections()) as store:
         created = catalogue.FlowRunCreated(flow_run_id=run_id, flow_id=uuid.UUID(UNKNOWN), name="orphan", created=now)
-        await append_event(store, FLOW_RUN_STREAM + str(run_id), created)
+        await append_event(store, streams.flow_run(run_id), created)
         state = catalogue.State(id=uuid.uuid4(), type=catalogue.StateType.PENDING, name="Pending", timestamp=now)
         await append_event(
-            store, FLOW_RUN_STREAM + str(run_id),
+            store, streams.flow_run(run_id),
             catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True), event_id=state.id,
         )
         task = catalogue.TaskRunCreated(task_run_id=task_id, flow_run_id=uuid.UUID(UNKNOWN),
                                         task_run={"task_key": "t", "dynamic_key": "0", "name": "lost"}, created=now)
-        await append_event(store, TASK_RUN_STREAM + str(task_id), task)
+        await append_event(store, streams.task_run(task_id), task)
     return run_id, task_id
 
 
@@ -111,7 +111,7 @@ async def test_database_check_reports_a_subflow_run_whose_parent_task_run_never_
     async with open_store(local["RUNLOG_DATABASE_URL"], projections=inline_projections()) as store:
         created = catalogue.FlowRunCreated(flow_run_id=run_id, flow_id=flow_id, name="stray-subflow",
                                            parent_task_run_id=uuid.UUID(UNKNOWN), created=datetime(2026, 1, 1, tzinfo=UTC))
-        await append_event(store, FLOW_RUN_STREAM + str(run_id), created)
+        await append_event(store, streams.flow_run(run_id), created)
     result = await asyncio.to_thread(run_cli, "database", "check")
     assert result.exit_code == 1
     assert "subflow runs of unknown parent task runs: 1" in result.output

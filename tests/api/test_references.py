@@ -13,11 +13,11 @@ import uuid
 
 import pytest
 
+from runlog.schema import streams
 from runlog.api import keys
 from runlog.api.services import run_keys
 from runlog.api.services.integrity import KnownIds
 from runlog.eventstore import NewEvent
-from runlog.projections.runs_writer import FLOW_RUN_STREAM, TASK_RUN_STREAM
 
 from . import isolate_runlog_env
 from .http_server import serve
@@ -120,7 +120,7 @@ async def test_client_task_run_events_of_an_unknown_flow_run_are_kept_but_build_
         task_run_id, flow_run_id = uuid.uuid4(), uuid.UUID(UNKNOWN)
         await send_events(server, lifecycle(task_run_id, flow_run_id))
         assert (await server.request("GET", f"/task_runs/{task_run_id}"))[0] == 404
-        assert await stream_types(server, TASK_RUN_STREAM + str(task_run_id)) == []
+        assert await stream_types(server, streams.task_run(task_run_id)) == []
         # The events themselves are in the log, as Prefect keeps them.
         assert (await event_types(server)).count("prefect.event") == 3
 
@@ -147,7 +147,7 @@ async def test_deleting_a_flow_deletes_its_runs_and_their_task_runs(local):
         assert (await server.request("GET", f"/flow_runs/{kept_run['id']}"))[0] == 200
         assert (await server.request("GET", f"/task_runs/{tasks[3]}"))[0] == 200
         # The history stays in the log.
-        assert (await stream_types(server, FLOW_RUN_STREAM + runs[0]["id"]))[-1] == "flow_run.deleted"
+        assert (await stream_types(server, streams.flow_run(runs[0]["id"])))[-1] == "flow_run.deleted"
         # This server had just seen the flow exist (it trusts that for a while without reading
         # it again); its deletion is forgotten at once, so a new run of it is refused.
         status, answer = await server.request("POST", "/flow_runs/", json={"flow_id": flow_id})
@@ -197,7 +197,7 @@ async def test_a_deleted_flow_runs_idempotency_key_creates_a_new_run_and_keeps_t
             assert (await server.request("DELETE", f"/flow_runs/{first['id']}"))[0] == 204
         assert len(set(ids)) == 3
         for run_id in ids:
-            assert await stream_types(server, FLOW_RUN_STREAM + run_id) == [
+            assert await stream_types(server, streams.flow_run(run_id)) == [
                 "flow_run.created", "flow_run.state_changed", "flow_run.deleted"]
         # The same key on another flow is another run.
         other = await new_flow_run(server, await new_flow(server, "other"), idempotency_key="nightly-2026-01-01")
@@ -215,7 +215,7 @@ async def test_a_deleted_task_runs_key_creates_a_new_task_run(local):
         assert status == 201 and second["id"] != first["id"]
         status, again = await server.request("POST", "/task_runs/", json=body)
         assert status == 200 and again["id"] == second["id"]
-        assert (await stream_types(server, TASK_RUN_STREAM + first["id"]))[-1] == "task_run.deleted"
+        assert (await stream_types(server, streams.task_run(first["id"])))[-1] == "task_run.deleted"
 
 
 async def test_a_deleted_task_runs_own_id_is_refused_with_a_clear_409(local):

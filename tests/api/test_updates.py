@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from runlog.commands.clock import ManualClock
@@ -44,3 +45,17 @@ async def test_a_created_flow_run_is_answered_as_later_reads_show_it(local):
         assert moved[1]["status"] == "ACCEPT"
         status, runs = await server.request("POST", "/flow_runs/filter", json={"flow_runs": {"id": {"any_": [created["id"]]}}})
         assert runs[0]["state"]["type"] == "PENDING" and runs[0]["tags"] == ["a", "b"]
+
+
+async def test_concurrent_label_edits_of_one_run_all_survive(local):
+    # Each PATCH is decided against the labels at the version it appends after; a lost race is
+    # decided again against the winner's labels, so no edit overwrites another.
+    async with serve(local) as server:
+        ids = await seed(server)
+        status, run = await server.request("POST", "/flow_runs/", json={"flow_id": ids["flow"]})
+        assert status == 201
+        edits = [server.request("PATCH", f"/flow_runs/{run['id']}/labels", json={f"k{n}": n}) for n in range(12)]
+        assert [status for status, _ in await asyncio.gather(*edits)] == [204] * 12
+        labels = (await server.request("GET", f"/flow_runs/{run['id']}"))[1]["labels"]
+        assert {k: v for k, v in labels.items() if k.startswith("k")} == {f"k{n}": n for n in range(12)}
+        assert labels["prefect.flow.id"] == ids["flow"]

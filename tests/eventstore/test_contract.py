@@ -345,3 +345,11 @@ async def test_two_stores_on_one_database_see_each_others_appends_in_versions_id
 
         assert [e.position for e in [x async for x in a.read_all()]] == list(range(1, 8))
         assert [e.version for e in [x async for x in b.read_stream("s")]] == [1, 2, 3]
+
+
+async def test_stream_version_is_the_last_version_or_zero(store):
+    assert await store.stream_version("s") == 0
+    await store.append("s", [new(), new()])
+    await store.append("t", [new()])
+    await store.append("s", [new()])
+    assert (await store.stream_version("s"), await store.stream_version("t")) == (3, 1)

@@ -11,6 +11,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
+from runlog.schema import streams
 from runlog.api.orchestration import ProposedState
 from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
 from runlog.api.services import flow_runs, task_runs
@@ -18,7 +19,7 @@ from runlog.api.writes import append_event
 from runlog.eventstore import NewEvent, open_store
 from runlog.projections.cache import ViewCache
 from runlog.projections.concurrency import ConcurrencyProjection
-from runlog.projections.flows import FLOW_STREAM, FlowsProjection
+from runlog.projections.flows import FlowsProjection
 from runlog.projections.runs_writer import RunsProjection
 from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
 from runlog.schema import events as catalogue
@@ -45,7 +46,7 @@ async def register_flow(store) -> UUID:  # type: ignore[no-untyped-def]
     """A flow for the runs to belong to: a flow run of an unknown flow is refused."""
     flow_id = uuid4()
     flow = catalogue.FlowCreated(flow_id=flow_id, name=f"flow-{flow_id}", created=datetime.now(UTC))
-    await append_event(store, FLOW_STREAM + str(flow_id), flow)
+    await append_event(store, streams.flow(flow_id), flow)
     return flow_id
 
 

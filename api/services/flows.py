@@ -1,0 +1,82 @@
+"""Flow commands: register (idempotently, by name), update tags and labels, delete with runs.
+
+A flow's id is derived from its name, so concurrent registrations of one name meet on one
+stream and the executor makes one of them the creation; the others answer with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from runlog.commands.clock import Clock, system_clock
+from runlog.commands.executor import Decided, Executor, Versioned, load_versioned, versioned
+from runlog.eventstore import EventStore
+from runlog.projections.cache import ViewCache
+from runlog.projections.flows import FlowView, evolve_flow
+from runlog.schema import events as catalogue
+from runlog.schema import streams
+
+from ..queries import flows as queries
+from . import flow_runs
+
+Flow = Versioned[FlowView]
+_fold = versioned(evolve_flow)
+
+
+async def _command(store: EventStore, flow_id: UUID, decide, clock: Clock):  # type: ignore[no-untyped-def]
+    stream = streams.flow(flow_id)
+    return await Executor(store, clock=clock).execute(
+        stream, load=lambda: load_versioned(store, stream, lambda: queries.get(store, flow_id)),
+        decide=decide, evolve=_fold,
+    )
+
+
+async def register(
+    store: EventStore, flow_id: UUID, name: str, tags: list[str], labels: dict[str, Any], *,
+    clock: Clock = system_clock,
+) -> tuple[FlowView, bool]:
+    """The new flow and True, or the one registered under that name and False."""
+
+    def decide(flow: Flow, now: datetime) -> Decided[bool]:
+        if flow.view is not None:
+            return Decided((), False)
+        return Decided([catalogue.FlowCreated(flow_id=flow_id, name=name, tags=tags, labels=labels, created=now)], True)
+
+    outcome = await _command(store, flow_id, decide, clock)
+    assert outcome.view is not None and outcome.view.view is not None
+    return outcome.view.view, outcome.result
+
+
+async def update(store: EventStore, flow_id: UUID, changes: dict[str, Any], *, clock: Clock = system_clock) -> bool:
+    """Replace the flow's tags or labels (the fields in ``changes``); False when it does not exist."""
+
+    def decide(flow: Flow, now: datetime) -> Decided[bool]:
+        if flow.view is None:
+            return Decided((), False)
+        if not changes:
+            return Decided((), True)
+        return Decided([catalogue.FlowUpdated(flow_id=flow_id, changes=changes, updated=now)], True)
+
+    return (await _command(store, flow_id, decide, clock)).result
+
+
+async def delete(
+    store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None, clock: Clock = system_clock
+) -> bool:
+    """Delete the flow after its runs (Prefect's foreign keys cascade); False when it does not exist."""
+    if await queries.get(store, flow_id) is None:
+        return False
+    # The runs go first, so none is ever left without its flow.
+    await flow_runs.delete_runs_of_flow(store, flow_id, cache=cache)
+
+    def decide(flow: Flow, _now: datetime) -> Decided[bool]:
+        if flow.view is None:
+            return Decided((), False)
+        return Decided([catalogue.FlowDeleted(flow_id=flow_id)], True)
+
+    return (await _command(store, flow_id, decide, clock)).result
+
+
+__all__ = ["delete", "register", "update"]

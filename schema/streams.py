@@ -1,0 +1,47 @@
+"""Stream names: part of the log's contract, defined once, beside the event catalogue.
+
+Every event is appended to one stream; a stream's name says what it is about. The prefixes
+below are stored in every database and read back by projections (which entity a stream
+holds), so, like event tags, they never change.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+FLOW = "flow-"
+FLOW_RUN = "flow-run-"
+TASK_RUN = "task-run-"
+CONCURRENCY_LIMIT = "concurrency-limit-"
+ARTIFACT = "artifact-"
+VARIABLES = "variables"
+"""The one stream of every variable: names are unique, so creations meet there."""
+RESOURCE = "resource-"
+"""Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
+UNKNOWN_RESOURCE = "resource-unknown"
+
+
+def flow(flow_id: UUID | str) -> str:
+    return f"{FLOW}{flow_id}"
+
+
+def flow_run(run_id: UUID | str) -> str:
+    return f"{FLOW_RUN}{run_id}"
+
+
+def task_run(run_id: UUID | str) -> str:
+    return f"{TASK_RUN}{run_id}"
+
+
+def concurrency_limit(limit_id: UUID | str) -> str:
+    return f"{CONCURRENCY_LIMIT}{limit_id}"
+
+
+def artifact(artifact_id: UUID | str) -> str:
+    return f"{ARTIFACT}{artifact_id}"
+
+
+__all__ = [
+    "ARTIFACT", "CONCURRENCY_LIMIT", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
+    "artifact", "concurrency_limit", "flow", "flow_run", "task_run",
+]
