@@ -71,6 +71,11 @@ class ServiceRunner:
         """Whether this process ran the service's last round (leads it), by service name."""
         self._campaigned: set[str] = set()
 
+    @property
+    def running(self) -> bool:
+        """Whether any service's loop is still going (False once stop() has returned)."""
+        return any(not task.done() for task in self._tasks)
+
     async def __aenter__(self) -> ServiceRunner:
         self.start()
         return self
