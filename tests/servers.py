@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import re
 import signal
@@ -47,14 +48,15 @@ def unused_port() -> int:
         return sock.getsockname()[1]
 
 
-async def until(condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 60.0,
+async def until(condition: Callable[[], object | Awaitable[object]], *, timeout: float = 60.0,
                 interval: float = 0.01, what: str = "the condition") -> None:
-    """Poll CONDITION (a function, sync or async) until it holds; fail after TIMEOUT seconds."""
+    """Poll CONDITION (a function, sync or async) until it returns something true; fail after
+    TIMEOUT seconds."""
     try:
         async with asyncio.timeout(timeout):
             while True:
                 held = condition()
-                if not isinstance(held, bool):
+                if inspect.isawaitable(held):
                     held = await held
                 if held:
                     return
