@@ -28,14 +28,27 @@ log = structlog.get_logger("runlog.api")
 SHUTDOWN_TIMEOUT = 30.0
 
 
-def _socket(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is printed so the banner can name its port.
+
+    Port 0 asks the kernel for a free port; `bound_port(sock)` reads back the one it gave, with
+    no gap in which another process could take it (tests and benchmarks start servers so).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise RunlogError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def bound_port(sock: socket.socket) -> int:
+    return sock.getsockname()[1]
 
 
 async def _ignore_repeated_signals(app: web.Application) -> None:
@@ -49,6 +62,8 @@ async def _ignore_repeated_signals(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, log.info, "shutdown_already_in_progress")
+    # From here on a repeated signal is harmless; tests wait for this line before sending one.
+    log.info("shutdown_started", pid=os.getpid())
 
 
 def _run(settings, sock: socket.socket) -> None:  # type: ignore[no-untyped-def]
@@ -89,11 +104,8 @@ def _run_worker(settings, sock: socket.socket) -> None:  # type: ignore[no-untyp
         sys.exit(1)
 
 
-def serve(settings, *, host: str, port: int, workers: int = 1) -> None:  # type: ignore[no-untyped-def]
-    try:
-        sock = _socket(host, port)
-    except OSError as exc:
-        raise RunlogError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+def serve(settings, sock: socket.socket, *, workers: int = 1) -> None:  # type: ignore[no-untyped-def]
+    """Serve on SOCK (from `listen`) until SIGINT or SIGTERM, in WORKERS processes."""
     if workers == 1:
         _run(settings, sock)
         return

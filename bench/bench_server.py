@@ -6,7 +6,8 @@
                                  [--soak SECONDS] [--rate TRANSITIONS_PER_S]
                                  [--prefect-python /work/prefect-venv/bin/python]
 
-Every run starts its server itself, on a free port of 127.0.0.1, with a fresh database: a
+Every run starts its server itself, on a free port of 127.0.0.1 (runlog through tests/servers.py,
+as the test suite does: `--port 0` and the port its banner names), with a fresh database: a
 SQLite file in a temporary directory, or on PostgreSQL a database created through
 --admin-url (default postgresql://postgres@127.0.0.1:5432/postgres) and dropped at the end,
 even on failure or ^C. The bench waits for GET /api/health and then drives the same load at
@@ -52,7 +53,6 @@ import platform
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,12 +61,15 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 import msgspec
 import psutil
+
+from tests.servers import RUNLOG, server_env, start_runlog, unused_port
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_PREFECT_PYTHON = "/work/prefect-venv/bin/python"
@@ -135,12 +138,6 @@ async def wait_quiet(max_wait: float, threshold: float = 30.0) -> str:
         progress(f"  machine busy ({busy:.0f}% CPU by others); waiting ({waited:.0f}s)")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def replace_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
@@ -205,23 +202,30 @@ def _runlog_command() -> list[str]:
     exe = os.path.join(os.path.dirname(sys.executable), "runlog")
     if os.path.exists(exe):
         return [exe]
-    return [sys.executable, "-c", "from runlog.api.cli import main; main()"]
+    return list(RUNLOG)
 
 
 async def start_server(target: str, backend: str, database_url: str, workdir: str, prefect_python: str,
                        runlog_command: str | None = None) -> Server:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNLOG_", "PREFECT_"))}
     log_path = os.path.join(workdir, f"{target}-server.log")
+    started = time.monotonic()
     if target == "runlog":
-        env.update(
-            RUNLOG_HOME=os.path.join(workdir, "runlog-home"),
-            RUNLOG_DATABASE_URL=database_url,
-            RUNLOG_LOGGING_LEVEL="WARNING",
-        )
+        env = {k: v for k, v in server_env(workdir, database_url).items() if not k.startswith("PREFECT_")}
         base = shlex.split(runlog_command) if runlog_command else _runlog_command()
-        cmd = [*base, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        progress(f"  starting runlog on {backend}: {shlex.join([*base, 'server', 'start', '--host', '127.0.0.1'])}")
+        # The one way the suite starts a server too: --port 0, then the port its banner names.
+        try:
+            running = await asyncio.to_thread(
+                start_runlog, env, Path(log_path), "--host", "127.0.0.1", command=base, cwd=Path(workdir),
+                timeout=HEALTH_TIMEOUT, start_new_session=True,
+            )
+        except AssertionError as exc:
+            raise RuntimeError(f"runlog did not start: {exc}") from None
+        server = Server(target, backend, running.proc, running.port, log_path, started)
     else:
+        # Prefect's server cannot be asked to pick a port and name it: give it one nothing uses.
+        port = unused_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNLOG_", "PREFECT_"))}
         env.update(
             PREFECT_HOME=os.path.join(workdir, "prefect-home"),
             PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
@@ -233,19 +237,19 @@ async def start_server(target: str, backend: str, database_url: str, workdir: st
             PREFECT_API_LOG_RETRYABLE_ERRORS="true",
         )
         cmd = [prefect_python, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    progress(f"  starting {target} on {backend}: {shlex.join(cmd)}")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = Server(target, backend, proc, port, log_path, time.monotonic())
-    try:
-        await wait_healthy(server)
-    except BaseException:
-        await stop_server(server)
-        raise
-    progress(f"  {target} healthy after {time.monotonic() - server.started_at:.1f}s (pid {proc.pid})")
+        progress(f"  starting {target} on {backend}: {shlex.join(cmd)}")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                cmd, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        server = Server(target, backend, proc, port, log_path, started)
+        try:
+            await wait_healthy(server)
+        except BaseException:
+            await stop_server(server)
+            raise
+    progress(f"  {target} healthy after {time.monotonic() - server.started_at:.1f}s (pid {server.proc.pid})")
     return server
 
 

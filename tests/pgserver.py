@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from .servers import unused_port
+
 DEFAULT_PORT = 5432
 DEFAULT_ADMIN_URL = f"postgresql://postgres@127.0.0.1:{DEFAULT_PORT}/postgres"
 
@@ -153,12 +155,6 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _unprivileged_user() -> str | None:
     """Whom to run initdb/pg_ctl as: None when we are not root (run as ourselves)."""
     if os.geteuid() != 0:
@@ -237,7 +233,9 @@ def start_throwaway_postgres(port: int | None = None) -> ThrowawayServer:
         if proc.returncode:
             raise RuntimeError(f"initdb failed: {_tail(proc)}")
         for attempt in range(3):
-            server.port = port or _free_port()
+            # PostgreSQL takes its port from its configuration and cannot report one it picked:
+            # choose an unused one, and retry on another if something took it meanwhile.
+            server.port = port or unused_port()
             with open(os.path.join(datadir, "postgresql.conf"), "a") as conf:
                 conf.write(
                     "\n# runlog test suite\n"

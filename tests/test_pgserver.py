@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from . import pgserver
+from .servers import unused_port
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -21,7 +22,7 @@ def test_ensure_postgres_starts_a_throwaway_cluster_when_nothing_answers(monkeyp
             pytest.fail("CI=true but initdb/pg_ctl are not installed", pytrace=False)
         pytest.skip("initdb/pg_ctl not installed")
     monkeypatch.delenv("RUNLOG_TEST_POSTGRES_URL", raising=False)
-    silent_port = pgserver._free_port()  # nothing listens here, and no cluster is configured on it
+    silent_port = unused_port()  # nothing listens here, and no cluster is configured on it
 
     url, problem = pgserver.ensure_postgres(port=silent_port)
     assert url is not None, problem

@@ -20,7 +20,8 @@ def group() -> None:
 
 @group.command()
 @click.option("--host", default=None, help="Address to listen on (default: RUNLOG_SERVER_HOST, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: RUNLOG_SERVER_PORT, 4200).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (default: RUNLOG_SERVER_PORT, 4200); 0 picks a free one, which the banner names.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Server processes sharing the port (PostgreSQL only).")
 @click.pass_context
@@ -28,20 +29,22 @@ def start(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     """Start the server; clients set PREFECT_API_URL=http://HOST:PORT/api."""
     from runlog.eventstore import mask_url, parse_database_url
 
-    from ..server import serve
+    from ..server import bound_port, listen, serve
 
     settings = get_settings(ctx)
     host = host or settings.server_host
-    port = port or settings.server_port
+    port = settings.server_port if port is None else port
     if workers > 1 and parse_database_url(settings.database_url).backend != "postgres":
         raise RunlogError(
             "--workers needs PostgreSQL: SQLite admits one writer process at a time. "
             "Set RUNLOG_DATABASE_URL to a postgresql:// URL, or run one worker."
         )
+    sock = listen(host, port)  # before the banner, which names the port bound (--port 0 asks for any free one)
+    port = bound_port(sock)
     click.echo(f"Starting runlog server on http://{url_host(host)}:{port}/api, database {mask_url(settings.database_url)}")
     for line in banner(host, port):
         click.echo(line)
-    serve(settings, host=host, port=port, workers=workers)
+    serve(settings, sock, workers=workers)
 
 
 def url_host(host: str) -> str:

@@ -25,7 +25,7 @@ from runlog.commands.clock import ManualClock
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli
-from .http_server import Server, free_port, serve
+from .http_server import Server, serve, serve_app
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RUNS = 3
@@ -213,14 +213,8 @@ async def test_push_to_a_server_without_the_log_endpoint_says_so(tmp_path, monke
 
     older = web.Application()
     older.router.add_post("/api/runlog/events/import", take_events)
-    runner = web.AppRunner(older, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        result = await cli(local, "events", "push", "--to", f"http://127.0.0.1:{port}/api")
-    finally:
-        await runner.cleanup()
+    async with serve_app(older) as origin:
+        result = await cli(local, "events", "push", "--to", f"{origin}/api")
     assert result.exit_code == 1
     assert "has no /runlog/logs/import endpoint" in result.output and "Traceback" not in result.output
 

@@ -26,6 +26,7 @@ from runlog.api.services.events import resource_stream
 from runlog.eventstore import parse_database_url
 from runlog.eventstore.sqlite import SqliteStore
 
+from ..servers import until
 from ..tcpproxy import TcpProxy
 from .http_server import Server, serve
 
@@ -288,14 +289,12 @@ async def assert_unavailable(server: Server, requests: list[tuple[str, str, Any]
 
 
 async def wait_until_ready(server: Server, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    async def ready() -> bool:
         status, answer, _ = await send(server, "GET", "/ready")
-        if status == 200:
-            return
-        assert status == 503, answer
-        assert asyncio.get_running_loop().time() < deadline, "the server did not recover"
-        await asyncio.sleep(0.2)
+        assert status in (200, 503), answer
+        return status == 200
+
+    await until(ready, timeout=timeout, interval=0.05, what="the server ready again")
 
 
 @pytest.mark.postgres

@@ -1,6 +1,8 @@
-"""``runlog server start`` as a real process: graceful SIGTERM, --host, --workers, migrations.
+"""``runlog server start`` as a real process: --port 0, graceful SIGTERM, --host, --workers,
+migrations.
 
-Each test starts the CLI in a subprocess, as an operator would, and talks to it over HTTP.
+Each test starts the CLI in a subprocess, as an operator would (tests/servers.py), and talks to
+it over HTTP.
 """
 
 from __future__ import annotations
@@ -8,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import os
+import json
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,75 +29,9 @@ import pytest
 
 from runlog.eventstore import migrate, parse_database_url
 
-from .http_server import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-RUNLOG = [sys.executable, "-c", "from runlog.api.cli import main; main()"]
+from ..servers import RUNLOG, ROOT, runlog_server, server_env, until
 
 pytestmark = pytest.mark.slow
-
-
-def server_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
-    """The test process's environment without its RUNLOG_* settings, pointed at DATABASE_URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOG_") or k.startswith("RUNLOG_TEST_")}
-    return env | {
-        "RUNLOG_HOME": str(tmp_path / "runlog"), "RUNLOG_DATABASE_URL": database_url,
-        "RUNLOG_LOGGING_LEVEL": "WARNING", **extra,
-    }
-
-
-@dataclass
-class Running:
-    proc: subprocess.Popen[bytes]
-    url: str  # http://127.0.0.1:PORT/api
-    port: int
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM, then the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout)
-
-    def wait(self, timeout: float = 60) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"the server did not stop within {timeout}s:\n{self.output()}") from None
-
-
-@contextlib.contextmanager
-def runlog_server(env: dict[str, str], log: Path, *args: str, port: int | None = None) -> Iterator[Running]:
-    """Start ``runlog server start --port P ARGS`` and wait until /api/health answers."""
-    port = port or free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [*RUNLOG, "server", "start", "--port", str(port), *args], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    running = Running(proc, f"http://127.0.0.1:{port}/api", port, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(running.url + "/health", timeout=1).status_code == 200:
-                    break
-            assert proc.poll() is None, f"the server exited with {proc.returncode}:\n{running.output()}"
-            assert time.monotonic() < deadline, f"the server did not start:\n{running.output()}"
-            time.sleep(0.1)
-        yield running
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -105,6 +40,36 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.
 
 def assert_no_traceback(text: str) -> None:
     assert "Traceback" not in text, text
+
+
+# -- --port ----------------------------------------------------------------------------------
+
+
+def listening_ports(proc: psutil.Process) -> list[int]:
+    return [c.laddr.port for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+
+
+def test_port_0_listens_on_a_free_port_that_the_banner_names(tmp_path, sqlite_url) -> None:
+    with runlog_server(server_env(tmp_path, sqlite_url), tmp_path / "server.log", "--port", "0") as server:
+        assert listening_ports(psutil.Process(server.proc.pid)) == [server.port]
+        assert server.port not in (0, 4200)
+        lines = server.output().splitlines()
+        assert lines[0].startswith(f"Starting runlog server on http://127.0.0.1:{server.port}/api, database ")
+        assert f"Clients set PREFECT_API_URL=http://127.0.0.1:{server.port}/api" in lines
+        assert httpx.get(server.url + "/health", timeout=30).status_code == 200
+        assert server.stop() == 0
+
+
+def test_a_port_in_use_is_refused_with_a_clear_message(tmp_path, sqlite_url) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(server_env(tmp_path, sqlite_url), "server", "start", "--port", str(port))
+    assert done.returncode == 1, done
+    assert f"Error: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Starting runlog server" not in done.stdout  # no banner for a server that is not there
+    assert_no_traceback(done.stdout + done.stderr)
 
 
 # -- SIGTERM ---------------------------------------------------------------------------------
@@ -148,6 +113,21 @@ class Writer:
     answers: list[int] = field(default_factory=list)
     answered_after_signal: int = 0
     ended_with: BaseException | None = None
+    awaiting_answer: bool = False  # its request's body is on the socket and no answer came yet
+
+
+def noting_sent_bodies() -> aiohttp.TraceConfig:
+    """Marks the Writer passed as trace_request_ctx once its request's body is handed to the
+    socket (aiohttp writes it right after this hook, before any other task runs)."""
+
+    async def sent(_session: object, context: object, _params: object) -> None:
+        writer = getattr(context, "trace_request_ctx", None)
+        if isinstance(writer, Writer):
+            writer.awaiting_answer = True
+
+    config = aiohttp.TraceConfig()
+    config.on_request_chunk_sent.append(sent)
+    return config
 
 
 async def keep_writing(session: aiohttp.ClientSession, url: str, flow_id: str, me: Writer,
@@ -155,7 +135,8 @@ async def keep_writing(session: aiohttp.ClientSession, url: str, flow_id: str, m
     """Create runs and move each to RUNNING and COMPLETED, until the server stops taking requests."""
 
     async def post(path: str, body: dict) -> dict:
-        async with session.post(url + path, json=body) as response:
+        async with session.post(url + path, json=body, trace_request_ctx=me) as response:
+            me.awaiting_answer = False
             me.answers.append(response.status)
             me.answered_after_signal += signalled.is_set()
             answer = await response.json()
@@ -174,8 +155,24 @@ async def keep_writing(session: aiohttp.ClientSession, url: str, flow_id: str, m
         me.ended_with = exc
 
 
+def unread_bytes(port: int) -> int:
+    """Bytes on 127.0.0.1 TCP connections to PORT that the receiving process has not yet read
+    or the other end not yet acknowledged (Linux's /proc/net/tcp queues, both ends)."""
+    total = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        _, local, remote, state, queues, *_ = line.split()
+        if state == "01" and port in (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)):
+            total += sum(int(q, 16) for q in queues.split(":"))
+    return total
+
+
+def logged(output: str, event: str) -> int:
+    """How many JSON log lines of the server's output are EVENT."""
+    return sum(1 for line in output.splitlines() if line.startswith("{") and json.loads(line).get("event") == event)
+
+
 async def test_sigterm_lets_in_flight_requests_finish_exits_0_and_loses_nothing_acknowledged(
-    tmp_path, store_url
+    tmp_path, store_url, backend
 ) -> None:
     """Eight clients write as fast as they can; SIGTERM arrives while each has a write in flight.
 
@@ -183,28 +180,40 @@ async def test_sigterm_lets_in_flight_requests_finish_exits_0_and_loses_nothing_
     connection (never an error answer), the process exits 0, and after a restart on the same
     database every run and state the clients were told about is there.
     """
-    env = server_env(tmp_path, store_url)
+    env = server_env(tmp_path, store_url, RUNLOG_LOGGING_LEVEL="INFO")  # INFO: the shutdown's lines
     log = tmp_path / "server.log"
     writers = [Writer() for _ in range(8)]
     signalled = asyncio.Event()
+    # On SQLite a write waits for the held lock only for the busy timeout (10 s), then is
+    # answered 503: every wait while it is held must end well before.
+    held_for_at_most = 3.0 if backend == "sqlite" else 60.0
     with runlog_server(env, log) as server:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(timeout=timeout, trace_configs=[noting_sent_bodies()]) as session:
             async with session.post(server.url + "/flows/", json={"name": "sigterm"}) as response:
                 flow_id = (await response.json())["id"]
             tasks = [asyncio.create_task(keep_writing(session, server.url, flow_id, w, signalled)) for w in writers]
-            while sum(len(w.states) for w in writers) < 40:
+
+            def writing() -> bool:
                 assert not any(t.done() for t in tasks), [t.exception() for t in tasks if t.done()]
-                await asyncio.sleep(0.01)
+                return sum(len(w.states) for w in writers) >= 40
+
+            await until(writing, what="40 acknowledged states")
 
             async with appends_held(store_url):
-                await asyncio.sleep(0.5)  # every writer is now waiting on a request that writes
+                # Every writer has sent a request that writes, and the server has read each of
+                # them: all eight are in the server's hands, waiting for the lock.
+                await until(lambda: all(w.awaiting_answer for w in writers) and unread_bytes(server.port) == 0,
+                            timeout=held_for_at_most, what="every writer's request read by the server")
                 assert not any(t.done() for t in tasks)
                 signalled.set()
                 server.proc.send_signal(signal.SIGTERM)
-                await asyncio.sleep(0.3)
+                await until(lambda: logged(server.output(), "shutdown_started") == 1,
+                            timeout=held_for_at_most, what="the graceful shutdown begun")
                 # An impatient second signal must not cut the graceful shutdown short.
                 server.proc.send_signal(signal.SIGTERM)
-                await asyncio.sleep(0.3)
+                await until(lambda: logged(server.output(), "shutdown_already_in_progress") == 1,
+                            timeout=held_for_at_most, what="the second signal handled")
                 assert server.proc.poll() is None, "the server must wait for the requests in flight"
             await asyncio.wait_for(asyncio.gather(*tasks), 60)
 
@@ -273,7 +282,7 @@ def test_listening_on_one_address_prints_its_prefect_api_url(tmp_path, sqlite_ur
 
 
 def test_several_workers_on_sqlite_are_refused_with_a_clear_message(tmp_path, sqlite_url) -> None:
-    done = run_cli(server_env(tmp_path, sqlite_url), "server", "start", "--port", str(free_port()), "--workers", "2")
+    done = run_cli(server_env(tmp_path, sqlite_url), "server", "start", "--port", "0", "--workers", "2")
     assert done.returncode == 1, done
     assert "Error: --workers needs PostgreSQL" in done.stderr
     assert_no_traceback(done.stdout + done.stderr)
@@ -337,7 +346,7 @@ async def test_two_workers_on_postgres_share_one_port_and_sigterm_stops_them_all
 @pytest.mark.postgres
 def test_workers_that_cannot_start_make_the_command_fail_without_a_traceback(tmp_path, pg_url) -> None:
     env = server_env(tmp_path, pg_url, RUNLOG_DATABASE_MIGRATE_ON_START="false")
-    done = run_cli(env, "server", "start", "--port", str(free_port()), "--workers", "2")
+    done = run_cli(env, "server", "start", "--port", "0", "--workers", "2")
     assert done.returncode == 1, done
     assert "runlog database upgrade" in done.stderr
     assert_no_traceback(done.stdout + done.stderr)
@@ -364,7 +373,7 @@ def test_without_migrate_on_start_an_empty_database_is_refused_naming_the_upgrad
     tmp_path, store_url
 ) -> None:
     env = server_env(tmp_path, store_url, RUNLOG_DATABASE_MIGRATE_ON_START="false")
-    done = run_cli(env, "server", "start", "--port", str(free_port()))
+    done = run_cli(env, "server", "start", "--port", "0")
     assert done.returncode == 1, done
     assert "runlog database upgrade" in done.stderr and "revision 0" in done.stderr
     assert "not applied because RUNLOG_DATABASE_MIGRATE_ON_START is false" in done.stderr

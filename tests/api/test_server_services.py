@@ -3,13 +3,13 @@ singleton service, and when that process is killed another takes over."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import psutil
 import pytest
 
-from .test_server_process import runlog_server, server_env, worker_processes
+from ..servers import runlog_server, server_env, until
+from .test_server_process import worker_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -26,24 +26,20 @@ def pids(output: str, event: str, service: str) -> list[int]:
     return pids
 
 
-async def until(condition, *, timeout: float = 90.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.1)
-
-
 async def test_one_worker_runs_lease_expiry_and_another_takes_over_when_it_is_killed(tmp_path, pg_url) -> None:
     env = server_env(tmp_path, pg_url, RUNLOG_LOGGING_LEVEL="INFO")
     with runlog_server(env, tmp_path / "server.log", "--workers", "2") as server:
         workers = worker_processes(psutil.Process(server.proc.pid))
         assert len(workers) == 2
         # Both workers campaign: one takes the lead, the other follows.
-        await until(lambda: pids(server.output(), "service_leading", "lease_expiry")
-                    and pids(server.output(), "service_following", "lease_expiry"))
+        await until(lambda: bool(pids(server.output(), "service_leading", "lease_expiry")
+                                 and pids(server.output(), "service_following", "lease_expiry")),
+                    timeout=90, interval=0.1, what="one leader and one follower")
         (leader,) = pids(server.output(), "service_leading", "lease_expiry")
         (follower,) = pids(server.output(), "service_following", "lease_expiry")
         assert {leader, follower} == {w.pid for w in workers}
         psutil.Process(leader).kill()  # SIGKILL: no resign, its session just dies
-        await until(lambda: len(pids(server.output(), "service_leading", "lease_expiry")) >= 2)
+        await until(lambda: len(pids(server.output(), "service_leading", "lease_expiry")) >= 2,
+                    timeout=90, interval=0.1, what="the follower leading")
         assert pids(server.output(), "service_leading", "lease_expiry") == [leader, follower]
         server.stop()

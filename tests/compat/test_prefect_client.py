@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from ..api.http_server import free_port
 from ..api.test_orphans import UNKNOWN, store_orphans
+from ..servers import ROOT, runlog_server, server_env
 
-ROOT = Path(__file__).resolve().parents[2]
 # The Python whose `prefect` runs the flows and the CLI: this one (Prefect 3.8.8, the test
 # extra) unless RUNLOG_TEST_PREFECT_PYTHON names another virtual environment's, which is how
 # the README's list of working client versions is checked.
@@ -62,46 +58,21 @@ class Runlog:
 
 @pytest.fixture
 def runlog(store_url, tmp_path):
-    port = free_port()
-    server_env = {
-        **os.environ, "RUNLOG_HOME": str(tmp_path / "runlog"), "RUNLOG_DATABASE_URL": store_url,
-        "RUNLOG_LOGGING_LEVEL": "WARNING",
-    }
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from runlog.api.cli import main; main()", "server", "start", "--port", str(port)],
-        cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "runlog server did not start"
-            time.sleep(0.1)
+    with runlog_server(server_env(tmp_path, store_url), tmp_path / "server.log") as running:
         client_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
         } | {
-            "PREFECT_API_URL": url,
+            "PREFECT_API_URL": running.url,
             "PREFECT_HOME": str(tmp_path / "prefect"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
         }
-        server = Runlog(url, client_env)
-        yield server
-        server.http.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
+        server = Runlog(running.url, client_env)
         try:
-            proc.wait(timeout=30)
+            yield server
         finally:
-            log.close()
-    assert proc.returncode == 0, (tmp_path / "server.log").read_text()
+            server.http.close()
+        assert running.stop() == 0, running.output()
 
 
 def task_runs_of(runlog: Runlog, flow_run_id: str) -> list[dict]:

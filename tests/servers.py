@@ -1,0 +1,201 @@
+"""Served runlogs for tests and benchmarks: the one place that starts, waits for and stops them.
+
+- `serve(env)`: the app in this process, on a port the kernel picks (bind port 0, read it back).
+- `serve_app(app)`: any aiohttp app served the same way (a stand-in server, say).
+- `runlog_server(env, log, *args)`: ``runlog server start --port 0`` as a subprocess; the port
+  is the one its startup banner names, so no port is ever guessed.
+- `unused_port()`: only for what cannot bind port 0 itself and report it (PostgreSQL's
+  configuration file, Prefect's server in bench/) or a port nothing must listen on.
+- `until(condition)`: wait for something the test can observe, with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import httpx
+from aiohttp import web
+
+from runlog.api.app import create_app
+from runlog.api.settings import load_settings
+from runlog.commands.clock import Clock, system_clock
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNLOG = [sys.executable, "-c", "from runlog.api.cli import main; main()"]
+"""``runlog`` of this checkout, whether or not the venv's script is on PATH."""
+
+BANNER = re.compile(r"^Starting runlog server on http://(?P<host>.+):(?P<port>\d+)/api\b", re.MULTILINE)
+
+
+def unused_port() -> int:
+    """A port nothing listened on a moment ago. Another process may take it before the caller
+    binds it: use it only where the server cannot bind port 0 and say which port it got."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def until(condition: Callable[[], object | Awaitable[object]], *, timeout: float = 60.0,
+                interval: float = 0.01, what: str = "the condition") -> None:
+    """Poll CONDITION (a function, sync or async) until it returns something true; fail after
+    TIMEOUT seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                held = condition()
+                if inspect.isawaitable(held):
+                    held = await held
+                if held:
+                    return
+                await asyncio.sleep(interval)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not hold within {timeout} s") from None
+
+
+# -- in this process ---------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, base: str, session: aiohttp.ClientSession, app: web.Application) -> None:
+        self.base = base  # e.g. http://127.0.0.1:PORT/api
+        self.session = session
+        self.app = app
+
+    async def request(self, method: str, path: str, **kwargs) -> tuple[int, object]:
+        async with self.session.request(method, self.base + path, **kwargs) as response:
+            body = await response.read()
+            if response.content_type == "application/json" and body:
+                return response.status, await response.json()
+            return response.status, body.decode() if body else None
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve APP on 127.0.0.1 and a port the kernel picks; yields http://127.0.0.1:PORT."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        (address,) = runner.addresses  # the socket bound: its port is the one to use
+        yield f"http://127.0.0.1:{address[1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def serve(env: dict[str, str], *, clock: Clock = system_clock) -> AsyncIterator[Server]:
+    """The real runlog app with settings from ENV, and a client session pointed at it."""
+    app = create_app(load_settings(env=env), clock=clock)
+    async with serve_app(app) as origin, aiohttp.ClientSession() as session:
+        yield Server(f"{origin}/api", session, app)
+
+
+# -- `runlog server start` as a process --------------------------------------------------------
+
+
+def server_env(workdir: Path | str, database_url: str, **extra: str) -> dict[str, str]:
+    """This process's environment without its RUNLOG_* settings (RUNLOG_TEST_* aside), for a
+    server on DATABASE_URL with RUNLOG_HOME in WORKDIR, logging warnings and errors only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOG_") or k.startswith("RUNLOG_TEST_")}
+    return env | {
+        "RUNLOG_HOME": str(Path(workdir) / "runlog"), "RUNLOG_DATABASE_URL": database_url,
+        "RUNLOG_LOGGING_LEVEL": "WARNING", **extra,
+    }
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[bytes]
+    log: Path  # the server's standard output and error
+    port: int = 0  # 0 until the banner names it
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 60, signum: int = signal.SIGTERM) -> int:
+        """SIGNUM (graceful), then the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the server did not stop within {timeout}s:\n{self.output()}") from None
+
+
+def start_runlog(env: dict[str, str], log: Path, *args: str, command: Sequence[str] = RUNLOG,
+                 cwd: Path = ROOT, timeout: float = 60, **popen: object) -> Running:
+    """``runlog server start --port 0 ARGS``, once /health answers on the port its banner names.
+
+    ARGS may name a --port of their own. The log file is appended to, so a restart on the same
+    file is read from where it begins; on failure the process is stopped and the log shown.
+    """
+    port_args = [] if any(a == "--port" or a.startswith("--port=") for a in args) else ["--port", "0"]
+    start = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*command, "server", "start", *port_args, *args], cwd=cwd, env=env, stdout=out, stderr=out,
+            stdin=subprocess.DEVNULL, **popen,  # type: ignore[arg-type]
+        )
+    running = Running(proc, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if not running.port:
+                with log.open("rb") as text:
+                    text.seek(start)
+                    found = BANNER.search(text.read().decode(errors="replace"))
+                running.port = int(found["port"]) if found else 0
+            if running.port:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(running.url + "/health", timeout=1).status_code == 200:
+                        return running
+            assert proc.poll() is None, f"the server exited with {proc.returncode}:\n{running.output()}"
+            assert time.monotonic() < deadline, f"the server did not start within {timeout}s:\n{running.output()}"
+            time.sleep(0.05)  # poll interval while waiting for the banner and /health
+    except BaseException:
+        stop_quietly(running)
+        raise
+
+
+def stop_quietly(running: Running, timeout: float = 60, signum: int = signal.SIGTERM) -> None:
+    """Stop the server if it still runs (SIGNUM, then SIGKILL after TIMEOUT), asserting nothing."""
+    if running.proc.poll() is None:
+        running.proc.send_signal(signum)
+        try:
+            running.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            running.proc.kill()
+            running.proc.wait()
+
+
+@contextlib.contextmanager
+def runlog_server(env: dict[str, str], log: Path, *args: str, **kwargs: object) -> Iterator[Running]:
+    """A running ``runlog server start`` (see `start_runlog`), stopped with SIGTERM at the end."""
+    running = start_runlog(env, log, *args, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield running
+    finally:
+        stop_quietly(running)
