@@ -12,7 +12,7 @@ from runlog.commands.clock import ManualClock
 from runlog.projections.artifacts import collection_id_for
 from runlog.schema import events as catalogue
 
-from .http_server import serve
+from ..servers import serve
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

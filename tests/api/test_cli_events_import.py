@@ -25,7 +25,7 @@ from runlog.commands.clock import ManualClock
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli
-from .http_server import Server, serve, serve_app
+from ..servers import Server, serve, serve_app
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RUNS = 3

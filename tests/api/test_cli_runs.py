@@ -8,7 +8,7 @@ import pytest
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli
-from .http_server import serve
+from ..servers import serve
 
 
 async def seed(server) -> dict[str, str]:

@@ -16,7 +16,7 @@ import structlog
 
 from runlog.api.logging import configure_logging
 
-from .http_server import serve
+from ..servers import serve
 
 
 @pytest.fixture

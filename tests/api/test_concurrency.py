@@ -14,7 +14,7 @@ from runlog.api.services.lease_expiry import lease_expiry_service
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.schema import events as catalogue
 
-from .http_server import serve
+from ..servers import serve
 
 
 @pytest.fixture

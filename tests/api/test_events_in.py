@@ -21,7 +21,7 @@ from runlog.api.services.events import RECEIVED_NAMESPACE, resource_stream
 from runlog.projections.runs import evolve_task_run
 from runlog.schema import events as catalogue
 
-from .http_server import serve
+from ..servers import serve
 
 T0 = datetime(2026, 11, 21, 19, 9, 52, 804786, tzinfo=UTC)
 

@@ -31,7 +31,7 @@ from runlog.api.schemas import logs as log_schemas
 from runlog.api.schemas import variables as variable_schemas
 from runlog.commands.clock import ManualClock
 
-from .http_server import Server, serve
+from ..servers import Server, serve
 
 SQLITE, POSTGRES = Dialect("sqlite"), Dialect("postgres")
 

@@ -28,7 +28,7 @@ from runlog.eventstore.sqlite import SqliteStore
 
 from ..servers import until
 from ..tcpproxy import TcpProxy
-from .http_server import Server, serve
+from ..servers import Server, serve
 
 MAX_BODY = 8192
 """RUNLOG_SERVER_MAX_BODY_SIZE in these tests: small, so a 413 needs only a small body."""

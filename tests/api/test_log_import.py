@@ -13,7 +13,7 @@ from runlog.api.eventlines import ExportedEvent, log_to_line, read_line
 from runlog.api.schemas.logs import ExportedLog
 from runlog.commands.clock import ManualClock
 
-from .http_server import serve
+from ..servers import serve
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 
 from runlog.api.queries.logs import parse_text_query
 
-from .http_server import serve
+from ..servers import serve
 
 T0 = datetime(2026, 11, 21, 19, 9, 52, 804786, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 from runlog.api.openapi import UNDOCUMENTED, build_document, documented
 from runlog.api.routes.docs import swagger_ui_dir
 
-from .http_server import serve
+from ..servers import serve
 
 
 def env(tmp_path) -> dict[str, str]:

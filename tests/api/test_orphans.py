@@ -17,7 +17,7 @@ from runlog.eventstore import open_store
 from runlog.schema import events as catalogue
 
 from .cli_runner import run_cli
-from .http_server import serve
+from ..servers import serve
 from .test_references import UNKNOWN, count, local, new_flow, new_flow_run  # noqa: F401 - local is a fixture
 
 

@@ -20,7 +20,7 @@ from runlog.api.services.integrity import KnownIds
 from runlog.eventstore import NewEvent
 
 from . import isolate_runlog_env
-from .http_server import serve
+from ..servers import serve
 from .test_events_in import lifecycle, send_events
 
 UNKNOWN = "11111111-2222-4333-8444-555555555555"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .http_server import Server, serve
+from ..servers import Server, serve
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

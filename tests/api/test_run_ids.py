@@ -16,7 +16,7 @@ from runlog.api.services.flow_runs import RUN_NAMESPACE
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli
-from .http_server import Server, serve
+from ..servers import Server, serve
 
 
 def run_id(flow_id: str, key: str) -> str:

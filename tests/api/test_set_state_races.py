@@ -21,7 +21,7 @@ from runlog.api.services import flow_runs as flow_run_commands
 from runlog.api.services import task_runs as task_run_commands
 from runlog.schema import events as catalogue
 
-from .http_server import Server, serve
+from ..servers import Server, serve
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from runlog.api.orchestration.jitter import jitter_bounds
 from runlog.commands.clock import ManualClock
 
-from .http_server import Server, serve
+from ..servers import Server, serve
 
 RESULT = {"type": "reference", "storage_key": "/results/3f2a", "serializer": {"type": "pickle"}}
 

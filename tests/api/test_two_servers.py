@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .http_server import serve
+from ..servers import serve
 
 
 async def test_a_server_with_a_stale_cached_view_decides_again_against_the_database(tmp_path, store_url):

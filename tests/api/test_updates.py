@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from runlog.commands.clock import ManualClock
 
-from .http_server import serve
+from ..servers import serve
 from .test_cli_runs import local, seed  # noqa: F401 - the fixture is used by name
 
 

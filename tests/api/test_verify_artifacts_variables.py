@@ -12,7 +12,7 @@ from runlog.eventstore import open_store
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli
-from .http_server import serve
+from ..servers import serve
 
 
 @pytest.fixture
