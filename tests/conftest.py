@@ -7,6 +7,7 @@ CI=true a missing server fails the run instead of skipping, so CI can never pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -37,13 +38,13 @@ def _replace_database(url: str, name: str) -> str:
     return base + ("?" + query if query else "")
 
 
-@pytest.fixture
-def pg_url(postgres_admin_url: str) -> Iterator[str]:
-    """A URL to a new, empty PostgreSQL database, dropped after the test."""
+@contextlib.contextmanager
+def new_pg_database(admin_url: str) -> Iterator[str]:
+    """A URL to a new, empty PostgreSQL database on the server of ``admin_url``, dropped after."""
     name = f"runlog_test_{uuid.uuid4().hex[:16]}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(postgres_admin_url)
+        conn = await asyncpg.connect(admin_url)
         try:
             await conn.execute(sql)
         finally:
@@ -51,9 +52,16 @@ def pg_url(postgres_admin_url: str) -> Iterator[str]:
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield _replace_database(postgres_admin_url, name)
+        yield _replace_database(admin_url, name)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url(postgres_admin_url: str) -> Iterator[str]:
+    """A URL to a new, empty PostgreSQL database, dropped after the test."""
+    with new_pg_database(postgres_admin_url) as url:
+        yield url
 
 
 @pytest.fixture

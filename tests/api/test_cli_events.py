@@ -15,6 +15,7 @@ import pytest
 from runlog.eventstore import NewEvent, open_store
 
 from . import isolate_runlog_env
+from ..terminal import run_on_terminal
 from .cli_runner import run_cli
 
 
@@ -128,32 +129,13 @@ def test_tail_follows_new_events_until_interrupted(database, tmp_path):
 
 
 def test_export_and_import_show_a_progress_bar_on_a_terminal(database, tmp_path):
-    import pty
-
     seed(database, [("s", b"{}")] * 3)
     target = tmp_path / "out.jsonl"
-    env = {**os.environ, "RUNLOG_DATABASE_URL": database, "RUNLOG_HOME": str(tmp_path / "home"),
-           "TERM": "xterm", "COLUMNS": "100"}
-    outputs = {}
-    for command in (["events", "export", str(target)], ["events", "import", str(target)]):
-        controller, terminal = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from runlog.api.cli import main; main()", *command],
-            env=env, stdin=terminal, stdout=terminal, stderr=terminal,
-        )
-        os.close(terminal)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        proc.wait(timeout=30)
-        os.close(controller)
-        outputs[command[1]] = b"".join(chunks).decode(errors="replace")
+    env = {"RUNLOG_DATABASE_URL": database, "RUNLOG_HOME": str(tmp_path / "home")}
+    outputs = {
+        command[1]: run_on_terminal(env, *command)
+        for command in (["events", "export", str(target)], ["events", "import", str(target)])
+    }
     assert "Exporting" in outputs["export"] and "Exported 3 event(s)" in outputs["export"]
     assert "Importing" in outputs["import"] and "3 were already stored" in outputs["import"]
 

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 
 from runlog.api.commands import events as events_command
 from runlog.api.queries import logs as log_queries
 from runlog.commands.clock import ManualClock
 
+from ..conftest import new_pg_database
 from . import isolate_runlog_env
 from .cli_runner import run_cli
+from ..terminal import run_on_terminal
 from ..servers import Server, serve, serve_app
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -45,22 +42,8 @@ def copy_url(backend, tmp_path, request) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path}/copy.db"
         return
-    admin_url = request.getfixturevalue("postgres_admin_url")
-    name = f"runlog_test_{uuid.uuid4().hex[:16]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        base, _, query = admin_url.partition("?")
-        yield base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with new_pg_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
 
 
 def env_for(url: str, home) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -220,38 +203,16 @@ async def test_push_to_a_server_without_the_log_endpoint_says_so(tmp_path, monke
 
 
 async def test_export_import_and_push_show_log_progress_on_a_terminal(source, copy_url, tmp_path):
-    import pty
 
     async with serve(source) as server:
         await seed(server)
     target = tmp_path / "out.jsonl"
     hosted_env = env_for(copy_url, tmp_path / "hosted-home")
 
-    def on_terminal(env: dict[str, str], *command: str) -> str:
-        full_env = {**os.environ, **env, "TERM": "xterm", "COLUMNS": "100"}
-        controller, terminal = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from runlog.api.cli import main; main()", *command],
-            env=full_env, stdin=terminal, stdout=terminal, stderr=terminal,
-        )
-        os.close(terminal)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        proc.wait(timeout=60)
-        os.close(controller)
-        return b"".join(chunks).decode(errors="replace")
-
-    exported = await asyncio.to_thread(on_terminal, source, "events", "export", str(target))
+    exported = await asyncio.to_thread(run_on_terminal, source, "events", "export", str(target))
     assert "Exporting log lines" in exported and f"{RUNS * LOGS_PER_RUN} log line(s)" in exported
     async with serve(hosted_env) as hosted:
-        pushed = await asyncio.to_thread(on_terminal, source, "events", "push", "--to", hosted.base)
+        pushed = await asyncio.to_thread(run_on_terminal, source, "events", "push", "--to", hosted.base)
     assert "Pushing log lines" in pushed and f"{RUNS * LOGS_PER_RUN} new" in pushed
-    imported = await asyncio.to_thread(on_terminal, hosted_env, "events", "import", str(target))
+    imported = await asyncio.to_thread(run_on_terminal, hosted_env, "events", "import", str(target))
     assert "Importing" in imported and f"{RUNS * LOGS_PER_RUN} were already stored" in imported
