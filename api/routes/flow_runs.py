@@ -14,7 +14,7 @@ from runlog.schema.events import State
 from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid, query_uuid
 from ..openapi import documented
-from ..orchestration import Decision, Status
+from runlog.commands.orchestration import Decision, Status
 from ..queries import runs as queries
 from ..schemas.runs import DEFAULT_POLICY, FlowRun, FlowRunCreate, FlowRunUpdate, OrchestrationResult, SetState
 from ..services import flow_runs as commands

@@ -10,7 +10,7 @@ import msgspec
 
 from runlog.schema.events import State, StateType
 
-from ..orchestration import ProposedState
+from runlog.commands.orchestration import ProposedState
 
 DEFAULT_POLICY = {
     "max_retries": 0, "retry_delay_seconds": 0.0, "retries": None, "retry_delay": None,

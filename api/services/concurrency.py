@@ -50,7 +50,7 @@ from runlog.projections.concurrency import (
 )
 from runlog.schema import events as catalogue
 
-from ..orchestration.jitter import clamped_poisson_interval
+from runlog.commands.orchestration.jitter import clamped_poisson_interval
 
 T = TypeVar("T")
 

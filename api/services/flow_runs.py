@@ -25,8 +25,8 @@ from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run, e
 from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
 
-from ..orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
-from ..orchestration.common import state_from_proposal
+from runlog.commands.orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
+from runlog.commands.orchestration.common import state_from_proposal
 from ..queries import runs as queries
 from ..schemas.runs import DEFAULT_POLICY, FlowRunCreate, FlowRunUpdate
 from . import integrity, run_keys, task_runs

@@ -29,8 +29,8 @@ from runlog.projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH, CacheE
 from runlog.projections.task_run_state_cache import lookup as lookup_cached_state
 from runlog.schema import events as catalogue
 
-from ..orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
-from ..orchestration.common import state_from_proposal
+from runlog.commands.orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
+from runlog.commands.orchestration.common import state_from_proposal
 from ..queries import runs as queries
 from ..schemas.runs import TaskRunCreate
 from . import integrity, run_keys

@@ -11,7 +11,7 @@ import pytest
 
 from runlog.schema import streams
 from runlog.projections.registry import inline_projections
-from runlog.api.orchestration import ProposedState
+from runlog.commands.orchestration import ProposedState
 from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
 from runlog.api.services import concurrency, flow_runs, task_runs
 from runlog.api.writes import append_event

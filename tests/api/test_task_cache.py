@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from runlog.api.orchestration.jitter import jitter_bounds
+from runlog.commands.orchestration.jitter import jitter_bounds
 from runlog.commands.clock import ManualClock
 
 from ..servers import Server, serve

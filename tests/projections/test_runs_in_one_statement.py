@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
 from runlog.schema import streams
-from runlog.api.orchestration import ProposedState
+from runlog.commands.orchestration import ProposedState
 from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
 from runlog.api.services import flow_runs, task_runs
 from runlog.api.writes import append_event

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from runlog.api.orchestration.jitter import clamped_poisson_interval, jitter_bounds
+from runlog.commands.orchestration.jitter import clamped_poisson_interval, jitter_bounds
 
 DRAWS = [i / 20 for i in range(21)]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runlog.api.orchestration import (
+from runlog.commands.orchestration import (
     Decision,
     ProposedState,
     Status,
@@ -16,8 +16,8 @@ from runlog.api.orchestration import (
     decide_task_run,
     holds_tag_slots,
 )
-from runlog.api.orchestration.jitter import jitter_bounds
-from runlog.api.orchestration.task_rules import MAX_CACHE_KEY_LENGTH
+from runlog.commands.orchestration.jitter import jitter_bounds
+from runlog.commands.orchestration.task_rules import MAX_CACHE_KEY_LENGTH
 from runlog.projections.runs import FlowRunView, TaskRunView
 from runlog.projections.task_run_state_cache import CacheEntry
 from runlog.schema.events import State, StateDetails, StateType

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from runlog.api.orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
+from runlog.commands.orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
 from runlog.projections.runs import FlowRunView
 from runlog.schema.events import State, StateDetails, StateType
 
