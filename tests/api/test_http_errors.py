@@ -26,6 +26,7 @@ from runlog.api.services.events import resource_stream
 from runlog.eventstore import parse_database_url
 from runlog.eventstore.sqlite import SqliteStore
 
+from runlog.commands.clock import ManualClock
 from ..servers import until
 from ..tcpproxy import TcpProxy
 from ..servers import Server, serve
@@ -679,7 +680,14 @@ async def test_nul_in_any_string_is_refused_alike_on_both_backends_and_log_lines
     assert status == 200 and [log["message"] for log in logs] == ["a\ufffdb"], logs
 
 
-async def test_a_timestamp_without_an_offset_is_utc_as_prefect_reads_it(server) -> None:
+async def test_a_timestamp_without_an_offset_is_utc_as_prefect_reads_it(env) -> None:
+    # The server's clock stands before the times sent, whatever today's date: the run is
+    # scheduled in its future, as the test means it to be.
+    async with serve(env, clock=ManualClock(datetime(2029, 12, 31, tzinfo=UTC))) as server:
+        await _timestamps_without_offsets_are_utc(server)
+
+
+async def _timestamps_without_offsets_are_utc(server: Server) -> None:
     scheduled = {"type": "SCHEDULED", "state_details": {"scheduled_time": "2030-01-02T03:04:05"}}
     run = await new_flow_run(server, state=scheduled)
     assert run["expected_start_time"] == "2030-01-02T03:04:05Z", run

@@ -65,7 +65,7 @@ async def test_a_schema_newer_than_the_code_is_refused(store_url, backend):
         inner = conn._conn
         if backend == "sqlite":
             await inner.execute(
-                "INSERT INTO runlog_migrations (revision, name, applied_at) VALUES (?, 'future', '2030-01-01T00:00:00.000000Z')", (head + 1,)
+                "INSERT INTO runlog_migrations (revision, name, applied_at) VALUES (?, 'future', '2026-01-01T00:00:00.000000Z')", (head + 1,)
             )
         else:
             await inner.execute("INSERT INTO runlog_migrations (revision, name) VALUES ($1, 'future')", head + 1)
