@@ -156,6 +156,11 @@ class Executor:
 T = TypeVar("T")
 
 
+async def no_view() -> None:
+    """The load of a creation: nothing to read (its stream must not exist; see retry_conflicts)."""
+    return None
+
+
 @dataclass(frozen=True)
 class Versioned(Generic[T]):
     """A view that does not carry its stream's version, with the version it was read at."""
@@ -202,6 +207,7 @@ async def record(
 
 
 __all__ = [
-    "MAX_ATTEMPTS", "Decided", "Executor", "Outcome", "Versioned", "backoff_seconds", "load_versioned", "record",
+    "MAX_ATTEMPTS", "Decided", "Executor", "Outcome", "Versioned", "backoff_seconds", "load_versioned", "no_view",
+    "record",
     "versioned",
 ]

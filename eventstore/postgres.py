@@ -38,7 +38,7 @@ from .errors import (
     WriteRejected,
 )
 from .planning import AppendRequest, BatchPlan, Row, plan_batch
-from .tables import RowChanges, Table
+from .tables import RowChanges, Table, grouped_columns
 from .tx import PostgresTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
@@ -540,13 +540,14 @@ class PostgresStore(BatchingStore):
         assert self._pool is not None
         return self._pool
 
-    async def _table_columns(self, tx: PostgresTx, table: str) -> tuple[str, ...]:  # type: ignore[override]
+    async def _table_columns(self, tx: PostgresTx) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
+        # The tables the search path shows, as an unqualified name in a query finds them.
         rows = await tx.fetch(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 "
-            "AND NOT attisdropped ORDER BY attnum",
-            table,
+            "SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+            "WHERE c.relkind IN ('r', 'p') AND pg_table_is_visible(c.oid) AND a.attnum > 0 "
+            "AND NOT a.attisdropped ORDER BY c.relname, a.attnum"
         )
-        return tuple(row[0] for row in rows)
+        return grouped_columns(rows)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[PostgresTx]:

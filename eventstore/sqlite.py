@@ -25,6 +25,7 @@ from . import migrate
 from .base import InlineProjection, RecordedEvent
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable, StoreClosed, WriteRejected
 from .planning import AppendRequest, BatchPlan, plan_batch
+from .tables import grouped_columns
 from .tx import SqliteTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
@@ -305,9 +306,12 @@ class SqliteStore(BatchingStore):
                 raise
         return plan
 
-    async def _table_columns(self, tx: SqliteTx, table: str) -> tuple[str, ...]:  # type: ignore[override]
-        rows = await tx.fetch("SELECT name FROM pragma_table_info(?) ORDER BY cid", table)
-        return tuple(row[0] for row in rows)
+    async def _table_columns(self, tx: SqliteTx) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
+        rows = await tx.fetch(
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p "
+            "WHERE m.type = 'table' ORDER BY m.name, p.cid"
+        )
+        return grouped_columns(rows)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[SqliteTx]:

@@ -118,4 +118,12 @@ async def persist(tx: Any, changes: RowChanges) -> None:
             await tx.executemany(table.upsert_sql, upserts)
 
 
-__all__ = ["Key", "RowChanges", "Table", "persist"]
+def grouped_columns(rows: Sequence[Sequence[Any]]) -> dict[str, tuple[str, ...]]:
+    """(table, column) rows in table and column order, as each table's columns."""
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    return {table: tuple(names) for table, names in columns.items()}
+
+
+__all__ = ["Key", "RowChanges", "Table", "grouped_columns", "persist"]

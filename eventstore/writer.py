@@ -231,18 +231,22 @@ class BatchingStore:
 
     async def _check_declared_tables(self) -> None:
         """Every projection table has exactly its declared columns, in order (see tables.py)."""
+        if not self._projections:
+            return
         async with self.reading() as tx:
-            for projection in self._projections:
-                for table in projection.tables:
-                    found = await self._table_columns(tx, table.name)
-                    if found != table.columns:
-                        raise SchemaError(
-                            f"projection {projection.name!r} declares table {table.name} with columns "
-                            f"{', '.join(table.columns)}, but the database has "
-                            f"{', '.join(found) if found else 'no such table'}"
-                        )
+            columns = await self._table_columns(tx)  # one read at open, for every table
+        for projection in self._projections:
+            for table in projection.tables:
+                found = columns.get(table.name, ())
+                if found != table.columns:
+                    raise SchemaError(
+                        f"projection {projection.name!r} declares table {table.name} with columns "
+                        f"{', '.join(table.columns)}, but the database has "
+                        f"{', '.join(found) if found else 'no such table'}"
+                    )
 
-    async def _table_columns(self, tx: Tx, table: str) -> tuple[str, ...]:
+    async def _table_columns(self, tx: Tx) -> dict[str, tuple[str, ...]]:
+        """Every table's columns, in table order."""
         raise NotImplementedError
 
     def reading(self) -> contextlib.AbstractAsyncContextManager[Tx]:

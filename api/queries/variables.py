@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from runlog.schema import streams
 from runlog.eventstore import EventStore, Tx
 from runlog.projections.variables import VariableView, decode_variable
 
@@ -17,7 +16,6 @@ DEFAULT_LIMIT = 200
 SQL_BY_ID = "SELECT view FROM variables WHERE id = ?"
 # Names are unique (see projections/variables.py); should a pushed log hold two, the oldest answers.
 SQL_BY_NAME = "SELECT view FROM variables WHERE name = ? ORDER BY created, id LIMIT 1"
-SQL_STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?"
 
 # Ties fall back to the id, so that pages never overlap.
 ORDER = {
@@ -26,11 +24,6 @@ ORDER = {
     "NAME_DESC": "v.name DESC, v.id DESC",
     "NAME_ASC": "v.name ASC, v.id DESC",
 }
-
-
-async def stream_version(tx: Tx) -> int:
-    """The version of the variables stream: what the next variable command must expect."""
-    return int((await tx.fetch(SQL_STREAM_VERSION, streams.VARIABLES))[0][0])
 
 
 async def by_id(tx: Tx, variable_id: UUID) -> VariableView | None:

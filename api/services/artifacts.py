@@ -15,7 +15,7 @@ from uuid import UUID
 import msgspec
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor, Versioned, load_versioned, versioned
+from runlog.commands.executor import Decided, Executor, no_view, Versioned, load_versioned, versioned
 from runlog.eventstore import EventStore
 from runlog.projections.artifacts import ArtifactView, evolve_artifact, stream_of
 from runlog.schema import events as catalogue
@@ -45,10 +45,6 @@ def _check_type(artifact_type: str | None) -> None:
         raise InvalidArtifact("Artifact type must not contain the NUL character")
 
 
-async def _no_artifact() -> None:
-    return None
-
-
 async def create(store: EventStore, body: ArtifactCreate, *, clock: Clock = system_clock) -> ArtifactView:
     _check_type(body.type)
     artifact_id = uuid.uuid4()
@@ -61,7 +57,7 @@ async def create(store: EventStore, body: ArtifactCreate, *, clock: Clock = syst
         )])
 
     outcome = await Executor(store, clock=clock).execute(
-        stream_of(artifact_id), load=_no_artifact, decide=decide, evolve=lambda view, event, _v: evolve_artifact(view, event),
+        stream_of(artifact_id), load=no_view, decide=decide, evolve=lambda view, event, _v: evolve_artifact(view, event),
         retry_conflicts=False,  # a new id: its stream cannot exist
     )
     assert outcome.view is not None

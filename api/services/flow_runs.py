@@ -18,7 +18,7 @@ import msgspec
 
 from runlog.schema import streams
 from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor
+from runlog.commands.executor import Decided, Executor, no_view
 from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
@@ -96,10 +96,6 @@ async def create(
     )
 
 
-async def _no_run() -> None:
-    return None
-
-
 async def _append_new(
     store: EventStore, run_id: UUID, body: FlowRunCreate, cache: ViewCache | None, clock: Clock
 ) -> FlowRunView:
@@ -124,7 +120,7 @@ async def _append_new(
     # The stream must not exist (nothing is loaded, not even from the cache): a conflict is the
     # caller's answer (run_keys), not a race to decide again.
     outcome = await _executor(store, clock).execute(
-        stream_of(run_id), load=_no_run, decide=decide, evolve=evolve_flow_run, retry_conflicts=False,
+        stream_of(run_id), load=no_view, decide=decide, evolve=evolve_flow_run, retry_conflicts=False,
     )
     view = outcome.view
     assert view is not None and view.state is not None

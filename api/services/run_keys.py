@@ -13,7 +13,6 @@ reads of stream heads, paid only by keys that were deleted before.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from typing import TypeVar
 from uuid import UUID
 
@@ -26,10 +25,7 @@ MAX_ROUNDS = 20
 
 
 async def stream_exists(store: EventStore, stream_id: str) -> bool:
-    async with aclosing(store.read_stream(stream_id)) as events:
-        async for _event in events:
-            return True
-    return False
+    return await store.stream_version(stream_id) > 0
 
 
 async def first_unused_generation(store: EventStore, stream_of: Callable[[int], str], used: int) -> int:

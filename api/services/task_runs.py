@@ -20,7 +20,7 @@ import msgspec
 
 from runlog.schema import streams
 from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor
+from runlog.commands.executor import Decided, Executor, no_view
 from runlog.eventstore import ConcurrencyError, EventStore
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import TaskRunView, evolve_task_run
@@ -92,10 +92,6 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
     )
 
 
-async def _no_run() -> None:
-    return None
-
-
 async def _append_new(store: EventStore, run_id: UUID, body: TaskRunCreate, clock: Clock) -> TaskRunView:
     """Append a new task run's first events (ConcurrencyError when its stream exists); its view."""
 
@@ -119,7 +115,7 @@ async def _append_new(store: EventStore, run_id: UUID, body: TaskRunCreate, cloc
 
     # The stream must not exist: a conflict is the caller's answer (run_keys), not a race.
     outcome = await Executor(store, clock=clock).execute(
-        stream_of(run_id), load=_no_run, decide=decide, evolve=evolve_task_run, retry_conflicts=False,
+        stream_of(run_id), load=no_view, decide=decide, evolve=evolve_task_run, retry_conflicts=False,
     )
     assert outcome.view is not None
     return outcome.view
