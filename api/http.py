@@ -18,6 +18,8 @@ import msgspec
 import msgspec.inspect as mi
 from aiohttp import web
 
+from runlog.commands.errors import Unprocessable as DomainUnprocessable
+
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
@@ -186,3 +188,15 @@ def json_response(value: Any, status: int = 200) -> web.Response:
 
 def empty_response(status: int = 204) -> web.Response:
     return web.Response(status=status)
+
+
+def page_limit(value: int | None, default: int) -> int:
+    """Prefect's LimitBody: null means the default, which is also the largest accepted value;
+    anything outside 0..default is refused (422 through the error middleware)."""
+    if value is None:
+        return default
+    if value < 0:
+        raise DomainUnprocessable("Invalid limit: must be greater than or equal to 0.")
+    if value > default:
+        raise DomainUnprocessable(f"Invalid limit: must be less than or equal to {default}.")
+    return value

@@ -3,15 +3,13 @@ latest artifact of each key, with Prefect 3.8's routes and shapes."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from runlog.projections.artifacts import ArtifactView
 
 from .. import keys
-from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
+from ..http import NotFound, decode_body, empty_response, json_response, page_limit, path_uuid
 from ..openapi import documented
 from ..queries import artifacts as queries
 from ..schemas import artifacts as s
@@ -41,36 +39,6 @@ def to_collection(found: queries.Collection) -> s.ArtifactCollection:
     )
 
 
-class _Refused(ValueError):
-    pass
-
-
-def _limit(value: int | None) -> int:
-    """Prefect's LimitBody: null means the default, which is also the largest accepted value."""
-    if value is None:
-        return queries.DEFAULT_LIMIT
-    if value < 0:
-        raise _Refused("Invalid limit: must be greater than or equal to 0.")
-    if value > queries.DEFAULT_LIMIT:
-        raise _Refused(f"Invalid limit: must be less than or equal to {queries.DEFAULT_LIMIT}.")
-    return value
-
-
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-
-def _refusals_as_422(handler: Handler) -> Handler:
-    """A bad limit, a field the database cannot hold, or a run filter runlog cannot evaluate is
-    a 422 with Prefect's body shape; an unsupported filter is never silently ignored."""
-
-    @functools.wraps(handler)
-    async def answer(request: web.Request) -> web.Response:
-        try:
-            return await handler(request)
-        except (_Refused, commands.InvalidArtifact) as exc:
-            return json_response({"detail": str(exc)}, status=422)
-
-    return answer
 
 
 @routes.post("/artifacts/filter")
@@ -78,11 +46,10 @@ def _refusals_as_422(handler: Handler) -> Handler:
     summary="List artifacts", request=s.ArtifactFilterRequest, request_required=False, response=list[s.Artifact],
     errors=_FILTER_ERRORS,
 )
-@_refusals_as_422
 async def filter_artifacts(request: web.Request) -> web.Response:
     body = await decode_body(request, s.ArtifactFilterRequest, default=s.ArtifactFilterRequest())
     views = await queries.filter_artifacts(
-        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=_limit(body.limit),
+        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=page_limit(body.limit, queries.DEFAULT_LIMIT),
         offset=body.offset or 0,
     )
     return json_response([to_artifact(v) for v in views])
@@ -93,7 +60,6 @@ async def filter_artifacts(request: web.Request) -> web.Response:
     summary="Count artifacts", request=s.ArtifactCountRequest, request_required=False, response=int,
     errors=_FILTER_ERRORS,
 )
-@_refusals_as_422
 async def count_artifacts(request: web.Request) -> web.Response:
     body = await decode_body(request, s.ArtifactCountRequest, default=s.ArtifactCountRequest())
     return json_response(await queries.count_artifacts(request.config_dict[keys.STORE], body))
@@ -104,11 +70,10 @@ async def count_artifacts(request: web.Request) -> web.Response:
     summary="List the latest artifact of each key", request=s.ArtifactCollectionFilterRequest,
     request_required=False, response=list[s.ArtifactCollection], errors=_FILTER_ERRORS,
 )
-@_refusals_as_422
 async def filter_latest_artifacts(request: web.Request) -> web.Response:
     body = await decode_body(request, s.ArtifactCollectionFilterRequest, default=s.ArtifactCollectionFilterRequest())
     found = await queries.filter_latest(
-        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=_limit(body.limit),
+        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=page_limit(body.limit, queries.DEFAULT_LIMIT),
         offset=body.offset or 0,
     )
     return json_response([to_collection(c) for c in found])
@@ -119,7 +84,6 @@ async def filter_latest_artifacts(request: web.Request) -> web.Response:
     summary="Count the keys with artifacts", request=s.ArtifactCollectionCountRequest, request_required=False,
     response=int, errors=_FILTER_ERRORS,
 )
-@_refusals_as_422
 async def count_latest_artifacts(request: web.Request) -> web.Response:
     body = await decode_body(request, s.ArtifactCollectionCountRequest, default=s.ArtifactCollectionCountRequest())
     return json_response(await queries.count_latest(request.config_dict[keys.STORE], body))
@@ -130,7 +94,6 @@ async def count_latest_artifacts(request: web.Request) -> web.Response:
     summary="Create an artifact", request=s.ArtifactCreate, response=s.Artifact, status=201,
     errors={422: "A bad key, or a field runlog cannot store"},
 )
-@_refusals_as_422
 async def create_artifact(request: web.Request) -> web.Response:
     body = await decode_body(request, s.ArtifactCreate)
     view = await commands.create(request.config_dict[keys.STORE], body, clock=request.config_dict[keys.CLOCK])

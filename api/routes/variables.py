@@ -7,7 +7,7 @@ from aiohttp import web
 from runlog.projections.variables import VariableView
 
 from .. import keys
-from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
+from ..http import NotFound, decode_body, empty_response, json_response, page_limit, path_uuid
 from ..openapi import documented
 from ..queries import variables as queries
 from ..schemas.variables import Variable, VariableCountRequest, VariableCreate, VariableFilterRequest, VariableUpdate
@@ -24,27 +24,6 @@ def to_variable(view: VariableView) -> Variable:
     )
 
 
-def _detail(status: int, detail: str, **headers: str) -> web.Response:
-    response = json_response({"detail": detail}, status=status)
-    response.headers.update(headers)
-    return response
-
-
-
-
-def _limit(value: int | None) -> int:
-    """Prefect's LimitBody: null means the default, which is also the largest accepted value."""
-    if value is None:
-        return queries.DEFAULT_LIMIT
-    if value < 0:
-        raise _BadLimit("Invalid limit: must be greater than or equal to 0.")
-    if value > queries.DEFAULT_LIMIT:
-        raise _BadLimit(f"Invalid limit: must be less than or equal to {queries.DEFAULT_LIMIT}.")
-    return value
-
-
-class _BadLimit(ValueError):
-    pass
 
 
 @routes.post("/variables/filter")
@@ -54,10 +33,7 @@ class _BadLimit(ValueError):
 )
 async def filter_variables(request: web.Request) -> web.Response:
     body = await decode_body(request, VariableFilterRequest, default=VariableFilterRequest())
-    try:
-        limit = _limit(body.limit)
-    except _BadLimit as exc:
-        return _detail(422, str(exc))
+    limit = page_limit(body.limit, queries.DEFAULT_LIMIT)
     views = await queries.filter(
         request.config_dict[keys.STORE], body.variables, sort=body.sort or "NAME_ASC", limit=limit,
         offset=body.offset or 0,

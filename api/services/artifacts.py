@@ -15,7 +15,8 @@ from uuid import UUID
 import msgspec
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor, no_view, Versioned, load_versioned, versioned
+from runlog.commands.errors import Unprocessable
+from runlog.commands.executor import Decided, Executor, Versioned, load_versioned, no_view, versioned
 from runlog.eventstore import EventStore
 from runlog.projections.artifacts import ArtifactView, evolve_artifact, stream_of
 from runlog.schema import events as catalogue
@@ -24,7 +25,7 @@ from ..queries import artifacts as queries
 from ..schemas.artifacts import MAX_METADATA_VALUE_LENGTH, ArtifactCreate, ArtifactUpdate
 
 
-class InvalidArtifact(ValueError):
+class InvalidArtifact(Unprocessable):
     """A field the database cannot hold: answered with 422."""
 
 
