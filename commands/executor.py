@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent, RecordedEvent
+from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent, RecordedEvent, Tx
 from runlog.projections.cache import ViewCache
 from runlog.schema import events as catalogue
 
@@ -185,6 +185,31 @@ async def load_versioned(store: EventStore, stream_id: str, load: Callable[[], A
     return Versioned(await load(), version)
 
 
+async def decide_on_stream(
+    store: EventStore, stream_id: str, decide: Callable[[Tx, datetime], Awaitable[Decided[R]]], *,
+    clock: Clock = system_clock,
+) -> R:
+    """Run a command whose rule spans every record of one stream, kept in the projection's tables
+    (a name unique among variables, blocks or automations), and return its result.
+
+    The stream's version is read first and ``decide`` then reads the tables it needs in a read
+    transaction: state read after the version is at least as new, so deciding on state newer
+    than the version only makes the append conflict and the command go round, never decide on
+    state older than the version says. Configuration is written rarely, so one stream for all
+    records of a kind costs nothing worth measuring and needs no lock.
+    """
+
+    async def decided(version: int, now: datetime) -> Decided[R]:
+        async with store.reading() as tx:
+            return await decide(tx, now)
+
+    outcome = await Executor(store, clock=clock).execute(
+        stream_id, load=lambda: store.stream_version(stream_id), decide=decided,
+        evolve=lambda _version, _event, version: version, version=lambda version: version,
+    )
+    return outcome.result
+
+
 async def record(
     store: EventStore, stream_id: str, events: Sequence[catalogue.Event], *,
     ids: Sequence[UUID] = (), expected_version: int | None = None,
@@ -207,7 +232,8 @@ async def record(
 
 
 __all__ = [
-    "MAX_ATTEMPTS", "Decided", "Executor", "Outcome", "Versioned", "backoff_seconds", "load_versioned", "no_view",
+    "MAX_ATTEMPTS", "Decided", "Executor", "Outcome", "Versioned", "backoff_seconds", "decide_on_stream", "load_versioned",
+    "no_view",
     "record",
     "versioned",
 ]

@@ -13,14 +13,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.errors import Conflict, Unprocessable
-from runlog.commands.executor import Decided, Executor
+from runlog.commands.executor import Decided, decide_on_stream
 from runlog.eventstore import EventStore, Tx
 from runlog.projections.variables import VariableView, evolve_variable
 from runlog.schema import events as catalogue
@@ -28,9 +28,6 @@ from runlog.schema import streams
 
 from ..queries import variables as queries
 from ..schemas.variables import MAX_VARIABLE_VALUE_LENGTH, VariableCreate, VariableUpdate
-
-T = TypeVar("T")
-
 
 class NameTaken(Conflict):
     def __init__(self, name: str) -> None:
@@ -58,41 +55,20 @@ def check_tags(tags: list[str]) -> None:
 Lookup = Callable[[Tx], Awaitable[VariableView | None]]
 
 
-async def _decide(
-    store: EventStore, decide: Callable[[Tx, int], Awaitable[tuple[catalogue.Event | None, T]]], clock: Clock
-) -> tuple[catalogue.Event | None, T]:
-    """Decide against the variables as of the stream's version, through the executor: the
-    append expects that version, and the command is decided again when another variable
-    command got in first."""
-
-    async def decided(version: int, _now: datetime) -> Decided[tuple[catalogue.Event | None, T]]:
-        async with store.reading() as tx:
-            event, result = await decide(tx, version)
-        return Decided([event] if event is not None else (), (event, result))
-
-    outcome = await Executor(store, clock=clock).execute(
-        # The version first: variables read after it are at least as new, so a decision on
-        # state newer than the version only makes the append fail and the command go round.
-        streams.VARIABLES, load=lambda: store.stream_version(streams.VARIABLES), decide=decided,
-        evolve=lambda _version, _event, version: version, version=lambda version: version,
-    )
-    return outcome.result
-
-
 async def create(store: EventStore, body: VariableCreate, *, clock: Clock = system_clock) -> VariableView:
     """Raises NameTaken when a variable has the name, InvalidVariable for a value too large."""
     check_value(body.value)
     check_tags(body.tags)
 
-    async def decide(tx: Tx, _version: int) -> tuple[catalogue.Event | None, None]:
+    async def decide(tx: Tx, now: datetime) -> Decided[catalogue.VariableCreated]:
         if await queries.by_name(tx, body.name) is not None:
             raise NameTaken(body.name)
         event = catalogue.VariableCreated(
-            variable_id=uuid.uuid4(), name=body.name, value=body.value, tags=body.tags, created=clock()
+            variable_id=uuid.uuid4(), name=body.name, value=body.value, tags=body.tags, created=now
         )
-        return event, None
+        return Decided([event], event)
 
-    event, _ = await _decide(store, decide, clock)
+    event = await decide_on_stream(store, streams.VARIABLES, decide, clock=clock)
     view = evolve_variable(None, event)
     assert view is not None
     return view
@@ -119,32 +95,29 @@ async def update(
     renamed to another variable's name, InvalidVariable for a bad value or tags."""
     changes = changes_of(body)
 
-    async def decide(tx: Tx, _version: int) -> tuple[catalogue.Event | None, VariableView | None]:
+    async def decide(tx: Tx, now: datetime) -> Decided[VariableView | None]:
         view = await lookup(tx)
         if view is None:
-            return None, None
+            return Decided((), None)
         name = changes.get("name")
         if name is not None and name != view.name and await queries.by_name(tx, name) is not None:
             raise NameTaken(name)
-        return catalogue.VariableUpdated(variable_id=view.id, changes=changes, updated=clock()), view
+        event = catalogue.VariableUpdated(variable_id=view.id, changes=changes, updated=now)
+        return Decided([event], evolve_variable(view, event))
 
-    event, view = await _decide(store, decide, clock)
-    if event is None or view is None:
-        return None
-    return evolve_variable(view, event)
+    return await decide_on_stream(store, streams.VARIABLES, decide, clock=clock)
 
 
 async def delete(store: EventStore, lookup: Lookup, *, clock: Clock = system_clock) -> bool:
     """Whether there was a variable to delete."""
 
-    async def decide(tx: Tx, _version: int) -> tuple[catalogue.Event | None, bool]:
+    async def decide(tx: Tx, _now: datetime) -> Decided[bool]:
         view = await lookup(tx)
         if view is None:
-            return None, False
-        return catalogue.VariableDeleted(variable_id=view.id), True
+            return Decided((), False)
+        return Decided([catalogue.VariableDeleted(variable_id=view.id)], True)
 
-    _, deleted = await _decide(store, decide, clock)
-    return deleted
+    return await decide_on_stream(store, streams.VARIABLES, decide, clock=clock)
 
 
 def by_id(variable_id: UUID) -> Lookup:
