@@ -25,7 +25,7 @@ from . import migrate
 from .base import InlineProjection, RecordedEvent
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable, StoreClosed, WriteRejected
 from .planning import AppendRequest, BatchPlan, plan_batch
-from .tables import grouped_columns
+from .tables import RowChanges, grouped_columns, persist
 from .tx import SqliteTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
@@ -305,6 +305,20 @@ class SqliteStore(BatchingStore):
                         await conn.execute("ROLLBACK")
                 raise
         return plan
+
+    async def _write_tables(self, changes: RowChanges) -> None:
+        conn = self._writer_conn
+        assert conn is not None
+        with translate_errors(self._where):
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await persist(SqliteTx(conn), changes)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error, ValueError):
+                        await conn.execute("ROLLBACK")
+                raise
 
     async def _table_columns(self, tx: SqliteTx) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
         rows = await tx.fetch(
