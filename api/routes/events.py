@@ -65,7 +65,7 @@ async def stream_events_in(request: web.Request) -> web.StreamResponse:
     request.config_dict[keys.WEBSOCKETS].add(ws)  # closed by the app on shutdown
     # Like Prefect while no auth string is configured, a client that did not ask for the
     # "prefect" subprotocol is served in legacy mode, without the auth handshake.
-    if ws.ws_protocol == "prefect" and not await _authenticate(ws):
+    if ws.ws_protocol == "prefect" and not await authenticate(ws):
         return ws
     store = request.config_dict[keys.STORE]
     stored = skipped = 0
@@ -104,7 +104,7 @@ async def stream_events_in(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _authenticate(ws: web.WebSocketResponse) -> bool:
+async def authenticate(ws: web.WebSocketResponse) -> bool:
     """Prefect's handshake: the first message must be {"type": "auth", "token": ...}.
 
     Tokens are not checked yet. Anything else first gets an auth failure and a close with

@@ -1,0 +1,189 @@
+"""The event feed, Prefect's way: /events/filter, /events/filter/next, /events/count-by and /events/out.
+
+Reads come from the event feed projection (projections/event_feed.py). The websocket sends the
+backfill from it, then follows the log itself (store.subscribe) and derives each new record
+with the same derivation, so live events do not wait for the projection's next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from datetime import timedelta
+
+import msgspec
+import structlog
+from aiohttp import WSMsgType, web
+
+from runlog.eventstore import StorageUnavailable, StoreClosed
+from runlog.projections.checkpoints import checkpoint
+from runlog.projections.event_feed import NAME as FEED
+from runlog.projections.prefect_events import Derivation
+
+from .. import keys
+from ..http import decode_body, json_response
+from ..openapi import documented
+from ..queries import events as queries
+from ..queries.event_matching import includes
+from ..schemas.event_filters import (
+    Countable, EventCount, EventCountRequest, EventFilter, EventFilterRequest, EventPage,
+)
+from .events import HEARTBEAT_SECONDS, NOT_A_WEBSOCKET, authenticate
+
+routes = web.RouteTableDef()
+
+log = structlog.get_logger("runlog.api.events")
+
+MAXIMUM_BACKFILL = timedelta(minutes=15)
+"""Prefect's PREFECT_EVENTS_MAXIMUM_WEBSOCKET_BACKFILL: how far back /events/out looks."""
+BACKFILL_PAGE = 250
+"""Prefect's PREFECT_EVENTS_WEBSOCKET_BACKFILL_PAGE_SIZE."""
+PROTOCOL_ERROR = 1002
+_COUNTABLES = frozenset(Countable.__args__)  # type: ignore[attr-defined]
+_encoder = msgspec.json.Encoder()
+
+
+def _page(request: web.Request, page: queries.Page) -> web.Response:
+    next_page = None
+    if page.token is not None:
+        token = base64.b64encode(page.token.encode()).decode()
+        next_page = f"{request.url.origin()}/api/events/filter/next?page-token={token}"
+    return json_response({"events": page.events, "total": page.total, "next_page": next_page})
+
+
+@routes.post("/events/filter")
+@documented(
+    summary="Read events (Prefect's event feed)", request=EventFilterRequest, request_required=False,
+    response=EventPage, errors={422: "A bad filter or limit"},
+)
+async def read_events(request: web.Request) -> web.Response:
+    """The first page of events matching the filter (newest first by default) and the next page's URL."""
+    body = await decode_body(request, EventFilterRequest, default=EventFilterRequest())
+    flt = queries.with_defaults(body.filter, request.config_dict[keys.CLOCK]())
+    page = await queries.query(request.config_dict[keys.STORE], flt, size=body.limit)
+    return _page(request, page)
+
+
+@routes.get("/events/filter/next")
+@documented(
+    summary="Read the next page of events", response=EventPage, query={"page-token": str},
+    errors={403: "A page token this server did not make"},
+)
+async def read_events_page(request: web.Request) -> web.Response:
+    try:
+        token = base64.b64decode(request.query.get("page-token", ""), validate=True).decode()
+        if not token:
+            raise ValueError("empty")
+        flt, size, offset = queries.from_token(token)
+    except (ValueError, UnicodeDecodeError, queries.InvalidToken):
+        return json_response({"detail": "Forbidden"}, status=403)
+    page = await queries.query(request.config_dict[keys.STORE], flt, size=size, offset=offset)
+    return _page(request, page)
+
+
+@routes.post("/events/count-by/{countable}")
+@documented(
+    summary="Count events by time, event name or resource", request=EventCountRequest, response=list[EventCount],
+    errors={422: "A bad countable, filter or time interval"},
+)
+async def count_events(request: web.Request) -> web.Response:
+    countable = request.match_info["countable"]
+    if countable not in _COUNTABLES:
+        return json_response({"detail": f"countable must be one of {', '.join(sorted(_COUNTABLES))}"}, status=422)
+    body = await decode_body(request, EventCountRequest)
+    now = request.config_dict[keys.CLOCK]()
+    flt = queries.with_defaults(body.filter, now)
+    try:
+        counts = await queries.count_by(
+            request.config_dict[keys.STORE], flt, countable, time_unit=body.time_unit,
+            interval=body.time_interval, now=now,
+        )
+    except queries.InvalidCount as exc:
+        return json_response({"detail": str(exc)}, status=422)
+    return json_response(counts)
+
+
+@routes.get("/events/out")
+@documented(
+    summary="Stream events over a websocket (Prefect's /events/out)", status=101,
+    errors={400: "Not a websocket upgrade request"},
+)
+async def stream_events_out(request: web.Request) -> web.StreamResponse:
+    ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
+    if not ws.can_prepare(request).ok:
+        return json_response({"detail": NOT_A_WEBSOCKET.replace("/events/in", "/events/out")}, status=400)
+    await ws.prepare(request)
+    request.config_dict[keys.WEBSOCKETS].add(ws)
+    if ws.ws_protocol == "prefect" and not await authenticate(ws):
+        return ws
+    flt, backfill = await _filter_message(ws)
+    if flt is None:
+        return ws
+    store = request.config_dict[keys.STORE]
+    # Follow the log from where the feed has got to before the backfill is read, so that no
+    # event falls between the two; an event in both is sent once (by id), as Prefect does.
+    after = await checkpoint(store, FEED)
+    sent: set[object] = set()
+    if backfill:
+        now = request.config_dict[keys.CLOCK]()
+        backfill_filter = queries.with_defaults(flt, now)
+        since = max(backfill_filter.occurred.since, now - MAXIMUM_BACKFILL)  # type: ignore[type-var]
+        backfill_filter = msgspec.structs.replace(
+            backfill_filter, order="ASC", occurred=msgspec.structs.replace(backfill_filter.occurred, since=since),
+        )
+        offset = 0
+        while True:
+            page = await queries.query(store, backfill_filter, size=BACKFILL_PAGE, offset=offset)
+            for event in page.events:
+                sent.add(event.id)
+                await ws.send_str(_encoder.encode({"type": "event", "event": event}).decode())
+            if page.token is None:
+                break
+            offset += BACKFILL_PAGE
+    live = asyncio.create_task(_follow(ws, store, after, flt, sent))
+    try:
+        # Reading is what answers the client's pings and notices it going; what it sends is ignored.
+        async for _message in ws:
+            pass
+    finally:
+        live.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await live
+    return ws
+
+
+async def _follow(ws: web.WebSocketResponse, store, after: int, flt: EventFilter, sent: set[object]) -> None:  # type: ignore[no-untyped-def]
+    """Send every new matching event, derived from the log as it grows."""
+    derivation = Derivation(store)
+    try:
+        async for record in store.subscribe(after=after):
+            for event in await derivation.events_of(record):
+                if event.id in sent:
+                    sent.discard(event.id)
+                elif includes(flt, event):
+                    await ws.send_str(_encoder.encode({"type": "event", "event": event}).decode())
+    except (ConnectionError, StoreClosed, StorageUnavailable) as exc:
+        log.info("events_out_stopped", reason=str(exc) or type(exc).__name__)
+        with contextlib.suppress(ConnectionError):
+            await ws.close(code=1011 if isinstance(exc, StorageUnavailable) else 1001)
+
+
+async def _filter_message(ws: web.WebSocketResponse) -> tuple[EventFilter | None, bool]:
+    """Prefect's second message: ``{"type": "filter", "filter": {...}, "backfill": true}``."""
+    message = await ws.receive()
+    if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        return None, False
+    try:
+        body = msgspec.json.decode(message.data)
+        if not isinstance(body, dict) or body.get("type") != "filter":
+            await ws.close(code=PROTOCOL_ERROR, message=b"Expected 'filter' message")
+            return None, False
+        flt = msgspec.convert(body.get("filter") or {}, EventFilter, strict=False)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
+        await ws.close(code=PROTOCOL_ERROR, message=f"Invalid filter: {exc}"[:120].encode())
+        return None, False
+    return flt, bool(body.get("backfill", True))
+
+
+__all__ = ["routes"]
