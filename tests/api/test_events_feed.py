@@ -7,7 +7,7 @@ clients sent in; the feed is an asynchronous projection, so each test waits for 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
