@@ -21,6 +21,10 @@ Labels = dict[str, str | list[str]]
 """Prefect's ResourceSpecification: label -> a pattern or a list of patterns (``*``, ``!``)."""
 
 
+Pair = Annotated[list[str], msgspec.Meta(min_length=2, max_length=2)]
+"""A (resource id, role) pair, as Prefect's two-item tuples arrive in JSON."""
+
+
 class _Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     pass
 
@@ -47,7 +51,7 @@ class EventResourceFilter(_Filter, kw_only=True):
 class EventRelatedFilter(_Filter, kw_only=True):
     id: list[str] | None = None
     role: list[str] | None = None
-    resources_in_roles: list[tuple[str, str]] | None = None
+    resources_in_roles: list[Pair] | None = None
     labels: Labels | None = None
 
 

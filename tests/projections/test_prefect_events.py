@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-
 from runlog.commands.executor import record
 from runlog.eventstore import open_store
 from runlog.projections.checkpoints import catch_up, checkpoint
