@@ -49,7 +49,7 @@ async def create_events(request: web.Request) -> web.Response:
     return empty_response(204)
 
 
-NOT_A_WEBSOCKET = "/events/in is a websocket: open it with a websocket upgrade (subprotocol 'prefect')"
+NOT_A_WEBSOCKET = "{path} is a websocket: open it with a websocket upgrade (subprotocol 'prefect')"
 
 
 @routes.get("/events/in")
@@ -58,14 +58,8 @@ NOT_A_WEBSOCKET = "/events/in is a websocket: open it with a websocket upgrade (
     errors={400: "Not a websocket upgrade request"},
 )
 async def stream_events_in(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
-    if not ws.can_prepare(request).ok:
-        return json_response({"detail": NOT_A_WEBSOCKET}, status=400)
-    await ws.prepare(request)
-    request.config_dict[keys.WEBSOCKETS].add(ws)  # closed by the app on shutdown
-    # Like Prefect while no auth string is configured, a client that did not ask for the
-    # "prefect" subprotocol is served in legacy mode, without the auth handshake.
-    if ws.ws_protocol == "prefect" and not await authenticate(ws):
+    ws = await prefect_socket(request)
+    if not isinstance(ws, web.WebSocketResponse) or ws.closed:
         return ws
     store = request.config_dict[keys.STORE]
     stored = skipped = 0
@@ -101,6 +95,25 @@ async def stream_events_in(request: web.Request) -> web.StreamResponse:
             continue
         stored += 1
     log.info("events_in_closed", stored=stored, skipped=skipped, close_code=ws.close_code)
+    return ws
+
+
+async def prefect_socket(request: web.Request) -> web.StreamResponse:
+    """A websocket opened Prefect's way (subprotocol "prefect", then the auth handshake).
+
+    A request that is not a websocket upgrade gets a 400 instead; a failed handshake leaves the
+    socket closed. The app closes open sockets on shutdown.
+    """
+    ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
+    if not ws.can_prepare(request).ok:
+        path = request.path.removeprefix("/api")
+        return json_response({"detail": NOT_A_WEBSOCKET.format(path=path)}, status=400)
+    await ws.prepare(request)
+    request.config_dict[keys.WEBSOCKETS].add(ws)
+    # Like Prefect while no auth string is configured, a client that did not ask for the
+    # "prefect" subprotocol is served in legacy mode, without the auth handshake.
+    if ws.ws_protocol == "prefect" and not await authenticate(ws):
+        await ws.close()  # already closed after a failure; idempotent
     return ws
 
 

@@ -29,7 +29,7 @@ from ..queries.event_matching import includes
 from ..schemas.event_filters import (
     Countable, EventCount, EventCountRequest, EventFilter, EventFilterRequest, EventPage,
 )
-from .events import HEARTBEAT_SECONDS, NOT_A_WEBSOCKET, authenticate
+from .events import prefect_socket
 
 routes = web.RouteTableDef()
 
@@ -110,12 +110,8 @@ async def count_events(request: web.Request) -> web.Response:
     errors={400: "Not a websocket upgrade request"},
 )
 async def stream_events_out(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
-    if not ws.can_prepare(request).ok:
-        return json_response({"detail": NOT_A_WEBSOCKET.replace("/events/in", "/events/out")}, status=400)
-    await ws.prepare(request)
-    request.config_dict[keys.WEBSOCKETS].add(ws)
-    if ws.ws_protocol == "prefect" and not await authenticate(ws):
+    ws = await prefect_socket(request)
+    if not isinstance(ws, web.WebSocketResponse) or ws.closed:
         return ws
     flt, backfill = await _filter_message(ws)
     if flt is None:
