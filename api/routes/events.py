@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from runlog.eventstore import InvalidEvent, SchemaError, StorageUnavailable, StoreClosed
 
 from .. import keys
-from ..http import decode_body, empty_response, json_response
+from ..http import BadRequest, decode_body, empty_response
 from ..openapi import documented
 from ..schemas.events import Event, check_event
 from ..services import events as service
@@ -52,14 +52,16 @@ async def create_events(request: web.Request) -> web.Response:
 NOT_A_WEBSOCKET = "{path} is a websocket: open it with a websocket upgrade (subprotocol 'prefect')"
 
 
+def websocket(summary: str):  # type: ignore[no-untyped-def]
+    """The document entry of a websocket route: a 101, or a 400 to a plain request."""
+    return documented(summary=summary, status=101, errors={400: "Not a websocket upgrade request"})
+
+
 @routes.get("/events/in")
-@documented(
-    summary="Receive events over a websocket (Prefect's /events/in)", status=101,
-    errors={400: "Not a websocket upgrade request"},
-)
+@websocket("Receive events over a websocket (Prefect's /events/in)")
 async def stream_events_in(request: web.Request) -> web.StreamResponse:
     ws = await prefect_socket(request)
-    if not isinstance(ws, web.WebSocketResponse) or ws.closed:
+    if ws.closed:
         return ws
     store = request.config_dict[keys.STORE]
     stored = skipped = 0
@@ -98,16 +100,15 @@ async def stream_events_in(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def prefect_socket(request: web.Request) -> web.StreamResponse:
+async def prefect_socket(request: web.Request) -> web.WebSocketResponse:
     """A websocket opened Prefect's way (subprotocol "prefect", then the auth handshake).
 
-    A request that is not a websocket upgrade gets a 400 instead; a failed handshake leaves the
-    socket closed. The app closes open sockets on shutdown.
+    Raises BadRequest (400) for a request that is not a websocket upgrade; a failed handshake
+    leaves the socket closed. The app closes open sockets on shutdown.
     """
     ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
     if not ws.can_prepare(request).ok:
-        path = request.path.removeprefix("/api")
-        return json_response({"detail": NOT_A_WEBSOCKET.format(path=path)}, status=400)
+        raise BadRequest(NOT_A_WEBSOCKET.format(path=request.path.removeprefix("/api")))
     await ws.prepare(request)
     request.config_dict[keys.WEBSOCKETS].add(ws)
     # Like Prefect while no auth string is configured, a client that did not ask for the

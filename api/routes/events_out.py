@@ -29,7 +29,7 @@ from ..queries.event_matching import includes
 from ..schemas.event_filters import (
     Countable, EventCount, EventCountRequest, EventFilter, EventFilterRequest, EventPage,
 )
-from .events import prefect_socket
+from .events import prefect_socket, websocket
 
 routes = web.RouteTableDef()
 
@@ -105,13 +105,10 @@ async def count_events(request: web.Request) -> web.Response:
 
 
 @routes.get("/events/out")
-@documented(
-    summary="Stream events over a websocket (Prefect's /events/out)", status=101,
-    errors={400: "Not a websocket upgrade request"},
-)
+@websocket("Stream events over a websocket (Prefect's /events/out)")
 async def stream_events_out(request: web.Request) -> web.StreamResponse:
     ws = await prefect_socket(request)
-    if not isinstance(ws, web.WebSocketResponse) or ws.closed:
+    if ws.closed:
         return ws
     flt, backfill = await _filter_message(ws)
     if flt is None:
