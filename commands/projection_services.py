@@ -8,6 +8,7 @@ processes on one PostgreSQL, one of them (the leader) writes the read model.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from runlog.eventstore import EventStore
@@ -17,9 +18,14 @@ from runlog.projections.event_feed import EventFeedProjection
 from .runner import Service
 
 INTERVAL_SECONDS = 5.0
+GATHER_SECONDS = 0.1
+"""After a wake-up, how long the events that follow are let in before the round: under load a
+round then folds many events in one transaction (one commit) instead of a few in each of many."""
 
 
-def projection_service(store: EventStore, projection: AsyncProjection, *, interval: float = INTERVAL_SECONDS) -> Service:
+def projection_service(
+    store: EventStore, projection: AsyncProjection, *, interval: float = INTERVAL_SECONDS, gather: float = GATHER_SECONDS,
+) -> Service:
     reached = 0
 
     async def step(_now: datetime) -> None:
@@ -27,11 +33,11 @@ def projection_service(store: EventStore, projection: AsyncProjection, *, interv
         reached = await catch_up(store, projection)
 
     async def wake() -> None:
-        # Returns at the first event past what the last round folded.
-        if await store.head() > reached:
-            return
-        async for _record in store.subscribe(after=reached):
-            return
+        # Returns a moment after the first event past what the last round folded.
+        if await store.head() <= reached:
+            async for _record in store.subscribe(after=reached):
+                break
+        await asyncio.sleep(gather)
 
     return Service(f"projection-{projection.name}", step, interval, wake=wake)
 

@@ -44,15 +44,21 @@ class InvalidCount(ValueError):
     """count-by parameters Prefect refuses (422), with its message."""
 
 
+def in_utc(flt: schema.EventFilter) -> schema.EventFilter:
+    """The filter with its occurred bounds aware (a bound sent without an offset is UTC)."""
+    since, until = flt.occurred.since, flt.occurred.until
+    occurred = schema.EventOccurredFilter(
+        since=since if since is None or since.tzinfo else since.replace(tzinfo=UTC),
+        until=until if until is None or until.tzinfo else until.replace(tzinfo=UTC),
+    )
+    return msgspec.structs.replace(flt, occurred=occurred)
+
+
 def with_defaults(flt: schema.EventFilter | None, now: datetime) -> schema.EventFilter:
     """The filter with Prefect's occurred defaults filled in from ``now``."""
-    flt = flt or schema.EventFilter()
+    flt = in_utc(flt or schema.EventFilter())
     day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    since, until = flt.occurred.since or day - LOOKBACK, flt.occurred.until or now
-    occurred = schema.EventOccurredFilter(
-        since=since if since.tzinfo else since.replace(tzinfo=UTC),
-        until=until if until.tzinfo else until.replace(tzinfo=UTC),
-    )
+    occurred = schema.EventOccurredFilter(since=flt.occurred.since or day - LOOKBACK, until=flt.occurred.until or now)
     return msgspec.structs.replace(flt, occurred=occurred)
 
 
@@ -308,4 +314,7 @@ async def count_by(
     return counted
 
 
-__all__ = ["InvalidCount", "InvalidToken", "Page", "count_by", "from_token", "page_token", "query", "where", "with_defaults"]
+__all__ = [
+    "InvalidCount", "InvalidToken", "Page", "count_by", "from_token", "in_utc", "page_token", "query", "where",
+    "with_defaults",
+]

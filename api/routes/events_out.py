@@ -114,17 +114,17 @@ async def stream_events_out(request: web.Request) -> web.StreamResponse:
     if flt is None:
         return ws
     store = request.config_dict[keys.STORE]
+    # As in Prefect, the filter looks back at most MAXIMUM_BACKFILL, for the backfill and the
+    # live events alike; with no upper bound sent, live events have none.
+    now = request.config_dict[keys.CLOCK]()
+    since = max(flt.occurred.since or now - MAXIMUM_BACKFILL, now - MAXIMUM_BACKFILL)
+    flt = msgspec.structs.replace(flt, occurred=msgspec.structs.replace(flt.occurred, since=since))
     # Follow the log from where the feed has got to before the backfill is read, so that no
     # event falls between the two; an event in both is sent once (by id), as Prefect does.
     after = await checkpoint(store, FEED)
     sent: set[object] = set()
     if backfill:
-        now = request.config_dict[keys.CLOCK]()
-        backfill_filter = queries.with_defaults(flt, now)
-        since = max(backfill_filter.occurred.since, now - MAXIMUM_BACKFILL)  # type: ignore[type-var]
-        backfill_filter = msgspec.structs.replace(
-            backfill_filter, order="ASC", occurred=msgspec.structs.replace(backfill_filter.occurred, since=since),
-        )
+        backfill_filter = msgspec.structs.replace(queries.with_defaults(flt, now), order="ASC")
         offset = 0
         while True:
             page = await queries.query(store, backfill_filter, size=BACKFILL_PAGE, offset=offset)
@@ -151,7 +151,11 @@ async def _follow(ws: web.WebSocketResponse, store, after: int, flt: EventFilter
     derivation = Derivation(store)
     try:
         async for record in store.subscribe(after=after):
-            for event in await derivation.events_of(record):
+            try:
+                derived = await derivation.events_of(record)
+            except msgspec.DecodeError:  # a payload a newer runlog wrote: it shows nothing here
+                continue
+            for event in derived:
                 if event.id in sent:
                     sent.discard(event.id)
                 elif includes(flt, event):
@@ -172,7 +176,7 @@ async def _filter_message(ws: web.WebSocketResponse) -> tuple[EventFilter | None
         if not isinstance(body, dict) or body.get("type") != "filter":
             await ws.close(code=PROTOCOL_ERROR, message=b"Expected 'filter' message")
             return None, False
-        flt = msgspec.convert(body.get("filter") or {}, EventFilter, strict=False)
+        flt = queries.in_utc(msgspec.convert(body.get("filter") or {}, EventFilter, strict=False))
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
         await ws.close(code=PROTOCOL_ERROR, message=f"Invalid filter: {exc}"[:120].encode())
         return None, False
