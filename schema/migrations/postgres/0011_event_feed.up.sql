@@ -20,7 +20,6 @@ CREATE TABLE event_feed (
 CREATE INDEX event_feed_occurred ON event_feed (occurred);
 CREATE INDEX event_feed_event ON event_feed (event, occurred);
 CREATE INDEX event_feed_resource ON event_feed (resource_id, occurred);
-CREATE INDEX event_feed_position ON event_feed (position);
 
 -- Every resource of a feed event: the primary one (ordinal 0, role '') and each related one,
 -- with its labels as a JSON object, for the related, any_resource and labels filters.
