@@ -14,6 +14,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
+from runlog.commands.projection_services import event_feed_service
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
@@ -26,14 +27,14 @@ from .routing import fixed_paths_win
 from .services.integrity import KnownIds
 from .services.lease_expiry import lease_expiry_service
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
-from .routes import artifacts, run_ids, variables
+from .routes import artifacts, events_out, run_ids, variables
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
     admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
-    artifacts, docs,
+    artifacts, events_out, docs,
 )
 
 
@@ -84,7 +85,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 def background_services(app: web.Application) -> list:
     """Every loop the server runs, each a step on the one service runner."""
-    return [lease_expiry_service(app[keys.STORE])]
+    return [lease_expiry_service(app[keys.STORE]), event_feed_service(app[keys.STORE])]
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

@@ -32,6 +32,13 @@ class NotFound(web.HTTPNotFound):
         super().__init__(text=_encoder.encode({"detail": detail}).decode(), content_type="application/json")
 
 
+class BadRequest(web.HTTPBadRequest):
+    """A 400 with Prefect's body shape: {"detail": "..."}."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(text=_encoder.encode({"detail": detail}).decode(), content_type="application/json")
+
+
 class Unprocessable(web.HTTPUnprocessableEntity):
     def __init__(self, detail: str) -> None:
         super().__init__(text=_encoder.encode({"detail": detail}).decode(), content_type="application/json")

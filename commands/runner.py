@@ -45,6 +45,10 @@ class Service:
     interval: float
     singleton: bool = True
     """Run by one process at a time across every server on the database (leader-elected)."""
+    wake: Callable[[], Awaitable[object]] | None = None
+    """Ends the wait between rounds early when it returns (a log subscription's next event),
+    so a service that follows the log runs as soon as there is something to do; ``interval``
+    is then the longest wait."""
 
 
 class ServiceRunner:
@@ -120,7 +124,10 @@ class ServiceRunner:
                         log.warning("service_round_failed", service=service.name, error=str(exc), retry_in=wait)
                     else:
                         log.exception("service_round_failed", service=service.name, retry_in=wait)
-                await self._sleep(wait)
+                # Only a leader that just did a good round is woken early: a follower waits for
+                # its next campaign, and a failing service for its backoff.
+                woken = failures == 0 and self.leading[service.name]
+                await self._sleep(wait, service.wake if woken else None)
         finally:
             if leadership is not None:
                 with contextlib.suppress(Exception):
@@ -151,11 +158,20 @@ class ServiceRunner:
         else:
             log.warning("service_lead_lost", service=service.name, pid=os.getpid())
 
-    async def _sleep(self, seconds: float) -> None:
-        """Wait for the next round; a stop ends the wait at once."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+    async def _sleep(self, seconds: float, wake: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Wait for the next round; a stop ends the wait at once, and so does ``wake`` returning."""
+        waits = [asyncio.ensure_future(self._stopping.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            for waiting in waits:
+                # A wake-up that failed (the database away) only ends the wait; the round says why.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await waiting
 
 
 __all__ = ["Service", "ServiceRunner", "Step"]

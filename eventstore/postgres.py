@@ -38,7 +38,7 @@ from .errors import (
     WriteRejected,
 )
 from .planning import AppendRequest, BatchPlan, Row, plan_batch
-from .tables import RowChanges, Table, grouped_columns
+from .tables import RowChanges, Table, grouped_columns, persist
 from .tx import PostgresTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
@@ -534,6 +534,16 @@ class PostgresStore(BatchingStore):
         # Learned before the commit: if the commit fails, _write_batch forgets every guess.
         self._guesses.learn(head, streams, [versions[s] for s in streams], plan.rows)
         return plan
+
+    async def write_tables(self, changes: RowChanges) -> None:
+        """On a pooled connection, beside the appends: the rows are not in the events table,
+        so they take none of its locks, and the writer's one-statement appends go on."""
+        if not changes:
+            return
+        pool = self._readers()
+        with translate_errors(self._where):
+            async with pool.acquire() as conn, conn.transaction():
+                await persist(PostgresTx(conn), changes)
 
     def _readers(self) -> asyncpg.Pool:
         self._check_usable()

@@ -25,7 +25,7 @@ from . import migrate
 from .base import InlineProjection, RecordedEvent
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable, StoreClosed, WriteRejected
 from .planning import AppendRequest, BatchPlan, plan_batch
-from .tables import grouped_columns
+from .tables import RowChanges, grouped_columns, persist
 from .tx import SqliteTx
 from .urls import DatabaseURL
 from .writer import BatchingStore
@@ -230,6 +230,20 @@ async def migration_connection(url: DatabaseURL, *, busy_timeout: float = 10.0) 
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def _immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    """A write transaction (taking the write lock at once), committed, or rolled back on any error."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await conn.execute("ROLLBACK")
+        raise
+
+
 class SqliteStore(BatchingStore):
     def __init__(
         self,
@@ -280,8 +294,7 @@ class SqliteStore(BatchingStore):
         conn = self._writer_conn
         assert conn is not None
         with translate_errors(self._where):
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
+            async with _immediate(conn):
                 ((head,),) = await conn.execute_fetchall(SQL_HEAD)
                 streams = json.dumps(sorted({r.stream_id for r in requests}))
                 versions = dict(await conn.execute_fetchall(SQL_VERSIONS, (streams,)))
@@ -298,13 +311,14 @@ class SqliteStore(BatchingStore):
                         params.append((row.position, row.stream_id, row.version, str(ev.id), ev.type, ev.data, now))
                     await conn.executemany(SQL_INSERT, params)
                     await self._apply_inline(SqliteTx(conn), plan)
-                await conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error, ValueError):
-                        await conn.execute("ROLLBACK")
-                raise
         return plan
+
+    async def _write_tables(self, changes: RowChanges) -> None:
+        conn = self._writer_conn
+        assert conn is not None
+        with translate_errors(self._where):
+            async with _immediate(conn):
+                await persist(SqliteTx(conn), changes)
 
     async def _table_columns(self, tx: SqliteTx) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
         rows = await tx.fetch(

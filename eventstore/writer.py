@@ -20,7 +20,7 @@ import structlog
 from .base import InlineProjection, NewEvent, RecordedEvent, Tx
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageMisconfigured, StorageUnavailable, StoreClosed
 from .planning import AppendRequest, BatchPlan
-from .tables import persist
+from .tables import RowChanges, persist
 
 log = structlog.get_logger("runlog.eventstore")
 
@@ -90,6 +90,16 @@ def check_append(stream_id: object, events: object, expected_version: object) ->
         if event.id in seen:
             raise InvalidEvent(f"event id {event.id} appears twice in one append")
         seen.add(event.id)
+
+
+class _TableWrite:
+    """Rows an asynchronous projection writes, queued to the writer like an append."""
+
+    __slots__ = ("changes", "future")
+
+    def __init__(self, changes: RowChanges, future: asyncio.Future[Any]) -> None:
+        self.changes = changes
+        self.future = future
 
 
 class _Pending:
@@ -211,6 +221,24 @@ class BatchingStore:
         # shield: a caller that gives up must not cancel a commit other callers share.
         return await asyncio.shield(future)
 
+    async def write_tables(self, changes: RowChanges) -> None:
+        """Persist an asynchronous projection's rows (its checkpoint among them) in one transaction.
+
+        The rows go to the writer task, between two append batches, so that on SQLite (one
+        writing connection) they never contend with appends for the write lock; a backend
+        with a pool of connections may write them beside the appends instead (PostgreSQL).
+        """
+        self._check_usable()
+        if not changes:
+            return
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_TableWrite(changes, future))
+        await asyncio.shield(future)
+
+    async def _write_tables(self, changes: RowChanges) -> None:
+        """In one transaction of its own: persist ``changes``."""
+        raise NotImplementedError
+
     async def _write_batch(self, requests: list[AppendRequest]) -> BatchPlan:
         """In one transaction under the write lock: plan, insert, fill rows' recorded_at,
         then ``_apply_inline`` before committing."""
@@ -259,6 +287,9 @@ class BatchingStore:
             item = await self._queue.get()
             if item is _STOP:
                 break
+            if isinstance(item, _TableWrite):
+                await self._commit_tables(item)
+                continue
             batch = [item]
             size = len(item.request.events)
             while size < MAX_BATCH_EVENTS and not self._queue.empty():
@@ -266,9 +297,24 @@ class BatchingStore:
                 if item is _STOP:
                     stopping = True
                     break
+                if isinstance(item, _TableWrite):
+                    # Keep order: the appends queued before it are committed first.
+                    await self._commit(batch)
+                    batch = []
+                    await self._commit_tables(item)
+                    break
                 batch.append(item)
                 size += len(item.request.events)
-            await self._commit(batch)
+            if batch:
+                await self._commit(batch)
+
+    async def _commit_tables(self, item: _TableWrite) -> None:
+        try:
+            await self._write_tables(item.changes)
+        except Exception as exc:  # noqa: BLE001 - the caller hears it; the writer goes on
+            _resolve(item.future, exc)
+        else:
+            _resolve(item.future, None)
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:

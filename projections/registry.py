@@ -3,10 +3,12 @@ transaction, in one list that the server, the CLI, `projections verify` and test
 
 from __future__ import annotations
 
-from runlog.eventstore import InlineProjection
+from runlog.eventstore import EventStore, InlineProjection
 
 from .artifacts import ArtifactsProjection
 from .cache import ViewCache
+from .checkpoints import AsyncProjection
+from .event_feed import EventFeedProjection
 from .concurrency import ConcurrencyProjection
 from .flows import FlowsProjection
 from .runs_writer import RunsProjection
@@ -22,4 +24,9 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
     ]
 
 
-__all__ = ["inline_projections"]
+def async_projections(store: EventStore) -> list[AsyncProjection]:
+    """The read models that follow the log from their own checkpoints (reading ``store``)."""
+    return [EventFeedProjection(store)]
+
+
+__all__ = ["async_projections", "inline_projections"]

@@ -16,7 +16,8 @@ from typing import Any
 
 from runlog.eventstore import NewEvent, RecordedEvent, SchemaBehind, open_store
 
-from .registry import inline_projections
+from .checkpoints import PAGE, position_of
+from .registry import async_projections, inline_projections
 
 REPLAY_WINDOW = 2000
 """Appends in flight during the replay; the scratch store commits them in groups, in order."""
@@ -51,21 +52,29 @@ def _row(values: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(bytes(v) if isinstance(v, memoryview) else int(v) if isinstance(v, bool) else v for v in values)
 
 
-async def _snapshot(store: Any, tables: Sequence[str], *, upto: int | None = None) -> tuple[int, dict[str, list]]:
-    """The head and every table's rows, read in one transaction so they agree."""
+async def _snapshot(
+    store: Any, tables: Sequence[str], checkpoints: Sequence[str] = (),
+) -> tuple[int, dict[str, list], dict[str, int]]:
+    """The head, every table's rows and the named checkpoints, read in one transaction so they agree."""
     async with store.reading() as tx:
         begin = "BEGIN ISOLATION LEVEL REPEATABLE READ" if tx.dialect == "postgres" else "BEGIN"
         await tx.execute(begin)
         try:
             (head,) = (await tx.fetch("SELECT coalesce(max(position), 0) FROM events"))[0]
             rows = {table: sorted(map(_row, await tx.fetch(f"SELECT * FROM {table}"))) for table in tables}
+            reached = {name: await position_of(tx, name) for name in checkpoints}
         finally:
             await tx.execute("ROLLBACK")
-    return head, rows
+    return head, rows, reached
 
 
 async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> Verification:
-    """Compare the projection tables at ``url`` with a rebuild from its log."""
+    """Compare the projection tables at ``url`` with a rebuild from its log.
+
+    An asynchronous projection is compared as far as its checkpoint: it is rebuilt from the live
+    records up to there (so that what it keeps of a record, such as when it was received, is the
+    record's own, not the scratch copy's) into the scratch database.
+    """
     projections = inline_projections()
     tables = [(p.name, table.name) for p in projections for table in p.tables]
     live_store = open_store(url, migrate=False)
@@ -74,7 +83,9 @@ async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> 
     except SchemaBehind as exc:
         raise exc.because("'runlog projections verify' only reads the database") from None
     async with live_store as live:
-        head, live_rows = await _snapshot(live, [t for _, t in tables])
+        followers = async_projections(live)
+        tables += [(p.name, table.name) for p in followers for table in p.tables]
+        head, live_rows, reached = await _snapshot(live, [t for _, t in tables], [p.name for p in followers])
         with tempfile.TemporaryDirectory(prefix="runlog-verify-") as scratch:
             async with open_store(f"sqlite:///{scratch}/rebuilt.db", projections=inline_projections()) as rebuilt:
                 in_flight: list[asyncio.Task[list[RecordedEvent]]] = []
@@ -89,7 +100,9 @@ async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> 
                         if on_progress is not None:
                             on_progress(replayed)
                 await asyncio.gather(*in_flight)
-                _, rebuilt_rows = await _snapshot(rebuilt, [t for _, t in tables])
+                for follower in followers:
+                    await _refold(live, rebuilt, follower, reached[follower.name])
+                _, rebuilt_rows, _ = await _snapshot(rebuilt, [t for _, t in tables])
     checks = []
     for projection, table in tables:
         mine, theirs = set(live_rows[table]), set(rebuilt_rows[table])
@@ -98,3 +111,15 @@ async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> 
             sorted(mine - theirs, key=repr), sorted(theirs - mine, key=repr),
         ))
     return Verification(head, checks)
+
+
+async def _refold(live: Any, rebuilt: Any, projection: Any, upto: int) -> None:
+    """Fold the live log up to ``upto`` through ``projection`` into the scratch database."""
+    page: list[RecordedEvent] = []
+    async for record in live.read_all(limit=upto):
+        page.append(record)
+        if len(page) == PAGE:
+            await rebuilt.write_tables(await projection.changes(page))
+            page = []
+    if page:
+        await rebuilt.write_tables(await projection.changes(page))

@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from runlog.eventstore import InvalidEvent, SchemaError, StorageUnavailable, StoreClosed
 
 from .. import keys
-from ..http import decode_body, empty_response, json_response
+from ..http import BadRequest, decode_body, empty_response
 from ..openapi import documented
 from ..schemas.events import Event, check_event
 from ..services import events as service
@@ -49,23 +49,19 @@ async def create_events(request: web.Request) -> web.Response:
     return empty_response(204)
 
 
-NOT_A_WEBSOCKET = "/events/in is a websocket: open it with a websocket upgrade (subprotocol 'prefect')"
+NOT_A_WEBSOCKET = "{path} is a websocket: open it with a websocket upgrade (subprotocol 'prefect')"
+
+
+def websocket(summary: str):  # type: ignore[no-untyped-def]
+    """The document entry of a websocket route: a 101, or a 400 to a plain request."""
+    return documented(summary=summary, status=101, errors={400: "Not a websocket upgrade request"})
 
 
 @routes.get("/events/in")
-@documented(
-    summary="Receive events over a websocket (Prefect's /events/in)", status=101,
-    errors={400: "Not a websocket upgrade request"},
-)
+@websocket("Receive events over a websocket (Prefect's /events/in)")
 async def stream_events_in(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
-    if not ws.can_prepare(request).ok:
-        return json_response({"detail": NOT_A_WEBSOCKET}, status=400)
-    await ws.prepare(request)
-    request.config_dict[keys.WEBSOCKETS].add(ws)  # closed by the app on shutdown
-    # Like Prefect while no auth string is configured, a client that did not ask for the
-    # "prefect" subprotocol is served in legacy mode, without the auth handshake.
-    if ws.ws_protocol == "prefect" and not await _authenticate(ws):
+    ws = await prefect_socket(request)
+    if ws.closed:
         return ws
     store = request.config_dict[keys.STORE]
     stored = skipped = 0
@@ -104,7 +100,25 @@ async def stream_events_in(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _authenticate(ws: web.WebSocketResponse) -> bool:
+async def prefect_socket(request: web.Request) -> web.WebSocketResponse:
+    """A websocket opened Prefect's way (subprotocol "prefect", then the auth handshake).
+
+    Raises BadRequest (400) for a request that is not a websocket upgrade; a failed handshake
+    leaves the socket closed. The app closes open sockets on shutdown.
+    """
+    ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
+    if not ws.can_prepare(request).ok:
+        raise BadRequest(NOT_A_WEBSOCKET.format(path=request.path.removeprefix("/api")))
+    await ws.prepare(request)
+    request.config_dict[keys.WEBSOCKETS].add(ws)
+    # Like Prefect while no auth string is configured, a client that did not ask for the
+    # "prefect" subprotocol is served in legacy mode, without the auth handshake.
+    if ws.ws_protocol == "prefect" and not await authenticate(ws):
+        await ws.close()  # already closed after a failure; idempotent
+    return ws
+
+
+async def authenticate(ws: web.WebSocketResponse) -> bool:
     """Prefect's handshake: the first message must be {"type": "auth", "token": ...}.
 
     Tokens are not checked yet. Anything else first gets an auth failure and a close with

@@ -632,8 +632,9 @@ async def test_a_fixed_path_answers_405_with_its_own_methods_not_an_id_routes(se
 
 
 async def test_a_plain_get_of_the_events_websocket_is_a_400_saying_so(server) -> None:
-    status, answer, _ = await send(server, "GET", "/events/in")
-    assert_detail(status, answer, 400, contains="websocket")
+    for path in ("/events/in", "/events/out"):
+        status, answer, _ = await send(server, "GET", path)
+        assert_detail(status, answer, 400, contains=f"{path} is a websocket")
 
 
 async def test_a_header_with_a_nul_byte_is_a_400_logged_in_one_info_line(server, caplog) -> None:

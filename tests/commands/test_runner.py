@@ -158,3 +158,26 @@ async def test_on_postgres_a_killed_leader_process_is_replaced(pg_url) -> None:
         if leader.returncode is None:
             leader.kill()
             await leader.wait()
+
+
+async def test_a_wake_up_starts_the_next_round_before_the_interval_and_a_stop_ends_the_wait(sqlite_url) -> None:
+    rounds = 0
+    bell = asyncio.Event()
+
+    async def step(_now: datetime) -> None:
+        nonlocal rounds
+        rounds += 1
+
+    async def wake() -> None:
+        await bell.wait()
+        bell.clear()
+
+    async with open_store(sqlite_url) as store:
+        # An hour's interval: only the wake-up can bring the second round.
+        runner = ServiceRunner(store, [Service("follower", step, interval=3600, wake=wake)])
+        async with runner:
+            await until(lambda: rounds == 1)
+            bell.set()
+            await until(lambda: rounds == 2)
+        # The runner stopped while waiting on wake() and its hour: the stop ended both.
+        assert not runner.running and rounds == 2

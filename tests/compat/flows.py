@@ -42,6 +42,16 @@ def failing() -> None:
     raise RuntimeError("this flow always fails")
 
 
+@flow(name="compat-etl")
+def tagged_failing() -> None:
+    raise ValueError("boom")
+
+
+def tagged_failing_run() -> object:
+    with tags("daily-etl"):
+        return tagged_failing(return_state=True)
+
+
 @flow(name="compat-child")
 def child(v: int) -> int:
     return v * 10
@@ -64,12 +74,15 @@ def limited_flow() -> list[int]:
     return [f.result() for f in futures]
 
 
-SCENARIOS = {"two_tasks": two_tasks, "failing": failing, "parent": parent, "limited": limited_flow}
+SCENARIOS = {
+    "two_tasks": two_tasks, "failing": failing, "parent": parent, "limited": limited_flow,
+    "tagged_failing": tagged_failing_run,
+}
 
 
 def main(name: str) -> int:
     scenario = SCENARIOS[name]
-    state = scenario(return_state=True)
+    state = scenario() if name == "tagged_failing" else scenario(return_state=True)
     run_id = state.state_details.flow_run_id
     result = None
     if state.is_completed():

@@ -1,0 +1,49 @@
+"""Asynchronous projections as background services: each follows the log from its checkpoint.
+
+A round folds everything appended since the checkpoint (projections/checkpoints.catch_up);
+between rounds the service waits on the store's subscription, so it runs again as soon as
+the log grows (``interval`` is only the longest wait). Singleton: with several server
+processes on one PostgreSQL, one of them (the leader) writes the read model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from runlog.eventstore import EventStore
+from runlog.projections.checkpoints import AsyncProjection, catch_up
+from runlog.projections.event_feed import EventFeedProjection
+
+from .runner import Service
+
+INTERVAL_SECONDS = 5.0
+GATHER_SECONDS = 0.1
+"""After a wake-up, how long the events that follow are let in before the round: under load a
+round then folds many events in one transaction (one commit) instead of a few in each of many."""
+
+
+def projection_service(
+    store: EventStore, projection: AsyncProjection, *, interval: float = INTERVAL_SECONDS, gather: float = GATHER_SECONDS,
+) -> Service:
+    reached = 0
+
+    async def step(_now: datetime) -> None:
+        nonlocal reached
+        reached = await catch_up(store, projection)
+
+    async def wake() -> None:
+        # Returns a moment after the first event past what the last round folded.
+        if await store.head() <= reached:
+            async for _record in store.subscribe(after=reached):
+                break
+        await asyncio.sleep(gather)
+
+    return Service(f"projection-{projection.name}", step, interval, wake=wake)
+
+
+def event_feed_service(store: EventStore) -> Service:
+    return projection_service(store, EventFeedProjection(store))
+
+
+__all__ = ["event_feed_service", "projection_service"]

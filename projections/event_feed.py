@@ -1,0 +1,83 @@
+"""The event feed: Prefect's events (client events and derived flow-run events) as a read table.
+
+An asynchronous projection (projections/checkpoints.py): it follows the log from its own
+checkpoint, so the set_state hot path neither waits for it nor reads anything more. Each event
+is one ``event_feed`` row holding its JSON as served, with the columns the filters use, and
+one ``event_feed_resources`` row per resource (the primary one with role '', then each related
+one) for the related, any_resource and label filters. Rows are keyed by the Prefect event id,
+so a client re-sending an event, or the projection re-folding a page after a failed write,
+never shows it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import structlog
+
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
+
+from .prefect_events import Derivation, PrefectEvent
+from .tables import us
+
+log = structlog.get_logger("runlog.projections.event_feed")
+
+NAME = "event_feed"
+FEED = Table("event_feed", ("id", "occurred", "event", "resource_id", "position", "body"), key=("id",))
+RESOURCES = Table(
+    "event_feed_resources", ("event_id", "ordinal", "occurred", "resource_id", "role", "labels"),
+    key=("event_id", "ordinal"),
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(PrefectEvent)
+
+
+def decode_event(body: str | bytes) -> PrefectEvent:
+    return _decoder.decode(body)
+
+
+def encode_event(event: PrefectEvent) -> str:
+    return _encoder.encode(event).decode()
+
+
+def feed_rows(changes: RowChanges, event: PrefectEvent, position: int) -> None:
+    """Add one feed event's rows to ``changes``."""
+    key = str(event.id)
+    occurred = us(event.occurred)
+    changes.upsert(FEED, (
+        key, occurred, event.event, event.resource.get("prefect.resource.id", ""), position, encode_event(event),
+    ))
+    resources = [event.resource, *event.related]
+    for ordinal, resource in enumerate(resources):
+        role = "" if ordinal == 0 else resource.get("prefect.resource.role", "")
+        changes.upsert(RESOURCES, (
+            key, ordinal, occurred, resource.get("prefect.resource.id", ""), role, _encoder.encode(resource).decode(),
+        ))
+
+
+class EventFeedProjection:
+    """Folds the log into the feed tables; give it to ``checkpoints.catch_up``."""
+
+    name = NAME
+    tables = (FEED, RESOURCES)
+
+    def __init__(self, store: EventStore) -> None:
+        self.derivation = Derivation(store)
+
+    async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
+        changes = RowChanges()
+        for record in events:
+            try:
+                derived = await self.derivation.events_of(record)
+            except msgspec.DecodeError as exc:
+                # A payload this runlog cannot read (written by a newer one): it shows nothing.
+                log.warning("event_feed_skipped", position=record.position, type=record.type, error=str(exc))
+                continue
+            for event in derived:
+                feed_rows(changes, event, record.position)
+        return changes
+
+
+__all__ = ["FEED", "NAME", "RESOURCES", "EventFeedProjection", "decode_event", "encode_event", "feed_rows"]

@@ -1,0 +1,228 @@
+"""Prefect's events as the log shows them: one derivation from a recorded event to its feed events.
+
+A client event (``PrefectEventReceived``) shows as it was sent. An accepted flow-run state change
+(``FlowRunStateChanged``) shows as Prefect's ``prefect.flow-run.<StateName>`` event, built as
+Prefect 3.8.8's InstrumentFlowRunStateTransitions builds it, from the run *as it was at that
+event*: the run's stream folded up to the change's version, and its flow as the log had it
+then. Nothing derived here is stored in the log; the event feed (projections/event_feed.py),
+the ``/events/out`` websocket and the notifier all call ``Derivation.events_of`` on the records
+they read, so they agree on what each record shows.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from runlog.eventstore import EventStore, RecordedEvent
+from runlog.schema import events as catalogue
+from runlog.schema import streams
+
+from .flows import FlowView, evolve_flow
+from .runs import FlowRunView, evolve_flow_run
+
+TRUNCATE_STATE_MESSAGES_AT = 100_000
+"""Prefect cuts state messages in its events to this many characters (middle elided)."""
+TIGHT_TIMING = timedelta(minutes=5)
+"""Prefect links an event to the previous state's (``follows``) only when they are this close."""
+CACHE_SIZE = 10_000
+"""Runs and flows whose folded views are kept between calls (least recently used go first)."""
+
+_TYPES = frozenset({"prefect.event", "flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted"})
+
+
+class PrefectEvent(msgspec.Struct, kw_only=True, gc=False):
+    """A Prefect ReceivedEvent, with its fields in Prefect's order (the wire form of the feed)."""
+
+    occurred: datetime
+    event: str
+    resource: dict[str, str]
+    related: list[dict[str, str]] = msgspec.field(default_factory=list)
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: UUID
+    follows: UUID | None = None
+    received: datetime
+
+
+def truncated_to(length: int, value: str | None) -> str:
+    """Prefect's truncation: empty for no value; the start and end halves around '...'."""
+    if not value:
+        return ""
+    if len(value) <= length:
+        return value
+    half = length // 2
+    return f"{value[:half]}...{value[-half:]}"
+
+
+def client_event(record: RecordedEvent, received: catalogue.PrefectEventReceived) -> PrefectEvent:
+    """A client's event as it sent it; its id is the client's (see PrefectEventReceived)."""
+    return PrefectEvent(
+        occurred=received.occurred, event=received.event, resource=received.resource, related=received.related,
+        payload=received.payload, id=received.event_id or record.id, follows=received.follows,
+        received=record.recorded_at,
+    )
+
+
+def state_payload(state: catalogue.State | None) -> dict[str, str] | None:
+    """The essential string parts of a state, as Prefect puts them in an event payload."""
+    if state is None:
+        return None
+    payload = {"type": state.type.value}
+    if state.name:
+        payload["name"] = state.name
+    if state.message:
+        payload["message"] = truncated_to(TRUNCATE_STATE_MESSAGES_AT, state.message)
+    if state.type is catalogue.StateType.PAUSED:
+        payload["pause_reschedule"] = str(state.state_details.pause_reschedule).lower()
+    return payload
+
+
+def flow_run_related(run: FlowRunView, flow: FlowView | None) -> list[dict[str, str]]:
+    """The run's related resources in Prefect's order: flow, deployment, then one per tag.
+
+    Tags are the sorted union of the run's and the flow's (a deployment's tags join them when
+    runlog keeps deployments). runlog knows a run's deployment by id only, so the deployment
+    resource has no name, and a run's work pool and queue by name only, which Prefect's
+    resource ids (``prefect.work-pool.<id>``) cannot be made from: those two are left out.
+    """
+    related: list[dict[str, str]] = []
+    tags = set(run.tags)
+    if flow is not None:
+        tags.update(flow.tags)
+        related.append({
+            "prefect.resource.id": f"prefect.flow.{flow.id}", "prefect.resource.role": "flow",
+            "prefect.resource.name": flow.name,
+        })
+    if run.deployment_id is not None:
+        related.append({"prefect.resource.id": f"prefect.deployment.{run.deployment_id}", "prefect.resource.role": "deployment"})
+    related.extend({"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"} for tag in sorted(tags))
+    return related
+
+
+def flow_run_state_event(
+    run: FlowRunView, flow: FlowView | None, initial: catalogue.State | None, validated: catalogue.State,
+    received: datetime,
+) -> PrefectEvent:
+    """Prefect's ``prefect.flow-run.<StateName>`` for a run that moved from ``initial`` to ``validated``.
+
+    ``run`` is the run after the transition (its run count includes it). Pure.
+    """
+    occurred = validated.timestamp
+    tight = initial is not None and -TIGHT_TIMING < occurred - initial.timestamp < TIGHT_TIMING
+    return PrefectEvent(
+        occurred=occurred,
+        event=f"prefect.flow-run.{validated.name}",
+        resource={
+            "prefect.resource.id": f"prefect.flow-run.{run.id}",
+            "prefect.resource.name": run.name,
+            "prefect.run-count": str(run.run_count),
+            "prefect.state-message": truncated_to(TRUNCATE_STATE_MESSAGES_AT, validated.message),
+            "prefect.state-name": validated.name or "",
+            "prefect.state-timestamp": occurred.isoformat(),
+            "prefect.state-type": validated.type.value,
+        },
+        related=flow_run_related(run, flow),
+        payload={
+            "intended": {"from": initial.type.value if initial else None, "to": validated.type.value},
+            "initial_state": state_payload(initial),
+            "validated_state": state_payload(validated),
+        },
+        id=validated.id,
+        follows=initial.id if tight and initial is not None else None,
+        received=received,
+    )
+
+
+class _Lru(OrderedDict[Any, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+class Derivation:
+    """``events_of(record)``: the Prefect events a recorded log event shows as (often none).
+
+    Keeps the folded views of recent runs and flows, so a caller that hands it the log in
+    position order (the feed, the notifier) folds each run once, with no read; a record whose
+    run is not cached, or cached at an older version, reads the run's stream up to it. Flows
+    are folded from their own records as they pass, or read up to the record's position on a
+    miss. One instance per consumer; not shared between tasks that read different positions.
+    """
+
+    def __init__(self, store: EventStore, *, cache_size: int = CACHE_SIZE) -> None:
+        self._store = store
+        self._runs: _Lru = _Lru(cache_size)  # run id -> FlowRunView | None, at its version
+        self._flows: _Lru = _Lru(cache_size)  # flow id -> FlowView | None
+
+    async def events_of(self, record: RecordedEvent) -> list[PrefectEvent]:
+        """The feed events of one record. Raises msgspec.DecodeError for a payload that is no event."""
+        if record.type.startswith("flow.") and record.stream_id.startswith(streams.FLOW):
+            self._fold_flow(record)
+            return []
+        if record.type not in _TYPES:
+            return []
+        event = catalogue.decode(record.data)
+        if isinstance(event, catalogue.PrefectEventReceived):
+            return [client_event(record, event)]
+        if not record.stream_id.startswith(streams.FLOW_RUN):
+            return []
+        run_id = event.flow_run_id  # type: ignore[union-attr]
+        before = await self._run_before(run_id, record)
+        after = evolve_flow_run(before, event, record.version)
+        self._runs.put(run_id, (record.version, after))
+        if not isinstance(event, catalogue.FlowRunStateChanged) or after is None:
+            return []
+        flow = await self._flow_at(after.flow_id, record.position)
+        initial = before.state if before is not None else None
+        return [flow_run_state_event(after, flow, initial, event.state, record.recorded_at)]
+
+    async def _run_before(self, run_id: UUID, record: RecordedEvent) -> FlowRunView | None:
+        """The run as its stream had it just before ``record``."""
+        cached = self._runs.get(run_id)
+        version, view = cached if cached is not None else (0, None)
+        if version >= record.version:  # a record seen again, or from an older read: fold afresh
+            version, view = 0, None
+        if version < record.version - 1:
+            async for earlier in self._store.read_stream(record.stream_id, after_version=version):
+                if earlier.version >= record.version:
+                    break
+                view = evolve_flow_run(view, catalogue.decode(earlier.data), earlier.version)
+        return view
+
+    def _fold_flow(self, record: RecordedEvent) -> None:
+        event = catalogue.decode(record.data)
+        flow_id = getattr(event, "flow_id", None)
+        if flow_id is None:
+            return
+        cached = self._flows.get(flow_id)
+        if cached is None and not isinstance(event, catalogue.FlowCreated):
+            return  # not cached: read on demand, up to the position that needs it
+        self._flows.put(flow_id, (record.position, evolve_flow(cached[1] if cached else None, event)))
+
+    async def _flow_at(self, flow_id: UUID, position: int) -> FlowView | None:
+        cached = self._flows.get(flow_id)
+        if cached is not None and cached[0] <= position:
+            self._flows.move_to_end(flow_id)
+            return cached[1]
+        view: FlowView | None = None
+        last = 0
+        async for record in self._store.read_stream(streams.flow(flow_id)):
+            if record.position > position:
+                break
+            view, last = evolve_flow(view, catalogue.decode(record.data)), record.position
+        if cached is None:
+            self._flows.put(flow_id, (last, view))
+        return view
+
+
+__all__ = ["Derivation", "PrefectEvent", "client_event", "flow_run_related", "flow_run_state_event", "state_payload"]

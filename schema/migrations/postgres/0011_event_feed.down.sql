@@ -1,0 +1,3 @@
+DROP TABLE event_feed_resources;
+DROP TABLE event_feed;
+DROP TABLE projection_checkpoints;

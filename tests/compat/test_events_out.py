@@ -1,0 +1,94 @@
+"""Prefect's event feed with the stock client: a failed run's event, and `prefect event stream` live."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from ..servers import ROOT
+from .test_prefect_client import PREFECT_PYTHON, Runlog, runlog  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.slow
+
+WAIT_SECONDS = 60
+
+
+def failed_event(runlog: Runlog, run_id: str) -> dict | None:
+    flt = {"event": {"name": ["prefect.flow-run.Failed"]}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}}
+    events = runlog.post("/events/filter", {"filter": flt})["events"]
+    return events[0] if events else None
+
+
+def test_a_failed_tagged_run_shows_as_prefects_event_and_streams_live(runlog):
+    stream = subprocess.Popen(
+        [PREFECT_PYTHON, "-m", "prefect", "event", "stream", "--format", "text"], cwd=ROOT, env=runlog.env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in stream.stdout], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    seen: list[str] = []
+
+    def wait_for(text: str) -> str:
+        while True:
+            try:
+                line = lines.get(timeout=WAIT_SECONDS)
+            except queue.Empty:
+                raise AssertionError(f"{text!r} not printed by prefect event stream:\n{''.join(seen)}") from None
+            seen.append(line)
+            if text in line:
+                return line
+
+    try:
+        # A marker event proves the subscription is open; what follows it arrives live.
+        marker = f"runlog.test.marker-{uuid.uuid4()}"
+        occurred = datetime.now(UTC).isoformat()
+        wait_for("Subscribing to event stream")
+        runlog.http.post("/events", json=[{
+            "occurred": occurred, "event": marker, "id": str(uuid.uuid4()),
+            "resource": {"prefect.resource.id": "runlog.test"},
+        }]).raise_for_status()
+        wait_for(marker)
+        outcome = runlog.run_flow("tagged_failing")
+        assert outcome["state"] == "FAILED", outcome
+        run_id = outcome["flow_run_id"]
+        line = wait_for(f"prefect.flow-run.Failed prefect.flow-run.{run_id}")
+    finally:
+        stream.terminate()
+        stream.wait(timeout=30)
+        reader.join(timeout=30)  # it ends at the pipe's end of file
+        stream.stdout.close()  # type: ignore[union-attr]
+    assert line.split()[1:] == ["prefect.flow-run.Failed", f"prefect.flow-run.{run_id}"]
+
+    event = failed_event(runlog, run_id)
+    assert event is not None
+    run = runlog.get(f"/flow_runs/{run_id}")
+    flow = runlog.get(f"/flows/{run['flow_id']}")
+    assert event["resource"] == {
+        "prefect.resource.id": f"prefect.flow-run.{run_id}",
+        "prefect.resource.name": run["name"],
+        "prefect.run-count": "1",
+        "prefect.state-message": run["state"]["message"],
+        "prefect.state-name": "Failed",
+        "prefect.state-timestamp": event["resource"]["prefect.state-timestamp"],
+        "prefect.state-type": "FAILED",
+    }
+    assert "ValueError: boom" in run["state"]["message"]
+    assert event["id"] == run["state"]["id"]
+    assert event["related"] == [
+        {"prefect.resource.id": f"prefect.flow.{flow['id']}", "prefect.resource.role": "flow", "prefect.resource.name": "compat-etl"},
+        {"prefect.resource.id": "prefect.tag.daily-etl", "prefect.resource.role": "tag"},
+    ]
+    assert event["payload"] == {
+        "intended": {"from": "RUNNING", "to": "FAILED"},
+        "initial_state": {"type": "RUNNING", "name": "Running"},
+        "validated_state": {"type": "FAILED", "name": "Failed", "message": run["state"]["message"]},
+    }
+    running = runlog.post("/events/filter", {"filter": {"event": {"name": ["prefect.flow-run.Running"]},
+                                                         "resource": {"id": [f"prefect.flow-run.{run_id}"]}}})
+    assert event["follows"] == running["events"][0]["id"]
