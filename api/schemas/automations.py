@@ -132,6 +132,8 @@ def _convert(value: Any, kind: type, where: str) -> Any:
 
 def _trigger(data: dict[str, Any]) -> definition.EventTrigger:
     kind = data.get("type", "event")
+    if not isinstance(kind, str):
+        raise InvalidAutomation("invalid trigger: `type` must be a string such as 'event'")
     if kind in ("compound", "sequence"):
         raise InvalidAutomation(
             f"{kind} triggers are not supported by runlog yet; use an event trigger (type 'event')"
@@ -157,6 +159,8 @@ def _trigger(data: dict[str, Any]) -> definition.EventTrigger:
 
 def _action(data: dict[str, Any], where: str) -> definition.Action:
     kind = data.get("type")
+    if not isinstance(kind, str):
+        raise InvalidAutomation(f"{where}: `type` must be a string such as 'send-notification'")
     if kind in DEPLOYMENT_ACTIONS:
         raise InvalidAutomation(
             f"{where}: the {kind!r} action comes with deployments, work pools and work queues, "
