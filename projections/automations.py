@@ -20,7 +20,7 @@ from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
-from .tables import us
+from .tables import changes_needed, sync_tags, us
 
 _TYPES = frozenset({
     "automation.created", "automation.updated", "automation.enabled_changed", "automation.muted",
@@ -104,8 +104,7 @@ class AutomationsProjection:
     per_event = True  # an update reads the view the batch's previous event may have written
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
-        """Nothing to write for a batch without automation events; with them, ``changes`` reads."""
-        return None if any(r.event.type in _TYPES for r in rows) else RowChanges()
+        return changes_needed(_TYPES, rows)
 
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
@@ -117,12 +116,8 @@ class AutomationsProjection:
             current = None if isinstance(event, catalogue.AutomationCreated) else await by_id(tx, automation_id)
             view = evolve_automation(current, event)
             key = str(automation_id)
-            old_tags = set(current.tags) if current is not None else set()
-            new_tags = set(view.tags) if view is not None else set()
-            for tag in old_tags - new_tags:
-                changes.delete(AUTOMATION_TAGS, (key, tag))
-            for tag in new_tags - old_tags:
-                changes.upsert(AUTOMATION_TAGS, (key, tag))
+            sync_tags(changes, AUTOMATION_TAGS, key, set(current.tags) if current is not None else set(),
+                      set(view.tags) if view is not None else set())
             if view is None:
                 changes.delete(AUTOMATIONS, key)
                 if current is not None and current.owner_resource is not None:

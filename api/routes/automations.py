@@ -4,6 +4,8 @@ and status codes, plus runlog's mute (``/runlog/automations/{id}/mute``) and cha
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from uuid import UUID
 
 import msgspec
@@ -23,6 +25,7 @@ from ..schemas.automations import (
 )
 
 routes = web.RouteTableDef()
+B = TypeVar("B")
 
 NOT_FOUND = "Automation not found"
 _INVALID = "A malformed body, a compound or sequence trigger, a deployment action, or a template that does not parse"
@@ -99,26 +102,28 @@ def _found(found: bool) -> web.Response:
     return empty_response()
 
 
+async def _change(request: web.Request, kind: type[B], command: Callable[..., Awaitable[bool]],
+                  argument: Callable[[B], object]) -> web.Response:
+    """Decode the body, run ``command(store, id, argument(body), clock=...)``: 204, or 404 for no automation."""
+    automation_id = path_uuid(request)
+    body = await decode_body(request, kind)
+    return _found(await command(
+        request.config_dict[keys.STORE], automation_id, argument(body), clock=request.config_dict[keys.CLOCK],
+    ))
+
+
 @routes.put("/automations/{id}")
 @documented(summary="Replace an automation's definition", request=AutomationUpdate, status=204,
             errors={404: NOT_FOUND, 422: _INVALID})
 async def update_automation(request: web.Request) -> web.Response:
-    automation_id = path_uuid(request)
-    body = await decode_body(request, AutomationUpdate)
-    return _found(await commands.replace(
-        request.config_dict[keys.STORE], automation_id, definition_of(body), clock=request.config_dict[keys.CLOCK],
-    ))
+    return await _change(request, AutomationUpdate, commands.replace, definition_of)
 
 
 @routes.patch("/automations/{id}")
 @documented(summary="Enable or disable an automation", request=AutomationPartialUpdate, status=204,
             errors={404: NOT_FOUND})
 async def patch_automation(request: web.Request) -> web.Response:
-    automation_id = path_uuid(request)
-    body = await decode_body(request, AutomationPartialUpdate)
-    return _found(await commands.set_enabled(
-        request.config_dict[keys.STORE], automation_id, body.enabled, clock=request.config_dict[keys.CLOCK],
-    ))
+    return await _change(request, AutomationPartialUpdate, commands.set_enabled, lambda body: body.enabled)
 
 
 @routes.delete("/automations/{id}")
@@ -134,11 +139,7 @@ async def delete_automation(request: web.Request) -> web.Response:
             description="No action of the automation fires before `until`; `null` lifts the mute.",
             errors={404: NOT_FOUND})
 async def mute_automation(request: web.Request) -> web.Response:
-    automation_id = path_uuid(request)
-    body = await decode_body(request, AutomationMute)
-    return _found(await commands.mute(
-        request.config_dict[keys.STORE], automation_id, body.until, clock=request.config_dict[keys.CLOCK],
-    ))
+    return await _change(request, AutomationMute, commands.mute, lambda body: body.until)
 
 
 class Channel(msgspec.Struct):
