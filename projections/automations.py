@@ -30,9 +30,10 @@ _TYPES = frozenset({
 AUTOMATIONS = Table("automations", ("id", "name", "created", "updated", "view"), key=("id",))
 AUTOMATION_TAGS = Table("automation_tags", ("automation_id", "tag"), key=("automation_id", "tag"))
 AUTOMATION_RELATED = Table(
-    "automation_related_resources", ("automation_id", "resource_id", "owned"), key=("automation_id", "resource_id")
+    "automation_resources", ("automation_id", "resource_id", "owned"), key=("automation_id", "resource_id")
 )
 SQL_GET = "SELECT view FROM automations WHERE id = ?"
+SQL_ALL = "SELECT view FROM automations ORDER BY created, id"
 
 
 class AutomationView(msgspec.Struct, kw_only=True):
@@ -98,6 +99,11 @@ async def by_id(tx: Tx, automation_id: UUID) -> AutomationView | None:
     return decode_automation(bytes(rows[0][0])) if rows else None
 
 
+async def every_automation(tx: Tx) -> list[AutomationView]:
+    """Every automation, oldest first: what the notifier evaluates (it skips disabled and muted ones)."""
+    return [decode_automation(bytes(row[0])) for row in await tx.fetch(SQL_ALL)]
+
+
 class AutomationsProjection:
     name = "automations"
     tables = (AUTOMATIONS, AUTOMATION_TAGS, AUTOMATION_RELATED)
@@ -131,6 +137,7 @@ class AutomationsProjection:
 
 
 __all__ = [
-    "AUTOMATIONS", "AutomationView", "AutomationsProjection", "by_id", "decode_automation", "evolve_automation",
+    "AUTOMATIONS", "AutomationView", "AutomationsProjection", "by_id", "decode_automation", "every_automation",
+    "evolve_automation",
     "stream_of",
 ]

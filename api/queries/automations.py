@@ -34,11 +34,11 @@ AUTOMATION = Resource({
 })
 
 SQL_RELATED = (
-    "SELECT a.view FROM automations a JOIN automation_related_resources r ON r.automation_id = a.id "
+    "SELECT a.view FROM automations a JOIN automation_resources r ON r.automation_id = a.id "
     "WHERE r.resource_id = ? ORDER BY a.created, a.id"
 )
 SQL_OWNED = (
-    "SELECT a.id FROM automations a JOIN automation_related_resources r ON r.automation_id = a.id "
+    "SELECT a.id FROM automations a JOIN automation_resources r ON r.automation_id = a.id "
     "WHERE r.resource_id = ? AND r.owned = 1"
 )
 

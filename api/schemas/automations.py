@@ -9,7 +9,7 @@ support is refused by name (422) rather than as a shape that did not fit.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -140,8 +140,12 @@ def _trigger(data: dict[str, Any]) -> definition.EventTrigger:
         )
     if kind != "event":
         raise InvalidAutomation(f"trigger type {kind!r} is not supported; use an event trigger (type 'event')")
-    if data.get("within", 0) is None:
+    within = data.get("within", 0)
+    if within is None:
         raise InvalidAutomation("invalid trigger: `within` should be a valid timedelta")
+    if isinstance(within, str) and within.startswith(("P", "-P")):
+        # Prefect reads an ISO 8601 duration as well as seconds.
+        data = {**data, "within": _convert(within, timedelta, "trigger.within").total_seconds()}
     trigger = _convert({**data, "type": "event", "id": data.get("id") or str(UUID(int=0))}, definition.EventTrigger,
                        "trigger")
     if trigger.within < 0:

@@ -213,3 +213,14 @@ async def test_mute_until_is_kept_and_lifted(server) -> None:
 async def test_an_unknown_channel_name_is_404(server) -> None:
     status, answer = await server.request("GET", "/runlog/channels/ops")
     assert status == 404 and "ops" in answer["detail"]
+
+
+async def test_within_may_be_an_iso_duration_and_every_automation_reads_them_all(server, clock) -> None:
+    from runlog.projections.automations import every_automation
+
+    first = await create(server, trigger=trigger(within="PT5M"))
+    assert first["trigger"]["within"] == 300.0
+    clock.advance(1)
+    second = await create(server, name="second", enabled=False)
+    async with server.app[keys.STORE].reading() as tx:
+        assert [a.id for a in await every_automation(tx)] == [uuid.UUID(first["id"]), uuid.UUID(second["id"])]

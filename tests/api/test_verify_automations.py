@@ -43,5 +43,5 @@ def test_verify_finds_automations_equal_to_their_rebuild(database, tmp_path):
     result = run_cli("projections", "verify")
     assert result.exit_code == 0, result.output
     assert "Every projection table equals its rebuild from the log." in result.output
-    for table, rows in (("automations", 2), ("automation_tags", 3), ("automation_related_resources", 1)):
+    for table, rows in (("automations", 2), ("automation_tags", 3), ("automation_resources", 1)):
         assert re.search(rf"{table} +│ \w+ +│ +{rows} │ +{rows} │ equal", result.output), (table, result.output)

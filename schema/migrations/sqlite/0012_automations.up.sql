@@ -20,10 +20,10 @@ CREATE TABLE automation_tags (
 
 -- Prefect's automation_related_resource: the resources an automation is related to
 -- (GET /automations/related-to/{resource_id}); `owned` is 1 when the resource owns it.
-CREATE TABLE automation_related_resources (
+CREATE TABLE automation_resources (
     automation_id TEXT NOT NULL,
     resource_id   TEXT NOT NULL,
     owned         INTEGER NOT NULL,
     PRIMARY KEY (automation_id, resource_id)
 );
-CREATE INDEX automation_related_resources_resource ON automation_related_resources (resource_id);
+CREATE INDEX automation_resources_resource ON automation_resources (resource_id);
