@@ -27,14 +27,14 @@ from .routing import fixed_paths_win
 from .services.integrity import KnownIds
 from .services.lease_expiry import lease_expiry_service
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
-from .routes import artifacts, events_out, run_ids, variables
+from .routes import artifacts, automations, events_out, run_ids, variables
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
     admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
-    artifacts, events_out, docs,
+    artifacts, events_out, automations, docs,
 )
 
 

@@ -142,6 +142,8 @@ SETTINGS: tuple[Setting, ...] = (
             "upgrade the database schema when the server starts"),
     Setting("RUNLOG_LOGGING_LEVEL", "logging_level", "INFO", _parse_level,
             "lowest level that is logged"),
+    Setting("RUNLOG_UI_URL", "ui_url", None, _parse_api_url,
+            "base URL of the UI that notification links (the ui_url filter) point at; default: the server's own"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -201,6 +203,7 @@ class Settings:
     server_max_body_size: int
     migrate_on_start: bool
     logging_level: str
+    ui_url: str | None = None
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 
@@ -212,6 +215,17 @@ class Settings:
     def value(self, name: str) -> object:
         """The typed value of setting NAME."""
         return getattr(self, get_setting(name).attr)
+
+    @property
+    def ui_base_url(self) -> str:
+        """Where notification links point: RUNLOG_UI_URL, else this server's own address (a
+        wildcard listening address becomes loopback, which at least names the port)."""
+        if self.ui_url:
+            return self.ui_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(self.server_host, self.server_host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.server_port}"
 
     def display(self, name: str) -> str | None:
         """The value as configured, with ${RUNLOG_HOME} expanded and any password masked."""

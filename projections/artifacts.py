@@ -23,7 +23,7 @@ from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
-from .tables import us
+from .tables import changes_needed, us
 
 COLLECTION_NAMESPACE = uuid.UUID("9a0f3c1e-5b2d-4e7a-8c61-72756e6c6f67")
 
@@ -105,8 +105,7 @@ class ArtifactsProjection:
     per_event = True  # a delete hands its key to the newest artifact left, which the batch may hold
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
-        """Nothing to write for a batch without artifact events; with them, ``changes`` reads."""
-        return None if any(r.event.type in _TYPES for r in rows) else RowChanges()
+        return changes_needed(_TYPES, rows)
 
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()

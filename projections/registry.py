@@ -6,6 +6,7 @@ from __future__ import annotations
 from runlog.eventstore import EventStore, InlineProjection
 
 from .artifacts import ArtifactsProjection
+from .automations import AutomationsProjection
 from .cache import ViewCache
 from .checkpoints import AsyncProjection
 from .event_feed import EventFeedProjection
@@ -20,7 +21,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
     """The read models commands depend on; ``cache`` holds committed run views (runs_writer)."""
     return [
         FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
-        VariablesProjection(), ArtifactsProjection(),
+        VariablesProjection(), ArtifactsProjection(), AutomationsProjection(),
     ]
 
 

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runlog.eventstore import Tx
+from runlog.eventstore import RowChanges, Table, Tx
+from runlog.eventstore.planning import Row
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -43,3 +44,17 @@ def in_list(tx: Tx, column: str) -> str:
 def list_param(tx: Tx, values: Sequence[str]) -> Any:
     """The parameter that goes with ``in_list``."""
     return list(values) if tx.dialect == "postgres" else json.dumps(list(values))
+
+
+def changes_needed(types: frozenset[str], rows: Sequence[Row]) -> RowChanges | None:
+    """A per-event projection's ``prepare``: nothing to write (empty changes) for a batch
+    without any of ``types``; with them, None, so that ``changes`` reads its tables."""
+    return None if any(r.event.type in types for r in rows) else RowChanges()
+
+
+def sync_tags(changes: RowChanges, table: Table, key: str, old: set[str], new: set[str]) -> None:
+    """The rows of a (key, tag) table that change when a record's tags go from ``old`` to ``new``."""
+    for tag in old - new:
+        changes.delete(table, (key, tag))
+    for tag in new - old:
+        changes.upsert(table, (key, tag))

@@ -17,7 +17,7 @@ from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
-from .tables import us
+from .tables import changes_needed, sync_tags, us
 
 
 _TYPES = frozenset({"variable.created", "variable.updated", "variable.deleted"})
@@ -82,8 +82,7 @@ class VariablesProjection:
     per_event = True  # an update reads the view the batch's previous event may have written
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
-        """Nothing to write for a batch without variable events; with them, ``changes`` reads."""
-        return None if any(r.event.type in _TYPES for r in rows) else RowChanges()
+        return changes_needed(_TYPES, rows)
 
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
@@ -99,12 +98,8 @@ class VariablesProjection:
                 rows = await tx.fetch(SQL_GET, str(variable_id))
                 current = decode_variable(bytes(rows[0][0])) if rows else None
             view = evolve_variable(current, event)
-            old_tags = set(current.tags) if current is not None else set()
-            new_tags = set(view.tags) if view is not None else set()
-            for tag in old_tags - new_tags:
-                changes.delete(VARIABLE_TAGS, (str(variable_id), tag))
-            for tag in new_tags - old_tags:
-                changes.upsert(VARIABLE_TAGS, (str(variable_id), tag))
+            sync_tags(changes, VARIABLE_TAGS, str(variable_id), set(current.tags) if current is not None else set(),
+                      set(view.tags) if view is not None else set())
             if view is None:
                 changes.delete(VARIABLES, str(variable_id))
             else:

@@ -36,6 +36,11 @@ __all__ = [
     "ArtifactCreated",
     "ArtifactDeleted",
     "ArtifactUpdated",
+    "AutomationCreated",
+    "AutomationDeleted",
+    "AutomationEnabledChanged",
+    "AutomationMuted",
+    "AutomationUpdated",
     "ConcurrencyLeaseHolder",
     "ConcurrencyLeaseRenewed",
     "ConcurrencyLimitCreated",
@@ -379,6 +384,49 @@ class ArtifactDeleted(Event, tag="artifact.deleted", kw_only=True):
     artifact_id: UUID
 
 
+class AutomationCreated(Event, tag="automation.created", kw_only=True):
+    """POST /automations/ (or ``runlog notification create``), on its own stream automation-<id>.
+
+    ``definition`` is Prefect's AutomationCore as JSON values (name, description, enabled, tags,
+    trigger, actions, actions_on_trigger, actions_on_resolve; schema/automations.py), checked
+    when it was accepted; plain values, so that a definition always decodes.
+    """
+
+    automation_id: UUID
+    definition: dict[str, Any]
+    owner_resource: str | None = None
+    created: datetime
+
+
+class AutomationUpdated(Event, tag="automation.updated", kw_only=True):
+    """PUT /automations/{id}: ``definition`` replaces the automation's whole definition."""
+
+    automation_id: UUID
+    definition: dict[str, Any]
+    updated: datetime
+
+
+class AutomationEnabledChanged(Event, tag="automation.enabled_changed", kw_only=True):
+    """PATCH /automations/{id} (``prefect automation pause/resume``, ``runlog notification pause/resume``)."""
+
+    automation_id: UUID
+    enabled: bool
+    updated: datetime
+
+
+class AutomationMuted(Event, tag="automation.muted", kw_only=True):
+    """``runlog notification mute --until``: no action fires before ``until`` (None: unmuted).
+    A runlog field: Prefect's automations have no mute."""
+
+    automation_id: UUID
+    until: datetime | None = None
+    updated: datetime
+
+
+class AutomationDeleted(Event, tag="automation.deleted", kw_only=True):
+    automation_id: UUID
+
+
 AnyEvent = Union[
     ConcurrencyLimitCreated,
     ConcurrencyLimitUpdated,
@@ -404,6 +452,11 @@ AnyEvent = Union[
     ArtifactCreated,
     ArtifactUpdated,
     ArtifactDeleted,
+    AutomationCreated,
+    AutomationUpdated,
+    AutomationEnabledChanged,
+    AutomationMuted,
+    AutomationDeleted,
 ]
 
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

@@ -14,6 +14,8 @@ FLOW_RUN = "flow-run-"
 TASK_RUN = "task-run-"
 CONCURRENCY_LIMIT = "concurrency-limit-"
 ARTIFACT = "artifact-"
+AUTOMATION = "automation-"
+"""One stream per automation: names need not be unique (as in Prefect), so nothing spans them."""
 VARIABLES = "variables"
 """The one stream of every variable: names are unique, so creations meet there."""
 RESOURCE = "resource-"
@@ -37,11 +39,15 @@ def concurrency_limit(limit_id: UUID | str) -> str:
     return f"{CONCURRENCY_LIMIT}{limit_id}"
 
 
+def automation(automation_id: UUID | str) -> str:
+    return f"{AUTOMATION}{automation_id}"
+
+
 def artifact(artifact_id: UUID | str) -> str:
     return f"{ARTIFACT}{artifact_id}"
 
 
 __all__ = [
-    "ARTIFACT", "CONCURRENCY_LIMIT", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
-    "artifact", "concurrency_limit", "flow", "flow_run", "task_run",
+    "ARTIFACT", "AUTOMATION", "CONCURRENCY_LIMIT", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
+    "artifact", "automation", "concurrency_limit", "flow", "flow_run", "task_run",
 ]

@@ -60,6 +60,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_SERVER_MAX_BODY_SIZE",
         "RUNLOG_DATABASE_MIGRATE_ON_START",
         "RUNLOG_LOGGING_LEVEL",
+        "RUNLOG_UI_URL",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
@@ -270,3 +271,14 @@ def test_write_profiles_is_atomic_private_and_in_prefects_format(home: Path) -> 
     assert os.listdir(home) == ["profiles.toml"], "no temporary file is left behind"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert read_profiles(home) == Profiles(active="dev", profiles={"default": {}, "dev": {"RUNLOG_SERVER_PORT": "4201"}})
+
+
+def test_the_ui_url_defaults_to_the_servers_own_address(tmp_path):
+    from runlog.api.settings import load_settings
+
+    base = {"RUNLOG_HOME": str(tmp_path)}
+    assert load_settings(env=base).ui_base_url == "http://127.0.0.1:4200"
+    assert load_settings(env=base | {"RUNLOG_SERVER_HOST": "0.0.0.0", "RUNLOG_SERVER_PORT": "8080"}).ui_base_url == (
+        "http://127.0.0.1:8080"
+    )
+    assert load_settings(env=base | {"RUNLOG_UI_URL": "https://runlog.example/"}).ui_base_url == "https://runlog.example"

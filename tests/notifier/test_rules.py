@@ -1,0 +1,90 @@
+"""Rules as automations: the trigger each option maps to, the way back, and what a rule
+cannot take. The mapped triggers are then evaluated as Prefect would."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+import msgspec
+
+from runlog.api.schemas.automations import AutomationUpdate
+from runlog.api.schemas.automations import definition_of as checked
+from runlog.notifier import rules, triggers
+
+from .test_triggers import T0, event
+
+CHANNEL = uuid.uuid4()
+
+
+def definition_of(automation: dict):
+    """The definition the server would store for this body (checked as a PUT body is)."""
+    return checked(msgspec.convert(automation, AutomationUpdate))
+
+
+def rule(**fields) -> rules.Rule:
+    return rules.Rule(**({"name": "r", "channel_id": CHANNEL} | fields))
+
+
+@pytest.mark.parametrize("made", [
+    rule(),
+    rule(states=["Failed", "Crashed"], tags=["daily-etl", "etl"], flows=["etl"], deployments=["nightly"]),
+    rule(states=["Failed"], hold_for=60.0),
+    rule(states=["Failed"], repeat_suppress=600.0, message="{{ flow_run.name }}", enabled=False),
+])
+def test_a_rule_reads_back_from_its_automation(made: rules.Rule) -> None:
+    automation = rules.definition_of(made)
+    definition_of(automation)  # a definition the server accepts
+    assert rules.rule_of(automation) == made
+
+
+def test_automations_that_are_not_rules_are_left_out() -> None:
+    automation = rules.definition_of(rule())
+    assert rules.rule_of(automation | {"actions": [{"type": "do-nothing"}]}) is None
+    assert rules.rule_of(automation | {"actions": automation["actions"] * 2}) is None
+    assert rules.rule_of(automation | {"trigger": {"type": "compound"}}) is None
+
+
+@pytest.mark.parametrize(("text", "name"), [("failed", "Failed"), ("CRASHED", "Crashed"), (" TimedOut ", "TimedOut")])
+def test_state_names_are_prefects_whatever_their_case(text: str, name: str) -> None:
+    assert rules.state_name(text) == name
+
+
+@pytest.mark.parametrize(("made", "words"), [
+    (rule(hold_for=5.0), "at least 10s"),
+    (rule(hold_for=60.0, repeat_suppress=60.0), "cannot be combined"),
+])
+def test_what_a_rule_cannot_take(made: rules.Rule, words: str) -> None:
+    with pytest.raises(rules.RuleError, match=words):
+        rules.trigger_of(made)
+    with pytest.raises(rules.RuleError, match="unknown state 'Faild'"):
+        rules.state_name("Faild")
+
+
+def fired(made: rules.Rule, steps: list) -> int:
+    trigger = definition_of(rules.definition_of(made)).trigger
+    buckets: dict = {}
+    count = 0
+    for step in steps:
+        if isinstance(step, int):
+            buckets, firings = triggers.tick(trigger, buckets, T0 + timedelta(seconds=step))
+        else:
+            buckets, firings = triggers.observe(trigger, buckets, step)
+        count += len(firings)
+    return count
+
+
+@pytest.mark.parametrize(("made", "steps", "expected"), [
+    (rule(states=["Failed", "Crashed"], tags=["daily-etl"]), [event(), event("prefect.flow-run.Crashed")], 2),
+    (rule(states=["Failed"], tags=["daily-etl"]), [event(tags=("other",)), event("prefect.flow-run.Completed")], 0),
+    (rule(states=["Failed"], tags=["nope", "daily-etl"]), [event()], 1),  # OR within tags
+    (rule(states=["Failed"], tags=["daily-etl"], flows=["etl"]), [event()], 1),
+    (rule(states=["Failed"], tags=["daily-etl"], flows=["other-flow"]), [event()], 0),  # AND across
+    (rule(states=["Failed"], repeat_suppress=600), [event(at=0), event(at=60), event(at=700)], 2),
+    (rule(states=["Failed"], hold_for=60), [event(at=0), 61], 1),
+    (rule(states=["Failed"], hold_for=60), [event(at=0), event("prefect.flow-run.Running", at=30), 61], 0),
+])
+def test_rules_fire_as_their_options_say(made: rules.Rule, steps: list, expected: int) -> None:
+    assert fired(made, steps) == expected
