@@ -1,0 +1,58 @@
+"""The nine channel kinds, by Prefect block type slug: each module shapes requests from a
+block document's data and reads the answers; ``runlog.notifier.http`` sends them.
+
+``channel_kind`` also accepts the short names the runlog CLI uses (``slack``, ``teams``,
+``pagerduty``, ``webhook``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from . import discord, mattermost, opsgenie, pagerduty, sendgrid, slack, teams, twilio, webhook
+from .base import ChannelConfigError, ChannelKind, Context, Message, Outcome, Request, Response, Verdict
+
+KINDS: Mapping[str, ChannelKind] = MappingProxyType({
+    kind.slug: kind
+    for kind in (
+        webhook.KIND, slack.KIND, discord.KIND, teams.KIND, mattermost.KIND,
+        opsgenie.KIND, pagerduty.KIND, sendgrid.KIND, twilio.KIND,
+    )
+})
+_BY_NAME = {name: kind for kind in KINDS.values() for name in (kind.slug, *kind.aliases)}
+# Kinds that can close the alert they raised when the run later completes.
+RESOLVABLE: frozenset[str] = frozenset(slug for slug, kind in KINDS.items() if kind.resolvable)
+
+
+def channel_kind(name: str) -> ChannelKind:
+    """The kind called NAME (a block type slug or a short name); ValueError naming the known ones."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        known = ", ".join(sorted(k.aliases[0] for k in KINDS.values()))
+        raise ValueError(f"unknown channel kind {name!r}; known kinds: {known}") from None
+
+
+def secret_values(kind: ChannelKind, data: Mapping[str, Any]) -> Iterator[str]:
+    """The values of DATA's secret fields (``field.*`` meaning every value under ``field``)."""
+    for name in kind.secret_fields:
+        yield from _leaves(data.get(name.removesuffix(".*")))
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+__all__ = [
+    "KINDS", "RESOLVABLE", "ChannelConfigError", "ChannelKind", "Context", "Message", "Outcome",
+    "Request", "Response", "Verdict", "channel_kind", "secret_values",
+]

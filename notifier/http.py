@@ -1,0 +1,172 @@
+"""Outbound HTTP for every channel, in one place: the notifier's one client session, the
+timeout, no redirects, a cap on what is read, http(s) only, and redaction where errors and
+excerpts are made.
+
+The interface the dispatcher calls::
+
+    async with open_session() as session:               # one per process
+        attempt = await send(
+            session, kind, data, Message(body, subject),
+            delivery_id=delivery.id,    # webhook-id, the same on every retry
+            now=clock(),                 # signing timestamp, Retry-After dates
+            resolve=False,               # True: close the alert (RESOLVABLE kinds only)
+            alert_key=None,              # PagerDuty dedup_key / Opsgenie alias; delivery id if None
+            base_urls={},                # kind slug -> base URL override (settings)
+            start_part=0,                # resume a multi-request send after its sent parts
+            timeout=10.0,                # total seconds per request
+        )
+
+``kind`` is a block type slug or a short name; ``data`` the block document's data with its
+secrets decrypted. ``send`` never raises for anything the channel or the receiver does: it
+returns an ``Attempt`` whose ``outcome`` is sent, retry (``retry_after`` seconds when the
+receiver said), permanent or gone. It raises ValueError only when asked to resolve on a kind
+that cannot (a caller's mistake). Some kinds send one request per recipient (Twilio numbers,
+Mattermost channels): ``parts_sent`` counts those delivered, and a retry passes it back as
+``start_part`` so recipients already reached are not messaged again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import aiohttp
+
+from .channels import ChannelConfigError, Context, Message, Outcome, Request, Response, Verdict
+from .channels import channel_kind, secret_values
+from .redact import Redactor, display_url
+
+DEFAULT_TIMEOUT = 10.0
+MAX_READ = 64 * 1024  # bytes of an answer read at most; the rest is never downloaded
+EXCERPT_LIMIT = 1024  # characters of it kept with the attempt
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one send did. ``error`` and ``excerpt`` are redacted; ``target`` is the method and
+    the URL's scheme and host only."""
+
+    outcome: Outcome
+    status: int | None = None
+    retry_after: float | None = None
+    elapsed: float = 0.0  # seconds spent on the wire, over all parts sent this time
+    excerpt: str = ""
+    error: str | None = None
+    provider_ref: str | None = None
+    target: str = ""
+    parts_sent: int = 0
+    parts_total: int = 0
+
+
+def open_session(*, timeout: float = DEFAULT_TIMEOUT) -> aiohttp.ClientSession:
+    """The notifier's client session. No cookie jar: one receiver's cookies must never reach
+    another on the same host. No proxy or .netrc from the environment: a base-URL override is
+    the way to route a channel through a proxy, and it is visible in the settings."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        raise_for_status=False,
+    )
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    kind: str,
+    data: Mapping[str, Any],
+    message: Message,
+    *,
+    delivery_id: UUID,
+    now: datetime,
+    resolve: bool = False,
+    alert_key: str | None = None,
+    base_urls: Mapping[str, str] | None = None,
+    start_part: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Attempt:
+    try:
+        channel = channel_kind(kind)
+    except ValueError as exc:
+        return Attempt(Outcome.PERMANENT, error=str(exc))
+    if resolve and not channel.resolvable:
+        raise ValueError(f"{channel.slug} channels cannot resolve an alert")
+    redact = Redactor(secret_values(channel, data))
+    ctx = Context(delivery_id, now, resolve, alert_key, (base_urls or {}).get(channel.slug))
+    try:
+        requests = channel.build(data, message, ctx)
+    except ChannelConfigError as exc:
+        return Attempt(Outcome.PERMANENT, error=redact(str(exc)))
+    except ValueError as exc:  # a URL urllib cannot parse, say: the data is wrong, not the wire
+        return Attempt(Outcome.PERMANENT, error=redact(f"the channel cannot make a request: {exc}"))
+
+    # Secrets the requests derived (a Basic credential) join those of the block's fields.
+    redact = Redactor([*secret_values(channel, data), *(s for r in requests for s in r.secrets)])
+    elapsed, sent, last = 0.0, start_part, Attempt(Outcome.SENT)
+    for request in requests[start_part:]:
+        last = await _send_one(session, channel.classify, request, now, timeout, redact)
+        elapsed += last.elapsed
+        if last.outcome is not Outcome.SENT:
+            break
+        sent += 1
+    return Attempt(
+        last.outcome, last.status, last.retry_after, elapsed, last.excerpt, last.error,
+        last.provider_ref, last.target, sent, len(requests),
+    )
+
+
+async def _send_one(session, classify, request: Request, now: datetime, timeout: float, redact: Redactor) -> Attempt:
+    target = f"{request.method} {display_url(request.url)}"
+    if problem := _unacceptable(request.url):
+        return Attempt(Outcome.PERMANENT, error=problem, target=target)
+    limit = min(request.timeout, timeout) if request.timeout else timeout
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with session.request(
+            request.method, request.url, headers=dict(request.headers), data=request.body or None,
+            allow_redirects=False, timeout=aiohttp.ClientTimeout(total=limit),
+        ) as resp:
+            body = await resp.content.read(MAX_READ)
+            answer = Response(resp.status, resp.headers, body, now)
+            if not resp.content.at_eof():
+                resp.close()  # the rest is never read: drop the connection rather than drain it
+    except TimeoutError:
+        return _failed(Outcome.RETRY, f"no answer within {limit:g} s", loop.time() - started, target)
+    except (aiohttp.InvalidURL, ValueError) as exc:
+        return _failed(Outcome.PERMANENT, redact(f"{type(exc).__name__}: {exc}"), loop.time() - started, target)
+    except (aiohttp.ClientError, OSError) as exc:
+        return _failed(Outcome.RETRY, redact(f"{type(exc).__name__}: {exc}"), loop.time() - started, target)
+    elapsed = loop.time() - started
+    verdict: Verdict = classify(answer)
+    excerpt = redact(answer.text())[:EXCERPT_LIMIT]
+    error = None if verdict.outcome is Outcome.SENT else redact(verdict.reason or f"HTTP {answer.status}")
+    if 300 <= answer.status < 400 and "Location" in answer.headers:
+        error = f"{error} (to {display_url(answer.headers['Location'])})"
+    return Attempt(verdict.outcome, answer.status, verdict.retry_after, elapsed, excerpt, error,
+                   verdict.provider_ref and redact(verdict.provider_ref), target)
+
+
+def _unacceptable(url: str) -> str | None:
+    """Why URL may not be requested, or None. Only http(s), with a host."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+    except ValueError:
+        return "the channel's URL is malformed"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"only http(s) URLs are accepted, not {parts.scheme.lower() or 'none'!r}"
+    if not parts.hostname:
+        return "the channel's URL names no host"
+    return None
+
+
+def _failed(outcome: Outcome, error: str, elapsed: float, target: str) -> Attempt:
+    return Attempt(outcome, elapsed=elapsed, error=error, target=target)
+
+
+__all__ = ["DEFAULT_TIMEOUT", "EXCERPT_LIMIT", "MAX_READ", "Attempt", "Message", "Outcome", "open_session", "send"]
