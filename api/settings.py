@@ -24,6 +24,7 @@ import tomli_w
 
 from runlog.eventstore.errors import InvalidDatabaseURL
 from runlog.eventstore.urls import mask_url, parse_database_url
+from runlog.notifier.channels import channel_kind
 
 from .errors import SettingsError
 
@@ -116,6 +117,25 @@ def _parse_level(raw: str) -> str:
     return level
 
 
+def _parse_base_urls(raw: str) -> tuple[tuple[str, str], ...] | None:
+    """KIND=URL pairs, comma-separated: the notifier sends that kind's requests to URL's
+    scheme and host instead of the vendor's (tests, proxies, self-hosted servers)."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep:
+            raise ValueError("expected KIND=URL pairs separated by commas, such as slack=http://127.0.0.1:9000")
+        slug = channel_kind(name.strip()).slug  # ValueError naming the known kinds
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"the base URL for {name.strip()} must be an http:// or https:// URL")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(f"the base URL for {name.strip()} must hold no credentials, query or fragment")
+        pairs[slug] = url.strip()
+    return tuple(sorted(pairs.items())) or None
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: its environment name, the Settings attribute it fills, its raw default."""
@@ -142,6 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
             "upgrade the database schema when the server starts"),
     Setting("RUNLOG_LOGGING_LEVEL", "logging_level", "INFO", _parse_level,
             "lowest level that is logged"),
+    Setting("RUNLOG_NOTIFIER_BASE_URLS", "notifier_base_urls", None, _parse_base_urls,
+            "KIND=URL,...: send a channel kind's requests to URL instead of the vendor's host"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -201,6 +223,8 @@ class Settings:
     server_max_body_size: int
     migrate_on_start: bool
     logging_level: str
+    # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
+    notifier_base_urls: tuple[tuple[str, str], ...] | None
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 

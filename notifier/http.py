@@ -32,13 +32,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import aiohttp
 
 from .channels import ChannelConfigError, Context, Message, Outcome, Request, Response, Verdict
-from .channels import channel_kind, secret_values
+from .channels import channel_kind, secret_values, url_problem
 from .redact import Redactor, display_url
 
 DEFAULT_TIMEOUT = 10.0
@@ -121,7 +120,7 @@ async def send(
 
 async def _send_one(session, classify, request: Request, now: datetime, timeout: float, redact: Redactor) -> Attempt:
     target = f"{request.method} {display_url(request.url)}"
-    if problem := _unacceptable(request.url):
+    if problem := url_problem(request.url):
         return Attempt(Outcome.PERMANENT, error=problem, target=target)
     limit = min(request.timeout, timeout) if request.timeout else timeout
     loop = asyncio.get_running_loop()
@@ -149,20 +148,6 @@ async def _send_one(session, classify, request: Request, now: datetime, timeout:
         error = f"{error} (to {display_url(answer.headers['Location'])})"
     return Attempt(verdict.outcome, answer.status, verdict.retry_after, elapsed, excerpt, error,
                    verdict.provider_ref and redact(verdict.provider_ref), target)
-
-
-def _unacceptable(url: str) -> str | None:
-    """Why URL may not be requested, or None. Only http(s), with a host."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError on a malformed port
-    except ValueError:
-        return "the channel's URL is malformed"
-    if parts.scheme.lower() not in ("http", "https"):
-        return f"only http(s) URLs are accepted, not {parts.scheme.lower() or 'none'!r}"
-    if not parts.hostname:
-        return "the channel's URL names no host"
-    return None
 
 
 def _failed(outcome: Outcome, error: str, elapsed: float, target: str) -> Attempt:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from . import discord, mattermost, opsgenie, pagerduty, sendgrid, slack, teams, twilio, webhook
-from .base import ChannelConfigError, ChannelKind, Context, Message, Outcome, Request, Response, Verdict
+from .base import ChannelConfigError, ChannelKind, Context, Message, Outcome, Request, Response, Verdict, url_problem
 
 KINDS: Mapping[str, ChannelKind] = MappingProxyType({
     kind.slug: kind
@@ -35,6 +37,24 @@ def channel_kind(name: str) -> ChannelKind:
         raise ValueError(f"unknown channel kind {name!r}; known kinds: {known}") from None
 
 
+def check(kind: str, data: Mapping[str, Any]) -> None:
+    """Refuse, with a ChannelConfigError naming the field, block data that could never make a
+    request (a missing field, an unknown placeholder, a URL that is not http(s)): what a
+    channel's save path calls, so a broken channel is refused then rather than dead-lettered
+    at its first alert. An unknown KIND is a ValueError."""
+    channel = channel_kind(kind)
+    ctx = Context(UUID(int=0), datetime.fromtimestamp(0, UTC))
+    try:
+        requests = channel.build(data, Message("test", "test"), ctx)
+    except ChannelConfigError:
+        raise
+    except ValueError:
+        raise ChannelConfigError("the channel's URL is malformed") from None
+    for request in requests:
+        if problem := url_problem(request.url):
+            raise ChannelConfigError(problem)
+
+
 def secret_values(kind: ChannelKind, data: Mapping[str, Any]) -> Iterator[str]:
     """The values of DATA's secret fields (``field.*`` meaning every value under ``field``)."""
     for name in kind.secret_fields:
@@ -54,5 +74,5 @@ def _leaves(value: Any) -> Iterator[str]:
 
 __all__ = [
     "KINDS", "RESOLVABLE", "ChannelConfigError", "ChannelKind", "Context", "Message", "Outcome",
-    "Request", "Response", "Verdict", "channel_kind", "secret_values",
+    "Request", "Response", "Verdict", "channel_kind", "check", "secret_values", "url_problem",
 ]

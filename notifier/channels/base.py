@@ -209,6 +209,20 @@ def rebase(url: str, base: str | None) -> str:
     return urlunsplit((over.scheme, over.netloc, path, target.query, target.fragment))
 
 
+def url_problem(url: str) -> str | None:
+    """Why URL may not be requested, or None: only http(s) URLs with a host are."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+    except ValueError:
+        return "the channel's URL is malformed"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"only http(s) URLs are accepted, not {parts.scheme.lower() or 'none'!r}"
+    if not parts.hostname:
+        return "the channel's URL names no host"
+    return None
+
+
 def vendor_url(default_base: str, path: str, ctx: Context) -> str:
     return (ctx.base_url or default_base).rstrip("/") + path
 

@@ -7,8 +7,11 @@ import base64
 import json
 from urllib.parse import parse_qs
 
-from runlog.notifier.channels import RESOLVABLE, KINDS, channel_kind
-from runlog.notifier.http import Message, Outcome
+import pytest
+
+from runlog.api.settings import load_settings
+from runlog.notifier.channels import KINDS, RESOLVABLE, ChannelConfigError, channel_kind, check
+from runlog.notifier.http import Message, Outcome, send
 
 from .helpers import DELIVERY, MESSAGE, NOW, deliver
 
@@ -242,3 +245,29 @@ async def test_a_json_body_survives_quotes_newlines_and_unicode(rcv, session):
     await deliver(session, "custom-webhook", {"name": "n", "url": rcv.url, "json_data": {"b": "{{body}}", "s": "{{subject}}"}},
                   message=message)
     assert json.loads(rcv.seen[0].body) == {"b": message.body, "s": message.subject}
+
+
+def test_check_refuses_what_could_never_be_sent():
+    check("slack", {"url": "https://hooks.slack.com/services/T/B/x"})
+    check("custom-webhook", {"name": "n", "url": "https://h/{{tok}}", "secrets": {"tok": "t"}})
+    for kind, data, named in [
+        ("slack", {}, "'url'"),
+        ("slack", {"url": "ftp://h/x"}, "http(s)"),
+        ("ms-teams-webhook", {"url": "http://[::1/x"}, "malformed"),
+        ("twilio", {"account_sid": "AC", "auth_token": "t", "from_phone_number": "1"}, "'to_phone_numbers'"),
+        ("custom-webhook", {"name": "n", "url": "https://h/{{nope}}"}, "{{ nope }}"),
+        ("sendgrid", {"api_key": "k", "sender_email": "a@b", "to_emails": []}, "'to_emails'"),
+    ]:
+        with pytest.raises(ChannelConfigError) as info:
+            check(kind, data)
+        assert named in str(info.value)
+    with pytest.raises(ValueError, match="unknown channel kind"):
+        check("fax", {})
+
+
+async def test_the_base_url_setting_points_a_vendor_kind_anywhere(rcv, session, tmp_path):
+    settings = load_settings(env={"RUNLOG_HOME": str(tmp_path), "RUNLOG_NOTIFIER_BASE_URLS": f"sendgrid={rcv.url}/sg"})
+    rcv.script((202, {}, b""))
+    attempt = await send(session, "sendgrid-email", {"api_key": "k", "sender_email": "a@b.c", "to_emails": ["d@e.f"]},
+                         MESSAGE, delivery_id=DELIVERY, now=NOW, base_urls=dict(settings.notifier_base_urls))
+    assert attempt.outcome is Outcome.SENT and rcv.seen[0].path == "/sg/v3/mail/send"
