@@ -28,7 +28,7 @@ Mattermost channels): ``parts_sent`` counts those delivered, and a retry passes 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,17 +94,17 @@ async def send(
         return Attempt(Outcome.PERMANENT, error=str(exc))
     if resolve and not channel.resolvable:
         raise ValueError(f"{channel.slug} channels cannot resolve an alert")
-    redact = Redactor(secret_values(channel, data))
+    secrets = list(secret_values(channel, data))
     ctx = Context(delivery_id, now, resolve, alert_key, (base_urls or {}).get(channel.slug))
     try:
         requests = channel.build(data, message, ctx)
     except ChannelConfigError as exc:
-        return Attempt(Outcome.PERMANENT, error=redact(str(exc)))
+        return Attempt(Outcome.PERMANENT, error=Redactor(secrets)(str(exc)))
     except ValueError as exc:  # a URL urllib cannot parse, say: the data is wrong, not the wire
-        return Attempt(Outcome.PERMANENT, error=redact(f"the channel cannot make a request: {exc}"))
+        return Attempt(Outcome.PERMANENT, error=Redactor(secrets)(f"the channel cannot make a request: {exc}"))
 
     # Secrets the requests derived (a Basic credential) join those of the block's fields.
-    redact = Redactor([*secret_values(channel, data), *(s for r in requests for s in r.secrets)])
+    redact = Redactor([*secrets, *(s for r in requests for s in r.secrets)])
     elapsed, sent, last = 0.0, start_part, Attempt(Outcome.SENT)
     for request in requests[start_part:]:
         last = await _send_one(session, channel.classify, request, now, timeout, redact)
@@ -118,7 +118,10 @@ async def send(
     )
 
 
-async def _send_one(session, classify, request: Request, now: datetime, timeout: float, redact: Redactor) -> Attempt:
+async def _send_one(
+    session: aiohttp.ClientSession, classify: Callable[[Response], Verdict], request: Request,
+    now: datetime, timeout: float, redact: Redactor,
+) -> Attempt:
     target = f"{request.method} {display_url(request.url)}"
     if problem := url_problem(request.url):
         return Attempt(Outcome.PERMANENT, error=problem, target=target)
@@ -129,9 +132,11 @@ async def _send_one(session, classify, request: Request, now: datetime, timeout:
         async with session.request(
             request.method, request.url, headers=dict(request.headers), data=request.body or None,
             allow_redirects=False, timeout=aiohttp.ClientTimeout(total=limit),
+            # A body the channel gave no type (a custom webhook's raw form string) goes without
+            # one, as Prefect sends it, not as application/octet-stream.
+            skip_auto_headers=() if _has(request.headers, "Content-Type") else ("Content-Type",),
         ) as resp:
-            body = await resp.content.read(MAX_READ)
-            answer = Response(resp.status, resp.headers, body, now)
+            answer = Response(resp.status, resp.headers, await _read_capped(resp.content), now)
             if not resp.content.at_eof():
                 resp.close()  # the rest is never read: drop the connection rather than drain it
     except TimeoutError:
@@ -148,6 +153,28 @@ async def _send_one(session, classify, request: Request, now: datetime, timeout:
         error = f"{error} (to {display_url(answer.headers['Location'])})"
     return Attempt(verdict.outcome, answer.status, verdict.retry_after, elapsed, excerpt, error,
                    verdict.provider_ref and redact(verdict.provider_ref), target)
+
+
+async def _read_capped(stream: aiohttp.StreamReader) -> bytes:
+    """Up to MAX_READ bytes of the body (``read(n)`` returns what has arrived, so loop)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < MAX_READ:
+        try:
+            chunk = await stream.read(MAX_READ - size)
+        except (aiohttp.ClientError, TimeoutError):
+            # The status line was the receiver's answer; a body cut short does not undo it
+            # (retrying a 2xx whose body broke off would send the alert twice).
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _has(headers: Mapping[str, str], name: str) -> bool:
+    return any(key.lower() == name.lower() for key in headers)
 
 
 def _failed(outcome: Outcome, error: str, elapsed: float, target: str) -> Attempt:

@@ -62,5 +62,7 @@ def display_url(url: str) -> str:
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        return "(malformed URL)"
+        return "(a malformed URL)"
+    if not parts.scheme:
+        return "(a relative URL)"
     return f"{parts.scheme}://{host}{port}/…"

@@ -7,7 +7,9 @@
 
 A step is (status, headers, body), where body may be a function of the request seen (to echo
 it back); STALL answers only when the test ends; CLOSE drops the connection without answering;
-ENDLESS streams a body that never ends. Once the script runs out, every request gets ``default``.
+ENDLESS streams a body that never ends;
+CUT answers 200 and drops the connection halfway through the body it announced; SLOW_JSON
+answers 200 with a JSON body (``{"id": "42", ...}``) sent in pieces. Once the script runs out, every request gets ``default``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from multidict import CIMultiDict
 
 from tests.servers import serve_app
 
-STALL, CLOSE, ENDLESS = "stall", "close", "endless"
+STALL, CLOSE, ENDLESS, CUT, SLOW_JSON = "stall", "close", "endless", "cut", "slow-json"
 
 
 @dataclass
@@ -71,6 +73,20 @@ class Receiver:
             with contextlib.suppress(ConnectionError):
                 while not self._release.is_set():
                     await resp.write(chunk)
+            return resp
+        if step == CUT:
+            resp = web.StreamResponse(headers={"Content-Length": "1000"})
+            await resp.prepare(request)
+            await resp.write(b"partial")
+            assert request.transport is not None
+            request.transport.close()
+            return resp
+        if step == SLOW_JSON:
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await resp.prepare(request)
+            for piece in (b'{"pad": "', b"p" * 20000, b'", ', b'"id": "42"}'):
+                await resp.write(piece)
+                await asyncio.sleep(0)  # let each piece reach the client on its own
             return resp
         status, headers, body = step
         body = body(seen) if callable(body) else body

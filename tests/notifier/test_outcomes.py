@@ -12,7 +12,7 @@ import pytest
 from runlog.notifier.http import EXCERPT_LIMIT, Outcome
 
 from .helpers import NOW, deliver
-from .receiver import CLOSE, ENDLESS, STALL
+from .receiver import CLOSE, CUT, ENDLESS, SLOW_JSON, STALL
 
 
 def hook(rcv) -> dict:
@@ -112,3 +112,16 @@ async def test_a_channel_missing_a_field_is_permanent_and_named(session):
 async def test_resolve_is_refused_for_kinds_that_cannot(session):
     with pytest.raises(ValueError, match="cannot resolve"):
         await deliver(session, "slack", {"url": "http://127.0.0.1:1/x"}, resolve=True)
+
+
+async def test_a_body_cut_short_after_a_2xx_still_counts_as_sent(rcv, session):
+    # Content-Length promises more than comes: the status was the receiver's answer.
+    rcv.script(CUT)
+    attempt = await deliver(session, "custom-webhook", hook(rcv))
+    assert (attempt.outcome, attempt.status) == (Outcome.SENT, 200)
+
+
+async def test_an_answer_arriving_in_pieces_is_read_whole_up_to_the_cap(rcv, session):
+    rcv.script(SLOW_JSON)
+    attempt = await deliver(session, "discord", {"webhook_id": "1", "webhook_token": "t"}, base=rcv.url)
+    assert attempt.outcome is Outcome.SENT and attempt.provider_ref == "42"

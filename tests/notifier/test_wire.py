@@ -229,7 +229,7 @@ async def test_custom_webhook_form_bodies(rcv, session):
     form, raw = rcv.seen
     assert form.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert parse_qs(form.body.decode()) == {"msg": [MESSAGE.body]}
-    assert raw.body == b"subject=Run failed"
+    assert raw.body == b"subject=Run failed" and "Content-Type" not in raw.headers
     both = await deliver(session, "custom-webhook", {**base, "form_data": "x", "json_data": {"a": 1}})
     assert both.outcome is Outcome.PERMANENT and len(rcv.seen) == 2
 
