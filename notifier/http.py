@@ -4,7 +4,7 @@ excerpts are made.
 
 The interface the dispatcher calls::
 
-    async with open_session() as session:               # one per process
+    async with open_session() as session:               # one per process (a Session)
         attempt = await send(
             session, kind, data, Message(body, subject),
             delivery_id=delivery.id,    # webhook-id, the same on every retry
@@ -32,17 +32,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import aiohttp
 
 from .channels import ChannelConfigError, Context, Message, Outcome, Request, Response, Verdict
 from .channels import channel_kind, secret_values, url_problem
+from .addresses import PrivateAddress, PublicOnlyResolver, private_literal
 from .redact import Redactor, display_url
 
 DEFAULT_TIMEOUT = 10.0
 MAX_READ = 64 * 1024  # bytes of an answer read at most; the rest is never downloaded
 EXCERPT_LIMIT = 1024  # characters of it kept with the attempt
+PRIVATE = "the channel may reach public addresses only (allow_private_urls is false)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +65,42 @@ class Attempt:
     parts_total: int = 0
 
 
-def open_session(*, timeout: float = DEFAULT_TIMEOUT) -> aiohttp.ClientSession:
-    """The notifier's client session. No cookie jar: one receiver's cookies must never reach
-    another on the same host. No proxy or .netrc from the environment: a base-URL override is
-    the way to route a channel through a proxy, and it is visible in the settings."""
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,
-        raise_for_status=False,
-    )
+class Session:
+    """The notifier's HTTP client, one per process: an aiohttp session for channels that may
+    reach any address, and one whose resolver admits public addresses only, for channels whose
+    block says ``allow_private_urls: false``. No cookie jar: one receiver's cookies must never
+    reach another on the same host. No proxy or .netrc from the environment: a base-URL
+    override is the way to route a channel through a proxy, and it is visible in the settings."""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        def session(**kwargs: Any) -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=timeout), cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False, raise_for_status=False, **kwargs,
+            )
+
+        self.any = session()
+        self.public = session(connector=aiohttp.TCPConnector(resolver=PublicOnlyResolver()))
+
+    async def close(self) -> None:
+        await self.any.close()
+        await self.public.close()
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def open_session(*, timeout: float = DEFAULT_TIMEOUT) -> Session:
+    """The notifier's session (``async with open_session() as session``); call it in the loop
+    that will use it."""
+    return Session(timeout=timeout)
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    session: Session,
     kind: str,
     data: Mapping[str, Any],
     message: Message,
@@ -105,9 +130,14 @@ async def send(
 
     # Secrets the requests derived (a Basic credential) join those of the block's fields.
     redact = Redactor([*secrets, *(s for r in requests for s in r.secrets)])
+    public_only = data.get("allow_private_urls") is False
+    client = session.public if public_only else session.any
     elapsed, sent, last = 0.0, start_part, Attempt(Outcome.SENT)
     for request in requests[start_part:]:
-        last = await _send_one(session, channel.classify, request, now, timeout, redact)
+        if public_only and private_literal(urlsplit(request.url).hostname):
+            last = Attempt(Outcome.PERMANENT, error=PRIVATE, target=f"{request.method} {display_url(request.url)}")
+            break
+        last = await _send_one(client, channel.classify, request, now, timeout, redact)
         elapsed += last.elapsed
         if last.outcome is not Outcome.SENT:
             break
@@ -143,6 +173,10 @@ async def _send_one(
         return _failed(Outcome.RETRY, f"no answer within {limit:g} s", loop.time() - started, target)
     except (aiohttp.InvalidURL, ValueError) as exc:
         return _failed(Outcome.PERMANENT, redact(f"{type(exc).__name__}: {exc}"), loop.time() - started, target)
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, PrivateAddress):
+            return _failed(Outcome.PERMANENT, PRIVATE, loop.time() - started, target)
+        return _failed(Outcome.RETRY, redact(f"{type(exc).__name__}: {exc}"), loop.time() - started, target)
     except (aiohttp.ClientError, OSError) as exc:
         return _failed(Outcome.RETRY, redact(f"{type(exc).__name__}: {exc}"), loop.time() - started, target)
     elapsed = loop.time() - started
@@ -181,4 +215,6 @@ def _failed(outcome: Outcome, error: str, elapsed: float, target: str) -> Attemp
     return Attempt(outcome, elapsed=elapsed, error=error, target=target)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "EXCERPT_LIMIT", "MAX_READ", "Attempt", "Message", "Outcome", "open_session", "send"]
+__all__ = [
+    "DEFAULT_TIMEOUT", "EXCERPT_LIMIT", "MAX_READ", "Attempt", "Message", "Outcome", "Session", "open_session", "send",
+]

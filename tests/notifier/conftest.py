@@ -1,11 +1,12 @@
+"""Fixtures of the notifier tests: a scripted receiver on 127.0.0.1 and the notifier's session."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
-from runlog.notifier.http import open_session
+from runlog.notifier.http import Session, open_session
 
 from .receiver import Receiver, receiver
 
@@ -17,6 +18,6 @@ async def rcv() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
+async def session() -> AsyncIterator[Session]:
     async with open_session() as s:
         yield s

@@ -6,16 +6,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 
-from runlog.notifier.http import Attempt, Message, send
+from runlog.notifier.http import Attempt, Message, Session, send
 
 NOW = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC)
 DELIVERY = UUID("0b9d2f7e-56f3-4c1e-9a8e-0d6c1c7b2a10")
 MESSAGE = Message(body='Flow run etl/brave-fox entered state `Failed`.\nState message: "boom" ✓', subject="Run failed")
 
 
-async def deliver(session: aiohttp.ClientSession, kind: str, data: dict[str, Any], base: str | None = None,
+async def deliver(session: Session, kind: str, data: dict[str, Any], base: str | None = None,
                   message: Message = MESSAGE, **kwargs: Any) -> Attempt:
     from runlog.notifier.channels import channel_kind
 

@@ -125,3 +125,16 @@ async def test_an_answer_arriving_in_pieces_is_read_whole_up_to_the_cap(rcv, ses
     rcv.script(SLOW_JSON)
     attempt = await deliver(session, "discord", {"webhook_id": "1", "webhook_token": "t"}, base=rcv.url)
     assert attempt.outcome is Outcome.SENT and attempt.provider_ref == "42"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+async def test_allow_private_urls_false_keeps_to_public_addresses(rcv, session, host):
+    port = rcv.url.rsplit(":", 1)[1]
+    data = {**hook(rcv), "url": f"http://{host}:{port}/hook", "allow_private_urls": False}
+    attempt = await deliver(session, "custom-webhook", data)
+    assert attempt.outcome is Outcome.PERMANENT and "public addresses only" in attempt.error
+    assert rcv.seen == []
+    # The same channel allowed private addresses (Prefect's default) reaches the receiver.
+    if host != "[::1]":  # the receiver listens on IPv4 only
+        attempt = await deliver(session, "custom-webhook", {**data, "allow_private_urls": True})
+        assert attempt.outcome is Outcome.SENT and len(rcv.seen) == 1
