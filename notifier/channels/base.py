@@ -134,10 +134,12 @@ def classify(response: Response, *, sent: Callable[[Response], Verdict] | None =
 
 def retry_after(response: Response) -> float | None:
     """Seconds to wait from the Retry-After header, given as seconds or as an HTTP date
-    (a date already past means now: 0). None when absent or unreadable."""
+    (a date already past means now: 0); without one, from the rate-limit headers Discord and
+    SendGrid send (``X-RateLimit-Reset-After`` seconds, ``X-RateLimit-Reset`` epoch seconds).
+    None when there is none that can be read."""
     raw = response.headers.get("Retry-After")
     if raw is None:
-        return None
+        return _rate_limit_reset(response)
     raw = raw.strip()
     try:
         return max(0.0, float(raw))
@@ -150,6 +152,17 @@ def retry_after(response: Response) -> float | None:
     if when.tzinfo is None:  # RFC 9110 dates are GMT; parsedate gives naive for "-0000"
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - response.now).total_seconds())
+
+
+def _rate_limit_reset(response: Response) -> float | None:
+    try:
+        if (after := response.headers.get("X-RateLimit-Reset-After")) is not None:
+            return max(0.0, float(after))
+        if (epoch := response.headers.get("X-RateLimit-Reset")) is not None:
+            return max(0.0, float(epoch) - response.now.timestamp())
+    except ValueError:
+        pass
+    return None
 
 
 def ref_from_json(response: Response, key: str) -> str | None:

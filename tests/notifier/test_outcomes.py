@@ -138,3 +138,19 @@ async def test_allow_private_urls_false_keeps_to_public_addresses(rcv, session, 
     if host != "[::1]":  # the receiver listens on IPv4 only
         attempt = await deliver(session, "custom-webhook", {**data, "allow_private_urls": True})
         assert attempt.outcome is Outcome.SENT and len(rcv.seen) == 1
+
+
+async def test_without_retry_after_the_rate_limit_headers_say_when(rcv, session):
+    reset = str(int(NOW.timestamp()) + 42)
+    rcv.script((429, {"X-RateLimit-Reset-After": "2.5", "X-RateLimit-Reset": reset}, b""),
+               (429, {"X-RateLimit-Reset": reset}, b""), (429, {"X-RateLimit-Reset": "later"}, b""))
+    assert (await deliver(session, "custom-webhook", hook(rcv))).retry_after == 2.5
+    assert (await deliver(session, "sendgrid", {"api_key": "k", "sender_email": "a@b.c", "to_emails": ["d@e.f"]},
+                          base=rcv.url)).retry_after == 42.0
+    assert (await deliver(session, "custom-webhook", hook(rcv))).retry_after is None
+
+
+async def test_a_header_that_would_split_the_request_is_refused(rcv, session):
+    data = {**hook(rcv), "headers": {"X-Note": "a\r\nX-Injected: 1"}}
+    attempt = await deliver(session, "custom-webhook", data)
+    assert attempt.outcome is Outcome.PERMANENT and rcv.seen == []
