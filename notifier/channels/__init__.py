@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from ..redact import display_url
 from . import discord, mattermost, opsgenie, pagerduty, sendgrid, slack, teams, twilio, webhook
 from .base import ChannelConfigError, ChannelKind, Context, Message, Outcome, Request, Response, Verdict, url_problem
 
@@ -37,15 +38,20 @@ def channel_kind(name: str) -> ChannelKind:
         raise ValueError(f"unknown channel kind {name!r}; known kinds: {known}") from None
 
 
+def _sample_requests(channel: ChannelKind, data: Mapping[str, Any], base_url: str | None = None) -> list[Request]:
+    """The requests CHANNEL would make for a sample message: what DATA can do, not a send."""
+    return channel.build(data, Message("test", "test"), Context(UUID(int=0), datetime.fromtimestamp(0, UTC),
+                                                                base_url=base_url))
+
+
 def check(kind: str, data: Mapping[str, Any]) -> None:
     """Refuse, with a ChannelConfigError naming the field, block data that could never make a
     request (a missing field, an unknown placeholder, a URL that is not http(s)): what a
     channel's save path calls, so a broken channel is refused then rather than dead-lettered
     at its first alert. An unknown KIND is a ValueError."""
     channel = channel_kind(kind)
-    ctx = Context(UUID(int=0), datetime.fromtimestamp(0, UTC))
     try:
-        requests = channel.build(data, Message("test", "test"), ctx)
+        requests = _sample_requests(channel, data)
     except ChannelConfigError:
         raise
     except ValueError:
@@ -53,6 +59,13 @@ def check(kind: str, data: Mapping[str, Any]) -> None:
     for request in requests:
         if problem := url_problem(request.url):
             raise ChannelConfigError(problem)
+
+
+def destination(kind: str, data: Mapping[str, Any], base_url: str | None = None) -> str:
+    """Where KIND's requests go, fit to show (``POST https://hooks.slack.com/…``): the scheme
+    and host only, since a webhook URL's path is its secret. For ``channel ls`` and inspect."""
+    requests = _sample_requests(channel_kind(kind), data, base_url)
+    return ", ".join(sorted({f"{r.method} {display_url(r.url)}" for r in requests}))
 
 
 def secret_values(kind: ChannelKind, data: Mapping[str, Any]) -> Iterator[str]:
@@ -74,5 +87,5 @@ def _leaves(value: Any) -> Iterator[str]:
 
 __all__ = [
     "KINDS", "RESOLVABLE", "ChannelConfigError", "ChannelKind", "Context", "Message", "Outcome",
-    "Request", "Response", "Verdict", "channel_kind", "check", "secret_values", "url_problem",
+    "Request", "Response", "Verdict", "channel_kind", "check", "destination", "secret_values", "url_problem",
 ]

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from .base import JSON_HEADERS, ChannelKind, Context, Message, Request, json_body, rebase, require, truncate_bytes
+from .base import (
+    JSON_HEADERS, ChannelConfigError, ChannelKind, Context, Message, Request, json_body, rebase, require,
+    truncate_bytes,
+)
 
 # Teams refuses messages over 28 KB; the card's envelope and title take a little of that.
 BODY_LIMIT_BYTES = 24_000
 TITLE_LIMIT_BYTES = 1_000
+RETIRED_HOST = "webhook.office.com"
 
 
 def card(message: Message, *, wrap: bool = True) -> dict[str, Any]:
@@ -32,7 +37,11 @@ def card(message: Message, *, wrap: bool = True) -> dict[str, Any]:
 
 
 def build(data: Mapping[str, Any], message: Message, ctx: Context) -> list[Request]:
-    url = rebase(require(data, "url"), ctx.base_url)
+    url = require(data, "url")
+    if (urlsplit(url).hostname or "").endswith(RETIRED_HOST):
+        # Microsoft retired Office 365 connector webhooks; Prefect's block refuses them too.
+        raise ChannelConfigError("the channel's 'url' is an Office 365 connector URL; use a Workflows URL")
+    url = rebase(url, ctx.base_url)
     wrap = data.get("wrap", True) is not False
     envelope = {
         "type": "message",

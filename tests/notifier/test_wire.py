@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from runlog.api.settings import load_settings
-from runlog.notifier.channels import KINDS, RESOLVABLE, ChannelConfigError, channel_kind, check
+from runlog.notifier.channels import KINDS, RESOLVABLE, ChannelConfigError, channel_kind, check, destination
 from runlog.notifier.http import Message, Outcome, send
 
 from .helpers import DELIVERY, MESSAGE, NOW, deliver
@@ -271,3 +271,14 @@ async def test_the_base_url_setting_points_a_vendor_kind_anywhere(rcv, session, 
     attempt = await send(session, "sendgrid-email", {"api_key": "k", "sender_email": "a@b.c", "to_emails": ["d@e.f"]},
                          MESSAGE, delivery_id=DELIVERY, now=NOW, base_urls=dict(settings.notifier_base_urls))
     assert attempt.outcome is Outcome.SENT and rcv.seen[0].path == "/sg/v3/mail/send"
+
+
+def test_destination_shows_scheme_and_host_only():
+    assert destination("slack", {"url": "https://hooks.slack.com/services/T/B/secret"}) == "POST https://hooks.slack.com/…"
+    assert destination("opsgenie", {"apikey": "k", "region_name": "eu"}) == "POST https://api.eu.opsgenie.com/…"
+    assert destination("pagerduty", {"integration_key": "k"}, "http://127.0.0.1:9") == "POST http://127.0.0.1:9/…"
+
+
+def test_office_365_connector_urls_are_refused():
+    with pytest.raises(ChannelConfigError, match="Workflows URL"):
+        check("teams", {"url": "https://contoso.webhook.office.com/webhookb2/abc/IncomingWebhook/def/ghi"})
