@@ -8,8 +8,8 @@ block document's data and reads the answers; ``runlog.notifier.http`` sends them
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from types import MappingProxyType
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
