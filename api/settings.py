@@ -24,6 +24,7 @@ import tomli_w
 
 from runlog.eventstore.errors import InvalidDatabaseURL
 from runlog.eventstore.urls import mask_url, parse_database_url
+from runlog.notifier.channels import channel_kind
 
 from .errors import SettingsError
 
@@ -116,6 +117,25 @@ def _parse_level(raw: str) -> str:
     return level
 
 
+def _parse_base_urls(raw: str) -> tuple[tuple[str, str], ...] | None:
+    """KIND=URL pairs, comma-separated: the notifier sends that kind's requests to URL's
+    scheme and host instead of the vendor's (tests, proxies, self-hosted servers)."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep:
+            raise ValueError("expected KIND=URL pairs separated by commas, such as slack=http://127.0.0.1:9000")
+        slug = channel_kind(name.strip()).slug  # ValueError naming the known kinds
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"the base URL for {name.strip()} must be an http:// or https:// URL")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(f"the base URL for {name.strip()} must hold no credentials, query or fragment")
+        pairs[slug] = url.strip()
+    return tuple(sorted(pairs.items())) or None
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: its environment name, the Settings attribute it fills, its raw default."""
@@ -144,6 +164,8 @@ SETTINGS: tuple[Setting, ...] = (
             "lowest level that is logged"),
     Setting("RUNLOG_UI_URL", "ui_url", None, _parse_api_url,
             "base URL of the UI that notification links (the ui_url filter) point at; default: the server's own"),
+    Setting("RUNLOG_NOTIFIER_BASE_URLS", "notifier_base_urls", None, _parse_base_urls,
+            "KIND=URL,...: send a channel kind's requests to URL instead of the vendor's host"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -204,6 +226,8 @@ class Settings:
     migrate_on_start: bool
     logging_level: str
     ui_url: str | None = None
+    # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
+    notifier_base_urls: tuple[tuple[str, str], ...] | None = None
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 

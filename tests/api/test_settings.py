@@ -61,6 +61,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_DATABASE_MIGRATE_ON_START",
         "RUNLOG_LOGGING_LEVEL",
         "RUNLOG_UI_URL",
+        "RUNLOG_NOTIFIER_BASE_URLS",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
@@ -82,6 +83,10 @@ PRECEDENCE = [
     ("RUNLOG_SERVER_PORT", "server_port", "5000", "6000", 5000, 6000),
     ("RUNLOG_DATABASE_MIGRATE_ON_START", "migrate_on_start", "no", "TRUE", False, True),
     ("RUNLOG_LOGGING_LEVEL", "logging_level", "debug", "Warning", "DEBUG", "WARNING"),
+    ("RUNLOG_NOTIFIER_BASE_URLS", "notifier_base_urls", "slack=http://127.0.0.1:9000",
+     " pagerduty = https://proxy.example/pd , ms-teams-webhook=http://[::1]:81",
+     (("slack-webhook", "http://127.0.0.1:9000"),),
+     (("ms-teams-webhook", "http://[::1]:81"), ("pager-duty-webhook", "https://proxy.example/pd"))),
 ]
 
 
@@ -171,6 +176,10 @@ INVALID = [
     ("RUNLOG_SERVER_PORT", "65536", "port number between 1 and 65535"),
     ("RUNLOG_DATABASE_MIGRATE_ON_START", "maybe", "true, false, yes, no, 1, 0"),
     ("RUNLOG_LOGGING_LEVEL", "verbose", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("RUNLOG_NOTIFIER_BASE_URLS", "carrier-pigeon=http://h", "unknown channel kind 'carrier-pigeon'"),
+    ("RUNLOG_NOTIFIER_BASE_URLS", "slack", "KIND=URL pairs"),
+    ("RUNLOG_NOTIFIER_BASE_URLS", "slack=file:///tmp/x", "http:// or https://"),
+    ("RUNLOG_NOTIFIER_BASE_URLS", "slack=http://u:hunter2@proxy", "no credentials"),
 ]
 
 
