@@ -200,3 +200,9 @@ def page_limit(value: int | None, default: int) -> int:
     if value > default:
         raise DomainUnprocessable(f"Invalid limit: must be less than or equal to {default}.")
     return value
+
+
+def sent_fields(body: msgspec.Struct) -> dict[str, Any]:
+    """The fields a PATCH body sent (UNSET ones left out); an explicit null stays, and sets the
+    field to null, as in Prefect."""
+    return {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}

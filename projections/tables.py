@@ -1,4 +1,4 @@
-"""Shared helpers for projections that keep one row per entity: time columns and id lists.
+"""Shared helpers for projections that keep one row per entity: time columns, id lists, view reads.
 
 Projection tables store ids as text and times as integer microseconds since the Unix epoch
 on both backends, so one SQL text serves both; only "is this id in a list" differs.
@@ -7,11 +7,13 @@ on both backends, so one SQL text serves both; only "is this id in a list" diffe
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from runlog.eventstore import Tx
+from runlog.eventstore import EventStore, Tx
+
+T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -30,6 +32,11 @@ def from_us(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
+def text(value: object) -> str | None:
+    """An id (or any value) as its text column holds it; None stays None (SQL NULL)."""
+    return None if value is None else str(value)
+
+
 def in_list(tx: Tx, column: str) -> str:
     """A condition 'column is one of the ids in the next parameter' for tx's dialect.
 
@@ -43,3 +50,15 @@ def in_list(tx: Tx, column: str) -> str:
 def list_param(tx: Tx, values: Sequence[str]) -> Any:
     """The parameter that goes with ``in_list``."""
     return list(values) if tx.dialect == "postgres" else json.dumps(list(values))
+
+
+async def view_in(tx: Tx, sql: str, key: Any, decode: Callable[[bytes], T]) -> T | None:
+    """The view a one-row read of ``key`` finds (``sql`` selects the encoded view first), or None."""
+    rows = await tx.fetch(sql, key)
+    return decode(bytes(rows[0][0])) if rows else None
+
+
+async def read_view(store: EventStore, sql: str, key: Any, decode: Callable[[bytes], T]) -> T | None:
+    """``view_in`` in a read transaction of its own."""
+    async with store.reading() as tx:
+        return await view_in(tx, sql, key, decode)

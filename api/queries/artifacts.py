@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from runlog.eventstore import EventStore
-from runlog.projections.artifacts import ArtifactView, decode_artifact
+from runlog.projections.artifacts import ArtifactView, decode_artifact, get
 from runlog.projections.tables import from_us
 
 from ..schemas import artifacts as s
@@ -22,7 +22,6 @@ from .filtering import Criteria, Related, Resource, any_in, exists, fetch_count,
 DEFAULT_LIMIT = 200
 """Prefect's server.api.default_limit: the default and the largest accepted page size."""
 
-SQL_GET = "SELECT view FROM artifacts WHERE id = ?"
 _COLLECTION_COLUMNS = "c.id, c.created, a.view"
 _COLLECTION_FROM = "artifact_collections c JOIN artifacts a ON a.id = c.latest_id"
 SQL_LATEST = f"SELECT {_COLLECTION_COLUMNS} FROM {_COLLECTION_FROM} WHERE c.key = ?"  # noqa: S608 - constants
@@ -59,12 +58,6 @@ class Collection:
 
 def _collection(row: Sequence[Any]) -> Collection:
     return Collection(UUID(row[0]), from_us(row[1]), decode_artifact(bytes(row[2])))
-
-
-async def get(store: EventStore, artifact_id: UUID) -> ArtifactView | None:
-    async with store.reading() as tx:
-        rows = await tx.fetch(SQL_GET, str(artifact_id))
-    return decode_artifact(bytes(rows[0][0])) if rows else None
 
 
 async def latest(store: EventStore, key: str) -> Collection | None:
@@ -141,3 +134,6 @@ async def filter_latest(
 async def count_latest(store: EventStore, body: s.ArtifactCollectionCountRequest) -> int:
     async with store.reading() as tx:
         return await fetch_count(tx, _COLLECTION_FROM, COLLECTION_QUERY.where(tx, body))
+
+
+__all__ = ["Collection", "count_artifacts", "count_latest", "filter_artifacts", "filter_latest", "get", "latest"]

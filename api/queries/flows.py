@@ -1,17 +1,14 @@
-"""Reading flows from the flows projection; filters are evaluated in SQL (run_filters.FLOW)."""
+"""Listing flows from the flows projection; filters are evaluated in SQL (run_filters.FLOW).
+A flow by id is read by the projection (projections/flows.py), which commands share."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from runlog.eventstore import EventStore, Tx
-from runlog.projections.flows import FlowView, decode_flow
+from runlog.projections.flows import FlowView, decode_flow, get
 
 from ..schemas.flows import FlowFilterRequest
 from .filtering import fetch_count, fetch_page
 from .run_filters import FLOW
-
-SQL_GET = "SELECT view FROM flows WHERE id = ?"
 
 DEFAULT_LIMIT = 200
 
@@ -34,12 +31,6 @@ def _order(tx: Tx, sort: str) -> str:
     return ORDER[sort]
 
 
-async def get(store: EventStore, flow_id: UUID) -> FlowView | None:
-    async with store.reading() as tx:
-        rows = await tx.fetch(SQL_GET, str(flow_id))
-    return decode_flow(bytes(rows[0][0])) if rows else None
-
-
 async def filter(store: EventStore, body: FlowFilterRequest) -> list[FlowView]:  # noqa: A001 - Prefect's verb
     async with store.reading() as tx:
         rows = await fetch_page(
@@ -52,3 +43,6 @@ async def filter(store: EventStore, body: FlowFilterRequest) -> list[FlowView]: 
 async def count(store: EventStore, body: FlowFilterRequest) -> int:
     async with store.reading() as tx:
         return await fetch_count(tx, "flows f", FLOW.where(tx, body.flows))
+
+
+__all__ = ["count", "filter", "get"]

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from runlog.commands import artifacts as commands
 from runlog.projections.artifacts import ArtifactView
 
 from .. import keys
-from ..http import NotFound, decode_body, empty_response, json_response, page_limit, path_uuid
+from ..http import NotFound, decode_body, empty_response, json_response, page_limit, path_uuid, sent_fields
 from ..openapi import documented
 from ..queries import artifacts as queries
 from ..schemas import artifacts as s
-from ..services import artifacts as commands
 
 routes = web.RouteTableDef()
 
@@ -136,7 +136,7 @@ async def update_artifact(request: web.Request) -> web.Response:
     artifact_id = path_uuid(request)
     body = await decode_body(request, s.ArtifactUpdate)
     updated = await commands.update(
-        request.config_dict[keys.STORE], artifact_id, body, clock=request.config_dict[keys.CLOCK]
+        request.config_dict[keys.STORE], artifact_id, sent_fields(body), clock=request.config_dict[keys.CLOCK]
     )
     if not updated:
         raise NotFound(NOT_FOUND)

@@ -6,18 +6,21 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from aiohttp import web
 
 from runlog.projections.runs import FlowRunView, estimated_run_time, estimated_start_time_delta
 from runlog.schema.events import State
 
+from runlog.commands import flow_runs as commands
+from runlog.commands.flow_runs import DEFAULT_POLICY
+from runlog.commands.orchestration import Decision, Status
+
 from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid, query_uuid
 from ..openapi import documented
-from runlog.commands.orchestration import Decision, Status
 from ..queries import runs as queries
-from ..schemas.runs import DEFAULT_POLICY, FlowRun, FlowRunCreate, FlowRunUpdate, OrchestrationResult, SetState
-from ..services import flow_runs as commands
+from ..schemas.runs import FlowRun, FlowRunCreate, FlowRunUpdate, OrchestrationResult, SetState
 
 routes = web.RouteTableDef()
 
@@ -104,7 +107,7 @@ async def update_flow_run(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     body = await decode_body(request, FlowRunUpdate)
     if not await commands.update(
-        request.config_dict[keys.STORE], run_id, body, cache=request.config_dict[keys.VIEW_CACHE],
+        request.config_dict[keys.STORE], run_id, msgspec.to_builtins(body), cache=request.config_dict[keys.VIEW_CACHE],
         clock=request.config_dict[keys.CLOCK],
     ):
         raise NotFound(f"Flow run {run_id} not found")

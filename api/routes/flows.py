@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-
 import msgspec
 from aiohttp import web
 
 from runlog.projections.flows import FlowView, decode_flow
+
+from runlog.commands import flows as flow_commands
+from runlog.commands.flows import flow_id_for
 
 from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
 from ..openapi import documented
 from ..queries import flows as queries
 from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest, FlowUpdate
-from ..services import flows as flow_commands
 
 routes = web.RouteTableDef()
-
-FLOW_NAMESPACE = uuid.UUID("4b1c5d0e-7a5f-4a53-9b1e-72756e6c6f67")
-
-
-def flow_id_for(name: str) -> uuid.UUID:
-    """Flows are keyed by name: the id is derived from it, so two concurrent registrations of
-    one name meet on one stream and the loser of the race reads the winner's flow."""
-    return uuid.uuid5(FLOW_NAMESPACE, name)
-
 
 def to_flow(view: FlowView) -> Flow:
     return Flow(id=view.id, created=view.created, updated=view.updated, name=view.name, tags=view.tags, labels=view.labels)
@@ -39,8 +30,7 @@ def to_flow(view: FlowView) -> Flow:
 async def create_flow(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowCreate)
     view, created = await flow_commands.register(
-        request.config_dict[keys.STORE], flow_id_for(body.name), body.name, body.tags, body.labels or {},
-        clock=request.config_dict[keys.CLOCK],
+        request.config_dict[keys.STORE], body.name, body.tags, body.labels, clock=request.config_dict[keys.CLOCK]
     )
     return json_response(to_flow(view), status=201 if created else 200)
 

@@ -11,13 +11,14 @@ from aiohttp import web
 from runlog.projections.runs import TaskRunView, estimated_run_time, estimated_start_time_delta
 from runlog.schema.events import State
 
+from runlog.commands import task_runs as commands
+from runlog.commands.task_runs import TASK_POLICY
+
 from .. import keys
 from ..http import NotFound, decode_body, empty_response, json_response, path_uuid, query_uuid
 from ..openapi import documented
 from ..queries import runs as queries
 from ..schemas.runs import OrchestrationResult, SetState, TaskRun, TaskRunCreate, TaskRunUpdate
-from ..services import task_runs as commands
-from ..services.task_runs import TASK_POLICY
 from .flow_runs import orchestration_response, state_response
 
 routes = web.RouteTableDef()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from runlog.commands import variables as commands
 from runlog.projections.variables import VariableView
 
 from .. import keys
-from ..http import NotFound, decode_body, empty_response, json_response, page_limit, path_uuid
+from ..http import NotFound, decode_body, empty_response, json_response, page_limit, path_uuid, sent_fields
 from ..openapi import documented
 from ..queries import variables as queries
 from ..schemas.variables import Variable, VariableCountRequest, VariableCreate, VariableFilterRequest, VariableUpdate
-from ..services import variables as commands
 
 routes = web.RouteTableDef()
 
@@ -55,7 +55,9 @@ async def count_variables(request: web.Request) -> web.Response:
 )
 async def create_variable(request: web.Request) -> web.Response:
     body = await decode_body(request, VariableCreate)
-    view = await commands.create(request.config_dict[keys.STORE], body, clock=request.config_dict[keys.CLOCK])
+    view = await commands.create(
+        request.config_dict[keys.STORE], body.name, body.value, body.tags, clock=request.config_dict[keys.CLOCK]
+    )
     return json_response(to_variable(view), status=201)
 
 
@@ -79,7 +81,9 @@ async def read_variable_by_name(request: web.Request) -> web.Response:
 
 async def _update(request: web.Request, lookup: commands.Lookup) -> web.Response:
     body = await decode_body(request, VariableUpdate)
-    view = await commands.update(request.config_dict[keys.STORE], lookup, body, clock=request.config_dict[keys.CLOCK])
+    view = await commands.update(
+        request.config_dict[keys.STORE], lookup, sent_fields(body), clock=request.config_dict[keys.CLOCK]
+    )
     if view is None:
         raise NotFound(NOT_FOUND)
     return empty_response()

@@ -13,12 +13,12 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.commands.artifacts import NewArtifact
+
 from .filters import DeploymentFilter, FlowFilter, FlowRunFilter, NonNegative, Operator, TaskRunFilter
 
 MAX_ARTIFACT_KEY_LENGTH = 2000
 """runlog's own bound (Prefect has none): keys are indexed, and an index entry must stay small."""
-MAX_METADATA_VALUE_LENGTH = 500
-"""Prefect keeps the first 500 characters of a longer metadata value, followed by "..."."""
 
 ARTIFACT_KEY_PATTERN = "^[a-z0-9-]*$"
 """Prefect's: lowercase letters, numbers and dashes."""
@@ -28,14 +28,10 @@ ArtifactKey = Annotated[str, msgspec.Meta(pattern=ARTIFACT_KEY_PATTERN, max_leng
 ArtifactSort = Literal["CREATED_DESC", "UPDATED_DESC", "ID_DESC", "KEY_DESC", "KEY_ASC"]
 
 
-class ArtifactCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class ArtifactCreate(NewArtifact, kw_only=True, forbid_unknown_fields=True):
+    """The domain's NewArtifact, with Prefect's key pattern and no unknown fields."""
+
     key: ArtifactKey | None = None
-    type: str | None = None
-    description: str | None = None
-    data: Any = None
-    metadata_: dict[str, str] | None = None
-    flow_run_id: UUID | None = None
-    task_run_id: UUID | None = None
 
 
 class ArtifactUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

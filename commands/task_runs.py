@@ -1,6 +1,6 @@
 """Task run commands: create (idempotently per flow run, task key and dynamic key) and set_state.
 
-Most task runs reach runlog as client events (api/services/events.py); these commands serve
+Most task runs reach runlog as client events (commands/client_events.py); these commands serve
 POST /task_runs/ and /task_runs/{id}/set_state, which the client uses for subflow wrappers and
 server-side orchestration. Before deciding, set_state finds what the pure rules cannot: the
 parent flow run, the task run state cache entry for a RUNNING proposal's cache key, and a
@@ -13,27 +13,26 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
-from runlog.schema import streams
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor, no_view
 from runlog.eventstore import ConcurrencyError, EventStore
+from runlog.projections import runs_writer as reads
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import TaskRunView, evolve_task_run
 from runlog.projections.runs_writer import cache_key
 from runlog.projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH, CacheEntry
 from runlog.projections.task_run_state_cache import lookup as lookup_cached_state
 from runlog.schema import events as catalogue
+from runlog.schema import streams
 
-from runlog.commands.orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
-from runlog.commands.orchestration.common import state_from_proposal
-from ..queries import runs as queries
-from ..schemas.runs import TaskRunCreate
 from . import integrity, run_keys
+from .clock import Clock, system_clock
+from .executor import Decided, Executor, no_view
+from .orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
+from .orchestration.common import state_from_proposal
 
 TASK_NAMESPACE = uuid.UUID("2d0b8f5e-6a41-4c1a-9e77-72756e6c6f67")
 
@@ -43,12 +42,30 @@ TASK_POLICY = {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 0, "retr
 R = TypeVar("R")
 
 
+class NewTaskRun(msgspec.Struct, kw_only=True):
+    """A task run to create (POST /task_runs/ extends it with nothing but its name)."""
+
+    task_key: str
+    dynamic_key: str
+    name: str | None = None
+    flow_run_id: UUID | None = None
+    id: UUID | None = None
+    cache_key: str | None = None
+    cache_expiration: datetime | None = None
+    task_version: str | None = None
+    empirical_policy: dict[str, Any] | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] | None = None
+    task_inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    state: ProposedState | None = None
+
+
 def stream_of(run_id: UUID) -> str:
     return streams.task_run(run_id)
 
 
 def run_id_for_key(flow_run_id: UUID | None, task_key: str, dynamic_key: str, generation: int = 0) -> UUID:
-    """The id of the task run holding this key in its ``generation`` (api/services/run_keys.py).
+    """The id of the task run holding this key in its ``generation`` (commands/run_keys.py).
 
     Generation 0 is the id runlog has always derived, so task runs created before keep theirs.
     """
@@ -56,7 +73,7 @@ def run_id_for_key(flow_run_id: UUID | None, task_key: str, dynamic_key: str, ge
     return uuid.uuid5(TASK_NAMESPACE, f"{flow_run_id}\x1f{task_key}\x1f{dynamic_key}{suffix}")
 
 
-async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = system_clock) -> tuple[TaskRunView, bool]:
+async def create(store: EventStore, body: NewTaskRun, *, clock: Clock = system_clock) -> tuple[TaskRunView, bool]:
     """The new task run and True, or the existing one and False.
 
     Without an ``id`` the task run is found by its flow run, task key and dynamic key. Raises
@@ -64,7 +81,7 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
     task run (its stream keeps the deleted run's history).
     """
     first_id = body.id or run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key)
-    flow_run_found, existing = await queries.task_run_create_read(store, body.flow_run_id, first_id)
+    flow_run_found, existing = await reads.task_run_create_read(store, body.flow_run_id, first_id)
     if not flow_run_found:
         assert body.flow_run_id is not None
         raise integrity.missing("flow_run_id", "flow run", body.flow_run_id)
@@ -78,12 +95,12 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
         return await run_keys.create_or_find(
             store,
             derive=lambda generation: run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key, generation),
-            stream_of=stream_of, load=lambda run_id: queries.get_task_run(store, run_id), append_new=append_new,
+            stream_of=stream_of, load=lambda run_id: reads.get_task_run(store, run_id), append_new=append_new,
         )
     try:
         return await append_new(body.id), True
     except ConcurrencyError:
-        existing = await queries.get_task_run(store, body.id)
+        existing = await reads.get_task_run(store, body.id)
         if existing is not None:
             return existing, False  # created meanwhile with this id
     raise integrity.IntegrityConflict(
@@ -92,7 +109,7 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
     )
 
 
-async def _append_new(store: EventStore, run_id: UUID, body: TaskRunCreate, clock: Clock) -> TaskRunView:
+async def _append_new(store: EventStore, run_id: UUID, body: NewTaskRun, clock: Clock) -> TaskRunView:
     """Append a new task run's first events (ConcurrencyError when its stream exists); its view."""
 
     def decide(_view: None, now: datetime) -> Decided[None]:
@@ -126,7 +143,7 @@ async def _run_command(
     cache: ViewCache | None, clock: Clock,
 ) -> R:
     outcome = await Executor(store, clock=clock, cache=cache).execute(
-        stream_of(run_id), load=lambda: queries.get_task_run(store, run_id), decide=decide, evolve=evolve_task_run,
+        stream_of(run_id), load=lambda: reads.get_task_run(store, run_id), decide=decide, evolve=evolve_task_run,
         cache_key=cache_key("task_runs", run_id),
     )
     return outcome.result
@@ -141,7 +158,7 @@ async def set_state(
     async def decide(view: TaskRunView | None, now: datetime) -> Decided[Decision | None]:
         if view is None:
             return Decided((), None)
-        parent = await queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
+        parent = await reads.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
         ctx = TaskRunContext(
             now=now, state_id=uuid.uuid4(), force=force, flow_run=parent,
             cache_entry=await _cached_state(store, proposed, force, now),
@@ -158,7 +175,7 @@ async def set_state(
         return Decided([event], decision, ids=[decision.state.id])  # a state's id is its event's id
 
     outcome = await Executor(store, clock=clock, cache=cache).execute(
-        stream_of(run_id), load=lambda: queries.get_task_run(store, run_id), decide=decide, evolve=evolve_task_run,
+        stream_of(run_id), load=lambda: reads.get_task_run(store, run_id), decide=decide, evolve=evolve_task_run,
         cache_key=cache_key("task_runs", run_id),
     )
     if outcome.result is None or outcome.view is None:

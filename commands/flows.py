@@ -6,20 +6,29 @@ stream and the executor makes one of them the creation; the others answer with i
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor, Versioned, load_versioned, versioned
 from runlog.eventstore import EventStore
+from runlog.projections import flows as reads
 from runlog.projections.cache import ViewCache
 from runlog.projections.flows import FlowView, evolve_flow
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
-from ..queries import flows as queries
 from . import flow_runs
+from .clock import Clock, system_clock
+from .executor import Decided, Executor, Versioned, load_versioned, versioned
+
+FLOW_NAMESPACE = uuid.UUID("4b1c5d0e-7a5f-4a53-9b1e-72756e6c6f67")
+
+
+def flow_id_for(name: str) -> UUID:
+    """Flows are keyed by name: the id is derived from it, so two concurrent registrations of
+    one name meet on one stream and the loser of the race reads the winner's flow."""
+    return uuid.uuid5(FLOW_NAMESPACE, name)
 
 Flow = Versioned[FlowView]
 _fold = versioned(evolve_flow)
@@ -28,16 +37,18 @@ _fold = versioned(evolve_flow)
 async def _command(store: EventStore, flow_id: UUID, decide, clock: Clock):  # type: ignore[no-untyped-def]
     stream = streams.flow(flow_id)
     return await Executor(store, clock=clock).execute(
-        stream, load=lambda: load_versioned(store, stream, lambda: queries.get(store, flow_id)),
+        stream, load=lambda: load_versioned(store, stream, lambda: reads.get(store, flow_id)),
         decide=decide, evolve=_fold,
     )
 
 
 async def register(
-    store: EventStore, flow_id: UUID, name: str, tags: list[str], labels: dict[str, Any], *,
+    store: EventStore, name: str, tags: list[str] | None = None, labels: dict[str, Any] | None = None, *,
     clock: Clock = system_clock,
 ) -> tuple[FlowView, bool]:
     """The new flow and True, or the one registered under that name and False."""
+    flow_id = flow_id_for(name)
+    tags, labels = tags or [], labels or {}
 
     def decide(flow: Flow, now: datetime) -> Decided[bool]:
         if flow.view is not None:
@@ -66,7 +77,7 @@ async def delete(
     store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None, clock: Clock = system_clock
 ) -> bool:
     """Delete the flow after its runs (Prefect's foreign keys cascade); False when it does not exist."""
-    if await queries.get(store, flow_id) is None:
+    if await reads.get(store, flow_id) is None:
         return False
     # The runs go first, so none is ever left without its flow.
     await flow_runs.delete_runs_of_flow(store, flow_id, cache=cache)
@@ -79,4 +90,4 @@ async def delete(
     return (await _command(store, flow_id, decide, clock)).result
 
 
-__all__ = ["delete", "register", "update"]
+__all__ = ["delete", "flow_id_for", "register", "update"]

@@ -1,7 +1,9 @@
 """Flow run commands: create (idempotently), update, delete, and set_state.
 
 Every one goes through the command executor (runlog.commands.executor), which stands in for
-Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version.
+Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version. A new run is
+described by ``NewFlowRun``, the domain input that the HTTP body (api/schemas/runs.py) extends
+and that a scheduler builds directly.
 """
 
 from __future__ import annotations
@@ -16,20 +18,46 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.schema import streams
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor, no_view
 from runlog.eventstore import EventStore
+from runlog.projections import runs_writer as reads
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
 from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
+from runlog.schema import streams
 
-from runlog.commands.orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
-from runlog.commands.orchestration.common import state_from_proposal
-from ..queries import runs as queries
-from ..schemas.runs import DEFAULT_POLICY, FlowRunCreate, FlowRunUpdate
 from . import integrity, run_keys, task_runs
+from .clock import Clock, system_clock
+from .executor import Decided, Executor, no_view
+from .orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
+from .orchestration.common import state_from_proposal
+
+DEFAULT_POLICY = {
+    "max_retries": 0, "retry_delay_seconds": 0.0, "retries": None, "retry_delay": None,
+    "pause_keys": [], "resuming": False, "retry_type": None,
+}
+"""Prefect's FlowRunPolicy defaults: a new run's empirical_policy starts from them."""
+
+
+class NewFlowRun(msgspec.Struct, kw_only=True):
+    """A flow run to create: what a client's POST /flow_runs/ or a scheduler asks for."""
+
+    flow_id: UUID
+    name: str | None = None
+    state: ProposedState | None = None
+    flow_version: str | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    parent_task_run_id: UUID | None = None
+    idempotency_key: str | None = None
+    empirical_policy: dict[str, Any] | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] | None = None
+    deployment_id: UUID | None = None
+    work_pool_name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] | None = None
+
 
 RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
 
@@ -48,7 +76,7 @@ def stream_of(run_id: UUID) -> str:
 
 
 def run_id_for_key(flow_id: UUID, idempotency_key: str, generation: int = 0) -> UUID:
-    """The id of the run holding ``idempotency_key`` in its ``generation`` (api/services/run_keys.py).
+    """The id of the run holding ``idempotency_key`` in its ``generation`` (commands/run_keys.py).
 
     Generation 0 is the id runlog has always derived, so runs created before generations keep theirs.
     """
@@ -57,7 +85,7 @@ def run_id_for_key(flow_id: UUID, idempotency_key: str, generation: int = 0) -> 
 
 
 async def create(
-    store: EventStore, body: FlowRunCreate, *, cache: ViewCache | None = None, clock: Clock = system_clock,
+    store: EventStore, body: NewFlowRun, *, cache: ViewCache | None = None, clock: Clock = system_clock,
     known_flows: integrity.KnownIds | None = None,
 ) -> tuple[FlowRunView, bool]:
     """The new run and True, or the live run with the same idempotency key and False.
@@ -70,7 +98,7 @@ async def create(
             and body.idempotency_key is None:
         flow_found, parent_found, existing = True, True, None  # nothing else to look up
     else:
-        flow_found, parent_found, existing = await queries.flow_run_create_read(
+        flow_found, parent_found, existing = await reads.flow_run_create_read(
             store, body.flow_id, body.parent_task_run_id, body.idempotency_key
         )
     if not flow_found:
@@ -92,12 +120,12 @@ async def create(
     # Concurrent creations with one key meet on one stream per generation; only one wins.
     return await run_keys.create_or_find(
         store, derive=lambda generation: run_id_for_key(body.flow_id, key, generation), stream_of=stream_of,
-        load=lambda run_id: queries.get_flow_run(store, run_id), append_new=append_new,
+        load=lambda run_id: reads.get_flow_run(store, run_id), append_new=append_new,
     )
 
 
 async def _append_new(
-    store: EventStore, run_id: UUID, body: FlowRunCreate, cache: ViewCache | None, clock: Clock
+    store: EventStore, run_id: UUID, body: NewFlowRun, cache: ViewCache | None, clock: Clock
 ) -> FlowRunView:
     """Append a new run's first events (ConcurrencyError when its stream exists) and return its view."""
 
@@ -139,18 +167,17 @@ async def _run_command(
     cache: ViewCache | None, clock: Clock,
 ) -> R:
     outcome = await _executor(store, clock, cache).execute(
-        stream_of(run_id), load=lambda: queries.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
+        stream_of(run_id), load=lambda: reads.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
         cache_key=cache_key("flow_runs", run_id),
     )
     return outcome.result
 
 
 async def update(
-    store: EventStore, run_id: UUID, changes: FlowRunUpdate | dict[str, Any], *,
+    store: EventStore, run_id: UUID, fields: dict[str, Any], *,
     cache: ViewCache | None = None, clock: Clock = system_clock,
 ) -> bool:
-    """Apply a PATCH against the run's current version; False when the run does not exist."""
-    fields = msgspec.to_builtins(changes) if not isinstance(changes, dict) else changes
+    """Set ``fields`` (a PATCH's) against the run's current version; False when the run does not exist."""
 
     def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
         if view is None:
@@ -190,9 +217,9 @@ async def delete(
 
     The task runs go first, so a deletion cut short never leaves task runs of a deleted run.
     """
-    if await queries.get_flow_run(store, run_id) is None:
+    if await reads.get_flow_run(store, run_id) is None:
         return False
-    task_run_ids = await queries.task_run_ids_of_flow_run(store, run_id)
+    task_run_ids = await reads.task_run_ids_of_flow_run(store, run_id)
     await in_chunks(task_run_ids, lambda task_run_id: task_runs.delete(store, task_run_id, cache=cache, clock=clock))
 
     def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
@@ -208,7 +235,7 @@ async def delete(
 
 async def delete_runs_of_flow(store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None) -> int:
     """Delete every run of a flow (and their task runs) before the flow goes; how many there were."""
-    run_ids = await queries.flow_run_ids_of_flow(store, flow_id)
+    run_ids = await reads.flow_run_ids_of_flow(store, flow_id)
     await in_chunks(run_ids, lambda run_id: delete(store, run_id, cache=cache))
     return len(run_ids)
 
@@ -250,7 +277,7 @@ async def set_state(
         return Decided([event], decision, ids=[decision.state.id])  # a state's id is its event's id
 
     outcome = await _executor(store, clock, cache).execute(
-        stream_of(run_id), load=lambda: queries.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
+        stream_of(run_id), load=lambda: reads.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
         cache_key=cache_key("flow_runs", run_id),
     )
     decision = outcome.result
@@ -287,9 +314,9 @@ async def mirror_to_parent_task(
         return Decided([event], None, ids=[copy.id])
 
     await _executor(store, clock).execute(
-        streams.task_run(task_run_id), load=lambda: queries.get_task_run(store, task_run_id), decide=decide,
+        streams.task_run(task_run_id), load=lambda: reads.get_task_run(store, task_run_id), decide=decide,
         evolve=evolve_task_run,
     )
 
 
-__all__ = ["Status", "create", "delete", "mirror_to_parent_task", "set_state", "update", "update_labels"]
+__all__ = ["DEFAULT_POLICY", "NewFlowRun", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update", "update_labels"]

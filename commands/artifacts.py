@@ -14,15 +14,29 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.errors import Unprocessable
-from runlog.commands.executor import Decided, Executor, Versioned, load_versioned, no_view, versioned
 from runlog.eventstore import EventStore
+from runlog.projections import artifacts as reads
 from runlog.projections.artifacts import ArtifactView, evolve_artifact, stream_of
 from runlog.schema import events as catalogue
 
-from ..queries import artifacts as queries
-from ..schemas.artifacts import MAX_METADATA_VALUE_LENGTH, ArtifactCreate, ArtifactUpdate
+from .clock import Clock, system_clock
+from .errors import Unprocessable
+from .executor import Decided, Executor, Versioned, load_versioned, no_view, versioned
+
+MAX_METADATA_VALUE_LENGTH = 500
+"""Prefect keeps the first 500 characters of a longer metadata value, followed by "..."."""
+
+
+class NewArtifact(msgspec.Struct, kw_only=True):
+    """An artifact to create (POST /artifacts/ extends it with Prefect's key pattern)."""
+
+    key: str | None = None
+    type: str | None = None
+    description: str | None = None
+    data: Any = None
+    metadata_: dict[str, str] | None = None
+    flow_run_id: UUID | None = None
+    task_run_id: UUID | None = None
 
 
 class InvalidArtifact(Unprocessable):
@@ -46,7 +60,7 @@ def _check_type(artifact_type: str | None) -> None:
         raise InvalidArtifact("Artifact type must not contain the NUL character")
 
 
-async def create(store: EventStore, body: ArtifactCreate, *, clock: Clock = system_clock) -> ArtifactView:
+async def create(store: EventStore, body: NewArtifact, *, clock: Clock = system_clock) -> ArtifactView:
     _check_type(body.type)
     artifact_id = uuid.uuid4()
 
@@ -65,26 +79,27 @@ async def create(store: EventStore, body: ArtifactCreate, *, clock: Clock = syst
     return outcome.view
 
 
-def changes_of(body: ArtifactUpdate) -> dict[str, Any]:
-    """The fields the client sent; an explicit null sets the field to null, as in Prefect."""
-    changes = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
+def _truncated(changes: dict[str, Any]) -> dict[str, Any]:
     if "metadata_" in changes:
-        changes["metadata_"] = truncate_metadata(changes["metadata_"])
+        return {**changes, "metadata_": truncate_metadata(changes["metadata_"])}
     return changes
 
 
 async def _command(store: EventStore, artifact_id: UUID, decide, clock: Clock) -> bool:  # type: ignore[no-untyped-def]
     stream = stream_of(artifact_id)
     outcome = await Executor(store, clock=clock).execute(
-        stream, load=lambda: load_versioned(store, stream, lambda: queries.get(store, artifact_id)),
+        stream, load=lambda: load_versioned(store, stream, lambda: reads.get(store, artifact_id)),
         decide=decide, evolve=versioned(evolve_artifact),
     )
     return outcome.result
 
 
-async def update(store: EventStore, artifact_id: UUID, body: ArtifactUpdate, *, clock: Clock = system_clock) -> bool:
-    """Whether the artifact exists. Its latest-of-key row shows the update when it is the latest."""
-    changes = changes_of(body)
+async def update(
+    store: EventStore, artifact_id: UUID, changes: dict[str, Any], *, clock: Clock = system_clock
+) -> bool:
+    """Set the fields in ``changes`` (data, description, metadata_); whether the artifact exists.
+    Its latest-of-key row shows the update when it is the latest."""
+    changes = _truncated(changes)
 
     def decide(artifact: Versioned[ArtifactView], now: datetime) -> Decided[bool]:
         if artifact.view is None:

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from uuid import UUID
 
-from runlog.commands.errors import Conflict
+from .errors import Conflict
 
 PREFECT_CONFLICT = "Data integrity conflict"
 """How Prefect's 409 for a violated constraint starts; our details start the same way."""

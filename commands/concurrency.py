@@ -19,7 +19,7 @@ renewal that finds the lease gone or expired on any of them frees the rest and a
 
 Expiry. A lease past its expiry no longer counts against its limit: every decision compares
 ``expires_at`` with the clock, so correctness never waits for the sweeper
-(api/services/lease_expiry.py), which only records the releases (reason "expired") nobody
+(commands/lease_expiry.py), which only records the releases (reason "expired") nobody
 else has recorded yet. An acquisition that reuses an expired lease's slot records that
 release itself, in the same append, so the log always explains where a slot went.
 """
@@ -34,9 +34,6 @@ from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 from uuid import UUID
 
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.errors import Busy, Conflict, Unprocessable
-from runlog.commands.executor import Decided, Executor
 from runlog.eventstore import EventStore
 from runlog.projections.concurrency import (
     LimitView,
@@ -50,7 +47,10 @@ from runlog.projections.concurrency import (
 )
 from runlog.schema import events as catalogue
 
-from runlog.commands.orchestration.jitter import clamped_poisson_interval
+from .clock import Clock, system_clock
+from .errors import Busy, Conflict, Unprocessable
+from .executor import Decided, Executor
+from .orchestration.jitter import clamped_poisson_interval
 
 T = TypeVar("T")
 
