@@ -21,7 +21,8 @@ from runlog.schema import events as catalogue
 
 from .clock import Clock, system_clock
 from .errors import Unprocessable
-from .executor import Decided, Executor, Versioned, load_versioned, no_view, versioned
+from .entities import EntityStream
+from .executor import Decided
 
 MAX_METADATA_VALUE_LENGTH = 500
 """Prefect keeps the first 500 characters of a longer metadata value, followed by "..."."""
@@ -37,6 +38,9 @@ class NewArtifact(msgspec.Struct, kw_only=True):
     metadata_: dict[str, str] | None = None
     flow_run_id: UUID | None = None
     task_run_id: UUID | None = None
+
+
+ARTIFACTS = EntityStream(stream_of, reads.get, evolve_artifact, versioned=True)
 
 
 class InvalidArtifact(Unprocessable):
@@ -71,27 +75,13 @@ async def create(store: EventStore, body: NewArtifact, *, clock: Clock = system_
             created=now,
         )])
 
-    outcome = await Executor(store, clock=clock).execute(
-        stream_of(artifact_id), load=no_view, decide=decide, evolve=lambda view, event, _v: evolve_artifact(view, event),
-        retry_conflicts=False,  # a new id: its stream cannot exist
-    )
-    assert outcome.view is not None
-    return outcome.view
+    return await ARTIFACTS.create(store, artifact_id, decide, clock=clock)  # a new id: its stream cannot exist
 
 
 def _truncated(changes: dict[str, Any]) -> dict[str, Any]:
     if "metadata_" in changes:
         return {**changes, "metadata_": truncate_metadata(changes["metadata_"])}
     return changes
-
-
-async def _command(store: EventStore, artifact_id: UUID, decide, clock: Clock) -> bool:  # type: ignore[no-untyped-def]
-    stream = stream_of(artifact_id)
-    outcome = await Executor(store, clock=clock).execute(
-        stream, load=lambda: load_versioned(store, stream, lambda: reads.get(store, artifact_id)),
-        decide=decide, evolve=versioned(evolve_artifact),
-    )
-    return outcome.result
 
 
 async def update(
@@ -101,20 +91,12 @@ async def update(
     Its latest-of-key row shows the update when it is the latest."""
     changes = _truncated(changes)
 
-    def decide(artifact: Versioned[ArtifactView], now: datetime) -> Decided[bool]:
-        if artifact.view is None:
-            return Decided((), False)
-        return Decided([catalogue.ArtifactUpdated(artifact_id=artifact_id, changes=changes, updated=now)], True)
+    def changed(_artifact: ArtifactView, now: datetime) -> list[catalogue.Event]:
+        return [catalogue.ArtifactUpdated(artifact_id=artifact_id, changes=changes, updated=now)]
 
-    return await _command(store, artifact_id, decide, clock)
+    return await ARTIFACTS.if_exists(store, artifact_id, changed, clock=clock)
 
 
 async def delete(store: EventStore, artifact_id: UUID, *, clock: Clock = system_clock) -> bool:
     """Whether the artifact existed. Deleting the latest of a key hands the key to the newest left."""
-
-    def decide(artifact: Versioned[ArtifactView], _now: datetime) -> Decided[bool]:
-        if artifact.view is None:
-            return Decided((), False)
-        return Decided([catalogue.ArtifactDeleted(artifact_id=artifact_id)], True)
-
-    return await _command(store, artifact_id, decide, clock)
+    return await ARTIFACTS.delete(store, artifact_id, catalogue.ArtifactDeleted(artifact_id=artifact_id), clock=clock)

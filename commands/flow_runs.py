@@ -21,14 +21,15 @@ import msgspec
 from runlog.eventstore import EventStore
 from runlog.projections import runs_writer as reads
 from runlog.projections.cache import ViewCache
-from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
+from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run
 from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
 from . import integrity, run_keys, task_runs
 from .clock import Clock, system_clock
-from .executor import Decided, Executor, no_view
+from .entities import EntityStream
+from .executor import Decided
 from .orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
 from .orchestration.common import state_from_proposal
 
@@ -75,6 +76,9 @@ def stream_of(run_id: UUID) -> str:
     return streams.flow_run(run_id)
 
 
+FLOW_RUNS = EntityStream(stream_of, reads.get_flow_run, evolve_flow_run, cached_as="flow_runs")
+
+
 def run_id_for_key(flow_id: UUID, idempotency_key: str, generation: int = 0) -> UUID:
     """The id of the run holding ``idempotency_key`` in its ``generation`` (commands/run_keys.py).
 
@@ -101,26 +105,20 @@ async def create(
         flow_found, parent_found, existing = await reads.flow_run_create_read(
             store, body.flow_id, body.parent_task_run_id, body.idempotency_key
         )
-    if not flow_found:
-        raise integrity.missing("flow_id", "flow", body.flow_id)
+    integrity.require(flow_found, "flow_id", "flow", body.flow_id)
     if known_flows is not None:
         known_flows.add(body.flow_id)
-    if not parent_found:
-        assert body.parent_task_run_id is not None
-        raise integrity.missing("parent_task_run_id", "task run", body.parent_task_run_id)
+    integrity.require(parent_found, "parent_task_run_id", "task run", body.parent_task_run_id)
     if existing is not None:
         return existing, False
 
-    async def append_new(run_id: UUID) -> FlowRunView:
-        return await _append_new(store, run_id, body, cache, clock)
-
     if body.idempotency_key is None:
-        return await append_new(uuid.uuid4()), True
+        return await _append_new(store, uuid.uuid4(), body, cache, clock), True
     key = body.idempotency_key
     # Concurrent creations with one key meet on one stream per generation; only one wins.
     return await run_keys.create_or_find(
-        store, derive=lambda generation: run_id_for_key(body.flow_id, key, generation), stream_of=stream_of,
-        load=lambda run_id: reads.get_flow_run(store, run_id), append_new=append_new,
+        store, FLOW_RUNS, lambda generation: run_id_for_key(body.flow_id, key, generation),
+        lambda run_id: _append_new(store, run_id, body, cache, clock),
     )
 
 
@@ -145,32 +143,12 @@ async def _append_new(
         first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)
         return Decided([created, first_state], None, ids=[uuid.uuid4(), state_id])
 
-    # The stream must not exist (nothing is loaded, not even from the cache): a conflict is the
-    # caller's answer (run_keys), not a race to decide again.
-    outcome = await _executor(store, clock).execute(
-        stream_of(run_id), load=no_view, decide=decide, evolve=evolve_flow_run, retry_conflicts=False,
-    )
-    view = outcome.view
-    assert view is not None and view.state is not None
+    view = await FLOW_RUNS.create(store, run_id, decide, clock=clock)
+    assert view.state is not None
     if cache is not None:
         cache.put(cache_key("flow_runs", run_id), view)  # the client's next call is nearly always set_state
     await mirror_to_parent_task(store, view, view.state, clock=clock)
     return view
-
-
-def _executor(store: EventStore, clock: Clock, cache: ViewCache | None = None) -> Executor:
-    return Executor(store, clock=clock, cache=cache)
-
-
-async def _run_command(
-    store: EventStore, run_id: UUID, decide: Callable[[FlowRunView | None, datetime], Decided[R]], *,
-    cache: ViewCache | None, clock: Clock,
-) -> R:
-    outcome = await _executor(store, clock, cache).execute(
-        stream_of(run_id), load=lambda: reads.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
-        cache_key=cache_key("flow_runs", run_id),
-    )
-    return outcome.result
 
 
 async def update(
@@ -178,15 +156,8 @@ async def update(
     cache: ViewCache | None = None, clock: Clock = system_clock,
 ) -> bool:
     """Set ``fields`` (a PATCH's) against the run's current version; False when the run does not exist."""
-
-    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
-        if view is None:
-            return Decided((), False)
-        if not fields:
-            return Decided((), True)
-        return Decided([catalogue.FlowRunUpdated(flow_run_id=run_id, changes=fields)], True)
-
-    return await _run_command(store, run_id, decide, cache=cache, clock=clock)
+    changed = [catalogue.FlowRunUpdated(flow_run_id=run_id, changes=fields)] if fields else []
+    return await FLOW_RUNS.if_exists(store, run_id, lambda _view, _now: changed, cache=cache, clock=clock)
 
 
 async def update_labels(
@@ -199,15 +170,11 @@ async def update_labels(
     edits both survive: the second is decided again against the first's result.
     """
 
-    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
-        if view is None:
-            return Decided((), False)
-        merged = {**view.labels, **labels}
-        if merged == view.labels:
-            return Decided((), True)
-        return Decided([catalogue.FlowRunUpdated(flow_run_id=run_id, changes={"labels": merged})], True)
+    def merged(view: FlowRunView, _now: datetime) -> list[catalogue.Event]:
+        labelled = {**view.labels, **labels}
+        return [] if labelled == view.labels else [catalogue.FlowRunUpdated(flow_run_id=run_id, changes={"labels": labelled})]
 
-    return await _run_command(store, run_id, decide, cache=cache, clock=clock)
+    return await FLOW_RUNS.if_exists(store, run_id, merged, cache=cache, clock=clock)
 
 
 async def delete(
@@ -221,16 +188,7 @@ async def delete(
         return False
     task_run_ids = await reads.task_run_ids_of_flow_run(store, run_id)
     await in_chunks(task_run_ids, lambda task_run_id: task_runs.delete(store, task_run_id, cache=cache, clock=clock))
-
-    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
-        if view is None:
-            return Decided((), False)
-        return Decided([catalogue.FlowRunDeleted(flow_run_id=run_id)], True)
-
-    deleted = await _run_command(store, run_id, decide, cache=cache, clock=clock)
-    if cache is not None:
-        cache.drop(cache_key("flow_runs", run_id))
-    return deleted
+    return await FLOW_RUNS.delete(store, run_id, catalogue.FlowRunDeleted(flow_run_id=run_id), cache=cache, clock=clock)
 
 
 async def delete_runs_of_flow(store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None) -> int:
@@ -245,7 +203,6 @@ DELETE_CHUNK = 64
 
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 async def in_chunks(items: Iterable[T], call: Callable[[T], Awaitable[Any]]) -> None:
@@ -276,10 +233,7 @@ async def set_state(
         )
         return Decided([event], decision, ids=[decision.state.id])  # a state's id is its event's id
 
-    outcome = await _executor(store, clock, cache).execute(
-        stream_of(run_id), load=lambda: reads.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
-        cache_key=cache_key("flow_runs", run_id),
-    )
+    outcome = await FLOW_RUNS.execute(store, run_id, decide, cache=cache, clock=clock)
     decision = outcome.result
     if decision is None or outcome.view is None:
         return None
@@ -313,10 +267,7 @@ async def mirror_to_parent_task(
         )
         return Decided([event], None, ids=[copy.id])
 
-    await _executor(store, clock).execute(
-        streams.task_run(task_run_id), load=lambda: reads.get_task_run(store, task_run_id), decide=decide,
-        evolve=evolve_task_run,
-    )
+    await task_runs.TASK_RUNS.execute(store, task_run_id, decide, clock=clock)
 
 
 __all__ = ["DEFAULT_POLICY", "NewFlowRun", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update", "update_labels"]

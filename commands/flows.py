@@ -20,7 +20,8 @@ from runlog.schema import streams
 
 from . import flow_runs
 from .clock import Clock, system_clock
-from .executor import Decided, Executor, Versioned, load_versioned, versioned
+from .entities import EntityStream
+from .executor import Decided, Versioned
 
 FLOW_NAMESPACE = uuid.UUID("4b1c5d0e-7a5f-4a53-9b1e-72756e6c6f67")
 
@@ -30,16 +31,7 @@ def flow_id_for(name: str) -> UUID:
     one name meet on one stream and the loser of the race reads the winner's flow."""
     return uuid.uuid5(FLOW_NAMESPACE, name)
 
-Flow = Versioned[FlowView]
-_fold = versioned(evolve_flow)
-
-
-async def _command(store: EventStore, flow_id: UUID, decide, clock: Clock):  # type: ignore[no-untyped-def]
-    stream = streams.flow(flow_id)
-    return await Executor(store, clock=clock).execute(
-        stream, load=lambda: load_versioned(store, stream, lambda: reads.get(store, flow_id)),
-        decide=decide, evolve=_fold,
-    )
+FLOWS = EntityStream(streams.flow, reads.get, evolve_flow, versioned=True)
 
 
 async def register(
@@ -50,27 +42,27 @@ async def register(
     flow_id = flow_id_for(name)
     tags, labels = tags or [], labels or {}
 
-    def decide(flow: Flow, now: datetime) -> Decided[bool]:
+    def decide(flow: Versioned[FlowView], now: datetime) -> Decided[bool]:
         if flow.view is not None:
             return Decided((), False)
         return Decided([catalogue.FlowCreated(flow_id=flow_id, name=name, tags=tags, labels=labels, created=now)], True)
 
-    outcome = await _command(store, flow_id, decide, clock)
+    outcome = await FLOWS.execute(store, flow_id, decide, clock=clock)
     assert outcome.view is not None and outcome.view.view is not None
     return outcome.view.view, outcome.result
 
 
-async def update(store: EventStore, flow_id: UUID, changes: dict[str, Any], *, clock: Clock = system_clock) -> bool:
-    """Replace the flow's tags or labels (the fields in ``changes``); False when it does not exist."""
+async def update(
+    store: EventStore, flow_id: UUID, changes: dict[str, Any], *, cache: ViewCache | None = None,
+    clock: Clock = system_clock,
+) -> bool:
+    """Replace the flow's tags or labels (the fields in ``changes``); False when it does not exist.
+    (``cache`` is taken as every entity command takes it; a flow's view is not cached.)"""
 
-    def decide(flow: Flow, now: datetime) -> Decided[bool]:
-        if flow.view is None:
-            return Decided((), False)
-        if not changes:
-            return Decided((), True)
-        return Decided([catalogue.FlowUpdated(flow_id=flow_id, changes=changes, updated=now)], True)
+    def changed(_flow: FlowView, now: datetime) -> list[catalogue.Event]:
+        return [catalogue.FlowUpdated(flow_id=flow_id, changes=changes, updated=now)] if changes else []
 
-    return (await _command(store, flow_id, decide, clock)).result
+    return await FLOWS.if_exists(store, flow_id, changed, clock=clock)
 
 
 async def delete(
@@ -81,13 +73,7 @@ async def delete(
         return False
     # The runs go first, so none is ever left without its flow.
     await flow_runs.delete_runs_of_flow(store, flow_id, cache=cache)
-
-    def decide(flow: Flow, _now: datetime) -> Decided[bool]:
-        if flow.view is None:
-            return Decided((), False)
-        return Decided([catalogue.FlowDeleted(flow_id=flow_id)], True)
-
-    return (await _command(store, flow_id, decide, clock)).result
+    return await FLOWS.delete(store, flow_id, catalogue.FlowDeleted(flow_id=flow_id), clock=clock)
 
 
 __all__ = ["delete", "flow_id_for", "register", "update"]

@@ -28,6 +28,13 @@ def missing(field: str, kind: str, value: UUID) -> IntegrityConflict:
     return IntegrityConflict(f"{PREFECT_CONFLICT}: {field} {value} names no {kind} that exists.")
 
 
+def require(found: bool, field: str, kind: str, value: UUID | None) -> None:
+    """Raise the conflict for ``field`` unless the ``kind`` it names was ``found``."""
+    if not found:
+        assert value is not None  # a reference that is not set is never missing
+        raise missing(field, kind, value)
+
+
 KNOWN_FLOW_TTL_SECONDS = 30.0
 """How long this process trusts that a flow it saw still exists, without reading it again."""
 
