@@ -3,14 +3,10 @@ is read by the projection (projections/variables.py), which commands share."""
 
 from __future__ import annotations
 
-from runlog.eventstore import EventStore
-from runlog.projections.variables import VariableView, decode_variable, get, get_by_name
+from runlog.projections.variables import decode_variable, get, get_by_name
 
-from ..schemas.variables import VariableFilter
-from .filtering import Criteria, Resource, any_in, fetch_count, fetch_page, like, tag_table, tags_all, tags_null
+from .filtering import Criteria, Listing, Resource, any_in, like, tag_table, tags_all, tags_null, views_of
 
-DEFAULT_LIMIT = 200
-"""Prefect's server.api.default_limit: the default and the largest accepted page size."""
 
 # Ties fall back to the id, so that pages never overlap.
 ORDER = {
@@ -30,17 +26,7 @@ VARIABLE = Resource({
 })
 
 
-async def filter(  # noqa: A001 - Prefect's verb
-    store: EventStore, flt: VariableFilter | None, *, sort: str, limit: int, offset: int
-) -> list[VariableView]:
-    async with store.reading() as tx:
-        rows = await fetch_page(tx, "variables v", "v.view", VARIABLE.where(tx, flt), ORDER[sort], limit, offset)
-    return [decode_variable(bytes(row[0])) for row in rows]
+VARIABLES = Listing("variables v", "v.view", Resource({"variables": VARIABLE}), ORDER, views_of(decode_variable))
 
 
-async def count(store: EventStore, flt: VariableFilter | None) -> int:
-    async with store.reading() as tx:
-        return await fetch_count(tx, "variables v", VARIABLE.where(tx, flt))
-
-
-__all__ = ["count", "filter", "get", "get_by_name"]
+__all__ = ["VARIABLES", "get", "get_by_name"]

@@ -29,8 +29,7 @@ ArtifactSort = Literal["CREATED_DESC", "UPDATED_DESC", "ID_DESC", "KEY_DESC", "K
 
 
 class ArtifactCreate(NewArtifact, kw_only=True, forbid_unknown_fields=True):
-    """The domain's NewArtifact, with Prefect's key pattern and no unknown fields."""
-
+    # The domain's NewArtifact, with Prefect's key pattern and no unknown fields.
     key: ArtifactKey | None = None
 
 
@@ -88,22 +87,22 @@ class ArtifactFilterType(_Filter, kw_only=True):
     not_any_: list[str] | None = None
 
 
-class ArtifactFilter(_Filter, kw_only=True):
+class _ArtifactFields(_Filter, kw_only=True):
+    """What ArtifactFilter and ArtifactCollectionFilter share: all but the id they filter on."""
+
     operator: Operator = "and_"
+    key: ArtifactFilterKey | None = None
+    flow_run_id: AnyIds | None = None
+    task_run_id: AnyIds | None = None
+    type: ArtifactFilterType | None = None
+
+
+class ArtifactFilter(_ArtifactFields, kw_only=True):
     id: AnyIds | None = None
-    key: ArtifactFilterKey | None = None
-    flow_run_id: AnyIds | None = None
-    task_run_id: AnyIds | None = None
-    type: ArtifactFilterType | None = None
 
 
-class ArtifactCollectionFilter(_Filter, kw_only=True):
-    operator: Operator = "and_"
+class ArtifactCollectionFilter(_ArtifactFields, kw_only=True):
     latest_id: AnyIds | None = None
-    key: ArtifactFilterKey | None = None
-    flow_run_id: AnyIds | None = None
-    task_run_id: AnyIds | None = None
-    type: ArtifactFilterType | None = None
 
 
 class _RunFilters(msgspec.Struct, kw_only=True):
@@ -115,21 +114,23 @@ class _RunFilters(msgspec.Struct, kw_only=True):
     deployments: DeploymentFilter | None = None
 
 
+class _Page(_RunFilters, kw_only=True):
+    sort: ArtifactSort | None = None
+    limit: int | None = None
+    offset: NonNegative | None = None
+
+
 class ArtifactCountRequest(_RunFilters, kw_only=True):
     artifacts: ArtifactFilter | None = None
 
 
-class ArtifactFilterRequest(ArtifactCountRequest, kw_only=True):
-    sort: ArtifactSort | None = None
-    limit: int | None = None
-    offset: NonNegative | None = None
+class ArtifactFilterRequest(_Page, kw_only=True):
+    artifacts: ArtifactFilter | None = None
 
 
 class ArtifactCollectionCountRequest(_RunFilters, kw_only=True):
     artifacts: ArtifactCollectionFilter | None = None
 
 
-class ArtifactCollectionFilterRequest(ArtifactCollectionCountRequest, kw_only=True):
-    sort: ArtifactSort | None = None
-    limit: int | None = None
-    offset: NonNegative | None = None
+class ArtifactCollectionFilterRequest(_Page, kw_only=True):
+    artifacts: ArtifactCollectionFilter | None = None
