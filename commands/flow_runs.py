@@ -172,7 +172,9 @@ async def update_labels(
 
     def merged(view: FlowRunView, _now: datetime) -> list[catalogue.Event]:
         labelled = {**view.labels, **labels}
-        return [] if labelled == view.labels else [catalogue.FlowRunUpdated(flow_run_id=run_id, changes={"labels": labelled})]
+        if labelled == view.labels:
+            return []
+        return [catalogue.FlowRunUpdated(flow_run_id=run_id, changes={"labels": labelled})]
 
     return await FLOW_RUNS.if_exists(store, run_id, merged, cache=cache, clock=clock)
 
@@ -270,4 +272,7 @@ async def mirror_to_parent_task(
     await task_runs.TASK_RUNS.execute(store, task_run_id, decide, clock=clock)
 
 
-__all__ = ["DEFAULT_POLICY", "NewFlowRun", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update", "update_labels"]
+__all__ = [
+    "DEFAULT_POLICY", "NewFlowRun", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update",
+    "update_labels",
+]

@@ -87,7 +87,8 @@ async def create(store: EventStore, body: NewTaskRun, *, clock: Clock = system_c
 
     if body.id is None:
         return await run_keys.create_or_find(
-            store, TASK_RUNS, lambda generation: run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key, generation),
+            store, TASK_RUNS,
+            lambda generation: run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key, generation),
             lambda run_id: _append_new(store, run_id, body, clock),
         )
     try:

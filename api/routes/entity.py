@@ -93,13 +93,21 @@ def orchestration_result(view: Any, decision: Decision) -> OrchestrationResult:
 
 def run_routes(
     routes: web.RouteTableDef, module: str, kind: str, label: str, *, read: Callable[[EventStore, UUID], Awaitable[Any]],
-    shape: Callable[[Any, datetime], Any], response: type, set_state: Callable[..., Awaitable[Any]],
+    shape: Callable[[Any, datetime], Any], response: type, update: tuple[Callable[..., Awaitable[bool]], type, str],
+    delete: tuple[Callable[..., Awaitable[bool]], str], set_state: Callable[..., Awaitable[Any]],
     states: Callable[[EventStore, UUID], Awaitable[list[State]]],
 ) -> None:
-    """GET /{kind}/{id} (``read``, answered as ``shape(view, now)``), POST /{kind}/{id}/set_state,
-    and a run's states: GET /{run}_states/?{run}_id= and /{run}_states/{id}."""
+    """A run's routes: GET /{kind}/{id} (``read``, answered as ``shape(view, now)``), PATCH and
+    DELETE (``update``: command, body, summary; ``delete``: command, summary; see
+    patch_and_delete), POST /{kind}/{id}/set_state, and its states: GET /{run}_states/?{run}_id=
+    and /{run}_states/{id}."""
     run = kind.removesuffix("s")  # flow_run, task_run
     a_run = label.lower()
+    (update_command, body, update_summary), (delete_command, delete_summary) = update, delete
+    patch_and_delete(
+        routes, module, kind, label, update=update_command, body=body, delete=delete_command,
+        summaries=(update_summary, delete_summary),
+    )
 
     async def read_one(request: web.Request) -> web.Response:
         run_id = path_uuid(request)

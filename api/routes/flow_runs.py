@@ -16,7 +16,7 @@ from ..http import decode_body, json_response, path_uuid
 from ..openapi import documented
 from ..queries import runs as queries
 from ..schemas.runs import FlowRun, FlowRunCreate, FlowRunUpdate
-from .entity import patch_and_delete, run_routes, write_or_404
+from .entity import run_routes, write_or_404
 
 routes = web.RouteTableDef()
 
@@ -66,11 +66,9 @@ async def update_flow_run_labels(request: web.Request) -> web.Response:
     return await write_or_404(request, commands.update_labels, "Flow run", run_id, labels)
 
 
-patch_and_delete(
-    routes, __name__, "flow_runs", "Flow run", update=commands.update, body=FlowRunUpdate, delete=commands.delete,
-    summaries=("Update a flow run", "Delete a flow run and its task runs"),
-)
 run_routes(
     routes, __name__, "flow_runs", "Flow run", read=queries.get_flow_run, shape=to_flow_run, response=FlowRun,
+    update=(commands.update, FlowRunUpdate, "Update a flow run"),
+    delete=(commands.delete, "Delete a flow run and its task runs"),
     set_state=commands.set_state, states=queries.flow_run_states,
 )

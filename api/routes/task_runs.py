@@ -15,7 +15,7 @@ from ..http import decode_body, json_response
 from ..openapi import documented
 from ..queries import runs as queries
 from ..schemas.runs import TaskRun, TaskRunCreate, TaskRunUpdate
-from .entity import patch_and_delete, run_routes
+from .entity import run_routes
 
 routes = web.RouteTableDef()
 
@@ -49,11 +49,8 @@ async def create_task_run(request: web.Request) -> web.Response:
     return json_response(to_task_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)
 
 
-patch_and_delete(
-    routes, __name__, "task_runs", "Task run", update=commands.update, body=TaskRunUpdate, delete=commands.delete,
-    summaries=("Rename a task run", "Delete a task run"),
-)
 run_routes(
     routes, __name__, "task_runs", "Task run", read=queries.get_task_run, shape=to_task_run, response=TaskRun,
+    update=(commands.update, TaskRunUpdate, "Rename a task run"), delete=(commands.delete, "Delete a task run"),
     set_state=commands.set_state, states=queries.task_run_states,
 )
