@@ -15,6 +15,8 @@ from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.projection_services import event_feed_service
+from runlog.commands.integrity import KnownIds
+from runlog.commands.lease_expiry import lease_expiry_service
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
@@ -24,8 +26,6 @@ from . import keys
 from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
 from .routing import fixed_paths_win
-from .services.integrity import KnownIds
-from .services.lease_expiry import lease_expiry_service
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 from .routes import artifacts, automations, events_out, run_ids, variables
 

@@ -1,6 +1,6 @@
 """Find dangling references in the read models: runs that point at something that does not exist.
 
-The API refuses to create them (api/services/integrity.py) and deletes cascade, but a database
+The API refuses to create them (commands/integrity.py) and deletes cascade, but a database
 written by an older runlog, or events appended around the API, may hold some. ``runlog
 database check`` reports them; reads leave flow runs of unknown flows out of listings.
 """

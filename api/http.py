@@ -207,3 +207,23 @@ def page_limit(value: int | None, default: int) -> int:
     if value > default:
         raise DomainUnprocessable(f"Invalid limit: must be less than or equal to {default}.")
     return value
+
+
+def present(value: T | None, detail: str) -> T:
+    """``value``, found; a read or write that found nothing answers 404 with ``detail``."""
+    if value is None:
+        raise NotFound(detail)
+    return value
+
+
+def no_content(found: bool, detail: str) -> web.Response:
+    """204 for a write that found what it was to change; 404 with ``detail`` when it did not."""
+    if not found:
+        raise NotFound(detail)
+    return empty_response()
+
+
+def sent_fields(body: msgspec.Struct) -> dict[str, Any]:
+    """The fields a PATCH body sent (UNSET ones left out); an explicit null stays, and sets the
+    field to null, as in Prefect."""
+    return {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}

@@ -7,11 +7,11 @@ import weakref
 from aiohttp import web
 
 from runlog.commands.clock import Clock
+from runlog.commands.integrity import KnownIds
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
 
-from .services.integrity import KnownIds
 from .settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

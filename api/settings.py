@@ -74,24 +74,29 @@ def _parse_host(raw: str) -> str:
     return raw
 
 
-def _parse_port(raw: str) -> int:
+def _whole_number(raw: str, low: int, high: int | None, *, unreadable: str, out_of_range: str) -> int:
+    """``raw`` as an int from ``low`` to ``high`` (None: no bound); ValueError with the message that fits."""
     try:
-        port = int(raw.strip())
+        value = int(raw.strip())
     except ValueError:
-        raise ValueError("expected a port number between 1 and 65535") from None
-    if not 1 <= port <= 65535:
-        raise ValueError("expected a port number between 1 and 65535")
-    return port
+        raise ValueError(unreadable) from None
+    if value < low or (high is not None and value > high):
+        raise ValueError(out_of_range)
+    return value
+
+
+_PORT = "expected a port number between 1 and 65535"
+
+
+def _parse_port(raw: str) -> int:
+    return _whole_number(raw, 1, 65535, unreadable=_PORT, out_of_range=_PORT)
 
 
 def _parse_size(raw: str) -> int:
-    try:
-        size = int(raw.strip())
-    except ValueError:
-        raise ValueError("expected a whole number of bytes, e.g. 10485760 for 10 MB") from None
-    if size < 1024:
-        raise ValueError("expected at least 1024 bytes")
-    return size
+    return _whole_number(
+        raw, 1024, None, unreadable="expected a whole number of bytes, e.g. 10485760 for 10 MB",
+        out_of_range="expected at least 1024 bytes",
+    )
 
 
 _TRUE = {"true", "1", "yes"}

@@ -231,8 +231,19 @@ async def record(
     return await store.append(stream_id, records, expected_version=expected_version)
 
 
+async def append_event(
+    store: EventStore, stream_id: str, event: catalogue.Event, *,
+    expected_version: int | None = None, event_id: UUID | None = None,
+) -> RecordedEvent:
+    """One catalogue event appended without a decision (tests, and events with their own ids)."""
+    (recorded,) = await record(
+        store, stream_id, [event], ids=[event_id] if event_id is not None else (), expected_version=expected_version
+    )
+    return recorded
+
+
 __all__ = [
-    "MAX_ATTEMPTS", "Decided", "Executor", "Outcome", "Versioned", "backoff_seconds", "decide_on_stream", "load_versioned",
+    "MAX_ATTEMPTS", "Decided", "Executor", "append_event", "Outcome", "Versioned", "backoff_seconds", "decide_on_stream", "load_versioned",
     "no_view",
     "record",
     "versioned",

@@ -19,11 +19,11 @@ from uuid import UUID
 import msgspec
 
 from runlog.schema import streams
-from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
-from .tables import changes_needed, us
+from .tables import changes_needed, read_view, text, us
 
 COLLECTION_NAMESPACE = uuid.UUID("9a0f3c1e-5b2d-4e7a-8c61-72756e6c6f67")
 
@@ -45,11 +45,7 @@ class ArtifactView(msgspec.Struct, kw_only=True):
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(ArtifactView)
-
-
-def decode_artifact(data: bytes) -> ArtifactView:
-    return _decoder.decode(data)
+decode_artifact = msgspec.json.Decoder(ArtifactView).decode
 
 
 def stream_of(artifact_id: UUID) -> str:
@@ -95,8 +91,11 @@ SQL_NEXT_LATEST = (
 )
 
 
-def _text(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
+SQL_VIEW = "SELECT view FROM artifacts WHERE id = ?"
+
+
+async def get(store: EventStore, artifact_id: UUID) -> ArtifactView | None:
+    return await read_view(store, SQL_VIEW, str(artifact_id), decode_artifact)
 
 
 class ArtifactsProjection:
@@ -130,7 +129,7 @@ class ArtifactsProjection:
         view = evolve_artifact(None, event)
         assert view is not None
         changes.upsert(ARTIFACTS, (
-            str(view.id), view.key, view.type, _text(view.flow_run_id), _text(view.task_run_id),
+            str(view.id), view.key, view.type, text(view.flow_run_id), text(view.task_run_id),
             us(view.created), us(view.updated), position, _encoder.encode(view),
         ))
         if view.key is not None:
@@ -160,5 +159,6 @@ __all__ = [
     "collection_id_for",
     "decode_artifact",
     "evolve_artifact",
+    "get",
     "stream_of",
 ]

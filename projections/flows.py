@@ -1,4 +1,4 @@
-"""The flows read model: one row per registered flow, kept inline with the log."""
+"""The flows read model: one row per registered flow, kept inline with the log, and its reads."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from uuid import UUID
 import msgspec
 
 from runlog.schema import streams
-from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
-from .tables import us
+from .tables import read_view, us, view_in
 
 
 FLOWS = Table("flows", ("id", "name", "created", "view"), key=("id",))
@@ -31,11 +31,11 @@ class FlowView(msgspec.Struct, kw_only=True):
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(FlowView)
+decode_flow = msgspec.json.Decoder(FlowView).decode
 
 
-def decode_flow(data: bytes) -> FlowView:
-    return _decoder.decode(data)
+async def get(store: EventStore, flow_id: UUID) -> FlowView | None:
+    return await read_view(store, SQL_GET, str(flow_id), decode_flow)
 
 
 def evolve_flow(view: FlowView | None, event: Any) -> FlowView | None:
@@ -75,8 +75,7 @@ class FlowsProjection:
             if flow_id in views:
                 current = views[flow_id]
             elif event.type == "flow.updated":
-                rows = await tx.fetch(SQL_GET, flow_id)
-                current = decode_flow(bytes(rows[0][0])) if rows else None
+                current = await view_in(tx, SQL_GET, flow_id, decode_flow)
             else:
                 current = None
             view = views[flow_id] = evolve_flow(current, catalogue.decode(event.data))

@@ -1,4 +1,5 @@
-"""Keeps the flow_runs and task_runs tables (and their tag tables) in step with the log.
+"""Keeps the flow_runs and task_runs tables (and their tag tables) in step with the log, and
+reads single runs back from them for commands and routes.
 
 Runs inline, inside the append's transaction: for the runs a batch touches it loads their
 current views, folds the batch's events into them (projections/runs.py) and returns the rows
@@ -9,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
 from runlog.schema import streams
-from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
 from .cache import ViewCache
 from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
-from .tables import in_list, list_param, us
+from .tables import in_list, list_param, read_view, text, us
 
 
 _FLOW_RUN_TYPES = frozenset(
@@ -44,16 +46,8 @@ TASK_RUNS = Table(
 TASK_RUN_TAGS = Table("task_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
 
 _view_encoder = msgspec.json.Encoder()
-_flow_run_decoder = msgspec.json.Decoder(FlowRunView)
-_task_run_decoder = msgspec.json.Decoder(TaskRunView)
-
-
-def decode_flow_run(data: bytes) -> FlowRunView:
-    return _flow_run_decoder.decode(data)
-
-
-def decode_task_run(data: bytes) -> TaskRunView:
-    return _task_run_decoder.decode(data)
+decode_flow_run = msgspec.json.Decoder(FlowRunView).decode
+decode_task_run = msgspec.json.Decoder(TaskRunView).decode
 
 
 def _state_columns(view: FlowRunView | TaskRunView) -> tuple[Any, Any]:
@@ -66,7 +60,7 @@ def _flow_run_row(view: FlowRunView) -> tuple:
     return (
         str(view.id), view.version, str(view.flow_id), view.name, state_type, state_name,
         us(view.start_time), us(view.end_time), us(view.expected_start_time), us(view.next_scheduled_start_time),
-        _text(view.deployment_id), _text(view.parent_task_run_id), view.work_queue_name, view.flow_version,
+        text(view.deployment_id), text(view.parent_task_run_id), view.work_queue_name, view.flow_version,
         view.idempotency_key, us(view.created), _view_encoder.encode(view),
     )
 
@@ -74,7 +68,7 @@ def _flow_run_row(view: FlowRunView) -> tuple:
 def _task_run_row(view: TaskRunView) -> tuple:
     state_type, state_name = _state_columns(view)
     return (
-        str(view.id), view.version, _text(view.flow_run_id), view.name, view.task_key, view.dynamic_key,
+        str(view.id), view.version, text(view.flow_run_id), view.name, view.task_key, view.dynamic_key,
         state_type, state_name, us(view.state.timestamp if view.state else None), us(view.start_time),
         us(view.end_time), us(view.expected_start_time), us(view.created), _view_encoder.encode(view),
     )
@@ -82,10 +76,6 @@ def _task_run_row(view: TaskRunView) -> tuple:
 
 def cache_key(table: str, run_id: object) -> str:
     return f"{table}:{run_id}"
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 class RunsProjection:
@@ -189,3 +179,76 @@ _KINDS = (
     _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row),
     _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row),
 )
+
+
+# -- reads of single runs -----------------------------------------------------------------------
+
+SQL_FLOW_RUN = "SELECT view FROM flow_runs WHERE id = ?"
+SQL_TASK_RUN = "SELECT view FROM task_runs WHERE id = ?"
+# What creating a run must read, in one statement: whether the references it names exist, and
+# the live run that already holds its key. A NULL parameter matches nothing.
+SQL_FLOW_RUN_CREATE_READ = (
+    "SELECT (SELECT 1 FROM flows WHERE id = ?), (SELECT 1 FROM task_runs WHERE id = ?), "
+    "(SELECT view FROM flow_runs WHERE flow_id = ? AND idempotency_key = ?)"
+)
+SQL_FLOW_EXISTS = "SELECT 1 FROM flows WHERE id = ?"
+SQL_TASK_RUN_CREATE_READ = "SELECT (SELECT 1 FROM flow_runs WHERE id = ?), (SELECT view FROM task_runs WHERE id = ?)"
+SQL_TASK_RUN_IDS_OF_FLOW_RUN = "SELECT id FROM task_runs WHERE flow_run_id = ?"
+SQL_FLOW_RUN_IDS_OF_FLOW = "SELECT id FROM flow_runs WHERE flow_id = ?"
+SQL_FLOW_RUN_EXISTS = "SELECT id FROM flow_runs WHERE id = ?"
+
+
+async def get_flow_run(store: EventStore, run_id: UUID) -> FlowRunView | None:
+    return await read_view(store, SQL_FLOW_RUN, str(run_id), decode_flow_run)
+
+
+async def get_task_run(store: EventStore, run_id: UUID) -> TaskRunView | None:
+    return await read_view(store, SQL_TASK_RUN, str(run_id), decode_task_run)
+
+
+async def flow_run_create_read(
+    store: EventStore, flow_id: UUID, parent_task_run_id: UUID | None, idempotency_key: str | None
+) -> tuple[bool, bool, FlowRunView | None]:
+    """Whether the flow exists, whether the parent task run exists (True when none is named),
+    and the live flow run of that flow holding ``idempotency_key``."""
+    async with store.reading() as tx:
+        if parent_task_run_id is None and idempotency_key is None:
+            # Most creations name neither: a statement of one index probe plans several times
+            # faster than the three-part one, and creating runs is on the hot path.
+            rows = await tx.fetch(SQL_FLOW_EXISTS, str(flow_id))
+            return bool(rows), True, None
+        rows = await tx.fetch(
+            SQL_FLOW_RUN_CREATE_READ, str(flow_id), text(parent_task_run_id), str(flow_id), idempotency_key
+        )
+    flow, parent, view = rows[0]
+    existing = decode_flow_run(bytes(view)) if view is not None else None
+    return flow is not None, parent_task_run_id is None or parent is not None, existing
+
+
+async def task_run_create_read(
+    store: EventStore, flow_run_id: UUID | None, task_run_id: UUID
+) -> tuple[bool, TaskRunView | None]:
+    """Whether the flow run exists (True when none is named), and the task run with this id."""
+    async with store.reading() as tx:
+        rows = await tx.fetch(SQL_TASK_RUN_CREATE_READ, text(flow_run_id), str(task_run_id))
+    flow_run, view = rows[0]
+    existing = decode_task_run(bytes(view)) if view is not None else None
+    return flow_run_id is None or flow_run is not None, existing
+
+
+async def _ids(store: EventStore, sql: str, key: UUID) -> list[UUID]:
+    async with store.reading() as tx:
+        rows = await tx.fetch(sql, str(key))
+    return [UUID(row[0]) for row in rows]
+
+
+async def task_run_ids_of_flow_run(store: EventStore, flow_run_id: UUID) -> list[UUID]:
+    return await _ids(store, SQL_TASK_RUN_IDS_OF_FLOW_RUN, flow_run_id)
+
+
+async def flow_run_ids_of_flow(store: EventStore, flow_id: UUID) -> list[UUID]:
+    return await _ids(store, SQL_FLOW_RUN_IDS_OF_FLOW, flow_id)
+
+
+async def flow_run_exists(store: EventStore, run_id: UUID) -> bool:
+    return bool(await _ids(store, SQL_FLOW_RUN_EXISTS, run_id))

@@ -1,4 +1,4 @@
-"""Shared helpers for projections that keep one row per entity: time columns and id lists.
+"""Shared helpers for projections that keep one row per entity: time columns, id lists, view reads.
 
 Projection tables store ids as text and times as integer microseconds since the Unix epoch
 on both backends, so one SQL text serves both; only "is this id in a list" differs.
@@ -7,12 +7,14 @@ on both backends, so one SQL text serves both; only "is this id in a list" diffe
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from runlog.eventstore import RowChanges, Table, Tx
+from runlog.eventstore import EventStore, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
+
+T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -29,6 +31,11 @@ def us(moment: datetime | None) -> int | None:
 
 def from_us(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def text(value: object) -> str | None:
+    """An id (or any value) as its text column holds it; None stays None (SQL NULL)."""
+    return None if value is None else str(value)
 
 
 def in_list(tx: Tx, column: str) -> str:
@@ -58,3 +65,15 @@ def sync_tags(changes: RowChanges, table: Table, key: str, old: set[str], new: s
         changes.delete(table, (key, tag))
     for tag in new - old:
         changes.upsert(table, (key, tag))
+
+
+async def view_in(tx: Tx, sql: str, key: Any, decode: Callable[[bytes], T]) -> T | None:
+    """The view a one-row read of ``key`` finds (``sql`` selects the encoded view first), or None."""
+    rows = await tx.fetch(sql, key)
+    return decode(bytes(rows[0][0])) if rows else None
+
+
+async def read_view(store: EventStore, sql: str, key: Any, decode: Callable[[bytes], T]) -> T | None:
+    """``view_in`` in a read transaction of its own."""
+    async with store.reading() as tx:
+        return await view_in(tx, sql, key, decode)

@@ -1,4 +1,5 @@
-"""The variables read model: one row per variable (and one per tag), kept inline with the log.
+"""The variables read model: one row per variable (and one per tag), kept inline with the log,
+and the reads of one variable that commands and routes share.
 
 Every variable event is on the one stream "variables" (streams.VARIABLES): the commands decide
 whether a name is free against that stream's version, so names stay unique without a lock.
@@ -13,11 +14,11 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 
-from .tables import changes_needed, sync_tags, us
+from .tables import changes_needed, read_view, sync_tags, us, view_in
 
 
 _TYPES = frozenset({"variable.created", "variable.updated", "variable.deleted"})
@@ -26,6 +27,8 @@ _FIELDS = ("name", "value", "tags")
 VARIABLES = Table("variables", ("id", "name", "created", "updated", "view"), key=("id",))
 VARIABLE_TAGS = Table("variable_tags", ("variable_id", "tag"), key=("variable_id", "tag"))
 SQL_GET = "SELECT view FROM variables WHERE id = ?"
+# Names are unique (the commands decide on one stream); should a pushed log hold two, the oldest answers.
+SQL_BY_NAME = "SELECT view FROM variables WHERE name = ? ORDER BY created, id LIMIT 1"
 
 
 class VariableView(msgspec.Struct, kw_only=True):
@@ -38,11 +41,23 @@ class VariableView(msgspec.Struct, kw_only=True):
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(VariableView)
+decode_variable = msgspec.json.Decoder(VariableView).decode
 
 
-def decode_variable(data: bytes) -> VariableView:
-    return _decoder.decode(data)
+async def by_id(tx: Tx, variable_id: UUID) -> VariableView | None:
+    return await view_in(tx, SQL_GET, str(variable_id), decode_variable)
+
+
+async def by_name(tx: Tx, name: str) -> VariableView | None:
+    return await view_in(tx, SQL_BY_NAME, name, decode_variable)
+
+
+async def get(store: EventStore, variable_id: UUID) -> VariableView | None:
+    return await read_view(store, SQL_GET, str(variable_id), decode_variable)
+
+
+async def get_by_name(store: EventStore, name: str) -> VariableView | None:
+    return await read_view(store, SQL_BY_NAME, name, decode_variable)
 
 
 def evolve_variable(view: VariableView | None, event: Any) -> VariableView | None:
@@ -93,10 +108,7 @@ class VariablesProjection:
             variable_id = _variable_id(event)
             if variable_id is None:
                 continue
-            current = None
-            if not isinstance(event, catalogue.VariableCreated):
-                rows = await tx.fetch(SQL_GET, str(variable_id))
-                current = decode_variable(bytes(rows[0][0])) if rows else None
+            current = None if isinstance(event, catalogue.VariableCreated) else await by_id(tx, variable_id)
             view = evolve_variable(current, event)
             sync_tags(changes, VARIABLE_TAGS, str(variable_id), set(current.tags) if current is not None else set(),
                       set(view.tags) if view is not None else set())
@@ -109,4 +121,6 @@ class VariablesProjection:
         return changes
 
 
-__all__ = [ "VariableView", "VariablesProjection", "decode_variable", "evolve_variable"]
+__all__ = [
+    "VariableView", "VariablesProjection", "by_id", "by_name", "decode_variable", "evolve_variable", "get", "get_by_name",
+]

@@ -333,7 +333,7 @@ class VariableCreated(Event, tag="variable.created", kw_only=True):
     """POST /variables/: a named JSON value came into being.
 
     Every variable event is on the one stream "variables", so that a name is decided free or
-    taken against every variable at once (see api/services/variables.py).
+    taken against every variable at once (see commands/variables.py).
     """
 
     variable_id: UUID

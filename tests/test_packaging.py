@@ -66,3 +66,43 @@ def test_the_runlog_namespace_resolves_to_the_folders() -> None:
         spec = importlib.util.find_spec(f"runlog.{folder}")
         assert spec is not None and spec.origin is not None
         assert Path(spec.origin).parent == ROOT / folder
+
+
+BELOW_API = ("commands", "projections", "eventstore", "schema", "notifier")
+"""The layers under the API (ARCHITECTURE.md): none of them may import runlog.api."""
+
+
+def _imports(source: str, package: list[str]) -> list[tuple[int, str]]:
+    """Every module ``source`` imports as an absolute name, relative imports resolved against
+    ``package`` (the importing module's package, as a list of names)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            # ``from runlog import api`` and ``from .. import api`` name the module in the alias.
+            found += [(node.lineno, module)] + [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def api_imports_below_api() -> list[str]:
+    return [
+        f"{path.relative_to(ROOT)}:{line}: {module}"
+        for folder in BELOW_API
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for line, module in _imports(path.read_text(), ["runlog", *path.parent.relative_to(ROOT).parts])
+        if module == "runlog.api" or module.startswith("runlog.api.")
+    ]
+
+
+def test_no_layer_below_the_api_imports_it() -> None:
+    assert api_imports_below_api() == []
+
+
+def test_the_layering_check_resolves_relative_and_absolute_imports() -> None:
+    """What the check above looks for, written each way a module could import the API."""
+    source = "from ..api import keys\nimport runlog.api.http\nfrom runlog import api\nfrom . import executor\n"
+    names = {module for _line, module in _imports(source, ["runlog", "commands"])}
+    assert {"runlog.api.keys", "runlog.api.http", "runlog.api", "runlog.commands.executor"} <= names

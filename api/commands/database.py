@@ -7,12 +7,13 @@ These always work on the database named by RUNLOG_DATABASE_URL (like Prefect's
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from runlog.eventstore import migrate, migration_connection, parse_database_url
+from runlog.eventstore import DatabaseURL, migrate, migration_connection, parse_database_url
 
 from ..dangling import find_dangling
 from .common import get_settings
@@ -40,6 +41,25 @@ def _names(steps: list[migrate.Migration]) -> str:
     return ", ".join(f"{m.revision:04d}_{m.name}" for m in steps)
 
 
+def _migrate(db: DatabaseURL, revision: str, direction: Literal["up", "down"]) -> None:
+    """Upgrade or downgrade to ``revision`` and say what was done."""
+
+    async def run() -> tuple[list[migrate.Migration], int]:
+        async with migration_connection(db) as conn:
+            current = await migrate.check_not_newer(conn, db.backend)
+            target = migrate.resolve_target(revision, current, migrate.head_revision(db.backend), direction=direction)
+            step = migrate.upgrade if direction == "up" else migrate.downgrade
+            return await step(conn, db.backend, target), await migrate.current_revision(conn)
+
+    steps, now = asyncio.run(run())
+    done, moved = ("Applied", "upgraded") if direction == "up" else ("Reverted", "downgraded")
+    if steps:
+        click.echo(f"{done} {_names(steps)}.")
+        click.echo(f"Database at {db.masked()} {moved} to revision {now}.")
+    else:
+        click.echo(f"Database at {db.masked()} is already at revision {now}; nothing to do.")
+
+
 @group.command()
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("-r", "--revision", default="head", show_default=True, help="Revision to upgrade to (a number or 'head').")
@@ -48,20 +68,7 @@ def upgrade(ctx: click.Context, yes: bool, revision: str) -> None:
     """Apply pending migrations."""
     db = _target_database(ctx)
     _confirm(yes, f"Upgrade the database at {db.masked()}?", "Upgrade aborted.")
-
-    async def run() -> tuple[list[migrate.Migration], int]:
-        async with migration_connection(db) as conn:
-            current = await migrate.check_not_newer(conn, db.backend)
-            target = migrate.resolve_target(revision, current, migrate.head_revision(db.backend), direction="up")
-            steps = await migrate.upgrade(conn, db.backend, target)
-            return steps, await migrate.current_revision(conn)
-
-    steps, now = asyncio.run(run())
-    if steps:
-        click.echo(f"Applied {_names(steps)}.")
-        click.echo(f"Database at {db.masked()} upgraded to revision {now}.")
-    else:
-        click.echo(f"Database at {db.masked()} is already at revision {now}; nothing to do.")
+    _migrate(db, revision, "up")
 
 
 @group.command()
@@ -79,20 +86,7 @@ def downgrade(ctx: click.Context, yes: bool, revision: str) -> None:
         f"Downgrade the database at {db.masked()} to {revision}? Data in dropped tables is lost.",
         "Downgrade aborted.",
     )
-
-    async def run() -> tuple[list[migrate.Migration], int]:
-        async with migration_connection(db) as conn:
-            current = await migrate.check_not_newer(conn, db.backend)
-            target = migrate.resolve_target(revision, current, migrate.head_revision(db.backend), direction="down")
-            steps = await migrate.downgrade(conn, db.backend, target)
-            return steps, await migrate.current_revision(conn)
-
-    steps, now = asyncio.run(run())
-    if steps:
-        click.echo(f"Reverted {_names(steps)}.")
-        click.echo(f"Database at {db.masked()} downgraded to revision {now}.")
-    else:
-        click.echo(f"Database at {db.masked()} is already at revision {now}; nothing to do.")
+    _migrate(db, revision, "down")
 
 
 @group.command()

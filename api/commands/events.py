@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from runlog.commands.run_logs import import_logs
 from runlog.eventstore import EventStore, NewEvent, RecordedEvent, open_store
 
 from runlog.projections.registry import inline_projections
@@ -31,7 +32,6 @@ from ..errors import RunlogError
 from ..eventlines import log_to_line, payload, read_line, to_line
 from ..queries.logs import count_logs, export_logs
 from ..schemas.logs import ExportedLog
-from ..services.logs import import_logs
 from .common import advance, get_settings, progress
 
 LS_LIMIT = 50

@@ -73,6 +73,16 @@ def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2))
 
 
+def _shown_plainly(rows: list[Any], output: str, none: str) -> bool:
+    """Print ``rows`` as JSON (``-o json``), or ``none`` when there are none; False when the
+    caller still has a table to print."""
+    if output == "json":
+        _print_json(rows)
+    elif not rows:
+        click.echo(none)
+    return output == "json" or not rows
+
+
 def _wide_and_output(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every listing shares: whole ids, or JSON instead of a table."""
     command = click.option("--wide", is_flag=True, help="Show whole ids instead of their first characters.")(command)
@@ -150,11 +160,7 @@ def flow_group() -> None:
 def flow_ls(ctx: click.Context, limit: int, wide: bool, output: str) -> None:
     """List flows."""
     (flows,) = _query(ctx, [("POST", "/flows/filter", {"limit": limit, "sort": "NAME_ASC"})])
-    if output == "json":
-        _print_json(flows)
-        return
-    if not flows:
-        click.echo("No flows.")
+    if _shown_plainly(flows, output, "No flows."):
         return
     ids = short_ids((f["id"] for f in flows), wide)
     _table("Flows", ["ID", "Name", "Created"], [[ids[f["id"]], f["name"], _when(f["created"])] for f in flows],
@@ -183,11 +189,7 @@ def flow_run_ls(
     if flow_name:
         body["flows"] = {"name": {"any_": [flow_name]}}
     runs, flows = _query(ctx, [("POST", "/flow_runs/filter", body), ("POST", "/flows/filter", {})])
-    if output == "json":
-        _print_json(runs)
-        return
-    if not runs:
-        click.echo("No flow runs.")
+    if _shown_plainly(runs, output, "No flow runs."):
         return
     names = {f["id"]: f["name"] for f in flows}
     ids = short_ids((r["id"] for r in runs), wide)
@@ -242,11 +244,7 @@ def task_run_ls(ctx: click.Context, flow_run_id: str, limit: int, wide: bool, ou
         return await client.call("POST", "/task_runs/filter", body)
 
     tasks = _with_client(ctx, work)
-    if output == "json":
-        _print_json(tasks)
-        return
-    if not tasks:
-        click.echo("No task runs.")
+    if _shown_plainly(tasks, output, "No task runs."):
         return
     ids = short_ids((t["id"] for t in tasks), wide)
     _table("Task runs", ["ID", "Name", "State", "Runs", "Started", "Ended"],

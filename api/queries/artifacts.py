@@ -12,17 +12,13 @@ from typing import Any
 from uuid import UUID
 
 from runlog.eventstore import EventStore
-from runlog.projections.artifacts import ArtifactView, decode_artifact
+from runlog.projections.artifacts import ArtifactView, decode_artifact, get
 from runlog.projections.tables import from_us
 
-from ..schemas import artifacts as s
 from . import run_filters
-from .filtering import Criteria, Related, Resource, any_in, exists, fetch_count, fetch_page, like, not_any_in
+from .filtering import Criteria, Listing, Related, Resource, any_in, exists, like, not_any_in, views_of
 
-DEFAULT_LIMIT = 200
-"""Prefect's server.api.default_limit: the default and the largest accepted page size."""
 
-SQL_GET = "SELECT view FROM artifacts WHERE id = ?"
 _COLLECTION_COLUMNS = "c.id, c.created, a.view"
 _COLLECTION_FROM = "artifact_collections c JOIN artifacts a ON a.id = c.latest_id"
 SQL_LATEST = f"SELECT {_COLLECTION_COLUMNS} FROM {_COLLECTION_FROM} WHERE c.key = ?"  # noqa: S608 - constants
@@ -59,12 +55,6 @@ class Collection:
 
 def _collection(row: Sequence[Any]) -> Collection:
     return Collection(UUID(row[0]), from_us(row[1]), decode_artifact(bytes(row[2])))
-
-
-async def get(store: EventStore, artifact_id: UUID) -> ArtifactView | None:
-    async with store.reading() as tx:
-        rows = await tx.fetch(SQL_GET, str(artifact_id))
-    return decode_artifact(bytes(rows[0][0])) if rows else None
 
 
 async def latest(store: EventStore, key: str) -> Collection | None:
@@ -112,32 +102,8 @@ ARTIFACT_QUERY = Resource({"artifacts": ARTIFACT, **_RUNS})
 COLLECTION_QUERY = Resource({"artifacts": COLLECTION, **_RUNS})
 
 
-async def filter_artifacts(
-    store: EventStore, body: s.ArtifactCountRequest, *, sort: str, limit: int, offset: int
-) -> list[ArtifactView]:
-    async with store.reading() as tx:
-        rows = await fetch_page(
-            tx, "artifacts a", "a.view", ARTIFACT_QUERY.where(tx, body), ARTIFACT_ORDER[sort], limit, offset,
-        )
-    return [decode_artifact(bytes(row[0])) for row in rows]
+ARTIFACTS = Listing("artifacts a", "a.view", ARTIFACT_QUERY, ARTIFACT_ORDER, views_of(decode_artifact))
+COLLECTIONS = Listing(_COLLECTION_FROM, _COLLECTION_COLUMNS, COLLECTION_QUERY, COLLECTION_ORDER, _collection)
 
 
-async def count_artifacts(store: EventStore, body: s.ArtifactCountRequest) -> int:
-    async with store.reading() as tx:
-        return await fetch_count(tx, "artifacts a", ARTIFACT_QUERY.where(tx, body))
-
-
-async def filter_latest(
-    store: EventStore, body: s.ArtifactCollectionCountRequest, *, sort: str, limit: int, offset: int
-) -> list[Collection]:
-    async with store.reading() as tx:
-        rows = await fetch_page(
-            tx, _COLLECTION_FROM, _COLLECTION_COLUMNS, COLLECTION_QUERY.where(tx, body), COLLECTION_ORDER[sort],
-            limit, offset,
-        )
-    return [_collection(row) for row in rows]
-
-
-async def count_latest(store: EventStore, body: s.ArtifactCollectionCountRequest) -> int:
-    async with store.reading() as tx:
-        return await fetch_count(tx, _COLLECTION_FROM, COLLECTION_QUERY.where(tx, body))
+__all__ = ["ARTIFACTS", "COLLECTIONS", "Collection", "get", "latest"]

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
-from runlog.eventstore import Tx
+from runlog.eventstore import EventStore, Tx
 from runlog.projections.tables import in_list, list_param, us
+
+DEFAULT_LIMIT = 200
+"""Prefect's server.api.default_limit: the default and the largest accepted page size."""
 
 Cond = tuple[str, tuple[Any, ...]]
 """A condition: an SQL fragment with ``?`` placeholders and its parameters, in order."""
@@ -408,3 +412,65 @@ async def fetch_page_and_count(
     rows = await tx.fetch(statement, *params, *params, limit, offset)
     count = int(rows[0][1])
     return [row[0] for row in rows if row[0] is not None], count
+
+
+T = TypeVar("T")
+
+Order = str | Mapping[str, str]
+"""A sort's ORDER BY text, or one text per dialect (SQLite's and PostgreSQL's)."""
+
+
+def view_time(alias: str, field: str, then: str) -> Order:
+    """An ORDER BY on a time kept only in the row's encoded view (``alias.view``), compared as a
+    time (its text form need not sort chronologically), followed by ``then``. SQLite's julianday
+    double is precise to tens of microseconds; ``then`` breaks the ties that leaves."""
+    return {
+        "sqlite": f"julianday(json_extract(CAST({alias}.view AS TEXT), '$.{field}')) {then}",
+        "postgres": f"(convert_from({alias}.view, 'UTF8')::jsonb ->> '{field}')::timestamptz {then}",
+    }
+
+
+def views_of(decode: Callable[[bytes], T]) -> Callable[[Sequence[Any]], T]:
+    """The row loader of a listing whose one column is the encoded view."""
+    return lambda row: decode(bytes(row[0]))
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
+    """A resource's list and count queries, declared: the rows of ``source`` (our SQL text, with
+    its alias) that ``query`` admits for a request body, in the named sort of ``orders``, read as
+    ``columns`` and made into what the route shows by ``load``. Every filter/count/paginate route
+    of a resource is one of these three reads."""
+
+    source: str
+    columns: str
+    query: Resource
+    orders: Mapping[str, Order]
+    load: Callable[[Sequence[Any]], T]
+
+    def _order(self, tx: Tx, sort: str) -> str:
+        order = self.orders[sort]
+        return order if isinstance(order, str) else order[tx.dialect]
+
+    async def page(self, store: EventStore, body: Any, *, sort: str, limit: int | None, offset: int) -> list[T]:
+        async with store.reading() as tx:
+            rows = await fetch_page(
+                tx, self.source, self.columns, self.query.where(tx, body), self._order(tx, sort), limit, offset
+            )
+        return [self.load(row) for row in rows]
+
+    async def count(self, store: EventStore, body: Any) -> int:
+        async with store.reading() as tx:
+            return await fetch_count(tx, self.source, self.query.where(tx, body))
+
+    async def page_and_count(
+        self, store: EventStore, body: Any, *, sort: str, limit: int, offset: int
+    ) -> tuple[list[T], int]:
+        """A page and the count of all that match, from one snapshot (a one-table, one-column listing)."""
+        table, alias = self.source.split()
+        async with store.reading() as tx:
+            values, count = await fetch_page_and_count(
+                tx, table, alias, self.columns.removeprefix(f"{alias}."), self.query.where(tx, body),
+                self._order(tx, sort), limit, offset,
+            )
+        return [self.load((value,)) for value in values], count

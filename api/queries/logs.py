@@ -20,7 +20,7 @@ from .filtering import (
 
 SQL_SELECT = "SELECT id, flow_run_id, task_run_id, name, level, message, timestamp, created FROM logs"
 SQL_ORDER = {
-    # id breaks ties: log ids sort in the order their batch listed them (services/logs.py).
+    # id breaks ties: log ids sort in the order their batch listed them (commands/run_logs.py).
     LogSort.TIMESTAMP_ASC: " ORDER BY timestamp ASC, id ASC",
     LogSort.TIMESTAMP_DESC: " ORDER BY timestamp DESC, id DESC",
 }

@@ -8,21 +8,17 @@ filter, flows' included, is evaluated in SQL with its values bound as parameters
 
 from __future__ import annotations
 
-from runlog.eventstore import EventStore, Tx
-from runlog.projections.runs import FlowRunView, TaskRunView
 from runlog.projections.runs_writer import decode_flow_run, decode_task_run
 
 from ..schemas import filters as f
 from .filtering import (
-    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Related, Resource, Sql, Unknown, always_null, any_in,
-    at_or_after, at_or_before, combine, contains, fetch_count, fetch_page, fetch_page_and_count, json_tags, never,
-    not_any_in, null, on, tag_table, tags_all, tags_any, tags_null, where_exists,
+    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, Unknown, always_null,
+    any_in, at_or_after, at_or_before, combine, contains, json_tags, never, not_any_in, null, on, tag_table, tags_all,
+    tags_any, tags_null, view_time, views_of, where_exists,
 )
 
 __all__ = ["FALSE", "TRUE", "Cond"]
 
-DEFAULT_LIMIT = 200
-"""Prefect's server.api.default_limit: the default and the largest accepted page size."""
 
 IDS = {"any_": any_in, "not_any_": not_any_in}
 NAMES = {"any_": any_in, "like_": contains}
@@ -212,13 +208,8 @@ FLOW_RUN_ORDER = {
     "END_TIME_DESC": "fr.end_time DESC NULLS FIRST, fr.id DESC",
 }
 
-# task_runs has no next_scheduled_start_time column, so that sort reads it from the view and
-# compares it as a time (its text form need not sort chronologically). The julianday double is
-# precise to tens of microseconds; the id breaks any tie that leaves.
-_TASK_NEXT_SCHEDULED = {
-    "sqlite": "julianday(json_extract(CAST(tr.view AS TEXT), '$.next_scheduled_start_time'))",
-    "postgres": "(convert_from(tr.view, 'UTF8')::jsonb ->> 'next_scheduled_start_time')::timestamptz",
-}
+# task_runs has no next_scheduled_start_time column, so that sort reads it from the view (see
+# view_time); the id breaks any tie its precision leaves.
 TASK_RUN_ORDER = {
     "ID_DESC": "tr.id DESC",
     "EXPECTED_START_TIME_ASC": "tr.expected_start_time ASC NULLS LAST, tr.id DESC",
@@ -226,65 +217,14 @@ TASK_RUN_ORDER = {
     "NAME_ASC": "tr.name ASC, tr.id DESC",
     "NAME_DESC": "tr.name DESC, tr.id DESC",
     "END_TIME_DESC": "tr.end_time DESC NULLS FIRST, tr.id DESC",
+    "NEXT_SCHEDULED_START_TIME_ASC": view_time("tr", "next_scheduled_start_time", "ASC NULLS LAST, tr.id DESC"),
 }
-
-
-def _task_run_order(tx: Tx, sort: str) -> str:
-    if sort == "NEXT_SCHEDULED_START_TIME_ASC":
-        return f"{_TASK_NEXT_SCHEDULED[tx.dialect]} ASC NULLS LAST, tr.id DESC"
-    return TASK_RUN_ORDER[sort]
 
 
 # -- queries ------------------------------------------------------------------------------------
 
+FLOW_RUNS = Listing("flow_runs fr", "fr.view", FLOW_RUN_QUERY, FLOW_RUN_ORDER, views_of(decode_flow_run))
+TASK_RUNS = Listing("task_runs tr", "tr.view", TASK_RUN_QUERY, TASK_RUN_ORDER, views_of(decode_task_run))
 
-async def filter_flow_runs(
-    store: EventStore, body: f.FlowRunCountRequest, *, sort: str, limit: int, offset: int
-) -> list[FlowRunView]:
-    async with store.reading() as tx:
-        rows = await fetch_page(
-            tx, "flow_runs fr", "fr.view", FLOW_RUN_QUERY.where(tx, body), FLOW_RUN_ORDER[sort], limit, offset,
-        )
-    return [decode_flow_run(bytes(row[0])) for row in rows]
-
-
-async def count_flow_runs(store: EventStore, body: f.FlowRunCountRequest) -> int:
-    async with store.reading() as tx:
-        return await fetch_count(tx, "flow_runs fr", FLOW_RUN_QUERY.where(tx, body))
-
-
-async def paginate_flow_runs(
-    store: EventStore, body: f.FlowRunCountRequest, *, sort: str, limit: int, offset: int
-) -> tuple[list[FlowRunView], int]:
-    """A page of flow runs and the count of all that match, from one snapshot."""
-    async with store.reading() as tx:
-        views, count = await fetch_page_and_count(
-            tx, "flow_runs", "fr", "view", FLOW_RUN_QUERY.where(tx, body), FLOW_RUN_ORDER[sort], limit, offset,
-        )
-    return [decode_flow_run(bytes(v)) for v in views], count
-
-
-async def filter_task_runs(
-    store: EventStore, body: f.TaskRunCountRequest, *, sort: str, limit: int, offset: int
-) -> list[TaskRunView]:
-    async with store.reading() as tx:
-        rows = await fetch_page(
-            tx, "task_runs tr", "tr.view", TASK_RUN_QUERY.where(tx, body), _task_run_order(tx, sort), limit, offset,
-        )
-    return [decode_task_run(bytes(row[0])) for row in rows]
-
-
-async def count_task_runs(store: EventStore, body: f.TaskRunCountRequest) -> int:
-    async with store.reading() as tx:
-        return await fetch_count(tx, "task_runs tr", TASK_RUN_QUERY.where(tx, body))
-
-
-async def paginate_task_runs(
-    store: EventStore, body: f.TaskRunCountRequest, *, sort: str, limit: int, offset: int
-) -> tuple[list[TaskRunView], int]:
-    """A page of task runs and the count of all that match, from one snapshot."""
-    async with store.reading() as tx:
-        views, count = await fetch_page_and_count(
-            tx, "task_runs", "tr", "view", TASK_RUN_QUERY.where(tx, body), _task_run_order(tx, sort), limit, offset,
-        )
-    return [decode_task_run(bytes(v)) for v in views], count
+filter_flow_runs, count_flow_runs, paginate_flow_runs = FLOW_RUNS.page, FLOW_RUNS.count, FLOW_RUNS.page_and_count
+filter_task_runs, count_task_runs, paginate_task_runs = TASK_RUNS.page, TASK_RUNS.count, TASK_RUNS.page_and_count

@@ -1,21 +1,12 @@
-"""Reading variables from the variables projection; filters are evaluated in SQL."""
+"""Listing variables from the variables projection; filters are evaluated in SQL. One variable
+is read by the projection (projections/variables.py), which commands share."""
 
 from __future__ import annotations
 
-from uuid import UUID
+from runlog.projections.variables import decode_variable, get, get_by_name
 
-from runlog.eventstore import EventStore, Tx
-from runlog.projections.variables import VariableView, decode_variable
+from .filtering import Criteria, Listing, Resource, any_in, like, tag_table, tags_all, tags_null, views_of
 
-from ..schemas.variables import VariableFilter
-from .filtering import Criteria, Resource, any_in, fetch_count, fetch_page, like, tag_table, tags_all, tags_null
-
-DEFAULT_LIMIT = 200
-"""Prefect's server.api.default_limit: the default and the largest accepted page size."""
-
-SQL_BY_ID = "SELECT view FROM variables WHERE id = ?"
-# Names are unique (see projections/variables.py); should a pushed log hold two, the oldest answers.
-SQL_BY_NAME = "SELECT view FROM variables WHERE name = ? ORDER BY created, id LIMIT 1"
 
 # Ties fall back to the id, so that pages never overlap.
 ORDER = {
@@ -24,26 +15,6 @@ ORDER = {
     "NAME_DESC": "v.name DESC, v.id DESC",
     "NAME_ASC": "v.name ASC, v.id DESC",
 }
-
-
-async def by_id(tx: Tx, variable_id: UUID) -> VariableView | None:
-    rows = await tx.fetch(SQL_BY_ID, str(variable_id))
-    return decode_variable(bytes(rows[0][0])) if rows else None
-
-
-async def by_name(tx: Tx, name: str) -> VariableView | None:
-    rows = await tx.fetch(SQL_BY_NAME, name)
-    return decode_variable(bytes(rows[0][0])) if rows else None
-
-
-async def get(store: EventStore, variable_id: UUID) -> VariableView | None:
-    async with store.reading() as tx:
-        return await by_id(tx, variable_id)
-
-
-async def get_by_name(store: EventStore, name: str) -> VariableView | None:
-    async with store.reading() as tx:
-        return await by_name(tx, name)
 
 
 # Prefect's VariableFilter over the variables row aliased ``v`` (see filtering.py).
@@ -55,14 +26,7 @@ VARIABLE = Resource({
 })
 
 
-async def filter(  # noqa: A001 - Prefect's verb
-    store: EventStore, flt: VariableFilter | None, *, sort: str, limit: int, offset: int
-) -> list[VariableView]:
-    async with store.reading() as tx:
-        rows = await fetch_page(tx, "variables v", "v.view", VARIABLE.where(tx, flt), ORDER[sort], limit, offset)
-    return [decode_variable(bytes(row[0])) for row in rows]
+VARIABLES = Listing("variables v", "v.view", Resource({"variables": VARIABLE}), ORDER, views_of(decode_variable))
 
 
-async def count(store: EventStore, flt: VariableFilter | None) -> int:
-    async with store.reading() as tx:
-        return await fetch_count(tx, "variables v", VARIABLE.where(tx, flt))
+__all__ = ["VARIABLES", "get", "get_by_name"]

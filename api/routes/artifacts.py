@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from runlog.commands import artifacts as commands
 from runlog.projections.artifacts import ArtifactView
 
 from .. import keys
-from ..http import NotFound, decode_body, empty_response, json_response, page_limit, path_uuid
+from ..http import decode_body, json_response, no_content, path_uuid, present, sent_fields
 from ..openapi import documented
 from ..queries import artifacts as queries
 from ..schemas import artifacts as s
-from ..services import artifacts as commands
+from .listing import listing_routes, timeless
 
 routes = web.RouteTableDef()
 
@@ -41,52 +42,17 @@ def to_collection(found: queries.Collection) -> s.ArtifactCollection:
 
 
 
-@routes.post("/artifacts/filter")
-@documented(
-    summary="List artifacts", request=s.ArtifactFilterRequest, request_required=False, response=list[s.Artifact],
-    errors=_FILTER_ERRORS,
+listing_routes(
+    routes, __name__, "/artifacts", "artifacts", queries.ARTIFACTS, timeless(to_artifact), sort="ID_DESC",
+    filter=(s.ArtifactFilterRequest, s.Artifact, "List artifacts"), count=(s.ArtifactCountRequest, "Count artifacts"),
+    errors=_FILTER_ERRORS, count_errors=_FILTER_ERRORS,
 )
-async def filter_artifacts(request: web.Request) -> web.Response:
-    body = await decode_body(request, s.ArtifactFilterRequest, default=s.ArtifactFilterRequest())
-    views = await queries.filter_artifacts(
-        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=page_limit(body.limit, queries.DEFAULT_LIMIT),
-        offset=body.offset or 0,
-    )
-    return json_response([to_artifact(v) for v in views])
-
-
-@routes.post("/artifacts/count")
-@documented(
-    summary="Count artifacts", request=s.ArtifactCountRequest, request_required=False, response=int,
-    errors=_FILTER_ERRORS,
+listing_routes(
+    routes, __name__, "/artifacts/latest", "latest_artifacts", queries.COLLECTIONS, timeless(to_collection), sort="ID_DESC",
+    filter=(s.ArtifactCollectionFilterRequest, s.ArtifactCollection, "List the latest artifact of each key"),
+    count=(s.ArtifactCollectionCountRequest, "Count the keys with artifacts"), errors=_FILTER_ERRORS,
+    count_errors=_FILTER_ERRORS,
 )
-async def count_artifacts(request: web.Request) -> web.Response:
-    body = await decode_body(request, s.ArtifactCountRequest, default=s.ArtifactCountRequest())
-    return json_response(await queries.count_artifacts(request.config_dict[keys.STORE], body))
-
-
-@routes.post("/artifacts/latest/filter")
-@documented(
-    summary="List the latest artifact of each key", request=s.ArtifactCollectionFilterRequest,
-    request_required=False, response=list[s.ArtifactCollection], errors=_FILTER_ERRORS,
-)
-async def filter_latest_artifacts(request: web.Request) -> web.Response:
-    body = await decode_body(request, s.ArtifactCollectionFilterRequest, default=s.ArtifactCollectionFilterRequest())
-    found = await queries.filter_latest(
-        request.config_dict[keys.STORE], body, sort=body.sort or "ID_DESC", limit=page_limit(body.limit, queries.DEFAULT_LIMIT),
-        offset=body.offset or 0,
-    )
-    return json_response([to_collection(c) for c in found])
-
-
-@routes.post("/artifacts/latest/count")
-@documented(
-    summary="Count the keys with artifacts", request=s.ArtifactCollectionCountRequest, request_required=False,
-    response=int, errors=_FILTER_ERRORS,
-)
-async def count_latest_artifacts(request: web.Request) -> web.Response:
-    body = await decode_body(request, s.ArtifactCollectionCountRequest, default=s.ArtifactCollectionCountRequest())
-    return json_response(await queries.count_latest(request.config_dict[keys.STORE], body))
 
 
 @routes.post("/artifacts/")
@@ -107,9 +73,7 @@ async def create_artifact(request: web.Request) -> web.Response:
     response=s.Artifact, errors={404: NOT_FOUND},
 )
 async def read_latest_artifact(request: web.Request) -> web.Response:
-    found = await queries.latest(request.config_dict[keys.STORE], request.match_info["key"])
-    if found is None:
-        raise NotFound(NOT_FOUND)
+    found = present(await queries.latest(request.config_dict[keys.STORE], request.match_info["key"]), NOT_FOUND)
     latest = found.latest
     return json_response(s.Artifact(
         id=found.id, created=found.created, updated=latest.updated, key=latest.key, type=latest.type,
@@ -122,9 +86,7 @@ async def read_latest_artifact(request: web.Request) -> web.Response:
 @documented(summary="Read an artifact", response=s.Artifact, errors={404: NOT_FOUND})
 async def read_artifact(request: web.Request) -> web.Response:
     view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
-    if view is None:
-        raise NotFound(NOT_FOUND)
-    return json_response(to_artifact(view))
+    return json_response(to_artifact(present(view, NOT_FOUND)))
 
 
 @routes.patch("/artifacts/{id}")
@@ -136,16 +98,13 @@ async def update_artifact(request: web.Request) -> web.Response:
     artifact_id = path_uuid(request)
     body = await decode_body(request, s.ArtifactUpdate)
     updated = await commands.update(
-        request.config_dict[keys.STORE], artifact_id, body, clock=request.config_dict[keys.CLOCK]
+        request.config_dict[keys.STORE], artifact_id, sent_fields(body), clock=request.config_dict[keys.CLOCK]
     )
-    if not updated:
-        raise NotFound(NOT_FOUND)
-    return empty_response()
+    return no_content(updated, NOT_FOUND)
 
 
 @routes.delete("/artifacts/{id}")
 @documented(summary="Delete an artifact", status=204, errors={404: NOT_FOUND})
 async def delete_artifact(request: web.Request) -> web.Response:
-    if not await commands.delete(request.config_dict[keys.STORE], path_uuid(request), clock=request.config_dict[keys.CLOCK]):
-        raise NotFound(NOT_FOUND)
-    return empty_response()
+    deleted = await commands.delete(request.config_dict[keys.STORE], path_uuid(request), clock=request.config_dict[keys.CLOCK])
+    return no_content(deleted, NOT_FOUND)

@@ -11,6 +11,8 @@ from uuid import UUID
 
 from aiohttp import web
 
+from runlog.commands import concurrency as commands
+from runlog.commands.concurrency import TAG_PREFIX
 from runlog.projections.concurrency import LimitView
 from runlog.schema import events as catalogue
 
@@ -31,8 +33,6 @@ from ..schemas.concurrency import (
     TagLimitCreate,
     TagLimitReset,
 )
-from ..services import concurrency as commands
-from ..services.concurrency import TAG_PREFIX
 
 routes = web.RouteTableDef()
 

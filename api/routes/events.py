@@ -14,13 +14,13 @@ import msgspec
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from runlog.commands import client_events as service
 from runlog.eventstore import InvalidEvent, SchemaError, StorageUnavailable, StoreClosed
 
 from .. import keys
 from ..http import BadRequest, decode_body, empty_response
 from ..openapi import documented
 from ..schemas.events import Event, check_event
-from ..services import events as service
 
 routes = web.RouteTableDef()
 

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from aiohttp import web
 
+from runlog.commands import flow_runs as commands
+from runlog.commands.flow_runs import DEFAULT_POLICY
 from runlog.projections.runs import FlowRunView, estimated_run_time, estimated_start_time_delta
-from runlog.schema.events import State
 
 from .. import keys
-from ..http import NotFound, decode_body, empty_response, json_response, path_uuid, query_uuid
+from ..http import decode_body, json_response, path_uuid
 from ..openapi import documented
-from runlog.commands.orchestration import Decision, Status
 from ..queries import runs as queries
-from ..schemas.runs import DEFAULT_POLICY, FlowRun, FlowRunCreate, FlowRunUpdate, OrchestrationResult, SetState
-from ..services import flow_runs as commands
+from ..schemas.runs import FlowRun, FlowRunCreate, FlowRunUpdate
+from .entity import run_routes, write_or_404
 
 routes = web.RouteTableDef()
 
@@ -42,36 +41,6 @@ def to_flow_run(view: FlowRunView, now: datetime) -> FlowRun:
     )
 
 
-def orchestration_result(view: FlowRunView | Any, decision: Decision) -> OrchestrationResult:
-    details: dict[str, Any]
-    if decision.status is Status.ACCEPT:
-        details = {"type": "accept_details"}
-    elif decision.status is Status.REJECT:
-        details = {"type": "reject_details", "reason": decision.reason}
-    elif decision.status is Status.WAIT:
-        details = {"type": "wait_details", "delay_seconds": decision.delay_seconds or 0, "reason": decision.reason}
-    else:
-        details = {"type": "abort_details", "reason": decision.reason}
-    return OrchestrationResult(state=decision.state or view.state, status=decision.status.value, details=details)
-
-
-def orchestration_response(outcome: tuple[Any, Decision] | None, missing: str) -> web.Response:
-    """A set_state answer: 201 when a state was written, 200 when not; 404 for no run."""
-    if outcome is None:
-        raise NotFound(missing)
-    view, decision = outcome
-    return json_response(orchestration_result(view, decision), status=201 if decision.state is not None else 200)
-
-
-async def state_response(request: web.Request, label: str) -> web.Response:
-    """GET /{flow,task}_run_states/{id}: a state by its id (its event's id)."""
-    state_id = path_uuid(request)
-    state = await queries.state_by_id(request.config_dict[keys.STORE], state_id)
-    if state is None:
-        raise NotFound(f"{label} {state_id} not found")
-    return json_response(state)
-
-
 @routes.post("/flow_runs/")
 @documented(
     summary="Create a flow run; 200 with the existing one for a known idempotency key", request=FlowRunCreate,
@@ -86,31 +55,6 @@ async def create_flow_run(request: web.Request) -> web.Response:
     return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)
 
 
-@routes.get("/flow_runs/{id}")
-@documented(summary="Read a flow run", response=FlowRun, errors={404: "Flow run not found"})
-async def read_flow_run(request: web.Request) -> web.Response:
-    run_id = path_uuid(request)
-    view = await queries.get_flow_run(request.config_dict[keys.STORE], run_id)
-    if view is None:
-        raise NotFound(f"Flow run {run_id} not found")
-    return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()))
-
-
-@routes.patch("/flow_runs/{id}")
-@documented(
-    summary="Update a flow run", request=FlowRunUpdate, status=204, errors={404: "Flow run not found"},
-)
-async def update_flow_run(request: web.Request) -> web.Response:
-    run_id = path_uuid(request)
-    body = await decode_body(request, FlowRunUpdate)
-    if not await commands.update(
-        request.config_dict[keys.STORE], run_id, body, cache=request.config_dict[keys.VIEW_CACHE],
-        clock=request.config_dict[keys.CLOCK],
-    ):
-        raise NotFound(f"Flow run {run_id} not found")
-    return empty_response()
-
-
 @routes.patch("/flow_runs/{id}/labels")
 @documented(
     summary="Merge labels into a flow run's", request=dict[str, Any], status=204,
@@ -119,49 +63,12 @@ async def update_flow_run(request: web.Request) -> web.Response:
 async def update_flow_run_labels(request: web.Request) -> web.Response:
     run_id = path_uuid(request)
     labels = await decode_body(request, dict[str, Any])
-    if not await commands.update_labels(
-        request.config_dict[keys.STORE], run_id, labels, cache=request.config_dict[keys.VIEW_CACHE],
-        clock=request.config_dict[keys.CLOCK],
-    ):
-        raise NotFound(f"Flow run {run_id} not found")
-    return empty_response()
+    return await write_or_404(request, commands.update_labels, "Flow run", run_id, labels)
 
 
-@routes.delete("/flow_runs/{id}")
-@documented(summary="Delete a flow run and its task runs", status=204, errors={404: "Flow run not found"})
-async def delete_flow_run(request: web.Request) -> web.Response:
-    run_id = path_uuid(request)
-    if not await commands.delete(
-        request.config_dict[keys.STORE], run_id, cache=request.config_dict[keys.VIEW_CACHE],
-        clock=request.config_dict[keys.CLOCK],
-    ):
-        raise NotFound(f"Flow run {run_id} not found")
-    return empty_response()
-
-
-@routes.post("/flow_runs/{id}/set_state")
-@documented(
-    summary="Propose a state for a flow run; 201 when a state was written", request=SetState,
-    response=OrchestrationResult, status=(201, 200), errors={404: "Flow run not found"},
+run_routes(
+    routes, __name__, "flow_runs", "Flow run", read=queries.get_flow_run, shape=to_flow_run, response=FlowRun,
+    update=(commands.update, FlowRunUpdate, "Update a flow run"),
+    delete=(commands.delete, "Delete a flow run and its task runs"),
+    set_state=commands.set_state, states=queries.flow_run_states,
 )
-async def set_flow_run_state(request: web.Request) -> web.Response:
-    run_id = path_uuid(request)
-    body = await decode_body(request, SetState)
-    outcome = await commands.set_state(
-        request.config_dict[keys.STORE], run_id, body.state, force=body.force, cache=request.config_dict[keys.VIEW_CACHE],
-        clock=request.config_dict[keys.CLOCK],
-    )
-    return orchestration_response(outcome, f"Flow run {run_id} not found")
-
-
-@routes.get("/flow_run_states/")
-@documented(summary="A flow run's states, oldest first", query={"flow_run_id": UUID}, response=list[State])
-async def read_flow_run_states(request: web.Request) -> web.Response:
-    run_id = query_uuid(request, "flow_run_id")
-    return json_response(await queries.flow_run_states(request.config_dict[keys.STORE], run_id))
-
-
-@routes.get("/flow_run_states/{id}")
-@documented(summary="Read a flow run state", response=State, errors={404: "State not found"})
-async def read_flow_run_state(request: web.Request) -> web.Response:
-    return await state_response(request, "Flow run state")

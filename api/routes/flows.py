@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
+from uuid import UUID
 
-import msgspec
 from aiohttp import web
 
+from runlog.commands import flows as flow_commands
+from runlog.commands.flows import flow_id_for
 from runlog.projections.flows import FlowView, decode_flow
 
 from .. import keys
-from ..http import NotFound, decode_body, empty_response, json_response, path_uuid
+from ..http import decode_body, json_response, path_uuid, present
 from ..openapi import documented
 from ..queries import flows as queries
 from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest, FlowUpdate
-from ..services import flows as flow_commands
+from .entity import patch_and_delete
+from .listing import listing_routes, timeless
 
 routes = web.RouteTableDef()
-
-FLOW_NAMESPACE = uuid.UUID("4b1c5d0e-7a5f-4a53-9b1e-72756e6c6f67")
-
-
-def flow_id_for(name: str) -> uuid.UUID:
-    """Flows are keyed by name: the id is derived from it, so two concurrent registrations of
-    one name meet on one stream and the loser of the race reads the winner's flow."""
-    return uuid.uuid5(FLOW_NAMESPACE, name)
-
 
 def to_flow(view: FlowView) -> Flow:
     return Flow(id=view.id, created=view.created, updated=view.updated, name=view.name, tags=view.tags, labels=view.labels)
@@ -39,8 +32,7 @@ def to_flow(view: FlowView) -> Flow:
 async def create_flow(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowCreate)
     view, created = await flow_commands.register(
-        request.config_dict[keys.STORE], flow_id_for(body.name), body.name, body.tags, body.labels or {},
-        clock=request.config_dict[keys.CLOCK],
+        request.config_dict[keys.STORE], body.name, body.tags, body.labels, clock=request.config_dict[keys.CLOCK]
     )
     return json_response(to_flow(view), status=201 if created else 200)
 
@@ -50,9 +42,7 @@ async def create_flow(request: web.Request) -> web.Response:
 async def read_flow(request: web.Request) -> web.Response:
     flow_id = path_uuid(request)
     view = await queries.get(request.config_dict[keys.STORE], flow_id)
-    if view is None:
-        raise NotFound(f"Flow {flow_id} not found")
-    return json_response(to_flow(view))
+    return json_response(to_flow(present(view, f"Flow {flow_id} not found")))
 
 
 @routes.get("/flows/name/{name}")
@@ -60,50 +50,23 @@ async def read_flow(request: web.Request) -> web.Response:
 async def read_flow_by_name(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     view = await queries.get(request.config_dict[keys.STORE], flow_id_for(name))
-    if view is None:
-        raise NotFound(f"Flow {name!r} not found")
-    return json_response(to_flow(view))
+    return json_response(to_flow(present(view, f"Flow {name!r} not found")))
 
 
-@routes.post("/flows/filter")
-@documented(summary="List flows", request=FlowFilterRequest, request_required=False, response=list[Flow])
-async def filter_flows(request: web.Request) -> web.Response:
-    body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
-    if body.limit is None:  # Prefect's default, also the largest page
-        body = msgspec.structs.replace(body, limit=queries.DEFAULT_LIMIT)
-    views = await queries.filter(request.config_dict[keys.STORE], body)
-    return json_response([to_flow(v) for v in views])
+listing_routes(
+    routes, __name__, "/flows", "flows", queries.FLOWS, timeless(to_flow), sort="NAME_ASC",
+    filter=(FlowFilterRequest, Flow, "List flows"), count=(FlowFilterRequest, "Count flows"),
+)
 
 
-@routes.post("/flows/count")
-@documented(summary="Count flows", request=FlowFilterRequest, request_required=False, response=int)
-async def count_flows(request: web.Request) -> web.Response:
-    body = await decode_body(request, FlowFilterRequest, default=FlowFilterRequest())
-    return json_response(await queries.count(request.config_dict[keys.STORE], body))
-
-
-@routes.patch("/flows/{id}")
-@documented(summary="Update a flow's tags or labels", request=FlowUpdate, status=204, errors={404: "Flow not found"})
-async def update_flow(request: web.Request) -> web.Response:
-    flow_id = path_uuid(request)
-    body = await decode_body(request, FlowUpdate)
-    changes = msgspec.to_builtins(body)
-    if not await flow_commands.update(request.config_dict[keys.STORE], flow_id, changes, clock=request.config_dict[keys.CLOCK]):
-        raise NotFound(f"Flow {flow_id} not found")
-    return empty_response()
-
-
-@routes.delete("/flows/{id}")
-@documented(summary="Delete a flow with its runs", status=204, errors={404: "Flow not found"})
-async def delete_flow(request: web.Request) -> web.Response:
-    flow_id = path_uuid(request)
+def _forget(request: web.Request, flow_id: UUID) -> None:
     request.config_dict[keys.KNOWN_FLOWS].discard(flow_id)  # before the runs go: none is created after
-    if not await flow_commands.delete(
-        request.config_dict[keys.STORE], flow_id, cache=request.config_dict[keys.VIEW_CACHE],
-        clock=request.config_dict[keys.CLOCK],
-    ):
-        raise NotFound(f"Flow {flow_id} not found")
-    return empty_response()
+
+
+patch_and_delete(
+    routes, __name__, "flows", "Flow", update=flow_commands.update, body=FlowUpdate, delete=flow_commands.delete,
+    summaries=("Update a flow's tags or labels", "Delete a flow with its runs"), before_delete=_forget,
+)
 
 
 __all__ = ["routes", "decode_flow"]

@@ -12,12 +12,13 @@ import asyncio
 
 from aiohttp import web
 
+from runlog.commands import run_logs as log_service
+
 from .. import keys
 from ..eventlines import ExportedEvent, as_new_event
 from ..http import decode_body, json_response
 from ..openapi import documented
 from ..schemas.logs import ExportedLog
-from ..services import logs as log_service
 
 routes = web.RouteTableDef()
 

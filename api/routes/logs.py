@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from runlog.commands import run_logs as service
+
 from .. import keys
 from ..http import decode_body, json_response
 from ..openapi import documented
 from ..queries import logs as queries
 from ..schemas.logs import Log, LogCreate, LogFilterRequest
-from ..services import logs as service
 
 routes = web.RouteTableDef()
 
@@ -17,7 +18,7 @@ routes = web.RouteTableDef()
 @routes.post("/logs/")
 @documented(summary="Store log lines", request=list[LogCreate], response=None, status=201)
 async def create_logs(request: web.Request) -> web.Response:
-    logs = await decode_body(request, list[LogCreate], nul=True)  # NUL becomes U+FFFD (services/logs.py)
+    logs = await decode_body(request, list[LogCreate], nul=True)  # NUL becomes U+FFFD (commands/run_logs.py)
     await service.create_logs(request.config_dict[keys.STORE], logs, clock=request.config_dict[keys.CLOCK])
     return json_response(None, status=201)
 

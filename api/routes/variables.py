@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from runlog.commands import variables as commands
 from runlog.projections.variables import VariableView
 
 from .. import keys
-from ..http import NotFound, decode_body, empty_response, json_response, page_limit, path_uuid
+from ..http import decode_body, json_response, no_content, path_uuid, present, sent_fields
 from ..openapi import documented
 from ..queries import variables as queries
 from ..schemas.variables import Variable, VariableCountRequest, VariableCreate, VariableFilterRequest, VariableUpdate
-from ..services import variables as commands
+from .listing import listing_routes, timeless
 
 routes = web.RouteTableDef()
 
@@ -26,26 +27,11 @@ def to_variable(view: VariableView) -> Variable:
 
 
 
-@routes.post("/variables/filter")
-@documented(
-    summary="List variables", request=VariableFilterRequest, request_required=False, response=list[Variable],
+listing_routes(
+    routes, __name__, "/variables", "variables", queries.VARIABLES, timeless(to_variable), sort="NAME_ASC",
+    filter=(VariableFilterRequest, Variable, "List variables"), count=(VariableCountRequest, "Count variables"),
     errors={422: "A bad limit or filter"},
 )
-async def filter_variables(request: web.Request) -> web.Response:
-    body = await decode_body(request, VariableFilterRequest, default=VariableFilterRequest())
-    limit = page_limit(body.limit, queries.DEFAULT_LIMIT)
-    views = await queries.filter(
-        request.config_dict[keys.STORE], body.variables, sort=body.sort or "NAME_ASC", limit=limit,
-        offset=body.offset or 0,
-    )
-    return json_response([to_variable(v) for v in views])
-
-
-@routes.post("/variables/count")
-@documented(summary="Count variables", request=VariableCountRequest, request_required=False, response=int)
-async def count_variables(request: web.Request) -> web.Response:
-    body = await decode_body(request, VariableCountRequest, default=VariableCountRequest())
-    return json_response(await queries.count(request.config_dict[keys.STORE], body.variables))
 
 
 @routes.post("/variables/")
@@ -55,7 +41,9 @@ async def count_variables(request: web.Request) -> web.Response:
 )
 async def create_variable(request: web.Request) -> web.Response:
     body = await decode_body(request, VariableCreate)
-    view = await commands.create(request.config_dict[keys.STORE], body, clock=request.config_dict[keys.CLOCK])
+    view = await commands.create(
+        request.config_dict[keys.STORE], body.name, body.value, body.tags, clock=request.config_dict[keys.CLOCK]
+    )
     return json_response(to_variable(view), status=201)
 
 
@@ -63,26 +51,22 @@ async def create_variable(request: web.Request) -> web.Response:
 @documented(summary="Read a variable", response=Variable, errors={404: NOT_FOUND})
 async def read_variable(request: web.Request) -> web.Response:
     view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
-    if view is None:
-        raise NotFound(NOT_FOUND)
-    return json_response(to_variable(view))
+    return json_response(to_variable(present(view, NOT_FOUND)))
 
 
 @routes.get("/variables/name/{name}")
 @documented(summary="Read a variable by name", response=Variable, errors={404: NOT_FOUND})
 async def read_variable_by_name(request: web.Request) -> web.Response:
     view = await queries.get_by_name(request.config_dict[keys.STORE], request.match_info["name"])
-    if view is None:
-        raise NotFound(NOT_FOUND)
-    return json_response(to_variable(view))
+    return json_response(to_variable(present(view, NOT_FOUND)))
 
 
 async def _update(request: web.Request, lookup: commands.Lookup) -> web.Response:
     body = await decode_body(request, VariableUpdate)
-    view = await commands.update(request.config_dict[keys.STORE], lookup, body, clock=request.config_dict[keys.CLOCK])
-    if view is None:
-        raise NotFound(NOT_FOUND)
-    return empty_response()
+    view = await commands.update(
+        request.config_dict[keys.STORE], lookup, sent_fields(body), clock=request.config_dict[keys.CLOCK]
+    )
+    return no_content(view is not None, NOT_FOUND)
 
 
 _UPDATE_ERRORS = {404: NOT_FOUND, 409: "Renamed to another variable's name", 422: "A bad name, value or tags"}
@@ -104,9 +88,7 @@ async def update_variable_by_name(request: web.Request) -> web.Response:
 
 async def _delete(request: web.Request, lookup: commands.Lookup) -> web.Response:
     deleted = await commands.delete(request.config_dict[keys.STORE], lookup, clock=request.config_dict[keys.CLOCK])
-    if not deleted:
-        raise NotFound(NOT_FOUND)
-    return empty_response()
+    return no_content(deleted, NOT_FOUND)
 
 
 @routes.delete("/variables/{id}")

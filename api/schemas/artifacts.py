@@ -13,12 +13,12 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.commands.artifacts import NewArtifact
+
 from .filters import DeploymentFilter, FlowFilter, FlowRunFilter, NonNegative, Operator, TaskRunFilter
 
 MAX_ARTIFACT_KEY_LENGTH = 2000
 """runlog's own bound (Prefect has none): keys are indexed, and an index entry must stay small."""
-MAX_METADATA_VALUE_LENGTH = 500
-"""Prefect keeps the first 500 characters of a longer metadata value, followed by "..."."""
 
 ARTIFACT_KEY_PATTERN = "^[a-z0-9-]*$"
 """Prefect's: lowercase letters, numbers and dashes."""
@@ -28,14 +28,9 @@ ArtifactKey = Annotated[str, msgspec.Meta(pattern=ARTIFACT_KEY_PATTERN, max_leng
 ArtifactSort = Literal["CREATED_DESC", "UPDATED_DESC", "ID_DESC", "KEY_DESC", "KEY_ASC"]
 
 
-class ArtifactCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class ArtifactCreate(NewArtifact, kw_only=True, forbid_unknown_fields=True):
+    # The domain's NewArtifact, with Prefect's key pattern and no unknown fields.
     key: ArtifactKey | None = None
-    type: str | None = None
-    description: str | None = None
-    data: Any = None
-    metadata_: dict[str, str] | None = None
-    flow_run_id: UUID | None = None
-    task_run_id: UUID | None = None
 
 
 class ArtifactUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -92,22 +87,22 @@ class ArtifactFilterType(_Filter, kw_only=True):
     not_any_: list[str] | None = None
 
 
-class ArtifactFilter(_Filter, kw_only=True):
+class _ArtifactFields(_Filter, kw_only=True):
+    """What ArtifactFilter and ArtifactCollectionFilter share: all but the id they filter on."""
+
     operator: Operator = "and_"
+    key: ArtifactFilterKey | None = None
+    flow_run_id: AnyIds | None = None
+    task_run_id: AnyIds | None = None
+    type: ArtifactFilterType | None = None
+
+
+class ArtifactFilter(_ArtifactFields, kw_only=True):
     id: AnyIds | None = None
-    key: ArtifactFilterKey | None = None
-    flow_run_id: AnyIds | None = None
-    task_run_id: AnyIds | None = None
-    type: ArtifactFilterType | None = None
 
 
-class ArtifactCollectionFilter(_Filter, kw_only=True):
-    operator: Operator = "and_"
+class ArtifactCollectionFilter(_ArtifactFields, kw_only=True):
     latest_id: AnyIds | None = None
-    key: ArtifactFilterKey | None = None
-    flow_run_id: AnyIds | None = None
-    task_run_id: AnyIds | None = None
-    type: ArtifactFilterType | None = None
 
 
 class _RunFilters(msgspec.Struct, kw_only=True):
@@ -119,21 +114,23 @@ class _RunFilters(msgspec.Struct, kw_only=True):
     deployments: DeploymentFilter | None = None
 
 
+class _Page(_RunFilters, kw_only=True):
+    sort: ArtifactSort | None = None
+    limit: int | None = None
+    offset: NonNegative | None = None
+
+
 class ArtifactCountRequest(_RunFilters, kw_only=True):
     artifacts: ArtifactFilter | None = None
 
 
-class ArtifactFilterRequest(ArtifactCountRequest, kw_only=True):
-    sort: ArtifactSort | None = None
-    limit: int | None = None
-    offset: NonNegative | None = None
+class ArtifactFilterRequest(_Page, kw_only=True):
+    artifacts: ArtifactFilter | None = None
 
 
 class ArtifactCollectionCountRequest(_RunFilters, kw_only=True):
     artifacts: ArtifactCollectionFilter | None = None
 
 
-class ArtifactCollectionFilterRequest(ArtifactCollectionCountRequest, kw_only=True):
-    sort: ArtifactSort | None = None
-    limit: int | None = None
-    offset: NonNegative | None = None
+class ArtifactCollectionFilterRequest(_Page, kw_only=True):
+    artifacts: ArtifactCollectionFilter | None = None

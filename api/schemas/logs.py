@@ -13,18 +13,12 @@ from uuid import UUID
 
 import msgspec
 
-Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+from runlog.commands.run_logs import CopiedLogLine, Int64, LogLine
 
 MAX_LIMIT = 200  # Prefect's PREFECT_SERVER_API_DEFAULT_LIMIT, which is also its maximum
 
 
-class LogCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    name: str
-    level: Int64
-    message: str
-    timestamp: datetime
-    flow_run_id: UUID | None = None
-    task_run_id: UUID | None = None
+class LogCreate(LogLine, kw_only=True, forbid_unknown_fields=True):
     # The client sends it only to Prefect Cloud; accepted (and not kept) so a worker's logs
     # are never refused for it.
     worker_id: UUID | None = None
@@ -88,19 +82,10 @@ class Log(msgspec.Struct, kw_only=True):
     task_run_id: UUID | None
 
 
-class ExportedLog(msgspec.Struct, kw_only=True, tag_field="record", tag="log"):
+class ExportedLog(CopiedLogLine, kw_only=True, tag_field="record", tag="log"):
     """A stored log line as ``runlog events export`` writes it and push and import read it.
 
     It keeps its id, so importing it twice stores it once, and its ``created``, so a copy reads
     back as the original did; a line written by hand may leave ``created`` out (import time is
     used). The ``"record": "log"`` tag tells it apart from an event in an export file.
     """
-
-    id: UUID
-    name: str
-    level: Int64
-    message: str
-    timestamp: datetime
-    flow_run_id: UUID | None = None
-    task_run_id: UUID | None = None
-    created: datetime | None = None

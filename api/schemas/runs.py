@@ -8,32 +8,14 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.commands.flow_runs import NewFlowRun
+from runlog.commands.orchestration import ProposedState
+from runlog.commands.task_runs import NewTaskRun
 from runlog.schema.events import State, StateType
 
-from runlog.commands.orchestration import ProposedState
 
-DEFAULT_POLICY = {
-    "max_retries": 0, "retry_delay_seconds": 0.0, "retries": None, "retry_delay": None,
-    "pause_keys": [], "resuming": False, "retry_type": None,
-}
-
-
-class FlowRunCreate(msgspec.Struct, kw_only=True):
-    flow_id: UUID
-    name: str | None = None
-    state: ProposedState | None = None
-    flow_version: str | None = None
-    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
-    context: dict[str, Any] = msgspec.field(default_factory=dict)
-    parent_task_run_id: UUID | None = None
-    idempotency_key: str | None = None
-    empirical_policy: dict[str, Any] | None = None
-    tags: list[str] = msgspec.field(default_factory=list)
-    labels: dict[str, Any] | None = None
-    deployment_id: UUID | None = None
-    work_pool_name: str | None = None
-    work_queue_name: str | None = None
-    job_variables: dict[str, Any] | None = None
+class FlowRunCreate(NewFlowRun, kw_only=True):
+    pass  # the domain's NewFlowRun under Prefect's name (a docstring would join the OpenAPI document)
 
 
 class FlowRunUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -99,20 +81,8 @@ class FlowRun(msgspec.Struct, kw_only=True):
     job_variables: dict[str, Any]
 
 
-class TaskRunCreate(msgspec.Struct, kw_only=True):
-    task_key: str
-    dynamic_key: str
-    name: str | None = None
-    flow_run_id: UUID | None = None
-    id: UUID | None = None
-    cache_key: str | None = None
-    cache_expiration: datetime | None = None
-    task_version: str | None = None
-    empirical_policy: dict[str, Any] | None = None
-    tags: list[str] = msgspec.field(default_factory=list)
-    labels: dict[str, Any] | None = None
-    task_inputs: dict[str, Any] = msgspec.field(default_factory=dict)
-    state: ProposedState | None = None
+class TaskRunCreate(NewTaskRun, kw_only=True):
+    pass  # the domain's NewTaskRun under Prefect's name (a docstring would join the OpenAPI document)
 
 
 class TaskRunUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -12,11 +12,9 @@ from uuid import UUID
 
 import msgspec
 
-from .filters import NonNegative, Operator
+from runlog.commands.variables import MAX_VARIABLE_NAME_LENGTH
 
-MAX_VARIABLE_NAME_LENGTH = 255
-MAX_VARIABLE_VALUE_LENGTH = 5000
-"""Prefect's limits: a name of at most 255 characters, a value of at most 5,000 as JSON."""
+from .filters import NonNegative, Operator
 
 VARIABLE_NAME_PATTERN = "^[a-z0-9-_]*$"
 """Prefect's: lowercase letters, numbers, dashes and underscores (and, as there, possibly empty)."""

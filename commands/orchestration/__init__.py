@@ -1,6 +1,6 @@
 """Prefect's orchestration rules as pure functions: (run view, proposed state, context) -> Decision.
 
-The command layer (api/services/) loads the run's view and whatever else the rules need
+The command layer (commands/) loads the run's view and whatever else the rules need
 (the parent flow run of a task run, say), calls ``decide_flow_run`` or ``decide_task_run``,
 and appends the decision's state, if any, with the run stream's expected version.
 """

@@ -12,9 +12,10 @@ import pytest
 from runlog.schema import streams
 from runlog.projections.registry import inline_projections
 from runlog.commands.orchestration import ProposedState
-from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
-from runlog.api.services import concurrency, flow_runs, task_runs
-from runlog.api.writes import append_event
+from runlog.commands.flow_runs import NewFlowRun
+from runlog.commands.task_runs import NewTaskRun
+from runlog.commands import concurrency, flow_runs, task_runs
+from runlog.commands.executor import append_event
 from runlog.eventstore import migrate, migration_connection, open_store
 from runlog.projections.cache import ViewCache
 from runlog.schema import events as catalogue
@@ -41,13 +42,13 @@ async def record_some_runs(url: str) -> list[UUID]:
         await concurrency.create_limit(store, "database", 2)
         ids = []
         for i in range(4):
-            view, _ = await flow_runs.create(store, FlowRunCreate(flow_id=flow_id, name=f"run-{i}", tags=["etl"]), cache=cache)
+            view, _ = await flow_runs.create(store, NewFlowRun(flow_id=flow_id, name=f"run-{i}", tags=["etl"]), cache=cache)
             ids.append(view.id)
         for state in (StateType.RUNNING, StateType.COMPLETED):
             await asyncio.gather(*(flow_runs.set_state(store, i, ProposedState(type=state), cache=cache) for i in ids[:3]))
         await flow_runs.update(store, ids[0], {"tags": ["retagged"]})
         await flow_runs.delete(store, ids[1])
-        task, _ = await task_runs.create(store, TaskRunCreate(task_key="t", dynamic_key="0", flow_run_id=ids[2]))
+        task, _ = await task_runs.create(store, NewTaskRun(task_key="t", dynamic_key="0", flow_run_id=ids[2]))
         await task_runs.set_state(store, task.id, ProposedState(type=StateType.RUNNING))
     return ids
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runlog.api import keys
-from runlog.api.services import concurrency as commands
-from runlog.api.services.lease_expiry import lease_expiry_service
+from runlog.commands import concurrency as commands
+from runlog.commands.lease_expiry import lease_expiry_service
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.schema import events as catalogue
 

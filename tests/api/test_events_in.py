@@ -17,7 +17,7 @@ import pytest
 
 from runlog.api import keys
 from runlog.api.queries.runs import get_task_run, task_run_states
-from runlog.api.services.events import RECEIVED_NAMESPACE, resource_stream
+from runlog.commands.client_events import RECEIVED_NAMESPACE, resource_stream
 from runlog.projections.runs import evolve_task_run
 from runlog.schema import events as catalogue
 
@@ -261,7 +261,7 @@ def test_the_task_run_view_does_not_depend_on_arrival_order():
 
 def _as_state_changed(frame: dict) -> catalogue.TaskRunStateChanged:
     from runlog.api.schemas.events import Event, check_event
-    from runlog.api.services.events import task_run_state_changed
+    from runlog.commands.client_events import task_run_state_changed
 
     return task_run_state_changed(check_event(msgspec.json.decode(json.dumps(frame), type=Event)))
 

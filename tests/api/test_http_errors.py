@@ -22,7 +22,7 @@ from aiohttp import web
 
 from runlog.api import app as app_module
 from runlog.api import keys
-from runlog.api.services.events import resource_stream
+from runlog.commands.client_events import resource_stream
 from runlog.eventstore import parse_database_url
 from runlog.eventstore.sqlite import SqliteStore
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from runlog.schema import streams
 from runlog.api.app import inline_projections
-from runlog.api.writes import append_event
+from runlog.commands.executor import append_event
 from runlog.eventstore import open_store
 from runlog.schema import events as catalogue
 

@@ -15,8 +15,8 @@ import pytest
 
 from runlog.schema import streams
 from runlog.api import keys
-from runlog.api.services import run_keys
-from runlog.api.services.integrity import KnownIds
+from runlog.commands import run_keys
+from runlog.commands.integrity import KnownIds
 from runlog.eventstore import NewEvent
 
 from . import isolate_runlog_env

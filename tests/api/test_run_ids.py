@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from runlog.api.services.flow_runs import RUN_NAMESPACE
+from runlog.commands.flow_runs import RUN_NAMESPACE
 
 from . import isolate_runlog_env
 from .cli_runner import run_cli
@@ -20,7 +20,7 @@ from ..servers import Server, serve
 
 
 def run_id(flow_id: str, key: str) -> str:
-    """The id runlog gives a run created with this idempotency key (api/services/flow_runs.py)."""
+    """The id runlog gives a run created with this idempotency key (commands/flow_runs.py)."""
     return str(uuid.uuid5(RUN_NAMESPACE, f"{flow_id}\x1f{key}"))
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from runlog.api import keys
-from runlog.api.services import flow_runs as flow_run_commands
-from runlog.api.services import task_runs as task_run_commands
+from runlog.commands import flow_runs as flow_run_commands
+from runlog.commands import task_runs as task_run_commands
 from runlog.schema import events as catalogue
 
 from ..servers import Server, serve

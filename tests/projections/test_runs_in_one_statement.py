@@ -13,9 +13,10 @@ from uuid import UUID, uuid4
 
 from runlog.schema import streams
 from runlog.commands.orchestration import ProposedState
-from runlog.api.schemas.runs import FlowRunCreate, TaskRunCreate
-from runlog.api.services import flow_runs, task_runs
-from runlog.api.writes import append_event
+from runlog.commands.flow_runs import NewFlowRun
+from runlog.commands.task_runs import NewTaskRun
+from runlog.commands import flow_runs, task_runs
+from runlog.commands.executor import append_event
 from runlog.eventstore import NewEvent, open_store
 from runlog.projections.cache import ViewCache
 from runlog.projections.concurrency import ConcurrencyProjection
@@ -65,7 +66,7 @@ async def test_runs_tables_written_live_equal_a_rebuild_from_the_log(store_url, 
     async with open_store(store_url, projections=projections(runs)) as store:
         flow_id = await register_flow(store)
         created = await asyncio.gather(*(
-            flow_runs.create(store, FlowRunCreate(flow_id=flow_id, name=f"run-{i}", tags=["etl", f"n{i}"]), cache=cache)
+            flow_runs.create(store, NewFlowRun(flow_id=flow_id, name=f"run-{i}", tags=["etl", f"n{i}"]), cache=cache)
             for i in range(6)
         ))
         ids = [view.id for view, _ in created]
@@ -77,7 +78,7 @@ async def test_runs_tables_written_live_equal_a_rebuild_from_the_log(store_url, 
         await flow_runs.update(store, ids[0], {"tags": ["retagged"]})
         await flow_runs.set_state(store, ids[0], ProposedState(type=StateType.FAILED), force=True, cache=cache)
         await flow_runs.delete(store, ids[1])
-        task, _ = await task_runs.create(store, TaskRunCreate(task_key="t", dynamic_key="0", flow_run_id=ids[2], tags=["x"]))
+        task, _ = await task_runs.create(store, NewTaskRun(task_key="t", dynamic_key="0", flow_run_id=ids[2], tags=["x"]))
         await task_runs.set_state(store, task.id, ProposedState(type=StateType.RUNNING))
         await task_runs.set_state(store, task.id, ProposedState(type=StateType.COMPLETED))
         live = await table_rows(store)
@@ -102,7 +103,7 @@ async def test_an_event_sent_again_with_a_cached_view_changes_no_table(store_url
     cache = ViewCache()
     runs = CountingRuns(cache)
     async with open_store(store_url, projections=projections(runs)) as store:
-        view, _ = await flow_runs.create(store, FlowRunCreate(flow_id=await register_flow(store), name="again"), cache=cache)
+        view, _ = await flow_runs.create(store, NewFlowRun(flow_id=await register_flow(store), name="again"), cache=cache)
         view, _ = await flow_runs.set_state(store, view.id, ProposedState(type=StateType.PENDING), cache=cache)
         view, _ = await flow_runs.set_state(store, view.id, ProposedState(type=StateType.RUNNING), cache=cache)
         stream = flow_runs.stream_of(view.id)

@@ -1,7 +1,9 @@
 """Flow run commands: create (idempotently), update, delete, and set_state.
 
 Every one goes through the command executor (runlog.commands.executor), which stands in for
-Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version.
+Prefect's ``SELECT ... FOR UPDATE`` with the run stream's expected version. A new run is
+described by ``NewFlowRun``, the domain input that the HTTP body (api/schemas/runs.py) extends
+and that a scheduler builds directly.
 """
 
 from __future__ import annotations
@@ -16,20 +18,47 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.schema import streams
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor, no_view
 from runlog.eventstore import EventStore
+from runlog.projections import runs_writer as reads
 from runlog.projections.cache import ViewCache
-from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
+from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run
 from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
+from runlog.schema import streams
 
-from runlog.commands.orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
-from runlog.commands.orchestration.common import state_from_proposal
-from ..queries import runs as queries
-from ..schemas.runs import DEFAULT_POLICY, FlowRunCreate, FlowRunUpdate
 from . import integrity, run_keys, task_runs
+from .clock import Clock, system_clock
+from .entities import EntityStream
+from .executor import Decided
+from .orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
+from .orchestration.common import state_from_proposal
+
+DEFAULT_POLICY = {
+    "max_retries": 0, "retry_delay_seconds": 0.0, "retries": None, "retry_delay": None,
+    "pause_keys": [], "resuming": False, "retry_type": None,
+}
+"""Prefect's FlowRunPolicy defaults: a new run's empirical_policy starts from them."""
+
+
+class NewFlowRun(msgspec.Struct, kw_only=True):
+    """A flow run to create: what a client's POST /flow_runs/ or a scheduler asks for."""
+
+    flow_id: UUID
+    name: str | None = None
+    state: ProposedState | None = None
+    flow_version: str | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    parent_task_run_id: UUID | None = None
+    idempotency_key: str | None = None
+    empirical_policy: dict[str, Any] | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] | None = None
+    deployment_id: UUID | None = None
+    work_pool_name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] | None = None
+
 
 RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
 
@@ -47,8 +76,11 @@ def stream_of(run_id: UUID) -> str:
     return streams.flow_run(run_id)
 
 
+FLOW_RUNS = EntityStream(stream_of, reads.get_flow_run, evolve_flow_run, cached_as="flow_runs")
+
+
 def run_id_for_key(flow_id: UUID, idempotency_key: str, generation: int = 0) -> UUID:
-    """The id of the run holding ``idempotency_key`` in its ``generation`` (api/services/run_keys.py).
+    """The id of the run holding ``idempotency_key`` in its ``generation`` (commands/run_keys.py).
 
     Generation 0 is the id runlog has always derived, so runs created before generations keep theirs.
     """
@@ -57,7 +89,7 @@ def run_id_for_key(flow_id: UUID, idempotency_key: str, generation: int = 0) -> 
 
 
 async def create(
-    store: EventStore, body: FlowRunCreate, *, cache: ViewCache | None = None, clock: Clock = system_clock,
+    store: EventStore, body: NewFlowRun, *, cache: ViewCache | None = None, clock: Clock = system_clock,
     known_flows: integrity.KnownIds | None = None,
 ) -> tuple[FlowRunView, bool]:
     """The new run and True, or the live run with the same idempotency key and False.
@@ -70,34 +102,28 @@ async def create(
             and body.idempotency_key is None:
         flow_found, parent_found, existing = True, True, None  # nothing else to look up
     else:
-        flow_found, parent_found, existing = await queries.flow_run_create_read(
+        flow_found, parent_found, existing = await reads.flow_run_create_read(
             store, body.flow_id, body.parent_task_run_id, body.idempotency_key
         )
-    if not flow_found:
-        raise integrity.missing("flow_id", "flow", body.flow_id)
+    integrity.require(flow_found, "flow_id", "flow", body.flow_id)
     if known_flows is not None:
         known_flows.add(body.flow_id)
-    if not parent_found:
-        assert body.parent_task_run_id is not None
-        raise integrity.missing("parent_task_run_id", "task run", body.parent_task_run_id)
+    integrity.require(parent_found, "parent_task_run_id", "task run", body.parent_task_run_id)
     if existing is not None:
         return existing, False
 
-    async def append_new(run_id: UUID) -> FlowRunView:
-        return await _append_new(store, run_id, body, cache, clock)
-
     if body.idempotency_key is None:
-        return await append_new(uuid.uuid4()), True
+        return await _append_new(store, uuid.uuid4(), body, cache, clock), True
     key = body.idempotency_key
     # Concurrent creations with one key meet on one stream per generation; only one wins.
     return await run_keys.create_or_find(
-        store, derive=lambda generation: run_id_for_key(body.flow_id, key, generation), stream_of=stream_of,
-        load=lambda run_id: queries.get_flow_run(store, run_id), append_new=append_new,
+        store, FLOW_RUNS, lambda generation: run_id_for_key(body.flow_id, key, generation),
+        lambda run_id: _append_new(store, run_id, body, cache, clock),
     )
 
 
 async def _append_new(
-    store: EventStore, run_id: UUID, body: FlowRunCreate, cache: ViewCache | None, clock: Clock
+    store: EventStore, run_id: UUID, body: NewFlowRun, cache: ViewCache | None, clock: Clock
 ) -> FlowRunView:
     """Append a new run's first events (ConcurrencyError when its stream exists) and return its view."""
 
@@ -117,49 +143,21 @@ async def _append_new(
         first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)
         return Decided([created, first_state], None, ids=[uuid.uuid4(), state_id])
 
-    # The stream must not exist (nothing is loaded, not even from the cache): a conflict is the
-    # caller's answer (run_keys), not a race to decide again.
-    outcome = await _executor(store, clock).execute(
-        stream_of(run_id), load=no_view, decide=decide, evolve=evolve_flow_run, retry_conflicts=False,
-    )
-    view = outcome.view
-    assert view is not None and view.state is not None
+    view = await FLOW_RUNS.create(store, run_id, decide, clock=clock)
+    assert view.state is not None
     if cache is not None:
         cache.put(cache_key("flow_runs", run_id), view)  # the client's next call is nearly always set_state
     await mirror_to_parent_task(store, view, view.state, clock=clock)
     return view
 
 
-def _executor(store: EventStore, clock: Clock, cache: ViewCache | None = None) -> Executor:
-    return Executor(store, clock=clock, cache=cache)
-
-
-async def _run_command(
-    store: EventStore, run_id: UUID, decide: Callable[[FlowRunView | None, datetime], Decided[R]], *,
-    cache: ViewCache | None, clock: Clock,
-) -> R:
-    outcome = await _executor(store, clock, cache).execute(
-        stream_of(run_id), load=lambda: queries.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
-        cache_key=cache_key("flow_runs", run_id),
-    )
-    return outcome.result
-
-
 async def update(
-    store: EventStore, run_id: UUID, changes: FlowRunUpdate | dict[str, Any], *,
+    store: EventStore, run_id: UUID, fields: dict[str, Any], *,
     cache: ViewCache | None = None, clock: Clock = system_clock,
 ) -> bool:
-    """Apply a PATCH against the run's current version; False when the run does not exist."""
-    fields = msgspec.to_builtins(changes) if not isinstance(changes, dict) else changes
-
-    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
-        if view is None:
-            return Decided((), False)
-        if not fields:
-            return Decided((), True)
-        return Decided([catalogue.FlowRunUpdated(flow_run_id=run_id, changes=fields)], True)
-
-    return await _run_command(store, run_id, decide, cache=cache, clock=clock)
+    """Set ``fields`` (a PATCH's) against the run's current version; False when the run does not exist."""
+    changed = [catalogue.FlowRunUpdated(flow_run_id=run_id, changes=fields)] if fields else []
+    return await FLOW_RUNS.if_exists(store, run_id, lambda _view, _now: changed, cache=cache, clock=clock)
 
 
 async def update_labels(
@@ -172,15 +170,13 @@ async def update_labels(
     edits both survive: the second is decided again against the first's result.
     """
 
-    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
-        if view is None:
-            return Decided((), False)
-        merged = {**view.labels, **labels}
-        if merged == view.labels:
-            return Decided((), True)
-        return Decided([catalogue.FlowRunUpdated(flow_run_id=run_id, changes={"labels": merged})], True)
+    def merged(view: FlowRunView, _now: datetime) -> list[catalogue.Event]:
+        labelled = {**view.labels, **labels}
+        if labelled == view.labels:
+            return []
+        return [catalogue.FlowRunUpdated(flow_run_id=run_id, changes={"labels": labelled})]
 
-    return await _run_command(store, run_id, decide, cache=cache, clock=clock)
+    return await FLOW_RUNS.if_exists(store, run_id, merged, cache=cache, clock=clock)
 
 
 async def delete(
@@ -190,25 +186,16 @@ async def delete(
 
     The task runs go first, so a deletion cut short never leaves task runs of a deleted run.
     """
-    if await queries.get_flow_run(store, run_id) is None:
+    if await reads.get_flow_run(store, run_id) is None:
         return False
-    task_run_ids = await queries.task_run_ids_of_flow_run(store, run_id)
+    task_run_ids = await reads.task_run_ids_of_flow_run(store, run_id)
     await in_chunks(task_run_ids, lambda task_run_id: task_runs.delete(store, task_run_id, cache=cache, clock=clock))
-
-    def decide(view: FlowRunView | None, _now: datetime) -> Decided[bool]:
-        if view is None:
-            return Decided((), False)
-        return Decided([catalogue.FlowRunDeleted(flow_run_id=run_id)], True)
-
-    deleted = await _run_command(store, run_id, decide, cache=cache, clock=clock)
-    if cache is not None:
-        cache.drop(cache_key("flow_runs", run_id))
-    return deleted
+    return await FLOW_RUNS.delete(store, run_id, catalogue.FlowRunDeleted(flow_run_id=run_id), cache=cache, clock=clock)
 
 
 async def delete_runs_of_flow(store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None) -> int:
     """Delete every run of a flow (and their task runs) before the flow goes; how many there were."""
-    run_ids = await queries.flow_run_ids_of_flow(store, flow_id)
+    run_ids = await reads.flow_run_ids_of_flow(store, flow_id)
     await in_chunks(run_ids, lambda run_id: delete(store, run_id, cache=cache))
     return len(run_ids)
 
@@ -218,7 +205,6 @@ DELETE_CHUNK = 64
 
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 async def in_chunks(items: Iterable[T], call: Callable[[T], Awaitable[Any]]) -> None:
@@ -249,10 +235,7 @@ async def set_state(
         )
         return Decided([event], decision, ids=[decision.state.id])  # a state's id is its event's id
 
-    outcome = await _executor(store, clock, cache).execute(
-        stream_of(run_id), load=lambda: queries.get_flow_run(store, run_id), decide=decide, evolve=evolve_flow_run,
-        cache_key=cache_key("flow_runs", run_id),
-    )
+    outcome = await FLOW_RUNS.execute(store, run_id, decide, cache=cache, clock=clock)
     decision = outcome.result
     if decision is None or outcome.view is None:
         return None
@@ -286,10 +269,10 @@ async def mirror_to_parent_task(
         )
         return Decided([event], None, ids=[copy.id])
 
-    await _executor(store, clock).execute(
-        streams.task_run(task_run_id), load=lambda: queries.get_task_run(store, task_run_id), decide=decide,
-        evolve=evolve_task_run,
-    )
+    await task_runs.TASK_RUNS.execute(store, task_run_id, decide, clock=clock)
 
 
-__all__ = ["Status", "create", "delete", "mirror_to_parent_task", "set_state", "update", "update_labels"]
+__all__ = [
+    "DEFAULT_POLICY", "NewFlowRun", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update",
+    "update_labels",
+]

@@ -19,7 +19,7 @@ renewal that finds the lease gone or expired on any of them frees the rest and a
 
 Expiry. A lease past its expiry no longer counts against its limit: every decision compares
 ``expires_at`` with the clock, so correctness never waits for the sweeper
-(api/services/lease_expiry.py), which only records the releases (reason "expired") nobody
+(commands/lease_expiry.py), which only records the releases (reason "expired") nobody
 else has recorded yet. An acquisition that reuses an expired lease's slot records that
 release itself, in the same append, so the log always explains where a slot went.
 """
@@ -34,9 +34,6 @@ from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 from uuid import UUID
 
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.errors import Busy, Conflict, Unprocessable
-from runlog.commands.executor import Decided, Executor
 from runlog.eventstore import EventStore
 from runlog.projections.concurrency import (
     LimitView,
@@ -50,7 +47,10 @@ from runlog.projections.concurrency import (
 )
 from runlog.schema import events as catalogue
 
-from runlog.commands.orchestration.jitter import clamped_poisson_interval
+from .clock import Clock, system_clock
+from .errors import Busy, Conflict, Unprocessable
+from .executor import Decided, Executor
+from .orchestration.jitter import clamped_poisson_interval
 
 T = TypeVar("T")
 
@@ -213,6 +213,11 @@ def _release_event(view: LimitView, lease_id: UUID, reason: ReleaseReason, now: 
     )
 
 
+def _revoke_all(view: LimitView, now: datetime) -> list[catalogue.Event]:
+    """The release of every lease on the limit (in lease id order), reason "revoked"."""
+    return [_release_event(view, lease_id, "revoked", now) for lease_id in sorted(view.leases)]
+
+
 def _acquired_event(
     view: LimitView, lease_id: UUID, slots: int, holder: catalogue.ConcurrencyLeaseHolder | None,
     now: datetime, duration: timedelta,
@@ -230,9 +235,7 @@ async def delete_limit(store: EventStore, limit_id: UUID, *, clock: Clock = syst
         live = _live(view)
         if live is None:
             return [], False
-        now = clock()
-        revoked = [_release_event(live, lease_id, "revoked", now) for lease_id in sorted(live.leases)]
-        return [*revoked, catalogue.ConcurrencyLimitDeleted(limit_id=live.id)], True
+        return [*_revoke_all(live, clock()), catalogue.ConcurrencyLimitDeleted(limit_id=live.id)], True
 
     deleted, _view = await _command(store, limit_id, decide, clock)
     return deleted
@@ -249,7 +252,7 @@ async def reset_limit(
         if live is None:
             return [], False
         now = clock()
-        events = [_release_event(live, lease_id, "revoked", now) for lease_id in sorted(live.leases)]
+        events = _revoke_all(live, now)
         for task_run_id in dict.fromkeys(slot_override):
             holder = catalogue.ConcurrencyLeaseHolder(type="task_run", id=task_run_id)
             events.append(_acquired_event(live, uuid.uuid4(), 1, holder, now, V1_LEASE_TTL))

@@ -11,14 +11,37 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Annotated
+from uuid import UUID
 
 import msgspec
 
-from runlog.commands.clock import Clock, system_clock
 from runlog.eventstore import EventStore
-from runlog.projections.tables import us
+from runlog.projections.tables import text, us
 
-from ..schemas.logs import ExportedLog, LogCreate
+from .clock import Clock, system_clock
+
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""What a 64-bit integer column holds: no value a client sends reaches the database as an overflow."""
+
+
+class LogLine(msgspec.Struct, kw_only=True):
+    """A run's log line to store (POST /logs/ sends a list of them)."""
+
+    name: str
+    level: Int64
+    message: str
+    timestamp: datetime
+    flow_run_id: UUID | None = None
+    task_run_id: UUID | None = None
+
+
+class CopiedLogLine(LogLine, kw_only=True):
+    """A line stored by another runlog: it keeps its id (stored once however often it comes) and
+    its ``created`` (the time of the import when left out)."""
+
+    id: UUID
+    created: datetime | None = None
 
 SQL_INSERT_LOG = (
     "INSERT INTO logs (id, flow_run_id, task_run_id, name, level, message, timestamp, created) "
@@ -68,46 +91,29 @@ def time_ordered_ids(count: int, now: datetime) -> list[uuid.UUID]:
     return ids
 
 
-async def create_logs(store: EventStore, logs: Sequence[LogCreate], *, clock: Clock = system_clock) -> None:
+def _row(log_id: UUID, log: LogLine, created: int | None) -> tuple:
+    return (
+        str(log_id), text(log.flow_run_id), text(log.task_run_id), clean_text(log.name), log.level,
+        clean_text(log.message), us(log.timestamp), created,  # a naive timestamp counts as UTC
+    )
+
+
+async def create_logs(store: EventStore, logs: Sequence[LogLine], *, clock: Clock = system_clock) -> None:
     if not logs:
         return
     now = clock()
     created = us(now)
-    rows = [
-        (
-            str(log_id),
-            None if log.flow_run_id is None else str(log.flow_run_id),
-            None if log.task_run_id is None else str(log.task_run_id),
-            clean_text(log.name),
-            log.level,
-            clean_text(log.message),
-            us(log.timestamp),  # a naive timestamp counts as UTC
-            created,
-        )
-        for log_id, log in zip(time_ordered_ids(len(logs), now), logs, strict=True)
-    ]
+    rows = [_row(log_id, log, created) for log_id, log in zip(time_ordered_ids(len(logs), now), logs, strict=True)]
     async with store.reading() as tx:
         await tx.executemany(SQL_INSERT_LOG, rows)
 
 
-async def import_logs(store: EventStore, logs: Sequence[ExportedLog], *, clock: Clock = system_clock) -> int:
+async def import_logs(store: EventStore, logs: Sequence[CopiedLogLine], *, clock: Clock = system_clock) -> int:
     """Store log lines copied from another runlog, skipping ids already stored; how many were new."""
     if not logs:
         return 0
     created = us(clock())
-    rows = [
-        (
-            str(log.id),
-            None if log.flow_run_id is None else str(log.flow_run_id),
-            None if log.task_run_id is None else str(log.task_run_id),
-            clean_text(log.name),
-            log.level,
-            clean_text(log.message),
-            us(log.timestamp),
-            created if log.created is None else us(log.created),
-        )
-        for log in logs
-    ]
+    rows = [_row(log.id, log, created if log.created is None else us(log.created)) for log in logs]
     async with store.reading() as tx:
         sql = SQL_IMPORT_LOGS[tx.dialect]
         if tx.dialect == "postgres":

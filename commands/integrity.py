@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from uuid import UUID
 
-from runlog.commands.errors import Conflict
+from .errors import Conflict
 
 PREFECT_CONFLICT = "Data integrity conflict"
 """How Prefect's 409 for a violated constraint starts; our details start the same way."""
@@ -26,6 +26,13 @@ class IntegrityConflict(Conflict):
 def missing(field: str, kind: str, value: UUID) -> IntegrityConflict:
     """The conflict for ``field`` naming a ``kind`` (flow, flow run, task run) that does not exist."""
     return IntegrityConflict(f"{PREFECT_CONFLICT}: {field} {value} names no {kind} that exists.")
+
+
+def require(found: bool, field: str, kind: str, value: UUID | None) -> None:
+    """Raise the conflict for ``field`` unless the ``kind`` it names was ``found``."""
+    if not found:
+        assert value is not None  # a reference that is not set is never missing
+        raise missing(field, kind, value)
 
 
 KNOWN_FLOW_TTL_SECONDS = 30.0

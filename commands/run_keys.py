@@ -18,6 +18,8 @@ from uuid import UUID
 
 from runlog.eventstore import ConcurrencyError, EventStore
 
+from .entities import EntityStream
+
 V = TypeVar("V")
 
 MAX_ROUNDS = 20
@@ -50,17 +52,20 @@ async def first_unused_generation(store: EventStore, stream_of: Callable[[int], 
 
 async def create_or_find(
     store: EventStore,
-    *,
+    runs: EntityStream[V],
     derive: Callable[[int], UUID],
-    stream_of: Callable[[UUID], str],
-    load: Callable[[UUID], Awaitable[V | None]],
     append_new: Callable[[UUID], Awaitable[V]],
 ) -> tuple[V, bool]:
     """The new run and True, or the live run that holds the key and False.
 
     ``append_new(run_id)`` appends a new run's first events with "stream must not exist" and
-    returns its view; ``load(run_id)`` reads a live run's view (None when there is none).
+    returns its view; ``runs`` names the kind of run's streams and reads a live run's view.
     """
+    stream_of = runs.stream_of
+
+    async def load(run_id: UUID) -> V | None:
+        return await runs.read(store, run_id)
+
     generation = 0
     conflict: ConcurrencyError | None = None
     for _round in range(MAX_ROUNDS):

@@ -13,26 +13,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 import structlog
 
-from runlog.schema import streams
-from runlog.commands.executor import record
 from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
-from runlog.projections.runs_writer import cache_key
+from runlog.projections.runs_writer import cache_key, flow_run_exists
 from runlog.schema import events as catalogue
+from runlog.schema import streams
+from runlog.schema.events import StateDetails, StateType
 
-from ..queries import runs as queries
-from ..schemas.events import MAX_EVENT_BYTES, Event, ReportedState, TaskRunSnapshot
+from .executor import record
 
 log = structlog.get_logger("runlog.api.events")
 
-"""For an event without a resource id (Prefect's validation rejects those, so never in practice)."""
-
+MAX_EVENT_NAME_LENGTH = 1024
+MAX_EVENT_BYTES = 1_500_000
+"""Prefect's defaults (server.events.maximum_*); a larger event is dropped with a warning."""
 MAX_STREAM_ID_LENGTH = 1000  # the event store's limit on stream ids
 TASK_RUN_EVENT = "prefect.task-run."
 TASK_RUN_RESOURCE = "prefect.task-run."
@@ -40,6 +41,56 @@ FLOW_RUN_RESOURCE = "prefect.flow-run."
 
 RECEIVED_NAMESPACE = uuid.UUID("6c3f2a71-0d4b-4e0e-9c55-72756e6c6f67")
 """Derives a received event's record id from a task-run event's id, which its state took."""
+
+
+class Event(msgspec.Struct, kw_only=True):
+    """Prefect's ``Event``: the id is the client's, and it is the event's idempotency key."""
+
+    occurred: datetime
+    event: Annotated[str, msgspec.Meta(max_length=MAX_EVENT_NAME_LENGTH)]
+    resource: dict[str, str]
+    related: list[dict[str, str]] = msgspec.field(default_factory=list)
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: UUID
+    follows: UUID | None = None
+
+
+class ReportedState(msgspec.Struct, kw_only=True):
+    """``payload.validated_state`` of a task-run event; id and timestamp come from the event."""
+
+    type: StateType
+    name: str | None = None
+    message: str | None = None
+    state_details: StateDetails = msgspec.field(default_factory=StateDetails)
+    data: Any = None
+
+
+class TaskRunSnapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``payload.task_run``: the client's task run, without id, flow run and state.
+
+    task_key and dynamic_key are required, as on Prefect's TaskRun; a snapshot without them
+    is not recorded as a task run. ``total_run_time`` comes as seconds (Prefect's float
+    serialisation of a timedelta); an ISO 8601 duration is accepted too.
+    """
+
+    task_key: str
+    dynamic_key: str
+    name: str | None = None
+    cache_key: str | None = None
+    cache_expiration: datetime | None = None
+    task_version: str | None = None
+    empirical_policy: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    labels: dict[str, Any] | None = None
+    task_inputs: dict[str, Any] | None = None
+    run_count: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
+    flow_run_run_count: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
+    expected_start_time: datetime | None = None
+    next_scheduled_start_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    total_run_time: float | timedelta = 0.0
+
 
 _encoder = msgspec.json.Encoder()
 _STATE_TYPES = frozenset(t.value for t in catalogue.StateType)
@@ -171,7 +222,7 @@ async def _flow_run_exists(store: EventStore, flow_run_id: UUID, cache: ViewCach
     # its tasks report, so its view is usually cached and this costs no read.
     if cache is not None and cache.get(cache_key("flow_runs", flow_run_id)) is not None:
         return True
-    return await queries.flow_run_exists(store, flow_run_id)
+    return await flow_run_exists(store, flow_run_id)
 
 
 async def _append(store: EventStore, stream: str, event: catalogue.Event, event_id: UUID) -> None:

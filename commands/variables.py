@@ -18,16 +18,20 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.errors import Conflict, Unprocessable
-from runlog.commands.executor import Decided, decide_on_stream
 from runlog.eventstore import EventStore, Tx
+from runlog.projections import variables as reads
 from runlog.projections.variables import VariableView, evolve_variable
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
-from ..queries import variables as queries
-from ..schemas.variables import MAX_VARIABLE_VALUE_LENGTH, VariableCreate, VariableUpdate
+from .clock import Clock, system_clock
+from .errors import Conflict, Unprocessable
+from .executor import Decided, decide_on_stream
+
+MAX_VARIABLE_NAME_LENGTH = 255
+MAX_VARIABLE_VALUE_LENGTH = 5000
+"""Prefect's limits: a name of at most 255 characters, a value of at most 5,000 as JSON."""
+
 
 class NameTaken(Conflict):
     def __init__(self, name: str) -> None:
@@ -55,17 +59,18 @@ def check_tags(tags: list[str]) -> None:
 Lookup = Callable[[Tx], Awaitable[VariableView | None]]
 
 
-async def create(store: EventStore, body: VariableCreate, *, clock: Clock = system_clock) -> VariableView:
+async def create(
+    store: EventStore, name: str, value: Any, tags: list[str] | None = None, *, clock: Clock = system_clock
+) -> VariableView:
     """Raises NameTaken when a variable has the name, InvalidVariable for a value too large."""
-    check_value(body.value)
-    check_tags(body.tags)
+    tags = tags or []
+    check_value(value)
+    check_tags(tags)
 
     async def decide(tx: Tx, now: datetime) -> Decided[catalogue.VariableCreated]:
-        if await queries.by_name(tx, body.name) is not None:
-            raise NameTaken(body.name)
-        event = catalogue.VariableCreated(
-            variable_id=uuid.uuid4(), name=body.name, value=body.value, tags=body.tags, created=now
-        )
+        if await reads.by_name(tx, name) is not None:
+            raise NameTaken(name)
+        event = catalogue.VariableCreated(variable_id=uuid.uuid4(), name=name, value=value, tags=tags, created=now)
         return Decided([event], event)
 
     event = await decide_on_stream(store, streams.VARIABLES, decide, clock=clock)
@@ -74,10 +79,9 @@ async def create(store: EventStore, body: VariableCreate, *, clock: Clock = syst
     return view
 
 
-def changes_of(body: VariableUpdate) -> dict[str, Any]:
-    """The fields the client sent. Raises InvalidVariable for a null name or tags, which a
-    variable cannot have (Prefect's database refuses them too)."""
-    changes = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
+def check_changes(changes: dict[str, Any]) -> None:
+    """Raises InvalidVariable for a null name or tags, which a variable cannot have (Prefect's
+    database refuses them too), or a bad value or tags."""
     for field in ("name", "tags"):
         if field in changes and changes[field] is None:
             raise InvalidVariable(f"Variable {field} must not be null")
@@ -85,22 +89,22 @@ def changes_of(body: VariableUpdate) -> dict[str, Any]:
         check_value(changes["value"])
     if "tags" in changes:
         check_tags(changes["tags"])
-    return changes
 
 
 async def update(
-    store: EventStore, lookup: Lookup, body: VariableUpdate, *, clock: Clock = system_clock
+    store: EventStore, lookup: Lookup, changes: dict[str, Any], *, clock: Clock = system_clock
 ) -> VariableView | None:
-    """The variable after the update, None when ``lookup`` finds none. Raises NameTaken when
-    renamed to another variable's name, InvalidVariable for a bad value or tags."""
-    changes = changes_of(body)
+    """Set the fields in ``changes`` (name, value, tags); the variable after the update, None when
+    ``lookup`` finds none. Raises NameTaken when renamed to another variable's name,
+    InvalidVariable for a bad value or tags."""
+    check_changes(changes)
 
     async def decide(tx: Tx, now: datetime) -> Decided[VariableView | None]:
         view = await lookup(tx)
         if view is None:
             return Decided((), None)
         name = changes.get("name")
-        if name is not None and name != view.name and await queries.by_name(tx, name) is not None:
+        if name is not None and name != view.name and await reads.by_name(tx, name) is not None:
             raise NameTaken(name)
         event = catalogue.VariableUpdated(variable_id=view.id, changes=changes, updated=now)
         return Decided([event], evolve_variable(view, event))
@@ -121,8 +125,8 @@ async def delete(store: EventStore, lookup: Lookup, *, clock: Clock = system_clo
 
 
 def by_id(variable_id: UUID) -> Lookup:
-    return lambda tx: queries.by_id(tx, variable_id)
+    return lambda tx: reads.by_id(tx, variable_id)
 
 
 def by_name(name: str) -> Lookup:
-    return lambda tx: queries.by_name(tx, name)
+    return lambda tx: reads.by_name(tx, name)

@@ -1,6 +1,6 @@
 """Task run commands: create (idempotently per flow run, task key and dynamic key) and set_state.
 
-Most task runs reach runlog as client events (api/services/events.py); these commands serve
+Most task runs reach runlog as client events (commands/client_events.py); these commands serve
 POST /task_runs/ and /task_runs/{id}/set_state, which the client uses for subflow wrappers and
 server-side orchestration. Before deciding, set_state finds what the pure rules cannot: the
 parent flow run, the task run state cache entry for a RUNNING proposal's cache key, and a
@@ -11,44 +11,60 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from runlog.schema import streams
-from runlog.commands.clock import Clock, system_clock
-from runlog.commands.executor import Decided, Executor, no_view
 from runlog.eventstore import ConcurrencyError, EventStore
+from runlog.projections import runs_writer as reads
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import TaskRunView, evolve_task_run
-from runlog.projections.runs_writer import cache_key
 from runlog.projections.task_run_state_cache import MAX_CACHE_KEY_LENGTH, CacheEntry
 from runlog.projections.task_run_state_cache import lookup as lookup_cached_state
 from runlog.schema import events as catalogue
+from runlog.schema import streams
 
-from runlog.commands.orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
-from runlog.commands.orchestration.common import state_from_proposal
-from ..queries import runs as queries
-from ..schemas.runs import TaskRunCreate
 from . import integrity, run_keys
+from .clock import Clock, system_clock
+from .entities import EntityStream
+from .executor import Decided
+from .orchestration import Decision, ProposedState, TaskRunContext, decide_task_run
+from .orchestration.common import state_from_proposal
 
 TASK_NAMESPACE = uuid.UUID("2d0b8f5e-6a41-4c1a-9e77-72756e6c6f67")
 
 TASK_POLICY = {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 0, "retry_delay": 0, "retry_jitter_factor": None}
 
 
-R = TypeVar("R")
+class NewTaskRun(msgspec.Struct, kw_only=True):
+    """A task run to create (POST /task_runs/ takes it as it is, named as Prefect names it)."""
+
+    task_key: str
+    dynamic_key: str
+    name: str | None = None
+    flow_run_id: UUID | None = None
+    id: UUID | None = None
+    cache_key: str | None = None
+    cache_expiration: datetime | None = None
+    task_version: str | None = None
+    empirical_policy: dict[str, Any] | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    labels: dict[str, Any] | None = None
+    task_inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    state: ProposedState | None = None
 
 
 def stream_of(run_id: UUID) -> str:
     return streams.task_run(run_id)
 
 
+TASK_RUNS = EntityStream(stream_of, reads.get_task_run, evolve_task_run, cached_as="task_runs")
+
+
 def run_id_for_key(flow_run_id: UUID | None, task_key: str, dynamic_key: str, generation: int = 0) -> UUID:
-    """The id of the task run holding this key in its ``generation`` (api/services/run_keys.py).
+    """The id of the task run holding this key in its ``generation`` (commands/run_keys.py).
 
     Generation 0 is the id runlog has always derived, so task runs created before keep theirs.
     """
@@ -56,7 +72,7 @@ def run_id_for_key(flow_run_id: UUID | None, task_key: str, dynamic_key: str, ge
     return uuid.uuid5(TASK_NAMESPACE, f"{flow_run_id}\x1f{task_key}\x1f{dynamic_key}{suffix}")
 
 
-async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = system_clock) -> tuple[TaskRunView, bool]:
+async def create(store: EventStore, body: NewTaskRun, *, clock: Clock = system_clock) -> tuple[TaskRunView, bool]:
     """The new task run and True, or the existing one and False.
 
     Without an ``id`` the task run is found by its flow run, task key and dynamic key. Raises
@@ -64,26 +80,21 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
     task run (its stream keeps the deleted run's history).
     """
     first_id = body.id or run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key)
-    flow_run_found, existing = await queries.task_run_create_read(store, body.flow_run_id, first_id)
-    if not flow_run_found:
-        assert body.flow_run_id is not None
-        raise integrity.missing("flow_run_id", "flow run", body.flow_run_id)
+    flow_run_found, existing = await reads.task_run_create_read(store, body.flow_run_id, first_id)
+    integrity.require(flow_run_found, "flow_run_id", "flow run", body.flow_run_id)
     if existing is not None:
         return existing, False
 
-    async def append_new(run_id: UUID) -> TaskRunView:
-        return await _append_new(store, run_id, body, clock)
-
     if body.id is None:
         return await run_keys.create_or_find(
-            store,
-            derive=lambda generation: run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key, generation),
-            stream_of=stream_of, load=lambda run_id: queries.get_task_run(store, run_id), append_new=append_new,
+            store, TASK_RUNS,
+            lambda generation: run_id_for_key(body.flow_run_id, body.task_key, body.dynamic_key, generation),
+            lambda run_id: _append_new(store, run_id, body, clock),
         )
     try:
-        return await append_new(body.id), True
+        return await _append_new(store, body.id, body, clock), True
     except ConcurrencyError:
-        existing = await queries.get_task_run(store, body.id)
+        existing = await reads.get_task_run(store, body.id)
         if existing is not None:
             return existing, False  # created meanwhile with this id
     raise integrity.IntegrityConflict(
@@ -92,7 +103,7 @@ async def create(store: EventStore, body: TaskRunCreate, *, clock: Clock = syste
     )
 
 
-async def _append_new(store: EventStore, run_id: UUID, body: TaskRunCreate, clock: Clock) -> TaskRunView:
+async def _append_new(store: EventStore, run_id: UUID, body: NewTaskRun, clock: Clock) -> TaskRunView:
     """Append a new task run's first events (ConcurrencyError when its stream exists); its view."""
 
     def decide(_view: None, now: datetime) -> Decided[None]:
@@ -113,23 +124,7 @@ async def _append_new(store: EventStore, run_id: UUID, body: TaskRunCreate, cloc
         )
         return Decided([created, first], None, ids=[uuid.uuid4(), state_id])
 
-    # The stream must not exist: a conflict is the caller's answer (run_keys), not a race.
-    outcome = await Executor(store, clock=clock).execute(
-        stream_of(run_id), load=no_view, decide=decide, evolve=evolve_task_run, retry_conflicts=False,
-    )
-    assert outcome.view is not None
-    return outcome.view
-
-
-async def _run_command(
-    store: EventStore, run_id: UUID, decide: Callable[[TaskRunView | None, datetime], Decided[R]], *,
-    cache: ViewCache | None, clock: Clock,
-) -> R:
-    outcome = await Executor(store, clock=clock, cache=cache).execute(
-        stream_of(run_id), load=lambda: queries.get_task_run(store, run_id), decide=decide, evolve=evolve_task_run,
-        cache_key=cache_key("task_runs", run_id),
-    )
-    return outcome.result
+    return await TASK_RUNS.create(store, run_id, decide, clock=clock)
 
 
 async def set_state(
@@ -141,7 +136,7 @@ async def set_state(
     async def decide(view: TaskRunView | None, now: datetime) -> Decided[Decision | None]:
         if view is None:
             return Decided((), None)
-        parent = await queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
+        parent = await reads.get_flow_run(store, view.flow_run_id) if view.flow_run_id else None
         ctx = TaskRunContext(
             now=now, state_id=uuid.uuid4(), force=force, flow_run=parent,
             cache_entry=await _cached_state(store, proposed, force, now),
@@ -157,10 +152,7 @@ async def set_state(
         )
         return Decided([event], decision, ids=[decision.state.id])  # a state's id is its event's id
 
-    outcome = await Executor(store, clock=clock, cache=cache).execute(
-        stream_of(run_id), load=lambda: queries.get_task_run(store, run_id), decide=decide, evolve=evolve_task_run,
-        cache_key=cache_key("task_runs", run_id),
-    )
+    outcome = await TASK_RUNS.execute(store, run_id, decide, cache=cache, clock=clock)
     if outcome.result is None or outcome.view is None:
         return None
     return outcome.view, outcome.result
@@ -187,26 +179,10 @@ async def update(
     store: EventStore, run_id: UUID, changes: dict, *, cache: ViewCache | None = None, clock: Clock = system_clock
 ) -> bool:
     """Apply a PATCH (the name) against the task run's current version; False when it does not exist."""
-
-    def decide(view: TaskRunView | None, _now: datetime) -> Decided[bool]:
-        if view is None:
-            return Decided((), False)
-        if not changes:
-            return Decided((), True)
-        return Decided([catalogue.TaskRunUpdated(task_run_id=run_id, changes=changes)], True)
-
-    return await _run_command(store, run_id, decide, cache=cache, clock=clock)
+    changed = [catalogue.TaskRunUpdated(task_run_id=run_id, changes=changes)] if changes else []
+    return await TASK_RUNS.if_exists(store, run_id, lambda _view, _now: changed, cache=cache, clock=clock)
 
 
 async def delete(store: EventStore, run_id: UUID, *, cache: ViewCache | None = None, clock: Clock = system_clock) -> bool:
     """Delete a task run at its current version; False when it does not exist."""
-
-    def decide(view: TaskRunView | None, _now: datetime) -> Decided[bool]:
-        if view is None:
-            return Decided((), False)
-        return Decided([catalogue.TaskRunDeleted(task_run_id=run_id)], True)
-
-    deleted = await _run_command(store, run_id, decide, cache=cache, clock=clock)
-    if cache is not None:
-        cache.drop(cache_key("task_runs", run_id))
-    return deleted
+    return await TASK_RUNS.delete(store, run_id, catalogue.TaskRunDeleted(task_run_id=run_id), cache=cache, clock=clock)

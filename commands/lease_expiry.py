@@ -13,10 +13,10 @@ from datetime import datetime
 
 import structlog
 
-from runlog.commands.runner import Service
 from runlog.eventstore import EventStore
 
 from .concurrency import expire_leases
+from .runner import Service
 
 log = structlog.get_logger("runlog.lease_expiry")
 

@@ -1,1 +1,0 @@
-"""Commands: load a stream's view, decide with the pure rules, append with the expected version."""
