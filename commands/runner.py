@@ -11,6 +11,9 @@ clock) that does one round of work and returns. The runner owns everything aroun
   so with several server processes exactly one runs the round, and when the leader dies another
   takes over at its next campaign.
 
+A service may carry a ``Wakeup``: calling it ends the wait for the next round at once (the
+dispatcher is woken so when a delivery is scheduled), with the interval as the fallback.
+
 A step is tested by calling it once with a fixed time; the runner is tested with a ManualClock
 and steps that record their calls. Nothing else in the server starts a background loop.
 """
@@ -38,6 +41,20 @@ MAX_BACKOFF_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 
 
+class Wakeup:
+    """Starts a service's next round now instead of at the end of its interval.
+
+    A wake-up that comes while a round runs is kept, so the round after it starts at once: no
+    wake-up is lost between a round's read and its end.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def __call__(self) -> None:
+        self._event.set()
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
@@ -45,6 +62,7 @@ class Service:
     interval: float
     singleton: bool = True
     """Run by one process at a time across every server on the database (leader-elected)."""
+    wakeup: Wakeup | None = None
 
 
 class ServiceRunner:
@@ -94,6 +112,9 @@ class ServiceRunner:
     async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Let each running round finish (up to ``timeout`` seconds), then stop. Idempotent."""
         self._stopping.set()
+        for service in self._services:
+            if service.wakeup is not None:
+                service.wakeup()  # ends its wait at once; the loop then sees the stop
         if not self._tasks:
             return
         _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
@@ -120,7 +141,7 @@ class ServiceRunner:
                         log.warning("service_round_failed", service=service.name, error=str(exc), retry_in=wait)
                     else:
                         log.exception("service_round_failed", service=service.name, retry_in=wait)
-                await self._sleep(wait)
+                await self._sleep(wait, service.wakeup)
         finally:
             if leadership is not None:
                 with contextlib.suppress(Exception):
@@ -151,11 +172,14 @@ class ServiceRunner:
         else:
             log.warning("service_lead_lost", service=service.name, pid=os.getpid())
 
-    async def _sleep(self, seconds: float) -> None:
-        """Wait for the next round; a stop ends the wait at once."""
+    async def _sleep(self, seconds: float, wakeup: Wakeup | None = None) -> None:
+        """Wait for the next round; a stop (or the service's wake-up) ends the wait at once."""
+        alarm = self._stopping if wakeup is None else wakeup._event
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+                await alarm.wait()
+        if wakeup is not None:
+            wakeup._event.clear()  # before the round: a wake-up during it starts the next one
 
 
-__all__ = ["Service", "ServiceRunner", "Step"]
+__all__ = ["Service", "ServiceRunner", "Step", "Wakeup"]

@@ -8,6 +8,7 @@ from runlog.eventstore import InlineProjection
 from .artifacts import ArtifactsProjection
 from .cache import ViewCache
 from .concurrency import ConcurrencyProjection
+from .deliveries import DeliveriesProjection
 from .flows import FlowsProjection
 from .runs_writer import RunsProjection
 from .task_run_state_cache import TaskRunStateCacheProjection
@@ -18,7 +19,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
     """The read models commands depend on; ``cache`` holds committed run views (runs_writer)."""
     return [
         FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
-        VariablesProjection(), ArtifactsProjection(),
+        VariablesProjection(), ArtifactsProjection(), DeliveriesProjection(),
     ]
 
 

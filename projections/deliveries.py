@@ -1,0 +1,221 @@
+"""The notifier's delivery log: every delivery with its attempts, and each channel's health.
+
+A delivery is its own stream (delivery-<id>), folded into one row of ``deliveries`` that keeps
+the whole view (message, attempts, outcome) as JSON and copies into columns what the
+dispatcher and the delivery log filter and sort on. ``next_attempt_at`` is set only while the
+delivery waits to be sent (pending or retrying), so "what is due" is one range read on it.
+
+``channel_health`` says which channels are failing: a 404 or 410 from a channel's endpoint
+("gone") marks it failing until a later delivery to it is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
+from runlog.eventstore.planning import Row
+from runlog.schema import events as catalogue
+from runlog.schema import streams
+
+from .tables import us
+
+PENDING = "pending"
+RETRYING = "retrying"
+SENT = "sent"
+DEAD = "dead"
+STATUSES = (PENDING, RETRYING, SENT, DEAD)
+WAITING = (PENDING, RETRYING)
+"""The statuses of a delivery still to be sent."""
+
+FAILING = "failing"
+HEALTHY = "ok"
+
+_TYPES = frozenset({
+    "delivery.scheduled", "delivery.attempted", "delivery.sent", "delivery.dead_lettered", "delivery.replayed",
+})
+
+
+class AttemptView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    attempt: int
+    started: datetime
+    finished: datetime
+    status_code: int | None = None
+    outcome: str
+    excerpt: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class DeliveryView(msgspec.Struct, kw_only=True):
+    id: UUID
+    rule_id: UUID
+    rule_name: str | None = None
+    action_index: int = 0
+    channel_id: UUID
+    event_id: UUID
+    flow_run_id: UUID | None = None
+    subject: str = ""
+    body: str = ""
+    resolve: bool = False
+    status: str = PENDING
+    attempts: list[AttemptView] = msgspec.field(default_factory=list)
+    next_attempt_at: datetime | None = None
+    age_from: datetime
+    """When the delivery's maximum age starts counting: its scheduling, or its last replay."""
+    created: datetime
+    updated: datetime
+    sent_at: datetime | None = None
+    dead_reason: str | None = None
+    version: int = 0
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(DeliveryView)
+
+
+def decode_delivery(data: bytes) -> DeliveryView:
+    return _decoder.decode(data)
+
+
+def evolve_delivery(view: DeliveryView | None, event: Any, version: int) -> DeliveryView | None:
+    """Fold one event of a delivery's stream (pure)."""
+    if isinstance(event, catalogue.DeliveryScheduled):
+        if view is not None:
+            return view
+        return DeliveryView(
+            id=event.delivery_id, rule_id=event.rule_id, rule_name=event.rule_name, action_index=event.action_index,
+            channel_id=event.channel_id, event_id=event.event_id, flow_run_id=event.flow_run_id,
+            subject=event.subject, body=event.body, resolve=event.resolve, next_attempt_at=event.scheduled_at,
+            age_from=event.scheduled_at, created=event.scheduled_at, updated=event.scheduled_at, version=version,
+        )
+    if view is None:
+        return None
+    replace = msgspec.structs.replace
+    if isinstance(event, catalogue.DeliveryAttempted):
+        attempt = AttemptView(
+            attempt=event.attempt, started=event.started, finished=event.finished, status_code=event.status_code,
+            outcome=event.outcome, excerpt=event.excerpt, error=event.error, next_attempt_at=event.next_attempt_at,
+        )
+        waiting = event.next_attempt_at is not None
+        return replace(
+            view, attempts=[*view.attempts, attempt], status=RETRYING if waiting else view.status,
+            next_attempt_at=event.next_attempt_at, updated=event.finished, version=version,
+        )
+    if isinstance(event, catalogue.DeliverySent):
+        return replace(view, status=SENT, sent_at=event.at, next_attempt_at=None, updated=event.at, version=version)
+    if isinstance(event, catalogue.DeliveryDeadLettered):
+        return replace(
+            view, status=DEAD, dead_reason=event.reason, next_attempt_at=None, updated=event.at, version=version,
+        )
+    if isinstance(event, catalogue.DeliveryReplayed):
+        return replace(
+            view, status=PENDING, dead_reason=None, next_attempt_at=event.at, age_from=event.at, updated=event.at,
+            version=version,
+        )
+    return replace(view, version=version)
+
+
+# -- storage ----------------------------------------------------------------------------------
+
+DELIVERIES = Table(
+    "deliveries",
+    ("id", "status", "rule_id", "rule_name", "channel_id", "event_id", "flow_run_id", "attempts",
+     "next_attempt_at", "created", "updated", "version", "view"),
+    key=("id",),
+)
+CHANNEL_HEALTH = Table("channel_health", ("channel_id", "status", "reason", "since", "updated"), key=("channel_id",))
+
+_COLUMNS = ", ".join(DELIVERIES.columns)
+SQL_GET = f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?"  # noqa: S608 - our own column names
+SQL_DUE = (
+    f"SELECT {_COLUMNS} FROM deliveries WHERE next_attempt_at <= ? "  # noqa: S608
+    "ORDER BY next_attempt_at, id LIMIT ?"
+)
+SQL_DEAD_IDS = "SELECT id FROM deliveries WHERE status = 'dead' ORDER BY created, id"
+SQL_CHANNEL_HEALTH = "SELECT channel_id, status, reason, since, updated FROM channel_health WHERE channel_id = ?"
+
+
+def _text(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def delivery_row(view: DeliveryView) -> tuple[Any, ...]:
+    return (
+        str(view.id), view.status, str(view.rule_id), view.rule_name, str(view.channel_id), str(view.event_id),
+        _text(view.flow_run_id), len(view.attempts), us(view.next_attempt_at), us(view.created), us(view.updated),
+        view.version, _encoder.encode(view),
+    )
+
+
+def view_of(row: Sequence[Any]) -> DeliveryView:
+    """A deliveries row (all columns, in order) as its view."""
+    return decode_delivery(bytes(row[-1]))
+
+
+class DeliveriesProjection:
+    name = "deliveries"
+    tables = (DELIVERIES, CHANNEL_HEALTH)
+    per_event = True  # an attempt folds onto the row its delivery's scheduling wrote, maybe in the same batch
+
+    def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
+        """Nothing to write for a batch without delivery events; with them, ``changes`` reads."""
+        return None if any(r.event.type in _TYPES for r in rows) else RowChanges()
+
+    async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
+        changes = RowChanges()
+        for record in events:
+            if record.type not in _TYPES or not record.stream_id.startswith(streams.DELIVERY):
+                continue
+            event = catalogue.decode(record.data)
+            rows = await tx.fetch(SQL_GET, str(event.delivery_id))
+            view = evolve_delivery(view_of(rows[0]) if rows else None, event, record.version)
+            if view is None:
+                continue
+            changes.upsert(DELIVERIES, delivery_row(view))
+            if isinstance(event, catalogue.DeliveryAttempted) and event.outcome == "gone":
+                reason = f"HTTP {event.status_code}" if event.status_code else (event.error or "gone")
+                changes.upsert(CHANNEL_HEALTH, (
+                    str(view.channel_id), FAILING, f"{reason} on delivery {view.id}", us(event.finished),
+                    us(event.finished),
+                ))
+            elif isinstance(event, catalogue.DeliverySent):
+                await self._healthy(tx, changes, view.channel_id, event.at)
+        return changes
+
+    async def _healthy(self, tx: Tx, changes: RowChanges, channel_id: UUID, at: datetime) -> None:
+        rows = await tx.fetch(SQL_CHANNEL_HEALTH, str(channel_id))
+        if not rows or rows[0][1] != HEALTHY:
+            changes.upsert(CHANNEL_HEALTH, (str(channel_id), HEALTHY, None, us(at), us(at)))
+
+
+async def get(tx: Tx, delivery_id: UUID) -> DeliveryView | None:
+    rows = await tx.fetch(SQL_GET, str(delivery_id))
+    return view_of(rows[0]) if rows else None
+
+
+async def due(tx: Tx, now: datetime, limit: int) -> list[DeliveryView]:
+    """Deliveries waiting to be sent whose time has come, the longest waiting first."""
+    return [view_of(row) for row in await tx.fetch(SQL_DUE, us(now), limit)]
+
+
+async def dead_ids(tx: Tx) -> list[UUID]:
+    return [UUID(row[0]) for row in await tx.fetch(SQL_DEAD_IDS)]
+
+
+async def channel_health(tx: Tx, channel_id: UUID) -> tuple[str, str | None] | None:
+    """(status, reason) of a channel that has had a delivery decided, else None."""
+    rows = await tx.fetch(SQL_CHANNEL_HEALTH, str(channel_id))
+    return (rows[0][1], rows[0][2]) if rows else None
+
+
+__all__ = [
+    "CHANNEL_HEALTH", "DEAD", "DELIVERIES", "FAILING", "HEALTHY", "PENDING", "RETRYING", "SENT", "STATUSES", "WAITING",
+    "AttemptView", "DeliveriesProjection", "DeliveryView", "channel_health", "dead_ids", "decode_delivery",
+    "delivery_row", "due", "evolve_delivery", "get", "view_of",
+]
