@@ -45,12 +45,21 @@ def cli(ctx: click.Context, profile: str | None) -> None:
 
 
 def _register() -> None:
-    from .commands import config, database, events, profile, projections, runs, server
+    from .commands import config, database, deliveries, events, notifier, profile, projections, runs, server
 
-    for module in (config, profile, database, events, projections, server):
+    for module in (config, profile, database, events, projections, server, notifier):
         cli.add_command(module.group)
+    cli.add_command(notification_group(deliveries.group))
     for group in (runs.flow_group, runs.flow_run_group, runs.task_run_group):
         cli.add_command(group)
+
+
+def notification_group(*commands: click.Command) -> click.Group:
+    """``runlog notification``, holding ``deliveries`` (the rules' commands join it)."""
+    group = click.Group(name="notification", help="Notification rules and their deliveries.")
+    for command in commands:
+        group.add_command(command)
+    return group
 
 
 def main() -> None:

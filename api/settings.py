@@ -106,6 +106,19 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("expected one of true, false, yes, no, 1, 0")
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?$")
+_UNIT_SECONDS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(raw: str) -> float:
+    """Seconds, from a number of seconds or a number with a unit: 90s, 30m, 24h, 2d."""
+    match = _DURATION.match(raw.strip().lower())
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else 0.0
+    if seconds <= 0:
+        raise ValueError("expected a positive duration: seconds, or a number with s, m, h or d, such as 24h")
+    return seconds
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -142,6 +155,10 @@ SETTINGS: tuple[Setting, ...] = (
             "upgrade the database schema when the server starts"),
     Setting("RUNLOG_LOGGING_LEVEL", "logging_level", "INFO", _parse_level,
             "lowest level that is logged"),
+    Setting("RUNLOG_NOTIFIER_ENABLED", "notifier_enabled", "true", _parse_bool,
+            "send notifications from `runlog server start` (else run `runlog notifier start`)"),
+    Setting("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "24h", _parse_duration,
+            "how long an undelivered notification is retried before it is dead-lettered (30m, 24h, 2d)"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -201,6 +218,9 @@ class Settings:
     server_max_body_size: int
     migrate_on_start: bool
     logging_level: str
+    notifier_enabled: bool
+    notifier_max_age: float
+    """Seconds."""
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 

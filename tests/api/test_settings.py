@@ -60,6 +60,8 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_SERVER_MAX_BODY_SIZE",
         "RUNLOG_DATABASE_MIGRATE_ON_START",
         "RUNLOG_LOGGING_LEVEL",
+        "RUNLOG_NOTIFIER_ENABLED",
+        "RUNLOG_NOTIFIER_MAX_AGE",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
@@ -81,6 +83,8 @@ PRECEDENCE = [
     ("RUNLOG_SERVER_PORT", "server_port", "5000", "6000", 5000, 6000),
     ("RUNLOG_DATABASE_MIGRATE_ON_START", "migrate_on_start", "no", "TRUE", False, True),
     ("RUNLOG_LOGGING_LEVEL", "logging_level", "debug", "Warning", "DEBUG", "WARNING"),
+    ("RUNLOG_NOTIFIER_ENABLED", "notifier_enabled", "false", "yes", False, True),
+    ("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "30m", "3600", 1800.0, 3600.0),
 ]
 
 
@@ -170,6 +174,9 @@ INVALID = [
     ("RUNLOG_SERVER_PORT", "65536", "port number between 1 and 65535"),
     ("RUNLOG_DATABASE_MIGRATE_ON_START", "maybe", "true, false, yes, no, 1, 0"),
     ("RUNLOG_LOGGING_LEVEL", "verbose", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("RUNLOG_NOTIFIER_ENABLED", "sometimes", "true, false, yes, no, 1, 0"),
+    ("RUNLOG_NOTIFIER_MAX_AGE", "a day", "positive duration"),
+    ("RUNLOG_NOTIFIER_MAX_AGE", "0h", "positive duration"),
 ]
 
 
