@@ -140,7 +140,7 @@ def decide_attempt(
     else:
         candidate = attempt.finished + timedelta(seconds=policy.delay(number, attempt.retry_after, draw))
         if candidate > view.age_from + policy.max_age:
-            reason = f"not delivered within {_age(policy.max_age)} ({number} attempts); last: {_failure(attempt)}"
+            reason = f"{expired_reason(policy, number)}; last: {_failure(attempt)}"
             ending = catalogue.DeliveryDeadLettered(delivery_id=view.id, reason=reason, at=attempt.finished)
         else:
             next_attempt_at = candidate
@@ -229,6 +229,12 @@ async def replay_dead(store: EventStore, *, clock: Clock = system_clock) -> list
     return replayed
 
 
+def expired_reason(policy: RetryPolicy, attempts: int) -> str:
+    """Why a delivery past its maximum age is dead, after ``attempts`` attempts."""
+    tried = "never attempted" if attempts == 0 else f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    return f"not delivered within {_age(policy.max_age)} ({tried})"
+
+
 def _failure(attempt: AttemptRecord) -> str:
     parts = [f"HTTP {attempt.status_code}"] if attempt.status_code is not None else []
     if attempt.error:
@@ -249,6 +255,6 @@ def _age(age: timedelta) -> str:
 
 __all__ = [
     "DEFAULT_MAX_AGE", "GONE", "OUTCOMES", "PERMANENT", "RETRY", "SENT",
-    "AttemptRecord", "RetryPolicy", "dead_letter", "decide_attempt", "delivery_id_for", "read", "record_attempt",
+    "AttemptRecord", "RetryPolicy", "dead_letter", "decide_attempt", "delivery_id_for", "expired_reason", "read", "record_attempt",
     "replay", "replay_dead", "schedule",
 ]

@@ -112,10 +112,8 @@ class Dispatcher:
             if view.id in self._taken:
                 continue
             if now >= view.age_from + self.policy.max_age:
-                await commands.dead_letter(
-                    self._store, view.id, f"not delivered within the maximum age ({len(view.attempts)} attempts)",
-                    clock=lambda: now,
-                )
+                reason = commands.expired_reason(self.policy, len(view.attempts))
+                await commands.dead_letter(self._store, view.id, reason, clock=lambda: now)
                 continue
             queue = await self._queue(view.channel_id)
             if queue is None:

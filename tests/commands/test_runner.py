@@ -158,3 +158,30 @@ async def test_on_postgres_a_killed_leader_process_is_replaced(pg_url) -> None:
         if leader.returncode is None:
             leader.kill()
             await leader.wait()
+
+
+async def test_a_wakeup_starts_the_next_round_at_once_and_none_is_lost(sqlite_url) -> None:
+    from runlog.commands.runner import Wakeup
+
+    rounds = 0
+    in_round, release = asyncio.Event(), asyncio.Event()
+
+    async def step(_now: datetime) -> None:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 2:
+            in_round.set()
+            await release.wait()
+
+    wakeup = Wakeup()
+    async with open_store(sqlite_url) as store:
+        runner = ServiceRunner(store, [Service("woken", step, interval=3600, wakeup=wakeup)])
+        async with runner:
+            await until(lambda: rounds == 1)  # the first round runs at start; the next is an hour away
+            wakeup()
+            await in_round.wait()  # woken: round 2 runs now
+            wakeup()  # while round 2 runs: kept, so round 3 follows it at once
+            release.set()
+            await until(lambda: rounds == 3)
+        # the stop ended the hour's wait at once, or leaving the block would have timed out
+    assert rounds == 3
