@@ -176,12 +176,13 @@ async def test_a_wakeup_starts_the_next_round_at_once_and_none_is_lost(sqlite_ur
     wakeup = Wakeup()
     async with open_store(sqlite_url) as store:
         runner = ServiceRunner(store, [Service("woken", step, interval=3600, wakeup=wakeup)])
-        async with runner:
-            await until(lambda: rounds == 1)  # the first round runs at start; the next is an hour away
-            wakeup()
-            await in_round.wait()  # woken: round 2 runs now
-            wakeup()  # while round 2 runs: kept, so round 3 follows it at once
-            release.set()
-            await until(lambda: rounds == 3)
-        # the stop ended the hour's wait at once, or leaving the block would have timed out
+        runner.start()
+        await until(lambda: rounds == 1, timeout=5)  # the first round runs at start; the next is an hour away
+        wakeup()
+        await asyncio.wait_for(in_round.wait(), 5)  # woken: round 2 runs now
+        wakeup()  # while round 2 runs: kept, so round 3 follows it at once
+        release.set()
+        await until(lambda: rounds == 3, timeout=5)
+        async with asyncio.timeout(5):  # the stop ends the hour's wait at once
+            await runner.stop()
     assert rounds == 3
