@@ -26,6 +26,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -63,6 +64,18 @@ class Service:
     singleton: bool = True
     """Run by one process at a time across every server on the database (leader-elected)."""
     wakeup: Wakeup | None = None
+
+
+async def finish_or_cancel(tasks: Sequence[asyncio.Task[Any]], timeout: float) -> None:
+    """Let ``tasks`` end by themselves for up to ``timeout`` seconds, then cancel the rest."""
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class ServiceRunner:
@@ -115,14 +128,7 @@ class ServiceRunner:
         for service in self._services:
             if service.wakeup is not None:
                 service.wakeup()  # ends its wait at once; the loop then sees the stop
-        if not self._tasks:
-            return
-        _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await finish_or_cancel(self._tasks, timeout)
 
     async def _run(self, service: Service) -> None:
         leadership = self._store.leadership(service.name) if service.singleton else None
@@ -182,4 +188,4 @@ class ServiceRunner:
             wakeup._event.clear()  # before the round: a wake-up during it starts the next one
 
 
-__all__ = ["Service", "ServiceRunner", "Step", "Wakeup"]
+__all__ = ["Service", "ServiceRunner", "Step", "Wakeup", "finish_or_cancel"]

@@ -147,10 +147,11 @@ class Dispatcher:
                 await commands.dead_letter(self._store, view.id, "the channel no longer exists", clock=self._clock)
                 return
             started = self._clock()
+            message = Message(view.scheduled.subject, view.scheduled.body)
             try:
                 attempt = await self._sender(
-                    self._http(), channel.kind, channel.data, Message(view.subject, view.body), delivery_id=view.id,
-                    now=started, resolve=view.resolve,
+                    self._http(), channel.kind, channel.data, message, delivery_id=view.id, now=started,
+                    resolve=view.scheduled.resolve,
                 )
             except asyncio.CancelledError:
                 raise

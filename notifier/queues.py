@@ -8,10 +8,10 @@ pending in the delivery log, so a queue dropped on a stop or a crash loses nothi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
+from runlog.commands.runner import finish_or_cancel
 from runlog.projections.deliveries import DeliveryView
 
 from .limits import ChannelLimits, Pacer
@@ -57,13 +57,7 @@ class ChannelQueue:
         for worker in self._workers:
             if worker not in self._busy:
                 worker.cancel()
-        if self._workers:
-            _done, late = await asyncio.wait(self._workers, timeout=timeout)
-            for worker in late:
-                worker.cancel()
-            for worker in self._workers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+        await finish_or_cancel(self._workers, timeout)
         left = []
         while not self._pending.empty():
             left.append(self._pending.get_nowait())

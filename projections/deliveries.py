@@ -41,38 +41,32 @@ _TYPES = frozenset({
 })
 
 
-class AttemptView(msgspec.Struct, kw_only=True, omit_defaults=True):
-    attempt: int
-    started: datetime
-    finished: datetime
-    status_code: int | None = None
-    outcome: str
-    excerpt: str | None = None
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-
-
 class DeliveryView(msgspec.Struct, kw_only=True):
-    id: UUID
-    rule_id: UUID
-    rule_name: str | None = None
-    action_index: int = 0
-    channel_id: UUID
-    event_id: UUID
-    flow_run_id: UUID | None = None
-    subject: str = ""
-    body: str = ""
-    resolve: bool = False
+    """A delivery: what was scheduled (the message and what it answers), and how sending it went."""
+
+    scheduled: catalogue.DeliveryScheduled
     status: str = PENDING
-    attempts: list[AttemptView] = msgspec.field(default_factory=list)
+    attempts: list[catalogue.DeliveryAttempted] = msgspec.field(default_factory=list)
+    """Every attempt as recorded, oldest first."""
     next_attempt_at: datetime | None = None
     age_from: datetime
     """When the delivery's maximum age starts counting: its scheduling, or its last replay."""
-    created: datetime
     updated: datetime
     sent_at: datetime | None = None
     dead_reason: str | None = None
     version: int = 0
+
+    @property
+    def id(self) -> UUID:
+        return self.scheduled.delivery_id
+
+    @property
+    def channel_id(self) -> UUID:
+        return self.scheduled.channel_id
+
+    @property
+    def created(self) -> datetime:
+        return self.scheduled.scheduled_at
 
 
 _encoder = msgspec.json.Encoder()
@@ -88,23 +82,15 @@ def evolve_delivery(view: DeliveryView | None, event: Any, version: int) -> Deli
     if isinstance(event, catalogue.DeliveryScheduled):
         if view is not None:
             return view
-        return DeliveryView(
-            id=event.delivery_id, rule_id=event.rule_id, rule_name=event.rule_name, action_index=event.action_index,
-            channel_id=event.channel_id, event_id=event.event_id, flow_run_id=event.flow_run_id,
-            subject=event.subject, body=event.body, resolve=event.resolve, next_attempt_at=event.scheduled_at,
-            age_from=event.scheduled_at, created=event.scheduled_at, updated=event.scheduled_at, version=version,
-        )
+        at = event.scheduled_at
+        return DeliveryView(scheduled=event, next_attempt_at=at, age_from=at, updated=at, version=version)
     if view is None:
         return None
     replace = msgspec.structs.replace
     if isinstance(event, catalogue.DeliveryAttempted):
-        attempt = AttemptView(
-            attempt=event.attempt, started=event.started, finished=event.finished, status_code=event.status_code,
-            outcome=event.outcome, excerpt=event.excerpt, error=event.error, next_attempt_at=event.next_attempt_at,
-        )
         waiting = event.next_attempt_at is not None
         return replace(
-            view, attempts=[*view.attempts, attempt], status=RETRYING if waiting else view.status,
+            view, attempts=[*view.attempts, event], status=RETRYING if waiting else view.status,
             next_attempt_at=event.next_attempt_at, updated=event.finished, version=version,
         )
     if isinstance(event, catalogue.DeliverySent):
@@ -146,9 +132,10 @@ def _text(value: UUID | None) -> str | None:
 
 
 def delivery_row(view: DeliveryView) -> tuple[Any, ...]:
+    scheduled = view.scheduled
     return (
-        str(view.id), view.status, str(view.rule_id), view.rule_name, str(view.channel_id), str(view.event_id),
-        _text(view.flow_run_id), len(view.attempts), us(view.next_attempt_at), us(view.created), us(view.updated),
+        str(view.id), view.status, str(scheduled.rule_id), scheduled.rule_name, str(view.channel_id),
+        str(scheduled.event_id), _text(scheduled.flow_run_id), len(view.attempts), us(view.next_attempt_at), us(view.created), us(view.updated),
         view.version, _encoder.encode(view),
     )
 
@@ -216,6 +203,6 @@ async def channel_health(tx: Tx, channel_id: UUID) -> tuple[str, str | None] | N
 
 __all__ = [
     "CHANNEL_HEALTH", "DEAD", "DELIVERIES", "FAILING", "HEALTHY", "PENDING", "RETRYING", "SENT", "STATUSES", "WAITING",
-    "AttemptView", "DeliveriesProjection", "DeliveryView", "channel_health", "dead_ids", "decode_delivery",
+    "DeliveriesProjection", "DeliveryView", "channel_health", "dead_ids", "decode_delivery",
     "delivery_row", "due", "evolve_delivery", "get", "view_of",
 ]

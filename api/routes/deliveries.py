@@ -34,10 +34,11 @@ def to_summary(view: DeliveryView) -> s.DeliverySummary:
 
 
 def _summary_fields(view: DeliveryView) -> dict:
+    scheduled = view.scheduled
     return dict(
-        id=view.id, status=view.status, rule_id=view.rule_id, rule_name=view.rule_name,
-        action_index=view.action_index, channel_id=view.channel_id, event_id=view.event_id,
-        flow_run_id=view.flow_run_id, subject=view.subject, attempts=len(view.attempts),
+        id=view.id, status=view.status, rule_id=scheduled.rule_id, rule_name=scheduled.rule_name,
+        action_index=scheduled.action_index, channel_id=view.channel_id, event_id=scheduled.event_id,
+        flow_run_id=scheduled.flow_run_id, subject=scheduled.subject, attempts=len(view.attempts),
         last_status_code=view.attempts[-1].status_code if view.attempts else None,
         next_attempt_at=view.next_attempt_at, created=view.created, updated=view.updated, sent_at=view.sent_at,
         dead_reason=view.dead_reason,
@@ -53,7 +54,7 @@ def to_delivery(view: DeliveryView) -> s.Delivery:
         )
         for a in view.attempts
     ]
-    return s.Delivery(**_summary_fields(view), body=view.body, resolve=view.resolve, attempt_log=attempts)
+    return s.Delivery(**_summary_fields(view), body=view.scheduled.body, resolve=view.scheduled.resolve, attempt_log=attempts)
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

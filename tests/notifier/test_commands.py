@@ -28,7 +28,7 @@ async def test_scheduling_collapses_onto_the_existing_delivery(store, clock):
     again, created_again = await commands.schedule(store, rule_id=rule, channel_id=channel, event_id=event,
                                                    subject="other", body="other", clock=clock)
     assert (created, created_again) == (True, False)
-    assert again == first and again.body == "b"
+    assert again == first and again.scheduled.body == "b"
     other_action, _ = await commands.schedule(store, rule_id=rule, channel_id=channel, event_id=event, action_index=1,
                                               subject="s", body="b", clock=clock)
     assert other_action.id != first.id

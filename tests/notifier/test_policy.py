@@ -32,9 +32,10 @@ def test_retry_after_is_honoured_within_bounds(asked, seconds):
 
 
 def view(**changes) -> DeliveryView:
-    base = DeliveryView(id=uuid.uuid4(), rule_id=uuid.uuid4(), channel_id=uuid.uuid4(), event_id=uuid.uuid4(),
-                        age_from=NOW, created=NOW, updated=NOW, version=1)
-    return DeliveryView(**{**{f: getattr(base, f) for f in base.__struct_fields__}, **changes})
+    scheduled = catalogue.DeliveryScheduled(
+        delivery_id=uuid.uuid4(), rule_id=uuid.uuid4(), channel_id=uuid.uuid4(), event_id=uuid.uuid4(), scheduled_at=NOW,
+    )
+    return DeliveryView(scheduled=scheduled, age_from=NOW, updated=NOW, version=1, **changes)
 
 
 def attempt(outcome: str, **fields) -> AttemptRecord:
