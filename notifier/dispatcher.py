@@ -38,7 +38,7 @@ import structlog
 from runlog.commands import deliveries as commands
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.deliveries import AttemptRecord, RetryPolicy
-from runlog.commands.runner import Service, Wakeup
+from runlog.commands.runner import Service, Wakeup, finish_or_cancel
 from runlog.eventstore import EventStore
 from runlog.projections import deliveries as model
 from runlog.projections.deliveries import DeliveryView
@@ -80,6 +80,8 @@ class Dispatcher:
         self._taken: set[UUID] = set()
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._recording: set[asyncio.Task[None]] = set()
+        self._read_windows: list[set[UUID]] = []
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self.wakeup = Wakeup()
@@ -105,11 +107,19 @@ class Dispatcher:
         """One round: take the due deliveries; how many were handed to channel queues."""
         if self._closed:
             return 0
-        async with self._store.reading() as tx:
-            due = await model.due(tx, now, self._batch + len(self._taken))
+        # A delivery recorded while the due read runs may be read as it was before its record:
+        # it is released from _taken meanwhile, so the ids released during the read are kept
+        # aside, or the stale copy would be taken and sent again.
+        released: set[UUID] = set()
+        self._read_windows.append(released)
+        try:
+            async with self._store.reading() as tx:
+                due = await model.due(tx, now, self._batch + len(self._taken))
+        finally:
+            self._read_windows.remove(released)
         queued = 0
         for view in due:
-            if view.id in self._taken:
+            if view.id in self._taken or view.id in released:
                 continue
             if now >= view.age_from + self.policy.max_age:
                 reason = commands.expired_reason(self.policy, len(view.attempts))
@@ -140,7 +150,10 @@ class Dispatcher:
         return queue
 
     async def _deliver(self, view: DeliveryView) -> None:
-        """Send one delivery and record the attempt; never raises (the delivery stays due)."""
+        """Send one delivery (a channel worker's part), then record the attempt in a task of its
+        own, so the channel's next send need not wait for the append. Never raises: a delivery
+        whose attempt is not recorded stays due."""
+        recording = False
         try:
             channel = await self._loader(view.channel_id)
             if channel is None:
@@ -162,6 +175,20 @@ class Dispatcher:
                 started=started, finished=self._clock(), outcome=attempt.outcome, status_code=attempt.status_code,
                 retry_after=attempt.retry_after, excerpt=attempt.excerpt, error=attempt.error,
             )
+            task = asyncio.create_task(self._record(view, record), name=f"runlog-record-{view.id}")
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+            recording = True
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. the database is down: the delivery stays due
+            log.exception("delivery_not_sent", delivery_id=str(view.id))
+        finally:
+            if not recording:
+                self._release(view.id)
+
+    async def _record(self, view: DeliveryView, record: AttemptRecord) -> None:
+        try:
             after = await commands.record_attempt(
                 self._store, view, record, policy=self.policy, draw=self._draw, clock=self._clock,
             )
@@ -169,17 +196,17 @@ class Dispatcher:
                 log.warning("delivery_attempt_superseded", delivery_id=str(view.id), attempt=len(view.attempts) + 1)
             else:
                 log.info("delivery_attempted", delivery_id=str(view.id), channel_id=str(view.channel_id),
-                         attempt=len(after.attempts), outcome=attempt.outcome, status_code=attempt.status_code,
+                         attempt=len(after.attempts), outcome=record.outcome, status_code=record.status_code,
                          status=after.status)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - e.g. the database is down: the delivery stays due
+        except Exception:  # noqa: BLE001 - the send stays unrecorded: the delivery is due again
             log.exception("delivery_not_recorded", delivery_id=str(view.id))
         finally:
             self._release(view.id)
 
     def _release(self, delivery_id: UUID) -> None:
         self._taken.discard(delivery_id)
+        for window in self._read_windows:
+            window.add(delivery_id)
         if not self._taken:
             self._quiet.set()
 
@@ -198,6 +225,8 @@ class Dispatcher:
         left = await asyncio.gather(*(queue.close(timeout) for queue in queues))
         for view in (v for views in left for v in views):
             self._release(view.id)
+        # Records of sends that were made: short appends, and each one spares a duplicate send.
+        await finish_or_cancel(list(self._recording), timeout)
         self._taken.clear()
         self._quiet.set()
         if self._session is not None:

@@ -216,3 +216,56 @@ async def test_a_connection_refused_is_retried(store, clock, channels, dispatche
     after = await read(store, view)
     assert after.status == model.RETRYING
     assert after.attempts[0].status_code is None and "connection failed" in (after.attempts[0].error or "")
+
+
+class _Gated:
+    """The store, with appends held until ``open_appends`` is set, and a hook run after each read."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.open_appends = asyncio.Event()
+        self.open_appends.set()
+        self.after_read = None
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def append(self, *args, **kwargs):
+        await self.open_appends.wait()
+        return await self._store.append(*args, **kwargs)
+
+    def reading(self):
+        import contextlib
+
+        @contextlib.asynccontextmanager
+        async def read():
+            async with self._store.reading() as tx:
+                yield tx
+            if self.after_read is not None:
+                await self.after_read()
+
+        return read()
+
+
+async def test_a_delivery_recorded_during_a_due_read_is_not_taken_again(store, clock, channels):
+    async with receiver() as hook:
+        view = await schedule(store, clock, channels.add(hook.url))
+        gated = _Gated(store)
+        dispatcher = Dispatcher(gated, JsonWebhookSender(timeout=5), channels, clock=clock)
+        try:
+            gated.open_appends.clear()  # the attempt's record waits
+            assert await dispatcher.step(clock()) == 1
+            await until(lambda: hook.requests, what="the send")
+
+            async def record_now() -> None:  # the due read saw the delivery unrecorded; now it is recorded
+                gated.after_read = None
+                gated.open_appends.set()
+                await dispatcher.idle()
+
+            gated.after_read = record_now
+            assert await dispatcher.step(clock()) == 0
+            await dispatcher.idle()
+        finally:
+            await dispatcher.aclose()
+    assert hook.delivery_ids == [str(view.id)]
+    assert (await read(store, view)).status == model.SENT
