@@ -36,6 +36,7 @@ WAITING = (PENDING, RETRYING)
 FAILING = "failing"
 HEALTHY = "ok"
 
+_SCHEDULED = "delivery.scheduled"
 _TYPES = frozenset({
     "delivery.scheduled", "delivery.attempted", "delivery.sent", "delivery.dead_lettered", "delivery.replayed",
 })
@@ -151,8 +152,19 @@ class DeliveriesProjection:
     per_event = True  # an attempt folds onto the row its delivery's scheduling wrote, maybe in the same batch
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
-        """Nothing to write for a batch without delivery events; with them, ``changes`` reads."""
-        return None if any(r.event.type in _TYPES for r in rows) else RowChanges()
+        """The rows of a batch whose delivery events are all first schedulings (a new stream's
+        first event needs no read, so a burst of alerts keeps PostgreSQL's one-statement append);
+        None, so that ``changes`` reads, for a batch with any other delivery event."""
+        changes = RowChanges()
+        for row in rows:
+            if row.event.type not in _TYPES:
+                continue
+            if row.event.type != _SCHEDULED or row.version != 1 or not row.stream_id.startswith(streams.DELIVERY):
+                return None
+            view = evolve_delivery(None, catalogue.decode(row.event.data), row.version)
+            assert view is not None
+            changes.upsert(DELIVERIES, delivery_row(view))
+        return changes
 
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
