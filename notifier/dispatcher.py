@@ -107,16 +107,19 @@ class Dispatcher:
         """One round: take the due deliveries; how many were handed to channel queues."""
         if self._closed:
             return 0
-        # A delivery recorded while the due read runs may be read as it was before its record:
-        # it is released from _taken meanwhile, so the ids released during the read are kept
-        # aside, or the stale copy would be taken and sent again.
+        # A delivery recorded while this round runs may have been read as it was before its
+        # record: it is released from _taken meanwhile, so the ids released during the round are
+        # kept aside, or the stale copy would be taken and sent again.
         released: set[UUID] = set()
         self._read_windows.append(released)
         try:
             async with self._store.reading() as tx:
                 due = await model.due(tx, now, self._batch + len(self._taken))
+            return await self._take(due, now, released)
         finally:
             self._read_windows.remove(released)
+
+    async def _take(self, due: list[DeliveryView], now: datetime, released: set[UUID]) -> int:
         queued = 0
         for view in due:
             if view.id in self._taken or view.id in released:

@@ -126,6 +126,7 @@ SQL_DUE = (
 )
 SQL_DEAD_IDS = "SELECT id FROM deliveries WHERE status = 'dead' ORDER BY created, id"
 SQL_CHANNEL_HEALTH = "SELECT channel_id, status, reason, since, updated FROM channel_health WHERE channel_id = ?"
+SQL_FAILING = "SELECT channel_id, reason FROM channel_health WHERE status = 'failing'"
 
 
 def _text(value: UUID | None) -> str | None:
@@ -213,8 +214,13 @@ async def channel_health(tx: Tx, channel_id: UUID) -> tuple[str, str | None] | N
     return (rows[0][1], rows[0][2]) if rows else None
 
 
+async def failing_channels(tx: Tx) -> dict[UUID, str]:
+    """Every failing channel with the reason (for ``runlog channel ls``)."""
+    return {UUID(row[0]): row[1] for row in await tx.fetch(SQL_FAILING)}
+
+
 __all__ = [
     "CHANNEL_HEALTH", "DEAD", "DELIVERIES", "FAILING", "HEALTHY", "PENDING", "RETRYING", "SENT", "STATUSES", "WAITING",
     "DeliveriesProjection", "DeliveryView", "channel_health", "dead_ids", "decode_delivery",
-    "delivery_row", "due", "evolve_delivery", "get", "view_of",
+    "delivery_row", "due", "evolve_delivery", "failing_channels", "get", "view_of",
 ]

@@ -92,12 +92,15 @@ async def test_gone_endpoint_marks_the_channel_failing_until_a_send_succeeds(sto
         assert (await read(store, first)).status == model.DEAD
         async with store.reading() as tx:
             health = await model.channel_health(tx, channel)
+            failing = await model.failing_channels(tx)
         assert health is not None and health[0] == model.FAILING and "HTTP 410" in health[1]
+        assert failing == {channel: health[1]}
         gone = False
         await schedule(store, clock, channel)
         await one_round(dispatcher, clock)
     async with store.reading() as tx:
         assert await model.channel_health(tx, channel) == (model.HEALTHY, None)
+        assert await model.failing_channels(tx) == {}
 
 
 async def test_retries_end_in_a_dead_letter_at_the_maximum_age(store, clock, channels, dispatcher):
@@ -211,11 +214,12 @@ async def test_a_stop_leaves_an_unfinished_send_pending_and_a_new_dispatcher_sen
 async def test_a_connection_refused_is_retried(store, clock, channels, dispatcher):
     from ..servers import unused_port
 
-    view = await schedule(store, clock, channels.add(f"http://127.0.0.1:{unused_port()}/hook"))
+    view = await schedule(store, clock, channels.add(f"http://127.0.0.1:{unused_port()}/hook/T0KEN-s3cret"))
     await one_round(dispatcher, clock)
     after = await read(store, view)
     assert after.status == model.RETRYING
     assert after.attempts[0].status_code is None and "connection failed" in (after.attempts[0].error or "")
+    assert "s3cret" not in repr(after), "the channel's URL (often its secret) is never recorded"
 
 
 class _Gated:
