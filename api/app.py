@@ -25,20 +25,26 @@ from runlog.projections.registry import inline_projections
 from . import keys
 from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
+from .notifier import NotifierParts, default_parts, make_dispatcher
 from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
-from .routes import artifacts, automations, events_out, run_ids, variables
+from .routes import artifacts, automations, deliveries, events_out, run_ids, variables
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
     admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
-    artifacts, events_out, automations, docs,
+    artifacts, events_out, automations, deliveries, docs,
 )
 
 
-def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # type: ignore[no-untyped-def]
+def create_app(  # type: ignore[no-untyped-def]
+    settings, *, clock: Clock = system_clock, notifier: NotifierParts | None = None, send_notifications: bool = True,
+) -> web.Application:
+    """The app. It sends notifications (when RUNLOG_NOTIFIER_ENABLED) with ``notifier``'s sender
+    and channels, else the default ones; ``send_notifications=False`` for the CLI's in-process
+    app, which serves one command and must not start sending."""
     app = web.Application(middlewares=[errors_and_logging], client_max_size=settings.server_max_body_size)
     quiet_malformed_requests()  # a request aiohttp cannot parse is the client's error: one INFO line
     app[keys.SETTINGS] = settings
@@ -47,6 +53,7 @@ def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # 
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
     app[keys.KNOWN_FLOWS] = KnownIds()
+    app[keys.NOTIFIER] = (notifier or default_parts()) if settings.notifier_enabled and send_notifications else None
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first
@@ -89,6 +96,17 @@ def background_services(app: web.Application) -> list:
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    async with ServiceRunner(app[keys.STORE], background_services(app), clock=app[keys.CLOCK]) as runner:
-        app[keys.SERVICES] = runner
-        yield
+    services = background_services(app)
+    parts = app[keys.NOTIFIER]
+    dispatcher = None
+    if parts is not None:
+        dispatcher = make_dispatcher(app[keys.SETTINGS], app[keys.STORE], parts, clock=app[keys.CLOCK])
+        services.append(dispatcher.service())
+    app[keys.DISPATCHER] = dispatcher
+    try:
+        async with ServiceRunner(app[keys.STORE], services, clock=app[keys.CLOCK]) as runner:
+            app[keys.SERVICES] = runner
+            yield
+    finally:
+        if dispatcher is not None:  # after the runner: no round can start once it closes
+            await dispatcher.aclose()

@@ -178,10 +178,12 @@ def path_uuid(request: web.Request, name: str = "id") -> UUID:
         raise Unprocessable(f"path parameter {name!r} is not a valid UUID: {raw!r}") from None
 
 
-def query_uuid(request: web.Request, name: str) -> UUID:
-    """A required UUID query parameter, or a 422 naming it."""
+def query_uuid(request: web.Request, name: str, *, required: bool = True) -> UUID:
+    """A UUID query parameter, or a 422 naming it (None when absent and not ``required``)."""
     raw = request.query.get(name)
     if raw is None:
+        if not required:
+            return None  # type: ignore[return-value]
         raise Unprocessable(f"query parameter {name!r} is required")
     try:
         return UUID(raw)

@@ -10,8 +10,10 @@ from runlog.commands.clock import Clock
 from runlog.commands.integrity import KnownIds
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import EventStore
+from runlog.notifier.dispatcher import Dispatcher
 from runlog.projections.cache import ViewCache
 
+from .notifier import NotifierParts
 from .settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -23,3 +25,7 @@ VIEW_CACHE: web.AppKey[ViewCache] = web.AppKey("view_cache", ViewCache)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 KNOWN_FLOWS: web.AppKey[KnownIds] = web.AppKey("known_flows", KnownIds)
 SERVICES: web.AppKey[ServiceRunner] = web.AppKey("services", ServiceRunner)
+# The notifier's sender and channels when this app sends notifications, else None; and the
+# dispatcher it runs (None when it does not), which routes wake after replaying a delivery.
+NOTIFIER: web.AppKey[NotifierParts | None] = web.AppKey("notifier")
+DISPATCHER: web.AppKey[Dispatcher | None] = web.AppKey("dispatcher")

@@ -22,6 +22,7 @@ from runlog.eventstore import EventStoreError
 from .app import create_app
 from .errors import RunlogError
 from .logging import configure_logging
+from .notifier import NotifierParts
 
 log = structlog.get_logger("runlog.api")
 
@@ -66,9 +67,9 @@ async def _ignore_repeated_signals(app: web.Application) -> None:
     log.info("shutdown_started", pid=os.getpid())
 
 
-def _run(settings, sock: socket.socket) -> None:  # type: ignore[no-untyped-def]
+def _run(settings, sock: socket.socket, notifier: NotifierParts | None = None) -> None:  # type: ignore[no-untyped-def]
     configure_logging(settings.logging_level, stream=sys.stderr)
-    app = create_app(settings)
+    app = create_app(settings, notifier=notifier)
     app.on_shutdown.append(_ignore_repeated_signals)  # aiohttp's own handlers are removed after cleanup
     web.run_app(
         app,
@@ -104,10 +105,13 @@ def _run_worker(settings, sock: socket.socket) -> None:  # type: ignore[no-untyp
         sys.exit(1)
 
 
-def serve(settings, sock: socket.socket, *, workers: int = 1) -> None:  # type: ignore[no-untyped-def]
-    """Serve on SOCK (from `listen`) until SIGINT or SIGTERM, in WORKERS processes."""
+def serve(  # type: ignore[no-untyped-def]
+    settings, sock: socket.socket, *, workers: int = 1, notifier: NotifierParts | None = None,
+) -> None:
+    """Serve on SOCK (from `listen`) until SIGINT or SIGTERM, in WORKERS processes; NOTIFIER:
+    the sender and channels to notify with (one process only), else the default ones."""
     if workers == 1:
-        _run(settings, sock)
+        _run(settings, sock, notifier)
         return
     # Each worker accepts on the one inherited socket; the kernel spreads the connections.
     ctx = multiprocessing.get_context("spawn")

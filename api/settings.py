@@ -112,6 +112,19 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("expected one of true, false, yes, no, 1, 0")
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?$")
+_UNIT_SECONDS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(raw: str) -> float:
+    """Seconds, from a number of seconds or a number with a unit: 90s, 30m, 24h, 2d."""
+    match = _DURATION.match(raw.strip().lower())
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else 0.0
+    if seconds <= 0:
+        raise ValueError("expected a positive duration: seconds, or a number with s, m, h or d, such as 24h")
+    return seconds
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -171,6 +184,10 @@ SETTINGS: tuple[Setting, ...] = (
             "base URL of the UI that notification links (the ui_url filter) point at; default: the server's own"),
     Setting("RUNLOG_NOTIFIER_BASE_URLS", "notifier_base_urls", None, _parse_base_urls,
             "KIND=URL,...: send a channel kind's requests to URL instead of the vendor's host"),
+    Setting("RUNLOG_NOTIFIER_ENABLED", "notifier_enabled", "true", _parse_bool,
+            "send notifications from `runlog server start` (else run `runlog notifier start`)"),
+    Setting("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "24h", _parse_duration,
+            "how long an undelivered notification is retried before it is dead-lettered (30m, 24h, 2d)"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -230,6 +247,9 @@ class Settings:
     server_max_body_size: int
     migrate_on_start: bool
     logging_level: str
+    notifier_enabled: bool
+    notifier_max_age: float
+    """Seconds."""
     ui_url: str | None = None
     # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None

@@ -11,6 +11,9 @@ clock) that does one round of work and returns. The runner owns everything aroun
   so with several server processes exactly one runs the round, and when the leader dies another
   takes over at its next campaign.
 
+A service may carry a ``Wakeup``: calling it ends the wait for the next round at once (the
+dispatcher is woken so when a delivery is scheduled), with the interval as the fallback.
+
 A step is tested by calling it once with a fixed time; the runner is tested with a ManualClock
 and steps that record their calls. Nothing else in the server starts a background loop.
 """
@@ -23,6 +26,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 
@@ -38,6 +42,26 @@ MAX_BACKOFF_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 
 
+class Wakeup:
+    """Starts a service's next round now instead of at the end of its interval.
+
+    A wake-up that comes while a round runs is kept, so the round after it starts at once: no
+    wake-up is lost between a round's read and its end.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def __call__(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        """Until the next wake-up, which it takes: a service's ``wake``. A wake-up that came
+        while nobody waited is waiting already, so the call returns at once."""
+        await self._event.wait()
+        self._event.clear()
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
@@ -49,6 +73,18 @@ class Service:
     """Ends the wait between rounds early when it returns (a log subscription's next event),
     so a service that follows the log runs as soon as there is something to do; ``interval``
     is then the longest wait."""
+
+
+async def finish_or_cancel(tasks: Sequence[asyncio.Task[Any]], timeout: float) -> None:
+    """Let ``tasks`` end by themselves for up to ``timeout`` seconds, then cancel the rest."""
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class ServiceRunner:
@@ -98,14 +134,10 @@ class ServiceRunner:
     async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Let each running round finish (up to ``timeout`` seconds), then stop. Idempotent."""
         self._stopping.set()
-        if not self._tasks:
-            return
-        _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for service in self._services:
+            if service.wakeup is not None:
+                service.wakeup()  # ends its wait at once; the loop then sees the stop
+        await finish_or_cancel(self._tasks, timeout)
 
     async def _run(self, service: Service) -> None:
         leadership = self._store.leadership(service.name) if service.singleton else None
@@ -174,4 +206,4 @@ class ServiceRunner:
                     await waiting
 
 
-__all__ = ["Service", "ServiceRunner", "Step"]
+__all__ = ["Service", "ServiceRunner", "Step", "Wakeup", "finish_or_cancel"]

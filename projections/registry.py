@@ -11,6 +11,7 @@ from .cache import ViewCache
 from .checkpoints import AsyncProjection
 from .event_feed import EventFeedProjection
 from .concurrency import ConcurrencyProjection
+from .deliveries import DeliveriesProjection
 from .flows import FlowsProjection
 from .runs_writer import RunsProjection
 from .task_run_state_cache import TaskRunStateCacheProjection
@@ -21,7 +22,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
     """The read models commands depend on; ``cache`` holds committed run views (runs_writer)."""
     return [
         FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
-        VariablesProjection(), ArtifactsProjection(), AutomationsProjection(),
+        VariablesProjection(), ArtifactsProjection(), AutomationsProjection(), DeliveriesProjection(),
     ]
 
 

@@ -48,6 +48,11 @@ __all__ = [
     "ConcurrencyLimitUpdated",
     "ConcurrencySlotsAcquired",
     "ConcurrencySlotsReleased",
+    "DeliveryAttempted",
+    "DeliveryDeadLettered",
+    "DeliveryReplayed",
+    "DeliveryScheduled",
+    "DeliverySent",
     "Event",
     "FlowCreated",
     "FlowDeleted",
@@ -425,6 +430,77 @@ class AutomationMuted(Event, tag="automation.muted", kw_only=True):
 
 class AutomationDeleted(Event, tag="automation.deleted", kw_only=True):
     automation_id: UUID
+# -- notifier deliveries: one stream per delivery, delivery-<id> (see commands/deliveries.py) -------
+
+
+class DeliveryScheduled(Event, tag="delivery.scheduled", kw_only=True):
+    """A notification rule's action decided to send a message to a channel, recorded before any send.
+
+    ``delivery_id`` is uuid5 of (triggering event, rule, action index) and the stream must not
+    exist yet, so a replayed or redelivered triggering event collapses onto this delivery.
+    ``subject`` and ``body`` are the rendered message in full (a channel may truncate what it
+    sends; the log keeps the whole text). ``resolve``: the message resolves an alert opened
+    earlier (PagerDuty, Opsgenie) instead of opening one.
+    """
+
+    delivery_id: UUID
+    rule_id: UUID
+    rule_name: str | None = None
+    """The rule's name when the delivery was scheduled, so the delivery log filters by it."""
+    action_index: int = 0
+    channel_id: UUID
+    """The channel: the id of its block document."""
+    event_id: UUID
+    """The triggering event."""
+    flow_run_id: UUID | None = None
+    subject: str = ""
+    body: str = ""
+    scheduled_at: datetime
+    resolve: bool = False
+
+
+class DeliveryAttempted(Event, tag="delivery.attempted", kw_only=True):
+    """One attempt at sending, and what came of it.
+
+    ``outcome`` is a string, so that an outcome added later still decodes: "sent", "retry"
+    (a transient failure: the next attempt is at ``next_attempt_at``), "permanent" (the receiver
+    refused it for good) or "gone" (404/410: the channel's endpoint no longer exists).
+    ``excerpt`` is the start of the receiver's answer, redacted; ``error`` says what failed
+    without any secret in it.
+    """
+
+    delivery_id: UUID
+    channel_id: UUID | None = None
+    attempt: int
+    started: datetime
+    finished: datetime
+    status_code: int | None = None
+    outcome: str
+    excerpt: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class DeliverySent(Event, tag="delivery.sent", kw_only=True):
+    """The receiver accepted the message (appended with the attempt that succeeded)."""
+
+    delivery_id: UUID
+    at: datetime
+
+
+class DeliveryDeadLettered(Event, tag="delivery.dead_lettered", kw_only=True):
+    """The delivery was given up: a permanent refusal, or not delivered within the maximum age."""
+
+    delivery_id: UUID
+    reason: str
+    at: datetime
+
+
+class DeliveryReplayed(Event, tag="delivery.replayed", kw_only=True):
+    """A dead letter was put back in the queue by hand; its maximum age counts from ``at``."""
+
+    delivery_id: UUID
+    at: datetime
 
 
 AnyEvent = Union[
@@ -457,6 +533,11 @@ AnyEvent = Union[
     AutomationEnabledChanged,
     AutomationMuted,
     AutomationDeleted,
+    DeliveryScheduled,
+    DeliveryAttempted,
+    DeliverySent,
+    DeliveryDeadLettered,
+    DeliveryReplayed,
 ]
 
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

@@ -21,6 +21,8 @@ VARIABLES = "variables"
 RESOURCE = "resource-"
 """Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
 UNKNOWN_RESOURCE = "resource-unknown"
+DELIVERY = "delivery-"
+"""The notifier's deliveries, one stream each, so that scheduling one never waits on another."""
 
 
 def flow(flow_id: UUID | str) -> str:
@@ -47,7 +49,11 @@ def artifact(artifact_id: UUID | str) -> str:
     return f"{ARTIFACT}{artifact_id}"
 
 
+def delivery(delivery_id: UUID | str) -> str:
+    return f"{DELIVERY}{delivery_id}"
+
+
 __all__ = [
-    "ARTIFACT", "AUTOMATION", "CONCURRENCY_LIMIT", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
-    "artifact", "automation", "concurrency_limit", "flow", "flow_run", "task_run",
+    "ARTIFACT", "AUTOMATION", "CONCURRENCY_LIMIT", "DELIVERY", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
+    "artifact", "automation", "concurrency_limit", "delivery", "flow", "flow_run", "task_run",
 ]

@@ -97,9 +97,10 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def serve(env: dict[str, str], *, clock: Clock = system_clock) -> AsyncIterator[Server]:
-    """The real runlog app with settings from ENV, and a client session pointed at it."""
-    app = create_app(load_settings(env=env), clock=clock)
+async def serve(env: dict[str, str], *, clock: Clock = system_clock, **options: object) -> AsyncIterator[Server]:
+    """The real runlog app with settings from ENV (and create_app's OPTIONS), and a client session
+    pointed at it."""
+    app = create_app(load_settings(env=env), clock=clock, **options)  # type: ignore[arg-type]
     async with serve_app(app) as origin, aiohttp.ClientSession() as session:
         yield Server(f"{origin}/api", session, app)
 

@@ -182,6 +182,8 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_SERVER_MAX_BODY_SIZE='10485760'",
         "RUNLOG_DATABASE_MIGRATE_ON_START='true'",
         "RUNLOG_LOGGING_LEVEL='INFO'",
+        "RUNLOG_NOTIFIER_ENABLED='true'",
+        "RUNLOG_NOTIFIER_MAX_AGE='24h'",
     ]
     with_sources = ok("config", "view", "--show-defaults").stdout
     assert "RUNLOG_SERVER_HOST='127.0.0.1' (from defaults)" in with_sources

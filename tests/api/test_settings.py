@@ -62,6 +62,8 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_LOGGING_LEVEL",
         "RUNLOG_UI_URL",
         "RUNLOG_NOTIFIER_BASE_URLS",
+        "RUNLOG_NOTIFIER_ENABLED",
+        "RUNLOG_NOTIFIER_MAX_AGE",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
@@ -87,6 +89,8 @@ PRECEDENCE = [
      " pagerduty = https://proxy.example/pd , ms-teams-webhook=http://[::1]:81",
      (("slack-webhook", "http://127.0.0.1:9000"),),
      (("ms-teams-webhook", "http://[::1]:81"), ("pager-duty-webhook", "https://proxy.example/pd"))),
+    ("RUNLOG_NOTIFIER_ENABLED", "notifier_enabled", "false", "yes", False, True),
+    ("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "30m", "3600", 1800.0, 3600.0),
 ]
 
 
@@ -180,6 +184,9 @@ INVALID = [
     ("RUNLOG_NOTIFIER_BASE_URLS", "slack", "KIND=URL pairs"),
     ("RUNLOG_NOTIFIER_BASE_URLS", "slack=file:///tmp/x", "http:// or https://"),
     ("RUNLOG_NOTIFIER_BASE_URLS", "slack=http://u:hunter2@proxy", "no credentials"),
+    ("RUNLOG_NOTIFIER_ENABLED", "sometimes", "true, false, yes, no, 1, 0"),
+    ("RUNLOG_NOTIFIER_MAX_AGE", "a day", "positive duration"),
+    ("RUNLOG_NOTIFIER_MAX_AGE", "0h", "positive duration"),
 ]
 
 

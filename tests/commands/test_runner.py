@@ -181,3 +181,31 @@ async def test_a_wake_up_starts_the_next_round_before_the_interval_and_a_stop_en
             await until(lambda: rounds == 2)
         # The runner stopped while waiting on wake() and its hour: the stop ended both.
         assert not runner.running and rounds == 2
+
+
+async def test_a_wakeup_starts_the_next_round_at_once_and_none_is_lost(sqlite_url) -> None:
+    from runlog.commands.runner import Wakeup
+
+    rounds = 0
+    in_round, release = asyncio.Event(), asyncio.Event()
+
+    async def step(_now: datetime) -> None:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 2:
+            in_round.set()
+            await release.wait()
+
+    wakeup = Wakeup()
+    async with open_store(sqlite_url) as store:
+        runner = ServiceRunner(store, [Service("woken", step, interval=3600, wake=wakeup.wait)])
+        runner.start()
+        await until(lambda: rounds == 1, timeout=5)  # the first round runs at start; the next is an hour away
+        wakeup()
+        await asyncio.wait_for(in_round.wait(), 5)  # woken: round 2 runs now
+        wakeup()  # while round 2 runs: kept, so round 3 follows it at once
+        release.set()
+        await until(lambda: rounds == 3, timeout=5)
+        async with asyncio.timeout(5):  # the stop ends the hour's wait at once
+            await runner.stop()
+    assert rounds == 3

@@ -1,0 +1,72 @@
+"""Wiring the notifier's dispatcher into a process: inside ``runlog server start``, or alone.
+
+The dispatcher is given its two seams (notifier/seams.py): the sender and the channel loader.
+``default_parts`` is where the server's come from; it is the one place the channel senders and
+the block-backed channel loader are wired in. Until they are, it has none and the dispatcher
+does not start (rather than start and dead-letter every delivery for want of its channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from runlog.commands.clock import Clock, system_clock
+from runlog.commands.deliveries import RetryPolicy
+from runlog.commands.runner import ServiceRunner
+from runlog.eventstore import EventStore, SchemaBehind, mask_url, open_store
+from runlog.notifier.dispatcher import Dispatcher
+from runlog.notifier.seams import ChannelLoader, Sender
+from runlog.projections.registry import inline_projections
+
+from .settings import Settings
+
+log = structlog.get_logger("runlog.notifier")
+
+
+@dataclass(frozen=True)
+class NotifierParts:
+    sender: Sender
+    loader: Callable[[EventStore], ChannelLoader]
+    """The channel loader reading from a store."""
+
+
+def default_parts() -> NotifierParts | None:
+    """The sender and channel loader the server sends with (none yet: see the module's docstring)."""
+    return None
+
+
+def make_dispatcher(settings: Settings, store: EventStore, parts: NotifierParts, *, clock: Clock = system_clock) -> Dispatcher:
+    policy = RetryPolicy(max_age=timedelta(seconds=settings.notifier_max_age))
+    return Dispatcher(store, parts.sender, parts.loader(store), clock=clock, policy=policy)
+
+
+async def run_notifier(settings: Settings, parts: NotifierParts, *, clock: Clock = system_clock) -> None:
+    """``runlog notifier start``: the dispatcher alone on the configured database, until SIGINT
+    or SIGTERM; then sends under way may finish and the rest stay pending."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    store = open_store(settings.database_url, migrate=settings.migrate_on_start, projections=inline_projections())
+    try:
+        await store.open()
+    except SchemaBehind as exc:
+        raise exc.because("RUNLOG_DATABASE_MIGRATE_ON_START is false") from None
+    async with store:
+        dispatcher = make_dispatcher(settings, store, parts, clock=clock)
+        try:
+            async with ServiceRunner(store, [dispatcher.service()], clock=clock):
+                log.info("notifier_started", database=mask_url(settings.database_url))
+                await stop.wait()
+        finally:
+            await dispatcher.aclose()
+    log.info("notifier_stopped")
+
+
+__all__ = ["NotifierParts", "default_parts", "make_dispatcher", "run_notifier"]

@@ -1,0 +1,226 @@
+"""The notifier's delivery log: every delivery with its attempts, and each channel's health.
+
+A delivery is its own stream (delivery-<id>), folded into one row of ``deliveries`` that keeps
+the whole view (message, attempts, outcome) as JSON and copies into columns what the
+dispatcher and the delivery log filter and sort on. ``next_attempt_at`` is set only while the
+delivery waits to be sent (pending or retrying), so "what is due" is one range read on it.
+
+``channel_health`` says which channels are failing: a 404 or 410 from a channel's endpoint
+("gone") marks it failing until a later delivery to it is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from runlog.eventstore import RecordedEvent, RowChanges, Table, Tx
+from runlog.eventstore.planning import Row
+from runlog.schema import events as catalogue
+from runlog.schema import streams
+
+from .tables import us
+
+PENDING = "pending"
+RETRYING = "retrying"
+SENT = "sent"
+DEAD = "dead"
+STATUSES = (PENDING, RETRYING, SENT, DEAD)
+WAITING = (PENDING, RETRYING)
+"""The statuses of a delivery still to be sent."""
+
+FAILING = "failing"
+HEALTHY = "ok"
+
+_SCHEDULED = "delivery.scheduled"
+_TYPES = frozenset({
+    "delivery.scheduled", "delivery.attempted", "delivery.sent", "delivery.dead_lettered", "delivery.replayed",
+})
+
+
+class DeliveryView(msgspec.Struct, kw_only=True):
+    """A delivery: what was scheduled (the message and what it answers), and how sending it went."""
+
+    scheduled: catalogue.DeliveryScheduled
+    status: str = PENDING
+    attempts: list[catalogue.DeliveryAttempted] = msgspec.field(default_factory=list)
+    """Every attempt as recorded, oldest first."""
+    next_attempt_at: datetime | None = None
+    age_from: datetime
+    """When the delivery's maximum age starts counting: its scheduling, or its last replay."""
+    updated: datetime
+    sent_at: datetime | None = None
+    dead_reason: str | None = None
+    version: int = 0
+
+    @property
+    def id(self) -> UUID:
+        return self.scheduled.delivery_id
+
+    @property
+    def channel_id(self) -> UUID:
+        return self.scheduled.channel_id
+
+    @property
+    def created(self) -> datetime:
+        return self.scheduled.scheduled_at
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(DeliveryView)
+
+
+def decode_delivery(data: bytes) -> DeliveryView:
+    return _decoder.decode(data)
+
+
+def evolve_delivery(view: DeliveryView | None, event: Any, version: int) -> DeliveryView | None:
+    """Fold one event of a delivery's stream (pure)."""
+    if isinstance(event, catalogue.DeliveryScheduled):
+        if view is not None:
+            return view
+        at = event.scheduled_at
+        return DeliveryView(scheduled=event, next_attempt_at=at, age_from=at, updated=at, version=version)
+    if view is None:
+        return None
+    replace = msgspec.structs.replace
+    if isinstance(event, catalogue.DeliveryAttempted):
+        waiting = event.next_attempt_at is not None
+        return replace(
+            view, attempts=[*view.attempts, event], status=RETRYING if waiting else view.status,
+            next_attempt_at=event.next_attempt_at, updated=event.finished, version=version,
+        )
+    if isinstance(event, catalogue.DeliverySent):
+        return replace(view, status=SENT, sent_at=event.at, next_attempt_at=None, updated=event.at, version=version)
+    if isinstance(event, catalogue.DeliveryDeadLettered):
+        return replace(
+            view, status=DEAD, dead_reason=event.reason, next_attempt_at=None, updated=event.at, version=version,
+        )
+    if isinstance(event, catalogue.DeliveryReplayed):
+        return replace(
+            view, status=PENDING, dead_reason=None, next_attempt_at=event.at, age_from=event.at, updated=event.at,
+            version=version,
+        )
+    return replace(view, version=version)
+
+
+# -- storage ----------------------------------------------------------------------------------
+
+DELIVERIES = Table(
+    "deliveries",
+    ("id", "status", "rule_id", "rule_name", "channel_id", "event_id", "flow_run_id", "attempts",
+     "next_attempt_at", "created", "updated", "version", "view"),
+    key=("id",),
+)
+CHANNEL_HEALTH = Table("channel_health", ("channel_id", "status", "reason", "since", "updated"), key=("channel_id",))
+
+_COLUMNS = ", ".join(DELIVERIES.columns)
+SQL_GET = f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?"  # noqa: S608 - our own column names
+SQL_DUE = (
+    f"SELECT {_COLUMNS} FROM deliveries WHERE next_attempt_at <= ? "  # noqa: S608
+    "ORDER BY next_attempt_at, id LIMIT ?"
+)
+SQL_DEAD_IDS = "SELECT id FROM deliveries WHERE status = 'dead' ORDER BY created, id"
+SQL_CHANNEL_HEALTH = "SELECT channel_id, status, reason, since, updated FROM channel_health WHERE channel_id = ?"
+SQL_FAILING = "SELECT channel_id, reason FROM channel_health WHERE status = 'failing'"
+
+
+def _text(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def delivery_row(view: DeliveryView) -> tuple[Any, ...]:
+    scheduled = view.scheduled
+    return (
+        str(view.id), view.status, str(scheduled.rule_id), scheduled.rule_name, str(view.channel_id),
+        str(scheduled.event_id), _text(scheduled.flow_run_id), len(view.attempts), us(view.next_attempt_at), us(view.created), us(view.updated),
+        view.version, _encoder.encode(view),
+    )
+
+
+def view_of(row: Sequence[Any]) -> DeliveryView:
+    """A deliveries row (all columns, in order) as its view."""
+    return decode_delivery(bytes(row[-1]))
+
+
+class DeliveriesProjection:
+    name = "deliveries"
+    tables = (DELIVERIES, CHANNEL_HEALTH)
+    per_event = True  # an attempt folds onto the row its delivery's scheduling wrote, maybe in the same batch
+
+    def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
+        """The rows of a batch whose delivery events are all first schedulings (a new stream's
+        first event needs no read, so a burst of alerts keeps PostgreSQL's one-statement append);
+        None, so that ``changes`` reads, for a batch with any other delivery event."""
+        changes = RowChanges()
+        for row in rows:
+            if row.event.type not in _TYPES:
+                continue
+            if row.event.type != _SCHEDULED or row.version != 1 or not row.stream_id.startswith(streams.DELIVERY):
+                return None
+            view = evolve_delivery(None, catalogue.decode(row.event.data), row.version)
+            assert view is not None
+            changes.upsert(DELIVERIES, delivery_row(view))
+        return changes
+
+    async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
+        changes = RowChanges()
+        for record in events:
+            if record.type not in _TYPES or not record.stream_id.startswith(streams.DELIVERY):
+                continue
+            event = catalogue.decode(record.data)
+            rows = await tx.fetch(SQL_GET, str(event.delivery_id))
+            view = evolve_delivery(view_of(rows[0]) if rows else None, event, record.version)
+            if view is None:
+                continue
+            changes.upsert(DELIVERIES, delivery_row(view))
+            if isinstance(event, catalogue.DeliveryAttempted) and event.outcome == "gone":
+                reason = f"HTTP {event.status_code}" if event.status_code else (event.error or "gone")
+                changes.upsert(CHANNEL_HEALTH, (
+                    str(view.channel_id), FAILING, f"{reason} on delivery {view.id}", us(event.finished),
+                    us(event.finished),
+                ))
+            elif isinstance(event, catalogue.DeliverySent):
+                await self._healthy(tx, changes, view.channel_id, event.at)
+        return changes
+
+    async def _healthy(self, tx: Tx, changes: RowChanges, channel_id: UUID, at: datetime) -> None:
+        rows = await tx.fetch(SQL_CHANNEL_HEALTH, str(channel_id))
+        if not rows or rows[0][1] != HEALTHY:
+            changes.upsert(CHANNEL_HEALTH, (str(channel_id), HEALTHY, None, us(at), us(at)))
+
+
+async def get(tx: Tx, delivery_id: UUID) -> DeliveryView | None:
+    rows = await tx.fetch(SQL_GET, str(delivery_id))
+    return view_of(rows[0]) if rows else None
+
+
+async def due(tx: Tx, now: datetime, limit: int) -> list[DeliveryView]:
+    """Deliveries waiting to be sent whose time has come, the longest waiting first."""
+    return [view_of(row) for row in await tx.fetch(SQL_DUE, us(now), limit)]
+
+
+async def dead_ids(tx: Tx) -> list[UUID]:
+    return [UUID(row[0]) for row in await tx.fetch(SQL_DEAD_IDS)]
+
+
+async def channel_health(tx: Tx, channel_id: UUID) -> tuple[str, str | None] | None:
+    """(status, reason) of a channel that has had a delivery decided, else None."""
+    rows = await tx.fetch(SQL_CHANNEL_HEALTH, str(channel_id))
+    return (rows[0][1], rows[0][2]) if rows else None
+
+
+async def failing_channels(tx: Tx) -> dict[UUID, str]:
+    """Every failing channel with the reason (for ``runlog channel ls``)."""
+    return {UUID(row[0]): row[1] for row in await tx.fetch(SQL_FAILING)}
+
+
+__all__ = [
+    "CHANNEL_HEALTH", "DEAD", "DELIVERIES", "FAILING", "HEALTHY", "PENDING", "RETRYING", "SENT", "STATUSES", "WAITING",
+    "DeliveriesProjection", "DeliveryView", "channel_health", "dead_ids", "decode_delivery",
+    "delivery_row", "due", "evolve_delivery", "failing_channels", "get", "view_of",
+]

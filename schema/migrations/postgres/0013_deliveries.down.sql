@@ -1,0 +1,2 @@
+DROP TABLE channel_health;
+DROP TABLE deliveries;
