@@ -133,10 +133,7 @@ class ServiceRunner:
 
     async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Let each running round finish (up to ``timeout`` seconds), then stop. Idempotent."""
-        self._stopping.set()
-        for service in self._services:
-            if service.wakeup is not None:
-                service.wakeup()  # ends its wait at once; the loop then sees the stop
+        self._stopping.set()  # ends every wait at once (see _sleep); the loops then see the stop
         await finish_or_cancel(self._tasks, timeout)
 
     async def _run(self, service: Service) -> None:
