@@ -25,7 +25,7 @@ from runlog.projections.registry import inline_projections
 from . import keys
 from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
-from .notifier import NotifierParts, default_parts, make_dispatcher
+from .notifier import NotifierParts, default_parts, notifier_services
 from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 from .routes import artifacts, automations, deliveries, events_out, run_ids, variables
@@ -100,8 +100,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     parts = app[keys.NOTIFIER]
     dispatcher = None
     if parts is not None:
-        dispatcher = make_dispatcher(app[keys.SETTINGS], app[keys.STORE], parts, clock=app[keys.CLOCK])
-        services.append(dispatcher.service())
+        dispatcher, notifying = notifier_services(app[keys.SETTINGS], app[keys.STORE], parts, clock=app[keys.CLOCK])
+        services += notifying
     app[keys.DISPATCHER] = dispatcher
     try:
         async with ServiceRunner(app[keys.STORE], services, clock=app[keys.CLOCK]) as runner:

@@ -18,9 +18,11 @@ import structlog
 
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.deliveries import RetryPolicy
-from runlog.commands.runner import ServiceRunner
+from runlog.commands.runner import Service, ServiceRunner
 from runlog.eventstore import EventStore, SchemaBehind, mask_url, open_store
 from runlog.notifier.dispatcher import Dispatcher
+from runlog.notifier.matcher import Matcher
+from runlog.notifier.templates import Renderer
 from runlog.notifier.seams import ChannelLoader, Sender
 from runlog.projections.registry import inline_projections
 
@@ -46,6 +48,16 @@ def make_dispatcher(settings: Settings, store: EventStore, parts: NotifierParts,
     return Dispatcher(store, parts.sender, parts.loader(store), clock=clock, policy=policy)
 
 
+def notifier_services(
+    settings: Settings, store: EventStore, parts: NotifierParts, *, clock: Clock = system_clock
+) -> tuple[Dispatcher, list[Service]]:
+    """The notifier's two loops: the matcher (log -> deliveries) and the dispatcher (deliveries
+    -> receivers); the matcher wakes the dispatcher when it scheduled something."""
+    dispatcher = make_dispatcher(settings, store, parts, clock=clock)
+    matcher = Matcher(store, renderer=Renderer(settings.ui_base_url), clock=clock, on_scheduled=dispatcher.wake)
+    return dispatcher, [matcher.service(), dispatcher.service()]
+
+
 async def run_notifier(settings: Settings, parts: NotifierParts, *, clock: Clock = system_clock) -> None:
     """``runlog notifier start``: the dispatcher alone on the configured database, until SIGINT
     or SIGTERM; then sends under way may finish and the rest stay pending."""
@@ -59,9 +71,9 @@ async def run_notifier(settings: Settings, parts: NotifierParts, *, clock: Clock
     except SchemaBehind as exc:
         raise exc.because("RUNLOG_DATABASE_MIGRATE_ON_START is false") from None
     async with store:
-        dispatcher = make_dispatcher(settings, store, parts, clock=clock)
+        dispatcher, services = notifier_services(settings, store, parts, clock=clock)
         try:
-            async with ServiceRunner(store, [dispatcher.service()], clock=clock):
+            async with ServiceRunner(store, services, clock=clock):
                 log.info("notifier_started", database=mask_url(settings.database_url))
                 await stop.wait()
         finally:
@@ -69,4 +81,4 @@ async def run_notifier(settings: Settings, parts: NotifierParts, *, clock: Clock
     log.info("notifier_stopped")
 
 
-__all__ = ["NotifierParts", "default_parts", "make_dispatcher", "run_notifier"]
+__all__ = ["NotifierParts", "default_parts", "make_dispatcher", "notifier_services", "run_notifier"]

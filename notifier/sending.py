@@ -1,0 +1,72 @@
+"""The dispatcher's two seams as the server fills them: channels are notification block
+documents (loaded with their secrets opened), sent through the channel package (http.py).
+
+``BlockChannels`` is the ChannelLoader: a delivery names its channel by block document id, and
+the document is read when the delivery is sent, so an edited channel (a rotated webhook URL)
+applies to deliveries still pending. ``ChannelSender`` is the Sender: it keeps the one
+notifier HTTP session of the process and the base-URL overrides of the settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+from cryptography.fernet import Fernet
+
+from runlog.eventstore import EventStore
+from runlog.projections import blocks
+
+from . import http
+from .channels import KINDS
+from .channels import Message as ChannelMessage
+from .seams import Attempt, Channel, Message
+
+
+class BlockChannels:
+    def __init__(self, store: EventStore, cipher: Fernet) -> None:
+        self._store = store
+        self._cipher = cipher
+
+    async def __call__(self, channel_id: UUID) -> Channel | None:
+        async with self._store.reading() as tx:
+            document = await blocks.document(tx, channel_id, self._cipher, include_secrets=True)
+        if document is None:
+            return None
+        slug = document.block_type.slug if document.block_type is not None else ""
+        return Channel(slug, dict(document.data))
+
+
+class ChannelSender:
+    def __init__(self, *, base_urls: Mapping[str, str] | None = None, timeout: float = http.DEFAULT_TIMEOUT) -> None:
+        self._base_urls = dict(base_urls or {})
+        self._timeout = timeout
+        self._session: http.Session | None = None
+
+    async def __call__(
+        self, _session: aiohttp.ClientSession, kind: str, data: dict[str, Any], message: Message, *,
+        delivery_id: UUID, now: datetime, resolve: bool = False,
+    ) -> Attempt:
+        if kind not in KINDS:
+            return Attempt("permanent", error=f"block type {kind!r} is not a notification channel")
+        if self._session is None:  # made on first use, inside the running loop
+            self._session = http.Session(timeout=self._timeout)
+        sent = await http.send(
+            self._session, kind, data, ChannelMessage(body=message.body, subject=message.subject),
+            delivery_id=delivery_id, now=now, resolve=resolve, base_urls=self._base_urls, timeout=self._timeout,
+        )
+        return Attempt(
+            sent.outcome.value, status_code=sent.status, retry_after=sent.retry_after,
+            excerpt=sent.excerpt or None, error=sent.error,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+__all__ = ["BlockChannels", "ChannelSender"]
