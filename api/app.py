@@ -14,6 +14,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
+from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
@@ -26,14 +27,14 @@ from .routing import fixed_paths_win
 from .services.integrity import KnownIds
 from .services.lease_expiry import lease_expiry_service
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
-from .routes import artifacts, run_ids, variables
+from .routes import artifacts, blocks, run_ids, variables
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
     admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
-    artifacts, docs,
+    artifacts, blocks, docs,
 )
 
 
@@ -46,6 +47,7 @@ def create_app(settings, *, clock: Clock = system_clock) -> web.Application:  # 
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
     app[keys.KNOWN_FLOWS] = KnownIds()
+    app[keys.KEYRING] = Keyring(settings.server_encryption_key)
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first

@@ -7,6 +7,7 @@ import weakref
 from aiohttp import web
 
 from runlog.commands.clock import Clock
+from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import EventStore
 from runlog.projections.cache import ViewCache
@@ -23,3 +24,5 @@ VIEW_CACHE: web.AppKey[ViewCache] = web.AppKey("view_cache", ViewCache)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 KNOWN_FLOWS: web.AppKey[KnownIds] = web.AppKey("known_flows", KnownIds)
 SERVICES: web.AppKey[ServiceRunner] = web.AppKey("services", ServiceRunner)
+# The cipher of block documents (RUNLOG_SERVER_ENCRYPTION_KEY or the database's own key).
+KEYRING: web.AppKey[Keyring] = web.AppKey("keyring", Keyring)

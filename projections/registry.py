@@ -6,6 +6,7 @@ from __future__ import annotations
 from runlog.eventstore import InlineProjection
 
 from .artifacts import ArtifactsProjection
+from .blocks import BlocksProjection
 from .cache import ViewCache
 from .concurrency import ConcurrencyProjection
 from .flows import FlowsProjection
@@ -18,7 +19,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
     """The read models commands depend on; ``cache`` holds committed run views (runs_writer)."""
     return [
         FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
-        VariablesProjection(), ArtifactsProjection(),
+        VariablesProjection(), ArtifactsProjection(), BlocksProjection(),
     ]
 
 

@@ -16,6 +16,10 @@ CONCURRENCY_LIMIT = "concurrency-limit-"
 ARTIFACT = "artifact-"
 VARIABLES = "variables"
 """The one stream of every variable: names are unique, so creations meet there."""
+BLOCKS = "blocks"
+"""The one stream of every block type, schema and document: slugs, checksums and document names
+are unique, and deleting a type takes its schemas and documents with it, so every block write
+is decided against all of them."""
 RESOURCE = "resource-"
 """Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
 UNKNOWN_RESOURCE = "resource-unknown"
@@ -42,6 +46,6 @@ def artifact(artifact_id: UUID | str) -> str:
 
 
 __all__ = [
-    "ARTIFACT", "CONCURRENCY_LIMIT", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
+    "ARTIFACT", "BLOCKS", "CONCURRENCY_LIMIT", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
     "artifact", "concurrency_limit", "flow", "flow_run", "task_run",
 ]
