@@ -17,7 +17,7 @@ from ..schemas.blocks import (
     BlockDocumentCountRequest, BlockDocumentFilter, BlockDocumentFilterRequest, BlockSchemaFilter, BlockTypeFilter,
 )
 from .filtering import Cond, Criteria, Related, Resource, Sql, any_in, combine, fetch_count, fetch_page, like
-from .filtering import tag_table, tags_all
+from .filtering import TagSource, tags_all
 
 DEFAULT_LIMIT = 200
 """Prefect's server.api.default_limit: the default and the largest accepted page size."""
@@ -27,7 +27,10 @@ def _equals_flag(_d: Sql, expr: str, value: bool | None) -> Cond | None:
     return None if value is None else (f"{expr} = ?", (int(value),))
 
 
-CAPABILITIES = tag_table("block_schema_capabilities", "block_schema_id")
+# A schema's capabilities are a set of strings, filtered like tags (all_).
+CAPABILITIES = TagSource(
+    lambda _d, expr: f"block_schema_capabilities c WHERE c.block_schema_id = {expr}", lambda _d: "c.capability"
+)
 BLOCK_TYPE = Resource({
     "name": Criteria("t.name", {"like_": like}),
     "slug": Criteria("t.slug", {"any_": any_in}),

@@ -60,6 +60,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_SERVER_MAX_BODY_SIZE",
         "RUNLOG_DATABASE_MIGRATE_ON_START",
         "RUNLOG_LOGGING_LEVEL",
+        "RUNLOG_SERVER_ENCRYPTION_KEY",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
