@@ -45,9 +45,9 @@ def cli(ctx: click.Context, profile: str | None) -> None:
 
 
 def _register() -> None:
-    from .commands import config, database, events, profile, projections, runs, server
+    from .commands import channels, config, database, events, profile, projections, runs, server
 
-    for module in (config, profile, database, events, projections, server):
+    for module in (config, profile, database, events, projections, server, channels):
         cli.add_command(module.group)
     for group in (runs.flow_group, runs.flow_run_group, runs.task_run_group):
         cli.add_command(group)
