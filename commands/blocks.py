@@ -14,7 +14,7 @@ the log nor the read model ever holds a secret in clear (projections/block_secre
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,38 +53,31 @@ async def _decide(store: EventStore, decide: Callable[[Tx, datetime], Any], cloc
 # -- block types ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class NewBlockType:
-    name: str
-    slug: str
-    logo_url: str | None = None
-    documentation_url: str | None = None
-    description: str | None = None
-    code_example: str | None = None
-
-
 SQL_TYPE_NAMED = "SELECT 1 FROM block_types WHERE name = ? OR slug = ? LIMIT 1"
 
 
-async def create_type(store: EventStore, new: NewBlockType, *, clock: Clock = system_clock) -> model.BlockTypeView:
-    """Raises Forbidden for a name starting with "Prefect" (reserved), Conflict for one taken."""
-    if new.name.lower().startswith("prefect"):
+async def create_type(
+    store: EventStore, *, name: str, slug: str, details: Mapping[str, str | None], clock: Clock = system_clock
+) -> model.BlockTypeView:
+    """A new block type; ``details`` holds its logo_url, documentation_url, description and
+    code_example. Raises Forbidden for a name starting with "Prefect" (reserved), Conflict for
+    a name or slug taken."""
+    if name.lower().startswith("prefect"):
         raise Forbidden("Block type names beginning with 'Prefect' are reserved.")
 
     async def decide(tx: Tx, now: datetime) -> Decided[catalogue.BlockTypeCreated]:
-        if await tx.fetch(SQL_TYPE_NAMED, new.name, new.slug):
-            raise Conflict(f'Block type with name "{new.name}" already exists')
-        event = catalogue.BlockTypeCreated(block_type_id=uuid.uuid4(), created=now, **_fields(new))
+        if await tx.fetch(SQL_TYPE_NAMED, name, slug):
+            raise Conflict(f'Block type with name "{name}" already exists')
+        event = catalogue.BlockTypeCreated(
+            block_type_id=uuid.uuid4(), name=name, slug=slug, created=now,
+            **{field: details.get(field) for field in model.TYPE_FIELDS},
+        )
         return Decided([event], event)
 
     event = await _decide(store, decide, clock)
     view = model.evolve_type(None, event)
     assert view is not None
     return view
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    return {k: getattr(value, k) for k in value.__dataclass_fields__}
 
 
 async def update_type(
@@ -296,7 +289,7 @@ async def delete_document(store: EventStore, block_document_id: UUID, *, clock: 
 
 
 __all__ = [
-    "DEFAULT_SCHEMA_VERSION", "BlockTypeNotFound", "InvalidBlockDocument", "NewBlockDocument", "NewBlockType",
+    "DEFAULT_SCHEMA_VERSION", "BlockTypeNotFound", "InvalidBlockDocument", "NewBlockDocument",
     "create_document", "create_schema", "create_type", "delete_document", "delete_schema", "delete_type",
     "split_references", "update_document", "update_type",
 ]

@@ -9,7 +9,7 @@ import msgspec
 from aiohttp import web
 
 from runlog.commands import blocks as commands
-from runlog.projections.blocks import BlockDocument, BlockSchema, BlockTypeView
+from runlog.projections.blocks import TYPE_FIELDS, BlockDocument, BlockSchema, BlockTypeView
 
 from .. import keys
 from ..http import NotFound, Unprocessable, decode_body, empty_response, json_response, page_limit, path_uuid
@@ -43,6 +43,13 @@ def include_secrets(request: web.Request) -> bool:
     raise Unprocessable(f"query parameter 'include_secrets' is not a valid boolean: {raw!r}")
 
 
+def found(value: Any, detail: str) -> web.Response:
+    """``value`` as JSON, or Prefect's 404 with ``detail`` when there is none."""
+    if value is None:
+        raise NotFound(detail)
+    return json_response(value)
+
+
 async def _cipher(request: web.Request):  # type: ignore[no-untyped-def]
     return await request.config_dict[keys.KEYRING].cipher(request.config_dict[keys.STORE])
 
@@ -57,8 +64,9 @@ async def _cipher(request: web.Request):  # type: ignore[no-untyped-def]
 )
 async def create_block_type(request: web.Request) -> web.Response:
     body = await decode_body(request, BlockTypeCreate)
+    details = {field: getattr(body, field) for field in TYPE_FIELDS}
     view = await commands.create_type(
-        request.config_dict[keys.STORE], commands.NewBlockType(**msgspec.structs.asdict(body)),
+        request.config_dict[keys.STORE], name=body.name, slug=body.slug, details=details,
         clock=request.config_dict[keys.CLOCK],
     )
     return json_response(view, status=201)
@@ -79,9 +87,7 @@ async def filter_block_types(request: web.Request) -> web.Response:
 @documented(summary="Read a block type by slug", response=BlockTypeView, errors={404: TYPE_NOT_FOUND})
 async def read_block_type_by_slug(request: web.Request) -> web.Response:
     view = await queries.block_type_by_slug(request.config_dict[keys.STORE], request.match_info["slug"])
-    if view is None:
-        raise NotFound(TYPE_NOT_FOUND)
-    return json_response(view)
+    return found(view, TYPE_NOT_FOUND)
 
 
 @routes.get("/block_types/slug/{slug}/block_documents")
@@ -106,22 +112,16 @@ async def read_block_documents_of_type(request: web.Request) -> web.Response:
     errors={404: DOCUMENT_NOT_FOUND},
 )
 async def read_block_document_by_name(request: web.Request) -> web.Response:
-    document = await queries.document_by_name(
+    return found(await queries.document_by_name(
         request.config_dict[keys.STORE], await _cipher(request), request.match_info["slug"],
         request.match_info["name"], include_secrets=include_secrets(request),
-    )
-    if document is None:
-        raise NotFound(DOCUMENT_NOT_FOUND)
-    return json_response(document)
+    ), DOCUMENT_NOT_FOUND)
 
 
 @routes.get("/block_types/{id}")
 @documented(summary="Read a block type", response=BlockTypeView, errors={404: TYPE_NOT_FOUND})
 async def read_block_type(request: web.Request) -> web.Response:
-    view = await queries.block_type(request.config_dict[keys.STORE], path_uuid(request))
-    if view is None:
-        raise NotFound(TYPE_NOT_FOUND)
-    return json_response(view)
+    return found(await queries.block_type(request.config_dict[keys.STORE], path_uuid(request)), TYPE_NOT_FOUND)
 
 
 @routes.patch("/block_types/{id}")
@@ -183,21 +183,15 @@ async def filter_block_schemas(request: web.Request) -> web.Response:
     query={"version": str | None}, errors={404: SCHEMA_NOT_FOUND},
 )
 async def read_block_schema_by_checksum(request: web.Request) -> web.Response:
-    view = await queries.block_schema_by_checksum(
+    return found(await queries.block_schema_by_checksum(
         request.config_dict[keys.STORE], request.match_info["checksum"], request.query.get("version")
-    )
-    if view is None:
-        raise NotFound(SCHEMA_NOT_FOUND)
-    return json_response(view)
+    ), SCHEMA_NOT_FOUND)
 
 
 @routes.get("/block_schemas/{id}")
 @documented(summary="Read a block schema", response=BlockSchema, errors={404: SCHEMA_NOT_FOUND})
 async def read_block_schema(request: web.Request) -> web.Response:
-    view = await queries.block_schema(request.config_dict[keys.STORE], path_uuid(request))
-    if view is None:
-        raise NotFound(SCHEMA_NOT_FOUND)
-    return json_response(view)
+    return found(await queries.block_schema(request.config_dict[keys.STORE], path_uuid(request)), SCHEMA_NOT_FOUND)
 
 
 @routes.delete("/block_schemas/{id}")
@@ -259,13 +253,10 @@ async def count_block_documents(request: web.Request) -> web.Response:
 @routes.get("/block_documents/{id}")
 @documented(summary="Read a block document", response=BlockDocument, query=_SECRETS_QUERY, errors={404: DOCUMENT_NOT_FOUND})
 async def read_block_document(request: web.Request) -> web.Response:
-    document = await queries.document(
+    return found(await queries.document(
         request.config_dict[keys.STORE], await _cipher(request), path_uuid(request),
         include_secrets=include_secrets(request),
-    )
-    if document is None:
-        raise NotFound(DOCUMENT_NOT_FOUND)
-    return json_response(document)
+    ), DOCUMENT_NOT_FOUND)
 
 
 @routes.patch("/block_documents/{id}")
