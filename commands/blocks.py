@@ -186,7 +186,8 @@ async def _check_references(tx: Tx, parent_id: UUID, references: dict[str, UUID]
                 f"Cannot create block document reference: it would introduce a cycle (key {key})"
             )
         if await model.stored_document(tx, target) is None:
-            raise InvalidBlockDocument(f"Block document {target} referenced in key {key} not found")
+            # Prefect's foreign key refuses it with 409 (an integrity conflict).
+            raise Conflict(f"Block document {target} referenced in key {key} not found")
 
 
 async def _reaches(tx: Tx, start: UUID, goal: UUID) -> bool:
@@ -217,8 +218,8 @@ class NewBlockDocument:
 async def create_document(
     store: EventStore, cipher: Fernet, new: NewBlockDocument, *, clock: Clock = system_clock
 ) -> UUID:
-    """The new document's id. Raises Conflict for a name its type has, NotFound for an unknown
-    type or schema, InvalidBlockDocument for a bad nested document."""
+    """The new document's id. Raises Conflict for a name its type has, an unknown type, schema
+    or nested document; InvalidBlockDocument for a malformed reference or a cycle."""
     document_id = uuid.uuid4()
     values, references = split_references(new.data)
     name = new.name if new.name or not new.is_anonymous else f"anonymous-{uuid.uuid4()}"
@@ -226,11 +227,12 @@ async def create_document(
 
     async def decide(tx: Tx, now: datetime) -> Decided[UUID]:
         block_type = await model.block_type(tx, new.block_type_id)
+        # Prefect's foreign keys refuse an unknown type or schema with 409 (an integrity conflict).
         if block_type is None:
-            raise NotFound(f"Block type {new.block_type_id} not found")
+            raise Conflict(f"Block type {new.block_type_id} not found")
         schema = await model.block_schema(tx, new.block_schema_id)
         if schema is None or schema.block_type_id != new.block_type_id:
-            raise NotFound(f"Block schema {new.block_schema_id} not found for block type {new.block_type_id}")
+            raise Conflict(f"Block schema {new.block_schema_id} not found for block type {new.block_type_id}")
         if new.name is not None and await model.stored_document_by_name(tx, new.block_type_id, new.name) is not None:
             raise Conflict("Block already exists")
         await _check_references(tx, document_id, references)

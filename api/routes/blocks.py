@@ -219,7 +219,7 @@ async def read_block_capabilities(request: web.Request) -> web.Response:
 @documented(
     summary="Create a block document (secret fields are encrypted at rest)", request=BlockDocumentCreate,
     response=BlockDocument, status=201,
-    errors={400: "A bad nested block reference", 404: "No such block type or schema", 409: "Block already exists"},
+    errors={400: "A malformed nested block reference", 409: "A name taken, or no such type, schema or nested document"},
 )
 async def create_block_document(request: web.Request) -> web.Response:
     body = await decode_body(request, BlockDocumentCreate)

@@ -238,6 +238,16 @@ async def test_nested_documents_are_saved_by_reference_and_read_in_place(server)
         "block_type_id": outer_type["id"],
     })
     assert (status, answer) == (400, {"detail": "Received block reference without a block_document_id in key creds"})
+    missing = "00000000-0000-0000-0000-000000000002"
+    status, answer = await server.request("POST", "/block_documents/", json={
+        "name": "dangling", "data": {"creds": {"$ref": {"block_document_id": missing}}},
+        "block_schema_id": outer_schema["id"], "block_type_id": outer_type["id"],
+    })
+    assert status == 409 and missing in answer["detail"]  # Prefect's foreign key: an integrity conflict
+    status, _ = await server.request("POST", "/block_documents/", json={
+        "name": "wrong-schema", "data": {}, "block_schema_id": inner_schema["id"], "block_type_id": outer_type["id"],
+    })
+    assert status == 409
     # A document cannot nest itself, directly or through another.
     status, _ = await server.request("PATCH", f"/block_documents/{inner['id']}", json={
         "data": {"loop": {"$ref": {"block_document_id": outer["id"]}}}
