@@ -150,12 +150,13 @@ def ls(ctx: click.Context, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(found, indent=2))
         return
+    # Ids cut to 8 characters so that names keep their room at 80 columns; -o json has them whole.
     table = Table(title="Channels")
     for column in ("Name", "Kind", "ID", "Updated"):
-        table.add_column(column, no_wrap=column != "Name")
+        table.add_column(column, no_wrap=column != "Name", overflow="fold")
     for channel in found:
         table.add_row(
-            channel["name"], _kind_of_slug(channel["block_type"]["slug"]), channel["id"],
+            channel["name"], _kind_of_slug(channel["block_type"]["slug"]), channel["id"][:8],
             channel["updated"].replace("T", " ")[:19],
         )
     Console().print(table)
