@@ -116,3 +116,22 @@ async def test_with_an_api_url_the_channel_commands_ask_that_server(local, monke
         status, answer = await server.request("GET", "/block_types/slug/discord-webhook/block_documents/name/chat")
         assert status == 200 and answer["data"]["webhook_token"] == "********"
         assert "chat" in (await cli("channel", "ls")).stdout
+
+
+async def test_the_blocks_tables_equal_their_rebuild_from_the_log(local):
+    """Types, schemas, documents, nested references and deletions: all projections of the log."""
+    for args in (("slack", "ops", "--url", "https://a"), ("slack", "gone", "--url", "https://b"),
+                 ("webhook", "hook", "--url", "https://c", "--secrets", "k=v")):
+        assert (await cli("channel", "create", *args)).exit_code == 0
+    async with serve(local) as server:
+        hook = json.loads((await cli("channel", "inspect", "hook", "-o", "json")).stdout)
+        status, _ = await server.request("PATCH", f"/block_documents/{hook['id']}", json={
+            "data": {"secrets": {"k": "********", "new": "x"}}
+        })
+        assert status == 204
+    assert (await cli("channel", "delete", "gone")).exit_code == 0
+    result = await cli("projections", "verify")
+    assert result.exit_code == 0, result.output
+    assert "Every projection table equals its rebuild from the log." in result.output
+    for table in ("block_types", "block_schemas", "block_schema_capabilities", "block_documents"):
+        assert table in result.output
