@@ -6,9 +6,25 @@ from __future__ import annotations
 import json
 import sys
 
+from prefect.blocks.core import Block
 from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
 from prefect.blocks.system import Secret
 from prefect.filesystems import LocalFileSystem
+from pydantic import SecretStr
+
+
+class Credentials(Block):
+    _block_type_slug = "runlog-compat-credentials"
+    password: SecretStr
+    user: str = "u"
+
+
+class Holder(Block):
+    """A block nesting another: saved by reference when the inner one has a name, else inline."""
+
+    _block_type_slug = "runlog-compat-holder"
+    credentials: Credentials
+    label: str = "x"
 
 
 def save_and_load(secret: str, basepath: str) -> dict:
@@ -40,6 +56,19 @@ def save_and_load(secret: str, basepath: str) -> dict:
     }
 
 
+def nested(secret: str) -> dict:
+    Credentials(password=secret).save("inner")
+    Holder(credentials=Credentials.load("inner"), label="by-reference").save("outer")
+    Holder(credentials=Credentials(password=secret + "-inline"), label="inline").save("inline")
+    by_reference, inline = Holder.load("outer"), Holder.load("inline")
+    Holder(credentials=Credentials(password="replaced"), label="again").save("inline", overwrite=True)
+    return {
+        "by_reference": [by_reference.credentials.password.get_secret_value(), by_reference.label],
+        "inline": [inline.credentials.password.get_secret_value(), inline.label],
+        "overwritten": Holder.load("inline").credentials.password.get_secret_value(),
+    }
+
+
 def load(kind: str, name: str) -> dict:
     if kind == "slack":
         return {"url": SlackWebhook.load(name).url.get_secret_value()}
@@ -49,5 +78,6 @@ def load(kind: str, name: str) -> dict:
 
 if __name__ == "__main__":
     scenario, *args = sys.argv[1:]
-    outcome = save_and_load(*args) if scenario == "save_and_load" else load(*args)
+    scenarios = {"save_and_load": save_and_load, "nested": nested, "load": load}
+    outcome = scenarios[scenario](*args)
     print(json.dumps(outcome))

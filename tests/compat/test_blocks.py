@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -141,3 +140,17 @@ async def test_a_channel_made_by_the_cli_loads_in_the_client_and_the_reverse(deb
     assert "Deleted slack channel 'ops'" in runlog_cli(server, "channel", "delete", "ops").stdout
     assert "slack-webhook/ops" not in server.prefect("block", "ls")
     assert_nowhere(SEEDED, listing, shown, server.log.read_bytes())  # type: ignore[attr-defined]
+
+
+async def test_nested_blocks_save_and_load_by_reference_and_inline(debug_runlog):
+    server = debug_runlog
+    outcome = client(server, "nested", SEEDED)
+    assert outcome == {
+        "by_reference": [SEEDED, "by-reference"], "inline": [f"{SEEDED}-inline", "inline"], "overwritten": "replaced",
+    }
+    outer = server.get("/block_types/slug/runlog-compat-holder/block_documents/name/outer")
+    assert outer["data"] == {"label": "by-reference", "credentials": {"password": "********", "user": "u"}}
+    assert outer["block_document_references"]["credentials"]["block_document"]["name"] == "inner"
+    inline = server.get("/block_types/slug/runlog-compat-holder/block_documents/name/inline")
+    assert inline["data"]["credentials"]["password"] == "********"
+    assert_nowhere(SEEDED, json.dumps([outer, inline]), server.log.read_bytes())  # type: ignore[attr-defined]
