@@ -100,21 +100,10 @@ class BlockDocument(msgspec.Struct, kw_only=True):
 
 
 _encoder = msgspec.json.Encoder()
-_type_decoder = msgspec.json.Decoder(BlockTypeView)
-_schema_decoder = msgspec.json.Decoder(BlockSchemaView)
-_document_decoder = msgspec.json.Decoder(BlockDocumentView)
-
-
-def decode_type(data: bytes) -> BlockTypeView:
-    return _type_decoder.decode(data)
-
-
-def decode_schema(data: bytes) -> BlockSchemaView:
-    return _schema_decoder.decode(data)
-
-
-def decode_document(data: bytes) -> BlockDocumentView:
-    return _document_decoder.decode(data)
+# Each view's row holds it as JSON: decode_type(row.view) and so on.
+decode_type = msgspec.json.Decoder(BlockTypeView).decode
+decode_schema = msgspec.json.Decoder(BlockSchemaView).decode
+decode_document = msgspec.json.Decoder(BlockDocumentView).decode
 
 
 # -- storage ----------------------------------------------------------------------------------
