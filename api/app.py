@@ -17,6 +17,7 @@ from runlog.commands.clock import Clock, system_clock
 from runlog.commands.projection_services import event_feed_service
 from runlog.commands.integrity import KnownIds
 from runlog.commands.lease_expiry import lease_expiry_service
+from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
@@ -28,14 +29,14 @@ from .middleware import errors_and_logging
 from .notifier import NotifierParts, default_parts, notifier_services
 from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
-from .routes import artifacts, automations, deliveries, events_out, run_ids, variables
+from .routes import artifacts, automations, blocks, deliveries, events_out, run_ids, variables
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
     admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
-    artifacts, events_out, automations, deliveries, docs,
+    artifacts, blocks, events_out, automations, deliveries, docs,
 )
 
 
@@ -53,7 +54,8 @@ def create_app(  # type: ignore[no-untyped-def]
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
     app[keys.KNOWN_FLOWS] = KnownIds()
-    app[keys.NOTIFIER] = (notifier or default_parts()) if settings.notifier_enabled and send_notifications else None
+    app[keys.NOTIFIER] = (notifier or default_parts(settings)) if settings.notifier_enabled and send_notifications else None
+    app[keys.KEYRING] = Keyring(settings.server_encryption_key)
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first

@@ -45,11 +45,11 @@ def cli(ctx: click.Context, profile: str | None) -> None:
 
 
 def _register() -> None:
-    from .commands import config, database, deliveries, events, notifications, notifier, profile, projections, runs
-    from .commands import server
+    from .commands import channels, config, database, deliveries, events, notifications, notifier, profile
+    from .commands import projections, runs, server
 
     notifications.group.add_command(deliveries.group)
-    for module in (config, profile, database, events, notifications, projections, server, notifier):
+    for module in (config, profile, database, events, notifications, projections, server, notifier, channels):
         cli.add_command(module.group)
     for group in (runs.flow_group, runs.flow_run_group, runs.task_run_group):
         cli.add_command(group)

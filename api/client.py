@@ -27,10 +27,16 @@ class ApiClient:
         self.base = base.rstrip("/")
         self.session = session
 
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
+    async def find(self, path: str) -> Any:
+        """GET ``path``: the answer, or None when the server answers 404."""
+        return await self.call("GET", path, missing_ok=True)
+
+    async def call(self, method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
         try:
             async with self.session.request(method, self.base + path, json=body) as response:
                 payload = await response.json(content_type=None) if response.content_length != 0 else None
+                if response.status == 404 and missing_ok:
+                    return None
                 if response.status == 404:
                     detail = payload.get("detail") if isinstance(payload, dict) else None
                     raise RunlogError(detail or f"{path} not found")

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from runlog.commands.clock import Clock
 from runlog.commands.integrity import KnownIds
+from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import EventStore
 from runlog.notifier.dispatcher import Dispatcher
@@ -29,3 +30,5 @@ SERVICES: web.AppKey[ServiceRunner] = web.AppKey("services", ServiceRunner)
 # dispatcher it runs (None when it does not), which routes wake after replaying a delivery.
 NOTIFIER: web.AppKey[NotifierParts | None] = web.AppKey("notifier")
 DISPATCHER: web.AppKey[Dispatcher | None] = web.AppKey("dispatcher")
+# The cipher of block documents (RUNLOG_SERVER_ENCRYPTION_KEY or the database's own key).
+KEYRING: web.AppKey[Keyring] = web.AppKey("keyring", Keyring)

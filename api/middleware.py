@@ -19,7 +19,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from runlog.commands.errors import Busy, Conflict, DomainError, NotFound, Unprocessable
+from runlog.commands.errors import Busy, Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from runlog.eventstore import (
     ConcurrencyError,
     InvalidEvent,
@@ -44,7 +44,9 @@ CLIENT_CLOSED_REQUEST = 499
 """nginx's status for a request whose client disconnected before it was answered; never sent."""
 
 # The one place domain errors (runlog.commands.errors) become HTTP statuses.
-_DOMAIN_STATUS: dict[type[DomainError], int] = {NotFound: 404, Conflict: 409, Unprocessable: 422, Busy: 503}
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    NotFound: 404, Conflict: 409, Forbidden: 403, Unprocessable: 422, Busy: 503,
+}
 
 
 def _error(status: int, detail: object, **headers: str) -> web.Response:

@@ -1,9 +1,8 @@
 """Wiring the notifier's dispatcher into a process: inside ``runlog server start``, or alone.
 
 The dispatcher is given its two seams (notifier/seams.py): the sender and the channel loader.
-``default_parts`` is where the server's come from; it is the one place the channel senders and
-the block-backed channel loader are wired in. Until they are, it has none and the dispatcher
-does not start (rather than start and dead-letter every delivery for want of its channel).
+``default_parts`` is where the server's come from: the channel package's sender and channels
+read from block documents (notifier/sending.py). Tests give their own.
 """
 
 from __future__ import annotations
@@ -18,10 +17,12 @@ import structlog
 
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.deliveries import RetryPolicy
+from runlog.commands.encryption import Keyring
 from runlog.commands.runner import Service, ServiceRunner
 from runlog.eventstore import EventStore, SchemaBehind, mask_url, open_store
 from runlog.notifier.dispatcher import Dispatcher
 from runlog.notifier.matcher import Matcher
+from runlog.notifier.sending import BlockChannels, ChannelSender
 from runlog.notifier.templates import Renderer
 from runlog.notifier.seams import ChannelLoader, Sender
 from runlog.projections.registry import inline_projections
@@ -38,9 +39,14 @@ class NotifierParts:
     """The channel loader reading from a store."""
 
 
-def default_parts() -> NotifierParts | None:
-    """The sender and channel loader the server sends with (none yet: see the module's docstring)."""
-    return None
+def default_parts(settings: Settings) -> NotifierParts:
+    """The sender and channel loader the server sends with: channels are notification block
+    documents, opened with the server's key, and sent by the channel package."""
+    keyring = Keyring(settings.server_encryption_key)
+    return NotifierParts(
+        sender=ChannelSender(base_urls=dict(settings.notifier_base_urls or ())),
+        loader=lambda store: BlockChannels(store, keyring),
+    )
 
 
 def make_dispatcher(settings: Settings, store: EventStore, parts: NotifierParts, *, clock: Clock = system_clock) -> Dispatcher:

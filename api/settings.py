@@ -8,6 +8,7 @@ groups and the admin API read the same catalogue (``SETTINGS``) so they cannot d
 
 from __future__ import annotations
 
+import base64
 import difflib
 import os
 import re
@@ -123,6 +124,15 @@ def _parse_duration(raw: str) -> float:
     if seconds <= 0:
         raise ValueError("expected a positive duration: seconds, or a number with s, m, h or d, such as 24h")
     return seconds
+def _parse_fernet_key(raw: str) -> str:
+    """A Fernet key: 32 bytes in URL-safe base64 (``Fernet.generate_key()``), as Prefect's."""
+    key = raw.strip()
+    try:
+        if len(base64.urlsafe_b64decode(key.encode())) == 32:
+            return key
+    except ValueError:
+        pass
+    raise ValueError("expected a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -163,7 +173,13 @@ class Setting:
     default: str | None  # raw, may contain ${RUNLOG_HOME}; None means "not set"
     parse: Callable[[str], object] = field(repr=False)
     help: str = ""
+    secret: bool = False  # never shown: `config view`, errors and reprs say ******** instead
 
+    def shown(self, raw: str) -> str:
+        return SECRET_SHOWN if self.secret else mask_url(raw)
+
+
+SECRET_SHOWN = "********"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("RUNLOG_API_URL", "api_url", None, _parse_api_url,
@@ -188,6 +204,9 @@ SETTINGS: tuple[Setting, ...] = (
             "send notifications from `runlog server start` (else run `runlog notifier start`)"),
     Setting("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "24h", _parse_duration,
             "how long an undelivered notification is retried before it is dead-lettered (30m, 24h, 2d)"),
+    Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
+            "Fernet key that encrypts block documents at rest; by default one is generated once "
+            "and kept in the database", secret=True),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -221,7 +240,7 @@ def validate_value(name: str, raw: str, home: Path, *, origin: str = "") -> obje
         return setting.parse(expand_home(raw, home))
     except ValueError as exc:
         where = f" (from {origin})" if origin else ""
-        raise SettingsError(f"invalid value {mask_url(raw)!r} for {name}{where}: {exc}") from None
+        raise SettingsError(f"invalid value {setting.shown(raw)!r} for {name}{where}: {exc}") from None
 
 
 # -- resolved settings -----------------------------------------------------------------------
@@ -253,6 +272,7 @@ class Settings:
     ui_url: str | None = None
     # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None
+    server_encryption_key: str | None = None
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 
@@ -279,11 +299,15 @@ class Settings:
     def display(self, name: str) -> str | None:
         """The value as configured, with ${RUNLOG_HOME} expanded and any password masked."""
         raw = self.source(name).raw
-        return None if raw is None else mask_url(expand_home(raw, self.home))
+        return None if raw is None else get_setting(name).shown(expand_home(raw, self.home))
 
     def __repr__(self) -> str:
         # Settings end up in log lines and tracebacks; the database password must not.
-        fields = ", ".join(f"{s.attr}={_masked_repr(getattr(self, s.attr))}" for s in SETTINGS)
+        fields = ", ".join(
+            f"{s.attr}={SECRET_SHOWN!r}" if s.secret and getattr(self, s.attr) is not None
+            else f"{s.attr}={_masked_repr(getattr(self, s.attr))}"
+            for s in SETTINGS
+        )
         return f"Settings(home={str(self.home)!r}, profile={self.profile!r}, {fields})"
 
 

@@ -3,6 +3,7 @@
     DomainError
     ├── NotFound        a thing the request names does not exist              -> 404
     ├── Conflict        it clashes with what exists (a name taken, ...)        -> 409
+    ├── Forbidden       reserved or protected: no request can do it            -> 403
     ├── Busy            contended; the same request may succeed later          -> 503 + Retry-After
     └── Unprocessable   well-formed, but not a request that can be carried out -> 422
 
@@ -34,6 +35,10 @@ class Unprocessable(DomainError):
     pass
 
 
+class Forbidden(DomainError):
+    pass
+
+
 class Busy(DomainError):
     """The resource stayed contended for every attempt; ``retry_after`` seconds is a fair wait."""
 
@@ -42,4 +47,4 @@ class Busy(DomainError):
         self.retry_after = retry_after
 
 
-__all__ = ["Busy", "Conflict", "DomainError", "NotFound", "Unprocessable"]
+__all__ = ["Busy", "Conflict", "DomainError", "Forbidden", "NotFound", "Unprocessable"]

@@ -234,6 +234,9 @@ class Dispatcher:
         self._quiet.set()
         if self._session is not None:
             await self._session.close()
+        close_sender = getattr(self._sender, "aclose", None)
+        if close_sender is not None:  # a sender with a session of its own (sending.ChannelSender)
+            await close_sender()
 
 
 __all__ = ["INTERVAL_SECONDS", "SERVICE_NAME", "Dispatcher"]

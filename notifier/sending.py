@@ -15,8 +15,8 @@ from typing import Any
 from uuid import UUID
 
 import aiohttp
-from cryptography.fernet import Fernet
 
+from runlog.commands.encryption import Keyring
 from runlog.eventstore import EventStore
 from runlog.projections import blocks
 
@@ -27,13 +27,14 @@ from .seams import Attempt, Channel, Message
 
 
 class BlockChannels:
-    def __init__(self, store: EventStore, cipher: Fernet) -> None:
+    def __init__(self, store: EventStore, keyring: Keyring) -> None:
         self._store = store
-        self._cipher = cipher
+        self._keyring = keyring
 
     async def __call__(self, channel_id: UUID) -> Channel | None:
+        cipher = await self._keyring.cipher(self._store)
         async with self._store.reading() as tx:
-            document = await blocks.document(tx, channel_id, self._cipher, include_secrets=True)
+            document = await blocks.document(tx, channel_id, cipher, include_secrets=True)
         if document is None:
             return None
         slug = document.block_type.slug if document.block_type is not None else ""

@@ -7,6 +7,7 @@ from runlog.eventstore import EventStore, InlineProjection
 
 from .artifacts import ArtifactsProjection
 from .automations import AutomationsProjection
+from .blocks import BlocksProjection
 from .cache import ViewCache
 from .checkpoints import AsyncProjection
 from .event_feed import EventFeedProjection
@@ -22,7 +23,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
     """The read models commands depend on; ``cache`` holds committed run views (runs_writer)."""
     return [
         FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
-        VariablesProjection(), ArtifactsProjection(), AutomationsProjection(), DeliveriesProjection(),
+        VariablesProjection(), ArtifactsProjection(), AutomationsProjection(), DeliveriesProjection(), BlocksProjection(),
     ]
 
 

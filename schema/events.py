@@ -33,6 +33,14 @@ import msgspec
 
 __all__ = [
     "AnyEvent",
+    "BlockTypeCreated",
+    "BlockTypeUpdated",
+    "BlockTypeDeleted",
+    "BlockSchemaCreated",
+    "BlockSchemaDeleted",
+    "BlockDocumentCreated",
+    "BlockDocumentUpdated",
+    "BlockDocumentDeleted",
     "ArtifactCreated",
     "ArtifactDeleted",
     "ArtifactUpdated",
@@ -501,6 +509,83 @@ class DeliveryReplayed(Event, tag="delivery.replayed", kw_only=True):
 
     delivery_id: UUID
     at: datetime
+class BlockTypeCreated(Event, tag="block_type.created", kw_only=True):
+    """POST /block_types/: a kind of block (its slug unique). Every block event is on the one
+    stream "blocks" (see commands/blocks.py)."""
+
+    block_type_id: UUID
+    name: str
+    slug: str
+    logo_url: str | None = None
+    documentation_url: str | None = None
+    description: str | None = None
+    code_example: str | None = None
+    is_protected: bool = False
+    created: datetime
+
+
+class BlockTypeUpdated(Event, tag="block_type.updated", kw_only=True):
+    """PATCH /block_types/{id}: ``changes`` (logo_url, documentation_url, description,
+    code_example) replace the type's."""
+
+    block_type_id: UUID
+    changes: dict[str, Any]
+    updated: datetime
+
+
+class BlockTypeDeleted(Event, tag="block_type.deleted", kw_only=True):
+    """The type, and with it its schemas and documents (Prefect's cascade)."""
+
+    block_type_id: UUID
+
+
+class BlockSchemaCreated(Event, tag="block_schema.created", kw_only=True):
+    """POST /block_schemas/: the JSON schema of one version of a block type's fields."""
+
+    block_schema_id: UUID
+    checksum: str
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    block_type_id: UUID
+    capabilities: list[str] = msgspec.field(default_factory=list)
+    version: str
+    created: datetime
+
+
+class BlockSchemaDeleted(Event, tag="block_schema.deleted", kw_only=True):
+    """The schema, and with it the documents written against it (Prefect's cascade)."""
+
+    block_schema_id: UUID
+
+
+class BlockDocumentCreated(Event, tag="block_document.created", kw_only=True):
+    """POST /block_documents/: a block's values. ``data`` is the Fernet token of the document's
+    own values as JSON (secrets never reach the log in clear); ``references`` names the other
+    documents nested in it, by field."""
+
+    block_document_id: UUID
+    name: str
+    block_schema_id: UUID
+    block_type_id: UUID
+    block_type_name: str
+    is_anonymous: bool = False
+    data: str
+    references: dict[str, UUID] = msgspec.field(default_factory=dict)
+    created: datetime
+
+
+class BlockDocumentUpdated(Event, tag="block_document.updated", kw_only=True):
+    """PATCH /block_documents/{id}: the document's whole new values (already merged with the
+    old ones, encrypted like a creation's), references and schema."""
+
+    block_document_id: UUID
+    block_schema_id: UUID
+    data: str
+    references: dict[str, UUID] = msgspec.field(default_factory=dict)
+    updated: datetime
+
+
+class BlockDocumentDeleted(Event, tag="block_document.deleted", kw_only=True):
+    block_document_id: UUID
 
 
 AnyEvent = Union[
@@ -538,6 +623,14 @@ AnyEvent = Union[
     DeliverySent,
     DeliveryDeadLettered,
     DeliveryReplayed,
+    BlockTypeCreated,
+    BlockTypeUpdated,
+    BlockTypeDeleted,
+    BlockSchemaCreated,
+    BlockSchemaDeleted,
+    BlockDocumentCreated,
+    BlockDocumentUpdated,
+    BlockDocumentDeleted,
 ]
 
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

@@ -18,6 +18,10 @@ AUTOMATION = "automation-"
 """One stream per automation: names need not be unique (as in Prefect), so nothing spans them."""
 VARIABLES = "variables"
 """The one stream of every variable: names are unique, so creations meet there."""
+BLOCKS = "blocks"
+"""The one stream of every block type, schema and document: slugs, checksums and document names
+are unique, and deleting a type takes its schemas and documents with it, so every block write
+is decided against all of them."""
 RESOURCE = "resource-"
 """Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
 UNKNOWN_RESOURCE = "resource-unknown"
@@ -54,6 +58,6 @@ def delivery(delivery_id: UUID | str) -> str:
 
 
 __all__ = [
-    "ARTIFACT", "AUTOMATION", "CONCURRENCY_LIMIT", "DELIVERY", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
+    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
     "artifact", "automation", "concurrency_limit", "delivery", "flow", "flow_run", "task_run",
 ]

@@ -13,6 +13,7 @@ from ..settings import (
     HOME_VAR,
     PROFILE_VAR,
     SETTINGS,
+    get_setting,
     read_profiles,
     resolve_home,
     select_profile,
@@ -49,7 +50,7 @@ def set_(ctx: click.Context, pairs: tuple[str, ...]) -> None:
     profiles.get(name).update(updates)
     write_profiles(home, profiles)
     for key, value in updates.items():
-        click.echo(f"Set {key!r} to {mask_url(value)!r}.")
+        click.echo(f"Set {key!r} to {get_setting(key).shown(value)!r}.")
         if key in os.environ:
             click.echo(f"Warning: {key} is also set in the environment, which overrides the profile.", err=True)
     click.echo(f"Updated profile {name!r}.")

@@ -11,7 +11,6 @@ import sys
 
 import click
 
-from ..errors import RunlogError
 from ..logging import configure_logging
 from ..notifier import default_parts, run_notifier
 from .common import get_settings
@@ -27,9 +26,7 @@ def group() -> None:
 def start(ctx: click.Context) -> None:
     """Send due notifications until stopped (Ctrl-C)."""
     settings = get_settings(ctx)
-    parts = default_parts()
-    if parts is None:
-        raise RunlogError("this runlog has no channel senders wired in; the notifier cannot send")
+    parts = default_parts(settings)
     configure_logging(settings.logging_level, stream=sys.stderr)
     click.echo("Starting the runlog notifier.", err=True)
     asyncio.run(run_notifier(settings, parts))

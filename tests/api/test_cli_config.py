@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from runlog.api.cli import cli
 from runlog.api.commands import config, profile
+from runlog.api.settings import load_settings
 
 from . import isolate_runlog_env
 
@@ -293,3 +294,19 @@ def test_two_profiles_with_different_databases_and_ports_are_isolated() -> None:
     assert "db.example" not in view_a and "4002" not in view_a
     assert MASKED_PG_URL in view_b and "4002" in view_b
     assert "a.db" not in view_b and "4001" not in view_b
+
+
+FERNET_KEY = "x0cUp6AxoMvIYTI-qv9UVEMTVeHHYGZ-Z2RW6DdCzmA="
+
+
+def test_the_encryption_key_is_never_shown(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set, viewed, refused or in a repr: the block encryption key reads ********."""
+    result = ok("config", "set", f"RUNLOG_SERVER_ENCRYPTION_KEY={FERNET_KEY}")
+    assert "Set 'RUNLOG_SERVER_ENCRYPTION_KEY' to '********'." in result.stdout
+    assert stored(home)["profiles"]["default"]["RUNLOG_SERVER_ENCRYPTION_KEY"] == FERNET_KEY
+    viewed = ok("config", "view", "--show-sources").stdout
+    assert "RUNLOG_SERVER_ENCRYPTION_KEY='********' (from profile)" in viewed
+    bad = fails("config", "set", "RUNLOG_SERVER_ENCRYPTION_KEY=not-a-key-but-secret", message="expected a Fernet key")
+    settings = load_settings()
+    assert settings.server_encryption_key == FERNET_KEY and FERNET_KEY not in repr(settings)
+    assert FERNET_KEY not in result.output + viewed and "not-a-key-but-secret" not in bad.output

@@ -64,6 +64,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_NOTIFIER_BASE_URLS",
         "RUNLOG_NOTIFIER_ENABLED",
         "RUNLOG_NOTIFIER_MAX_AGE",
+        "RUNLOG_SERVER_ENCRYPTION_KEY",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
