@@ -160,7 +160,7 @@ class Matcher:
         )
         context = await self._context(automation, event, firing)
         log.info("automation_triggered", automation_id=str(automation.id), event_id=str(event_id),
-                 event=event.event if event is not None else None)
+                 event_name=event.event if event is not None else None)
         for index, action in enumerate(automation.definition.actions):
             if not isinstance(action, SendNotification):
                 # do-nothing does nothing; the flow-run actions and call-webhook are accepted
