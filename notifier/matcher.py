@@ -90,7 +90,8 @@ class Matcher:
         self._derivation = Derivation(store)
         self._automations: dict[UUID, _Automation] | None = None
         self._reached = 0
-        self.scheduled = 0
+        self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
+        self._this_round = 0
 
     def service(self) -> Service:
         async def wake() -> None:
@@ -104,15 +105,14 @@ class Matcher:
     async def step(self, now: datetime) -> int:
         """One round: match what the log holds past the checkpoint, then let time run out on
         proactive windows. How many deliveries it scheduled."""
-        self.scheduled = 0
+        self._this_round = 0
         self._reached = await catch_up(self._store, self)
         for automation in (await self._enabled(now)):
             automation.buckets, firings = triggers.tick(automation.definition.trigger, automation.buckets, now)
             for firing in firings:
                 await self._fire(automation, firing)
-        if self.scheduled:
-            self._on_scheduled()
-        return self.scheduled
+        self._announce()
+        return self._this_round
 
     async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
         """A page of the log matched (catch_up writes the checkpoint after it): the matcher keeps
@@ -127,10 +127,13 @@ class Matcher:
                     )
                     for firing in firings:
                         await self._fire(automation, firing)
-        if self.scheduled:
-            self._on_scheduled()  # early: the page's first alerts need not wait for its end
-            self.scheduled = 0
+        self._announce()  # per page: its alerts need not wait for the whole backlog
         return RowChanges()
+
+    def _announce(self) -> None:
+        if self._unannounced:
+            self._unannounced = 0
+            self._on_scheduled()
 
     async def _enabled(self, at: datetime) -> list[_Automation]:
         if self._automations is None:
@@ -181,7 +184,8 @@ class Matcher:
                 channel_id=action.block_document_id, event_id=event_id, flow_run_id=_flow_run_id(event),
                 subject=subject, body=body, clock=self._clock,
             )
-            self.scheduled += int(created)
+            self._unannounced += int(created)
+            self._this_round += int(created)
 
     async def _context(
         self, automation: _Automation, event: PrefectEvent | None, firing: triggers.Firing

@@ -1,0 +1,123 @@
+"""The matcher, on both backends, with a manual clock and no server: a flow-run state change that
+an automation's trigger matches becomes one delivery per notification action, with its message
+rendered from the state that fired; edits, pauses and mutes apply from the next event on; a
+page matched again (a restart before the checkpoint moved) schedules nothing twice."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+
+from runlog.commands import automations, flow_runs, flows
+from runlog.commands.clock import ManualClock
+from runlog.commands.flow_runs import NewFlowRun
+from runlog.commands.orchestration import ProposedState
+from runlog.notifier.matcher import Matcher
+from runlog.notifier.templates import Renderer
+from runlog.projections import deliveries as delivery_reads
+from runlog.eventstore import RowChanges
+from runlog.projections.checkpoints import CHECKPOINTS
+from runlog.schema.automations import AutomationDefinition
+from runlog.schema.events import StateType
+
+CHANNEL = uuid.UUID("5b1f3f51-7d56-4c53-9bb1-0d1d4b7c4a01")
+
+
+def failed_runs_of(tag: str, *, body: str = "{{ flow.name }}/{{ flow_run.name }} is {{ flow_run.state.name }}",
+                   enabled: bool = True) -> AutomationDefinition:
+    return msgspec.convert({
+        "name": f"{tag} failures", "enabled": enabled,
+        "trigger": {
+            "type": "event", "id": str(uuid.uuid4()), "posture": "Reactive", "threshold": 1, "within": 0,
+            "match": {"prefect.resource.id": "prefect.flow-run.*"},
+            "match_related": {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{tag}"},
+            "expect": ["prefect.flow-run.Failed", "prefect.flow-run.Crashed"],
+        },
+        "actions": [
+            {"type": "send-notification", "block_document_id": str(CHANNEL), "subject": "{{ flow_run.name }}",
+             "body": body},
+            {"type": "do-nothing"},
+        ],
+    }, AutomationDefinition)
+
+
+async def a_run_in(store, clock: ManualClock, state: StateType, *, tags: list[str], name: str) -> uuid.UUID:
+    flow, _ = await flows.register(store, "etl", [], clock=clock)
+    run, _ = await flow_runs.create(store, NewFlowRun(flow_id=flow.id, name=name, tags=tags), clock=clock)
+    for step in (StateType.PENDING, StateType.RUNNING, state):
+        await flow_runs.set_state(store, run.id, ProposedState(type=step), clock=clock)
+    return run.id
+
+
+async def scheduled(store) -> list:
+    async with store.reading() as tx:
+        return await delivery_reads.due(tx, datetime(2100, 1, 1, tzinfo=UTC), 100)
+
+
+def matcher_for(store, clock: ManualClock, woken: list[int] | None = None) -> Matcher:
+    return Matcher(store, renderer=Renderer("http://runlog.test"), clock=clock,
+                   on_scheduled=lambda: woken.append(1) if woken is not None else None)
+
+
+async def test_a_matching_failure_becomes_one_delivery_with_the_state_that_fired(store, clock) -> None:
+    await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    failed = await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="brisk-otter")
+    await a_run_in(store, clock, StateType.FAILED, tags=["other"], name="calm-heron")  # another tag
+    await a_run_in(store, clock, StateType.COMPLETED, tags=["daily-etl"], name="quiet-fox")  # not a failure
+    woken: list[int] = []
+    matcher = matcher_for(store, clock, woken)
+
+    assert await matcher.step(clock()) == 1
+    [delivery] = await scheduled(store)
+    assert delivery.scheduled.flow_run_id == failed and delivery.scheduled.channel_id == CHANNEL
+    assert delivery.scheduled.action_index == 0
+    # Rendered when matched: the run moves on afterwards, the message keeps the state that fired.
+    assert delivery.scheduled.subject == "brisk-otter"
+    assert delivery.scheduled.body == "etl/brisk-otter is Failed"
+    assert woken, "the dispatcher was woken for the new delivery"
+
+    await flow_runs.set_state(store, failed, ProposedState(type=StateType.SCHEDULED), force=True, clock=clock)
+    assert await matcher.step(clock()) == 0
+    assert len(await scheduled(store)) == 1
+
+
+async def test_edits_pauses_and_mutes_apply_from_the_next_event(store, clock) -> None:
+    automation = await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    matcher = matcher_for(store, clock)
+    await matcher.step(clock())  # loads the automation
+
+    await automations.set_enabled(store, automation.id, False, clock=clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="paused-one")
+    await matcher.step(clock())
+    assert await scheduled(store) == []
+
+    await automations.set_enabled(store, automation.id, True, clock=clock)
+    await automations.mute(store, automation.id, clock().replace(year=clock().year + 1), clock=clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="muted-one")
+    await matcher.step(clock())
+    assert await scheduled(store) == []
+
+    await automations.mute(store, automation.id, None, clock=clock)
+    await automations.replace(store, automation.id, failed_runs_of("daily-etl", body="now: {{ flow_run.name }}"),
+                              clock=clock)
+    await a_run_in(store, clock, StateType.CRASHED, tags=["daily-etl"], name="edited-one")
+    await matcher.step(clock())
+    [delivery] = await scheduled(store)
+    assert delivery.scheduled.body == "now: edited-one"
+
+
+async def test_a_page_matched_again_schedules_nothing_twice(store, clock) -> None:
+    await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="twice-seen")
+    await matcher_for(store, clock).step(clock())
+    assert len(await scheduled(store)) == 1
+
+    # A restart that lost the checkpoint's last move: a new matcher reads the log from the start.
+    rewind = RowChanges()
+    rewind.upsert(CHECKPOINTS, ("notifier-matcher", 0))
+    await store.write_tables(rewind)
+    again = matcher_for(store, clock)
+    assert await again.step(clock()) == 0  # the failure matched again: its delivery exists already
+    assert len(await scheduled(store)) == 1
