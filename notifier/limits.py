@@ -26,7 +26,7 @@ class ChannelLimits:
 DEFAULT_LIMITS: Mapping[str, ChannelLimits] = MappingProxyType({
     "slack-webhook": ChannelLimits(concurrency=1, rate=1.0),
     "discord-webhook": ChannelLimits(concurrency=1, rate=2.0),
-    "microsoft-teams-webhook": ChannelLimits(concurrency=1, rate=4.0),
+    "ms-teams-webhook": ChannelLimits(concurrency=1, rate=4.0),
     "mattermost-webhook": ChannelLimits(concurrency=2),
     "opsgenie-webhook": ChannelLimits(concurrency=2),
     "pager-duty-webhook": ChannelLimits(concurrency=2, rate=2.0),

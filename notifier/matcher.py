@@ -18,6 +18,7 @@ the leader matches.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ class Matcher:
     async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
         """A page of the log matched (catch_up writes the checkpoint after it): the matcher keeps
         no table of its own, its output is deliveries, recorded by the time this returns."""
+        fired: list[tuple[_Automation, triggers.Firing]] = []
         for record in events:
             if record.type.startswith("automation."):
                 self._automations = None  # created, edited, paused or deleted: read them again
@@ -125,8 +127,10 @@ class Matcher:
                     automation.buckets, firings = triggers.observe(
                         automation.definition.trigger, automation.buckets, event, self._clock(),
                     )
-                    for firing in firings:
-                        await self._fire(automation, firing)
+                    fired += ((automation, firing) for firing in firings)
+        # Triggers are evaluated in the log's order; what they fired is acted on at once, so that
+        # twenty runs failing together make one group commit of deliveries, not twenty in a row.
+        await asyncio.gather(*(self._fire(automation, firing) for automation, firing in fired))
         self._announce()  # per page: its alerts need not wait for the whole backlog
         return RowChanges()
 
