@@ -35,7 +35,7 @@ from runlog.commands.runner import Service
 from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
 from runlog.projections import automations as automation_reads
 from runlog.projections import flows as flow_reads
-from runlog.projections.checkpoints import catch_up
+from runlog.projections.checkpoints import CHECKPOINTS, catch_up
 from runlog.projections.prefect_events import Derivation, PrefectEvent
 from runlog.projections.runs_writer import get_flow_run
 from runlog.schema.automations import AutomationDefinition, SendNotification
@@ -91,6 +91,8 @@ class Matcher:
         self._derivation = Derivation(store)
         self._automations: dict[UUID, _Automation] | None = None
         self._reached = 0
+        self._idle = False  # the last round found no automation to evaluate
+        self._saved_at: datetime | None = None
         self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
         self._this_round = 0
 
@@ -107,6 +109,15 @@ class Matcher:
         """One round: match what the log holds past the checkpoint, then let time run out on
         proactive windows. How many deliveries it scheduled."""
         self._this_round = 0
+        if self._idle:
+            self._automations = None  # idle rounds read no records: look for new automations
+        if not await self._enabled(now):
+            await self._skip(now)
+            return 0
+        if self._idle:
+            # Back from idle: match from here on, not the events no automation was there for.
+            await self._save_checkpoint(self._reached)
+            self._idle = False
         self._reached = await catch_up(self._store, self)
         for automation in (await self._enabled(now)):
             automation.buckets, firings = triggers.tick(automation.definition.trigger, automation.buckets, now)
@@ -114,6 +125,22 @@ class Matcher:
                 await self._fire(automation, firing)
         self._announce()
         return self._this_round
+
+    async def _skip(self, now: datetime) -> None:
+        """No automation is enabled and unmuted: nothing in the log can fire, so the round reads
+        none of it and only moves the checkpoint to the head (saved at most once a second: a
+        crash then re-skips a second of it). A server with no rules pays a query, not a second
+        reading of every event."""
+        self._idle = True
+        self._reached = await self._store.head()
+        if self._saved_at is None or (now - self._saved_at).total_seconds() >= 1.0:
+            await self._save_checkpoint(self._reached)
+            self._saved_at = now
+
+    async def _save_checkpoint(self, position: int) -> None:
+        changes = RowChanges()
+        changes.upsert(CHECKPOINTS, (NAME, position))
+        await self._store.write_tables(changes)
 
     async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
         """A page of the log matched (catch_up writes the checkpoint after it): the matcher keeps

@@ -121,3 +121,16 @@ async def test_a_page_matched_again_schedules_nothing_twice(store, clock) -> Non
     again = matcher_for(store, clock)
     assert await again.step(clock()) == 0  # the failure matched again: its delivery exists already
     assert len(await scheduled(store)) == 1
+
+
+async def test_with_no_automation_the_log_is_skipped_and_a_new_one_starts_from_there(store, clock) -> None:
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="before-any-rule")
+    matcher = matcher_for(store, clock)
+    assert await matcher.step(clock()) == 0  # idle: nothing enabled, the checkpoint jumps to the head
+
+    await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    assert await matcher.step(clock()) == 0  # the failure before the rule is not matched by it
+    after = await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="after-the-rule")
+    assert await matcher.step(clock()) == 1
+    [delivery] = await scheduled(store)
+    assert delivery.scheduled.flow_run_id == after
