@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -18,10 +19,17 @@ pytestmark = pytest.mark.slow
 WAIT_SECONDS = 60
 
 
-def failed_event(runlog: Runlog, run_id: str) -> dict | None:
+def failed_event(runlog: Runlog, run_id: str, timeout: float = 60.0) -> dict | None:
+    """The run's Failed event from /events/filter, once the feed (which follows the log a
+    moment behind, batching its writes) has it; None if it never comes."""
     flt = {"event": {"name": ["prefect.flow-run.Failed"]}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}}
-    events = runlog.post("/events/filter", {"filter": flt})["events"]
-    return events[0] if events else None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = runlog.post("/events/filter", {"filter": flt})["events"]
+        if events:
+            return events[0]
+        time.sleep(0.1)
+    return None
 
 
 def test_a_failed_tagged_run_shows_as_prefects_event_and_streams_live(runlog):
