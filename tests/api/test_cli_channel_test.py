@@ -127,6 +127,20 @@ async def test_over_http_the_server_sends_with_the_decrypted_secrets(env, slack,
         assert status == 404 and "no channel" in missing["detail"]
         status, _ = await server.request("POST", f"/runlog/channels/{channel['id']}/test", json={"mesage": "typo"})
         assert status == 422
+        status, kind = await server.request("POST", "/block_types/", json={"name": "Secret", "slug": "secret"})
+        assert status == 201
+        status, schema = await server.request("POST", "/block_schemas/", json={
+            "block_type_id": kind["id"], "capabilities": [], "version": "3.8.8",
+            "fields": {"title": "Secret", "type": "object", "properties": {"value": {"type": "string"}}},
+        })
+        assert status == 201
+        status, secret = await server.request("POST", "/block_documents/", json={
+            "name": "db-password", "block_type_id": kind["id"], "block_schema_id": schema["id"], "data": {"value": "x"},
+        })
+        assert status == 201
+        status, refused = await server.request("POST", f"/runlog/channels/{secret['id']}/test")
+        assert status == 422 and refused["detail"] == "block document 'db-password' is not a notification channel (secret)"
+        assert len(slack.seen) == 2  # neither the refused body nor the refused block sent anything
         no_such = await cli("channel", "test", "nope")
         assert no_such.exit_code == 1 and no_such.stderr.strip().endswith("Error: no channel named 'nope'; 'runlog channel ls' lists them")
 
