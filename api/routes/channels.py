@@ -28,7 +28,7 @@ routes = web.RouteTableDef()
                 "whether a delivery would have counted it delivered). Nothing is recorded.",
     errors={404: "no block document with this id", 422: "the block document is not a notification channel"},
 )
-async def test_channel(request: web.Request) -> web.Response:
+async def send_channel_test(request: web.Request) -> web.Response:
     body = await decode_body(request, s.ChannelTestRequest, default=s.ChannelTestRequest())
     settings = request.config_dict[keys.SETTINGS]
     channel_id = path_uuid(request)
