@@ -31,10 +31,14 @@ class BlockChannels:
         self._store = store
         self._keyring = keyring
 
-    async def __call__(self, channel_id: UUID) -> Channel | None:
+    async def document(self, channel_id: UUID) -> blocks.BlockDocument | None:
+        """The channel's block document with its secrets opened, or None."""
         cipher = await self._keyring.cipher(self._store)
         async with self._store.reading() as tx:
-            document = await blocks.document(tx, channel_id, cipher, include_secrets=True)
+            return await blocks.document(tx, channel_id, cipher, include_secrets=True)
+
+    async def __call__(self, channel_id: UUID) -> Channel | None:
+        document = await self.document(channel_id)
         if document is None:
             return None
         slug = document.block_type.slug if document.block_type is not None else ""

@@ -23,7 +23,7 @@ from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
-from .tables import us
+from .tables import from_us, us
 
 PENDING = "pending"
 RETRYING = "retrying"
@@ -127,6 +127,7 @@ SQL_DUE = (
 SQL_DEAD_IDS = "SELECT id FROM deliveries WHERE status = 'dead' ORDER BY created, id"
 SQL_CHANNEL_HEALTH = "SELECT channel_id, status, reason, since, updated FROM channel_health WHERE channel_id = ?"
 SQL_FAILING = "SELECT channel_id, reason FROM channel_health WHERE status = 'failing'"
+SQL_HEALTH = "SELECT channel_id, status, reason, since, updated FROM channel_health ORDER BY channel_id"
 
 
 def _text(value: UUID | None) -> str | None:
@@ -214,6 +215,25 @@ async def channel_health(tx: Tx, channel_id: UUID) -> tuple[str, str | None] | N
     return (rows[0][1], rows[0][2]) if rows else None
 
 
+class ChannelHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """A channel's health as its deliveries left it: ``status`` ok or failing (with the
+    ``reason``), ``since`` it entered that status."""
+
+    channel_id: UUID
+    status: str
+    reason: str | None
+    since: datetime
+    updated: datetime
+
+
+async def health(tx: Tx) -> list[ChannelHealth]:
+    """The health of every channel that has had a delivery sent or found gone (for ``channel ls``)."""
+    return [
+        ChannelHealth(channel_id=UUID(row[0]), status=row[1], reason=row[2], since=from_us(row[3]), updated=from_us(row[4]))
+        for row in await tx.fetch(SQL_HEALTH)
+    ]
+
+
 async def failing_channels(tx: Tx) -> dict[UUID, str]:
     """Every failing channel with the reason (for ``runlog channel ls``)."""
     return {UUID(row[0]): row[1] for row in await tx.fetch(SQL_FAILING)}
@@ -221,6 +241,6 @@ async def failing_channels(tx: Tx) -> dict[UUID, str]:
 
 __all__ = [
     "CHANNEL_HEALTH", "DEAD", "DELIVERIES", "FAILING", "HEALTHY", "PENDING", "RETRYING", "SENT", "STATUSES", "WAITING",
-    "DeliveriesProjection", "DeliveryView", "channel_health", "dead_ids", "decode_delivery",
-    "delivery_row", "due", "evolve_delivery", "failing_channels", "get", "view_of",
+    "ChannelHealth", "DeliveriesProjection", "DeliveryView", "channel_health", "dead_ids", "decode_delivery",
+    "delivery_row", "due", "evolve_delivery", "failing_channels", "get", "health", "view_of",
 ]

@@ -135,29 +135,44 @@ def _create_command(kind: ChannelKind) -> click.Command:
     )
 
 
+async def health(client: ApiClient) -> dict[str, dict[str, Any]]:
+    """Each channel's health by channel id, as its deliveries left it (none yet: absent)."""
+    return {h["channel_id"]: h for h in await client.call("GET", "/runlog/channels/health")}
+
+
+def health_text(found: dict[str, Any] | None) -> str:
+    """``ok``, ``failing: REASON``, or ``-`` for a channel no delivery has reached yet."""
+    if found is None:
+        return "-"
+    return f"{found['status']}: {found['reason']}" if found["reason"] else found["status"]
+
+
 @group.command(name="ls")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 def ls(ctx: click.Context, output: str) -> None:
-    """List channels (secrets are never shown)."""
+    """List channels with their health (secrets are never shown).
+
+    A channel is failing once its endpoint answered a delivery with 404 or 410 (it no longer
+    exists), until a later delivery to it is sent."""
     settings = get_settings(ctx)
 
-    async def go() -> list[dict[str, Any]]:
+    async def go() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         async with connect(settings) as client:
-            return await channels(client)
+            return await channels(client), await health(client)
 
-    found = asyncio.run(go())
+    found, healths = asyncio.run(go())
     if output == "json":
-        click.echo(json.dumps(found, indent=2))
+        click.echo(json.dumps([c | {"health": healths.get(c["id"])} for c in found], indent=2))
         return
     # Ids cut to 8 characters so that names keep their room at 80 columns; -o json has them whole.
     table = Table(title="Channels")
-    for column in ("Name", "Kind", "ID", "Updated"):
-        table.add_column(column, no_wrap=column != "Name", overflow="fold")
+    for column in ("Name", "Kind", "ID", "Health", "Updated"):
+        table.add_column(column, no_wrap=column not in ("Name", "Health"), overflow="fold")
     for channel in found:
         table.add_row(
             channel["name"], _kind_of_slug(channel["block_type"]["slug"]), channel["id"][:8],
-            channel["updated"].replace("T", " ")[:19],
+            health_text(healths.get(channel["id"])), channel["updated"].replace("T", " ")[:19],
         )
     Console().print(table)
 
@@ -172,7 +187,8 @@ def inspect(ctx: click.Context, reference: str, output: str) -> None:
 
     async def go() -> dict[str, Any]:
         async with connect(settings) as client:
-            return await find_channel(client, reference)
+            found = await find_channel(client, reference)
+            return found | {"health": (await health(client)).get(found["id"])}
 
     channel = asyncio.run(go())
     if output == "json":
@@ -187,7 +203,41 @@ def inspect(ctx: click.Context, reference: str, output: str) -> None:
         table.add_row(key, value if isinstance(value, str) else json.dumps(value))
     table.add_row("created", channel["created"])
     table.add_row("updated", channel["updated"])
+    table.add_row("health", health_text(channel["health"]))
+    if channel["health"] is not None:
+        table.add_row("health since", channel["health"]["since"])
     Console().print(table)
+
+
+@group.command(name="test")
+@click.argument("reference", metavar="NAME")
+@click.option("--message", help="The text to send (default: a short test message naming the channel).")
+@click.pass_context
+def probe(ctx: click.Context, reference: str, message: str | None) -> None:
+    """Send a test message through a channel now and print the receiver's answer.
+
+    Exits 1 when the message was not delivered. A test is not a delivery: nothing is recorded,
+    nothing is retried, and the channel's health is left as it is."""
+    settings = get_settings(ctx)
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with connect(settings) as client:
+            channel = await find_channel(client, reference)
+            body = {} if message is None else {"message": message}
+            return channel, await client.call("POST", f"/runlog/channels/{channel['id']}/test", body)
+
+    channel, answer = asyncio.run(go())
+    name = f"{_kind_of_slug(answer['kind'])} channel {channel['name']!r}"
+    status = "no answer" if answer["status_code"] is None else f"HTTP {answer['status_code']}"
+    verdict = "sent" if answer["sent"] else f"not sent ({answer['outcome']})"
+    target = f" ({answer['target']})" if answer["target"] else ""
+    click.echo(f"Test message to {name}: {verdict}, {status} in {answer['elapsed_ms']:.0f} ms{target}.")
+    if answer["excerpt"]:
+        click.echo(f"Answer: {answer['excerpt']}")
+    if answer["error"]:
+        click.echo(f"Reason: {answer['error']}")
+    if not answer["sent"]:
+        raise click.exceptions.Exit(1)
 
 
 @group.command(name="delete")
@@ -207,4 +257,4 @@ def delete(ctx: click.Context, reference: str) -> None:
     click.echo(f"Deleted {_kind_of_slug(channel['block_type']['slug'])} channel {channel['name']!r}.")
 
 
-__all__ = ["channels", "find_channel", "group"]
+__all__ = ["channels", "find_channel", "group", "health", "health_text"]

@@ -44,3 +44,9 @@ async def page(
     async with store.reading() as tx:
         rows = await tx.fetch(sql, *params, limit, offset)
     return [model.view_of(row) for row in rows]
+
+
+async def channel_health(store: EventStore) -> list[model.ChannelHealth]:
+    """Every channel's health as its deliveries left it (channels never delivered to are absent)."""
+    async with store.reading() as tx:
+        return await model.health(tx)
