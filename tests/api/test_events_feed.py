@@ -9,29 +9,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 
 from runlog.commands.clock import ManualClock
 
-from ..servers import serve, until
+from ..servers import until
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def env(tmp_path, store_url: str) -> dict[str, str]:
-    return {"RUNLOG_HOME": str(tmp_path), "RUNLOG_DATABASE_URL": store_url}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-@pytest.fixture
-async def server(env, clock):
-    async with serve(env, clock=clock) as running:
-        yield running
 
 
 async def ok(server, method: str, path: str, expect: int = 200, **kwargs):
