@@ -38,7 +38,7 @@ from uuid import UUID
 import aiohttp
 
 from .channels import ChannelConfigError, Context, Message, Outcome, Request, Response, Verdict
-from .channels import channel_kind, secret_values, url_problem
+from .channels import secret_values, sender_kind, url_problem
 from .addresses import PrivateAddress, PublicOnlyResolver, private_literal
 from .redact import Redactor, display_url
 
@@ -114,7 +114,7 @@ async def send(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Attempt:
     try:
-        channel = channel_kind(kind)
+        channel = sender_kind(kind)
     except ValueError as exc:
         return Attempt(Outcome.PERMANENT, error=str(exc))
     if resolve and not channel.resolvable:
