@@ -153,8 +153,10 @@ class Matcher:
                 for automation in await self._enabled(event.occurred):
                     if _own(automation, event):
                         continue
+                    # Never before the event: a run's states are kept strictly ordered, so one may
+                    # carry a timestamp a microsecond past the clock, and would count as late.
                     automation.buckets, firings = triggers.observe(
-                        automation.definition.trigger, automation.buckets, event, self._clock(),
+                        automation.definition.trigger, automation.buckets, event, max(self._clock(), event.occurred),
                     )
                     fired += ((automation, firing) for firing in firings)
         # Triggers are evaluated in the log's order; what they fired is acted on at once, so that
