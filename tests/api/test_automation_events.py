@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import uuid
 
-from ..servers import until
-from .test_events_feed import clock, env, failing_run, feed, ok, server  # noqa: F401 - fixtures
+import pytest
+
+from runlog.commands.clock import ManualClock
+
+from ..servers import serve, until
+from .test_events_feed import START, failing_run, feed, ok
 
 RETRY_ON_FAILURE = {
     "name": "retry daily-etl", "enabled": True,
@@ -24,7 +28,18 @@ RETRY_ON_FAILURE = {
 AUTOMATION_EVENTS = {"filter": {"event": {"prefix": ["prefect.automation."]}}}
 
 
-async def test_a_firing_changes_the_run_and_shows_in_the_event_feed(server, clock):  # noqa: F811
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+async def server(tmp_path, store_url: str, clock):
+    async with serve({"RUNLOG_HOME": str(tmp_path), "RUNLOG_DATABASE_URL": store_url}, clock=clock) as running:
+        yield running
+
+
+async def test_a_firing_changes_the_run_and_shows_in_the_event_feed(server, clock):
     automation = await ok(server, "POST", "/automations/", 201, json=RETRY_ON_FAILURE)
     run_id, _flow_id = await failing_run(server, clock)
     untagged, _ = await failing_run(server, clock, flow="other", run_tags=())
