@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from ..redact import display_url
-from . import call_webhook, discord, mattermost, opsgenie, pagerduty, sendgrid, slack, teams, twilio, webhook
+from . import discord, mattermost, opsgenie, pagerduty, sendgrid, slack, teams, twilio, webhook
 from .base import ChannelConfigError, ChannelKind, Context, Message, Outcome, Request, Response, Verdict, url_problem
 
 KINDS: Mapping[str, ChannelKind] = MappingProxyType({
@@ -27,14 +27,6 @@ KINDS: Mapping[str, ChannelKind] = MappingProxyType({
 _BY_NAME = {name: kind for kind in KINDS.values() for name in (kind.slug, *kind.aliases)}
 # Kinds that can close the alert they raised when the run later completes.
 RESOLVABLE: frozenset[str] = frozenset(slug for slug, kind in KINDS.items() if kind.resolvable)
-
-
-def sender_kind(slug: str) -> ChannelKind:
-    """What sends a block of type SLUG: a channel, or the ``webhook`` block of call-webhook
-    actions (its slug is a short name of custom-webhook channels, hence the slug is tried first)."""
-    if slug == call_webhook.SLUG:
-        return call_webhook.KIND
-    return KINDS.get(slug) or channel_kind(slug)
 
 
 def channel_kind(name: str) -> ChannelKind:
@@ -95,5 +87,5 @@ def _leaves(value: Any) -> Iterator[str]:
 
 __all__ = [
     "KINDS", "RESOLVABLE", "ChannelConfigError", "ChannelKind", "Context", "Message", "Outcome",
-    "Request", "Response", "Verdict", "channel_kind", "sender_kind", "check", "destination", "secret_values", "url_problem",
+    "Request", "Response", "Verdict", "channel_kind", "check", "destination", "secret_values", "url_problem",
 ]
