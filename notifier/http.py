@@ -16,7 +16,7 @@ The interface the dispatcher calls::
             timeout=10.0,                # total seconds per request
         )
 
-``kind`` is a block type slug or a short name; ``data`` the block document's data with its
+``kind`` is a block type slug, a short name or a ChannelKind; ``data`` the block document's data with its
 secrets decrypted. ``send`` never raises for anything the channel or the receiver does: it
 returns an ``Attempt`` whose ``outcome`` is sent, retry (``retry_after`` seconds when the
 receiver said), permanent or gone. It raises ValueError only when asked to resolve on a kind
@@ -38,7 +38,7 @@ from uuid import UUID
 import aiohttp
 
 from .channels import ChannelConfigError, Context, Message, Outcome, Request, Response, Verdict
-from .channels import channel_kind, secret_values, url_problem
+from .channels import ChannelKind, channel_kind, secret_values, url_problem
 from .addresses import PrivateAddress, PublicOnlyResolver, private_literal
 from .redact import Redactor, display_url
 
@@ -101,7 +101,7 @@ def open_session(*, timeout: float = DEFAULT_TIMEOUT) -> Session:
 
 async def send(
     session: Session,
-    kind: str,
+    kind: str | ChannelKind,
     data: Mapping[str, Any],
     message: Message,
     *,
@@ -114,7 +114,9 @@ async def send(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Attempt:
     try:
-        channel = channel_kind(kind)
+        # A kind itself: one that is not a channel (call-webhook's ``webhook`` block, whose slug
+        # is also custom-webhook's short name).
+        channel = kind if isinstance(kind, ChannelKind) else channel_kind(kind)
     except ValueError as exc:
         return Attempt(Outcome.PERMANENT, error=str(exc))
     if resolve and not channel.resolvable:

@@ -3,14 +3,18 @@
 It follows the log from its own checkpoint (projections/checkpoints.py), shows each record as
 Prefect's events (projections/prefect_events.Derivation: the same events the feed serves),
 evaluates every enabled, unmuted automation's trigger against them (notifier/triggers.py), and
-turns each firing's notification actions into deliveries (commands/deliveries.schedule), with
-the subject and body rendered then (notifier/templates.py), so a message shows the state that
-fired and not the run's state when it is sent. The dispatcher (dispatcher.py) sends them.
+carries out each firing's actions (acting.py): notifications and webhook calls become
+deliveries (commands/deliveries.schedule), with the subject and body rendered then
+(notifier/templates.py), so a message shows the state that fired and not the run's state when
+it is sent; the dispatcher (dispatcher.py) sends them. The flow-run actions change the run's
+state at once (run_actions.py). Each firing and action is recorded as Prefect's automation
+events, which the event feed shows.
 
 Nothing is lost or sent twice across a crash or a restart: the checkpoint moves only after a
-page's deliveries are recorded, and a delivery's id is derived from (triggering event,
+page's actions are recorded, and a delivery's id is derived from (triggering event,
 automation, action), so a page matched again after a crash collapses onto the deliveries it
-already made. What is not kept across a restart is the trigger windows' counts (a threshold
+already made; the other actions are claimed before they are carried out
+(commands/automation_runs.py), so none runs twice. What is not kept across a restart is the trigger windows' counts (a threshold
 above one, a proactive ``within``): they start again empty, as Prefect's do when its triggers
 service restarts. A singleton on the service runner: with several processes on one PostgreSQL,
 the leader matches.
@@ -19,28 +23,24 @@ the leader matches.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import msgspec
 import structlog
 
-from runlog.commands import deliveries
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.runner import Service
 from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
 from runlog.projections import automations as automation_reads
-from runlog.projections import flows as flow_reads
 from runlog.projections.checkpoints import CHECKPOINTS, catch_up
 from runlog.projections.prefect_events import Derivation, PrefectEvent
-from runlog.projections.runs_writer import get_flow_run
-from runlog.schema.automations import AutomationDefinition, SendNotification
+from runlog.schema.automations import AutomationDefinition
 
 from . import templates, triggers
+from .acting import Actor
 
 log = structlog.get_logger("runlog.notifier")
 
@@ -48,7 +48,6 @@ NAME = "notifier-matcher"
 """The matcher's checkpoint and its service (leader election) name."""
 INTERVAL_SECONDS = 1.0
 """How often proactive windows are looked at without a new event."""
-_NAMESPACE = uuid.UUID("3f9d3c52-5a53-4f0e-9a57-6e6f74696679")
 
 
 @dataclass
@@ -89,6 +88,7 @@ class Matcher:
         self._clock = clock
         self._on_scheduled = on_scheduled
         self._derivation = Derivation(store)
+        self._actor = Actor(store, renderer=renderer, clock=clock)
         self._automations: dict[UUID, _Automation] | None = None
         self._reached = 0
         self._idle = False  # the last round found no automation to evaluate
@@ -151,8 +151,12 @@ class Matcher:
                 self._automations = None  # created, edited, paused or deleted: read them again
             for event in await self._derivation.events_of(record):
                 for automation in await self._enabled(event.occurred):
+                    if _own(automation, event):
+                        continue
+                    # Never before the event: a run's states are kept strictly ordered, so one may
+                    # carry a timestamp a microsecond past the clock, and would count as late.
                     automation.buckets, firings = triggers.observe(
-                        automation.definition.trigger, automation.buckets, event, self._clock(),
+                        automation.definition.trigger, automation.buckets, event, max(self._clock(), event.occurred),
                     )
                     fired += ((automation, firing) for firing in firings)
         # Triggers are evaluated in the log's order; what they fired is acted on at once, so that
@@ -186,66 +190,15 @@ class Matcher:
         ]
 
     async def _fire(self, automation: _Automation, firing: triggers.Firing) -> None:
-        event = firing.event
-        # A proactive trigger may fire with no event in its window: the firing itself is then
-        # the trigger, identified by the automation and the moment it fired.
-        event_id = event.id if event is not None else uuid.uuid5(
-            _NAMESPACE, f"{automation.id}:{firing.at.isoformat()}:{sorted(firing.labels.items())}"
-        )
-        context = await self._context(automation, event, firing)
-        log.info("automation_triggered", automation_id=str(automation.id), event_id=str(event_id),
-                 event_name=event.event if event is not None else None)
-        for index, action in enumerate(automation.definition.actions):
-            if not isinstance(action, SendNotification):
-                # do-nothing does nothing; the flow-run actions and call-webhook are accepted
-                # as Prefect accepts them but not carried out yet (README: Not yet).
-                if action.__struct_config__.tag != "do-nothing":
-                    log.warning("automation_action_not_supported", automation_id=str(automation.id),
-                                action=action.__struct_config__.tag)
-                continue
-            try:
-                subject = self._renderer.render(action.subject, context)
-                body = self._renderer.render(action.body, context)
-            except templates.TemplateFailed as exc:
-                # Still delivered, with the reason in place of the text: a rule whose template
-                # fails at send time must not go silent.
-                subject, body = action.subject, f"(the notification's template failed: {exc})\n\n{action.body}"
-            _view, created = await deliveries.schedule(
-                self._store, rule_id=automation.id, rule_name=automation.name, action_index=index,
-                channel_id=action.block_document_id, event_id=event_id, flow_run_id=_flow_run_id(event),
-                subject=subject, body=body, clock=self._clock,
-            )
-            self._unannounced += int(created)
-            self._this_round += int(created)
-
-    async def _context(
-        self, automation: _Automation, event: PrefectEvent | None, firing: triggers.Firing
-    ) -> dict[str, Any]:
-        run = flow = None
-        run_id = _flow_run_id(event)
-        if run_id is not None:
-            view = await get_flow_run(self._store, run_id)
-            if view is not None:
-                run = msgspec.to_builtins(view)
-                flow_view = await flow_reads.get(self._store, view.flow_id)
-                flow = msgspec.to_builtins(flow_view) if flow_view is not None else None
-        return templates.context(
-            event=event,
-            automation={"id": str(automation.id), "name": automation.name},
-            flow=flow, flow_run=run, labels=firing.labels,
-        )
+        created = await self._actor.fire(automation.id, automation.name, automation.definition, firing)
+        self._unannounced += created
+        self._this_round += created
 
 
-def _flow_run_id(event: PrefectEvent | None) -> UUID | None:
-    if event is None:
-        return None
-    resource_id = event.resource.get("prefect.resource.id", "")
-    if not resource_id.startswith("prefect.flow-run."):
-        return None
-    try:
-        return UUID(resource_id.removeprefix("prefect.flow-run."))
-    except ValueError:
-        return None
+def _own(automation: _Automation, event: PrefectEvent) -> bool:
+    """The event is one of the automation's own (its triggered and action events): never
+    matched against it, or an automation expecting any event would fire on its own firing."""
+    return event.resource.get("prefect.resource.id") == f"prefect.automation.{automation.id}"
 
 
 __all__ = ["NAME", "Matcher"]

@@ -21,7 +21,7 @@ from runlog.eventstore import EventStore
 from runlog.projections import blocks
 
 from . import http
-from .channels import KINDS
+from .channels import KINDS, call_webhook
 from .channels import Message as ChannelMessage
 from .seams import Attempt, Channel, Message
 
@@ -55,12 +55,13 @@ class ChannelSender:
         self, _session: aiohttp.ClientSession, kind: str, data: dict[str, Any], message: Message, *,
         delivery_id: UUID, now: datetime, resolve: bool = False,
     ) -> Attempt:
-        if kind not in KINDS:
+        channel = call_webhook.KIND if kind == call_webhook.SLUG else KINDS.get(kind)
+        if channel is None:
             return Attempt("permanent", error=f"block type {kind!r} is not a notification channel")
         if self._session is None:  # made on first use, inside the running loop
             self._session = http.Session(timeout=self._timeout)
         sent = await http.send(
-            self._session, kind, data, ChannelMessage(body=message.body, subject=message.subject),
+            self._session, channel, data, ChannelMessage(body=message.body, subject=message.subject),
             delivery_id=delivery_id, now=now, resolve=resolve, base_urls=self._base_urls, timeout=self._timeout,
         )
         return Attempt(

@@ -7,6 +7,11 @@ event*: the run's stream folded up to the change's version, and its flow as the 
 then. Nothing derived here is stored in the log; the event feed (projections/event_feed.py),
 the ``/events/out`` websocket and the notifier all call ``Derivation.events_of`` on the records
 they read, so they agree on what each record shows.
+
+A delivery's outcome (``DeliverySent``, ``DeliveryDeadLettered``) shows as the
+``prefect.automation.action.executed`` or ``.failed`` of the automation action that scheduled
+it, when the notifier recorded that action's ``.triggered`` event (on the stream
+``triggered-action-<delivery id>``; see projections/automation_events.py).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from runlog.eventstore import EventStore, RecordedEvent
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
+from . import automation_events
 from .flows import FlowView, evolve_flow
 from .runs import FlowRunView, evolve_flow_run
 
@@ -33,6 +39,7 @@ CACHE_SIZE = 10_000
 """Runs and flows whose folded views are kept between calls (least recently used go first)."""
 
 _TYPES = frozenset({"prefect.event", "flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted"})
+_DELIVERY_OUTCOMES = frozenset({"delivery.sent", "delivery.dead_lettered"})
 
 
 class PrefectEvent(msgspec.Struct, kw_only=True, gc=False):
@@ -169,6 +176,8 @@ class Derivation:
         if record.type.startswith("flow.") and record.stream_id.startswith(streams.FLOW):
             self._fold_flow(record)
             return []
+        if record.type in _DELIVERY_OUTCOMES and record.stream_id.startswith(streams.DELIVERY):
+            return await self._delivery_outcome(record)
         if record.type not in _TYPES:
             return []
         event = catalogue.decode(record.data)
@@ -185,6 +194,23 @@ class Derivation:
         flow = await self._flow_at(after.flow_id, record.position)
         initial = before.state if before is not None else None
         return [flow_run_state_event(after, flow, initial, event.state, record.recorded_at)]
+
+    async def _delivery_outcome(self, record: RecordedEvent) -> list[PrefectEvent]:
+        """The action event of a delivery's outcome; none for a delivery no action event names
+        (one scheduled by a runlog older than the automation events, or by hand)."""
+        outcome = catalogue.decode(record.data)
+        assert isinstance(outcome, (catalogue.DeliverySent, catalogue.DeliveryDeadLettered))
+        triggered: catalogue.PrefectEventReceived | None = None
+        async for first in self._store.read_stream(streams.triggered_action(outcome.delivery_id)):
+            candidate = catalogue.decode(first.data)
+            triggered = candidate if isinstance(candidate, catalogue.PrefectEventReceived) else None
+            break
+        if triggered is None or triggered.event_id is None:
+            return []
+        reason = outcome.reason if isinstance(outcome, catalogue.DeliveryDeadLettered) else None
+        # A replayed dead letter may fail and succeed later: each outcome record has its own event.
+        finished = automation_events.action_finished(triggered, at=outcome.at, reason=reason, key=record.id)
+        return [client_event(record, finished)]
 
     async def _run_before(self, run_id: UUID, record: RecordedEvent) -> FlowRunView | None:
         """The run as its stream had it just before ``record``."""

@@ -27,6 +27,10 @@ RESOURCE = "resource-"
 UNKNOWN_RESOURCE = "resource-unknown"
 DELIVERY = "delivery-"
 """The notifier's deliveries, one stream each, so that scheduling one never waits on another."""
+TRIGGERED_ACTION = "triggered-action-"
+"""One stream per action of an automation's firing (its id is the delivery id the action would
+have): the action's Prefect events, the first of which claims the action (see
+commands/automation_runs.py). Not under "automation-", which names automations' own streams."""
 
 
 def flow(flow_id: UUID | str) -> str:
@@ -57,7 +61,11 @@ def delivery(delivery_id: UUID | str) -> str:
     return f"{DELIVERY}{delivery_id}"
 
 
+def triggered_action(invocation_id: UUID | str) -> str:
+    return f"{TRIGGERED_ACTION}{invocation_id}"
+
+
 __all__ = [
-    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "UNKNOWN_RESOURCE", "VARIABLES",
-    "artifact", "automation", "concurrency_limit", "delivery", "flow", "flow_run", "task_run",
+    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES",
+    "artifact", "automation", "concurrency_limit", "delivery", "flow", "flow_run", "task_run", "triggered_action",
 ]

@@ -1,0 +1,219 @@
+"""What the matcher does when an automation's trigger fires: Prefect's ``act`` and its actions
+service, in one place.
+
+The firing is recorded as ``prefect.automation.triggered``; then each action, ``actions`` with
+the triggering event and ``actions_on_trigger`` with the triggered event (as Prefect passes
+them), is carried out under its invocation id, the delivery id the action would have
+(commands/deliveries.delivery_id_for of the firing, the automation and the action's index):
+
+- send-notification and call-webhook become deliveries (sent, retried and dead-lettered by the
+  dispatcher); their ``action.triggered`` is recorded before the delivery is scheduled, and
+  both are idempotent, so a firing matched again makes neither twice; their executed or failed
+  event is derived from the delivery's outcome (projections/prefect_events.py);
+- the flow-run actions (run_actions.py) and do-nothing are claimed first
+  (commands/automation_runs.claim) and carried out only by the claimant, then their executed or
+  failed event is recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import structlog
+
+from runlog.commands import automation_runs, deliveries
+from runlog.commands.clock import Clock
+from runlog.eventstore import EventStore
+from runlog.projections import automation_events as shapes
+from runlog.projections import blocks
+from runlog.projections import flows as flow_reads
+from runlog.projections.prefect_events import PrefectEvent
+from runlog.projections.runs_writer import get_flow_run
+from runlog.schema import streams
+from runlog.schema.automations import Action, AutomationDefinition, CallWebhook, SendNotification
+
+from . import run_actions, templates, triggers
+from .channels.call_webhook import SLUG as WEBHOOK_SLUG
+
+log = structlog.get_logger("runlog.notifier")
+
+_NAMESPACE = uuid.UUID("3f9d3c52-5a53-4f0e-9a57-6e6f74696679")
+
+
+class Actor:
+    """Carries out a firing's actions (see the module's docstring)."""
+
+    def __init__(self, store: EventStore, *, renderer: templates.Renderer, clock: Clock) -> None:
+        self._store = store
+        self._renderer = renderer
+        self._clock = clock
+
+    async def fire(
+        self, automation_id: UUID, name: str, definition: AutomationDefinition, firing: triggers.Firing,
+    ) -> int:
+        """Record the firing and carry out its actions; how many deliveries it scheduled."""
+        event = firing.event
+        # A proactive trigger may fire with no event in its window: the firing itself is then
+        # the trigger, identified by the automation and the moment it fired.
+        firing_key = event.id if event is not None else uuid.uuid5(
+            _NAMESPACE, f"{automation_id}:{firing.at.isoformat()}:{sorted(firing.labels.items())}"
+        )
+        posture = definition.trigger.posture
+        triggered = shapes.automation_triggered(
+            automation_id=automation_id, name=name, posture=posture, labels=firing.labels, triggering=event,
+            at=firing.at, firing_key=firing_key,
+        )
+        await automation_runs.record_event(self._store, triggered)
+        log.info("automation_triggered", automation_id=str(automation_id), event_id=str(firing_key),
+                 event_name=event.event if event is not None else None)
+        assert triggered.event_id is not None
+        as_event = PrefectEvent(
+            occurred=triggered.occurred, event=triggered.event, resource=triggered.resource,
+            related=triggered.related, payload=triggered.payload, id=triggered.event_id, received=firing.at,
+        )
+        sources: list[tuple[Action, Any]] = [(action, event) for action in definition.actions]
+        sources += [(action, as_event) for action in definition.actions_on_trigger]
+        automation = {"id": str(automation_id), "name": name}
+        trigger_type = str(definition.trigger.__struct_config__.tag)
+        resource = shapes.automation_resource(automation_id, name, posture, trigger_type=trigger_type)
+        created = 0
+        for index, (action, source) in enumerate(sources):
+            step = _Step(
+                automation_id=automation_id, automation=automation, resource=resource, index=index, action=action,
+                source=source, labels=firing.labels, at=firing.at, triggered_event_id=triggered.event_id,
+                firing_key=firing_key, invocation=deliveries.delivery_id_for(firing_key, automation_id, index),
+                rule_name=name,
+            )
+            created += await self._act(step)
+        return created
+
+    async def _act(self, step: _Step) -> int:
+        action = step.action
+        if isinstance(action, (SendNotification, CallWebhook)):
+            return await self._deliver(step, action)
+        related: list[dict[str, str]] = []
+        if isinstance(action, run_actions.RUN_ACTIONS):
+            run_id = run_actions.target(step.labels, step.source)
+            if run_id is not None:
+                related.append({"prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.role": "target"})
+        triggered = step.action_triggered(related)
+        if not await automation_runs.claim(self._store, step.invocation, triggered, clock=self._clock):
+            return 0  # carried out (or begun) before: never twice
+        details: dict[str, Any] = {}
+        reason = None
+        if isinstance(action, run_actions.RUN_ACTIONS):
+            outcome = await run_actions.carry_out(
+                self._store, action, automation_id=step.automation_id, labels=step.labels, event=step.source,
+                clock=self._clock,
+            )
+            reason, details = outcome.reason, outcome.details
+            log.info("automation_action", automation_id=str(step.automation_id), action=step.action_type,
+                     failed=reason)
+        await self._finish(step, triggered, reason, details)
+        return 0
+
+    async def _finish(self, step: _Step, triggered: Any, reason: str | None, details: dict[str, Any]) -> None:
+        finished = shapes.action_finished(triggered, at=self._clock(), reason=reason, details=details)
+        await automation_runs.record_event(self._store, finished, stream=streams.triggered_action(step.invocation))
+
+    async def _deliver(self, step: _Step, action: SendNotification | CallWebhook) -> int:
+        block = await self._block(action.block_document_id)
+        triggered = step.action_triggered(block[1] if block else [])
+        context = await self._context(step)
+        reason = None
+        if isinstance(action, CallWebhook):
+            subject = ""
+            if block is not None and block[0] != WEBHOOK_SLUG:
+                reason = "The referenced block was not a webhook block"
+            try:
+                body = self._renderer.render(action.payload, context)
+            except templates.TemplateFailed as exc:
+                reason = reason or f"The payload's template failed: {exc}"
+        else:
+            try:
+                subject = self._renderer.render(action.subject, context)
+                body = self._renderer.render(action.body, context)
+            except templates.TemplateFailed as exc:
+                # Still delivered, with the reason in place of the text: a rule whose template
+                # fails at send time must not go silent.
+                subject, body = action.subject, f"(the notification's template failed: {exc})\n\n{action.body}"
+        if reason is not None:
+            if await automation_runs.claim(self._store, step.invocation, triggered, clock=self._clock):
+                await self._finish(step, triggered, reason, {})
+            return 0
+        # Recorded first, so that the delivery's outcome always finds the event it follows.
+        await automation_runs.record_event(self._store, triggered, stream=streams.triggered_action(step.invocation))
+        _view, created = await deliveries.schedule(
+            self._store, rule_id=step.automation_id, rule_name=step.rule_name, action_index=step.index,
+            channel_id=action.block_document_id, event_id=step.firing_key, flow_run_id=_flow_run_id(step.source),
+            subject=subject, body=body, clock=self._clock,
+        )
+        return int(created)
+
+    async def _block(self, block_document_id: UUID) -> tuple[str, list[dict[str, str]]] | None:
+        """The block's type slug and its related resources (Prefect's block and block-type)."""
+        async with self._store.reading() as tx:
+            document = await blocks.stored_document(tx, block_document_id)
+            block_type = await blocks.block_type(tx, document.block_type_id) if document is not None else None
+        if document is None or block_type is None:
+            return None
+        return block_type.slug, [
+            {"prefect.resource.id": f"prefect.block-document.{document.id}", "prefect.resource.role": "block",
+             "prefect.resource.name": document.name},
+            {"prefect.resource.id": f"prefect.block-type.{block_type.slug}", "prefect.resource.role": "block-type"},
+        ]
+
+    async def _context(self, step: _Step) -> dict[str, Any]:
+        run = flow = None
+        run_id = _flow_run_id(step.source)
+        if run_id is not None:
+            view = await get_flow_run(self._store, run_id)
+            if view is not None:
+                run = msgspec.to_builtins(view)
+                flow_view = await flow_reads.get(self._store, view.flow_id)
+                flow = msgspec.to_builtins(flow_view) if flow_view is not None else None
+        return templates.context(event=step.source, automation=step.automation, flow=flow, flow_run=run,
+                                 labels=step.labels)
+
+
+class _Step(msgspec.Struct, kw_only=True):
+    """One action of a firing, with what its events need."""
+
+    automation_id: UUID
+    automation: dict[str, str]
+    resource: dict[str, str]
+    index: int
+    action: Action
+    source: Any  # the event the action answers (PrefectEvent), None for an empty proactive window
+    labels: dict[str, str]
+    at: datetime
+    triggered_event_id: UUID
+    firing_key: UUID
+    invocation: UUID
+    rule_name: str
+
+    @property
+    def action_type(self) -> str:
+        return str(self.action.__struct_config__.tag)
+
+    def action_triggered(self, related: Sequence[dict[str, str]]) -> Any:
+        return shapes.action_triggered(
+            resource=self.resource, related=related, action_index=self.index, action_type=self.action_type,
+            invocation=self.invocation, at=self.at, triggered_event_id=self.triggered_event_id,
+            triggering=self.source,
+        )
+
+
+def _flow_run_id(event: Any | None) -> UUID | None:
+    """The run the event is about (its own resource), for the template context and the delivery."""
+    if event is None:
+        return None
+    return run_actions.flow_run_of(event.resource.get("prefect.resource.id"))
+
+
+__all__ = ["Actor"]
