@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import msgspec
 
 from runlog.eventstore import EventStore, RecordedEvent
 from runlog.schema import events as catalogue
+from runlog.schema.automations import ReceivedEvent
 from runlog.schema import streams
 
 from . import automation_events
@@ -42,17 +42,8 @@ _TYPES = frozenset({"prefect.event", "flow_run.created", "flow_run.state_changed
 _DELIVERY_OUTCOMES = frozenset({"delivery.sent", "delivery.dead_lettered"})
 
 
-class PrefectEvent(msgspec.Struct, kw_only=True, gc=False):
-    """A Prefect ReceivedEvent, with its fields in Prefect's order (the wire form of the feed)."""
-
-    occurred: datetime
-    event: str
-    resource: dict[str, str]
-    related: list[dict[str, str]] = msgspec.field(default_factory=list)
-    payload: dict[str, Any] = msgspec.field(default_factory=dict)
-    id: UUID
-    follows: UUID | None = None
-    received: datetime
+PrefectEvent = ReceivedEvent
+"""The events this module derives: one struct with the triggers' (schema/automations.py)."""
 
 
 def truncated_to(length: int, value: str | None) -> str:

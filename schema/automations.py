@@ -112,10 +112,12 @@ def trigger_of(data: Any) -> EventTrigger:
     return msgspec.convert(data, EventTrigger)
 
 
-class ReceivedEvent(msgspec.Struct, kw_only=True):
-    """A Prefect event as triggers see it (Prefect's ReceivedEvent): a flow-run state change
-    derived from the log, or an event a client sent. ``resource`` and each of ``related`` are
-    label dicts (``prefect.resource.id``, ``prefect.resource.role``, ...)."""
+class ReceivedEvent(msgspec.Struct, kw_only=True, gc=False):
+    """A Prefect event (Prefect's ReceivedEvent), with its fields in Prefect's order: what the
+    event feed serves and triggers are evaluated against: a flow-run state change derived from
+    the log (projections/prefect_events.py), or an event a client sent. ``resource`` and each of
+    ``related`` are label dicts (``prefect.resource.id``, ``prefect.resource.role``, ...);
+    ``received`` is when the log recorded it (the feed always sets it)."""
 
     occurred: datetime
     event: str
@@ -124,6 +126,7 @@ class ReceivedEvent(msgspec.Struct, kw_only=True):
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     id: UUID
     follows: UUID | None = None
+    received: datetime | None = None
 
 
 __all__ = [
