@@ -91,6 +91,7 @@ class Matcher:
         self._actor = Actor(store, renderer=renderer, clock=clock)
         self._automations: dict[UUID, _Automation] | None = None
         self._reached = 0
+        self._stale = False  # an automation changed since they were read
         self._idle = False  # the last round found no automation to evaluate
         self._saved_at: datetime | None = None
         self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
@@ -110,7 +111,7 @@ class Matcher:
         proactive windows. How many deliveries it scheduled."""
         self._this_round = 0
         if self._idle:
-            self._automations = None  # idle rounds read no records: look for new automations
+            self._stale = True  # idle rounds read no records: look for new automations
         if not await self._enabled(now):
             await self._skip(now)
             return 0
@@ -148,7 +149,7 @@ class Matcher:
         fired: list[tuple[_Automation, triggers.Firing]] = []
         for record in events:
             if record.type.startswith("automation."):
-                self._automations = None  # created, edited, paused or deleted: read them again
+                self._stale = True  # created, edited, paused or deleted: read them again
             for event in await self._derivation.events_of(record):
                 for automation in await self._enabled(event.occurred):
                     if _own(automation, event):
@@ -171,7 +172,8 @@ class Matcher:
             self._on_scheduled()
 
     async def _enabled(self, at: datetime) -> list[_Automation]:
-        if self._automations is None:
+        if self._automations is None or self._stale:
+            self._stale = False
             async with self._store.reading() as tx:
                 views = await automation_reads.every_automation(tx)
             loaded: dict[UUID, _Automation] = {}
@@ -179,10 +181,11 @@ class Matcher:
                 definition = _load(view)
                 if definition is None:
                     continue
+                # An automation read again keeps its open windows while its trigger is the same
+                # (another automation changed, or this one was renamed or paused).
                 previous = (self._automations or {}).get(view.id)
-                loaded[view.id] = _Automation(
-                    view.id, view.name, definition, view.muted_until, previous.buckets if previous else {},
-                )
+                kept = previous.buckets if previous and previous.definition.trigger == definition.trigger else {}
+                loaded[view.id] = _Automation(view.id, view.name, definition, view.muted_until, kept)
             self._automations = loaded
         return [
             a for a in self._automations.values()

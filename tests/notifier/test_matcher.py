@@ -134,3 +134,17 @@ async def test_with_no_automation_the_log_is_skipped_and_a_new_one_starts_from_t
     assert await matcher.step(clock()) == 1
     [delivery] = await scheduled(store)
     assert delivery.scheduled.flow_run_id == after
+
+
+async def test_a_threshold_window_survives_another_automation_being_created(store, clock) -> None:
+    twice = failed_runs_of("daily-etl")
+    twice.trigger.threshold, twice.trigger.within = 2, 3600.0
+    twice.trigger.for_each = []
+    await automations.create(store, twice, clock=clock)
+    matcher = matcher_for(store, clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="first-of-two")
+    assert await matcher.step(clock()) == 0  # one failure of the two the window needs
+
+    await automations.create(store, failed_runs_of("unrelated"), clock=clock)  # the matcher reads them again
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="second-of-two")
+    assert await matcher.step(clock()) == 1
