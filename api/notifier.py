@@ -65,8 +65,8 @@ def notifier_services(
 
 
 async def run_notifier(settings: Settings, parts: NotifierParts, *, clock: Clock = system_clock) -> None:
-    """``runlog notifier start``: the dispatcher alone on the configured database, until SIGINT
-    or SIGTERM; then sends under way may finish and the rest stay pending."""
+    """``runlog notifier start``: the notifier (matcher and dispatcher) alone on the configured
+    database, until SIGINT or SIGTERM; then sends under way may finish and the rest stay pending."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
