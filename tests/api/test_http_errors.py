@@ -684,19 +684,19 @@ async def test_nul_in_any_string_is_refused_alike_on_both_backends_and_log_lines
 async def test_a_timestamp_without_an_offset_is_utc_as_prefect_reads_it(env) -> None:
     # The server's clock stands before the times sent, whatever today's date: the run is
     # scheduled in its future, as the test means it to be.
-    async with serve(env, clock=ManualClock(datetime(2029, 12, 31, tzinfo=UTC))) as server:
+    async with serve(env, clock=ManualClock(datetime(2025, 12, 31, tzinfo=UTC))) as server:
         await _timestamps_without_offsets_are_utc(server)
 
 
 async def _timestamps_without_offsets_are_utc(server: Server) -> None:
-    scheduled = {"type": "SCHEDULED", "state_details": {"scheduled_time": "2030-01-02T03:04:05"}}
+    scheduled = {"type": "SCHEDULED", "state_details": {"scheduled_time": "2026-01-02T03:04:05"}}
     run = await new_flow_run(server, state=scheduled)
-    assert run["expected_start_time"] == "2030-01-02T03:04:05Z", run
-    pending = {"type": "PENDING", "timestamp": "2030-01-01T00:00:00"}
+    assert run["expected_start_time"] == "2026-01-02T03:04:05Z", run
+    pending = {"type": "PENDING", "timestamp": "2026-01-01T00:00:00"}
     status, result, _ = await send(server, "POST", f"/flow_runs/{run['id']}/set_state", {"state": pending})
-    assert status == 201 and result["state"]["timestamp"] == "2030-01-01T00:00:00Z", result
+    assert status == 201 and result["state"]["timestamp"] == "2026-01-01T00:00:00Z", result
     status, runs, _ = await send(server, "POST", "/flow_runs/filter",
-                                 {"flow_runs": {"expected_start_time": {"after_": "2030-01-02T03:04:05"}}})
+                                 {"flow_runs": {"expected_start_time": {"after_": "2026-01-02T03:04:05"}}})
     assert status == 200 and [r["id"] for r in runs] == [run["id"]]
 
 

@@ -23,7 +23,7 @@ from ..servers import Server, serve
 RESULT = {"type": "reference", "storage_key": "/results/3f2a", "serializer": {"type": "pickle"}}
 
 
-T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from runlog.projections import runs_writer
 from runlog.projections.registry import inline_projections
 from runlog.schema.events import StateDetails, StateType
 
-NOW = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 async def test_a_scheduler_creates_a_scheduled_flow_run_with_commands_only(store_url: str) -> None:
@@ -34,13 +34,13 @@ async def test_a_scheduler_creates_a_scheduled_flow_run_with_commands_only(store
         )
         run, created = await flow_runs.create(
             store,
-            NewFlowRun(flow_id=flow.id, state=scheduled, idempotency_key="nightly-etl:2031-05-01", parameters={"day": 1}),
+            NewFlowRun(flow_id=flow.id, state=scheduled, idempotency_key="nightly-etl:2026-05-01", parameters={"day": 1}),
             clock=clock,
         )
         assert created
         # The same key again (a scheduler going round twice) finds the run instead of adding one.
         again, created_again = await flow_runs.create(
-            store, NewFlowRun(flow_id=flow.id, idempotency_key="nightly-etl:2031-05-01"), clock=clock
+            store, NewFlowRun(flow_id=flow.id, idempotency_key="nightly-etl:2026-05-01"), clock=clock
         )
         assert (again.id, created_again) == (run.id, False)
 

@@ -18,7 +18,7 @@ from runlog.projections.registry import inline_projections
 from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
 
-NOW = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 async def test_a_missing_entity_is_not_written_and_answers_false(store_url: str) -> None:

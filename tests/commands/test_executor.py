@@ -16,7 +16,7 @@ from runlog.commands.executor import Decided, Executor, backoff_seconds
 from runlog.projections.cache import ViewCache
 from runlog.schema import events as catalogue
 
-T0 = datetime(2031, 3, 1, tzinfo=UTC)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 FLOW = uuid.UUID(int=7)
 STREAM = f"flow-{FLOW}"
 

@@ -18,7 +18,7 @@ from runlog.commands.runner import Service, ServiceRunner
 from runlog.eventstore import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2030, 1, 1, tzinfo=UTC)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 async def until(condition, *, timeout: float = 60.0) -> None:
