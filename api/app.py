@@ -54,8 +54,9 @@ def create_app(  # type: ignore[no-untyped-def]
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
     app[keys.KNOWN_FLOWS] = KnownIds()
-    app[keys.NOTIFIER] = (notifier or default_parts(settings)) if settings.notifier_enabled and send_notifications else None
     app[keys.KEYRING] = Keyring(settings.server_encryption_key)
+    sending = settings.notifier_enabled and send_notifications
+    app[keys.NOTIFIER] = (notifier or default_parts(settings, app[keys.KEYRING])) if sending else None
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first

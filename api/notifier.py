@@ -39,10 +39,11 @@ class NotifierParts:
     """The channel loader reading from a store."""
 
 
-def default_parts(settings: Settings) -> NotifierParts:
+def default_parts(settings: Settings, keyring: Keyring | None = None) -> NotifierParts:
     """The sender and channel loader the server sends with: channels are notification block
-    documents, opened with the server's key, and sent by the channel package."""
-    keyring = Keyring(settings.server_encryption_key)
+    documents, opened with the server's key (the app's keyring, so the key is read once), and
+    sent by the channel package."""
+    keyring = keyring if keyring is not None else Keyring(settings.server_encryption_key)
     return NotifierParts(
         sender=ChannelSender(base_urls=dict(settings.notifier_base_urls or ())),
         loader=lambda store: BlockChannels(store, keyring),
