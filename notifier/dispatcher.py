@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from uuid import UUID
 
-import aiohttp
 import structlog
 
 from runlog.commands import deliveries as commands
@@ -82,7 +81,6 @@ class Dispatcher:
         self._quiet.set()
         self._recording: set[asyncio.Task[None]] = set()
         self._read_windows: list[set[UUID]] = []
-        self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self.wakeup = Wakeup()
 
@@ -166,7 +164,7 @@ class Dispatcher:
             message = Message(view.scheduled.subject, view.scheduled.body)
             try:
                 attempt = await self._sender(
-                    self._http(), channel.kind, channel.data, message, delivery_id=view.id, now=started,
+                    channel.kind, channel.data, message, delivery_id=view.id, now=started,
                     resolve=view.scheduled.resolve,
                 )
             except asyncio.CancelledError:
@@ -213,12 +211,6 @@ class Dispatcher:
         if not self._taken:
             self._quiet.set()
 
-    def _http(self) -> aiohttp.ClientSession:
-        """The one client session of this process, made on first use (inside the running loop)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def aclose(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Stop sending: see the module's docstring. Idempotent."""
         if self._closed:
@@ -232,11 +224,7 @@ class Dispatcher:
         await finish_or_cancel(list(self._recording), timeout)
         self._taken.clear()
         self._quiet.set()
-        if self._session is not None:
-            await self._session.close()
-        close_sender = getattr(self._sender, "aclose", None)
-        if close_sender is not None:  # a sender with a session of its own (sending.ChannelSender)
-            await close_sender()
+        await self._sender.aclose()  # its HTTP session: no send can start any more
 
 
 __all__ = ["INTERVAL_SECONDS", "SERVICE_NAME", "Dispatcher"]

@@ -15,8 +15,6 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-import aiohttp
-
 from runlog.commands.deliveries import GONE, OUTCOMES, PERMANENT, RETRY, SENT
 
 
@@ -56,10 +54,14 @@ class Attempt:
 
 
 class Sender(Protocol):
+    """Sends one message; it keeps its own HTTP session and closes it in ``aclose``."""
+
     async def __call__(
-        self, session: aiohttp.ClientSession, kind: str, data: dict[str, Any], message: Message, *,
+        self, kind: str, data: dict[str, Any], message: Message, *,
         delivery_id: UUID, now: datetime, resolve: bool = False,
     ) -> Attempt: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ChannelLoader(Protocol):

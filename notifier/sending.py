@@ -14,8 +14,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import aiohttp
-
 from runlog.commands.encryption import Keyring
 from runlog.eventstore import EventStore
 from runlog.projections import blocks
@@ -52,7 +50,7 @@ class ChannelSender:
         self._session: http.Session | None = None
 
     async def __call__(
-        self, _session: aiohttp.ClientSession, kind: str, data: dict[str, Any], message: Message, *,
+        self, kind: str, data: dict[str, Any], message: Message, *,
         delivery_id: UUID, now: datetime, resolve: bool = False,
     ) -> Attempt:
         channel = call_webhook.KIND if kind == call_webhook.SLUG else KINDS.get(kind)

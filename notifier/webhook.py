@@ -69,9 +69,15 @@ class JsonWebhookSender:
 
     def __init__(self, *, timeout: float = TIMEOUT_SECONDS) -> None:
         self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def __call__(
-        self, session: aiohttp.ClientSession, kind: str, data: dict[str, Any], message: Message, *,
+        self, kind: str, data: dict[str, Any], message: Message, *,
         delivery_id: UUID, now: datetime, resolve: bool = False,
     ) -> Attempt:
         if kind != KIND:
@@ -81,8 +87,10 @@ class JsonWebhookSender:
             return Attempt(PERMANENT, error="the channel's url is not an http(s) URL")
         payload = {"subject": message.subject, "body": message.body, "delivery_id": str(delivery_id),
                    "resolve": resolve}
+        if self._session is None:  # made on first use, inside the running loop
+            self._session = aiohttp.ClientSession()
         try:
-            async with session.post(
+            async with self._session.post(
                 url, json=payload, headers={"webhook-id": str(delivery_id)}, allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as response:
