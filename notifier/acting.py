@@ -59,9 +59,11 @@ class Actor:
         """Record the firing and carry out its actions; how many deliveries it scheduled."""
         event = firing.event
         # A proactive trigger may fire with no event in its window: the firing itself is then
-        # the trigger, identified by the automation and the moment it fired.
+        # the trigger, identified by the automation and the window's end (not the moment a round
+        # noticed it, so a restarted matcher firing the same window again collapses onto it).
+        window = (firing.window_end or firing.at).isoformat()
         firing_key = event.id if event is not None else uuid.uuid5(
-            _NAMESPACE, f"{automation_id}:{firing.at.isoformat()}:{sorted(firing.labels.items())}"
+            _NAMESPACE, f"{automation_id}:{window}:{sorted(firing.labels.items())}"
         )
         posture = definition.trigger.posture
         triggered = shapes.automation_triggered(

@@ -14,10 +14,15 @@ Nothing is lost or sent twice across a crash or a restart: the checkpoint moves 
 page's actions are recorded, and a delivery's id is derived from (triggering event,
 automation, action), so a page matched again after a crash collapses onto the deliveries it
 already made; the other actions are claimed before they are carried out
-(commands/automation_runs.py), so none runs twice. What is not kept across a restart is the trigger windows' counts (a threshold
-above one, a proactive ``within``): they start again empty, as Prefect's do when its triggers
-service restarts. A singleton on the service runner: with several processes on one PostgreSQL,
-the leader matches.
+(commands/automation_runs.py), so none runs twice.
+
+The trigger windows (a threshold above one, a proactive ``within``) live in memory, and are
+rebuilt from the log when a matcher starts or takes over from another leader (``_restore``):
+the records of twice the longest ``within`` before the checkpoint are observed again, firing
+nothing (what fired before the checkpoint was acted on). A window that then ends fires at the
+next round; if the previous matcher had fired it already, the firing's ids (its event, or the
+automation and the window's end) are the same and it records nothing twice. A singleton on
+the service runner: with several processes on one PostgreSQL, the leader matches.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import msgspec
@@ -35,8 +40,9 @@ from runlog.commands.clock import Clock, system_clock
 from runlog.commands.runner import Service
 from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
 from runlog.projections import automations as automation_reads
-from runlog.projections.checkpoints import CHECKPOINTS, catch_up
+from runlog.projections.checkpoints import CHECKPOINTS, catch_up, checkpoint
 from runlog.projections.prefect_events import Derivation, PrefectEvent
+from runlog.schema import streams
 from runlog.schema.automations import AutomationDefinition
 
 from . import templates, triggers
@@ -48,6 +54,9 @@ NAME = "notifier-matcher"
 """The matcher's checkpoint and its service (leader election) name."""
 INTERVAL_SECONDS = 1.0
 """How often proactive windows are looked at without a new event."""
+SLACK_SECONDS = 1.0
+"""Added to the longest ``within`` when looking back for the records to observe again: a
+record's time is its commit's, which may trail the event's own by a little."""
 
 
 @dataclass
@@ -96,6 +105,7 @@ class Matcher:
         self._saved_at: datetime | None = None
         self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
         self._this_round = 0
+        self._restored = False  # the windows were rebuilt from the log up to the checkpoint
 
     def service(self) -> Service:
         async def wake() -> None:
@@ -119,6 +129,10 @@ class Matcher:
             # Back from idle: match from here on, not the events no automation was there for.
             await self._save_checkpoint(self._reached)
             self._idle = False
+        stored = await checkpoint(self._store, NAME)
+        if not self._restored or stored != self._reached:
+            # Starting, or another leader matched since this one last did: its windows are stale.
+            await self._restore(stored, now)
         self._reached = await catch_up(self._store, self)
         for automation in (await self._enabled(now)):
             automation.buckets, firings = triggers.tick(automation.definition.trigger, automation.buckets, now)
@@ -126,6 +140,51 @@ class Matcher:
                 await self._fire(automation, firing)
         self._announce()
         return self._this_round
+
+    async def _restore(self, upto: int, now: datetime) -> None:
+        """Rebuild the open windows from the log: observe again the derived events of the
+        records up to the checkpoint ``upto`` recorded within twice the longest ``within``
+        before it, firing nothing. A window open at the checkpoint began at most ``within``
+        before it, and what decided where it began (a reactive window that fired ignores the
+        rest of itself and opens the next at its end) at most ``within`` before that; older
+        records are not read, so older windows are not resurrected. (A trigger that fired
+        window after window for longer than that may see its next window open a little
+        earlier or later than it would have.)
+
+        Observed at each event's own time, as Prefect evaluates, and only the events after the
+        automation's last change (the live matcher starts a changed trigger's windows empty;
+        a pause or a rename after the window opened restarts it here, the one difference).
+        """
+        self._restored = True
+        self._reached = upto
+        enabled = await self._enabled(now)
+        for automation in self._automations.values() if self._automations else ():
+            automation.buckets = {}
+        windowed = [a for a in enabled if a.definition.trigger.within > 0]
+        if upto == 0 or not windowed:
+            return
+        longest = 2 * max(a.definition.trigger.within for a in windowed) + SLACK_SECONDS
+        first = await _first_recorded_since(self._store, upto, longest)
+        since = {a.id: await _last_change(self._store, a.id) for a in windowed}
+        observed = 0
+        after = first - 1
+        while after < upto:
+            page = [r async for r in self._store.read_all(after=after, limit=min(500, upto - after))]
+            if not page:
+                break
+            for record in page:
+                for event in await self._derivation.events_of(record):
+                    for automation in windowed:
+                        if record.position <= since[automation.id] or _own(automation, event):
+                            continue
+                        trigger = automation.definition.trigger
+                        # As the live matcher would have: time passes up to the event, then it counts.
+                        automation.buckets, _ = triggers.tick(trigger, automation.buckets, event.occurred)
+                        automation.buckets, _ = triggers.observe(trigger, automation.buckets, event, event.occurred)
+                        observed += 1
+            after = page[-1].position
+        log.info("matcher_windows_restored", first=first, upto=upto, observed=observed,
+                 windows=sum(len(a.buckets) for a in windowed))
 
     async def _skip(self, now: datetime) -> None:
         """No automation is enabled and unmuted: nothing in the log can fire, so the round reads
@@ -196,6 +255,36 @@ class Matcher:
         created = await self._actor.fire(automation.id, automation.name, automation.definition, firing)
         self._unannounced += created
         self._this_round += created
+
+
+async def _record_at(store: EventStore, position: int) -> RecordedEvent:
+    async for record in store.read_all(after=position - 1, limit=1):
+        return record
+    raise LookupError(position)  # positions are gap-free up to the head: never reached
+
+
+async def _first_recorded_since(store: EventStore, upto: int, seconds: float) -> int:
+    """The first position whose record was recorded at most ``seconds`` before the record at
+    ``upto``: a binary search over the gap-free positions (recording times follow positions,
+    give or take concurrent commits, which the slack covers), so a restart reads a few records
+    to find where to start, not the log."""
+    since = (await _record_at(store, upto)).recorded_at - timedelta(seconds=seconds)
+    low, high = 1, upto
+    while low < high:
+        middle = (low + high) // 2
+        if (await _record_at(store, middle)).recorded_at < since:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+async def _last_change(store: EventStore, automation_id: UUID) -> int:
+    """The position of the automation's last record (its creation or latest edit)."""
+    last = 0
+    async for record in store.read_stream(streams.automation(automation_id)):
+        last = record.position
+    return last
 
 
 def _own(automation: _Automation, event: PrefectEvent) -> bool:

@@ -110,6 +110,9 @@ class Firing(msgspec.Struct, frozen=True, kw_only=True):
     event: ReceivedEvent | None
     count: int
     at: datetime
+    window_end: datetime | None = None
+    """The end of the window that fired: with ``labels``, what names a firing that has no event
+    (``at`` is when a round happened to notice, which a restarted matcher would not repeat)."""
 
 
 Buckets = Mapping[BucketKey, Bucket]
@@ -144,7 +147,8 @@ def _evaluate(
     firings: list[Firing] = []
     if ready and meets:
         labels = dict(zip(sorted(trigger.for_each), key))
-        firings.append(Firing(labels=labels, event=event or bucket.last_event, count=bucket.count, at=now))
+        firings.append(Firing(labels=labels, event=event or bucket.last_event, count=bucket.count, at=now,
+                              window_end=bucket.end))
     elif now < bucket.end:
         if (event is not None and trigger.posture == "Proactive" and starts_after(trigger, event.event)
                 and expects(trigger, event.event)):
