@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import click
@@ -41,6 +42,9 @@ def start(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         )
     sock = listen(host, port)  # before the banner, which names the port bound (--port 0 asks for any free one)
     port = bound_port(sock)
+    # The address actually listened on, not the configured one: notification links (the
+    # ui_url filter, the default message's run URL) point at it when RUNLOG_UI_URL is unset.
+    settings = dataclasses.replace(settings, server_host=host, server_port=port)
     click.echo(f"Starting runlog server on http://{url_host(host)}:{port}/api, database {mask_url(settings.database_url)}")
     for line in banner(host, port):
         click.echo(line)

@@ -72,5 +72,7 @@ async def test_a_slack_alert_in_three_commands(tmp_path: Path, store_url: str, m
     assert attachment["title"] == "Prefect flow run notification"
     assert attachment["text"].startswith("Flow run etl/brave-fox entered state `Failed` at ")
     assert tagged in attachment["text"] and "boom" in attachment["text"]
+    # Started with --port 0 and no RUNLOG_UI_URL: the run's link names the port it listened on.
+    assert f"http://127.0.0.1:{running.port}/runs/flow-run/{tagged}" in attachment["text"]
     assert delivery["flow_run_id"] == tagged and delivery["last_status_code"] == 200
     assert '"status": "ok"' in health.stdout  # the channel's health after the delivery was sent
