@@ -51,7 +51,10 @@ def default_parts(settings: Settings, keyring: Keyring | None = None) -> Notifie
 
 
 def make_dispatcher(settings: Settings, store: EventStore, parts: NotifierParts, *, clock: Clock = system_clock) -> Dispatcher:
-    policy = RetryPolicy(max_age=timedelta(seconds=settings.notifier_max_age))
+    policy = RetryPolicy(
+        max_age=timedelta(seconds=settings.notifier_max_age), base=settings.notifier_retry_backoff,
+        max_backoff=settings.notifier_retry_max_backoff,
+    )
     return Dispatcher(store, parts.sender, parts.loader(store), clock=clock, policy=policy)
 
 

@@ -204,6 +204,10 @@ SETTINGS: tuple[Setting, ...] = (
             "send notifications from `runlog server start` (else run `runlog notifier start`)"),
     Setting("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "24h", _parse_duration,
             "how long an undelivered notification is retried before it is dead-lettered (30m, 24h, 2d)"),
+    Setting("RUNLOG_NOTIFIER_RETRY_BACKOFF", "notifier_retry_backoff", "5s", _parse_duration,
+            "wait before a failed notification's first retry; each next wait is three times longer"),
+    Setting("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "1h", _parse_duration,
+            "longest wait between two retries of a failed notification (a Retry-After is honoured up to 1h)"),
     Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
             "Fernet key that encrypts block documents at rest; by default one is generated once "
             "and kept in the database", secret=True),
@@ -270,6 +274,10 @@ class Settings:
     notifier_max_age: float
     """Seconds."""
     ui_url: str | None = None
+    notifier_retry_backoff: float = 5.0
+    """Seconds."""
+    notifier_retry_max_backoff: float = 3600.0
+    """Seconds."""
     # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None
     server_encryption_key: str | None = None

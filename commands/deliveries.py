@@ -55,10 +55,12 @@ def delivery_id_for(event_id: UUID, rule_id: UUID, action_index: int) -> UUID:
 class RetryPolicy:
     """When a failed delivery is tried again, and when it is given up.
 
-    The backoff is exponential with jitter, ``min(cap, base * factor**(n-1)) * U(0.5, 1)`` after
-    the n-th failed attempt (5 s, 15 s, 45 s, ... up to an hour): close to the Standard Webhooks
-    schedule, shortened because run alerts go stale. A receiver's Retry-After is honoured as
-    given, clamped to [min_retry_after, cap] so that a 0 cannot make a busy loop.
+    The backoff is exponential with jitter, ``min(max_backoff, base * factor**(n-1)) * U(0.5, 1)``
+    after the n-th failed attempt (5 s, 15 s, 45 s, ... up to an hour): close to the Standard
+    Webhooks schedule, shortened because run alerts go stale. ``base`` and ``max_backoff`` are
+    settings (RUNLOG_NOTIFIER_RETRY_BACKOFF, _MAX_BACKOFF). A receiver's Retry-After is honoured
+    as given, clamped to [min_retry_after, cap] so that a 0 cannot make a busy loop; it is not
+    shortened by ``max_backoff``, which only bounds runlog's own guesses.
     """
 
     base: float = 5.0
@@ -66,11 +68,12 @@ class RetryPolicy:
     cap: float = 3600.0
     min_retry_after: float = 1.0
     max_age: timedelta = DEFAULT_MAX_AGE
+    max_backoff: float = 3600.0
 
     def backoff(self, failures: int, draw: float) -> float:
         """Seconds to wait after ``failures`` failed attempts, for a uniform ``draw`` in [0, 1]."""
         exponent = min(max(failures - 1, 0), 64)  # past the cap anyway; keeps the power finite
-        ceiling = min(self.cap, self.base * self.factor**exponent)
+        ceiling = min(self.cap, self.max_backoff, self.base * self.factor**exponent)
         return ceiling * (0.5 + 0.5 * min(max(draw, 0.0), 1.0))
 
     def delay(self, failures: int, retry_after: float | None, draw: float) -> float:

@@ -64,6 +64,8 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_NOTIFIER_BASE_URLS",
         "RUNLOG_NOTIFIER_ENABLED",
         "RUNLOG_NOTIFIER_MAX_AGE",
+        "RUNLOG_NOTIFIER_RETRY_BACKOFF",
+        "RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF",
         "RUNLOG_SERVER_ENCRYPTION_KEY",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
@@ -92,6 +94,8 @@ PRECEDENCE = [
      (("ms-teams-webhook", "http://[::1]:81"), ("pager-duty-webhook", "https://proxy.example/pd"))),
     ("RUNLOG_NOTIFIER_ENABLED", "notifier_enabled", "false", "yes", False, True),
     ("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "30m", "3600", 1800.0, 3600.0),
+    ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "notifier_retry_backoff", "1s", "0.5", 1.0, 0.5),
+    ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "5m", "30s", 300.0, 30.0),
 ]
 
 
@@ -188,6 +192,8 @@ INVALID = [
     ("RUNLOG_NOTIFIER_ENABLED", "sometimes", "true, false, yes, no, 1, 0"),
     ("RUNLOG_NOTIFIER_MAX_AGE", "a day", "positive duration"),
     ("RUNLOG_NOTIFIER_MAX_AGE", "0h", "positive duration"),
+    ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "0", "positive duration"),
+    ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "soon", "positive duration"),
 ]
 
 

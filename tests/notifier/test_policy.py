@@ -31,6 +31,17 @@ def test_retry_after_is_honoured_within_bounds(asked, seconds):
     assert RetryPolicy().delay(1, asked, draw=0.0) == seconds
 
 
+@pytest.mark.parametrize(("failures", "draw", "seconds"), [
+    (1, 1.0, 1.0), (2, 1.0, 3.0), (3, 1.0, 4.0), (30, 1.0, 4.0), (3, 0.0, 2.0),
+])
+def test_the_backoff_settings_set_the_first_wait_and_the_longest(failures, draw, seconds):
+    assert RetryPolicy(base=1.0, max_backoff=4.0).backoff(failures, draw) == pytest.approx(seconds)
+
+
+def test_the_longest_backoff_does_not_shorten_a_retry_after():
+    assert RetryPolicy(base=1.0, max_backoff=4.0).delay(1, 60.0, draw=1.0) == 60.0
+
+
 def view(**changes) -> DeliveryView:
     scheduled = catalogue.DeliveryScheduled(
         delivery_id=uuid.uuid4(), rule_id=uuid.uuid4(), channel_id=uuid.uuid4(), event_id=uuid.uuid4(), scheduled_at=NOW,
