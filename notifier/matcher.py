@@ -157,6 +157,7 @@ class Matcher:
         """
         self._restored = True
         self._reached = upto
+        self._derivation = Derivation(self._store)  # it reads forward from here, from an older position
         enabled = await self._enabled(now)
         for automation in self._automations.values() if self._automations else ():
             automation.buckets = {}
