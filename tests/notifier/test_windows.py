@@ -66,6 +66,21 @@ async def test_a_threshold_half_counted_before_a_restart_fires_once_at_its_third
     assert delivery.scheduled.flow_run_id == third
 
 
+async def test_a_matcher_leading_again_rebuilds_what_the_other_leader_counted(store, clock) -> None:
+    """Two processes on one database: the leader moves between them. The one leading again
+    finds the checkpoint moved by the other and rebuilds its windows from the log."""
+    await automations.create(store, three_failures_within_a_minute(), clock=clock)
+    first, second = matcher_for(store, clock), matcher_for(store, clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="seen-by-first")
+    assert await first.step(clock.advance(1)) == 0
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="seen-by-second")
+    assert await second.step(clock.advance(1)) == 0
+
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="third")
+    assert await first.step(clock.advance(1)) == 1  # it counted one itself, the log has three
+    assert len(await scheduled(store)) == 1
+
+
 async def test_a_proactive_wait_under_way_at_a_restart_fires_once_at_the_window_end(store, clock) -> None:
     await automations.create(store, running_without_completing_within_a_minute(), clock=clock)
     run_id = await a_running_run(store, clock, "stuck-otter")
