@@ -126,6 +126,9 @@ async def test_failed_then_completed_resolves_the_alert_under_its_key(local, sto
     assert all(d.status == model.SENT for d in of_failed)
     originals = {d.id: d for d in of_failed if not d.scheduled.resolve}
     assert all(originals[d.scheduled.resolves].scheduled.channel_id == d.scheduled.channel_id for d in resolves)
+    shown = json.loads(await cli("notification", "deliveries", "show", str(resolves[0].id), "-o", "json"))
+    assert shown["resolve"] is True and shown["resolves"] == str(resolves[0].scheduled.resolves)
+    assert "Resolves the alert of delivery" in await cli("notification", "deliveries", "show", str(resolves[0].id))
 
 
 async def test_a_resolve_waits_for_its_alert_to_be_sent_first(local, store, clock):
