@@ -43,7 +43,7 @@ from runlog.schema.automations import AutomationDefinition
 
 from . import templates, triggers
 from .acting import Actor
-from .resolving import Resolver, completes_a_run
+from .resolving import Resolver, asks_to_resolve, completes_a_run
 
 log = structlog.get_logger("runlog.notifier")
 
@@ -165,18 +165,24 @@ class Matcher:
                     )
                     fired += ((automation, firing) for firing in firings)
                 if completes_a_run(event) is not None:
-                    # What the events before it fired is scheduled first, so the completion
-                    # finds every alert its run raised until then, and none raised after.
-                    await self._act(fired)
-                    fired = []
-                    resolves = await self._resolver.completed(
-                        event, ((a.id, a.name, a.definition) for a in await self._enabled(event.occurred)),
-                    )
-                    self._unannounced += resolves
-                    self._this_round += resolves
+                    await self._resolve(event, fired)
         await self._act(fired)
         self._announce()  # per page: its alerts need not wait for the whole backlog
         return RowChanges()
+
+    async def _resolve(self, event: PrefectEvent, fired: list[tuple[_Automation, triggers.Firing]]) -> None:
+        """Resolve what the completed run alerted about, for the rules that ask; FIRED (what
+        the events before it fired) is acted on first, so the completion finds every alert its
+        run raised until then and none raised after. With no rule asking, nothing is flushed:
+        a burst's firings still make one group commit."""
+        asking = [a for a in await self._enabled(event.occurred) if asks_to_resolve(a.definition)]
+        if not asking:
+            return
+        await self._act(fired)
+        fired.clear()
+        resolves = await self._resolver.completed(event, ((a.id, a.name, a.definition) for a in asking))
+        self._unannounced += resolves
+        self._this_round += resolves
 
     async def _act(self, fired: list[tuple[_Automation, triggers.Firing]]) -> None:
         # Triggers are evaluated in the log's order; what they fired is acted on at once, so that

@@ -174,3 +174,32 @@ async def test_the_option_is_shown_kept_by_edits_and_refused_for_a_channel_that_
     assert rule["tags"] == []
     assert "resolve       \n" in await cli("notification", "inspect", "pages")
     assert "│ yes" not in await cli("notification", "ls")
+
+
+async def test_a_completion_resolves_only_the_alerts_raised_before_it(local, store, clock):
+    await rules_and_channels()
+    run_id = await a_run_in(store, clock, StateType.FAILED, tags=["etl"], name="twice-failed")
+    await complete(store, clock, run_id)
+    clock.advance(60)  # run again, and fail again: that alert stays open
+    await flow_runs.set_state(store, run_id, ProposedState(type=StateType.RUNNING), force=True, clock=clock)
+    await flow_runs.set_state(store, run_id, ProposedState(type=StateType.FAILED), clock=clock)
+
+    async def resolved() -> tuple[list, list]:
+        async with store.reading() as tx:
+            found = await model.of_flow_run(tx, run_id)
+        alerts = [d for d in found if not d.scheduled.resolve and d.scheduled.rule_name != "etl to pd-plain"]
+        return alerts, [d.scheduled.resolves for d in found if d.scheduled.resolve]
+
+    await matcher_for(store, clock).step(clock())  # the whole history in one page
+    alerts, resolves = await resolved()
+    assert len(alerts) == 4  # pd and og, for each failure
+    first_alerts = sorted(alerts, key=lambda d: d.scheduled.occurred)[:2]
+    assert sorted(resolves) == sorted(d.id for d in first_alerts)
+
+    # Matched again from the start (the second failure's alerts now exist when the completion
+    # is reached): still only the first failure's alerts are resolved, once each.
+    rewind = RowChanges()
+    rewind.upsert(CHECKPOINTS, ("notifier-matcher", 0))
+    await store.write_tables(rewind)
+    assert await matcher_for(store, clock).step(clock()) == 0
+    assert sorted((await resolved())[1]) == sorted(d.id for d in first_alerts)
