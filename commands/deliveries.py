@@ -51,6 +51,11 @@ def delivery_id_for(event_id: UUID, rule_id: UUID, action_index: int) -> UUID:
     return uuid.uuid5(NAMESPACE, f"{event_id}/{rule_id}/{action_index}")
 
 
+def resolve_id_for(original_id: UUID) -> UUID:
+    """The one delivery that resolves the alert another delivery opened."""
+    return uuid.uuid5(NAMESPACE, f"{original_id}/resolve")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When a failed delivery is tried again, and when it is given up.
@@ -94,6 +99,8 @@ class AttemptRecord:
     """Seconds the receiver asked to wait (Retry-After, Discord's retry_after), for a retry."""
     excerpt: str | None = None
     error: str | None = None
+    parts_sent: tuple[str, ...] = ()
+    """The recipients that have the message (part ids), for kinds that send one request each."""
 
 
 async def read(store: EventStore, delivery_id: UUID) -> DeliveryView | None:
@@ -103,19 +110,50 @@ async def read(store: EventStore, delivery_id: UUID) -> DeliveryView | None:
 
 async def schedule(
     store: EventStore, *, rule_id: UUID, channel_id: UUID, event_id: UUID, subject: str, body: str,
-    action_index: int = 0, rule_name: str | None = None, flow_run_id: UUID | None = None, resolve: bool = False,
-    clock: Clock = system_clock,
+    action_index: int = 0, rule_name: str | None = None, flow_run_id: UUID | None = None,
+    occurred: datetime | None = None, clock: Clock = system_clock,
 ) -> tuple[DeliveryView, bool]:
     """The delivery of (event, rule, action), and whether this call scheduled it (False: it
-    existed already, and nothing was written)."""
+    existed already, and nothing was written). ``occurred``: when the triggering event did."""
     delivery_id = delivery_id_for(event_id, rule_id, action_index)
 
-    def decide(_view: None, now: datetime) -> Decided[None]:
-        return Decided([catalogue.DeliveryScheduled(
+    def scheduled(now: datetime) -> catalogue.DeliveryScheduled:
+        return catalogue.DeliveryScheduled(
             delivery_id=delivery_id, rule_id=rule_id, rule_name=rule_name, action_index=action_index,
             channel_id=channel_id, event_id=event_id, flow_run_id=flow_run_id, subject=subject, body=body,
-            scheduled_at=now, resolve=resolve,
-        )])
+            scheduled_at=now, occurred=occurred,
+        )
+
+    return await _schedule(store, delivery_id, scheduled, clock)
+
+
+async def schedule_resolve(
+    store: EventStore, original: DeliveryView, *, event_id: UUID, subject: str, body: str,
+    occurred: datetime | None = None, clock: Clock = system_clock,
+) -> tuple[DeliveryView, bool]:
+    """The delivery that resolves the alert ``original`` opened (same rule, action and channel;
+    the alert's key is the original's id), answering ``event_id`` (the run's Completed); whether
+    this call scheduled it. Its id is derived from the original's, so the run's completion
+    matched again, or a second completion, collapses onto it."""
+    delivery_id = resolve_id_for(original.id)
+    first = original.scheduled
+
+    def scheduled(now: datetime) -> catalogue.DeliveryScheduled:
+        return catalogue.DeliveryScheduled(
+            delivery_id=delivery_id, rule_id=first.rule_id, rule_name=first.rule_name,
+            action_index=first.action_index, channel_id=first.channel_id, event_id=event_id,
+            flow_run_id=first.flow_run_id, subject=subject, body=body, scheduled_at=now, resolve=True,
+            resolves=original.id, occurred=occurred,
+        )
+
+    return await _schedule(store, delivery_id, scheduled, clock)
+
+
+async def _schedule(
+    store: EventStore, delivery_id: UUID, scheduled: Callable[[datetime], catalogue.DeliveryScheduled], clock: Clock,
+) -> tuple[DeliveryView, bool]:
+    def decide(_view: None, now: datetime) -> Decided[None]:
+        return Decided([scheduled(now)])
 
     try:
         outcome = await Executor(store, clock=clock).execute(
@@ -150,7 +188,7 @@ def decide_attempt(
     attempted = catalogue.DeliveryAttempted(
         delivery_id=view.id, channel_id=view.channel_id, attempt=number, started=attempt.started,
         finished=attempt.finished, status_code=attempt.status_code, outcome=attempt.outcome, excerpt=attempt.excerpt,
-        error=attempt.error, next_attempt_at=next_attempt_at,
+        error=attempt.error, next_attempt_at=next_attempt_at, parts_sent=list(attempt.parts_sent),
     )
     return [attempted] if ending is None else [attempted, ending]
 
@@ -259,5 +297,5 @@ def _age(age: timedelta) -> str:
 __all__ = [
     "DEFAULT_MAX_AGE", "GONE", "OUTCOMES", "PERMANENT", "RETRY", "SENT",
     "AttemptRecord", "RetryPolicy", "dead_letter", "decide_attempt", "delivery_id_for", "expired_reason", "read", "record_attempt",
-    "replay", "replay_dead", "schedule",
+    "replay", "replay_dead", "resolve_id_for", "schedule", "schedule_resolve",
 ]

@@ -153,7 +153,8 @@ class Actor:
         _view, created = await deliveries.schedule(
             self._store, rule_id=step.automation_id, rule_name=step.rule_name, action_index=step.index,
             channel_id=action.block_document_id, event_id=step.firing_key, flow_run_id=_flow_run_id(step.source),
-            subject=subject, body=body, clock=self._clock,
+            subject=subject, body=body, occurred=step.source.occurred if step.source is not None else step.at,
+            clock=self._clock,
         )
         return int(created)
 
@@ -171,16 +172,23 @@ class Actor:
         ]
 
     async def _context(self, step: _Step) -> dict[str, Any]:
-        run = flow = None
-        run_id = _flow_run_id(step.source)
-        if run_id is not None:
-            view = await get_flow_run(self._store, run_id)
-            if view is not None:
-                run = msgspec.to_builtins(view)
-                flow_view = await flow_reads.get(self._store, view.flow_id)
-                flow = msgspec.to_builtins(flow_view) if flow_view is not None else None
-        return templates.context(event=step.source, automation=step.automation, flow=flow, flow_run=run,
-                                 labels=step.labels)
+        return await template_context(self._store, step.source, step.automation, step.labels)
+
+
+async def template_context(
+    store: EventStore, event: Any | None, automation: dict[str, str], labels: dict[str, str],
+) -> dict[str, Any]:
+    """What an action's templates see for EVENT: the event, the automation, the run it is about
+    and its flow (as they are now), the firing's labels."""
+    run = flow = None
+    run_id = _flow_run_id(event)
+    if run_id is not None:
+        view = await get_flow_run(store, run_id)
+        if view is not None:
+            run = msgspec.to_builtins(view)
+            flow_view = await flow_reads.get(store, view.flow_id)
+            flow = msgspec.to_builtins(flow_view) if flow_view is not None else None
+    return templates.context(event=event, automation=automation, flow=flow, flow_run=run, labels=labels)
 
 
 class _Step(msgspec.Struct, kw_only=True):
@@ -218,4 +226,4 @@ def _flow_run_id(event: Any | None) -> UUID | None:
     return run_actions.flow_run_of(event.resource.get("prefect.resource.id"))
 
 
-__all__ = ["Actor"]
+__all__ = ["Actor", "template_context"]

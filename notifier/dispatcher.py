@@ -126,6 +126,8 @@ class Dispatcher:
                 reason = commands.expired_reason(self.policy, len(view.attempts))
                 await commands.dead_letter(self._store, view.id, reason, clock=lambda: now)
                 continue
+            if view.scheduled.resolves is not None and not await self._alert_opened(view, now):
+                continue
             queue = await self._queue(view.channel_id)
             if queue is None:
                 await commands.dead_letter(self._store, view.id, "the channel no longer exists", clock=lambda: now)
@@ -135,6 +137,21 @@ class Dispatcher:
             queue.put(view)
             queued += 1
         return queued
+
+    async def _alert_opened(self, view: DeliveryView, now: datetime) -> bool:
+        """A resolve may go once the delivery that opened its alert was sent. While that one
+        still waits (or is being sent) the resolve waits too: sent first, it would close
+        nothing and the alert would then stay open. An original given up opened nothing, so its
+        resolve is given up with it."""
+        assert view.scheduled.resolves is not None
+        async with self._store.reading() as tx:
+            original = await model.get(tx, view.scheduled.resolves)
+        if original is not None and original.status == model.SENT:
+            return True
+        if original is None or original.status == model.DEAD:
+            reason = "the alert it resolves was never delivered"
+            await commands.dead_letter(self._store, view.id, reason, clock=lambda: now)
+        return False
 
     async def _queue(self, channel_id: UUID) -> ChannelQueue | None:
         queue = self._queues.get(channel_id)
@@ -165,7 +182,8 @@ class Dispatcher:
             try:
                 attempt = await self._sender(
                     channel.kind, channel.data, message, delivery_id=view.id, now=started,
-                    resolve=view.scheduled.resolve,
+                    resolve=view.scheduled.resolve, alert_key=_alert_key(view),
+                    skip_parts=frozenset(view.parts_sent),
                 )
             except asyncio.CancelledError:
                 raise
@@ -175,6 +193,7 @@ class Dispatcher:
             record = AttemptRecord(
                 started=started, finished=self._clock(), outcome=attempt.outcome, status_code=attempt.status_code,
                 retry_after=attempt.retry_after, excerpt=attempt.excerpt, error=attempt.error,
+                parts_sent=attempt.parts_sent,
             )
             task = asyncio.create_task(self._record(view, record), name=f"runlog-record-{view.id}")
             self._recording.add(task)
@@ -225,6 +244,13 @@ class Dispatcher:
         self._taken.clear()
         self._quiet.set()
         await self._sender.aclose()  # its HTTP session: no send can start any more
+
+
+def _alert_key(view: DeliveryView) -> str | None:
+    """The key of the alert a resolve closes: its original delivery's id, the key that
+    delivery's alert was opened under (PagerDuty ``dedup_key``, Opsgenie ``alias``)."""
+    resolves = view.scheduled.resolves
+    return str(resolves) if resolves is not None else None
 
 
 __all__ = ["INTERVAL_SECONDS", "SERVICE_NAME", "Dispatcher"]

@@ -12,7 +12,7 @@ The interface the dispatcher calls::
             resolve=False,               # True: close the alert (RESOLVABLE kinds only)
             alert_key=None,              # PagerDuty dedup_key / Opsgenie alias; delivery id if None
             base_urls={},                # kind slug -> base URL override (settings)
-            start_part=0,                # resume a multi-request send after its sent parts
+            skip_parts=frozenset(),      # parts (recipients) an earlier attempt reached
             timeout=10.0,                # total seconds per request
         )
 
@@ -21,14 +21,18 @@ secrets decrypted. ``send`` never raises for anything the channel or the receive
 returns an ``Attempt`` whose ``outcome`` is sent, retry (``retry_after`` seconds when the
 receiver said), permanent or gone. It raises ValueError only when asked to resolve on a kind
 that cannot (a caller's mistake). Some kinds send one request per recipient (Twilio numbers,
-Mattermost channels): ``parts_sent`` counts those delivered, and a retry passes it back as
-``start_part`` so recipients already reached are not messaged again.
+Mattermost channels): ``parts_sent`` names those that have got the message (by ``part_id``, a
+digest of the recipient, so the log keeps no phone number), and a retry passes them back as
+``skip_parts`` so recipients already reached are not messaged again. Parts are named rather
+than counted: a channel edited between two attempts (a number added, the list reordered) still
+reaches each of its recipients once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,8 +65,16 @@ class Attempt:
     error: str | None = None
     provider_ref: str | None = None
     target: str = ""
-    parts_sent: int = 0
+    parts_sent: tuple[str, ...] = ()
+    """The part ids (``part_id``) of the recipients that have the message: reached by this send
+    or skipped because an earlier attempt reached them."""
     parts_total: int = 0
+
+
+def part_id(slug: str, part: str) -> str:
+    """The name a part is recorded under: a digest of the kind and the recipient, stable across
+    processes, that says nothing of the recipient itself."""
+    return hashlib.sha256(f"{slug}\n{part}".encode()).hexdigest()[:24]
 
 
 class Session:
@@ -110,7 +122,7 @@ async def send(
     resolve: bool = False,
     alert_key: str | None = None,
     base_urls: Mapping[str, str] | None = None,
-    start_part: int = 0,
+    skip_parts: Collection[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Attempt:
     try:
@@ -134,8 +146,13 @@ async def send(
     redact = Redactor([*secrets, *(s for r in requests for s in r.secrets)])
     public_only = data.get("allow_private_urls") is False
     client = session.public if public_only else session.any
-    elapsed, sent, last = 0.0, start_part, Attempt(Outcome.SENT)
-    for request in requests[start_part:]:
+    skip = frozenset(skip_parts)
+    elapsed, sent, last = 0.0, [], Attempt(Outcome.SENT)
+    for request in requests:
+        part = part_id(channel.slug, request.part) if request.part else None
+        if part is not None and part in skip:
+            sent.append(part)  # an earlier attempt reached this recipient
+            continue
         if public_only and private_literal(urlsplit(request.url).hostname):
             last = Attempt(Outcome.PERMANENT, error=PRIVATE, target=f"{request.method} {display_url(request.url)}")
             break
@@ -143,10 +160,11 @@ async def send(
         elapsed += last.elapsed
         if last.outcome is not Outcome.SENT:
             break
-        sent += 1
+        if part is not None:
+            sent.append(part)
     return Attempt(
         last.outcome, last.status, last.retry_after, elapsed, last.excerpt, last.error,
-        last.provider_ref, last.target, sent, len(requests),
+        last.provider_ref, last.target, tuple(sent), len(requests),
     )
 
 
@@ -218,5 +236,6 @@ def _failed(outcome: Outcome, error: str, elapsed: float, target: str) -> Attemp
 
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "EXCERPT_LIMIT", "MAX_READ", "Attempt", "Message", "Outcome", "Session", "open_session", "send",
+    "DEFAULT_TIMEOUT", "EXCERPT_LIMIT", "MAX_READ", "Attempt", "Message", "Outcome", "Session", "open_session",
+    "part_id", "send",
 ]

@@ -8,7 +8,9 @@ deliveries (commands/deliveries.schedule), with the subject and body rendered th
 (notifier/templates.py), so a message shows the state that fired and not the run's state when
 it is sent; the dispatcher (dispatcher.py) sends them. The flow-run actions change the run's
 state at once (run_actions.py). Each firing and action is recorded as Prefect's automation
-events, which the event feed shows.
+events, which the event feed shows. A run entering Completed resolves the alerts its earlier
+states raised, for the rules that ask (resolving.py), in the log's order: the firings of the
+events before it are acted on first.
 
 Nothing is lost or sent twice across a crash or a restart: the checkpoint moves only after a
 page's actions are recorded, and a delivery's id is derived from (triggering event,
@@ -47,6 +49,7 @@ from runlog.schema.automations import AutomationDefinition
 
 from . import templates, triggers
 from .acting import Actor
+from .resolving import Resolver, asks_to_resolve, completes_a_run
 
 log = structlog.get_logger("runlog.notifier")
 
@@ -72,8 +75,8 @@ class _Automation:
 def _load(view: automation_reads.AutomationView) -> AutomationDefinition | None:
     try:
         return msgspec.convert(
-            {"name": view.name, "enabled": view.enabled, "trigger": view.trigger, "actions": view.actions,
-             "actions_on_trigger": view.actions_on_trigger},
+            {"name": view.name, "enabled": view.enabled, "tags": view.tags, "trigger": view.trigger,
+             "actions": view.actions, "actions_on_trigger": view.actions_on_trigger},
             AutomationDefinition,
         )
     except msgspec.ValidationError as exc:  # stored by an older runlog with a shape it no longer takes
@@ -98,6 +101,7 @@ class Matcher:
         self._on_scheduled = on_scheduled
         self._derivation = Derivation(store)
         self._actor = Actor(store, renderer=renderer, clock=clock)
+        self._resolver = Resolver(store, renderer=renderer, clock=clock)
         self._automations: dict[UUID, _Automation] | None = None
         self._reached = 0
         self._stale = False  # an automation changed since they were read
@@ -220,11 +224,30 @@ class Matcher:
                         automation.definition.trigger, automation.buckets, event, max(self._clock(), event.occurred),
                     )
                     fired += ((automation, firing) for firing in firings)
+                if completes_a_run(event) is not None:
+                    await self._resolve(event, fired)
+        await self._act(fired)
+        self._announce()  # per page: its alerts need not wait for the whole backlog
+        return RowChanges()
+
+    async def _resolve(self, event: PrefectEvent, fired: list[tuple[_Automation, triggers.Firing]]) -> None:
+        """Resolve what the completed run alerted about, for the rules that ask; FIRED (what
+        the events before it fired) is acted on first, so the completion finds every alert its
+        run raised until then and none raised after. With no rule asking, nothing is flushed:
+        a burst's firings still make one group commit."""
+        asking = [a for a in await self._enabled(event.occurred) if asks_to_resolve(a.definition)]
+        if not asking:
+            return
+        await self._act(fired)
+        fired.clear()
+        resolves = await self._resolver.completed(event, ((a.id, a.name, a.definition) for a in asking))
+        self._unannounced += resolves
+        self._this_round += resolves
+
+    async def _act(self, fired: list[tuple[_Automation, triggers.Firing]]) -> None:
         # Triggers are evaluated in the log's order; what they fired is acted on at once, so that
         # twenty runs failing together make one group commit of deliveries, not twenty in a row.
         await asyncio.gather(*(self._fire(automation, firing) for automation, firing in fired))
-        self._announce()  # per page: its alerts need not wait for the whole backlog
-        return RowChanges()
 
     def _announce(self) -> None:
         if self._unannounced:

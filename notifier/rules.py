@@ -17,7 +17,12 @@ The trigger that expresses a rule (the mapping the README documents):
   run is still in the state after D (Prefect's floor for D is 10 s);
 - neither: reactive, ``within: 0``, ``threshold: 1``: every matching state change fires;
 - the action: ``send-notification`` to the channel's block document, subject
-  "Prefect flow run notification", body ``--message`` or Prefect's default message.
+  "Prefect flow run notification", body ``--message`` or Prefect's default message;
+- ``--resolve-on-completed``: the automation's tag ``runlog.resolve-on-completed``. Tags are
+  part of Prefect's automation model, so the stock client keeps the option through a read and
+  an update (it drops fields it does not know), and Prefect's UI shows it. The matcher reads
+  the tag off any automation (resolving.py): when a run that alerted through a PagerDuty or
+  Opsgenie channel later enters Completed, the alert is resolved.
 
 ``--hold-for`` and ``--repeat-suppress`` both use ``within``, so one rule takes one of them.
 """
@@ -38,6 +43,8 @@ STATE_NAMES = (
 )
 """The state names Prefect's client and server give flow runs."""
 MIN_HOLD_SECONDS = 10.0
+RESOLVE_TAG = "runlog.resolve-on-completed"
+"""The automation tag that asks for an alert to be resolved when its run later completes."""
 
 
 class RuleError(ValueError):
@@ -56,6 +63,7 @@ class Rule(msgspec.Struct, kw_only=True):
     hold_for: float = 0.0
     repeat_suppress: float = 0.0
     enabled: bool = True
+    resolve_on_completed: bool = False
 
 
 def state_name(text: str) -> str:
@@ -99,12 +107,18 @@ def trigger_of(rule: Rule) -> dict[str, Any]:
 def definition_of(rule: Rule) -> dict[str, Any]:
     """The body of ``POST /automations/`` (or, without owner_resource, of PUT) for the rule."""
     return {
-        "name": rule.name, "description": "A runlog notification rule", "enabled": rule.enabled, "tags": [],
+        "name": rule.name, "description": "A runlog notification rule", "enabled": rule.enabled,
+        "tags": [RESOLVE_TAG] if rule.resolve_on_completed else [],
         "trigger": trigger_of(rule),
         "actions": [{"type": "send-notification", "block_document_id": str(rule.channel_id),
                      "subject": rule.subject, "body": rule.message}],
         "actions_on_trigger": [], "actions_on_resolve": [],
     }
+
+
+def resolves_on_completed(tags: Any) -> bool:
+    """The automation (by its tags) asks for its alerts to be resolved when the run completes."""
+    return isinstance(tags, list) and RESOLVE_TAG in tags
 
 
 def _names(value: Any) -> list[str]:
@@ -125,6 +139,7 @@ def rule_of(automation: dict[str, Any]) -> Rule | None:
         subject=actions[0].get("subject", DEFAULT_FLOW_RUN_SUBJECT), enabled=automation.get("enabled", True),
         hold_for=float(trigger.get("within") or 0) if proactive else 0.0,
         repeat_suppress=0.0 if proactive else float(trigger.get("within") or 0),
+        resolve_on_completed=resolves_on_completed(automation.get("tags")),
     )
     related = trigger.get("match_related") or []
     for spec in related if isinstance(related, list) else [related]:
@@ -138,4 +153,4 @@ def rule_of(automation: dict[str, Any]) -> Rule | None:
     return rule
 
 
-__all__ = ["Rule", "RuleError", "STATE_NAMES", "definition_of", "rule_of", "state_name", "trigger_of"]
+__all__ = ["RESOLVE_TAG", "Rule", "RuleError", "STATE_NAMES", "resolves_on_completed", "definition_of", "rule_of", "state_name", "trigger_of"]

@@ -40,6 +40,8 @@ class Attempt:
     ``retry_after`` seconds when the receiver said how long to wait; "permanent" (other 4xx, a
     redirect); "gone" (404/410: the endpoint no longer exists). ``excerpt`` is the start of the
     answer's body and ``error`` what failed, both already redacted: no secret may be in them.
+    ``parts_sent`` names the recipients that have the message, for a kind that sends one
+    request per recipient (the next attempt skips them).
     """
 
     outcome: str
@@ -47,6 +49,7 @@ class Attempt:
     retry_after: float | None = None
     excerpt: str | None = None
     error: str | None = None
+    parts_sent: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -54,11 +57,15 @@ class Attempt:
 
 
 class Sender(Protocol):
-    """Sends one message; it keeps its own HTTP session and closes it in ``aclose``."""
+    """Sends one message; it keeps its own HTTP session and closes it in ``aclose``.
+
+    ``alert_key`` is the key of the alert a resolve closes (None: the delivery id);
+    ``skip_parts`` the recipients earlier attempts reached, left out of this one."""
 
     async def __call__(
         self, kind: str, data: dict[str, Any], message: Message, *,
-        delivery_id: UUID, now: datetime, resolve: bool = False,
+        delivery_id: UUID, now: datetime, resolve: bool = False, alert_key: str | None = None,
+        skip_parts: frozenset[str] = frozenset(),
     ) -> Attempt: ...
 
     async def aclose(self) -> None: ...

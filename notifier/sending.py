@@ -51,20 +51,24 @@ class ChannelSender:
 
     async def __call__(
         self, kind: str, data: dict[str, Any], message: Message, *,
-        delivery_id: UUID, now: datetime, resolve: bool = False,
+        delivery_id: UUID, now: datetime, resolve: bool = False, alert_key: str | None = None,
+        skip_parts: frozenset[str] = frozenset(),
     ) -> Attempt:
         channel = call_webhook.KIND if kind == call_webhook.SLUG else KINDS.get(kind)
         if channel is None:
             return Attempt("permanent", error=f"block type {kind!r} is not a notification channel")
+        if resolve and not channel.resolvable:  # the channel was edited into another kind since
+            return Attempt("permanent", error=f"{channel.slug} channels cannot resolve an alert")
         if self._session is None:  # made on first use, inside the running loop
             self._session = http.Session(timeout=self._timeout)
         sent = await http.send(
             self._session, channel, data, ChannelMessage(body=message.body, subject=message.subject),
-            delivery_id=delivery_id, now=now, resolve=resolve, base_urls=self._base_urls, timeout=self._timeout,
+            delivery_id=delivery_id, now=now, resolve=resolve, alert_key=alert_key, base_urls=self._base_urls,
+            skip_parts=skip_parts, timeout=self._timeout,
         )
         return Attempt(
             sent.outcome.value, status_code=sent.status, retry_after=sent.retry_after,
-            excerpt=sent.excerpt or None, error=sent.error,
+            excerpt=sent.excerpt or None, error=sent.error, parts_sent=sent.parts_sent,
         )
 
     async def aclose(self) -> None:

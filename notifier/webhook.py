@@ -78,7 +78,8 @@ class JsonWebhookSender:
 
     async def __call__(
         self, kind: str, data: dict[str, Any], message: Message, *,
-        delivery_id: UUID, now: datetime, resolve: bool = False,
+        delivery_id: UUID, now: datetime, resolve: bool = False, alert_key: str | None = None,
+        skip_parts: frozenset[str] = frozenset(),
     ) -> Attempt:
         if kind != KIND:
             return Attempt(PERMANENT, error=f"no sender for channel kind {kind!r}")

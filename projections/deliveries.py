@@ -49,6 +49,9 @@ class DeliveryView(msgspec.Struct, kw_only=True):
     status: str = PENDING
     attempts: list[catalogue.DeliveryAttempted] = msgspec.field(default_factory=list)
     """Every attempt as recorded, oldest first."""
+    parts_sent: list[str] = msgspec.field(default_factory=list)
+    """The recipients (part ids) that have the message, over every attempt: a multi-request
+    channel's next attempt, a replay's too, leaves them out."""
     next_attempt_at: datetime | None = None
     age_from: datetime
     """When the delivery's maximum age starts counting: its scheduling, or its last replay."""
@@ -90,9 +93,10 @@ def evolve_delivery(view: DeliveryView | None, event: Any, version: int) -> Deli
     replace = msgspec.structs.replace
     if isinstance(event, catalogue.DeliveryAttempted):
         waiting = event.next_attempt_at is not None
+        reached = view.parts_sent + [p for p in event.parts_sent if p not in view.parts_sent]
         return replace(
             view, attempts=[*view.attempts, event], status=RETRYING if waiting else view.status,
-            next_attempt_at=event.next_attempt_at, updated=event.finished, version=version,
+            next_attempt_at=event.next_attempt_at, updated=event.finished, version=version, parts_sent=reached,
         )
     if isinstance(event, catalogue.DeliverySent):
         return replace(view, status=SENT, sent_at=event.at, next_attempt_at=None, updated=event.at, version=version)
@@ -123,6 +127,9 @@ SQL_GET = f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?"  # noqa: S608 - our 
 SQL_DUE = (
     f"SELECT {_COLUMNS} FROM deliveries WHERE next_attempt_at <= ? "  # noqa: S608
     "ORDER BY next_attempt_at, id LIMIT ?"
+)
+SQL_OF_FLOW_RUN = (
+    f"SELECT {_COLUMNS} FROM deliveries WHERE flow_run_id = ? ORDER BY created, id"  # noqa: S608
 )
 SQL_DEAD_IDS = "SELECT id FROM deliveries WHERE status = 'dead' ORDER BY created, id"
 SQL_CHANNEL_HEALTH = "SELECT channel_id, status, reason, since, updated FROM channel_health WHERE channel_id = ?"
@@ -205,6 +212,11 @@ async def due(tx: Tx, now: datetime, limit: int) -> list[DeliveryView]:
     return [view_of(row) for row in await tx.fetch(SQL_DUE, us(now), limit)]
 
 
+async def of_flow_run(tx: Tx, flow_run_id: UUID) -> list[DeliveryView]:
+    """Every delivery a flow run's events caused (resolves included), oldest first."""
+    return [view_of(row) for row in await tx.fetch(SQL_OF_FLOW_RUN, str(flow_run_id))]
+
+
 async def dead_ids(tx: Tx) -> list[UUID]:
     return [UUID(row[0]) for row in await tx.fetch(SQL_DEAD_IDS)]
 
@@ -242,5 +254,5 @@ async def failing_channels(tx: Tx) -> dict[UUID, str]:
 __all__ = [
     "CHANNEL_HEALTH", "DEAD", "DELIVERIES", "FAILING", "HEALTHY", "PENDING", "RETRYING", "SENT", "STATUSES", "WAITING",
     "ChannelHealth", "DeliveriesProjection", "DeliveryView", "channel_health", "dead_ids", "decode_delivery",
-    "delivery_row", "due", "evolve_delivery", "failing_channels", "get", "health", "view_of",
+    "delivery_row", "due", "evolve_delivery", "failing_channels", "get", "health", "of_flow_run", "view_of",
 ]

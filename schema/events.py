@@ -448,7 +448,9 @@ class DeliveryScheduled(Event, tag="delivery.scheduled", kw_only=True):
     exist yet, so a replayed or redelivered triggering event collapses onto this delivery.
     ``subject`` and ``body`` are the rendered message in full (a channel may truncate what it
     sends; the log keeps the whole text). ``resolve``: the message resolves an alert opened
-    earlier (PagerDuty, Opsgenie) instead of opening one.
+    earlier (PagerDuty, Opsgenie) instead of opening one; ``resolves`` is then the delivery that
+    opened it, whose id is the alert's key (``dedup_key``, ``alias``). ``occurred``: when the
+    triggering event happened (a run's Completed resolves only the alerts of earlier states).
     """
 
     delivery_id: UUID
@@ -465,6 +467,8 @@ class DeliveryScheduled(Event, tag="delivery.scheduled", kw_only=True):
     body: str = ""
     scheduled_at: datetime
     resolve: bool = False
+    resolves: UUID | None = None
+    occurred: datetime | None = None
 
 
 class DeliveryAttempted(Event, tag="delivery.attempted", kw_only=True):
@@ -474,7 +478,10 @@ class DeliveryAttempted(Event, tag="delivery.attempted", kw_only=True):
     (a transient failure: the next attempt is at ``next_attempt_at``), "permanent" (the receiver
     refused it for good) or "gone" (404/410: the channel's endpoint no longer exists).
     ``excerpt`` is the start of the receiver's answer, redacted; ``error`` says what failed
-    without any secret in it.
+    without any secret in it. ``parts_sent``: for a channel that sends one request per
+    recipient (Twilio numbers, Mattermost channels), the recipients that have the message after
+    this attempt, as part ids (notifier/http.part_id, a digest: no phone number in the log); the
+    next attempt leaves them out.
     """
 
     delivery_id: UUID
@@ -487,6 +494,7 @@ class DeliveryAttempted(Event, tag="delivery.attempted", kw_only=True):
     excerpt: str | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None
+    parts_sent: list[str] = msgspec.field(default_factory=list)
 
 
 class DeliverySent(Event, tag="delivery.sent", kw_only=True):

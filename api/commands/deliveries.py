@@ -79,6 +79,8 @@ def show(ctx: click.Context, delivery_id: str, output: str) -> None:
     click.echo(f"Delivery {found['id']}: {found['status']}" + (f" ({found['dead_reason']})" if found["dead_reason"] else ""))
     click.echo(f"Rule {found['rule_name'] or found['rule_id']}, channel {found['channel_id']}, event {found['event_id']}")
     click.echo(f"Subject: {found['subject']}")
+    if found.get("resolves"):
+        click.echo(f"Resolves the alert of delivery {found['resolves']}")
     _table(
         "Attempts", ["#", "Started", "ms", "Status", "Outcome", "Answer / error", "Next"],
         [[a["attempt"], _when(a["started"]), a["duration_ms"], a["status_code"], a["outcome"],

@@ -17,6 +17,7 @@ from uuid import UUID
 import click
 
 from runlog.notifier import rules, templates
+from runlog.notifier.channels import RESOLVABLE
 
 from ..client import ApiClient
 from ..errors import RunlogError
@@ -43,13 +44,26 @@ def _shown_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-async def _channel_id(client: ApiClient, name: str) -> UUID:
+async def _channel(client: ApiClient, name: str) -> dict[str, Any]:
     try:
-        found = await client.call("GET", f"/runlog/channels/{quote(name, safe='')}")
+        return await client.call("GET", f"/runlog/channels/{quote(name, safe='')}")
     except RunlogError:
         raise RunlogError(f"unknown channel {name!r}: no notification block is named so "
                           "(create one with the Prefect client, e.g. SlackWebhook(url=...).save(NAME))") from None
-    return UUID(found["id"])
+
+
+async def _channel_id(client: ApiClient, name: str) -> UUID:
+    return UUID((await _channel(client, name))["id"])
+
+
+async def _check_resolvable(client: ApiClient, rule: rules.Rule) -> None:
+    """A rule that resolves its alerts needs a channel that can: a one-line error otherwise."""
+    if not rule.resolve_on_completed:
+        return
+    found = await client.call("GET", f"/runlog/channels/id/{rule.channel_id}")
+    if found["block_type_slug"] not in RESOLVABLE:
+        raise RunlogError(f"--resolve-on-completed: channel {found['name']!r} is a {found['block_type_slug']} "
+                          "channel; only PagerDuty and Opsgenie alerts can be resolved")
 
 
 async def _channel_name(client: ApiClient, channel_id: UUID, cache: dict[UUID, str]) -> str:
@@ -120,6 +134,8 @@ def _rule_options(command):  # type: ignore[no-untyped-def]
                      help="Send only if the run is still in the state after this long (e.g. 60s; at least 10s)."),
         click.option("--repeat-suppress", default=None,
                      help="Send one message per run and state within this long (e.g. 10m)."),
+        click.option("--resolve-on-completed/--no-resolve-on-completed", "resolve_on_completed", default=None,
+                     help="Resolve the alert (PagerDuty, Opsgenie) when the run later enters Completed."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -137,7 +153,7 @@ def group() -> None:
 @click.option("--name", default=None, help="The rule's name (default: made from its conditions).")
 @click.pass_context
 def create(ctx: click.Context, states, tags, flows, deployments, message, hold_for, repeat_suppress,  # type: ignore[no-untyped-def]
-           channel: str, name: str | None) -> None:
+           resolve_on_completed, channel: str, name: str | None) -> None:
     """Create a rule: OR within each of --state, --tag, --flow, --deployment; AND across them."""
     chosen = _states(states)
     hold = duration(hold_for, "--hold-for") if hold_for else 0.0
@@ -147,13 +163,19 @@ def create(ctx: click.Context, states, tags, flows, deployments, message, hold_f
         rule = rules.Rule(
             name=name or "", channel_id=await _channel_id(client, channel), states=chosen, tags=list(tags),
             flows=list(flows), deployments=list(deployments), hold_for=hold, repeat_suppress=repeat,
-            **({"message": message} if message is not None else {}),
+            resolve_on_completed=bool(resolve_on_completed), **({"message": message} if message is not None else {}),
         )
         rule.name = rule.name or _default_name(rule, channel)
+        await _check_resolvable(client, rule)
         return await client.call("POST", "/automations/", _checked(rule) | {"owner_resource": None})
 
     created = _with_client(ctx, work)
     click.echo(f"Created notification rule {created['name']!r} ({created['id']}).")
+
+
+def _resolves(rule: rules.Rule) -> str:
+    """Whether the rule resolves its alerts when the run completes (``yes`` keeps tables narrow)."""
+    return "yes" if rule.resolve_on_completed else ""
 
 
 def _timing(rule: rules.Rule) -> str:
@@ -169,10 +191,10 @@ def _row(automation: dict[str, Any], rule: rules.Rule, channel: str, *, wide: bo
     status = "paused" if not automation["enabled"] else (f"muted until {muted[:16].replace('T', ' ')}" if muted else "on")
     runs_of = [*rule.flows, *(f"deployment {d}" for d in rule.deployments)]
     return [automation["name"], "|".join(rule.states) or "any", "|".join(rule.tags), "|".join(runs_of), channel,
-            _timing(rule), status, automation["id"] if wide else automation["id"][:8]]
+            _timing(rule), _resolves(rule), status, automation["id"] if wide else automation["id"][:8]]
 
 
-_COLUMNS = ["Name", "States", "Tags", "Flows", "Channel", "Timing", "Status", "ID"]
+_COLUMNS = ["Name", "States", "Tags", "Flows", "Channel", "Timing", "Resolve", "Status", "ID"]
 
 
 @group.command(name="ls")
@@ -227,7 +249,7 @@ def inspect(ctx: click.Context, rule: str) -> None:
 @click.option("--name", "new_name", default=None, help="A new name.")
 @click.pass_context
 def edit(ctx: click.Context, rule: str, states, tags, flows, deployments, message, hold_for,  # type: ignore[no-untyped-def]
-         repeat_suppress, channel: str | None, new_name: str | None) -> None:
+         repeat_suppress, resolve_on_completed, channel: str | None, new_name: str | None) -> None:
     """Change a rule: each option given replaces that part (--hold-for 0 or --repeat-suppress 0 removes it)."""
     chosen = _states(states)
 
@@ -240,6 +262,7 @@ def edit(ctx: click.Context, rule: str, states, tags, flows, deployments, messag
             "hold_for": duration(hold_for, "--hold-for") if hold_for else None,
             "repeat_suppress": duration(repeat_suppress, "--repeat-suppress") if repeat_suppress else None,
             "channel_id": await _channel_id(client, channel) if channel else None,
+            "resolve_on_completed": resolve_on_completed,
         }
         given = {k: v for k, v in changes.items() if v not in (None, [])}
         if "hold_for" in given and given["hold_for"]:
@@ -247,6 +270,7 @@ def edit(ctx: click.Context, rule: str, states, tags, flows, deployments, messag
         if "repeat_suppress" in given and given["repeat_suppress"]:
             given.setdefault("hold_for", 0.0)
         updated = rules.Rule(**{**{f: getattr(current, f) for f in rules.Rule.__struct_fields__}, **given})
+        await _check_resolvable(client, updated)
         await client.call("PUT", f"/automations/{automation['id']}", _checked(updated))
         return updated.name
 

@@ -51,10 +51,12 @@ def to_delivery(view: DeliveryView) -> s.Delivery:
             attempt=a.attempt, started=a.started, finished=a.finished,
             duration_ms=round((a.finished - a.started).total_seconds() * 1000, 3), status_code=a.status_code,
             outcome=a.outcome, excerpt=a.excerpt, error=a.error, next_attempt_at=a.next_attempt_at,
+            parts_sent=len(a.parts_sent),
         )
         for a in view.attempts
     ]
-    return s.Delivery(**_summary_fields(view), body=view.scheduled.body, resolve=view.scheduled.resolve, attempt_log=attempts)
+    return s.Delivery(**_summary_fields(view), body=view.scheduled.body, resolve=view.scheduled.resolve,
+                      resolves=view.scheduled.resolves, attempt_log=attempts)
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -20,6 +20,9 @@ class DeliveryAttempt(msgspec.Struct, kw_only=True):
     """The start of the receiver's answer, redacted."""
     error: str | None
     next_attempt_at: datetime | None
+    parts_sent: int = 0
+    """For a channel that sends one request per recipient (Twilio, Mattermost): how many
+    recipients had the message after this attempt (a retry skips them)."""
 
 
 class DeliverySummary(msgspec.Struct, kw_only=True):
@@ -46,6 +49,9 @@ class Delivery(DeliverySummary, kw_only=True):
     body: str
     """The message as rendered, in full (a channel may have sent it truncated)."""
     resolve: bool
+    """The message resolves an alert (PagerDuty, Opsgenie) rather than opening one."""
+    resolves: UUID | None = None
+    """For a resolve: the delivery that opened the alert (its id is the alert's key)."""
     attempt_log: list[DeliveryAttempt]
 
 

@@ -64,7 +64,9 @@ class Context:
 class Request:
     """One HTTP request, ready to send. ``secrets`` lists strings derived from secret fields
     that are not in the block data as such (a Basic credential, a URL with a token in it), so
-    that redaction can find them in whatever comes back."""
+    that redaction can find them in whatever comes back. ``part`` names the recipient of a
+    kind that sends one request per recipient (a phone number, a channel), so that a retry can
+    leave out the recipients already reached; empty for a kind that sends one request."""
 
     method: str
     url: str
@@ -72,6 +74,7 @@ class Request:
     body: bytes = b""
     secrets: tuple[str, ...] = ()
     timeout: float | None = None  # the block's own, when it has one (custom webhooks)
+    part: str = ""
 
 
 @dataclass(frozen=True, slots=True)

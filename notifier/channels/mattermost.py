@@ -35,7 +35,8 @@ def build(data: Mapping[str, Any], message: Message, ctx: Context) -> list[Reque
         base["username"] = botname
     channels = optional(data, "channels", list) or [None]
     return [
-        Request("POST", url, JSON_HEADERS, json_body(base if channel is None else {**base, "channel": str(channel)}))
+        Request("POST", url, JSON_HEADERS, json_body(base if channel is None else {**base, "channel": str(channel)}),
+                part="" if channel is None else f"channel:{channel}")
         for channel in channels
     ]
 

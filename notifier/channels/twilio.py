@@ -40,9 +40,9 @@ def build(data: Mapping[str, Any], message: Message, ctx: Context) -> list[Reque
     text = truncate(joined(message), BODY_LIMIT)
     recipients = require(data, "to_phone_numbers", list)
     return [
-        Request("POST", url, headers, urlencode({"To": e164(str(to)), "From": sender, "Body": text}).encode(),
-                secrets=(credential,))
-        for to in recipients
+        Request("POST", url, headers, urlencode({"To": number, "From": sender, "Body": text}).encode(),
+                secrets=(credential,), part=f"to:{number}")
+        for number in (e164(str(to)) for to in recipients)
     ]
 
 

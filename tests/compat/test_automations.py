@@ -62,3 +62,21 @@ def test_a_runlog_rule_is_an_automation_the_prefect_cli_reads(runlog):  # noqa: 
     assert inspected["id"] == created["id"]
     assert inspected["trigger"]["posture"] == "Proactive" and inspected["trigger"]["within"] == 60.0
     assert rules.rule_of(runlog.get(f"/automations/{created['id']}")) == rule
+
+
+def test_the_resolve_option_survives_the_sdk_reading_and_updating_the_rule(runlog):  # noqa: F811
+    rule = rules.Rule(name="compat-resolving", channel_id=uuid.uuid4(), states=["Failed"], resolve_on_completed=True)
+    created = runlog.post("/automations/", rules.definition_of(rule))
+    done = subprocess.run(
+        [PREFECT_PYTHON, "-m", "tests.compat.automation_update_client", "compat-resolving"],
+        cwd=ROOT, env=runlog.env, capture_output=True, text=True, timeout=180,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0 and lines, f"the automation client failed:\n{done.stdout}\n{done.stderr}"
+    assert json.loads(lines[-1])["tags"] == [rules.RESOLVE_TAG]
+    runlog.prefect("automation", "pause", "compat-resolving")
+    runlog.prefect("automation", "resume", "compat-resolving")
+    stored = runlog.get(f"/automations/{created['id']}")
+    assert stored["description"] == "edited with the Prefect SDK"
+    read_back = rules.rule_of(stored)
+    assert read_back is not None and read_back.resolve_on_completed

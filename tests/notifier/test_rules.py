@@ -12,7 +12,7 @@ import msgspec
 
 from runlog.api.schemas.automations import AutomationUpdate
 from runlog.api.schemas.automations import definition_of as checked
-from runlog.notifier import rules, triggers
+from runlog.notifier import resolving, rules, triggers
 
 from .test_triggers import T0, event
 
@@ -33,11 +33,22 @@ def rule(**fields) -> rules.Rule:
     rule(states=["Failed", "Crashed"], tags=["daily-etl", "etl"], flows=["etl"], deployments=["nightly"]),
     rule(states=["Failed"], hold_for=60.0),
     rule(states=["Failed"], repeat_suppress=600.0, message="{{ flow_run.name }}", enabled=False),
+    rule(states=["Failed"], resolve_on_completed=True),
 ])
 def test_a_rule_reads_back_from_its_automation(made: rules.Rule) -> None:
     automation = rules.definition_of(made)
     definition_of(automation)  # a definition the server accepts
     assert rules.rule_of(automation) == made
+
+
+@pytest.mark.parametrize(("tags", "resolves"), [
+    ([], False), (["ops"], False), ([rules.RESOLVE_TAG], True), (["ops", rules.RESOLVE_TAG], True), (None, False),
+])
+def test_the_resolve_option_is_the_automations_tag(tags, resolves: bool) -> None:
+    automation = rules.definition_of(rule()) | {"tags": tags}
+    made = rules.rule_of(automation)
+    assert made is not None and made.resolve_on_completed is resolves
+    assert rules.definition_of(rule(resolve_on_completed=True))["tags"] == [rules.RESOLVE_TAG]
 
 
 def test_automations_that_are_not_rules_are_left_out() -> None:
@@ -88,3 +99,19 @@ def fired(made: rules.Rule, steps: list) -> int:
 ])
 def test_rules_fire_as_their_options_say(made: rules.Rule, steps: list, expected: int) -> None:
     assert fired(made, steps) == expected
+
+
+@pytest.mark.parametrize(("name", "state_type", "completes"), [
+    ("prefect.flow-run.Completed", "COMPLETED", True),
+    ("prefect.flow-run.Cached", "COMPLETED", True),  # a completed state by another name
+    ("prefect.flow-run.Failed", "FAILED", False),
+    ("prefect.flow-run.Running", "RUNNING", False),
+    ("prefect.task-run.Completed", "COMPLETED", False),  # a task's completion is not the run's
+])
+def test_which_events_complete_a_run(name: str, state_type: str, completes: bool) -> None:
+    kind = name.rsplit(".", 1)[0]  # prefect.flow-run or prefect.task-run
+    seen = event(name, run=f"{kind}.{uuid.uuid4()}", **{"prefect.state-type": state_type})
+    found = resolving.completes_a_run(seen)
+    assert (found is not None) is completes
+    if completes:
+        assert f"prefect.flow-run.{found}" == seen.resource["prefect.resource.id"]

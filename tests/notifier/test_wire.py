@@ -11,7 +11,7 @@ import pytest
 
 from runlog.api.settings import load_settings
 from runlog.notifier.channels import KINDS, RESOLVABLE, ChannelConfigError, channel_kind, check, destination
-from runlog.notifier.http import Message, Outcome, send
+from runlog.notifier.http import Message, Outcome, part_id, send
 
 from .helpers import DELIVERY, MESSAGE, NOW, deliver
 
@@ -94,7 +94,7 @@ async def test_mattermost_builds_its_url_and_posts_once_per_channel(rcv, session
     data = {"hostname": "127.0.0.1", "port": port, "token": "mm-token", "path": "chat",
             "channels": ["ops", "oncall"], "botname": "prefect", "secure": False}
     attempt = await deliver(session, "mattermost", data)
-    assert attempt.outcome is Outcome.SENT and (attempt.parts_sent, attempt.parts_total) == (2, 2)
+    assert attempt.outcome is Outcome.SENT and (len(attempt.parts_sent), attempt.parts_total) == (2, 2)
     assert [s.path for s in rcv.seen] == ["/chat/hooks/mm-token"] * 2
     assert [s.json()["channel"] for s in rcv.seen] == ["ops", "oncall"]
     assert rcv.seen[0].json()["text"].endswith(MESSAGE.body) and rcv.seen[0].json()["username"] == "prefect"
@@ -178,7 +178,7 @@ async def test_twilio_form_basic_auth_one_request_per_number(rcv, session):
     data = {"account_sid": "AC123", "auth_token": "tw-token", "from_phone_number": "18001234567",
             "to_phone_numbers": ["18004242424", "+18004242425"]}
     attempt = await deliver(session, "twilio", data, base=rcv.url, message=Message("z" * 2000, subject="S"))
-    assert attempt.outcome is Outcome.SENT and attempt.provider_ref == "SM1" and attempt.parts_sent == 2
+    assert attempt.outcome is Outcome.SENT and attempt.provider_ref == "SM1" and len(attempt.parts_sent) == 2
     first, second = rcv.seen
     assert first.path == "/2010-04-01/Accounts/AC123/Messages.json"
     assert first.headers["Authorization"] == "Basic " + base64.b64encode(b"AC123:tw-token").decode()
@@ -193,11 +193,24 @@ async def test_a_retry_resumes_after_the_recipients_already_reached(rcv, session
     rcv.script((201, {}, b"{}"), (500, {}, b""))
     data = {"account_sid": "AC1", "auth_token": "t0ken", "from_phone_number": "1", "to_phone_numbers": ["2", "3"]}
     attempt = await deliver(session, "twilio", data, base=rcv.url)
-    assert attempt.outcome is Outcome.RETRY and (attempt.parts_sent, attempt.parts_total) == (1, 2)
+    assert attempt.outcome is Outcome.RETRY and (len(attempt.parts_sent), attempt.parts_total) == (1, 2)
+    assert attempt.parts_sent == (part_id("twilio-sms", "to:+2"),), "a part is named by a digest, not the number"
     rcv.script((201, {}, b"{}"))
-    attempt = await deliver(session, "twilio", data, base=rcv.url, start_part=attempt.parts_sent)
-    assert attempt.outcome is Outcome.SENT and attempt.parts_sent == 2
+    attempt = await deliver(session, "twilio", data, base=rcv.url, skip_parts=attempt.parts_sent)
+    assert attempt.outcome is Outcome.SENT and len(attempt.parts_sent) == 2
     assert [parse_qs(s.body.decode())["To"] for s in rcv.seen] == [["+2"], ["+3"], ["+3"]]
+
+
+async def test_a_retry_reaches_a_number_added_meanwhile_and_skips_the_reached_one_moved(rcv, session):
+    rcv.script((201, {}, b"{}"), (500, {}, b""))
+    data = {"account_sid": "AC1", "auth_token": "t0ken", "from_phone_number": "1", "to_phone_numbers": ["2", "3"]}
+    first = await deliver(session, "twilio", data, base=rcv.url)
+    assert first.outcome is Outcome.RETRY
+    rcv.default = (201, {}, b"{}")
+    edited = {**data, "to_phone_numbers": ["4", "3", "2"]}  # the channel edited before the retry
+    attempt = await deliver(session, "twilio", edited, base=rcv.url, skip_parts=first.parts_sent)
+    assert attempt.outcome is Outcome.SENT and len(attempt.parts_sent) == 3
+    assert [parse_qs(s.body.decode())["To"] for s in rcv.seen] == [["+2"], ["+3"], ["+4"], ["+3"]]
 
 
 async def test_custom_webhook_like_prefects_block(rcv, session):
