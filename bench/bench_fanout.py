@@ -47,7 +47,8 @@ import psutil
 from aiohttp import web
 
 from bench.bench_server import (
-    DEFAULT_ADMIN_URL, Load, Stats, finish, median, percentile, progress, running_server,
+    DEFAULT_ADMIN_URL, Load, Stats, finish, median, percentile, progress, running_server, start_profiler,
+    summarize_profile,
 )
 
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -259,11 +260,18 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
             await asyncio.sleep(WARMUP_SECONDS)
             cpu0 = psutil.cpu_times()
             label = "on" if notifier else "off"
+            profiler = None
+            if args.profile:
+                profiler = start_profiler(server, args.duration, args.profile,
+                                          f"{backend}-notifier-{label}-{server.port}")
             progress(f"  {backend}, notifier {label}: {args.failing} runs failing over {args.duration:g}s, "
                      f"{args.clients} other clients at {args.rate:g} transitions/s")
             sent, failing_errors = await failing_load(server.base, flow["id"], receivers, args.failing, args.duration)
             await finish(tasks, load)
             cpu1 = psutil.cpu_times()
+            if profiler is not None:
+                await asyncio.to_thread(profiler[0].wait)
+                progress(f"    profile {profiler[1]}:\n      " + "\n      ".join(summarize_profile(profiler[1])))
             busy = sum(cpu1) - sum(cpu0) - (cpu1.idle - cpu0.idle)
             load_note = f"machine busy {100 * busy / max(sum(cpu1) - sum(cpu0), 1e-9) * (os.cpu_count() or 1):.0f}% of one core, loadavg {os.getloadavg()[0]:.1f}"
             if notifier:
@@ -358,6 +366,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runlog-command", default=None)
     parser.add_argument("--keep-logs", default=None)
     parser.add_argument("--wait-quiet", type=float, default=0.0)
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="py-spy the server over each window into DIR (needs py-spy) and print where its time went")
     args = parser.parse_args(argv)
     args.channels = [c.strip() for c in args.channels.split(",") if c.strip()]
     unknown = [c for c in args.channels if c not in CHANNELS]
