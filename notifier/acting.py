@@ -17,6 +17,7 @@ them), is carried out under its invocation id, the delivery id the action would 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -122,9 +123,10 @@ class Actor:
         await automation_runs.record_event(self._store, finished, stream=streams.triggered_action(step.invocation))
 
     async def _deliver(self, step: _Step, action: SendNotification | CallWebhook) -> int:
-        block = await self._block(action.block_document_id)
+        # Independent reads, made together: a burst of alerts waits on the database's round
+        # trips here, once per firing, so two at once rather than one after the other.
+        block, context = await asyncio.gather(self._block(action.block_document_id), self._context(step))
         triggered = step.action_triggered(block[1] if block else [])
-        context = await self._context(step)
         reason = None
         if isinstance(action, CallWebhook):
             subject = ""
