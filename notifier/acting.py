@@ -82,16 +82,20 @@ class Actor:
         automation = {"id": str(automation_id), "name": name}
         trigger_type = str(definition.trigger.__struct_config__.tag)
         resource = shapes.automation_resource(automation_id, name, posture, trigger_type=trigger_type)
-        created = 0
-        for index, (action, source) in enumerate(sources):
-            step = _Step(
+        steps = [
+            _Step(
                 automation_id=automation_id, automation=automation, resource=resource, index=index, action=action,
                 source=source, labels=firing.labels, at=firing.at, triggered_event_id=triggered.event_id,
                 firing_key=firing_key, invocation=deliveries.delivery_id_for(firing_key, automation_id, index),
                 rule_name=name,
             )
-            created += await self._act(step)
-        return created
+            for index, (action, source) in enumerate(sources)
+        ]
+        # The actions are carried out together: each has its own invocation, streams and claim,
+        # and none waits for another's outcome (Prefect's actions service takes them as separate
+        # messages too), so a rule sending to three channels makes its records in one group
+        # commit each step rather than three after one another.
+        return sum(await asyncio.gather(*(self._act(step) for step in steps)))
 
     async def _act(self, step: _Step) -> int:
         action = step.action
