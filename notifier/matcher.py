@@ -35,7 +35,7 @@ from runlog.commands.clock import Clock, system_clock
 from runlog.commands.runner import Service
 from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
 from runlog.projections import automations as automation_reads
-from runlog.projections.checkpoints import CHECKPOINTS, catch_up
+from runlog.projections.checkpoints import CHECKPOINTS, PAGE, checkpoint
 from runlog.projections.prefect_events import Derivation, PrefectEvent
 from runlog.schema.automations import AutomationDefinition
 
@@ -48,6 +48,8 @@ NAME = "notifier-matcher"
 """The matcher's checkpoint and its service (leader election) name."""
 INTERVAL_SECONDS = 1.0
 """How often proactive windows are looked at without a new event."""
+SAVE_EVERY_SECONDS = 1.0
+"""The checkpoint is written at most this often (by the clock's time)."""
 
 
 @dataclass
@@ -91,9 +93,11 @@ class Matcher:
         self._actor = Actor(store, renderer=renderer, clock=clock)
         self._automations: dict[UUID, _Automation] | None = None
         self._reached = 0
+        self._matched = 0  # the last position matched by this process, saved or not
         self._stale = False  # an automation changed since they were read
         self._idle = False  # the last round found no automation to evaluate
         self._saved_at: datetime | None = None
+        self._saved = -1  # the position last written as the checkpoint by this process
         self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
         self._this_round = 0
 
@@ -119,7 +123,7 @@ class Matcher:
             # Back from idle: match from here on, not the events no automation was there for.
             await self._save_checkpoint(self._reached)
             self._idle = False
-        self._reached = await catch_up(self._store, self)
+        self._reached = await self._catch_up(now)
         for automation in (await self._enabled(now)):
             automation.buckets, firings = triggers.tick(automation.definition.trigger, automation.buckets, now)
             for firing in firings:
@@ -138,13 +142,40 @@ class Matcher:
             await self._save_checkpoint(self._reached)
             self._saved_at = now
 
+    async def _catch_up(self, now: datetime) -> int:
+        """Match the log from where it was matched to its end; the position reached.
+
+        The matcher follows every append of the server (a round per group commit, most of them
+        other clients' run states), so writing its checkpoint after each page made a write
+        transaction per round, contending with the clients' appends (on SQLite, for its one
+        writer). It is written at most once a SAVE_EVERY_SECONDS instead, and the position
+        matched since is kept here: a crash then matches up to a second of the log again, which
+        schedules nothing twice (a delivery's id is derived from its event, rule and action; the
+        other actions are claimed). The table is still read each round, and the further of the
+        two taken, so that a process leading again after another led goes on from where that one
+        got to.
+        """
+        after = max(await checkpoint(self._store, NAME), self._matched)
+        while True:
+            page = [record async for record in self._store.read_all(after=after, limit=PAGE)]
+            if not page:
+                break
+            await self.changes(page)  # its actions are recorded by the time it returns
+            after = self._matched = page[-1].position
+        due = self._saved_at is None or (now - self._saved_at).total_seconds() >= SAVE_EVERY_SECONDS
+        if due and after != self._saved:
+            await self._save_checkpoint(after)
+            self._saved_at = now
+        return after
+
     async def _save_checkpoint(self, position: int) -> None:
+        self._saved = position
         changes = RowChanges()
         changes.upsert(CHECKPOINTS, (NAME, position))
         await self._store.write_tables(changes)
 
     async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
-        """A page of the log matched (catch_up writes the checkpoint after it): the matcher keeps
+        """A page of the log matched (_catch_up moves the checkpoint after it): the matcher keeps
         no table of its own, its output is deliveries, recorded by the time this returns."""
         fired: list[tuple[_Automation, triggers.Firing]] = []
         for record in events:
