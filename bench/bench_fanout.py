@@ -47,8 +47,8 @@ import psutil
 from aiohttp import web
 
 from bench.bench_server import (
-    DEFAULT_ADMIN_URL, Load, Stats, finish, median, percentile, progress, running_server, start_profiler,
-    summarize_profile,
+    DEFAULT_ADMIN_URL, Load, Stats, cpu_of, finish, median, percentile, postgres_backends, progress, running_server,
+    start_profiler, summarize_profile,
 )
 
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -176,6 +176,8 @@ class RunResult:
     failing_errors: int
     channels: list[tuple[str, int, int, int, list[float]]] = field(default_factory=list)  # name, got, dup, unknown, lat
     load: str = ""
+    server_cpu: float = 0.0  # seconds, the runlog server's process over the window and the drain
+    pg_cpu: float = 0.0  # seconds, the PostgreSQL backends serving its database (0 on SQLite)
 
     def problems(self, expected: int) -> list[str]:
         out = []
@@ -259,6 +261,9 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
             tasks = load.start()
             await asyncio.sleep(WARMUP_SECONDS)
             cpu0 = psutil.cpu_times()
+            server_cpu0 = server.cpu_seconds()
+            backends = await postgres_backends(server)
+            pg_cpu0 = cpu_of(backends)
             label = "on" if notifier else "off"
             profiler = None
             if args.profile:
@@ -279,15 +284,18 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                 while time.monotonic() < deadline and any(r.delivered < sent for r in receivers):
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(2.0)  # a late duplicate would show up here
+            server_cpu = server.cpu_seconds() - server_cpu0
+            pg_cpu = sum(cpu_of(backends).values()) - sum(pg_cpu0.get(pid, 0.0) for pid in cpu_of(backends))
             latencies = sorted(stats.set_state_latency)
             result = RunResult(
                 backend, notifier, percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000,
                 len(latencies), sum(stats.errors.values()), sent, failing_errors, load=load_note,
+                server_cpu=server_cpu, pg_cpu=pg_cpu,
             )
             result.channels = [(r.name, r.delivered, r.duplicates, r.unknown, r.latencies()) for r in receivers]
             got = ", ".join(f"{r.name} {r.delivered}" for r in receivers) if notifier else "-"
             progress(f"    set_state p50 {result.p50:.1f} ms p99 {result.p99:.1f} ms over {result.transitions} "
-                     f"transitions; alerts: {got}; {load_note}")
+                     f"transitions; alerts: {got}; server CPU {server_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s; {load_note}")
             for problem in result.problems(args.failing):
                 progress(f"    !!! {problem}")
             return result
@@ -304,12 +312,13 @@ async def main_async(args: argparse.Namespace) -> int:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     out = [f"Command: `python -m bench.bench_fanout {' '.join(sys.argv[1:])}`", "",
            f"uptime at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", ""]
-    summary = ["| backend | set_state p50 ms, notifier off | on | p99 ms, off | on | p99 on/off | runs |",
-               "|---|--:|--:|--:|--:|--:|--:|"]
+    summary = ["| backend | set_state p50 ms, notifier off | on | p99 ms, off | on | p99 on/off | "
+               "server + PostgreSQL CPU s, off | on | runs |",
+               "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     deliveries = ["| backend | channel | alerts received (of failing x runs) | lost | duplicated | "
                   "Failed -> receiver p50 ms | p99 ms | max ms |", "|---|---|--:|--:|--:|--:|--:|--:|"]
-    runs = ["| backend | notifier | set_state p50 ms | p99 ms | transitions | errors | load |",
-            "|---|---|--:|--:|--:|--:|---|"]
+    runs = ["| backend | notifier | set_state p50 ms | p99 ms | transitions | errors | server CPU s | PostgreSQL CPU s | load |",
+            "|---|---|--:|--:|--:|--:|--:|--:|---|"]
     failed = False
     for backend in backends:
         results: list[RunResult] = []
@@ -325,14 +334,16 @@ async def main_async(args: argparse.Namespace) -> int:
         off = [r for r in results if not r.notifier]
         for r in results:
             runs.append(f"| {backend} | {'on' if r.notifier else 'off'} | {r.p50:.1f} | {r.p99:.1f} | "
-                        f"{r.transitions:,} | {r.errors} | {r.load} |")
+                        f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.load} |")
             if r.problems(args.failing):
                 failed = True
         if on and off:
             p99_on, p99_off = median([r.p99 for r in on]), median([r.p99 for r in off])
             summary.append(
                 f"| {backend} | {median([r.p50 for r in off]):.1f} | {median([r.p50 for r in on]):.1f} | "
-                f"{p99_off:.1f} | {p99_on:.1f} | {p99_on / p99_off:.2f} | {len(off)} + {len(on)} |"
+                f"{p99_off:.1f} | {p99_on:.1f} | {p99_on / p99_off:.2f} | "
+                f"{median([r.server_cpu + r.pg_cpu for r in off]):.1f} | {median([r.server_cpu + r.pg_cpu for r in on]):.1f} | "
+                f"{len(off)} + {len(on)} |"
             )
         for index, name in enumerate(args.channels):
             got = sum(r.channels[index][1] for r in on)
