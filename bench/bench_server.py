@@ -206,11 +206,12 @@ def _runlog_command() -> list[str]:
 
 
 async def start_server(target: str, backend: str, database_url: str, workdir: str, prefect_python: str,
-                       runlog_command: str | None = None) -> Server:
+                       runlog_command: str | None = None, extra_env: dict[str, str] | None = None) -> Server:
     log_path = os.path.join(workdir, f"{target}-server.log")
     started = time.monotonic()
     if target == "runlog":
-        env = {k: v for k, v in server_env(workdir, database_url).items() if not k.startswith("PREFECT_")}
+        env = {k: v for k, v in server_env(workdir, database_url, **(extra_env or {})).items()
+               if not k.startswith("PREFECT_")}
         base = shlex.split(runlog_command) if runlog_command else _runlog_command()
         progress(f"  starting runlog on {backend}: {shlex.join([*base, 'server', 'start', '--host', '127.0.0.1'])}")
         # The one way the suite starts a server too: --port 0, then the port its banner names.
@@ -318,7 +319,10 @@ async def running_server(target: str, backend: str, args: argparse.Namespace) ->
     await wait_quiet(args.wait_quiet)
     with tempfile.TemporaryDirectory(prefix=f"bench-server-{target}-") as workdir:
         async with fresh_database(target, backend, args.admin_url, workdir) as url:
-            server = await start_server(target, backend, url, workdir, args.prefect_python, args.runlog_command)
+            # A bench that sets args.server_env (runlog settings such as RUNLOG_NOTIFIER_ENABLED)
+            # gets them in the runlog server's environment.
+            server = await start_server(target, backend, url, workdir, args.prefect_python, args.runlog_command,
+                                        getattr(args, "server_env", None))
             server.database_url, server.admin_url = url, args.admin_url
             try:
                 yield server

@@ -17,8 +17,10 @@ them), is carried out under its invocation id, the delivery id the action would 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -83,16 +85,36 @@ class Actor:
         automation = {"id": str(automation_id), "name": name}
         trigger_type = str(definition.trigger.__struct_config__.tag)
         resource = shapes.automation_resource(automation_id, name, posture, trigger_type=trigger_type)
-        created = 0
-        for index, (action, source) in enumerate(sources):
-            step = _Step(
+        # The template context is read once per source event (the run and its flow), not once
+        # per action: a rule with three channels read the same run and flow three times.
+        contexts: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+        def context_of(source: Any) -> asyncio.Future[dict[str, Any]]:
+            if id(source) not in contexts:
+                reading = asyncio.ensure_future(self._context(source, automation, firing.labels))
+                # Its failure is the actions' to report (they await it); never an unretrieved one.
+                reading.add_done_callback(lambda done: done.cancelled() or done.exception())
+                contexts[id(source)] = reading
+            return contexts[id(source)]
+
+        steps = [
+            _Step(
                 automation_id=automation_id, automation=automation, resource=resource, index=index, action=action,
                 source=source, labels=firing.labels, at=firing.at, triggered_event_id=triggered.event_id,
                 firing_key=firing_key, invocation=deliveries.delivery_id_for(firing_key, automation_id, index),
-                rule_name=name,
+                rule_name=name, context=functools.partial(context_of, source),
             )
-            created += await self._act(step)
-        return created
+            for index, (action, source) in enumerate(sources)
+        ]
+        # The actions are carried out together: each has its own invocation, streams and claim,
+        # and none waits for another's outcome (Prefect's actions service takes them as separate
+        # messages too), so a rule sending to three channels makes its records in one group
+        # commit each step rather than three after one another.
+        try:
+            return sum(await asyncio.gather(*(self._act(step) for step in steps)))
+        finally:
+            for context in contexts.values():  # not left reading when an action failed before it
+                context.cancel()
 
     async def _act(self, step: _Step) -> int:
         action = step.action
@@ -124,9 +146,10 @@ class Actor:
         await automation_runs.record_event(self._store, finished, stream=streams.triggered_action(step.invocation))
 
     async def _deliver(self, step: _Step, action: SendNotification | CallWebhook) -> int:
-        block = await self._block(action.block_document_id)
+        # Independent reads, made together: a burst of alerts waits on the database's round
+        # trips here, once per firing, so two at once rather than one after the other.
+        block, context = await asyncio.gather(self._block(action.block_document_id), step.context())
         triggered = step.action_triggered(block[1] if block else [])
-        context = await self._context(step)
         reason = None
         if isinstance(action, CallWebhook):
             subject = ""
@@ -171,8 +194,8 @@ class Actor:
             {"prefect.resource.id": f"prefect.block-type.{block_type.slug}", "prefect.resource.role": "block-type"},
         ]
 
-    async def _context(self, step: _Step) -> dict[str, Any]:
-        return await template_context(self._store, step.source, step.automation, step.labels)
+    async def _context(self, source: Any, automation: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
+        return await template_context(self._store, source, automation, labels)
 
 
 async def template_context(
@@ -206,6 +229,8 @@ class _Step(msgspec.Struct, kw_only=True):
     firing_key: UUID
     invocation: UUID
     rule_name: str
+    context: Callable[[], Awaitable[dict[str, Any]]]
+    """The template context of ``source``, read once and shared by the firing's actions."""
 
     @property
     def action_type(self) -> str:

@@ -42,7 +42,7 @@ from runlog.commands.clock import Clock, system_clock
 from runlog.commands.runner import Service
 from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
 from runlog.projections import automations as automation_reads
-from runlog.projections.checkpoints import CHECKPOINTS, catch_up, checkpoint
+from runlog.projections.checkpoints import CHECKPOINTS, PAGE, checkpoint
 from runlog.projections.prefect_events import Derivation, PrefectEvent
 from runlog.schema import streams
 from runlog.schema.automations import AutomationDefinition
@@ -60,6 +60,8 @@ INTERVAL_SECONDS = 1.0
 SLACK_SECONDS = 1.0
 """Added to the longest ``within`` when looking back for the records to observe again: a
 record's time is its commit's, which may trail the event's own by a little."""
+SAVE_EVERY_SECONDS = 1.0
+"""The checkpoint is written at most this often (by the clock's time)."""
 
 
 @dataclass
@@ -104,9 +106,11 @@ class Matcher:
         self._resolver = Resolver(store, renderer=renderer, clock=clock)
         self._automations: dict[UUID, _Automation] | None = None
         self._reached = 0
+        self._matched = 0  # the last position matched by this process, saved or not
         self._stale = False  # an automation changed since they were read
         self._idle = False  # the last round found no automation to evaluate
         self._saved_at: datetime | None = None
+        self._saved = -1  # the position last written as the checkpoint by this process
         self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
         self._this_round = 0
         self._restored = False  # the windows were rebuilt from the log up to the checkpoint
@@ -134,10 +138,12 @@ class Matcher:
             await self._save_checkpoint(self._reached)
             self._idle = False
         stored = await checkpoint(self._store, NAME)
-        if not self._restored or stored != self._reached:
-            # Starting, or another leader matched since this one last did: its windows are stale.
+        if not self._restored or stored != self._saved:
+            # Starting, or another leader moved the checkpoint since this one last wrote it:
+            # its windows are stale. (Not ``stored != self._reached``: this process writes the
+            # checkpoint at most once a SAVE_EVERY_SECONDS, so it trails what it matched.)
             await self._restore(stored, now)
-        self._reached = await catch_up(self._store, self)
+        self._reached = await self._catch_up(now)
         for automation in (await self._enabled(now)):
             automation.buckets, firings = triggers.tick(automation.definition.trigger, automation.buckets, now)
             for firing in firings:
@@ -160,7 +166,9 @@ class Matcher:
         a pause or a rename after the window opened restarts it here, the one difference).
         """
         self._restored = True
-        self._reached = upto
+        # Matching goes on from the checkpoint, also when this process had matched further
+        # before another leader took over (matching again schedules nothing twice).
+        self._reached = self._matched = self._saved = upto
         self._derivation = Derivation(self._store)  # it reads forward from here, from an older position
         enabled = await self._enabled(now)
         for automation in self._automations.values() if self._automations else ():
@@ -202,13 +210,40 @@ class Matcher:
             await self._save_checkpoint(self._reached)
             self._saved_at = now
 
+    async def _catch_up(self, now: datetime) -> int:
+        """Match the log from where it was matched to its end; the position reached.
+
+        The matcher follows every append of the server (a round per group commit, most of them
+        other clients' run states), so writing its checkpoint after each page made a write
+        transaction per round, contending with the clients' appends (on SQLite, for its one
+        writer). It is written at most once a SAVE_EVERY_SECONDS instead, and the position
+        matched since is kept here: a crash then matches up to a second of the log again, which
+        schedules nothing twice (a delivery's id is derived from its event, rule and action; the
+        other actions are claimed). The table is still read each round, and the further of the
+        two taken, so that a process leading again after another led goes on from where that one
+        got to.
+        """
+        after = max(await checkpoint(self._store, NAME), self._matched)
+        while True:
+            page = [record async for record in self._store.read_all(after=after, limit=PAGE)]
+            if not page:
+                break
+            await self.changes(page)  # its actions are recorded by the time it returns
+            after = self._matched = page[-1].position
+        due = self._saved_at is None or (now - self._saved_at).total_seconds() >= SAVE_EVERY_SECONDS
+        if due and after != self._saved:
+            await self._save_checkpoint(after)
+            self._saved_at = now
+        return after
+
     async def _save_checkpoint(self, position: int) -> None:
+        self._saved = position
         changes = RowChanges()
         changes.upsert(CHECKPOINTS, (NAME, position))
         await self._store.write_tables(changes)
 
     async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
-        """A page of the log matched (catch_up writes the checkpoint after it): the matcher keeps
+        """A page of the log matched (_catch_up moves the checkpoint after it): the matcher keeps
         no table of its own, its output is deliveries, recorded by the time this returns."""
         fired: list[tuple[_Automation, triggers.Firing]] = []
         for record in events:

@@ -17,6 +17,7 @@ from uuid import UUID
 from runlog.commands.encryption import Keyring
 from runlog.eventstore import EventStore
 from runlog.projections import blocks
+from runlog.projections.block_secrets import unseal
 
 from . import http
 from .channels import KINDS, call_webhook
@@ -36,11 +37,21 @@ class BlockChannels:
             return await blocks.document(tx, channel_id, cipher, include_secrets=True)
 
     async def __call__(self, channel_id: UUID) -> Channel | None:
-        document = await self.document(channel_id)
-        if document is None:
-            return None
-        slug = document.block_type.slug if document.block_type is not None else ""
-        return Channel(slug, dict(document.data))
+        """The channel as a send needs it: its kind and its values with secrets opened. Read
+        before every send, so two short reads (the document, its type's slug) rather than the
+        API's whole document (schema, its type, capabilities): in a burst of alerts these
+        reads are each channel worker's wait between two sends."""
+        cipher = await self._keyring.cipher(self._store)
+        async with self._store.reading() as tx:
+            stored = await blocks.stored_document(tx, channel_id)
+            if stored is None:
+                return None
+            if stored.references:  # nested documents: resolved as the API resolves them
+                data = (await blocks.hydrate(tx, stored, cipher, include_secrets=True)).data
+            else:
+                data = unseal(cipher, stored.data)
+            block_type = await blocks.block_type(tx, stored.block_type_id)
+        return Channel(block_type.slug if block_type is not None else "", dict(data))
 
 
 class ChannelSender:

@@ -236,3 +236,18 @@ async def test_an_automation_never_matches_its_own_events(store, clock) -> None:
     # Each of the run's states fires it; nothing else does.
     assert len(named(events, "prefect.automation.triggered")) == len(named(events, "prefect.flow-run.")) == 3
 
+
+
+async def test_a_rule_with_three_channels_renders_each_message_from_the_one_firing(store, clock, channels, rcv) -> None:
+    targets = [channels.add(rcv.url + f"/{n}") for n in range(3)]
+    actions = [{"type": "send-notification", "block_document_id": str(channel),
+                "body": f"{n}: {{{{ flow.name }}}}/{{{{ flow_run.name }}}} {{{{ flow_run.state.name }}}}"}
+               for n, channel in enumerate(targets)]
+    await automations.create(store, on_states(["Failed"], actions), clock=clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="three-way")
+    assert await matcher_for(store, clock).step(clock()) == 3
+    deliveries = await scheduled(store)
+    assert sorted(d.scheduled.body for d in deliveries) == [f"{n}: etl/three-way Failed" for n in range(3)]
+    assert sorted(d.channel_id for d in deliveries) == sorted(targets)
+    assert len(named(await feed(store), "prefect.automation.action.triggered")) == 3
+    assert await rewind_and_match_again(store, clock) == 0  # matched again: nothing twice

@@ -14,11 +14,11 @@ from runlog.commands import automations, flow_runs, flows
 from runlog.commands.clock import ManualClock
 from runlog.commands.flow_runs import NewFlowRun
 from runlog.commands.orchestration import ProposedState
-from runlog.notifier.matcher import Matcher
+from runlog.notifier.matcher import NAME, Matcher
 from runlog.notifier.templates import Renderer
 from runlog.projections import deliveries as delivery_reads
 from runlog.eventstore import RowChanges
-from runlog.projections.checkpoints import CHECKPOINTS
+from runlog.projections.checkpoints import CHECKPOINTS, checkpoint
 from runlog.schema.automations import AutomationDefinition
 from runlog.schema.events import StateType
 
@@ -148,3 +148,28 @@ async def test_a_threshold_window_survives_another_automation_being_created(stor
     await automations.create(store, failed_runs_of("unrelated"), clock=clock)  # the matcher reads them again
     await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="second-of-two")
     assert await matcher.step(clock()) == 1
+
+
+async def test_the_checkpoint_is_written_at_most_once_a_second_and_a_restart_matches_the_rest_again(store, clock) -> None:
+    await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="first")
+    matcher = matcher_for(store, clock)
+    assert await matcher.step(clock()) == 1
+    saved = await checkpoint(store, NAME)
+    assert saved == await store.head()
+
+    # Within the second: matched (and remembered), not written.
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="second")
+    assert await matcher.step(clock()) == 1
+    assert await checkpoint(store, NAME) == saved
+    assert await matcher.step(clock()) == 0  # the matched position is kept here: not matched twice
+    assert len(await scheduled(store)) == 2
+
+    # A crash now: a new matcher goes on from the written checkpoint and schedules nothing twice.
+    assert await matcher_for(store, clock).step(clock()) == 0
+    assert len(await scheduled(store)) == 2
+
+    # A second on, the position reached is written.
+    clock.advance(1)
+    await matcher.step(clock())
+    assert await checkpoint(store, NAME) == await store.head()

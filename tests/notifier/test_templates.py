@@ -94,3 +94,27 @@ def test_templates_that_do_not_parse_are_refused(template: str, words: str) -> N
 def test_the_default_message_parses() -> None:
     templates.check(templates.DEFAULT_FLOW_RUN_BODY)
     templates.check(templates.DEFAULT_FLOW_RUN_SUBJECT)
+
+
+def test_a_template_rendered_again_uses_each_renders_own_context() -> None:
+    renderer = templates.Renderer("http://ui")
+    first = renderer.render("{{ flow_run.name }} in {{ flow.name }}", sample())
+    other = templates.context(flow={"id": FLOW_ID, "name": "other-flow"}, flow_run={"id": RUN_ID, "name": "calm-heron"})
+    assert renderer.render("{{ flow_run.name }} in {{ flow.name }}", other) == "calm-heron in other-flow"
+    assert first == "brave-otter in nightly-etl"
+
+
+def test_compiled_templates_are_kept_up_to_the_cache_size_and_still_render_once_dropped() -> None:
+    renderer = templates.Renderer("http://ui", cache_size=2)
+    sources = [f"{n}: {{{{ flow_run.name }}}}" for n in range(3)]
+    for source in sources * 2:
+        assert renderer.render(source, sample()) == source.replace("{{ flow_run.name }}", "brave-otter")
+    assert len(renderer._compiled) == 2
+
+
+def test_a_template_that_fails_to_compile_fails_every_time_and_is_not_kept() -> None:
+    renderer = templates.Renderer("http://ui")
+    for _ in range(2):
+        with pytest.raises(templates.TemplateFailed):
+            renderer.render("{{ flow_run.name", sample())
+    assert not renderer._compiled

@@ -1,0 +1,396 @@
+"""Fan-out under load: many runs failing, each alert sent to three channels, while other
+clients' set_state latency is measured with the notifier on and off.
+
+    python -m bench.bench_fanout [--backend sqlite|postgres|both] [--failing 1000] [--duration 60]
+                                 [--channels webhook,mattermost,opsgenie] [--clients 8] [--rate 200]
+                                 [--repeat 2]
+
+Each run starts a fresh runlog server (bench_server's machinery: its own database, free port)
+and three receivers on 127.0.0.1, one per channel. Through the stock Prefect client it saves
+one notification block per channel (the vendor kinds point at their receiver through
+RUNLOG_NOTIFIER_BASE_URLS, the way a proxy or a test would) and one automation sending every
+`prefect.flow-run.Failed` event to all three. Then, for --duration seconds:
+
+  failing  --failing flow runs created, set Running and set Failed, started at an even pace
+           over the window (not a burst);
+  others   --clients clients doing create -> Running -> Completed at --rate transitions per
+           second in all (bench_server's paced load); their set_state latencies are the figure.
+
+After the window the bench waits (up to --drain s) for every alert to arrive and then a moment
+more, to see duplicates. Each configuration runs --repeat times with the notifier on and with
+RUNLOG_NOTIFIER_ENABLED=false, alternating (on, off, off, on, ...) so that the box's load
+drifts evenly over both; every run is a fresh server and database. Reported: the others'
+set_state p50 / p99 (median of the runs) both ways and their ratio; per channel the alerts
+received (each channel must get every failing run exactly once: a loss or a duplicate is
+printed loudly and makes the exit status 1) and the Failed -> receiver latency.
+
+The default channels are unpaced kinds: Slack's webhooks are paced at one message a second
+and Discord's at two (notifier/limits.py), so 1,000 alerts to Slack take 1,000 s by design;
+`--channels slack,discord,webhook` runs that shape (and waits for it, see --drain).
+Progress to stderr, markdown to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import aiohttp
+import psutil
+from aiohttp import web
+
+from bench.bench_server import (
+    DEFAULT_ADMIN_URL, Load, Stats, cpu_of, finish, median, percentile, postgres_backends, progress, running_server,
+    start_profiler, summarize_profile,
+)
+
+UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+BODY_TEMPLATE = "run {{ flow_run.id }} failed"
+WARMUP_SECONDS = 3.0
+
+
+class Receiver:
+    """One channel's receiver: notes when each failing run's alert first arrived, and how often."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.expected: dict[str, float] = {}  # run id -> when its Failed set_state was sent
+        self.arrived: dict[str, float] = {}
+        self.count: Counter[str] = Counter()
+        self.unknown = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        seen = time.monotonic()
+        body = await request.read()
+        ids = [m.decode() for m in UUID_RE.findall(body)]
+        run_id = next((i for i in ids if i in self.expected), None)
+        if run_id is None:
+            self.unknown += 1
+        else:
+            self.count[run_id] += 1
+            self.arrived.setdefault(run_id, seen)
+        # 202 with a requestId: what Opsgenie answers, and a 2xx for every other kind.
+        return web.json_response({"requestId": uuid.uuid4().hex, "id": "1"}, status=202)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("POST", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def delivered(self) -> int:
+        return len(self.arrived)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.count.values())
+
+    def latencies(self) -> list[float]:
+        return sorted(self.arrived[r] - self.expected[r] for r in self.arrived)
+
+
+# A channel: (block type slug in RUNLOG_NOTIFIER_BASE_URLS or None, a function making the stock
+# client's block for a receiver). Vendor kinds send to their vendor's host, rebased onto the
+# receiver by the base-URL setting; the custom webhook's URL is the receiver's own.
+def _webhook(r: Receiver):
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    return CustomWebhookNotificationBlock(name="bench", url=r.url + "/hook", json_data={"text": "{{body}}"})
+
+
+def _mattermost(r: Receiver):
+    from prefect.blocks.notifications import MattermostWebhook
+    return MattermostWebhook(hostname="chat.example.com", token="bench-token")
+
+
+def _opsgenie(r: Receiver):
+    from prefect.blocks.notifications import OpsgenieWebhook
+    return OpsgenieWebhook(apikey="bench-key")
+
+
+def _slack(r: Receiver):
+    from prefect.blocks.notifications import SlackWebhook
+    return SlackWebhook(url="https://hooks.slack.com/services/T000/B000/bench")
+
+
+def _discord(r: Receiver):
+    from prefect.blocks.notifications import DiscordWebhook
+    return DiscordWebhook(webhook_id="1", webhook_token="bench-token")
+
+
+CHANNELS = {
+    "webhook": (None, _webhook),
+    "mattermost": ("mattermost-webhook", _mattermost),
+    "opsgenie": ("opsgenie-webhook", _opsgenie),
+    "slack": ("slack-webhook", _slack),
+    "discord": ("discord-webhook", _discord),
+}
+
+
+async def configure(api_url: str, receivers: list[Receiver]) -> None:
+    """One block per channel and one automation sending every Failed run to all of them."""
+    from prefect.automations import Automation
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        actions = []
+        for receiver in receivers:
+            block_id = await CHANNELS[receiver.name][1](receiver).save(f"bench-{receiver.name}", overwrite=True)
+            actions.append(SendNotification(block_document_id=block_id, subject="failed", body=BODY_TEMPLATE))
+        await Automation(
+            name="bench-fanout",
+            trigger=EventTrigger(
+                match={"prefect.resource.id": "prefect.flow-run.*"}, expect={"prefect.flow-run.Failed"},
+                posture=Posture.Reactive, threshold=1,
+            ),
+            actions=actions,
+        ).acreate()
+
+
+@dataclass
+class RunResult:
+    backend: str
+    notifier: bool
+    p50: float
+    p99: float
+    transitions: int
+    errors: int
+    failing_sent: int
+    failing_errors: int
+    channels: list[tuple[str, int, int, int, list[float]]] = field(default_factory=list)  # name, got, dup, unknown, lat
+    load: str = ""
+    server_cpu: float = 0.0  # seconds, the runlog server's process over the window and the drain
+    pg_cpu: float = 0.0  # seconds, the PostgreSQL backends serving its database (0 on SQLite)
+
+    def problems(self, expected: int) -> list[str]:
+        out = []
+        if self.failing_sent != expected or self.failing_errors:
+            out.append(f"{self.failing_sent} of {expected} runs set Failed ({self.failing_errors} errors)")
+        if self.errors:
+            out.append(f"{self.errors} errors in the other clients' requests")
+        if self.notifier:
+            for name, got, dup, unknown, _ in self.channels:
+                if got != expected:
+                    out.append(f"{name}: {expected - got} of {expected} alerts LOST")
+                if dup:
+                    out.append(f"{name}: {dup} alerts DUPLICATED")
+                if unknown:
+                    out.append(f"{name}: {unknown} requests naming no failing run")
+        return out
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
+    async with session.post(url, json=body) as resp:
+        if resp.status >= 300:
+            raise RuntimeError(f"POST {url}: {resp.status} {await resp.text()}")
+        return await resp.json()
+
+
+def _state(kind: str) -> dict:
+    return {"state": {"type": kind.upper(), "name": kind.capitalize()}, "force": False}
+
+
+async def failing_load(base: str, flow_id: str, receivers: list[Receiver], count: int, seconds: float) -> tuple[int, int]:
+    """COUNT runs failing at an even pace over SECONDS: how many were set Failed, and errors."""
+    sent = errors = 0
+    connector = aiohttp.TCPConnector(limit=32)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+        async def one() -> None:
+            nonlocal sent, errors
+            try:
+                run = await _post(session, f"{base}/flow_runs/", {"flow_id": flow_id, "state": _state("pending")["state"]})
+                await _post(session, f"{base}/flow_runs/{run['id']}/set_state", _state("running"))
+                started = time.monotonic()
+                for receiver in receivers:
+                    receiver.expected[run["id"]] = started
+                answer = await _post(session, f"{base}/flow_runs/{run['id']}/set_state", _state("failed"))
+                if answer.get("status") != "ACCEPT":
+                    raise RuntimeError(f"Failed not accepted: {answer.get('status')}")
+                sent += 1
+            except Exception as exc:  # noqa: BLE001 - counted and shown, the bench goes on
+                errors += 1
+                if errors <= 3:
+                    progress(f"    failing run error: {exc!r}")
+
+        tasks = []
+        t0 = time.monotonic()
+        interval = seconds / count
+        for i in range(count):
+            delay = t0 + i * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return sent, errors
+
+
+async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> RunResult:
+    receivers = [Receiver(name) for name in args.channels]
+    for receiver in receivers:
+        await receiver.start()
+    try:
+        bases = ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
+        args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true" if notifier else "false"}
+        if bases:
+            args.server_env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
+        async with running_server("runlog", backend, args) as server:
+            await configure(server.base, receivers)
+            async with aiohttp.ClientSession() as session:
+                flow = await _post(session, f"{server.base}/flows/", {"name": f"bench-fanout-{uuid.uuid4().hex[:6]}"})
+            stats = Stats()
+            load = Load(server.base, args.clients, stats, shared_flow=False, rate=args.rate)
+            stats.measure_from = time.perf_counter() + WARMUP_SECONDS
+            tasks = load.start()
+            await asyncio.sleep(WARMUP_SECONDS)
+            cpu0 = psutil.cpu_times()
+            server_cpu0 = server.cpu_seconds()
+            backends = await postgres_backends(server)
+            pg_cpu0 = cpu_of(backends)
+            label = "on" if notifier else "off"
+            profiler = None
+            if args.profile:
+                profiler = start_profiler(server, args.duration, args.profile,
+                                          f"{backend}-notifier-{label}-{server.port}")
+            progress(f"  {backend}, notifier {label}: {args.failing} runs failing over {args.duration:g}s, "
+                     f"{args.clients} other clients at {args.rate:g} transitions/s")
+            sent, failing_errors = await failing_load(server.base, flow["id"], receivers, args.failing, args.duration)
+            await finish(tasks, load)
+            cpu1 = psutil.cpu_times()
+            if profiler is not None:
+                await asyncio.to_thread(profiler[0].wait)
+                progress(f"    profile {profiler[1]}:\n      " + "\n      ".join(summarize_profile(profiler[1])))
+            busy = sum(cpu1) - sum(cpu0) - (cpu1.idle - cpu0.idle)
+            load_note = f"machine busy {100 * busy / max(sum(cpu1) - sum(cpu0), 1e-9) * (os.cpu_count() or 1):.0f}% of one core, loadavg {os.getloadavg()[0]:.1f}"
+            if notifier:
+                deadline = time.monotonic() + args.drain
+                while time.monotonic() < deadline and any(r.delivered < sent for r in receivers):
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(2.0)  # a late duplicate would show up here
+            server_cpu = server.cpu_seconds() - server_cpu0
+            pg_cpu = sum(cpu_of(backends).values()) - sum(pg_cpu0.get(pid, 0.0) for pid in cpu_of(backends))
+            latencies = sorted(stats.set_state_latency)
+            result = RunResult(
+                backend, notifier, percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000,
+                len(latencies), sum(stats.errors.values()), sent, failing_errors, load=load_note,
+                server_cpu=server_cpu, pg_cpu=pg_cpu,
+            )
+            result.channels = [(r.name, r.delivered, r.duplicates, r.unknown, r.latencies()) for r in receivers]
+            got = ", ".join(f"{r.name} {r.delivered}" for r in receivers) if notifier else "-"
+            progress(f"    set_state p50 {result.p50:.1f} ms p99 {result.p99:.1f} ms over {result.transitions} "
+                     f"transitions; alerts: {got}; server CPU {server_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s; {load_note}")
+            for problem in result.problems(args.failing):
+                progress(f"    !!! {problem}")
+            return result
+    finally:
+        for receiver in receivers:
+            await receiver.stop()
+
+
+def _ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:,.0f}" if values else "-"
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    out = [f"Command: `python -m bench.bench_fanout {' '.join(sys.argv[1:])}`", "",
+           f"uptime at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", ""]
+    summary = ["| backend | set_state p50 ms, notifier off | on | p99 ms, off | on | p99 on/off | "
+               "server + PostgreSQL CPU s, off | on | runs |",
+               "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    deliveries = ["| backend | channel | alerts received (of failing x runs) | lost | duplicated | "
+                  "Failed -> receiver p50 ms | p99 ms | max ms |", "|---|---|--:|--:|--:|--:|--:|--:|"]
+    runs = ["| backend | notifier | set_state p50 ms | p99 ms | transitions | errors | server CPU s | PostgreSQL CPU s | load |",
+            "|---|---|--:|--:|--:|--:|--:|--:|---|"]
+    failed = False
+    for backend in backends:
+        results: list[RunResult] = []
+        for i in range(args.repeat):
+            order = (True, False) if i % 2 == 0 else (False, True)
+            for notifier in order:
+                try:
+                    results.append(await one_run(backend, notifier, args))
+                except Exception as exc:  # noqa: BLE001 - reported, the other runs go on
+                    progress(f"  !!! {backend} notifier {'on' if notifier else 'off'} failed: {exc!r}")
+                    failed = True
+        on = [r for r in results if r.notifier]
+        off = [r for r in results if not r.notifier]
+        for r in results:
+            runs.append(f"| {backend} | {'on' if r.notifier else 'off'} | {r.p50:.1f} | {r.p99:.1f} | "
+                        f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.load} |")
+            if r.problems(args.failing):
+                failed = True
+        if on and off:
+            p99_on, p99_off = median([r.p99 for r in on]), median([r.p99 for r in off])
+            summary.append(
+                f"| {backend} | {median([r.p50 for r in off]):.1f} | {median([r.p50 for r in on]):.1f} | "
+                f"{p99_off:.1f} | {p99_on:.1f} | {p99_on / p99_off:.2f} | "
+                f"{median([r.server_cpu + r.pg_cpu for r in off]):.1f} | {median([r.server_cpu + r.pg_cpu for r in on]):.1f} | "
+                f"{len(off)} + {len(on)} |"
+            )
+        for index, name in enumerate(args.channels):
+            got = sum(r.channels[index][1] for r in on)
+            dup = sum(r.channels[index][2] for r in on)
+            lat = sorted(x for r in on for x in r.channels[index][4])
+            expected = args.failing * len(on)
+            deliveries.append(
+                f"| {backend} | {name} | {got:,} of {expected:,} | {expected - got} | {dup} | {_ms(lat, 0.5)} | "
+                f"{_ms(lat, 0.99)} | {lat[-1] * 1000 if lat else 0:,.0f} |"
+            )
+    out += ["Other clients' set_state (medians of the runs):", "", *summary, "",
+            "Alerts, all notifier-on runs together:", "", *deliveries, "", "Each run:", "", *runs]
+    print("\n".join(out))
+    if failed:
+        print("\n**!!! LOST, DUPLICATED OR FAILED: see the lines marked !!! above (stderr) !!!**")
+    return 1 if failed else 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--failing", type=int, default=1000, help="runs failing over the window")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds over which they fail")
+    parser.add_argument("--channels", default="webhook,mattermost,opsgenie",
+                        help=f"comma-separated, from {', '.join(CHANNELS)}")
+    parser.add_argument("--clients", type=int, default=8, help="other clients measuring set_state")
+    parser.add_argument("--rate", type=float, default=200.0, help="their transitions per second in all")
+    parser.add_argument("--repeat", type=int, default=2, help="runs each way, alternating")
+    parser.add_argument("--drain", type=float, default=120.0, help="seconds to wait for the last alerts")
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
+    parser.add_argument("--runlog-command", default=None)
+    parser.add_argument("--keep-logs", default=None)
+    parser.add_argument("--wait-quiet", type=float, default=0.0)
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="py-spy the server over each window into DIR (needs py-spy) and print where its time went")
+    args = parser.parse_args(argv)
+    args.channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    unknown = [c for c in args.channels if c not in CHANNELS]
+    if unknown or len(set(args.channels)) != len(args.channels):
+        parser.error(f"--channels: each once, from {', '.join(CHANNELS)}")
+    args.prefect_python = ""
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(main_async(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
