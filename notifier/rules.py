@@ -64,6 +64,8 @@ class Rule(msgspec.Struct, kw_only=True):
     repeat_suppress: float = 0.0
     enabled: bool = True
     resolve_on_completed: bool = False
+    other_tags: list[str] = msgspec.field(default_factory=list)
+    """The automation's tags besides runlog's own (given in Prefect's UI or SDK), kept by edits."""
 
 
 def state_name(text: str) -> str:
@@ -108,7 +110,7 @@ def definition_of(rule: Rule) -> dict[str, Any]:
     """The body of ``POST /automations/`` (or, without owner_resource, of PUT) for the rule."""
     return {
         "name": rule.name, "description": "A runlog notification rule", "enabled": rule.enabled,
-        "tags": [RESOLVE_TAG] if rule.resolve_on_completed else [],
+        "tags": [*rule.other_tags, *([RESOLVE_TAG] if rule.resolve_on_completed else [])],
         "trigger": trigger_of(rule),
         "actions": [{"type": "send-notification", "block_document_id": str(rule.channel_id),
                      "subject": rule.subject, "body": rule.message}],
@@ -140,6 +142,7 @@ def rule_of(automation: dict[str, Any]) -> Rule | None:
         hold_for=float(trigger.get("within") or 0) if proactive else 0.0,
         repeat_suppress=0.0 if proactive else float(trigger.get("within") or 0),
         resolve_on_completed=resolves_on_completed(automation.get("tags")),
+        other_tags=[str(t) for t in automation.get("tags") or [] if t != RESOLVE_TAG],
     )
     related = trigger.get("match_related") or []
     for spec in related if isinstance(related, list) else [related]:

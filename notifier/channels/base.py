@@ -45,8 +45,8 @@ class Context:
 
     ``delivery_id`` is stable across the retries of one delivery (``webhook-id``);
     ``alert_key`` names the alert a resolve must close (PagerDuty ``dedup_key``, Opsgenie
-    ``alias``): the dispatcher derives it from (rule, flow run) so the later resolve finds it,
-    and the delivery id stands in when it gives none. ``base_url`` replaces the vendor's
+    ``alias``): an alert is opened under its delivery's id (no key given), and the dispatcher
+    gives a resolve the id of the delivery that opened it. ``base_url`` replaces the vendor's
     scheme and host (tests, proxies)."""
 
     delivery_id: UUID

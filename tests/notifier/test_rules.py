@@ -34,6 +34,7 @@ def rule(**fields) -> rules.Rule:
     rule(states=["Failed"], hold_for=60.0),
     rule(states=["Failed"], repeat_suppress=600.0, message="{{ flow_run.name }}", enabled=False),
     rule(states=["Failed"], resolve_on_completed=True),
+    rule(states=["Failed"], resolve_on_completed=True, other_tags=["team-data"]),
 ])
 def test_a_rule_reads_back_from_its_automation(made: rules.Rule) -> None:
     automation = rules.definition_of(made)
@@ -48,6 +49,8 @@ def test_the_resolve_option_is_the_automations_tag(tags, resolves: bool) -> None
     automation = rules.definition_of(rule()) | {"tags": tags}
     made = rules.rule_of(automation)
     assert made is not None and made.resolve_on_completed is resolves
+    assert made.other_tags == [t for t in tags or [] if t != rules.RESOLVE_TAG], "the other tags are kept"
+    assert rules.definition_of(made)["tags"] == (tags or [])
     assert rules.definition_of(rule(resolve_on_completed=True))["tags"] == [rules.RESOLVE_TAG]
 
 
