@@ -31,8 +31,8 @@ NULLABLE_TIMES = {**TIMES, "is_null_": null}
 # A flow keeps its tags only in its JSON view; flows are few, so reading them there is cheap.
 FLOW_TAGS = json_tags("tags")
 
-# A deployment is known by the runs that name it: a flow has one if one of its runs does.
-_FLOW_HAS_DEPLOYMENT = "EXISTS (SELECT 1 FROM flow_runs dr WHERE dr.flow_id = {expr} AND dr.deployment_id IS NOT NULL)"
+# As Prefect: a flow "has a deployment" when a deployment of it exists.
+_FLOW_HAS_DEPLOYMENT = "EXISTS (SELECT 1 FROM deployments fd WHERE fd.flow_id = {expr})"
 
 
 def _flow_deployment(d: Sql, expr: str, is_null: bool | None) -> Cond | None:
