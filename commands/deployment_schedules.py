@@ -71,9 +71,9 @@ def _cron_value(token: str, low: int, high: int, names: tuple[str, ...]) -> bool
     return token in names
 
 
-def _cron_item(item: str, low: int, high: int, names: tuple[str, ...], day_field: bool) -> bool:
-    if day_field and re.fullmatch(r"(l|[0-9]{1,2}w|lw|[a-z0-9]+#[1-5]|[a-z0-9]+l)", item):
-        return True  # croniter's last-day, nearest-weekday and nth-weekday forms
+def _cron_item(item: str, low: int, high: int, names: tuple[str, ...], position: int) -> bool:
+    if (position == 2 and item == "l") or (position == 4 and re.fullmatch(r"[a-z0-9]+#[1-5]", item)):
+        return True  # croniter's last day of the month and nth weekday of the month
     match = _ITEM.match(item)
     if match is None:
         return False
@@ -88,19 +88,17 @@ def _cron_item(item: str, low: int, high: int, names: tuple[str, ...], day_field
 
 
 def valid_cron(cron: str) -> bool:
-    """A standard five-field cron expression (with croniter's names, steps, ranges, L/W/#
-    forms and @macros); a sixth field of seconds is accepted, as croniter accepts it."""
+    """A cron expression as croniter (Prefect's check) accepts it: five standard fields (names,
+    steps, ranges, L, # and @macros), then optionally seconds and a year."""
     text = cron.strip().lower()
     if text in _MACROS:
         return True
     fields = text.split()
-    if len(fields) not in (5, 6):
+    if len(fields) not in (5, 6, 7):
         return False
-    if len(fields) == 6 and not all(_cron_item(i, 0, 59, (), False) for i in fields[5].split(",")):
-        return False
-    for position, (field, (low, high, names)) in enumerate(zip(fields[:5], _CRON_FIELDS, strict=True)):
-        day_field = position in (2, 4)
-        if not all(_cron_item(item, low, high, names, day_field) for item in field.split(",")):
+    extra = ((0, 59, ()), (1970, 2099, ()))[: len(fields) - 5]
+    for position, (field, (low, high, names)) in enumerate(zip(fields, (*_CRON_FIELDS, *extra), strict=True)):
+        if not all(_cron_item(item, low, high, names, position) for item in field.split(",")):
             return False
     return True
 
