@@ -252,9 +252,12 @@ async def set_paused(store: EventStore, deployment_id: UUID, paused: bool, *, cl
 
 
 async def delete(store: EventStore, deployment_id: UUID, *, clock: Clock = system_clock) -> bool:
-    return await DEPLOYMENTS.delete(
-        store, deployment_id, catalogue.DeploymentDeleted(deployment_id=deployment_id), clock=clock
-    )
+    """Whether there was a deployment to delete; its schedules go with it."""
+
+    def deleted(_view: DeploymentView, now: datetime) -> list[catalogue.Event]:
+        return [catalogue.DeploymentDeleted(deployment_id=deployment_id, deleted=now)]
+
+    return await DEPLOYMENTS.if_exists(store, deployment_id, deleted, clock=clock)
 
 
 async def create_schedules(

@@ -621,6 +621,7 @@ class DeploymentDeleted(Event, tag="deployment.deleted", kw_only=True):
     """DELETE /deployments/{id}: the deployment and its schedules are gone."""
 
     deployment_id: UUID
+    deleted: datetime | None = None
 
 
 class DeploymentScheduleCreated(Event, tag="deployment_schedule.created", kw_only=True):

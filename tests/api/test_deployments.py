@@ -320,3 +320,43 @@ async def test_work_queue_check_answers_an_empty_list_until_pools_are_linked(ser
     assert status == 200 and answer == []
     status, _ = await server.request("GET", f"/deployments/{uuid.uuid4()}/work_queue_check")
     assert status == 404
+
+
+async def test_prefects_deployment_events_appear_in_the_feed(server, clock) -> None:
+    from ..servers import until
+
+    flow_id = await flow(server, "evented")
+    _, created = await deploy(server, flow_id, "d", tags=["a"])
+    clock.advance(1)
+    await deploy(server, flow_id, "d", description="nothing Prefect reports")  # description is reported
+    clock.advance(1)
+    await server.request("PATCH", f"/deployments/{created['id']}", json={"tags": ["b"], "version": "2"})
+    clock.advance(1)
+    await server.request("PATCH", f"/deployments/{created['id']}", json={"work_queue_name": "q"})  # not reported
+    await server.request("DELETE", f"/deployments/{created['id']}")
+    body = {"filter": {"event": {"prefix": ["prefect.deployment."]}, "order": "ASC"}}
+    answer: dict = {}
+
+    async def four() -> bool:
+        status, page = await server.request("POST", "/events/filter", json=body)
+        assert status == 200, page
+        answer.update(page)
+        return page["total"] >= 4
+
+    await until(four, what="four deployment events")
+    created_event, described, patched, deleted = answer["events"]
+    assert [e["event"] for e in answer["events"]] == [
+        "prefect.deployment.created", "prefect.deployment.updated", "prefect.deployment.updated",
+        "prefect.deployment.deleted",
+    ]
+    resource = {"prefect.resource.id": f"prefect.deployment.{created['id']}", "prefect.resource.name": "d"}
+    assert all(e["resource"] == resource for e in answer["events"])
+    assert created_event["related"] == [
+        {"prefect.resource.id": f"prefect.flow.{flow_id}", "prefect.resource.name": "evented", "prefect.resource.role": "flow"},
+    ]
+    assert created_event["occurred"] == "2026-03-01T12:00:00Z"
+    assert described["payload"] == {
+        "updated_fields": ["description"], "updates": {"description": {"from": None, "to": "nothing Prefect reports"}},
+    }
+    assert patched["payload"]["updated_fields"] == ["tags", "version"]
+    assert patched["payload"]["updates"]["tags"] == {"from": ["a"], "to": ["b"]}
