@@ -49,6 +49,11 @@ def test_run_deployment_creates_a_scheduled_run_with_merged_parameters(runlog): 
     run = runlog.get(f"/flow_runs/{created['id']}")
     assert run["deployment_id"] == created["deployment_id"] and run["deployment_version"] == "1"
 
+    said = runlog.prefect("deployment", "run", "compat-served/applied", "-p", "x=3")
+    assert "Created flow run" in said, said
+    runs = runlog.post("/flow_runs/filter", {"deployments": {"id": {"any_": [created["deployment_id"]]}}})
+    assert sorted(r["parameters"]["x"] for r in runs) == [3, 21]
+
 
 def test_an_enforced_schema_refuses_a_bad_parameter(runlog):  # noqa: F811
     scenario(runlog, "apply")
