@@ -360,3 +360,30 @@ async def test_prefects_deployment_events_appear_in_the_feed(server, clock) -> N
     }
     assert patched["payload"]["updated_fields"] == ["tags", "version"]
     assert patched["payload"]["updates"]["tags"] == {"from": ["a"], "to": ["b"]}
+
+
+async def test_a_deployment_runs_state_events_name_the_deployment_and_carry_its_tags(server, clock) -> None:
+    from ..servers import until
+
+    flow_id = await flow(server, "named")
+    _, deployment = await deploy(server, flow_id, "nightly", tags=["from-deployment"])
+    _, run = await server.request("POST", f"/deployments/{deployment['id']}/create_flow_run", json={"tags": ["own"]})
+    body = {"filter": {"event": {"prefix": ["prefect.flow-run."]}}}
+    answer: dict = {}
+
+    async def one() -> bool:
+        status, page = await server.request("POST", "/events/filter", json=body)
+        answer.update(page)
+        return status == 200 and page["total"] >= 1
+
+    await until(one, what="the run's Scheduled event")
+    (scheduled,) = answer["events"]
+    assert scheduled["event"] == "prefect.flow-run.Scheduled"
+    assert scheduled["related"] == [
+        {"prefect.resource.id": f"prefect.flow.{flow_id}", "prefect.resource.role": "flow",
+         "prefect.resource.name": "named"},
+        {"prefect.resource.id": f"prefect.deployment.{deployment['id']}", "prefect.resource.role": "deployment",
+         "prefect.resource.name": "nightly"},
+        {"prefect.resource.id": "prefect.tag.from-deployment", "prefect.resource.role": "tag"},
+        {"prefect.resource.id": "prefect.tag.own", "prefect.resource.role": "tag"},
+    ]
