@@ -55,6 +55,7 @@ class NewFlowRun(msgspec.Struct, kw_only=True):
     tags: list[str] = msgspec.field(default_factory=list)
     labels: dict[str, Any] | None = None
     deployment_id: UUID | None = None
+    deployment_version: str | None = None
     work_pool_name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] | None = None
@@ -132,7 +133,8 @@ async def _append_new(
         proposed = body.state or ProposedState(type=catalogue.StateType.PENDING)
         created = catalogue.FlowRunCreated(
             flow_run_id=run_id, flow_id=body.flow_id, name=body.name or generated_name(),
-            flow_version=body.flow_version, deployment_id=body.deployment_id, parameters=body.parameters,
+            flow_version=body.flow_version, deployment_id=body.deployment_id,
+            deployment_version=body.deployment_version, parameters=body.parameters,
             context=body.context, idempotency_key=body.idempotency_key, parent_task_run_id=body.parent_task_run_id,
             empirical_policy={**DEFAULT_POLICY, **(body.empirical_policy or {})}, tags=body.tags,
             labels={"prefect.flow.id": str(body.flow_id), **(body.labels or {})},

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import msgspec
 
 from runlog.eventstore import EventStore, RecordedEvent
 from runlog.schema import events as catalogue
@@ -28,6 +29,7 @@ from runlog.schema.automations import ReceivedEvent
 from runlog.schema import streams
 
 from . import automation_events
+from .deployments import DeploymentView, evolve_deployment
 from .flows import FlowView, evolve_flow
 from .runs import FlowRunView, evolve_flow_run
 
@@ -40,6 +42,16 @@ CACHE_SIZE = 10_000
 
 _TYPES = frozenset({"prefect.event", "flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted"})
 _DELIVERY_OUTCOMES = frozenset({"delivery.sent", "delivery.dead_lettered"})
+_DEPLOYMENT_TYPES = frozenset({"deployment.created", "deployment.updated", "deployment.deleted"})
+DEPLOYMENT_EVENT_FIELDS = {
+    "description": "description", "tags": "tags", "parameters": "parameters",
+    "parameter_openapi_schema": "parameter_openapi_schema", "enforce_parameter_schema": "enforce_parameter_schema",
+    "entrypoint": "entrypoint", "path": "path", "pull_steps": "pull_steps", "job_variables": "infra_overrides",
+    "paused": "paused", "labels": "labels", "version": "version", "concurrency_options": "concurrency_options",
+}
+"""The deployment fields whose change Prefect reports in ``prefect.deployment.updated``, by
+runlog's name and Prefect's (which calls job variables ``infra_overrides`` there). Prefect also
+reports its work queue and concurrency limit ids, which runlog does not link yet."""
 
 
 PrefectEvent = ReceivedEvent
@@ -79,13 +91,15 @@ def state_payload(state: catalogue.State | None) -> dict[str, str] | None:
     return payload
 
 
-def flow_run_related(run: FlowRunView, flow: FlowView | None) -> list[dict[str, str]]:
+def flow_run_related(
+    run: FlowRunView, flow: FlowView | None, deployment: DeploymentView | None = None
+) -> list[dict[str, str]]:
     """The run's related resources in Prefect's order: flow, deployment, then one per tag.
 
-    Tags are the sorted union of the run's and the flow's (a deployment's tags join them when
-    runlog keeps deployments). runlog knows a run's deployment by id only, so the deployment
-    resource has no name, and a run's work pool and queue by name only, which Prefect's
-    resource ids (``prefect.work-pool.<id>``) cannot be made from: those two are left out.
+    Tags are the sorted union of the run's, the flow's and the deployment's. A run's deployment
+    shows with its name when the log has the deployment at that point, by id alone otherwise.
+    A run's work pool and queue are known by name only, which Prefect's resource ids
+    (``prefect.work-pool.<id>``) cannot be made from: those two are left out.
     """
     related: list[dict[str, str]] = []
     tags = set(run.tags)
@@ -96,14 +110,44 @@ def flow_run_related(run: FlowRunView, flow: FlowView | None) -> list[dict[str, 
             "prefect.resource.name": flow.name,
         })
     if run.deployment_id is not None:
-        related.append({"prefect.resource.id": f"prefect.deployment.{run.deployment_id}", "prefect.resource.role": "deployment"})
+        resource = {"prefect.resource.id": f"prefect.deployment.{run.deployment_id}", "prefect.resource.role": "deployment"}
+        if deployment is not None and deployment.id == run.deployment_id:
+            tags.update(deployment.tags)
+            resource["prefect.resource.name"] = deployment.name
+        related.append(resource)
     related.extend({"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"} for tag in sorted(tags))
+    return related
+
+
+def deployment_changes(before: DeploymentView, after: DeploymentView) -> dict[str, dict[str, Any]]:
+    """The fields Prefect reports as changed, by its names, in a stable order: {field: {from, to}}."""
+    old, new = msgspec.to_builtins(before), msgspec.to_builtins(after)
+    return {
+        prefect_name: {"from": old.get(field), "to": new.get(field)}
+        for field, prefect_name in sorted(DEPLOYMENT_EVENT_FIELDS.items(), key=lambda item: item[1])
+        if old.get(field) != new.get(field)
+    }
+
+
+def deployment_related(deployment: DeploymentView, flow: FlowView | None) -> list[dict[str, str]]:
+    """A deployment event's related resources as Prefect lists them: its flow and its blocks
+    (its work queue and pool are known by name only, which Prefect's resource ids cannot be made from)."""
+    related: list[dict[str, str]] = []
+    if flow is not None:
+        related.append({
+            "prefect.resource.id": f"prefect.flow.{flow.id}", "prefect.resource.name": flow.name,
+            "prefect.resource.role": "flow",
+        })
+    for document_id, role in ((deployment.storage_document_id, "storage"),
+                              (deployment.infrastructure_document_id, "infrastructure")):
+        if document_id is not None:
+            related.append({"prefect.resource.id": f"prefect.block-document.{document_id}", "prefect.resource.role": role})
     return related
 
 
 def flow_run_state_event(
     run: FlowRunView, flow: FlowView | None, initial: catalogue.State | None, validated: catalogue.State,
-    received: datetime,
+    received: datetime, deployment: DeploymentView | None = None,
 ) -> PrefectEvent:
     """Prefect's ``prefect.flow-run.<StateName>`` for a run that moved from ``initial`` to ``validated``.
 
@@ -123,7 +167,7 @@ def flow_run_state_event(
             "prefect.state-timestamp": occurred.isoformat(),
             "prefect.state-type": validated.type.value,
         },
-        related=flow_run_related(run, flow),
+        related=flow_run_related(run, flow, deployment),
         payload={
             "intended": {"from": initial.type.value if initial else None, "to": validated.type.value},
             "initial_state": state_payload(initial),
@@ -161,6 +205,7 @@ class Derivation:
         self._store = store
         self._runs: _Lru = _Lru(cache_size)  # run id -> FlowRunView | None, at its version
         self._flows: _Lru = _Lru(cache_size)  # flow id -> FlowView | None
+        self._deployments: _Lru = _Lru(cache_size)  # deployment id -> (position, DeploymentView | None)
 
     async def events_of(self, record: RecordedEvent) -> list[PrefectEvent]:
         """The feed events of one record. Raises msgspec.DecodeError for a payload that is no event."""
@@ -169,6 +214,8 @@ class Derivation:
             return []
         if record.type in _DELIVERY_OUTCOMES and record.stream_id.startswith(streams.DELIVERY):
             return await self._delivery_outcome(record)
+        if record.type in _DEPLOYMENT_TYPES and record.stream_id.startswith(streams.DEPLOYMENT):
+            return await self._deployment_event(record)
         if record.type not in _TYPES:
             return []
         event = catalogue.decode(record.data)
@@ -183,8 +230,61 @@ class Derivation:
         if not isinstance(event, catalogue.FlowRunStateChanged) or after is None:
             return []
         flow = await self._flow_at(after.flow_id, record.position)
+        deployment = None
+        if after.deployment_id is not None:
+            deployment = await self._deployment_at(after.deployment_id, record.position)
         initial = before.state if before is not None else None
-        return [flow_run_state_event(after, flow, initial, event.state, record.recorded_at)]
+        return [flow_run_state_event(after, flow, initial, event.state, record.recorded_at, deployment)]
+
+    async def _deployment_event(self, record: RecordedEvent) -> list[PrefectEvent]:
+        """Prefect's ``prefect.deployment.created``, ``.updated`` (when a field it reports
+        changed) or ``.deleted``, from the deployment as its stream had it around ``record``."""
+        before: DeploymentView | None = None
+        async for earlier in self._store.read_stream(record.stream_id):
+            if earlier.version >= record.version:
+                break
+            before = evolve_deployment(before, catalogue.decode(earlier.data))
+        event = catalogue.decode(record.data)
+        after = evolve_deployment(before, event)
+        self._deployments.put(after.id if after is not None else event.deployment_id, (record.position, after))
+        shown = after if after is not None else before
+        if shown is None:
+            return []
+        flow = await self._flow_at(shown.flow_id, record.position)
+        payload: dict[str, Any] = {}
+        if isinstance(event, catalogue.DeploymentCreated):
+            name = "created"
+        elif isinstance(event, catalogue.DeploymentDeleted):
+            name = "deleted"
+        else:
+            assert before is not None and after is not None
+            updates = deployment_changes(before, after)
+            if not updates:
+                return []
+            name, payload = "updated", {"updated_fields": list(updates), "updates": updates}
+        occurred = (getattr(event, "created", None) or getattr(event, "updated", None) or getattr(event, "deleted", None)
+                    or record.recorded_at)
+        return [PrefectEvent(
+            occurred=occurred, event=f"prefect.deployment.{name}",
+            resource={"prefect.resource.id": f"prefect.deployment.{shown.id}", "prefect.resource.name": shown.name},
+            related=deployment_related(shown, flow), payload=payload, id=record.id, received=record.recorded_at,
+        )]
+
+    async def _deployment_at(self, deployment_id: UUID, position: int) -> DeploymentView | None:
+        """The deployment as the log had it at ``position``: cached as its records pass, else read."""
+        cached = self._deployments.get(deployment_id)
+        if cached is not None and cached[0] <= position:
+            self._deployments.move_to_end(deployment_id)
+            return cached[1]
+        view: DeploymentView | None = None
+        last = 0
+        async for record in self._store.read_stream(streams.deployment(deployment_id)):
+            if record.position > position:
+                break
+            view, last = evolve_deployment(view, catalogue.decode(record.data)), record.position
+        if cached is None:
+            self._deployments.put(deployment_id, (last, view))
+        return view
 
     async def _delivery_outcome(self, record: RecordedEvent) -> list[PrefectEvent]:
         """The action event of a delivery's outcome; none for a delivery no action event names

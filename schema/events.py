@@ -61,6 +61,12 @@ __all__ = [
     "DeliveryReplayed",
     "DeliveryScheduled",
     "DeliverySent",
+    "DeploymentCreated",
+    "DeploymentDeleted",
+    "DeploymentScheduleCreated",
+    "DeploymentScheduleDeleted",
+    "DeploymentScheduleUpdated",
+    "DeploymentUpdated",
     "Event",
     "FlowCreated",
     "FlowDeleted",
@@ -596,6 +602,64 @@ class BlockDocumentDeleted(Event, tag="block_document.deleted", kw_only=True):
     block_document_id: UUID
 
 
+class DeploymentCreated(Event, tag="deployment.created", kw_only=True):
+    """POST /deployments/ for a (flow, name) that has no deployment, on the stream deployment-<id>.
+
+    ``fields`` holds the deployment's settings as plain JSON values (description, version,
+    parameters, tags, work_pool_name, ...; see projections/deployments.py), so that a field
+    Prefect adds later needs no new event; its schedules follow as DeploymentScheduleCreated.
+    """
+
+    deployment_id: UUID
+    flow_id: UUID
+    name: str
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    created: datetime
+
+
+class DeploymentUpdated(Event, tag="deployment.updated", kw_only=True):
+    """A re-create (upsert), PATCH, pause or resume: the fields in ``changes`` replace the deployment's."""
+
+    deployment_id: UUID
+    changes: dict[str, Any]
+    updated: datetime
+
+
+class DeploymentDeleted(Event, tag="deployment.deleted", kw_only=True):
+    """DELETE /deployments/{id}: the deployment and its schedules are gone."""
+
+    deployment_id: UUID
+    deleted: datetime | None = None
+
+
+class DeploymentScheduleCreated(Event, tag="deployment_schedule.created", kw_only=True):
+    """A schedule of a deployment, on the deployment's stream. ``schedule`` is Prefect's
+    interval, cron or rrule schedule as JSON values, checked when it was accepted."""
+
+    deployment_id: UUID
+    schedule_id: UUID
+    schedule: dict[str, Any]
+    active: bool = True
+    max_scheduled_runs: int | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    slug: str | None = None
+    created: datetime
+
+
+class DeploymentScheduleUpdated(Event, tag="deployment_schedule.updated", kw_only=True):
+    """The fields in ``changes`` (schedule, active, max_scheduled_runs, parameters, slug) replace the schedule's."""
+
+    deployment_id: UUID
+    schedule_id: UUID
+    changes: dict[str, Any]
+    updated: datetime
+
+
+class DeploymentScheduleDeleted(Event, tag="deployment_schedule.deleted", kw_only=True):
+    deployment_id: UUID
+    schedule_id: UUID
+
+
 AnyEvent = Union[
     ConcurrencyLimitCreated,
     ConcurrencyLimitUpdated,
@@ -639,6 +703,12 @@ AnyEvent = Union[
     BlockDocumentCreated,
     BlockDocumentUpdated,
     BlockDocumentDeleted,
+    DeploymentCreated,
+    DeploymentUpdated,
+    DeploymentDeleted,
+    DeploymentScheduleCreated,
+    DeploymentScheduleUpdated,
+    DeploymentScheduleDeleted,
 ]
 
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

@@ -22,6 +22,9 @@ BLOCKS = "blocks"
 """The one stream of every block type, schema and document: slugs, checksums and document names
 are unique, and deleting a type takes its schemas and documents with it, so every block write
 is decided against all of them."""
+DEPLOYMENT = "deployment-"
+"""One stream per deployment, holding its schedules too; its id is derived from its flow and
+name (commands/deployments.py), so re-creating one (Prefect's upsert) meets on the same stream."""
 RESOURCE = "resource-"
 """Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
 UNKNOWN_RESOURCE = "resource-unknown"
@@ -57,6 +60,10 @@ def artifact(artifact_id: UUID | str) -> str:
     return f"{ARTIFACT}{artifact_id}"
 
 
+def deployment(deployment_id: UUID | str) -> str:
+    return f"{DEPLOYMENT}{deployment_id}"
+
+
 def delivery(delivery_id: UUID | str) -> str:
     return f"{DELIVERY}{delivery_id}"
 
@@ -66,6 +73,6 @@ def triggered_action(invocation_id: UUID | str) -> str:
 
 
 __all__ = [
-    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES",
-    "artifact", "automation", "concurrency_limit", "delivery", "flow", "flow_run", "task_run", "triggered_action",
+    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "DEPLOYMENT", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES",
+    "artifact", "automation", "concurrency_limit", "delivery", "deployment", "flow", "flow_run", "task_run", "triggered_action",
 ]

@@ -12,7 +12,7 @@ from runlog.projections.runs_writer import decode_flow_run, decode_task_run
 
 from ..schemas import filters as f
 from .filtering import (
-    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, Unknown, always_null,
+    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, always_null,
     any_in, at_or_after, at_or_before, combine, contains, json_tags, never, not_any_in, null, on, tag_table, tags_all,
     tags_any, tags_null, view_time, views_of, where_exists,
 )
@@ -31,8 +31,8 @@ NULLABLE_TIMES = {**TIMES, "is_null_": null}
 # A flow keeps its tags only in its JSON view; flows are few, so reading them there is cheap.
 FLOW_TAGS = json_tags("tags")
 
-# A deployment is known by the runs that name it: a flow has one if one of its runs does.
-_FLOW_HAS_DEPLOYMENT = "EXISTS (SELECT 1 FROM flow_runs dr WHERE dr.flow_id = {expr} AND dr.deployment_id IS NOT NULL)"
+# As Prefect: a flow "has a deployment" when a deployment of it exists.
+_FLOW_HAS_DEPLOYMENT = "EXISTS (SELECT 1 FROM deployments fd WHERE fd.flow_id = {expr})"
 
 
 def _flow_deployment(d: Sql, expr: str, is_null: bool | None) -> Cond | None:
@@ -93,18 +93,36 @@ FLOW_RUN = Resource({
 })
 
 
-# -- deployments, seen from a flow run (aliased fr) ----------------------------------------------
+# -- deployments (aliased d) ------------------------------------------------------------------
 
-# runlog keeps nothing of a deployment but its id (on its runs), so a criterion on its name,
-# paused flag, tags or work queue matches none (as on a Prefect server without that
-# deployment); concurrency_limit is ignored, as Prefect ignores it.
+DEPLOYMENT_TAGS = json_tags("tags")
+
+
+def _flow_or_deployment_name(d: Sql, flt: f.DeploymentOrFlowNameFilter) -> list[Cond]:
+    """like_ on the deployment's name or its flow's."""
+    own = contains(d, "d.name", flt.like_)
+    if own is None:
+        return []
+    flows = contains(d, "fdn.name", flt.like_)
+    assert flows is not None
+    of_flow = (f"EXISTS (SELECT 1 FROM flows fdn WHERE fdn.id = d.flow_id AND {flows[0]})", flows[1])
+    return [combine([own, of_flow], "or_")]
+
+
+def _equals(d: Sql, expr: str, value: bool | None) -> Cond | None:
+    return None if value is None else (f"{expr} = ?", (int(value),))
+
+
+# concurrency_limit is ignored, as Prefect ignores it.
 DEPLOYMENT = Resource({
-    "id": Criteria("fr.deployment_id", IDS),
-    "name": Unknown(),
-    "flow_or_deployment_name": Unknown(),
-    "paused": Unknown(),
-    "tags": Unknown(),
-    "work_queue_name": Unknown(),
+    "id": Criteria("d.id", IDS),
+    "name": Criteria("d.name", NAMES),
+    "flow_or_deployment_name": Custom(_flow_or_deployment_name, ("like_",)),
+    "paused": Criteria("d.paused", {"eq_": _equals}),
+    "tags": Criteria("d.view", {
+        "all_": tags_all(DEPLOYMENT_TAGS), "any_": tags_any(DEPLOYMENT_TAGS), "is_null_": tags_null(DEPLOYMENT_TAGS),
+    }),
+    "work_queue_name": Criteria("d.work_queue_name", {"any_": any_in}),
     "concurrency_limit": Ignored(),
 })
 
@@ -162,7 +180,8 @@ FLOW_OF_RUN = Related({
     "sqlite": "fr.flow_id IN (SELECT f.id FROM flows f WHERE {where})",
     "postgres": "fr.flow_id = ANY(ARRAY(SELECT f.id FROM flows f WHERE {where}))",
 }, FLOW)
-DEPLOYMENT_OF_RUN = Related("(fr.deployment_id IS NOT NULL AND {where})", DEPLOYMENT)
+# As Prefect joins them: a run matches a deployment filter through the deployment it names.
+DEPLOYMENT_OF_RUN = Related("EXISTS (SELECT 1 FROM deployments d WHERE d.id = fr.deployment_id AND {where})", DEPLOYMENT)
 
 # The flow-run side of a body (its flow runs, flows and deployments filters) over ``fr``: what
 # a task run's or an artifact's flow run must match, in one EXISTS.

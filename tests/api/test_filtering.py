@@ -117,11 +117,11 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
         {"work_pools": {}}, f"({HAS_FLOW} AND 1 = 0)", (),
     ),
     (
-        "deployments: any criterion but the id matches none", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
+        "deployments: the run's deployment must match", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
         {"deployments": {"id": {"any_": [ID_1]}, "paused": {"eq_": False}}},
-        f"({HAS_FLOW} AND (fr.deployment_id IS NOT NULL AND "
-        "(fr.deployment_id IN (SELECT value FROM json_each(?)) AND 1 = 0)))",
-        (f'["{ID_1}"]',),
+        f"({HAS_FLOW} AND EXISTS (SELECT 1 FROM deployments d WHERE d.id = fr.deployment_id AND "
+        "(d.id IN (SELECT value FROM json_each(?)) AND d.paused = ?)))",
+        (f'["{ID_1}"]', 0),
     ),
     (
         "flow filters select the flows once, in SQL", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from runlog.commands.deployments import deployment_id_for
+from runlog.commands.flows import flow_id_for
+
 from ..servers import Server, serve
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -30,8 +33,9 @@ def state(kind: str, minutes: float, name: str | None = None, scheduled: float |
     return body
 
 
-DEPLOYMENT_1 = "11111111-1111-4111-8111-111111111111"
-DEPLOYMENT_2 = "22222222-2222-4222-8222-222222222222"
+# The deployments d1 and d2 of the flow etl: ids derived from the flow and the name, as runlog does.
+DEPLOYMENT_1 = str(deployment_id_for(flow_id_for("etl"), "d1"))
+DEPLOYMENT_2 = str(deployment_id_for(flow_id_for("etl"), "d2"))
 
 
 @dataclass
@@ -85,6 +89,8 @@ async def seed(server: Server) -> World:
     world = World(server)
     for name, tags in (("etl", ["prod"]), ("report", []), ("Ingest-Daily", ["prod", "nightly"])):
         world.flows[name] = (await world.post("/flows/", {"name": name, "tags": tags}, expect=201))["id"]
+    for deployment in ("d1", "d2"):
+        await world.post("/deployments/", {"name": deployment, "flow_id": world.flows["etl"]}, expect=201)
 
     async def flow_run(name: str, flow: str, first: dict[str, Any], **fields: Any) -> str:
         body = {"flow_id": world.flows[flow], "name": name, "state": first, **fields}
@@ -339,14 +345,15 @@ async def test_flow_runs_filtered_by_deployments_work_pools_and_queues_as_prefec
     dump = {"id": {"any_": [DEPLOYMENT_1], "not_any_": None}, "name": None, "tags": None,
             "work_queue_name": None, "concurrency_limit": None, "operator": "and_"}
     assert await m(None, deployments=dump) == {"alpha-run"}
-    # runlog knows a deployment by its id only: a criterion on anything else matches none, as on
-    # a Prefect server without such a deployment; a sub-filter without criteria is no criterion.
+    # The run's deployment must match, as Prefect joins them; a sub-filter without criteria is no criterion.
     assert await m(None, deployments={"name": {"any_": ["d"]}}) == set()
-    assert await m(None, deployments={"paused": {"eq_": False}}) == set()
+    assert await m(None, deployments={"name": {"any_": ["d1"]}}) == {"alpha-run"}
+    assert await m(None, deployments={"paused": {"eq_": False}}) == {"alpha-run", "beta_run"}
+    assert await m(None, deployments={"paused": {"eq_": True}}) == set()
     assert await m(None, deployments={"paused": {"eq_": None}, "tags": {}}) == {"alpha-run", "beta_run"}
     either = {"operator": "or_", "id": {"any_": [DEPLOYMENT_2]}, "work_queue_name": {"any_": ["q"]}}
     assert await m(None, deployments=either) == {"beta_run"}
-    # A flow has a deployment when one of its runs names one.
+    # A flow has a deployment when a deployment of it exists.
     assert await m(None, flows={"deployment": {"is_null_": False}}) == {"alpha-run", "beta_run"}
     assert await m(None, flows={"deployment": {"is_null_": True}}) == ALL_RUNS - {"alpha-run", "beta_run"}
     # No run has a work queue or pool runlog knows (Prefect matches them by the run's queue id).

@@ -1,0 +1,248 @@
+"""/deployments: create (Prefect's upsert by flow and name), read, update, delete, list, pause and
+resume, schedules, a flow run from a deployment, and the scheduled runs that ``flow.serve()`` polls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from runlog.commands import deployments as commands
+from runlog.projections.deployments import DeploymentView, ScheduleView
+from runlog.schema.events import StateType
+
+from .. import keys
+from ..http import decode_body, json_response, no_content, page_limit, path_uuid, present
+from ..openapi import documented
+from ..queries import deployments as queries
+from ..queries.filtering import DEFAULT_LIMIT
+from ..queries.run_filters import filter_flow_runs
+from ..schemas import filters as f
+from ..schemas.deployments import (
+    Deployment, DeploymentCountRequest, DeploymentCreate, DeploymentFilterRequest, DeploymentFlowRunCreate,
+    DeploymentPaginateRequest, DeploymentSchedule, DeploymentScheduleCreate, DeploymentScheduleUpdate,
+    DeploymentUpdate, ScheduledRunsRequest, fields_sent,
+)
+from ..schemas.runs import FlowRun
+from .flow_runs import to_flow_run
+from .listing import listing_routes, timeless
+
+routes = web.RouteTableDef()
+
+NOT_FOUND = "Deployment not found"
+SCHEDULE_NOT_FOUND = "Schedule not found."
+
+
+def to_schedule(view: ScheduleView) -> DeploymentSchedule:
+    return DeploymentSchedule(
+        id=view.id, created=view.created, updated=view.updated, deployment_id=view.deployment_id,
+        schedule=view.schedule, active=view.active, max_scheduled_runs=view.max_scheduled_runs,
+        parameters=view.parameters, slug=view.slug,
+    )
+
+
+def to_deployment(view: DeploymentView) -> Deployment:
+    return Deployment(
+        id=view.id, created=view.created, updated=view.updated, name=view.name, version=view.version,
+        description=view.description, flow_id=view.flow_id, paused=view.paused,
+        schedules=[to_schedule(s) for s in view.schedules], concurrency_limit=view.concurrency_limit,
+        global_concurrency_limit=None, concurrency_options=view.concurrency_options,
+        job_variables=view.job_variables, parameters=view.parameters, tags=view.tags, labels=view.labels,
+        # runlog does not link a deployment to a work queue row yet: its queue is known by name.
+        work_queue_name=view.work_queue_name, work_queue_id=None, last_polled=view.last_polled,
+        parameter_openapi_schema=view.parameter_openapi_schema, path=view.path, pull_steps=view.pull_steps,
+        entrypoint=view.entrypoint, storage_document_id=view.storage_document_id,
+        infrastructure_document_id=view.infrastructure_document_id, created_by=None, updated_by=None,
+        work_pool_name=view.work_pool_name, status="NOT_READY",
+        enforce_parameter_schema=view.enforce_parameter_schema,
+    )
+
+
+listing_routes(
+    routes, __name__, "/deployments", "deployments", queries.DEPLOYMENTS, timeless(to_deployment), sort="NAME_ASC",
+    filter=(DeploymentFilterRequest, Deployment, "List deployments"), count=(DeploymentCountRequest, "Count deployments"),
+    paginate=(DeploymentPaginateRequest, "A page of deployments and how many match"),
+    errors={422: "A bad limit or filter"},
+)
+
+
+@routes.post("/deployments/")
+@documented(
+    summary="Create a deployment, or update the one of that flow and name (201 when created)",
+    request=DeploymentCreate, response=Deployment, status=(201, 200),
+    errors={409: "The flow does not exist, or two schedules share a slug", 422: "A bad schedule or setting"},
+)
+async def create_deployment(request: web.Request) -> web.Response:
+    body = await decode_body(request, DeploymentCreate)
+    view, created = await commands.upsert(
+        request.config_dict[keys.STORE], body.flow_id, body.name, fields_sent(body), body.schedules,
+        clock=request.config_dict[keys.CLOCK],
+    )
+    return json_response(to_deployment(view), status=201 if created else 200)
+
+
+@routes.get("/deployments/{id}")
+@documented(summary="Read a deployment", response=Deployment, errors={404: NOT_FOUND})
+async def read_deployment(request: web.Request) -> web.Response:
+    view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
+    return json_response(to_deployment(present(view, NOT_FOUND)))
+
+
+@routes.get("/deployments/name/{flow_name}/{deployment_name}")
+@documented(summary="Read a deployment by its flow's name and its own", response=Deployment, errors={404: NOT_FOUND})
+async def read_deployment_by_name(request: web.Request) -> web.Response:
+    view = await queries.get_by_name(
+        request.config_dict[keys.STORE], request.match_info["flow_name"], request.match_info["deployment_name"]
+    )
+    return json_response(to_deployment(present(view, NOT_FOUND)))
+
+
+@routes.patch("/deployments/{id}")
+@documented(
+    summary="Update a deployment's settings (those sent) and schedules", request=DeploymentUpdate, status=204,
+    errors={404: NOT_FOUND, 409: "Two schedules share a slug", 422: "A bad schedule or setting"},
+)
+async def update_deployment(request: web.Request) -> web.Response:
+    deployment_id = path_uuid(request)
+    body = await decode_body(request, DeploymentUpdate)
+    schedules = None if body.schedules is msgspec.UNSET else body.schedules
+    found = await commands.update(
+        request.config_dict[keys.STORE], deployment_id, fields_sent(body), schedules,
+        clock=request.config_dict[keys.CLOCK],
+    )
+    return no_content(found, "Deployment not found.")
+
+
+@routes.delete("/deployments/{id}")
+@documented(summary="Delete a deployment and its schedules", status=204, errors={404: NOT_FOUND})
+async def delete_deployment(request: web.Request) -> web.Response:
+    found = await commands.delete(
+        request.config_dict[keys.STORE], path_uuid(request), clock=request.config_dict[keys.CLOCK]
+    )
+    return no_content(found, NOT_FOUND)
+
+
+async def _pause(request: web.Request, paused: bool) -> web.Response:
+    found = await commands.set_paused(
+        request.config_dict[keys.STORE], path_uuid(request), paused, clock=request.config_dict[keys.CLOCK]
+    )
+    present(True if found else None, NOT_FOUND)
+    return json_response(None)  # Prefect answers 200 with a null body
+
+
+@routes.post("/deployments/{id}/pause_deployment")
+@documented(summary="Pause a deployment", response=None, errors={404: NOT_FOUND})
+async def pause_deployment(request: web.Request) -> web.Response:
+    return await _pause(request, True)
+
+
+@routes.post("/deployments/{id}/resume_deployment")
+@documented(summary="Resume a deployment", response=None, errors={404: NOT_FOUND})
+async def resume_deployment(request: web.Request) -> web.Response:
+    return await _pause(request, False)
+
+
+@routes.get("/deployments/{id}/work_queue_check")
+@documented(summary="The work queues that would pick up the deployment's runs", response=list[Any],
+            errors={404: NOT_FOUND})
+async def work_queue_check(request: web.Request) -> web.Response:
+    view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
+    present(view, NOT_FOUND)
+    # Work queues are not linked to deployments yet (they come with work pools), so no queue
+    # is known to pick these runs up: Prefect's answer when none matches.
+    return json_response([])
+
+
+@routes.get("/deployments/{id}/schedules")
+@documented(summary="A deployment's schedules", response=list[DeploymentSchedule], errors={404: NOT_FOUND})
+async def read_deployment_schedules(request: web.Request) -> web.Response:
+    view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
+    return json_response([to_schedule(s) for s in present(view, "Deployment not found.").schedules])
+
+
+@routes.post("/deployments/{id}/schedules")
+@documented(
+    summary="Add schedules to a deployment", request=list[DeploymentScheduleCreate],
+    response=list[DeploymentSchedule], status=201,
+    errors={404: NOT_FOUND, 409: "A slug the deployment has", 422: "A bad schedule"},
+)
+async def create_deployment_schedules(request: web.Request) -> web.Response:
+    deployment_id = path_uuid(request)
+    schedules = await decode_body(request, list[DeploymentScheduleCreate])
+    created = await commands.create_schedules(
+        request.config_dict[keys.STORE], deployment_id, schedules, clock=request.config_dict[keys.CLOCK]
+    )
+    return json_response([to_schedule(s) for s in present(created, "Deployment not found.")], status=201)
+
+
+def _schedule_id(request: web.Request) -> Any:
+    return path_uuid(request, "schedule_id")
+
+
+@routes.patch("/deployments/{id}/schedules/{schedule_id}")
+@documented(
+    summary="Update a deployment's schedule", request=DeploymentScheduleUpdate, status=204,
+    errors={404: "No such deployment or schedule", 409: "A slug another schedule has", 422: "A bad schedule"},
+)
+async def update_deployment_schedule(request: web.Request) -> web.Response:
+    deployment_id, schedule_id = path_uuid(request), _schedule_id(request)
+    body = await decode_body(request, DeploymentScheduleUpdate)
+    sent = [name for name in body.__struct_fields__ if getattr(body, name) is not msgspec.UNSET]
+    values = {name: getattr(body, name) for name in sent}
+    found = await commands.update_schedule(
+        request.config_dict[keys.STORE], deployment_id, schedule_id, commands.NewSchedule(**values), sent,
+        clock=request.config_dict[keys.CLOCK],
+    )
+    present(found, "Deployment not found.")
+    return no_content(bool(found), SCHEDULE_NOT_FOUND)
+
+
+@routes.delete("/deployments/{id}/schedules/{schedule_id}")
+@documented(summary="Delete a deployment's schedule", status=204, errors={404: "No such deployment or schedule"})
+async def delete_deployment_schedule(request: web.Request) -> web.Response:
+    found = await commands.delete_schedule(
+        request.config_dict[keys.STORE], path_uuid(request), _schedule_id(request),
+        clock=request.config_dict[keys.CLOCK],
+    )
+    present(found, "Deployment not found.")
+    return no_content(bool(found), SCHEDULE_NOT_FOUND)
+
+
+@routes.post("/deployments/{id}/create_flow_run")
+@documented(
+    summary="Create a flow run of a deployment (Scheduled now unless a state is given)",
+    request=DeploymentFlowRunCreate, response=FlowRun, status=(201, 200),
+    errors={404: NOT_FOUND, 409: "Parameters the deployment's schema refuses", 422: "A bad body"},
+)
+async def create_flow_run_from_deployment(request: web.Request) -> web.Response:
+    deployment_id = path_uuid(request)
+    body = await decode_body(request, DeploymentFlowRunCreate)
+    outcome = await commands.create_flow_run(
+        request.config_dict[keys.STORE], deployment_id, body, cache=request.config_dict[keys.VIEW_CACHE],
+        clock=request.config_dict[keys.CLOCK],
+    )
+    view, created = present(outcome, NOT_FOUND)
+    return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)
+
+
+@routes.post("/deployments/get_scheduled_flow_runs")
+@documented(
+    summary="The Scheduled runs of these deployments due before a time, soonest first (what a runner polls)",
+    request=ScheduledRunsRequest, response=list[FlowRun], errors={422: "A bad body"},
+)
+async def get_scheduled_flow_runs(request: web.Request) -> web.Response:
+    body = await decode_body(request, ScheduledRunsRequest)
+    query = f.FlowRunFilterRequest(
+        deployments=f.DeploymentFilter(id=f.DeploymentFilterId(any_=body.deployment_ids)),
+        flow_runs=f.FlowRunFilter(
+            next_scheduled_start_time=f.TimeFilter(before_=body.scheduled_before),
+            state=f.FlowRunFilterState(type=f.FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+        ),
+    )
+    views = await filter_flow_runs(
+        request.config_dict[keys.STORE], query, sort="NEXT_SCHEDULED_START_TIME_ASC",
+        limit=page_limit(body.limit, DEFAULT_LIMIT), offset=0,
+    )
+    now = request.config_dict[keys.CLOCK]()
+    return json_response([to_flow_run(view, now) for view in views])

@@ -1,0 +1,396 @@
+"""Deployments and their schedules: create (Prefect's upsert by flow and name), update, pause,
+delete, schedule CRUD, and creating a flow run from a deployment.
+
+A deployment's id is derived from its flow and name, so concurrent creations of one deployment
+meet on one stream (deployment-<id>) and the executor makes one of them the creation, the other
+an update, as Prefect's upsert does. Its schedules live on the same stream, so a deployment and
+its schedules are always decided together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from runlog.eventstore import EventStore
+from runlog.projections import deployments as reads
+from runlog.projections import flows as flow_reads
+from runlog.projections.cache import ViewCache
+from runlog.projections.deployments import DeploymentView, ScheduleView, evolve_deployment, stream_of
+from runlog.projections.runs import FlowRunView
+from runlog.schema import events as catalogue
+
+from . import flow_runs, integrity
+from .clock import Clock, system_clock
+from .deployment_schedules import check_max_scheduled_runs, normalized_schedule
+from .entities import EntityStream
+from .errors import Conflict, Unprocessable
+from .executor import Decided, Versioned
+from .flow_runs import NewFlowRun
+from .orchestration import ProposedState
+
+DEPLOYMENT_NAMESPACE = uuid.UUID("c0b5e7d2-1f0a-4d3e-9a6b-72756e6c6f67")
+
+DEFAULT_PARAMETER_SCHEMA = {"type": "object", "properties": {}}
+"""Prefect's DeploymentCreate default for parameter_openapi_schema."""
+
+DEPLOYMENTS = EntityStream(stream_of, reads.get, evolve_deployment, versioned=True)
+
+
+def deployment_id_for(flow_id: UUID, name: str) -> UUID:
+    """Deployments are keyed by (flow, name): the id is derived from both, so that re-creating
+    a deployment (the client's upsert) answers with the same id."""
+    return uuid.uuid5(DEPLOYMENT_NAMESPACE, f"{flow_id}\x1f{name}")
+
+
+class NewSchedule(msgspec.Struct, kw_only=True):
+    """A schedule to create or (with a slug) to update: Prefect's DeploymentScheduleCreate/Update."""
+
+    schedule: dict[str, Any] | None = None
+    active: bool | None = None
+    max_scheduled_runs: int | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    slug: str | None = None
+    replaces: str | None = None
+
+
+class DeploymentRun(msgspec.Struct, kw_only=True):
+    """A flow run to create from a deployment: Prefect's DeploymentFlowRunCreate."""
+
+    state: ProposedState | None = None
+    name: str | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    enforce_parameter_schema: bool | None = None
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    infrastructure_document_id: UUID | None = None
+    empirical_policy: dict[str, Any] | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    idempotency_key: str | None = None
+    labels: dict[str, Any] | None = None
+    parent_task_run_id: UUID | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] | None = None
+
+
+class InvalidDeployment(Unprocessable):
+    """A deployment Prefect would refuse: answered with 422."""
+
+
+class SlugTaken(Conflict):
+    def __init__(self) -> None:
+        super().__init__("Schedule slugs must be unique within a deployment.")
+
+
+def check_fields(fields: dict[str, Any]) -> None:
+    if fields.get("concurrency_limit") and fields.get("global_concurrency_limit_id"):
+        raise InvalidDeployment(
+            "A deployment cannot have both a concurrency limit and a global concurrency limit."
+        )
+    limit = fields.get("concurrency_limit")
+    if limit is not None and limit <= 0:
+        raise InvalidDeployment("concurrency_limit must be greater than 0")
+    options = fields.get("concurrency_options")
+    if options is not None:
+        if options.get("collision_strategy") not in ("ENQUEUE", "CANCEL_NEW"):
+            raise InvalidDeployment("concurrency_options.collision_strategy must be ENQUEUE or CANCEL_NEW")
+        grace = options.get("grace_period_seconds")
+        if grace is not None and not (isinstance(grace, int) and 60 <= grace <= 86400):
+            raise InvalidDeployment("concurrency_options.grace_period_seconds must be between 60 and 86400")
+
+
+def _schedule_created(deployment_id: UUID, schedule: NewSchedule, now: datetime) -> catalogue.DeploymentScheduleCreated:
+    if schedule.schedule is None:
+        raise InvalidDeployment("Unable to create new deployment schedules without a schedule configuration.")
+    check_max_scheduled_runs(schedule.max_scheduled_runs)
+    return catalogue.DeploymentScheduleCreated(
+        deployment_id=deployment_id, schedule_id=uuid.uuid4(), schedule=normalized_schedule(schedule.schedule, now),
+        active=True if schedule.active is None else schedule.active, max_scheduled_runs=schedule.max_scheduled_runs,
+        parameters=schedule.parameters, slug=schedule.slug, created=now,
+    )
+
+
+def _schedule_changes(schedule: NewSchedule, now: datetime, *, sent: Sequence[str] | None = None) -> dict[str, Any]:
+    """The fields a schedule update sets; ``sent`` names the fields the client sent (None: those not null)."""
+    changes: dict[str, Any] = {}
+    for field in ("schedule", "active", "max_scheduled_runs", "parameters", "slug"):
+        value = getattr(schedule, field)
+        if (sent is None and value is not None and not (field == "parameters" and not value)) or (
+            sent is not None and field in sent
+        ):
+            changes[field] = value
+    if changes.get("schedule") is not None:
+        changes["schedule"] = normalized_schedule(changes["schedule"], now)
+    elif "schedule" in changes:
+        del changes["schedule"]  # a schedule cannot be removed from a schedule
+    if "active" in changes and changes["active"] is None:
+        del changes["active"]
+    check_max_scheduled_runs(changes.get("max_scheduled_runs"))
+    return changes
+
+
+def _check_unique_slugs(schedules: Sequence[ScheduleView | catalogue.DeploymentScheduleCreated]) -> None:
+    slugs = [s.slug for s in schedules if s.slug is not None]
+    if len(slugs) != len(set(slugs)):
+        raise SlugTaken()
+
+
+async def upsert(
+    store: EventStore, flow_id: UUID, name: str, fields: dict[str, Any], schedules: Sequence[NewSchedule], *,
+    clock: Clock = system_clock,
+) -> tuple[DeploymentView, bool]:
+    """Create the deployment of ``flow_id`` named ``name``, or update the one there is with the
+    ``fields`` sent (its schedules replaced by ``schedules``, as Prefect replaces them). The
+    deployment and whether it was created. Raises IntegrityConflict for an unknown flow."""
+    check_fields(fields)
+    if await flow_reads.get(store, flow_id) is None:
+        raise integrity.missing("flow_id", "flow", flow_id)
+    deployment_id = deployment_id_for(flow_id, name)
+
+    def decide(current: Versioned[DeploymentView], now: datetime) -> Decided[bool]:
+        view = current.view
+        created = [_schedule_created(deployment_id, s, now) for s in schedules]
+        _check_unique_slugs(created)
+        if view is None:
+            initial = {"parameter_openapi_schema": DEFAULT_PARAMETER_SCHEMA, **fields}
+            initial["labels"] = {"prefect.flow.id": str(flow_id), **(initial.get("labels") or {})}
+            first = catalogue.DeploymentCreated(
+                deployment_id=deployment_id, flow_id=flow_id, name=name, fields=initial, created=now,
+            )
+            return Decided([first, *created], True)
+        changes = dict(fields)
+        if "labels" in changes:
+            changes["labels"] = {"prefect.flow.id": str(flow_id), **(changes["labels"] or {})}
+        removed = [
+            catalogue.DeploymentScheduleDeleted(deployment_id=deployment_id, schedule_id=s.id) for s in view.schedules
+        ]
+        updated = catalogue.DeploymentUpdated(deployment_id=deployment_id, changes=changes, updated=now)
+        return Decided([updated, *removed, *created], False)
+
+    outcome = await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)
+    assert outcome.view is not None and outcome.view.view is not None
+    return outcome.view.view, outcome.result
+
+
+def _schedule_events(
+    view: DeploymentView, schedules: Sequence[NewSchedule], now: datetime
+) -> list[catalogue.Event]:
+    """What a PATCH's schedules do, as Prefect's update_deployment decides: targeted updates by
+    slug when every schedule (sent and existing) has one, else the schedules are replaced."""
+    existing = view.schedules
+    all_sent_have_slugs = all(s.slug is not None for s in schedules)
+    all_existing_have_slugs = bool(existing) and all(s.slug is not None for s in existing)
+    if all_sent_have_slugs and all_existing_have_slugs:
+        by_slug = {s.slug: s for s in existing}
+        targets = [s.replaces for s in schedules if s.replaces]
+        if len(targets) != len(set(targets)):
+            duplicate = next(t for t in targets if targets.count(t) > 1)
+            raise InvalidDeployment(f"Multiple schedules have 'replaces' targeting the same slug: {duplicate}")
+        events: list[catalogue.Event] = []
+        for schedule in schedules:
+            if schedule.replaces and schedule.slug in by_slug and schedule.slug not in targets:
+                raise InvalidDeployment(
+                    f"Cannot rename schedule from '{schedule.replaces}' to '{schedule.slug}': "
+                    f"a schedule with slug '{schedule.slug}' already exists."
+                )
+            target = by_slug.get(schedule.replaces or schedule.slug)
+            if target is not None:
+                events.append(catalogue.DeploymentScheduleUpdated(
+                    deployment_id=view.id, schedule_id=target.id, changes=_schedule_changes(schedule, now),
+                    updated=now,
+                ))
+            else:
+                events.append(_schedule_created(view.id, schedule, now))
+        return events
+    if not all_sent_have_slugs and all_existing_have_slugs:
+        raise InvalidDeployment(
+            "Please provide a slug for each schedule in your request to ensure schedules are updated correctly."
+        )
+    created = [_schedule_created(view.id, s, now) for s in schedules]
+    _check_unique_slugs(created)
+    return [
+        *(catalogue.DeploymentScheduleDeleted(deployment_id=view.id, schedule_id=s.id) for s in existing), *created,
+    ]
+
+
+async def update(
+    store: EventStore, deployment_id: UUID, fields: dict[str, Any], schedules: Sequence[NewSchedule] | None = None, *,
+    clock: Clock = system_clock,
+) -> bool:
+    """PATCH: set ``fields`` (those sent); ``schedules``, when sent, as Prefect's update does.
+    False when there is no such deployment."""
+    check_fields(fields)
+
+    def changed(view: DeploymentView, now: datetime) -> list[catalogue.Event]:
+        events: list[catalogue.Event] = []
+        if fields:
+            changes = dict(fields)
+            if "labels" in changes:
+                changes["labels"] = {"prefect.flow.id": str(view.flow_id), **(changes["labels"] or {})}
+            events.append(catalogue.DeploymentUpdated(deployment_id=deployment_id, changes=changes, updated=now))
+        if schedules is not None:
+            events += _schedule_events(view, schedules, now)
+        return events
+
+    return await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
+
+
+async def set_paused(store: EventStore, deployment_id: UUID, paused: bool, *, clock: Clock = system_clock) -> bool:
+    """Pause or resume; False when there is no such deployment. Nothing is appended when the
+    deployment already is so."""
+
+    def changed(view: DeploymentView, now: datetime) -> list[catalogue.Event]:
+        if view.paused == paused:
+            return []
+        return [catalogue.DeploymentUpdated(deployment_id=deployment_id, changes={"paused": paused}, updated=now)]
+
+    return await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
+
+
+async def delete(store: EventStore, deployment_id: UUID, *, clock: Clock = system_clock) -> bool:
+    """Whether there was a deployment to delete; its schedules go with it."""
+
+    def deleted(_view: DeploymentView, now: datetime) -> list[catalogue.Event]:
+        return [catalogue.DeploymentDeleted(deployment_id=deployment_id, deleted=now)]
+
+    return await DEPLOYMENTS.if_exists(store, deployment_id, deleted, clock=clock)
+
+
+async def create_schedules(
+    store: EventStore, deployment_id: UUID, schedules: Sequence[NewSchedule], *, clock: Clock = system_clock
+) -> list[ScheduleView] | None:
+    """Add schedules; the new ones, or None when there is no such deployment. Raises SlugTaken
+    for a slug the deployment has (or the request repeats)."""
+    new_ids: list[UUID] = []
+
+    def decide(current: Versioned[DeploymentView], now: datetime) -> Decided[bool]:
+        view = current.view
+        if view is None:
+            return Decided((), False)
+        created = [_schedule_created(deployment_id, s, now) for s in schedules]
+        _check_unique_slugs([*view.schedules, *created])
+        new_ids[:] = [event.schedule_id for event in created]
+        return Decided(created, True)
+
+    outcome = await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)
+    if not outcome.result:
+        return None
+    assert outcome.view is not None and outcome.view.view is not None
+    by_id = {s.id: s for s in outcome.view.view.schedules}
+    return [by_id[schedule_id] for schedule_id in new_ids]
+
+
+async def update_schedule(
+    store: EventStore, deployment_id: UUID, schedule_id: UUID, schedule: NewSchedule, sent: Sequence[str], *,
+    clock: Clock = system_clock,
+) -> bool | None:
+    """None when there is no such deployment, False when it has no such schedule."""
+
+    def decide(current: Versioned[DeploymentView], now: datetime) -> Decided[bool | None]:
+        view = current.view
+        if view is None:
+            return Decided((), None)
+        if all(s.id != schedule_id for s in view.schedules):
+            return Decided((), False)
+        changes = _schedule_changes(schedule, now, sent=sent)
+        slug = changes.get("slug")
+        if slug is not None and any(s.slug == slug and s.id != schedule_id for s in view.schedules):
+            raise SlugTaken()
+        return Decided([catalogue.DeploymentScheduleUpdated(
+            deployment_id=deployment_id, schedule_id=schedule_id, changes=changes, updated=now,
+        )], True)
+
+    return (await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)).result
+
+
+async def delete_schedule(
+    store: EventStore, deployment_id: UUID, schedule_id: UUID, *, clock: Clock = system_clock
+) -> bool | None:
+    """None when there is no such deployment, False when it has no such schedule."""
+
+    def decide(current: Versioned[DeploymentView], _now: datetime) -> Decided[bool | None]:
+        view = current.view
+        if view is None:
+            return Decided((), None)
+        if all(s.id != schedule_id for s in view.schedules):
+            return Decided((), False)
+        return Decided([catalogue.DeploymentScheduleDeleted(deployment_id=deployment_id, schedule_id=schedule_id)], True)
+
+    return (await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)).result
+
+
+# -- a flow run from a deployment ---------------------------------------------------------------
+
+
+def check_parameters(parameters: dict[str, Any], schema: Any) -> None:
+    """Prefect's check of a run's parameters against the deployment's schema (JSON Schema
+    2020-12), with its message; Conflict (409) as Prefect answers."""
+    import jsonschema  # imported when a schema is enforced
+
+    if not isinstance(schema, dict):
+        raise Conflict(
+            "Error updating deployment: Cannot update parameters because parameter schema enforcement is enabled "
+            "and the deployment does not have a valid parameter schema."
+        )
+    try:
+        jsonschema.validate(parameters, schema, cls=jsonschema.Draft202012Validator)
+    except RecursionError:
+        raise Unprocessable("Invalid schema: Unable to validate schema with circular references.") from None
+    except jsonschema.SchemaError as exc:
+        raise Conflict(f"Error creating flow run: Validation failed. Failure reason: {exc.message}") from None
+    except jsonschema.ValidationError as exc:
+        where = "Validation failed." if exc.json_path == "$" else \
+            f"Validation failed for field {exc.json_path.replace('$.', '')!r}."
+        raise Conflict(f"Error creating flow run: {where} Failure reason: {exc.message}") from None
+
+
+def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
+async def create_flow_run(
+    store: EventStore, deployment_id: UUID, body: DeploymentRun, *, cache: ViewCache | None = None,
+    clock: Clock = system_clock,
+) -> tuple[FlowRunView, bool] | None:
+    """A flow run of the deployment (None when there is none): its parameters merged over the
+    deployment's and checked against its schema when enforced, its tags added to the
+    deployment's, Scheduled now unless a state is given. The run and whether it was created
+    (an idempotency key may find an existing one)."""
+    deployment = await reads.get(store, deployment_id)
+    if deployment is None:
+        return None
+    parameters = {**deployment.parameters, **body.parameters}
+    enforce = deployment.enforce_parameter_schema if body.enforce_parameter_schema is None \
+        else body.enforce_parameter_schema
+    if enforce:
+        check_parameters(parameters, deployment.parameter_openapi_schema)
+    work_queue_name = deployment.work_queue_name
+    if body.work_queue_name:
+        if not deployment.work_pool_name:
+            raise Unprocessable(
+                f"Cannot create flow run in work queue {body.work_queue_name} because deployment {deployment_id} "
+                "is not associated with a work pool. Please remove work_pool_name and try again."
+            )
+        work_queue_name = body.work_queue_name
+    labels = {**deployment.labels, "prefect.deployment.id": str(deployment.id), **(body.labels or {})}
+    new = NewFlowRun(
+        flow_id=deployment.flow_id, name=body.name,
+        state=body.state or ProposedState(type=catalogue.StateType.SCHEDULED),
+        parameters=parameters, context=body.context, parent_task_run_id=body.parent_task_run_id,
+        idempotency_key=body.idempotency_key, empirical_policy=body.empirical_policy,
+        tags=_union(deployment.tags, body.tags), labels=labels, deployment_id=deployment.id,
+        deployment_version=deployment.version, work_pool_name=deployment.work_pool_name,
+        work_queue_name=work_queue_name, job_variables=body.job_variables or {},
+    )
+    return await flow_runs.create(store, new, cache=cache, clock=clock)
+
+
+__all__ = [
+    "DEPLOYMENTS", "DeploymentRun", "InvalidDeployment", "NewSchedule", "SlugTaken", "check_parameters",
+    "create_flow_run", "create_schedules", "delete", "delete_schedule", "deployment_id_for", "set_paused", "update",
+    "update_schedule", "upsert",
+]

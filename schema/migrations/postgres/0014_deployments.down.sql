@@ -1,0 +1,3 @@
+DROP INDEX flow_runs_deployment;
+DROP TABLE deployment_schedules;
+DROP TABLE deployments;
