@@ -13,6 +13,7 @@ from .checkpoints import AsyncProjection
 from .event_feed import EventFeedProjection
 from .concurrency import ConcurrencyProjection
 from .deliveries import DeliveriesProjection
+from .flow_run_inputs import FlowRunInputsProjection
 from .flows import FlowsProjection
 from .runs_writer import RunsProjection
 from .task_run_state_cache import TaskRunStateCacheProjection
@@ -24,6 +25,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
     return [
         FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
         VariablesProjection(), ArtifactsProjection(), AutomationsProjection(), DeliveriesProjection(), BlocksProjection(),
+        FlowRunInputsProjection(),
     ]
 
 

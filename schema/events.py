@@ -588,6 +588,24 @@ class BlockDocumentDeleted(Event, tag="block_document.deleted", kw_only=True):
     block_document_id: UUID
 
 
+class FlowRunInputCreated(Event, tag="flow_run_input.created", kw_only=True):
+    """POST /flow_runs/{id}/input (or a resume with run input): a keyed value for a flow run,
+    on the stream run-input-<flow run id>, where keys are decided unique per run."""
+
+    input_id: UUID
+    flow_run_id: UUID
+    key: str
+    value: str
+    sender: str | None = None
+    created: datetime
+
+
+class FlowRunInputDeleted(Event, tag="flow_run_input.deleted", kw_only=True):
+    input_id: UUID
+    flow_run_id: UUID
+    key: str
+
+
 AnyEvent = Union[
     ConcurrencyLimitCreated,
     ConcurrencyLimitUpdated,
@@ -631,6 +649,8 @@ AnyEvent = Union[
     BlockDocumentCreated,
     BlockDocumentUpdated,
     BlockDocumentDeleted,
+    FlowRunInputCreated,
+    FlowRunInputDeleted,
 ]
 
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

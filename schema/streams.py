@@ -22,6 +22,9 @@ BLOCKS = "blocks"
 """The one stream of every block type, schema and document: slugs, checksums and document names
 are unique, and deleting a type takes its schemas and documents with it, so every block write
 is decided against all of them."""
+RUN_INPUT = "run-input-"
+"""A flow run's inputs (pause_flow_run(wait_for_input=...)), one stream per run: keys are
+unique per run, so creations meet there. Not under "flow-run-", which names runs' own streams."""
 RESOURCE = "resource-"
 """Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
 UNKNOWN_RESOURCE = "resource-unknown"
@@ -39,6 +42,10 @@ def flow(flow_id: UUID | str) -> str:
 
 def flow_run(run_id: UUID | str) -> str:
     return f"{FLOW_RUN}{run_id}"
+
+
+def run_input(flow_run_id: UUID | str) -> str:
+    return f"{RUN_INPUT}{flow_run_id}"
 
 
 def task_run(run_id: UUID | str) -> str:
