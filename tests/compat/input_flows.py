@@ -11,7 +11,6 @@ import json
 import sys
 
 from prefect import flow
-from prefect.context import get_run_context
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
