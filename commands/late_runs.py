@@ -8,7 +8,9 @@ in the meantime, or one already Late, is refused), so the service only ever prop
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+from uuid import UUID
 
 import structlog
 
@@ -26,6 +28,8 @@ log = structlog.get_logger("runlog.late_runs")
 LOOP_SECONDS = 5.0
 AFTER_SECONDS = 15.0
 """Prefect's defaults: checked every 5 s, a run is late 15 s after its scheduled time."""
+CHUNK = 64
+"""Runs marked at once (as flow_runs.DELETE_CHUNK)."""
 
 
 async def mark_late_runs(
@@ -33,11 +37,12 @@ async def mark_late_runs(
 ) -> int:
     """One round: propose Late to every overdue Scheduled run (up to Prefect's batch of 400);
     how many became Late."""
-    marked = 0
-    for run_id in await run_sweeps.late_candidates(store, now - timedelta(seconds=after_seconds)):
+    candidates = await run_sweeps.late_candidates(store, now - timedelta(seconds=after_seconds))
+
+    async def mark(run_id: UUID) -> bool:
         run = await runs_writer.get_flow_run(store, run_id)
         if run is None or run.state is None:
-            continue
+            return False
         late = ProposedState(
             type=StateType.SCHEDULED, name="Late",
             state_details=StateDetails(scheduled_time=run.next_scheduled_start_time),
@@ -45,8 +50,12 @@ async def mark_late_runs(
         # CoreFlowPolicy on SCHEDULED -> SCHEDULED "Late" runs the rules of Prefect's
         # MarkLateRunsPolicy (EnsureOnlyScheduledFlowsMarkedLate; deployment concurrency aside).
         outcome = await flow_runs.set_state(store, run_id, late, cache=cache, clock=lambda: now)
-        if outcome is not None and outcome[1].status is Status.ACCEPT:
-            marked += 1
+        return outcome is not None and outcome[1].status is Status.ACCEPT
+
+    marked = 0
+    # Runs are separate streams: a chunk of them in flight at once shares the store's group commit.
+    for start in range(0, len(candidates), CHUNK):
+        marked += sum(await asyncio.gather(*(mark(run_id) for run_id in candidates[start : start + CHUNK])))
     if marked:
         log.info("runs_marked_late", count=marked)
     return marked
