@@ -16,7 +16,10 @@ from aiohttp import WSCloseCode, web
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.projection_services import event_feed_service
 from runlog.commands.integrity import KnownIds
+from runlog.commands.cancellation_cleanup import cancellation_cleanup_service
+from runlog.commands.late_runs import late_runs_service
 from runlog.commands.lease_expiry import lease_expiry_service
+from runlog.commands.pause_expirations import pause_expirations_service
 from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
@@ -29,13 +32,16 @@ from .middleware import errors_and_logging
 from .notifier import NotifierParts, default_parts, notifier_services
 from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
-from .routes import artifacts, automations, blocks, channels, deliveries, deployments, events_out, run_ids, variables
+from .routes import (
+    artifacts, automations, blocks, channels, deliveries, deployments, events_out, flow_run_inputs, run_ids,
+    variables,
+)
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
-    admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
+    admin, flows, run_filters, flow_runs, flow_run_inputs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
     artifacts, blocks, events_out, automations, deliveries, channels, deployments, docs,
 )
 
@@ -95,7 +101,23 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 def background_services(app: web.Application) -> list:
     """Every loop the server runs, each a step on the one service runner."""
-    return [lease_expiry_service(app[keys.STORE]), event_feed_service(app[keys.STORE])]
+    store, settings, cache = app[keys.STORE], app[keys.SETTINGS], app[keys.VIEW_CACHE]
+    services = [lease_expiry_service(store), event_feed_service(store)]
+    if settings.services_late_runs_enabled:
+        services.append(late_runs_service(
+            store, interval=settings.services_late_runs_loop_seconds,
+            after_seconds=settings.services_late_runs_after_seconds, cache=cache,
+        ))
+    if settings.services_pause_expirations_enabled:
+        services.append(pause_expirations_service(
+            store, interval=settings.services_pause_expirations_loop_seconds, cache=cache,
+        ))
+    if settings.services_cancellation_cleanup_enabled:
+        services.append(cancellation_cleanup_service(
+            store, interval=settings.services_cancellation_cleanup_loop_seconds,
+            cancelling_timeout_seconds=settings.services_cancellation_cleanup_cancelling_timeout_seconds, cache=cache,
+        ))
+    return services
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

@@ -211,6 +211,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
             "Fernet key that encrypts block documents at rest; by default one is generated once "
             "and kept in the database", secret=True),
+    # The server's background services (Prefect's defaults; `runlog server start` runs them).
+    Setting("RUNLOG_SERVICES_LATE_RUNS_ENABLED", "services_late_runs_enabled", "true", _parse_bool,
+            "mark Scheduled runs that missed their start time Late"),
+    Setting("RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS", "services_late_runs_loop_seconds", "5", _parse_duration,
+            "how often late runs are looked for"),
+    Setting("RUNLOG_SERVICES_LATE_RUNS_AFTER_SECONDS", "services_late_runs_after_seconds", "15", _parse_duration,
+            "how long past its scheduled time a Scheduled run becomes Late"),
+    Setting("RUNLOG_SERVICES_PAUSE_EXPIRATIONS_ENABLED", "services_pause_expirations_enabled", "true", _parse_bool,
+            "fail Paused runs whose pause timeout has passed"),
+    Setting("RUNLOG_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS", "services_pause_expirations_loop_seconds", "5",
+            _parse_duration, "how often expired pauses are looked for"),
+    Setting("RUNLOG_SERVICES_CANCELLATION_CLEANUP_ENABLED", "services_cancellation_cleanup_enabled", "true",
+            _parse_bool, "cancel the subflows and task runs of cancelled runs; end Cancelling runs that time out"),
+    Setting("RUNLOG_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS", "services_cancellation_cleanup_loop_seconds", "20",
+            _parse_duration, "how often the cancellation cleanup runs"),
+    Setting("RUNLOG_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS",
+            "services_cancellation_cleanup_cancelling_timeout_seconds", "300", _parse_duration,
+            "how long a run may stay Cancelling before it is made Cancelled"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -281,6 +299,14 @@ class Settings:
     # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None
     server_encryption_key: str | None = None
+    services_late_runs_enabled: bool = True
+    services_late_runs_loop_seconds: float = 5.0
+    services_late_runs_after_seconds: float = 15.0
+    services_pause_expirations_enabled: bool = True
+    services_pause_expirations_loop_seconds: float = 5.0
+    services_cancellation_cleanup_enabled: bool = True
+    services_cancellation_cleanup_loop_seconds: float = 20.0
+    services_cancellation_cleanup_cancelling_timeout_seconds: float = 300.0
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 

@@ -217,12 +217,16 @@ async def in_chunks(items: Iterable[T], call: Callable[[T], Awaitable[Any]]) -> 
 
 async def set_state(
     store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None,
-    clock: Clock = system_clock,
+    clock: Clock = system_clock, only_if: Callable[[FlowRunView], bool] | None = None,
 ) -> tuple[FlowRunView, Decision] | None:
-    """Decide and record a transition; None when the run does not exist."""
+    """Decide and record a transition; None when the run does not exist.
+
+    ``only_if`` (a background service's guard) is asked about the run as it is when the
+    transition is decided, on every retry: when it says no, nothing is written and None returned.
+    """
 
     def decide(view: FlowRunView | None, now: datetime) -> Decided[Decision | None]:
-        if view is None:
+        if view is None or (only_if is not None and not only_if(view)):
             return Decided((), None)
         ctx = FlowRunContext(
             now=now, state_id=uuid.uuid4(), force=force,

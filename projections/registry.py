@@ -14,6 +14,7 @@ from .event_feed import EventFeedProjection
 from .concurrency import ConcurrencyProjection
 from .deliveries import DeliveriesProjection
 from .deployments import DeploymentsProjection
+from .flow_run_inputs import FlowRunInputsProjection
 from .flows import FlowsProjection
 from .runs_writer import RunsProjection
 from .task_run_state_cache import TaskRunStateCacheProjection
@@ -26,6 +27,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
         FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
         VariablesProjection(), ArtifactsProjection(), AutomationsProjection(), DeliveriesProjection(), BlocksProjection(),
         DeploymentsProjection(),
+        FlowRunInputsProjection(),
     ]
 
 

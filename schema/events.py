@@ -660,6 +660,24 @@ class DeploymentScheduleDeleted(Event, tag="deployment_schedule.deleted", kw_onl
     schedule_id: UUID
 
 
+class FlowRunInputCreated(Event, tag="flow_run_input.created", kw_only=True):
+    """POST /flow_runs/{id}/input (or a resume with run input): a keyed value for a flow run,
+    on the stream run-input-<flow run id>, where keys are decided unique per run."""
+
+    input_id: UUID
+    flow_run_id: UUID
+    key: str
+    value: str
+    sender: str | None = None
+    created: datetime
+
+
+class FlowRunInputDeleted(Event, tag="flow_run_input.deleted", kw_only=True):
+    input_id: UUID
+    flow_run_id: UUID
+    key: str
+
+
 AnyEvent = Union[
     ConcurrencyLimitCreated,
     ConcurrencyLimitUpdated,
@@ -709,6 +727,8 @@ AnyEvent = Union[
     DeploymentScheduleCreated,
     DeploymentScheduleUpdated,
     DeploymentScheduleDeleted,
+    FlowRunInputCreated,
+    FlowRunInputDeleted,
 ]
 
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

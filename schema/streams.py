@@ -25,6 +25,9 @@ is decided against all of them."""
 DEPLOYMENT = "deployment-"
 """One stream per deployment, holding its schedules too; its id is derived from its flow and
 name (commands/deployments.py), so re-creating one (Prefect's upsert) meets on the same stream."""
+RUN_INPUT = "run-input-"
+"""A flow run's inputs (pause_flow_run(wait_for_input=...)), one stream per run: keys are
+unique per run, so creations meet there. Not under "flow-run-", which names runs' own streams."""
 RESOURCE = "resource-"
 """Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
 UNKNOWN_RESOURCE = "resource-unknown"
@@ -42,6 +45,10 @@ def flow(flow_id: UUID | str) -> str:
 
 def flow_run(run_id: UUID | str) -> str:
     return f"{FLOW_RUN}{run_id}"
+
+
+def run_input(flow_run_id: UUID | str) -> str:
+    return f"{RUN_INPUT}{flow_run_id}"
 
 
 def task_run(run_id: UUID | str) -> str:

@@ -187,6 +187,14 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_NOTIFIER_MAX_AGE='24h'",
         "RUNLOG_NOTIFIER_RETRY_BACKOFF='5s'",
         "RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF='1h'",
+        "RUNLOG_SERVICES_LATE_RUNS_ENABLED='true'",
+        "RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS='5'",
+        "RUNLOG_SERVICES_LATE_RUNS_AFTER_SECONDS='15'",
+        "RUNLOG_SERVICES_PAUSE_EXPIRATIONS_ENABLED='true'",
+        "RUNLOG_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS='5'",
+        "RUNLOG_SERVICES_CANCELLATION_CLEANUP_ENABLED='true'",
+        "RUNLOG_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS='20'",
+        "RUNLOG_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS='300'",
     ]
     with_sources = ok("config", "view", "--show-defaults").stdout
     assert "RUNLOG_SERVER_HOST='127.0.0.1' (from defaults)" in with_sources

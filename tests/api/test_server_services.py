@@ -43,3 +43,4 @@ async def test_one_worker_runs_lease_expiry_and_another_takes_over_when_it_is_ki
                     timeout=90, interval=0.1, what="the follower leading")
         assert pids(server.output(), "service_leading", "lease_expiry") == [leader, follower]
         server.stop()
+

@@ -1,0 +1,38 @@
+"""The server's time-based services are each switched and timed by a RUNLOG_SERVICES_* setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from runlog.api import keys
+from runlog.api.errors import SettingsError
+from runlog.api.settings import load_settings
+
+from ..servers import serve
+
+TIMED = ("late_runs", "pause_expirations", "cancellation_cleanup")
+
+
+async def test_the_app_runs_every_time_based_service_by_default(env) -> None:
+    async with serve(env) as server:
+        assert set(TIMED) <= set(server.app[keys.SERVICES].leading)
+
+
+async def test_a_disabled_service_is_not_started(env) -> None:
+    off = {**env, "RUNLOG_SERVICES_LATE_RUNS_ENABLED": "false", "RUNLOG_SERVICES_CANCELLATION_CLEANUP_ENABLED": "no"}
+    async with serve(off) as server:
+        names = set(server.app[keys.SERVICES].leading)
+    assert "late_runs" not in names and "cancellation_cleanup" not in names
+    assert "pause_expirations" in names
+
+
+def test_service_settings_have_prefects_defaults_and_take_units(tmp_path) -> None:
+    defaults = load_settings(env={"RUNLOG_HOME": str(tmp_path)})
+    assert (defaults.services_late_runs_loop_seconds, defaults.services_late_runs_after_seconds) == (5.0, 15.0)
+    assert defaults.services_pause_expirations_loop_seconds == 5.0
+    assert defaults.services_cancellation_cleanup_loop_seconds == 20.0
+    assert defaults.services_cancellation_cleanup_cancelling_timeout_seconds == 300.0
+    tuned = load_settings(env={"RUNLOG_HOME": str(tmp_path), "RUNLOG_SERVICES_LATE_RUNS_AFTER_SECONDS": "1m"})
+    assert tuned.services_late_runs_after_seconds == 60.0
+    with pytest.raises(SettingsError, match="RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS"):
+        load_settings(env={"RUNLOG_HOME": str(tmp_path), "RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS": "0"})
