@@ -17,6 +17,7 @@ from runlog.commands.clock import Clock, system_clock
 from runlog.commands.projection_services import event_feed_service
 from runlog.commands.integrity import KnownIds
 from runlog.commands.lease_expiry import lease_expiry_service
+from runlog.commands.workers import work_pool_status_service
 from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
@@ -29,14 +30,14 @@ from .middleware import errors_and_logging
 from .notifier import NotifierParts, default_parts, notifier_services
 from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
-from .routes import artifacts, automations, blocks, channels, deliveries, events_out, run_ids, variables
+from .routes import artifacts, automations, blocks, channels, deliveries, events_out, run_ids, variables, work_pools
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
     admin, flows, run_filters, flow_runs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
-    artifacts, blocks, events_out, automations, deliveries, channels, docs,
+    artifacts, blocks, events_out, automations, deliveries, channels, work_pools, docs,
 )
 
 
@@ -95,7 +96,11 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 def background_services(app: web.Application) -> list:
     """Every loop the server runs, each a step on the one service runner."""
-    return [lease_expiry_service(app[keys.STORE]), event_feed_service(app[keys.STORE])]
+    services = [lease_expiry_service(app[keys.STORE]), event_feed_service(app[keys.STORE])]
+    interval = app[keys.SETTINGS].work_pool_status_interval
+    if interval > 0:
+        services.append(work_pool_status_service(app[keys.STORE], interval=interval))
+    return services
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

@@ -204,6 +204,8 @@ SETTINGS: tuple[Setting, ...] = (
             "send notifications from `runlog server start` (else run `runlog notifier start`)"),
     Setting("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "24h", _parse_duration,
             "how long an undelivered notification is retried before it is dead-lettered (30m, 24h, 2d)"),
+    Setting("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "15s", _parse_duration,
+            "how often worker, work pool and queue statuses are checked (Prefect's foreman: 15s)"),
     Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
             "Fernet key that encrypts block documents at rest; by default one is generated once "
             "and kept in the database", secret=True),
@@ -273,6 +275,8 @@ class Settings:
     # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None
     server_encryption_key: str | None = None
+    work_pool_status_interval: float = 15.0
+    """Seconds."""
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 

@@ -17,6 +17,7 @@ from .flows import FlowsProjection
 from .runs_writer import RunsProjection
 from .task_run_state_cache import TaskRunStateCacheProjection
 from .variables import VariablesProjection
+from .work_pools import WorkPoolsProjection
 
 
 def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]:
@@ -24,6 +25,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
     return [
         FlowsProjection(), RunsProjection(cache), ConcurrencyProjection(), TaskRunStateCacheProjection(),
         VariablesProjection(), ArtifactsProjection(), AutomationsProjection(), DeliveriesProjection(), BlocksProjection(),
+        WorkPoolsProjection(),
     ]
 
 

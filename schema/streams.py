@@ -22,6 +22,13 @@ BLOCKS = "blocks"
 """The one stream of every block type, schema and document: slugs, checksums and document names
 are unique, and deleting a type takes its schemas and documents with it, so every block write
 is decided against all of them."""
+WORK_POOLS = "work-pools"
+"""The one stream of every work pool and work queue, and of their status changes: pool names,
+and queue names within a pool, are unique; a status changes once (see commands/work_pools.py)."""
+WORKER = "worker-"
+"""One stream per worker (pool id and name): its heartbeats and its status changes."""
+WORK_POOL_POLLS = "work-pool-polls-"
+"""One stream per pool: the polls of get_scheduled_flow_runs, facts that need no decision."""
 RESOURCE = "resource-"
 """Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
 UNKNOWN_RESOURCE = "resource-unknown"
@@ -61,11 +68,19 @@ def delivery(delivery_id: UUID | str) -> str:
     return f"{DELIVERY}{delivery_id}"
 
 
+def worker(work_pool_id: UUID | str, name: str) -> str:
+    return f"{WORKER}{work_pool_id}-{name}"
+
+
+def work_pool_polls(work_pool_id: UUID | str) -> str:
+    return f"{WORK_POOL_POLLS}{work_pool_id}"
+
+
 def triggered_action(invocation_id: UUID | str) -> str:
     return f"{TRIGGERED_ACTION}{invocation_id}"
 
 
 __all__ = [
-    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES",
-    "artifact", "automation", "concurrency_limit", "delivery", "flow", "flow_run", "task_run", "triggered_action",
+    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES", "WORKER", "WORK_POOLS", "WORK_POOL_POLLS",
+    "artifact", "automation", "concurrency_limit", "delivery", "flow", "flow_run", "task_run", "triggered_action", "work_pool_polls", "worker",
 ]
