@@ -31,6 +31,11 @@ from .flow_runs import to_flow_run
 
 routes = web.RouteTableDef()
 
+# A queue or worker name is any path segment but the fixed ones beside it (filter, heartbeat,
+# connect), so that those fixed paths answer 405 with their own methods only.
+QUEUE_PATH = "/work_pools/{name}/queues/{queue:(?!filter$)[^{}/]+}"
+WORKER_PATH = "/work_pools/{name}/workers/{worker:(?!(?:filter|heartbeat|connect)$)[^{}/]+}"
+
 DEFAULT_POOL = "default-agent-pool"
 """Prefect's pool for queues created without one (POST /work_queues/)."""
 
@@ -177,7 +182,7 @@ def _queue_missing(request: web.Request) -> str:
     return f"Work pool queue '{request.match_info['name']}/{request.match_info['queue']}' not found."
 
 
-@routes.get("/work_pools/{name}/queues/{queue}")
+@routes.get(QUEUE_PATH)
 @documented(summary="Read a pool's queue by name", response=WorkQueue, errors={404: "No such pool or queue"})
 async def read_pool_queue(request: web.Request) -> web.Response:
     pool = await _pool(request)
@@ -193,8 +198,9 @@ def _queue_changes(body: WorkQueueUpdate) -> dict[str, Any]:
     return changes
 
 
-@routes.patch("/work_pools/{name}/queues/{queue}")
-@documented(summary="Update a pool's queue", request=WorkQueueUpdate, status=204, errors={404: "No such pool or queue"})
+@routes.patch(QUEUE_PATH)
+@documented(summary="Update a pool's queue", request=WorkQueueUpdate, status=204,
+            errors={404: "No such pool or queue", 409: "Renamed to the name of another queue of the pool"})
 async def update_pool_queue(request: web.Request) -> web.Response:
     body = await decode_body(request, WorkQueueUpdate)
     lookup = commands.queue_by_name(request.match_info["name"], request.match_info["queue"])
@@ -202,7 +208,7 @@ async def update_pool_queue(request: web.Request) -> web.Response:
     return no_content(found, _queue_missing(request))
 
 
-@routes.delete("/work_pools/{name}/queues/{queue}")
+@routes.delete(QUEUE_PATH)
 @documented(summary="Delete a pool's queue", status=204, errors={404: "No such pool or queue", 422: "The pool's default queue"})
 async def delete_pool_queue(request: web.Request) -> web.Response:
     lookup = commands.queue_by_name(request.match_info["name"], request.match_info["queue"])
@@ -229,11 +235,11 @@ async def filter_pool_queues(request: web.Request) -> web.Response:
 @documented(summary="A worker's heartbeat", request=WorkerHeartbeat, status=204, errors={404: "No such work pool"})
 async def worker_heartbeat(request: web.Request) -> web.Response:
     body = await decode_body(request, WorkerHeartbeat)
-    view = await worker_commands.heartbeat(
+    # return_id (the worker's id in the answer) is what Prefect Cloud's workers ask for; the open
+    # server, like this one, answers 204 without a body.
+    await worker_commands.heartbeat(
         _store(request), request.match_info["name"], body.name, body.heartbeat_interval_seconds, clock=_clock(request)
     )
-    if body.return_id:
-        return json_response(view.id, status=200)
     return empty_response()
 
 
@@ -250,7 +256,7 @@ async def filter_workers(request: web.Request) -> web.Response:
     return json_response([to_worker(v, now) for v in views])
 
 
-@routes.delete("/work_pools/{name}/workers/{worker}")
+@routes.delete(WORKER_PATH)
 @documented(summary="Delete a worker", status=204, errors={404: "No such work pool or worker"})
 async def delete_worker(request: web.Request) -> web.Response:
     found = await worker_commands.delete_worker(
@@ -325,7 +331,8 @@ async def read_work_queue_by_name(request: web.Request) -> web.Response:
 
 
 @routes.patch("/work_queues/{id}")
-@documented(summary="Update a work queue", request=WorkQueueUpdate, status=204, errors={404: QUEUE_NOT_FOUND})
+@documented(summary="Update a work queue", request=WorkQueueUpdate, status=204,
+            errors={404: QUEUE_NOT_FOUND, 409: "Renamed to the name of another queue of the pool"})
 async def update_work_queue(request: web.Request) -> web.Response:
     body = await decode_body(request, WorkQueueUpdate)
     found = await commands.update_queue(
