@@ -185,6 +185,7 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_LOGGING_LEVEL='INFO'",
         "RUNLOG_NOTIFIER_ENABLED='true'",
         "RUNLOG_NOTIFIER_MAX_AGE='24h'",
+        "RUNLOG_WORK_POOL_STATUS_INTERVAL='15s'",
     ]
     with_sources = ok("config", "view", "--show-defaults").stdout
     assert "RUNLOG_SERVER_HOST='127.0.0.1' (from defaults)" in with_sources

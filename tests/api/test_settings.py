@@ -64,6 +64,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_NOTIFIER_BASE_URLS",
         "RUNLOG_NOTIFIER_ENABLED",
         "RUNLOG_NOTIFIER_MAX_AGE",
+        "RUNLOG_WORK_POOL_STATUS_INTERVAL",
         "RUNLOG_SERVER_ENCRYPTION_KEY",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
@@ -92,6 +93,7 @@ PRECEDENCE = [
      (("ms-teams-webhook", "http://[::1]:81"), ("pager-duty-webhook", "https://proxy.example/pd"))),
     ("RUNLOG_NOTIFIER_ENABLED", "notifier_enabled", "false", "yes", False, True),
     ("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "30m", "3600", 1800.0, 3600.0),
+    ("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "1s", "2m", 1.0, 120.0),
 ]
 
 
