@@ -20,6 +20,7 @@ from runlog.commands.cancellation_cleanup import cancellation_cleanup_service
 from runlog.commands.late_runs import late_runs_service
 from runlog.commands.lease_expiry import lease_expiry_service
 from runlog.commands.pause_expirations import pause_expirations_service
+from runlog.commands.workers import work_pool_status_service
 from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
@@ -34,15 +35,16 @@ from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 from .routes import (
     artifacts, automations, blocks, channels, deliveries, deployments, events_out, flow_run_inputs, run_ids,
-    variables,
+    variables, work_pools, worker_channel,
 )
 
 log = structlog.get_logger("runlog.api")
 
 # run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
-    admin, flows, run_filters, flow_runs, flow_run_inputs, task_runs, events, logs, concurrency, log_import, run_ids, variables,
-    artifacts, blocks, events_out, automations, deliveries, channels, deployments, docs,
+    admin, flows, run_filters, flow_runs, flow_run_inputs, task_runs, events, logs, concurrency, log_import, run_ids,
+    variables, artifacts, blocks, events_out, automations, deliveries, channels, deployments, work_pools,
+    worker_channel, docs,
 )
 
 
@@ -117,6 +119,8 @@ def background_services(app: web.Application) -> list:
             store, interval=settings.services_cancellation_cleanup_loop_seconds,
             cancelling_timeout_seconds=settings.services_cancellation_cleanup_cancelling_timeout_seconds, cache=cache,
         ))
+    if settings.work_pool_status_interval > 0:
+        services.append(work_pool_status_service(store, interval=settings.work_pool_status_interval))
     return services
 
 

@@ -208,6 +208,8 @@ SETTINGS: tuple[Setting, ...] = (
             "wait before a failed notification's first retry; each next wait is three times longer"),
     Setting("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "1h", _parse_duration,
             "longest wait between two retries of a failed notification (a Retry-After is honoured up to 1h)"),
+    Setting("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "15s", _parse_duration,
+            "how often worker, work pool and queue statuses are checked (Prefect's foreman: 15s)"),
     Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
             "Fernet key that encrypts block documents at rest; by default one is generated once "
             "and kept in the database", secret=True),
@@ -307,6 +309,8 @@ class Settings:
     services_cancellation_cleanup_enabled: bool = True
     services_cancellation_cleanup_loop_seconds: float = 20.0
     services_cancellation_cleanup_cancelling_timeout_seconds: float = 300.0
+    work_pool_status_interval: float = 15.0
+    """Seconds."""
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 

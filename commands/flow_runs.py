@@ -20,6 +20,7 @@ import msgspec
 
 from runlog.eventstore import EventStore
 from runlog.projections import runs_writer as reads
+from runlog.projections import work_pools
 from runlog.projections.cache import ViewCache
 from runlog.projections.runs import FlowRunView, TaskRunView, evolve_flow_run
 from runlog.projections.runs_writer import cache_key
@@ -113,18 +114,35 @@ async def create(
     if existing is not None:
         return existing, False
 
+    body, placed = await _in_work_queue(store, body)
     if body.idempotency_key is None:
-        return await _append_new(store, uuid.uuid4(), body, cache, clock), True
+        return await _append_new(store, uuid.uuid4(), body, cache, clock, placed), True
     key = body.idempotency_key
     # Concurrent creations with one key meet on one stream per generation; only one wins.
     return await run_keys.create_or_find(
         store, FLOW_RUNS, lambda generation: run_id_for_key(body.flow_id, key, generation),
-        lambda run_id: _append_new(store, run_id, body, cache, clock),
+        lambda run_id: _append_new(store, run_id, body, cache, clock, placed),
     )
 
 
+Placement = tuple[UUID, UUID] | None
+"""The (work queue id, work pool id) a new run is created in."""
+
+
+async def _in_work_queue(store: EventStore, body: NewFlowRun) -> tuple[NewFlowRun, Placement]:
+    """A run created in a work pool records its queue's id (the queue named, else the pool's
+    default queue) and that queue's name; a pool or queue that does not exist leaves it unplaced."""
+    if body.work_pool_name is None:
+        return body, None
+    found = await work_pools.resolve_queue(store, body.work_pool_name, body.work_queue_name)
+    if found is None:
+        return body, None
+    pool, queue = found
+    return msgspec.structs.replace(body, work_queue_name=queue.name), (queue.id, pool.id)
+
+
 async def _append_new(
-    store: EventStore, run_id: UUID, body: NewFlowRun, cache: ViewCache | None, clock: Clock
+    store: EventStore, run_id: UUID, body: NewFlowRun, cache: ViewCache | None, clock: Clock, placed: Placement = None,
 ) -> FlowRunView:
     """Append a new run's first events (ConcurrencyError when its stream exists) and return its view."""
 
@@ -140,6 +158,7 @@ async def _append_new(
             labels={"prefect.flow.id": str(body.flow_id), **(body.labels or {})},
             work_queue_name=body.work_queue_name, work_pool_name=body.work_pool_name,
             job_variables=body.job_variables or {}, created=now,
+            work_queue_id=placed[0] if placed else None, work_pool_id=placed[1] if placed else None,
         )
         state = state_from_proposal(proposed, state_id, now, flow_run_id=run_id)
         first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)

@@ -8,6 +8,9 @@ then. Nothing derived here is stored in the log; the event feed (projections/eve
 the ``/events/out`` websocket and the notifier all call ``Derivation.events_of`` on the records
 they read, so they agree on what each record shows.
 
+A work pool's or queue's status change shows as Prefect's ``prefect.work-pool.<status>`` or
+``prefect.work-queue.<status>`` (projections/work_pool_events.py).
+
 A delivery's outcome (``DeliverySent``, ``DeliveryDeadLettered``) shows as the
 ``prefect.automation.action.executed`` or ``.failed`` of the automation action that scheduled
 it, when the notifier recorded that action's ``.triggered`` event (on the stream
@@ -32,6 +35,7 @@ from . import automation_events
 from .deployments import DeploymentView, evolve_deployment
 from .flows import FlowView, evolve_flow
 from .runs import FlowRunView, evolve_flow_run
+from .work_pool_events import WorkPoolsFold
 
 TRUNCATE_STATE_MESSAGES_AT = 100_000
 """Prefect cuts state messages in its events to this many characters (middle elided)."""
@@ -206,6 +210,7 @@ class Derivation:
         self._runs: _Lru = _Lru(cache_size)  # run id -> FlowRunView | None, at its version
         self._flows: _Lru = _Lru(cache_size)  # flow id -> FlowView | None
         self._deployments: _Lru = _Lru(cache_size)  # deployment id -> (position, DeploymentView | None)
+        self._work_pools = WorkPoolsFold(store)
 
     async def events_of(self, record: RecordedEvent) -> list[PrefectEvent]:
         """The feed events of one record. Raises msgspec.DecodeError for a payload that is no event."""
@@ -216,6 +221,8 @@ class Derivation:
             return await self._delivery_outcome(record)
         if record.type in _DEPLOYMENT_TYPES and record.stream_id.startswith(streams.DEPLOYMENT):
             return await self._deployment_event(record)
+        if record.stream_id == streams.WORK_POOLS:
+            return await self._work_pools.events_of(record)
         if record.type not in _TYPES:
             return []
         event = catalogue.decode(record.data)

@@ -19,6 +19,7 @@ from .flows import FlowsProjection
 from .runs_writer import RunsProjection
 from .task_run_state_cache import TaskRunStateCacheProjection
 from .variables import VariablesProjection
+from .work_pools import WorkPoolsProjection
 
 
 def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]:
@@ -28,6 +29,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
         VariablesProjection(), ArtifactsProjection(), AutomationsProjection(), DeliveriesProjection(), BlocksProjection(),
         DeploymentsProjection(),
         FlowRunInputsProjection(),
+        WorkPoolsProjection(),
     ]
 
 

@@ -45,6 +45,8 @@ class FlowRunView(msgspec.Struct, kw_only=True):
     deployment_version: str | None = None
     work_queue_name: str | None = None
     work_pool_name: str | None = None
+    work_queue_id: UUID | None = None
+    work_pool_id: UUID | None = None
     parameters: dict[str, Any] = msgspec.field(default_factory=dict)
     context: dict[str, Any] = msgspec.field(default_factory=dict)
     idempotency_key: str | None = None

@@ -86,6 +86,18 @@ __all__ = [
     "VariableCreated",
     "VariableDeleted",
     "VariableUpdated",
+    "WorkPoolCreated",
+    "WorkPoolDeleted",
+    "WorkPoolStatusChanged",
+    "WorkPoolUpdated",
+    "WorkQueueCreated",
+    "WorkQueueDeleted",
+    "WorkQueueStatusChanged",
+    "WorkQueueUpdated",
+    "WorkQueuesPolled",
+    "WorkerDeleted",
+    "WorkerHeartbeat",
+    "WorkerStatusChanged",
     "decode",
     "encode",
     "event_type",
@@ -192,6 +204,10 @@ class FlowRunCreated(Event, tag="flow_run.created", kw_only=True):
     work_pool_name: str | None = None
     job_variables: dict[str, Any] = msgspec.field(default_factory=dict)
     created: datetime
+    work_queue_id: UUID | None = None
+    """The queue work_pool_name and work_queue_name named when the run was created (its pool's
+    default queue when no queue was named); None when the pool or queue did not exist."""
+    work_pool_id: UUID | None = None
 
 
 class FlowRunStateChanged(Event, tag="flow_run.state_changed", kw_only=True):
@@ -678,6 +694,114 @@ class FlowRunInputDeleted(Event, tag="flow_run_input.deleted", kw_only=True):
     key: str
 
 
+# Work pools, work queues and workers. Pools and queues (their configuration and their status
+# changes) are decided on the one "work-pools" stream: names are unique and a status changes
+# once. A worker's heartbeats go to its own stream (streams.worker), polls to the pool's polls
+# stream (streams.work_pool_polls): frequent facts that need no decision and meet nothing else.
+
+
+class WorkPoolCreated(Event, tag="work_pool.created", kw_only=True):
+    """A work pool and its default queue came into being."""
+
+    work_pool_id: UUID
+    name: str
+    type: str
+    description: str | None = None
+    base_job_template: dict[str, Any] = msgspec.field(default_factory=dict)
+    is_paused: bool = False
+    concurrency_limit: int | None = None
+    storage_configuration: dict[str, Any] = msgspec.field(default_factory=dict)
+    default_queue_id: UUID
+    created: datetime
+
+
+class WorkPoolUpdated(Event, tag="work_pool.updated", kw_only=True):
+    """``changes`` holds the fields a PATCH set (description, is_paused, base_job_template,
+    concurrency_limit, storage_configuration)."""
+
+    work_pool_id: UUID
+    changes: dict[str, Any]
+    updated: datetime
+
+
+class WorkPoolDeleted(Event, tag="work_pool.deleted", kw_only=True):
+    """The pool went, with its queues and workers."""
+
+    work_pool_id: UUID
+
+
+class WorkPoolStatusChanged(Event, tag="work_pool.status_changed", kw_only=True):
+    """The pool's status became ``status`` (READY, NOT_READY or PAUSED), once per change."""
+
+    work_pool_id: UUID
+    status: str
+    changed: datetime
+
+
+class WorkQueueCreated(Event, tag="work_queue.created", kw_only=True):
+    work_queue_id: UUID
+    work_pool_id: UUID
+    name: str
+    description: str | None = ""
+    is_paused: bool = False
+    concurrency_limit: int | None = None
+    priority: int = 1
+    created: datetime
+
+
+class WorkQueueUpdated(Event, tag="work_queue.updated", kw_only=True):
+    """``changes`` holds the fields a PATCH set (name, description, is_paused, concurrency_limit,
+    priority, last_polled)."""
+
+    work_queue_id: UUID
+    changes: dict[str, Any]
+    updated: datetime
+
+
+class WorkQueueDeleted(Event, tag="work_queue.deleted", kw_only=True):
+    work_queue_id: UUID
+
+
+class WorkQueueStatusChanged(Event, tag="work_queue.status_changed", kw_only=True):
+    work_queue_id: UUID
+    status: str
+    changed: datetime
+
+
+class WorkQueuesPolled(Event, tag="work_queue.polled", kw_only=True):
+    """A worker asked a pool for scheduled runs from these queues (get_scheduled_flow_runs)."""
+
+    work_pool_id: UUID
+    work_queue_ids: list[UUID]
+    polled: datetime
+
+
+class WorkerHeartbeat(Event, tag="worker.heartbeat", kw_only=True):
+    """A worker said it is alive. The first heartbeat of a name in a pool creates the worker."""
+
+    worker_id: UUID
+    work_pool_id: UUID
+    name: str
+    heartbeat_interval_seconds: int | None = None
+    occurred: datetime
+
+
+class WorkerStatusChanged(Event, tag="worker.status_changed", kw_only=True):
+    """ONLINE or OFFLINE, once per change."""
+
+    worker_id: UUID
+    work_pool_id: UUID
+    name: str
+    status: str
+    changed: datetime
+
+
+class WorkerDeleted(Event, tag="worker.deleted", kw_only=True):
+    worker_id: UUID
+    work_pool_id: UUID
+    name: str
+
+
 AnyEvent = Union[
     ConcurrencyLimitCreated,
     ConcurrencyLimitUpdated,
@@ -729,6 +853,18 @@ AnyEvent = Union[
     DeploymentScheduleDeleted,
     FlowRunInputCreated,
     FlowRunInputDeleted,
+    WorkPoolCreated,
+    WorkPoolUpdated,
+    WorkPoolDeleted,
+    WorkPoolStatusChanged,
+    WorkQueueCreated,
+    WorkQueueUpdated,
+    WorkQueueDeleted,
+    WorkQueueStatusChanged,
+    WorkQueuesPolled,
+    WorkerHeartbeat,
+    WorkerStatusChanged,
+    WorkerDeleted,
 ]
 
 _encoder = msgspec.msgpack.Encoder(uuid_format="bytes")

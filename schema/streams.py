@@ -28,6 +28,13 @@ name (commands/deployments.py), so re-creating one (Prefect's upsert) meets on t
 RUN_INPUT = "run-input-"
 """A flow run's inputs (pause_flow_run(wait_for_input=...)), one stream per run: keys are
 unique per run, so creations meet there. Not under "flow-run-", which names runs' own streams."""
+WORK_POOLS = "work-pools"
+"""The one stream of every work pool and work queue, and of their status changes: pool names,
+and queue names within a pool, are unique; a status changes once (see commands/work_pools.py)."""
+WORKER = "worker-"
+"""One stream per worker (pool id and name): its heartbeats and its status changes."""
+WORK_POOL_POLLS = "work-pool-polls-"
+"""One stream per pool: the polls of get_scheduled_flow_runs, facts that need no decision."""
 RESOURCE = "resource-"
 """Client events (POST /events, the /events/in websocket), one stream per Prefect resource."""
 UNKNOWN_RESOURCE = "resource-unknown"
@@ -75,11 +82,21 @@ def delivery(delivery_id: UUID | str) -> str:
     return f"{DELIVERY}{delivery_id}"
 
 
+def worker(work_pool_id: UUID | str, name: str) -> str:
+    return f"{WORKER}{work_pool_id}-{name}"
+
+
+def work_pool_polls(work_pool_id: UUID | str) -> str:
+    return f"{WORK_POOL_POLLS}{work_pool_id}"
+
+
 def triggered_action(invocation_id: UUID | str) -> str:
     return f"{TRIGGERED_ACTION}{invocation_id}"
 
 
 __all__ = [
-    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "DEPLOYMENT", "FLOW", "FLOW_RUN", "RESOURCE", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES",
-    "artifact", "automation", "concurrency_limit", "delivery", "deployment", "flow", "flow_run", "task_run", "triggered_action",
+    "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "DEPLOYMENT", "FLOW", "FLOW_RUN", "RESOURCE",
+    "RUN_INPUT", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES", "WORKER", "WORK_POOLS", "WORK_POOL_POLLS",
+    "artifact", "automation", "concurrency_limit", "delivery", "deployment", "flow", "flow_run", "task_run",
+    "triggered_action", "work_pool_polls", "worker",
 ]

@@ -11,8 +11,9 @@ from __future__ import annotations
 from runlog.projections.runs_writer import decode_flow_run, decode_task_run
 
 from ..schemas import filters as f
+from .work_pools import WORK_POOL, WORK_QUEUE
 from .filtering import (
-    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, always_null,
+    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, Unknown, always_null,
     any_in, at_or_after, at_or_before, combine, contains, json_tags, never, not_any_in, null, on, tag_table, tags_all,
     tags_any, tags_null, view_time, views_of, where_exists,
 )
@@ -192,10 +193,16 @@ FLOW_RUN_SIDE = Resource({
 })
 
 FLOW_RUN_QUERY = Resource({
-    # Prefect matches these as EXISTS(the run's work queue / its pool, matching): runlog keeps
-    # no work pools or queues (a run's work_queue_name is only a label), so no run has one.
-    "work_pools": Constant(FALSE),
-    "work_pool_queues": Constant(FALSE),
+    # Prefect matches these as EXISTS(the run's work queue / its pool, matching): a run has a
+    # queue when it was created in a pool that had it (flow_run_queues, projections/work_pools.py).
+    "work_pools": Related(
+        "EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_pools wp ON wp.id = rq.work_pool_id "
+        "WHERE rq.flow_run_id = fr.id AND {where})", WORK_POOL,
+    ),
+    "work_pool_queues": Related(
+        "EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_queues wq ON wq.id = rq.work_queue_id "
+        "WHERE rq.flow_run_id = fr.id AND {where})", WORK_QUEUE,
+    ),
     "flow_runs": FLOW_RUN,
     "deployments": DEPLOYMENT_OF_RUN,
     "flows": FLOW_OF_RUN,

@@ -36,7 +36,8 @@ def to_flow_run(view: FlowRunView, now: datetime) -> FlowRun:
         end_time=view.end_time, total_run_time=view.total_run_time,
         estimated_run_time=estimated_run_time(view, now),
         estimated_start_time_delta=estimated_start_time_delta(view, now),
-        work_pool_name=view.work_pool_name, state=state, job_variables=view.job_variables,
+        work_pool_name=view.work_pool_name, work_queue_id=view.work_queue_id, work_pool_id=view.work_pool_id,
+        state=state, job_variables=view.job_variables,
         infrastructure_pid=view.infrastructure_pid,
     )
 

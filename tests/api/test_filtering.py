@@ -113,8 +113,9 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
         {"level": {"ge_": 20, "le_": 40}}, "(level >= ? AND level <= ?)", (20, 40),
     ),
     (
-        "work pools: no run has one", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
-        {"work_pools": {}}, f"({HAS_FLOW} AND 1 = 0)", (),
+        "work pools: the run's queue is in a pool", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
+        {"work_pools": {}}, f"({HAS_FLOW} AND EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_pools wp "
+        "ON wp.id = rq.work_pool_id WHERE rq.flow_run_id = fr.id AND 1 = 1))", (),
     ),
     (
         "deployments: the run's deployment must match", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,

@@ -356,7 +356,7 @@ async def test_flow_runs_filtered_by_deployments_work_pools_and_queues_as_prefec
     # A flow has a deployment when a deployment of it exists.
     assert await m(None, flows={"deployment": {"is_null_": False}}) == {"alpha-run", "beta_run"}
     assert await m(None, flows={"deployment": {"is_null_": True}}) == ALL_RUNS - {"alpha-run", "beta_run"}
-    # No run has a work queue or pool runlog knows (Prefect matches them by the run's queue id).
+    # No run here was created in a work pool (Prefect matches them by the run's queue id).
     for body in ({"work_pools": {}}, {"work_pool_queues": {"name": {"any_": ["q"]}}}):
         assert await m(None, **body) == set()
         status, count = await world.server.request("POST", "/flow_runs/count", json=body)

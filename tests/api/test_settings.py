@@ -66,6 +66,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_NOTIFIER_MAX_AGE",
         "RUNLOG_NOTIFIER_RETRY_BACKOFF",
         "RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF",
+        "RUNLOG_WORK_POOL_STATUS_INTERVAL",
         "RUNLOG_SERVER_ENCRYPTION_KEY",
         "RUNLOG_SERVICES_LATE_RUNS_ENABLED",
         "RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS",
@@ -104,6 +105,7 @@ PRECEDENCE = [
     ("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "30m", "3600", 1800.0, 3600.0),
     ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "notifier_retry_backoff", "1s", "0.5", 1.0, 0.5),
     ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "5m", "30s", 300.0, 30.0),
+    ("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "1s", "2m", 1.0, 120.0),
 ]
 
 

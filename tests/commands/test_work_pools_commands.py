@@ -1,0 +1,71 @@
+"""Work pool commands on both backends, without HTTP: names stay unique and a status changes
+once under concurrent writers, heartbeats create and revive workers, and a deleted pool takes
+its queues and workers with it; the projection equals a rebuild from the log."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from runlog.commands import work_pools, workers
+from runlog.commands.clock import ManualClock
+from runlog.commands.errors import Conflict
+from runlog.eventstore import open_store
+from runlog.projections import work_pools as reads
+from runlog.projections.registry import inline_projections
+from runlog.projections.verify import verify
+from runlog.schema import events as catalogue
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+async def test_concurrent_creations_of_one_pool_name_let_one_win(store_url: str) -> None:
+    clock = ManualClock(NOW)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        outcomes = await asyncio.gather(*(
+            work_pools.create_pool(store, work_pools.NewWorkPool(name="contested", type="process"), clock=clock)
+            for _ in range(8)
+        ), return_exceptions=True)
+        assert sum(isinstance(o, reads.WorkPoolView) for o in outcomes) == 1
+        assert all(isinstance(o, Conflict) for o in outcomes if not isinstance(o, reads.WorkPoolView))
+        pool = await reads.get_pool_by_name(store, "contested")
+        assert pool is not None and [q.name for q in await reads.get_queues_of_pool(store, pool.id)] == ["default"]
+
+
+async def test_concurrent_status_rounds_record_each_change_once(store_url: str) -> None:
+    clock = ManualClock(NOW)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        await work_pools.create_pool(store, work_pools.NewWorkPool(name="p", type="process"), clock=clock)
+        for name in ("a", "b", "c"):
+            await workers.heartbeat(store, "p", name, 10, clock=clock)
+        clock.advance(31)
+        counts = await asyncio.gather(*(workers.check_statuses(store, clock()) for _ in range(4)))
+        assert sum(counts) == 4  # three workers OFFLINE and the pool NOT_READY, each once
+        recorded = [catalogue.decode(r.data) async for r in store.read_all()]
+        offline = [e for e in recorded if isinstance(e, catalogue.WorkerStatusChanged) and e.status == "OFFLINE"]
+        assert sorted(e.name for e in offline) == ["a", "b", "c"]
+        pool_changes = [e.status for e in recorded if isinstance(e, catalogue.WorkPoolStatusChanged)]
+        assert pool_changes == ["READY", "NOT_READY"]
+
+
+async def test_a_deleted_pool_takes_its_queues_and_workers_and_the_rebuild_agrees(store_url: str) -> None:
+    clock = ManualClock(NOW)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        pool = await work_pools.create_pool(store, work_pools.NewWorkPool(name="gone", type="process"), clock=clock)
+        await work_pools.create_queue(store, "gone", work_pools.NewWorkQueue(name="q"), clock=clock)
+        await workers.heartbeat(store, "gone", "w", None, clock=clock)
+        assert await reads.get_worker(store, pool.id, "w") is not None
+        assert await work_pools.delete_pool(store, "gone", clock=clock) is True
+        assert await reads.get_pool_by_name(store, "gone") is None
+        assert await reads.get_queues_of_pool(store, pool.id) == []
+        assert await reads.get_worker(store, pool.id, "w") is None
+        with pytest.raises(work_pools.PoolNotFound):
+            await workers.heartbeat(store, "gone", "w", None, clock=clock)
+        # a pool of the same name again: a new pool, and the worker's stream carries on
+        again = await work_pools.create_pool(store, work_pools.NewWorkPool(name="gone", type="process"), clock=clock)
+        assert again.id != pool.id
+        await workers.heartbeat(store, "gone", "w", None, clock=clock)
+        assert (await reads.get_worker(store, again.id, "w")).status == "ONLINE"
+    assert (await verify(store_url)).equal

@@ -1,0 +1,65 @@
+"""The work pools folds, pure: events in, views out, no database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from runlog.projections.work_pools import evolve_pool, evolve_queue, evolve_worker
+from runlog.projections.work_pool_events import pool_status_event
+from runlog.schema import events as catalogue
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+POOL, QUEUE = uuid.uuid4(), uuid.uuid4()
+
+
+def created(**fields) -> catalogue.WorkPoolCreated:
+    return catalogue.WorkPoolCreated(work_pool_id=POOL, name="p", type="process", default_queue_id=QUEUE, created=T0, **fields)
+
+
+def test_a_pool_starts_not_ready_or_paused_and_takes_updates_and_statuses() -> None:
+    assert evolve_pool(None, created()).status == "NOT_READY"
+    assert evolve_pool(None, created(is_paused=True)).status == "PAUSED"
+    pool = evolve_pool(None, created())
+    later = T0 + timedelta(seconds=5)
+    pool = evolve_pool(pool, catalogue.WorkPoolUpdated(
+        work_pool_id=POOL, changes={"description": "d", "is_paused": None, "unknown": 1}, updated=later))
+    assert pool.description == "d" and pool.is_paused is False and pool.updated == later
+    status_id = uuid.uuid4()
+    pool = evolve_pool(pool, catalogue.WorkPoolStatusChanged(work_pool_id=POOL, status="READY", changed=later), status_id)
+    assert (pool.status, pool.status_changed, pool.status_event_id) == ("READY", later, status_id)
+    assert evolve_pool(pool, catalogue.WorkPoolDeleted(work_pool_id=POOL)) is None
+    assert evolve_pool(None, catalogue.WorkPoolUpdated(work_pool_id=POOL, changes={}, updated=later)) is None
+
+
+def test_a_queue_takes_polls_renames_and_statuses() -> None:
+    queue = evolve_queue(None, catalogue.WorkQueueCreated(work_queue_id=QUEUE, work_pool_id=POOL, name="q", created=T0))
+    assert (queue.priority, queue.status, queue.last_polled) == (1, "NOT_READY", None)
+    polled = T0 + timedelta(seconds=3)
+    queue = evolve_queue(queue, catalogue.WorkQueuesPolled(work_pool_id=POOL, work_queue_ids=[QUEUE], polled=polled))
+    assert queue.last_polled == polled
+    queue = evolve_queue(queue, catalogue.WorkQueueUpdated(
+        work_queue_id=QUEUE, changes={"name": "r", "priority": None, "last_polled": "2026-03-01T13:00:00+00:00"}, updated=polled))
+    assert queue.name == "r" and queue.priority == 1 and queue.last_polled == datetime(2026, 3, 1, 13, tzinfo=UTC)
+    assert evolve_queue(queue, catalogue.WorkQueueStatusChanged(work_queue_id=QUEUE, status="READY", changed=polled)).status == "READY"
+
+
+def test_a_worker_is_made_by_its_first_heartbeat_and_moved_by_later_ones() -> None:
+    wid = uuid.uuid4()
+    beat = catalogue.WorkerHeartbeat(worker_id=wid, work_pool_id=POOL, name="w", heartbeat_interval_seconds=5, occurred=T0)
+    worker = evolve_worker(None, beat)
+    assert (worker.created, worker.last_heartbeat_time, worker.status) == (T0, T0, "OFFLINE")
+    worker = evolve_worker(worker, catalogue.WorkerStatusChanged(worker_id=wid, work_pool_id=POOL, name="w", status="ONLINE", changed=T0))
+    later = T0 + timedelta(seconds=5)
+    worker = evolve_worker(worker, catalogue.WorkerHeartbeat(worker_id=wid, work_pool_id=POOL, name="w", occurred=later))
+    assert (worker.created, worker.last_heartbeat_time, worker.status, worker.heartbeat_interval_seconds) == (T0, later, "ONLINE", None)
+    assert evolve_worker(worker, catalogue.WorkerDeleted(worker_id=wid, work_pool_id=POOL, name="w")) is None
+
+
+def test_a_pool_status_event_follows_the_previous_one_within_ten_minutes() -> None:
+    first_id, second_id = uuid.uuid4(), uuid.uuid4()
+    ready = evolve_pool(evolve_pool(None, created()), catalogue.WorkPoolStatusChanged(work_pool_id=POOL, status="READY", changed=T0), first_id)
+    for gap, follows in ((timedelta(minutes=9), first_id), (timedelta(minutes=10), None)):
+        down = evolve_pool(ready, catalogue.WorkPoolStatusChanged(work_pool_id=POOL, status="NOT_READY", changed=T0 + gap), second_id)
+        event = pool_status_event(ready, down, second_id, T0 + gap)
+        assert event.event == "prefect.work-pool.not-ready" and event.id == second_id and event.follows == follows
