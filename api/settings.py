@@ -208,8 +208,6 @@ SETTINGS: tuple[Setting, ...] = (
             "wait before a failed notification's first retry; each next wait is three times longer"),
     Setting("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "1h", _parse_duration,
             "longest wait between two retries of a failed notification (a Retry-After is honoured up to 1h)"),
-    Setting("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "15s", _parse_duration,
-            "how often worker, work pool and queue statuses are checked (Prefect's foreman: 15s)"),
     Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
             "Fernet key that encrypts block documents at rest; by default one is generated once "
             "and kept in the database", secret=True),
@@ -231,6 +229,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RUNLOG_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS",
             "services_cancellation_cleanup_cancelling_timeout_seconds", "300", _parse_duration,
             "how long a run may stay Cancelling before it is made Cancelled"),
+    Setting("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "15s", _parse_duration,
+            "how often worker, work pool and queue statuses are checked (Prefect's foreman: 15s)"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
