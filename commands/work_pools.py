@@ -268,8 +268,7 @@ async def update_queue(
             events += _priority_events(queues, {queue.id: changes["priority"]}, now, skip=queue.id)
         is_paused = changes.get("is_paused")
         if is_paused is not None:
-            last_polled = changes.get("last_polled") or queue.last_polled
-            status = queue_status(is_paused, last_polled if isinstance(last_polled, datetime) else queue.last_polled, now)
+            status = queue_status(is_paused, queue.last_polled, now)
             if status != queue.status:
                 events.append(catalogue.WorkQueueStatusChanged(work_queue_id=queue.id, status=status, changed=now))
         return Decided(events, True)
