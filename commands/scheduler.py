@@ -128,16 +128,42 @@ async def schedule_deployments(
         deployments = await deployment_reads.schedulable(store, after=after, limit=batch, updated_since=updated_since)
         if not deployments:
             break
-        ahead = await run_sweeps.auto_scheduled_ahead(store, [d.id for d in deployments], now)
-        wanted = plan(deployments, ahead, now, limits)
-        for start in range(0, len(wanted), CREATE_CHUNK):
-            outcomes = await _gather_creations(store, wanted[start : start + CREATE_CHUNK], now, cache)
-            created += sum(outcomes)
+        created += await schedule_batch(store, deployments, now, limits=limits, cache=cache)
         if len(deployments) < batch:
             break
         after = str(deployments[-1].id)
     if created:
         log.info("runs_scheduled", count=created, recent_only=updated_since is not None)
+    return created
+
+
+async def schedule_batch(
+    store: EventStore, deployments: Sequence[DeploymentView], now: datetime, *,
+    limits: SchedulerLimits = DEFAULT_LIMITS, cache: ViewCache | None = None,
+) -> int:
+    """Create the runs ``deployments`` (as read) need; how many were created.
+
+    A deployment changed while its runs were being created had its stale runs deleted by the
+    change's command, perhaps before some of these were created: those are deleted again as
+    that change would have, and the next pass creates the runs of the deployment as it is now."""
+    ahead = await run_sweeps.auto_scheduled_ahead(store, [d.id for d in deployments], now)
+    wanted = plan(deployments, ahead, now, limits)
+    created = 0
+    for start in range(0, len(wanted), CREATE_CHUNK):
+        created += sum(await _gather_creations(store, wanted[start : start + CREATE_CHUNK], now, cache))
+    if created:
+        scheduled = {run.deployment_id for run in wanted}
+        read = {d.id: d for d in deployments if d.id in scheduled}
+        current = await deployment_reads.get_many(store, list(read))
+        for deployment_id, before in read.items():
+            after = current.get(deployment_id)
+            if after == before:
+                continue
+            log.info("deployment_changed_while_scheduling", deployment_id=str(deployment_id))
+            if after is None:
+                await delete_scheduled_runs(store, deployment_id, now, auto_scheduled_only=False, cache=cache)
+            else:
+                await delete_scheduled_runs(store, deployment_id, now, future_only=not after.paused, cache=cache)
     return created
 
 
@@ -222,5 +248,5 @@ async def delete_scheduled_runs(
 
 __all__ = [
     "DEPLOYMENT_BATCH", "LOOP_SECONDS", "RECENT_LOOP_SECONDS", "as_schedule", "delete_scheduled_runs", "plan",
-    "schedule_deployments", "scheduled_run", "scheduler_service",
+    "schedule_batch", "schedule_deployments", "scheduled_run", "scheduler_service",
 ]

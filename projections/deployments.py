@@ -182,6 +182,17 @@ async def schedulable(
     return [decode_deployment(bytes(row[0])) for row in rows]
 
 
+async def get_many(store: EventStore, deployment_ids: Sequence[UUID]) -> dict[UUID, DeploymentView]:
+    """The deployments of ``deployment_ids`` that exist, by id."""
+    if not deployment_ids:
+        return {}
+    sql = f"SELECT view FROM deployments WHERE id IN ({', '.join('?' for _ in deployment_ids)})"
+    async with store.reading() as tx:
+        rows = await tx.fetch(sql, *(str(d) for d in deployment_ids))
+    views = [decode_deployment(bytes(row[0])) for row in rows]
+    return {view.id: view for view in views}
+
+
 class DeploymentsProjection:
     name = "deployments"
     tables = (DEPLOYMENTS, DEPLOYMENT_SCHEDULES)
@@ -221,5 +232,5 @@ class DeploymentsProjection:
 
 __all__ = [
     "DeploymentView", "DeploymentsProjection", "ScheduleView", "by_id", "decode_deployment", "decode_schedule",
-    "evolve_deployment", "get", "get_by_name", "schedulable", "stream_of",
+    "evolve_deployment", "get", "get_by_name", "get_many", "schedulable", "stream_of",
 ]

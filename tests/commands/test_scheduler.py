@@ -11,9 +11,10 @@ from runlog.commands import deployments, flow_runs, flows
 from runlog.commands.clock import ManualClock
 from runlog.commands.deployments import DeploymentRun, NewSchedule
 from runlog.commands.orchestration import ProposedState, Status
-from runlog.commands.scheduler import schedule_deployments, scheduler_service
+from runlog.commands.scheduler import schedule_batch, schedule_deployments, scheduler_service
 from runlog.commands.schedules import scheduled_run_id
 from runlog.eventstore import open_store
+from runlog.projections import deployments as deployment_reads
 from runlog.projections import run_sweeps, runs_writer
 from runlog.projections.registry import inline_projections
 from runlog.projections.runs import FlowRunView
@@ -187,3 +188,20 @@ async def test_the_service_does_a_full_pass_first_then_recent_ones_then_full_aga
         clock.advance(30)
         # Full, 75 s on: the horizons moved by two runs ("old") and one ("fresh", scheduled 15 s later).
         assert await service.step(clock()) == 3
+
+
+async def test_runs_created_from_a_deployment_read_before_it_changed_are_removed_again(store_url: str) -> None:
+    clock = ManualClock(NOW)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        deployment = await deploy(store, clock)
+        stale = await deployment_reads.schedulable(store)  # the scheduler reads ...
+        await deployments.update_schedule(  # ... the schedule changes (nothing to delete yet) ...
+            store, deployment.id, deployment.schedules[0].id,
+            NewSchedule(schedule={"interval": 600, "anchor_date": NOW.isoformat()}), ["schedule"], clock=clock,
+        )
+        assert await schedule_batch(store, stale, NOW) == 61  # ... and creates the old schedule's runs
+        # ... which it deletes again at once, all but the one due now (not in the future, as Prefect)
+        assert [r.next_scheduled_start_time for r in await scheduled_runs(store, deployment.id)] == [NOW]
+        assert await schedule_deployments(store, NOW) == 6  # the next pass: the new schedule's other times
+        times = [r.next_scheduled_start_time for r in await scheduled_runs(store, deployment.id)]
+        assert times == [NOW + timedelta(minutes=m) for m in range(0, 70, 10)]
