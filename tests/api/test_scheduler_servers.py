@@ -17,7 +17,7 @@ from .test_server_services import pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-SINGLETONS = ("scheduler", "late_runs", "lease_expiry")
+SINGLETONS = ("scheduler", "late_runs", "lease_expiry", "pause_expirations", "cancellation_cleanup", "work_pool_status")
 
 
 def fast_services(tmp_path, pg_url: str, name: str) -> dict[str, str]:
