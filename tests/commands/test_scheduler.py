@@ -205,3 +205,16 @@ async def test_runs_created_from_a_deployment_read_before_it_changed_are_removed
         assert await schedule_deployments(store, NOW) == 6  # the next pass: the new schedule's other times
         times = [r.next_scheduled_start_time for r in await scheduled_runs(store, deployment.id)]
         assert times == [NOW + timedelta(minutes=m) for m in range(0, 70, 10)]
+
+
+async def test_pausing_a_schedule_deletes_its_future_runs_at_once(store_url: str) -> None:
+    clock = ManualClock(NOW)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        deployment = await deploy(store, clock)
+        await schedule_deployments(store, NOW)
+        clock.advance(30)
+        await deployments.update_schedule(
+            store, deployment.id, deployment.schedules[0].id, NewSchedule(active=False), ["active"], clock=clock,
+        )
+        assert [r.next_scheduled_start_time for r in await scheduled_runs(store, deployment.id)] == [NOW]
+        assert await schedule_deployments(store, clock()) == 0
