@@ -21,6 +21,7 @@ from runlog.commands.late_runs import late_runs_service
 from runlog.commands.lease_expiry import lease_expiry_service
 from runlog.commands.pause_expirations import pause_expirations_service
 from runlog.commands.workers import work_pool_status_service
+from runlog.commands.scheduler import scheduler_service
 from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
@@ -119,8 +120,13 @@ def background_services(app: web.Application) -> list:
             store, interval=settings.services_cancellation_cleanup_loop_seconds,
             cancelling_timeout_seconds=settings.services_cancellation_cleanup_cancelling_timeout_seconds, cache=cache,
         ))
-    if settings.work_pool_status_interval > 0:
-        services.append(work_pool_status_service(store, interval=settings.work_pool_status_interval))
+    if settings.services_scheduler_enabled:
+        services.append(scheduler_service(
+            store, interval=settings.services_scheduler_loop_seconds,
+            recent_interval=settings.services_scheduler_recent_loop_seconds, cache=cache,
+        ))
+    if settings.services_foreman_enabled:
+        services.append(work_pool_status_service(store, interval=settings.services_foreman_loop_seconds))
     return services
 
 

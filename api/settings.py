@@ -229,8 +229,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RUNLOG_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS",
             "services_cancellation_cleanup_cancelling_timeout_seconds", "300", _parse_duration,
             "how long a run may stay Cancelling before it is made Cancelled"),
-    Setting("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "15s", _parse_duration,
-            "how often worker, work pool and queue statuses are checked (Prefect's foreman: 15s)"),
+    Setting("RUNLOG_SERVICES_SCHEDULER_ENABLED", "services_scheduler_enabled", "true", _parse_bool,
+            "create the Scheduled runs of deployments' active schedules"),
+    Setting("RUNLOG_SERVICES_SCHEDULER_LOOP_SECONDS", "services_scheduler_loop_seconds", "60", _parse_duration,
+            "how often the scheduler goes over every deployment"),
+    Setting("RUNLOG_SERVICES_SCHEDULER_RECENT_LOOP_SECONDS", "services_scheduler_recent_loop_seconds", "5",
+            _parse_duration, "how often the scheduler looks at the deployments changed since its last round"),
+    Setting("RUNLOG_SERVICES_FOREMAN_ENABLED", "services_foreman_enabled", "true", _parse_bool,
+            "mark workers OFFLINE and pools and queues NOT_READY as Prefect's foreman does"),
+    Setting("RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS", "services_foreman_loop_seconds", "15", _parse_duration,
+            "how often worker, work pool and queue statuses are checked"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -309,7 +317,11 @@ class Settings:
     services_cancellation_cleanup_enabled: bool = True
     services_cancellation_cleanup_loop_seconds: float = 20.0
     services_cancellation_cleanup_cancelling_timeout_seconds: float = 300.0
-    work_pool_status_interval: float = 15.0
+    services_scheduler_enabled: bool = True
+    services_scheduler_loop_seconds: float = 60.0
+    services_scheduler_recent_loop_seconds: float = 5.0
+    services_foreman_enabled: bool = True
+    services_foreman_loop_seconds: float = 15.0
     """Seconds."""
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)

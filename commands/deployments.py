@@ -3,8 +3,15 @@ delete, schedule CRUD, and creating a flow run from a deployment.
 
 A deployment's id is derived from its flow and name, so concurrent creations of one deployment
 meet on one stream (deployment-<id>) and the executor makes one of them the creation, the other
-an update, as Prefect's upsert does. Its schedules live on the same stream, so a deployment and
-its schedules are always decided together.
+an update, as Prefect's upsert does. A deleted deployment's stream keeps its history, so the name
+moves on to a next generation (as run ids do, commands/run_keys.py): re-created, the deployment
+has a new id and the old one's runs keep pointing at the old id. Its schedules live on the same
+stream, so a deployment and its schedules are always decided together.
+
+As Prefect does, a change that makes a deployment's future runs stale deletes its Scheduled runs
+that never ran right after the change is appended (commands/scheduler.delete_scheduled_runs):
+an update or upsert, a schedule changed, the future auto-scheduled ones; pausing the deployment
+or deleting a schedule, every auto-scheduled one; deleting the deployment, all of them.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from runlog.projections.deployments import DeploymentView, ScheduleView, evolve_
 from runlog.projections.runs import FlowRunView
 from runlog.schema import events as catalogue
 
-from . import flow_runs, integrity
+from . import flow_runs, integrity, run_keys
 from .clock import Clock, system_clock
 from .deployment_schedules import check_max_scheduled_runs, normalized_schedule
 from .entities import EntityStream
@@ -33,6 +40,7 @@ from .errors import Conflict, Unprocessable
 from .executor import Decided, Versioned
 from .flow_runs import NewFlowRun
 from .orchestration import ProposedState
+from .scheduler import delete_scheduled_runs
 
 DEPLOYMENT_NAMESPACE = uuid.UUID("c0b5e7d2-1f0a-4d3e-9a6b-72756e6c6f67")
 
@@ -42,10 +50,12 @@ DEFAULT_PARAMETER_SCHEMA = {"type": "object", "properties": {}}
 DEPLOYMENTS = EntityStream(stream_of, reads.get, evolve_deployment, versioned=True)
 
 
-def deployment_id_for(flow_id: UUID, name: str) -> UUID:
+def deployment_id_for(flow_id: UUID, name: str, generation: int = 0) -> UUID:
     """Deployments are keyed by (flow, name): the id is derived from both, so that re-creating
-    a deployment (the client's upsert) answers with the same id."""
-    return uuid.uuid5(DEPLOYMENT_NAMESPACE, f"{flow_id}\x1f{name}")
+    a deployment (the client's upsert) answers with the same id; ``generation`` counts the
+    deletions of that name before (0: the id runlog always derived)."""
+    suffix = f"\x1f{generation}" if generation else ""
+    return uuid.uuid5(DEPLOYMENT_NAMESPACE, f"{flow_id}\x1f{name}{suffix}")
 
 
 class NewSchedule(msgspec.Struct, kw_only=True):
@@ -149,10 +159,33 @@ async def upsert(
     check_fields(fields)
     if await flow_reads.get(store, flow_id) is None:
         raise integrity.missing("flow_id", "flow", flow_id)
-    deployment_id = deployment_id_for(flow_id, name)
+    tried = 0
+    for _round in range(run_keys.MAX_ROUNDS):
+        deployment_id = deployment_id_for(flow_id, name, tried)
+        outcome = await _upsert_on(store, deployment_id, flow_id, name, fields, schedules, clock)
+        if outcome is not None:
+            view, created = outcome
+            if not created:
+                await delete_scheduled_runs(store, view.id, clock(), future_only=True)
+            return view, created
+        # That generation was deleted: the live one, if any, is the last whose stream exists.
+        unused = await run_keys.first_unused_generation(
+            store, lambda g: stream_of(deployment_id_for(flow_id, name, g)), tried,
+        )
+        tried = unused - 1 if unused - 1 > tried else unused
+    raise Conflict("The deployment keeps being created and deleted; try again.")
 
-    def decide(current: Versioned[DeploymentView], now: datetime) -> Decided[bool]:
+
+async def _upsert_on(
+    store: EventStore, deployment_id: UUID, flow_id: UUID, name: str, fields: dict[str, Any],
+    schedules: Sequence[NewSchedule], clock: Clock,
+) -> tuple[DeploymentView, bool] | None:
+    """The upsert on one generation's stream; None when that deployment was deleted."""
+
+    def decide(current: Versioned[DeploymentView], now: datetime) -> Decided[bool | None]:
         view = current.view
+        if view is None and current.version > 0:
+            return Decided((), None)  # deleted: its stream stays the old deployment's
         created = [_schedule_created(deployment_id, s, now) for s in schedules]
         _check_unique_slugs(created)
         if view is None:
@@ -172,6 +205,8 @@ async def upsert(
         return Decided([updated, *removed, *created], False)
 
     outcome = await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)
+    if outcome.result is None:
+        return None
     assert outcome.view is not None and outcome.view.view is not None
     return outcome.view.view, outcome.result
 
@@ -236,7 +271,10 @@ async def update(
             events += _schedule_events(view, schedules, now)
         return events
 
-    return await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
+    found = await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
+    if found:
+        await delete_scheduled_runs(store, deployment_id, clock(), future_only=True)
+    return found
 
 
 async def set_paused(store: EventStore, deployment_id: UUID, paused: bool, *, clock: Clock = system_clock) -> bool:
@@ -248,7 +286,10 @@ async def set_paused(store: EventStore, deployment_id: UUID, paused: bool, *, cl
             return []
         return [catalogue.DeploymentUpdated(deployment_id=deployment_id, changes={"paused": paused}, updated=now)]
 
-    return await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
+    found = await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
+    if found and paused:
+        await delete_scheduled_runs(store, deployment_id, clock())
+    return found
 
 
 async def delete(store: EventStore, deployment_id: UUID, *, clock: Clock = system_clock) -> bool:
@@ -257,7 +298,10 @@ async def delete(store: EventStore, deployment_id: UUID, *, clock: Clock = syste
     def deleted(_view: DeploymentView, now: datetime) -> list[catalogue.Event]:
         return [catalogue.DeploymentDeleted(deployment_id=deployment_id, deleted=now)]
 
-    return await DEPLOYMENTS.if_exists(store, deployment_id, deleted, clock=clock)
+    found = await DEPLOYMENTS.if_exists(store, deployment_id, deleted, clock=clock)
+    if found:
+        await delete_scheduled_runs(store, deployment_id, clock(), auto_scheduled_only=False)
+    return found
 
 
 async def create_schedules(
@@ -304,7 +348,10 @@ async def update_schedule(
             deployment_id=deployment_id, schedule_id=schedule_id, changes=changes, updated=now,
         )], True)
 
-    return (await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)).result
+    result = (await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)).result
+    if result:
+        await delete_scheduled_runs(store, deployment_id, clock(), future_only=True)
+    return result
 
 
 async def delete_schedule(
@@ -320,7 +367,10 @@ async def delete_schedule(
             return Decided((), False)
         return Decided([catalogue.DeploymentScheduleDeleted(deployment_id=deployment_id, schedule_id=schedule_id)], True)
 
-    return (await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)).result
+    result = (await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)).result
+    if result:
+        await delete_scheduled_runs(store, deployment_id, clock())
+    return result
 
 
 # -- a flow run from a deployment ---------------------------------------------------------------

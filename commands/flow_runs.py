@@ -60,6 +60,8 @@ class NewFlowRun(msgspec.Struct, kw_only=True):
     work_pool_name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] | None = None
+    auto_scheduled: bool = False
+    """Created by the scheduler from a deployment's schedule (Prefect's flag of the same name)."""
 
 
 RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
@@ -159,6 +161,7 @@ async def _append_new(
             work_queue_name=body.work_queue_name, work_pool_name=body.work_pool_name,
             job_variables=body.job_variables or {}, created=now,
             work_queue_id=placed[0] if placed else None, work_pool_id=placed[1] if placed else None,
+            auto_scheduled=body.auto_scheduled,
         )
         state = state_from_proposal(proposed, state_id, now, flow_run_id=run_id)
         first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)

@@ -41,7 +41,7 @@ _WORKER_NAMESPACE = uuid.UUID("6f6b1b0e-5d1e-4c55-9d0a-8a4c6f0f3a11")
 
 FOREMAN_INTERVAL_SECONDS = 15.0
 """How often the status service looks for workers, pools and queues whose status has changed
-(Prefect's foreman runs every 15 s; RUNLOG_WORK_POOL_STATUS_INTERVAL_SECONDS changes it)."""
+(Prefect's foreman runs every 15 s; RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS changes it)."""
 
 
 def worker_id(pool_id: UUID, name: str) -> UUID:

@@ -157,6 +157,42 @@ async def get_by_name(store: EventStore, flow_name: str, name: str) -> Deploymen
     return decode_deployment(bytes(rows[0][0])) if rows else None
 
 
+_SCHEDULABLE = (
+    "SELECT d.view FROM deployments d WHERE d.paused = 0 AND d.id > ? "
+    "AND EXISTS (SELECT 1 FROM deployment_schedules s WHERE s.deployment_id = d.id AND s.active = 1) "
+)
+SQL_SCHEDULABLE = _SCHEDULABLE + "ORDER BY d.id LIMIT ?"
+SQL_SCHEDULABLE_SINCE = (
+    _SCHEDULABLE + "AND (d.updated >= ? OR EXISTS (SELECT 1 FROM deployment_schedules s "
+    "WHERE s.deployment_id = d.id AND s.updated >= ?)) ORDER BY d.id LIMIT ?"
+)
+
+
+async def schedulable(
+    store: EventStore, *, after: str = "", limit: int = 200, updated_since: datetime | None = None,
+) -> list[DeploymentView]:
+    """Unpaused deployments with an active schedule, by id after ``after`` (the scheduler's
+    batches); with ``updated_since``, only those it or one of its schedules changed since."""
+    async with store.reading() as tx:
+        if updated_since is None:
+            rows = await tx.fetch(SQL_SCHEDULABLE, after, limit)
+        else:
+            since = us(updated_since)
+            rows = await tx.fetch(SQL_SCHEDULABLE_SINCE, after, since, since, limit)
+    return [decode_deployment(bytes(row[0])) for row in rows]
+
+
+async def get_many(store: EventStore, deployment_ids: Sequence[UUID]) -> dict[UUID, DeploymentView]:
+    """The deployments of ``deployment_ids`` that exist, by id."""
+    if not deployment_ids:
+        return {}
+    sql = f"SELECT view FROM deployments WHERE id IN ({', '.join('?' for _ in deployment_ids)})"
+    async with store.reading() as tx:
+        rows = await tx.fetch(sql, *(str(d) for d in deployment_ids))
+    views = [decode_deployment(bytes(row[0])) for row in rows]
+    return {view.id: view for view in views}
+
+
 class DeploymentsProjection:
     name = "deployments"
     tables = (DEPLOYMENTS, DEPLOYMENT_SCHEDULES)
@@ -196,5 +232,5 @@ class DeploymentsProjection:
 
 __all__ = [
     "DeploymentView", "DeploymentsProjection", "ScheduleView", "by_id", "decode_deployment", "decode_schedule",
-    "evolve_deployment", "get", "get_by_name", "stream_of",
+    "evolve_deployment", "get", "get_by_name", "get_many", "schedulable", "stream_of",
 ]

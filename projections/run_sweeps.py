@@ -13,7 +13,7 @@ from runlog.eventstore import EventStore
 
 from .runs import FlowRunView
 from .runs_writer import decode_flow_run
-from .tables import us
+from .tables import from_us, us
 
 LATE_BATCH = 400
 """Prefect's MarkLateRuns batch size."""
@@ -49,7 +49,45 @@ SQL_SUBFLOWS_OF_CANCELLED = (
     "ORDER BY f.id LIMIT ?"
 )
 
+# The scheduler's runs: Scheduled runs of deployments from a time on (the auto-scheduled ones
+# carry the key "scheduled <deployment> <schedule> <time>", which names their schedule).
+SQL_SCHEDULED_OF_DEPLOYMENTS = (
+    "SELECT deployment_id, idempotency_key, next_scheduled_start_time FROM flow_runs "
+    "WHERE deployment_id IN ({}) AND state_type = 'SCHEDULED' AND next_scheduled_start_time >= ? "
+    "AND idempotency_key LIKE 'scheduled %'"
+)
+SQL_SCHEDULED_OF_DEPLOYMENT = (
+    "SELECT view FROM flow_runs WHERE deployment_id = ? AND state_type = 'SCHEDULED' AND id > ? ORDER BY id LIMIT ?"
+)
+
 _FIRST_ID = ""  # every id (canonical text) sorts after the empty string
+
+
+async def auto_scheduled_ahead(
+    store: EventStore, deployment_ids: list[UUID], since: datetime,
+) -> list[tuple[UUID, str, datetime]]:
+    """(deployment, idempotency key, scheduled time) of the Scheduled runs the scheduler made
+    for ``deployment_ids`` that start at or after ``since``."""
+    if not deployment_ids:
+        return []
+    sql = SQL_SCHEDULED_OF_DEPLOYMENTS.format(", ".join("?" for _ in deployment_ids))
+    async with store.reading() as tx:
+        rows = await tx.fetch(sql, *(str(d) for d in deployment_ids), us(since))
+    return [(UUID(row[0]), row[1], from_us(row[2])) for row in rows]  # type: ignore[misc]
+
+
+async def scheduled_of_deployment(store: EventStore, deployment_id: UUID, batch: int = SWEEP_BATCH) -> list[FlowRunView]:
+    """Every run of the deployment whose state is of type SCHEDULED, read in batches by id."""
+    found: list[FlowRunView] = []
+    after = _FIRST_ID
+    while True:
+        async with store.reading() as tx:
+            rows = await tx.fetch(SQL_SCHEDULED_OF_DEPLOYMENT, str(deployment_id), after, batch)
+        views = [decode_flow_run(bytes(row[0])) for row in rows]
+        found += views
+        if len(views) < batch:
+            return found
+        after = str(views[-1].id)
 
 
 async def late_candidates(store: EventStore, scheduled_before: datetime, limit: int = LATE_BATCH) -> list[UUID]:
@@ -108,5 +146,6 @@ async def subflows_of_cancelled_runs(store: EventStore, batch: int = SWEEP_BATCH
 
 
 __all__ = [
-    "cancelled_since", "late_candidates", "open_task_runs", "runs_in_state", "subflows_of_cancelled_runs",
+    "auto_scheduled_ahead", "cancelled_since", "late_candidates", "open_task_runs", "runs_in_state",
+    "scheduled_of_deployment", "subflows_of_cancelled_runs",
 ]

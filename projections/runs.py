@@ -62,6 +62,7 @@ class FlowRunView(msgspec.Struct, kw_only=True):
     total_run_time: float = 0.0  # seconds
     expected_start_time: datetime | None = None
     next_scheduled_start_time: datetime | None = None
+    auto_scheduled: bool = False
 
 
 class TaskRunView(msgspec.Struct, kw_only=True):

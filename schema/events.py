@@ -208,6 +208,8 @@ class FlowRunCreated(Event, tag="flow_run.created", kw_only=True):
     """The queue work_pool_name and work_queue_name named when the run was created (its pool's
     default queue when no queue was named); None when the pool or queue did not exist."""
     work_pool_id: UUID | None = None
+    auto_scheduled: bool = False
+    """Created by the scheduler from one of its deployment's schedules."""
 
 
 class FlowRunStateChanged(Event, tag="flow_run.state_changed", kw_only=True):

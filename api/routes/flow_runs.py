@@ -38,7 +38,7 @@ def to_flow_run(view: FlowRunView, now: datetime) -> FlowRun:
         estimated_start_time_delta=estimated_start_time_delta(view, now),
         work_pool_name=view.work_pool_name, work_queue_id=view.work_queue_id, work_pool_id=view.work_pool_id,
         state=state, job_variables=view.job_variables,
-        infrastructure_pid=view.infrastructure_pid,
+        infrastructure_pid=view.infrastructure_pid, auto_scheduled=view.auto_scheduled,
     )
 
 

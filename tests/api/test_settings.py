@@ -75,7 +75,11 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_SERVICES_CANCELLATION_CLEANUP_ENABLED",
         "RUNLOG_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS",
         "RUNLOG_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS",
-        "RUNLOG_WORK_POOL_STATUS_INTERVAL",
+        "RUNLOG_SERVICES_SCHEDULER_ENABLED",
+        "RUNLOG_SERVICES_SCHEDULER_LOOP_SECONDS",
+        "RUNLOG_SERVICES_SCHEDULER_RECENT_LOOP_SECONDS",
+        "RUNLOG_SERVICES_FOREMAN_ENABLED",
+        "RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
@@ -105,7 +109,9 @@ PRECEDENCE = [
     ("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "30m", "3600", 1800.0, 3600.0),
     ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "notifier_retry_backoff", "1s", "0.5", 1.0, 0.5),
     ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "5m", "30s", 300.0, 30.0),
-    ("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "1s", "2m", 1.0, 120.0),
+    ("RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS", "services_foreman_loop_seconds", "1s", "2m", 1.0, 120.0),
+    ("RUNLOG_SERVICES_FOREMAN_ENABLED", "services_foreman_enabled", "false", "yes", False, True),
+    ("RUNLOG_SERVICES_SCHEDULER_LOOP_SECONDS", "services_scheduler_loop_seconds", "30", "2m", 30.0, 120.0),
 ]
 
 

@@ -119,11 +119,40 @@ def client_create() -> dict:
     return asyncio.run(go())
 
 
+def scheduled() -> dict:
+    """A deployment with a 60 s interval schedule: the server's scheduler gives it its runs,
+    read back with ``client.read_flow_runs`` (waiting up to a minute for them)."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    deployment_id = served.to_deployment(
+        name="every-minute", parameters={"x": 5}, tags=["compat"], interval=timedelta(seconds=60),
+    ).apply()
+
+    async def read() -> dict:
+        async with get_client() as client:
+            only = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            for _ in range(240):
+                runs = await client.read_flow_runs(deployment_filter=only, limit=200)
+                if len(runs) >= 61:
+                    break
+                await asyncio.sleep(0.25)
+            return {
+                "id": str(deployment_id), "count": len(runs),
+                "times": len({r.next_scheduled_start_time for r in runs}),
+                "auto_scheduled": sorted({r.auto_scheduled for r in runs}),
+                "states": sorted({f"{r.state_type.value} {r.state_name}" for r in runs}),
+                "parameters": [dict(p) for p in {tuple(sorted(r.parameters.items())) for r in runs}],
+                "tags": sorted({tuple(r.tags) for r in runs}),
+            }
+
+    return asyncio.run(read())
+
+
 if __name__ == "__main__":
     scenario, *args = sys.argv[1:]
     if scenario == "serve":
         served.serve(name="served", parameters={"x": 1}, tags=["served"])
     else:
         outcome = {"apply": apply, "run": run, "refused": refused, "schedules": schedules,
-                   "client_create": client_create}[scenario](*args)
+                   "client_create": client_create, "scheduled": scheduled}[scenario](*args)
         print(json.dumps(outcome))

@@ -52,7 +52,18 @@ def test_run_deployment_creates_a_scheduled_run_with_merged_parameters(runlog): 
     said = runlog.prefect("deployment", "run", "compat-served/applied", "-p", "x=3")
     assert "Created flow run" in said, said
     runs = runlog.post("/flow_runs/filter", {"deployments": {"id": {"any_": [created["deployment_id"]]}}})
-    assert sorted(r["parameters"]["x"] for r in runs) == [3, 21]
+    # The scheduler adds the hourly schedule's runs beside them (auto_scheduled, x=1).
+    assert sorted(r["parameters"]["x"] for r in runs if not r["auto_scheduled"]) == [3, 21]
+
+
+def test_an_interval_schedule_gets_its_scheduled_runs_from_the_servers_scheduler(runlog):  # noqa: F811
+    seen = scenario(runlog, "scheduled")
+    # As Prefect 3.8.8's server: 61 runs cover the hour of a 60 s interval, one per time.
+    assert (seen["count"], seen["times"]) == (61, 61), seen
+    assert seen["auto_scheduled"] == [True] and seen["states"] == ["SCHEDULED Scheduled"]
+    assert seen["parameters"] == [{"x": 5}] and seen["tags"] == [["auto-scheduled", "compat"]]
+    listed = runlog.prefect("deployment", "ls")
+    assert "compat-served/every-minute" in listed and seen["id"] in listed
 
 
 def test_an_enforced_schema_refuses_a_bad_parameter(runlog):  # noqa: F811

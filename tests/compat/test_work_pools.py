@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def runlog(store_url, tmp_path):
-    env = server_env(tmp_path, store_url, RUNLOG_WORK_POOL_STATUS_INTERVAL="1s")
+    env = server_env(tmp_path, store_url, RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS="1s")
     with runlog_server(env, tmp_path / "server.log") as running:
         client_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
