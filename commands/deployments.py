@@ -25,7 +25,7 @@ from runlog.projections.deployments import DeploymentView, ScheduleView, evolve_
 from runlog.projections.runs import FlowRunView
 from runlog.schema import events as catalogue
 
-from . import flow_runs, integrity
+from . import deployment_concurrency, flow_runs, integrity
 from .clock import Clock, system_clock
 from .deployment_schedules import check_max_scheduled_runs, normalized_schedule
 from .entities import EntityStream
@@ -173,6 +173,8 @@ async def upsert(
 
     outcome = await DEPLOYMENTS.execute(store, deployment_id, decide, clock=clock)
     assert outcome.view is not None and outcome.view.view is not None
+    if "concurrency_limit" in fields:
+        await deployment_concurrency.sync_limit(store, deployment_id, fields["concurrency_limit"], clock=clock)
     return outcome.view.view, outcome.result
 
 
@@ -236,7 +238,10 @@ async def update(
             events += _schedule_events(view, schedules, now)
         return events
 
-    return await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
+    found = await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
+    if found and "concurrency_limit" in fields:
+        await deployment_concurrency.sync_limit(store, deployment_id, fields["concurrency_limit"], clock=clock)
+    return found
 
 
 async def set_paused(store: EventStore, deployment_id: UUID, paused: bool, *, clock: Clock = system_clock) -> bool:
@@ -257,7 +262,10 @@ async def delete(store: EventStore, deployment_id: UUID, *, clock: Clock = syste
     def deleted(_view: DeploymentView, now: datetime) -> list[catalogue.Event]:
         return [catalogue.DeploymentDeleted(deployment_id=deployment_id, deleted=now)]
 
-    return await DEPLOYMENTS.if_exists(store, deployment_id, deleted, clock=clock)
+    found = await DEPLOYMENTS.if_exists(store, deployment_id, deleted, clock=clock)
+    if found:
+        await deployment_concurrency.sync_limit(store, deployment_id, None, clock=clock)  # Prefect deletes it too
+    return found
 
 
 async def create_schedules(
