@@ -76,6 +76,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS",
         "RUNLOG_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS",
         "RUNLOG_WORK_POOL_STATUS_INTERVAL",
+        "RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
@@ -106,6 +107,8 @@ PRECEDENCE = [
     ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "notifier_retry_backoff", "1s", "0.5", 1.0, 0.5),
     ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "5m", "30s", 300.0, 30.0),
     ("RUNLOG_WORK_POOL_STATUS_INTERVAL", "work_pool_status_interval", "1s", "2m", 1.0, 120.0),
+    ("RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "deployments_concurrency_slot_wait_seconds", "10s", "1m",
+     10.0, 60.0),
 ]
 
 
