@@ -196,6 +196,7 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS='20'",
         "RUNLOG_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS='300'",
         "RUNLOG_WORK_POOL_STATUS_INTERVAL='15s'",
+        "RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS='30'",
     ]
     with_sources = ok("config", "view", "--show-defaults").stdout
     assert "RUNLOG_SERVER_HOST='127.0.0.1' (from defaults)" in with_sources
