@@ -239,6 +239,9 @@ SETTINGS: tuple[Setting, ...] = (
             "mark workers OFFLINE and pools and queues NOT_READY as Prefect's foreman does"),
     Setting("RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS", "services_foreman_loop_seconds", "15", _parse_duration,
             "how often worker, work pool and queue statuses are checked"),
+    Setting("RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "deployments_concurrency_slot_wait_seconds", "30",
+            _parse_duration, "how far ahead a deployment run that finds its concurrency limit full is "
+            "rescheduled (AwaitingConcurrencySlot)"),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS_BY_NAME)
@@ -309,6 +312,8 @@ class Settings:
     # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None
     server_encryption_key: str | None = None
+    deployments_concurrency_slot_wait_seconds: float = 30.0
+    """Seconds."""
     services_late_runs_enabled: bool = True
     services_late_runs_loop_seconds: float = 5.0
     services_late_runs_after_seconds: float = 15.0

@@ -32,7 +32,7 @@ from runlog.projections.deployments import DeploymentView, ScheduleView, evolve_
 from runlog.projections.runs import FlowRunView
 from runlog.schema import events as catalogue
 
-from . import flow_runs, integrity, run_keys
+from . import deployment_concurrency, flow_runs, integrity, run_keys
 from .clock import Clock, system_clock
 from .deployment_schedules import check_max_scheduled_runs, normalized_schedule
 from .entities import EntityStream
@@ -208,6 +208,8 @@ async def _upsert_on(
     if outcome.result is None:
         return None
     assert outcome.view is not None and outcome.view.view is not None
+    if "concurrency_limit" in fields:
+        await deployment_concurrency.sync_limit(store, deployment_id, fields["concurrency_limit"], clock=clock)
     return outcome.view.view, outcome.result
 
 
@@ -274,6 +276,8 @@ async def update(
     found = await DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
     if found:
         await delete_scheduled_runs(store, deployment_id, clock(), future_only=True)
+    if found and "concurrency_limit" in fields:
+        await deployment_concurrency.sync_limit(store, deployment_id, fields["concurrency_limit"], clock=clock)
     return found
 
 
@@ -301,6 +305,7 @@ async def delete(store: EventStore, deployment_id: UUID, *, clock: Clock = syste
     found = await DEPLOYMENTS.if_exists(store, deployment_id, deleted, clock=clock)
     if found:
         await delete_scheduled_runs(store, deployment_id, clock(), auto_scheduled_only=False)
+        await deployment_concurrency.sync_limit(store, deployment_id, None, clock=clock)  # Prefect deletes it too
     return found
 
 

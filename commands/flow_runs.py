@@ -27,9 +27,10 @@ from runlog.projections.runs_writer import cache_key
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
-from . import integrity, run_keys, task_runs
+from . import deployment_concurrency, integrity, run_keys, task_runs
 from .clock import Clock, system_clock
 from .entities import EntityStream
+from .errors import Busy
 from .executor import Decided
 from .orchestration import Decision, FlowRunContext, ProposedState, Status, decide_flow_run
 from .orchestration.common import state_from_proposal
@@ -210,11 +211,17 @@ async def delete(
 
     The task runs go first, so a deletion cut short never leaves task runs of a deleted run.
     """
-    if await reads.get_flow_run(store, run_id) is None:
+    run = await reads.get_flow_run(store, run_id)
+    if run is None:
         return False
     task_run_ids = await reads.task_run_ids_of_flow_run(store, run_id)
     await in_chunks(task_run_ids, lambda task_run_id: task_runs.delete(store, task_run_id, cache=cache, clock=clock))
-    return await FLOW_RUNS.delete(store, run_id, catalogue.FlowRunDeleted(flow_run_id=run_id), cache=cache, clock=clock)
+    deleted = await FLOW_RUNS.delete(
+        store, run_id, catalogue.FlowRunDeleted(flow_run_id=run_id), cache=cache, clock=clock
+    )
+    if deleted and run.deployment_id is not None:
+        await deployment_concurrency.release_for_deleted(store, run, clock=clock)  # its slot is free again
+    return deleted
 
 
 async def delete_runs_of_flow(store: EventStore, flow_id: UUID, *, cache: ViewCache | None = None) -> int:
@@ -240,19 +247,33 @@ async def in_chunks(items: Iterable[T], call: Callable[[T], Awaitable[Any]]) -> 
 async def set_state(
     store: EventStore, run_id: UUID, proposed: ProposedState, *, force: bool = False, cache: ViewCache | None = None,
     clock: Clock = system_clock, only_if: Callable[[FlowRunView], bool] | None = None,
+    slot_wait_seconds: float = deployment_concurrency.SLOT_WAIT_SECONDS,
 ) -> tuple[FlowRunView, Decision] | None:
     """Decide and record a transition; None when the run does not exist.
 
     ``only_if`` (a background service's guard) is asked about the run as it is when the
     transition is decided, on every retry: when it says no, nothing is written and None returned.
-    """
 
-    def decide(view: FlowRunView | None, now: datetime) -> Decided[Decision | None]:
+    A deployment run's transition that its deployment's concurrency limit governs is decided
+    twice: the first pass finds that a slot must be taken (or renewed), which happens between
+    the passes (commands/deployment_concurrency.py); other runs are decided once.
+    """
+    slot: deployment_concurrency.SlotCheck | None = None
+    checked_for: tuple[UUID | None, str] | None = None  # (state id, kind) the slot was checked against
+    initial: list[catalogue.State | None] = [None]
+
+    def decide(view: FlowRunView | None, now: datetime) -> Decided[Decision | _SlotNeeded | None]:
         if view is None or (only_if is not None and not only_if(view)):
             return Decided((), None)
+        kind = None if force else deployment_concurrency.kind_of(view, proposed.type, proposed.name)
+        here = (view.state.id if view.state is not None else None, kind or "")
+        if kind is not None and checked_for != here:
+            return Decided((), _SlotNeeded(view, kind))
+        initial[0] = view.state
         ctx = FlowRunContext(
             now=now, state_id=uuid.uuid4(), force=force,
             has_deployment=view.deployment_id is not None, is_subflow=view.parent_task_run_id is not None,
+            deployment_slot=slot if kind is not None else None,
         )
         decision = decide_flow_run(view, proposed, ctx)
         if decision.state is None:
@@ -263,13 +284,42 @@ async def set_state(
         )
         return Decided([event], decision, ids=[decision.state.id])  # a state's id is its event's id
 
-    outcome = await FLOW_RUNS.execute(store, run_id, decide, cache=cache, clock=clock)
+    for _attempt in range(_SLOT_PASSES):
+        outcome = await FLOW_RUNS.execute(store, run_id, decide, cache=cache, clock=clock)
+        needed = outcome.result
+        if not isinstance(needed, _SlotNeeded):
+            break
+        await deployment_concurrency.settle(store, slot, None, None, False, clock=clock)  # an earlier pass's lease
+        slot = await deployment_concurrency.check(
+            store, needed.view, needed.kind, slot_wait_seconds=slot_wait_seconds, clock=clock
+        )
+        checked_for = (needed.view.state.id if needed.view.state is not None else None, needed.kind)
+    else:
+        await deployment_concurrency.settle(store, slot, None, None, False, clock=clock)
+        raise Busy("The flow run kept changing while its deployment concurrency slot was taken")
     decision = outcome.result
     if decision is None or outcome.view is None:
+        await deployment_concurrency.settle(store, slot, None, None, False, clock=clock)
         return None
+    assert isinstance(decision, Decision)
+    if outcome.view.deployment_id is not None:
+        await deployment_concurrency.settle(
+            store, slot, initial[0], decision.state, decision.status is Status.REJECT, clock=clock
+        )
     if decision.state is not None:
         await mirror_to_parent_task(store, outcome.view, decision.state, clock=clock)
     return outcome.view, decision
+
+
+_SLOT_PASSES = 4
+"""How many times a transition is decided again when the run moves on while its slot is taken."""
+
+
+class _SlotNeeded(msgspec.Struct):
+    """A decision pass's answer when the deployment's slot must be looked at first."""
+
+    view: FlowRunView
+    kind: str
 
 
 async def mirror_to_parent_task(

@@ -10,7 +10,8 @@ them), is carried out under its invocation id, the delivery id the action would 
   dispatcher); their ``action.triggered`` is recorded before the delivery is scheduled, and
   both are idempotent, so a firing matched again makes neither twice; their executed or failed
   event is derived from the delivery's outcome (projections/prefect_events.py);
-- the flow-run actions (run_actions.py) and do-nothing are claimed first
+- the flow-run actions (run_actions.py), the deployment, work pool and work queue actions
+  (deployment_actions.py) and do-nothing are claimed first
   (commands/automation_runs.claim) and carried out only by the claimant, then their executed or
   failed event is recorded.
 """
@@ -39,7 +40,7 @@ from runlog.projections.runs_writer import get_flow_run
 from runlog.schema import streams
 from runlog.schema.automations import Action, AutomationDefinition, CallWebhook, SendNotification
 
-from . import run_actions, templates, triggers
+from . import deployment_actions, run_actions, templates, triggers
 from .channels.call_webhook import SLUG as WEBHOOK_SLUG
 
 log = structlog.get_logger("runlog.notifier")
@@ -130,19 +131,32 @@ class Actor:
             return 0  # carried out (or begun) before: never twice
         details: dict[str, Any] = {}
         reason = None
-        if isinstance(action, run_actions.RUN_ACTIONS):
-            outcome = await run_actions.carry_out(
-                self._store, action, automation_id=step.automation_id, labels=step.labels, event=step.source,
-                clock=self._clock,
-            )
+        resulting: list[dict[str, str]] = []
+        if isinstance(action, (*run_actions.RUN_ACTIONS, *deployment_actions.TARGET_ACTIONS)):
+            if isinstance(action, run_actions.RUN_ACTIONS):
+                outcome = await run_actions.carry_out(
+                    self._store, action, automation_id=step.automation_id, labels=step.labels, event=step.source,
+                    clock=self._clock,
+                )
+            else:
+                outcome = await deployment_actions.carry_out(
+                    self._store, action, automation_id=step.automation_id, invocation=step.invocation,
+                    action_index=step.index, event=step.source, clock=self._clock,
+                )
+                resulting = outcome.related  # the target and what the action made (Prefect's resulting resources)
             reason, details = outcome.reason, outcome.details
             log.info("automation_action", automation_id=str(step.automation_id), action=step.action_type,
                      failed=reason)
-        await self._finish(step, triggered, reason, details)
+        await self._finish(step, triggered, reason, details, resulting)
         return 0
 
-    async def _finish(self, step: _Step, triggered: Any, reason: str | None, details: dict[str, Any]) -> None:
+    async def _finish(
+        self, step: _Step, triggered: Any, reason: str | None, details: dict[str, Any],
+        resulting: Sequence[dict[str, str]] = (),
+    ) -> None:
         finished = shapes.action_finished(triggered, at=self._clock(), reason=reason, details=details)
+        if resulting:
+            finished = msgspec.structs.replace(finished, related=[*finished.related, *resulting])
         await automation_runs.record_event(self._store, finished, stream=streams.triggered_action(step.invocation))
 
     async def _deliver(self, step: _Step, action: SendNotification | CallWebhook) -> int:

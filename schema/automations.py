@@ -80,11 +80,64 @@ class ResumeFlowRun(_Action, tag="resume-flow-run", kw_only=True):
     pass
 
 
-Action = Union[SendNotification, CallWebhook, DoNothing, CancelFlowRun, ChangeFlowRunState, SuspendFlowRun, ResumeFlowRun]
+Source = Literal["selected", "inferred"]
+
+
+class RunDeployment(_Action, tag="run-deployment", kw_only=True):
+    """Prefect's RunDeployment; ``schedule_after`` in seconds, as Prefect's JSON has it."""
+
+    source: Source = "selected"
+    deployment_id: UUID | None = None
+    parameters: dict[str, Any] | None = None
+    job_variables: dict[str, Any] | None = None
+    schedule_after: float = 0.0
+
+
+class PauseDeployment(_Action, tag="pause-deployment", kw_only=True):
+    source: Source = "selected"
+    deployment_id: UUID | None = None
+
+
+class ResumeDeployment(_Action, tag="resume-deployment", kw_only=True):
+    source: Source = "selected"
+    deployment_id: UUID | None = None
+
+
+class PauseWorkPool(_Action, tag="pause-work-pool", kw_only=True):
+    source: Source = "selected"
+    work_pool_id: UUID | None = None
+
+
+class ResumeWorkPool(_Action, tag="resume-work-pool", kw_only=True):
+    source: Source = "selected"
+    work_pool_id: UUID | None = None
+
+
+class PauseWorkQueue(_Action, tag="pause-work-queue", kw_only=True):
+    source: Source = "selected"
+    work_queue_id: UUID | None = None
+
+
+class ResumeWorkQueue(_Action, tag="resume-work-queue", kw_only=True):
+    source: Source = "selected"
+    work_queue_id: UUID | None = None
+
+
+TARGET_FIELDS = {
+    "run-deployment": "deployment_id", "pause-deployment": "deployment_id", "resume-deployment": "deployment_id",
+    "pause-work-pool": "work_pool_id", "resume-work-pool": "work_pool_id",
+    "pause-work-queue": "work_queue_id", "resume-work-queue": "work_queue_id",
+}
+"""The actions on deployments, work pools and work queues, and the field naming a selected target."""
+
+Action = Union[
+    SendNotification, CallWebhook, DoNothing, CancelFlowRun, ChangeFlowRunState, SuspendFlowRun, ResumeFlowRun,
+    RunDeployment, PauseDeployment, ResumeDeployment, PauseWorkPool, ResumeWorkPool, PauseWorkQueue, ResumeWorkQueue,
+]
 
 ACTION_TYPES = frozenset(
     ("send-notification", "call-webhook", "do-nothing", "cancel-flow-run", "change-flow-run-state",
-     "suspend-flow-run", "resume-flow-run")
+     "suspend-flow-run", "resume-flow-run", *TARGET_FIELDS)
 )
 TEMPLATED_FIELDS = {"send-notification": ("subject", "body"), "call-webhook": ("payload",)}
 """The fields of each action that are Jinja templates (checked when saved, rendered when fired)."""
@@ -131,7 +184,8 @@ class ReceivedEvent(msgspec.Struct, kw_only=True, gc=False):
 
 __all__ = [
     "ACTION_TYPES", "Action", "AutomationDefinition", "CallWebhook", "CancelFlowRun", "ChangeFlowRunState",
-    "DEFAULT_SUBJECT", "DoNothing", "EventTrigger", "MIN_PROACTIVE_WITHIN", "Posture", "ReceivedEvent",
-    "ResourceSpec", "ResumeFlowRun", "SendNotification", "SuspendFlowRun", "TEMPLATED_FIELDS", "definition_of",
-    "trigger_of",
+    "DEFAULT_SUBJECT", "DoNothing", "EventTrigger", "MIN_PROACTIVE_WITHIN", "PauseDeployment", "PauseWorkPool",
+    "PauseWorkQueue", "Posture", "ReceivedEvent", "ResourceSpec", "ResumeDeployment", "ResumeFlowRun",
+    "ResumeWorkPool", "ResumeWorkQueue", "RunDeployment", "SendNotification", "SuspendFlowRun", "TARGET_FIELDS",
+    "TEMPLATED_FIELDS", "definition_of", "trigger_of",
 ]

@@ -9,6 +9,8 @@ import msgspec
 from aiohttp import web
 
 from runlog.commands import deployments as commands
+from runlog.commands.deployment_concurrency import limit_name
+from runlog.projections.concurrency import limit_id_for
 from runlog.projections.deployments import DeploymentView, ScheduleView
 from runlog.schema.events import StateType
 
@@ -42,12 +44,28 @@ def to_schedule(view: ScheduleView) -> DeploymentSchedule:
     )
 
 
+def _global_limit(view: DeploymentView) -> dict[str, Any] | None:
+    """The deployment's own limit (``deployment:<id>``) as Prefect's GlobalConcurrencyLimitResponse.
+
+    Read from the deployment's row, so listings need no second read: ``active_slots`` is the
+    limit's live count only through /v2/concurrency_limits/ (here it is 0).
+    """
+    if view.concurrency_limit is None:
+        return None
+    name = limit_name(view.id)
+    return {
+        "id": str(limit_id_for(name)), "created": view.created, "updated": view.updated, "active": True,
+        "name": name, "limit": view.concurrency_limit, "active_slots": 0, "slot_decay_per_second": 0.0,
+    }
+
+
 def to_deployment(view: DeploymentView) -> Deployment:
     return Deployment(
         id=view.id, created=view.created, updated=view.updated, name=view.name, version=view.version,
         description=view.description, flow_id=view.flow_id, paused=view.paused,
-        schedules=[to_schedule(s) for s in view.schedules], concurrency_limit=view.concurrency_limit,
-        global_concurrency_limit=None, concurrency_options=view.concurrency_options,
+        # Prefect keeps the limit as a global concurrency limit and always answers concurrency_limit null.
+        schedules=[to_schedule(s) for s in view.schedules], concurrency_limit=None,
+        global_concurrency_limit=_global_limit(view), concurrency_options=view.concurrency_options,
         job_variables=view.job_variables, parameters=view.parameters, tags=view.tags, labels=view.labels,
         # runlog does not link a deployment to a work queue row yet: its queue is known by name.
         work_queue_name=view.work_queue_name, work_queue_id=None, last_polled=view.last_polled,

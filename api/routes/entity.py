@@ -96,6 +96,7 @@ def run_routes(
     shape: Callable[[Any, datetime], Any], response: type, update: tuple[Callable[..., Awaitable[bool]], type, str],
     delete: tuple[Callable[..., Awaitable[bool]], str], set_state: Callable[..., Awaitable[Any]],
     states: Callable[[EventStore, UUID], Awaitable[list[State]]],
+    set_state_options: Callable[[web.Request], dict[str, Any]] | None = None,
 ) -> None:
     """A run's routes: GET /{kind}/{id} (``read``, answered as ``shape(view, now)``), PATCH and
     DELETE (``update``: command, body, summary; ``delete``: command, summary; see
@@ -118,7 +119,8 @@ def run_routes(
         run_id = path_uuid(request)
         body = await decode_body(request, SetState)
         outcome = await set_state(
-            request.config_dict[keys.STORE], run_id, body.state, force=body.force, **write_context(request)
+            request.config_dict[keys.STORE], run_id, body.state, force=body.force, **write_context(request),
+            **(set_state_options(request) if set_state_options is not None else {}),
         )
         view, decision = present(outcome, f"{label} {run_id} not found")
         return json_response(orchestration_result(view, decision), status=201 if decision.state is not None else 200)

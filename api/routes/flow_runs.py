@@ -72,4 +72,7 @@ run_routes(
     update=(commands.update, FlowRunUpdate, "Update a flow run"),
     delete=(commands.delete, "Delete a flow run and its task runs"),
     set_state=commands.set_state, states=queries.flow_run_states,
+    set_state_options=lambda request: {
+        "slot_wait_seconds": request.config_dict[keys.SETTINGS].deployments_concurrency_slot_wait_seconds,
+    },
 )

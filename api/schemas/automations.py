@@ -23,12 +23,6 @@ from .filters import NonNegative, Operator
 
 AutomationSort = Literal["CREATED_DESC", "UPDATED_DESC", "NAME_ASC", "NAME_DESC"]
 
-DEPLOYMENT_ACTIONS = frozenset((
-    "run-deployment", "pause-deployment", "resume-deployment", "pause-work-pool", "resume-work-pool",
-    "pause-work-queue", "resume-work-queue",
-))
-"""Prefect's actions on deployments, work pools and work queues: they come with deployments."""
-
 
 class AutomationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str
@@ -165,11 +159,12 @@ def _action(data: dict[str, Any], where: str) -> definition.Action:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise InvalidAutomation(f"{where}: `type` must be a string such as 'send-notification'")
-    if kind in DEPLOYMENT_ACTIONS:
-        raise InvalidAutomation(
-            f"{where}: the {kind!r} action comes with deployments, work pools and work queues, "
-            "which runlog does not serve yet"
-        )
+    if kind in definition.TARGET_FIELDS:
+        # Prefect's check: a selected target needs its id, an inferred one must not have one.
+        field = definition.TARGET_FIELDS[kind]
+        selected = data.get("source", "selected") == "selected"
+        if selected != bool(data.get(field)):
+            raise InvalidAutomation(f"{where}: {field} is " + ("not allowed" if data.get(field) else "required"))
     if kind not in definition.ACTION_TYPES:
         raise InvalidAutomation(f"{where}: action type {kind!r} is not supported by runlog")
     if kind == "call-webhook" and isinstance(data.get("payload"), dict):

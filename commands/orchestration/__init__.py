@@ -59,6 +59,9 @@ class FlowRunContext(msgspec.Struct, kw_only=True):
     force: bool = False
     has_deployment: bool = False
     is_subflow: bool = False
+    # Deployment concurrency: what the command layer found for this transition
+    # (commands/deployment_concurrency.SlotCheck), or None when no limit applies.
+    deployment_slot: Any = None
 
 
 class TaskRunContext(msgspec.Struct, kw_only=True):

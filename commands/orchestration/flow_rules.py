@@ -5,9 +5,11 @@ the proposed one, then shapes the state to write the way Prefect's global policy
 timestamp, run ids). The run's bookkeeping (run_count, start and end times, ...) is not done
 here: the runs projection folds it from the written state and ``Decision.empirical_policy``.
 
-The three deployment-concurrency rules (ValidateDeploymentConcurrencyAtRunning,
-SecureFlowConcurrencySlots, RemoveDeploymentConcurrencyLeaseForOldClientVersions) and the
-release transform do nothing: runlog has no deployments yet.
+The deployment-concurrency rules (SecureFlowConcurrencySlots, ValidateDeploymentConcurrencyAtRunning,
+EnforceDeploymentConcurrencyOnLate) decide from ``ctx.deployment_slot``, which the command layer
+fills in by taking or renewing the slot first (commands/deployment_concurrency.py); the release
+happens there too, after the transition is written. RemoveDeploymentConcurrencyLeaseForOldClientVersions
+does nothing: runlog serves Prefect 3 clients that renew their leases.
 """
 
 from __future__ import annotations
@@ -237,8 +239,53 @@ def _retry_failed_flows(t: _FlowTransition) -> Verdict | None:
     return reject("Retrying", awaiting_retry)
 
 
-def _no_deployments(t: _FlowTransition) -> None:
-    """Deployment concurrency rules: nothing to enforce until runlog has deployments."""
+LIMIT_REACHED = "Deployment concurrency limit reached."
+
+
+def _secure_flow_concurrency_slots(t: _FlowTransition) -> Verdict | None:
+    """* -> PENDING for a deployment with a limit: the run goes on with the slot taken for it
+    (its lease id in the new state), or, with none free, waits in AwaitingConcurrencySlot
+    (ENQUEUE) or is cancelled (CANCEL_NEW)."""
+    assert t.ctx is not None and t.draft is not None
+    slot = t.ctx.deployment_slot
+    if slot is None:
+        return None
+    if slot.outcome == "missing":
+        return abort("Deployment not found.")
+    if slot.outcome == "zero":
+        return abort("The deployment concurrency limit is 0. The flow will deadlock if submitted again.")
+    if slot.outcome == "taken":
+        t.draft.details.deployment_concurrency_lease_id = slot.lease_id
+        return None
+    if slot.collision_strategy == "CANCEL_NEW":
+        return reject(LIMIT_REACHED, Draft.fresh(StateType.CANCELLED, message=LIMIT_REACHED))
+    waiting = Draft.fresh(StateType.SCHEDULED, "AwaitingConcurrencySlot",
+                          scheduled_time=t.now + timedelta(seconds=slot.slot_wait_seconds))
+    return reject(LIMIT_REACHED, waiting)
+
+
+def _validate_deployment_concurrency_at_running(t: _FlowTransition) -> Verdict | None:
+    """PENDING -> RUNNING: the run's lease was renewed, or re-taken under a new id; a run whose
+    lease was reaped while provisioning and finds no slot free is cancelled."""
+    assert t.ctx is not None and t.draft is not None
+    slot = t.ctx.deployment_slot
+    if slot is None or slot.outcome not in ("kept", "taken", "lost"):
+        return None
+    if slot.outcome == "lost":
+        message = "Deployment concurrency slot lost during provisioning"
+        return reject(message, Draft.fresh(StateType.CANCELLED, message=message))
+    t.draft.details.deployment_concurrency_lease_id = slot.lease_id
+    return None
+
+
+def _enforce_deployment_concurrency_on_late(t: _FlowTransition) -> Verdict | None:
+    """A CANCEL_NEW deployment whose limit is full cancels a run about to be marked Late."""
+    assert t.ctx is not None and t.draft is not None
+    slot = t.ctx.deployment_slot
+    if slot is None or t.draft.name != "Late" or slot.outcome != "full" or slot.collision_strategy != "CANCEL_NEW":
+        return None
+    return reject("Deployment concurrency limit is full and uses the CANCEL_NEW strategy.",
+                  Draft.fresh(StateType.CANCELLED, message=LIMIT_REACHED))
 
 
 _S = StateType
@@ -251,10 +298,10 @@ CORE_FLOW_POLICY: tuple[Rule[_FlowTransition], ...] = (
     rule({_S.CANCELLING}, _ALL_TO - {_S.CANCELLED}, _enforce_cancelling_to_cancelled),
     rule({_S.SCHEDULED, _S.PAUSED}, {_S.CANCELLING}, _bypass_cancelling_without_infra),
     rule(PREVENT_PENDING_FROM, {_S.PENDING}, prevent_pending_transitions),
-    rule({_S.PENDING}, {_S.RUNNING}, _no_deployments),  # ValidateDeploymentConcurrencyAtRunning
-    rule(ALL_STATES - {_S.PENDING, _S.RUNNING, _S.CANCELLING}, {_S.PENDING}, _no_deployments),  # SecureFlow...
-    rule({_S.PENDING}, {_S.RUNNING, _S.CANCELLING}, _no_deployments),  # RemoveDeploymentConcurrencyLease...
+    rule({_S.PENDING}, {_S.RUNNING}, _validate_deployment_concurrency_at_running),
+    rule(ALL_STATES - {_S.PENDING, _S.RUNNING, _S.CANCELLING}, {_S.PENDING}, _secure_flow_concurrency_slots),
     rule(ALL_STATES, {_S.SCHEDULED}, _ensure_only_scheduled_flows_marked_late),
+    rule({_S.SCHEDULED}, {_S.SCHEDULED}, _enforce_deployment_concurrency_on_late),
     rule(ALL_STATES, {_S.PAUSED}, _handle_pausing_flows),
     rule({_S.PAUSED}, _ALL_TO, _handle_resuming_paused_flows),
     rule({_S.SCHEDULED}, {_S.PENDING}, copy_scheduled_time),

@@ -200,6 +200,7 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_SERVICES_SCHEDULER_RECENT_LOOP_SECONDS='5'",
         "RUNLOG_SERVICES_FOREMAN_ENABLED='true'",
         "RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS='15'",
+        "RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS='30'",
     ]
     with_sources = ok("config", "view", "--show-defaults").stdout
     assert "RUNLOG_SERVER_HOST='127.0.0.1' (from defaults)" in with_sources

@@ -80,6 +80,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_SERVICES_SCHEDULER_RECENT_LOOP_SECONDS",
         "RUNLOG_SERVICES_FOREMAN_ENABLED",
         "RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS",
+        "RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS",
     )
     assert DEFAULTS["RUNLOG_DATABASE_URL"] == "sqlite:///${RUNLOG_HOME}/runlog.db"
     assert DEFAULTS["RUNLOG_SERVER_PORT"] == "4200"
@@ -112,6 +113,8 @@ PRECEDENCE = [
     ("RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS", "services_foreman_loop_seconds", "1s", "2m", 1.0, 120.0),
     ("RUNLOG_SERVICES_FOREMAN_ENABLED", "services_foreman_enabled", "false", "yes", False, True),
     ("RUNLOG_SERVICES_SCHEDULER_LOOP_SECONDS", "services_scheduler_loop_seconds", "30", "2m", 30.0, 120.0),
+    ("RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "deployments_concurrency_slot_wait_seconds", "10s", "1m",
+     10.0, 60.0),
 ]
 
 

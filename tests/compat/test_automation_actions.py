@@ -41,3 +41,25 @@ def test_a_failing_tagged_run_is_sent_back_to_scheduled(runlog):  # noqa: F811
     [event] = executed()
     assert event["resource"]["prefect.resource.id"] == f"prefect.automation.{automation_id}"
     assert event["payload"]["action_type"] == "change-flow-run-state"
+
+
+def test_a_run_deployment_automation_makes_a_run_of_the_deployment(runlog):  # noqa: F811
+    done = subprocess.run([PREFECT_PYTHON, "-m", "tests.compat.run_deployment_client"], cwd=ROOT, env=runlog.env,
+                          capture_output=True, text=True, timeout=180)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0 and lines, f"the run-deployment client failed:\n{done.stdout}\n{done.stderr}"
+    made = json.loads(lines[-1])
+    automation = runlog.get(f"/automations/{made['automation_id']}")
+    assert automation["actions"][0]["type"] == "run-deployment"
+    assert automation["actions"][0]["deployment_id"] == made["deployment_id"]
+
+    tagged = runlog.run_flow("tagged_failing")
+    assert tagged["state"] == "FAILED"
+
+    def runs_of_deployment() -> list:
+        return runlog.post("/flow_runs/filter", {"deployments": {"id": {"any_": [made["deployment_id"]]}}})
+
+    eventually(runs_of_deployment)
+    [run] = runs_of_deployment()
+    assert run["parameters"] == {"x": 1, "y": 7} and run["job_variables"] == {"env": {"MODE": "recovery"}}
+    assert run["state_type"] == "SCHEDULED"

@@ -1,8 +1,8 @@
 """pause_flow_run(wait_for_input=...) and resume_flow_run(run_input=...) with the stock Prefect
 3.8 client against ``runlog server start``, on both backends.
 
-suspend_flow_run cannot be driven here: the client refuses to suspend a run without a
-deployment before it calls the server (and the server rules abort it too).
+suspend_flow_run needs a deployment (the client refuses to suspend a run without one): it is
+driven in a run of a deployment served by ``flow.serve()`` in a subprocess.
 """
 
 from __future__ import annotations
@@ -80,3 +80,69 @@ def test_a_flow_paused_for_input_resumes_with_the_input_the_client_sends(runlog)
     assert outcome == {"flow_run_id": run["id"], "state": "COMPLETED", "result": {"approver": "ada", "amount": 42}}
     stored = runlog.post(f"/flow_runs/{run['id']}/input/filter", {"prefix": keyset["response"], "limit": 1})
     assert json.loads(stored[0]["value"]) == {"approver": "ada", "amount": 42}
+
+
+def test_a_deployment_run_suspended_for_input_ends_suspended_and_resumes_with_it(runlog, tmp_path):  # noqa: F811
+    """suspend_flow_run in a run of a deployment served by flow.serve(): the run ends PAUSED
+    "Suspended" with its process gone, is resumed with input (Scheduled "Resuming"), and the
+    runner runs it again to completion with that input."""
+    import os
+    import signal
+
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below, after the process
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "tests.compat.suspend_flows", "serve"], cwd=ROOT,
+        env={**runlog.env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def wait_for(check, what: str, seconds: float = 120):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            assert serving.poll() is None, (tmp_path / "serve.log").read_text()
+            time.sleep(0.5)
+        log.flush()
+        pytest.fail(f"{what} never happened:\n" + (tmp_path / "serve.log").read_text())
+
+    try:
+        (deployment,) = wait_for(
+            lambda: runlog.post("/deployments/filter", {"deployments": {"name": {"any_": ["suspends"]}}}),
+            "flow.serve() creating its deployment",
+        )
+        run_id = runlog.post(f"/deployments/{deployment['id']}/create_flow_run", {})["id"]
+        wait_for(lambda: runlog.get(f"/flow_runs/{run_id}")["state"]["name"] == "Suspended", "the run suspending")
+        run = runlog.get(f"/flow_runs/{run_id}")
+        assert run["state_type"] == "PAUSED" and run["state"]["state_details"]["pause_reschedule"] is True
+        keyset = run["state"]["state_details"]["run_input_keyset"]
+        wait_for(lambda: runlog.post(f"/flow_runs/{run_id}/input/filter", {"prefix": keyset["schema"], "limit": 1}),
+                 "the input schema being stored")
+
+        good = subprocess.run([sys.executable, "-c", RESUME, run_id], cwd=ROOT, env=runlog.env,
+                              capture_output=True, text=True, timeout=120)
+        assert good.returncode == 0, good
+        names = [s["name"] for s in runlog.get(f"/flow_run_states/?flow_run_id={run_id}")]
+        assert "Resuming" in names, names
+        wait_for(lambda: runlog.get(f"/flow_runs/{run_id}")["state_type"] in ("COMPLETED", "FAILED", "CRASHED"),
+                 "the resumed run ending", seconds=150)
+        run = runlog.get(f"/flow_runs/{run_id}")
+        assert run["state_type"] == "COMPLETED", (run["state"], (tmp_path / "serve.log").read_text())
+        stored = runlog.post(f"/flow_runs/{run_id}/input/filter", {"prefix": keyset["response"], "limit": 1})
+        assert json.loads(stored[0]["value"]) == {"approver": "ada", "amount": 42}
+        said = wait_for(
+            lambda: any("approved by ada for 42" in line["message"] for line in
+                        runlog.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})),
+            "the resumed run's log line", seconds=30,
+        )
+        assert said
+    finally:
+        if serving.poll() is None:
+            os.killpg(serving.pid, signal.SIGINT)
+            try:
+                serving.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(serving.pid, signal.SIGKILL)
+                serving.wait()
+        log.close()
