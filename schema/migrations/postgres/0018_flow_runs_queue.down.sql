@@ -1,0 +1,2 @@
+DROP INDEX flow_runs_queue_scheduled;
+ALTER TABLE flow_runs DROP COLUMN work_queue_id;
