@@ -233,9 +233,9 @@ async def create_flow_run_from_deployment(request: web.Request) -> web.Response:
 )
 async def get_scheduled_flow_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, ScheduledRunsRequest)
-    # The runs' own deployment_id (as Prefect filters), not the deployments filter: that one is
-    # an EXISTS over deployments the planner cannot turn into the (deployment_id,
-    # next_scheduled_start_time) index, and it scanned every Scheduled run.
+    # The runs' own deployment_id, as Prefect filters, not the deployments filter (an EXISTS
+    # over deployments): with it the (deployment_id, state_type, next_scheduled_start_time)
+    # index of migration 0018 answers from the deployments' Scheduled runs alone.
     query = f.FlowRunFilterRequest(
         flow_runs=f.FlowRunFilter(
             deployment_id=f.FlowRunFilterDeploymentId(any_=body.deployment_ids),
