@@ -10,7 +10,8 @@ database created and dropped here); one pool is created, then --workers workers 
 --rounds times each, over REST (POST /work_pools/{name}/workers/heartbeat, what a worker
 without the channel sends) and over the worker channel websocket (worker.heartbeat.v1 frames,
 what Prefect 3.8 workers send), as fast as the server answers. The server's CPU time (psutil)
-over each phase, divided by the heartbeats sent, is the cost of one; the steady cost of
+over each phase (on PostgreSQL also the CPU of the backends serving its database, shown
+apart), divided by the heartbeats sent, is the cost of one; the steady cost of
 W workers every I seconds is W / I heartbeats per second times that.
 """
 
@@ -29,6 +30,26 @@ import asyncpg
 import psutil
 
 from tests.servers import runlog_server, server_env
+
+
+async def database_cpu(admin_url: str, name: str | None) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving database NAME (none for SQLite)."""
+    if name is None:
+        return {}
+    conn = await asyncpg.connect(admin_url)
+    try:
+        pids = [r[0] for r in await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", name)]
+    finally:
+        await conn.close()
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            out[pid] = sum(psutil.Process(pid).cpu_times()[:2])
+    return out
+
+
+def used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 def cpu_seconds(pid: int) -> float:
@@ -120,18 +141,23 @@ async def main() -> None:
                 async with aiohttp.ClientSession() as session:
                     async with session.post(f"{base}/work_pools/", json={"name": "bench", "type": "process"}) as r:
                         assert r.status == 201, await r.text()
+                db = name if args.backend == "postgres" else None
                 await rest_phase(base, args.workers, 1)  # the workers exist: measure steady heartbeats
+                db0 = await database_cpu(args.admin_url, db)
                 cpu0, t0 = cpu_seconds(running.proc.pid), time.perf_counter()
                 sent = await rest_phase(base, args.workers, args.rounds)
                 rest_cpu, rest_wall = cpu_seconds(running.proc.pid) - cpu0, time.perf_counter() - t0
+                rest_db = used(db0, await database_cpu(args.admin_url, db))
 
                 await channel_phase(base, args.workers, 1)
                 since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+                db0 = await database_cpu(args.admin_url, db)
                 cpu0 = cpu_seconds(running.proc.pid)
                 channel_frames = await channel_phase(base, args.workers, args.rounds)
                 await wait_for_heartbeats(base, "ws-", args.workers, since)
                 await asyncio.sleep(1)  # the last frames of each socket are handled before its close
                 channel_cpu = cpu_seconds(running.proc.pid) - cpu0
+                channel_db = used(db0, await database_cpu(args.admin_url, db))
         finally:
             if args.backend == "postgres":
                 admin = await asyncpg.connect(args.admin_url)
@@ -139,10 +165,12 @@ async def main() -> None:
                 await admin.close()
 
     rate = 100 / args.interval
-    for label, count, cpu in (("REST", sent, rest_cpu), ("channel", channel_frames, channel_cpu)):
-        per = cpu / count
+    for label, count, cpu, db_cpu in (("REST", sent, rest_cpu, rest_db), ("channel", channel_frames, channel_cpu, channel_db)):
+        per, per_all = cpu / count, (cpu + db_cpu) / count
         print(f"{args.backend} {label:8} {count:6d} heartbeats  server CPU {cpu:6.2f} s  "
-              f"{per * 1000:6.3f} ms/heartbeat  100 workers every {args.interval:g} s: {100 * rate * per:5.2f}% of one core")
+              f"{per * 1000:6.3f} ms/heartbeat  100 workers every {args.interval:g} s: {100 * rate * per:5.2f}% of one core"
+              + (f"; with PostgreSQL's own CPU ({db_cpu:.2f} s) {per_all * 1000:6.3f} ms, {100 * rate * per_all:5.2f}%"
+                 if args.backend == "postgres" else ""))
     print(f"{args.backend} REST wall {rest_wall:.2f} s ({sent / rest_wall:.0f} heartbeats/s with {args.workers} concurrent workers)")
 
 

@@ -33,7 +33,7 @@ FLOW_RUNS = Table(
     "flow_runs",
     ("id", "version", "flow_id", "name", "state_type", "state_name", "start_time", "end_time",
      "expected_start_time", "next_scheduled_start_time", "deployment_id", "parent_task_run_id",
-     "work_queue_name", "flow_version", "idempotency_key", "created", "view"),
+     "work_queue_name", "flow_version", "idempotency_key", "created", "view", "work_queue_id"),
     key=("id",),
 )
 FLOW_RUN_TAGS = Table("flow_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
@@ -61,7 +61,7 @@ def _flow_run_row(view: FlowRunView) -> tuple:
         str(view.id), view.version, str(view.flow_id), view.name, state_type, state_name,
         us(view.start_time), us(view.end_time), us(view.expected_start_time), us(view.next_scheduled_start_time),
         text(view.deployment_id), text(view.parent_task_run_id), view.work_queue_name, view.flow_version,
-        view.idempotency_key, us(view.created), _view_encoder.encode(view),
+        view.idempotency_key, us(view.created), _view_encoder.encode(view), text(view.work_queue_id),
     )
 
 

@@ -302,13 +302,32 @@ def _mine(record: RecordedEvent) -> bool:
     return False
 
 
+def _run_change(changes: RowChanges, event: Any) -> None:
+    """The flow_run_queues row a run's creation (in a queue) or deletion writes."""
+    if isinstance(event, catalogue.FlowRunCreated):
+        if event.work_queue_id is not None and event.work_pool_id is not None:
+            changes.upsert(FLOW_RUN_QUEUES, (str(event.flow_run_id), str(event.work_queue_id), str(event.work_pool_id)))
+    elif isinstance(event, catalogue.FlowRunDeleted):
+        changes.delete(FLOW_RUN_QUEUES, str(event.flow_run_id))
+
+
 class WorkPoolsProjection:
     name = "work_pools"
     tables = (WORK_POOLS, WORK_QUEUES, WORKERS, FLOW_RUN_QUEUES)
     per_event = True  # an update reads the row the batch's previous event may have written
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
-        return changes_needed(_TYPES, rows)
+        """None (``changes`` reads) for a batch with pool, queue, worker or poll events; a
+        batch of runs' events needs no read (a created run's queue is in its event), so its
+        flow_run_queues rows go with the append: PostgreSQL's one-statement path stays open
+        to the flow run create that every orchestration client makes."""
+        if changes_needed(_TYPES - _RUN_TYPES, rows) is None:
+            return None
+        changes = RowChanges()
+        for row in rows:
+            if row.event.type in _RUN_TYPES and row.stream_id.startswith(streams.FLOW_RUN):
+                _run_change(changes, catalogue.decode(row.event.data))
+        return changes
 
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
@@ -346,11 +365,8 @@ class WorkPoolsProjection:
                     changes.upsert(WORKERS, _worker_row(worker))
             elif isinstance(event, catalogue.WorkerDeleted):
                 changes.delete(WORKERS, (str(event.work_pool_id), event.name))
-            elif isinstance(event, catalogue.FlowRunCreated):
-                if event.work_queue_id is not None and event.work_pool_id is not None:
-                    changes.upsert(FLOW_RUN_QUEUES, (str(event.flow_run_id), str(event.work_queue_id), str(event.work_pool_id)))
-            elif isinstance(event, catalogue.FlowRunDeleted):
-                changes.delete(FLOW_RUN_QUEUES, str(event.flow_run_id))
+            elif isinstance(event, catalogue.FlowRunCreated | catalogue.FlowRunDeleted):
+                _run_change(changes, event)
         return changes
 
     @staticmethod

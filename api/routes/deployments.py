@@ -251,9 +251,12 @@ async def create_flow_run_from_deployment(request: web.Request) -> web.Response:
 )
 async def get_scheduled_flow_runs(request: web.Request) -> web.Response:
     body = await decode_body(request, ScheduledRunsRequest)
+    # The runs' own deployment_id, as Prefect filters, not the deployments filter (an EXISTS
+    # over deployments): with it the (deployment_id, state_type, next_scheduled_start_time)
+    # index of migration 0018 answers from the deployments' Scheduled runs alone.
     query = f.FlowRunFilterRequest(
-        deployments=f.DeploymentFilter(id=f.DeploymentFilterId(any_=body.deployment_ids)),
         flow_runs=f.FlowRunFilter(
+            deployment_id=f.FlowRunFilterDeploymentId(any_=body.deployment_ids),
             next_scheduled_start_time=f.TimeFilter(before_=body.scheduled_before),
             state=f.FlowRunFilterState(type=f.FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
         ),

@@ -36,3 +36,14 @@ def test_service_settings_have_prefects_defaults_and_take_units(tmp_path) -> Non
     assert tuned.services_late_runs_after_seconds == 60.0
     with pytest.raises(SettingsError, match="RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS"):
         load_settings(env={"RUNLOG_HOME": str(tmp_path), "RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS": "0"})
+
+
+async def test_the_manual_clock_server_fixture_runs_no_time_based_service_unless_asked(server) -> None:
+    """The in-process ``server`` fixture steps on real time but reads a manual clock: its
+    time-based services are off unless the test asks (tests/api/conftest.py)."""
+    assert not set(TIMED) & set(server.app[keys.SERVICES].leading)
+
+
+@pytest.mark.services
+async def test_a_test_marked_services_gets_them_on_its_manual_clock(server) -> None:
+    assert set(TIMED) <= set(server.app[keys.SERVICES].leading)

@@ -109,3 +109,36 @@ def test_both_backends_have_the_same_revisions():
     sqlite = [(m.revision, m.name) for m in migrate.load_migrations("sqlite")]
     postgres = [(m.revision, m.name) for m in migrate.load_migrations("postgres")]
     assert sqlite == postgres
+
+
+async def test_migration_18_gives_existing_runs_their_queue_on_flow_runs(store_url, backend):
+    """0018 copies each run's queue from flow_run_queues onto flow_runs (what
+    get_scheduled_flow_runs reads); down and up again keeps it; runs outside a pool stay NULL."""
+    from datetime import UTC, datetime
+
+    from runlog.commands import flow_runs, flows, work_pools
+    from runlog.commands.clock import ManualClock
+    from runlog.projections.registry import inline_projections
+    from runlog.projections.verify import verify
+
+    clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    async with open_store(store_url, projections=inline_projections()) as store:
+        pool = await work_pools.create_pool(store, work_pools.NewWorkPool(name="p", type="process"), clock=clock)
+        flow, _ = await flows.register(store, "f", clock=clock)
+        queued, _ = await flow_runs.create(store, flow_runs.NewFlowRun(flow_id=flow.id, work_pool_name="p"), clock=clock)
+        loose, _ = await flow_runs.create(store, flow_runs.NewFlowRun(flow_id=flow.id), clock=clock)
+
+    async def queue_column() -> dict[str, str | None]:
+        async with migration_connection(store_url) as conn:
+            inner = conn._conn
+            sql = "SELECT id, work_queue_id FROM flow_runs"
+            rows = await (inner.execute_fetchall(sql) if backend == "sqlite" else inner.fetch(sql))
+        return {r[0]: r[1] for r in rows}
+
+    expected = {str(queued.id): str(pool.default_queue_id), str(loose.id): None}
+    assert await queue_column() == expected
+    async with migration_connection(store_url) as conn:
+        assert [m.revision for m in await migrate.downgrade(conn, backend, 17)] == [18]
+        assert [m.revision for m in await migrate.upgrade(conn, backend, 18)] == [18]
+    assert await queue_column() == expected
+    assert (await verify(store_url)).equal

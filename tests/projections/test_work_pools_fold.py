@@ -63,3 +63,43 @@ def test_a_pool_status_event_follows_the_previous_one_within_ten_minutes() -> No
         down = evolve_pool(ready, catalogue.WorkPoolStatusChanged(work_pool_id=POOL, status="NOT_READY", changed=T0 + gap), second_id)
         event = pool_status_event(ready, down, second_id, T0 + gap)
         assert event.event == "prefect.work-pool.not-ready" and event.id == second_id and event.follows == follows
+
+
+def _row(position: int, stream_id: str, event):  # type: ignore[no-untyped-def]
+    from uuid import uuid4
+
+    from runlog.eventstore import NewEvent
+    from runlog.eventstore.planning import Row
+
+    return Row(position, stream_id, 1, NewEvent(type=event.__struct_config__.tag, data=catalogue.encode(event), id=uuid4()))
+
+
+def test_a_batch_of_run_events_is_prepared_without_reading_so_postgres_keeps_its_one_statement_path() -> None:
+    """A created run's queue is in its event: the work pools projection prepares its
+    flow_run_queues row (and a deletion's) with no read, and asks to read only for a batch
+    with pool, queue, worker or poll events."""
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from runlog.projections.work_pools import FLOW_RUN_QUEUES, WorkPoolsProjection
+    from runlog.schema import streams
+
+    run, loose, queue, pool = uuid4(), uuid4(), uuid4(), uuid4()
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    created = catalogue.FlowRunCreated(flow_run_id=run, flow_id=uuid4(), name="r", created=now,
+                                       work_queue_id=queue, work_pool_id=pool)
+    unplaced = catalogue.FlowRunCreated(flow_run_id=loose, flow_id=uuid4(), name="l", created=now)
+    deleted = catalogue.FlowRunDeleted(flow_run_id=uuid4())
+    projection = WorkPoolsProjection()
+    prepared = projection.prepare([
+        _row(1, streams.flow_run(run), created), _row(2, streams.flow_run(loose), unplaced),
+        _row(3, streams.flow_run(deleted.flow_run_id), deleted),
+    ])
+    assert prepared is not None
+    [(table, upserts, deletes)] = list(prepared.tables())
+    assert table is FLOW_RUN_QUEUES
+    assert upserts == [(str(run), str(queue), str(pool))] and deletes == [str(deleted.flow_run_id)]
+
+    pool_created = catalogue.WorkPoolCreated(work_pool_id=pool, name="p", type="process", default_queue_id=queue,
+                                             created=now)
+    assert projection.prepare([_row(1, streams.flow_run(run), created), _row(2, streams.WORK_POOLS, pool_created)]) is None
