@@ -45,13 +45,13 @@ def cli(ctx: click.Context, profile: str | None) -> None:
 
 
 def _register() -> None:
-    from .commands import channels, config, database, deliveries, events, notifications, notifier, profile
-    from .commands import projections, runs, server
+    from .commands import channels, config, database, deliveries, deployments, events, notifications, notifier
+    from .commands import profile, projections, runs, server
 
     notifications.group.add_command(deliveries.group)
     for module in (config, profile, database, events, notifications, projections, server, notifier, channels):
         cli.add_command(module.group)
-    for group in (runs.flow_group, runs.flow_run_group, runs.task_run_group):
+    for group in (runs.flow_group, runs.flow_run_group, runs.task_run_group, *deployments.groups):
         cli.add_command(group)
 
 

@@ -27,12 +27,13 @@ import msgspec
 from runlog.eventstore import EventStore
 from runlog.projections import deployments as reads
 from runlog.projections import flows as flow_reads
+from runlog.projections import work_pools as pool_reads
 from runlog.projections.cache import ViewCache
 from runlog.projections.deployments import DeploymentView, ScheduleView, evolve_deployment, stream_of
 from runlog.projections.runs import FlowRunView
 from runlog.schema import events as catalogue
 
-from . import deployment_concurrency, flow_runs, integrity, run_keys
+from . import deployment_concurrency, flow_runs, integrity, run_keys, work_pools
 from .clock import Clock, system_clock
 from .deployment_schedules import check_max_scheduled_runs, normalized_schedule
 from .entities import EntityStream
@@ -149,6 +150,29 @@ def _check_unique_slugs(schedules: Sequence[ScheduleView | catalogue.DeploymentS
         raise SlugTaken()
 
 
+async def placed_in_pool(store: EventStore, fields: dict[str, Any], *, clock: Clock = system_clock) -> dict[str, Any]:
+    """``fields`` with the queue a deployment's runs go to, as Prefect's create and update
+    decide: with a ``work_pool_name``, the pool must exist (PoolNotFound otherwise); the queue
+    named is used, created in the pool when it has none of that name, and without a name the
+    pool's default queue, whose name the deployment then records."""
+    pool_name = fields.get("work_pool_name")
+    if not pool_name:
+        return fields
+    queue_name = fields.get("work_queue_name") or None
+    found = await pool_reads.resolve_queue(store, pool_name, queue_name)
+    if found is None:
+        if queue_name is None or await pool_reads.get_pool_by_name(store, pool_name) is None:
+            raise work_pools.PoolNotFound(pool_name)
+        try:
+            await work_pools.create_queue(store, pool_name, work_pools.NewWorkQueue(name=queue_name), clock=clock)
+        except work_pools.QueueNameTaken:
+            pass  # another deployment of this queue created it meanwhile: use that one
+        found = await pool_reads.resolve_queue(store, pool_name, queue_name)
+        if found is None:  # the pool was deleted meanwhile
+            raise work_pools.PoolNotFound(pool_name)
+    return {**fields, "work_queue_name": found[1].name}
+
+
 async def upsert(
     store: EventStore, flow_id: UUID, name: str, fields: dict[str, Any], schedules: Sequence[NewSchedule], *,
     clock: Clock = system_clock,
@@ -159,6 +183,7 @@ async def upsert(
     check_fields(fields)
     if await flow_reads.get(store, flow_id) is None:
         raise integrity.missing("flow_id", "flow", flow_id)
+    fields = await placed_in_pool(store, fields, clock=clock)
     tried = 0
     for _round in range(run_keys.MAX_ROUNDS):
         deployment_id = deployment_id_for(flow_id, name, tried)
@@ -261,6 +286,7 @@ async def update(
     """PATCH: set ``fields`` (those sent); ``schedules``, when sent, as Prefect's update does.
     False when there is no such deployment."""
     check_fields(fields)
+    fields = await placed_in_pool(store, fields, clock=clock)
 
     def changed(view: DeploymentView, now: datetime) -> list[catalogue.Event]:
         events: list[catalogue.Event] = []
@@ -446,6 +472,7 @@ async def create_flow_run(
 
 __all__ = [
     "DEPLOYMENTS", "DeploymentRun", "InvalidDeployment", "NewSchedule", "SlugTaken", "check_parameters",
-    "create_flow_run", "create_schedules", "delete", "delete_schedule", "deployment_id_for", "set_paused", "update",
+    "create_flow_run", "create_schedules", "delete", "delete_schedule", "deployment_id_for", "placed_in_pool", "set_paused",
+    "update",
     "update_schedule", "upsert",
 ]

@@ -10,7 +10,7 @@ compare it with the clock live in commands/work_pool_status.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -170,6 +170,22 @@ async def resolve_queue(store: EventStore, pool_name: str, queue_name: str | Non
         return (pool, queue) if queue is not None else None
 
 
+async def queues_named(store: EventStore, names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], WorkQueueView]:
+    """The queues of these (pool name, queue name) pairs that exist, read together (what a page
+    of deployments answers with)."""
+    found: dict[tuple[str, str], WorkQueueView] = {}
+    pools: dict[str, WorkPoolView | None] = {}
+    async with store.reading() as tx:
+        for pool_name, queue_name in set(names):
+            if pool_name not in pools:
+                pools[pool_name] = await pool_by_name_in(tx, pool_name)
+            pool = pools[pool_name]
+            queue = None if pool is None else await queue_by_name_in(tx, pool.id, queue_name)
+            if queue is not None:
+                found[pool_name, queue_name] = queue
+    return found
+
+
 async def get_queues_of_pool(store: EventStore, pool_id: UUID) -> list[WorkQueueView]:
     async with store.reading() as tx:
         return await queues_of_pool_in(tx, pool_id)
@@ -178,6 +194,11 @@ async def get_queues_of_pool(store: EventStore, pool_id: UUID) -> list[WorkQueue
 async def get_worker(store: EventStore, pool_id: UUID, name: str) -> WorkerView | None:
     async with store.reading() as tx:
         return await worker_in(tx, pool_id, name)
+
+
+async def get_all_queues(store: EventStore) -> list[WorkQueueView]:
+    async with store.reading() as tx:
+        return await all_queues(tx)
 
 
 async def all_pools(tx: Tx) -> list[WorkPoolView]:

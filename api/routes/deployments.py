@@ -3,6 +3,7 @@ resume, schedules, a flow run from a deployment, and the scheduled runs that ``f
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -11,7 +12,10 @@ from aiohttp import web
 from runlog.commands import deployments as commands
 from runlog.commands.deployment_concurrency import limit_name
 from runlog.projections.concurrency import limit_id_for
+from runlog.commands.work_pool_status import deployment_status
+from runlog.projections import work_pools as pool_reads
 from runlog.projections.deployments import DeploymentView, ScheduleView
+from runlog.projections.work_pools import WorkQueueView
 from runlog.schema.events import StateType
 
 from .. import keys
@@ -27,8 +31,9 @@ from ..schemas.deployments import (
     DeploymentUpdate, ScheduledRunsRequest, fields_sent,
 )
 from ..schemas.runs import FlowRun
+from ..schemas.work_pools import WorkQueueCore
 from .flow_runs import to_flow_run
-from .listing import listing_routes, timeless
+from .listing import Shape, listing_routes, timeless
 
 routes = web.RouteTableDef()
 
@@ -59,7 +64,10 @@ def _global_limit(view: DeploymentView) -> dict[str, Any] | None:
     }
 
 
-def to_deployment(view: DeploymentView) -> Deployment:
+def to_deployment(view: DeploymentView, queue: WorkQueueView | None = None, now: datetime | None = None) -> Deployment:
+    """The answer for a deployment; ``queue`` is the work queue its runs go to (from its pool
+    and queue names), whose polls make the deployment READY, as in Prefect."""
+    last_polled = max((t for t in (view.last_polled, queue and queue.last_polled) if t is not None), default=None)
     return Deployment(
         id=view.id, created=view.created, updated=view.updated, name=view.name, version=view.version,
         description=view.description, flow_id=view.flow_id, paused=view.paused,
@@ -67,18 +75,42 @@ def to_deployment(view: DeploymentView) -> Deployment:
         schedules=[to_schedule(s) for s in view.schedules], concurrency_limit=None,
         global_concurrency_limit=_global_limit(view), concurrency_options=view.concurrency_options,
         job_variables=view.job_variables, parameters=view.parameters, tags=view.tags, labels=view.labels,
-        # runlog does not link a deployment to a work queue row yet: its queue is known by name.
-        work_queue_name=view.work_queue_name, work_queue_id=None, last_polled=view.last_polled,
+        work_queue_name=view.work_queue_name, work_queue_id=queue.id if queue else None, last_polled=last_polled,
         parameter_openapi_schema=view.parameter_openapi_schema, path=view.path, pull_steps=view.pull_steps,
         entrypoint=view.entrypoint, storage_document_id=view.storage_document_id,
         infrastructure_document_id=view.infrastructure_document_id, created_by=None, updated_by=None,
-        work_pool_name=view.work_pool_name, status="NOT_READY",
+        work_pool_name=view.work_pool_name,
+        status=deployment_status([last_polled], now) if now is not None else "NOT_READY",
         enforce_parameter_schema=view.enforce_parameter_schema,
     )
 
 
+def _queue_key(view: DeploymentView) -> tuple[str, str] | None:
+    if view.work_pool_name and view.work_queue_name:
+        return view.work_pool_name, view.work_queue_name
+    return None
+
+
+async def answered(request: web.Request, views: list[DeploymentView]) -> Shape:
+    """How a page of deployments is answered: each with its queue, read together."""
+    keys_ = [key for view in views if (key := _queue_key(view)) is not None]
+    queues = await pool_reads.queues_named(request.config_dict[keys.STORE], keys_)
+
+    def shape(view: DeploymentView, now: datetime) -> Deployment:
+        key = _queue_key(view)
+        return to_deployment(view, queues.get(key) if key else None, now)
+
+    return shape
+
+
+async def deployment_answer(request: web.Request, view: DeploymentView) -> Deployment:
+    shape = await answered(request, [view])
+    return shape(view, request.config_dict[keys.CLOCK]())
+
+
 listing_routes(
     routes, __name__, "/deployments", "deployments", queries.DEPLOYMENTS, timeless(to_deployment), sort="NAME_ASC",
+    prepare=answered,
     filter=(DeploymentFilterRequest, Deployment, "List deployments"), count=(DeploymentCountRequest, "Count deployments"),
     paginate=(DeploymentPaginateRequest, "A page of deployments and how many match"),
     errors={422: "A bad limit or filter"},
@@ -97,14 +129,14 @@ async def create_deployment(request: web.Request) -> web.Response:
         request.config_dict[keys.STORE], body.flow_id, body.name, fields_sent(body), body.schedules,
         clock=request.config_dict[keys.CLOCK],
     )
-    return json_response(to_deployment(view), status=201 if created else 200)
+    return json_response(await deployment_answer(request, view), status=201 if created else 200)
 
 
 @routes.get("/deployments/{id}")
 @documented(summary="Read a deployment", response=Deployment, errors={404: NOT_FOUND})
 async def read_deployment(request: web.Request) -> web.Response:
     view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
-    return json_response(to_deployment(present(view, NOT_FOUND)))
+    return json_response(await deployment_answer(request, present(view, NOT_FOUND)))
 
 
 @routes.get("/deployments/name/{flow_name}/{deployment_name}")
@@ -113,7 +145,7 @@ async def read_deployment_by_name(request: web.Request) -> web.Response:
     view = await queries.get_by_name(
         request.config_dict[keys.STORE], request.match_info["flow_name"], request.match_info["deployment_name"]
     )
-    return json_response(to_deployment(present(view, NOT_FOUND)))
+    return json_response(await deployment_answer(request, present(view, NOT_FOUND)))
 
 
 @routes.patch("/deployments/{id}")
@@ -162,14 +194,21 @@ async def resume_deployment(request: web.Request) -> web.Response:
 
 
 @routes.get("/deployments/{id}/work_queue_check")
-@documented(summary="The work queues that would pick up the deployment's runs", response=list[Any],
-            errors={404: NOT_FOUND})
+@documented(summary="The work queues that could pick up the deployment's runs (deprecated in Prefect)",
+            response=list[WorkQueueCore], errors={404: NOT_FOUND})
 async def work_queue_check(request: web.Request) -> web.Response:
-    view = await queries.get(request.config_dict[keys.STORE], path_uuid(request))
-    present(view, NOT_FOUND)
-    # Work queues are not linked to deployments yet (they come with work pools), so no queue
-    # is known to pick these runs up: Prefect's answer when none matches.
-    return json_response([])
+    store = request.config_dict[keys.STORE]
+    present(await queries.get(store, path_uuid(request)), NOT_FOUND)
+    # Prefect matches the deployment against each queue's legacy filter (tags, deployment ids);
+    # a work pool's queue has no filter, so every queue matches, as Prefect 3.8.8 answers.
+    return json_response([
+        WorkQueueCore(
+            id=q.id, created=q.created, updated=q.updated, name=q.name, description=q.description,
+            is_paused=q.is_paused, concurrency_limit=q.concurrency_limit, priority=q.priority,
+            work_pool_id=q.work_pool_id, last_polled=q.last_polled,
+        )
+        for q in await pool_reads.get_all_queues(store)
+    ])
 
 
 @routes.get("/deployments/{id}/schedules")

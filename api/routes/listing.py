@@ -4,7 +4,7 @@ optional body, run the resource's declared Listing (api/queries/filtering.py), e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,11 @@ Shape = Callable[[Any, datetime], Any]
 """What a listed view is answered as, given "now" (a run's estimated times depend on it)."""
 
 
+Prepare = Callable[[web.Request, list[Any]], Awaitable[Shape]]
+"""For a resource whose answer needs reads beyond its view (a deployment's queue): given the
+request and the page's views, the Shape to answer them with."""
+
+
 def timeless(shape: Callable[[Any], Any]) -> Shape:
     """A Shape for what does not depend on the time of the request."""
     return lambda view, _now: shape(view)
@@ -30,13 +35,17 @@ async def _body(request: web.Request, kind: type) -> Any:
     return await decode_body(request, kind, default=kind())  # an empty body filters nothing
 
 
-async def listed(request: web.Request, kind: type, listing: Listing[Any], shape: Shape, *, sort: str) -> web.Response:
+async def listed(
+    request: web.Request, kind: type, listing: Listing[Any], shape: Shape, *, sort: str, prepare: Prepare | None = None
+) -> web.Response:
     """A page of what the body's filter admits, at its offset, in its sort (``sort`` by default)."""
     body = await _body(request, kind)
     views = await listing.page(
         request.config_dict[keys.STORE], body, sort=body.sort or sort, limit=page_limit(body.limit, DEFAULT_LIMIT),
         offset=body.offset or 0,
     )
+    if prepare is not None:
+        shape = await prepare(request, views)
     now = request.config_dict[keys.CLOCK]()
     return json_response([shape(view, now) for view in views])
 
@@ -46,7 +55,7 @@ async def counted(request: web.Request, kind: type, listing: Listing[Any]) -> we
 
 
 async def paginated(
-    request: web.Request, kind: type, listing: Listing[Any], shape: Shape, *, sort: str
+    request: web.Request, kind: type, listing: Listing[Any], shape: Shape, *, sort: str, prepare: Prepare | None = None
 ) -> web.Response:
     """Page ``page`` (from 1) and the count of all that match, read from one snapshot so they agree."""
     body = await _body(request, kind)
@@ -54,6 +63,8 @@ async def paginated(
     views, count = await listing.page_and_count(
         request.config_dict[keys.STORE], body, sort=body.sort or sort, limit=limit, offset=(page - 1) * limit
     )
+    if prepare is not None:
+        shape = await prepare(request, views)
     now = request.config_dict[keys.CLOCK]()
     pages = (count + limit - 1) // limit if limit > 0 else 0
     return json_response(Page(results=[shape(v, now) for v in views], count=count, limit=limit, pages=pages, page=page))
@@ -67,11 +78,13 @@ def listing_routes(
     paginate: tuple[type, str] | None = None,
     errors: dict[int, str] | None = None,
     count_errors: dict[int, str] | None = None,
+    prepare: Prepare | None = None,
 ) -> None:
     """POST {path}/filter, {path}/count and, when given, {path}/paginate; the handlers are named
     filter_{name}, count_{name} and paginate_{name} in ``module`` (their OpenAPI operationIds and
     tag). Each verb's tuple is its body type, (for filter) the type of one listed item, and its
-    summary; ``errors`` documents filter's error answers, ``count_errors`` count's."""
+    summary; ``errors`` documents filter's error answers, ``count_errors`` count's; ``prepare``,
+    when given, makes the shape from each page's views."""
     filter_body, item, filter_summary = filter
     count_body, count_summary = count
 
@@ -79,7 +92,7 @@ def listing_routes(
         summary=filter_summary, request=filter_body, request_required=False, response=list[item], errors=errors
     )
     async def filter_handler(request: web.Request) -> web.Response:
-        return await listed(request, filter_body, listing, shape, sort=sort)
+        return await listed(request, filter_body, listing, shape, sort=sort, prepare=prepare)
 
     @documented(summary=count_summary, request=count_body, request_required=False, response=int, errors=count_errors)
     async def count_handler(request: web.Request) -> web.Response:
@@ -91,7 +104,7 @@ def listing_routes(
 
         @documented(summary=paginate_summary, request=paginate_body, request_required=False, response=Page)
         async def paginate_handler(request: web.Request) -> web.Response:
-            return await paginated(request, paginate_body, listing, shape, sort=sort)
+            return await paginated(request, paginate_body, listing, shape, sort=sort, prepare=prepare)
 
         handlers.append(("paginate", paginate_handler))
     for verb, handler in handlers:

@@ -104,6 +104,23 @@ class WorkQueue(msgspec.Struct, kw_only=True):
     active_slots: int | None = None
 
 
+class WorkQueueCore(msgspec.Struct, kw_only=True):
+    """Prefect's schemas.core.WorkQueue: a queue without its pool's name or its status (what
+    /deployments/{id}/work_queue_check answers)."""
+
+    id: UUID
+    created: datetime
+    updated: datetime
+    name: str
+    description: str | None
+    is_paused: bool
+    concurrency_limit: int | None
+    priority: int
+    work_pool_id: UUID
+    filter: Any = None
+    last_polled: datetime | None
+
+
 class WorkQueueHealthPolicy(msgspec.Struct, kw_only=True):
     maximum_late_runs: int | None = 0
     maximum_seconds_since_last_polled: int | None = 60

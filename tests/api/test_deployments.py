@@ -24,6 +24,12 @@ async def flow(server, name: str = "etl") -> str:
     return answer["id"]
 
 
+async def pool(server, name: str = "pool") -> dict:
+    status, answer = await server.request("POST", "/work_pools/", json={"name": name, "type": "process"})
+    assert status == 201, answer
+    return answer
+
+
 async def deploy(server, flow_id: str, name: str = "nightly", **fields) -> tuple[int, dict]:
     status, answer = await server.request("POST", "/deployments/", json={"name": name, "flow_id": flow_id, **fields})
     assert status in (200, 201), answer
@@ -37,6 +43,7 @@ async def deployment_events(server) -> list[catalogue.AnyEvent]:
 
 async def test_creating_twice_upserts_one_deployment_with_the_same_id_and_only_the_fields_sent_change(server) -> None:
     flow_id = await flow(server)
+    default_queue = (await pool(server))["default_queue_id"]
     status, first = await deploy(
         server, flow_id, parameters={"x": 1}, tags=["a"], description="first", work_pool_name="pool",
         work_queue_name="default", version="1", parameter_openapi_schema=SCHEMA,
@@ -45,7 +52,7 @@ async def test_creating_twice_upserts_one_deployment_with_the_same_id_and_only_t
     assert first["flow_id"] == flow_id and first["name"] == "nightly" and first["paused"] is False
     assert first["parameters"] == {"x": 1} and first["tags"] == ["a"] and first["work_pool_name"] == "pool"
     assert first["labels"] == {"prefect.flow.id": flow_id} and first["enforce_parameter_schema"] is True
-    assert first["status"] == "NOT_READY" and first["work_queue_id"] is None and first["schedules"] == []
+    assert first["status"] == "NOT_READY" and first["work_queue_id"] == default_queue and first["schedules"] == []
     assert first["created"] == "2026-03-01T12:00:00Z"
 
     status, again = await deploy(server, flow_id, description="second", version="2")
@@ -221,6 +228,7 @@ async def test_filters_count_and_paginate_deployments(server) -> None:
 
 async def test_create_flow_run_merges_parameters_and_tags_and_schedules_it_now(server) -> None:
     flow_id = await flow(server)
+    await pool(server)
     _, deployment = await deploy(
         server, flow_id, parameters={"x": 1, "who": "team"}, tags=["a"], version="v7", work_pool_name="pool",
         work_queue_name="default", parameter_openapi_schema=SCHEMA,
@@ -313,13 +321,72 @@ async def test_flow_runs_filter_by_deployment_fields(server) -> None:
     assert [r["id"] for r in runs] == [run["id"]]
 
 
-async def test_work_queue_check_answers_an_empty_list_until_pools_are_linked(server) -> None:
+async def test_work_queue_check_answers_every_queue_as_none_has_a_legacy_filter(server) -> None:
     flow_id = await flow(server)
-    _, deployment = await deploy(server, flow_id, work_pool_name="pool")
+    first, second = await pool(server, "one"), await pool(server, "two")
+    _, deployment = await deploy(server, flow_id, work_pool_name="one")
     status, answer = await server.request("GET", f"/deployments/{deployment['id']}/work_queue_check")
-    assert status == 200 and answer == []
+    assert status == 200
+    assert sorted(q["id"] for q in answer) == sorted([first["default_queue_id"], second["default_queue_id"]])
+    assert set(answer[0]) == {
+        "id", "created", "updated", "name", "description", "is_paused", "concurrency_limit", "priority",
+        "work_pool_id", "filter", "last_polled",
+    }
     status, _ = await server.request("GET", f"/deployments/{uuid.uuid4()}/work_queue_check")
     assert status == 404
+
+
+async def test_a_deployment_in_an_unknown_pool_is_a_404_with_prefects_detail(server) -> None:
+    flow_id = await flow(server)
+    status, answer = await server.request(
+        "POST", "/deployments/", json={"name": "d", "flow_id": flow_id, "work_pool_name": "nope"}
+    )
+    assert status == 404 and answer == {"detail": 'Work pool "nope" not found.'}
+    _, made = await deploy(server, flow_id)
+    status, answer = await server.request("PATCH", f"/deployments/{made['id']}", json={"work_pool_name": "nope"})
+    assert status == 404 and answer == {"detail": 'Work pool "nope" not found.'}
+
+
+async def test_a_deployment_uses_the_pools_default_queue_or_creates_the_queue_it_names(server) -> None:
+    flow_id = await flow(server)
+    made = await pool(server)
+    _, by_default = await deploy(server, flow_id, "a", work_pool_name="pool")
+    assert by_default["work_queue_name"] == "default" and by_default["work_queue_id"] == made["default_queue_id"]
+    _, named = await deploy(server, flow_id, "b", work_pool_name="pool", work_queue_name="fresh")
+    status, queue = await server.request("GET", "/work_pools/pool/queues/fresh")
+    assert status == 200 and named["work_queue_id"] == queue["id"] and queue["priority"] == 2
+    _, again = await deploy(server, flow_id, "c", work_pool_name="pool", work_queue_name="fresh")
+    assert again["work_queue_id"] == queue["id"]  # the queue is found, not created twice
+    status, queues = await server.request("POST", "/work_pools/pool/queues/filter", json={})
+    assert sorted(q["name"] for q in queues) == ["default", "fresh"]
+
+    status, _ = await server.request("PATCH", f"/deployments/{by_default['id']}", json={
+        "work_pool_name": "pool", "work_queue_name": "fresh",
+    })
+    status, moved = await server.request("GET", f"/deployments/{by_default['id']}")
+    assert moved["work_queue_name"] == "fresh" and moved["work_queue_id"] == queue["id"]
+    status, run = await server.request("POST", f"/deployments/{by_default['id']}/create_flow_run", json={})
+    assert status == 201 and run["work_queue_name"] == "fresh" and run["work_queue_id"] == queue["id"]
+
+
+async def test_a_deployment_is_ready_while_its_queue_is_polled_within_a_minute(server, clock) -> None:
+    flow_id = await flow(server)
+    await pool(server)
+    _, deployment = await deploy(server, flow_id, work_pool_name="pool")
+    assert deployment["status"] == "NOT_READY" and deployment["last_polled"] is None
+    status, _ = await server.request("POST", "/work_pools/pool/get_scheduled_flow_runs", json={})
+    assert status == 200
+    polled = clock().isoformat().replace("+00:00", "Z")
+
+    async def read() -> dict:
+        _, answer = await server.request("GET", f"/deployments/{deployment['id']}")
+        return answer
+
+    assert (await read())["status"] == "READY" and (await read())["last_polled"] == polled
+    _, listed = await server.request("POST", "/deployments/filter", json={})
+    assert [(d["status"], d["last_polled"]) for d in listed] == [("READY", polled)]
+    clock.advance(61)
+    assert (await read())["status"] == "NOT_READY" and (await read())["last_polled"] == polled
 
 
 async def test_prefects_deployment_events_appear_in_the_feed(server, clock) -> None:

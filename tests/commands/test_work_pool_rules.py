@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runlog.commands.work_pool_status import pool_status, queue_healthy, queue_status, worker_status
+from runlog.commands.work_pool_status import (
+    deployment_status, pool_status, queue_healthy, queue_status, worker_status,
+)
 from runlog.commands.work_pools import free_priority, reprioritised
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -41,6 +43,19 @@ def test_worker_status(last_heartbeat, interval, expected) -> None:
 ])
 def test_queue_status(is_paused, last_polled, expected) -> None:
     assert queue_status(is_paused, last_polled, NOW) == expected
+
+
+@pytest.mark.parametrize(("polls", "expected"), [
+    ([], "NOT_READY"),
+    ([None, None], "NOT_READY"),
+    ([ago(60)], "READY"),
+    ([ago(61)], "NOT_READY"),
+    ([None, ago(5)], "READY"),  # its queue polled, the deployment itself never
+    ([ago(120), ago(30)], "READY"),  # the latest of the two counts
+    ([ago(120), ago(90)], "NOT_READY"),
+])
+def test_deployment_status(polls, expected) -> None:
+    assert deployment_status(polls, NOW) == expected
 
 
 @pytest.mark.parametrize(("pool_type", "is_paused", "workers", "expected"), [

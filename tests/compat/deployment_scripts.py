@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
@@ -105,6 +105,7 @@ def client_create() -> dict:
 
     async def go() -> dict:
         async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name="some-pool", type="process"))
             flow_id = await client.create_flow_from_name("compat-client-made")
             deployment_id = await client.create_deployment(
                 flow_id=flow_id, name="made", parameters={"a": 1}, work_pool_name="some-pool",
@@ -113,7 +114,8 @@ def client_create() -> dict:
             )
             read = await client.read_deployment(deployment_id)
             return {"id": str(deployment_id), "name": read.name, "work_pool_name": read.work_pool_name,
-                    "work_queue_name": read.work_queue_name, "job_variables": read.job_variables,
+                    "work_queue_name": read.work_queue_name, "work_queue_id": str(read.work_queue_id),
+                    "job_variables": read.job_variables,
                     "interval": read.schedules[0].schedule.interval.total_seconds()}
 
     return asyncio.run(go())

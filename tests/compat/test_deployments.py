@@ -78,6 +78,8 @@ def test_client_create_deployment_and_schedules_crud(runlog):  # noqa: F811
     made = scenario(runlog, "client_create")
     assert made["name"] == "made" and made["work_pool_name"] == "some-pool" and made["work_queue_name"] == "some-queue"
     assert made["job_variables"] == {"env": {"A": "1"}} and made["interval"] == 300.0
+    # the queue named did not exist: it was created in the pool, as Prefect's server does
+    assert runlog.get("/work_pools/some-pool/queues/some-queue")["id"] == made["work_queue_id"]
     crud = scenario(runlog, "schedules", "compat-client-made/made")
     (updated,) = [s for s in crud["after_update"] if s["id"] == crud["created"]]
     assert updated["active"] is False and updated["cron"] == "0 6 * * *"
