@@ -121,7 +121,8 @@ listing_routes(
 @documented(
     summary="Create a deployment, or update the one of that flow and name (201 when created)",
     request=DeploymentCreate, response=Deployment, status=(201, 200),
-    errors={409: "The flow does not exist, or two schedules share a slug", 422: "A bad schedule or setting"},
+    errors={404: "The work pool named does not exist", 409: "The flow does not exist, or two schedules share a slug",
+            422: "A bad schedule or setting"},
 )
 async def create_deployment(request: web.Request) -> web.Response:
     body = await decode_body(request, DeploymentCreate)
@@ -151,7 +152,8 @@ async def read_deployment_by_name(request: web.Request) -> web.Response:
 @routes.patch("/deployments/{id}")
 @documented(
     summary="Update a deployment's settings (those sent) and schedules", request=DeploymentUpdate, status=204,
-    errors={404: NOT_FOUND, 409: "Two schedules share a slug", 422: "A bad schedule or setting"},
+    errors={404: "No such deployment, or the work pool named does not exist", 409: "Two schedules share a slug",
+            422: "A bad schedule or setting"},
 )
 async def update_deployment(request: web.Request) -> web.Response:
     deployment_id = path_uuid(request)
