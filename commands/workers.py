@@ -11,7 +11,10 @@ stream, decided there so it is recorded once).
 
 Polls (get_scheduled_flow_runs, every 10 s per worker) are events on the pool's polls stream,
 appended with no expected version: a poll is a fact that decides nothing. A poll that finds a
-queue not READY records the queue READY on the "work-pools" stream.
+queue not READY records the queue READY on the "work-pools" stream. A queue polled less than
+POLL_RECORD_SECONDS ago (by this worker or another one) is not recorded again: its last_polled
+only has to tell READY (polled within 60 s) from NOT_READY, and an append in every poll put a
+write, contending with the runs' own, into the answer of the call workers make most.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from .work_pool_status import pool_status, queue_status, worker_view_status
 from .work_pools import PoolNotFound, record_statuses
 
 log = structlog.get_logger("runlog.workers")
+
+POLL_RECORD_SECONDS = 5.0
+"""A queue's poll is recorded at most this often; last_polled lags a poll by at most as much."""
 
 _WORKER_NAMESPACE = uuid.UUID("6f6b1b0e-5d1e-4c55-9d0a-8a4c6f0f3a11")
 
@@ -110,14 +116,19 @@ async def record_poll(
     store: EventStore, pool: WorkPoolView, queues: Sequence[WorkQueueView], *, clock: Clock = system_clock
 ) -> None:
     """Mark ``queues`` polled now, and READY those that were NOT_READY (paused ones stay PAUSED)."""
+    now = clock()
+    queues = [q for q in queues if q.status == NOT_READY or not _polled_lately(q.last_polled, now)]
     if not queues:
         return
-    now = clock()
     await record(store, streams.work_pool_polls(pool.id), [
         catalogue.WorkQueuesPolled(work_pool_id=pool.id, work_queue_ids=[q.id for q in queues], polled=now),
     ])
     waking = {q.id: READY for q in queues if q.status == NOT_READY and not q.is_paused}
     await record_statuses(store, {}, waking, clock=lambda: now)
+
+
+def _polled_lately(last_polled: datetime | None, now: datetime) -> bool:
+    return last_polled is not None and 0 <= (now - last_polled).total_seconds() < POLL_RECORD_SECONDS
 
 
 # --- the status service ------------------------------------------------------------------------

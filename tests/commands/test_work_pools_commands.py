@@ -69,3 +69,28 @@ async def test_a_deleted_pool_takes_its_queues_and_workers_and_the_rebuild_agree
         await workers.heartbeat(store, "gone", "w", None, clock=clock)
         assert (await reads.get_worker(store, again.id, "w")).status == "ONLINE"
     assert (await verify(store_url)).equal
+
+
+async def test_a_queue_polled_again_within_the_record_interval_records_no_second_poll(store_url: str) -> None:
+    """Polls are recorded at most once per POLL_RECORD_SECONDS per queue: last_polled moves
+    on the first poll and again only once that long has passed; a NOT_READY queue is
+    recorded READY at its first poll whatever the interval."""
+    clock = ManualClock(NOW)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        pool = await work_pools.create_pool(store, work_pools.NewWorkPool(name="polled", type="process"), clock=clock)
+
+        async def poll() -> reads.WorkQueueView:
+            queues = await reads.get_queues_of_pool(store, pool.id)
+            await workers.record_poll(store, pool, queues, clock=clock)
+            [queue] = await reads.get_queues_of_pool(store, pool.id)
+            return queue
+
+        first = await poll()
+        assert first.last_polled == NOW and first.status == "READY"
+        clock.advance(workers.POLL_RECORD_SECONDS - 1)
+        assert (await poll()).last_polled == NOW  # not recorded again
+        clock.advance(1)
+        assert (await poll()).last_polled == clock()  # the interval has passed
+        recorded = [catalogue.decode(r.data) async for r in store.read_all()]
+        assert sum(isinstance(e, catalogue.WorkQueuesPolled) for e in recorded) == 2
+    assert (await verify(store_url)).equal
