@@ -87,23 +87,6 @@ class WorkQueueUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     filter: Any = msgspec.UNSET
 
 
-class WorkQueue(msgspec.Struct, kw_only=True):
-    id: UUID
-    created: datetime
-    updated: datetime
-    name: str
-    description: str | None
-    is_paused: bool
-    concurrency_limit: int | None
-    priority: int
-    work_pool_id: UUID
-    filter: Any = None
-    last_polled: datetime | None
-    work_pool_name: str | None
-    status: PoolStatus | None
-    active_slots: int | None = None
-
-
 class WorkQueueCore(msgspec.Struct, kw_only=True):
     """Prefect's schemas.core.WorkQueue: a queue without its pool's name or its status (what
     /deployments/{id}/work_queue_check answers)."""
@@ -119,6 +102,14 @@ class WorkQueueCore(msgspec.Struct, kw_only=True):
     work_pool_id: UUID
     filter: Any = None
     last_polled: datetime | None
+
+
+class WorkQueue(WorkQueueCore, kw_only=True):
+    """Prefect's WorkQueueResponse: the queue with its pool's name and its status."""
+
+    work_pool_name: str | None
+    status: PoolStatus | None
+    active_slots: int | None = None
 
 
 class WorkQueueHealthPolicy(msgspec.Struct, kw_only=True):
