@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -19,9 +21,10 @@ from .test_prefect_client import PREFECT_PYTHON, Runlog
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def runlog(store_url, tmp_path):
-    env = server_env(tmp_path, store_url, RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS="1s")
+@contextmanager
+def served(store_url: str, tmp_path, **settings: str) -> Iterator[Runlog]:
+    """A runlog server process (the foreman every second) and a stock client's environment for it."""
+    env = server_env(tmp_path, store_url, RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS="1s", **settings)
     with runlog_server(env, tmp_path / "server.log") as running:
         client_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
@@ -35,6 +38,12 @@ def runlog(store_url, tmp_path):
         finally:
             server.http.close()
         assert running.stop() == 0, running.output()
+
+
+@pytest.fixture
+def runlog(store_url, tmp_path):
+    with served(store_url, tmp_path) as server:
+        yield server
 
 
 def eventually(check, what: str, timeout: float = 60.0):

@@ -16,32 +16,14 @@ from contextlib import contextmanager
 
 import pytest
 
-from ..servers import ROOT, runlog_server, server_env
+from ..servers import ROOT
 from .test_prefect_client import PREFECT_PYTHON, Runlog
-from .test_work_pools import eventually
+from .test_work_pools import eventually, served
 
 pytestmark = pytest.mark.slow
 
 POOL = "compat-process"
 DEPLOYMENT = "compat-worked/by-worker"
-
-
-@contextmanager
-def served(store_url: str, tmp_path, **settings: str) -> Iterator[Runlog]:
-    env = server_env(tmp_path, store_url, RUNLOG_WORK_POOL_STATUS_INTERVAL="1s", **settings)
-    with runlog_server(env, tmp_path / "server.log") as running:
-        client_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
-        } | {
-            "PREFECT_API_URL": running.url, "PREFECT_HOME": str(tmp_path / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
-        server = Runlog(running.url, client_env)
-        try:
-            yield server
-        finally:
-            server.http.close()
-        assert running.stop() == 0, running.output()
 
 
 @pytest.fixture
