@@ -122,7 +122,7 @@ def _priority_events(
 ) -> list[catalogue.Event]:
     moves = reprioritised([(q.id, q.priority) for q in queues], wanted)
     return [
-        catalogue.WorkQueueUpdated(work_queue_id=qid, changes={"priority": priority}, updated=now)
+        catalogue.WorkQueueUpdated(work_queue_id=qid, changes={"priority": priority}, updated=now, moved=True)
         for qid, priority in moves.items() if qid != skip
     ]
 
@@ -190,11 +190,11 @@ async def delete_pool(store: EventStore, name: str, *, clock: Clock = system_clo
     if reserved(name):
         raise Forbidden("Work pools starting with 'Prefect' are reserved for internal use and can not be deleted.")
 
-    async def decide(tx: Tx, _now: datetime) -> Decided[bool]:
+    async def decide(tx: Tx, now: datetime) -> Decided[bool]:
         pool = await reads.pool_by_name_in(tx, name)
         if pool is None:
             return Decided((), False)
-        return Decided([catalogue.WorkPoolDeleted(work_pool_id=pool.id)], True)
+        return Decided([catalogue.WorkPoolDeleted(work_pool_id=pool.id, deleted=now)], True)
 
     return await _on_pools(store, decide, clock)
 
@@ -288,7 +288,7 @@ async def delete_queue(store: EventStore, lookup: QueueLookup, *, clock: Clock =
         if pool is not None and pool.default_queue_id == queue.id:
             raise DefaultQueue()
         rest = [q for q in await reads.queues_of_pool_in(tx, queue.work_pool_id) if q.id != queue.id]
-        return Decided([catalogue.WorkQueueDeleted(work_queue_id=queue.id), *_priority_events(rest, {}, now)], True)
+        return Decided([catalogue.WorkQueueDeleted(work_queue_id=queue.id, deleted=now), *_priority_events(rest, {}, now)], True)
 
     return await _on_pools(store, decide, clock)
 

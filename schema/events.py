@@ -730,6 +730,7 @@ class WorkPoolDeleted(Event, tag="work_pool.deleted", kw_only=True):
     """The pool went, with its queues and workers."""
 
     work_pool_id: UUID
+    deleted: datetime | None = None
 
 
 class WorkPoolStatusChanged(Event, tag="work_pool.status_changed", kw_only=True):
@@ -753,15 +754,18 @@ class WorkQueueCreated(Event, tag="work_queue.created", kw_only=True):
 
 class WorkQueueUpdated(Event, tag="work_queue.updated", kw_only=True):
     """``changes`` holds the fields a PATCH set (name, description, is_paused, concurrency_limit,
-    priority, last_polled)."""
+    priority, last_polled). ``moved`` marks a priority that moved to make room for another
+    queue's (Prefect reports no ``prefect.work-queue.updated`` for those)."""
 
     work_queue_id: UUID
     changes: dict[str, Any]
     updated: datetime
+    moved: bool = False
 
 
 class WorkQueueDeleted(Event, tag="work_queue.deleted", kw_only=True):
     work_queue_id: UUID
+    deleted: datetime | None = None
 
 
 class WorkQueueStatusChanged(Event, tag="work_queue.status_changed", kw_only=True):

@@ -103,3 +103,33 @@ def test_a_batch_of_run_events_is_prepared_without_reading_so_postgres_keeps_its
     pool_created = catalogue.WorkPoolCreated(work_pool_id=pool, name="p", type="process", default_queue_id=queue,
                                              created=now)
     assert projection.prepare([_row(1, streams.flow_run(run), created), _row(2, streams.WORK_POOLS, pool_created)]) is None
+
+
+def test_a_pool_update_reports_only_the_fields_prefect_reports_that_changed() -> None:
+    from runlog.projections.work_pool_events import lifecycle_events
+
+    pool = evolve_pool(None, created(description="a"))
+    changes = {"description": "a", "is_paused": True, "storage_configuration": {"default_result_storage_block_id": "b"}}
+    update = catalogue.WorkPoolUpdated(work_pool_id=POOL, changes=changes, updated=T0)
+    after = evolve_pool(pool, update)
+    [event] = lifecycle_events(update, pool, after, uuid.uuid4(), T0, T0, {POOL: after}, [])
+    # description unchanged, is_paused shows as a status event: only the storage configuration,
+    # shown with every key of Prefect's WorkPoolStorageConfiguration.
+    assert event.event == "prefect.work-pool.updated"
+    assert event.payload == {"updated_fields": ["storage_configuration"], "updates": {"storage_configuration": {
+        "from": {"bundle_upload_step": None, "bundle_execution_step": None, "default_result_storage_block_id": None},
+        "to": {"bundle_upload_step": None, "bundle_execution_step": None, "default_result_storage_block_id": "b"},
+    }}}
+    same = catalogue.WorkPoolUpdated(work_pool_id=POOL, changes={"description": "a"}, updated=T0)
+    assert lifecycle_events(same, pool, evolve_pool(pool, same), uuid.uuid4(), T0, T0, {POOL: pool}, []) == []
+
+
+def test_a_queue_moved_to_make_room_shows_no_update_and_old_deletions_still_decode() -> None:
+    from runlog.projections.work_pool_events import lifecycle_events
+
+    queue = evolve_queue(None, catalogue.WorkQueueCreated(work_queue_id=QUEUE, work_pool_id=POOL, name="q", created=T0))
+    moved = catalogue.WorkQueueUpdated(work_queue_id=QUEUE, changes={"priority": 2}, updated=T0, moved=True)
+    assert lifecycle_events(moved, queue, evolve_queue(queue, moved), uuid.uuid4(), T0, T0, {}, []) == []
+    # Records written before deletions carried their time decode, with no time.
+    old = catalogue.decode(f'{{"kind": "work_queue.deleted", "work_queue_id": "{QUEUE}"}}'.encode())
+    assert old.deleted is None
