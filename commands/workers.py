@@ -32,6 +32,7 @@ from runlog.projections.work_pools import NOT_READY, OFFLINE, ONLINE, READY, Wor
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
+from . import deployment_status
 from .clock import Clock, system_clock
 from .executor import Decided, Executor, Versioned, load_versioned, record
 from .runner import Service
@@ -125,6 +126,8 @@ async def record_poll(
     ])
     waking = {q.id: READY for q in queues if q.status == NOT_READY and not q.is_paused}
     await record_statuses(store, {}, waking, clock=lambda: now)
+    # As Prefect's mark_deployments_ready: the deployments sending runs to these queues are READY.
+    await deployment_status.queues_polled(store, pool.name, [q.name for q in queues], clock=lambda: now)
 
 
 def _polled_lately(last_polled: datetime | None, now: datetime) -> bool:
@@ -134,8 +137,9 @@ def _polled_lately(last_polled: datetime | None, now: datetime) -> bool:
 # --- the status service ------------------------------------------------------------------------
 
 async def check_statuses(store: EventStore, now: datetime) -> int:
-    """One round of the status service: record every worker gone OFFLINE, and every pool and
-    queue whose status by the rules (work_pool_status.py) differs from the recorded one.
+    """One round of the status service: record every worker gone OFFLINE, and every pool,
+    queue and deployment whose status by the rules (work_pool_status.py) differs from the
+    recorded one.
     Returns the number of status events appended."""
     async with store.reading() as tx:
         online = await reads.online_workers(tx)
@@ -155,6 +159,7 @@ async def check_statuses(store: EventStore, now: datetime) -> int:
         q.id: status for q in queues if (status := queue_status(q.is_paused, q.last_polled, now)) != q.status
     }
     count += len(await record_statuses(store, pool_changes, queue_changes, clock=lambda: now))
+    count += await deployment_status.check_deployment_statuses(store, now)
     return count
 
 

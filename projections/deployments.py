@@ -25,6 +25,7 @@ from .tables import changes_needed, read_view, us, view_in
 _TYPES = frozenset({
     "deployment.created", "deployment.updated", "deployment.deleted",
     "deployment_schedule.created", "deployment_schedule.updated", "deployment_schedule.deleted",
+    "deployment.polled", "deployment.status_changed",
 })
 
 FIELDS = (
@@ -77,6 +78,9 @@ class DeploymentView(msgspec.Struct, kw_only=True):
     entrypoint: str | None = None
     job_variables: dict[str, Any] = msgspec.field(default_factory=dict)
     last_polled: datetime | None = None
+    status: str = "NOT_READY"
+    """The status last recorded (DeploymentStatusChanged); Prefect's answer, which its status
+    service (commands/deployment_status.py) keeps."""
     schedules: list[ScheduleView] = msgspec.field(default_factory=list)
 
 
@@ -107,6 +111,12 @@ def evolve_deployment(view: DeploymentView | None, event: Any) -> DeploymentView
     replace = msgspec.structs.replace
     if isinstance(event, catalogue.DeploymentUpdated):
         return replace(_merged(view, event.changes, FIELDS, DeploymentView), updated=event.updated)
+    # A poll or a status change leaves ``updated`` alone, as Prefect does (the scheduler reads
+    # ``updated`` as "its settings changed").
+    if isinstance(event, catalogue.DeploymentPolled):
+        return replace(view, last_polled=event.polled)
+    if isinstance(event, catalogue.DeploymentStatusChanged):
+        return replace(view, status=event.status)
     if isinstance(event, catalogue.DeploymentScheduleCreated):
         schedule = ScheduleView(
             id=event.schedule_id, deployment_id=event.deployment_id, created=event.created, updated=event.created,
@@ -129,7 +139,7 @@ def evolve_deployment(view: DeploymentView | None, event: Any) -> DeploymentView
 
 DEPLOYMENTS = Table(
     "deployments",
-    ("id", "flow_id", "name", "paused", "work_queue_name", "work_pool_name", "created", "updated", "view"),
+    ("id", "flow_id", "name", "paused", "work_queue_name", "work_pool_name", "created", "updated", "view", "status"),
     key=("id",),
 )
 DEPLOYMENT_SCHEDULES = Table(
@@ -193,6 +203,31 @@ async def get_many(store: EventStore, deployment_ids: Sequence[UUID]) -> dict[UU
     return {view.id: view for view in views}
 
 
+SQL_WITH_STATUS = "SELECT view FROM deployments WHERE status = ? ORDER BY id"
+
+
+async def with_status(store: EventStore, status: str) -> list[DeploymentView]:
+    """Every deployment whose recorded status is ``status`` (the status service's sweep)."""
+    async with store.reading() as tx:
+        rows = await tx.fetch(SQL_WITH_STATUS, status)
+    return [decode_deployment(bytes(row[0])) for row in rows]
+
+
+async def on_queues_with_status(
+    store: EventStore, pool_name: str, queue_names: Sequence[str], status: str
+) -> list[DeploymentView]:
+    """The deployments of ``pool_name``'s queues ``queue_names`` whose recorded status is ``status``."""
+    if not queue_names:
+        return []
+    sql = (
+        "SELECT view FROM deployments WHERE status = ? AND work_pool_name = ? "
+        f"AND work_queue_name IN ({', '.join('?' for _ in queue_names)}) ORDER BY id"
+    )
+    async with store.reading() as tx:
+        rows = await tx.fetch(sql, status, pool_name, *queue_names)
+    return [decode_deployment(bytes(row[0])) for row in rows]
+
+
 class DeploymentsProjection:
     name = "deployments"
     tables = (DEPLOYMENTS, DEPLOYMENT_SCHEDULES)
@@ -225,12 +260,13 @@ class DeploymentsProjection:
             else:
                 changes.upsert(DEPLOYMENTS, (
                     str(view.id), str(view.flow_id), view.name, int(view.paused), view.work_queue_name,
-                    view.work_pool_name, us(view.created), us(view.updated), _encoder.encode(view),
+                    view.work_pool_name, us(view.created), us(view.updated), _encoder.encode(view), view.status,
                 ))
         return changes
 
 
 __all__ = [
     "DeploymentView", "DeploymentsProjection", "ScheduleView", "by_id", "decode_deployment", "decode_schedule",
-    "evolve_deployment", "get", "get_by_name", "get_many", "schedulable", "stream_of",
+    "evolve_deployment", "get", "get_by_name", "get_many", "on_queues_with_status", "schedulable", "stream_of",
+    "with_status",
 ]

@@ -8,8 +8,9 @@ then. Nothing derived here is stored in the log; the event feed (projections/eve
 the ``/events/out`` websocket and the notifier all call ``Derivation.events_of`` on the records
 they read, so they agree on what each record shows.
 
-A work pool's or queue's status change shows as Prefect's ``prefect.work-pool.<status>`` or
-``prefect.work-queue.<status>`` (projections/work_pool_events.py).
+A work pool's or queue's creation, update, deletion or status change shows as Prefect's
+``prefect.work-pool.*`` or ``prefect.work-queue.*`` (projections/work_pool_events.py). A
+deployment's creation, update, deletion or status change shows as ``prefect.deployment.*``.
 
 A delivery's outcome (``DeliverySent``, ``DeliveryDeadLettered``) shows as the
 ``prefect.automation.action.executed`` or ``.failed`` of the automation action that scheduled
@@ -35,7 +36,7 @@ from . import automation_events
 from .deployments import DeploymentView, evolve_deployment
 from .flows import FlowView, evolve_flow
 from .runs import FlowRunView, evolve_flow_run
-from .work_pool_events import WorkPoolsFold
+from .work_pool_events import WorkPoolsFold, kebab
 
 TRUNCATE_STATE_MESSAGES_AT = 100_000
 """Prefect cuts state messages in its events to this many characters (middle elided)."""
@@ -46,7 +47,7 @@ CACHE_SIZE = 10_000
 
 _TYPES = frozenset({"prefect.event", "flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted"})
 _DELIVERY_OUTCOMES = frozenset({"delivery.sent", "delivery.dead_lettered"})
-_DEPLOYMENT_TYPES = frozenset({"deployment.created", "deployment.updated", "deployment.deleted"})
+_DEPLOYMENT_TYPES = frozenset({"deployment.created", "deployment.updated", "deployment.deleted", "deployment.status_changed"})
 DEPLOYMENT_EVENT_FIELDS = {
     "description": "description", "tags": "tags", "parameters": "parameters",
     "parameter_openapi_schema": "parameter_openapi_schema", "enforce_parameter_schema": "enforce_parameter_schema",
@@ -259,7 +260,9 @@ class Derivation:
             return []
         flow = await self._flow_at(shown.flow_id, record.position)
         payload: dict[str, Any] = {}
-        if isinstance(event, catalogue.DeploymentCreated):
+        if isinstance(event, catalogue.DeploymentStatusChanged):
+            name = kebab(event.status)  # prefect.deployment.ready / .not-ready
+        elif isinstance(event, catalogue.DeploymentCreated):
             name = "created"
         elif isinstance(event, catalogue.DeploymentDeleted):
             name = "deleted"
@@ -270,7 +273,7 @@ class Derivation:
                 return []
             name, payload = "updated", {"updated_fields": list(updates), "updates": updates}
         occurred = (getattr(event, "created", None) or getattr(event, "updated", None) or getattr(event, "deleted", None)
-                    or record.recorded_at)
+                    or getattr(event, "changed", None) or record.recorded_at)
         return [PrefectEvent(
             occurred=occurred, event=f"prefect.deployment.{name}",
             resource={"prefect.resource.id": f"prefect.deployment.{shown.id}", "prefect.resource.name": shown.name},

@@ -63,9 +63,11 @@ __all__ = [
     "DeliverySent",
     "DeploymentCreated",
     "DeploymentDeleted",
+    "DeploymentPolled",
     "DeploymentScheduleCreated",
     "DeploymentScheduleDeleted",
     "DeploymentScheduleUpdated",
+    "DeploymentStatusChanged",
     "DeploymentUpdated",
     "Event",
     "FlowCreated",
@@ -650,6 +652,23 @@ class DeploymentDeleted(Event, tag="deployment.deleted", kw_only=True):
     deleted: datetime | None = None
 
 
+class DeploymentPolled(Event, tag="deployment.polled", kw_only=True):
+    """A runner (``flow.serve()``) asked for the deployment's scheduled runs
+    (/deployments/get_scheduled_flow_runs); recorded at most every few seconds."""
+
+    deployment_id: UUID
+    polled: datetime
+
+
+class DeploymentStatusChanged(Event, tag="deployment.status_changed", kw_only=True):
+    """The deployment's status became ``status`` (READY on a poll of it or of its work queue,
+    NOT_READY when neither was polled for 60 s), once per change."""
+
+    deployment_id: UUID
+    status: str
+    changed: datetime
+
+
 class DeploymentScheduleCreated(Event, tag="deployment_schedule.created", kw_only=True):
     """A schedule of a deployment, on the deployment's stream. ``schedule`` is Prefect's
     interval, cron or rrule schedule as JSON values, checked when it was accepted."""
@@ -857,6 +876,8 @@ AnyEvent = Union[
     DeploymentScheduleCreated,
     DeploymentScheduleUpdated,
     DeploymentScheduleDeleted,
+    DeploymentPolled,
+    DeploymentStatusChanged,
     FlowRunInputCreated,
     FlowRunInputDeleted,
     WorkPoolCreated,

@@ -12,7 +12,7 @@ from aiohttp import web
 from runlog.commands import deployments as commands
 from runlog.commands.deployment_concurrency import limit_name
 from runlog.projections.concurrency import limit_id_for
-from runlog.commands.work_pool_status import deployment_status
+from runlog.commands import deployment_status
 from runlog.projections import work_pools as pool_reads
 from runlog.projections.deployments import DeploymentView, ScheduleView
 from runlog.projections.work_pools import WorkQueueView
@@ -80,7 +80,7 @@ def to_deployment(view: DeploymentView, queue: WorkQueueView | None = None, now:
         entrypoint=view.entrypoint, storage_document_id=view.storage_document_id,
         infrastructure_document_id=view.infrastructure_document_id, created_by=None, updated_by=None,
         work_pool_name=view.work_pool_name,
-        status=deployment_status([last_polled], now) if now is not None else "NOT_READY",
+        status=view.status,  # recorded by commands/deployment_status.py, as Prefect keeps it
         enforce_parameter_schema=view.enforce_parameter_schema,
     )
 
@@ -306,5 +306,8 @@ async def get_scheduled_flow_runs(request: web.Request) -> web.Response:
         request.config_dict[keys.STORE], query, sort="NEXT_SCHEDULED_START_TIME_ASC",
         limit=page_limit(body.limit, DEFAULT_LIMIT), offset=0,
     )
-    now = request.config_dict[keys.CLOCK]()
+    clock = request.config_dict[keys.CLOCK]
+    # As Prefect's mark_deployments_ready: a runner's poll makes its deployments READY.
+    await deployment_status.deployments_polled(request.config_dict[keys.STORE], body.deployment_ids, clock=clock)
+    now = clock()
     return json_response([to_flow_run(view, now) for view in views])

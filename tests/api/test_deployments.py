@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 from runlog.api import keys
+from runlog.commands.workers import check_statuses
 from runlog.schema import events as catalogue
 
 from .conftest import START
@@ -386,7 +387,63 @@ async def test_a_deployment_is_ready_while_its_queue_is_polled_within_a_minute(s
     _, listed = await server.request("POST", "/deployments/filter", json={})
     assert [(d["status"], d["last_polled"]) for d in listed] == [("READY", polled)]
     clock.advance(61)
+    # The status is the recorded one, as Prefect's: READY until the status service notices.
+    assert (await read())["status"] == "READY"
+    assert await check_statuses(server.app[keys.STORE], clock()) == 2  # the queue and the deployment
     assert (await read())["status"] == "NOT_READY" and (await read())["last_polled"] == polled
+    status, _ = await server.request("POST", "/work_pools/pool/get_scheduled_flow_runs", json={})
+    assert (await read())["status"] == "READY"
+
+
+async def test_a_served_deployment_is_ready_while_its_runner_polls_it_and_shows_prefects_status_events(
+    server, clock
+) -> None:
+    from .test_events_feed import feed_holds
+
+    flow_id = await flow(server)
+    _, deployment = await deploy(server, flow_id)
+    store = server.app[keys.STORE]
+
+    async def read() -> dict:
+        _, answer = await server.request("GET", f"/deployments/{deployment['id']}")
+        return answer
+
+    async def poll() -> None:
+        status, _ = await server.request(
+            "POST", "/deployments/get_scheduled_flow_runs", json={"deployment_ids": [deployment["id"]]}
+        )
+        assert status == 200
+
+    assert (await read())["status"] == "NOT_READY"
+    await poll()
+    first = clock().isoformat().replace("+00:00", "Z")
+    assert (await read())["status"] == "READY" and (await read())["last_polled"] == first
+    clock.advance(2)
+    await poll()  # within POLL_RECORD_SECONDS of the recorded poll: nothing recorded
+    assert (await read())["last_polled"] == first
+    clock.advance(40)
+    await poll()
+    second = clock().isoformat().replace("+00:00", "Z")
+    assert (await read())["last_polled"] == second
+    clock.advance(59)
+    assert await check_statuses(store, clock()) == 0  # polled 59 s ago: still READY
+    clock.advance(2)
+    assert await check_statuses(store, clock()) == 1
+    assert (await read())["status"] == "NOT_READY"
+    assert await check_statuses(store, clock()) == 0  # recorded once
+
+    names = {"filter": {"event": {"prefix": ["prefect.deployment."]}, "order": "ASC"}}
+    events = (await feed_holds(server, 3, names))["events"]
+    assert [e["event"] for e in events] == [
+        "prefect.deployment.created", "prefect.deployment.ready", "prefect.deployment.not-ready",
+    ]
+    _, ready, not_ready = events
+    assert ready["resource"] == {
+        "prefect.resource.id": f"prefect.deployment.{deployment['id']}", "prefect.resource.name": deployment["name"],
+    }
+    assert ready["occurred"] == first and ready["payload"] == {}
+    assert not_ready["occurred"] == clock().isoformat().replace("+00:00", "Z")
+    assert [r["prefect.resource.role"] for r in ready["related"]] == ["flow"]
 
 
 async def test_prefects_deployment_events_appear_in_the_feed(server, clock) -> None:

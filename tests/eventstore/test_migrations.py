@@ -138,7 +138,34 @@ async def test_migration_18_gives_existing_runs_their_queue_on_flow_runs(store_u
     expected = {str(queued.id): str(pool.default_queue_id), str(loose.id): None}
     assert await queue_column() == expected
     async with migration_connection(store_url) as conn:
-        assert [m.revision for m in await migrate.downgrade(conn, backend, 17)] == [18]
-        assert [m.revision for m in await migrate.upgrade(conn, backend, 18)] == [18]
+        # Later migrations go down and up with it.
+        assert [m.revision for m in await migrate.downgrade(conn, backend, 17)][-1] == 18
+        assert [m.revision for m in await migrate.upgrade(conn, backend)][0] == 18
     assert await queue_column() == expected
+    assert (await verify(store_url)).equal
+
+
+async def test_the_deployment_status_migration_keeps_existing_deployments_not_ready(store_url, backend):
+    """The migration giving deployments a status column gives existing rows NOT_READY, what
+    their views (recorded before any status event) say; down and up again, a rebuild still
+    equals the tables."""
+    from datetime import UTC, datetime
+
+    from runlog.commands import deployments, flows
+    from runlog.commands.clock import ManualClock
+    from runlog.projections.registry import inline_projections
+    from runlog.projections.verify import verify
+
+    clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    async with open_store(store_url, projections=inline_projections()) as store:
+        flow, _ = await flows.register(store, "f", clock=clock)
+        await deployments.upsert(store, flow.id, "d", {}, [], clock=clock)
+    revision = next(m.revision for m in migrate.load_migrations(backend) if "deployments_status_queue" in m.up)
+    async with migration_connection(store_url) as conn:
+        assert [m.revision for m in await migrate.downgrade(conn, backend, revision - 1)][-1] == revision
+        assert [m.revision for m in await migrate.upgrade(conn, backend)][0] == revision
+        inner = conn._conn
+        sql = "SELECT status FROM deployments"
+        rows = await (inner.execute_fetchall(sql) if backend == "sqlite" else inner.fetch(sql))
+    assert [r[0] for r in rows] == ["NOT_READY"]
     assert (await verify(store_url)).equal
