@@ -37,6 +37,7 @@ from .deployments import DeploymentView, evolve_deployment
 from .flows import FlowView, evolve_flow
 from .runs import FlowRunView, evolve_flow_run
 from .work_pool_events import WorkPoolsFold, kebab
+from .work_pools import WorkPoolView, WorkQueueView
 
 TRUNCATE_STATE_MESSAGES_AT = 100_000
 """Prefect cuts state messages in its events to this many characters (middle elided)."""
@@ -134,14 +135,27 @@ def deployment_changes(before: DeploymentView, after: DeploymentView) -> dict[st
     }
 
 
-def deployment_related(deployment: DeploymentView, flow: FlowView | None) -> list[dict[str, str]]:
-    """A deployment event's related resources as Prefect lists them: its flow and its blocks
-    (its work queue and pool are known by name only, which Prefect's resource ids cannot be made from)."""
+def deployment_related(
+    deployment: DeploymentView, flow: FlowView | None,
+    queue: WorkQueueView | None = None, pool: WorkPoolView | None = None,
+) -> list[dict[str, str]]:
+    """A deployment event's related resources as Prefect lists them: its flow, its work queue
+    and pool (as the log had them then), and its blocks."""
     related: list[dict[str, str]] = []
     if flow is not None:
         related.append({
             "prefect.resource.id": f"prefect.flow.{flow.id}", "prefect.resource.name": flow.name,
             "prefect.resource.role": "flow",
+        })
+    if queue is not None:
+        related.append({
+            "prefect.resource.id": f"prefect.work-queue.{queue.id}", "prefect.resource.name": queue.name,
+            "prefect.resource.role": "work-queue",
+        })
+    if pool is not None:
+        related.append({
+            "prefect.resource.id": f"prefect.work-pool.{pool.id}", "prefect.resource.name": pool.name,
+            "prefect.work-pool.type": pool.type, "prefect.resource.role": "work-pool",
         })
     for document_id, role in ((deployment.storage_document_id, "storage"),
                               (deployment.infrastructure_document_id, "infrastructure")):
@@ -274,10 +288,16 @@ class Derivation:
             name, payload = "updated", {"updated_fields": list(updates), "updates": updates}
         occurred = (getattr(event, "created", None) or getattr(event, "updated", None) or getattr(event, "deleted", None)
                     or getattr(event, "changed", None) or record.recorded_at)
+        queue = pool = None
+        if shown.work_pool_name and shown.work_queue_name:
+            queue, pool = await self._work_pools.queue_named(shown.work_pool_name, shown.work_queue_name, record.position)
+        if queue is None:
+            pool = None  # Prefect names the pool through the queue
         return [PrefectEvent(
             occurred=occurred, event=f"prefect.deployment.{name}",
             resource={"prefect.resource.id": f"prefect.deployment.{shown.id}", "prefect.resource.name": shown.name},
-            related=deployment_related(shown, flow), payload=payload, id=record.id, received=record.recorded_at,
+            related=deployment_related(shown, flow, queue, pool), payload=payload, id=record.id,
+            received=record.recorded_at,
         )]
 
     async def _deployment_at(self, deployment_id: UUID, position: int) -> DeploymentView | None:

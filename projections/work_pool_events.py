@@ -182,6 +182,7 @@ class WorkPoolsFold:
     def __init__(self, store: EventStore) -> None:
         self._store = store
         self._version = 0
+        self._position = 0
         self._pools: dict[UUID, WorkPoolView] = {}
         self._queues: dict[UUID, WorkQueueView] = {}
 
@@ -201,6 +202,23 @@ class WorkPoolsFold:
             return before, after
         return None, None
 
+    async def queue_named(
+        self, pool_name: str, queue_name: str, position: int
+    ) -> tuple[WorkQueueView | None, WorkPoolView | None]:
+        """The queue and pool of these names as the log had them just before ``position``."""
+        if self._position >= position:  # folded past it (a consumer reading again): fold afresh
+            self._version, self._position, self._pools, self._queues = 0, 0, {}, {}
+        async for earlier in self._store.read_stream(streams.WORK_POOLS, after_version=self._version):
+            if earlier.position >= position:
+                break
+            self._fold(catalogue.decode(earlier.data), earlier.id)
+            self._version, self._position = earlier.version, earlier.position
+        pool = next((p for p in self._pools.values() if p.name == pool_name), None)
+        if pool is None:
+            return None, None
+        queue = next((q for q in self._queues.values() if q.work_pool_id == pool.id and q.name == queue_name), None)
+        return queue, pool
+
     @staticmethod
     def _put(views: dict[UUID, Any], key: UUID, view: Any) -> None:
         if view is None:
@@ -212,13 +230,13 @@ class WorkPoolsFold:
         if record.stream_id != streams.WORK_POOLS or record.type not in TYPES:
             return []
         if record.version <= self._version:  # read again from an earlier position: fold afresh
-            self._version, self._pools, self._queues = 0, {}, {}
+            self._version, self._position, self._pools, self._queues = 0, 0, {}, {}
         if self._version < record.version - 1:
             async for earlier in self._store.read_stream(streams.WORK_POOLS, after_version=self._version):
                 if earlier.version >= record.version:
                     break
                 self._fold(catalogue.decode(earlier.data), earlier.id)
-        self._version = record.version
+        self._version, self._position = record.version, record.position
         event = catalogue.decode(record.data)
         deleted_queues: list[WorkQueueView] = []
         if isinstance(event, catalogue.WorkPoolDeleted):

@@ -394,6 +394,22 @@ async def test_a_deployment_is_ready_while_its_queue_is_polled_within_a_minute(s
     status, _ = await server.request("POST", "/work_pools/pool/get_scheduled_flow_runs", json={})
     assert (await read())["status"] == "READY"
 
+    from .test_events_feed import feed_holds
+
+    statuses = {"filter": {"event": {"name": ["prefect.deployment.ready", "prefect.deployment.not-ready"]}, "order": "ASC"}}
+    events = (await feed_holds(server, 3, statuses))["events"]
+    assert [e["event"] for e in events] == [
+        "prefect.deployment.ready", "prefect.deployment.not-ready", "prefect.deployment.ready",
+    ]
+    _, pool_view = await server.request("GET", "/work_pools/pool")
+    # Prefect's related resources: the flow, the work queue, the work pool.
+    assert events[0]["related"][1:] == [
+        {"prefect.resource.id": f"prefect.work-queue.{pool_view['default_queue_id']}", "prefect.resource.name": "default",
+         "prefect.resource.role": "work-queue"},
+        {"prefect.resource.id": f"prefect.work-pool.{pool_view['id']}", "prefect.resource.name": "pool",
+         "prefect.work-pool.type": pool_view["type"], "prefect.resource.role": "work-pool"},
+    ]
+
 
 async def test_a_served_deployment_is_ready_while_its_runner_polls_it_and_shows_prefects_status_events(
     server, clock
