@@ -4,15 +4,22 @@ workers open to heartbeat (prefect-wire.md section 4; prefect/client/schemas/wor
 After Prefect's websocket handshake (subprotocol "prefect", then auth) the worker sends
 ``worker.hello.v1``; the server resolves the pool (creating it when the worker asks to and it
 does not exist), records a first heartbeat and answers ``worker.ready.v1`` with the pool as its
-initial snapshot. Each ``worker.heartbeat.v1`` is then recorded like the REST heartbeat. A
-``work_pool.snapshot.v1`` is sent when the pool (as GET /work_pools/{name} shows it) changed
-since the last snapshot: checked at each heartbeat (Prefect pushes it at once through its message bus; runlog has none, so a
-worker learns of a change within one heartbeat interval). The cleanup delivery capability is
-rejected, as Prefect's open-source server does without its cleanup queue.
+initial snapshot. Each ``worker.heartbeat.v1`` is then recorded like the REST heartbeat.
+
+A ``work_pool.snapshot.v1`` is sent when the pool (as GET /work_pools/{name} shows it) changed
+since the last snapshot. Prefect pushes one at once, through its message bus, when the pool is
+updated; here each channel follows the log (store.subscribe, woken by every append) from the
+position its initial snapshot was read at, and pushes at once when a record of the "work-pools"
+stream updates its pool or changes its status; a deleted pool closes the channel with
+``authorization_failed``, as Prefect's does. What no such record shows (the pool's busy slots)
+is checked at each heartbeat. Cost: each open channel reads the log's new records once, as an
+``/events/out`` subscriber does. The cleanup delivery capability is rejected, as Prefect's
+open-source server does without its cleanup queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from datetime import datetime
@@ -28,6 +35,8 @@ from runlog.commands import workers as worker_commands
 from runlog.commands.errors import Conflict, DomainError
 from runlog.eventstore import SchemaError, StorageUnavailable, StoreClosed
 from runlog.projections.work_pools import WorkPoolView
+from runlog.schema import events as catalogue
+from runlog.schema import streams
 
 from .. import keys
 from ..queries import work_pools as queries
@@ -40,6 +49,8 @@ routes = web.RouteTableDef()
 CHANNEL_VERSION = "work_pool_worker_channel.v1"
 ACCEPTED = ("worker_heartbeat.v1", "work_pool_snapshot.v1")
 HELLO_TIMEOUT_SECONDS = 30.0
+POOL_CHANGES = frozenset({"work_pool.updated", "work_pool.status_changed", "work_pool.deleted"})
+"""The records of the "work-pools" stream that change what a snapshot shows, or end it."""
 
 # Prefect's close reasons and their websocket codes (WORKER_CHANNEL_CLOSE_POLICIES).
 AUTHORIZATION_FAILED = ("authorization_failed", WSCloseCode.POLICY_VIOLATION)
@@ -123,8 +134,11 @@ async def _snapshot(request: web.Request, pool: WorkPoolView) -> dict[str, Any]:
     return msgspec.to_builtins(to_pool(pool, active))
 
 
-async def _setup(request: web.Request, ws: web.WebSocketResponse, name: str) -> tuple[HelloPayload, dict[str, Any]]:
-    """Hello in, the first heartbeat recorded, ready out."""
+async def _setup(
+    request: web.Request, ws: web.WebSocketResponse, name: str
+) -> tuple[HelloPayload, WorkPoolView, dict[str, Any], int]:
+    """Hello in, the first heartbeat recorded, ready out. Returns the hello, the pool, its
+    initial snapshot and the log's position before that snapshot was read."""
     store, clock = request.config_dict[keys.STORE], request.config_dict[keys.CLOCK]
     try:
         message = await ws.receive(timeout=HELLO_TIMEOUT_SECONDS)
@@ -151,6 +165,7 @@ async def _setup(request: web.Request, ws: web.WebSocketResponse, name: str) -> 
         await worker_commands.heartbeat(store, name, hello.worker_name, hello.heartbeat_interval_seconds, clock=clock)
     except (DomainError, StorageUnavailable, SchemaError, StoreClosed) as exc:
         raise SetupFailed(HEARTBEAT_PERSISTENCE_FAILED, "worker_channel_initial_heartbeat_failed") from exc
+    head = await store.head()  # before the read: a change after it is pushed, none is lost
     pool = await queries.get_pool_by_name(store, name) or pool
     requested = list(dict.fromkeys(hello.requested_capabilities))
     snapshot = await _snapshot(request, pool)
@@ -162,7 +177,55 @@ async def _setup(request: web.Request, ws: web.WebSocketResponse, name: str) -> 
         "resolved_work_queues": [{"id": str(q.id), "name": q.name} for q in queues],
         "initial_snapshot": {"snapshot_sequence": 1, "reason": "initial", "work_pool": snapshot},
     }))
-    return hello, snapshot
+    return hello, pool, snapshot, head
+
+
+class Snapshots:
+    """The snapshots one channel sent: a new one goes out only when the pool shown changed.
+    The receive loop and the log follower both send, so each compare-and-send holds a lock."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, name: str, sent: dict[str, Any]) -> None:
+        self._request, self._ws, self._name = request, ws, name
+        self._lock = asyncio.Lock()
+        self.sequence, self.sent = 1, sent
+
+    async def push_if_changed(self) -> None:
+        async with self._lock:
+            current = await queries.get_pool_by_name(self._request.config_dict[keys.STORE], self._name)
+            if current is None:
+                return
+            shown = await _snapshot(self._request, current)
+            if shown == self.sent:
+                return
+            self.sequence, self.sent = self.sequence + 1, shown
+            with contextlib.suppress(ConnectionError):
+                await self._ws.send_json(frame("work_pool.snapshot.v1", self._request.config_dict[keys.CLOCK](), {
+                    "snapshot_sequence": self.sequence, "reason": "work_pool_updated", "work_pool": shown,
+                }))
+
+
+async def _follow_pool(
+    request: web.Request, ws: web.WebSocketResponse, pool_id: UUID, after: int, snapshots: Snapshots
+) -> None:
+    """Push a snapshot as soon as the log shows the pool updated; close when it is deleted."""
+    store = request.config_dict[keys.STORE]
+    try:
+        async for record in store.subscribe(after=after):
+            if record.stream_id != streams.WORK_POOLS or record.type not in POOL_CHANGES:
+                continue
+            try:
+                event = catalogue.decode(record.data)
+            except msgspec.DecodeError:  # written by a newer runlog: nothing this one can show
+                continue
+            if getattr(event, "work_pool_id", None) != pool_id:
+                continue
+            if isinstance(event, catalogue.WorkPoolDeleted):
+                await _close(ws, AUTHORIZATION_FAILED)
+                return
+            await snapshots.push_if_changed()
+    except (StoreClosed, StorageUnavailable, SchemaError) as exc:
+        # The heartbeats still bring changes; the receive loop reports a store that is gone.
+        log.info("worker_channel_follow_stopped", pool_id=str(pool_id), reason=str(exc) or type(exc).__name__)
 
 
 @routes.get("/work_pools/{name}/workers/connect")
@@ -174,7 +237,7 @@ async def worker_channel(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     store, clock = request.config_dict[keys.STORE], request.config_dict[keys.CLOCK]
     try:
-        hello, sent = await _setup(request, ws, name)
+        hello, pool, sent, head = await _setup(request, ws, name)
     except SetupFailed as exc:
         log.info("worker_channel_setup_failed", work_pool=name, reason=exc.reason[0], detail=str(exc))
         await _close(ws, exc.reason)
@@ -182,32 +245,32 @@ async def worker_channel(request: web.Request) -> web.StreamResponse:
     except (StorageUnavailable, SchemaError, StoreClosed):
         await _close(ws, TRANSIENT_SERVER_ERROR)
         return ws
-    sequence, heartbeats = 1, 0
-    async for message in ws:
-        if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-            continue
-        try:
-            beat = _heartbeat.decode(message.data).payload
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            await _close(ws, PROTOCOL_ERROR)
-            break
-        if beat.consumer_id != hello.consumer_id or beat.worker_name != hello.worker_name:
-            await _close(ws, PROTOCOL_ERROR)
-            break
-        try:
-            await worker_commands.heartbeat(store, name, beat.worker_name, beat.heartbeat_interval_seconds, clock=clock)
-        except (DomainError, StorageUnavailable, SchemaError, StoreClosed) as exc:
-            log.warning("worker_channel_heartbeat_failed", work_pool=name, error=str(exc))
-            await _close(ws, HEARTBEAT_PERSISTENCE_FAILED)
-            break
-        heartbeats += 1
-        current = await queries.get_pool_by_name(store, name)
-        shown = await _snapshot(request, current) if current is not None else sent
-        if shown != sent:  # the pool changed (its status, settings or busy slots) since the last snapshot
-            sequence, sent = sequence + 1, shown
-            with contextlib.suppress(ConnectionError):
-                await ws.send_json(frame("work_pool.snapshot.v1", clock(), {
-                    "snapshot_sequence": sequence, "reason": "work_pool_updated", "work_pool": shown,
-                }))
+    snapshots = Snapshots(request, ws, name, sent)
+    follower = asyncio.create_task(_follow_pool(request, ws, pool.id, head, snapshots))
+    heartbeats = 0
+    try:
+        async for message in ws:
+            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            try:
+                beat = _heartbeat.decode(message.data).payload
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                await _close(ws, PROTOCOL_ERROR)
+                break
+            if beat.consumer_id != hello.consumer_id or beat.worker_name != hello.worker_name:
+                await _close(ws, PROTOCOL_ERROR)
+                break
+            try:
+                await worker_commands.heartbeat(store, name, beat.worker_name, beat.heartbeat_interval_seconds, clock=clock)
+            except (DomainError, StorageUnavailable, SchemaError, StoreClosed) as exc:
+                log.warning("worker_channel_heartbeat_failed", work_pool=name, error=str(exc))
+                await _close(ws, HEARTBEAT_PERSISTENCE_FAILED)
+                break
+            heartbeats += 1
+            await snapshots.push_if_changed()  # what no pool record shows: its busy slots
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
     log.info("worker_channel_closed", work_pool=name, worker=hello.worker_name, heartbeats=heartbeats, close_code=ws.close_code)
     return ws

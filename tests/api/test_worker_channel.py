@@ -81,3 +81,35 @@ async def test_an_unknown_pool_or_version_closes_with_prefects_reason(server) ->
         await ws.close()
     status, _ = await server.request("GET", "/work_pools/missing")
     assert status == 404
+
+
+async def test_a_pool_update_is_pushed_at_once_and_a_deleted_pool_closes_the_channel(server) -> None:
+    """No heartbeat in between: the snapshot follows the PATCH (Prefect pushes it through its
+    message bus), and deleting the pool closes the channel with Prefect's reason."""
+    consumer = uuid.uuid4()
+    async with aiohttp.ClientSession() as session:
+        ws = await connect(session, server, "pushed")
+        await ws.send_json(hello(consumer))
+        ready = validate_worker_channel_frame(await ws.receive_json(timeout=10))
+        assert isinstance(ready, WorkerReadyFrame)
+
+        status, _ = await server.request("PATCH", "/work_pools/pushed", json={"concurrency_limit": 2})
+        assert status == 204
+        snapshot = validate_worker_channel_frame(await ws.receive_json(timeout=10))
+        assert isinstance(snapshot, WorkPoolSnapshotFrame)
+        assert snapshot.payload.snapshot_sequence == 2 and snapshot.payload.reason == "work_pool_updated"
+        assert snapshot.payload.work_pool.concurrency_limit == 2
+
+        status, _ = await server.request("PATCH", "/work_pools/pushed", json={"is_paused": True})
+        assert status == 204
+        paused = validate_worker_channel_frame(await ws.receive_json(timeout=10))
+        assert isinstance(paused, WorkPoolSnapshotFrame)
+        assert paused.payload.snapshot_sequence == 3 and paused.payload.work_pool.is_paused is True
+        assert paused.payload.work_pool.status is not None and paused.payload.work_pool.status.value == "PAUSED"
+
+        status, _ = await server.request("DELETE", "/work_pools/pushed")
+        assert status == 204
+        message = await ws.receive(timeout=10)
+        assert message.type is aiohttp.WSMsgType.CLOSE
+        assert (message.data, message.extra) == (1008, "authorization_failed")
+        await ws.close()
