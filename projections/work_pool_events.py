@@ -46,18 +46,26 @@ QUEUE_EVENT_FIELDS = ("name", "description", "concurrency_limit", "priority")
 STORAGE_KEYS = ("bundle_upload_step", "bundle_execution_step", "default_result_storage_block_id")
 """Prefect's WorkPoolStorageConfiguration: its events show every key, unset ones as null."""
 _DELETED_QUEUE = uuid.UUID("0b5e4a53-7a4e-4d0c-8f1e-2f6d7b1c9a40")
+_CREATED_STATUS = uuid.UUID("5d0c2b8e-3f41-4a7e-b6c2-9e8f1a7d4c33")
+AGENT_POOL_TYPE = "prefect-agent"
+"""Pools of this type have no status, and no status events."""
 
 
 def kebab(status: str) -> str:
     return status.lower().replace("_", "-")
 
 
-def pool_status_event(before: WorkPoolView, after: WorkPoolView, event_id: UUID, received: datetime) -> ReceivedEvent:
-    """Prefect's work pool status event for ``before`` -> ``after`` (pure)."""
-    assert after.status_changed is not None
-    recent = before.status_changed is not None and after.status_changed - before.status_changed < FOLLOWS_WITHIN
+def pool_status_event(
+    before: WorkPoolView, after: WorkPoolView, event_id: UUID, received: datetime, *, occurred: datetime | None = None
+) -> ReceivedEvent:
+    """Prefect's work pool status event for ``before`` -> ``after`` (pure); ``occurred`` for a
+    status no status change recorded (a new pool's)."""
+    occurred = occurred or after.status_changed
+    assert occurred is not None
+    recent = (before.status_changed is not None and after.status_changed is not None
+              and after.status_changed - before.status_changed < FOLLOWS_WITHIN)
     return ReceivedEvent(
-        occurred=after.status_changed, event=f"prefect.work-pool.{kebab(after.status)}",
+        occurred=occurred, event=f"prefect.work-pool.{kebab(after.status)}",
         resource={
             "prefect.resource.id": f"prefect.work-pool.{after.id}", "prefect.resource.name": after.name,
             "prefect.work-pool.type": after.type,
@@ -150,7 +158,13 @@ def lifecycle_events(
                              id=event_id, received=received)
 
     if isinstance(event, catalogue.WorkPoolCreated) and after is not None:
-        return [made("prefect.work-pool.created", pool_resource(after), pool_related(after))]
+        created = [made("prefect.work-pool.created", pool_resource(after), pool_related(after))]
+        if after.type != AGENT_POOL_TYPE:
+            # Prefect's POST /work_pools/ also emits the new pool's status (not-ready or paused),
+            # following nothing; the pool's next status event does not follow it either.
+            status = pool_status_event(after, after, uuid.uuid5(_CREATED_STATUS, str(record_id)), received, occurred=at)
+            created.append(status)
+        return created
     if isinstance(event, catalogue.WorkPoolDeleted) and before is not None:
         gone = [
             made("prefect.work-queue.deleted", queue_resource(q), queue_related(before),

@@ -34,12 +34,15 @@ async def test_status_changes_show_as_prefects_events_and_fire_an_automation(ser
     clock.advance(31)
     await check_statuses(server.app[keys.STORE], clock())  # the worker OFFLINE, the pool NOT_READY
 
-    answer = await feed_holds(server, 3, STATUS_EVENTS)
+    answer = await feed_holds(server, 4, STATUS_EVENTS)
     events = answer["events"]
     assert [e["event"] for e in events] == [
-        "prefect.work-pool.ready", "prefect.work-queue.ready", "prefect.work-pool.not-ready",
+        "prefect.work-pool.not-ready", "prefect.work-pool.ready", "prefect.work-queue.ready",
+        "prefect.work-pool.not-ready",
     ]
-    ready, queue_ready, not_ready = events
+    created, ready, queue_ready, not_ready = events
+    # The new pool's status, as Prefect's POST /work_pools/ emits it, follows nothing, nor is followed.
+    assert created["follows"] is None and ready["follows"] is None
     assert ready["resource"] == {
         "prefect.resource.id": f"prefect.work-pool.{pool['id']}", "prefect.resource.name": "p",
         "prefect.work-pool.type": "process",
@@ -59,12 +62,12 @@ async def test_status_changes_show_as_prefects_events_and_fire_an_automation(ser
 
     async def triggered() -> bool:
         fired.update(await feed(server, {"filter": {"event": {"name": ["prefect.automation.triggered"]}}}))
-        return fired["total"] >= 1
+        return fired["total"] >= 2
 
-    await until(triggered, what="the automation's firing on prefect.work-pool.not-ready")
-    [firing] = fired["events"]
-    assert firing["resource"]["prefect.resource.id"] == f"prefect.automation.{automation['id']}"
-    assert firing["payload"]["triggering_event"]["id"] == not_ready["id"]
+    # It fires on the new pool's not-ready and on the pool's going NOT_READY, as on Prefect's server.
+    await until(triggered, what="the automation's firings on prefect.work-pool.not-ready")
+    assert {f["resource"]["prefect.resource.id"] for f in fired["events"]} == {f"prefect.automation.{automation['id']}"}
+    assert {f["payload"]["triggering_event"]["id"] for f in fired["events"]} == {created["id"], not_ready["id"]}
 
 
 def _pool_resource(pool: dict) -> dict:
@@ -90,7 +93,7 @@ async def test_creating_updating_and_deleting_pools_and_queues_show_as_prefects_
     await ok(server, "DELETE", "/work_pools/p/queues/faster", 204)
     await ok(server, "DELETE", "/work_pools/p", 204)
 
-    events = (await feed_holds(server, 10, POOL_EVENTS))["events"]
+    events = [e for e in (await feed_holds(server, 11, POOL_EVENTS))["events"] if e["event"] != "prefect.work-pool.not-ready"]
     # The pool's deletion shows its remaining queue's and its own at one time, in no set order.
     events[-2:] = sorted(events[-2:], key=lambda e: e["event"], reverse=True)
     assert [e["event"] for e in events] == [

@@ -123,6 +123,9 @@ def test_flow_serve_runs_a_run_created_by_run_deployment(runlog, tmp_path):  # n
             said = any("served got x=21 greeting=hello" in line["message"] for line in logs)
             time.sleep(0.5)
         assert said, (tmp_path / "serve.log").read_text()
+        # The runner polls its deployment every second: READY, as `prefect deployment inspect` shows.
+        inspected = json.loads(runlog.prefect("deployment", "inspect", "compat-served/served", "--output", "json"))
+        assert inspected["status"] == "READY" and inspected["last_polled"] is not None
     finally:
         if serving.poll() is None:
             os.killpg(serving.pid, signal.SIGINT)

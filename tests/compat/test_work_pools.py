@@ -46,6 +46,16 @@ def runlog(store_url, tmp_path):
         yield server
 
 
+def client_events(server: Runlog, prefix: str) -> list[dict]:
+    """The events named ``prefix``..., oldest first, as the stock client reads them (read_events)."""
+    done = subprocess.run(
+        [PREFECT_PYTHON, "-m", "tests.compat.worker_scripts", "events", prefix],
+        cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])["events"]
+
+
 def eventually(check, what: str, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -79,6 +89,28 @@ def test_work_pool_and_queue_commands(runlog) -> None:
     assert {q["name"]: (q["priority"], q["concurrency_limit"]) for q in queues} == {"default": (1, None), "fast": (2, 3)}
     inspected = json.loads(runlog.prefect("work-queue", "inspect", "fast", "--pool", "compat-pool", "--output", "json"))
     assert inspected["name"] == "fast" and inspected["concurrency_limit"] == 3
+
+    # Prefect's server events for what the CLI did, read through the client's read_events.
+    runlog.prefect("work-pool", "update", "compat-pool", "--concurrency-limit", "4")
+    runlog.prefect("work-queue", "set-concurrency-limit", "fast", "5", "--pool", "compat-pool")
+
+    def pool_and_queue_events():
+        seen = client_events(runlog, "prefect.work-")
+        return seen if len(seen) >= 9 else None
+
+    seen = eventually(pool_and_queue_events, "the pool's and queues' events in the feed")
+    # The CLI creates "fast" and then sets its limit: two events, as Prefect's server shows them.
+    assert [e["event"] for e in seen] == [
+        "prefect.work-pool.created", "prefect.work-pool.not-ready", "prefect.work-queue.created", "prefect.work-pool.paused",
+        "prefect.work-pool.not-ready", "prefect.work-queue.created", "prefect.work-queue.updated",
+        "prefect.work-pool.updated", "prefect.work-queue.updated",
+    ]
+    assert seen[7]["payload"] == {
+        "updated_fields": ["concurrency_limit"], "updates": {"concurrency_limit": {"from": None, "to": 4}},
+    }
+    assert seen[8]["resource"]["prefect.resource.name"] == "fast"
+    assert seen[8]["payload"]["updates"] == {"concurrency_limit": {"from": 3, "to": 5}}
+    assert seen[8]["related"][0]["prefect.resource.id"] == f"prefect.work-pool.{pool['id']}"
 
 
 def test_a_worker_is_online_while_it_runs_and_offline_after_it_stops(runlog) -> None:
@@ -123,8 +155,9 @@ def test_a_worker_is_online_while_it_runs_and_offline_after_it_stops(runlog) -> 
 
     def pool_events():  # the event feed follows the log a moment behind
         return [e["event"] for e in runlog.post("/events/filter", {
-            "filter": {"event": {"prefix": ["prefect.work-pool."]}, "order": "ASC"},
+            "filter": {"event": {"name": ["prefect.work-pool.ready", "prefect.work-pool.not-ready"]}, "order": "ASC"},
         })["events"]]
 
-    eventually(lambda: len(pool_events()) >= 2, "the pool's status events in the feed")
-    assert pool_events() == ["prefect.work-pool.ready", "prefect.work-pool.not-ready"], output
+    eventually(lambda: len(pool_events()) >= 3, "the pool's status events in the feed")
+    # The new pool's status (as Prefect's POST /work_pools/ emits it), then the worker's doing.
+    assert pool_events() == ["prefect.work-pool.not-ready", "prefect.work-pool.ready", "prefect.work-pool.not-ready"], output

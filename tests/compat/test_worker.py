@@ -104,6 +104,8 @@ def test_the_worker_runs_deployment_runs_to_completed_with_their_parameters(runl
         (online,) = runlog.post(f"/work_pools/{POOL}/workers/filter", {})
         assert online["status"] == "ONLINE" and runlog.get(f"/work_pools/{POOL}")["status"] == "READY"
         assert runlog.get(f"/deployments/{deployment_id}")["status"] == "READY"
+        inspected = json.loads(runlog.prefect("deployment", "inspect", DEPLOYMENT, "--output", "json"))
+        assert inspected["status"] == "READY"
 
         assert DEPLOYMENT in runlog.prefect("deployment", "ls")
         pools = runlog.prefect("work-pool", "ls")

@@ -2,9 +2,12 @@
 
     PREFECT_API_URL=... python -m tests.compat.worker_scripts deploy POOL
     PREFECT_API_URL=... python -m tests.compat.worker_scripts run NAME X [WAIT]
+    PREFECT_API_URL=... python -m tests.compat.worker_scripts events PREFIX
 
 ``deploy`` is ``flow.from_source(<local directory>, entrypoint).deploy(...)`` with parameters and
-tags; ``run`` is ``run_deployment(..., timeout=0)``. Each prints one JSON line.
+tags; ``run`` is ``run_deployment(..., timeout=0)``; ``events`` reads the events whose name
+starts with PREFIX, oldest first, through the client's ``read_events`` (so Prefect's own models
+parse them). Each prints one JSON line.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ def run(name: str, x: str, wait: str = "0") -> dict:
     return {"id": str(created.id), "state": created.state.type.value}
 
 
+def events(prefix: str) -> dict:
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOrder
+
+    with get_client(sync_client=True) as client:
+        page = client.read_events(EventFilter(event=EventNameFilter(prefix=[prefix]), order=EventOrder.ASC), limit=50)
+    return {"events": [event.model_dump(mode="json") for event in page.events]}
+
+
 if __name__ == "__main__":
     scenario, *args = sys.argv[1:]
-    print(json.dumps({"deploy": deploy, "run": run}[scenario](*args)))
+    print(json.dumps({"deploy": deploy, "run": run, "events": events}[scenario](*args)))
