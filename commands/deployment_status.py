@@ -5,7 +5,8 @@ servers notice it.
 As in Prefect 3.8.8 (models/deployments.py mark_deployments_ready, services/foreman.py):
 
 * A poll makes a deployment READY: a runner's /deployments/get_scheduled_flow_runs (which also
-  records the deployment's own last_polled, at most every POLL_RECORD_SECONDS), or a worker's
+  records the deployment's own last_polled, at most every POLL_RECORD_SECONDS, on the stream
+  runner-polls-<id>, as a pool's polls have a stream of their own), or a worker's
   poll of the work queue the deployment sends its runs to (the queue's last_polled is recorded
   by commands/workers.record_poll, which calls ``queues_polled`` when it records one).
 * The status service (commands/workers.check_statuses, Prefect's foreman) makes a READY
@@ -27,10 +28,11 @@ from runlog.projections import work_pools as pool_reads
 from runlog.projections.deployments import DeploymentView, evolve_deployment, stream_of
 from runlog.projections.work_pools import NOT_READY, READY
 from runlog.schema import events as catalogue
+from runlog.schema import streams
 
 from .clock import Clock, system_clock
 from .entities import EntityStream
-from .executor import Decided, Executor, Versioned, load_versioned, versioned
+from .executor import Decided, Executor, Versioned, load_versioned, record, versioned
 from .work_pool_status import deployment_status
 
 POLL_RECORD_SECONDS = 5.0
@@ -43,23 +45,16 @@ def _polled_lately(last_polled: datetime | None, now: datetime) -> bool:
     return last_polled is not None and 0 <= (now - last_polled).total_seconds() < POLL_RECORD_SECONDS
 
 
-async def _make_ready(
-    store: EventStore, deployment_id: UUID, *, record_poll: bool, clock: Clock
-) -> int:
-    """READY the deployment if it is not; with ``record_poll``, record its poll too unless it was
-    recorded lately. Returns the number of events appended."""
-
+async def _make_ready(store: EventStore, deployment_id: UUID, *, clock: Clock) -> int:
+    """READY the deployment if it is not. Returns the number of events appended (0 or 1)."""
     count = 0
 
     def changed(view: DeploymentView, now: datetime) -> list[catalogue.Event]:
         nonlocal count
-        events: list[catalogue.Event] = []
-        if record_poll and not _polled_lately(view.last_polled, now):
-            events.append(catalogue.DeploymentPolled(deployment_id=view.id, polled=now))
-        if view.status != READY:
-            events.append(catalogue.DeploymentStatusChanged(deployment_id=view.id, status=READY, changed=now))
-        count = len(events)
-        return events
+        if view.status == READY:
+            return []
+        count = 1
+        return [catalogue.DeploymentStatusChanged(deployment_id=view.id, status=READY, changed=now)]
 
     await _DEPLOYMENTS.if_exists(store, deployment_id, changed, clock=clock)
     return count
@@ -67,12 +62,17 @@ async def _make_ready(
 
 async def deployments_polled(store: EventStore, deployment_ids: Sequence[UUID], *, clock: Clock = system_clock) -> None:
     """A runner polled these deployments (/deployments/get_scheduled_flow_runs): record their
-    polls and READY those that are not. Deployments polled lately and READY cost one read."""
+    polls (on their runner-polls streams, with no expected version: a poll decides nothing)
+    and READY those that are not. Deployments polled lately and READY cost one read."""
     now = clock()
     views = await reads.get_many(store, list(dict.fromkeys(deployment_ids)))
     for view in views.values():
-        if view.status != READY or not _polled_lately(view.last_polled, now):
-            await _make_ready(store, view.id, record_poll=True, clock=lambda: now)
+        if not _polled_lately(view.last_polled, now):
+            await record(store, streams.runner_polls(view.id), [
+                catalogue.DeploymentPolled(deployment_id=view.id, polled=now),
+            ])
+        if view.status != READY:
+            await _make_ready(store, view.id, clock=lambda: now)
 
 
 async def queues_polled(
@@ -84,7 +84,7 @@ async def queues_polled(
     waking = await reads.on_queues_with_status(store, pool_name, sorted(set(queue_names)), NOT_READY)
     count = 0
     for view in waking:
-        count += await _make_ready(store, view.id, record_poll=False, clock=lambda: now)
+        count += await _make_ready(store, view.id, clock=lambda: now)
     return count
 
 

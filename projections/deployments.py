@@ -2,7 +2,8 @@
 reads of one deployment that commands and routes share.
 
 A deployment is its own stream (deployment-<id>) holding its schedules' events too, so a
-deployment and its schedules are always decided together; the view carries the schedules, and
+deployment and its schedules are always decided together (a runner's polls of it, on
+runner-polls-<id>, fold into its view too); the view carries the schedules, and
 the deployment_schedules table copies them out for whoever lists schedules (the scheduler).
 """
 
@@ -239,7 +240,7 @@ class DeploymentsProjection:
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
         for record in events:
-            if record.type not in _TYPES or not record.stream_id.startswith(streams.DEPLOYMENT):
+            if record.type not in _TYPES or not record.stream_id.startswith((streams.DEPLOYMENT, streams.RUNNER_POLLS)):
                 continue
             event = catalogue.decode(record.data)
             deployment_id = event.deployment_id  # type: ignore[union-attr]

@@ -654,7 +654,8 @@ class DeploymentDeleted(Event, tag="deployment.deleted", kw_only=True):
 
 class DeploymentPolled(Event, tag="deployment.polled", kw_only=True):
     """A runner (``flow.serve()``) asked for the deployment's scheduled runs
-    (/deployments/get_scheduled_flow_runs); recorded at most every few seconds."""
+    (/deployments/get_scheduled_flow_runs), on the stream runner-polls-<id>; recorded at most
+    every few seconds."""
 
     deployment_id: UUID
     polled: datetime

@@ -33,6 +33,9 @@ WORK_POOLS = "work-pools"
 and queue names within a pool, are unique; a status changes once (see commands/work_pools.py)."""
 WORKER = "worker-"
 """One stream per worker (pool id and name): its heartbeats and its status changes."""
+RUNNER_POLLS = "runner-polls-"
+"""One stream per deployment: a runner's (``flow.serve()``) polls of it, facts that need no
+decision, kept off the deployment's stream so that its history stays its settings'."""
 WORK_POOL_POLLS = "work-pool-polls-"
 """One stream per pool: the polls of get_scheduled_flow_runs, facts that need no decision."""
 RESOURCE = "resource-"
@@ -86,6 +89,10 @@ def worker(work_pool_id: UUID | str, name: str) -> str:
     return f"{WORKER}{work_pool_id}-{name}"
 
 
+def runner_polls(deployment_id: UUID | str) -> str:
+    return f"{RUNNER_POLLS}{deployment_id}"
+
+
 def work_pool_polls(work_pool_id: UUID | str) -> str:
     return f"{WORK_POOL_POLLS}{work_pool_id}"
 
@@ -96,7 +103,7 @@ def triggered_action(invocation_id: UUID | str) -> str:
 
 __all__ = [
     "ARTIFACT", "AUTOMATION", "BLOCKS", "CONCURRENCY_LIMIT", "DELIVERY", "DEPLOYMENT", "FLOW", "FLOW_RUN", "RESOURCE",
-    "RUN_INPUT", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES", "WORKER", "WORK_POOLS", "WORK_POOL_POLLS",
-    "artifact", "automation", "concurrency_limit", "delivery", "deployment", "flow", "flow_run", "task_run",
+    "RUNNER_POLLS", "RUN_INPUT", "TASK_RUN", "TRIGGERED_ACTION", "UNKNOWN_RESOURCE", "VARIABLES", "WORKER", "WORK_POOLS", "WORK_POOL_POLLS",
+    "artifact", "automation", "concurrency_limit", "delivery", "deployment", "flow", "flow_run", "runner_polls", "task_run",
     "triggered_action", "work_pool_polls", "worker",
 ]

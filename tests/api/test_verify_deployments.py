@@ -23,7 +23,7 @@ def database(monkeypatch, tmp_path, store_url):
 
 async def write_deployments(url: str, home: str) -> dict[str, str]:
     """Deployments created, re-created (the upsert), patched, paused, their schedules added,
-    updated and deleted, and one deployment deleted with its schedules."""
+    updated and deleted, one deployment deleted with its schedules, and one polled."""
     async with serve({"RUNLOG_HOME": home, "RUNLOG_DATABASE_URL": url}) as server:
         async def call(method: str, path: str, body=None, expect: int = 200):
             status, answer = await server.request(method, path, json=body)
@@ -50,6 +50,9 @@ async def write_deployments(url: str, home: str) -> dict[str, str]:
             "name": "doomed", "flow_id": flow["id"], "schedules": [{"schedule": {"interval": 60}}],
         }, 201)
         await call("DELETE", f"/deployments/{doomed['id']}", expect=204)
+        # A runner's poll: its last_polled (on its runner-polls stream) and its READY status.
+        await call("POST", "/deployments/get_scheduled_flow_runs", {"deployment_ids": [kept["id"]]})
+        assert (await call("GET", f"/deployments/{kept['id']}"))["status"] == "READY"
         return {"kept": kept["id"]}
 
 
