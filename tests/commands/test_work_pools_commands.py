@@ -94,3 +94,33 @@ async def test_a_queue_polled_again_within_the_record_interval_records_no_second
         recorded = [catalogue.decode(r.data) async for r in store.read_all()]
         assert sum(isinstance(e, catalogue.WorkQueuesPolled) for e in recorded) == 2
     assert (await verify(store_url)).equal
+
+
+async def test_a_deployments_status_changes_once_under_concurrent_polls_and_status_rounds(store_url: str) -> None:
+    """Eight pollers of a queue make its deployment READY once; eight status rounds a minute
+    later make it NOT_READY once; each change is one event on the deployment's stream."""
+    from runlog.commands import deployment_status, deployments, flows
+    from runlog.projections import deployments as deployment_reads
+    from runlog.schema import streams
+
+    clock = ManualClock(NOW)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        pool = await work_pools.create_pool(store, work_pools.NewWorkPool(name="p", type="process"), clock=clock)
+        flow, _ = await flows.register(store, "f", clock=clock)
+        deployment, _ = await deployments.upsert(store, flow.id, "d", {"work_pool_name": "p"}, [], clock=clock)
+        assert deployment.status == "NOT_READY" and deployment.work_queue_name == "default"
+
+        await asyncio.gather(*(deployment_status.queues_polled(store, "p", ["default"], clock=clock) for _ in range(8)))
+        assert (await deployment_reads.get(store, deployment.id)).status == "READY"
+        queues = await reads.get_queues_of_pool(store, pool.id)
+        await workers.record_poll(store, pool, queues, clock=clock)  # the queue's last_polled
+
+        clock.advance(61)
+        await asyncio.gather(*(deployment_status.check_deployment_statuses(store, clock()) for _ in range(8)))
+        assert (await deployment_reads.get(store, deployment.id)).status == "NOT_READY"
+        changes = [
+            catalogue.decode(r.data) async for r in store.read_stream(streams.deployment(deployment.id))
+            if r.type == "deployment.status_changed"
+        ]
+        assert [c.status for c in changes] == ["READY", "NOT_READY"]
+    assert (await verify(store_url)).equal
