@@ -72,6 +72,7 @@ def create_app(  # type: ignore[no-untyped-def]
     app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first
     # The root app's middleware also wraps the sub-app's handlers, so it is installed once.
     api = web.Application(client_max_size=settings.server_max_body_size)
+    api[keys.METRICS_ENABLED] = settings.metrics_enabled  # read per request (api/metrics.py)
     for module in ROUTE_MODULES:
         api.add_routes(module.routes)
     fixed_paths_win(api)  # PATCH /flow_runs/filter is a 405, not a flow run named "filter"

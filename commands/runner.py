@@ -42,11 +42,12 @@ Step = Callable[[datetime], Awaitable[object]]
 MAX_BACKOFF_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 
-# Prometheus instruments (exposed by api/metrics.py). The pid label says which process leads;
-# "livemax" drops a dead process's series in multiprocess mode (api/server.py marks it dead).
+# Prometheus instruments (exposed by api/metrics.py). The pid label says which process leads.
+# In multiprocess mode "liveall" keeps one series per process (the library adds the same pid
+# label) and drops a dead process's (api/server.py marks it dead).
 SERVICE_LEADING = Gauge(
     "runlog_service_leading", "1 while this process leads the service (runs its rounds), else 0",
-    ("service", "pid"), multiprocess_mode="livemax",
+    ("service", "pid"), multiprocess_mode="liveall",
 )
 SERVICE_LAST_RUN = Gauge(
     "runlog_service_last_run_timestamp_seconds", "When the service's last good round ran (the clock's time)",

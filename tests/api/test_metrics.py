@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runlog.api import keys
 from runlog.api.metrics import read_gauges
+from runlog.commands import deliveries
 from runlog.projections.checkpoints import checkpoint
 from runlog.projections.event_feed import NAME as EVENT_FEED
 
@@ -130,6 +131,21 @@ async def test_workers_are_counted_by_pool_and_status(server) -> None:
         assert status == 204
     samples = await scrape(server)
     assert value(samples, "runlog_workers", work_pool=pool, status="ONLINE") == 2
+
+
+async def test_deliveries_waiting_or_dead_are_gauged_by_channel_and_status(server) -> None:
+    # Scheduled to a channel that does not exist: the server's dispatcher dead-letters them.
+    store, clock, channel = server.app[keys.STORE], server.app[keys.CLOCK], uuid.uuid4()
+    for _ in range(2):
+        await deliveries.schedule(store, rule_id=uuid.uuid4(), channel_id=channel, event_id=uuid.uuid4(),
+                                  subject="s", body="b", clock=clock)
+
+    async def dead() -> bool:
+        return value(await scrape(server), "runlog_notifier_deliveries", channel_id=str(channel), status="dead") == 2
+
+    await until(dead, what="both deliveries dead-lettered")
+    samples = await scrape(server)
+    assert value(samples, "runlog_notifier_deliveries", channel_id=str(channel), status="pending") == 0
 
 
 async def test_background_services_show_which_process_leads_and_when_they_last_ran(server) -> None:
