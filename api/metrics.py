@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -116,9 +117,19 @@ async def _read_gauges(store: EventStore) -> list[Metric]:
         "runlog_projection_lag_events", "Events in the log an asynchronous projection has not folded yet",
         labels=["projection"],
     )
+    lag_seconds = GaugeMetricFamily(
+        "runlog_projection_lag_seconds",
+        "Log time an asynchronous projection is behind: from the first event it has not folded to the head's",
+        labels=["projection"],
+    )
+    head_at = await _recorded_at(store, head)
     for name, at in checkpoints:
-        position.add_metric([name], int(at))
-        lag.add_metric([name], max(0, head - int(at)))
+        at = int(at)
+        position.add_metric([name], at)
+        lag.add_metric([name], max(0, head - at))
+        first_unfolded = await _recorded_at(store, at + 1) if at < head else None
+        behind = (head_at - first_unfolded).total_seconds() if head_at and first_unfolded else 0.0
+        lag_seconds.add_metric([name], max(0.0, behind))
     worker_family = GaugeMetricFamily(
         "runlog_workers", "Workers by work pool and their last recorded status", labels=["work_pool", "status"],
     )
@@ -130,7 +141,17 @@ async def _read_gauges(store: EventStore) -> list[Metric]:
     )
     for channel_id, status, count in deliveries:
         delivery_family.add_metric([str(channel_id), status], int(count))
-    return [head_family, position, lag, worker_family, delivery_family]
+    return [head_family, position, lag, lag_seconds, worker_family, delivery_family]
+
+
+async def _recorded_at(store: EventStore, position: int) -> datetime | None:
+    """When the event at POSITION was recorded (None: no such event, the log is empty)."""
+    if position < 1:
+        return None
+    async with contextlib.aclosing(store.read_all(after=position - 1, limit=1)) as records:
+        async for record in records:
+            return record.recorded_at
+    return None
 
 
 async def read_gauges(store: EventStore, timeout: float = READ_TIMEOUT_SECONDS) -> list[Metric]:

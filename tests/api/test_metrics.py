@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import uuid
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runlog.api import keys
 from runlog.api.metrics import read_gauges
 from runlog.commands import deliveries
-from runlog.projections.checkpoints import checkpoint
+from runlog.eventstore import RowChanges
+from runlog.projections.checkpoints import CHECKPOINTS, checkpoint
 from runlog.projections.event_feed import NAME as EVENT_FEED
 
 from ..servers import serve, until
@@ -116,10 +118,34 @@ async def test_the_log_head_and_each_checkpoint_with_its_lag(server) -> None:
     projections = {labels["projection"] for labels in labelled(samples, "runlog_projection_checkpoint_position")}
     assert EVENT_FEED in projections, projections
     assert value(samples, "runlog_projection_checkpoint_position", projection=EVENT_FEED) >= head
+    if value(samples, "runlog_projection_lag_events", projection=EVENT_FEED) == 0:  # nothing appended since
+        assert value(samples, "runlog_projection_lag_seconds", projection=EVENT_FEED) == 0
     for name in projections:
         position = value(samples, "runlog_projection_checkpoint_position", projection=name)
         assert position <= await checkpoint(store, name)  # it may have moved on since the scrape
         assert value(samples, "runlog_projection_lag_events", projection=name) == max(0, scraped_head - position)
+
+
+async def test_a_projection_behind_the_head_shows_its_lag_in_events_and_log_time(server) -> None:
+    store = server.app[keys.STORE]
+    assert (await server.request("POST", "/flows/", json={"name": f"a-{uuid.uuid4().hex[:8]}"}))[0] == 201
+    # A checkpoint that stopped here, as a stalled projection's would.
+    stalled, at = f"stalled-{uuid.uuid4().hex[:8]}", await store.head()
+    changes = RowChanges()
+    changes.upsert(CHECKPOINTS, (stalled, at))
+    await store.write_tables(changes)
+    for n in range(3):
+        assert (await server.request("POST", "/flows/", json={"name": f"b-{n}-{uuid.uuid4().hex[:8]}"}))[0] == 201
+
+    samples = await scrape(server)
+    head = value(samples, "runlog_log_head_position")
+    assert value(samples, "runlog_projection_checkpoint_position", projection=stalled) == at
+    assert value(samples, "runlog_projection_lag_events", projection=stalled) == head - at >= 3
+    # Log time: from the first event it has not folded to the head, as the store recorded them.
+    first, last = [r async for r in store.read_all(after=at, limit=1)], [
+        r async for r in store.read_all(after=int(head) - 1, limit=1)]
+    expected = (last[0].recorded_at - first[0].recorded_at).total_seconds()
+    assert value(samples, "runlog_projection_lag_seconds", projection=stalled) == pytest.approx(expected)
 
 
 async def test_workers_are_counted_by_pool_and_status(server) -> None:
