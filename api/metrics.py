@@ -32,6 +32,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from runlog.eventstore import EventStore, EventStoreError
 
 from . import keys
+from .openapi import documented
 
 log = structlog.get_logger("runlog.api")
 
@@ -200,6 +201,7 @@ def exposition(read: list[Metric], accept: str = "") -> tuple[bytes, str]:
     return encode(_Scrape(registry, read)), content_type  # type: ignore[arg-type]
 
 
+@documented(summary="The server's Prometheus metrics, in Prometheus' text format (OpenMetrics on request)")
 async def metrics(request: web.Request) -> web.Response:
     read = await read_gauges(request.config_dict[keys.STORE])
     body, content_type = exposition(read, request.headers.get("Accept", ""))
