@@ -28,7 +28,7 @@ from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
 from runlog.projections.registry import inline_projections
 
-from . import keys
+from . import keys, metrics
 from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
 from .notifier import NotifierParts, default_parts, notifier_services
@@ -59,6 +59,7 @@ def create_app(  # type: ignore[no-untyped-def]
     quiet_malformed_requests()  # a request aiohttp cannot parse is the client's error: one INFO line
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY_BYTES] = settings.server_max_body_size
+    app[keys.METRICS_ENABLED] = settings.metrics_enabled
     app[keys.WEBSOCKETS] = weakref.WeakSet()
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
@@ -71,11 +72,14 @@ def create_app(  # type: ignore[no-untyped-def]
     app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first
     # The root app's middleware also wraps the sub-app's handlers, so it is installed once.
     api = web.Application(client_max_size=settings.server_max_body_size)
+    api[keys.METRICS_ENABLED] = settings.metrics_enabled  # read per request (api/metrics.py)
     for module in ROUTE_MODULES:
         api.add_routes(module.routes)
     fixed_paths_win(api)  # PATCH /flow_runs/filter is a 405, not a flow run named "filter"
     app.add_subapp("/api", api)
     app.add_routes(docs.root_routes)  # /docs, as Prefect serves it: a redirect to /api/docs
+    if settings.metrics_enabled:  # else GET /metrics is a 404 like any unknown path
+        app.add_routes(metrics.routes)
     return app
 
 

@@ -33,6 +33,7 @@ from runlog.eventstore import (
 from .errors import RunlogError
 from .http import json_response
 from .keys import MAX_BODY_BYTES
+from .metrics import observe_request
 
 log = structlog.get_logger("runlog.api")
 _request_lines = logging.getLogger("runlog.api")
@@ -127,6 +128,8 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         log.exception("unhandled_error", method=request.method, path=request.path)
         return _error(500, "internal server error; the server log has the details (request id " + request_id + ")")
     finally:
+        seconds = time.perf_counter() - started
+        observe_request(request, status, seconds)
         # Checked here: at WARNING, structlog would build a bound logger per request only to drop the line.
         if _request_lines.isEnabledFor(logging.INFO):
             extra = {"client_disconnected": True} if status == CLIENT_CLOSED_REQUEST else {}
@@ -135,7 +138,7 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
                 method=request.method,
                 path=request.path,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
                 **extra,
             )
         structlog.contextvars.unbind_contextvars("request_id")

@@ -7,8 +7,10 @@ graceful shutdown), then close the store, which commits every append already que
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -22,6 +24,7 @@ from runlog.eventstore import EventStoreError
 from .app import create_app
 from .errors import RunlogError
 from .logging import configure_logging
+from .metrics import multiprocess_dir, process_ended
 from .notifier import NotifierParts
 
 log = structlog.get_logger("runlog.api")
@@ -113,6 +116,13 @@ def serve(  # type: ignore[no-untyped-def]
     if workers == 1:
         _run(settings, sock, notifier)
         return
+    with contextlib.ExitStack() as stack:
+        # Metrics: every worker writes its own in this directory, and a scrape of any sums them.
+        metrics_path = stack.enter_context(multiprocess_dir()) if settings.metrics_enabled else None
+        _serve_workers(settings, sock, workers, metrics_path)
+
+
+def _serve_workers(settings, sock: socket.socket, workers: int, metrics_path: str | None) -> None:  # type: ignore[no-untyped-def]
     # Each worker accepts on the one inherited socket; the kernel spreads the connections.
     ctx = multiprocessing.get_context("spawn")
     # A spawned process gets its arguments pickled, and the read-only mappingproxy holding the
@@ -129,8 +139,13 @@ def serve(  # type: ignore[no-untyped-def]
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    for proc in procs:
-        proc.join()
+    running = {proc.sentinel: proc for proc in procs}
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            proc = running.pop(sentinel)  # type: ignore[call-overload]
+            proc.join()
+            if metrics_path is not None and proc.pid is not None:
+                process_ended(metrics_path, proc.pid)  # it no longer leads anything
     # A worker that could not start (say, the database schema is behind) has printed why; the
     # command must not then report success.
     failed = [proc.exitcode for proc in procs if proc.exitcode != 0]

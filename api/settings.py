@@ -208,6 +208,8 @@ SETTINGS: tuple[Setting, ...] = (
             "wait before a failed notification's first retry; each next wait is three times longer"),
     Setting("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "1h", _parse_duration,
             "longest wait between two retries of a failed notification (a Retry-After is honoured up to 1h)"),
+    Setting("RUNLOG_METRICS_ENABLED", "metrics_enabled", "true", _parse_bool,
+            "serve Prometheus metrics at GET /metrics (else it answers 404)"),
     Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
             "Fernet key that encrypts block documents at rest; by default one is generated once "
             "and kept in the database", secret=True),
@@ -312,6 +314,7 @@ class Settings:
     # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None
     server_encryption_key: str | None = None
+    metrics_enabled: bool = True
     deployments_concurrency_slot_wait_seconds: float = 30.0
     """Seconds."""
     services_late_runs_enabled: bool = True

@@ -4,7 +4,7 @@
                                  [--clients N] [--duration S] [--warmup S] [--repeat R]
                                  [--scenarios throughput,memory,soak] [--memory-transitions N]
                                  [--soak SECONDS] [--rate TRANSITIONS_PER_S]
-                                 [--prefect-python /work/prefect-venv/bin/python]
+                                 [--prefect-python /work/prefect-venv/bin/python] [--scrape S]
 
 Every run starts its server itself, on a free port of 127.0.0.1 (runlog through tests/servers.py,
 as the test suite does: `--port 0` and the port its banner names), with a fresh database: a
@@ -24,6 +24,9 @@ measured window (after --warmup), p50/p99 latency of set_state (and of the creat
 failure by HTTP status or exception (503 apart; failures are counted over the whole run,
 warm-up included, and never retried), the CPU used by the server and by this load generator,
 and the server's resident memory (psutil; the server process and its children) at the end.
+
+--scrape S: GET runlog's /metrics every S seconds during each throughput run (as Prometheus
+would, usually every 15 s), to see that scraping under load does not slow the hot path.
 
 Scenarios:
   throughput  PostgreSQL with 16 clients and SQLite with 64 clients (--clients overrides),
@@ -605,6 +608,45 @@ async def finish(tasks: list[asyncio.Task[None]], load: Load) -> None:
             load._error(f"client crashed: {type(task.exception()).__name__}", str(task.exception()))
 
 
+# -- scraping ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Scrapes:
+    """GET /metrics every --scrape seconds while the load runs, as Prometheus would (more often)."""
+
+    latency: list[float] = field(default_factory=list)
+    failures: Counter = field(default_factory=Counter)
+    size: int = 0
+
+    def summary(self) -> str:
+        if not self.latency and not self.failures:
+            return "no scrape"
+        ordered = sorted(self.latency)
+        failed = ", ".join(f"{n} x {kind}" for kind, n in self.failures.items()) or "none"
+        return (f"{len(ordered)} scrapes, p50 {percentile(ordered, 0.5) * 1000:.1f} ms, max "
+                f"{ordered[-1] * 1000 if ordered else float('nan'):.1f} ms, last {self.size:,} bytes, failed: {failed}")
+
+
+async def scrape_loop(server: Server, interval: float, scrapes: Scrapes) -> None:
+    """Scrape the server's /metrics every INTERVAL seconds until cancelled."""
+    url = server.base.removesuffix("/api") + "/metrics"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)) as session:
+        while True:
+            started = time.perf_counter()
+            try:
+                async with session.get(url) as response:
+                    body = await response.read()
+                if response.status == 200:
+                    scrapes.latency.append(time.perf_counter() - started)
+                    scrapes.size = len(body)
+                else:
+                    scrapes.failures[f"HTTP {response.status}"] += 1
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                scrapes.failures[type(exc).__name__] += 1
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+
 # -- scenarios --------------------------------------------------------------------------------
 
 
@@ -624,6 +666,7 @@ class Result:
     machine_cpu: float = float("nan")  # whole machine, percent of one core
     profile: str | None = None
     pg_cpu: float = float("nan")  # this database's PostgreSQL backends, percent of one core
+    scrapes: Scrapes | None = None  # --scrape: GET /metrics during the run
 
     @property
     def tps(self) -> float:
@@ -653,6 +696,8 @@ async def throughput_run(server: Server, clients: int, args: argparse.Namespace)
     start = time.perf_counter()
     stats.measure_from = start + args.warmup
     tasks = load.start()
+    scrapes = Scrapes() if args.scrape and server.target == "runlog" else None
+    scraper = asyncio.create_task(scrape_loop(server, args.scrape, scrapes)) if scrapes is not None else None
     await asyncio.sleep(args.warmup)
     profiler = None
     if args.py_spy and server.target == "runlog":
@@ -675,6 +720,10 @@ async def throughput_run(server: Server, clients: int, args: argparse.Namespace)
     pg1 = cpu_of(pg_procs)
     stats.measure_from = float("inf")  # nothing after the window counts
     rss = server.rss_mb()
+    if scraper is not None:
+        scraper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scraper
     await finish(tasks, load)
     profile = None
     if profiler is not None:
@@ -697,6 +746,7 @@ async def throughput_run(server: Server, clients: int, args: argparse.Namespace)
         if set(pg0) & set(pg1) else float("nan"),
         locked_in_log=server.log_count("Encountered retryable exception in request"),
         locked_cause="database is locked" if server.log_count("database is locked") else "",
+        scrapes=scrapes,
     )
 
 
@@ -1012,12 +1062,18 @@ async def main_async(args: argparse.Namespace) -> int:
                         result = await throughput_run(server, clients, args)
                     groups.setdefault((target, backend), []).append(result)
                     progress("  " + result_row(result))
+                    if result.scrapes is not None:
+                        progress(f"    /metrics: {result.scrapes.summary()}")
                     for kind, example in result.stats.examples.items():
                         progress(f"    first {kind}: {example}")
         out += ["### Throughput (every run)", "", TABLE_HEAD]
         for (target, backend), results in groups.items():
             for i, result in enumerate(results):
                 out.append(result_row(result, f" #{i + 1}" if len(results) > 1 else ""))
+        scraped = [(r, i) for rs in groups.values() for i, r in enumerate(rs) if r.scrapes is not None]
+        if scraped:
+            out += ["", f"GET /metrics every {args.scrape:g} s during each runlog run (warm-up included):", ""]
+            out += [f"- {r.backend} #{i + 1}: {r.scrapes.summary()}" for r, i in scraped]  # type: ignore[union-attr]
         out += ["", "### Throughput (median, range across runs)", "", *summary_rows(groups), ""]
         failures = [(r, k, e) for rs in groups.values() for r in rs for k, e in r.stats.examples.items()]
         if failures:
@@ -1109,6 +1165,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="with --py-spy: only samples holding the GIL (Python CPU; no waiting, no syscalls)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each server start, wait up to this long for the machine to be idle (< 30%% CPU)")
+    parser.add_argument("--scrape", type=float, default=0.0, metavar="SECONDS",
+                        help="throughput: GET runlog's /metrics every SECONDS during the run, as Prometheus "
+                             "would, and report the scrapes (default: no scraping)")
     parser.add_argument("--keep-logs", default=None, metavar="DIR", help="keep each server's log in DIR")
     args = parser.parse_args(argv)
     if args.clients is not None and args.clients < 1:

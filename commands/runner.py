@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from prometheus_client import Counter, Gauge
 
 from runlog.eventstore import EventStore, Leadership, StorageUnavailable
 
@@ -40,6 +41,19 @@ Step = Callable[[datetime], Awaitable[object]]
 
 MAX_BACKOFF_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
+
+# Prometheus instruments (exposed by api/metrics.py). The pid label says which process leads.
+# In multiprocess mode "liveall" keeps one series per process (the library adds the same pid
+# label) and drops a dead process's (api/server.py marks it dead).
+SERVICE_LEADING = Gauge(
+    "runlog_service_leading", "1 while this process leads the service (runs its rounds), else 0",
+    ("service", "pid"), multiprocess_mode="liveall",
+)
+SERVICE_LAST_RUN = Gauge(
+    "runlog_service_last_run_timestamp_seconds", "When the service's last good round ran (the clock's time)",
+    ("service",), multiprocess_mode="max",
+)
+SERVICE_ERRORS = Counter("runlog_service_errors", "Service rounds that failed", ("service",))
 
 
 class Wakeup:
@@ -143,11 +157,14 @@ class ServiceRunner:
             while not self._stopping.is_set():
                 try:
                     if await self._lead(service, leadership):
-                        await service.step(self._clock())
+                        now = self._clock()
+                        await service.step(now)
+                        SERVICE_LAST_RUN.labels(service.name).set(now.timestamp())
                     failures = 0
                     wait = service.interval
                 except Exception as exc:  # noqa: BLE001 - one failed round must not end the service
                     failures += 1
+                    SERVICE_ERRORS.labels(service.name).inc()
                     wait = min(service.interval * 2**failures, self._max_backoff)
                     if isinstance(exc, StorageUnavailable):
                         log.warning("service_round_failed", service=service.name, error=str(exc), retry_in=wait)
@@ -163,6 +180,7 @@ class ServiceRunner:
                     await leadership.resign()
             if self.leading[service.name]:
                 self.leading[service.name] = False
+                SERVICE_LEADING.labels(service.name, str(os.getpid())).set(0)
                 log.info("service_resigned", service=service.name, pid=os.getpid())
 
     async def _lead(self, service: Service, leadership: Leadership | None) -> bool:
@@ -177,11 +195,13 @@ class ServiceRunner:
     def _set_leading(self, service: Service, leading: bool) -> None:
         if service.name not in self._campaigned:
             self._campaigned.add(service.name)
+            SERVICE_LEADING.labels(service.name, str(os.getpid())).set(1 if leading else 0)  # a follower shows 0
             if not leading:
                 log.info("service_following", service=service.name, pid=os.getpid())
         if leading == self.leading[service.name]:
             return
         self.leading[service.name] = leading
+        SERVICE_LEADING.labels(service.name, str(os.getpid())).set(1 if leading else 0)
         if leading:
             log.info("service_leading", service=service.name, pid=os.getpid())
         else:

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import structlog
 
+from . import metrics
 from .base import InlineProjection, NewEvent, RecordedEvent, Tx
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageMisconfigured, StorageUnavailable, StoreClosed
 from .planning import AppendRequest, BatchPlan
@@ -321,12 +322,14 @@ class BatchingStore:
             plan = await self._write_batch([p.request for p in batch])
         except (StorageUnavailable, StorageMisconfigured) as exc:
             # The database, not one request, is the problem: every request of the batch hears it.
+            metrics.FAILED.inc(len(batch))
             for pending in batch:
                 _resolve(pending.future, exc)
             return
         except Exception as exc:  # noqa: BLE001 - isolate the request that broke the batch
             if len(batch) == 1:
                 log.warning("append_failed", stream_id=batch[0].request.stream_id, error=str(exc))
+                metrics.REJECTED.inc()
                 _resolve(batch[0].future, exc)
                 return
             # One bad request must not fail its neighbours: decide each on its own.
@@ -334,12 +337,15 @@ class BatchingStore:
                 await self._commit([pending])
             return
         self._wakeup.notify()
+        rejected = 0
         for pending, outcome in zip(batch, plan.outcomes, strict=True):
             if outcome.error is not None:
+                rejected += 1
                 _resolve(pending.future, outcome.error)
             else:
                 records = [s if isinstance(s, RecordedEvent) else s.recorded() for s in outcome.slots]
                 _resolve(pending.future, records)
+        metrics.batch_committed(len(batch), len(plan.rows), rejected)
 
     # -- reading --------------------------------------------------------------------------
 

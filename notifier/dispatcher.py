@@ -33,6 +33,7 @@ from datetime import datetime
 from uuid import UUID
 
 import structlog
+from prometheus_client import Counter
 
 from runlog.commands import deliveries as commands
 from runlog.commands.clock import Clock, system_clock
@@ -47,6 +48,13 @@ from .queues import ChannelQueue
 from .seams import RETRY, Attempt, ChannelLoader, Message, Sender
 
 log = structlog.get_logger("runlog.notifier")
+
+# Exposed by api/metrics.py; the deliveries waiting, sent and dead by channel are read from the
+# deliveries table at scrape time instead.
+DELIVERY_ATTEMPTS = Counter(
+    "runlog_notifier_delivery_attempts", "Delivery attempts sent, by channel kind and outcome (sent, retry, ...)",
+    ("channel_kind", "outcome"),
+)
 
 SERVICE_NAME = "notifier_dispatch"
 INTERVAL_SECONDS = 1.0
@@ -190,6 +198,7 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - a sender's bug is a failed attempt, retried
                 log.exception("delivery_sender_failed", delivery_id=str(view.id), kind=channel.kind)
                 attempt = Attempt(RETRY, error=f"the sender failed ({type(exc).__name__})")
+            DELIVERY_ATTEMPTS.labels(channel.kind, attempt.outcome).inc()
             record = AttemptRecord(
                 started=started, finished=self._clock(), outcome=attempt.outcome, status_code=attempt.status_code,
                 retry_after=attempt.retry_after, excerpt=attempt.excerpt, error=attempt.error,

@@ -66,6 +66,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_NOTIFIER_MAX_AGE",
         "RUNLOG_NOTIFIER_RETRY_BACKOFF",
         "RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF",
+        "RUNLOG_METRICS_ENABLED",
         "RUNLOG_SERVER_ENCRYPTION_KEY",
         "RUNLOG_SERVICES_LATE_RUNS_ENABLED",
         "RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS",
@@ -110,6 +111,7 @@ PRECEDENCE = [
     ("RUNLOG_NOTIFIER_MAX_AGE", "notifier_max_age", "30m", "3600", 1800.0, 3600.0),
     ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "notifier_retry_backoff", "1s", "0.5", 1.0, 0.5),
     ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "5m", "30s", 300.0, 30.0),
+    ("RUNLOG_METRICS_ENABLED", "metrics_enabled", "false", "yes", False, True),
     ("RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS", "services_foreman_loop_seconds", "1s", "2m", 1.0, 120.0),
     ("RUNLOG_SERVICES_FOREMAN_ENABLED", "services_foreman_enabled", "false", "yes", False, True),
     ("RUNLOG_SERVICES_SCHEDULER_LOOP_SECONDS", "services_scheduler_loop_seconds", "30", "2m", 30.0, 120.0),
@@ -213,6 +215,7 @@ INVALID = [
     ("RUNLOG_NOTIFIER_MAX_AGE", "0h", "positive duration"),
     ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "0", "positive duration"),
     ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "soon", "positive duration"),
+    ("RUNLOG_METRICS_ENABLED", "sometimes", "true, false, yes, no, 1, 0"),
 ]
 
 

@@ -7,11 +7,12 @@ import asyncio
 import os
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import structlog
+from prometheus_client import REGISTRY
 
 from runlog.commands.clock import ManualClock
 from runlog.commands.runner import Service, ServiceRunner
@@ -63,6 +64,32 @@ async def test_a_failing_round_is_retried_with_growing_waits_and_the_service_goe
     failures = [entry for entry in logs if entry["event"] == "service_round_failed"]
     assert [entry["retry_in"] for entry in failures] == [0.02, 0.04, 0.05]  # doubled, then capped
     assert all(entry["service"] == "flaky" for entry in failures)
+
+
+async def test_failed_rounds_the_last_good_rounds_time_and_leadership_are_metrics(sqlite_url) -> None:
+    clock, calls = ManualClock(T0), 0
+
+    async def step(_now: datetime) -> None:
+        nonlocal calls
+        calls += 1
+        clock.advance(60)  # the next round runs a minute later by the clock
+        if calls <= 2:
+            raise RuntimeError(f"round {calls} failed")
+
+    service = f"metered-{os.getpid()}-{id(clock)}"  # the instruments are the process's: a fresh name
+
+    def sample(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"service": service, **labels})
+
+    pid = str(os.getpid())
+    async with open_store(sqlite_url) as store:
+        async with ServiceRunner(store, [Service(service, step, interval=0.01)], clock=clock, max_backoff=0.02):
+            await until(lambda: calls >= 4)
+            assert sample("runlog_service_leading", pid=pid) == 1
+        assert sample("runlog_service_errors_total") == 2
+        # The last good round (the fourth or a later one) began at the clock's time then.
+        assert sample("runlog_service_last_run_timestamp_seconds") == (T0 + timedelta(minutes=calls - 1)).timestamp()
+        assert sample("runlog_service_leading", pid=pid) == 0  # resigned when stopped
 
 
 async def test_stop_lets_a_running_round_finish(sqlite_url) -> None:

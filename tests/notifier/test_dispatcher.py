@@ -7,9 +7,11 @@ import asyncio
 from datetime import timedelta
 from email.utils import format_datetime
 
+from prometheus_client import REGISTRY
+
 from runlog.commands import deliveries as commands
 from runlog.notifier.dispatcher import Dispatcher
-from runlog.notifier.webhook import JsonWebhookSender
+from runlog.notifier.webhook import KIND, JsonWebhookSender
 from runlog.projections import deliveries as model
 
 from ..servers import until
@@ -44,6 +46,25 @@ async def test_receiver_down_then_back_every_delivery_arrives(store, clock, chan
         assert [a.status_code for a in after.attempts] == [500, 500, 200]
         assert after.attempts[0].excerpt == "upstream down"
     assert sorted(hook.delivery_ids) == sorted(str(v.id) for v in scheduled for _ in range(3))
+
+
+async def test_each_attempt_is_counted_by_channel_kind_and_outcome(store, clock, channels, dispatcher):
+    def attempts(outcome: str) -> float:
+        return REGISTRY.get_sample_value(
+            "runlog_notifier_delivery_attempts_total", {"channel_kind": KIND, "outcome": outcome},
+        ) or 0.0
+
+    before = {outcome: attempts(outcome) for outcome in ("retry", "sent")}
+    answers = iter([status(500, "upstream down")] * 2)  # the first round's two sends fail
+    async with receiver(lambda _r: next(answers, None)) as hook:
+        channel = channels.add(hook.url)
+        for _ in range(2):
+            await schedule(store, clock, channel)
+        assert await one_round(dispatcher, clock) == 2
+        clock.advance(5)
+        assert await one_round(dispatcher, clock) == 2
+    assert attempts("retry") - before["retry"] == 2
+    assert attempts("sent") - before["sent"] == 2
 
 
 async def test_retry_after_seconds_is_honoured(store, clock, channels, dispatcher):

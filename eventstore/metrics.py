@@ -1,0 +1,39 @@
+"""The log's Prometheus instruments: appends committed and the size of each group-commit batch.
+
+They are counted by the writer task (writer.py) after each commit: a few in-memory additions
+per batch, not per query, so the hot path pays next to nothing. With several server processes
+prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `runlog server start
+--workers N`) keeps them in files a scrape sums; the exposition is the api's (api/metrics.py).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+APPENDS = Counter(
+    "runlog_eventstore_appends", "Append requests the log has answered, by outcome", ("outcome",),
+)
+APPENDED = APPENDS.labels("committed")
+REJECTED = APPENDS.labels("rejected")  # a version conflict or a rejected write: the caller hears it
+FAILED = APPENDS.labels("failed")  # the database was unavailable or misconfigured
+EVENTS = Counter("runlog_eventstore_events_appended", "Events committed to the log")
+BATCH_APPENDS = Histogram(
+    "runlog_eventstore_batch_appends", "Append requests committed together in one group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+)
+BATCH_EVENTS = Histogram(
+    "runlog_eventstore_batch_events", "Events committed together in one group-commit transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+)
+
+
+def batch_committed(appends: int, events: int, rejected: int) -> None:
+    """Count one committed batch: APPENDS requests of which REJECTED failed, EVENTS new events."""
+    BATCH_APPENDS.observe(appends)
+    BATCH_EVENTS.observe(events)
+    if events:
+        EVENTS.inc(events)
+    if appends - rejected:
+        APPENDED.inc(appends - rejected)
+    if rejected:
+        REJECTED.inc(rejected)
