@@ -26,7 +26,8 @@ _RANGE_ERRORS = {422: "The interval is under one second, or the range ends after
 
 def _window(body: TaskRunHistoryRequest) -> Window:
     try:
-        return window(us(body.history_start), us(body.history_end), interval_us(body.history_interval_seconds))  # type: ignore[arg-type]
+        interval = interval_us(body.history_interval_seconds)
+        return window(us(body.history_start), us(body.history_end), interval)  # type: ignore[arg-type]
     except HistoryRangeError as exc:
         raise Unprocessable(str(exc)) from None
 

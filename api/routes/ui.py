@@ -104,7 +104,7 @@ _FINISHED = f.TaskRunFilterState(type=f.TaskRunFilterStateType(any_=sorted(TERMI
 
 @routes.post("/ui/task_runs/dashboard/counts")
 @documented(
-    summary="Finished task runs in 20 buckets of start time: completed (Cancelled included) and failed (Crashed included)",
+    summary="Finished task runs in 20 buckets of start time: completed (with Cancelled), failed (with Crashed)",
     request=DashboardCountsRequest, response=list[TaskRunCount],
     errors={422: "task_runs.start_time.after_ is missing"},
 )

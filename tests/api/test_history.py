@@ -126,7 +126,9 @@ async def test_history_empty_buckets_have_no_states_and_filters_apply(world):
     assert [tallies(b) for b in buckets] == [{("COMPLETED", "Completed"): (1, 300.0, 120.0)}, {}, {}]
     assert buckets[1]["states"] == []
     by_flow = await world.post("/flow_runs/history", history_body(0, 30, 1800, flows={"name": {"any_": ["report"]}}))
-    assert tallies(by_flow[0]) == {("CANCELLED", "Cancelled"): (1, 0.0, 60.0), ("RUNNING", "Running"): (1, 5520.0, 60.0)}
+    assert tallies(by_flow[0]) == {
+        ("CANCELLED", "Cancelled"): (1, 0.0, 60.0), ("RUNNING", "Running"): (1, 5520.0, 60.0),
+    }
     # Prefect's name for the queue filter here is work_queues; a queue nothing is in matches nothing.
     none = await world.post("/flow_runs/history", history_body(0, 30, 1800, work_queues={"name": {"any_": ["nope"]}}))
     assert none[0]["states"] == []
