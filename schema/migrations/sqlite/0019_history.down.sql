@@ -1,0 +1,2 @@
+DROP INDEX task_runs_start;
+DROP INDEX task_runs_expected_start;
