@@ -151,6 +151,23 @@ def tally(win: Window, runs: Iterable[RunPoint], now: int) -> list[list[StateTal
     return [[bucket[key] for key in sorted(bucket)] for bucket in buckets]
 
 
+def merged(buckets: list[list[StateTally]], more: Iterable[tuple[int, StateTally]]) -> list[list[StateTally]]:
+    """``buckets`` with the tallies ``more`` (each with its bucket index) added to theirs: the
+    same state in the same bucket sums, the rest joins; each bucket stays sorted by state."""
+    keyed = [{(t.state_type, t.state_name): t for t in bucket} for bucket in buckets]
+    for index, extra in more:
+        key = (extra.state_type, extra.state_name)
+        entry = keyed[index].get(key)
+        if entry is None:
+            keyed[index][key] = StateTally(extra.state_type, extra.state_name, extra.count_runs,
+                                           extra.sum_estimated_run_time, extra.sum_estimated_lateness)
+        else:
+            entry.count_runs += extra.count_runs
+            entry.sum_estimated_run_time += extra.sum_estimated_run_time
+            entry.sum_estimated_lateness += extra.sum_estimated_lateness
+    return [[bucket[key] for key in sorted(bucket)] for bucket in keyed]
+
+
 # -- the UI dashboard's task run counts -----------------------------------------------------------
 
 DASHBOARD_BUCKETS = 20

@@ -14,7 +14,7 @@ import msgspec
 
 from runlog.eventstore import EventStore
 from runlog.projections.history import (
-    FAILED_TYPES, TERMINAL_TYPES, RunPoint, StateTally, Window, dashboard_window, tally,
+    FAILED_TYPES, TERMINAL_TYPES, RunPoint, StateTally, Window, dashboard_window, merged, tally,
 )
 from runlog.projections.tables import in_list, list_param, us
 
@@ -36,16 +36,43 @@ class _Times(msgspec.Struct):
 
 _decode_times = msgspec.json.Decoder(_Times).decode
 
-_HISTORY_ROWS = (
-    "SELECT {a}.expected_start_time, {a}.start_time, {a}.state_type, {a}.state_name, {a}.view FROM {table} {a} "
-    "WHERE {a}.expected_start_time >= ? AND {a}.expected_start_time < ? AND {where}"
+_TERMINAL_LIST = ", ".join(f"'{t}'" for t in sorted(TERMINAL_TYPES))  # our own constants
+
+# One statement, so both parts read one snapshot (see filtering.fetch_page_and_count): runs not
+# Running summed in SQL by bucket and state (their run time is their total, read from the view's
+# JSON, the one place it is kept; their lateness is _lateness_sql), then the Running runs one
+# by one with their views, whose time depends on "now" and their state's timestamp, which only
+# the view holds; those few are tallied in Python (projections/history.py). The first column
+# says which part a row is of.
+_HISTORY = (
+    "SELECT 0, ({a}.expected_start_time - ?) / ?, {a}.state_type, {a}.state_name, COUNT(*), SUM({total}), "
+    "SUM({lateness}), NULL, NULL FROM {table} {a} WHERE {a}.expected_start_time >= ? "
+    "AND {a}.expected_start_time < ? AND {a}.state_type IS NOT NULL AND {a}.state_type <> 'RUNNING' AND {where} "
+    "GROUP BY 2, 3, 4 "
+    "UNION ALL SELECT 1, {a}.expected_start_time, {a}.state_type, {a}.state_name, 1, 0, 0, {a}.start_time, {a}.view "
+    "FROM {table} {a} WHERE {a}.expected_start_time >= ? AND {a}.expected_start_time < ? "
+    "AND {a}.state_type = 'RUNNING' AND {where}"
 )
+_TOTAL_RUN_TIME = {
+    "sqlite": "COALESCE(json_extract(CAST({a}.view AS TEXT), '$.total_run_time'), 0)",
+    "postgres": "COALESCE((convert_from({a}.view, 'UTF8')::json ->> 'total_run_time')::float8, 0)",
+}
+
+
+def _lateness_sql(a: str) -> str:
+    """Prefect's estimated start time delta in microseconds, given "now" twice as parameters."""
+    return (
+        f"CASE WHEN {a}.start_time > {a}.expected_start_time THEN {a}.start_time - {a}.expected_start_time "
+        f"WHEN {a}.start_time IS NULL AND {a}.state_type NOT IN ({_TERMINAL_LIST}) AND {a}.expected_start_time < ? "
+        f"THEN ? - {a}.expected_start_time ELSE 0 END"
+    )
 
 
 def _point(row: Sequence[Any]) -> RunPoint:
-    times = _decode_times(bytes(row[4]))
+    """A Running run's row of _HISTORY as the tally takes it."""
+    times = _decode_times(bytes(row[8]))
     stamp = us(times.state.timestamp) if times.state is not None else None
-    return RunPoint(row[0], row[1], row[2], row[3], times.total_run_time, stamp)
+    return RunPoint(row[1], row[7], row[2], row[3], times.total_run_time, stamp)
 
 
 async def _history(
@@ -53,12 +80,22 @@ async def _history(
 ) -> list[list[StateTally]]:
     if win.count == 0:
         return []
+    moment = us(now)
     async with store.reading() as tx:
         where, params = query.where(tx, body)
-        rows = await tx.fetch(
-            _HISTORY_ROWS.format(a=alias, table=table, where=where), win.start, win.end, *params
+        sql = _HISTORY.format(
+            a=alias, table=table, where=where, total=_TOTAL_RUN_TIME[tx.dialect].format(a=alias),
+            lateness=_lateness_sql(alias),
         )
-    return tally(win, (_point(row) for row in rows), us(now))  # type: ignore[arg-type]
+        rows = await tx.fetch(
+            sql, win.start, win.interval, moment, moment, win.start, win.end, *params, win.start, win.end, *params
+        )
+    running = (_point(row) for row in rows if row[0] == 1)
+    buckets = tally(win, running, moment)  # type: ignore[arg-type]
+    return merged(buckets, (
+        (int(row[1]), StateTally(row[2], row[3] or "", int(row[4]), float(row[5] or 0), float(row[6] or 0) / 1e6))
+        for row in rows if row[0] == 0
+    ))
 
 
 async def flow_run_history(
@@ -76,13 +113,7 @@ async def task_run_history(
 
 # -- /flow_runs/lateness ------------------------------------------------------------------------
 
-_TERMINAL_LIST = ", ".join(f"'{t}'" for t in sorted(TERMINAL_TYPES))  # our own constants
-# Prefect's estimated start time delta as SQL over microseconds (projections/history.lateness).
-_LATENESS = (
-    "SELECT AVG(CAST(CASE WHEN fr.start_time > fr.expected_start_time THEN fr.start_time - fr.expected_start_time "
-    f"WHEN fr.start_time IS NULL AND fr.state_type NOT IN ({_TERMINAL_LIST}) AND fr.expected_start_time < ? "
-    "THEN ? - fr.expected_start_time ELSE 0 END AS DOUBLE PRECISION)) FROM flow_runs fr WHERE {where}"
-)
+_LATENESS = "SELECT AVG(CAST({lateness} AS DOUBLE PRECISION)) FROM flow_runs fr WHERE {where}"
 
 
 async def average_lateness(store: EventStore, filters: f.FlowRunCountRequest, now: datetime) -> float | None:
@@ -90,7 +121,7 @@ async def average_lateness(store: EventStore, filters: f.FlowRunCountRequest, no
     moment = us(now)
     async with store.reading() as tx:
         where, params = FLOW_RUN_QUERY.where(tx, filters)
-        rows = await tx.fetch(_LATENESS.format(where=where), moment, moment, *params)
+        rows = await tx.fetch(_LATENESS.format(lateness=_lateness_sql("fr"), where=where), moment, moment, *params)
     value = rows[0][0]
     return None if value is None else float(value) / 1e6
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from runlog.projections.history import (
-    MAX_BUCKETS, HistoryRangeError, RunPoint, StateTally, dashboard_window, interval_us, lateness, run_time, tally,
-    to_datetime, window,
+    MAX_BUCKETS, HistoryRangeError, RunPoint, StateTally, dashboard_window, interval_us, lateness, merged, run_time,
+    tally, to_datetime, window,
 )
 from runlog.projections.tables import us
 
@@ -119,6 +119,19 @@ def test_runs_are_tallied_per_bucket_by_current_state_type_and_name_placed_by_ex
         [StateTally("COMPLETED", "Completed", 2, 5.0, 2.5), StateTally("SCHEDULED", "Late", 1, 0.0, 9.5)],
         [],
         [StateTally("RUNNING", "Running", 1, 3.0, 0.0)],
+    ]
+
+
+def test_merged_tallies_sum_per_bucket_and_state_and_stay_sorted():
+    buckets = [[StateTally("RUNNING", "Running", 1, 10.0, 0.0)], []]
+    more = [
+        (0, StateTally("COMPLETED", "Completed", 2, 5.0, 1.0)),
+        (0, StateTally("RUNNING", "Running", 3, 1.5, 2.0)),
+        (1, StateTally("SCHEDULED", "Late", 1, 0.0, 7.0)),
+    ]
+    assert merged(buckets, more) == [
+        [StateTally("COMPLETED", "Completed", 2, 5.0, 1.0), StateTally("RUNNING", "Running", 4, 11.5, 2.0)],
+        [StateTally("SCHEDULED", "Late", 1, 0.0, 7.0)],
     ]
 
 
