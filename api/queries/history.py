@@ -155,11 +155,14 @@ async def _counts(store: EventStore, sql: str, column: str, ids: list[UUID]) -> 
     return {i: found.get(str(i), 0) for i in ids}
 
 
-# Each flow's Scheduled run due soonest; ties go to the smallest id so the answer is stable.
+# Each flow's Scheduled run due soonest (ties to the smallest id, so the answer is stable): one
+# index probe per flow asked (flow_runs_flow_scheduled), however many runs it has scheduled.
+_IDS = {"sqlite": "json_each(?) ids", "postgres": "unnest(?::text[]) AS ids(value)"}
 _NEXT_RUNS = (
     "SELECT fr.flow_id, fr.id, fr.name, fr.state_name, fr.state_type, fr.next_scheduled_start_time "
-    "FROM flow_runs fr WHERE fr.state_type = 'SCHEDULED' AND fr.next_scheduled_start_time IS NOT NULL "
-    "AND {in_list} ORDER BY fr.flow_id, fr.next_scheduled_start_time, fr.id"
+    "FROM flow_runs fr WHERE fr.id IN (SELECT (SELECT x.id FROM flow_runs x WHERE x.flow_id = ids.value "
+    "AND x.state_type = 'SCHEDULED' AND x.next_scheduled_start_time IS NOT NULL "
+    "ORDER BY x.next_scheduled_start_time, x.id LIMIT 1) FROM {ids})"
 )
 
 
@@ -169,12 +172,8 @@ async def next_runs(store: EventStore, flow_ids: list[UUID]) -> dict[UUID, tuple
     if not flow_ids:
         return {}
     async with store.reading() as tx:
-        rows = await tx.fetch(
-            _NEXT_RUNS.format(in_list=in_list(tx, "fr.flow_id")), list_param(tx, [str(i) for i in flow_ids])
-        )
-    first: dict[str, tuple[Any, ...]] = {}
-    for row in rows:
-        first.setdefault(row[0], tuple(row[1:]))
+        rows = await tx.fetch(_NEXT_RUNS.format(ids=_IDS[tx.dialect]), list_param(tx, [str(i) for i in flow_ids]))
+    first = {row[0]: tuple(row[1:]) for row in rows}
     return {i: first.get(str(i)) for i in flow_ids}
 
 
