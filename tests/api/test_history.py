@@ -157,6 +157,16 @@ async def test_history_without_history_interval_seconds_is_a_422_as_prefect_has_
     assert "history_interval_seconds" in str(answer["detail"])
 
 
+@pytest.mark.parametrize("path", [
+    "/flow_runs/history", "/task_runs/history", "/ui/task_runs/dashboard/counts", "/ui/flows/next-runs",
+    "/ui/flows/count-deployments", "/ui/flow_runs/count-task-runs",
+])
+async def test_routes_that_need_a_body_answer_an_empty_or_malformed_one_with_a_422(server, path):
+    for body in (b"", b"{", b"[]"):
+        status, answer = await server.request("POST", path, data=body, headers={"Content-Type": "application/json"})
+        assert status == 422 and "detail" in answer, (path, body, status, answer)
+
+
 async def test_task_run_history_counts_task_runs_the_same_way(world):
     buckets = await world.post("/task_runs/history", history_body(0, 10, 600))
     assert tallies(buckets[0]) == {
