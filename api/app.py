@@ -33,19 +33,19 @@ from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
 from .notifier import NotifierParts, default_parts, notifier_services
 from .routing import fixed_paths_win
-from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
+from .routes import admin, concurrency, docs, events, flow_runs, flows, history, log_import, logs, run_filters, task_runs
 from .routes import (
     artifacts, automations, blocks, channels, deliveries, deployments, events_out, flow_run_inputs, run_ids,
-    variables, work_pools, worker_channel,
+    ui, variables, work_pools, worker_channel,
 )
 
 log = structlog.get_logger("runlog.api")
 
-# run_filters before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
+# run_filters and history before flow_runs/task_runs: "/flow_runs/filter" must not be taken for an id.
 ROUTE_MODULES = (
-    admin, flows, run_filters, flow_runs, flow_run_inputs, task_runs, events, logs, concurrency, log_import, run_ids,
-    variables, artifacts, blocks, events_out, automations, deliveries, channels, deployments, work_pools,
-    worker_channel, docs,
+    admin, flows, run_filters, history, flow_runs, flow_run_inputs, task_runs, events, logs, concurrency, log_import,
+    run_ids, variables, artifacts, blocks, events_out, automations, deliveries, channels, deployments, work_pools,
+    worker_channel, ui, docs,
 )
 
 
