@@ -25,7 +25,7 @@ from .tables import in_list, list_param, read_view, text, us
 
 
 _FLOW_RUN_TYPES = frozenset(
-    {"flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted"}
+    {"flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted", "flow_run.work_queue_cleared"}
 )
 _TASK_RUN_TYPES = frozenset({"task_run.created", "task_run.state_changed", "task_run.updated", "task_run.deleted"})
 
@@ -196,6 +196,7 @@ SQL_TASK_RUN_CREATE_READ = "SELECT (SELECT 1 FROM flow_runs WHERE id = ?), (SELE
 SQL_TASK_RUN_IDS_OF_FLOW_RUN = "SELECT id FROM task_runs WHERE flow_run_id = ?"
 SQL_FLOW_RUN_IDS_OF_FLOW = "SELECT id FROM flow_runs WHERE flow_id = ?"
 SQL_FLOW_RUN_EXISTS = "SELECT id FROM flow_runs WHERE id = ?"
+SQL_FLOW_RUN_IDS_OF_QUEUE = "SELECT id FROM flow_runs WHERE work_queue_id = ?"
 
 
 async def get_flow_run(store: EventStore, run_id: UUID) -> FlowRunView | None:
@@ -248,6 +249,11 @@ async def task_run_ids_of_flow_run(store: EventStore, flow_run_id: UUID) -> list
 
 async def flow_run_ids_of_flow(store: EventStore, flow_id: UUID) -> list[UUID]:
     return await _ids(store, SQL_FLOW_RUN_IDS_OF_FLOW, flow_id)
+
+
+async def flow_run_ids_of_queue(store: EventStore, queue_id: UUID) -> list[UUID]:
+    """The runs whose work_queue_id is ``queue_id`` (the flow_runs_queue_scheduled index's range)."""
+    return await _ids(store, SQL_FLOW_RUN_IDS_OF_QUEUE, queue_id)
 
 
 async def flow_run_exists(store: EventStore, run_id: UUID) -> bool:

@@ -193,15 +193,15 @@ FLOW_RUN_SIDE = Resource({
 })
 
 FLOW_RUN_QUERY = Resource({
-    # Prefect matches these as EXISTS(the run's work queue / its pool, matching): a run has a
-    # queue when it was created in a pool that had it (flow_run_queues, projections/work_pools.py).
+    # Prefect matches these as EXISTS(the run's work queue / its pool, matching): the queue is
+    # flow_runs.work_queue_id, set when the run was created in a pool and cleared when that
+    # queue is deleted (as Prefect's foreign key clears it).
     "work_pools": Related(
-        "EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_pools wp ON wp.id = rq.work_pool_id "
-        "WHERE rq.flow_run_id = fr.id AND {where})", WORK_POOL,
+        "EXISTS (SELECT 1 FROM work_queues wq JOIN work_pools wp ON wp.id = wq.work_pool_id "
+        "WHERE wq.id = fr.work_queue_id AND {where})", WORK_POOL,
     ),
     "work_pool_queues": Related(
-        "EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_queues wq ON wq.id = rq.work_queue_id "
-        "WHERE rq.flow_run_id = fr.id AND {where})", WORK_QUEUE,
+        "EXISTS (SELECT 1 FROM work_queues wq WHERE wq.id = fr.work_queue_id AND {where})", WORK_QUEUE,
     ),
     "flow_runs": FLOW_RUN,
     "deployments": DEPLOYMENT_OF_RUN,

@@ -114,8 +114,8 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
     ),
     (
         "work pools: the run's queue is in a pool", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
-        {"work_pools": {}}, f"({HAS_FLOW} AND EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_pools wp "
-        "ON wp.id = rq.work_pool_id WHERE rq.flow_run_id = fr.id AND 1 = 1))", (),
+        {"work_pools": {}}, f"({HAS_FLOW} AND EXISTS (SELECT 1 FROM work_queues wq JOIN work_pools wp "
+        "ON wp.id = wq.work_pool_id WHERE wq.id = fr.work_queue_id AND 1 = 1))", (),
     ),
     (
         "deployments: the run's deployment must match", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
