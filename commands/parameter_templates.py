@@ -238,7 +238,59 @@ def has_templates(parameters: dict[str, Any]) -> bool:
     return False
 
 
+def problems(hydrated: Any, prefix: str = "") -> dict[str, HydrationError]:
+    """The problems an unrendered pass left, by their dotted path, as Prefect's check of an
+    automation's run-deployment parameters collects them. Prefect's walk never looks inside
+    lists (its loop over a list's items swaps index and item), so neither does this one."""
+    if isinstance(hydrated, HydrationError):
+        return {prefix: hydrated}
+    found: dict[str, HydrationError] = {}
+    if isinstance(hydrated, dict):
+        for key, value in hydrated.items():
+            if isinstance(value, dict):
+                found.update(problems(value, f"{prefix}{key}."))
+            elif isinstance(value, HydrationError):
+                found[f"{prefix}{key}"] = value
+    return found
+
+
+def _wrap_v1(template: str) -> dict[str, Any]:
+    """A plain string template as Prefect upgrades it: one ``{{ expression }}`` becomes JSON of
+    the expression rendered ``| tojson`` (so its value keeps its type); text around
+    expressions stays a string template."""
+    stripped = template.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+        inner = stripped[2:-2].strip()
+        return {KIND: "json", "value": {KIND: "jinja", "template": "{{ " + inner + " | tojson }}"}}
+    return {KIND: "jinja", "template": template}
+
+
+def _maybe_template(value: str) -> bool:
+    return "{{" in value or "{%" in value
+
+
+def upgrade_v1_templates(parameters: dict[str, Any]) -> dict[str, Any]:
+    """An automation's parameters with their v1 templates (plain strings holding Jinja) made
+    ``__prefect_kind`` objects, where Prefect's actions upgrade them: values of dicts without a
+    kind, and the strings and dicts directly in their lists."""
+    upgraded: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if isinstance(value, dict):
+            upgraded[key] = value if KIND in value else upgrade_v1_templates(value)
+        elif isinstance(value, list):
+            upgraded[key] = [
+                upgrade_v1_templates(item) if isinstance(item, dict)
+                else _wrap_v1(item) if isinstance(item, str) and _maybe_template(item) else item
+                for item in value
+            ]
+        elif isinstance(value, str) and _maybe_template(value):
+            upgraded[key] = _wrap_v1(value)
+        else:
+            upgraded[key] = value
+    return upgraded
+
+
 __all__ = [
     "Context", "HydrationError", "Placeholder", "Removed", "ValidJinja", "WorkspaceVariable", "has_templates",
-    "hydrate", "placeholders", "render_template", "variable_names",
+    "hydrate", "placeholders", "problems", "render_template", "upgrade_v1_templates", "variable_names",
 ]

@@ -98,3 +98,33 @@ def test_the_variables_a_first_pass_needs_are_found() -> None:
                   "c": {"__prefect_kind": "workspace_variable", "variable_name": "x"}}
     assert templates.variable_names(parameters) == ["x", "y"]
     assert templates.has_templates(parameters) and not templates.has_templates({"a": [1, {"b": 2}]})
+
+
+V1_CASES = [
+    {"a": "{{ event.id }}", "b": "Hello {{ flow_run.name }}", "c": "no template", "d": 3},
+    {"nested": {"x": "{{ 1 + 1 }}", "kind": {"__prefect_kind": "jinja", "template": "{{ y }}"}}},
+    {"items": ["{{ a }}", "plain", {"x": "{% if a %}1{% endif %}"}, {"__prefect_kind": "jinja", "template": "{{ z }}"}]},
+]
+
+
+@pytest.mark.parametrize("parameters", V1_CASES)
+def test_v1_templates_are_upgraded_as_prefects_run_deployment_upgrades_them(parameters: dict[str, Any]) -> None:
+    import copy
+
+    from prefect.server.events.actions import RunDeployment
+
+    theirs = copy.deepcopy(parameters)
+    RunDeployment._upgrade_v1_templates(theirs)
+    assert templates.upgrade_v1_templates(parameters) == theirs
+
+
+def test_an_automations_parameters_have_the_problems_prefect_finds() -> None:
+    from prefect.server.events.actions import RunDeployment
+
+    parameters = {"a": {"__prefect_kind": "json", "value": "{"}, "b": {"c": {"__prefect_kind": "jinja", "template": "{{"}},
+                  "d": [{"__prefect_kind": "json", "value": "{"}], "e": {"__prefect_kind": "none"}, "f": "{{ ok }}"}
+    upgraded = templates.upgrade_v1_templates(parameters)
+    ours = templates.problems(templates.hydrate(upgraded, templates.Context()))
+    theirs = RunDeployment._collect_errors(prefect_hydration.hydrate(upgraded, prefect_hydration.HydrationContext()))
+    assert {k: str(v) for k, v in ours.items()} == {k: str(v) for k, v in theirs.items()}
+    assert set(ours) == {"a", "b.c", "e"}
