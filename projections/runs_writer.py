@@ -33,7 +33,8 @@ FLOW_RUNS = Table(
     "flow_runs",
     ("id", "version", "flow_id", "name", "state_type", "state_name", "start_time", "end_time",
      "expected_start_time", "next_scheduled_start_time", "deployment_id", "parent_task_run_id",
-     "work_queue_name", "flow_version", "idempotency_key", "created", "view", "work_queue_id"),
+     "work_queue_name", "flow_version", "idempotency_key", "created", "view", "work_queue_id", "created_by_id",
+     "created_by_type"),
     key=("id",),
 )
 FLOW_RUN_TAGS = Table("flow_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
@@ -62,7 +63,16 @@ def _flow_run_row(view: FlowRunView) -> tuple:
         us(view.start_time), us(view.end_time), us(view.expected_start_time), us(view.next_scheduled_start_time),
         text(view.deployment_id), text(view.parent_task_run_id), view.work_queue_name, view.flow_version,
         view.idempotency_key, us(view.created), _view_encoder.encode(view), text(view.work_queue_id),
+        *_creator(view.created_by),
     )
+
+
+def _creator(created_by: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The created_by_id and created_by_type columns (what the flow run filter on created_by reads)."""
+    if not created_by:
+        return None, None
+    creator_id, kind = created_by.get("id"), created_by.get("type")
+    return (None if creator_id is None else str(creator_id)), (None if kind is None else str(kind))
 
 
 def _task_run_row(view: TaskRunView) -> tuple:

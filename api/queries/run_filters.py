@@ -13,8 +13,8 @@ from runlog.projections.runs_writer import decode_flow_run, decode_task_run
 from ..schemas import filters as f
 from .work_pools import WORK_POOL, WORK_QUEUE
 from .filtering import (
-    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, Unknown, always_null,
-    any_in, at_or_after, at_or_before, combine, contains, json_tags, never, not_any_in, null, on, tag_table, tags_all,
+    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, Unknown,
+    any_in, at_or_after, at_or_before, combine, contains, json_tags, not_any_in, null, on, tag_table, tags_all,
     tags_any, tags_null, view_time, views_of, where_exists,
 )
 
@@ -89,8 +89,10 @@ FLOW_RUN = Resource({
     }),
     "parent_task_run_id": Criteria("fr.parent_task_run_id", {"any_": any_in, "is_null_": null}),
     "idempotency_key": Criteria("fr.idempotency_key", IDS),
-    # runlog records no creator, so created_by is null on every run.
-    "created_by": Criteria("fr.id", {"id_": never, "type_": never, "is_null_": always_null}),
+    # Prefect matches the id and type inside its created_by JSON; runlog keeps both in columns.
+    "created_by": Criteria("fr.created_by_type", {
+        "id_": on("fr.created_by_id", any_in), "type_": any_in, "is_null_": null,
+    }),
 })
 
 

@@ -50,6 +50,15 @@ async def test_a_run_made_for_an_automation_records_it_as_its_creator(server) ->
     )
     assert status == 422 and "Prefect-Automation-ID" in answer["detail"]
 
+    async def ids(created_by: dict) -> set[str]:
+        status, runs = await server.request("POST", "/flow_runs/filter", json={"flow_runs": {"created_by": created_by}})
+        assert status == 200, runs
+        return {r["id"] for r in runs}
+
+    assert await ids({"id_": [AUTOMATION]}) == await ids({"type_": ["AUTOMATION"]}) == {run["id"], direct["id"]}
+    assert await ids({"is_null_": True}) == {plain["id"], garbled["id"]}
+    assert await ids({"type_": ["SCHEDULE"]}) == set()
+
 
 async def test_a_body_setting_auto_scheduled_or_created_by_is_refused_as_prefect_refuses_extra_fields(server) -> None:
     flow_id = await flow(server)

@@ -97,8 +97,9 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
         "NOT (fr.state_type IN (SELECT value FROM json_each(?)))", ('["FAILED"]',),
     ),
     (
-        "created_by is null on every run", run_filters.FLOW_RUN, f.FlowRunFilter,
-        {"created_by": {"operator": "or_", "type_": ["x"], "is_null_": True}}, "(1 = 0 OR 1 = 1)", (),
+        "created_by matches its type and id columns", run_filters.FLOW_RUN, f.FlowRunFilter,
+        {"created_by": {"operator": "or_", "type_": ["x"], "is_null_": True}},
+        "(fr.created_by_type IN (SELECT value FROM json_each(?)) OR fr.created_by_type IS NULL)", ('["x"]',),
     ),
     (
         "task runs: an empty flow_run_id filter means 'has a flow run'", run_filters.TASK_RUN, f.TaskRunFilter,

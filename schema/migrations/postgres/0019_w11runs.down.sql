@@ -1,3 +1,5 @@
+ALTER TABLE flow_runs DROP COLUMN created_by_type;
+ALTER TABLE flow_runs DROP COLUMN created_by_id;
 CREATE TABLE flow_run_queues (
     flow_run_id   text PRIMARY KEY,
     work_queue_id text NOT NULL,

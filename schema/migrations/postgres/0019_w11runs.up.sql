@@ -5,3 +5,8 @@
 DROP INDEX flow_run_queues_queue;
 DROP INDEX flow_run_queues_pool;
 DROP TABLE flow_run_queues;
+
+-- Who made a run (Prefect's created_by: the scheduler's schedule, an automation), for the
+-- flow run filter on it; the whole value is in the run's view. Runs made before had none.
+ALTER TABLE flow_runs ADD COLUMN created_by_id text;
+ALTER TABLE flow_runs ADD COLUMN created_by_type text;
