@@ -185,6 +185,12 @@ async def _append_new(
 
     view = await FLOW_RUNS.create(store, run_id, decide, clock=clock)
     assert view.state is not None
+    if placed is not None and await work_pools.get_queue(store, placed[0]) is None:
+        # The queue was deleted after it was resolved for this run: its deletion may have
+        # looked for the queue's runs before this one was appended, so the run clears it
+        # itself (after this append, any deletion that missed the run has committed).
+        await clear_work_queue(store, [placed[0]], run_ids=[run_id], clock=clock)
+        view = await reads.get_flow_run(store, run_id) or view
     if cache is not None:
         cache.put(cache_key("flow_runs", run_id), view)  # the client's next call is nearly always set_state
     await mirror_to_parent_task(store, view, view.state, clock=clock)
@@ -195,27 +201,31 @@ CLEAR_CONCURRENCY = 32
 """Runs whose queue is cleared at once: their appends share the store's group commits."""
 
 
-async def clear_work_queue(store: EventStore, queue_ids: Iterable[UUID], *, clock: Clock = system_clock) -> int:
+async def clear_work_queue(
+    store: EventStore, queue_ids: Iterable[UUID], *, run_ids: list[UUID] | None = None, clock: Clock = system_clock,
+) -> int:
     """After ``queue_ids`` were deleted, record on each run created in one of them that it no
     longer has a queue or pool, as Prefect's foreign key clears it; the runs cleared.
 
-    The runs are found by flow_runs.work_queue_id. Each is decided on its own stream (a run
-    whose queue was already cleared, or that was deleted meanwhile, is left alone), so this
-    can be repeated safely."""
-    cleared = 0
+    The runs are found by flow_runs.work_queue_id (or are ``run_ids``). Each is decided on its
+    own stream (a run whose queue was already cleared, or that was deleted meanwhile, is left
+    alone), so this can be repeated safely."""
+    cleared: set[UUID] = set()
+    given = run_ids
     for queue_id in queue_ids:
-        run_ids = await reads.flow_run_ids_of_queue(store, queue_id)
+        run_ids = given if given is not None else await reads.flow_run_ids_of_queue(store, queue_id)
 
         def changed(view: FlowRunView, _now: datetime, queue_id: UUID = queue_id) -> list[catalogue.Event]:
             if view.work_queue_id != queue_id:
+                cleared.discard(view.id)  # decided again after a conflict: someone else cleared it
                 return []
+            cleared.add(view.id)
             return [catalogue.FlowRunWorkQueueCleared(flow_run_id=view.id, work_queue_id=queue_id)]
 
         for start in range(0, len(run_ids), CLEAR_CONCURRENCY):
             chunk = run_ids[start:start + CLEAR_CONCURRENCY]
-            found = await asyncio.gather(*(FLOW_RUNS.if_exists(store, run_id, changed, clock=clock) for run_id in chunk))
-            cleared += sum(found)
-    return cleared
+            await asyncio.gather(*(FLOW_RUNS.if_exists(store, run_id, changed, clock=clock) for run_id in chunk))
+    return len(cleared)
 
 
 async def update(
