@@ -42,8 +42,8 @@ DEFAULT_POLICY = {
 """Prefect's FlowRunPolicy defaults: a new run's empirical_policy starts from them."""
 
 
-class NewFlowRun(msgspec.Struct, kw_only=True):
-    """A flow run to create: what a client's POST /flow_runs/ or a scheduler asks for."""
+class FlowRunFields(msgspec.Struct, kw_only=True):
+    """What a client may ask of a new flow run (the body of POST /flow_runs/ extends it)."""
 
     flow_id: UUID
     name: str | None = None
@@ -61,6 +61,12 @@ class NewFlowRun(msgspec.Struct, kw_only=True):
     work_pool_name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] | None = None
+
+
+class NewFlowRun(FlowRunFields, kw_only=True):
+    """A flow run to create: what a client's POST /flow_runs/ or a scheduler asks for, with
+    what only the server sets."""
+
     auto_scheduled: bool = False
     """Created by the scheduler from a deployment's schedule (Prefect's flag of the same name)."""
     created_by: dict[str, Any] | None = None
@@ -403,6 +409,7 @@ async def mirror_to_parent_task(
 
 
 __all__ = [
-    "DEFAULT_POLICY", "NewFlowRun", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update",
+    "DEFAULT_POLICY", "FlowRunFields", "NewFlowRun", "clear_work_queue", "created_by_automation",
+    "created_by_schedule", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update",
     "update_labels",
 ]

@@ -52,11 +52,9 @@ def to_flow_run(view: FlowRunView, now: datetime) -> FlowRun:
 async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
     await provenance.refuse_server_only_fields(request)
-    creator = provenance.created_by(request)
-    if creator is not None:
-        body = msgspec.structs.replace(body, created_by=creator)
+    new = commands.NewFlowRun(**msgspec.structs.asdict(body), created_by=provenance.created_by(request))
     view, created = await commands.create(
-        request.config_dict[keys.STORE], body, cache=request.config_dict[keys.VIEW_CACHE],
+        request.config_dict[keys.STORE], new, cache=request.config_dict[keys.VIEW_CACHE],
         clock=request.config_dict[keys.CLOCK], known_flows=request.config_dict[keys.KNOWN_FLOWS],
     )
     return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)
