@@ -19,7 +19,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from runlog.commands.errors import Busy, Conflict, DomainError, Forbidden, NotFound, Unprocessable
+from runlog.commands.errors import BadRequest, Busy, Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from runlog.eventstore import (
     ConcurrencyError,
     InvalidEvent,
@@ -46,7 +46,7 @@ CLIENT_CLOSED_REQUEST = 499
 
 # The one place domain errors (runlog.commands.errors) become HTTP statuses.
 _DOMAIN_STATUS: dict[type[DomainError], int] = {
-    NotFound: 404, Conflict: 409, Forbidden: 403, Unprocessable: 422, Busy: 503,
+    NotFound: 404, Conflict: 409, Forbidden: 403, Unprocessable: 422, Busy: 503, BadRequest: 400,
 }
 
 

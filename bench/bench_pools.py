@@ -135,7 +135,8 @@ async def measure(base: str, pools: list[str], deployments: list[str], args: arg
 
 # get_scheduled_flow_runs' per-queue query and the pool's active-run count (api/queries/work_pools.py),
 # before migration 0018 (through flow_run_queues) and after (flow_runs.work_queue_id), so that one
-# loaded database shows both plans.
+# loaded database shows both plans while it has both (flow_run_queues was dropped by migration 0021:
+# a database from then on shows the column's plans only).
 OLD_QUEUE_SQL = (
     "SELECT fr.view FROM flow_run_queues rq JOIN flow_runs fr ON fr.id = rq.flow_run_id "
     "WHERE rq.work_queue_id = {p1} AND fr.state_type = 'SCHEDULED' AND fr.next_scheduled_start_time <= {p2} "
@@ -160,9 +161,9 @@ def db_has_column(db) -> bool:
     return any(row[1] == "work_queue_id" for row in db.execute("PRAGMA table_info(flow_runs)"))
 
 
-def cases(queue: str, pool: str, soon: int, migrated: bool) -> list[tuple[str, tuple]]:
+def cases(queue: str, pool: str, soon: int, migrated: bool, old_table: bool = True) -> list[tuple[str, tuple]]:
     day = soon + 86_400 * 1_000_000
-    found = [(OLD_QUEUE_SQL, (queue, soon)), (OLD_QUEUE_SQL, (queue, day)), (OLD_ACTIVE_SQL, (pool,))]
+    found = [(OLD_QUEUE_SQL, (queue, soon)), (OLD_QUEUE_SQL, (queue, day)), (OLD_ACTIVE_SQL, (pool,))] if old_table else []
     if migrated:
         found += [(QUEUE_SQL, (queue, soon)), (QUEUE_SQL, (queue, day)), (ACTIVE_SQL, (pool,))]
     return found
@@ -176,7 +177,8 @@ async def explain(database_url: str, backend: str) -> None:
         db = sqlite3.connect(database_url.removeprefix("sqlite:///"))
         try:
             queue, pool = db.execute("SELECT id, work_pool_id FROM work_queues LIMIT 1").fetchone()
-            for sql, params in cases(queue, pool, soon, db_has_column(db)):
+            old_table = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'flow_run_queues'").fetchone() is not None
+            for sql, params in cases(queue, pool, soon, db_has_column(db), old_table):
                 sql = sql.replace("{p1}", "?").replace("{p2}", "?")
                 print("EXPLAIN QUERY PLAN", sql)
                 for row in db.execute("EXPLAIN QUERY PLAN " + sql, params):
@@ -193,7 +195,8 @@ async def explain(database_url: str, backend: str) -> None:
         queue, pool = await conn.fetchrow("SELECT id, work_pool_id FROM work_queues LIMIT 1")
         has = await conn.fetchval("SELECT count(*) FROM information_schema.columns "
                                   "WHERE table_name = 'flow_runs' AND column_name = 'work_queue_id'")
-        for sql, params in cases(queue, pool, soon, bool(has)):
+        old_table = await conn.fetchval("SELECT count(*) FROM pg_tables WHERE tablename = 'flow_run_queues'")
+        for sql, params in cases(queue, pool, soon, bool(has), bool(old_table)):
             sql = sql.replace("{p1}", "$1").replace("{p2}", "$2")
             print("EXPLAIN ANALYZE", sql)
             for row in await conn.fetch("EXPLAIN ANALYZE " + sql, *params):

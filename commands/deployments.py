@@ -27,6 +27,7 @@ import msgspec
 from runlog.eventstore import EventStore
 from runlog.projections import deployments as reads
 from runlog.projections import flows as flow_reads
+from runlog.projections import variables as variable_reads
 from runlog.projections import work_pools as pool_reads
 from runlog.projections.cache import ViewCache
 from runlog.projections.deployments import DeploymentView, ScheduleView, evolve_deployment, stream_of
@@ -34,10 +35,11 @@ from runlog.projections.runs import FlowRunView
 from runlog.schema import events as catalogue
 
 from . import deployment_concurrency, flow_runs, integrity, run_keys, work_pools
+from . import parameter_templates as templates
 from .clock import Clock, system_clock
 from .deployment_schedules import check_max_scheduled_runs, normalized_schedule
 from .entities import EntityStream
-from .errors import Conflict, Unprocessable
+from .errors import BadRequest, Conflict, Unprocessable
 from .executor import Decided, Versioned
 from .flow_runs import NewFlowRun
 from .orchestration import ProposedState
@@ -150,14 +152,23 @@ def _check_unique_slugs(schedules: Sequence[ScheduleView | catalogue.DeploymentS
         raise SlugTaken()
 
 
-async def placed_in_pool(store: EventStore, fields: dict[str, Any], *, clock: Clock = system_clock) -> dict[str, Any]:
+async def placed_in_pool(
+    store: EventStore, fields: dict[str, Any], *, updating: bool = False, clock: Clock = system_clock
+) -> dict[str, Any]:
     """``fields`` with the queue a deployment's runs go to, as Prefect's create and update
     decide: with a ``work_pool_name``, the pool must exist (PoolNotFound otherwise); the queue
     named is used, created in the pool when it has none of that name, and without a name the
-    pool's default queue, whose name the deployment then records."""
+    pool's default queue, whose name the deployment then records. A ``work_queue_name`` with
+    no pool places it in the default agent pool (commands/work_pools.ensure_queue_named),
+    whose name the deployment records; except in an update that sets the pool to null, which
+    takes the deployment out of any pool."""
     pool_name = fields.get("work_pool_name")
     if not pool_name:
-        return fields
+        queue_name = fields.get("work_queue_name")
+        if not queue_name or (updating and "work_pool_name" in fields):
+            return fields
+        pool, queue = await work_pools.ensure_queue_named(store, queue_name, clock=clock)
+        return {**fields, "work_pool_name": pool.name, "work_queue_name": queue.name}
     queue_name = fields.get("work_queue_name") or None
     found = await pool_reads.resolve_queue(store, pool_name, queue_name)
     if found is None:
@@ -286,7 +297,7 @@ async def update(
     """PATCH: set ``fields`` (those sent); ``schedules``, when sent, as Prefect's update does.
     False when there is no such deployment."""
     check_fields(fields)
-    fields = await placed_in_pool(store, fields, clock=clock)
+    fields = await placed_in_pool(store, fields, updating=True, clock=clock)
 
     def changed(view: DeploymentView, now: datetime) -> list[catalogue.Event]:
         events: list[catalogue.Event] = []
@@ -435,16 +446,17 @@ def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
 
 async def create_flow_run(
     store: EventStore, deployment_id: UUID, body: DeploymentRun, *, cache: ViewCache | None = None,
-    clock: Clock = system_clock,
+    created_by: dict[str, Any] | None = None, clock: Clock = system_clock,
 ) -> tuple[FlowRunView, bool] | None:
     """A flow run of the deployment (None when there is none): its parameters merged over the
-    deployment's and checked against its schema when enforced, its tags added to the
-    deployment's, Scheduled now unless a state is given. The run and whether it was created
-    (an idempotency key may find an existing one)."""
+    deployment's, their templates resolved (BadRequest for a bad one, as Prefect answers 400)
+    and checked against its schema when enforced, its tags added to the deployment's,
+    Scheduled now unless a state is given, made by ``created_by`` (Prefect's CreatedBy, or
+    None). The run and whether it was created (an idempotency key may find an existing one)."""
     deployment = await reads.get(store, deployment_id)
     if deployment is None:
         return None
-    parameters = {**deployment.parameters, **body.parameters}
+    parameters = await hydrated({**deployment.parameters, **body.parameters}, store)
     enforce = deployment.enforce_parameter_schema if body.enforce_parameter_schema is None \
         else body.enforce_parameter_schema
     if enforce:
@@ -452,7 +464,7 @@ async def create_flow_run(
     work_queue_name = deployment.work_queue_name
     if body.work_queue_name:
         if not deployment.work_pool_name:
-            raise Unprocessable(
+            raise BadRequest(
                 f"Cannot create flow run in work queue {body.work_queue_name} because deployment {deployment_id} "
                 "is not associated with a work pool. Please remove work_pool_name and try again."
             )
@@ -465,14 +477,38 @@ async def create_flow_run(
         idempotency_key=body.idempotency_key, empirical_policy=body.empirical_policy,
         tags=_union(deployment.tags, body.tags), labels=labels, deployment_id=deployment.id,
         deployment_version=deployment.version, work_pool_name=deployment.work_pool_name,
-        work_queue_name=work_queue_name, job_variables=body.job_variables or {},
+        work_queue_name=work_queue_name, job_variables=body.job_variables or {}, created_by=created_by,
     )
     return await flow_runs.create(store, new, cache=cache, clock=clock)
 
 
+async def hydrated(
+    parameters: dict[str, Any], store: EventStore, jinja_context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``parameters`` with their ``__prefect_kind`` templates resolved as Prefect resolves a
+    deployment run's: Jinja rendered (with ``jinja_context``; Prefect's route gives none), the
+    workspace variables named read. Raises BadRequest with Prefect's message at the first problem."""
+    if not templates.has_templates(parameters):
+        return parameters
+    variables: dict[str, Any] = {}
+    for name in templates.variable_names(parameters):
+        found = await variable_reads.get_by_name(store, name)
+        if found is not None:
+            variables[name] = found.value
+    ctx = templates.Context(
+        raise_on_error=True, render_jinja=True, jinja_context=jinja_context or {}, render_variables=True,
+        variables=variables,
+    )
+    try:
+        return templates.hydrate(parameters, ctx)
+    except templates.HydrationError as exc:
+        raise BadRequest(f"Error hydrating flow run parameters: {exc}") from None
+
+
 __all__ = [
     "DEPLOYMENTS", "DeploymentRun", "InvalidDeployment", "NewSchedule", "SlugTaken", "check_parameters",
-    "create_flow_run", "create_schedules", "delete", "delete_schedule", "deployment_id_for", "placed_in_pool", "set_paused",
+    "create_flow_run", "create_schedules", "delete", "delete_schedule", "deployment_id_for", "hydrated", "placed_in_pool",
+    "set_paused",
     "update",
     "update_schedule", "upsert",
 ]

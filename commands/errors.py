@@ -5,7 +5,8 @@
     ├── Conflict        it clashes with what exists (a name taken, ...)        -> 409
     ├── Forbidden       reserved or protected: no request can do it            -> 403
     ├── Busy            contended; the same request may succeed later          -> 503 + Retry-After
-    └── Unprocessable   well-formed, but not a request that can be carried out -> 422
+    ├── Unprocessable   well-formed, but not a request that can be carried out -> 422
+    └── BadRequest      refused where Prefect answers 400 (a bad parameter template, ...) -> 400
 
 They say what went wrong in domain terms, for a person; the API's error middleware is the one
 place that turns them into HTTP answers (Prefect's {"detail": ...} shape), and the CLI prints
@@ -39,6 +40,10 @@ class Forbidden(DomainError):
     pass
 
 
+class BadRequest(DomainError):
+    pass
+
+
 class Busy(DomainError):
     """The resource stayed contended for every attempt; ``retry_after`` seconds is a fair wait."""
 
@@ -47,4 +52,4 @@ class Busy(DomainError):
         self.retry_after = retry_after
 
 
-__all__ = ["Busy", "Conflict", "DomainError", "Forbidden", "NotFound", "Unprocessable"]
+__all__ = ["BadRequest", "Busy", "Conflict", "DomainError", "Forbidden", "NotFound", "Unprocessable"]

@@ -42,8 +42,8 @@ DEFAULT_POLICY = {
 """Prefect's FlowRunPolicy defaults: a new run's empirical_policy starts from them."""
 
 
-class NewFlowRun(msgspec.Struct, kw_only=True):
-    """A flow run to create: what a client's POST /flow_runs/ or a scheduler asks for."""
+class FlowRunFields(msgspec.Struct, kw_only=True):
+    """What a client may ask of a new flow run (the body of POST /flow_runs/ extends it)."""
 
     flow_id: UUID
     name: str | None = None
@@ -61,8 +61,29 @@ class NewFlowRun(msgspec.Struct, kw_only=True):
     work_pool_name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] | None = None
+
+
+class NewFlowRun(FlowRunFields, kw_only=True):
+    """A flow run to create: what a client's POST /flow_runs/ or a scheduler asks for, with
+    what only the server sets."""
+
     auto_scheduled: bool = False
     """Created by the scheduler from a deployment's schedule (Prefect's flag of the same name)."""
+    created_by: dict[str, Any] | None = None
+    """Who made the run (Prefect's CreatedBy: id, type, display_value): set by the server,
+    never taken from a client's body (see created_by_schedule and created_by_automation)."""
+
+
+def created_by_schedule(schedule_id: UUID, slug: str | None, schedule: dict[str, Any]) -> dict[str, Any]:
+    """What Prefect's scheduler records as a scheduled run's creator: the schedule, shown by
+    its slug or else its kind's class name."""
+    kind = "IntervalSchedule" if "interval" in schedule else "CronSchedule" if "cron" in schedule else "RRuleSchedule"
+    return {"id": str(schedule_id), "type": "SCHEDULE", "display_value": slug or kind}
+
+
+def created_by_automation(automation_id: UUID, name: str) -> dict[str, Any]:
+    """What Prefect records for a run an automation's action made."""
+    return {"id": str(automation_id), "type": "AUTOMATION", "display_value": name}
 
 
 RUN_NAMESPACE = uuid.UUID("9f1d6f0a-3c1e-4f7e-8a5b-72756e6c6f67")
@@ -162,7 +183,7 @@ async def _append_new(
             work_queue_name=body.work_queue_name, work_pool_name=body.work_pool_name,
             job_variables=body.job_variables or {}, created=now,
             work_queue_id=placed[0] if placed else None, work_pool_id=placed[1] if placed else None,
-            auto_scheduled=body.auto_scheduled,
+            auto_scheduled=body.auto_scheduled, created_by=body.created_by,
         )
         state = state_from_proposal(proposed, state_id, now, flow_run_id=run_id)
         first_state = catalogue.FlowRunStateChanged(flow_run_id=run_id, state=state, forced=True)
@@ -170,10 +191,47 @@ async def _append_new(
 
     view = await FLOW_RUNS.create(store, run_id, decide, clock=clock)
     assert view.state is not None
+    if placed is not None and await work_pools.get_queue(store, placed[0]) is None:
+        # The queue was deleted after it was resolved for this run: its deletion may have
+        # looked for the queue's runs before this one was appended, so the run clears it
+        # itself (after this append, any deletion that missed the run has committed).
+        await clear_work_queue(store, [placed[0]], run_ids=[run_id], clock=clock)
+        view = await reads.get_flow_run(store, run_id) or view
     if cache is not None:
         cache.put(cache_key("flow_runs", run_id), view)  # the client's next call is nearly always set_state
     await mirror_to_parent_task(store, view, view.state, clock=clock)
     return view
+
+
+CLEAR_CONCURRENCY = 32
+"""Runs whose queue is cleared at once: their appends share the store's group commits."""
+
+
+async def clear_work_queue(
+    store: EventStore, queue_ids: Iterable[UUID], *, run_ids: list[UUID] | None = None, clock: Clock = system_clock,
+) -> int:
+    """After ``queue_ids`` were deleted, record on each run created in one of them that it no
+    longer has a queue or pool, as Prefect's foreign key clears it; the runs cleared.
+
+    The runs are found by flow_runs.work_queue_id (or are ``run_ids``). Each is decided on its
+    own stream (a run whose queue was already cleared, or that was deleted meanwhile, is left
+    alone), so this can be repeated safely."""
+    cleared: set[UUID] = set()
+    given = run_ids
+    for queue_id in queue_ids:
+        run_ids = given if given is not None else await reads.flow_run_ids_of_queue(store, queue_id)
+
+        def changed(view: FlowRunView, _now: datetime, queue_id: UUID = queue_id) -> list[catalogue.Event]:
+            if view.work_queue_id != queue_id:
+                cleared.discard(view.id)  # decided again after a conflict: someone else cleared it
+                return []
+            cleared.add(view.id)
+            return [catalogue.FlowRunWorkQueueCleared(flow_run_id=view.id, work_queue_id=queue_id)]
+
+        for start in range(0, len(run_ids), CLEAR_CONCURRENCY):
+            chunk = run_ids[start:start + CLEAR_CONCURRENCY]
+            await asyncio.gather(*(FLOW_RUNS.if_exists(store, run_id, changed, clock=clock) for run_id in chunk))
+    return len(cleared)
 
 
 async def update(
@@ -351,6 +409,7 @@ async def mirror_to_parent_task(
 
 
 __all__ = [
-    "DEFAULT_POLICY", "NewFlowRun", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update",
+    "DEFAULT_POLICY", "FlowRunFields", "NewFlowRun", "clear_work_queue", "created_by_automation",
+    "created_by_schedule", "Status", "create", "delete", "mirror_to_parent_task", "set_state", "update",
     "update_labels",
 ]

@@ -37,7 +37,7 @@ from runlog.schema import events as catalogue
 from runlog.schema.events import StateType
 
 from . import flow_runs, schedules
-from .flow_runs import NewFlowRun, in_chunks
+from .flow_runs import NewFlowRun, created_by_schedule, in_chunks
 from .runner import Service
 from .schedules import DEFAULT_LIMITS, SchedulerLimits
 
@@ -79,6 +79,7 @@ def scheduled_run(deployment: DeploymentView, schedule: ScheduleView, moment: da
         deployment_id=deployment.id, deployment_version=deployment.version,
         work_pool_name=deployment.work_pool_name, work_queue_name=deployment.work_queue_name,
         job_variables={}, auto_scheduled=True,
+        created_by=created_by_schedule(schedule.id, schedule.slug, schedule.schedule),
     )
 
 

@@ -24,11 +24,14 @@ from runlog.projections.work_pools import NOT_READY, PAUSED, WorkPoolView, WorkQ
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
+from . import flow_runs
 from .clock import Clock, system_clock
 from .errors import Conflict, Forbidden, NotFound, Unprocessable
 from .executor import Decided, decide_on_stream
 from .work_pool_status import pool_status, queue_status, worker_view_status
 
+DEFAULT_AGENT_POOL = "default-agent-pool"
+"""Prefect's pool for queues named without a pool (prefect/server/models/workers.py)."""
 DEFAULT_QUEUE_NAME = "default"
 DEFAULT_QUEUE_DESCRIPTION = "The work pool's default queue."
 RESERVED_PREFIX = "prefect"
@@ -187,16 +190,22 @@ async def update_pool(
 
 
 async def delete_pool(store: EventStore, name: str, *, clock: Clock = system_clock) -> bool:
+    """Delete the pool, its queues and workers; its queues' runs no longer name a queue."""
     if reserved(name):
         raise Forbidden("Work pools starting with 'Prefect' are reserved for internal use and can not be deleted.")
+    queue_ids: list[UUID] = []
 
     async def decide(tx: Tx, now: datetime) -> Decided[bool]:
         pool = await reads.pool_by_name_in(tx, name)
         if pool is None:
             return Decided((), False)
+        queue_ids[:] = [q.id for q in await reads.queues_of_pool_in(tx, pool.id)]
         return Decided([catalogue.WorkPoolDeleted(work_pool_id=pool.id, deleted=now)], True)
 
-    return await _on_pools(store, decide, clock)
+    found = await _on_pools(store, decide, clock)
+    if found:
+        await flow_runs.clear_work_queue(store, queue_ids, clock=clock)
+    return found
 
 
 # --- queues ------------------------------------------------------------------------------------
@@ -248,6 +257,57 @@ async def create_queue(
     return await _on_pools(store, decide, clock)
 
 
+async def ensure_queue_named(
+    store: EventStore, queue_name: str, *, clock: Clock = system_clock
+) -> tuple[WorkPoolView, WorkQueueView]:
+    """The queue a work queue name alone places a deployment in, created when missing, as
+    Prefect's ensure_work_queue_exists does: the queue of that name in the default agent pool
+    (any pool's, the oldest, while there is no such pool); else a new queue there at priority 1
+    (the pool, type prefect-agent, created first when missing); "default" is the pool's
+    default queue.
+    Decided in one step, so concurrent callers make one pool and one queue."""
+
+    async def decide(tx: Tx, now: datetime) -> Decided[tuple[WorkPoolView, WorkQueueView]]:
+        pool = await reads.pool_by_name_in(tx, DEFAULT_AGENT_POOL)
+        found = await (reads.queue_by_name_in(tx, pool.id, queue_name) if pool is not None
+                       else reads.queue_named_in(tx, queue_name))
+        if found is not None:
+            owner = pool or await reads.pool_in(tx, found.work_pool_id)
+            if owner is not None:
+                return Decided((), (owner, found))
+        events: list[catalogue.Event] = []
+        if pool is None:
+            pool_id, default_id = uuid.uuid4(), uuid.uuid4()
+            created = catalogue.WorkPoolCreated(
+                work_pool_id=pool_id, name=DEFAULT_AGENT_POOL, type="prefect-agent", default_queue_id=default_id,
+                created=now,
+            )
+            default = catalogue.WorkQueueCreated(
+                work_queue_id=default_id, work_pool_id=pool_id, name=DEFAULT_QUEUE_NAME,
+                description=DEFAULT_QUEUE_DESCRIPTION, priority=1, created=now,
+            )
+            events += [created, default]
+            pool, queues = reads.evolve_pool(None, created), [reads.evolve_queue(None, default)]
+        else:
+            queues = await reads.queues_of_pool_in(tx, pool.id)
+        assert pool is not None
+        if queue_name == DEFAULT_QUEUE_NAME:
+            default_queue = next((q for q in queues if q is not None and q.id == pool.default_queue_id), None)
+            if default_queue is not None:
+                return Decided(events, (pool, default_queue))
+        # Prefect creates it with priority 1, ahead of the pool's other queues, which move down.
+        queue = catalogue.WorkQueueCreated(
+            work_queue_id=uuid.uuid4(), work_pool_id=pool.id, name=queue_name, description="", priority=1, created=now,
+        )
+        view = reads.evolve_queue(None, queue)
+        assert view is not None
+        others = [q for q in queues if q is not None]
+        moves = _priority_events([*others, view], {view.id: 1}, now, skip=view.id)
+        return Decided([*events, queue, *moves], (pool, view))
+
+    return await _on_pools(store, decide, clock)
+
+
 async def update_queue(
     store: EventStore, lookup: QueueLookup, changes: dict[str, Any], *, clock: Clock = system_clock
 ) -> bool:
@@ -278,7 +338,8 @@ async def update_queue(
 
 async def delete_queue(store: EventStore, lookup: QueueLookup, *, clock: Clock = system_clock) -> bool:
     """Raises DefaultQueue for a pool's default queue; the rest of the pool's queues close up
-    their priorities."""
+    their priorities, and the queue's runs no longer name a queue."""
+    deleted: list[UUID] = []
 
     async def decide(tx: Tx, now: datetime) -> Decided[bool]:
         queue = await lookup(tx)
@@ -288,9 +349,13 @@ async def delete_queue(store: EventStore, lookup: QueueLookup, *, clock: Clock =
         if pool is not None and pool.default_queue_id == queue.id:
             raise DefaultQueue()
         rest = [q for q in await reads.queues_of_pool_in(tx, queue.work_pool_id) if q.id != queue.id]
+        deleted[:] = [queue.id]
         return Decided([catalogue.WorkQueueDeleted(work_queue_id=queue.id, deleted=now), *_priority_events(rest, {}, now)], True)
 
-    return await _on_pools(store, decide, clock)
+    found = await _on_pools(store, decide, clock)
+    if found:
+        await flow_runs.clear_work_queue(store, deleted, clock=clock)
+    return found
 
 
 # --- status changes ----------------------------------------------------------------------------

@@ -142,6 +142,7 @@ class Actor:
                 outcome = await deployment_actions.carry_out(
                     self._store, action, automation_id=step.automation_id, invocation=step.invocation,
                     action_index=step.index, event=step.source, clock=self._clock,
+                    automation_name=step.rule_name, context=step.context,
                 )
                 resulting = outcome.related  # the target and what the action made (Prefect's resulting resources)
             reason, details = outcome.reason, outcome.details

@@ -10,15 +10,19 @@ kind among the triggering event's resource and related resources, as Prefect inf
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from runlog.commands import deployments, work_pools
 from runlog.commands.clock import Clock
-from runlog.commands.errors import Conflict, Unprocessable
+from runlog.commands import parameter_templates as templates
+from runlog.commands.errors import BadRequest, Conflict, Unprocessable
+from runlog.commands.flow_runs import created_by_automation
 from runlog.commands.orchestration import ProposedState
 from runlog.eventstore import EventStore
+from runlog.projections import variables as variable_reads
 from runlog.projections import work_pools as pool_reads
 from runlog.schema.automations import (
     Action,
@@ -78,10 +82,13 @@ def _failed(action: Action, status: int, detail: str | None = None) -> ActionFai
 
 async def carry_out(
     store: EventStore, action: Action, *, automation_id: UUID, invocation: UUID, action_index: int,
-    event: Any | None, clock: Clock,
+    event: Any | None, clock: Clock, automation_name: str = "",
+    context: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> Outcome:
     """Carry out one deployment, work pool or work queue action; never raises for what Prefect
-    reports as a failed action."""
+    reports as a failed action. ``context`` gives the template context a run-deployment's
+    Jinja parameters render with (read only when they have Jinja); the runs it makes record
+    the automation (``automation_name``) as their creator."""
     outcome = Outcome()
     kind = _KINDS[type(action)]
     try:
@@ -95,7 +102,9 @@ async def carry_out(
         outcome.related.append({"prefect.resource.id": f"{kind}.{target_id}", "prefect.resource.role": "target"})
         if isinstance(action, RunDeployment):
             key = f"automation {automation_id}, action {action_index}, invocation {invocation}"
-            await _run(store, action, target_id, key, outcome, clock)
+            parameters = await _rendered(store, action.parameters or {}, context)
+            creator = created_by_automation(automation_id, automation_name)
+            await _run(store, action, target_id, key, parameters, creator, outcome, clock)
         elif isinstance(action, DEPLOYMENT_ACTIONS):
             found = await deployments.set_paused(store, target_id, isinstance(action, PauseDeployment), clock=clock)
             outcome.details["status_code"] = 200 if found else 404
@@ -114,8 +123,35 @@ async def carry_out(
     return outcome
 
 
+async def _rendered(
+    store: EventStore, parameters: dict[str, Any], context: Callable[[], Awaitable[dict[str, Any]]] | None,
+) -> dict[str, Any]:
+    """A run-deployment's parameters as Prefect's action renders them before asking for the
+    run: v1 templates upgraded, a first pass finding the Jinja and the variables, then rendered
+    with the firing's context. ActionFailed with Prefect's reason for a problem."""
+    parameters = templates.upgrade_v1_templates(parameters)
+    if not templates.has_templates(parameters):
+        return parameters
+    found = templates.placeholders(templates.hydrate(parameters, templates.Context()))
+    jinja_context = await context() if context is not None and any(
+        isinstance(p, templates.ValidJinja) for p in found) else {}
+    variables: dict[str, Any] = {}
+    for name in templates.variable_names(parameters):
+        variable = await variable_reads.get_by_name(store, name)
+        if variable is not None:
+            variables[name] = variable.value
+    ctx = templates.Context(raise_on_error=True, render_jinja=True, jinja_context=jinja_context,
+                            render_variables=True, variables=variables)
+    try:
+        return templates.hydrate(parameters, ctx)
+    except templates.HydrationError as exc:
+        # Prefect reports the error's repr, which shows its class and (keyword-built) no message
+        raise ActionFailed(f"Unable to create flow run from deployment: {exc.kind}()") from None
+
+
 async def _run(
-    store: EventStore, action: RunDeployment, deployment_id: UUID, key: str, outcome: Outcome, clock: Clock
+    store: EventStore, action: RunDeployment, deployment_id: UUID, key: str, parameters: dict[str, Any],
+    created_by: dict[str, Any], outcome: Outcome, clock: Clock,
 ) -> None:
     """A Scheduled run of the deployment (``schedule_after`` ahead), keyed by the invocation so
     that a firing carried out again finds the run it made."""
@@ -124,10 +160,13 @@ async def _run(
         state_details=StateDetails(scheduled_time=clock() + timedelta(seconds=action.schedule_after)),
     )
     body = deployments.DeploymentRun(
-        state=scheduled, parameters=action.parameters or {}, idempotency_key=key, job_variables=action.job_variables,
+        state=scheduled, parameters=parameters, idempotency_key=key, job_variables=action.job_variables,
     )
     try:
-        created = await deployments.create_flow_run(store, deployment_id, body, clock=clock)
+        created = await deployments.create_flow_run(store, deployment_id, body, created_by=created_by, clock=clock)
+    except BadRequest:
+        outcome.details["status_code"] = 400
+        raise _failed(action, 400) from None
     except (Conflict, Unprocessable) as exc:
         status = 409 if isinstance(exc, Conflict) else 422
         outcome.details["status_code"] = status

@@ -122,7 +122,20 @@ def flow_run_related(
             resource["prefect.resource.name"] = deployment.name
         related.append(resource)
     related.extend({"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"} for tag in sorted(tags))
+    related.extend(_creator(run.created_by))
     return related
+
+
+def _creator(created_by: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The run's creator as Prefect relates it, last: an automation or a deployment (a
+    schedule, the scheduler's runs' creator, is not related)."""
+    kind = {"AUTOMATION": "automation", "DEPLOYMENT": "deployment"}.get((created_by or {}).get("type") or "")
+    if created_by is None or kind is None:
+        return []
+    resource = {"prefect.resource.id": f"prefect.{kind}.{created_by.get('id')}", "prefect.resource.role": "creator"}
+    if created_by.get("display_value"):
+        resource["prefect.resource.name"] = str(created_by["display_value"])
+    return [resource]
 
 
 def deployment_changes(before: DeploymentView, after: DeploymentView) -> dict[str, dict[str, Any]]:

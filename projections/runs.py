@@ -21,6 +21,7 @@ from runlog.schema.events import (
     FlowRunDeleted,
     FlowRunStateChanged,
     FlowRunUpdated,
+    FlowRunWorkQueueCleared,
     State,
     StateType,
     TaskRunCreated,
@@ -63,6 +64,7 @@ class FlowRunView(msgspec.Struct, kw_only=True):
     expected_start_time: datetime | None = None
     next_scheduled_start_time: datetime | None = None
     auto_scheduled: bool = False
+    created_by: dict[str, Any] | None = None
 
 
 class TaskRunView(msgspec.Struct, kw_only=True):
@@ -146,6 +148,8 @@ def evolve_flow_run(view: FlowRunView | None, event: Any, version: int) -> FlowR
         return msgspec.structs.replace(merged, version=version)
     if isinstance(event, FlowRunDeleted):
         return None
+    if isinstance(event, FlowRunWorkQueueCleared) and view.work_queue_id == event.work_queue_id:
+        return msgspec.structs.replace(view, version=version, work_queue_id=None, work_pool_id=None, work_pool_name=None)
     return msgspec.structs.replace(view, version=version)
 
 

@@ -25,7 +25,7 @@ from .tables import in_list, list_param, read_view, text, us
 
 
 _FLOW_RUN_TYPES = frozenset(
-    {"flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted"}
+    {"flow_run.created", "flow_run.state_changed", "flow_run.updated", "flow_run.deleted", "flow_run.work_queue_cleared"}
 )
 _TASK_RUN_TYPES = frozenset({"task_run.created", "task_run.state_changed", "task_run.updated", "task_run.deleted"})
 
@@ -33,7 +33,8 @@ FLOW_RUNS = Table(
     "flow_runs",
     ("id", "version", "flow_id", "name", "state_type", "state_name", "start_time", "end_time",
      "expected_start_time", "next_scheduled_start_time", "deployment_id", "parent_task_run_id",
-     "work_queue_name", "flow_version", "idempotency_key", "created", "view", "work_queue_id"),
+     "work_queue_name", "flow_version", "idempotency_key", "created", "view", "work_queue_id", "created_by_id",
+     "created_by_type"),
     key=("id",),
 )
 FLOW_RUN_TAGS = Table("flow_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
@@ -62,7 +63,16 @@ def _flow_run_row(view: FlowRunView) -> tuple:
         us(view.start_time), us(view.end_time), us(view.expected_start_time), us(view.next_scheduled_start_time),
         text(view.deployment_id), text(view.parent_task_run_id), view.work_queue_name, view.flow_version,
         view.idempotency_key, us(view.created), _view_encoder.encode(view), text(view.work_queue_id),
+        *_creator(view.created_by),
     )
+
+
+def _creator(created_by: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The created_by_id and created_by_type columns (what the flow run filter on created_by reads)."""
+    if not created_by:
+        return None, None
+    creator_id, kind = created_by.get("id"), created_by.get("type")
+    return (None if creator_id is None else str(creator_id)), (None if kind is None else str(kind))
 
 
 def _task_run_row(view: TaskRunView) -> tuple:
@@ -196,6 +206,7 @@ SQL_TASK_RUN_CREATE_READ = "SELECT (SELECT 1 FROM flow_runs WHERE id = ?), (SELE
 SQL_TASK_RUN_IDS_OF_FLOW_RUN = "SELECT id FROM task_runs WHERE flow_run_id = ?"
 SQL_FLOW_RUN_IDS_OF_FLOW = "SELECT id FROM flow_runs WHERE flow_id = ?"
 SQL_FLOW_RUN_EXISTS = "SELECT id FROM flow_runs WHERE id = ?"
+SQL_FLOW_RUN_IDS_OF_QUEUE = "SELECT id FROM flow_runs WHERE work_queue_id = ?"
 
 
 async def get_flow_run(store: EventStore, run_id: UUID) -> FlowRunView | None:
@@ -248,6 +259,11 @@ async def task_run_ids_of_flow_run(store: EventStore, flow_run_id: UUID) -> list
 
 async def flow_run_ids_of_flow(store: EventStore, flow_id: UUID) -> list[UUID]:
     return await _ids(store, SQL_FLOW_RUN_IDS_OF_FLOW, flow_id)
+
+
+async def flow_run_ids_of_queue(store: EventStore, queue_id: UUID) -> list[UUID]:
+    """The runs whose work_queue_id is ``queue_id`` (the flow_runs_queue_scheduled index's range)."""
+    return await _ids(store, SQL_FLOW_RUN_IDS_OF_QUEUE, queue_id)
 
 
 async def flow_run_exists(store: EventStore, run_id: UUID) -> bool:

@@ -1,5 +1,6 @@
-"""The work pools read model: one row per work pool, work queue and worker, and the queue each
-flow run was created in, kept inline with the log; and the reads of them that commands share.
+"""The work pools read model: one row per work pool, work queue and worker, kept inline with
+the log; and the reads of them that commands share. (A run's queue is a column of flow_runs,
+projections/runs_writer.py.)
 
 Pools and queues (configuration and status changes) come from the one "work-pools" stream;
 a worker's heartbeats and status changes from its own stream (streams.worker); polls from the
@@ -33,8 +34,7 @@ _POOL_TYPES = frozenset({
 })
 _WORKER_TYPES = frozenset({"worker.heartbeat", "worker.status_changed", "worker.deleted"})
 _POLL_TYPES = frozenset({"work_queue.polled"})
-_RUN_TYPES = frozenset({"flow_run.created", "flow_run.deleted"})
-_TYPES = _POOL_TYPES | _WORKER_TYPES | _POLL_TYPES | _RUN_TYPES
+_TYPES = _POOL_TYPES | _WORKER_TYPES | _POLL_TYPES
 
 WORK_POOLS = Table("work_pools", ("id", "name", "type", "status", "created", "updated", "view"), key=("id",))
 WORK_QUEUES = Table(
@@ -44,21 +44,19 @@ WORKERS = Table(
     "workers", ("work_pool_id", "name", "id", "status", "last_heartbeat", "created", "updated", "view"),
     key=("work_pool_id", "name"),
 )
-FLOW_RUN_QUEUES = Table("flow_run_queues", ("flow_run_id", "work_queue_id", "work_pool_id"), key=("flow_run_id",))
 
 SQL_POOL = "SELECT view FROM work_pools WHERE id = ?"
 # Names are unique (the commands decide on one stream); should a pushed log hold two, the oldest answers.
 SQL_POOL_BY_NAME = "SELECT view FROM work_pools WHERE name = ? ORDER BY created, id LIMIT 1"
 SQL_QUEUE = "SELECT view FROM work_queues WHERE id = ?"
 SQL_QUEUE_BY_NAME = "SELECT view FROM work_queues WHERE work_pool_id = ? AND name = ? ORDER BY created, id LIMIT 1"
+SQL_QUEUE_NAMED = "SELECT view FROM work_queues WHERE name = ? ORDER BY created, id LIMIT 1"
 SQL_QUEUES_OF_POOL = "SELECT view FROM work_queues WHERE work_pool_id = ? ORDER BY priority, name, id"
 SQL_WORKER = "SELECT view FROM workers WHERE work_pool_id = ? AND name = ?"
 SQL_WORKERS_OF_POOL = "SELECT view FROM workers WHERE work_pool_id = ? ORDER BY last_heartbeat DESC, name"
 SQL_ONLINE_WORKERS = "SELECT view FROM workers WHERE status = 'ONLINE'"
 SQL_ALL_POOLS = "SELECT view FROM work_pools ORDER BY name, id"
 SQL_ALL_QUEUES = "SELECT view FROM work_queues ORDER BY id"
-SQL_RUNS_OF_QUEUE = "SELECT flow_run_id FROM flow_run_queues WHERE work_queue_id = ?"
-SQL_RUNS_OF_POOL = "SELECT flow_run_id FROM flow_run_queues WHERE work_pool_id = ?"
 
 
 class WorkPoolView(msgspec.Struct, kw_only=True):
@@ -127,6 +125,11 @@ async def queue_in(tx: Tx, queue_id: UUID) -> WorkQueueView | None:
 async def queue_by_name_in(tx: Tx, pool_id: UUID, name: str) -> WorkQueueView | None:
     rows = await tx.fetch(SQL_QUEUE_BY_NAME, str(pool_id), name)
     return decode_queue(bytes(rows[0][0])) if rows else None
+
+
+async def queue_named_in(tx: Tx, name: str) -> WorkQueueView | None:
+    """The oldest queue of that name in any pool."""
+    return await view_in(tx, SQL_QUEUE_NAMED, name, decode_queue)
 
 
 async def queues_of_pool_in(tx: Tx, pool_id: UUID) -> list[WorkQueueView]:
@@ -318,37 +321,18 @@ def _mine(record: RecordedEvent) -> bool:
         return record.stream_id.startswith(streams.WORKER)
     if record.type in _POLL_TYPES:
         return record.stream_id.startswith(streams.WORK_POOL_POLLS)
-    if record.type in _RUN_TYPES:
-        return record.stream_id.startswith(streams.FLOW_RUN)
     return False
-
-
-def _run_change(changes: RowChanges, event: Any) -> None:
-    """The flow_run_queues row a run's creation (in a queue) or deletion writes."""
-    if isinstance(event, catalogue.FlowRunCreated):
-        if event.work_queue_id is not None and event.work_pool_id is not None:
-            changes.upsert(FLOW_RUN_QUEUES, (str(event.flow_run_id), str(event.work_queue_id), str(event.work_pool_id)))
-    elif isinstance(event, catalogue.FlowRunDeleted):
-        changes.delete(FLOW_RUN_QUEUES, str(event.flow_run_id))
 
 
 class WorkPoolsProjection:
     name = "work_pools"
-    tables = (WORK_POOLS, WORK_QUEUES, WORKERS, FLOW_RUN_QUEUES)
+    tables = (WORK_POOLS, WORK_QUEUES, WORKERS)
     per_event = True  # an update reads the row the batch's previous event may have written
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
-        """None (``changes`` reads) for a batch with pool, queue, worker or poll events; a
-        batch of runs' events needs no read (a created run's queue is in its event), so its
-        flow_run_queues rows go with the append: PostgreSQL's one-statement path stays open
-        to the flow run create that every orchestration client makes."""
-        if changes_needed(_TYPES - _RUN_TYPES, rows) is None:
-            return None
-        changes = RowChanges()
-        for row in rows:
-            if row.event.type in _RUN_TYPES and row.stream_id.startswith(streams.FLOW_RUN):
-                _run_change(changes, catalogue.decode(row.event.data))
-        return changes
+        """None (``changes`` reads) for a batch with pool, queue, worker or poll events; nothing
+        to write for any other, so runs' batches keep PostgreSQL's one-statement path."""
+        return changes_needed(_TYPES, rows)
 
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
@@ -370,8 +354,6 @@ class WorkPoolsProjection:
                     changes.upsert(WORK_QUEUES, _queue_row(queue))
             elif isinstance(event, catalogue.WorkQueueDeleted):
                 changes.delete(WORK_QUEUES, str(event.work_queue_id))
-                for (run_id,) in await tx.fetch(SQL_RUNS_OF_QUEUE, str(event.work_queue_id)):
-                    changes.delete(FLOW_RUN_QUEUES, run_id)
             elif isinstance(event, catalogue.WorkQueuesPolled):
                 for queue_id in event.work_queue_ids:
                     queue = evolve_queue(await queue_in(tx, queue_id), event)
@@ -386,8 +368,6 @@ class WorkPoolsProjection:
                     changes.upsert(WORKERS, _worker_row(worker))
             elif isinstance(event, catalogue.WorkerDeleted):
                 changes.delete(WORKERS, (str(event.work_pool_id), event.name))
-            elif isinstance(event, catalogue.FlowRunCreated | catalogue.FlowRunDeleted):
-                _run_change(changes, event)
         return changes
 
     @staticmethod
@@ -398,8 +378,6 @@ class WorkPoolsProjection:
             changes.delete(WORK_QUEUES, str(queue.id))
         for worker in await workers_of_pool_in(tx, pool_id):
             changes.delete(WORKERS, (key, worker.name))
-        for (run_id,) in await tx.fetch(SQL_RUNS_OF_POOL, key):
-            changes.delete(FLOW_RUN_QUEUES, run_id)
 
 
 __all__ = [

@@ -77,6 +77,7 @@ __all__ = [
     "TaskRunUpdated",
     "FlowRunDeleted",
     "FlowRunUpdated",
+    "FlowRunWorkQueueCleared",
     "TaskRunCreated",
     "FlowRunCreated",
     "FlowRunStateChanged",
@@ -212,6 +213,10 @@ class FlowRunCreated(Event, tag="flow_run.created", kw_only=True):
     work_pool_id: UUID | None = None
     auto_scheduled: bool = False
     """Created by the scheduler from one of its deployment's schedules."""
+    created_by: dict[str, Any] | None = None
+    """Who made the run, as Prefect's CreatedBy ({"id", "type", "display_value"}): the schedule
+    (type SCHEDULE) for the scheduler's runs, the automation (type AUTOMATION) for a request
+    an automation made; None for a client's own."""
 
 
 class FlowRunStateChanged(Event, tag="flow_run.state_changed", kw_only=True):
@@ -237,6 +242,14 @@ class FlowRunUpdated(Event, tag="flow_run.updated", kw_only=True):
 
 class FlowRunDeleted(Event, tag="flow_run.deleted", kw_only=True):
     flow_run_id: UUID
+
+
+class FlowRunWorkQueueCleared(Event, tag="flow_run.work_queue_cleared", kw_only=True):
+    """The run's work queue (``work_queue_id``) was deleted, or its pool was: as Prefect's
+    foreign key does, the run no longer names a queue or a pool (its work_queue_name stays)."""
+
+    flow_run_id: UUID
+    work_queue_id: UUID
 
 
 class TaskRunCreated(Event, tag="task_run.created", kw_only=True):
@@ -842,6 +855,7 @@ AnyEvent = Union[
     FlowRunStateChanged,
     FlowRunUpdated,
     FlowRunDeleted,
+    FlowRunWorkQueueCleared,
     TaskRunCreated,
     TaskRunUpdated,
     TaskRunDeleted,

@@ -13,8 +13,8 @@ from runlog.projections.runs_writer import decode_flow_run, decode_task_run
 from ..schemas import filters as f
 from .work_pools import WORK_POOL, WORK_QUEUE
 from .filtering import (
-    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, Unknown, always_null,
-    any_in, at_or_after, at_or_before, combine, contains, json_tags, never, not_any_in, null, on, tag_table, tags_all,
+    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, Unknown,
+    any_in, at_or_after, at_or_before, combine, contains, json_tags, not_any_in, null, on, tag_table, tags_all,
     tags_any, tags_null, view_time, views_of, where_exists,
 )
 
@@ -89,8 +89,10 @@ FLOW_RUN = Resource({
     }),
     "parent_task_run_id": Criteria("fr.parent_task_run_id", {"any_": any_in, "is_null_": null}),
     "idempotency_key": Criteria("fr.idempotency_key", IDS),
-    # runlog records no creator, so created_by is null on every run.
-    "created_by": Criteria("fr.id", {"id_": never, "type_": never, "is_null_": always_null}),
+    # Prefect matches the id and type inside its created_by JSON; runlog keeps both in columns.
+    "created_by": Criteria("fr.created_by_type", {
+        "id_": on("fr.created_by_id", any_in), "type_": any_in, "is_null_": null,
+    }),
 })
 
 
@@ -193,15 +195,15 @@ FLOW_RUN_SIDE = Resource({
 })
 
 FLOW_RUN_QUERY = Resource({
-    # Prefect matches these as EXISTS(the run's work queue / its pool, matching): a run has a
-    # queue when it was created in a pool that had it (flow_run_queues, projections/work_pools.py).
+    # Prefect matches these as EXISTS(the run's work queue / its pool, matching): the queue is
+    # flow_runs.work_queue_id, set when the run was created in a pool and cleared when that
+    # queue is deleted (as Prefect's foreign key clears it).
     "work_pools": Related(
-        "EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_pools wp ON wp.id = rq.work_pool_id "
-        "WHERE rq.flow_run_id = fr.id AND {where})", WORK_POOL,
+        "EXISTS (SELECT 1 FROM work_queues wq JOIN work_pools wp ON wp.id = wq.work_pool_id "
+        "WHERE wq.id = fr.work_queue_id AND {where})", WORK_POOL,
     ),
     "work_pool_queues": Related(
-        "EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_queues wq ON wq.id = rq.work_queue_id "
-        "WHERE rq.flow_run_id = fr.id AND {where})", WORK_QUEUE,
+        "EXISTS (SELECT 1 FROM work_queues wq WHERE wq.id = fr.work_queue_id AND {where})", WORK_QUEUE,
     ),
     "flow_runs": FLOW_RUN,
     "deployments": DEPLOYMENT_OF_RUN,

@@ -110,8 +110,8 @@ async def active_slots(store: EventStore, pool_id: UUID) -> dict[str, int]:
 async def late_runs(store: EventStore, queue_id: UUID) -> int:
     async with store.reading() as tx:
         rows = await tx.fetch(
-            "SELECT COUNT(*) FROM flow_run_queues rq JOIN flow_runs fr ON fr.id = rq.flow_run_id "
-            "WHERE rq.work_queue_id = ? AND fr.state_type = 'SCHEDULED' AND fr.state_name = 'Late'", str(queue_id),
+            "SELECT COUNT(*) FROM flow_runs fr "
+            "WHERE fr.work_queue_id = ? AND fr.state_type = 'SCHEDULED' AND fr.state_name = 'Late'", str(queue_id),
         )
     return int(rows[0][0])
 

@@ -18,7 +18,7 @@ from runlog.projections.deployments import DeploymentView, ScheduleView
 from runlog.projections.work_pools import WorkQueueView
 from runlog.schema.events import StateType
 
-from .. import keys
+from .. import keys, provenance
 from ..http import decode_body, json_response, no_content, page_limit, path_uuid, present
 from ..openapi import documented
 from ..queries import deployments as queries
@@ -272,14 +272,15 @@ async def delete_deployment_schedule(request: web.Request) -> web.Response:
 @documented(
     summary="Create a flow run of a deployment (Scheduled now unless a state is given)",
     request=DeploymentFlowRunCreate, response=FlowRun, status=(201, 200),
-    errors={404: NOT_FOUND, 409: "Parameters the deployment's schema refuses", 422: "A bad body"},
+    errors={400: "A bad parameter template, or a work queue for a deployment in no pool", 404: NOT_FOUND,
+            409: "Parameters the deployment's schema refuses", 422: "A bad body"},
 )
 async def create_flow_run_from_deployment(request: web.Request) -> web.Response:
     deployment_id = path_uuid(request)
     body = await decode_body(request, DeploymentFlowRunCreate)
     outcome = await commands.create_flow_run(
         request.config_dict[keys.STORE], deployment_id, body, cache=request.config_dict[keys.VIEW_CACHE],
-        clock=request.config_dict[keys.CLOCK],
+        created_by=provenance.created_by(request), clock=request.config_dict[keys.CLOCK],
     )
     view, created = present(outcome, NOT_FOUND)
     return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)

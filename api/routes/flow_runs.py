@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from runlog.commands import flow_runs as commands
 from runlog.commands.flow_runs import DEFAULT_POLICY
 from runlog.projections.runs import FlowRunView, estimated_run_time, estimated_start_time_delta
 
-from .. import keys
+from .. import keys, provenance
 from ..http import decode_body, json_response, path_uuid
 from ..openapi import documented
 from ..queries import runs as queries
@@ -38,19 +39,22 @@ def to_flow_run(view: FlowRunView, now: datetime) -> FlowRun:
         estimated_start_time_delta=estimated_start_time_delta(view, now),
         work_pool_name=view.work_pool_name, work_queue_id=view.work_queue_id, work_pool_id=view.work_pool_id,
         state=state, job_variables=view.job_variables,
-        infrastructure_pid=view.infrastructure_pid, auto_scheduled=view.auto_scheduled,
+        infrastructure_pid=view.infrastructure_pid, auto_scheduled=view.auto_scheduled, created_by=view.created_by,
     )
 
 
 @routes.post("/flow_runs/")
 @documented(
     summary="Create a flow run; 200 with the existing one for a known idempotency key", request=FlowRunCreate,
-    response=FlowRun, status=(201, 200), errors={409: "The flow or the parent task run does not exist"},
+    response=FlowRun, status=(201, 200),
+    errors={409: "The flow or the parent task run does not exist", 422: "A bad body, or one setting auto_scheduled or created_by"},
 )
 async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
+    await provenance.refuse_server_only_fields(request)
+    new = commands.NewFlowRun(**msgspec.structs.asdict(body), created_by=provenance.created_by(request))
     view, created = await commands.create(
-        request.config_dict[keys.STORE], body, cache=request.config_dict[keys.VIEW_CACHE],
+        request.config_dict[keys.STORE], new, cache=request.config_dict[keys.VIEW_CACHE],
         clock=request.config_dict[keys.CLOCK], known_flows=request.config_dict[keys.KNOWN_FLOWS],
     )
     return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)

@@ -15,6 +15,7 @@ from uuid import UUID
 
 import msgspec
 
+from runlog.commands import parameter_templates
 from runlog.commands.errors import Unprocessable
 from runlog.notifier import templates
 from runlog.schema import automations as definition
@@ -171,6 +172,15 @@ def _action(data: dict[str, Any], where: str) -> definition.Action:
         # Prefect's older clients send the payload as an object; it is kept as its JSON text.
         data = {**data, "payload": msgspec.json.encode(data["payload"]).decode()}
     action = _convert(data, definition.Action, where)
+    if isinstance(action, definition.RunDeployment) and action.parameters:
+        # Prefect's check of RunDeployment.parameters: their templates hydrated unrendered
+        found = parameter_templates.problems(parameter_templates.hydrate(
+            parameter_templates.upgrade_v1_templates(action.parameters), parameter_templates.Context(),
+        ))
+        if found:
+            raise InvalidAutomation(f"{where}: Invalid parameters: \n" + "\n  ".join(
+                f"{path + ':' if path else ''} {problem.message}" for path, problem in found.items()
+            ))
     for field in definition.TEMPLATED_FIELDS.get(kind, ()):
         try:
             templates.check(getattr(action, field), field)

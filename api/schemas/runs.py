@@ -8,14 +8,14 @@ from uuid import UUID
 
 import msgspec
 
-from runlog.commands.flow_runs import NewFlowRun
+from runlog.commands.flow_runs import FlowRunFields
 from runlog.commands.orchestration import ProposedState
 from runlog.commands.task_runs import NewTaskRun
 from runlog.schema.events import State, StateType
 
 
-class FlowRunCreate(NewFlowRun, kw_only=True):
-    pass  # the domain's NewFlowRun under Prefect's name (a docstring would join the OpenAPI document)
+class FlowRunCreate(FlowRunFields, kw_only=True):
+    pass  # the domain's FlowRunFields under Prefect's name (a docstring would join the OpenAPI document)
 
 
 class FlowRunUpdate(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -97,8 +97,9 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
         "NOT (fr.state_type IN (SELECT value FROM json_each(?)))", ('["FAILED"]',),
     ),
     (
-        "created_by is null on every run", run_filters.FLOW_RUN, f.FlowRunFilter,
-        {"created_by": {"operator": "or_", "type_": ["x"], "is_null_": True}}, "(1 = 0 OR 1 = 1)", (),
+        "created_by matches its type and id columns", run_filters.FLOW_RUN, f.FlowRunFilter,
+        {"created_by": {"operator": "or_", "type_": ["x"], "is_null_": True}},
+        "(fr.created_by_type IN (SELECT value FROM json_each(?)) OR fr.created_by_type IS NULL)", ('["x"]',),
     ),
     (
         "task runs: an empty flow_run_id filter means 'has a flow run'", run_filters.TASK_RUN, f.TaskRunFilter,
@@ -114,8 +115,8 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
     ),
     (
         "work pools: the run's queue is in a pool", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
-        {"work_pools": {}}, f"({HAS_FLOW} AND EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_pools wp "
-        "ON wp.id = rq.work_pool_id WHERE rq.flow_run_id = fr.id AND 1 = 1))", (),
+        {"work_pools": {}}, f"({HAS_FLOW} AND EXISTS (SELECT 1 FROM work_queues wq JOIN work_pools wp "
+        "ON wp.id = wq.work_pool_id WHERE wq.id = fr.work_queue_id AND 1 = 1))", (),
     ),
     (
         "deployments: the run's deployment must match", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,

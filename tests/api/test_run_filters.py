@@ -282,7 +282,7 @@ async def test_flow_run_parent_idempotency_and_created_by_filters(world):
     assert await m({"idempotency_key": {"any_": ["key-a"]}}) == {"alpha-run"}
     # NOT IN leaves out runs without a key, as SQL (and Prefect) do.
     assert await m({"idempotency_key": {"not_any_": ["key-a"]}}) == {"beta_run"}
-    # runlog records no creator: every run has created_by null.
+    # runs a client makes itself have no creator (created_by null)
     assert await m({"created_by": {"is_null_": True}}) == ALL_RUNS
     assert await m({"created_by": {"type_": ["DEPLOYMENT"]}}) == set()
 

@@ -49,6 +49,8 @@ async def test_an_interval_of_60s_gets_prefects_61_runs_over_the_hour_once(store
         assert [r.next_scheduled_start_time for r in runs] == [NOW + timedelta(minutes=m) for m in range(61)]
         first = runs[0]
         assert first.auto_scheduled and first.state is not None
+        # Prefect's scheduler names the schedule as the run's creator, by slug or else its kind
+        assert first.created_by == {"id": str(schedule.id), "type": "SCHEDULE", "display_value": "IntervalSchedule"}
         assert (first.state.type, first.state.name) == (StateType.SCHEDULED, "Scheduled")
         assert first.parameters == {"a": 1, "b": 3}  # the schedule's over the deployment's
         assert first.tags == ["auto-scheduled", "nightly"]

@@ -145,9 +145,45 @@ def scheduled() -> dict:
                 "states": sorted({f"{r.state_type.value} {r.state_name}" for r in runs}),
                 "parameters": [dict(p) for p in {tuple(sorted(r.parameters.items())) for r in runs}],
                 "tags": sorted({tuple(r.tags) for r in runs}),
+                "created_by": sorted({(r.created_by.type, r.created_by.display_value) for r in runs if r.created_by}),
+                "without_creator": sum(1 for r in runs if r.created_by is None),
             }
 
     return asyncio.run(read())
+
+
+def templated() -> dict:
+    """A deployment named only by its queue (the default agent pool) with a JSON template among
+    its parameters; ``create_flow_run_from_deployment`` with a Jinja one, then a bad one."""
+
+    async def go() -> dict:
+        async with get_client() as client:
+            flow_id = await client.create_flow_from_name("compat-templated")
+            deployment_id = await client.create_deployment(
+                flow_id=flow_id, name="queued", work_queue_name="legacy",
+                parameters={"n": {"__prefect_kind": "json", "value": "[1, 2]"}},
+            )
+            deployment = await client.read_deployment(deployment_id)
+            run = await client.create_flow_run_from_deployment(
+                deployment_id, parameters={"label": {"__prefect_kind": "jinja", "template": "run-{{ 6 * 7 }}"}},
+            )
+            try:
+                await client.create_flow_run_from_deployment(
+                    deployment_id, parameters={"bad": {"__prefect_kind": "json", "value": "{"}},
+                )
+                bad = None
+            except Exception as exc:  # noqa: BLE001 - reported, whatever it is
+                response = getattr(exc, "response", None)
+                bad = {"status": getattr(response, "status_code", None),
+                       "detail": response.json().get("detail") if response is not None else str(exc)}
+            return {
+                "work_pool_name": deployment.work_pool_name, "work_queue_name": deployment.work_queue_name,
+                "work_queue_id": str(deployment.work_queue_id), "parameters": run.parameters,
+                "run_queue_id": str(run.work_queue_id), "run_pool": run.work_pool_name,
+                "created_by": run.created_by, "bad": bad,
+            }
+
+    return asyncio.run(go())
 
 
 if __name__ == "__main__":
@@ -156,5 +192,5 @@ if __name__ == "__main__":
         served.serve(name="served", parameters={"x": 1}, tags=["served"])
     else:
         outcome = {"apply": apply, "run": run, "refused": refused, "schedules": schedules,
-                   "client_create": client_create, "scheduled": scheduled}[scenario](*args)
+                   "client_create": client_create, "scheduled": scheduled, "templated": templated}[scenario](*args)
         print(json.dumps(outcome))

@@ -62,6 +62,8 @@ def test_an_interval_schedule_gets_its_scheduled_runs_from_the_servers_scheduler
     assert (seen["count"], seen["times"]) == (61, 61), seen
     assert seen["auto_scheduled"] == [True] and seen["states"] == ["SCHEDULED Scheduled"]
     assert seen["parameters"] == [{"x": 5}] and seen["tags"] == [["auto-scheduled", "compat"]]
+    # Prefect's scheduler names the schedule as each run's creator
+    assert seen["created_by"] == [["SCHEDULE", "IntervalSchedule"]] and seen["without_creator"] == 0
     listed = runlog.prefect("deployment", "ls")
     assert "compat-served/every-minute" in listed and seen["id"] in listed
 
@@ -135,3 +137,15 @@ def test_flow_serve_runs_a_run_created_by_run_deployment(runlog, tmp_path):  # n
                 os.killpg(serving.pid, signal.SIGKILL)
                 serving.wait()
         log.close()
+
+
+def test_parameter_templates_and_the_default_agent_pool_through_the_client(runlog):  # noqa: F811
+    """``client.create_deployment`` with a queue and no pool lands in default-agent-pool; the
+    deployment's and the run's ``__prefect_kind`` templates are resolved on
+    ``create_flow_run_from_deployment``, and a bad one is refused with Prefect's 400."""
+    seen = scenario(runlog, "templated")
+    assert seen["work_pool_name"] == "default-agent-pool" and seen["work_queue_name"] == "legacy"
+    assert seen["run_queue_id"] == seen["work_queue_id"] and seen["run_pool"] == "default-agent-pool"
+    assert seen["parameters"] == {"n": [1, 2], "label": "run-42"} and seen["created_by"] is None
+    assert seen["bad"]["status"] == 400
+    assert seen["bad"]["detail"].startswith("Error hydrating flow run parameters: Invalid JSON: ")

@@ -138,11 +138,51 @@ async def test_migration_18_gives_existing_runs_their_queue_on_flow_runs(store_u
     expected = {str(queued.id): str(pool.default_queue_id), str(loose.id): None}
     assert await queue_column() == expected
     async with migration_connection(store_url) as conn:
-        # Down to just before 0018 (undoing any later ones first) and up again to the head.
         undone = [m.revision for m in await migrate.downgrade(conn, backend, 17)]
-        assert undone[-1] == 18 and undone == sorted(undone, reverse=True)
-        assert [m.revision for m in await migrate.upgrade(conn, backend)] == sorted(undone)
+        assert undone[-1] == 18
+        assert [m.revision for m in await migrate.upgrade(conn, backend, 18)] == [18]
     assert await queue_column() == expected
+    async with migration_connection(store_url) as conn:
+        assert [m.revision for m in await migrate.upgrade(conn, backend)] == undone[-2::-1]
+    assert (await verify(store_url)).equal
+
+
+async def test_the_runs_queue_lives_only_on_flow_runs_and_going_down_restores_flow_run_queues(store_url, backend):
+    """The run_queue_column migration drops flow_run_queues (a run's queue is flow_runs.work_queue_id);
+    its downgrade rebuilds the table from that column for the runs whose queue exists, and
+    upgrading again drops it; the projections still verify."""
+    from datetime import UTC, datetime
+
+    from runlog.commands import flow_runs, flows, work_pools
+    from runlog.commands.clock import ManualClock
+    from runlog.projections.registry import inline_projections
+    from runlog.projections.verify import verify
+
+    clock = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    async with open_store(store_url, projections=inline_projections()) as store:
+        pool = await work_pools.create_pool(store, work_pools.NewWorkPool(name="p", type="process"), clock=clock)
+        flow, _ = await flows.register(store, "f", clock=clock)
+        queued, _ = await flow_runs.create(store, flow_runs.NewFlowRun(flow_id=flow.id, work_pool_name="p"), clock=clock)
+        await flow_runs.create(store, flow_runs.NewFlowRun(flow_id=flow.id), clock=clock)
+
+    async def fetch(sql: str) -> list[tuple]:
+        async with migration_connection(store_url) as conn:
+            inner = conn._conn
+            rows = await (inner.execute_fetchall(sql) if backend == "sqlite" else inner.fetch(sql))
+        return [tuple(r) for r in rows]
+
+    exists = ("SELECT name FROM sqlite_master WHERE name = 'flow_run_queues'" if backend == "sqlite"
+              else "SELECT tablename FROM pg_tables WHERE tablename = 'flow_run_queues'")
+    assert await fetch(exists) == []
+    mine = next(m.revision for m in migrate.load_migrations(backend) if m.name == "run_queue_column")
+    async with migration_connection(store_url) as conn:
+        await migrate.downgrade(conn, backend, mine - 1)
+    assert await fetch("SELECT flow_run_id, work_queue_id, work_pool_id FROM flow_run_queues") == [
+        (str(queued.id), str(pool.default_queue_id), str(pool.id)),
+    ]
+    async with migration_connection(store_url) as conn:
+        await migrate.upgrade(conn, backend)
+    assert await fetch(exists) == []
     assert (await verify(store_url)).equal
 
 

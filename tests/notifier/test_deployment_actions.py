@@ -128,3 +128,32 @@ async def test_actions_on_what_does_not_exist_fail_with_prefects_reasons(store, 
         f"Work pool {missing} not found",
         "No deployment could be inferred",
     ])
+
+
+async def test_run_deployment_renders_its_parameter_templates_and_records_the_automation_as_creator(store, clock) -> None:
+    """As Prefect's action renders them: a v1 template (a plain string holding Jinja) and the
+    __prefect_kind ones, with the firing's run in the context; the run's creator is the
+    automation. A template that cannot be resolved fails the action with Prefect's reason."""
+    deployment_id, flow_id = await a_deployment(store, clock)
+    action = {"type": "run-deployment", "source": "selected", "deployment_id": str(deployment_id),
+              "parameters": {"y": "{{ flow_run.run_count }}", "who": "rerun of {{ flow_run.name }}",
+                             "n": {"__prefect_kind": "json", "value": "[1, 2]"}}}
+    automation = await automations.create(store, on_states(["Failed"], [action]), clock=clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="broken-otter")
+
+    await matcher_for(store, clock).step(clock())
+    (run,) = await runs_of(store, flow_id)
+    assert run.parameters == {"x": 1, "y": 1, "who": "rerun of broken-otter", "n": [1, 2]}  # y keeps its type
+    assert run.created_by == {"id": str(automation.id), "type": "AUTOMATION", "display_value": "on Failed"}
+
+
+async def test_run_deployment_with_an_unresolvable_template_fails_with_prefects_reason(store, clock) -> None:
+    deployment_id, flow_id = await a_deployment(store, clock)
+    action = {"type": "run-deployment", "source": "selected", "deployment_id": str(deployment_id),
+              "parameters": {"y": {"__prefect_kind": "workspace_variable", "variable_name": "missing"}}}
+    await automations.create(store, on_states(["Failed"], [action]), clock=clock)
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="lost-yak")
+    await matcher_for(store, clock).step(clock())
+    (failed,) = named(await feed(store), "prefect.automation.action.failed")
+    assert failed.payload["reason"] == "Unable to create flow run from deployment: WorkspaceVariableNotFound()"
+    assert await runs_of(store, flow_id) == []

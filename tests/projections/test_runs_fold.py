@@ -105,3 +105,19 @@ def test_estimates_are_computed_at_read_time():
     waiting = fold(state(StateType.SCHEDULED, 0, scheduled_time=at(10)))
     assert estimated_start_time_delta(waiting, at(25)) == pytest.approx(15)
     assert estimated_start_time_delta(waiting, at(5)) == 0
+
+
+def test_clearing_the_runs_queue_drops_queue_and_pool_but_only_for_the_queue_named():
+    from runlog.schema.events import FlowRunWorkQueueCleared
+
+    queue, pool, other = uuid4(), uuid4(), uuid4()
+    created = FlowRunCreated(flow_run_id=uuid4(), flow_id=uuid4(), name="r", created=datetime(2026, 3, 1, tzinfo=UTC),
+                             work_queue_name="fast", work_pool_name="p", work_queue_id=queue, work_pool_id=pool)
+    view = evolve_flow_run(None, created, 1)
+    assert view is not None
+    untouched = evolve_flow_run(view, FlowRunWorkQueueCleared(flow_run_id=view.id, work_queue_id=other), 2)
+    assert untouched is not None and (untouched.work_queue_id, untouched.version) == (queue, 2)
+    cleared = evolve_flow_run(view, FlowRunWorkQueueCleared(flow_run_id=view.id, work_queue_id=queue), 2)
+    assert cleared is not None and cleared.version == 2
+    assert (cleared.work_queue_id, cleared.work_pool_id, cleared.work_pool_name, cleared.work_queue_name) == (
+        None, None, None, "fast")
