@@ -28,7 +28,7 @@ from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
 from runlog.projections.registry import inline_projections
 
-from . import keys, metrics
+from . import keys, metrics, prefect_ui
 from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
 from .notifier import NotifierParts, default_parts, notifier_services
@@ -55,7 +55,11 @@ def create_app(  # type: ignore[no-untyped-def]
     """The app. It sends notifications (when RUNLOG_NOTIFIER_ENABLED) with ``notifier``'s sender
     and channels, else the default ones; ``send_notifications=False`` for the CLI's in-process
     app, which serves one command and must not start sending."""
-    app = web.Application(middlewares=[errors_and_logging], client_max_size=settings.server_max_body_size)
+    ui = prefect_ui.create(settings)
+    # The UI's middleware is inside errors_and_logging (so its requests are logged and counted) and
+    # answers only what no route matched: it cannot shadow a route.
+    middlewares = [errors_and_logging] + ([prefect_ui.middleware(ui)] if ui is not None else [])
+    app = web.Application(middlewares=middlewares, client_max_size=settings.server_max_body_size)
     quiet_malformed_requests()  # a request aiohttp cannot parse is the client's error: one INFO line
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY_BYTES] = settings.server_max_body_size

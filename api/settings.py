@@ -124,6 +124,17 @@ def _parse_duration(raw: str) -> float:
     if seconds <= 0:
         raise ValueError("expected a positive duration: seconds, or a number with s, m, h or d, such as 24h")
     return seconds
+def _parse_serve_base(raw: str) -> str:
+    """A URL path for the web UI: ``/``, or segments without a trailing slash."""
+    base = "/" + raw.strip().strip("/")
+    if any(c.isspace() or c in "?#%" for c in base) or "//" in base:
+        raise ValueError("expected a URL path such as / or /prefect")
+    for own in ("/api", "/metrics", "/runlog"):
+        if base == own or base.startswith(own + "/"):
+            raise ValueError(f"{own} is runlog's own; choose a path outside /api, /metrics and /runlog")
+    return base
+
+
 def _parse_fernet_key(raw: str) -> str:
     """A Fernet key: 32 bytes in URL-safe base64 (``Fernet.generate_key()``), as Prefect's."""
     key = raw.strip()
@@ -210,6 +221,13 @@ SETTINGS: tuple[Setting, ...] = (
             "longest wait between two retries of a failed notification (a Retry-After is honoured up to 1h)"),
     Setting("RUNLOG_METRICS_ENABLED", "metrics_enabled", "true", _parse_bool,
             "serve Prometheus metrics at GET /metrics (else it answers 404)"),
+    Setting("RUNLOG_UI_ENABLED", "ui_enabled", "true", _parse_bool,
+            "serve Prefect's web UI (from the prefect package: pip install 'runlog[ui]')"),
+    Setting("RUNLOG_UI_API_URL", "ui_api_url", None, _parse_api_url,
+            "the API URL the web UI calls; default: this server's /api at the address the browser used"),
+    Setting("RUNLOG_UI_SERVE_BASE", "ui_serve_base", "/", _parse_serve_base,
+            "URL path the web UI is served under (v2 under its /v2); a copy of the bundle is kept under "
+            "RUNLOG_HOME/ui"),
     Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
             "Fernet key that encrypts block documents at rest; by default one is generated once "
             "and kept in the database", secret=True),
@@ -315,6 +333,9 @@ class Settings:
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None
     server_encryption_key: str | None = None
     metrics_enabled: bool = True
+    ui_enabled: bool = True
+    ui_api_url: str | None = None
+    ui_serve_base: str = "/"
     deployments_concurrency_slot_wait_seconds: float = 30.0
     """Seconds."""
     services_late_runs_enabled: bool = True

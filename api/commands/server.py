@@ -30,6 +30,7 @@ def start(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     """Start the server; clients set PREFECT_API_URL=http://HOST:PORT/api."""
     from runlog.eventstore import mask_url, parse_database_url
 
+    from .. import prefect_ui
     from ..server import bound_port, listen, serve
 
     settings = get_settings(ctx)
@@ -48,6 +49,10 @@ def start(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     click.echo(f"Starting runlog server on http://{url_host(host)}:{port}/api, database {mask_url(settings.database_url)}")
     for line in banner(host, port):
         click.echo(line)
+    ui = prefect_ui.create(settings)
+    if ui is not None and ui.installed:
+        ui.prepare()  # the bundle's copy under RUNLOG_HOME, made now rather than on the first page
+    click.echo(prefect_ui.banner_line(settings, f"http://{url_host(_browser_host(host))}:{port}"))
     serve(settings, sock, workers=workers)
 
 
@@ -75,6 +80,11 @@ def banner(host: str, port: int) -> list[str]:
             "every run. Expose it only on a network you trust (a setting that adds authentication comes later)."
         )
     return lines
+
+
+def _browser_host(host: str) -> str:
+    """Where a browser on this machine reaches a server listening on HOST."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def _loopback_only(host: str) -> bool:

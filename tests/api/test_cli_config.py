@@ -188,6 +188,8 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_NOTIFIER_RETRY_BACKOFF='5s'",
         "RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF='1h'",
         "RUNLOG_METRICS_ENABLED='true'",
+        "RUNLOG_UI_ENABLED='true'",
+        "RUNLOG_UI_SERVE_BASE='/'",
         "RUNLOG_SERVICES_LATE_RUNS_ENABLED='true'",
         "RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS='5'",
         "RUNLOG_SERVICES_LATE_RUNS_AFTER_SECONDS='15'",

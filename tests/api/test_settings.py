@@ -67,6 +67,9 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_NOTIFIER_RETRY_BACKOFF",
         "RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF",
         "RUNLOG_METRICS_ENABLED",
+        "RUNLOG_UI_ENABLED",
+        "RUNLOG_UI_API_URL",
+        "RUNLOG_UI_SERVE_BASE",
         "RUNLOG_SERVER_ENCRYPTION_KEY",
         "RUNLOG_SERVICES_LATE_RUNS_ENABLED",
         "RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS",
@@ -112,6 +115,10 @@ PRECEDENCE = [
     ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "notifier_retry_backoff", "1s", "0.5", 1.0, 0.5),
     ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "notifier_retry_max_backoff", "5m", "30s", 300.0, 30.0),
     ("RUNLOG_METRICS_ENABLED", "metrics_enabled", "false", "yes", False, True),
+    ("RUNLOG_UI_ENABLED", "ui_enabled", "false", "yes", False, True),
+    ("RUNLOG_UI_API_URL", "ui_api_url", "https://runlog.example/api", "http://10.0.0.5:4200/api",
+     "https://runlog.example/api", "http://10.0.0.5:4200/api"),
+    ("RUNLOG_UI_SERVE_BASE", "ui_serve_base", "/prefect/", "ui", "/prefect", "/ui"),
     ("RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS", "services_foreman_loop_seconds", "1s", "2m", 1.0, 120.0),
     ("RUNLOG_SERVICES_FOREMAN_ENABLED", "services_foreman_enabled", "false", "yes", False, True),
     ("RUNLOG_SERVICES_SCHEDULER_LOOP_SECONDS", "services_scheduler_loop_seconds", "30", "2m", 30.0, 120.0),
@@ -216,6 +223,11 @@ INVALID = [
     ("RUNLOG_NOTIFIER_RETRY_BACKOFF", "0", "positive duration"),
     ("RUNLOG_NOTIFIER_RETRY_MAX_BACKOFF", "soon", "positive duration"),
     ("RUNLOG_METRICS_ENABLED", "sometimes", "true, false, yes, no, 1, 0"),
+    ("RUNLOG_UI_ENABLED", "sometimes", "true, false, yes, no, 1, 0"),
+    ("RUNLOG_UI_API_URL", "ftp://host/api", "http:// or https://"),
+    ("RUNLOG_UI_SERVE_BASE", "/api", "/api is runlog's own"),
+    ("RUNLOG_UI_SERVE_BASE", "/runlog/ui", "/runlog is runlog's own"),
+    ("RUNLOG_UI_SERVE_BASE", "/my ui", "URL path"),
 ]
 
 
