@@ -14,7 +14,7 @@ from .. import keys
 from ..http import decode_body, json_response, path_uuid, present
 from ..openapi import documented
 from ..queries import flows as queries
-from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest, FlowUpdate
+from ..schemas.flows import Flow, FlowCreate, FlowFilterRequest, FlowPaginateRequest, FlowUpdate
 from .entity import patch_and_delete
 from .listing import listing_routes, timeless
 
@@ -56,6 +56,7 @@ async def read_flow_by_name(request: web.Request) -> web.Response:
 listing_routes(
     routes, __name__, "/flows", "flows", queries.FLOWS, timeless(to_flow), sort="NAME_ASC",
     filter=(FlowFilterRequest, Flow, "List flows"), count=(FlowFilterRequest, "Count flows"),
+    paginate=(FlowPaginateRequest, "A page of flows and how many match"),
 )
 
 

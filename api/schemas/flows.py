@@ -58,3 +58,9 @@ class FlowFilterRequest(msgspec.Struct, kw_only=True):
     limit: Annotated[int, msgspec.Meta(ge=0, le=200)] | None = None
     offset: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = 0
     sort: Literal["CREATED_DESC", "UPDATED_DESC", "NAME_ASC", "NAME_DESC"] | None = "NAME_ASC"
+
+
+class FlowPaginateRequest(FlowFilterRequest, kw_only=True):
+    """POST /flows/paginate (the web UI's flows and dashboard pages): a page number from 1."""
+
+    page: Annotated[int, msgspec.Meta(ge=1, le=(2**63 - 1) // 200)] | None = None  # as PageNumber in filters.py

@@ -361,6 +361,15 @@ async def test_flows_filter_and_count_match_names_tags_and_sort_in_sql(tmp_path,
         assert await names({"flows": {"id": {"any_": [ids["flow-d"]]}}}) == ["flow-d"]
         assert await _post(server, "/flows/count", {"flows": {"tags": {"all_": ["odd"]}}}) == 2
 
+        # /flows/paginate (the web UI's): the page asked for and the count of all that match.
+        page = await _post(server, "/flows/paginate", {"page": 2, "limit": 3, "sort": "NAME_DESC"})
+        assert [flow["name"] for flow in page.pop("results")] == ["flow-a"]
+        assert page == {"count": 4, "limit": 3, "pages": 2, "page": 2}
+        page = await _post(server, "/flows/paginate", {"flows": {"tags": {"all_": ["odd"]}}})
+        assert [flow["name"] for flow in page["results"]] == ["flow-a", "flow-d"] and page["count"] == 2
+        status, answer = await server.request("POST", "/flows/paginate", json={"page": 0})
+        assert status == 422 and "detail" in answer
+
 
 async def test_paginate_reads_page_and_count_in_one_statement_of_one_read(server):
     await _seed(server, flows=1, runs_per_flow=5)
