@@ -56,7 +56,12 @@ async def settings(request: web.Request) -> web.Response:
     for setting in SETTINGS:
         value = current.display(setting.name)
         values[setting.name] = mask_url(value) if isinstance(value, str) else value
-    return json_response({"runlog": values, "home": str(current.home), "profile": current.profile})
+    return json_response({
+        "runlog": values, "home": str(current.home), "profile": current.profile,
+        # Prefect's shape, for its web UI: without it the UI assumes analytics are on and sends
+        # usage events from the browser to Prefect's analytics service. A runlog server does not.
+        "server": {"analytics_enabled": False},
+    })
 
 
 @routes.get("/admin/storage")

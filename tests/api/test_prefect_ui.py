@@ -172,3 +172,11 @@ def test_server_start_banner_says_how_to_install_the_ui_when_it_is_missing(tmp_p
     env = server_env(tmp_path, store_url, PYTHONPATH=str(tmp_path / "site"))
     with runlog_server(env, tmp_path / "server.log") as running:
         assert "Dashboard: not installed; `pip install 'runlog[ui]'` adds Prefect's UI\n" in running.output()
+
+
+async def test_admin_settings_tell_the_ui_that_analytics_are_off(env) -> None:
+    # Without server.analytics_enabled the v2 UI assumes true and posts usage events from the
+    # browser to Prefect's analytics service.
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}) as server:
+        status, body = await server.request("GET", "/admin/settings")
+        assert status == 200 and body["server"] == {"analytics_enabled": False}  # type: ignore[index]
