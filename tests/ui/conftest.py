@@ -1,0 +1,227 @@
+"""Fixtures of the browser tests: ``runlog server start`` on each backend, with a Prefect client
+environment pointed at it, and headless Chromium (Debian's ``chromium``, driven by Playwright for
+Python through ``executable_path``: Playwright's own browser downloads are not used).
+
+Each visit records what the page did: its console errors, the requests that failed or got a 4xx or
+5xx, and every call to the API (method and path). A screenshot of each page goes to
+``tests/ui/artifacts/`` (or ``RUNLOG_TEST_UI_ARTIFACTS``), which the test output names.
+
+Without chromium or playwright the tests are skipped, except under CI=true, where they fail: CI
+installs both (.ci/run), so a missing one there is a broken install, not a reason to skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from ..servers import ROOT, runlog_server, server_env
+
+ARTIFACTS = Path(os.environ.get("RUNLOG_TEST_UI_ARTIFACTS") or Path(__file__).parent / "artifacts")
+
+# The Python whose `prefect` makes the runs the pages show (the test extra's, as in tests/compat).
+PREFECT_PYTHON = os.environ.get("RUNLOG_TEST_PREFECT_PYTHON") or sys.executable
+
+EXPECTED_FAILURES = {
+    # Prefect 3.8.8's own server answers these 404 too: the bundles ask for them themselves.
+    ("GET", "/favicon.ico"),
+    ("GET", "/ico/undefined.svg"),
+}
+"""(method, path) of requests that fail against Prefect's own server as well."""
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what}; CI installs it (.ci/run), so here it is an error, not a skip")
+    pytest.skip(what)
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or next(
+        (p for p in ("/usr/bin/chromium", "/usr/lib/chromium/chromium") if os.access(p, os.X_OK)), None,
+    )
+    if found is None:
+        _missing("no chromium (Debian: apt-get install chromium)")
+    return found  # type: ignore[return-value]
+
+
+@pytest.fixture
+def browser(runlog: Runlog) -> Iterator[object]:
+    """Chromium for one test. Started after the server and its database and stopped before them:
+    while Playwright's synchronous API runs, this thread has a running event loop, in which the
+    database fixtures' asyncio.run cannot run."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (it is in the test extra)")
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        # --no-sandbox: Chromium refuses to sandbox as root, which CI runs as.
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Runlog:
+    """A running `runlog server start` and a Prefect client environment pointed at it."""
+
+    origin: str  # http://127.0.0.1:PORT
+    client_env: dict[str, str]
+    backend: str
+
+    @property
+    def api(self) -> str:
+        return f"{self.origin}/api"
+
+    def run_flow(self, scenario: str) -> dict:
+        """A flow of tests/compat/flows.py run by the Prefect client; its outcome (flow_run_id, state)."""
+        done = subprocess.run(
+            [PREFECT_PYTHON, "-m", "tests.compat.flows", scenario],
+            cwd=ROOT, env=self.client_env, capture_output=True, text=True, timeout=180,
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        assert done.returncode == 0 and lines, f"flow {scenario} failed:\n{done.stdout}\n{done.stderr}"
+        return json.loads(lines[-1])
+
+    def get(self, path: str) -> object:
+        response = httpx.get(self.api + path, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture
+def runlog(store_url: str, backend: str, tmp_path: Path) -> Iterator[Runlog]:
+    with runlog_server(server_env(tmp_path, store_url), tmp_path / "server.log") as running:
+        origin = running.url.removesuffix("/api")
+        client_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
+        } | {
+            "PREFECT_API_URL": running.url,
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+        }
+        yield Runlog(origin, client_env, backend)
+        assert running.stop() == 0, running.output()
+
+
+@dataclass
+class Visit:
+    """What one page did while it loaded."""
+
+    page: object
+    origin: str
+    console_errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "METHOD path -> status" or "... -> reason"
+    elsewhere: list[str] = field(default_factory=list)  # requests to other hosts, which need not work here
+    api_calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path under /api)
+
+    def unexpected_failures(self) -> list[str]:
+        return [f for f in self.failed if tuple(f.split(" ")[:2]) not in EXPECTED_FAILURES]
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def template(path: str) -> str:
+    """An API path with its ids written {id}, so calls from different runs compare equal."""
+    return _UUID.sub("{id}", path)
+
+
+def _is_error(message) -> bool:  # type: ignore[no-untyped-def]
+    """A console error, other than the browser's own line for a failed request: those are judged
+    by the request (Visit.failed), against what Prefect's own server fails too."""
+    return message.type == "error" and not message.text.startswith("Failed to load resource:")
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", label).strip("_") or "root"
+
+
+class Pages:
+    """Opens pages of the served UI in a fresh browser context, recording each visit."""
+
+    def __init__(self, browser, runlog: Runlog, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
+        self.browser = browser
+        self.runlog = runlog
+        self.name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        self.contexts: list[object] = []
+
+    def open(self, path: str, *, ui: str = "v2", wait_for: str | None = None, label: str = "") -> Visit:
+        """Load PATH (the browser's choice of UI: UI, kept in Prefect's cookie), wait until the
+        network is idle (and WAIT_FOR's text shows, if given), and screenshot it (also when it fails)."""
+        context = self.browser.new_context(viewport={"width": 1400, "height": 900})
+        self.contexts.append(context)
+        host = urlsplit(self.runlog.origin).hostname
+        context.add_cookies([{"name": "prefect_ui_version", "value": ui, "domain": host, "path": "/"}])
+        page = context.new_page()
+        visit = Visit(page, self.runlog.origin)
+        page.on("console", lambda m: visit.console_errors.append(m.text) if _is_error(m) else None)
+        page.on("pageerror", lambda e: visit.console_errors.append(f"uncaught: {e}"))
+
+        def failed(method: str, url: str, why: object) -> None:
+            parts = urlsplit(url)
+            if f"{parts.scheme}://{parts.netloc}" == self.runlog.origin:
+                visit.failed.append(f"{method} {parts.path} -> {why}")
+            else:
+                visit.elsewhere.append(f"{method} {url} -> {why}")
+
+        def finished(response) -> None:  # type: ignore[no-untyped-def]
+            url = urlsplit(response.url)
+            if f"{url.scheme}://{url.netloc}" == self.runlog.origin and url.path.startswith("/api/"):
+                visit.api_calls.append((response.request.method, template(url.path[len("/api"):])))
+            if response.status >= 400:
+                failed(response.request.method, response.url, response.status)
+
+        page.on("response", finished)
+        page.on("requestfailed", lambda r: failed(r.method, r.url, r.failure))
+        try:
+            page.goto(self.runlog.origin + path, wait_until="networkidle", timeout=60_000)
+            if wait_for is not None:
+                # The page's text as shown, so "2 Completed" matches across "<b>2</b> Completed".
+                page.wait_for_function("t => document.body.innerText.includes(t)", arg=wait_for, timeout=30_000)
+                page.wait_for_load_state("networkidle")
+        finally:  # what the page showed, also when it never showed what was waited for
+            self.screenshot(visit, label or path)
+        return visit
+
+    def screenshot(self, visit: Visit, label: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.name}-{_slug(label)}.png"
+        visit.page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+        return path
+
+    def record_calls(self, visit: Visit, label: str) -> Path:
+        """The API calls VISIT made, as JSON in the artifacts folder (the endpoints a page needs)."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.name}-{_slug(label)}-calls.json"
+        path.write_text(json.dumps(sorted(set(visit.api_calls)), indent=1))
+        return path
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def pages(browser, runlog: Runlog, request: pytest.FixtureRequest) -> Iterator[Pages]:
+    opened = Pages(browser, runlog, request)
+    try:
+        yield opened
+    finally:
+        opened.close()
