@@ -231,7 +231,9 @@ async def test_unknown_ids_get_404_on_task_run_and_flow_updates(server) -> None:
 
 async def test_unknown_paths_get_404_json_and_wrong_methods_405_json(server) -> None:
     root = server.base.removesuffix("/api")
-    for url in (server.base + "/no/such/thing", server.base + "/flow_runs/x/y/z", root + "/nope", root + "/"):
+    # "/" itself is the web UI's (tests/api/test_prefect_ui.py); "/nope" is no file of it and, asked
+    # for by something other than a page load, no client-side route either.
+    for url in (server.base + "/no/such/thing", server.base + "/flow_runs/x/y/z", root + "/nope", root + "/api"):
         async with server.session.get(url) as response:
             assert response.status == 404, url
             assert response.content_type == "application/json"
