@@ -13,8 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 def assert_clean(visit) -> None:  # type: ignore[no-untyped-def]
-    assert visit.console_errors == [], visit.console_errors
+    # Requests first: a failed one is usually what the page then logs an error about.
     assert visit.unexpected_failures() == [], (visit.failed, visit.elsewhere)
+    assert visit.console_errors == [], visit.console_errors
 
 
 def around(run: dict) -> str:
