@@ -180,3 +180,15 @@ async def test_admin_settings_tell_the_ui_that_analytics_are_off(env) -> None:
     async with serve({**TIME_BASED_SERVICES_OFF, **env}) as server:
         status, body = await server.request("GET", "/admin/settings")
         assert status == 200 and body["server"] == {"analytics_enabled": False}  # type: ignore[index]
+
+
+def test_the_banner_line_names_the_serve_base_or_says_the_ui_is_off(tmp_path) -> None:
+    from runlog.api.prefect_ui import banner_line
+    from runlog.api.settings import load_settings
+
+    home = {"RUNLOG_HOME": str(tmp_path)}
+    assert banner_line(load_settings(env=home), "http://127.0.0.1:4200") == "Dashboard: http://127.0.0.1:4200/"
+    moved = load_settings(env=home | {"RUNLOG_UI_SERVE_BASE": "prefect/"})
+    assert banner_line(moved, "http://127.0.0.1:4200") == "Dashboard: http://127.0.0.1:4200/prefect"
+    off = load_settings(env=home | {"RUNLOG_UI_ENABLED": "false"})
+    assert banner_line(off, "http://127.0.0.1:4200") == "Dashboard: off (RUNLOG_UI_ENABLED=false)"
