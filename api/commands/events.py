@@ -15,7 +15,7 @@ import os
 import shlex
 import sys
 from collections.abc import AsyncIterator
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 import click
@@ -27,6 +27,7 @@ from runlog.commands.run_logs import import_logs
 from runlog.eventstore import EventStore, NewEvent, RecordedEvent, open_store
 
 from runlog.projections.registry import inline_projections
+from runlog.projections.view_diff import MISSING, StreamDiffer
 from ..client import ApiClient
 from ..errors import RunlogError
 from ..eventlines import log_to_line, payload, read_line, to_line
@@ -53,41 +54,53 @@ def _database_url(ctx: click.Context) -> str:
 
 
 @group.command(name="ls")
-@click.option("--stream", "stream_id", default=None, help="Only this stream's events.")
+@click.option("--stream", "stream_id", default=None, help="Only this stream's events (e.g. flow-run-<id>).")
 @click.option("--after", type=click.IntRange(min=0), default=0, show_default=True, help="Only events after this position.")
 @click.option("--limit", type=click.IntRange(min=1), default=LS_LIMIT, show_default=True, help="At most this many events.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="With --stream: under each event, what it changed in the stream's view (the run, limit, "
+                   "pool or worker as readers see it); for other streams, the event's fields.")
 @click.pass_context
-def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int) -> None:
+def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int, show_diff: bool) -> None:
     """List events in position order, at most --limit of them; says so when more follow."""
+    if show_diff and stream_id is None:
+        raise click.UsageError("--diff needs --stream: a diff is against the view of one stream")
     url = _database_url(ctx)
 
-    async def run() -> list[RecordedEvent]:
+    async def run() -> list[tuple[RecordedEvent, list[tuple[str, Any, Any]]]]:
         # One event past the limit is read only to learn whether more follow.
         async with open_store(url) as store:
             if stream_id is None:
-                return [e async for e in store.read_all(after=after, limit=limit + 1)]
+                return [(e, []) async for e in store.read_all(after=after, limit=limit + 1)]
             found = []
+            differ = StreamDiffer(stream_id)
             async for event in store.read_stream(stream_id):
+                # The view is folded from the stream's start, whatever --after shows.
+                changes = differ.step(event.data, event.version) if show_diff else []
                 if event.position > after:
-                    found.append(event)
+                    found.append((event, changes))
                     if len(found) > limit:
                         break
             return found
 
-    events = asyncio.run(run())
-    if not events:
+    listed = asyncio.run(run())
+    if not listed:
         click.echo("No events.")
         return
-    more = len(events) > limit
-    events = events[:limit]
-    table = Table()
-    for name, justify in (("Position", "right"), ("Stream", "left"), ("Version", "right"), ("Type", "left"),
-                          ("Id", "left"), ("Recorded at", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for e in events:
-        table.add_row(str(e.position), e.stream_id, str(e.version), e.type, str(e.id),
-                      e.recorded_at.isoformat(timespec="milliseconds"))
-    Console().print(table)
+    more = len(listed) > limit
+    listed = listed[:limit]
+    events = [e for e, _ in listed]
+    if show_diff:
+        _print_diffs(listed)
+    else:
+        table = Table()
+        for name, justify in (("Position", "right"), ("Stream", "left"), ("Version", "right"), ("Type", "left"),
+                              ("Id", "left"), ("Recorded at", "left")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for e in events:
+            table.add_row(str(e.position), e.stream_id, str(e.version), e.type, str(e.id),
+                          e.recorded_at.isoformat(timespec="milliseconds"))
+        Console().print(table)
     if more:
         # On stderr, like the mode line of other commands: the table on stdout stays only a table.
         again = ["runlog events ls"]
@@ -96,11 +109,40 @@ def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int) -> Non
         again.append(f"--after {events[-1].position}")
         if limit != LS_LIMIT:
             again.append(f"--limit {limit}")
+        if show_diff:
+            again.append("--diff")
         click.echo(
             f"Showing the first {limit} events; more follow. Next: {' '.join(again)} "
             "(or a larger --limit; 'runlog events export' writes them all).",
             err=True,
         )
+
+
+DIFF_VALUE_WIDTH = 60
+"""Characters of a value shown in a diff line; longer ones are cut with an ellipsis."""
+
+
+def _shown(value: Any) -> str:
+    if value is MISSING:
+        return "(none)"
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= DIFF_VALUE_WIDTH else text[: DIFF_VALUE_WIDTH - 1] + "\u2026"
+
+
+def _print_diffs(listed: list[tuple[RecordedEvent, list[tuple[str, Any, Any]]]]) -> None:
+    """One header line per event, then one line per changed field: ``path: old -> new``."""
+    for event, changes in listed:
+        click.echo(f"#{event.position}  v{event.version}  {event.type}  "
+                   f"{event.recorded_at.isoformat(timespec='milliseconds')}  {event.id}")
+        if not changes:
+            click.echo("    (no change to the view)")
+        for path, old, new in changes:
+            if old is MISSING:
+                click.echo(f"  + {path}: {_shown(new)}")
+            elif new is MISSING:
+                click.echo(f"  - {path}: {_shown(old)}")
+            else:
+                click.echo(f"  ~ {path}: {_shown(old)} -> {_shown(new)}")
 
 
 @group.command()
