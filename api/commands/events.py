@@ -1,4 +1,5 @@
-"""``runlog events``: look at the log (ls, tail) and move it between databases (export, import, push).
+"""``runlog events``: look at the log (ls, tail), move it between databases (export, import, push)
+and archive its old part (archive).
 
 Export writes JSON lines (api/eventlines.py): every stored event, with the payload inline when
 it is JSON (every event runlog writes is) and base64 otherwise, then every run log line. Import
@@ -25,6 +26,9 @@ from rich.table import Table
 
 from runlog.commands.run_logs import import_logs
 from runlog.eventstore import EventStore, NewEvent, RecordedEvent, open_store
+from runlog.eventstore.pruning import prune_events, prune_logs
+from runlog.projections.retention import prunable_events
+from runlog.projections.time_travel import BadMoment, resolve
 
 from runlog.projections.registry import inline_projections
 from runlog.projections.view_diff import MISSING, StreamDiffer
@@ -282,6 +286,71 @@ def import_(ctx: click.Context, file: str) -> None:
             raise RunlogError(f"cannot read {file}: {exc.strerror}") from None
     click.echo(f"Imported {imported} event(s); {skipped} were already stored. "
                f"Imported {logs_imported} log line(s); {logs_skipped} were already stored.")
+
+
+@group.command(name="archive")
+@click.option("--before", required=True, metavar="TIME|POSITION",
+              help="Archive the log up to the last position recorded at or before this time (ISO 8601), "
+                   "or up to this position, and the run log lines timestamped before it.")
+@click.option("--to", "file", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The JSON-lines file to write (as 'runlog events export' writes); it must not exist yet.")
+@click.option("--prune/--no-prune", default=True, show_default=True,
+              help="After the file is written, delete from the database what retention may delete of it.")
+@click.pass_context
+def archive(ctx: click.Context, before: str, file: str, prune: bool) -> None:
+    """Write the old part of the log to FILE, then prune what retention may prune of it.
+
+    FILE holds every event up to that position (not only the pruned ones: the whole start of
+    the log, in order) and the run log lines before that time, so 'runlog events import FILE'
+    into an empty database, followed by an import of 'runlog events export --after POSITION'
+    from this one, gives back the whole log. What is pruned is what the retention service
+    prunes (old worker heartbeats and polls no view needs, and the log lines), so every view
+    here stays as it was.
+    """
+    url = _database_url(ctx)
+
+    async def run(out: IO[bytes]) -> tuple[int, int, int, int]:
+        async with open_store(url) as store:
+            try:
+                moment = await resolve(store, before)
+            except BadMoment as exc:
+                raise RunlogError(str(exc).replace("'at'", "--before")) from None
+            events = 0
+            with progress("Archiving events", moment.position) as bar:
+                async for event in store.read_all():
+                    if event.position > moment.position:  # a position bound: the log may have gaps
+                        break
+                    out.write(to_line(event))
+                    events += 1
+                    if events % 1000 == 0:
+                        advance(bar, 1000)
+            log_ids = []
+            if moment.time is not None:
+                async for page in export_logs(store):
+                    old = [log for log in page if log.timestamp < moment.time]
+                    out.writelines(map(log_to_line, old))
+                    log_ids += [log.id for log in old]
+            out.flush()
+            os.fsync(out.fileno())  # on disk before anything is deleted
+            pruned = 0
+            if prune and moment.time is not None:
+                positions = await prunable_events(store, moment.time, moment.position)
+                pruned = await prune_events(store, positions)
+                await prune_logs(store, log_ids)
+        return moment.position, events, len(log_ids), pruned
+
+    try:
+        with open(file, "xb", buffering=1 << 20) as out:
+            position, events, logs, pruned = asyncio.run(run(out))
+    except FileExistsError:
+        raise RunlogError(f"{file} exists; an archive is never written over another file") from None
+    except OSError as exc:
+        raise RunlogError(f"cannot write {file}: {exc.strerror}") from None
+    click.echo(f"Archived {events} event(s) up to position {position} and {logs} log line(s) to {file}.")
+    if prune:
+        click.echo(f"Pruned {pruned} event(s) no view needs and {logs} log line(s) from the database. "
+                   f"To restore the whole log into an empty database: 'runlog events import {file}', "
+                   f"then import 'runlog events export --after {position}' from this one.")
 
 
 PUSH_CHUNK = 1000
