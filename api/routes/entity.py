@@ -103,8 +103,8 @@ def run_routes(
     """A run's routes: GET /{kind}/{id} (``read``, answered as ``shape(view, now)``), PATCH and
     DELETE (``update``: command, body, summary; ``delete``: command, summary; see
     patch_and_delete), POST /{kind}/{id}/set_state, and its states: GET /{run}_states/?{run}_id=
-    and /{run}_states/{id}. With ``read_at`` (store, id, position), GET /{kind}/{id} takes
-    ``?at=`` (api/at.py) and answers the run as the log made it up to that position."""
+    and /{run}_states/{id}. With ``read_at`` (store, id, position), GET /{kind}/{id} and the
+    states listing take ``?at=`` (api/at.py) and answer as the log was up to that position."""
     run = kind.removesuffix("s")  # flow_run, task_run
     a_run = label.lower()
     (update_command, body, update_summary), (delete_command, delete_summary) = update, delete
