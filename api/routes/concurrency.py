@@ -186,11 +186,17 @@ async def reset_tag_limit(request: web.Request) -> web.Response:
 
 @routes.get("/concurrency_limits/{id}")
 @documented(
-    summary="Read a tag concurrency limit by id", response=TagLimit,
-    errors={404: "Concurrency limit not found"},
+    summary="Read a tag concurrency limit by id (?at=: as it was at a log position or time)", response=TagLimit,
+    errors={404: "Concurrency limit not found", 422: "A bad 'at'"}, query=AT_QUERY,
 )
 async def read_tag_limit_by_id(request: web.Request) -> web.Response:
     limit_id = _uuid(request, "id")
+    moment = await requested_moment(request)
+    if moment is not None:
+        then = None if limit_id is None else await limit_at(_store(request), limit_id, moment.position)
+        if then is None or not then.name.startswith(TAG_PREFIX):
+            return _not_found(not_yet(TAG_NOT_FOUND, moment))
+        return at_position(json_response(to_tag_limit(then, shown_at(request, moment))), moment)
     view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
     if view is None or not view.name.startswith(TAG_PREFIX):
         return _not_found(TAG_NOT_FOUND)

@@ -30,10 +30,9 @@ async def test_a_flow_run_read_at_a_position_shows_its_state_and_bookkeeping_the
     assert first["state_type"] == "PENDING" and first["run_count"] == 0 and first["start_time"] is None
     _, now = await server.request("GET", f"/flow_runs/{run['id']}")
     assert now["state_type"] == "COMPLETED" and now["total_run_time"] == pytest.approx(90.0, abs=0.01)
+    # Folded up to the head, the run is exactly the live one: one fold, not two.
     _, latest = await server.request("GET", f"/flow_runs/{run['id']}?at={await head(server)}")
-    assert {k: latest[k] for k in ("state_type", "run_count", "start_time", "end_time", "total_run_time")} == {
-        k: now[k] for k in ("state_type", "run_count", "start_time", "end_time", "total_run_time")
-    }
+    assert latest == now
     _, states = await server.request("GET", f"/flow_run_states/?flow_run_id={run['id']}&at={running}")
     assert [s["type"] for s in states] == ["PENDING", "RUNNING"]
 
@@ -111,6 +110,15 @@ async def test_a_work_pool_read_at_a_position_shows_its_queues_and_workers_then(
     assert [w["name"] for w in later["workers"]] == ["w1"]
     _, now = await server.request("GET", f"/work_pools/p?at={await head(server)}")
     assert now["description"] == "later" and now["concurrency_limit"] == 3
+    # Folded up to the head, the pool, its queues and its workers are exactly the live ones.
+    _, live = await server.request("GET", "/work_pools/p")
+    _, live_queues = await server.request("POST", "/work_pools/p/queues/filter", json={})
+    _, live_workers = await server.request("POST", "/work_pools/p/workers/filter", json={})
+    queues, workers = now.pop("queues"), now.pop("workers")
+    assert {**now, "active_slots": live["active_slots"]} == live
+    key = lambda item: item["id"]  # noqa: E731
+    assert sorted(queues, key=key) == sorted(live_queues, key=key)
+    assert workers == live_workers
     status, answer = await server.request("GET", "/work_pools/p?at=0")
     assert status == 404 and "not found at log position 0" in answer["detail"]
 
@@ -142,5 +150,7 @@ async def test_a_tag_limit_read_at_a_position(server) -> None:
     await server.request("POST", "/concurrency_limits/", json={"tag": "gpu", "concurrency_limit": 4})
     _, then = await server.request("GET", f"/concurrency_limits/tag/gpu?at={created}")
     assert then["concurrency_limit"] == 1
+    _, by_id = await server.request("GET", f"/concurrency_limits/{then['id']}?at={created}")
+    assert by_id == then
     _, now = await server.request("GET", "/concurrency_limits/tag/gpu")
     assert now["concurrency_limit"] == 4
