@@ -17,6 +17,8 @@ from runlog.commands.run_logs import LogLine, create_logs
 from runlog.eventstore import open_store
 from runlog.eventstore.pruning import UnsafePrune, prune_events
 from runlog.projections import work_pools as reads
+from runlog.projections.checkpoints import catch_up
+from runlog.projections.event_feed import EventFeedProjection
 from runlog.projections.registry import inline_projections
 from runlog.projections.retention import Stored, prunable_heartbeats, prunable_polls
 from runlog.projections.verify import verify
@@ -141,3 +143,23 @@ async def test_the_retention_service_keeps_everything_a_kind_has_no_maximum_age_
         pruned = await service.step(clock() + timedelta(days=365))
         assert (pruned.events, pruned.logs) == (0, 0)
         assert len([r async for r in store.read_all()]) == count
+
+
+async def test_readers_bound_by_position_across_the_gaps_pruning_leaves(store_url) -> None:
+    """A catch-up to position P stops at P even when pruning left fewer than P events before it
+    (a read bounded by a count would run past P), and a subscription passes the gaps."""
+    clock = ManualClock(NOW)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        await _busy_pool(store, clock)
+        await apply_retention(store, clock(), logs_max_age=None, heartbeats_max_age=DAY / 2)
+        positions = [r.position async for r in store.read_all()]
+        gap = next(p for p, q in zip(positions, positions[1:]) if q > p + 1)
+        upto = positions[-2]
+        assert len(positions) - 2 < upto  # gaps: fewer events than positions below upto
+        assert await catch_up(store, EventFeedProjection(store), upto=upto) == upto
+        followed = []
+        async for record in store.subscribe(after=gap - 1):
+            followed.append(record.position)
+            if record.position == positions[-1]:
+                break
+        assert followed == [p for p in positions if p >= gap]
