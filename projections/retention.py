@@ -32,11 +32,14 @@ PRUNABLE_TYPES = ("worker.heartbeat", "work_queue.polled")
 """The event types retention may delete, and nothing else."""
 
 # The events of every stream under a prefix, stream by stream in version order, up to a
-# position (a range on the (stream_id, version) key: '.' is the character after '-').
-SQL_STREAMS = (
-    "SELECT position, stream_id, type, data FROM events "
-    "WHERE stream_id >= ? AND stream_id < ? AND position <= ? ORDER BY stream_id, version"
-)
+# position: a range in byte order ('.' is the character after '-'), on PostgreSQL in the "C"
+# collation, since a linguistic one (en_US...) may not sort punctuation by its code.
+SQL_STREAMS = {
+    "sqlite": "SELECT position, stream_id, type, data FROM events "
+              "WHERE stream_id >= ? AND stream_id < ? AND position <= ? ORDER BY stream_id, version",
+    "postgres": 'SELECT position, stream_id, type, data FROM events WHERE stream_id COLLATE "C" >= ? '
+                'AND stream_id COLLATE "C" < ? AND position <= ? ORDER BY stream_id, version',
+}
 
 
 class Stored(msgspec.Struct, frozen=True):
@@ -80,7 +83,7 @@ def prunable_polls(stream: Sequence[Stored], cutoff: datetime) -> list[int]:
 
 async def _streams_under(store: EventStore, prefix: str, upto: int) -> list[list[Stored]]:
     async with store.reading() as tx:
-        rows = await tx.fetch(SQL_STREAMS, prefix, prefix[:-1] + ".", upto)
+        rows = await tx.fetch(SQL_STREAMS[tx.dialect], prefix, prefix[:-1] + ".", upto)
     grouped: dict[str, list[Stored]] = {}
     for position, stream_id, _type, data in rows:
         try:

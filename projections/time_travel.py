@@ -39,11 +39,15 @@ SQL_STREAM_UPTO = (
     "SELECT position, stream_id, version, data FROM events "
     "WHERE stream_id = ? AND position <= ? ORDER BY version"
 )
-# Every stream whose name starts with a prefix (a range on the same key: '.' follows '-').
-SQL_STREAMS_UPTO = (
-    "SELECT position, stream_id, version, data FROM events "
-    "WHERE stream_id >= ? AND stream_id < ? AND position <= ? ORDER BY position"
-)
+# Every stream whose name starts with a prefix: a range in byte order ('.' follows '-'). On
+# PostgreSQL the comparison is made in the "C" collation: in a linguistic one (en_US...)
+# punctuation may not sort by its code, and the range would miss streams.
+SQL_STREAMS_UPTO = {
+    "sqlite": "SELECT position, stream_id, version, data FROM events "
+              "WHERE stream_id >= ? AND stream_id < ? AND position <= ? ORDER BY position",
+    "postgres": 'SELECT position, stream_id, version, data FROM events '
+                'WHERE stream_id COLLATE "C" >= ? AND stream_id COLLATE "C" < ? AND position <= ? ORDER BY position',
+}
 
 
 class BadMoment(ValueError):
@@ -118,7 +122,7 @@ async def _stream(tx: Tx, stream_id: str, upto: int) -> list[tuple[int, str, int
 
 async def _streams(tx: Tx, prefix: str, upto: int) -> list[tuple[int, str, int, Any]]:
     assert prefix.endswith("-")
-    return _decoded(await tx.fetch(SQL_STREAMS_UPTO, prefix, prefix[:-1] + ".", upto))
+    return _decoded(await tx.fetch(SQL_STREAMS_UPTO[tx.dialect], prefix, prefix[:-1] + ".", upto))
 
 
 async def flow_run_at(store: EventStore, run_id: UUID, position: int) -> FlowRunView | None:

@@ -13,9 +13,16 @@ async def head(server) -> int:
     return await server.app[keys.STORE].head()
 
 
+async def new_run(server, **fields) -> dict:
+    status, flow = await server.request("POST", "/flows/", json={"name": "etl"})
+    assert status in (200, 201), flow
+    status, run = await server.request("POST", "/flow_runs/", json={"flow_id": flow["id"], **fields})
+    assert status == 201, run
+    return run
+
+
 async def test_a_flow_run_read_at_a_position_shows_its_state_and_bookkeeping_then(server, clock) -> None:
-    _, flow = await server.request("POST", "/flows/", json={"name": "etl"})
-    _, run = await server.request("POST", "/flow_runs/", json={"flow_id": flow["id"], "name": "brisk-otter"})
+    run = await new_run(server, name="brisk-otter")
     created = await head(server)
     await server.request("POST", f"/flow_runs/{run['id']}/set_state", json={"state": {"type": "RUNNING"}})
     running = await head(server)
@@ -38,8 +45,7 @@ async def test_a_flow_run_read_at_a_position_shows_its_state_and_bookkeeping_the
 
 
 async def test_the_answer_names_the_position_it_reflects(server) -> None:
-    _, flow = await server.request("POST", "/flows/", json={"name": "etl"})
-    _, run = await server.request("POST", "/flow_runs/", json={"flow_id": flow["id"]})
+    run = await new_run(server)
     position = await head(server)
     async with server.session.get(f"{server.base}/flow_runs/{run['id']}?at={position}") as response:
         assert response.status == 200
@@ -47,8 +53,7 @@ async def test_the_answer_names_the_position_it_reflects(server) -> None:
 
 
 async def test_a_time_resolves_to_the_last_position_recorded_at_or_before_it(server) -> None:
-    _, flow = await server.request("POST", "/flows/", json={"name": "etl"})
-    _, run = await server.request("POST", "/flow_runs/", json={"flow_id": flow["id"]})
+    run = await new_run(server)
     created = await head(server)
     await server.request("POST", f"/flow_runs/{run['id']}/set_state", json={"state": {"type": "RUNNING"}})
     # recorded_at is the store's own time of the append; ask for exactly the creation's.
@@ -81,8 +86,7 @@ async def test_a_bad_at_is_a_422_and_a_run_not_yet_created_a_404(server) -> None
 
 
 async def test_a_deleted_run_is_still_there_before_its_deletion(server) -> None:
-    _, flow = await server.request("POST", "/flows/", json={"name": "etl"})
-    _, run = await server.request("POST", "/flow_runs/", json={"flow_id": flow["id"], "name": "gone-soon"})
+    run = await new_run(server, name="gone-soon")
     alive = await head(server)
     status, _ = await server.request("DELETE", f"/flow_runs/{run['id']}")
     assert status == 204
