@@ -56,3 +56,19 @@ async def test_diff_needs_a_stream(local) -> None:
         pass
     refused = await asyncio.to_thread(run_cli, "events", "ls", "--diff")
     assert refused.exit_code == 2 and "--diff needs --stream" in refused.output
+
+
+async def test_pools_limits_and_streams_without_a_view_diff_too(local) -> None:
+    async with serve(local) as server:
+        await server.request("POST", "/work_pools/", json={"name": "p", "type": "process"})
+        await server.request("PATCH", "/work_pools/p", json={"description": "nightly"})
+        _, limit = await server.request("POST", "/v2/concurrency_limits/", json={"name": "db", "limit": 2})
+        await server.request("PATCH", "/v2/concurrency_limits/db", json={"limit": 3})
+        await server.request("POST", "/variables/", json={"name": "answer", "value": 42})
+    pools = await asyncio.to_thread(run_cli, "events", "ls", "--stream", "work-pools", "--diff")
+    assert pools.exit_code == 0, pools.output
+    assert "description: null -> nightly" in pools.stdout
+    limits = await asyncio.to_thread(run_cli, "events", "ls", "--stream", f"concurrency-limit-{limit['id']}", "--diff")
+    assert "~ limit: 2 -> 3" in limits.stdout
+    variables = await asyncio.to_thread(run_cli, "events", "ls", "--stream", "variables", "--diff")
+    assert variables.exit_code == 0 and "+ name: answer" in variables.stdout
