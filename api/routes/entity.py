@@ -96,7 +96,7 @@ def run_routes(
     routes: web.RouteTableDef, module: str, kind: str, label: str, *, read: Callable[[EventStore, UUID], Awaitable[Any]],
     shape: Callable[[Any, datetime], Any], response: type, update: tuple[Callable[..., Awaitable[bool]], type, str],
     delete: tuple[Callable[..., Awaitable[bool]], str], set_state: Callable[..., Awaitable[Any]],
-    states: Callable[[EventStore, UUID], Awaitable[list[State]]],
+    states: Callable[..., Awaitable[list[State]]],
     set_state_options: Callable[[web.Request], dict[str, Any]] | None = None,
     read_at: Callable[[EventStore, UUID, int], Awaitable[Any]] | None = None,
 ) -> None:
@@ -138,7 +138,7 @@ def run_routes(
         run_id = query_uuid(request, f"{run}_id")
         moment = await requested_moment(request) if read_at is not None else None
         if moment is not None:
-            found = await states(request.config_dict[keys.STORE], run_id, moment.position)  # type: ignore[call-arg]
+            found = await states(request.config_dict[keys.STORE], run_id, moment.position)
             return at_position(json_response(found), moment)
         return json_response(await states(request.config_dict[keys.STORE], run_id))
 
