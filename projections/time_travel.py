@@ -39,14 +39,14 @@ SQL_STREAM_UPTO = (
     "SELECT position, stream_id, version, data FROM events "
     "WHERE stream_id = ? AND position <= ? ORDER BY version"
 )
-# Every stream whose name starts with a prefix: a range in byte order ('.' follows '-'). On
-# PostgreSQL the comparison is made in the "C" collation: in a linguistic one (en_US...)
-# punctuation may not sort by its code, and the range would miss streams.
-SQL_STREAMS_UPTO = {
-    "sqlite": "SELECT position, stream_id, version, data FROM events "
-              "WHERE stream_id >= ? AND stream_id < ? AND position <= ? ORDER BY position",
-    "postgres": 'SELECT position, stream_id, version, data FROM events '
-                'WHERE stream_id COLLATE "C" >= ? AND stream_id COLLATE "C" < ? AND position <= ? ORDER BY position',
+# A pool's worker streams ("worker-<pool id>-<name>"), stream by stream: a range in byte order
+# ('.' follows '-'), on PostgreSQL in the "C" collation, since a linguistic one (en_US...) may
+# not sort punctuation by its code and the range would miss streams.
+SQL_WORKER_STREAMS = {
+    "sqlite": "SELECT stream_id, type, data FROM events "
+              "WHERE stream_id >= ? AND stream_id < ? AND position <= ? ORDER BY stream_id, version",
+    "postgres": 'SELECT stream_id, type, data FROM events WHERE stream_id COLLATE "C" >= ? '
+                'AND stream_id COLLATE "C" < ? AND position <= ? ORDER BY stream_id, version',
 }
 
 
@@ -120,11 +120,6 @@ async def _stream(tx: Tx, stream_id: str, upto: int) -> list[tuple[int, str, int
     return _decoded(await tx.fetch(SQL_STREAM_UPTO, stream_id, upto))
 
 
-async def _streams(tx: Tx, prefix: str, upto: int) -> list[tuple[int, str, int, Any]]:
-    assert prefix.endswith("-")
-    return _decoded(await tx.fetch(SQL_STREAMS_UPTO[tx.dialect], prefix, prefix[:-1] + ".", upto))
-
-
 async def flow_run_at(store: EventStore, run_id: UUID, position: int) -> FlowRunView | None:
     """The run's view after the events of its stream up to ``position`` (None: not yet, or deleted)."""
     view: FlowRunView | None = None
@@ -190,7 +185,7 @@ async def pool_at(store: EventStore, name: str, position: int) -> PoolAt | None:
         if pool is None:
             return None
         workers: dict[str, WorkerView] = {}
-        for _, _, _, event in await _streams(tx, streams.worker(pool_id, ""), position):
+        for event in await _worker_events(tx, pool_id, position):
             if getattr(event, "work_pool_id", None) != pool_id:
                 continue
             worker = evolve_worker(workers.get(event.name), event)
@@ -202,6 +197,43 @@ async def pool_at(store: EventStore, name: str, position: int) -> PoolAt | None:
         pool=pool, queues=sorted(queues.values(), key=lambda q: (q.priority, q.name)),
         workers=sorted(workers.values(), key=lambda w: w.name),
     )
+
+
+async def _worker_events(tx: Tx, pool_id: UUID, upto: int) -> list[Any]:
+    """The pool's workers' events up to ``upto`` that their views depend on, stream by stream.
+
+    A heartbeat only overwrites what the one before it wrote (work_pools.evolve_worker), so of
+    each life of a worker (between deletions) only its first heartbeat (its ``created``) and its
+    last are decoded, and every other event: a busy pool's heartbeats are most of its log.
+    """
+    prefix = streams.worker(pool_id, "")
+    rows = await tx.fetch(SQL_WORKER_STREAMS[tx.dialect], prefix, prefix[:-1] + ".", upto)
+    needed: list[Sequence[Any]] = []
+    stream: list[Sequence[Any]] = []
+    for row in [*rows, None]:
+        if stream and (row is None or row[0] != stream[0][0]):
+            needed += _needed_of(stream)
+            stream = []
+        if row is not None:
+            stream.append(row)
+    return [event for _, _, _, event in _decoded((0, r[0], 0, r[2]) for r in needed)]
+
+
+def _needed_of(stream: list[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Of one worker stream's (stream_id, type, data) rows in version order, those a fold needs."""
+    needed: list[Sequence[Any]] = []
+    life: list[Sequence[Any]] = []
+    for row in [*stream, None]:
+        if row is None or row[1] == "worker.deleted":
+            beats = [i for i, r in enumerate(life) if r[1] == "worker.heartbeat"]
+            skipped = set(beats[1:-1])
+            needed += [r for i, r in enumerate(life) if i not in skipped]
+            life = []
+            if row is not None:
+                needed.append(row)
+        else:
+            life.append(row)
+    return needed
 
 
 _POOL_EVENTS = (catalogue.WorkPoolCreated, catalogue.WorkPoolUpdated, catalogue.WorkPoolStatusChanged, catalogue.WorkPoolDeleted)

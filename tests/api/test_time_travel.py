@@ -158,3 +158,29 @@ async def test_a_tag_limit_read_at_a_position(server) -> None:
     assert by_id == then
     _, now = await server.request("GET", "/concurrency_limits/tag/gpu")
     assert now["concurrency_limit"] == 4
+
+
+async def test_a_workers_heartbeats_and_lives_at_each_position(server, clock) -> None:
+    """Of a worker's heartbeats only the first and last of each life up to the position shape
+    its view: checked at every position of a worker beating, deleted and beating again."""
+    await server.request("POST", "/work_pools/", json={"name": "p", "type": "process"})
+    expected: list[tuple[int, object]] = []
+
+    async def beat() -> None:
+        status, _ = await server.request("POST", "/work_pools/p/workers/heartbeat", json={"name": "w"})
+        assert status == 204
+        _, live = await server.request("POST", "/work_pools/p/workers/filter", json={})
+        expected.append((await head(server), live))
+
+    for _ in range(3):
+        await beat()
+        clock.advance(10)
+    status, _ = await server.request("DELETE", "/work_pools/p/workers/w")
+    assert status == 204
+    expected.append((await head(server), []))
+    for _ in range(3):
+        clock.advance(10)
+        await beat()
+    for position, live in expected:
+        _, then = await server.request("GET", f"/work_pools/p?at={position}")
+        assert then["workers"] == live, position
