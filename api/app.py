@@ -18,6 +18,7 @@ from runlog.commands.projection_services import event_feed_service
 from runlog.commands.integrity import KnownIds
 from runlog.commands.cancellation_cleanup import cancellation_cleanup_service
 from runlog.commands.late_runs import late_runs_service
+from runlog.commands.retention import retention_service
 from runlog.commands.lease_expiry import lease_expiry_service
 from runlog.commands.pause_expirations import pause_expirations_service
 from runlog.commands.workers import work_pool_status_service
@@ -131,6 +132,12 @@ def background_services(app: web.Application) -> list:
         ))
     if settings.services_foreman_enabled:
         services.append(work_pool_status_service(store, interval=settings.services_foreman_loop_seconds))
+    if settings.services_retention_enabled:
+        services.append(retention_service(
+            store, interval=settings.services_retention_loop_seconds,
+            logs_max_age=settings.services_retention_logs_max_age,
+            heartbeats_max_age=settings.services_retention_heartbeats_max_age,
+        ))
     return services
 
 
