@@ -155,8 +155,14 @@ def view_of(row: Sequence[Any]) -> DeliveryView:
     return decode_delivery(bytes(row[-1]))
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class DeliveriesProjection:
     name = "deliveries"
+    version = VERSION
     tables = (DELIVERIES, CHANNEL_HEALTH)
     per_event = True  # an attempt folds onto the row its delivery's scheduling wrote, maybe in the same batch
 

@@ -193,8 +193,14 @@ async def get_many(store: EventStore, deployment_ids: Sequence[UUID]) -> dict[UU
     return {view.id: view for view in views}
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class DeploymentsProjection:
     name = "deployments"
+    version = VERSION
     tables = (DEPLOYMENTS, DEPLOYMENT_SCHEDULES)
     per_event = True  # an update reads the view the batch's previous event may have written
 

@@ -332,8 +332,14 @@ def _run_change(changes: RowChanges, event: Any) -> None:
         changes.delete(FLOW_RUN_QUEUES, str(event.flow_run_id))
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class WorkPoolsProjection:
     name = "work_pools"
+    version = VERSION
     tables = (WORK_POOLS, WORK_QUEUES, WORKERS, FLOW_RUN_QUEUES)
     per_event = True  # an update reads the row the batch's previous event may have written
 
