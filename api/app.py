@@ -26,6 +26,7 @@ from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
+from runlog.projections.rebuild import rebuild_outdated
 from runlog.projections.registry import inline_projections
 
 from . import keys
@@ -36,7 +37,7 @@ from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, log_import, logs, run_filters, task_runs
 from .routes import (
     artifacts, automations, blocks, channels, deliveries, deployments, events_out, flow_run_inputs, run_ids,
-    variables, work_pools, worker_channel,
+    projections, variables, work_pools, worker_channel,
 )
 
 log = structlog.get_logger("runlog.api")
@@ -45,7 +46,7 @@ log = structlog.get_logger("runlog.api")
 ROUTE_MODULES = (
     admin, flows, run_filters, flow_runs, flow_run_inputs, task_runs, events, logs, concurrency, log_import, run_ids,
     variables, artifacts, blocks, events_out, automations, deliveries, channels, deployments, work_pools,
-    worker_channel, docs,
+    worker_channel, projections, docs,
 )
 
 
@@ -98,6 +99,9 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         raise exc.because("RUNLOG_DATABASE_MIGRATE_ON_START is false") from None
     async with store:  # already open; closes it
         app[keys.STORE] = store
+        # A projection whose fold changed since its tables were built is rebuilt before serving
+        # (beside its live tables, so another process serving meanwhile reads the old view).
+        await rebuild_outdated(store)
         yield
     log.info("database_closed")
 

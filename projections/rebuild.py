@@ -79,7 +79,15 @@ Progress = Callable[[int, int], None]
 
 
 class RebuildError(Exception):
-    """A rebuild that cannot start: an unknown projection name, or another rebuild running."""
+    """A rebuild that cannot start."""
+
+
+class UnknownProjection(RebuildError):
+    """A name that is no projection's."""
+
+
+class RebuildBusy(RebuildError):
+    """Another rebuild of the same projections is running (here, or in another server process)."""
 
 
 @dataclass(frozen=True)
@@ -207,23 +215,31 @@ def select(store: EventStore, names: Sequence[str] = ()) -> list[Spec]:
     known = {spec.name: spec for spec in specs}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise RebuildError(f"no projection named {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+        raise UnknownProjection(f"no projection named {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     return [known[name] for name in dict.fromkeys(names)]
 
 
 _running: set[str] = set()
+"""The projections this process is rebuilding now."""
+
+
+def check(store: EventStore, names: Sequence[str] = ()) -> list[Spec]:
+    """What ``rebuild(store, names)`` would rebuild; raises if it could not start here now."""
+    specs = select(store, names)
+    busy = [spec.name for spec in specs if spec.name in _running]
+    if busy:
+        raise RebuildBusy(f"a rebuild of {', '.join(busy)} is already running")
+    return specs
 
 
 async def rebuild(store: EventStore, names: Sequence[str] = (), *, on_progress: Progress | None = None) -> list[Rebuilt]:
     """Rebuild the named projections (every one when none are named) beside the live tables and
     swap them in; see the module. Several are rebuilt in one pass over the log."""
-    specs = select(store, names)
-    busy = [spec.name for spec in specs if spec.name in _running]
-    if busy:
-        raise RebuildError(f"a rebuild of {', '.join(busy)} is already running")
+    specs = check(store, names)
     leadership = store.leadership("projection-rebuild")
     if not await leadership.campaign():
-        raise RebuildError("another server process is rebuilding projections; try again when it has finished")
+        await leadership.resign()
+        raise RebuildBusy("another server process is rebuilding projections; try again when it has finished")
     _running.update(spec.name for spec in specs)
     try:
         return await _rebuild(store, specs, on_progress)
@@ -369,6 +385,6 @@ async def rebuild_outdated(store: EventStore, *, on_progress: Progress | None = 
 
 
 __all__ = [
-    "BATCH_EVENTS", "FINAL_LAG", "REBUILDING", "SHADOW", "VERSIONS", "RebuildError", "Rebuilt", "ShadowTx",
-    "rebuild", "rebuild_outdated", "select",
+    "BATCH_EVENTS", "FINAL_LAG", "REBUILDING", "SHADOW", "VERSIONS", "RebuildBusy", "RebuildError", "Rebuilt",
+    "ShadowTx", "UnknownProjection", "check", "rebuild", "rebuild_outdated", "select",
 ]
