@@ -108,6 +108,7 @@ class ArtifactsProjection:
     version = VERSION
     tables = (ARTIFACTS, COLLECTIONS)
     per_event = True  # a delete hands its key to the newest artifact left, which the batch may hold
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

@@ -114,6 +114,7 @@ class AutomationsProjection:
     version = VERSION
     tables = (AUTOMATIONS, AUTOMATION_TAGS, AUTOMATION_RELATED)
     per_event = True  # an update reads the view the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

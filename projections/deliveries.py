@@ -165,6 +165,7 @@ class DeliveriesProjection:
     version = VERSION
     tables = (DELIVERIES, CHANNEL_HEALTH)
     per_event = True  # an attempt folds onto the row its delivery's scheduling wrote, maybe in the same batch
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         """The rows of a batch whose delivery events are all first schedulings (a new stream's

@@ -203,6 +203,7 @@ class DeploymentsProjection:
     version = VERSION
     tables = (DEPLOYMENTS, DEPLOYMENT_SCHEDULES)
     per_event = True  # an update reads the view the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

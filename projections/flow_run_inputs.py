@@ -76,6 +76,7 @@ class FlowRunInputsProjection:
     version = VERSION
     tables = (FLOW_RUN_INPUTS,)
     per_event = True  # a run's deletion removes the inputs the batch may just have created
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

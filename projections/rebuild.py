@@ -185,10 +185,10 @@ async def _fold(spec: Spec, tx: ShadowTx, records: Sequence[RecordedEvent]) -> N
         await persist(tx, await projection.changes(records))
     elif getattr(projection, "per_event", False):
         # It reads rows that earlier events change (eventstore/base.py): one event at a time, as
-        # the append path hands them. Only events of its own are worth the call.
-        wanted = getattr(projection, "wants", None)
+        # the append path hands them; only the types it folds (``event_types``) are worth a call.
+        types = getattr(projection, "event_types", None)
         for record in records:
-            if wanted is None or wanted(record.type):
+            if types is None or record.type in types:
                 await persist(tx, await projection.changes(tx, [record]))
     else:
         await persist(tx, await projection.changes(tx, records))

@@ -101,6 +101,7 @@ class VariablesProjection:
     version = VERSION
     tables = (VARIABLES, VARIABLE_TAGS)
     per_event = True  # an update reads the view the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

@@ -342,6 +342,7 @@ class WorkPoolsProjection:
     version = VERSION
     tables = (WORK_POOLS, WORK_QUEUES, WORKERS, FLOW_RUN_QUEUES)
     per_event = True  # an update reads the row the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         """None (``changes`` reads) for a batch with pool, queue, worker or poll events; a
