@@ -67,6 +67,7 @@ class EventFeedProjection:
 
     name = NAME
     version = VERSION
+    reads_by_key_only = True  # it reads none of its rows: a rebuild's shadow needs no other index
     tables = (FEED, RESOURCES)
 
     def __init__(self, store: EventStore) -> None:

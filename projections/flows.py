@@ -65,6 +65,7 @@ server that starts with a new version rebuilds the tables from the log (projecti
 class FlowsProjection:
     name = "flows"
     version = VERSION
+    reads_by_key_only = True  # it reads flows by id only: a rebuild's shadow needs no other index
     tables = (FLOWS,)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:

@@ -92,6 +92,7 @@ class RunsProjection:
 
     name = "runs"
     version = VERSION
+    reads_by_key_only = True  # it reads runs by id only: a rebuild's shadow needs no other index
     tables = (FLOW_RUNS, FLOW_RUN_TAGS, TASK_RUNS, TASK_RUN_TAGS)
 
     def __init__(self, cache: ViewCache | None = None) -> None:
