@@ -45,6 +45,15 @@ class RebuiltProjection(msgspec.Struct, kw_only=True):
     seconds: float
 
 
+class RebuildLine(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One line of a rebuild's answer: progress, then what was rebuilt or why it failed."""
+
+    done: int | None = None
+    total: int | None = None
+    rebuilt: list[RebuiltProjection] | None = None
+    detail: str | None = None
+
+
 def _line(value: object) -> bytes:
     return _encoder.encode(value) + b"\n"
 
@@ -60,7 +69,7 @@ async def list_projections(request: web.Request) -> web.Response:
 @documented(
     summary="Rebuild projections from the log beside the live tables and swap them in",
     description="Answers JSON lines: progress objects {done, total}, then {rebuilt: [...]} or {detail}.",
-    request=RebuildRequest, request_required=False, response=list[RebuiltProjection],
+    request=RebuildRequest, request_required=False, response=RebuildLine, media_type="application/x-ndjson",
     errors={409: "A rebuild of these projections is already running", 422: "An unknown projection name"},
 )
 async def rebuild_projections(request: web.Request) -> web.StreamResponse:
