@@ -6,6 +6,7 @@ closed in reverse when it stops; handlers reach them through the typed keys in a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import weakref
@@ -26,7 +27,7 @@ from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
-from runlog.projections.rebuild import rebuild_outdated
+from runlog.projections.rebuild import RebuildBusy, rebuild_outdated
 from runlog.projections.registry import inline_projections
 
 from . import keys
@@ -101,7 +102,13 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORE] = store
         # A projection whose fold changed since its tables were built is rebuilt before serving
         # (beside its live tables, so another process serving meanwhile reads the old view).
-        await rebuild_outdated(store)
+        while True:
+            try:
+                await rebuild_outdated(store)
+                break
+            except RebuildBusy:  # another process is rebuilding them: serve once it has
+                log.info("waiting_for_projection_rebuild")
+                await asyncio.sleep(1.0)
         yield
     log.info("database_closed")
 

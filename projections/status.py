@@ -4,7 +4,7 @@ An inline projection is written in the append's transaction, so its checkpoint i
 construction (lag 0). An asynchronous one, and any other follower of the log with a checkpoint
 (the notifier's matcher), trails the head by the events appended since its last round; its lag
 in seconds is the time between its checkpoint's event and the head's (when each was recorded).
-Everything is read in one snapshot, so the figures agree with each other.
+On PostgreSQL everything is read in one snapshot, so the figures agree with each other.
 """
 
 from __future__ import annotations
@@ -45,8 +45,12 @@ def _moment(value: Any) -> datetime:
 async def statuses(store: EventStore) -> list[ProjectionStatus]:
     specs = projection_specs(store)
     async with store.reading() as tx:
-        begin = "BEGIN ISOLATION LEVEL REPEATABLE READ" if tx.dialect == "postgres" else "BEGIN"
-        await tx.execute(begin)
+        # One snapshot on PostgreSQL (the pooled connection is this read's alone). SQLite's
+        # reader connection is shared by every read of the process, so no transaction of our
+        # own there: the figures may then be a few appends apart.
+        snapshot = tx.dialect == "postgres"
+        if snapshot:
+            await tx.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         try:
             top = await tx.fetch(SQL_HEAD)
             head, head_at = (int(top[0][0]), _moment(top[0][1])) if top else (0, None)
@@ -58,7 +62,8 @@ async def statuses(store: EventStore) -> list[ProjectionStatus]:
                 if rows:
                     recorded[position] = _moment(rows[0][0])
         finally:
-            await tx.execute("ROLLBACK")
+            if snapshot:
+                await tx.execute("ROLLBACK")
 
     def lag_seconds(position: int) -> float:
         if head_at is None or position >= head:
