@@ -13,7 +13,7 @@ while the shadow catches up. When the shadow is close to the head, the last tran
 the append lock (``EventStore.write_transaction(lock_appends=True)``: the writer's own
 transaction between two batches, and on PostgreSQL the advisory lock runlog_append takes, so
 no process appends meanwhile), folds the few events left, and replaces each live table's rows
-with the shadow's (``DELETE``; ``INSERT ... SELECT``; ``DROP`` the shadow), records the new
+with the shadow's (deleting and upserting the rows that differ; ``DROP`` the shadow), records the new
 version and, for an asynchronous projection, moves its checkpoint to the head. Appends wait for
 that one transaction; readers do not: on PostgreSQL they keep reading the old rows (MVCC) and
 on SQLite the old snapshot (WAL) until it commits, then see the whole new view. Nobody ever
@@ -178,11 +178,29 @@ async def _shadow_exists(tx: Tx, table: Table) -> bool:
 
 
 async def _swap(tx: Tx, table: Table) -> None:
-    """The live table's rows replaced by the shadow's, in the caller's transaction (see the module)."""
+    """Make the live table's rows the shadow's, in the caller's transaction (see the module).
+
+    Only the difference is written: rows the shadow lacks are deleted, rows it has otherwise
+    (or only it has) are upserted, each found through the other table's key. A rebuild mostly
+    reproduces what is there, and writing a row (its indexes, the log) costs far more than
+    reading it: rewriting every row took 6.5 s at 100,000 runs, under the append lock.
+    """
     shadow = SHADOW + table.name
     columns = ", ".join(table.columns)
-    await tx.execute(f"DELETE FROM {table.name}")
-    await tx.execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {shadow}")
+    differs = "IS DISTINCT FROM" if tx.dialect == "postgres" else "IS NOT"  # NULL-safe on each
+    same_key = " AND ".join(f"s.{column} = t.{column}" for column in table.key)
+    changed = " OR ".join(
+        [f"t.{table.key[0]} IS NULL"]
+        + [f"s.{column} {differs} t.{column}" for column in table.columns if column not in table.key]
+    )
+    await tx.execute(
+        f"DELETE FROM {table.name} WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {shadow} s WHERE {same_key.replace('t.', table.name + '.')})"
+    )
+    await tx.execute(
+        f"INSERT INTO {table.name} ({columns}) SELECT {', '.join('s.' + c for c in table.columns)} "
+        f"FROM {shadow} s LEFT JOIN {table.name} t ON {same_key} WHERE {changed} {table.on_conflict}"
+    )
     await tx.execute(f"DROP TABLE {shadow}")
 
 
