@@ -13,8 +13,9 @@ while the shadow catches up. When the shadow is close to the head, the last tran
 the append lock (``EventStore.write_transaction(lock_appends=True)``: the writer's own
 transaction between two batches, and on PostgreSQL the advisory lock runlog_append takes, so
 no process appends meanwhile), folds the few events left, and replaces each live table's rows
-with the shadow's (deleting and upserting the rows that differ; ``DROP`` the shadow), records the new
-version and, for an asynchronous projection, moves its checkpoint to the head. Appends wait for
+with the shadow's (deleting and upserting the rows that differ), records the new
+version and, for an asynchronous projection, moves its checkpoint to the head (the shadows are
+dropped in a transaction of their own after it). Appends wait for
 that one transaction; readers do not: on PostgreSQL they keep reading the old rows (MVCC) and
 on SQLite the old snapshot (WAL) until it commits, then see the whole new view. Nobody ever
 reads a half-built one.
@@ -201,7 +202,6 @@ async def _swap(tx: Tx, table: Table) -> None:
         f"INSERT INTO {table.name} ({columns}) SELECT {', '.join('s.' + c for c in table.columns)} "
         f"FROM {shadow} s LEFT JOIN {table.name} t ON {same_key} WHERE {changed} {table.on_conflict}"
     )
-    await tx.execute(f"DROP TABLE {shadow}")
 
 
 # -- folding ------------------------------------------------------------------------------------
@@ -336,6 +336,15 @@ async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progre
         return reached
 
     position = await store.write_transaction(finish, lock_appends=True)
+
+    async def drop(tx: Tx) -> None:
+        # After the swap, not in it: dropping a large table takes a while (freeing its pages),
+        # and appends need not wait for it. A shadow left by a crash here is dropped by the
+        # next rebuild, which makes its shadows afresh (no rebuild row names it any more).
+        for table in tables:
+            await tx.execute(f"DROP TABLE IF EXISTS {SHADOW}{table.name}")
+
+    await store.write_transaction(drop)
     if on_progress is not None:
         on_progress(position - start, position - start)
     seconds = time.monotonic() - started
