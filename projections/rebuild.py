@@ -263,12 +263,11 @@ async def rebuild(store: EventStore, names: Sequence[str] = (), *, on_progress: 
     """Rebuild the named projections (every one when none are named) beside the live tables and
     swap them in; see the module. Several are rebuilt in one pass over the log."""
     specs = check(store, names)
+    _running.update(spec.name for spec in specs)  # before any await: a second call now finds them busy
     leadership = store.leadership("projection-rebuild")
-    if not await leadership.campaign():
-        await leadership.resign()
-        raise RebuildBusy("another server process is rebuilding projections; try again when it has finished")
-    _running.update(spec.name for spec in specs)
     try:
+        if not await leadership.campaign():
+            raise RebuildBusy("another server process is rebuilding projections; try again when it has finished")
         return await _rebuild(store, specs, on_progress)
     finally:
         _running.difference_update(spec.name for spec in specs)
