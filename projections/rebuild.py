@@ -20,11 +20,12 @@ that one transaction; readers do not: on PostgreSQL they keep reading the old ro
 on SQLite the old snapshot (WAL) until it commits, then see the whole new view. Nobody ever
 reads a half-built one.
 
-The swap copies rows rather than renaming tables. A rename would be constant time, but the live
+The swap writes rows rather than renaming tables. A rename would be constant time, but the live
 table's identity matters: PostgreSQL's one-statement append names each table's row type
 (``unnest($n::flow_runs[])``) in statements every server process has prepared, which a new
 table would break until they restart; and index and constraint names that migrations drop by
-name would change. The copy costs a moment under the append lock (README, Projections).
+name would change. Writing the rows that differ costs a moment under the append lock (README,
+Benchmarks).
 
 A rebuild that stops midway (killed, the database gone) leaves the live tables as they were;
 the shadows and their checkpoint stay, and the next rebuild of the same version goes on from
