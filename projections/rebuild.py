@@ -14,11 +14,13 @@ the append lock (``EventStore.write_transaction(lock_appends=True)``: the writer
 transaction between two batches, and on PostgreSQL the advisory lock runlog_append takes, so
 no process appends meanwhile), folds the few events left, and replaces each live table's rows
 with the shadow's (deleting and upserting the rows that differ), records the new
-version and, for an asynchronous projection, moves its checkpoint to the head (the shadows are
-dropped in a transaction of their own after it). Appends wait for
+version (the shadows are dropped in a transaction of their own after it). Appends wait for
 that one transaction; readers do not: on PostgreSQL they keep reading the old rows (MVCC) and
 on SQLite the old snapshot (WAL) until it commits, then see the whole new view. Nobody ever
-reads a half-built one.
+reads a half-built one. An asynchronous projection is not written by appends: its last
+transaction folds up to the head and swaps in the same way but takes no lock, and sets its
+checkpoint to where it got (its service, which may write the live rows meanwhile, writes rows
+keyed by what they show and refolds from that checkpoint, so either order ends the same).
 
 The swap writes rows rather than renaming tables. A rename would be constant time, but the live
 table's identity matters: PostgreSQL's one-statement append names each table's row type
@@ -312,17 +314,17 @@ async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progre
             on_progress(low - start, max(head, low) - start)
         head = await store.head()
 
-    async def finish(tx: Tx) -> int:
+    async def finish(tx: Tx, group: Sequence[Spec]) -> int:
         records = _records(await tx.fetch(SQL_EVENTS_AFTER, low))
-        shadow = ShadowTx(tx, tables)
-        for spec in specs:
+        shadow = ShadowTx(tx, [table for spec in group for table in spec.tables])
+        for spec in group:
             mine = [r for r in records if r.position > after[spec.name]]
             if mine:
                 await _fold(spec, shadow, mine)
         reached = records[-1].position if records else low
         swapping = time.monotonic()
         changes = RowChanges()
-        for spec in specs:
+        for spec in group:
             for table in spec.tables:
                 await _swap(tx, table)
             changes.upsert(VERSIONS, (spec.name, spec.version))
@@ -331,11 +333,24 @@ async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progre
             if spec.kind == "async":
                 changes.upsert(CHECKPOINTS, (spec.name, reached))
         await persist(tx, changes)
-        log.info("projection_swapped", projections=[s.name for s in specs], final_events=len(records),
+        log.info("projection_swapped", projections=[s.name for s in group], final_events=len(records),
                  swap_seconds=round(time.monotonic() - swapping, 3))
         return reached
 
-    position = await store.write_transaction(finish, lock_appends=True)
+    # Inline projections are swapped holding the append lock: appends write their live tables.
+    # Asynchronous ones are not written by appends, so theirs is an ordinary transaction: their
+    # service may write the live rows meanwhile, but its rows are keyed by what they show and
+    # it refolds from the checkpoint this sets, so either order leaves the same rows.
+    inline = [spec for spec in specs if spec.kind == "inline"]
+    followers = [spec for spec in specs if spec.kind != "inline"]
+    reached: dict[str, int] = {}
+    if inline:
+        at = await store.write_transaction(lambda tx: finish(tx, inline), lock_appends=True)
+        reached.update((spec.name, at) for spec in inline)
+    if followers:
+        at = await store.write_transaction(lambda tx: finish(tx, followers))
+        reached.update((spec.name, at) for spec in followers)
+    position = max(reached.values())
 
     async def drop(tx: Tx) -> None:
         # After the swap, not in it: dropping a large table takes a while (freeing its pages),
@@ -351,7 +366,7 @@ async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progre
     log.info("projection_rebuild_finished", projections=[s.name for s in specs], position=position,
              events=position - start, seconds=round(seconds, 3),
              events_per_second=round((position - start) / seconds) if seconds else None)
-    return [Rebuilt(spec.name, spec.version, position, position - start, seconds) for spec in specs]
+    return [Rebuilt(spec.name, spec.version, reached[spec.name], reached[spec.name] - start, seconds) for spec in specs]
 
 
 async def _dialect(store: EventStore) -> Literal["sqlite", "postgres"]:
