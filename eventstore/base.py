@@ -7,7 +7,7 @@ means "the stream must not exist yet", and None means "any version".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -127,6 +127,10 @@ class EventStore(Protocol):
 
     async def write_tables(self, changes: RowChanges) -> None:
         """Persist an asynchronous projection's rows in one transaction of their own."""
+        ...
+
+    async def write_transaction(self, fn: Callable[[Tx], Awaitable[Any]], *, lock_appends: bool = False) -> Any:
+        """Run ``fn(tx)`` in a write transaction of its own (see BatchingStore.write_transaction)."""
         ...
 
     async def stream_version(self, stream_id: str) -> int: ...
