@@ -195,13 +195,15 @@ FLOW_RUN_SIDE = Resource({
 FLOW_RUN_QUERY = Resource({
     # Prefect matches these as EXISTS(the run's work queue / its pool, matching): a run has a
     # queue when it was created in a pool that had it (flow_run_queues, projections/work_pools.py).
+    # Written as IN (the runs of the matching pools), so that the planner may read the few pools'
+    # runs from the (pool, run) index once instead of probing once per run.
     "work_pools": Related(
-        "EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_pools wp ON wp.id = rq.work_pool_id "
-        "WHERE rq.flow_run_id = fr.id AND {where})", WORK_POOL,
+        "fr.id IN (SELECT rq.flow_run_id FROM flow_run_queues rq JOIN work_pools wp ON wp.id = rq.work_pool_id "
+        "WHERE {where})", WORK_POOL,
     ),
     "work_pool_queues": Related(
-        "EXISTS (SELECT 1 FROM flow_run_queues rq JOIN work_queues wq ON wq.id = rq.work_queue_id "
-        "WHERE rq.flow_run_id = fr.id AND {where})", WORK_QUEUE,
+        "fr.id IN (SELECT rq.flow_run_id FROM flow_run_queues rq JOIN work_queues wq ON wq.id = rq.work_queue_id "
+        "WHERE {where})", WORK_QUEUE,
     ),
     "flow_runs": FLOW_RUN,
     "deployments": DEPLOYMENT_OF_RUN,
