@@ -138,7 +138,9 @@ async def test_migration_18_gives_existing_runs_their_queue_on_flow_runs(store_u
     expected = {str(queued.id): str(pool.default_queue_id), str(loose.id): None}
     assert await queue_column() == expected
     async with migration_connection(store_url) as conn:
-        assert [m.revision for m in await migrate.downgrade(conn, backend, 17)] == [18]
-        assert [m.revision for m in await migrate.upgrade(conn, backend, 18)] == [18]
+        # Down to 17 undoes 18 and every later migration; up again redoes them all.
+        later = list(range(migrate.head_revision(backend), 17, -1))
+        assert [m.revision for m in await migrate.downgrade(conn, backend, 17)] == later
+        assert [m.revision for m in await migrate.upgrade(conn, backend)] == later[::-1]
     assert await queue_column() == expected
     assert (await verify(store_url)).equal
