@@ -34,8 +34,3 @@ DROP INDEX flow_run_queues_pool;
 CREATE INDEX flow_run_queues_pool ON flow_run_queues (work_pool_id, flow_run_id);
 DROP INDEX flow_run_queues_queue;
 CREATE INDEX flow_run_queues_queue ON flow_run_queues (work_queue_id, flow_run_id);
-
--- Statistics for the new expression indexes now, not at autovacuum's next pass: without them
--- the planner guesses the start_time range's selectivity.
-ANALYZE flow_runs;
-ANALYZE flow_run_tags;
