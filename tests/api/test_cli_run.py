@@ -178,3 +178,15 @@ def test_runs_acknowledged_before_the_child_is_killed_are_kept(tmp_path, store_u
     assert done.returncode == 128 + signal.SIGKILL, done.stderr
     flow_run_id = done.stdout.strip()
     assert flow_run_id in {r["id"] for r in flow_runs(env)}
+
+
+def test_a_server_that_cannot_start_stops_the_child_and_says_why(tmp_path, sqlite_url):
+    """A database whose schema is behind, with migration on start turned off: the child (which
+    would otherwise sleep ten minutes, past runlog_run's timeout) is sent SIGTERM and runlog run
+    exits 1 with the reason."""
+    env = run_env(tmp_path, sqlite_url, RUNLOG_DATABASE_MIGRATE_ON_START="false")
+    done = runlog_run(env, sys.executable, "-c", WAITER.replace("time.sleep(120)", "time.sleep(600)"))
+    # SIGTERM may come before the child's handler is in place (then it prints nothing).
+    assert done.stdout in ("", "ready\ngot SIGTERM\n")
+    assert done.returncode == 1
+    assert "Error:" in done.stderr and "RUNLOG_DATABASE_MIGRATE_ON_START is false" in done.stderr
