@@ -108,8 +108,15 @@ class EmbeddedServer:
         return self._failure
 
     def _main(self) -> None:
+        import sys
+
+        from .commands.common import command_logging_level
+        from .logging import configure_logging
         from .server import _new_event_loop
 
+        # As for the CLI's other commands: warnings and errors only, on stderr, never on the
+        # child's stdout.
+        configure_logging(command_logging_level(self._settings.logging_level), stream=sys.stderr)
         loop = _new_event_loop()
         asyncio.set_event_loop(loop)
         self._stopping = asyncio.Event()

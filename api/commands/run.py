@@ -11,7 +11,6 @@ import sys
 
 import click
 
-from .common import get_settings
 
 
 @click.command(
@@ -32,8 +31,11 @@ def run(ctx: click.Context, quiet: bool, command: tuple[str, ...]) -> None:
     from runlog.eventstore import mask_url
 
     from ..run import ChildNotStarted, EmbeddedServer, signals_blocked, spawn, wait_forwarding
+    from ..settings import load_settings
 
-    settings = get_settings(ctx)
+    # The settings alone before the child starts: the embedded server sets up logging on its
+    # thread (common.py's get_settings() would import rich and the logging setup here first).
+    settings = load_settings(profile=(ctx.find_root().obj or {}).get("profile"))
     server = None if settings.api_url else EmbeddedServer(settings)
     api_url = settings.api_url or server.api_url  # type: ignore[union-attr]
     env = {**os.environ, "PREFECT_API_URL": api_url}
