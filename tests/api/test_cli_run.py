@@ -4,6 +4,7 @@ through, and the runs of a real Prefect flow land in the local database."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -190,3 +191,56 @@ def test_a_server_that_cannot_start_stops_the_child_and_says_why(tmp_path, sqlit
     assert done.stdout in ("", "ready\ngot SIGTERM\n")
     assert done.returncode == 1
     assert "Error:" in done.stderr and "RUNLOG_DATABASE_MIGRATE_ON_START is false" in done.stderr
+
+
+# Waits for a SIGINT, then reports how many arrived within a second of the first.
+COUNTER = """
+import signal, sys, time
+count = 0
+def got(signum, frame):
+    global count
+    count += 1
+signal.signal(signal.SIGINT, got)
+print("ready", flush=True)
+while not count:
+    time.sleep(0.01)
+time.sleep(1)
+print("sigints", count, flush=True)
+sys.exit(3)
+"""
+
+
+def _controlling_terminal() -> None:
+    """In the child, after setsid(): make its standard input, the pty, its controlling terminal."""
+    import fcntl
+    import termios
+
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def test_ctrl_c_on_the_terminal_reaches_the_child_and_runlog_run_waits_for_it(tmp_path, sqlite_url):
+    """The terminal sends SIGINT to runlog run and the child alike (one process group): the
+    child handles it, and runlog run, rather than dying of it, exits with the child's code."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [*RUNLOG, "run", "-q", sys.executable, "-c", COUNTER], cwd=ROOT, env=run_env(tmp_path, sqlite_url),
+        stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+        preexec_fn=_controlling_terminal,
+    )
+    os.close(terminal)
+    seen = b""
+    try:
+        while b"ready" not in seen:
+            seen += os.read(controller, 4096)
+        os.write(controller, b"\x03")  # the terminal's interrupt character: SIGINT to the group
+        while b"sigints" not in seen or not seen.rstrip().endswith((b"1", b"2", b"3")):
+            seen += os.read(controller, 4096)
+        assert proc.wait(timeout=60) == 3
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(controller)
+    assert b"sigints" in seen, seen
