@@ -28,7 +28,6 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # Where a child's exit is noticed without waiting for SIGCHLD (which a blocked, defaulted
 # SIGCHLD always delivers on Linux; this is only a backstop).
 POLL_SECONDS = 1.0
-STARTUP_TIMEOUT = 60.0
 # Signals whose ignored disposition Python sets for itself; the child starts with defaults.
 _RESET_TO_DEFAULT = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)
 
@@ -72,7 +71,6 @@ class EmbeddedServer:
         self._settings = embedded_settings(settings)
         self._sock = _listen_loopback()
         self.api_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/api"
-        self._ready = threading.Event()
         self._stop_requested = threading.Event()
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # set by the thread, with _stopping
@@ -82,13 +80,6 @@ class EmbeddedServer:
     def start(self) -> None:
         self._thread.start()
 
-    def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        """Block until the app serves, or raise what stopped it from starting."""
-        if not self._ready.wait(timeout):
-            raise RunlogError(f"the embedded runlog server did not start within {timeout:.0f} s")
-        if self._failure is not None:
-            raise self._failure
-
     def stop(self) -> None:
         """Finish in-flight requests and close the store (committing every acknowledged append)."""
         # The flag first: a thread that has not published its loop yet sees it once it has.
@@ -97,7 +88,7 @@ class EmbeddedServer:
         if loop is not None and stopping is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server ended already
                 loop.call_soon_threadsafe(stopping.set)
-        if self._thread.is_alive() or self._thread.ident is not None:
+        if self._thread.ident is not None:  # started
             self._thread.join()
         if self._failure is not None:
             raise self._failure
@@ -108,20 +99,21 @@ class EmbeddedServer:
         return self._failure
 
     def _main(self) -> None:
-        import sys
-
-        from .commands.common import command_logging_level
-        from .logging import configure_logging
-        from .server import _new_event_loop
-
-        # As for the CLI's other commands: warnings and errors only, on stderr, never on the
-        # child's stdout.
-        configure_logging(command_logging_level(self._settings.logging_level), stream=sys.stderr)
-        loop = _new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._stopping = asyncio.Event()
-        self._loop = loop
+        loop = None
         try:
+            import sys
+
+            from .commands.common import command_logging_level
+            from .logging import configure_logging
+            from .server import _new_event_loop
+
+            # As for the CLI's other commands: warnings and errors only, on stderr, never on the
+            # child's stdout.
+            configure_logging(command_logging_level(self._settings.logging_level), stream=sys.stderr)
+            loop = _new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._stopping = asyncio.Event()
+            self._loop = loop
             loop.run_until_complete(self._serve())
         except BaseException as exc:  # reported to the main thread, which prints it
             self._failure = exc
@@ -129,8 +121,8 @@ class EmbeddedServer:
             # that is not coming (say, the database's schema is behind).
             os.kill(os.getpid(), signal.SIGCHLD)
         finally:
-            self._ready.set()
-            loop.close()
+            if loop is not None:
+                loop.close()
             self._sock.close()
 
     async def _serve(self) -> None:
@@ -144,7 +136,6 @@ class EmbeddedServer:
         await runner.setup()
         try:
             await web.SockSite(runner, self._sock).start()
-            self._ready.set()
             if not self._stop_requested.is_set():
                 await self._stopping.wait()
         finally:
