@@ -17,7 +17,8 @@ Also measured: `runlog run python -c pass` against `python -c pass` (runlog's fi
 no Prefect client at all), and how long after the child starts the embedded server answers
 GET /api/health (the child polls it every 5 ms).
 
-Reported: the median wall time of each (and min/max), the extra `runlog run` adds over the
+Reported: the median wall time of each, the CPU time (user + system) of the processes each
+way starts (which the machine's load changes much less than the wall time) (and min/max), the extra `runlog run` adds over the
 running server, and the load average before and after (`os.getloadavg`). The machine is shared:
 compare the figures of one run with each other.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -66,10 +68,21 @@ print(time.monotonic() - start)
 """
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
+CPU: dict[str, list[float]] = {}
+"""CPU seconds (user + system) of each way's processes, the command's and runlog's own, by key."""
+
+
+def cpu_of_children() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path, key: str | None = None) -> float:
+    start, cpu = time.perf_counter(), cpu_of_children()
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - start
+    if key is not None:  # the runs are one at a time, so the difference is this one's
+        CPU.setdefault(key, []).append(cpu_of_children() - cpu)
     if done.returncode != 0:
         raise SystemExit(f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return elapsed
@@ -115,7 +128,7 @@ def main() -> None:
                 timed(argv, env, ROOT)
             for i in range(args.rounds):
                 for key, (argv, env) in ways.items():
-                    times[key].append(timed(argv, env, ROOT))
+                    times[key].append(timed(argv, env, ROOT, key))
                 times["run pass"].append(timed([*runlog_run, "-c", "pass"], local, ROOT))
                 times["pass"].append(timed([python, "-c", "pass"], local, ROOT))
                 healthy = subprocess.run([*runlog_run, "-c", HEALTH], env=local, cwd=ROOT, capture_output=True,
@@ -142,6 +155,10 @@ def main() -> None:
         print(f"| {label} | {med(key):.2f} s ({min(times[key]):.2f}-{max(times[key]):.2f}) |")
     print(f"\nrunlog run adds {med('runlog run') - med('running server'):+.2f} s over the running server "
           f"(target <= 0.5 s); Prefect's temporary server adds {med('prefect temp') - med('running server'):+.2f} s.")
+    cpu = {k: statistics.median(v) for k, v in CPU.items()}
+    print(f"CPU (user + system, median): runlog run {cpu['runlog run']:.2f} s, against the running server "
+          f"{cpu['running server']:.2f} s (its server's own CPU not counted), Prefect's temporary server "
+          f"{cpu['prefect temp']:.2f} s; runlog run's own: {cpu['runlog run'] - cpu['running server']:+.2f} s.")
     print(f"runlog run's fixed cost with no Prefect client: {med('run pass') - med('pass'):+.2f} s.")
     print("load average before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}".format(*load_before, *load_after))
 
