@@ -244,3 +244,19 @@ def test_ctrl_c_on_the_terminal_reaches_the_child_and_runlog_run_waits_for_it(tm
             proc.wait()
         os.close(controller)
     assert b"sigints" in seen, seen
+
+
+def test_the_profile_named_with_p_chooses_the_local_database(tmp_path, sqlite_url):
+    """`runlog -p NAME run ...`: the runs go to that profile's database, which the line names."""
+    env = {k: v for k, v in run_env(tmp_path, sqlite_url).items() if k != "RUNLOG_DATABASE_URL"}
+    other = f"sqlite:///{tmp_path}/other.db"
+    for args in (["profile", "create", "other"], ["-p", "other", "config", "set", f"RUNLOG_DATABASE_URL={other}"]):
+        subprocess.run([*RUNLOG, *args], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    done = runlog_run(env, sys.executable, "-c", "pass")
+    assert done.returncode == 0, done.stderr
+    assert "(profile default)" in done.stderr
+    done = subprocess.run([*RUNLOG, "-p", "other", "run", sys.executable, "-c", "pass"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert f"{other} (profile other)" in done.stderr
+    assert (tmp_path / "other.db").exists()
