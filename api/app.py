@@ -6,6 +6,7 @@ closed in reverse when it stops; handlers reach them through the typed keys in a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import weakref
@@ -18,6 +19,7 @@ from runlog.commands.projection_services import event_feed_service
 from runlog.commands.integrity import KnownIds
 from runlog.commands.cancellation_cleanup import cancellation_cleanup_service
 from runlog.commands.late_runs import late_runs_service
+from runlog.commands.retention import retention_service
 from runlog.commands.lease_expiry import lease_expiry_service
 from runlog.commands.pause_expirations import pause_expirations_service
 from runlog.commands.workers import work_pool_status_service
@@ -26,6 +28,7 @@ from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import SchemaBehind, mask_url, open_store
 from runlog.projections.cache import ViewCache
+from runlog.projections.rebuild import RebuildBusy, rebuild_outdated
 from runlog.projections.registry import inline_projections
 
 from . import keys, metrics, prefect_ui
@@ -36,7 +39,7 @@ from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, history, log_import, logs, run_filters, task_runs
 from .routes import (
     artifacts, automations, blocks, channels, deliveries, deployments, events_out, flow_run_inputs, run_ids,
-    ui, variables, work_pools, worker_channel,
+    projections, ui, variables, work_pools, worker_channel,
 )
 
 log = structlog.get_logger("runlog.api")
@@ -45,7 +48,7 @@ log = structlog.get_logger("runlog.api")
 ROUTE_MODULES = (
     admin, flows, run_filters, history, flow_runs, flow_run_inputs, task_runs, events, logs, concurrency, log_import,
     run_ids, variables, artifacts, blocks, events_out, automations, deliveries, channels, deployments, work_pools,
-    worker_channel, ui, docs,
+    worker_channel, projections, ui, docs,
 )
 
 
@@ -106,6 +109,15 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         raise exc.because("RUNLOG_DATABASE_MIGRATE_ON_START is false") from None
     async with store:  # already open; closes it
         app[keys.STORE] = store
+        # A projection whose fold changed since its tables were built is rebuilt before serving
+        # (beside its live tables, so another process serving meanwhile reads the old view).
+        while True:
+            try:
+                await rebuild_outdated(store)
+                break
+            except RebuildBusy:  # another process is rebuilding them: serve once it has
+                log.info("waiting_for_projection_rebuild")
+                await asyncio.sleep(1.0)
         yield
     log.info("database_closed")
 
@@ -135,6 +147,12 @@ def background_services(app: web.Application) -> list:
         ))
     if settings.services_foreman_enabled:
         services.append(work_pool_status_service(store, interval=settings.services_foreman_loop_seconds))
+    if settings.services_retention_enabled:
+        services.append(retention_service(
+            store, interval=settings.services_retention_loop_seconds,
+            logs_max_age=settings.services_retention_logs_max_age,
+            heartbeats_max_age=settings.services_retention_heartbeats_max_age,
+        ))
     return services
 
 

@@ -54,6 +54,7 @@ class Operation:
     status: tuple[int, ...] = (200,)
     errors: Mapping[int, str] = dataclasses.field(default_factory=dict)
     query: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    media_type: str = "application/json"
 
 
 def documented(
@@ -66,18 +67,20 @@ def documented(
     status: int | tuple[int, ...] = 200,
     errors: Mapping[int, str] | None = None,
     query: Mapping[str, Any] | None = None,
+    media_type: str = "application/json",
 ) -> Callable[[F], F]:
     """Record a handler's request body type, response type and status codes for the document.
 
     ``status`` is every success code answering with ``response``, the usual one first;
     ``errors`` maps other codes to when they happen (their body is Prefect's ``{"detail": ...}``);
-    ``query`` maps query parameters to their types (required unless the type admits None).
+    ``query`` maps query parameters to their types (required unless the type admits None);
+    ``media_type`` is the success answer's (JSON unless said otherwise, e.g. JSON lines).
     The handler is returned unchanged, so the decorator goes under the route's own.
     """
     operation = Operation(
         summary=summary, description=description, request=request, request_required=request_required,
         response=response, status=(status,) if isinstance(status, int) else tuple(status),
-        errors=dict(errors or {}), query=dict(query or {}),
+        errors=dict(errors or {}), query=dict(query or {}), media_type=media_type,
     )
 
     def record(handler: F) -> F:
@@ -290,7 +293,7 @@ def _operation(route: Route, operation: Operation, schemas: dict[int, dict[str, 
     for code in operation.status:
         responses[str(code)] = {"description": HTTPStatus(code).phrase}
         if operation.response is not NO_BODY:
-            responses[str(code)]["content"] = {"application/json": {"schema": schemas[id(operation.response)]}}
+            responses[str(code)]["content"] = {operation.media_type: {"schema": schemas[id(operation.response)]}}
     errors = dict(operation.errors)
     if operation.request is not NO_BODY or operation.query:
         errors.setdefault(422, "The request does not match its schema")

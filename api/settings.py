@@ -124,6 +124,8 @@ def _parse_duration(raw: str) -> float:
     if seconds <= 0:
         raise ValueError("expected a positive duration: seconds, or a number with s, m, h or d, such as 24h")
     return seconds
+
+
 def _parse_serve_base(raw: str) -> str:
     """A URL path for the web UI: ``/``, or segments without a trailing slash."""
     base = "/" + raw.strip().strip("/")
@@ -133,6 +135,13 @@ def _parse_serve_base(raw: str) -> str:
         if base == own or base.startswith(own + "/"):
             raise ValueError(f"{own} is runlog's own; choose a path outside /api, /metrics and /runlog")
     return base
+
+
+def _parse_max_age(raw: str) -> float | None:
+    """A duration, or "off" (also empty, none, never) to keep forever: None."""
+    if raw.strip().lower() in ("", "off", "none", "never"):
+        return None
+    return _parse_duration(raw)
 
 
 def _parse_fernet_key(raw: str) -> str:
@@ -259,6 +268,15 @@ SETTINGS: tuple[Setting, ...] = (
             "mark workers OFFLINE and pools and queues NOT_READY as Prefect's foreman does"),
     Setting("RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS", "services_foreman_loop_seconds", "15", _parse_duration,
             "how often worker, work pool and queue statuses are checked"),
+    Setting("RUNLOG_SERVICES_RETENTION_ENABLED", "services_retention_enabled", "false", _parse_bool,
+            "prune old run log lines and the old worker heartbeats and polls no view needs"),
+    Setting("RUNLOG_SERVICES_RETENTION_LOOP_SECONDS", "services_retention_loop_seconds", "1h", _parse_duration,
+            "how often retention runs"),
+    Setting("RUNLOG_SERVICES_RETENTION_LOGS_MAX_AGE", "services_retention_logs_max_age", "30d", _parse_max_age,
+            "run log lines (POST /logs/) older than this, by their timestamp, are deleted; off keeps them"),
+    Setting("RUNLOG_SERVICES_RETENTION_HEARTBEATS_MAX_AGE", "services_retention_heartbeats_max_age", "7d",
+            _parse_max_age, "worker heartbeats and queue polls older than this are deleted from the log, "
+            "but never one a view is made from (a worker's first and last, a queue's last poll); off keeps them"),
     Setting("RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "deployments_concurrency_slot_wait_seconds", "30",
             _parse_duration, "how far ahead a deployment run that finds its concurrency limit full is "
             "rescheduled (AwaitingConcurrencySlot)"),
@@ -352,6 +370,12 @@ class Settings:
     services_foreman_enabled: bool = True
     services_foreman_loop_seconds: float = 15.0
     """Seconds."""
+    services_retention_enabled: bool = False
+    services_retention_loop_seconds: float = 3600.0
+    services_retention_logs_max_age: float | None = 30 * 86400.0
+    """Seconds; None keeps them."""
+    services_retention_heartbeats_max_age: float | None = 7 * 86400.0
+    """Seconds; None keeps them."""
     # compare=False also keeps the (unhashable) mapping out of __hash__.
     sources: Mapping[str, SettingSource] = field(default_factory=dict, compare=False)
 

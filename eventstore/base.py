@@ -7,7 +7,7 @@ means "the stream must not exist yet", and None means "any version".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -30,7 +30,11 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """An event as stored: its gap-free global position and its version within its stream.
+    """An event as stored: its global position and its version within its stream.
+
+    Positions follow commit order and are never reused; they are gap-free as appended, but
+    retention may later delete some events (eventstore/pruning.py), so a reader must never
+    take "N events" for "up to position N".
 
     array_like lets a backend turn a page of row tuples into records in one msgspec call.
     """
@@ -113,7 +117,9 @@ class EventStore(Protocol):
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> AsyncIterator[RecordedEvent]: ...
 
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[RecordedEvent]: ...
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[RecordedEvent]:
+        """Events with position > after, in position order; ``limit`` counts events, it is not a position."""
+        ...
 
     def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]: ...
 
@@ -121,6 +127,10 @@ class EventStore(Protocol):
 
     async def write_tables(self, changes: RowChanges) -> None:
         """Persist an asynchronous projection's rows in one transaction of their own."""
+        ...
+
+    async def write_transaction(self, fn: Callable[[Tx], Awaitable[Any]], *, lock_appends: bool = False) -> Any:
+        """Run ``fn(tx)`` in a write transaction of its own (see BatchingStore.write_transaction)."""
         ...
 
     async def stream_version(self, stream_id: str) -> int: ...

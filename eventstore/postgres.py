@@ -47,6 +47,7 @@ log = structlog.get_logger("runlog.eventstore")
 _fromisoformat = datetime.fromisoformat
 
 CHANNEL = "runlog_events"
+APPEND_LOCK = 125762588864359  # 'runlog' in hex: what runlog_append takes (migration 0001)
 MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
 # Service leadership locks use the two-key form of the advisory lock functions: this class id
 # (0x726c, 'rl') and hashtext(service name). A two-key lock never equals a one-key lock such as
@@ -544,6 +545,21 @@ class PostgresStore(BatchingStore):
         with translate_errors(self._where):
             async with pool.acquire() as conn, conn.transaction():
                 await persist(PostgresTx(conn), changes)
+
+    def _writes_beside_appends(self) -> bool:
+        return True
+
+    async def _run_job(self, fn, *, lock_appends: bool):  # type: ignore[no-untyped-def]
+        """With the append lock: on the writer's connection (between batches), the lock taken
+        first, as runlog_append takes it. Without: on a pooled connection, beside the appends."""
+        with translate_errors(self._where):
+            if lock_appends:
+                conn = await self._writer_connection()
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+                    return await fn(PostgresTx(conn))
+            async with self._readers().acquire() as conn, conn.transaction():
+                return await fn(PostgresTx(conn))
 
     def _readers(self) -> asyncpg.Pool:
         self._check_usable()

@@ -320,6 +320,14 @@ class SqliteStore(BatchingStore):
             async with _immediate(conn):
                 await persist(SqliteTx(conn), changes)
 
+    async def _run_job(self, fn, *, lock_appends: bool):  # type: ignore[no-untyped-def]
+        # BEGIN IMMEDIATE takes the database's one write lock: appends wait, whatever lock_appends says.
+        conn = self._writer_conn
+        assert conn is not None
+        with translate_errors(self._where):
+            async with _immediate(conn):
+                return await fn(SqliteTx(conn))
+
     async def _table_columns(self, tx: SqliteTx) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
         rows = await tx.fetch(
             "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p "

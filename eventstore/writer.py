@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -100,6 +100,17 @@ class _TableWrite:
 
     def __init__(self, changes: RowChanges, future: asyncio.Future[Any]) -> None:
         self.changes = changes
+        self.future = future
+
+
+class _Job:
+    """A function to run in a write transaction of the writer's own, queued like an append."""
+
+    __slots__ = ("fn", "lock_appends", "future")
+
+    def __init__(self, fn: Callable[[Tx], Awaitable[Any]], lock_appends: bool, future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.lock_appends = lock_appends
         self.future = future
 
 
@@ -240,6 +251,30 @@ class BatchingStore:
         """In one transaction of its own: persist ``changes``."""
         raise NotImplementedError
 
+    async def write_transaction(self, fn: Callable[[Tx], Awaitable[Any]], *, lock_appends: bool = False) -> Any:
+        """Run ``fn(tx)`` in one write transaction of its own and commit it; its result.
+
+        With ``lock_appends`` the transaction holds the append lock from its start: no append
+        of any process commits while it runs, so the log's head stays put (a projection's
+        final catch-up and swap, projections/rebuild.py). It runs on the writer task, between
+        two append batches. Without it, a backend with a pool of connections may run it beside
+        the appends (PostgreSQL); SQLite's one writing connection runs it on the writer task.
+        """
+        self._check_usable()
+        if not lock_appends and self._writes_beside_appends():
+            return await self._run_job(fn, lock_appends=False)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(fn, lock_appends, future))
+        return await asyncio.shield(future)
+
+    def _writes_beside_appends(self) -> bool:
+        """Whether a transaction that takes no append lock may run beside the writer's."""
+        return False
+
+    async def _run_job(self, fn: Callable[[Tx], Awaitable[Any]], *, lock_appends: bool) -> Any:
+        """In one write transaction (holding the append lock if asked): ``fn(tx)``, committed."""
+        raise NotImplementedError
+
     async def _write_batch(self, requests: list[AppendRequest]) -> BatchPlan:
         """In one transaction under the write lock: plan, insert, fill rows' recorded_at,
         then ``_apply_inline`` before committing."""
@@ -288,7 +323,7 @@ class BatchingStore:
             item = await self._queue.get()
             if item is _STOP:
                 break
-            if isinstance(item, _TableWrite):
+            if isinstance(item, (_TableWrite, _Job)):
                 await self._commit_tables(item)
                 continue
             batch = [item]
@@ -298,7 +333,7 @@ class BatchingStore:
                 if item is _STOP:
                     stopping = True
                     break
-                if isinstance(item, _TableWrite):
+                if isinstance(item, (_TableWrite, _Job)):
                     # Keep order: the appends queued before it are committed first.
                     await self._commit(batch)
                     batch = []
@@ -309,13 +344,16 @@ class BatchingStore:
             if batch:
                 await self._commit(batch)
 
-    async def _commit_tables(self, item: _TableWrite) -> None:
+    async def _commit_tables(self, item: _TableWrite | _Job) -> None:
         try:
-            await self._write_tables(item.changes)
+            if isinstance(item, _Job):
+                result = await self._run_job(item.fn, lock_appends=item.lock_appends)
+            else:
+                result = await self._write_tables(item.changes)
         except Exception as exc:  # noqa: BLE001 - the caller hears it; the writer goes on
             _resolve(item.future, exc)
         else:
-            _resolve(item.future, None)
+            _resolve(item.future, result)
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:

@@ -182,7 +182,9 @@ class Matcher:
         observed = 0
         after = first - 1
         while after < upto:
-            page = [r async for r in self._store.read_all(after=after, limit=min(500, upto - after))]
+            # Positions may have gaps (retention): a page of that many records can pass ``upto``.
+            page = [r async for r in self._store.read_all(after=after, limit=min(500, upto - after))
+                    if r.position <= upto]
             if not page:
                 break
             for record in page:
@@ -317,9 +319,11 @@ class Matcher:
 
 
 async def _record_at(store: EventStore, position: int) -> RecordedEvent:
+    """The record at ``position``, or, where retention pruned it, the first one after it: the
+    search below needs only that recording times grow with positions."""
     async for record in store.read_all(after=position - 1, limit=1):
         return record
-    raise LookupError(position)  # positions are gap-free up to the head: never reached
+    raise LookupError(position)  # retention never prunes the head, so a position up to it has one
 
 
 async def _first_recorded_since(store: EventStore, upto: int, seconds: float) -> int:

@@ -98,10 +98,17 @@ async def get(store: EventStore, artifact_id: UUID) -> ArtifactView | None:
     return await read_view(store, SQL_VIEW, str(artifact_id), decode_artifact)
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class ArtifactsProjection:
     name = "artifacts"
+    version = VERSION
     tables = (ARTIFACTS, COLLECTIONS)
     per_event = True  # a delete hands its key to the newest artifact left, which the batch may hold
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

@@ -104,10 +104,17 @@ async def every_automation(tx: Tx) -> list[AutomationView]:
     return [decode_automation(bytes(row[0])) for row in await tx.fetch(SQL_ALL)]
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class AutomationsProjection:
     name = "automations"
+    version = VERSION
     tables = (AUTOMATIONS, AUTOMATION_TAGS, AUTOMATION_RELATED)
     per_event = True  # an update reads the view the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

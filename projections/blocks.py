@@ -269,10 +269,17 @@ def evolve_document(view: BlockDocumentView | None, event: Any) -> BlockDocument
     return view
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class BlocksProjection:
     name = "blocks"
+    version = VERSION
     tables = (BLOCK_TYPES, BLOCK_SCHEMAS, BLOCK_SCHEMA_CAPABILITIES, BLOCK_DOCUMENTS, BLOCK_DOCUMENT_REFERENCES)
     per_event = True  # an update or a cascade reads rows the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         """Nothing to write for a batch without block events; with them, ``changes`` reads."""

@@ -48,7 +48,10 @@ async def catch_up(store: EventStore, projection: AsyncProjection, *, upto: int 
     after = await checkpoint(store, projection.name)
     while upto is None or after < upto:
         limit = PAGE if upto is None else min(PAGE, upto - after)
-        page = [record async for record in store.read_all(after=after, limit=limit)]
+        # Positions may have gaps (retention prunes events; they are never reused), so a page
+        # of ``limit`` records can reach past ``upto``: what lies past it is left for later.
+        page = [record async for record in store.read_all(after=after, limit=limit)
+                if upto is None or record.position <= upto]
         if not page:
             break
         changes = await projection.changes(page)

@@ -247,8 +247,14 @@ def _is_limit_event(event_type: str, stream_id: str) -> bool:
     return event_type in _TYPES and stream_id.startswith(streams.CONCURRENCY_LIMIT)
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class ConcurrencyProjection:
     name = "concurrency"
+    version = VERSION
     tables = (LIMITS, LEASES)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:

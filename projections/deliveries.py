@@ -155,10 +155,17 @@ def view_of(row: Sequence[Any]) -> DeliveryView:
     return decode_delivery(bytes(row[-1]))
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class DeliveriesProjection:
     name = "deliveries"
+    version = VERSION
     tables = (DELIVERIES, CHANNEL_HEALTH)
     per_event = True  # an attempt folds onto the row its delivery's scheduling wrote, maybe in the same batch
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         """The rows of a batch whose delivery events are all first schedulings (a new stream's

@@ -229,10 +229,17 @@ async def on_queues_with_status(
     return [decode_deployment(bytes(row[0])) for row in rows]
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class DeploymentsProjection:
     name = "deployments"
+    version = VERSION
     tables = (DEPLOYMENTS, DEPLOYMENT_SCHEDULES)
     per_event = True  # an update reads the view the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

@@ -57,10 +57,17 @@ def feed_rows(changes: RowChanges, event: PrefectEvent, position: int) -> None:
         ))
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class EventFeedProjection:
     """Folds the log into the feed tables; give it to ``checkpoints.catch_up``."""
 
     name = NAME
+    version = VERSION
+    reads_by_key_only = True  # it reads none of its rows: a rebuild's shadow needs no other index
     tables = (FEED, RESOURCES)
 
     def __init__(self, store: EventStore) -> None:

@@ -66,10 +66,17 @@ async def filter_inputs(
     return [decode_input(bytes(row[0])) for row in rows]
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class FlowRunInputsProjection:
     name = "flow_run_inputs"
+    version = VERSION
     tables = (FLOW_RUN_INPUTS,)
     per_event = True  # a run's deletion removes the inputs the batch may just have created
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

@@ -57,8 +57,15 @@ def _is_flow_event(event_type: str) -> bool:
     return event_type.startswith("flow.")
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class FlowsProjection:
     name = "flows"
+    version = VERSION
+    reads_by_key_only = True  # it reads flows by id only: a rebuild's shadow needs no other index
     tables = (FLOWS,)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:

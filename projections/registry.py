@@ -1,9 +1,13 @@
-"""The registry of inline projections: every read model the server keeps in the append's
-transaction, in one list that the server, the CLI, `projections verify` and tests share."""
+"""The registry of projections: every read model the server keeps, inline (in the append's
+transaction) or asynchronous (from a checkpoint), in the lists that the server, the CLI,
+`projections ls/rebuild/verify` and tests share; each with its name, kind and version."""
 
 from __future__ import annotations
 
-from runlog.eventstore import EventStore, InlineProjection
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from runlog.eventstore import EventStore, InlineProjection, Table
 
 from .artifacts import ArtifactsProjection
 from .automations import AutomationsProjection
@@ -38,4 +42,22 @@ def async_projections(store: EventStore) -> list[AsyncProjection]:
     return [EventFeedProjection(store)]
 
 
-__all__ = ["async_projections", "inline_projections"]
+@dataclass(frozen=True)
+class Spec:
+    """One projection as `projections ls` and a rebuild see it."""
+
+    name: str
+    kind: Literal["inline", "async"]
+    version: int
+    tables: tuple[Table, ...]
+    projection: Any
+
+
+def projection_specs(store: EventStore) -> list[Spec]:
+    """Every projection, inline ones first (fresh instances: no view cache)."""
+    specs = [Spec(p.name, "inline", p.version, p.tables, p) for p in inline_projections()]  # type: ignore[attr-defined]
+    specs += [Spec(p.name, "async", p.version, p.tables, p) for p in async_projections(store)]  # type: ignore[attr-defined]
+    return specs
+
+
+__all__ = ["Spec", "async_projections", "inline_projections", "projection_specs"]

@@ -88,6 +88,11 @@ def cache_key(table: str, run_id: object) -> str:
     return f"{table}:{run_id}"
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class RunsProjection:
     """The inline projection of flow runs and task runs.
 
@@ -96,6 +101,8 @@ class RunsProjection:
     """
 
     name = "runs"
+    version = VERSION
+    reads_by_key_only = True  # it reads runs by id only: a rebuild's shadow needs no other index
     tables = (FLOW_RUNS, FLOW_RUN_TAGS, TASK_RUNS, TASK_RUN_TAGS)
 
     def __init__(self, cache: ViewCache | None = None) -> None:

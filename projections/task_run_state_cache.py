@@ -204,10 +204,16 @@ def _may_change(event_type: str, data: bytes) -> bool:
     return event_type == _DELETED or (event_type == _STATE_CHANGED and _KEY_FIELD in data)
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class TaskRunStateCacheProjection:
     """The inline projection of the task run state cache (``task_run_state_cache``)."""
 
     name = "task_run_state_cache"
+    version = VERSION
     tables = (CACHE,)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:

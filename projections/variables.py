@@ -91,10 +91,17 @@ def _variable_id(event: Any) -> UUID | None:
     return None
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class VariablesProjection:
     name = "variables"
+    version = VERSION
     tables = (VARIABLES, VARIABLE_TAGS)
     per_event = True  # an update reads the view the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         return changes_needed(_TYPES, rows)

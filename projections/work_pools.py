@@ -324,10 +324,17 @@ def _mine(record: RecordedEvent) -> bool:
     return False
 
 
+VERSION = 1
+"""This fold's version: bump it whenever the rows it makes from the same events change; a
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+
+
 class WorkPoolsProjection:
     name = "work_pools"
+    version = VERSION
     tables = (WORK_POOLS, WORK_QUEUES, WORKERS)
     per_event = True  # an update reads the row the batch's previous event may have written
+    event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         """None (``changes`` reads) for a batch with pool, queue, worker or poll events; nothing

@@ -15,7 +15,7 @@ import click
 
 from ..client import ApiClient
 from ..errors import RunlogError
-from .runs import _shown_plainly, _table, _wide_and_output, _when, _with_client, short_ids
+from .runs import at_option, at_query, _shown_plainly, _table, _wide_and_output, _when, _with_client, short_ids
 
 
 def _late_filter(**scope: Any) -> dict[str, Any]:
@@ -221,11 +221,19 @@ def work_pool_ls(ctx: click.Context, wide: bool, output: str) -> None:
 @work_pool_group.command(name="inspect")
 @click.argument("name")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@at_option
 @click.pass_context
-def work_pool_inspect(ctx: click.Context, name: str, output: str) -> None:
-    """Show one work pool, its queues and its workers."""
+def work_pool_inspect(ctx: click.Context, name: str, output: str, at: str | None) -> None:
+    """Show one work pool, its queues and its workers.
+
+    With --at, as they were then, folded from the log up to that position (late runs are not
+    shown for a past moment).
+    """
 
     async def work(client: ApiClient) -> dict[str, Any]:
+        if at is not None:
+            then = await client.call("GET", f"/work_pools/{_q(name)}{at_query(at)}")
+            return {"pool": then, "queues": then.pop("queues"), "workers": then.pop("workers"), "late": None}
         details = await _pool_details(client, await find_pool(client, name))
         details["queues"] = await client.call("POST", f"/work_pools/{_q(name)}/queues/filter", {})
         return details
@@ -235,9 +243,12 @@ def work_pool_inspect(ctx: click.Context, name: str, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(pool, indent=2))
         return
+    if at is not None:
+        click.echo(f"As at {at}:")
     shown = {
         "id": pool["id"], "name": pool["name"], "type": pool["type"], "status": pool["status"],
-        "paused": pool["is_paused"], "concurrency limit": pool["concurrency_limit"], "late runs": details["late"],
+        "paused": pool["is_paused"], "concurrency limit": pool["concurrency_limit"],
+        **({"late runs": details["late"]} if details["late"] is not None else {}),
         "description": pool["description"],
     }
     width = max(len(k) for k in shown)

@@ -1,4 +1,5 @@
-"""``runlog events``: look at the log (ls, tail) and move it between databases (export, import, push).
+"""``runlog events``: look at the log (ls, tail), move it between databases (export, import, push)
+and archive its old part (archive).
 
 Export writes JSON lines (api/eventlines.py): every stored event, with the payload inline when
 it is JSON (every event runlog writes is) and base64 otherwise, then every run log line. Import
@@ -15,7 +16,7 @@ import os
 import shlex
 import sys
 from collections.abc import AsyncIterator
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 import click
@@ -25,8 +26,12 @@ from rich.table import Table
 
 from runlog.commands.run_logs import import_logs
 from runlog.eventstore import EventStore, NewEvent, RecordedEvent, open_store
+from runlog.eventstore.pruning import prune_events, prune_logs
+from runlog.projections.retention import prunable_events
+from runlog.projections.time_travel import BadMoment, resolve
 
 from runlog.projections.registry import inline_projections
+from runlog.projections.view_diff import MISSING, StreamDiffer
 from ..client import ApiClient
 from ..errors import RunlogError
 from ..eventlines import log_to_line, payload, read_line, to_line
@@ -53,41 +58,53 @@ def _database_url(ctx: click.Context) -> str:
 
 
 @group.command(name="ls")
-@click.option("--stream", "stream_id", default=None, help="Only this stream's events.")
+@click.option("--stream", "stream_id", default=None, help="Only this stream's events (e.g. flow-run-<id>).")
 @click.option("--after", type=click.IntRange(min=0), default=0, show_default=True, help="Only events after this position.")
 @click.option("--limit", type=click.IntRange(min=1), default=LS_LIMIT, show_default=True, help="At most this many events.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="With --stream: under each event, what it changed in the stream's view (the run, limit, "
+                   "pool or worker as readers see it); for other streams, the event's fields.")
 @click.pass_context
-def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int) -> None:
+def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int, show_diff: bool) -> None:
     """List events in position order, at most --limit of them; says so when more follow."""
+    if show_diff and stream_id is None:
+        raise click.UsageError("--diff needs --stream: a diff is against the view of one stream")
     url = _database_url(ctx)
 
-    async def run() -> list[RecordedEvent]:
+    async def run() -> list[tuple[RecordedEvent, list[tuple[str, Any, Any]]]]:
         # One event past the limit is read only to learn whether more follow.
         async with open_store(url) as store:
             if stream_id is None:
-                return [e async for e in store.read_all(after=after, limit=limit + 1)]
+                return [(e, []) async for e in store.read_all(after=after, limit=limit + 1)]
             found = []
+            differ = StreamDiffer(stream_id)
             async for event in store.read_stream(stream_id):
+                # The view is folded from the stream's start, whatever --after shows.
+                changes = differ.step(event.data, event.version) if show_diff else []
                 if event.position > after:
-                    found.append(event)
+                    found.append((event, changes))
                     if len(found) > limit:
                         break
             return found
 
-    events = asyncio.run(run())
-    if not events:
+    listed = asyncio.run(run())
+    if not listed:
         click.echo("No events.")
         return
-    more = len(events) > limit
-    events = events[:limit]
-    table = Table()
-    for name, justify in (("Position", "right"), ("Stream", "left"), ("Version", "right"), ("Type", "left"),
-                          ("Id", "left"), ("Recorded at", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for e in events:
-        table.add_row(str(e.position), e.stream_id, str(e.version), e.type, str(e.id),
-                      e.recorded_at.isoformat(timespec="milliseconds"))
-    Console().print(table)
+    more = len(listed) > limit
+    listed = listed[:limit]
+    events = [e for e, _ in listed]
+    if show_diff:
+        _print_diffs(listed)
+    else:
+        table = Table()
+        for name, justify in (("Position", "right"), ("Stream", "left"), ("Version", "right"), ("Type", "left"),
+                              ("Id", "left"), ("Recorded at", "left")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for e in events:
+            table.add_row(str(e.position), e.stream_id, str(e.version), e.type, str(e.id),
+                          e.recorded_at.isoformat(timespec="milliseconds"))
+        Console().print(table)
     if more:
         # On stderr, like the mode line of other commands: the table on stdout stays only a table.
         again = ["runlog events ls"]
@@ -96,11 +113,40 @@ def ls(ctx: click.Context, stream_id: str | None, after: int, limit: int) -> Non
         again.append(f"--after {events[-1].position}")
         if limit != LS_LIMIT:
             again.append(f"--limit {limit}")
+        if show_diff:
+            again.append("--diff")
         click.echo(
             f"Showing the first {limit} events; more follow. Next: {' '.join(again)} "
             "(or a larger --limit; 'runlog events export' writes them all).",
             err=True,
         )
+
+
+DIFF_VALUE_WIDTH = 60
+"""Characters of a value shown in a diff line; longer ones are cut with an ellipsis."""
+
+
+def _shown(value: Any) -> str:
+    if value is MISSING:
+        return "(none)"
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= DIFF_VALUE_WIDTH else text[: DIFF_VALUE_WIDTH - 1] + "\u2026"
+
+
+def _print_diffs(listed: list[tuple[RecordedEvent, list[tuple[str, Any, Any]]]]) -> None:
+    """One header line per event, then one line per changed field: ``path: old -> new``."""
+    for event, changes in listed:
+        click.echo(f"#{event.position}  v{event.version}  {event.type}  "
+                   f"{event.recorded_at.isoformat(timespec='milliseconds')}  {event.id}")
+        if not changes:
+            click.echo("    (no change to the view)")
+        for path, old, new in changes:
+            if old is MISSING:
+                click.echo(f"  + {path}: {_shown(new)}")
+            elif new is MISSING:
+                click.echo(f"  - {path}: {_shown(old)}")
+            else:
+                click.echo(f"  ~ {path}: {_shown(old)} -> {_shown(new)}")
 
 
 @group.command()
@@ -240,6 +286,71 @@ def import_(ctx: click.Context, file: str) -> None:
             raise RunlogError(f"cannot read {file}: {exc.strerror}") from None
     click.echo(f"Imported {imported} event(s); {skipped} were already stored. "
                f"Imported {logs_imported} log line(s); {logs_skipped} were already stored.")
+
+
+@group.command(name="archive")
+@click.option("--before", required=True, metavar="TIME|POSITION",
+              help="Archive the log up to the last position recorded at or before this time (ISO 8601), "
+                   "or up to this position, and the run log lines timestamped before it.")
+@click.option("--to", "file", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The JSON-lines file to write (as 'runlog events export' writes); it must not exist yet.")
+@click.option("--prune/--no-prune", default=True, show_default=True,
+              help="After the file is written, delete from the database what retention may delete of it.")
+@click.pass_context
+def archive(ctx: click.Context, before: str, file: str, prune: bool) -> None:
+    """Write the old part of the log to FILE, then prune what retention may prune of it.
+
+    FILE holds every event up to that position (not only the pruned ones: the whole start of
+    the log, in order) and the run log lines before that time, so 'runlog events import FILE'
+    into an empty database, followed by an import of 'runlog events export --after POSITION'
+    from this one, gives back the whole log. What is pruned is what the retention service
+    prunes (old worker heartbeats and polls no view needs, and the log lines), so every view
+    here stays as it was.
+    """
+    url = _database_url(ctx)
+
+    async def run(out: IO[bytes]) -> tuple[int, int, int, int]:
+        async with open_store(url) as store:
+            try:
+                moment = await resolve(store, before)
+            except BadMoment as exc:
+                raise RunlogError(str(exc).replace("'at'", "--before")) from None
+            events = 0
+            with progress("Archiving events", moment.position) as bar:
+                async for event in store.read_all():
+                    if event.position > moment.position:  # a position bound: the log may have gaps
+                        break
+                    out.write(to_line(event))
+                    events += 1
+                    if events % 1000 == 0:
+                        advance(bar, 1000)
+            log_ids = []
+            if moment.time is not None:
+                async for page in export_logs(store):
+                    old = [log for log in page if log.timestamp < moment.time]
+                    out.writelines(map(log_to_line, old))
+                    log_ids += [log.id for log in old]
+            out.flush()
+            os.fsync(out.fileno())  # on disk before anything is deleted
+            pruned = 0
+            if prune and moment.time is not None:
+                positions = await prunable_events(store, moment.time, moment.position)
+                pruned = await prune_events(store, positions)
+                await prune_logs(store, log_ids)
+        return moment.position, events, len(log_ids), pruned
+
+    try:
+        with open(file, "xb", buffering=1 << 20) as out:
+            position, events, logs, pruned = asyncio.run(run(out))
+    except FileExistsError:
+        raise RunlogError(f"{file} exists; an archive is never written over another file") from None
+    except OSError as exc:
+        raise RunlogError(f"cannot write {file}: {exc.strerror}") from None
+    click.echo(f"Archived {events} event(s) up to position {position} and {logs} log line(s) to {file}.")
+    if prune:
+        click.echo(f"Pruned {pruned} event(s) no view needs and {logs} log line(s) from the database. "
+                   f"To restore the whole log into an empty database: 'runlog events import {file}', "
+                   f"then import 'runlog events export --after {position}' from this one.")
 
 
 PUSH_CHUNK = 1000

@@ -1,14 +1,23 @@
-"""``runlog projections``: check the read models against the log they are built from."""
+"""``runlog projections``: list the read models, rebuild them, check them against the log.
+
+``ls`` and ``rebuild`` ask the server at RUNLOG_API_URL, or an in-process one on the local
+database (ephemeral mode), like the other commands; ``verify`` reads the database itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
+import aiohttp
 import click
 from rich.console import Console
 from rich.table import Table
 
 from runlog.projections.verify import verify
+
+from ..client import connect
+from ..errors import RunlogError
 from .common import advance, get_settings, progress
 
 SHOWN_ROWS = 5
@@ -17,7 +26,83 @@ SHOWN_ROWS = 5
 
 @click.group(name="projections")
 def group() -> None:
-    """Check the read models (projection tables) against the event log."""
+    """The read models (projection tables): list, rebuild from the log, verify."""
+
+
+@group.command(name="ls")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def ls_command(ctx: click.Context, output: str) -> None:
+    """Every projection: inline or asynchronous, its version, checkpoint and lag behind the head."""
+    settings = get_settings(ctx)
+
+    async def run():  # type: ignore[no-untyped-def]
+        async with connect(settings) as client:
+            return await client.call("GET", "/admin/projections")
+
+    rows = asyncio.run(run())
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Projections")
+    for name, justify in (("Name", "left"), ("Kind", "left"), ("Ver", "right"), ("Checkpoint", "right"),
+                          ("Head", "right"), ("Lag", "right"), ("Lag s", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        version = "" if row["version"] is None else str(row["version"])
+        if row["stored_version"] is not None and row["stored_version"] != row["version"]:
+            version += f" (built by {row['stored_version']})"
+        checkpoint = f"{row['checkpoint']:,}"
+        if row.get("rebuilding") is not None:
+            checkpoint += f" (rebuild at {row['rebuilding']:,})"
+        table.add_row(row["name"], row["kind"], version, checkpoint, f"{row['head']:,}", f"{row['lag_events']:,}",
+                      f"{row['lag_seconds']:.1f}")
+    Console().print(table)
+
+
+@group.command(name="rebuild")
+@click.argument("names", nargs=-1)
+@click.pass_context
+def rebuild_command(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Rebuild projections (all when none are NAMED) from the log, beside the live tables.
+
+    The server keeps serving: the new tables are built beside the live ones, catch up with the
+    head and replace them in one transaction. Stopped midway, it leaves the live tables as they
+    were, and running it again goes on from where it stopped.
+    """
+    settings = get_settings(ctx)
+
+    async def run():  # type: ignore[no-untyped-def]
+        async with connect(settings) as client:
+            url = client.base + "/admin/projections/rebuild"
+            # No overall limit: a large log takes a while, and progress lines keep coming.
+            timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
+            try:
+                async with client.session.post(url, json={"names": list(names)}, timeout=timeout) as response:
+                    if response.status >= 400:
+                        payload = await response.json(content_type=None)
+                        raise RunlogError(payload.get("detail") if isinstance(payload, dict) else str(payload))
+                    with progress("Rebuilding", None) as bar:
+                        done = 0
+                        async for raw in response.content:
+                            line = json.loads(raw)
+                            if "done" in line:
+                                if bar is not None:
+                                    bar.update(bar.task_ids[0], total=line["total"] or None)
+                                advance(bar, line["done"] - done)
+                                done = line["done"]
+                            elif "detail" in line:
+                                raise RunlogError(line["detail"])
+                            else:
+                                return line["rebuilt"]
+            except aiohttp.ClientError as exc:
+                raise RunlogError(f"cannot reach the runlog server at {client.base}: {exc}") from None
+        raise RunlogError("the server ended its answer before the rebuild finished")
+
+    rebuilt = asyncio.run(run())
+    for item in rebuilt:
+        click.echo(f"Rebuilt {item['name']} (version {item['version']}) up to position {item['position']:,}: "
+                   f"{item['events']:,} events in {item['seconds']:.2f} s")
 
 
 @group.command(name="verify")

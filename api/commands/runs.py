@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from runlog.projections.time_travel import BadMoment, parse_at
+
 from ..client import ApiClient, connect
 from ..errors import RunlogError
 from ..queries.run_ids import BadPrefix, id_range
@@ -201,20 +203,49 @@ def flow_run_ls(
     )
 
 
+AT_HELP = ("Show it as it was at this log position, or at this time (ISO 8601, e.g. 2026-01-02T03:04:05Z: "
+           "the last position recorded at or before it).")
+
+
+def at_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--at POSITION|TIMESTAMP``, checked here so a typo gets a plain message."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_at(value)
+            except BadMoment as exc:
+                raise click.BadParameter(str(exc).replace("'at'", "--at")) from None
+        return value
+
+    return click.option("--at", default=None, callback=check, metavar="POSITION|TIMESTAMP", help=AT_HELP)(command)
+
+
+def at_query(at: str | None, first: bool = True) -> str:
+    """The ``at`` query parameter for a path, or nothing."""
+    return "" if at is None else f"{'?' if first else '&'}at={quote(at, safe='')}"
+
+
 @flow_run_group.command(name="inspect")
 @click.argument("flow_run_id")
+@at_option
 @click.pass_context
-def flow_run_inspect(ctx: click.Context, flow_run_id: str) -> None:
-    """Show one flow run and its state history. FLOW_RUN_ID may be a unique prefix of the id."""
+def flow_run_inspect(ctx: click.Context, flow_run_id: str, at: str | None) -> None:
+    """Show one flow run and its state history. FLOW_RUN_ID may be a unique prefix of the id.
+
+    With --at, the run as it was then: folded from the log up to that position.
+    """
 
     async def work(client: ApiClient) -> list[Any]:
         run_id = await resolve_flow_run_id(client, flow_run_id)
         return await _calls(client, [
-            ("GET", f"/flow_runs/{run_id}", None),
-            ("GET", f"/flow_run_states/?flow_run_id={run_id}", None),
+            ("GET", f"/flow_runs/{run_id}{at_query(at)}", None),
+            ("GET", f"/flow_run_states/?flow_run_id={run_id}{at_query(at, first=False)}", None),
         ])
 
     run, states = _with_client(ctx, work)
+    if at is not None:
+        click.echo(f"As at {at}:")
     fields = ["id", "name", "flow_id", "state_type", "state_name", "run_count", "parameters", "tags",
               "parent_task_run_id", "expected_start_time", "start_time", "end_time", "total_run_time"]
     width = max(len(f) for f in fields)

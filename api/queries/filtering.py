@@ -154,16 +154,28 @@ def where_exists(template: str, op: Op) -> Op:
 
 class TagSource:
     """Where a row's tags are: ``rows(d, expr)`` is a FROM clause (ending in a WHERE) listing
-    the tags of the row whose key or view is ``expr``; ``column(d)`` names each tag in it."""
+    the tags of the row whose key or view is ``expr``; ``column(d)`` names each tag in it.
 
-    def __init__(self, rows: Callable[[Sql, str], str], column: Callable[[Sql], str]) -> None:
+    A tag table also gives ``keys(cond)``: the keys of its rows meeting ``cond`` (over ``t.tag``),
+    so that a tag criterion is ``key IN (those keys)``, which the planner may read from the
+    table's (tag, key) index once, or probe per row, whichever is cheaper, rather than a
+    subquery run once per row (see ``tags_all``)."""
+
+    def __init__(
+        self, rows: Callable[[Sql, str], str], column: Callable[[Sql], str],
+        keys: Callable[[str], str] | None = None,
+    ) -> None:
         self.rows = rows
         self.column = column
+        self.keys = keys
 
 
 def tag_table(table: str, key: str) -> TagSource:
-    """Tags in ``table``, one row per (key, tag), unique (its primary key)."""
-    return TagSource(lambda _d, expr: f"{table} t WHERE t.{key} = {expr}", lambda _d: "t.tag")
+    """Tags in ``table``, one row per (key, tag), unique (its primary key), indexed by (tag, key)."""
+    return TagSource(
+        lambda _d, expr: f"{table} t WHERE t.{key} = {expr}", lambda _d: "t.tag",
+        lambda cond: f"SELECT t.{key} FROM {table} t WHERE {cond}",
+    )
 
 
 def json_tags(path: str) -> TagSource:
@@ -184,8 +196,13 @@ def tags_all(source: TagSource) -> Op:
         if not values:
             return None
         wanted = sorted(set(values))
+        if source.keys is not None:
+            # One IN per tag: each is an index range of the tag table (its rows are unique per
+            # key and tag), and the planner starts from the rarest.
+            ins = [f"{expr} IN ({source.keys('t.tag = ?')})" for _ in wanted]
+            return "(" + " AND ".join(ins) + ")", tuple(wanted)
         # Counting the distinct tags that match checks that all are there (a flow's view may
-        # list a tag twice; the tag tables hold each once).
+        # list a tag twice).
         tag = source.column(d)
         tag_in = in_list(d, tag)  # type: ignore[arg-type]
         sql = f"(SELECT COUNT(DISTINCT {tag}) FROM {source.rows(d, expr)} AND {tag_in}) = ?"
@@ -201,6 +218,8 @@ def tags_any(source: TagSource, *, empty_matches_none: bool = True) -> Op:
         if values is None or (not values and not empty_matches_none):
             return None
         tag_in = in_list(d, source.column(d))  # type: ignore[arg-type]
+        if source.keys is not None:
+            return f"{expr} IN ({source.keys(tag_in)})", (list_param(d, list(values)),)  # type: ignore[arg-type]
         sql = f"EXISTS (SELECT 1 FROM {source.rows(d, expr)} AND {tag_in})"
         return sql, (list_param(d, list(values)),)  # type: ignore[arg-type]
 

@@ -13,14 +13,17 @@ from runlog.schema import streams
 _STATE_EVENTS = ("flow_run.state_changed", "task_run.state_changed")
 
 
-async def state_history(store: EventStore, stream_id: str) -> list[catalogue.State]:
-    """Every state a run was given, oldest first, from the run's own stream.
+async def state_history(store: EventStore, stream_id: str, upto: int | None = None) -> list[catalogue.State]:
+    """Every state a run was given, oldest first, from the run's own stream (with ``upto``,
+    only those recorded at or before that log position: time travel, api/at.py).
 
     Sorted by state timestamp, as Prefect answers: client events may arrive out of order,
     and the stream keeps arrival order.
     """
     states = []
     async for event in store.read_stream(stream_id):
+        if upto is not None and event.position > upto:
+            break
         if event.type in _STATE_EVENTS:
             decoded = catalogue.decode(event.data)
             states.append(decoded.state)  # type: ignore[union-attr]
@@ -28,8 +31,8 @@ async def state_history(store: EventStore, stream_id: str) -> list[catalogue.Sta
     return states
 
 
-async def flow_run_states(store: EventStore, run_id: UUID) -> list[catalogue.State]:
-    return await state_history(store, streams.flow_run(run_id))
+async def flow_run_states(store: EventStore, run_id: UUID, upto: int | None = None) -> list[catalogue.State]:
+    return await state_history(store, streams.flow_run(run_id), upto)
 
 
 async def task_run_states(store: EventStore, run_id: UUID) -> list[catalogue.State]:

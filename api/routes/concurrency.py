@@ -13,10 +13,13 @@ from aiohttp import web
 
 from runlog.commands import concurrency as commands
 from runlog.commands.concurrency import TAG_PREFIX
+from runlog.eventstore import EventStore
 from runlog.projections.concurrency import LimitView
+from runlog.projections.time_travel import limit_at, limit_by_name_at
 from runlog.schema import events as catalogue
 
 from .. import keys
+from ..at import AT_QUERY, at_position, not_yet, requested_moment, shown_at
 from ..http import decode_body, empty_response, json_response
 from ..openapi import documented
 from ..schemas.concurrency import (
@@ -52,6 +55,18 @@ def _not_found(detail: str) -> web.Response:
 
 def _unprocessable(detail: str) -> web.Response:
     return _detail(422, detail)
+
+
+def _store(request: web.Request) -> EventStore:
+    return request.config_dict[keys.STORE]
+
+
+def _is_uuid(raw: str) -> bool:
+    try:
+        UUID(raw)
+    except ValueError:
+        return False
+    return True
 
 
 def _uuid(request: web.Request, name: str) -> UUID | None:
@@ -125,9 +140,16 @@ async def filter_tag_limits(request: web.Request) -> web.Response:
 
 @routes.get("/concurrency_limits/tag/{tag}")
 @documented(
-    summary="Read a tag concurrency limit", response=TagLimit, errors={404: "Concurrency limit not found"},
+    summary="Read a tag concurrency limit (?at=: as it was at a log position or time)", response=TagLimit,
+    errors={404: "Concurrency limit not found", 422: "A bad 'at'"}, query=AT_QUERY,
 )
 async def read_tag_limit(request: web.Request) -> web.Response:
+    moment = await requested_moment(request)
+    if moment is not None:
+        then = await limit_by_name_at(_store(request), TAG_PREFIX + request.match_info["tag"], moment.position)
+        if then is None:
+            return _not_found(not_yet(TAG_NOT_FOUND, moment))
+        return at_position(json_response(to_tag_limit(then, shown_at(request, moment))), moment)
     view = await _tag_limit(request)
     if view is None:
         return _not_found(TAG_NOT_FOUND)
@@ -164,11 +186,17 @@ async def reset_tag_limit(request: web.Request) -> web.Response:
 
 @routes.get("/concurrency_limits/{id}")
 @documented(
-    summary="Read a tag concurrency limit by id", response=TagLimit,
-    errors={404: "Concurrency limit not found"},
+    summary="Read a tag concurrency limit by id (?at=: as it was at a log position or time)", response=TagLimit,
+    errors={404: "Concurrency limit not found", 422: "A bad 'at'"}, query=AT_QUERY,
 )
 async def read_tag_limit_by_id(request: web.Request) -> web.Response:
     limit_id = _uuid(request, "id")
+    moment = await requested_moment(request)
+    if moment is not None:
+        then = None if limit_id is None else await limit_at(_store(request), limit_id, moment.position)
+        if then is None or not then.name.startswith(TAG_PREFIX):
+            return _not_found(not_yet(TAG_NOT_FOUND, moment))
+        return at_position(json_response(to_tag_limit(then, shown_at(request, moment))), moment)
     view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
     if view is None or not view.name.startswith(TAG_PREFIX):
         return _not_found(TAG_NOT_FOUND)
@@ -288,10 +316,18 @@ async def filter_limits(request: web.Request) -> web.Response:
 
 @routes.get("/v2/concurrency_limits/{id_or_name}")
 @documented(
-    summary="Read a concurrency limit by id or name", response=Limit,
-    errors={404: "Concurrency limit not found"},
+    summary="Read a concurrency limit by id or name (?at=: as it was at a log position or time)", response=Limit,
+    errors={404: "Concurrency limit not found", 422: "A bad 'at'"}, query=AT_QUERY,
 )
 async def read_limit(request: web.Request) -> web.Response:
+    moment = await requested_moment(request)
+    if moment is not None:
+        raw = request.match_info["id_or_name"]
+        then = await (limit_at(_store(request), UUID(raw), moment.position) if _is_uuid(raw)
+                      else limit_by_name_at(_store(request), raw, moment.position))
+        if then is None:
+            return _not_found(not_yet(LIMIT_NOT_FOUND, moment))
+        return at_position(json_response(to_limit(then, shown_at(request, moment))), moment)
     limit_id = await _limit_id(request)
     view = None if limit_id is None else await commands.read_limit(request.config_dict[keys.STORE], limit_id)
     if view is None:

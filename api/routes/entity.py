@@ -21,6 +21,7 @@ from runlog.eventstore import EventStore
 from runlog.schema.events import State
 
 from .. import keys
+from ..at import AT_QUERY, at_position, not_yet, requested_moment, shown_at
 from ..http import decode_body, json_response, no_content, path_uuid, present, query_uuid
 from ..openapi import documented
 from ..queries.runs import state_by_id
@@ -95,13 +96,15 @@ def run_routes(
     routes: web.RouteTableDef, module: str, kind: str, label: str, *, read: Callable[[EventStore, UUID], Awaitable[Any]],
     shape: Callable[[Any, datetime], Any], response: type, update: tuple[Callable[..., Awaitable[bool]], type, str],
     delete: tuple[Callable[..., Awaitable[bool]], str], set_state: Callable[..., Awaitable[Any]],
-    states: Callable[[EventStore, UUID], Awaitable[list[State]]],
+    states: Callable[..., Awaitable[list[State]]],
     set_state_options: Callable[[web.Request], dict[str, Any]] | None = None,
+    read_at: Callable[[EventStore, UUID, int], Awaitable[Any]] | None = None,
 ) -> None:
     """A run's routes: GET /{kind}/{id} (``read``, answered as ``shape(view, now)``), PATCH and
     DELETE (``update``: command, body, summary; ``delete``: command, summary; see
     patch_and_delete), POST /{kind}/{id}/set_state, and its states: GET /{run}_states/?{run}_id=
-    and /{run}_states/{id}."""
+    and /{run}_states/{id}. With ``read_at`` (store, id, position), GET /{kind}/{id} and the
+    states listing take ``?at=`` (api/at.py) and answer as the log was up to that position."""
     run = kind.removesuffix("s")  # flow_run, task_run
     a_run = label.lower()
     (update_command, body, update_summary), (delete_command, delete_summary) = update, delete
@@ -112,6 +115,12 @@ def run_routes(
 
     async def read_one(request: web.Request) -> web.Response:
         run_id = path_uuid(request)
+        moment = await requested_moment(request) if read_at is not None else None
+        if moment is not None and read_at is not None:
+            then = present(await read_at(request.config_dict[keys.STORE], run_id, moment.position),
+                           not_yet(f"{label} {run_id}", moment))
+            now = shown_at(request, moment)
+            return at_position(json_response(shape(then, now)), moment)
         view = present(await read(request.config_dict[keys.STORE], run_id), f"{label} {run_id} not found")
         return json_response(shape(view, request.config_dict[keys.CLOCK]()))
 
@@ -127,6 +136,10 @@ def run_routes(
 
     async def history(request: web.Request) -> web.Response:
         run_id = query_uuid(request, f"{run}_id")
+        moment = await requested_moment(request) if read_at is not None else None
+        if moment is not None:
+            found = await states(request.config_dict[keys.STORE], run_id, moment.position)
+            return at_position(json_response(found), moment)
         return json_response(await states(request.config_dict[keys.STORE], run_id))
 
     async def one_state(request: web.Request) -> web.Response:
@@ -135,14 +148,17 @@ def run_routes(
         return json_response(present(state, f"{label} state {state_id} not found"))
 
     routes.get(f"/{kind}/{{id}}")(documented(
-        summary=f"Read a {a_run}", response=response, errors={404: f"{label} not found"},
+        summary=f"Read a {a_run}" + (" (?at=: as it was at a log position or time)" if read_at else ""),
+        response=response, errors={404: f"{label} not found", **({422: "A bad 'at'"} if read_at else {})},
+        query=AT_QUERY if read_at is not None else None,
     )(named(read_one, f"read_{run}", module)))
     routes.post(f"/{kind}/{{id}}/set_state")(documented(
         summary=f"Propose a state for a {a_run}; 201 when a state was written", request=SetState,
         response=OrchestrationResult, status=(201, 200), errors={404: f"{label} not found"},
     )(named(propose, f"set_{run}_state", module)))
     routes.get(f"/{run}_states/")(documented(
-        summary=f"A {a_run}'s states, oldest first", query={f"{run}_id": UUID}, response=list[State],
+        summary=f"A {a_run}'s states, oldest first", response=list[State],
+        query={f"{run}_id": UUID, **(AT_QUERY if read_at is not None else {})},
     )(named(history, f"read_{run}_states", module)))
     # A state's id is the id of the event that recorded it.
     routes.get(f"/{run}_states/{{id}}")(documented(

@@ -11,6 +11,7 @@ from aiohttp import web
 from runlog.commands import flow_runs as commands
 from runlog.commands.flow_runs import DEFAULT_POLICY
 from runlog.projections.runs import FlowRunView, estimated_run_time, estimated_start_time_delta
+from runlog.projections.time_travel import flow_run_at
 
 from .. import keys, provenance
 from ..http import decode_body, json_response, path_uuid
@@ -75,7 +76,7 @@ run_routes(
     routes, __name__, "flow_runs", "Flow run", read=queries.get_flow_run, shape=to_flow_run, response=FlowRun,
     update=(commands.update, FlowRunUpdate, "Update a flow run"),
     delete=(commands.delete, "Delete a flow run and its task runs"),
-    set_state=commands.set_state, states=queries.flow_run_states,
+    set_state=commands.set_state, states=queries.flow_run_states, read_at=flow_run_at,
     set_state_options=lambda request: {
         "slot_wait_seconds": request.config_dict[keys.SETTINGS].deployments_concurrency_slot_wait_seconds,
     },

@@ -203,6 +203,10 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_SERVICES_SCHEDULER_RECENT_LOOP_SECONDS='5'",
         "RUNLOG_SERVICES_FOREMAN_ENABLED='true'",
         "RUNLOG_SERVICES_FOREMAN_LOOP_SECONDS='15'",
+        "RUNLOG_SERVICES_RETENTION_ENABLED='false'",
+        "RUNLOG_SERVICES_RETENTION_LOOP_SECONDS='1h'",
+        "RUNLOG_SERVICES_RETENTION_LOGS_MAX_AGE='30d'",
+        "RUNLOG_SERVICES_RETENTION_HEARTBEATS_MAX_AGE='7d'",
         "RUNLOG_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS='30'",
     ]
     with_sources = ok("config", "view", "--show-defaults").stdout

@@ -105,7 +105,11 @@ async def test_operations_carry_the_handlers_request_response_and_status_codes(t
 
     read = document["paths"]["/api/flow_runs/{id}"]["get"]
     uuid_schema = {"type": "string", "format": "uuid"}
-    assert read["parameters"] == [{"name": "id", "in": "path", "required": True, "schema": uuid_schema}]
+    assert read["parameters"] == [
+        {"name": "id", "in": "path", "required": True, "schema": uuid_schema},
+        # time travel (api/at.py): optional
+        {"name": "at", "in": "query", "required": False, "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+    ]
     assert "404" in read["responses"] and "requestBody" not in read
 
     delete = document["paths"]["/api/flow_runs/{id}"]["delete"]

@@ -208,6 +208,43 @@ async def test_flow_run_tags_filter_all_any_is_null_and_operator(world):
     assert await m(either) == {"alpha-run", "gamma%run"}
 
 
+async def test_tags_all_needs_every_distinct_tag_and_any_needs_one(world):
+    m = world.runs_matching
+    assert await m({"tags": {"all_": ["a", "b", "a"]}}) == {"alpha-run"}  # a repeated tag counts once
+    assert await m({"tags": {"all_": ["a", "b", "c"]}}) == set()  # no run has all three
+    assert await m({"tags": {"all_": ["a", "missing"]}}) == set()
+    assert await m({"tags": {"any_": ["missing", "c"]}}) == {"epsilon-run", "zeta-run"}
+    assert await m({"tags": {"any_": ["missing"]}}) == set()
+    assert await m({"tags": {"all_": []}}) == ALL_RUNS  # an empty all_ is no criterion
+    # all_ and any_ together (and_ by default), and with another field.
+    assert await m({"tags": {"all_": ["a"], "any_": ["c"]}}) == {"zeta-run"}
+    assert await m({"tags": {"any_": ["a", "b"]}, "state": {"type": {"any_": ["SCHEDULED"]}}}) == {
+        "alpha-run", "zeta-run"}
+
+
+async def test_tag_filters_follow_tags_replaced_by_an_update(world):
+    run_id = world.runs["beta_run"]
+    status, _ = await world.server.request("PATCH", f"/flow_runs/{run_id}", json={"tags": ["new", "c"]})
+    assert status == 204
+    m = world.runs_matching
+    assert await m({"tags": {"all_": ["a"]}}) == {"alpha-run", "zeta-run"}
+    assert await m({"tags": {"all_": ["new", "c"]}}) == {"beta_run"}
+    assert await m({"tags": {"any_": ["new"]}}) == {"beta_run"}
+    status, _ = await world.server.request("PATCH", f"/flow_runs/{run_id}", json={"tags": []})
+    assert status == 204
+    assert await m({"tags": {"is_null_": True}}) == {"gamma%run", "beta_run"}
+    assert await m({"tags": {"any_": ["new"]}}) == set()
+
+
+async def test_tag_filters_page_in_the_ui_sorts(world):
+    body = {"flow_runs": {"tags": {"any_": ["a", "c"]}}}
+    newest = await world.flow_run_names({**body, "sort": "EXPECTED_START_TIME_DESC"})
+    everyone = await world.flow_run_names({"sort": "EXPECTED_START_TIME_DESC"})
+    assert newest == [n for n in everyone if n in {"alpha-run", "beta_run", "epsilon-run", "zeta-run"}]
+    page = await world.flow_run_names({**body, "sort": "NAME_ASC", "limit": 2, "offset": 1})
+    assert page == sorted({"alpha-run", "beta_run", "epsilon-run", "zeta-run"})[1:3]
+
+
 async def test_flow_run_state_filter_by_type_and_name(world):
     m = world.runs_matching
     assert await m({"state": {"type": {"any_": ["COMPLETED"]}}}) == {"beta_run", "delta-run", "epsilon-run"}

@@ -47,3 +47,22 @@ async def test_the_manual_clock_server_fixture_runs_no_time_based_service_unless
 @pytest.mark.services
 async def test_a_test_marked_services_gets_them_on_its_manual_clock(server) -> None:
     assert set(TIMED) <= set(server.app[keys.SERVICES].leading)
+
+
+async def test_retention_is_off_by_default_and_runs_when_enabled(env) -> None:
+    async with serve(env) as server:
+        assert "retention" not in server.app[keys.SERVICES].leading
+    async with serve({**env, "RUNLOG_SERVICES_RETENTION_ENABLED": "true"}) as server:
+        assert "retention" in server.app[keys.SERVICES].leading
+
+
+def test_retention_ages_take_units_and_off(tmp_path) -> None:
+    defaults = load_settings(env={"RUNLOG_HOME": str(tmp_path)})
+    assert defaults.services_retention_enabled is False
+    assert (defaults.services_retention_logs_max_age, defaults.services_retention_heartbeats_max_age) == (
+        30 * 86400.0, 7 * 86400.0)
+    tuned = load_settings(env={"RUNLOG_HOME": str(tmp_path), "RUNLOG_SERVICES_RETENTION_LOGS_MAX_AGE": "off",
+                               "RUNLOG_SERVICES_RETENTION_HEARTBEATS_MAX_AGE": "12h"})
+    assert (tuned.services_retention_logs_max_age, tuned.services_retention_heartbeats_max_age) == (None, 43200.0)
+    with pytest.raises(SettingsError, match="RUNLOG_SERVICES_RETENTION_HEARTBEATS_MAX_AGE"):
+        load_settings(env={"RUNLOG_HOME": str(tmp_path), "RUNLOG_SERVICES_RETENTION_HEARTBEATS_MAX_AGE": "soon"})

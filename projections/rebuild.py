@@ -1,0 +1,446 @@
+"""Rebuilding projections from the log beside the live tables, and swapping them in.
+
+A rebuild never touches a live table until its last transaction. For each table of the
+projections it rebuilds it makes a shadow (``rebuild_<table>``: the same columns, key and
+indexes), then folds the log into the shadows in large batches, each batch's rows and the
+shadow's checkpoint (``rebuild:<name>`` in projection_checkpoints, with the version it builds in
+projection_versions) in one transaction. The projection's own code does the fold: it is handed a
+transaction whose SQL names its shadow tables instead of its live ones (``ShadowTx``); every
+projection reads only its own tables, so that is all it sees.
+
+Inline projections are written by every append's transaction, so the live tables keep moving
+while the shadow catches up. When the shadow is close to the head, the last transaction takes
+the append lock (``EventStore.write_transaction(lock_appends=True)``: the writer's own
+transaction between two batches, and on PostgreSQL the advisory lock runlog_append takes, so
+no process appends meanwhile), folds the few events left, and replaces each live table's rows
+with the shadow's (deleting and upserting the rows that differ), records the new
+version (the shadows are dropped in a transaction of their own after it). Appends wait for
+that one transaction; readers do not: on PostgreSQL they keep reading the old rows (MVCC) and
+on SQLite the old snapshot (WAL) until it commits, then see the whole new view. Nobody ever
+reads a half-built one. An asynchronous projection is not written by appends: its last
+transaction folds up to the head and swaps in the same way but takes no lock, and sets its
+checkpoint to where it got (its service, which may write the live rows meanwhile, writes rows
+keyed by what they show and refolds from that checkpoint, so either order ends the same).
+
+The swap writes rows rather than renaming tables. A rename would be constant time, but the live
+table's identity matters: PostgreSQL's one-statement append names each table's row type
+(``unnest($n::flow_runs[])``) in statements every server process has prepared, which a new
+table would break until they restart; and index and constraint names that migrations drop by
+name would change. Writing the rows that differ costs a moment under the append lock (README,
+Benchmarks).
+
+A rebuild that stops midway (killed, the database gone) leaves the live tables as they were;
+the shadows and their checkpoint stay, and the next rebuild of the same version goes on from
+there (one of another version starts again). A projection whose stored version differs from its
+code's is rebuilt when the server starts (``rebuild_outdated``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+import structlog
+
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
+from runlog.eventstore.tables import persist
+
+from .checkpoints import CHECKPOINTS
+from .registry import Spec, projection_specs
+
+log = structlog.get_logger("runlog.projections.rebuild")
+
+SHADOW = "rebuild_"
+"""A shadow table's name is its live table's with this in front."""
+
+REBUILDING = "rebuild:"
+"""The checkpoint and version rows of a rebuild in progress are named this plus the projection's."""
+
+VERSIONS = Table("projection_versions", ("name", "version"), key=("name",))
+
+BATCH_EVENTS = {"sqlite": 5_000, "postgres": 20_000}
+"""Events folded per transaction while catching up. On SQLite each batch holds the database's
+one write lock while it writes, so appends wait for it: a batch is a few tens of ms."""
+
+FINAL_LAG = 5_000
+"""When the shadow is this close to the head, the last transaction takes the append lock."""
+
+MAX_ROUNDS_BEHIND = 50
+"""Batches folded beyond those the first head asked for before finishing under the lock however
+far behind (a load appending faster than the fold would otherwise keep the rebuild going on)."""
+
+SQL_EVENTS_AFTER = (
+    "SELECT position, stream_id, version, id, type, data, recorded_at FROM events "
+    "WHERE position > ? ORDER BY position"
+)
+
+Progress = Callable[[int, int], None]
+"""Called with (events folded, events to fold) as a rebuild goes on."""
+
+
+class RebuildError(Exception):
+    """A rebuild that cannot start."""
+
+
+class UnknownProjection(RebuildError):
+    """A name that is no projection's."""
+
+
+class RebuildBusy(RebuildError):
+    """Another rebuild of the same projections is running (here, or in another server process)."""
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    name: str
+    version: int
+    position: int
+    """The log position the new tables reflect (the head when they were swapped in)."""
+    events: int
+    seconds: float
+
+
+class ShadowTx:
+    """A transaction whose SQL names shadow tables instead of the live ones it was written for.
+
+    Only a table name after FROM, INTO, UPDATE or JOIN is replaced: that is where the
+    projections' own SQL and the generated upserts and deletes (eventstore/tables.py) name them.
+    """
+
+    def __init__(self, tx: Tx, tables: Iterable[Table]) -> None:
+        self._tx = tx
+        self.dialect = tx.dialect
+        names = sorted((t.name for t in tables), key=len, reverse=True)
+        self._pattern = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)(\s+)(" + "|".join(names) + r")\b", re.IGNORECASE)
+        self._rewritten: dict[str, str] = {}
+
+    def sql(self, sql: str) -> str:
+        found = self._rewritten.get(sql)
+        if found is None:
+            found = self._rewritten[sql] = self._pattern.sub(lambda m: f"{m[1]}{m[2]}{SHADOW}{m[3]}", sql)
+        return found
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        return await self._tx.fetch(self.sql(sql), *args)
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._tx.execute(self.sql(sql), *args)
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        await self._tx.executemany(self.sql(sql), args)
+
+
+# -- the shadow tables ------------------------------------------------------------------------
+
+_SQLITE_TABLE = re.compile(r"^(CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?)([\"`\[]?)(\w+)", re.IGNORECASE)
+_SQLITE_INDEX = re.compile(
+    r"^(CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?)([\"`\[]?)(\w+)([\"`\]]?)(\s+ON\s+)([\"`\[]?)(\w+)",
+    re.IGNORECASE,
+)
+
+
+async def _create_shadow(tx: Tx, table: Table, *, indexes: bool) -> None:
+    """``rebuild_<table>``, empty, with the live table's columns and key, and with its other
+    indexes only if ``indexes`` (a fold that reads by other columns than the key). The swap
+    copies rows into the live table, which keeps its own indexes, so a shadow needs none but
+    those its fold reads by; each index costs the batch writes (a third of the runs' rebuild)."""
+    shadow = SHADOW + table.name
+    await tx.execute(f"DROP TABLE IF EXISTS {shadow}")
+    if tx.dialect == "postgres":
+        if indexes:
+            await tx.execute(f"CREATE TABLE {shadow} (LIKE {table.name} INCLUDING ALL)")
+        else:
+            await tx.execute(
+                f"CREATE TABLE {shadow} (LIKE {table.name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
+                f"PRIMARY KEY ({', '.join(table.key)}))"
+            )
+        return
+    # SQLite has no LIKE: the live table's own statements, renamed (index names must be unique).
+    rows = await tx.fetch(
+        "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL AND type IN ('table', 'index')",
+        table.name,
+    )
+    for kind, sql in sorted(rows, key=lambda row: row[0] != "table"):
+        if kind == "table":
+            await tx.execute(_SQLITE_TABLE.sub(lambda m: f"{m[1]}{m[2]}{SHADOW}{m[3]}", sql, count=1))
+        elif indexes:
+            await tx.execute(_SQLITE_INDEX.sub(
+                lambda m: f"{m[1]}{m[2]}{SHADOW}{m[3]}{m[4]}{m[5]}{m[6]}{SHADOW}{m[7]}", sql, count=1,
+            ))
+
+
+async def _shadow_exists(tx: Tx, table: Table) -> bool:
+    if tx.dialect == "postgres":
+        sql = "SELECT count(*) FROM pg_class WHERE relname = ? AND relkind = 'r' AND pg_table_is_visible(oid)"
+    else:
+        sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return bool((await tx.fetch(sql, SHADOW + table.name))[0][0])
+
+
+async def _swap(tx: Tx, table: Table) -> None:
+    """Make the live table's rows the shadow's, in the caller's transaction (see the module).
+
+    Only the difference is written: rows the shadow lacks are deleted, rows it has otherwise
+    (or only it has) are upserted, each found through the other table's key. A rebuild mostly
+    reproduces what is there, and writing a row (its indexes, the log) costs far more than
+    reading it: rewriting every row took 6.5 s at 100,000 runs, under the append lock.
+    """
+    shadow = SHADOW + table.name
+    columns = ", ".join(table.columns)
+    differs = "IS DISTINCT FROM" if tx.dialect == "postgres" else "IS NOT"  # NULL-safe on each
+    same_key = " AND ".join(f"s.{column} = t.{column}" for column in table.key)
+    changed = " OR ".join(
+        [f"t.{table.key[0]} IS NULL"]
+        + [f"s.{column} {differs} t.{column}" for column in table.columns if column not in table.key]
+    )
+    await tx.execute(
+        f"DELETE FROM {table.name} WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {shadow} s WHERE {same_key.replace('t.', table.name + '.')})"
+    )
+    await tx.execute(
+        f"INSERT INTO {table.name} ({columns}) SELECT {', '.join('s.' + c for c in table.columns)} "
+        f"FROM {shadow} s LEFT JOIN {table.name} t ON {same_key} WHERE {changed} {table.on_conflict}"
+    )
+
+
+# -- folding ------------------------------------------------------------------------------------
+
+async def _fold(spec: Spec, tx: ShadowTx, records: Sequence[RecordedEvent]) -> None:
+    projection = spec.projection
+    if spec.kind == "async":
+        await persist(tx, await projection.changes(records))
+    elif getattr(projection, "per_event", False):
+        # It reads rows that earlier events change (eventstore/base.py): one event at a time, as
+        # the append path hands them; only the types it folds (``event_types``) are worth a call.
+        types = getattr(projection, "event_types", None)
+        for record in records:
+            if types is None or record.type in types:
+                await persist(tx, await projection.changes(tx, [record]))
+    else:
+        await persist(tx, await projection.changes(tx, records))
+
+
+def _records(rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
+    # SQLite answers text ids and times, PostgreSQL UUIDs and datetimes: msgspec takes both.
+    return msgspec.convert([tuple(row) for row in rows], list[RecordedEvent])
+
+
+async def _stored(tx: Tx, names: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Stored versions and checkpoints by name (among ``names``)."""
+    versions = {row[0]: int(row[1]) for row in await tx.fetch("SELECT name, version FROM projection_versions")}
+    positions = {row[0]: int(row[1]) for row in await tx.fetch("SELECT name, position FROM projection_checkpoints")}
+    wanted = set(names)
+    return ({k: v for k, v in versions.items() if k in wanted}, {k: v for k, v in positions.items() if k in wanted})
+
+
+def select(store: EventStore, names: Sequence[str] = ()) -> list[Spec]:
+    """The projections named (all when none are), fresh instances for a rebuild."""
+    specs = projection_specs(store)
+    if not names:
+        return specs
+    known = {spec.name: spec for spec in specs}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UnknownProjection(f"no projection named {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    return [known[name] for name in dict.fromkeys(names)]
+
+
+_running: set[str] = set()
+"""The projections this process is rebuilding now."""
+
+
+def check(store: EventStore, names: Sequence[str] = ()) -> list[Spec]:
+    """What ``rebuild(store, names)`` would rebuild; raises if it could not start here now."""
+    specs = select(store, names)
+    busy = [spec.name for spec in specs if spec.name in _running]
+    if busy:
+        raise RebuildBusy(f"a rebuild of {', '.join(busy)} is already running")
+    return specs
+
+
+async def rebuild(store: EventStore, names: Sequence[str] = (), *, on_progress: Progress | None = None) -> list[Rebuilt]:
+    """Rebuild the named projections (every one when none are named) beside the live tables and
+    swap them in; see the module. Several are rebuilt in one pass over the log."""
+    specs = check(store, names)
+    _running.update(spec.name for spec in specs)  # before any await: a second call now finds them busy
+    leadership = store.leadership("projection-rebuild")
+    try:
+        if not await leadership.campaign():
+            raise RebuildBusy("another server process is rebuilding projections; try again when it has finished")
+        return await _rebuild(store, specs, on_progress)
+    finally:
+        _running.difference_update(spec.name for spec in specs)
+        await leadership.resign()
+
+
+async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progress | None) -> list[Rebuilt]:
+    started = time.monotonic()
+    tables = [table for spec in specs for table in spec.tables]
+    after = await _prepare(store, specs)
+    start = min(after.values())
+    head = await store.head()
+    log.info("projection_rebuild_started", projections=[s.name for s in specs], head=head,
+             resumed={name: at for name, at in after.items() if at})
+    dialect = await _dialect(store)
+    batch = BATCH_EVENTS[dialect]
+    low = start
+    rounds_left = (head - start) // batch + 1 + MAX_ROUNDS_BEHIND
+    while head - low > FINAL_LAG and rounds_left > 0:
+        rounds_left -= 1
+        records = [r async for r in store.read_all(after=low, limit=min(batch, head - low))]
+        if not records:
+            break
+        reached = records[-1].position
+
+        async def step(tx: Tx, records: list[RecordedEvent] = records, reached: int = reached) -> None:
+            shadow = ShadowTx(tx, tables)
+            changes = RowChanges()
+            for spec in specs:
+                mine = [r for r in records if r.position > after[spec.name]] if after[spec.name] > low else records
+                if mine:
+                    await _fold(spec, shadow, mine)
+                changes.upsert(CHECKPOINTS, (REBUILDING + spec.name, reached))
+            await persist(tx, changes)
+
+        await store.write_transaction(step)
+        for spec in specs:
+            after[spec.name] = max(after[spec.name], reached)
+        low = reached
+        if on_progress is not None:
+            on_progress(low - start, max(head, low) - start)
+        head = await store.head()
+
+    async def finish(tx: Tx, group: Sequence[Spec]) -> int:
+        records = _records(await tx.fetch(SQL_EVENTS_AFTER, low))
+        shadow = ShadowTx(tx, [table for spec in group for table in spec.tables])
+        for spec in group:
+            mine = [r for r in records if r.position > after[spec.name]]
+            if mine:
+                await _fold(spec, shadow, mine)
+        reached = records[-1].position if records else low
+        swapping = time.monotonic()
+        changes = RowChanges()
+        for spec in group:
+            for table in spec.tables:
+                await _swap(tx, table)
+            changes.upsert(VERSIONS, (spec.name, spec.version))
+            changes.delete(VERSIONS, REBUILDING + spec.name)
+            changes.delete(CHECKPOINTS, REBUILDING + spec.name)
+            if spec.kind == "async":
+                changes.upsert(CHECKPOINTS, (spec.name, reached))
+        await persist(tx, changes)
+        log.info("projection_swapped", projections=[s.name for s in group], final_events=len(records),
+                 swap_seconds=round(time.monotonic() - swapping, 3))
+        return reached
+
+    # Inline projections are swapped holding the append lock: appends write their live tables.
+    # Asynchronous ones are not written by appends, so theirs is an ordinary transaction: their
+    # service may write the live rows meanwhile, but its rows are keyed by what they show and
+    # it refolds from the checkpoint this sets, so either order leaves the same rows.
+    inline = [spec for spec in specs if spec.kind == "inline"]
+    followers = [spec for spec in specs if spec.kind != "inline"]
+    reached: dict[str, int] = {}
+    if inline:
+        at = await store.write_transaction(lambda tx: finish(tx, inline), lock_appends=True)
+        reached.update((spec.name, at) for spec in inline)
+    if followers:
+        at = await store.write_transaction(lambda tx: finish(tx, followers))
+        reached.update((spec.name, at) for spec in followers)
+    position = max(reached.values())
+
+    async def drop(tx: Tx) -> None:
+        # After the swap, not in it: dropping a large table takes a while (freeing its pages),
+        # and appends need not wait for it. A shadow left by a crash here is dropped by the
+        # next rebuild, which makes its shadows afresh (no rebuild row names it any more).
+        for table in tables:
+            await tx.execute(f"DROP TABLE IF EXISTS {SHADOW}{table.name}")
+
+    await store.write_transaction(drop)
+    if on_progress is not None:
+        on_progress(position - start, position - start)
+    seconds = time.monotonic() - started
+    log.info("projection_rebuild_finished", projections=[s.name for s in specs], position=position,
+             events=position - start, seconds=round(seconds, 3),
+             events_per_second=round((position - start) / seconds) if seconds else None)
+    return [Rebuilt(spec.name, spec.version, reached[spec.name], reached[spec.name] - start, seconds) for spec in specs]
+
+
+async def _dialect(store: EventStore) -> Literal["sqlite", "postgres"]:
+    async with store.reading() as tx:
+        return tx.dialect
+
+
+async def _prepare(store: EventStore, specs: Sequence[Spec]) -> dict[str, int]:
+    """Each projection's shadow checkpoint: a shadow of the code's version is kept and goes on,
+    any other (or none) is made afresh, empty, at 0."""
+    names = [REBUILDING + spec.name for spec in specs]
+    async with store.reading() as tx:
+        versions, positions = await _stored(tx, names)
+        kept = {}
+        for spec in specs:
+            key = REBUILDING + spec.name
+            if versions.get(key) == spec.version and key in positions:
+                if all([await _shadow_exists(tx, table) for table in spec.tables]):
+                    kept[spec.name] = positions[key]
+    fresh = [spec for spec in specs if spec.name not in kept]
+    if fresh:
+        async def create(tx: Tx) -> None:
+            changes = RowChanges()
+            for spec in fresh:
+                # A fold that reads its rows only by their key says so (``reads_by_key_only``).
+                by_key = bool(getattr(spec.projection, "reads_by_key_only", False))
+                for table in spec.tables:
+                    await _create_shadow(tx, table, indexes=not by_key)
+                changes.upsert(VERSIONS, (REBUILDING + spec.name, spec.version))
+                changes.upsert(CHECKPOINTS, (REBUILDING + spec.name, 0))
+            await persist(tx, changes)
+
+        await store.write_transaction(create)
+    return {spec.name: kept.get(spec.name, 0) for spec in specs}
+
+
+async def rebuild_outdated(store: EventStore, *, on_progress: Progress | None = None) -> list[Rebuilt]:
+    """On start: rebuild every projection whose stored version is not its code's.
+
+    A projection with no stored version (a database from before versions were kept, or a new
+    one) is taken to be of the code's version: its tables were built by the code that ran.
+    """
+    specs = projection_specs(store)
+    async with store.reading() as tx:
+        versions, _ = await _stored(tx, [spec.name for spec in specs])
+    unknown = [spec for spec in specs if spec.name not in versions]
+    if unknown:
+        async def record(tx: Tx) -> None:
+            changes = RowChanges()
+            for spec in unknown:
+                changes.upsert(VERSIONS, (spec.name, spec.version))
+            await persist(tx, changes)
+
+        await store.write_transaction(record)
+    outdated = [spec for spec in specs if spec.name in versions and versions[spec.name] != spec.version]
+    if not outdated:
+        return []
+    for spec in outdated:
+        log.info("projection_outdated", projection=spec.name, stored_version=versions[spec.name], version=spec.version)
+    last_logged = 0.0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last_logged
+        if on_progress is not None:
+            on_progress(done, total)
+        now = time.monotonic()
+        if now - last_logged >= 2.0 or done == total:
+            last_logged = now
+            log.info("projection_rebuild_progress", projections=[s.name for s in outdated], events=done, of=total)
+
+    return await rebuild(store, [spec.name for spec in outdated], on_progress=progress)
+
+
+__all__ = [
+    "BATCH_EVENTS", "FINAL_LAG", "REBUILDING", "SHADOW", "VERSIONS", "RebuildBusy", "RebuildError", "Rebuilt",
+    "ShadowTx", "UnknownProjection", "check", "rebuild", "rebuild_outdated", "select",
+]

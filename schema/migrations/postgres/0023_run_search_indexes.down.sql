@@ -1,0 +1,11 @@
+DROP INDEX flow_runs_work_queue;
+
+-- pg_trgm stays: other objects of the database may use it.
+DROP INDEX IF EXISTS flow_runs_name_trigrams;
+DROP INDEX flow_runs_name;
+DROP INDEX flow_runs_started;
+DROP INDEX flow_runs_expected_start;
+CREATE INDEX flow_runs_expected_start ON flow_runs (expected_start_time);
+
+DROP INDEX flow_run_tags_tag;
+CREATE INDEX flow_run_tags_tag ON flow_run_tags (tag);

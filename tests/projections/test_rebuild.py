@@ -1,0 +1,207 @@
+"""Rebuilding projections beside the live tables (projections/rebuild.py), on both backends:
+the swap equals `projections verify`'s rebuild, appends and readers go on during it, a killed
+rebuild leaves the live view intact and is resumed, and a new code version rebuilds on start."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from runlog.commands import flow_runs
+from runlog.commands.flow_runs import NewFlowRun
+from runlog.eventstore import open_store
+from runlog.projections import rebuild as rebuilding
+from runlog.projections.cache import ViewCache
+from runlog.projections.registry import inline_projections
+from runlog.projections.rebuild import SHADOW, ShadowTx, UnknownProjection, rebuild
+from runlog.projections.runs_writer import FLOW_RUN_TAGS, FLOW_RUNS, RunsProjection
+from runlog.projections.status import statuses
+from runlog.projections.verify import verify
+
+from ..api.test_cli_projections import record_some_runs
+
+
+async def _rows(url: str, table: str) -> list[tuple]:
+    async with open_store(url, migrate=False) as store, store.reading() as tx:
+        return sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                      for row in await tx.fetch(f"SELECT * FROM {table}"))
+
+
+async def _tamper(url: str, *statements: str) -> None:
+    async with open_store(url) as store, store.reading() as tx:
+        for sql in statements:
+            await tx.execute(sql)
+
+
+async def _tables(url: str) -> set[str]:
+    async with open_store(url, migrate=False) as store, store.reading() as tx:
+        if tx.dialect == "postgres":
+            rows = await tx.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        else:
+            rows = await tx.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {row[0] for row in rows}
+
+
+def test_the_shadow_transaction_names_shadow_tables_where_sql_names_the_projections_tables():
+    shadow = ShadowTx(type("Tx", (), {"dialect": "sqlite"})(), [FLOW_RUNS, FLOW_RUN_TAGS])
+    assert shadow.sql(FLOW_RUNS.upsert_sql).startswith(f"INSERT INTO {SHADOW}flow_runs (id, version,")
+    assert shadow.sql(FLOW_RUN_TAGS.delete_sql) == f"DELETE FROM {SHADOW}flow_run_tags WHERE run_id = ? AND tag = ?"
+    # Columns and other tables are left alone; only a name after FROM/INTO/UPDATE/JOIN moves.
+    sql = "SELECT flow_runs.id FROM flow_runs JOIN flows ON flows.id = flow_runs.flow_id WHERE x IN (SELECT 1 FROM flow_run_tags)"
+    assert shadow.sql(sql) == (
+        f"SELECT flow_runs.id FROM {SHADOW}flow_runs JOIN flows ON flows.id = flow_runs.flow_id "
+        f"WHERE x IN (SELECT 1 FROM {SHADOW}flow_run_tags)"
+    )
+
+
+async def test_a_rebuild_replaces_the_live_tables_with_the_fold_of_the_log(store_url):
+    ids = await record_some_runs(store_url)
+    await _tamper(store_url, f"UPDATE flow_runs SET state_name = 'Tampered' WHERE id = '{ids[2]}'",
+                  "DELETE FROM event_feed")
+    assert not (await verify(store_url)).equal
+    async with open_store(store_url, projections=inline_projections()) as store:
+        done = await rebuild(store)
+        head = await store.head()
+    assert {r.name for r in done} >= {"runs", "flows", "event_feed"}
+    assert all(r.position == head for r in done)
+    result = await verify(store_url)
+    assert result.equal, [t for t in result.tables if not t.equal]
+    assert not {t for t in await _tables(store_url) if t.startswith(SHADOW)}
+
+
+async def test_a_rebuild_of_one_projection_leaves_the_others_alone(store_url):
+    ids = await record_some_runs(store_url)
+    await _tamper(store_url, f"UPDATE flow_runs SET state_name = 'Tampered' WHERE id = '{ids[2]}'",
+                  "UPDATE flows SET name = 'tampered'")
+    async with open_store(store_url, projections=inline_projections()) as store:
+        await rebuild(store, ["runs"])
+        with pytest.raises(UnknownProjection, match="no projection named 'nope'"):
+            await rebuild(store, ["nope"])
+    assert "Tampered" not in {row[5] for row in await _rows(store_url, "flow_runs")}
+    assert {row[1] for row in await _rows(store_url, "flows")} == {"tampered"}
+
+
+async def test_appends_and_readers_go_on_during_a_rebuild_and_no_reader_misses_a_run(store_url, monkeypatch):
+    # Small batches, so the rebuild takes many transactions while the load runs.
+    monkeypatch.setattr(rebuilding, "BATCH_EVENTS", {"sqlite": 40, "postgres": 40})
+    monkeypatch.setattr(rebuilding, "FINAL_LAG", 20)
+    await record_some_runs(store_url)
+    cache = ViewCache()
+    async with open_store(store_url, projections=inline_projections(cache)) as store:
+        async with store.reading() as tx:
+            (flow_id,) = (await tx.fetch("SELECT id FROM flows"))[0]
+        created: list[str] = []
+        for i in range(30):
+            view, _ = await flow_runs.create(store, NewFlowRun(flow_id=flow_id, name=f"before-{i}"), cache=cache)
+            created.append(str(view.id))
+        stop = asyncio.Event()
+        checks = 0
+
+        async def load() -> None:
+            i = 0
+            while not stop.is_set():
+                view, _ = await flow_runs.create(store, NewFlowRun(flow_id=flow_id, name=f"during-{i}"), cache=cache)
+                created.append(str(view.id))
+                i += 1
+
+        async def reader() -> None:
+            nonlocal checks
+            while not stop.is_set():
+                committed = list(created)  # every run whose creation has returned
+                async with store.reading() as tx:
+                    seen = {row[0] for row in await tx.fetch("SELECT id FROM flow_runs")}
+                missing = [run_id for run_id in committed if run_id not in seen]
+                assert not missing, f"a reader missed {len(missing)} run(s) during the rebuild"
+                checks += 1
+                await asyncio.sleep(0)
+
+        tasks = [asyncio.create_task(load()), asyncio.create_task(reader())]
+        await asyncio.sleep(0.05)
+        before = len(created)
+        done = await rebuild(store, ["runs"])
+        stop.set()
+        await asyncio.gather(*tasks)
+        assert len(created) > before, "no append went through while the rebuild ran"
+        assert done[0].events > 0 and checks > 0
+    result = await verify(store_url)
+    assert result.equal, [t for t in result.tables if not t.equal]
+    assert len(await _rows(store_url, "flow_runs")) == len(created) + 3  # record_some_runs: 4 made, 1 deleted
+
+
+KILLED_REBUILD = textwrap.dedent("""
+    import asyncio, os, signal, sys
+    from runlog.eventstore import open_store
+    from runlog.projections import rebuild as rebuilding
+    from runlog.projections.registry import inline_projections
+
+    rebuilding.BATCH_EVENTS = {"sqlite": 5, "postgres": 5}
+    rebuilding.FINAL_LAG = 1
+
+    def killed(done, total):
+        if done >= 10:  # a couple of batches in: the shadow has rows and a checkpoint
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def main():
+        async with open_store(sys.argv[1], projections=inline_projections()) as store:
+            await rebuilding.rebuild(store, ["runs"], on_progress=killed)
+
+    asyncio.run(main())
+""")
+
+
+async def test_a_killed_rebuild_leaves_the_live_view_intact_and_a_rerun_goes_on_from_its_checkpoint(store_url):
+    await record_some_runs(store_url)
+    live = await _rows(store_url, "flow_runs")
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", KILLED_REBUILD, store_url], capture_output=True, timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert await _rows(store_url, "flow_runs") == live
+    assert f"{SHADOW}flow_runs" in await _tables(store_url)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        (runs,) = [s for s in await statuses(store) if s.name == "runs"]
+        assert runs.rebuilding is not None and runs.rebuilding >= 10
+        head = await store.head()
+        (done,) = await rebuild(store, ["runs"])
+    assert done.events == head - runs.rebuilding  # went on from the shadow's checkpoint
+    assert await _rows(store_url, "flow_runs") == live
+    assert not {t for t in await _tables(store_url) if t.startswith(SHADOW)}
+    assert (await verify(store_url)).equal
+
+
+async def test_a_projection_whose_code_version_changed_is_rebuilt_when_the_server_starts(store_url, monkeypatch, tmp_path):
+    from runlog.api.settings import load_settings
+    from runlog.api.app import create_app
+    from ..servers import serve_app
+
+    ids = await record_some_runs(store_url)
+    env = {"RUNLOG_HOME": str(tmp_path), "RUNLOG_DATABASE_URL": store_url}
+    async with serve_app(create_app(load_settings(env=env))):
+        pass  # the first start records every projection's version
+    await _tamper(store_url, f"UPDATE flow_runs SET state_name = 'Tampered' WHERE id = '{ids[2]}'",
+                  "UPDATE flows SET name = 'tampered'")
+    monkeypatch.setattr(RunsProjection, "version", RunsProjection.version + 1)
+    async with serve_app(create_app(load_settings(env=env))):
+        async with open_store(store_url, migrate=False) as store:
+            versions = {s.name: s.stored_version for s in await statuses(store)}
+    assert versions["runs"] == RunsProjection.version
+    assert "Tampered" not in {row[5] for row in await _rows(store_url, "flow_runs")}
+    # Only the projection whose version changed was rebuilt.
+    assert {row[1] for row in await _rows(store_url, "flows")} == {"tampered"}
+
+
+async def test_status_shows_each_projection_with_its_checkpoint_and_lag(store_url):
+    await record_some_runs(store_url)
+    async with open_store(store_url, projections=inline_projections()) as store:
+        head = await store.head()
+        found = {s.name: s for s in await statuses(store)}
+    assert found["runs"].kind == "inline" and found["runs"].checkpoint == head and found["runs"].lag_events == 0
+    feed = found["event_feed"]
+    assert feed.kind == "async" and feed.checkpoint == 0 and feed.lag_events == head  # no feed service ran
+    assert feed.lag_seconds >= 0
+    assert found["runs"].version == RunsProjection.version
