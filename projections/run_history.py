@@ -30,7 +30,7 @@ from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
-from .history import RUNNING, TERMINAL_TYPES, RunPoint, StateTally, Window, merged, tally
+from .history import RUNNING, TERMINAL_TYPES, RunPoint, StateTally, Window, lateness, merged, tally
 from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
 from .tables import from_us, us
 
@@ -335,10 +335,23 @@ class Snapshot:
         self.position = upto
 
     def buckets(self, now: int) -> list[list[StateTally]]:
-        tallied = tally(self.win, (m.point() for m in self.volatile.values()), now)
+        """The answer at ``now``, summed as the query sums: Running runs one by one in floats
+        (projections/history.tally), every other run's lateness in whole microseconds."""
+        sums = {key: list(values) for key, values in self.sums.items()}
+        running = []
+        for member in self.volatile.values():
+            if member.state_type == RUNNING:
+                running.append(member.point())
+                continue
+            index = self.win.index(member.expected_start_time)  # type: ignore[arg-type]
+            cell = sums.setdefault((index, member.state_type, member.state_name or ""), [0, 0, 0])  # type: ignore[arg-type]
+            cell[0] += 1
+            cell[1] += round(member.total_run_time * 1_000_000)
+            cell[2] += lateness(member.expected_start_time, member.start_time, member.state_type, now)
+        tallied = tally(self.win, running, now)
         return merged(tallied, (
             (index, StateTally(state_type, state_name, count, run_time / 1e6, late / 1e6))
-            for (index, state_type, state_name), (count, run_time, late) in self.sums.items() if count
+            for (index, state_type, state_name), (count, run_time, late) in sums.items() if count
         ))
 
 
