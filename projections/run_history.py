@@ -11,11 +11,14 @@ An asynchronous projection (projections/checkpoints.py) behind ``/flow_runs/hist
   microseconds (integers, so -1 from the old cell and +1 to the new one never drift, and a
   rebuild gives the same rows: `projections verify` compares them).
 
-A run whose run time or lateness depends on "now" (Running; or not started and not finished,
-which is late once its expected start passes) is *volatile*: it is kept out of the cells and
-tallied at read time from its ``run_history_runs`` row (an index on ``volatile``), with the
-same pure functions as the per-request query (projections/history.py). Both parts are read in
-one snapshot with the checkpoint, so an answer is exactly the history at that log position.
+Figures that depend on "now" cannot be summed ahead, so two kinds of run are kept apart. A
+Running run (its run time grows) stays out of the cells and is tallied at read time from its
+``run_history_runs`` row (few: they are running). A run not started and not finished is late
+by now - expected once due: its cells count it and sum its expected start's offset in the
+cell, so a cell wholly in the past gives its lateness as waiting * (now - bucket) - offsets;
+those due in now's own cell are added from their rows. Everything is read in one snapshot with
+the checkpoint; the events after it are folded in at read time (``read_history``), so an answer
+is exactly the per-request query's at the log's head.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ RUNS = Table(
 )
 CELLS = Table(
     "run_history_cells",
-    ("kind", "grain", "bucket", "state_type", "state_name", "count_runs", "sum_run_time", "sum_lateness"),
+    ("kind", "grain", "bucket", "state_type", "state_name", "count_runs", "sum_run_time", "sum_lateness", "waiting",
+     "sum_offset"),
     key=("kind", "grain", "bucket", "state_type", "state_name"),
 )
 
@@ -57,6 +61,7 @@ _TYPES = {
     FLOW_RUN: frozenset({"flow_run.created", "flow_run.state_changed", "flow_run.deleted"}),
     TASK_RUN: frozenset({"task_run.created", "task_run.state_changed", "task_run.deleted"}),
 }
+SETTLED, RUNNING_NOW, WAITING = 0, 1, 2
 _PREFIX = {FLOW_RUN: streams.FLOW_RUN, TASK_RUN: streams.TASK_RUN}
 _NOBODY = UUID(int=0)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,9 +84,14 @@ class Member(NamedTuple):
         return self.state_type is not None and self.expected_start_time is not None
 
     @property
-    def volatile(self) -> bool:
-        """Whether its run time or lateness depends on "now" (see projections/history.py)."""
-        return self.state_type == RUNNING or (self.start_time is None and self.state_type not in TERMINAL_TYPES)
+    def volatile(self) -> int:
+        """SETTLED, or how its figures depend on "now" (projections/history.py): RUNNING_NOW
+        (its run time) or WAITING (not started nor finished: late by now - expected once due)."""
+        if self.state_type == RUNNING:
+            return RUNNING_NOW
+        if self.start_time is None and self.state_type not in TERMINAL_TYPES:
+            return WAITING
+        return SETTLED
 
     def point(self) -> RunPoint:
         return RunPoint(self.expected_start_time, self.start_time, self.state_type, self.state_name,  # type: ignore[arg-type]
@@ -92,16 +102,19 @@ class _Part(NamedTuple):
     state_type: str
     state_name: str
     run_time: int
-    lateness: int
+    lateness: int  # a settled run's; 0 for a waiting one, whose lateness depends on "now"
+    waiting: int  # 1 for a waiting run
 
 
 def _part(member: Member | None) -> tuple[int, _Part] | None:
-    """A settled run's expected start and its contribution to its cells; None if it has none.
-    Its values are the query's: the total run time as is, lateness as started - expected."""
-    if member is None or not member.counted or member.volatile:
+    """A run's expected start and its contribution to its cells; None if it has none (not
+    shown, or Running). Its values are the query's: the total run time as is (whole
+    microseconds), lateness as started - expected."""
+    if member is None or not member.counted or member.volatile == RUNNING_NOW:
         return None
     late = max(member.start_time - member.expected_start_time, 0) if member.start_time is not None else 0  # type: ignore[operator]
-    part = _Part(member.state_type, member.state_name or "", round(member.total_run_time * 1_000_000), late)  # type: ignore[arg-type]
+    part = _Part(member.state_type, member.state_name or "", round(member.total_run_time * 1_000_000), late,  # type: ignore[arg-type]
+                 int(member.volatile == WAITING))
     return member.expected_start_time, part  # type: ignore[return-value]
 
 
@@ -139,7 +152,7 @@ def _member(view: Any) -> Member | None:
 
 
 def member_row(kind: str, run_id: str, member: Member) -> tuple[Any, ...]:
-    return (kind, run_id, *member, int(member.volatile))
+    return (kind, run_id, *member, member.volatile)
 
 
 def fold_runs(kind: str, before: dict[str, Member], records: Sequence[RecordedEvent]) -> dict[str, Member | None]:
@@ -162,10 +175,10 @@ _SQL_MEMBERS = {
     "postgres": "SELECT id, {cols} FROM run_history_runs WHERE kind = ? AND id = ANY(?::text[])",
 }
 _SQL_CELLS = {
-    "sqlite": "SELECT bucket, state_type, state_name, count_runs, sum_run_time, sum_lateness FROM run_history_cells "
-              "WHERE kind = ? AND grain = ? AND bucket IN (SELECT value FROM json_each(?))",
-    "postgres": "SELECT bucket, state_type, state_name, count_runs, sum_run_time, sum_lateness FROM run_history_cells "
-                "WHERE kind = ? AND grain = ? AND bucket = ANY(?::bigint[])",
+    "sqlite": "SELECT bucket, state_type, state_name, count_runs, sum_run_time, sum_lateness, waiting, sum_offset "
+              "FROM run_history_cells WHERE kind = ? AND grain = ? AND bucket IN (SELECT value FROM json_each(?))",
+    "postgres": "SELECT bucket, state_type, state_name, count_runs, sum_run_time, sum_lateness, waiting, sum_offset "
+                "FROM run_history_cells WHERE kind = ? AND grain = ? AND bucket = ANY(?::bigint[])",
 }
 
 
@@ -228,11 +241,14 @@ class RunHistoryProjection:
                     continue
                 expected, part = placed
                 for grain in GRAINS:
-                    cell = deltas.setdefault((kind, grain, expected - expected % grain, part.state_type, part.state_name),
-                                             [0, 0, 0])
+                    offset = expected % grain
+                    cell = deltas.setdefault((kind, grain, expected - offset, part.state_type, part.state_name),
+                                             [0, 0, 0, 0, 0])
                     cell[0] += sign
                     cell[1] += sign * part.run_time
                     cell[2] += sign * part.lateness
+                    cell[3] += sign * part.waiting
+                    cell[4] += sign * part.waiting * offset
 
     async def _cells(
         self, tx: Tx, deltas: dict[tuple[str, int, int, str, str], list[int]], changes: RowChanges,
@@ -241,16 +257,15 @@ class RunHistoryProjection:
         wanted: dict[tuple[str, int], set[int]] = {}
         for kind, grain, bucket, _type, _name in deltas:
             wanted.setdefault((kind, grain), set()).add(bucket)
-        current: dict[tuple[str, int, int, str, str], tuple[int, int, int]] = {}
+        current: dict[tuple[str, int, int, str, str], tuple[int, ...]] = {}
         for (kind, grain), buckets in wanted.items():
             rows = await tx.fetch(_SQL_CELLS[tx.dialect], kind, grain, _list(tx, sorted(buckets)))
-            for bucket, state_type, state_name, count, run_time, late in rows:
-                current[(kind, grain, int(bucket), state_type, state_name)] = (int(count), int(run_time), int(late))
-        for key, (count, run_time, late) in deltas.items():
-            if count == run_time == late == 0:
+            for bucket, state_type, state_name, *values in rows:
+                current[(kind, grain, int(bucket), state_type, state_name)] = tuple(int(v) for v in values)
+        for key, delta in deltas.items():
+            if not any(delta):
                 continue
-            was = current.get(key, (0, 0, 0))
-            total = (was[0] + count, was[1] + run_time, was[2] + late)
+            total = [was + more for was, more in zip(current.get(key, (0, 0, 0, 0, 0)), delta, strict=True)]
             if total[0] == 0:
                 changes.delete(CELLS, key)
             else:
@@ -269,18 +284,23 @@ def grain_for(win: Window) -> int | None:
 
 
 # One statement, so its parts read one snapshot: the checkpoint (tag 0), the log's head (1), the
-# cells' sums per window bucket and state (2), the volatile runs one by one (3). The first part's
-# NULLs are typed: PostgreSQL would take two untyped ones for text.
+# cells' sums per window bucket and state (2), and one by one (3) the Running runs and the
+# waiting runs due between the start of now's cell (``due``) and now. A waiting run's lateness
+# is summed from its cell when the whole cell is before ``due``, else from its row. The first
+# part's NULLs are typed: PostgreSQL would take two untyped ones for text.
 _SQL_READ = (
     "SELECT 0, position, CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS NUMERIC), "
     "CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS TEXT) "
     "FROM projection_checkpoints WHERE name = ? "
     "UNION ALL SELECT 1, (SELECT coalesce(max(position), 0) FROM events), NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
     "NULL UNION ALL SELECT 2, (bucket - ?) / ?, NULL, state_type, state_name, SUM(count_runs), SUM(sum_run_time), "
-    "SUM(sum_lateness), NULL, NULL FROM run_history_cells WHERE kind = ? AND grain = ? AND bucket >= ? AND bucket < ? "
-    "GROUP BY 2, 4, 5 "
-    "UNION ALL SELECT 3, expected_start_time, start_time, state_type, state_name, end_time, state_timestamp, NULL, "
-    "total_run_time, id FROM run_history_runs WHERE kind = ? AND volatile = 1 "
+    "SUM(sum_lateness + CASE WHEN bucket < ? THEN waiting * (? - bucket) - sum_offset ELSE 0 END), NULL, NULL "
+    "FROM run_history_cells WHERE kind = ? AND grain = ? AND bucket >= ? AND bucket < ? GROUP BY 2, 4, 5 "
+    "UNION ALL SELECT 3, expected_start_time, start_time, state_type, state_name, end_time, state_timestamp, "
+    "volatile, total_run_time, id FROM run_history_runs WHERE kind = ? AND volatile = 1 "
+    "AND expected_start_time >= ? AND expected_start_time < ? "
+    "UNION ALL SELECT 3, expected_start_time, start_time, state_type, state_name, end_time, state_timestamp, "
+    "volatile, total_run_time, id FROM run_history_runs WHERE kind = ? AND volatile = 2 "
     "AND expected_start_time >= ? AND expected_start_time < ?"
 )
 _SQL_TAIL_MEMBERS = {
@@ -297,14 +317,16 @@ def _int(value: Any) -> int | None:
 
 
 class Snapshot:
-    """The aggregate's parts over one window at one log position, before they become buckets:
-    the settled runs' integer sums per (window bucket, state type, state name) and the volatile
-    runs by id. ``advance`` moves it along the log, exactly, without writing anything."""
+    """The aggregate over one window at one log position and one "now", before it becomes
+    buckets: integer sums per (window bucket, state type, state name), lateness included, and
+    the runs still to add one by one (``running``: everything; ``due``: their lateness only).
+    ``advance`` moves it along the log, exactly, without writing anything."""
 
-    def __init__(self, kind: str, win: Window, position: int, head: int) -> None:
-        self.kind, self.win, self.position, self.head = kind, win, position, head
+    def __init__(self, kind: str, win: Window, now: int, position: int, head: int) -> None:
+        self.kind, self.win, self.now, self.position, self.head = kind, win, now, position, head
         self.sums: dict[tuple[int, str, str], list[int]] = {}
-        self.volatile: dict[str, Member] = {}
+        self.running: dict[str, Member] = {}
+        self.due: dict[str, Member] = {}
 
     def _add(self, run_id: str, member: Member | None, sign: int) -> None:
         if member is None or not member.counted:
@@ -312,19 +334,24 @@ class Snapshot:
         index = self.win.index(member.expected_start_time)  # type: ignore[arg-type]
         if index is None:
             return
-        if member.volatile:
+        if member.volatile == RUNNING_NOW:
             if sign > 0:
-                self.volatile[run_id] = member
+                self.running[run_id] = member
             else:
-                self.volatile.pop(run_id, None)
+                self.running.pop(run_id, None)
             return
         placed = _part(member)
         assert placed is not None
         part = placed[1]
+        late = part.lateness
+        if part.waiting:
+            late = lateness(member.expected_start_time, None, member.state_type, self.now)
+            if sign < 0 and self.due.pop(run_id, None) is not None:
+                late = 0  # its lateness was still to be added from its row
         cell = self.sums.setdefault((index, part.state_type, part.state_name), [0, 0, 0])
         cell[0] += sign
         cell[1] += sign * part.run_time
-        cell[2] += sign * part.lateness
+        cell[2] += sign * late
 
     def advance(self, before: dict[str, Member], records: Sequence[RecordedEvent], upto: int) -> None:
         """Fold ``records`` (the log after ``position`` up to ``upto``) in: ``before`` holds the
@@ -334,56 +361,52 @@ class Snapshot:
             self._add(run_id, new, 1)
         self.position = upto
 
-    def buckets(self, now: int) -> list[list[StateTally]]:
-        """The answer at ``now``, summed as the query sums: Running runs one by one in floats
-        (projections/history.tally), every other run's lateness in whole microseconds."""
+    def buckets(self) -> list[list[StateTally]]:
+        """The answer, summed as the query sums: Running runs one by one in floats
+        (projections/history.tally), every other run in whole microseconds."""
         sums = {key: list(values) for key, values in self.sums.items()}
-        running = []
-        for member in self.volatile.values():
-            if member.state_type == RUNNING:
-                running.append(member.point())
-                continue
+        for member in self.due.values():
             index = self.win.index(member.expected_start_time)  # type: ignore[arg-type]
             cell = sums.setdefault((index, member.state_type, member.state_name or ""), [0, 0, 0])  # type: ignore[arg-type]
-            cell[0] += 1
-            cell[1] += round(member.total_run_time * 1_000_000)
-            cell[2] += lateness(member.expected_start_time, member.start_time, member.state_type, now)
-        tallied = tally(self.win, running, now)
+            cell[2] += lateness(member.expected_start_time, None, member.state_type, self.now)
+        tallied = tally(self.win, (m.point() for m in self.running.values()), self.now)
         return merged(tallied, (
             (index, StateTally(state_type, state_name, count, run_time / 1e6, late / 1e6))
             for (index, state_type, state_name), (count, run_time, late) in sums.items() if count
         ))
 
 
-async def read_snapshot(tx: Tx, kind: str, win: Window, grain: int) -> Snapshot:
-    """The aggregate over ``win`` (whose start and interval ``grain`` divides), read in one
-    statement: at its checkpoint, with the log's head then."""
-    rows = await tx.fetch(_SQL_READ, NAME, win.start, win.interval, kind, grain, win.start, win.end, kind,
-                          win.start, win.end)
+async def read_snapshot(tx: Tx, kind: str, win: Window, grain: int, now: int) -> Snapshot:
+    """The aggregate over ``win`` (whose start and interval ``grain`` divides) at ``now``, read
+    in one statement: at its checkpoint, with the log's head then."""
+    due = now - now % grain
+    rows = await tx.fetch(
+        _SQL_READ, NAME, win.start, win.interval, due, now, kind, grain, win.start, win.end,
+        kind, win.start, win.end, kind, max(due, win.start), min(now, win.end),
+    )
     parts: dict[int, list[Sequence[Any]]] = {0: [], 1: [], 2: [], 3: []}
     for row in rows:
         parts[int(row[0])].append(row)
     position = int(parts[0][0][1]) if parts[0] else 0
-    snapshot = Snapshot(kind, win, position, int(parts[1][0][1]))
+    snapshot = Snapshot(kind, win, now, position, int(parts[1][0][1]))
     for row in parts[2]:
         snapshot.sums[(int(row[1]), row[3], row[4])] = [int(row[5]), int(row[6]), int(row[7])]
     for row in parts[3]:
-        snapshot.volatile[row[9]] = Member(
-            _int(row[1]), _int(row[2]), _int(row[5]), float(row[8]), row[3], row[4], _int(row[6]),
-        )
+        member = Member(_int(row[1]), _int(row[2]), _int(row[5]), float(row[8]), row[3], row[4], _int(row[6]))
+        (snapshot.running if int(row[7]) == RUNNING_NOW else snapshot.due)[row[9]] = member
     return snapshot
 
 
 async def read_history(
-    store: EventStore, kind: str, win: Window, grain: int, *, max_tail: int, attempts: int = 3,
+    store: EventStore, kind: str, win: Window, grain: int, now: int, *, max_tail: int, attempts: int = 3,
 ) -> Snapshot | None:
-    """The aggregate over ``win`` brought up to the log's head: the events after its checkpoint
-    (at most ``max_tail`` of them) are folded in at read time against the runs' rows as the
-    aggregate had them, so the answer is exact at the head, however far the service is behind.
-    None when the tail is longer, or the projection moved on under every attempt."""
+    """The aggregate over ``win`` at ``now`` brought up to the log's head: the events after its
+    checkpoint (at most ``max_tail`` of them) are folded in at read time against the runs' rows
+    as the aggregate had them, so the answer is exact at the head, however far the service is
+    behind. None when the tail is longer, or the projection moved on under every attempt."""
     for _ in range(attempts):
         async with store.reading() as tx:
-            snapshot = await read_snapshot(tx, kind, win, grain)
+            snapshot = await read_snapshot(tx, kind, win, grain, now)
         if snapshot.head == snapshot.position:
             return snapshot
         if snapshot.head - snapshot.position > max_tail:

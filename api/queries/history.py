@@ -138,10 +138,12 @@ async def aggregated_history(store: EventStore, table: str, win: Window, now: da
     grain = run_history.grain_for(win)
     if grain is None:
         return None
-    snapshot = await run_history.read_history(store, _KINDS[table], win, grain, max_tail=AGGREGATE_MAX_LAG)
+    snapshot = await run_history.read_history(
+        store, _KINDS[table], win, grain, us(now), max_tail=AGGREGATE_MAX_LAG,  # type: ignore[arg-type]
+    )
     if snapshot is None:
         return None
-    return History(snapshot.buckets(us(now)), snapshot.position, "aggregate")  # type: ignore[arg-type]
+    return History(snapshot.buckets(), snapshot.position, "aggregate")
 
 
 async def _history(
