@@ -2,7 +2,8 @@
 query answers: randomized flow and task runs seeded through a real server on each backend, then
 both paths compared bucket by bucket over aligned windows, with the projection caught up, part
 way behind (the rest folded in at read time) and rebuilt; `projections verify` agrees with it;
-an unaligned window is not served by it; the answer's headers say which path and log position."""
+an unaligned window is not served by it; the answer's headers say which path and log position;
+its checkpoint and lag are on /metrics."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from runlog.projections.verify import verify
 
 from ..servers import serve, until
 from .conftest import START, TIME_BASED_SERVICES_OFF
+from .test_metrics import scrape
 
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 NOW = START  # 12:00, the server's manual clock
@@ -218,3 +220,14 @@ async def test_history_answers_say_their_log_position_and_source(env):
             assert response.status == 200
             assert response.headers["X-Runlog-History-Source"] == "query"
             assert int(response.headers["X-Runlog-Log-Position"]) == await store.head()
+
+
+async def test_the_history_projection_reports_its_checkpoint_and_lag_in_metrics(env):
+    async with serve(env, clock=ManualClock(START)) as server:
+        await seed(server, random.Random(3), 5)
+        store = server.app[keys.STORE]
+        await until(lambda: checkpoint_is_head(store))
+        samples = await scrape(server)
+        labels = frozenset({("projection", run_history.NAME)})
+        assert samples[("runlog_projection_checkpoint_position", labels)] == await store.head()
+        assert samples[("runlog_projection_lag_events", labels)] == 0
