@@ -180,6 +180,12 @@ async def test_aggregate_answers_equal_the_query_caught_up_behind_and_rebuilt(en
         await catch_up(store, projection, upto=head // 2)
         assert await checkpoint(store, run_history.NAME) == head // 2
         await compare_all(store)
+        # Further behind than it may fold at read time: no answer from it (the query answers).
+        win, behind = windows()[0], head - head // 2
+        assert await run_history.read_history(store, run_history.FLOW_RUN, win, 60_000_000, us(NOW),
+                                              max_tail=behind - 1) is None
+        assert await run_history.read_history(store, run_history.FLOW_RUN, win, 60_000_000, us(NOW),
+                                              max_tail=behind) is not None
         await catch_up(store, projection)
         await compare_all(store, must_be_caught_up=True)
 
