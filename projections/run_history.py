@@ -190,11 +190,15 @@ def _list(tx: Tx, values: Iterable[Any]) -> Any:
 class RunHistoryProjection:
     """Folds the log into the history tables; give it to ``checkpoints.catch_up``.
 
-    It reads its own rows (each run's part, the cells it changes) from ``store`` before a page,
-    so it must read the store it writes to (``writing_to`` gives one for another store).
+    It reads its own rows (each run's part, the cells it changes) before a page, from ``store``
+    or the transaction it is given, so it must read where it writes (``writing_to`` gives one
+    for another store). Its cells are read, added to and written back: one writer at a time
+    (its service is a singleton).
     """
 
     name = NAME
+    version = 1
+    """Bump it whenever the rows it makes from the same events change."""
     tables = (RUNS, CELLS)
 
     def __init__(self, store: EventStore) -> None:
@@ -203,7 +207,9 @@ class RunHistoryProjection:
     def writing_to(self, store: EventStore) -> RunHistoryProjection:
         return RunHistoryProjection(store)
 
-    async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
+    async def changes(self, events: Sequence[RecordedEvent], tx: Tx | None = None) -> RowChanges:
+        """The rows ``events`` change; their current values are read in ``tx`` when given (a
+        rebuild's transaction over its own tables), else from the store."""
         changes = RowChanges()
         batches: dict[str, list[RecordedEvent]] = {FLOW_RUN: [], TASK_RUN: []}
         for record in events:
@@ -212,13 +218,19 @@ class RunHistoryProjection:
                     batches[kind].append(record)
         if not any(batches.values()):
             return changes
-        deltas: dict[tuple[str, int, int, str, str], list[int]] = {}
-        async with self.store.reading() as tx:
-            for kind, batch in batches.items():
-                if batch:
-                    await self._fold(tx, kind, batch, changes, deltas)
-            await self._cells(tx, deltas, changes)
+        if tx is not None:
+            await self._changes(tx, batches, changes)
+        else:
+            async with self.store.reading() as own:
+                await self._changes(own, batches, changes)
         return changes
+
+    async def _changes(self, tx: Tx, batches: dict[str, list[RecordedEvent]], changes: RowChanges) -> None:
+        deltas: dict[tuple[str, int, int, str, str], list[int]] = {}
+        for kind, batch in batches.items():
+            if batch:
+                await self._fold(tx, kind, batch, changes, deltas)
+        await self._cells(tx, deltas, changes)
 
     async def _fold(
         self, tx: Tx, kind: str, batch: list[RecordedEvent], changes: RowChanges,
@@ -413,7 +425,8 @@ async def read_history(
             return None
         types = _TYPES[kind]
         tail = [r async for r in store.read_all(after=snapshot.position, limit=snapshot.head - snapshot.position)]
-        mine = [r for r in tail if r.type in types]
+        # Bounded by position too: where retention left gaps the count reaches past the head.
+        mine = [r for r in tail if r.type in types and r.position <= snapshot.head]
         ids = list(dict.fromkeys(r.stream_id.removeprefix(_PREFIX[kind]) for r in mine))
         async with store.reading() as tx:
             sql = _SQL_TAIL_MEMBERS[tx.dialect].format(cols=", ".join(RUNS.columns[2:9]))
