@@ -15,7 +15,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
-from runlog.commands.projection_services import event_feed_service
+from runlog.commands.projection_services import event_feed_service, run_history_service
 from runlog.commands.integrity import KnownIds
 from runlog.commands.cancellation_cleanup import cancellation_cleanup_service
 from runlog.commands.late_runs import late_runs_service
@@ -125,7 +125,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 def background_services(app: web.Application) -> list:
     """Every loop the server runs, each a step on the one service runner."""
     store, settings, cache = app[keys.STORE], app[keys.SETTINGS], app[keys.VIEW_CACHE]
-    services = [lease_expiry_service(store), event_feed_service(store)]
+    services = [lease_expiry_service(store), event_feed_service(store), run_history_service(store)]
     if settings.services_late_runs_enabled:
         services.append(late_runs_service(
             store, interval=settings.services_late_runs_loop_seconds,

@@ -14,6 +14,7 @@ from datetime import datetime
 from runlog.eventstore import EventStore
 from runlog.projections.checkpoints import AsyncProjection, catch_up
 from runlog.projections.event_feed import EventFeedProjection
+from runlog.projections.run_history import RunHistoryProjection
 
 from .runner import Service
 
@@ -49,4 +50,8 @@ def event_feed_service(store: EventStore) -> Service:
     return projection_service(store, EventFeedProjection(store))
 
 
-__all__ = ["event_feed_service", "projection_service"]
+def run_history_service(store: EventStore) -> Service:
+    return projection_service(store, RunHistoryProjection(store))
+
+
+__all__ = ["event_feed_service", "projection_service", "run_history_service"]

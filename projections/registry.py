@@ -20,6 +20,7 @@ from .deliveries import DeliveriesProjection
 from .deployments import DeploymentsProjection
 from .flow_run_inputs import FlowRunInputsProjection
 from .flows import FlowsProjection
+from .run_history import RunHistoryProjection
 from .runs_writer import RunsProjection
 from .task_run_state_cache import TaskRunStateCacheProjection
 from .variables import VariablesProjection
@@ -39,7 +40,7 @@ def inline_projections(cache: ViewCache | None = None) -> list[InlineProjection]
 
 def async_projections(store: EventStore) -> list[AsyncProjection]:
     """The read models that follow the log from their own checkpoints (reading ``store``)."""
-    return [EventFeedProjection(store)]
+    return [EventFeedProjection(store), RunHistoryProjection(store)]
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,11 @@ async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> 
 
 
 async def _refold(live: Any, rebuilt: Any, projection: Any, upto: int) -> None:
-    """Fold the live log up to ``upto`` through ``projection`` into the scratch database."""
+    """Fold the live log up to ``upto`` through ``projection`` into the scratch database.
+
+    A projection that reads its own rows while folding (run_history) reads the scratch ones."""
+    if hasattr(projection, "writing_to"):
+        projection = projection.writing_to(rebuilt)
     page: list[RecordedEvent] = []
     async for record in live.read_all():
         if record.position > upto:  # a position, not a count: the log may have gaps (retention)

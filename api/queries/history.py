@@ -1,13 +1,17 @@
 """The reads behind the run history routes and the UI's summaries, over the runs tables with the
 run filters of run_filters.py: one query per request. The bucket maths and the per-run estimates
 are projections/history.py's pure functions; "now" is the caller's (the app's injected clock).
+
+An unfiltered history whose buckets the pre-aggregated projection (projections/run_history.py)
+tiles exactly is answered from it instead, with the events it has not folded yet folded in at
+read time, unless there are more than AGGREGATE_MAX_LAG of them: then from the query.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -16,6 +20,7 @@ from runlog.eventstore import EventStore
 from runlog.projections.history import (
     FAILED_TYPES, TERMINAL_TYPES, RunPoint, StateTally, Window, dashboard_window, merged, tally,
 )
+from runlog.projections import run_history
 from runlog.projections.tables import in_list, list_param, us
 
 from ..schemas import filters as f
@@ -42,8 +47,8 @@ _TERMINAL_LIST = ", ".join(f"'{t}'" for t in sorted(TERMINAL_TYPES))  # our own 
 # Running summed in SQL by bucket and state (their run time is their total, read from the view's
 # JSON, the one place it is kept; their lateness is _lateness_sql), then the Running runs one
 # by one with their views, whose time depends on "now" and their state's timestamp, which only
-# the view holds; those few are tallied in Python (projections/history.py). The first column
-# says which part a row is of.
+# the view holds; those few are tallied in Python (projections/history.py); last the log's head,
+# which the runs tables (an inline projection) reflect. The first column says which part a row is of.
 _HISTORY = (
     "SELECT 0, ({a}.expected_start_time - ?) / ?, {a}.state_type, {a}.state_name, COUNT(*), SUM({total}), "
     "SUM({lateness}), NULL, NULL FROM {table} {a} WHERE {a}.expected_start_time >= ? "
@@ -51,7 +56,8 @@ _HISTORY = (
     "GROUP BY 2, 3, 4 "
     "UNION ALL SELECT 1, {a}.expected_start_time, {a}.state_type, {a}.state_name, 1, 0, 0, {a}.start_time, {a}.view "
     "FROM {table} {a} WHERE {a}.expected_start_time >= ? AND {a}.expected_start_time < ? "
-    "AND {a}.state_type = 'RUNNING' AND {where}"
+    "AND {a}.state_type = 'RUNNING' AND {where} "
+    "UNION ALL SELECT 2, (SELECT coalesce(max(position), 0) FROM events), NULL, NULL, NULL, NULL, NULL, NULL, NULL"
 )
 _TOTAL_RUN_TIME = {
     "sqlite": "COALESCE(json_extract(CAST({a}.view AS TEXT), '$.total_run_time'), 0)",
@@ -75,11 +81,26 @@ def _point(row: Sequence[Any]) -> RunPoint:
     return RunPoint(row[1], row[7], row[2], row[3], times.total_run_time, stamp)
 
 
-async def _history(
+class History(NamedTuple):
+    """A history's buckets, the log position they reflect, and where they were read from."""
+
+    buckets: list[list[StateTally]]
+    position: int
+    source: str  # "aggregate" or "query"
+
+
+AGGREGATE_MAX_LAG = 10_000
+"""Events the history projection may lag the log's head by and still answer (it folds them in
+at read time, projections/run_history.read_history): further behind (catching up after an
+upgrade or a restore), an answer comes from the query instead."""
+
+_KINDS = {"flow_runs": run_history.FLOW_RUN, "task_runs": run_history.TASK_RUN}
+
+
+async def queried_history(
     store: EventStore, table: str, alias: str, query: Resource, body: Any, win: Window, now: datetime
-) -> list[list[StateTally]]:
-    if win.count == 0:
-        return []
+) -> History:
+    """The history from the runs table, one statement (the fallback for every request)."""
     moment = us(now)
     async with store.reading() as tx:
         where, params = query.where(tx, body)
@@ -90,24 +111,57 @@ async def _history(
         rows = await tx.fetch(
             sql, win.start, win.interval, moment, moment, win.start, win.end, *params, win.start, win.end, *params
         )
+    position = next(int(row[1]) for row in rows if row[0] == 2)
+    if win.count == 0:
+        return History([], position, "query")
     running = (_point(row) for row in rows if row[0] == 1)
     buckets = tally(win, running, moment)  # type: ignore[arg-type]
-    return merged(buckets, (
+    return History(merged(buckets, (
         (int(row[1]), StateTally(row[2], row[3] or "", int(row[4]), float(row[5] or 0), float(row[6] or 0) / 1e6))
         for row in rows if row[0] == 0
-    ))
+    )), position, "query")
 
 
-async def flow_run_history(
-    store: EventStore, filters: f.FlowRunCountRequest, win: Window, now: datetime
-) -> list[list[StateTally]]:
+def _unfiltered(body: Any) -> bool:
+    """Whether no filter of ``body`` (a count request) admits fewer runs than all: each is
+    absent or equal to its type's empty filter."""
+    for name in body.__struct_fields__:
+        value = getattr(body, name)
+        if value is not None and value != type(value)():
+            return False
+    return True
+
+
+async def aggregated_history(store: EventStore, table: str, win: Window, now: datetime) -> History | None:
+    """The unfiltered history from the aggregate brought up to the log's head, or None when it
+    cannot answer exactly (the buckets are not whole grains) or lags too far."""
+    grain = run_history.grain_for(win)
+    if grain is None:
+        return None
+    snapshot = await run_history.read_history(
+        store, _KINDS[table], win, grain, us(now), max_tail=AGGREGATE_MAX_LAG,  # type: ignore[arg-type]
+    )
+    if snapshot is None:
+        return None
+    return History(snapshot.buckets(), snapshot.position, "aggregate")
+
+
+async def _history(
+    store: EventStore, table: str, alias: str, query: Resource, body: Any, win: Window, now: datetime
+) -> History:
+    if _unfiltered(body):
+        answer = await aggregated_history(store, table, win, now)
+        if answer is not None:
+            return answer
+    return await queried_history(store, table, alias, query, body, win, now)
+
+
+async def flow_run_history(store: EventStore, filters: f.FlowRunCountRequest, win: Window, now: datetime) -> History:
     """Each bucket's flow runs by state, among the runs ``filters`` admits."""
     return await _history(store, "flow_runs", "fr", FLOW_RUN_QUERY, filters, win, now)
 
 
-async def task_run_history(
-    store: EventStore, filters: f.TaskRunCountRequest, win: Window, now: datetime
-) -> list[list[StateTally]]:
+async def task_run_history(store: EventStore, filters: f.TaskRunCountRequest, win: Window, now: datetime) -> History:
     return await _history(store, "task_runs", "tr", TASK_RUN_QUERY, filters, win, now)
 
 

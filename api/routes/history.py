@@ -21,6 +21,9 @@ from ..schemas.history import FlowRunHistoryRequest, HistoryInterval, HistorySta
 
 routes = web.RouteTableDef()
 
+POSITION_HEADER = "X-Runlog-Log-Position"
+SOURCE_HEADER = "X-Runlog-History-Source"
+
 _RANGE_ERRORS = {422: "The interval is under one second, or the range ends after the latest representable time"}
 
 
@@ -49,12 +52,17 @@ def _answer(win: Window, buckets: list[list[StateTally]]) -> list[HistoryInterva
 
 async def _history(
     request: web.Request, kind: type[TaskRunHistoryRequest],
-    read: Callable[[Any, Any, Window, datetime], Awaitable[list[list[StateTally]]]], filters: Callable[[Any], Any],
+    read: Callable[[Any, Any, Window, datetime], Awaitable[queries.History]], filters: Callable[[Any], Any],
 ) -> web.Response:
     body = await decode_body(request, kind)
     win = _window(body)
-    buckets = await read(request.config_dict[keys.STORE], filters(body), win, request.config_dict[keys.CLOCK]())
-    return json_response(_answer(win, buckets))
+    history = await read(request.config_dict[keys.STORE], filters(body), win, request.config_dict[keys.CLOCK]())
+    response = json_response(_answer(win, history.buckets))
+    # Which log position the answer reflects, and whether the pre-aggregated projection (which
+    # may lag the log, README "Run history") or the runs tables answered.
+    response.headers[POSITION_HEADER] = str(history.position)
+    response.headers[SOURCE_HEADER] = history.source
+    return response
 
 
 @routes.post("/flow_runs/history")

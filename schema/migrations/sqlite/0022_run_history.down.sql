@@ -1,0 +1,2 @@
+DROP TABLE run_history_cells;
+DROP TABLE run_history_runs;
