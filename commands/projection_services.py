@@ -14,6 +14,7 @@ from datetime import datetime
 from runlog.eventstore import EventStore
 from runlog.projections.checkpoints import AsyncProjection, catch_up
 from runlog.projections.event_feed import EventFeedProjection
+from runlog.projections.rebuild import rebuilding
 from runlog.projections.run_history import RunHistoryProjection
 
 from .runner import Service
@@ -34,6 +35,8 @@ def projection_service(
 
     async def step(_now: datetime) -> None:
         nonlocal reached
+        if rebuilding(projection.name):
+            return  # the rebuild's swap sets the checkpoint; the next round goes on from there
         reached = await catch_up(store, projection)
 
     async def wake() -> None:

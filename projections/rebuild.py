@@ -212,7 +212,11 @@ async def _swap(tx: Tx, table: Table) -> None:
 async def _fold(spec: Spec, tx: ShadowTx, records: Sequence[RecordedEvent]) -> None:
     projection = spec.projection
     if spec.kind == "async":
-        await persist(tx, await projection.changes(records))
+        # A fold that reads its own rows (run_history) reads the shadows, in this transaction.
+        if getattr(projection, "reads_own_rows", False):
+            await persist(tx, await projection.changes(records, tx))
+        else:
+            await persist(tx, await projection.changes(records))
     elif getattr(projection, "per_event", False):
         # It reads rows that earlier events change (eventstore/base.py): one event at a time, as
         # the append path hands them; only the types it folds (``event_types``) are worth a call.
@@ -251,6 +255,13 @@ def select(store: EventStore, names: Sequence[str] = ()) -> list[Spec]:
 
 _running: set[str] = set()
 """The projections this process is rebuilding now."""
+
+
+def rebuilding(name: str) -> bool:
+    """Whether this process is rebuilding ``name`` now: its catch-up service holds off until the
+    swap is done, because a fold that reads its own rows (run_history's cells, read, added to
+    and written back) would otherwise write over the swapped rows from what it read before."""
+    return name in _running
 
 
 def check(store: EventStore, names: Sequence[str] = ()) -> list[Spec]:
@@ -441,6 +452,6 @@ async def rebuild_outdated(store: EventStore, *, on_progress: Progress | None = 
 
 
 __all__ = [
-    "BATCH_EVENTS", "FINAL_LAG", "REBUILDING", "SHADOW", "VERSIONS", "RebuildBusy", "RebuildError", "Rebuilt",
+    "BATCH_EVENTS", "FINAL_LAG", "REBUILDING", "SHADOW", "VERSIONS", "RebuildBusy", "RebuildError", "Rebuilt", "rebuilding",
     "ShadowTx", "UnknownProjection", "check", "rebuild", "rebuild_outdated", "select",
 ]

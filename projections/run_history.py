@@ -200,6 +200,7 @@ class RunHistoryProjection:
     version = 1
     """Bump it whenever the rows it makes from the same events change."""
     tables = (RUNS, CELLS)
+    reads_own_rows = True  # a rebuild hands ``changes`` its shadow transaction (projections/rebuild.py)
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
