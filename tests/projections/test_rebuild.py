@@ -67,7 +67,7 @@ async def test_a_rebuild_replaces_the_live_tables_with_the_fold_of_the_log(store
     async with open_store(store_url, projections=inline_projections()) as store:
         done = await rebuild(store)
         head = await store.head()
-    assert {r.name for r in done} >= {"runs", "flows", "event_feed"}
+    assert {r.name for r in done} >= {"runs", "flows", "event_feed", "run_history"}
     assert all(r.position == head for r in done)
     result = await verify(store_url)
     assert result.equal, [t for t in result.tables if not t.equal]
