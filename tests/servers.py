@@ -35,6 +35,10 @@ from runlog.commands.clock import Clock, system_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNLOG = [sys.executable, "-c", "from runlog.api.cli import main; main()"]
+PREFECT_PYTHON = os.environ.get("RUNLOG_TEST_PREFECT_PYTHON") or sys.executable
+"""The Python whose `prefect` runs the flows and the CLI in the compatibility and browser tests:
+this one (Prefect 3.8.8, the test extra) unless RUNLOG_TEST_PREFECT_PYTHON names another virtual
+environment's, which is how the README's list of working client versions is checked."""
 """``runlog`` of this checkout, whether or not the venv's script is on PATH."""
 
 BANNER = re.compile(r"^Starting runlog server on http://(?P<host>.+):(?P<port>\d+)/api\b", re.MULTILINE)
@@ -200,3 +204,17 @@ def runlog_server(env: dict[str, str], log: Path, *args: str, **kwargs: object) 
         yield running
     finally:
         stop_quietly(running)
+
+
+def run_flow(env: dict[str, str], scenario: str) -> dict:
+    """A flow of tests/compat/flows.py run by the Prefect client in ``env``; its outcome as the
+    scenario prints it (flow_run_id, state, ...)."""
+    import json
+
+    done = subprocess.run(
+        [PREFECT_PYTHON, "-m", "tests.compat.flows", scenario],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0 and lines, f"flow {scenario} failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads(lines[-1])

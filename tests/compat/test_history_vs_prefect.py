@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,12 +25,11 @@ import httpx
 import pytest
 
 from ..conftest import new_pg_database
-from ..servers import ROOT, runlog_server, server_env, unused_port
+from ..servers import PREFECT_PYTHON, ROOT, runlog_server, server_env, unused_port
 from .history_loader import BASE
 
 pytestmark = pytest.mark.slow
 
-PREFECT_PYTHON = os.environ.get("RUNLOG_TEST_PREFECT_PYTHON") or sys.executable
 SLACK = 5.0  # seconds a time sum may differ per run (paired calls, two clocks, Prefect's whole seconds)
 
 PREFECT_SERVICES_OFF = {

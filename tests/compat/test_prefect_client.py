@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
-import sys
 
 import httpx
 import pytest
 
 from ..api.test_orphans import UNKNOWN, store_orphans
-from ..servers import ROOT, runlog_server, server_env
-
-# The Python whose `prefect` runs the flows and the CLI: this one (Prefect 3.8.8, the test
-# extra) unless RUNLOG_TEST_PREFECT_PYTHON names another virtual environment's, which is how
-# the README's list of working client versions is checked.
-PREFECT_PYTHON = os.environ.get("RUNLOG_TEST_PREFECT_PYTHON") or sys.executable
+from ..servers import PREFECT_PYTHON, ROOT, run_flow, runlog_server, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +32,7 @@ class Runlog:
         return response.json()
 
     def run_flow(self, scenario: str) -> dict:
-        done = subprocess.run(
-            [PREFECT_PYTHON, "-m", "tests.compat.flows", scenario],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=180,
-        )
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        assert done.returncode == 0 and lines, f"flow {scenario} failed:\n{done.stdout}\n{done.stderr}"
-        return json.loads(lines[-1])
+        return run_flow(self.env, scenario)
 
     def prefect(self, *args: str) -> str:
         done = subprocess.run(

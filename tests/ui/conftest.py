@@ -16,8 +16,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +24,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from ..servers import ROOT, runlog_server, server_env
+from ..servers import run_flow, runlog_server, server_env
 
 ARTIFACTS = Path(os.environ.get("RUNLOG_TEST_UI_ARTIFACTS") or Path(__file__).parent / "artifacts")
 
 # The Python whose `prefect` makes the runs the pages show (the test extra's, as in tests/compat).
-PREFECT_PYTHON = os.environ.get("RUNLOG_TEST_PREFECT_PYTHON") or sys.executable
 
 EXPECTED_FAILURES = {
     # Prefect 3.8.8's own server answers these 404 too: the bundles ask for them themselves.
@@ -89,13 +86,7 @@ class Runlog:
 
     def run_flow(self, scenario: str) -> dict:
         """A flow of tests/compat/flows.py run by the Prefect client; its outcome (flow_run_id, state)."""
-        done = subprocess.run(
-            [PREFECT_PYTHON, "-m", "tests.compat.flows", scenario],
-            cwd=ROOT, env=self.client_env, capture_output=True, text=True, timeout=180,
-        )
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        assert done.returncode == 0 and lines, f"flow {scenario} failed:\n{done.stdout}\n{done.stderr}"
-        return json.loads(lines[-1])
+        return run_flow(self.client_env, scenario)
 
     def get(self, path: str) -> object:
         response = httpx.get(self.api + path, timeout=30)
