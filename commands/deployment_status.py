@@ -18,6 +18,7 @@ going NOT_READY, does not change its status (Prefect's neither).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
@@ -66,11 +67,13 @@ async def deployments_polled(store: EventStore, deployment_ids: Sequence[UUID], 
     and READY those that are not. Deployments polled lately and READY cost one read."""
     now = clock()
     views = await reads.get_many(store, list(dict.fromkeys(deployment_ids)))
+    # The polls due are appended at once, so the store commits them in one batch: a runner
+    # serving many deployments waits for one commit, not one per deployment.
+    await asyncio.gather(*(
+        record(store, streams.runner_polls(view.id), [catalogue.DeploymentPolled(deployment_id=view.id, polled=now)])
+        for view in views.values() if not _polled_lately(view.last_polled, now)
+    ))
     for view in views.values():
-        if not _polled_lately(view.last_polled, now):
-            await record(store, streams.runner_polls(view.id), [
-                catalogue.DeploymentPolled(deployment_id=view.id, polled=now),
-            ])
         if view.status != READY:
             await _make_ready(store, view.id, clock=lambda: now)
 
