@@ -218,3 +218,28 @@ def run_flow(env: dict[str, str], scenario: str) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0 and lines, f"flow {scenario} failed:\n{done.stdout}\n{done.stderr}"
     return json.loads(lines[-1])
+
+
+def interrupt_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Ctrl-C to a process started in a session of its own (and its children), SIGKILL if it
+    has not exited within ``timeout``: how the compat tests stop `flow.serve()` and workers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for_deployment(server, name: str, serving: subprocess.Popen, log: Path, timeout: float = 90) -> list:
+    """The deployments named ``name`` once `flow.serve()` (``serving``, logging to ``log``) has
+    created them; fails with its log if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = server.post("/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
+        if found:
+            return found
+        assert serving.poll() is None, log.read_text()
+        time.sleep(0.5)
+    raise AssertionError("flow.serve() never created its deployment:\n" + log.read_text())

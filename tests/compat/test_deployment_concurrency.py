@@ -5,14 +5,13 @@ never overlap, and the second waits in AwaitingConcurrencySlot and runs after th
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from datetime import datetime
 
 import pytest
 
-from ..servers import runlog_server, server_env
+from ..servers import interrupt_group, runlog_server, server_env, wait_for_deployment
 from .test_prefect_client import PREFECT_PYTHON, ROOT, Runlog
 
 pytestmark = pytest.mark.slow
@@ -47,15 +46,7 @@ def test_two_runs_of_a_deployment_limited_to_one_never_overlap(quick_slots, tmp_
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            found = runlog.post("/deployments/filter", {"deployments": {"name": {"any_": ["limited"]}}})
-            if found:
-                break
-            assert serving.poll() is None, (tmp_path / "serve.log").read_text()
-            time.sleep(0.5)
-        else:
-            pytest.fail("flow.serve() never created its deployment:\n" + (tmp_path / "serve.log").read_text())
+        found = wait_for_deployment(runlog, "limited", serving, tmp_path / "serve.log")
         (deployment,) = found
         assert deployment["global_concurrency_limit"]["limit"] == 1
         assert deployment["concurrency_options"] is None and deployment["concurrency_limit"] is None
@@ -80,11 +71,5 @@ def test_two_runs_of_a_deployment_limited_to_one_never_overlap(quick_slots, tmp_
         limit = runlog.get(f"/v2/concurrency_limits/deployment:{deployment['id']}")
         assert limit["active_slots"] == 0
     finally:
-        if serving.poll() is None:
-            os.killpg(serving.pid, signal.SIGINT)
-            try:
-                serving.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(serving.pid, signal.SIGKILL)
-                serving.wait()
+        interrupt_group(serving)
         log.close()

@@ -5,13 +5,12 @@ the parameter schema enforced, schedules CRUD, and ``flow.serve()`` running a ru
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 
 import pytest
 
+from ..servers import interrupt_group, wait_for_deployment
 from .test_prefect_client import PREFECT_PYTHON, ROOT, Runlog, runlog  # noqa: F401 - runlog is the server fixture
 
 pytestmark = pytest.mark.slow
@@ -97,15 +96,7 @@ def test_flow_serve_runs_a_run_created_by_run_deployment(runlog, tmp_path):  # n
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            found = runlog.post("/deployments/filter", {"deployments": {"name": {"any_": ["served"]}}})
-            if found:
-                break
-            assert serving.poll() is None, (tmp_path / "serve.log").read_text()
-            time.sleep(0.5)
-        else:
-            pytest.fail("flow.serve() never created its deployment:\n" + (tmp_path / "serve.log").read_text())
+        wait_for_deployment(runlog, "served", serving, tmp_path / "serve.log")
 
         created = scenario(runlog, "run", "compat-served/served")
         assert created["parameters"] == {"x": 21}
@@ -129,13 +120,7 @@ def test_flow_serve_runs_a_run_created_by_run_deployment(runlog, tmp_path):  # n
         inspected = json.loads(runlog.prefect("deployment", "inspect", "compat-served/served", "--output", "json"))
         assert inspected["status"] == "READY" and inspected["last_polled"] is not None
     finally:
-        if serving.poll() is None:
-            os.killpg(serving.pid, signal.SIGINT)
-            try:
-                serving.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(serving.pid, signal.SIGKILL)
-                serving.wait()
+        interrupt_group(serving)
         log.close()
 
 

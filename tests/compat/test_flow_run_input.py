@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from ..servers import interrupt_group
 from .test_prefect_client import ROOT, Runlog, runlog  # noqa: F401 - runlog is the server fixture
 
 pytestmark = pytest.mark.slow
@@ -86,9 +87,6 @@ def test_a_deployment_run_suspended_for_input_ends_suspended_and_resumes_with_it
     """suspend_flow_run in a run of a deployment served by flow.serve(): the run ends PAUSED
     "Suspended" with its process gone, is resumed with input (Scheduled "Resuming"), and the
     runner runs it again to completion with that input."""
-    import os
-    import signal
-
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below, after the process
     serving = subprocess.Popen(
         [sys.executable, "-m", "tests.compat.suspend_flows", "serve"], cwd=ROOT,
@@ -138,11 +136,5 @@ def test_a_deployment_run_suspended_for_input_ends_suspended_and_resumes_with_it
         )
         assert said
     finally:
-        if serving.poll() is None:
-            os.killpg(serving.pid, signal.SIGINT)
-            try:
-                serving.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(serving.pid, signal.SIGKILL)
-                serving.wait()
+        interrupt_group(serving)
         log.close()
