@@ -29,6 +29,7 @@ from runlog.eventstore import (
     StreamNotFound,
     WriteRejected,
 )
+from runlog.projections.block_secrets import SealBroken
 
 from .errors import RunlogError
 from .http import json_response
@@ -113,6 +114,12 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         status = 503
         log.error("storage_misconfigured", error=str(exc))
         return _error(503, f"the database is misconfigured: {exc}")
+    except SealBroken as exc:
+        # The operator's key does not open the stored secrets (a restore without its key): say
+        # so, as the message holds neither the secret nor the token.
+        status = 500
+        log.error("block_key_mismatch", error=str(exc))
+        return _error(500, str(exc))
     except (StorageUnavailable, SchemaError) as exc:
         status = 503
         log.warning("storage_unavailable", error=str(exc))

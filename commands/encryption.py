@@ -30,6 +30,28 @@ async def stored_key(store: EventStore) -> str:
     return str(rows[0][0])
 
 
+async def read_key(store: EventStore) -> str | None:
+    """The database's stored key, or None when none was ever needed (no block document sealed)."""
+    async with store.reading() as tx:
+        rows = await tx.fetch(SQL_READ, KEY_NAME)
+    return str(rows[0][0]) if rows else None
+
+
+async def restore_key(store: EventStore, key: str) -> str:
+    """Store ``key`` as the database's key unless it already has one; the key it then holds.
+
+    For a restore: the log carries block documents sealed with the old database's key, which
+    is not in the log, so it is put back before (or after) the events are imported. A database
+    that already holds another key keeps it (its own documents are sealed with it); the caller
+    compares and says so.
+    """
+    Fernet(key)  # a malformed key fails here, before anything is written
+    async with store.reading() as tx:
+        await tx.execute(SQL_INSERT, KEY_NAME, key)
+        rows = await tx.fetch(SQL_READ, KEY_NAME)
+    return str(rows[0][0])
+
+
 async def load_cipher(store: EventStore, configured: str | None = None) -> Fernet:
     """The cipher for block documents: from ``configured`` (the setting) or the database's key."""
     return Fernet(configured if configured is not None else await stored_key(store))
@@ -55,4 +77,4 @@ class Keyring:
         return self._cipher
 
 
-__all__ = ["Keyring", "load_cipher", "stored_key"]
+__all__ = ["Keyring", "load_cipher", "read_key", "restore_key", "stored_key"]

@@ -37,7 +37,9 @@ def unseal(cipher: Fernet, token: str) -> dict[str, Any]:
         # No detail: the token's text says nothing useful and must not travel in messages.
         raise SealBroken(
             "a block document cannot be decrypted with the configured encryption key "
-            "(RUNLOG_SERVER_ENCRYPTION_KEY differs from the key the data was written with)"
+            "(RUNLOG_SERVER_ENCRYPTION_KEY, or the key stored in the database, differs from the key the "
+            "data was written with; after a restore, put the old key back with "
+            "`runlog database encryption-key --set KEY`)"
         ) from None
 
 

@@ -13,7 +13,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from runlog.eventstore import DatabaseURL, migrate, migration_connection, parse_database_url
+from runlog.commands.encryption import read_key, restore_key
+from runlog.eventstore import DatabaseURL, migrate, migration_connection, open_store, parse_database_url
 
 from ..dangling import find_dangling
 from .common import get_settings
@@ -177,3 +178,47 @@ def check(ctx: click.Context, show_all: bool) -> None:
         )
         raise click.exceptions.Exit(1)
     click.echo("No dangling references.")
+
+
+@group.command(name="encryption-key")
+@click.option("--set", "new_key", metavar="KEY", help="Store KEY as this database's key (a restore); refused if it holds another.")
+@click.pass_context
+def encryption_key(ctx: click.Context, new_key: str | None) -> None:
+    """Print the key block documents are sealed with, or put a backed-up one back.
+
+    The key is kept in the database, outside the log, so an export of the log does not carry
+    it: keep it with your backups, and restore it into the new database with --set before
+    the blocks are read (RUNLOG_SERVER_ENCRYPTION_KEY, when set, is used instead).
+    """
+    settings = get_settings(ctx)
+    db = _target_database(ctx)
+    if settings.server_encryption_key is not None:
+        click.echo(
+            "RUNLOG_SERVER_ENCRYPTION_KEY is set: block documents are sealed with it, not with a key "
+            "stored in the database; keep that setting with your backups.", err=True,
+        )
+        if new_key is None:
+            click.echo(settings.server_encryption_key)
+            return
+
+    async def run() -> str | None:
+        async with open_store(settings.database_url) as store:
+            return await (read_key(store) if new_key is None else restore_key(store, new_key))
+
+    if new_key is not None:
+        try:
+            held = asyncio.run(run())
+        except ValueError:
+            raise click.UsageError("--set: expected a Fernet key: 32 bytes in URL-safe base64 (44 characters)") from None
+        if held != new_key:
+            raise click.ClickException(
+                f"The database at {db.masked()} already holds another key; its block documents are sealed "
+                "with it. Restore into an empty database."
+            )
+        click.echo(f"The database at {db.masked()} now seals and opens block documents with the given key.")
+        return
+    key = asyncio.run(run())
+    if key is None:
+        click.echo(f"The database at {db.masked()} holds no key yet: no block document was ever stored.", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(key)
