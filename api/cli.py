@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from runlog.eventstore import EventStoreError
+from runlog.eventstore.errors import EventStoreError
 
 from .errors import RunlogError
 

@@ -25,7 +25,6 @@ import tomli_w
 
 from runlog.eventstore.errors import InvalidDatabaseURL
 from runlog.eventstore.urls import mask_url, parse_database_url
-from runlog.notifier.channels import channel_kind
 
 from .errors import SettingsError
 
@@ -173,6 +172,8 @@ def _parse_base_urls(raw: str) -> tuple[tuple[str, str], ...] | None:
         name, sep, url = item.partition("=")
         if not sep:
             raise ValueError("expected KIND=URL pairs separated by commas, such as slack=http://127.0.0.1:9000")
+        from runlog.notifier.channels import channel_kind  # the senders' modules: only when this setting is set
+
         slug = channel_kind(name.strip()).slug  # ValueError naming the known kinds
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 -- raises ValueError on a malformed port

@@ -34,7 +34,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import dateutil.rrule
 import dateutil.tz
 import msgspec
-from croniter import croniter
 
 from runlog.schema.events import StateDetails, StateType
 
@@ -84,6 +83,8 @@ def validate(schedule: Schedule) -> Schedule:
         if schedule.anchor_date.tzinfo is None:
             raise InvalidSchedule("The anchor date needs a time zone offset")
     elif isinstance(schedule, CronSchedule):
+        from croniter import croniter  # not at import: it runs `file` on the interpreter to learn its word size
+
         if not croniter.is_valid(schedule.cron):
             raise InvalidSchedule(f'Invalid cron string: "{schedule.cron}"')
         if any(part.casefold() in ("r", "h") for part in schedule.cron.split()):
@@ -170,6 +171,8 @@ def _cron_dates(schedule: CronSchedule, start: datetime, end: datetime | None) -
     local = start.astimezone(zone) - timedelta(seconds=1)  # so that ``start`` itself may fire
     if local.microsecond:
         local += timedelta(seconds=1)
+    from croniter import croniter
+
     walker = croniter(schedule.cron, local.replace(tzinfo=None), day_or=schedule.day_or)
     for _ in range(MAX_ITERATIONS + 2):
         moment = _localize(walker.get_next(datetime), zone, fold=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from . import migrate
 from .base import NO_STREAM, EventStore, InlineProjection, Leadership, NewEvent, RecordedEvent, Tx
@@ -27,7 +28,19 @@ from .errors import (
 )
 from .tables import RowChanges, Table
 from .urls import DatabaseURL, mask_url, parse_database_url
-from .writer import BatchingStore
+
+if TYPE_CHECKING:
+    from .writer import BatchingStore
+
+
+def __getattr__(name: str) -> object:
+    # The writer (structlog, the metrics) loads on first use, not with the errors and URLs: the
+    # CLI's `runlog run` parses its settings and starts the child before any store is needed.
+    if name == "BatchingStore":
+        from .writer import BatchingStore
+
+        return BatchingStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "NO_STREAM",
