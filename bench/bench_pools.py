@@ -48,11 +48,22 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+RETRIED_503 = [0]
+"""Loading requests answered 503 and sent again (Prefect's SQLite server answers "database is
+locked" as 503 under its own services' writes; the Prefect client retries those too)."""
+
+
 async def post(session: aiohttp.ClientSession, url: str, body: object, expect: tuple[int, ...] = (200, 201)) -> object:
-    async with session.post(url, json=body) as resp:
-        if resp.status not in expect:
-            raise RuntimeError(f"POST {url} -> {resp.status}: {(await resp.text())[:500]}")
-        return await resp.json() if resp.status != 204 else None
+    for attempt in range(20):
+        async with session.post(url, json=body) as resp:
+            if resp.status == 503 and attempt < 19:
+                RETRIED_503[0] += 1
+                await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
+                continue
+            if resp.status not in expect:
+                raise RuntimeError(f"POST {url} -> {resp.status}: {(await resp.text())[:500]}")
+            return await resp.json() if resp.status != 204 else None
+    raise AssertionError("unreachable")
 
 
 async def load(base: str, args: argparse.Namespace) -> tuple[list[str], list[str], float]:
@@ -219,7 +230,7 @@ async def main_async(args: argparse.Namespace) -> int:
     ok = True
     print(f"\n{args.target} on {args.backend}: {args.runs:,} scheduled runs, {args.deployments:,} deployments, "
           f"{args.pools} pools; loaded in {load_s:.0f} s ({args.runs / load_s:,.0f} runs/s, "
-          f"{args.load_clients} clients); load average {loadavg}\n")
+          f"{args.load_clients} clients, {RETRIED_503[0]} requests sent again after a 503); load average {loadavg}\n")
     print("| request | n | runs returned | p50 ms | p95 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|---|---|")
     for label, times, counts in results:
