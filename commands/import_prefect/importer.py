@@ -1,0 +1,245 @@
+"""The import: each table of the source read in pages, turned into events (convert.py) and
+appended to runlog's log, the read models updated in each append's transaction as a server does.
+
+Appends of a page go in together (the store commits them in groups of many streams per
+transaction); every event has a fixed id (Prefect's, or derived from it), so a page imported
+before adds nothing and an interrupted import, run again, goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from runlog.eventstore import EventStore, NewEvent, RecordedEvent
+from runlog.schema import events as catalogue
+
+from ..run_logs import CopiedLogLine, import_logs
+from . import convert
+from .convert import Append, Ids
+from .source import Row, Source, flag, uid, when
+
+PAGE = 2000
+"""Rows read per query (runs, task runs, logs): each page's appends go in together."""
+FIRST_ID = UUID(int=0)
+
+
+@dataclass
+class TableReport:
+    read: int = 0
+    imported: int = 0
+    already: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Why rows were not imported, and how many for each reason."""
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+
+@dataclass
+class Report:
+    revision: str = ""
+    prefect_version: str = ""
+    tables: dict[str, TableReport] = field(default_factory=dict)
+
+    def table(self, name: str) -> TableReport:
+        return self.tables.setdefault(name, TableReport())
+
+
+class Progress:
+    """What the importer tells its caller as it goes (the CLI draws a bar per table)."""
+
+    def start(self, table: str, total: int) -> None: ...
+
+    def advance(self, table: str, rows: int) -> None: ...
+
+
+@dataclass
+class Importer:
+    source: Source
+    store: EventStore
+    progress: Progress = field(default_factory=Progress)
+    report: Report = field(default_factory=Report)
+    ids: Ids = field(default_factory=Ids)
+    encryption_key: str | None = None
+    """The source's block key when its server was given one (else its configuration table's)."""
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def run(self) -> Report:
+        self.report.revision, self.report.prefect_version = await self.source.check_version()
+        self._tables = await self.source.tables()
+        await self.work_pools()
+        await self.flows()
+        await self.deployments()
+        await self.concurrency_limits()
+        await self.variables()
+        await self.flow_runs()
+        await self.task_runs()
+        await self.logs()
+        await self.artifacts()
+        return self.report
+
+    # -- appending ------------------------------------------------------------------------------
+
+    async def _append(self, table: str, appends: Sequence[Append], rows: int | None = None) -> None:
+        """Append each record's events; a record counts as imported when any of its events was new."""
+        head = await self.store.head()
+        tasks = [
+            asyncio.ensure_future(self.store.append(stream, [
+                NewEvent(type=catalogue.event_type(event), data=catalogue.encode(event), id=event_id)
+                for event_id, event in events
+            ]))
+            for stream, events in appends if events
+        ]
+        report = self.report.table(table)
+        for recorded in await asyncio.gather(*tasks):
+            if _any_new(recorded, head):
+                report.imported += 1
+            else:
+                report.already += 1
+        self.progress.advance(table, len(appends) if rows is None else rows)
+
+    async def _count(self, table: str) -> int:
+        rows = await self.source.fetch(f"SELECT count(*) AS n FROM {table}")
+        return int(rows[0]["n"])
+
+    async def _pages(self, table: str, columns: str = "*") -> Any:
+        """The table's rows in pages by id (keyset: a page is one indexed range read)."""
+        after: Any = FIRST_ID
+        while True:
+            rows = await self.source.fetch(
+                f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id LIMIT ?", after, PAGE,
+            )
+            if not rows:
+                return
+            self.report.table(table).read += len(rows)
+            yield rows
+            after = rows[-1]["id"]
+
+    async def _children(self, sql: str, parent: str, ids: Iterable[Any]) -> dict[UUID, list[Row]]:
+        found: dict[UUID, list[Row]] = defaultdict(list)
+        for row in await self.source.ids_in(sql, [uid(i) for i in ids]):
+            found[uid(row[parent])].append(row)
+        return found
+
+    # -- the tables -----------------------------------------------------------------------------
+
+    async def work_pools(self) -> None:
+        pools = await self.source.fetch("SELECT * FROM work_pool ORDER BY created, id")
+        queues = await self._children("SELECT * FROM work_queue WHERE work_pool_id IN (?) ORDER BY created, id",
+                                      "work_pool_id", [p["id"] for p in pools])
+        self.progress.start("work_pool", len(pools))
+        self.report.table("work_pool").read += len(pools)
+        # One stream holds every pool: appended one after the other, in order.
+        for pool in pools:
+            await self._append("work_pool", [convert.work_pool(pool, queues.get(uid(pool["id"]), []), self.ids)])
+
+    async def flows(self) -> None:
+        self.progress.start("flow", await self._count("flow"))
+        async for rows in self._pages("flow"):
+            await self._append("flow", [convert.flow(row, self.ids) for row in rows])
+
+    async def deployments(self) -> None:
+        self.progress.start("deployment", await self._count("deployment"))
+        async for rows in self._pages("deployment"):
+            schedules = await self._children(
+                "SELECT * FROM deployment_schedule WHERE deployment_id IN (?) ORDER BY created, id",
+                "deployment_id", [row["id"] for row in rows],
+            )
+            appends = []
+            for row in rows:
+                if uid(row["flow_id"]) not in self.ids.flows:
+                    self.report.table("deployment").skip("its flow is not in the database")
+                    continue
+                appends.append(convert.deployment(row, schedules.get(uid(row["id"]), []), self.ids))
+            await self._append("deployment", appends, len(rows))
+
+    async def concurrency_limits(self) -> None:
+        limits = await self.source.fetch('SELECT * FROM concurrency_limit_v2 ORDER BY created, id')
+        tag_limits = []
+        if "concurrency_limit" in self._tables:
+            tag_limits = await self.source.fetch("SELECT * FROM concurrency_limit ORDER BY created, id")
+        self.progress.start("concurrency_limit_v2", len(limits) + len(tag_limits))
+        self.report.table("concurrency_limit_v2").read += len(limits) + len(tag_limits)
+        appends = [
+            convert.concurrency_limit(
+                row["name"], row["limit"], flag(row["active"]), float(row["slot_decay_per_second"] or 0.0),
+                when(row["created"]),
+            )
+            for row in limits
+        ]
+        names = {row["name"] for row in limits}
+        for row in tag_limits:  # Prefect's v1 tag limits, from before they moved to v2 as tag:<tag>
+            name = f"tag:{row['tag']}"
+            if name in names:
+                self.report.table("concurrency_limit_v2").skip(f"v1 tag limit also stored as {name}")
+                continue
+            appends.append(convert.concurrency_limit(name, row["concurrency_limit"], True, 0.0, when(row["created"])))
+        await self._append("concurrency_limit_v2", appends)
+
+    async def variables(self) -> None:
+        rows = await self.source.fetch("SELECT * FROM variable ORDER BY created, id")
+        self.progress.start("variable", len(rows))
+        self.report.table("variable").read += len(rows)
+        for row in rows:  # one stream for all variables: in order
+            await self._append("variable", [convert.variable(row)])
+
+    async def flow_runs(self) -> None:
+        self.progress.start("flow_run", await self._count("flow_run"))
+        async for rows in self._pages("flow_run"):
+            states = await self._children(
+                "SELECT * FROM flow_run_state WHERE flow_run_id IN (?)", "flow_run_id", [row["id"] for row in rows],
+            )
+            await self._append("flow_run", [
+                convert.flow_run(row, states.get(uid(row["id"]), []), self.ids) for row in rows
+            ])
+
+    async def task_runs(self) -> None:
+        self.progress.start("task_run", await self._count("task_run"))
+        async for rows in self._pages("task_run"):
+            states = await self._children(
+                "SELECT * FROM task_run_state WHERE task_run_id IN (?)", "task_run_id", [row["id"] for row in rows],
+            )
+            await self._append("task_run", [convert.task_run(row, states.get(uid(row["id"]), [])) for row in rows])
+
+    async def logs(self) -> None:
+        self.progress.start("log", await self._count("log"))
+        report = self.report.table("log")
+        async for rows in self._pages("log"):
+            lines = [
+                CopiedLogLine(
+                    id=uid(row["id"]), name=row["name"], level=row["level"], message=row["message"],
+                    timestamp=when(row["timestamp"]), flow_run_id=uid(row["flow_run_id"]),
+                    task_run_id=uid(row["task_run_id"]), created=when(row["created"]),
+                )
+                for row in rows
+            ]
+            new = await import_logs(self.store, lines)
+            report.imported += new
+            report.already += len(lines) - new
+            self.progress.advance("log", len(rows))
+
+    async def artifacts(self) -> None:
+        """In the order they were created: the latest artifact of a key is the last one created."""
+        self.progress.start("artifact", await self._count("artifact"))
+        rows = await self.source.fetch("SELECT * FROM artifact ORDER BY created, id LIMIT ?", PAGE)
+        while rows:
+            self.report.table("artifact").read += len(rows)
+            await self._append("artifact", [convert.artifact(row) for row in rows])
+            last = rows[-1]
+            rows = await self.source.fetch(
+                "SELECT * FROM artifact WHERE created > ? OR (created = ? AND id > ?) ORDER BY created, id LIMIT ?",
+                last["created"], last["created"], last["id"], PAGE,
+            )
+
+
+def _any_new(recorded: list[RecordedEvent], head: int) -> bool:
+    return any(event.position > head for event in recorded)
+
+
+__all__ = ["Importer", "Progress", "Report", "TableReport"]
