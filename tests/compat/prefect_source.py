@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import timedelta
 
 from prefect import flow, get_run_logger, task
@@ -87,7 +88,16 @@ async def setup() -> dict:
     return made
 
 
+def more() -> None:
+    """One more run (the source grows): its id and how many task runs it made."""
+    state = adder(2, return_state=True)
+    print(json.dumps({"run_id": str(state.state_details.flow_run_id), "task_runs": 2}))
+
+
 def main() -> None:
+    if sys.argv[1:] == ["more"]:
+        more()
+        return
     made = asyncio.run(setup())
     runs = {
         "adder": adder(4, return_state=True).state_details.flow_run_id,
