@@ -16,7 +16,9 @@ from rich.progress import Progress as Bars
 from rich.table import Table
 
 from runlog.commands.import_prefect import Importer, Progress, Report, SourceError, open_source
-from runlog.eventstore import open_store
+from runlog.eventstore import EventStore, RowChanges, open_store
+from runlog.notifier import matcher
+from runlog.projections.checkpoints import CHECKPOINTS, checkpoint
 from runlog.projections.registry import inline_projections
 
 from ..errors import RunlogError
@@ -53,7 +55,8 @@ def prefect(ctx: click.Context, database_url: str, prefect_encryption_key: str |
     task runs, logs, deployments and schedules, work pools and queues, variables, artifacts,
     concurrency limits. The source is only read. Records already imported are skipped, so an
     interrupted import can be run again, and a later one adds only what is new."""
-    url = get_settings(ctx).database_url
+    settings = get_settings(ctx)
+    url = settings.database_url
     console = Console(stderr=True)
 
     async def run() -> Report:
@@ -66,17 +69,33 @@ def prefect(ctx: click.Context, database_url: str, prefect_encryption_key: str |
             if console.is_terminal:
                 bars = Bars(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                             TimeRemainingColumn(), console=console)
-            importer = Importer(source, store, progress=_Bars(bars), encryption_key=prefect_encryption_key)
+            head, matched = await store.head(), await checkpoint(store, matcher.NAME)
+            importer = Importer(source, store, progress=_Bars(bars), encryption_key=prefect_encryption_key,
+                                runlog_encryption_key=settings.server_encryption_key)
             try:
                 if bars is None:
-                    return await importer.run()
-                with bars:
-                    return await importer.run()
+                    report = await importer.run()
+                else:
+                    with bars:
+                        report = await importer.run()
             except SourceError as exc:
                 raise RunlogError(str(exc)) from None
+            if matched >= head:
+                await _history_is_not_news(store)
+            return report
 
     report = asyncio.run(run())
     _print(report)
+
+
+async def _history_is_not_news(store: EventStore) -> None:
+    """The imported states are history: an automation (imported, or a notification rule) must not
+    act on a run that failed last month as if it had just failed. The notifier's matcher, caught
+    up before the import, is moved past it; a matcher that was behind is left to catch up on
+    what it had not seen, and so sees the import too."""
+    changes = RowChanges()
+    changes.upsert(CHECKPOINTS, (matcher.NAME, await store.head()))
+    await store.write_tables(changes)
 
 
 def _print(report: Report) -> None:

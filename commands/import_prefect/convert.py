@@ -25,6 +25,7 @@ import msgspec
 
 from runlog.schema import events as catalogue
 from runlog.schema import streams
+from runlog.schema.automations import AutomationDefinition
 
 from ..concurrency import limit_id_for
 from ..deployments import deployment_id_for
@@ -89,8 +90,14 @@ def _aware(value: Any) -> Any:
     return value
 
 
+_decode_details = msgspec.json.Decoder(catalogue.StateDetails, strict=False).decode
+
+
 def state_details(raw: Any) -> catalogue.StateDetails:
-    details = msgspec.convert(js(raw) or {}, catalogue.StateDetails, strict=False)
+    if isinstance(raw, (str, bytes)):
+        details = _decode_details(raw)  # straight from the column's text: most of a state's cost
+    else:
+        details = msgspec.convert(raw or {}, catalogue.StateDetails, strict=False)
     changes = {
         name: _aware(getattr(details, name))
         for name in ("scheduled_time", "cache_expiration", "pause_timeout")
@@ -283,6 +290,67 @@ def deployment(row: Row, schedules: Iterable[Row], ids: Ids) -> Append:
     return streams.deployment(deployment_id), events
 
 
+def block_type(row: Row) -> tuple[UUID, catalogue.Event]:
+    block_type_id = uid(row["id"])
+    return derived("block_type.created", block_type_id), catalogue.BlockTypeCreated(
+        block_type_id=block_type_id, name=row["name"], slug=row["slug"], logo_url=row["logo_url"],
+        documentation_url=row["documentation_url"], description=row["description"],
+        code_example=row["code_example"], is_protected=flag(row["is_protected"]), created=when(row["created"]),
+    )
+
+
+def block_schema(row: Row, block_type_id: UUID) -> tuple[UUID, catalogue.Event]:
+    block_schema_id = uid(row["id"])
+    return derived("block_schema.created", block_schema_id), catalogue.BlockSchemaCreated(
+        block_schema_id=block_schema_id, checksum=row["checksum"], fields=js(row["fields"]) or {},
+        block_type_id=block_type_id, capabilities=js(row["capabilities"]) or [], version=row["version"],
+        created=when(row["created"]),
+    )
+
+
+def block_document(
+    row: Row, sealed: str, block_schema_id: UUID, block_type_id: UUID, references: dict[str, UUID],
+) -> tuple[UUID, catalogue.Event]:
+    """A document with its values already sealed with runlog's key (``sealed``)."""
+    document_id = uid(row["id"])
+    return derived("block_document.created", document_id), catalogue.BlockDocumentCreated(
+        block_document_id=document_id, name=row["name"], block_schema_id=block_schema_id,
+        block_type_id=block_type_id, block_type_name=row["block_type_name"], is_anonymous=flag(row["is_anonymous"]),
+        data=sealed, references=references, created=when(row["created"]),
+    )
+
+
+def _remap_deployments(value: Any, ids: Ids) -> Any:
+    """An automation's actions with the deployments they run named as runlog knows them."""
+    if isinstance(value, dict):
+        out = {k: _remap_deployments(v, ids) for k, v in value.items()}
+        if isinstance(out.get("deployment_id"), str):
+            try:
+                out["deployment_id"] = str(ids.deployment(UUID(out["deployment_id"])))
+            except ValueError:
+                pass
+        return out
+    if isinstance(value, list):
+        return [_remap_deployments(v, ids) for v in value]
+    return value
+
+
+def automation(row: Row, ids: Ids) -> Append:
+    """An automation as runlog carries it out; msgspec.ValidationError for one it cannot."""
+    automation_id = uid(row["id"])
+    definition = msgspec.convert({
+        "name": row["name"], "description": row["description"] or "", "enabled": flag(row["enabled"]),
+        "tags": js(row["tags"]) or [], "trigger": js(row["trigger"]),
+        "actions": _remap_deployments(js(row["actions"]) or [], ids),
+        "actions_on_trigger": _remap_deployments(js(row["actions_on_trigger"]) or [], ids),
+        "actions_on_resolve": _remap_deployments(js(row["actions_on_resolve"]) or [], ids),
+    }, AutomationDefinition, strict=False)
+    created = catalogue.AutomationCreated(
+        automation_id=automation_id, definition=msgspec.to_builtins(definition), created=when(row["created"]),
+    )
+    return streams.automation(automation_id), [(derived("automation.created", automation_id), created)]
+
+
 def concurrency_limit(name: str, limit: int, active: bool, decay: float, created: datetime) -> Append:
     """A v2 limit, or a v1 tag limit as runlog keeps it (``tag:<tag>``); no slots are taken over."""
     limit_id = limit_id_for(name)
@@ -293,6 +361,6 @@ def concurrency_limit(name: str, limit: int, active: bool, decay: float, created
 
 
 __all__ = [
-    "Append", "Ids", "artifact", "concurrency_limit", "deployment", "derived", "flow", "flow_run", "state",
+    "Append", "Ids", "artifact", "automation", "block_document", "block_schema", "block_type", "concurrency_limit", "deployment", "derived", "flow", "flow_run", "state",
     "task_run", "variable", "work_pool",
 ]

@@ -9,6 +9,7 @@ before adds nothing and an interrupted import, run again, goes on where it stopp
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,13 +17,20 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from runlog.eventstore import EventStore, NewEvent, RecordedEvent
-from runlog.schema import events as catalogue
+import msgspec
+from cryptography.fernet import Fernet, InvalidToken
 
+from runlog.eventstore import EventStore, NewEvent, RecordedEvent
+from runlog.projections import blocks as block_reads
+from runlog.projections.block_secrets import seal
+from runlog.schema import events as catalogue
+from runlog.schema import streams
+
+from ..encryption import load_cipher
 from ..run_logs import CopiedLogLine, import_logs
 from . import convert
 from .convert import Append, Ids
-from .source import Row, Source, flag, uid, when
+from .source import Row, Source, SourceError, flag, js, uid, when
 
 PAGE = 2000
 """Rows read per query (runs, task runs, logs): each page's appends go in together."""
@@ -68,6 +76,8 @@ class Importer:
     ids: Ids = field(default_factory=Ids)
     encryption_key: str | None = None
     """The source's block key when its server was given one (else its configuration table's)."""
+    runlog_encryption_key: str | None = None
+    """RUNLOG_SERVER_ENCRYPTION_KEY when set; else the key runlog's database keeps."""
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def run(self) -> Report:
@@ -82,6 +92,8 @@ class Importer:
         await self.task_runs()
         await self.logs()
         await self.artifacts()
+        await self.blocks()
+        await self.automations()
         return self.report
 
     # -- appending ------------------------------------------------------------------------------
@@ -191,21 +203,23 @@ class Importer:
 
     async def flow_runs(self) -> None:
         self.progress.start("flow_run", await self._count("flow_run"))
-        async for rows in self._pages("flow_run"):
-            states = await self._children(
-                "SELECT * FROM flow_run_state WHERE flow_run_id IN (?)", "flow_run_id", [row["id"] for row in rows],
-            )
-            await self._append("flow_run", [
-                convert.flow_run(row, states.get(uid(row["id"]), []), self.ids) for row in rows
-            ])
+        async with _Pipeline() as pipeline:
+            async for rows in self._pages("flow_run"):
+                states = await self._children(
+                    "SELECT * FROM flow_run_state WHERE flow_run_id IN (?)", "flow_run_id", [row["id"] for row in rows],
+                )
+                appends = [convert.flow_run(row, states.get(uid(row["id"]), []), self.ids) for row in rows]
+                await pipeline.then(self._append("flow_run", appends))
 
     async def task_runs(self) -> None:
         self.progress.start("task_run", await self._count("task_run"))
-        async for rows in self._pages("task_run"):
-            states = await self._children(
-                "SELECT * FROM task_run_state WHERE task_run_id IN (?)", "task_run_id", [row["id"] for row in rows],
-            )
-            await self._append("task_run", [convert.task_run(row, states.get(uid(row["id"]), [])) for row in rows])
+        async with _Pipeline() as pipeline:
+            async for rows in self._pages("task_run"):
+                states = await self._children(
+                    "SELECT * FROM task_run_state WHERE task_run_id IN (?)", "task_run_id", [row["id"] for row in rows],
+                )
+                appends = [convert.task_run(row, states.get(uid(row["id"]), [])) for row in rows]
+                await pipeline.then(self._append("task_run", appends))
 
     async def logs(self) -> None:
         self.progress.start("log", await self._count("log"))
@@ -236,6 +250,105 @@ class Importer:
                 "SELECT * FROM artifact WHERE created > ? OR (created = ? AND id > ?) ORDER BY created, id LIMIT ?",
                 last["created"], last["created"], last["id"], PAGE,
             )
+
+
+    async def blocks(self) -> None:
+        """Types and schemas runlog already has (by slug; by checksum and version) are used as
+        they are; documents are decrypted with the source's key and sealed with runlog's."""
+        types = await self.source.fetch("SELECT * FROM block_type ORDER BY created, id")
+        schemas = await self.source.fetch("SELECT * FROM block_schema ORDER BY created, id")
+        documents = await self.source.fetch("SELECT * FROM block_document ORDER BY created, id")
+        references = await self.source.fetch("SELECT * FROM block_document_reference ORDER BY created, id")
+        for table, rows in (("block_type", types), ("block_schema", schemas), ("block_document", documents)):
+            self.progress.start(table, len(rows))
+            self.report.table(table).read += len(rows)
+        source_cipher = await self._source_cipher() if documents else None
+        cipher = await load_cipher(self.store, self.runlog_encryption_key) if documents else None
+        type_ids: dict[UUID, UUID] = {}
+        schema_ids: dict[UUID, UUID] = {}
+        events: list[tuple[str, tuple[UUID, catalogue.Event]]] = []
+        async with self.store.reading() as tx:
+            for row in types:
+                known = await block_reads.block_type_by_slug(tx, row["slug"])
+                type_ids[uid(row["id"])] = known.id if known is not None else uid(row["id"])
+                if known is None or known.id == uid(row["id"]):
+                    events.append(("block_type", convert.block_type(row)))
+                else:
+                    self.report.table("block_type").skip("of a slug runlog already has (that type is used)")
+            for row in schemas:
+                known_schema = await block_reads.block_schema_by_checksum(tx, row["checksum"], row["version"])
+                schema_ids[uid(row["id"])] = known_schema.id if known_schema is not None else uid(row["id"])
+                if known_schema is None or known_schema.id == uid(row["id"]):
+                    events.append(("block_schema", convert.block_schema(row, type_ids[uid(row["block_type_id"])])))
+                else:
+                    self.report.table("block_schema").skip("with a checksum runlog already has (that schema is used)")
+        nested: dict[UUID, dict[str, UUID]] = defaultdict(dict)
+        for ref in references:
+            nested[uid(ref["parent_block_document_id"])][ref["name"]] = uid(ref["reference_block_document_id"])
+        # A document after the documents it nests, as a client must have saved them.
+        for row in sorted(documents, key=lambda row: bool(nested.get(uid(row["id"])))):
+            assert source_cipher is not None and cipher is not None
+            try:
+                values = json.loads(source_cipher.decrypt(str(js(row["data"])).encode()))
+            except InvalidToken:
+                self.report.table("block_document").skip("cannot be decrypted with the source's key")
+                continue
+            events.append(("block_document", convert.block_document(
+                row, seal(cipher, values), schema_ids.get(uid(row["block_schema_id"]), uid(row["block_schema_id"])),
+                type_ids.get(uid(row["block_type_id"]), uid(row["block_type_id"])), nested.get(uid(row["id"]), {}),
+            )))
+        # Every block record is on one stream: appended one after the other, in order.
+        for table, event in events:
+            await self._append(table, [(streams.BLOCKS, [event])])
+
+    async def automations(self) -> None:
+        rows = await self.source.fetch("SELECT * FROM automation ORDER BY created, id")
+        self.progress.start("automation", len(rows))
+        report = self.report.table("automation")
+        report.read += len(rows)
+        appends = []
+        for row in rows:
+            try:
+                appends.append(convert.automation(row, self.ids))
+            except msgspec.ValidationError as exc:
+                report.skip(f"runlog cannot carry out ({exc})")
+        await self._append("automation", appends, len(rows))
+
+    async def _source_cipher(self) -> Fernet:
+        key = self.encryption_key
+        if key is None:
+            rows = await self.source.fetch("SELECT value FROM configuration WHERE key = ?", "ENCRYPTION_KEY")
+            if not rows:
+                raise SourceError(
+                    "the source's block documents are encrypted with a key it does not store (its server ran "
+                    "with PREFECT_SERVER_ENCRYPTION_KEY): pass it with --prefect-encryption-key"
+                )
+            key = js(rows[0]["value"])["fernet_key"]
+        try:
+            return Fernet(key)
+        except (ValueError, TypeError):
+            raise SourceError("the Prefect encryption key is not a Fernet key") from None
+
+
+class _Pipeline:
+    """One page appending while the next is read and converted: the store's writer and the
+    source's reads overlap instead of taking turns."""
+
+    def __init__(self) -> None:
+        self._pending: asyncio.Future[Any] | None = None
+
+    async def then(self, work: Any) -> None:
+        """Wait for the page before, then start ``work`` without waiting for it."""
+        if self._pending is not None:
+            await self._pending
+        self._pending = asyncio.ensure_future(work)
+
+    async def __aenter__(self) -> _Pipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pending is not None:
+            await self._pending
 
 
 def _any_new(recorded: list[RecordedEvent], head: int) -> bool:

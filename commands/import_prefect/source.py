@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 from uuid import UUID
 
+import msgspec
+
 KNOWN_HEADS = {
     "sqlite": {"a3b9c7d2e5f1": "Prefect 3.8.8"},
     "postgres": {"d4a7e1c93f52": "Prefect 3.8.8"},
@@ -39,7 +41,10 @@ Row = dict[str, Any]
 def uid(value: Any) -> UUID | None:
     if value is None or isinstance(value, UUID):
         return value
-    return UUID(str(value))
+    try:
+        return msgspec.convert(value, UUID)  # twice as fast as UUID(text), and ids are most of a row
+    except msgspec.ValidationError:
+        raise ValueError(f"not an id: {value!r}") from None
 
 
 def when(value: Any) -> datetime | None:
@@ -65,8 +70,11 @@ def seconds(value: Any) -> float:
 def js(value: Any) -> Any:
     """A JSON column: text on SQLite (and from asyncpg), decoded; None stays None."""
     if isinstance(value, (str, bytes)):
-        return json.loads(value)
+        return _decode_json(value)
     return value
+
+
+_decode_json = msgspec.json.Decoder().decode
 
 
 def flag(value: Any) -> bool:

@@ -15,7 +15,12 @@ import sys
 from datetime import timedelta
 
 from prefect import flow, get_run_logger, task
+from uuid import UUID
+
 from prefect.artifacts import create_markdown_artifact
+from prefect.automations import Automation
+from prefect.events.actions import RunDeployment
+from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
@@ -106,6 +111,16 @@ def main() -> None:
     }
     Secret(value="s3cr3t-value").save("import-secret")
     Variable.set("import_var", {"answer": 42, "list": [1, 2]}, tags=["t"])
+    made["block_document_id"] = str(Secret.load("import-secret")._block_document_id)
+    automation = Automation(
+        name="rerun-on-failure", description="runs the nightly deployment when adder fails",
+        trigger=EventTrigger(
+            match={"prefect.resource.id": "prefect.flow-run.*"}, expect={"prefect.flow-run.Failed"},
+            posture=Posture.Reactive, threshold=1, within=timedelta(seconds=0),
+        ),
+        actions=[RunDeployment(source="selected", deployment_id=UUID(made["deployment_id"]), parameters={"n": 1})],
+    ).create()
+    made["automation_id"] = str(automation.id)
     made["runs"] = {name: str(run_id) for name, run_id in runs.items()}
     print(json.dumps(made))
 

@@ -275,6 +275,31 @@ def test_pools_variables_artifacts_and_limits_answer_as_prefect_does(imported):
     assert (ours["tag"], ours["concurrency_limit"]) == (theirs["tag"], theirs["concurrency_limit"]) == ("math", 5)
 
 
+def test_blocks_answer_as_prefect_does_with_secrets_sealed_by_runlog(imported):
+    document_id = imported.source.made["block_document_id"]
+    fields = ("id", "name", "data", "block_type_name", "is_anonymous", "created")
+    ours, theirs = (get(c, f"/block_documents/{document_id}") for c in (imported.runlog, imported.prefect))
+    assert _pick(ours, fields) == _pick(theirs, fields)
+    assert ours["data"] == {"value": "********"}
+    assert ours["block_type"]["slug"] == theirs["block_type"]["slug"] == "secret"
+    # Decrypted with the source's key and sealed with runlog's: runlog can open it.
+    revealed = get(imported.runlog, f"/block_documents/{document_id}?include_secrets=true")
+    assert revealed["data"] == {"value": "s3cr3t-value"}
+
+
+def test_automations_answer_as_prefect_does(imported):
+    automation_id = imported.source.made["automation_id"]
+    ours, theirs = (get(c, f"/automations/{automation_id}") for c in (imported.runlog, imported.prefect))
+    assert _pick(ours, ("id", "name", "description", "enabled", "tags")) == \
+        _pick(theirs, ("id", "name", "description", "enabled", "tags"))
+    trigger = ("type", "match", "expect", "posture", "threshold", "within")
+    assert _pick(ours["trigger"], trigger) == _pick(theirs["trigger"], trigger)
+    # The action runs the deployment as runlog knows it.
+    deployment = get(imported.runlog, "/deployments/name/adder/nightly")
+    assert [a["deployment_id"] for a in ours["actions"]] == [deployment["id"]]
+    assert [a["parameters"] for a in ours["actions"]] == [a["parameters"] for a in theirs["actions"]]
+
+
 def test_projections_verify_clean_after_the_import(imported):
     done = subprocess.run([*RUNLOG, "projections", "verify"], cwd=ROOT, env=imported.env, capture_output=True,
                           text=True, timeout=600)
