@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -78,7 +77,7 @@ class Importer:
     """The source's block key when its server was given one (else its configuration table's)."""
     runlog_encryption_key: str | None = None
     """RUNLOG_SERVER_ENCRYPTION_KEY when set; else the key runlog's database keeps."""
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    page: int = PAGE
 
     async def run(self) -> Report:
         self.report.revision, self.report.prefect_version = await self.source.check_version()
@@ -125,7 +124,7 @@ class Importer:
         after: Any = FIRST_ID
         while True:
             rows = await self.source.fetch(
-                f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id LIMIT ?", after, PAGE,
+                f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id LIMIT ?", after, self.page,
             )
             if not rows:
                 return
@@ -241,14 +240,14 @@ class Importer:
     async def artifacts(self) -> None:
         """In the order they were created: the latest artifact of a key is the last one created."""
         self.progress.start("artifact", await self._count("artifact"))
-        rows = await self.source.fetch("SELECT * FROM artifact ORDER BY created, id LIMIT ?", PAGE)
+        rows = await self.source.fetch("SELECT * FROM artifact ORDER BY created, id LIMIT ?", self.page)
         while rows:
             self.report.table("artifact").read += len(rows)
             await self._append("artifact", [convert.artifact(row) for row in rows])
             last = rows[-1]
             rows = await self.source.fetch(
                 "SELECT * FROM artifact WHERE created > ? OR (created = ? AND id > ?) ORDER BY created, id LIMIT ?",
-                last["created"], last["created"], last["id"], PAGE,
+                last["created"], last["created"], last["id"], self.page,
             )
 
 
@@ -340,7 +339,11 @@ class _Pipeline:
     async def then(self, work: Any) -> None:
         """Wait for the page before, then start ``work`` without waiting for it."""
         if self._pending is not None:
-            await self._pending
+            try:
+                await self._pending
+            except BaseException:
+                work.close()  # never started: the page before failed
+                raise
         self._pending = asyncio.ensure_future(work)
 
     async def __aenter__(self) -> _Pipeline:

@@ -21,6 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from runlog.commands.import_prefect import Importer, Progress, open_source
+from runlog.eventstore import open_store
+from runlog.projections.registry import inline_projections
+
 from ..conftest import new_pg_database
 from ..servers import PREFECT_PYTHON, ROOT, RUNLOG, runlog_server, server_env
 from .test_history_vs_prefect import _client_env, _start_prefect, _stop
@@ -349,3 +353,51 @@ def test_a_database_at_an_unknown_revision_is_refused_clearly(tmp_path):
     (tmp_path / "other.db").write_bytes(b"")
     done = import_prefect(env, f"sqlite:///{tmp_path}/other.db")
     assert done.returncode == 1 and "not a Prefect server's database" in done.stderr
+
+
+class Interrupted(Exception):
+    pass
+
+
+class _Interrupt(Progress):
+    """Stops the import (as a crash would) after ``pages`` pages of ``table``."""
+
+    def __init__(self, table: str, pages: int) -> None:
+        self.table, self.left = table, pages
+
+    def advance(self, table: str, rows: int) -> None:
+        if table == self.table:
+            self.left -= 1
+            if self.left <= 0:
+                raise Interrupted
+
+
+async def _event_ids(url: str) -> set[Any]:
+    """The ids of every event and every run log line."""
+    async with open_store(url) as store:
+        ids = {event.id async for event in store.read_all()}
+        async with store.reading() as tx:
+            ids |= {("log", row[0]) for row in await tx.fetch("SELECT id FROM logs")}
+    return ids
+
+
+@pytest.mark.parametrize("table", ["flow_run", "task_run", "log"])
+async def test_an_interrupted_import_run_again_ends_as_one_clean_import(prefect_source, tmp_path, table):
+    clean, resumed = f"sqlite:///{tmp_path}/clean.db", f"sqlite:///{tmp_path}/resumed.db"
+    async with await open_source(prefect_source.database_url) as source, \
+            open_store(clean, projections=inline_projections()) as store:
+        await Importer(source, store).run()
+    async with await open_source(prefect_source.database_url) as source, \
+            open_store(resumed, projections=inline_projections()) as store:
+        with pytest.raises(Interrupted):
+            await Importer(source, store, progress=_Interrupt(table, 1), page=1).run()
+        interrupted = await store.head()
+    async with await open_source(prefect_source.database_url) as source, \
+            open_store(resumed, projections=inline_projections()) as store:
+        report = await Importer(source, store, page=1).run()
+        assert report.tables[table].already >= 1  # what the first attempt stored is not stored again
+    assert 0 < interrupted < len(await _event_ids(clean))
+    assert await _event_ids(resumed) == await _event_ids(clean)
+    done = subprocess.run([*RUNLOG, "projections", "verify"], cwd=ROOT, env=server_env(tmp_path, resumed),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
