@@ -15,11 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as Bars
 from rich.table import Table
 
-from runlog.commands.import_prefect import Importer, Progress, Report, SourceError, open_source
+from runlog.commands.import_prefect import Progress, Report, SourceError, import_database, open_source
 from runlog.eventstore import EventStore, RowChanges, open_store
 from runlog.notifier import matcher
 from runlog.projections.checkpoints import CHECKPOINTS, checkpoint
-from runlog.projections.registry import inline_projections
 
 from ..errors import RunlogError
 from .common import get_settings
@@ -64,25 +63,27 @@ def prefect(ctx: click.Context, database_url: str, prefect_encryption_key: str |
             source = await open_source(database_url)
         except SourceError as exc:
             raise RunlogError(str(exc)) from None
-        async with source, open_store(url, projections=inline_projections()) as store:
+        async with source:
+            async with open_store(url) as store:
+                head, matched = await store.head(), await checkpoint(store, matcher.NAME)
             bars = None
             if console.is_terminal:
                 bars = Bars(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                             TimeRemainingColumn(), console=console)
-            head, matched = await store.head(), await checkpoint(store, matcher.NAME)
-            importer = Importer(source, store, progress=_Bars(bars), encryption_key=prefect_encryption_key,
-                                runlog_encryption_key=settings.server_encryption_key)
+            options = {"progress": _Bars(bars), "encryption_key": prefect_encryption_key,
+                       "runlog_encryption_key": settings.server_encryption_key}
             try:
                 if bars is None:
-                    report = await importer.run()
+                    report = await import_database(source, url, **options)
                 else:
                     with bars:
-                        report = await importer.run()
+                        report = await import_database(source, url, **options)
             except SourceError as exc:
                 raise RunlogError(str(exc)) from None
-            if matched >= head:
+        if matched >= head:
+            async with open_store(url) as store:
                 await _history_is_not_news(store)
-            return report
+        return report
 
     report = asyncio.run(run())
     _print(report)

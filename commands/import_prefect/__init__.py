@@ -2,6 +2,9 @@
 runlog's events (convert.py) and appended with their ids and times (importer.py)."""
 
 from .importer import Importer, Progress, Report, TableReport
+from .run import import_database
 from .source import KNOWN_HEADS, SourceError, open_source
 
-__all__ = ["KNOWN_HEADS", "Importer", "Progress", "Report", "SourceError", "TableReport", "open_source"]
+__all__ = [
+    "KNOWN_HEADS", "Importer", "Progress", "Report", "SourceError", "TableReport", "import_database", "open_source",
+]

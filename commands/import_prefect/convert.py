@@ -70,6 +70,16 @@ class Ids:
             return key
         return " ".join(parts)
 
+    def limit_name(self, name: str) -> str:
+        """A deployment's own limit is named after it ("deployment:<id>"): after runlog's id for it."""
+        kind, sep, rest = name.partition(":")
+        if kind != "deployment" or not sep:
+            return name
+        try:
+            return f"deployment:{self.deployment(UUID(rest))}"
+        except ValueError:
+            return name
+
     def labels(self, labels: dict[str, Any] | None) -> dict[str, Any]:
         """Labels with the flow's and deployment's ids as runlog knows them."""
         labels = dict(labels or {})
@@ -243,14 +253,16 @@ def work_pool(row: Row, queues: Iterable[Row], ids: Ids) -> Append:
 
 
 DEPLOYMENT_FIELDS = (
-    "version", "description", "paused", "concurrency_limit", "enforce_parameter_schema", "parameter_openapi_schema",
+    "version", "description", "paused", "enforce_parameter_schema", "parameter_openapi_schema",
     "parameters", "tags", "pull_steps", "work_queue_name", "storage_document_id", "infrastructure_document_id",
     "path", "entrypoint", "last_polled",
 )
 JSON_FIELDS = frozenset({"parameter_openapi_schema", "parameters", "tags", "pull_steps", "concurrency_options"})
 
 
-def deployment(row: Row, schedules: Iterable[Row], ids: Ids) -> Append:
+def deployment(row: Row, schedules: Iterable[Row], ids: Ids, concurrency_limit: int | None = None) -> Append:
+    """The deployment, its schedules and its status; ``concurrency_limit`` is its limit's (kept
+    apart from the row in Prefect's concurrency_limit_v2)."""
     flow_id = ids.flow(uid(row["flow_id"]))
     assert flow_id is not None
     deployment_id = deployment_id_for(flow_id, row["name"])
@@ -267,6 +279,7 @@ def deployment(row: Row, schedules: Iterable[Row], ids: Ids) -> Append:
         elif isinstance(value, UUID):
             value = str(value)
         fields[name] = value
+    fields["concurrency_limit"] = concurrency_limit
     fields["concurrency_options"] = js(row.get("concurrency_options"))
     fields["job_variables"] = js(row["infra_overrides"]) or {}
     fields["labels"] = ids.labels(js(row["labels"]))

@@ -157,6 +157,9 @@ class Importer:
 
     async def deployments(self) -> None:
         self.progress.start("deployment", await self._count("deployment"))
+        # A deployment's concurrency limit lives in concurrency_limit_v2 ("deployment:<id>").
+        limits = {uid(row["id"]): row["limit"] for row in await self.source.fetch(
+            "SELECT id, \"limit\" FROM concurrency_limit_v2 WHERE name LIKE 'deployment:%'")}
         async for rows in self._pages("deployment"):
             schedules = await self._children(
                 "SELECT * FROM deployment_schedule WHERE deployment_id IN (?) ORDER BY created, id",
@@ -167,7 +170,8 @@ class Importer:
                 if uid(row["flow_id"]) not in self.ids.flows:
                     self.report.table("deployment").skip("its flow is not in the database")
                     continue
-                appends.append(convert.deployment(row, schedules.get(uid(row["id"]), []), self.ids))
+                limit = limits.get(uid(row["concurrency_limit_id"]), row["concurrency_limit"])
+                appends.append(convert.deployment(row, schedules.get(uid(row["id"]), []), self.ids, limit))
             await self._append("deployment", appends, len(rows))
 
     async def concurrency_limits(self) -> None:
@@ -179,7 +183,7 @@ class Importer:
         self.report.table("concurrency_limit_v2").read += len(limits) + len(tag_limits)
         appends = [
             convert.concurrency_limit(
-                row["name"], row["limit"], flag(row["active"]), float(row["slot_decay_per_second"] or 0.0),
+                self.ids.limit_name(row["name"]), row["limit"], flag(row["active"]), float(row["slot_decay_per_second"] or 0.0),
                 when(row["created"]),
             )
             for row in limits

@@ -78,7 +78,7 @@ async def setup() -> dict:
         flow_id = await client.create_flow_from_name("adder")
         deployment_id = await client.create_deployment(
             flow_id=flow_id, name="nightly", work_pool_name="import-pool", work_queue_name="import-queue",
-            parameters={"n": 3}, tags=["nightly"], description="every hour",
+            parameters={"n": 3}, tags=["nightly"], description="every hour", concurrency_limit=2,
             schedules=[],
         )
         await client.create_deployment_schedules(

@@ -238,7 +238,7 @@ def test_counts_answer_as_prefect_does(imported):
 
 DEPLOYMENT_FIELDS = (
     "name", "description", "parameters", "tags", "work_pool_name", "work_queue_name", "paused",
-    "enforce_parameter_schema", "created",
+    "enforce_parameter_schema", "created", "concurrency_limit",
 )
 
 
@@ -274,7 +274,12 @@ def test_pools_variables_artifacts_and_limits_answer_as_prefect_does(imported):
 
     limit_fields = ("name", "limit", "active", "slot_decay_per_second")
     ours, theirs = (post(c, "/v2/concurrency_limits/filter", {}) for c in (imported.runlog, imported.prefect))
+    # The deployment's own limit is named after the deployment's id, which runlog derives.
+    renamed = get(imported.runlog, "/deployments/name/adder/nightly")["id"]
+    for limit in theirs:
+        limit["name"] = limit["name"].replace(imported.source.made["deployment_id"], renamed)
     assert sorted(str(_pick(x, limit_fields)) for x in ours) == sorted(str(_pick(x, limit_fields)) for x in theirs)
+    assert f"deployment:{renamed}" in {x["name"] for x in ours}
     ours, theirs = (get(c, "/concurrency_limits/tag/math") for c in (imported.runlog, imported.prefect))
     assert (ours["tag"], ours["concurrency_limit"]) == (theirs["tag"], theirs["concurrency_limit"]) == ("math", 5)
 
