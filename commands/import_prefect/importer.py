@@ -34,6 +34,9 @@ from .source import Row, Source, SourceError, flag, js, uid, when
 PAGE = 2000
 """Rows read per query (runs, task runs, logs): each page's appends go in together."""
 FIRST_ID = UUID(int=0)
+SQL_POOL_NAMED = "SELECT id FROM work_pools WHERE name = ?"
+SQL_VARIABLE_NAMED = "SELECT id FROM variables WHERE name = ?"
+SQL_DOCUMENT_NAMED = "SELECT id FROM block_documents WHERE block_type_id = ? AND name = ?"
 
 
 @dataclass
@@ -115,6 +118,26 @@ class Importer:
                 report.already += 1
         self.progress.advance(table, len(appends) if rows is None else rows)
 
+    async def _kept(self, table: str, appends: Sequence[Append]) -> list[Append]:
+        """The appends whose record runlog does not already hold under its name (a flow, a
+        deployment or a limit runlog's own clients created: its stream exists, started by
+        another event). Those keep runlog's record; what refers to them joins it."""
+        kept = []
+        for append in appends:
+            stream, events = append
+            creation_id = events[0][0]
+            if await self.store.stream_version(stream) > 0 and await self.store.read_event(creation_id) is None:
+                self.report.table(table).skip("runlog already has one of that name (kept; what refers to it joins it)")
+                continue
+            kept.append(append)
+        return kept
+
+    async def _named_elsewhere(self, sql: str, name: str, own_id: Any, *scope: Any) -> bool:
+        """Whether another record than ``own_id`` holds ``name`` in runlog (names are unique)."""
+        async with self.store.reading() as tx:
+            rows = await tx.fetch(sql, *(str(s) for s in scope), name)
+        return bool(rows) and str(rows[0][0]) != str(uid(own_id))
+
     async def _count(self, table: str) -> int:
         rows = await self.source.fetch(f"SELECT count(*) AS n FROM {table}")
         return int(rows[0]["n"])
@@ -148,12 +171,16 @@ class Importer:
         self.report.table("work_pool").read += len(pools)
         # One stream holds every pool: appended one after the other, in order.
         for pool in pools:
+            if await self._named_elsewhere(SQL_POOL_NAMED, pool["name"], pool["id"]):
+                self.report.table("work_pool").skip("runlog already has a work pool of that name (its runs name no pool)")
+                continue
             await self._append("work_pool", [convert.work_pool(pool, queues.get(uid(pool["id"]), []), self.ids)])
 
     async def flows(self) -> None:
         self.progress.start("flow", await self._count("flow"))
         async for rows in self._pages("flow"):
-            await self._append("flow", [convert.flow(row, self.ids) for row in rows])
+            appends = [convert.flow(row, self.ids) for row in rows]
+            await self._append("flow", await self._kept("flow", appends), len(rows))
 
     async def deployments(self) -> None:
         self.progress.start("deployment", await self._count("deployment"))
@@ -172,7 +199,7 @@ class Importer:
                     continue
                 limit = limits.get(uid(row["concurrency_limit_id"]), row["concurrency_limit"])
                 appends.append(convert.deployment(row, schedules.get(uid(row["id"]), []), self.ids, limit))
-            await self._append("deployment", appends, len(rows))
+            await self._append("deployment", await self._kept("deployment", appends), len(rows))
 
     async def concurrency_limits(self) -> None:
         limits = await self.source.fetch('SELECT * FROM concurrency_limit_v2 ORDER BY created, id')
@@ -195,13 +222,16 @@ class Importer:
                 self.report.table("concurrency_limit_v2").skip(f"v1 tag limit also stored as {name}")
                 continue
             appends.append(convert.concurrency_limit(name, row["concurrency_limit"], True, 0.0, when(row["created"])))
-        await self._append("concurrency_limit_v2", appends)
+        await self._append("concurrency_limit_v2", await self._kept("concurrency_limit_v2", appends), len(appends))
 
     async def variables(self) -> None:
         rows = await self.source.fetch("SELECT * FROM variable ORDER BY created, id")
         self.progress.start("variable", len(rows))
         self.report.table("variable").read += len(rows)
         for row in rows:  # one stream for all variables: in order
+            if await self._named_elsewhere(SQL_VARIABLE_NAMED, row["name"], row["id"]):
+                self.report.table("variable").skip("runlog already has a variable of that name (kept)")
+                continue
             await self._append("variable", [convert.variable(row)])
 
     async def flow_runs(self) -> None:
@@ -291,6 +321,12 @@ class Importer:
         # A document after the documents it nests, as a client must have saved them.
         for row in sorted(documents, key=lambda row: bool(nested.get(uid(row["id"])))):
             assert source_cipher is not None and cipher is not None
+            type_id = type_ids.get(uid(row["block_type_id"]), uid(row["block_type_id"]))
+            if row["name"] is not None and await self._named_elsewhere(
+                SQL_DOCUMENT_NAMED, row["name"], row["id"], type_id,
+            ):
+                self.report.table("block_document").skip("runlog already has a block of that type and name (kept)")
+                continue
             try:
                 values = json.loads(source_cipher.decrypt(str(js(row["data"])).encode()))
             except InvalidToken:
@@ -298,7 +334,7 @@ class Importer:
                 continue
             events.append(("block_document", convert.block_document(
                 row, seal(cipher, values), schema_ids.get(uid(row["block_schema_id"]), uid(row["block_schema_id"])),
-                type_ids.get(uid(row["block_type_id"]), uid(row["block_type_id"])), nested.get(uid(row["id"]), {}),
+                type_id, nested.get(uid(row["id"]), {}),
             )))
         # Every block record is on one stream: appended one after the other, in order.
         for table, event in events:

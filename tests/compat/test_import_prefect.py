@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runlog.commands.import_prefect import Importer, Progress, open_source
+from runlog.commands.import_prefect import Importer, Progress, import_database, open_source
 from runlog.eventstore import open_store
 from runlog.projections.registry import inline_projections
 
@@ -404,5 +404,30 @@ async def test_an_interrupted_import_run_again_ends_as_one_clean_import(prefect_
     assert 0 < interrupted < len(await _event_ids(clean))
     assert await _event_ids(resumed) == await _event_ids(clean)
     done = subprocess.run([*RUNLOG, "projections", "verify"], cwd=ROOT, env=server_env(tmp_path, resumed),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_names_runlog_already_has_are_kept_and_the_import_joins_them(prefect_source, tmp_path):
+    """Into a runlog whose own clients made a flow, a variable and a work pool of the names the
+    source uses: those stay runlog's, the import skips them saying why, and its runs join them."""
+    from runlog.commands import flows, variables, work_pools
+
+    url = f"sqlite:///{tmp_path}/runlog.db"
+    async with open_store(url, projections=inline_projections()) as store:
+        flow, _ = await flows.register(store, "adder", tags=["runlog-own"])
+        await variables.create(store, "import_var", "runlog's own value")
+        await work_pools.create_pool(store, work_pools.NewWorkPool(name="import-pool", type="process"))
+    async with await open_source(prefect_source.database_url) as source:
+        report = await import_database(source, url)
+    for table in ("flow", "variable", "work_pool"):
+        assert sum(report.tables[table].skipped.values()) == 1, (table, report.tables[table])
+    async with open_store(url) as store:
+        async with store.reading() as tx:
+            rows = await tx.fetch("SELECT view FROM variables WHERE name = ?", "import_var")
+            assert b"runlog's own value" in bytes(rows[0][0])
+            runs_of_adder = await tx.fetch("SELECT count(*) FROM flow_runs WHERE flow_id = ?", str(flow.id))
+            assert runs_of_adder[0][0] >= 2  # the direct run and the deployment's
+    done = subprocess.run([*RUNLOG, "projections", "verify"], cwd=ROOT, env=server_env(tmp_path, url),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
