@@ -51,8 +51,9 @@ class _Bars(Progress):
 def prefect(ctx: click.Context, database_url: str, prefect_encryption_key: str | None) -> None:
     """Append a Prefect 3 server's database (DATABASE_URL: sqlite+aiosqlite:///path/prefect.db or
     postgresql+asyncpg://user@host/db) to runlog's log: flows, runs with their state histories,
-    task runs, logs, deployments and schedules, work pools and queues, variables, artifacts,
-    concurrency limits. The source is only read. Records already imported are skipped, so an
+    task runs, logs, deployments and schedules, work pools and queues, blocks (secrets sealed
+    with runlog's key), variables, artifacts, concurrency limits, automations. The source is
+    only read. Records already imported are skipped, so an
     interrupted import can be run again, and a later one adds only what is new."""
     settings = get_settings(ctx)
     url = settings.database_url
