@@ -46,11 +46,11 @@ def cli(ctx: click.Context, profile: str | None) -> None:
 
 def _register() -> None:
     from .commands import channels, concurrency, config, database, deliveries, deployments, events, notifications
-    from .commands import notifier, profile, projections, run, runs, server
+    from .commands import import_prefect, notifier, profile, projections, run, runs, server
 
     notifications.group.add_command(deliveries.group)
     for module in (config, profile, database, events, notifications, projections, server, notifier, channels, concurrency,
-                   run):
+                   run, import_prefect):
         cli.add_command(module.group)
     for group in (runs.flow_group, runs.flow_run_group, runs.task_run_group, *deployments.groups):
         cli.add_command(group)

@@ -229,8 +229,12 @@ def _take_report(view: TaskRunView | None, event: TaskRunStateChanged, version: 
     if view is not None and view.state is not None and new.timestamp < view.state.timestamp:
         # Stale: a newer state was reported first. Only ``created`` may learn from it, so the
         # view is the same whichever order the reports arrived in.
-        return msgspec.structs.replace(view, version=version, created=min(view.created, new.timestamp))
-    created = new.timestamp if view is None else min(view.created, new.timestamp)
+        created = event.created if event.created is not None else min(view.created, new.timestamp)
+        return msgspec.structs.replace(view, version=version, created=created)
+    if event.created is not None:
+        created = event.created  # the source's own record of it (an import)
+    else:
+        created = new.timestamp if view is None else min(view.created, new.timestamp)
     return TaskRunView(
         id=event.task_run_id, version=version, created=created, updated=new.timestamp,
         flow_run_id=event.flow_run_id, state=new, **_task_fields(event.task_run),

@@ -287,6 +287,10 @@ class TaskRunStateChanged(Event, tag="task_run.state_changed", kw_only=True):
     forced: bool = False
     reset_run_count: bool = False  # a flow-level retry starts the task's run count again
     flow_run_run_count: int | None = None  # the flow run's run_count when the task started
+    created: datetime | None = None
+    """With a ``task_run`` snapshot: the task run's creation time as its source recorded it (an
+    import from a Prefect server, where a task run's row may be written after its first state);
+    None: the earliest state's time."""
 
 
 class PrefectEventReceived(Event, tag="prefect.event", kw_only=True):

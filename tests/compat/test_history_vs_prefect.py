@@ -42,14 +42,14 @@ def _client_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))}
 
 
-def _start_prefect(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_prefect(workdir: Path, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """`prefect server start` on a port nothing used a moment ago (it cannot pick one and say
-    which); its URL once /health answers."""
+    which), with the settings in ``extra``; its URL once /health answers."""
     port = unused_port()
     env = _client_env() | PREFECT_SERVICES_OFF | {
         "PREFECT_HOME": str(workdir / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING", **(extra or {}),
     }
     with (workdir / "prefect-server.log").open("ab") as log:
         proc = subprocess.Popen(

@@ -1,0 +1,160 @@
+"""Import benchmark: how many Prefect flow runs (with their states, task runs and logs) per second
+`runlog import prefect` appends, into either of runlog's backends.
+
+    python -m bench.bench_import [--runs N] [--tasks-per-run K] [--logs-per-run L]
+                                 [--backend sqlite|postgres|both] [--source PATH] [--postgres-url URL]
+
+The source is a Prefect 3.8.8 SQLite database: its schema made by Prefect's own migrations
+(`prefect server database reset -y`, from the Prefect found beside this Python or at
+RUNLOG_BENCH_PREFECT, /work/prefect-venv/bin/prefect by default), then filled directly with
+--runs flow runs of one flow (default 20,000), each Pending, Running, Completed, with K task
+runs (default 1) of three states each and L log lines (default 3). --source keeps the file to
+use it again (it is made only when missing). The import runs through the same Importer the
+CLI uses, into a new runlog database on each backend, and prints runs/s and events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from bench.bench_store import postgres_databases
+from runlog.commands.import_prefect import import_database, open_source
+from runlog.eventstore import open_store
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BASE = datetime(2026, 1, 1)
+
+
+def _prefect() -> str:
+    beside = Path(sys.executable).with_name("prefect")
+    return os.environ.get("RUNLOG_BENCH_PREFECT") or (str(beside) if beside.exists() else "/work/prefect-venv/bin/prefect")
+
+
+def _t(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def make_source(path: Path, runs: int, tasks_per_run: int, logs_per_run: int) -> None:
+    with tempfile.TemporaryDirectory() as home:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
+            "PREFECT_HOME": home, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{path}",
+        }
+        subprocess.run([_prefect(), "server", "database", "reset", "-y"], env=env, check=True, capture_output=True)
+    db = sqlite3.connect(path)
+    flow_id = str(uuid.uuid4())
+    db.execute("INSERT INTO flow (id, created, updated, name, tags) VALUES (?, ?, ?, 'bench', '[]')",
+               (flow_id, _t(BASE), _t(BASE)))
+    details = lambda run, task=None: json.dumps({"flow_run_id": run, "task_run_id": task})  # noqa: E731
+    for start in range(0, runs, 5000):
+        run_rows, run_states, task_rows, task_states, logs = [], [], [], [], []
+        for i in range(start, min(start + 5000, runs)):
+            run_id, at = str(uuid.uuid4()), BASE + timedelta(seconds=i)
+            states = [(str(uuid.uuid4()), kind, at + timedelta(seconds=n)) for n, kind in
+                      enumerate(("PENDING", "RUNNING", "COMPLETED"))]
+            for state_id, kind, when in states:
+                run_states.append((state_id, _t(when), _t(when), kind, _t(when), kind.title(), details(run_id), run_id))
+            last = states[-1]
+            run_rows.append((
+                run_id, _t(at), _t(last[2]), f"run-{i}", "COMPLETED", 1, _t(at), _t(at + timedelta(seconds=1)),
+                _t(last[2]), _t(BASE.replace(year=1970, month=1, day=1) + timedelta(seconds=1)), flow_id, last[0],
+                "Completed", _t(last[2]), '{"max_retries": 0}', "[]", "{}",
+            ))
+            for k in range(tasks_per_run):
+                task_id = str(uuid.uuid4())
+                t_states = [(str(uuid.uuid4()), kind, at + timedelta(seconds=1, milliseconds=100 * n + k)) for n, kind in
+                            enumerate(("PENDING", "RUNNING", "COMPLETED"))]
+                for state_id, kind, when in t_states:
+                    task_states.append((state_id, _t(when), _t(when), kind, _t(when), kind.title(),
+                                        details(run_id, task_id), task_id))
+                task_rows.append((
+                    task_id, _t(at), _t(at), f"step-{k}", "COMPLETED", 1, f"step-{k}", str(i), run_id,
+                    t_states[-1][0], "Completed", _t(t_states[-1][2]), 1,
+                ))
+            for n in range(logs_per_run):
+                logs.append((str(uuid.uuid4()), _t(at), _t(at), "prefect.flow_runs", 20, run_id,
+                             f"log line {n} of run {i}", _t(at + timedelta(milliseconds=n))))
+        db.executemany(
+            "INSERT INTO flow_run (id, created, updated, name, state_type, run_count, expected_start_time, start_time,"
+            " end_time, total_run_time, flow_id, state_id, state_name, state_timestamp, empirical_policy, tags, labels)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run_rows)
+        db.executemany(
+            "INSERT INTO flow_run_state (id, created, updated, type, timestamp, name, state_details, flow_run_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", run_states)
+        db.executemany(
+            "INSERT INTO task_run (id, created, updated, name, state_type, run_count, task_key, dynamic_key,"
+            " flow_run_id, state_id, state_name, state_timestamp, flow_run_run_count)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", task_rows)
+        db.executemany(
+            "INSERT INTO task_run_state (id, created, updated, type, timestamp, name, state_details, task_run_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", task_states)
+        db.executemany(
+            "INSERT INTO log (id, created, updated, name, level, flow_run_id, message, timestamp)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", logs)
+        db.commit()
+    db.close()
+
+
+async def import_into(source_url: str, target_url: str) -> tuple[float, dict[str, int], int]:
+    """The import as `runlog import prefect` makes it into an empty database (events appended
+    bare, the read models rebuilt once at the end)."""
+    async with await open_source(source_url) as source:
+        started = time.perf_counter()
+        report = await import_database(source, target_url)
+        elapsed = time.perf_counter() - started
+    async with open_store(target_url) as store:
+        head = await store.head()
+    return elapsed, {name: table.imported for name, table in report.tables.items()}, head
+
+
+async def import_into_postgres(source_url: str, admin_url: str) -> tuple[float, dict[str, int], int]:
+    async with postgres_databases(admin_url, "import") as (url,):
+        return await import_into(source_url, url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20_000)
+    parser.add_argument("--tasks-per-run", type=int, default=1)
+    parser.add_argument("--logs-per-run", type=int, default=3)
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--source", type=Path, default=None)
+    parser.add_argument("--postgres-url", default=os.environ.get("RUNLOG_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL))
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    try:
+        source = args.source or workdir / "prefect.db"
+        if not source.exists():
+            started = time.perf_counter()
+            make_source(source, args.runs, args.tasks_per_run, args.logs_per_run)
+            print(f"source: {args.runs} runs, {args.tasks_per_run} task run(s) and {args.logs_per_run} log line(s) "
+                  f"each, made in {time.perf_counter() - started:.1f}s ({source})")
+        source_url = f"sqlite+aiosqlite:///{source}"
+        backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+        for backend in backends:
+            if backend == "sqlite":
+                target = workdir / "runlog.db"
+                elapsed, imported, head = asyncio.run(import_into(source_url, f"sqlite:///{target}"))
+            else:
+                elapsed, imported, head = asyncio.run(import_into_postgres(source_url, args.postgres_url))
+            runs = imported.get("flow_run", 0)
+            print(f"{backend:8} imported {runs} runs, {imported.get('task_run', 0)} task runs, "
+                  f"{imported.get('log', 0)} log lines, {head} events in {elapsed:.1f}s: "
+                  f"{runs / elapsed:,.0f} runs/s, {head / elapsed:,.0f} events/s")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
