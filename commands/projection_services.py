@@ -53,9 +53,7 @@ def projection_service(
 
     async def wake() -> None:
         # Returns a moment after the first event past what the last round folded.
-        if await store.head() <= following.reached:
-            async for _record in store.subscribe(after=following.reached):
-                break
+        await following.more()
         await asyncio.sleep(gather)
 
     return Service(f"projection-{projection.name}", step, interval, wake=wake)

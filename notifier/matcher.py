@@ -123,8 +123,7 @@ class Matcher:
         async def wake() -> None:
             # Returns at the first event past what the last round matched: no gathering delay,
             # an alert's latency is the point.
-            async for _record in self._store.subscribe(after=self._following.reached):
-                break
+            await self._following.more()
 
         return Service(NAME, self.step, INTERVAL_SECONDS, wake=wake)
 

@@ -116,6 +116,13 @@ class CatchUp:
             await self._commit(self.reached, RowChanges(), ())
         return self.reached
 
+    async def more(self) -> None:
+        """Returns once the log holds an event past what this process reached (the store's
+        subscription wakes it: LISTEN/NOTIFY on PostgreSQL, an in-process signal on SQLite)."""
+        if await self.store.head() <= self.reached:
+            async for _record in self.store.subscribe(after=self.reached):
+                break
+
     async def save(self, position: int) -> None:
         """Store ``position`` as the checkpoint (compare-and-set, as a page's is) and go on from it."""
         await self._commit(position, RowChanges(), ())
