@@ -42,9 +42,8 @@ import structlog
 
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.runner import Service
-from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.projections import automations as automation_reads
-from runlog.eventstore import Tx
 from runlog.projections.catchup import CatchUp, CheckpointMoved
 from runlog.projections.checkpoints import PAGE
 from runlog.projections.prefect_events import Derivation, PrefectEvent
