@@ -29,7 +29,7 @@ from runlog.api.schemas import filters as f
 from runlog.commands import flows
 from runlog.commands.clock import ManualClock
 from runlog.eventstore import NewEvent, open_store
-from runlog.projections.checkpoints import catch_up
+from runlog.projections.catchup import catch_up
 from runlog.projections.history import window
 from runlog.projections.registry import inline_projections
 from runlog.projections.run_history import RunHistoryProjection

@@ -1,6 +1,7 @@
 """The matcher: the notifier's consumer of the log, from "a state changed" to "a delivery is due".
 
-It follows the log from its own checkpoint (projections/checkpoints.py), shows each record as
+It follows the log from its own checkpoint through the catch-up the asynchronous projections
+use (projections/catchup.py), shows each record as
 Prefect's events (projections/prefect_events.Derivation: the same events the feed serves),
 evaluates every enabled, unmuted automation's trigger against them (notifier/triggers.py), and
 carries out each firing's actions (acting.py): notifications and webhook calls become
@@ -13,7 +14,8 @@ states raised, for the rules that ask (resolving.py), in the log's order: the fi
 events before it are acted on first.
 
 Nothing is lost or sent twice across a crash or a restart: the checkpoint moves only after a
-page's actions are recorded, and a delivery's id is derived from (triggering event,
+page's actions are recorded (and by compare-and-set: a process that finds another moved it
+stops and rebuilds its windows from there), and a delivery's id is derived from (triggering event,
 automation, action), so a page matched again after a crash collapses onto the deliveries it
 already made; the other actions are claimed before they are carried out
 (commands/automation_runs.py), so none runs twice.
@@ -40,9 +42,10 @@ import structlog
 
 from runlog.commands.clock import Clock, system_clock
 from runlog.commands.runner import Service
-from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.projections import automations as automation_reads
-from runlog.projections.checkpoints import CHECKPOINTS, PAGE, checkpoint
+from runlog.projections.catchup import CatchUp, CheckpointMoved
+from runlog.projections.checkpoints import PAGE
 from runlog.projections.prefect_events import Derivation, PrefectEvent
 from runlog.schema import streams
 from runlog.schema.automations import AutomationDefinition
@@ -105,12 +108,12 @@ class Matcher:
         self._actor = Actor(store, renderer=renderer, clock=clock)
         self._resolver = Resolver(store, renderer=renderer, clock=clock)
         self._automations: dict[UUID, _Automation] | None = None
-        self._reached = 0
-        self._matched = 0  # the last position matched by this process, saved or not
+        # The checkpoint is written at most once a SAVE_EVERY_SECONDS (by the clock's time): see
+        # _catch_up. ``reached`` is what this process matched, ``saved`` what it last wrote.
+        self._following = CatchUp(store, self, page=PAGE, save_every=SAVE_EVERY_SECONDS,
+                                  clock=lambda: self._clock().timestamp())
         self._stale = False  # an automation changed since they were read
         self._idle = False  # the last round found no automation to evaluate
-        self._saved_at: datetime | None = None
-        self._saved = -1  # the position last written as the checkpoint by this process
         self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
         self._this_round = 0
         self._restored = False  # the windows were rebuilt from the log up to the checkpoint
@@ -119,8 +122,7 @@ class Matcher:
         async def wake() -> None:
             # Returns at the first event past what the last round matched: no gathering delay,
             # an alert's latency is the point.
-            async for _record in self._store.subscribe(after=self._reached):
-                break
+            await self._following.more()
 
         return Service(NAME, self.step, INTERVAL_SECONDS, wake=wake)
 
@@ -133,17 +135,23 @@ class Matcher:
         if not await self._enabled(now):
             await self._skip(now)
             return 0
-        if self._idle:
-            # Back from idle: match from here on, not the events no automation was there for.
-            await self._save_checkpoint(self._reached)
-            self._idle = False
-        stored = await checkpoint(self._store, NAME)
-        if not self._restored or stored != self._saved:
-            # Starting, or another leader moved the checkpoint since this one last wrote it:
-            # its windows are stale. (Not ``stored != self._reached``: this process writes the
-            # checkpoint at most once a SAVE_EVERY_SECONDS, so it trails what it matched.)
-            await self._restore(stored, now)
-        self._reached = await self._catch_up(now)
+        try:
+            if self._idle:
+                # Back from idle: match from here on, not the events no automation was there for.
+                await self._following.save(self._following.reached)
+                self._idle = False
+            stored = await self._following.stored()
+            if not self._restored or stored != self._following.saved:
+                # Starting, or another leader moved the checkpoint since this one last wrote it:
+                # its windows are stale. (Not ``stored != reached``: this process writes the
+                # checkpoint at most once a SAVE_EVERY_SECONDS, so it trails what it matched.)
+                await self._restore(stored, now)
+            await self._catch_up()
+        except CheckpointMoved:
+            # Another leader moved it under this round: its windows are rebuilt next round.
+            self._restored = False
+            self._announce()
+            return self._this_round
         for automation in (await self._enabled(now)):
             automation.buckets, firings = triggers.tick(automation.definition.trigger, automation.buckets, now)
             for firing in firings:
@@ -168,7 +176,7 @@ class Matcher:
         self._restored = True
         # Matching goes on from the checkpoint, also when this process had matched further
         # before another leader took over (matching again schedules nothing twice).
-        self._reached = self._matched = self._saved = upto
+        await self._following.resume(upto)
         self._derivation = Derivation(self._store)  # it reads forward from here, from an older position
         enabled = await self._enabled(now)
         for automation in self._automations.values() if self._automations else ():
@@ -207,46 +215,34 @@ class Matcher:
         crash then re-skips a second of it). A server with no rules pays a query, not a second
         reading of every event."""
         self._idle = True
-        self._reached = await self._store.head()
-        if self._saved_at is None or (now - self._saved_at).total_seconds() >= 1.0:
-            await self._save_checkpoint(self._reached)
-            self._saved_at = now
+        head = await self._store.head()
+        if self._following.saved is None:
+            await self._following.resume()
+        self._following.reached = head
+        try:
+            await self._following.run(upto=head)  # reads nothing: saves the checkpoint when due
+        except CheckpointMoved:
+            self._restored = False
 
-    async def _catch_up(self, now: datetime) -> int:
-        """Match the log from where it was matched to its end; the position reached.
+    async def _catch_up(self) -> int:
+        """Match the log from where it was matched to its end (projections/catchup.py); the
+        position reached.
 
         The matcher follows every append of the server (a round per group commit, most of them
         other clients' run states), so writing its checkpoint after each page made a write
         transaction per round, contending with the clients' appends (on SQLite, for its one
-        writer). It is written at most once a SAVE_EVERY_SECONDS instead, and the position
-        matched since is kept here: a crash then matches up to a second of the log again, which
-        schedules nothing twice (a delivery's id is derived from its event, rule and action; the
-        other actions are claimed). The table is still read each round, and the further of the
-        two taken, so that a process leading again after another led goes on from where that one
-        got to.
+        writer). It is written at most once a SAVE_EVERY_SECONDS instead (the catch-up's
+        ``save_every``), and the position matched since is kept in memory: a crash then matches
+        up to a second of the log again, which schedules nothing twice (a delivery's id is
+        derived from its event, rule and action; the other actions are claimed). The table is
+        still read each round (``step``): a process leading again after another led goes on
+        from where that one got to.
         """
-        after = max(await checkpoint(self._store, NAME), self._matched)
-        while True:
-            page = [record async for record in self._store.read_all(after=after, limit=PAGE)]
-            if not page:
-                break
-            await self.changes(page)  # its actions are recorded by the time it returns
-            after = self._matched = page[-1].position
-        due = self._saved_at is None or (now - self._saved_at).total_seconds() >= SAVE_EVERY_SECONDS
-        if due and after != self._saved:
-            await self._save_checkpoint(after)
-            self._saved_at = now
-        return after
+        return await self._following.run()
 
-    async def _save_checkpoint(self, position: int) -> None:
-        self._saved = position
-        changes = RowChanges()
-        changes.upsert(CHECKPOINTS, (NAME, position))
-        await self._store.write_tables(changes)
-
-    async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
-        """A page of the log matched (_catch_up moves the checkpoint after it): the matcher keeps
-        no table of its own, its output is deliveries, recorded by the time this returns."""
+    async def changes(self, events: Sequence[RecordedEvent], tx: Tx | None = None) -> RowChanges:
+        """A page of the log matched (the catch-up moves the checkpoint after it): the matcher
+        keeps no table of its own, its output is deliveries, recorded by the time this returns."""
         fired: list[tuple[_Automation, triggers.Firing]] = []
         for record in events:
             if record.type.startswith("automation."):

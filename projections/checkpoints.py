@@ -1,9 +1,10 @@
 """Checkpoints of the asynchronous projections: how far in the log each has folded.
 
 An asynchronous projection follows the log from its own checkpoint instead of inside the
-append's transaction, so a slow or failing read model never holds up a write. It persists its
-rows and its new checkpoint in one transaction (``EventStore.write_tables``), so after a crash
-it resumes exactly after the last event whose rows were written.
+append's transaction, so a slow or failing read model never holds up a write. It catches up
+through projections/catchup.py, as the notifier's matcher does: each page's rows and the
+checkpoint after it in one transaction, so after a crash it resumes exactly after the last
+event whose rows were written.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class AsyncProjection(Protocol):
     name: str
     tables: tuple[Table, ...]
 
-    async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges: ...
+    async def changes(self, events: Sequence[RecordedEvent], tx: Tx | None = None) -> RowChanges: ...
 
 
 async def position_of(tx: Tx, name: str) -> int:
@@ -40,25 +41,4 @@ async def checkpoint(store: EventStore, name: str) -> int:
         return await position_of(tx, name)
 
 
-async def catch_up(store: EventStore, projection: AsyncProjection, *, upto: int | None = None) -> int:
-    """Fold the log from the projection's checkpoint to its end (or to ``upto``); the new checkpoint.
-
-    Each page's rows and the checkpoint after it are written in one transaction.
-    """
-    after = await checkpoint(store, projection.name)
-    while upto is None or after < upto:
-        limit = PAGE if upto is None else min(PAGE, upto - after)
-        # Positions may have gaps (retention prunes events; they are never reused), so a page
-        # of ``limit`` records can reach past ``upto``: what lies past it is left for later.
-        page = [record async for record in store.read_all(after=after, limit=limit)
-                if upto is None or record.position <= upto]
-        if not page:
-            break
-        changes = await projection.changes(page)
-        after = page[-1].position
-        changes.upsert(CHECKPOINTS, (projection.name, after))
-        await store.write_tables(changes)
-    return after
-
-
-__all__ = ["CHECKPOINTS", "PAGE", "AsyncProjection", "catch_up", "checkpoint", "position_of"]
+__all__ = ["CHECKPOINTS", "PAGE", "AsyncProjection", "checkpoint", "position_of"]

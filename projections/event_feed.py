@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import msgspec
 import structlog
 
-from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table
+from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 
 from .prefect_events import Derivation, PrefectEvent
 from .tables import us
@@ -63,7 +63,7 @@ server that starts with a new version rebuilds the tables from the log (projecti
 
 
 class EventFeedProjection:
-    """Folds the log into the feed tables; give it to ``checkpoints.catch_up``."""
+    """Folds the log into the feed tables; it catches up through projections/catchup.py."""
 
     name = NAME
     version = VERSION
@@ -73,7 +73,8 @@ class EventFeedProjection:
     def __init__(self, store: EventStore) -> None:
         self.derivation = Derivation(store)
 
-    async def changes(self, events: Sequence[RecordedEvent]) -> RowChanges:
+    async def changes(self, events: Sequence[RecordedEvent], tx: Tx | None = None) -> RowChanges:
+        """The feed rows of ``events`` (it reads none of its own rows: ``tx`` is not used)."""
         changes = RowChanges()
         for record in events:
             try:

@@ -327,12 +327,20 @@ async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progre
 
     async def finish(tx: Tx, group: Sequence[Spec]) -> int:
         records = _records(await tx.fetch(SQL_EVENTS_AFTER, low))
+        reached = records[-1].position if records else low
+        moved = RowChanges()
+        for spec in group:
+            if spec.kind == "async":
+                moved.upsert(CHECKPOINTS, (spec.name, reached))
+        # An asynchronous projection's checkpoint first: on PostgreSQL that locks its row, which
+        # its catch-up (projections/catchup.py) moves first in its own transactions, so a page
+        # of its service (in any process) commits wholly before this swap or fails after it.
+        await persist(tx, moved)
         shadow = ShadowTx(tx, [table for spec in group for table in spec.tables])
         for spec in group:
             mine = [r for r in records if r.position > after[spec.name]]
             if mine:
                 await _fold(spec, shadow, mine)
-        reached = records[-1].position if records else low
         swapping = time.monotonic()
         changes = RowChanges()
         for spec in group:
@@ -341,8 +349,6 @@ async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progre
             changes.upsert(VERSIONS, (spec.name, spec.version))
             changes.delete(VERSIONS, REBUILDING + spec.name)
             changes.delete(CHECKPOINTS, REBUILDING + spec.name)
-            if spec.kind == "async":
-                changes.upsert(CHECKPOINTS, (spec.name, reached))
         await persist(tx, changes)
         log.info("projection_swapped", projections=[s.name for s in group], final_events=len(records),
                  swap_seconds=round(time.monotonic() - swapping, 3))
@@ -350,8 +356,9 @@ async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progre
 
     # Inline projections are swapped holding the append lock: appends write their live tables.
     # Asynchronous ones are not written by appends, so theirs is an ordinary transaction: their
-    # service may write the live rows meanwhile, but its rows are keyed by what they show and
-    # it refolds from the checkpoint this sets, so either order leaves the same rows.
+    # service may write the live rows meanwhile, but each of its pages moves the checkpoint by
+    # compare-and-set in the page's transaction, so a page commits wholly before the swap
+    # (which then writes over its rows) or finds the checkpoint moved and writes nothing.
     inline = [spec for spec in specs if spec.kind == "inline"]
     followers = [spec for spec in specs if spec.kind != "inline"]
     reached: dict[str, int] = {}

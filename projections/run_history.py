@@ -34,7 +34,8 @@ from runlog.schema import events as catalogue
 from runlog.schema import streams
 
 from .history import RUNNING, TERMINAL_TYPES, RunPoint, StateTally, Window, lateness, merged, tally
-from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
+from .runs import FlowRunView, TaskRunView, evolve_task_run
+from .runs_batch import fold_flow_run
 from .tables import from_us, us
 
 NAME = "run_history"
@@ -159,14 +160,23 @@ def fold_runs(kind: str, before: dict[str, Member], records: Sequence[RecordedEv
     """Each run the records (of ``kind``'s streams, in log order) touch, as it is after them;
     ``before`` holds those that existed (None: deleted, or never created)."""
     prefix, types = _PREFIX[kind], _TYPES[kind]
-    evolve = evolve_flow_run if kind == FLOW_RUN else evolve_task_run
     views: dict[str, Any] = {}
+    if kind == FLOW_RUN:
+        # Each run's events at once (projections/runs_batch.py), as the runs projection folds them.
+        streams_of: dict[str, list[tuple[int, str, bytes]]] = {}
+        for record in records:
+            if record.type in types:
+                streams_of.setdefault(record.stream_id.removeprefix(prefix), []).append(
+                    (record.version, record.type, record.data))
+        for run_id, events in streams_of.items():
+            views[run_id] = fold_flow_run(_view(kind, run_id, before.get(run_id)), events)
+        return {run_id: _member(view) for run_id, view in views.items()}
     for record in records:
         if record.type not in types:
             continue
         run_id = record.stream_id.removeprefix(prefix)
         view = views[run_id] if run_id in views else _view(kind, run_id, before.get(run_id))
-        views[run_id] = evolve(view, catalogue.decode(record.data), record.version)
+        views[run_id] = evolve_task_run(view, catalogue.decode(record.data), record.version)
     return {run_id: _member(view) for run_id, view in views.items()}
 
 
@@ -188,19 +198,21 @@ def _list(tx: Tx, values: Iterable[Any]) -> Any:
 
 
 class RunHistoryProjection:
-    """Folds the log into the history tables; give it to ``checkpoints.catch_up``.
+    """Folds the log into the history tables; it catches up through projections/catchup.py.
 
-    It reads its own rows (each run's part, the cells it changes) before a page, from ``store``
-    or the transaction it is given, so it must read where it writes (``writing_to`` gives one
-    for another store). Its cells are read, added to and written back: one writer at a time
-    (its service is a singleton).
+    It reads its own rows (each run's part, the cells it changes) before a page, in the
+    transaction it is given (``reads_own_rows``: the catch-up's write transaction, or a
+    rebuild's over its shadows), else from ``store``, so it must read where it writes
+    (``writing_to`` gives one for another store). Its cells are read, added to and written
+    back: read and written in one transaction whose checkpoint moves by compare-and-set
+    (projections/catchup.py), so no page is ever added twice.
     """
 
     name = NAME
     version = 1
     """Bump it whenever the rows it makes from the same events change."""
     tables = (RUNS, CELLS)
-    reads_own_rows = True  # a rebuild hands ``changes`` its shadow transaction (projections/rebuild.py)
+    reads_own_rows = True  # catchup.py and a rebuild (its shadows) hand ``changes`` their write transaction
 
     def __init__(self, store: EventStore) -> None:
         self.store = store

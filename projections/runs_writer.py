@@ -21,6 +21,7 @@ from runlog.schema import events as catalogue
 
 from .cache import ViewCache
 from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
+from .runs_batch import fold_flow_run
 from .tables import in_list, list_param, read_view, text, us
 
 
@@ -111,7 +112,7 @@ class RunsProjection:
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
         for kind in _KINDS:
-            batch = [(e.stream_id, e.version, e.data) for e in events if e.type in kind.types]
+            batch = [(e.stream_id, e.version, e.data, e.type) for e in events if e.type in kind.types]
             if not batch:
                 continue
             views, missing = self._known_views(batch, kind)
@@ -131,7 +132,7 @@ class RunsProjection:
         """
         changes = RowChanges()
         for kind in _KINDS:
-            batch = [(r.stream_id, r.version, r.event.data) for r in rows if r.event.type in kind.types]
+            batch = [(r.stream_id, r.version, r.event.data, r.event.type) for r in rows if r.event.type in kind.types]
             if not batch:
                 continue
             views, missing = self._known_views(batch, kind)
@@ -140,13 +141,13 @@ class RunsProjection:
             _fold(kind, views, batch, changes)
         return changes
 
-    def _known_views(self, batch: Sequence[tuple[str, int, bytes]], kind: _Kind) -> tuple[dict[str, Any], list[str]]:
+    def _known_views(self, batch: Sequence[tuple[str, int, bytes, str]], kind: _Kind) -> tuple[dict[str, Any], list[str]]:
         """Views cached at the version before the batch, and the runs whose view must be read.
 
         A run whose stream starts in this batch has no row yet: nothing to read for it.
         """
         first_version: dict[str, int] = {}
-        for stream_id, version, _data in batch:
+        for stream_id, version, _data, _type in batch:
             first_version.setdefault(stream_id.removeprefix(kind.prefix), version)
         views: dict[str, Any] = {}
         missing = []
@@ -169,14 +170,25 @@ class _Kind(msgspec.Struct, frozen=True):
     evolve: Callable[[Any, Any, int], Any]
     decode: Callable[[bytes], Any]
     to_row: Callable[[Any], tuple]
+    fold: Callable[[Any, Sequence[tuple[int, str, bytes]]], Any] | None = None
+    """A run's events at once, as ``evolve`` one by one would fold them (None: there is none)."""
 
 
-def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, bytes]], changes: RowChanges) -> None:
+def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, bytes, str]], changes: RowChanges) -> None:
     """Fold the batch's events into ``views`` (in place) and record the rows that change."""
     before = {run_id: dict.fromkeys(view.tags) for run_id, view in views.items() if view is not None}
-    for stream_id, version, data in batch:
-        run_id = stream_id.removeprefix(kind.prefix)
-        views[run_id] = kind.evolve(views.get(run_id), catalogue.decode(data), version)
+    if kind.fold is not None and len(batch) > 1:
+        # Each run's events at once (projections/runs_batch.py): a rebuild's batches hold runs
+        # from their creation to their end, whose intermediate views nobody reads.
+        streams_of: dict[str, list[tuple[int, str, bytes]]] = {}
+        for stream_id, version, data, event_type in batch:
+            streams_of.setdefault(stream_id.removeprefix(kind.prefix), []).append((version, event_type, data))
+        for run_id, events in streams_of.items():
+            views[run_id] = kind.fold(views.get(run_id), events)
+    else:
+        for stream_id, version, data, _type in batch:
+            run_id = stream_id.removeprefix(kind.prefix)
+            views[run_id] = kind.evolve(views.get(run_id), catalogue.decode(data), version)
     for run_id, view in views.items():
         old_tags = before.get(run_id, {})
         if view is None:
@@ -193,7 +205,8 @@ def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, by
 
 
 _KINDS = (
-    _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row),
+    _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row,
+          fold_flow_run),
     _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row),
 )
 

@@ -20,7 +20,8 @@ from runlog.api.schemas import filters as f
 from runlog.commands.clock import ManualClock
 from runlog.eventstore import open_store
 from runlog.projections import run_history
-from runlog.projections.checkpoints import catch_up, checkpoint
+from runlog.projections.catchup import catch_up
+from runlog.projections.checkpoints import checkpoint
 from runlog.projections.history import Window, window
 from runlog.projections.tables import us
 from runlog.projections.verify import verify

@@ -17,7 +17,7 @@ from runlog.commands.run_logs import LogLine, create_logs
 from runlog.eventstore import open_store
 from runlog.eventstore.pruning import UnsafePrune, prune_events
 from runlog.projections import work_pools as reads
-from runlog.projections.checkpoints import catch_up
+from runlog.projections.catchup import catch_up
 from runlog.projections.event_feed import EventFeedProjection
 from runlog.projections.registry import inline_projections
 from runlog.projections.retention import Stored, prunable_heartbeats, prunable_polls

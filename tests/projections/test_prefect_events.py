@@ -7,7 +7,8 @@ from uuid import UUID, uuid4
 
 from runlog.commands.executor import record
 from runlog.eventstore import open_store
-from runlog.projections.checkpoints import catch_up, checkpoint
+from runlog.projections.catchup import catch_up
+from runlog.projections.checkpoints import checkpoint
 from runlog.projections.event_feed import EventFeedProjection
 from runlog.projections.flows import FlowView
 from runlog.projections.prefect_events import Derivation, flow_run_state_event, state_payload, truncated_to

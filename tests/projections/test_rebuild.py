@@ -205,3 +205,23 @@ async def test_status_shows_each_projection_with_its_checkpoint_and_lag(store_ur
     assert feed.kind == "async" and feed.checkpoint == 0 and feed.lag_events == head  # no feed service ran
     assert feed.lag_seconds >= 0
     assert found["runs"].version == RunsProjection.version
+
+
+async def test_run_history_followed_by_another_process_around_a_rebuild_counts_every_run_once(store_url):
+    """The swap moves run_history's checkpoint; the catch-up in another process (another server
+    worker) that had folded part of the log finds it moved and adds nothing twice to the cells."""
+    from runlog.projections.catchup import CatchUp, CheckpointMoved
+    from runlog.projections.run_history import RunHistoryProjection
+
+    await record_some_runs(store_url)
+    async with open_store(store_url, projections=inline_projections()) as server, open_store(store_url) as worker:
+        head = await server.head()
+        following = CatchUp(worker, RunHistoryProjection(worker), page=3)
+        assert await following.run(upto=head // 2) == head // 2
+        await rebuild(server, ["run_history"])
+        with pytest.raises(CheckpointMoved):
+            await following.run()
+        assert await following.resume() == head
+        assert await following.run() == head
+    result = await verify(store_url)
+    assert result.equal, [t for t in result.tables if not t.equal]

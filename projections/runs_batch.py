@@ -1,0 +1,135 @@
+"""A flow run's view after several events at once: the fold of ``evolve_flow_run`` without its
+intermediate views, for a rebuild (and any batch holding a run's events more than once).
+
+Folding a run's stream one event at a time decodes every state in full (its details, data,
+ids) and builds a new view for each, though the view keeps only the last state and a few
+figures the others add to (start and end times, run time, run count, expected and next
+scheduled start, the empirical policy). Here a state change is decoded as only those figures
+(``_Change``: msgspec skips the rest of the payload), the figures are carried in locals, and
+the view is built once at the end with the last state decoded in full. The result is the
+view ``evolve_flow_run`` gives, field for field (tests/projections/test_runs_batch.py folds
+random streams both ways); a run whose events include any other kind than its creation and
+its state changes is folded event by event with ``evolve_flow_run`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from runlog.schema import events as catalogue
+
+from .runs import FlowRunView, evolve_flow_run
+
+CREATED, STATE_CHANGED = "flow_run.created", "flow_run.state_changed"
+FAST_TYPES = frozenset({CREATED, STATE_CHANGED})
+"""The event kinds ``fold_flow_run`` folds without ``evolve_flow_run``."""
+
+_RUNNING, _SCHEDULED = "RUNNING", "SCHEDULED"
+_TERMINAL = frozenset(state.value for state in catalogue.StateType if state in
+                      (catalogue.StateType.COMPLETED, catalogue.StateType.FAILED,
+                       catalogue.StateType.CANCELLED, catalogue.StateType.CRASHED))
+
+
+class _Details(msgspec.Struct, gc=False):
+    scheduled_time: datetime | None = None
+
+
+class _Head(msgspec.Struct, gc=False):
+    type: str
+    timestamp: datetime
+    state_details: _Details = msgspec.field(default_factory=_Details)
+
+
+class _Change(msgspec.Struct, gc=False):
+    """What the bookkeeping reads of a FlowRunStateChanged (unknown fields are skipped)."""
+
+    state: _Head
+    empirical_policy: dict[str, Any] | None = None
+
+
+_msgpack_change = msgspec.msgpack.Decoder(_Change)
+_json_change = msgspec.json.Decoder(_Change)
+
+
+def _change(data: bytes) -> _Change:
+    # The same two stored forms catalogue.decode reads (schema/events.py).
+    return _json_change.decode(data) if data[:1] == b"{" else _msgpack_change.decode(data)
+
+
+def fold_flow_run(view: FlowRunView | None, events: Sequence[tuple[int, str, bytes]]) -> FlowRunView | None:
+    """The view after ``events`` ((version, type, data) of one run's stream, in order) are
+    folded into ``view``: what ``evolve_flow_run`` one at a time would give."""
+    if len(events) == 1 or any(kind not in FAST_TYPES for _version, kind, _data in events):
+        # One event (an append's usual batch) is folded faster whole; other kinds are rare.
+        for version, _kind, data in events:
+            view = evolve_flow_run(view, catalogue.decode(data), version)
+        return view
+    index = 0
+    while index < len(events):
+        version, kind, data = events[index]
+        if kind == CREATED:
+            view = evolve_flow_run(view, catalogue.decode(data), version)
+            index += 1
+            continue
+        # A stretch of state changes, up to the next creation (none, in a well-formed stream).
+        end = index
+        while end < len(events) and events[end][1] == STATE_CHANGED:
+            end += 1
+        if view is not None:
+            view = _states(view, events[index:end])
+        index = end
+    return view
+
+
+def _states(view: FlowRunView, changes: Sequence[tuple[int, str, bytes]]) -> FlowRunView:
+    """``view`` after a run of its state changes: _track_times and the run count and policy of
+    ``evolve_flow_run``, event by event, on plain values."""
+    state = view.state
+    kind: str | None = state.type.value if state is not None else None
+    at: datetime | None = state.timestamp if state is not None else None
+    start_time, end_time = view.start_time, view.end_time
+    total = view.total_run_time
+    expected = view.expected_start_time
+    next_scheduled = view.next_scheduled_start_time
+    run_count = view.run_count
+    policy = view.empirical_policy
+    for _version, _kind, data in changes:
+        change = _change(data)
+        new = change.state
+        new_kind, new_at = new.type, new.timestamp
+        if new_kind == _RUNNING and start_time is None:
+            start_time = new_at
+        if kind in _TERMINAL and new_kind not in _TERMINAL:
+            end_time = None
+        if new_kind in _TERMINAL and end_time is None:
+            start_time = start_time or new_at
+            end_time = new_at
+        if kind == _RUNNING:
+            total = total + (new_at - at).total_seconds()  # type: ignore[operator]
+        if expected is None:
+            scheduled = new.state_details.scheduled_time if new_kind == _SCHEDULED else None
+            expected = scheduled or new_at
+        if kind == _SCHEDULED:
+            next_scheduled = None
+        if new_kind == _SCHEDULED:
+            next_scheduled = new.state_details.scheduled_time
+        policy = dict(change.empirical_policy if change.empirical_policy is not None else policy)
+        if new_kind == _RUNNING and not policy.get("resuming"):
+            run_count += 1
+        if (new_kind == _RUNNING or new_kind in _TERMINAL) and policy.get("resuming"):
+            policy["resuming"] = False
+        kind, at = new_kind, new_at
+    last_version, _kind, last = changes[-1]
+    final = catalogue.decode(last).state  # type: ignore[union-attr]
+    return msgspec.structs.replace(
+        view, version=last_version, state=final, updated=final.timestamp, start_time=start_time, end_time=end_time,
+        total_run_time=total, expected_start_time=expected, next_scheduled_start_time=next_scheduled,
+        run_count=run_count, empirical_policy=policy,
+    )
+
+
+__all__ = ["FAST_TYPES", "fold_flow_run"]

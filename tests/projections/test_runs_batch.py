@@ -1,0 +1,89 @@
+"""The batch fold of a flow run's events (projections/runs_batch.py) gives the view that
+``evolve_flow_run`` gives one event at a time, for random streams of every kind; no database."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+
+from runlog.projections.runs import evolve_flow_run
+from runlog.projections.runs_batch import fold_flow_run
+from runlog.schema import events as catalogue
+from runlog.schema.events import State, StateDetails, StateType
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _state(rng: random.Random, at: datetime) -> State:
+    kind = rng.choice(list(StateType))
+    details = {}
+    if kind is StateType.SCHEDULED and rng.random() < 0.7:
+        details["scheduled_time"] = at + timedelta(seconds=rng.randint(-60, 600))
+    if rng.random() < 0.2:
+        details["cache_key"] = "k"
+    return State(id=uuid4(), type=kind, name=rng.choice([None, kind.value.title(), "Retrying", "Late"]),
+                 timestamp=at, message=rng.choice([None, "m"]), state_details=StateDetails(**details),
+                 data=rng.choice([None, {"x": 1}]))
+
+
+def _stream(rng: random.Random, run_id: UUID, length: int, *, other_kinds: bool) -> list[catalogue.Event]:
+    events: list[catalogue.Event] = [catalogue.FlowRunCreated(
+        flow_run_id=run_id, flow_id=uuid4(), name="r", created=T0, tags=["a"],
+        empirical_policy=rng.choice([{}, {"resuming": True}, {"retries": 2}]),
+    )]
+    at = T0
+    for _ in range(length):
+        at += timedelta(seconds=rng.choice([0, 0.000001, 1.5, 30]))
+        roll = rng.random()
+        if other_kinds and roll < 0.08:
+            events.append(catalogue.FlowRunUpdated(flow_run_id=run_id, changes={"name": "renamed", "tags": ["b"]}))
+        elif other_kinds and roll < 0.11:
+            events.append(catalogue.FlowRunDeleted(flow_run_id=run_id))
+        elif other_kinds and roll < 0.14:
+            events.append(catalogue.FlowRunCreated(flow_run_id=run_id, flow_id=uuid4(), name="again", created=at))
+        else:
+            policy = rng.choice([None, None, {"resuming": True}, {"resuming": False, "retries": 1}])
+            events.append(catalogue.FlowRunStateChanged(flow_run_id=run_id, state=_state(rng, at), empirical_policy=policy))
+    return events
+
+
+def _one_by_one(view, events, first_version):
+    for version, event in enumerate(events, first_version):
+        view = evolve_flow_run(view, event, version)
+    return view
+
+
+def _stored(events, first_version, *, json: bool):
+    encode = catalogue._json_encoder.encode if json else catalogue.encode
+    return [(version, catalogue.event_type(e), encode(e)) for version, e in enumerate(events, first_version)]
+
+
+@pytest.mark.parametrize("other_kinds", [False, True])
+@pytest.mark.parametrize("json", [False, True])
+def test_the_batch_fold_equals_evolve_one_event_at_a_time(other_kinds, json):
+    rng = random.Random(12 + other_kinds + 2 * json)
+    for _ in range(300):
+        run_id = uuid4()
+        events = _stream(rng, run_id, rng.randint(0, 12), other_kinds=other_kinds)
+        assert fold_flow_run(None, _stored(events, 1, json=json)) == _one_by_one(None, events, 1)
+
+
+def test_the_batch_fold_goes_on_from_a_view_folded_before():
+    """A rebuild's batch may start mid-stream: the view its earlier events made is the start."""
+    rng = random.Random(7)
+    for _ in range(300):
+        run_id = uuid4()
+        events = _stream(rng, run_id, rng.randint(2, 12), other_kinds=False)
+        cut = rng.randint(1, len(events) - 1)
+        before = _one_by_one(None, events[:cut], 1)
+        assert fold_flow_run(before, _stored(events[cut:], cut + 1, json=False)) == _one_by_one(None, events, 1)
+
+
+def test_state_changes_before_the_creation_make_no_run():
+    run_id = uuid4()
+    rng = random.Random(3)
+    changes = [catalogue.FlowRunStateChanged(flow_run_id=run_id, state=_state(rng, T0)) for _ in range(3)]
+    assert fold_flow_run(None, _stored(changes, 1, json=False)) is None
