@@ -3,29 +3,34 @@
 "use strict";
 
 // The headers the API takes for a change, as Prefect's UI sends them: its saved credentials
-// (Basic, from its login page) and a CSRF token when the server hands one out.
+// (Basic, from its login page) and, once the server asks for one (403), a CSRF token.
 const clientId = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
-async function apiHeaders() {
+let csrf = null;
+
+function apiHeaders() {
   const headers = {"Content-Type": "application/json"};
   const saved = localStorage.getItem("prefect-password");
   if (saved) headers["Authorization"] = "Basic " + saved;
-  try {
-    const answer = await fetch("/api/csrf-token?client=" + encodeURIComponent(clientId), {headers});
-    if (answer.ok) {
-      const body = await answer.json();
-      if (body && body.token) {
-        headers["Prefect-Csrf-Token"] = body.token;
-        headers["Prefect-Csrf-Client"] = clientId;
-      }
-    }
-  } catch (e) { /* no token: the server does not ask for one */ }
+  if (csrf) { headers["Prefect-Csrf-Token"] = csrf; headers["Prefect-Csrf-Client"] = clientId; }
   return headers;
 }
 
+async function fetchCsrfToken() {
+  const answer = await fetch("/api/csrf-token?client=" + encodeURIComponent(clientId),
+                             {headers: apiHeaders(), credentials: "same-origin"});
+  if (!answer.ok) return false;
+  const body = await answer.json();
+  csrf = (body && body.token) || null;
+  return csrf !== null;
+}
+
 async function apiCall(method, path, body) {
-  const options = {method, headers: await apiHeaders(), credentials: "same-origin"};
-  if (body !== undefined) options.body = JSON.stringify(body);
-  const answer = await fetch("/api" + path, options);
+  const send = () => fetch("/api" + path, {
+    method, headers: apiHeaders(), credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let answer = await send();
+  if (answer.status === 403 && method !== "GET" && !csrf && await fetchCsrfToken()) answer = await send();
   const text = await answer.text();
   let value = null;
   try { value = text ? JSON.parse(text) : null; } catch (e) { value = text; }
@@ -71,7 +76,7 @@ function followLog() {
 
 // -- time travel: the slider swaps in the view at the chosen event -----------------------------
 function timeTravel() {
-  const box = document.getElementById("time-travel");
+  const box = document.getElementById("slider-box");
   if (!box) return;
   const slider = document.getElementById("position-slider");
   const positions = box.dataset.positions.split(",").map(Number);
