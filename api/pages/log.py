@@ -65,11 +65,13 @@ async def log_page(request: web.Request) -> web.Response:
     before = _int(request, "before", 1, 2**62)
     limit = _int(request, "limit", 1, queries.MAX_LIMIT) or queries.DEFAULT_LIMIT
     store = request.config_dict[keys.STORE]
-    events = await queries.page(store, stream=stream, type_=type_, before=before, limit=limit)
     live = before is None
-    # The live websocket follows from the head as read now: an event appended after the page was
-    # read is sent by it, whether or not it matches what the page shows.
-    newest = await store.head() if live else (events[0].position if events else before - 1)
+    # The newest page shows the log up to the head read first, and its websocket follows from
+    # that head: an event appended meanwhile is sent by the socket, not shown twice or missed.
+    head = await store.head() if live else None
+    upto = head + 1 if head is not None else before
+    events = await queries.page(store, stream=stream, type_=type_, before=upto, limit=limit)
+    newest = head if head is not None else (events[0].position if events else before - 1)
     older = _url(stream=stream, type=type_, before=events[-1].position,
                  limit=limit if limit != queries.DEFAULT_LIMIT else None) if len(events) == limit else None
     return page(

@@ -8,13 +8,16 @@ import re
 import uuid
 from html import unescape
 
+import httpx
 import msgspec
 import pytest
 
 from runlog.api import keys
 from runlog.commands import deliveries as delivery_commands
+from runlog.eventstore import NewEvent
 from runlog.notifier import rules
 
+from ..servers import runlog_server, server_env
 from .channels import make_channel
 
 
@@ -254,11 +257,19 @@ async def test_an_unknown_page_under_runlog_is_a_404_not_prefects_ui(server) -> 
 
 
 async def test_the_payload_of_an_event_this_runlog_cannot_read_is_shown_as_unreadable(server) -> None:
-    from runlog.eventstore import NewEvent
-
     store = server.app[keys.STORE]
     await store.append("mystery-1", [NewEvent(type="from.the.future", data=b"\x81\xa1x\x01", id=uuid.uuid4())])
     html = await get_page(server, "/runlog/log?stream=mystery-1")
     assert "a payload this runlog cannot read" in text_of(html) and "from.the.future" in html
 
 
+
+
+def test_the_server_banner_links_the_pages_and_they_answer_there(tmp_path, sqlite_url) -> None:
+    with runlog_server(server_env(tmp_path, sqlite_url), tmp_path / "server.log") as running:
+        origin = running.url.removesuffix("/api")
+        found = re.search(r"^runlog's pages .*: (http://\S+)$", running.output(), re.MULTILINE)
+        assert found is not None and found[1] == f"{origin}/runlog/", running.output()
+        page = httpx.get(found[1], timeout=30)
+        assert page.status_code == 200 and "<h1>runlog</h1>" in page.text
+        assert running.stop() == 0
