@@ -26,7 +26,7 @@ _BY_STREAM = "stream_id = ?"
 _BY_TYPE = "type = ?"
 _BEFORE = "position < ?"
 SQL_STREAM_POSITIONS = (
-    "SELECT position, type, recorded_at FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT ?"
+    "SELECT position, type, recorded_at, data FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT ?"
 )
 SQL_EVENT = f"SELECT {_COLUMNS} FROM events WHERE position = ?"  # noqa: S608 - fixed columns
 
@@ -50,6 +50,13 @@ def _time(value: Any) -> datetime:
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     moment = datetime.fromisoformat(str(value).replace(" ", "T"))
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _summary_of(data: bytes) -> str:
+    try:
+        return summarize(msgspec.json.decode(catalogue.to_json(bytes(data))))
+    except msgspec.DecodeError:
+        return ""
 
 
 def logged(position: int, stream_id: str, version: int, event_id: Any, type_: str, data: bytes,
@@ -92,13 +99,14 @@ class Stop(msgspec.Struct, kw_only=True):
     position: int
     type: str
     recorded_at: datetime
+    summary: str = ""
 
 
 async def stream_positions(store: EventStore, stream_id: str, limit: int = STREAM_POSITIONS_LIMIT) -> list[Stop]:
     """The stream's latest ``limit`` events, oldest first."""
     async with store.reading() as tx:
         rows = await tx.fetch(SQL_STREAM_POSITIONS, stream_id, limit)
-    return [Stop(position=int(p), type=t, recorded_at=_time(r)) for p, t, r in reversed(rows)]
+    return [Stop(position=int(p), type=t, recorded_at=_time(r), summary=_summary_of(d)) for p, t, r, d in reversed(rows)]
 
 
 def event_types() -> list[str]:
@@ -164,9 +172,9 @@ SQL_STREAM_EVENTS = "SELECT position, type, recorded_at, data FROM events WHERE 
 # A pool's workers' streams ("worker-<pool id>-<name>") by a byte-order range, as
 # projections/time_travel.py reads them; heartbeats (most of a busy pool's log) are no stops.
 SQL_WORKER_STOPS = {
-    "sqlite": "SELECT position, type, recorded_at FROM events WHERE stream_id >= ? AND stream_id < ? "
+    "sqlite": "SELECT position, type, recorded_at, data FROM events WHERE stream_id >= ? AND stream_id < ? "
               "AND type <> 'worker.heartbeat'",
-    "postgres": 'SELECT position, type, recorded_at FROM events WHERE stream_id COLLATE "C" >= ? '
+    "postgres": 'SELECT position, type, recorded_at, data FROM events WHERE stream_id COLLATE "C" >= ? '
                 "AND stream_id COLLATE \"C\" < ? AND type <> 'worker.heartbeat'",
 }
 
@@ -181,11 +189,11 @@ async def pool_stops(store: EventStore, name: str, limit: int = STREAM_POSITIONS
         decoded = []
         for position, type_, recorded_at, data in rows:
             try:
-                decoded.append((int(position), type_, recorded_at, catalogue.decode(bytes(data))))
+                decoded.append((int(position), type_, recorded_at, data, catalogue.decode(bytes(data))))
             except msgspec.DecodeError:
                 continue
         pool_id = None
-        for _, _, _, event in decoded:
+        for *_, event in decoded:
             if isinstance(event, catalogue.WorkPoolCreated) and event.name == name:
                 pool_id = event.work_pool_id
         if pool_id is None:
@@ -193,10 +201,10 @@ async def pool_stops(store: EventStore, name: str, limit: int = STREAM_POSITIONS
         queues = {e.work_queue_id for *_, e in decoded
                   if isinstance(e, catalogue.WorkQueueCreated) and e.work_pool_id == pool_id}
         stops = [
-            Stop(position=p, type=t, recorded_at=_time(r)) for p, t, r, e in decoded
+            Stop(position=p, type=t, recorded_at=_time(r), summary=_summary_of(d)) for p, t, r, d, e in decoded
             if getattr(e, "work_pool_id", None) == pool_id or getattr(e, "work_queue_id", None) in queues
         ]
         prefix = streams.worker(pool_id, "")
         workers = await tx.fetch(SQL_WORKER_STOPS[tx.dialect], prefix, prefix[:-1] + ".")
-    stops += [Stop(position=int(p), type=t, recorded_at=_time(r)) for p, t, r in workers]
+    stops += [Stop(position=int(p), type=t, recorded_at=_time(r), summary=_summary_of(d)) for p, t, r, d in workers]
     return sorted(stops, key=lambda s: s.position)[-limit:]

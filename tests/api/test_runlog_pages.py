@@ -152,6 +152,7 @@ async def test_time_travel_shows_a_run_as_it_was_at_each_of_its_events(server, c
     assert 'type="range"' in now and f'data-positions="{",".join(map(str, stream))}"' in now
     assert re.search(r'id="view-state"[^>]*>Completed<', now)
     assert "Total run time 90.0 s" in text_of(now)
+    assert f"position {running} flow_run.state_changed → Running" in text_of(now)  # its events, summarized
     then = await get_page(server, f"{path}?at={running}")
     assert re.search(r'id="view-state"[^>]*>Running<', then) and re.search(r'id="view-run-count">1<', then)
     first = await get_page(server, f"{path}?at={created}&fragment=1")
