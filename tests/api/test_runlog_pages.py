@@ -81,6 +81,8 @@ async def test_the_log_shows_events_newest_first_with_a_summary_and_the_payload_
     text = text_of(html)
     assert f"flow-run-{run['id']}" in text and "flow_run.state_changed" in text
     assert "→ Running" in text  # the summary of the state change
+    # A run's event links to the run as it was then.
+    assert f'href="/runlog/time-travel/flow-run/{run["id"]}?at={shown[0]}"' in html
     # The payload, as JSON, inside the row's disclosure.
     row = html[html.index(f'<tr id="event-{shown[0]}"'):]
     payload = unescape(row[row.index("<pre><code>") + len("<pre><code>"):row.index("</code></pre>")])
