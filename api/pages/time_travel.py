@@ -21,7 +21,7 @@ from runlog.projections.concurrency import limit_id_for, stream_of
 from runlog.schema import streams
 
 from .. import keys
-from ..at import AT_QUERY, requested_moment
+from ..at import AT_QUERY, requested_moment, shown_at
 from ..http import NotFound, path_uuid
 from ..openapi import documented
 from ..queries import event_log as queries
@@ -45,7 +45,7 @@ async def _answer(request: web.Request, kind: str, title: str, stops: list[queri
     view = await fold(position) if index >= 0 else None
     context: dict[str, Any] = dict(
         section="time-travel", kind=kind, title=title, stops=stops, index=index, position=position,
-        moment=shown, view=view, now=min(shown.time or request.config_dict[keys.CLOCK](), request.config_dict[keys.CLOCK]()),
+        moment=shown, view=view, now=shown_at(request, shown),
         raw=msgspec.to_builtins(view) if view is not None else None, path=request.path,
     )
     return page("_moment.html" if request.query.get("fragment") else "time_travel.html", **context)
