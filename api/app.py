@@ -31,7 +31,7 @@ from runlog.projections.cache import ViewCache
 from runlog.projections.rebuild import RebuildBusy, rebuild_outdated
 from runlog.projections.registry import inline_projections
 
-from . import keys, metrics, prefect_ui
+from . import keys, metrics, pages, prefect_ui
 from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
 from .notifier import NotifierParts, default_parts, notifier_services
@@ -85,6 +85,7 @@ def create_app(  # type: ignore[no-untyped-def]
     fixed_paths_win(api)  # PATCH /flow_runs/filter is a 405, not a flow run named "filter"
     app.add_subapp("/api", api)
     app.add_routes(docs.root_routes)  # /docs, as Prefect serves it: a redirect to /api/docs
+    app.add_routes(pages.routes)  # runlog's own pages, /runlog/ (api/pages)
     if settings.metrics_enabled:  # else GET /metrics is a 404 like any unknown path
         app.add_routes(metrics.routes)
     return app

@@ -8,6 +8,7 @@ these checks read the source and the packaging metadata instead of trusting an i
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib.util
 import re
 import tomllib
@@ -106,3 +107,13 @@ def test_the_layering_check_resolves_relative_and_absolute_imports() -> None:
     source = "from ..api import keys\nimport runlog.api.http\nfrom runlog import api\nfrom . import executor\n"
     names = {module for _line, module in _imports(source, ["runlog", "commands"])}
     assert {"runlog.api.keys", "runlog.api.http", "runlog.api", "runlog.commands.executor"} <= names
+
+
+def test_every_file_the_pages_read_is_package_data() -> None:
+    """runlog's pages (api/pages) read their templates and static files from the installed
+    package: a file no package-data pattern names would be missing from a wheel."""
+    patterns = _pyproject()["tool"]["setuptools"]["package-data"]["runlog.api.pages"]
+    folder = ROOT / "api" / "pages"
+    files = [p.relative_to(folder).as_posix() for sub in ("templates", "static") for p in (folder / sub).rglob("*")
+             if p.is_file()]
+    assert files and [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)] == []

@@ -53,6 +53,7 @@ def start(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     if ui is not None and ui.installed:
         ui.prepare()  # the bundle's copy under RUNLOG_HOME, made now rather than on the first page
     click.echo(prefect_ui.banner_line(settings, f"http://{url_host(_browser_host(host))}:{port}"))
+    click.echo(f"runlog's pages (log, time travel, notifications, projections): http://{url_host(_browser_host(host))}:{port}/runlog/")
     serve(settings, sock, workers=workers)
 
 

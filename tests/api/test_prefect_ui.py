@@ -121,7 +121,7 @@ async def test_assets_have_caching_headers_gzip_and_answer_304_when_unchanged(en
 
 async def test_the_ui_never_answers_for_runlogs_own_paths(env) -> None:
     async with serve({**TIME_BASED_SERVICES_OFF, **env, "RUNLOG_METRICS_ENABLED": "false"}) as server:
-        for path in ("/api/no-such-route", "/api", "/metrics", "/runlog/log", "/runlog"):
+        for path in ("/api/no-such-route", "/api", "/metrics", "/runlog/no-such-page", "/runlog/log/nothing"):
             response, body = await get(server, path, headers=PAGE)
             assert response.status == 404, path
             assert response.content_type == "application/json" and b"detail" in body, path
