@@ -41,6 +41,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -61,6 +62,13 @@ REBUILDING = "rebuild:"
 """The checkpoint and version rows of a rebuild in progress are named this plus the projection's."""
 
 VERSIONS = Table("projection_versions", ("name", "version"), key=("name",))
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+REBUILDS = Table("projection_rebuilds", ("name", "finished_at", "position", "events", "seconds"), key=("name",))
+"""The last rebuild of each projection: when it finished (microseconds since the epoch), the
+position reached, the events folded and its seconds (migration 0025)."""
 
 BATCH_EVENTS = {"sqlite": 5_000, "postgres": 20_000}
 """Events folded per transaction while catching up. On SQLite each batch holds the database's
@@ -273,7 +281,10 @@ def check(store: EventStore, names: Sequence[str] = ()) -> list[Spec]:
     return specs
 
 
-async def rebuild(store: EventStore, names: Sequence[str] = (), *, on_progress: Progress | None = None) -> list[Rebuilt]:
+async def rebuild(
+    store: EventStore, names: Sequence[str] = (), *, on_progress: Progress | None = None,
+    now: Callable[[], datetime] = _utc_now,
+) -> list[Rebuilt]:
     """Rebuild the named projections (every one when none are named) beside the live tables and
     swap them in; see the module. Several are rebuilt in one pass over the log."""
     specs = check(store, names)
@@ -282,13 +293,15 @@ async def rebuild(store: EventStore, names: Sequence[str] = (), *, on_progress: 
     try:
         if not await leadership.campaign():
             raise RebuildBusy("another server process is rebuilding projections; try again when it has finished")
-        return await _rebuild(store, specs, on_progress)
+        return await _rebuild(store, specs, on_progress, now)
     finally:
         _running.difference_update(spec.name for spec in specs)
         await leadership.resign()
 
 
-async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progress | None) -> list[Rebuilt]:
+async def _rebuild(
+    store: EventStore, specs: Sequence[Spec], on_progress: Progress | None, now: Callable[[], datetime],
+) -> list[Rebuilt]:
     started = time.monotonic()
     tables = [table for spec in specs for table in spec.tables]
     after = await _prepare(store, specs)
@@ -349,6 +362,8 @@ async def _rebuild(store: EventStore, specs: Sequence[Spec], on_progress: Progre
             changes.upsert(VERSIONS, (spec.name, spec.version))
             changes.delete(VERSIONS, REBUILDING + spec.name)
             changes.delete(CHECKPOINTS, REBUILDING + spec.name)
+            changes.upsert(REBUILDS, (spec.name, int(now().timestamp() * 1_000_000), reached, reached - start,
+                                      time.monotonic() - started))
         await persist(tx, changes)
         log.info("projection_swapped", projections=[s.name for s in group], final_events=len(records),
                  swap_seconds=round(time.monotonic() - swapping, 3))
@@ -459,6 +474,6 @@ async def rebuild_outdated(store: EventStore, *, on_progress: Progress | None = 
 
 
 __all__ = [
-    "BATCH_EVENTS", "FINAL_LAG", "REBUILDING", "SHADOW", "VERSIONS", "RebuildBusy", "RebuildError", "Rebuilt", "rebuilding",
+    "BATCH_EVENTS", "FINAL_LAG", "REBUILDING", "REBUILDS", "SHADOW", "VERSIONS", "RebuildBusy", "RebuildError", "Rebuilt", "rebuilding",
     "ShadowTx", "UnknownProjection", "check", "rebuild", "rebuild_outdated", "select",
 ]

@@ -9,7 +9,7 @@ On PostgreSQL everything is read in one snapshot, so the figures agree with each
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -21,6 +21,15 @@ from .registry import projection_specs
 
 SQL_HEAD = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 SQL_RECORDED_AT = "SELECT recorded_at FROM events WHERE position = ?"
+SQL_REBUILDS = "SELECT name, finished_at, position, events, seconds FROM projection_rebuilds"
+
+
+class LastRebuild(msgspec.Struct, kw_only=True):
+    finished_at: datetime
+    position: int
+    """The log position the rebuilt tables reached when they were swapped in."""
+    events: int
+    seconds: float
 
 
 class ProjectionStatus(msgspec.Struct, kw_only=True):
@@ -36,6 +45,8 @@ class ProjectionStatus(msgspec.Struct, kw_only=True):
     lag_seconds: float
     rebuilding: int | None = None
     """A rebuild in progress (or interrupted) beside the live tables: how far its shadow has got."""
+    last_rebuild: LastRebuild | None = None
+    """The last rebuild from the log that finished (None: never rebuilt, as built by appends)."""
 
 
 def _moment(value: Any) -> datetime:
@@ -56,6 +67,11 @@ async def statuses(store: EventStore) -> list[ProjectionStatus]:
             head, head_at = (int(top[0][0]), _moment(top[0][1])) if top else (0, None)
             checkpoints = {r[0]: int(r[1]) for r in await tx.fetch("SELECT name, position FROM projection_checkpoints")}
             versions = {r[0]: int(r[1]) for r in await tx.fetch("SELECT name, version FROM projection_versions")}
+            rebuilds = {
+                r[0]: LastRebuild(finished_at=datetime.fromtimestamp(int(r[1]) / 1_000_000, UTC), position=int(r[2]),
+                                  events=int(r[3]), seconds=float(r[4]))
+                for r in await tx.fetch(SQL_REBUILDS)
+            }
             recorded: dict[int, datetime] = {}
             for position in set(checkpoints.values()) | {1}:
                 rows = await tx.fetch(SQL_RECORDED_AT, position) if 0 < position <= head else []
@@ -82,7 +98,7 @@ async def statuses(store: EventStore) -> list[ProjectionStatus]:
         answer.append(ProjectionStatus(
             name=spec.name, kind=spec.kind, version=spec.version, stored_version=versions.get(spec.name),
             checkpoint=checkpoint, head=head, lag_events=head - checkpoint, lag_seconds=lag_seconds(checkpoint),
-            rebuilding=checkpoints.get(REBUILDING + spec.name),
+            rebuilding=checkpoints.get(REBUILDING + spec.name), last_rebuild=rebuilds.get(spec.name),
         ))
     for name, checkpoint in sorted(checkpoints.items()):
         if name in known or name.startswith(REBUILDING):
@@ -94,4 +110,4 @@ async def statuses(store: EventStore) -> list[ProjectionStatus]:
     return answer
 
 
-__all__ = ["ProjectionStatus", "statuses"]
+__all__ = ["LastRebuild", "ProjectionStatus", "statuses"]

@@ -58,6 +58,15 @@ def ls_command(ctx: click.Context, output: str) -> None:
         table.add_row(row["name"], row["kind"], version, checkpoint, f"{row['head']:,}", f"{row['lag_events']:,}",
                       f"{row['lag_seconds']:.1f}")
     Console().print(table)
+    # Below the table, which has no room left on an 80-column terminal.
+    rebuilt = [row for row in rows if row.get("last_rebuild")]
+    for row in rebuilt:
+        last = row["last_rebuild"]
+        click.echo(f"{row['name']}: last rebuilt {last['finished_at'][:19].replace('T', ' ')} UTC, "
+                   f"{last['events']:,} events to position {last['position']:,} in {last['seconds']:.1f} s")
+    if len(rebuilt) < len(rows):
+        click.echo("The others: never rebuilt (built as the log was appended)." if rebuilt
+                   else "None rebuilt yet: each was built as the log was appended.")
 
 
 @group.command(name="rebuild")

@@ -242,6 +242,14 @@ async def test_the_projections_page_and_the_verify_endpoint_it_calls(server) -> 
     assert status == 200 and answer["equal"] is True and answer["head"] == await head(server)
     assert any(t["table"] == "flow_runs" and t["live"] == 1 == t["rebuilt"] for t in answer["tables"])
 
+    assert "never (built as the log was appended)" in text
+    async with server.session.post(server.base + "/admin/projections/rebuild", json={"names": ["runs"]}) as response:
+        assert response.status == 200
+        await response.read()
+    rows = re.findall(r"<tr>.*?</tr>", await get_page(server, "/runlog/projections"), re.S)
+    runs_row = text_of(next(row for row in rows if "<td>runs</td>" in row))
+    assert re.search(rf"\d+ events to position {await head(server)} in", runs_row), runs_row
+
 
 async def test_the_pages_script_and_stylesheet_are_served_and_nothing_else(server) -> None:
     origin = server.base.removesuffix("/api")
