@@ -27,6 +27,11 @@ from .errors import RunlogError
 from .settings import Settings
 
 
+def unauthorized_message(base: str) -> str:
+    return (f"the server at {base} asks for credentials (401 Unauthorized): set RUNLOG_API_AUTH_STRING "
+            "to its auth string (user:password)")
+
+
 class ApiClient:
     def __init__(self, base: str, session: aiohttp.ClientSession) -> None:
         self.base = base.rstrip("/")
@@ -40,6 +45,8 @@ class ApiClient:
         try:
             async with self.session.request(method, self.base + path, json=body) as response:
                 payload = await response.json(content_type=None) if response.content_length != 0 else None
+                if response.status == 401:
+                    raise RunlogError(unauthorized_message(self.base))
                 if response.status == 404 and missing_ok:
                     return None
                 if response.status == 404:
@@ -100,6 +107,8 @@ class ServerCredentials:
                 if answer.status == 404 or (answer.status == 422 and "CSRF protection is disabled." in text):
                     self.csrf_enabled = False  # an older server, or one without CSRF protection
                     return
+                if answer.status == 401:
+                    raise RunlogError(unauthorized_message(str(self.base)))
                 if answer.status != 200:
                     raise RunlogError(f"the server answered {answer.status} to GET /csrf-token: {text[:200]}")
                 token = json.loads(text)
