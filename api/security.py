@@ -45,6 +45,7 @@ OPEN_PROBES = frozenset({"/api/health", "/api/ready"})
 BROWSER_PROMPT = ("/metrics", "/runlog")
 """Paths a person opens in a browser tab: their 401 asks the browser for a user and password.
 Not /api: the UI answers its own 401s with its login page, which a browser prompt would preempt."""
+AMPLITUDE_CONFIG = "https://sr-client-cfg.amplitude.com"
 REALM = 'Basic realm="runlog", charset="UTF-8"'
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WEBSOCKET_ROUTE = "__runlog_websocket_route__"
@@ -184,7 +185,10 @@ def content_security_policy(ui_api_url: str | None) -> str:
 
     Prefect's bundles need inline styles (their components set style attributes), data: and
     blob: images and fonts, and workers from this origin; their scripts are files, no eval."""
-    connect = ["'self'"]
+    # The v2 bundle's analytics library fetches its session-replay configuration from this host
+    # on every load, whatever the analytics setting (runlog's is off, so no event is sent: the
+    # analytics hosts themselves stay blocked). Refusing it would put an error in the console.
+    connect = ["'self'", AMPLITUDE_CONFIG]
     if ui_api_url:
         parts = urlsplit(ui_api_url)
         origin = f"{parts.scheme}://{parts.netloc}"

@@ -263,8 +263,9 @@ async def test_pages_get_security_headers_and_the_api_gets_nosniff(server) -> No
 def test_the_policy_lets_the_ui_call_an_api_configured_on_another_origin() -> None:
     policy = content_security_policy("https://api.example.com:8443/api")
     (connect,) = [d for d in policy.split("; ") if d.startswith("connect-src")]
-    assert connect == "connect-src 'self' https://api.example.com:8443 wss://api.example.com:8443"
-    assert "connect-src 'self';" in content_security_policy(None)
+    assert connect == ("connect-src 'self' https://sr-client-cfg.amplitude.com https://api.example.com:8443 "
+                       "wss://api.example.com:8443")
+    assert "connect-src 'self' https://sr-client-cfg.amplitude.com;" in content_security_policy(None)
 
 
 def test_the_banner_warns_about_all_interfaces_only_without_an_auth_string() -> None:
