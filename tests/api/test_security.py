@@ -13,12 +13,13 @@ import uuid
 from datetime import timedelta
 
 import aiohttp
+import httpx
 import pytest
 
 from runlog.api.commands.server import AUTH_ON, NO_AUTH_WARNING, banner
 from runlog.api.security import content_security_policy
 
-from ..servers import serve
+from ..servers import runlog_server, serve, server_env
 from .conftest import START, TIME_BASED_SERVICES_OFF
 
 AUTH = "admin:pässwörd-42"  # not ASCII: the credentials are compared as bytes
@@ -162,10 +163,11 @@ async def test_a_websocket_without_prefects_subprotocol_is_refused_when_an_auth_
     assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == aiohttp.WSCloseCode.PROTOCOL_ERROR
 
 
-async def test_the_worker_channel_refuses_a_wrong_token_with_prefects_reason(locked) -> None:
+async def test_the_worker_channel_takes_the_token_and_refuses_a_wrong_one_with_prefects_reason(locked) -> None:
     url = locked.base.replace("http", "ws", 1) + "/work_pools/pool/workers/connect"
     reply, code, reason = await handshake(locked.session, url, {"type": "auth", "token": "nope:nope"})
     assert (code, reason) == (1008, "authentication_failed")
+    assert await handshake(locked.session, url, {"type": "auth", "token": AUTH}) == ({"type": "auth_success"}, None, None)
 
 
 # -- CSRF ----------------------------------------------------------------------------------------
@@ -274,3 +276,17 @@ def test_the_banner_warns_about_all_interfaces_only_without_an_auth_string() -> 
     protected = banner("0.0.0.0", 4200, auth=True)
     assert NO_AUTH_WARNING not in protected and protected[-1] == AUTH_ON
     assert banner("127.0.0.1", 4200, auth=True)[-1] == AUTH_ON
+
+
+def test_server_start_on_all_interfaces_with_an_auth_string_says_so_and_asks_for_it(tmp_path, sqlite_url) -> None:
+    env = server_env(tmp_path, sqlite_url, RUNLOG_SERVER_API_AUTH_STRING=AUTH)
+    with runlog_server(env, tmp_path / "server.log", "--host", "0.0.0.0") as running:
+        lines = running.output().splitlines()
+        assert httpx.get(running.url + "/health", timeout=30).status_code == 200
+        refused = httpx.post(running.url + "/flows/filter", json={}, timeout=30)
+        assert refused.status_code == 401 and refused.json() == UNAUTHORIZED
+        allowed = httpx.post(running.url + "/flows/filter", json={}, headers=GOOD, timeout=30)
+        assert allowed.status_code == 200
+        assert running.stop() == 0
+    assert AUTH_ON in lines and NO_AUTH_WARNING not in lines
+    assert AUTH not in running.output() and "pässwörd" not in running.output()
