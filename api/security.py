@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -71,8 +72,7 @@ def mark_websocket_route(handler: Any) -> Any:
 def basic_credentials_match(header: str | None, expected: str) -> bool:
     """Whether an Authorization header carries EXPECTED as HTTP Basic credentials.
 
-    The decoded credentials are compared as bytes with hmac.compare_digest, whose time does not
-    depend on where they differ (only on their length)."""
+    The decoded credentials are compared with `same_secret`."""
     if not header:
         return False
     scheme, _, credentials = header.strip().partition(" ")
@@ -82,12 +82,19 @@ def basic_credentials_match(header: str | None, expected: str) -> bool:
         decoded = base64.b64decode(credentials.strip(), validate=True)
     except (binascii.Error, ValueError):
         return False
-    return hmac.compare_digest(decoded, expected.encode())
+    return same_secret(decoded, expected.encode())
 
 
 def token_matches(token: object, expected: str) -> bool:
-    """Whether a websocket auth message's token is the auth string (constant time)."""
-    return isinstance(token, str) and hmac.compare_digest(token.encode(), expected.encode())
+    """Whether a websocket auth message's token is the auth string (see `same_secret`)."""
+    return isinstance(token, str) and same_secret(token.encode(), expected.encode())
+
+
+def same_secret(given: bytes, expected: bytes) -> bool:
+    """Whether GIVEN is EXPECTED, in a time that tells nothing about either: hmac.compare_digest
+    takes as long wherever they differ, and comparing their SHA-256 digests (equal lengths) also
+    keeps it from returning early on a length that differs."""
+    return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())
 
 
 def _open_without_credentials(request: web.Request) -> bool:
