@@ -15,6 +15,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from runlog.commands.clock import Clock, system_clock
+from runlog.commands.csrf import CsrfKeys
 from runlog.commands.projection_services import event_feed_service, run_history_service
 from runlog.commands.integrity import KnownIds
 from runlog.commands.cancellation_cleanup import cancellation_cleanup_service
@@ -31,7 +32,7 @@ from runlog.projections.cache import ViewCache
 from runlog.projections.rebuild import RebuildBusy, rebuild_outdated
 from runlog.projections.registry import inline_projections
 
-from . import keys, metrics, pages, prefect_ui
+from . import keys, metrics, pages, prefect_ui, security
 from .logging import quiet_malformed_requests
 from .middleware import errors_and_logging
 from .notifier import NotifierParts, default_parts, notifier_services
@@ -61,8 +62,13 @@ def create_app(  # type: ignore[no-untyped-def]
     ui = prefect_ui.create(settings)
     # The UI's middleware is inside errors_and_logging (so its requests are logged and counted) and
     # answers only what no route matched: it cannot shadow a route.
-    middlewares = [errors_and_logging] + ([prefect_ui.middleware(ui)] if ui is not None else [])
+    # The auth string is checked before anything else a request could learn from (a CSRF refusal).
+    auth = [security.authentication(settings.server_api_auth_string)] if settings.server_api_auth_string else []
+    csrf = [security.csrf_protection(tokens=settings.server_api_csrf_protection_enabled)]
+    middlewares = [errors_and_logging, *auth, *csrf] + ([prefect_ui.middleware(ui)] if ui is not None else [])
     app = web.Application(middlewares=middlewares, client_max_size=settings.server_max_body_size)
+    app.on_response_prepare.append(security.security_headers(settings))
+    app[keys.CSRF_KEYS] = CsrfKeys()
     quiet_malformed_requests()  # a request aiohttp cannot parse is the client's error: one INFO line
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY_BYTES] = settings.server_max_body_size

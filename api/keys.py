@@ -7,6 +7,7 @@ import weakref
 from aiohttp import web
 
 from runlog.commands.clock import Clock
+from runlog.commands.csrf import CsrfKeys
 from runlog.commands.integrity import KnownIds
 from runlog.commands.encryption import Keyring
 from runlog.commands.runner import ServiceRunner
@@ -34,3 +35,5 @@ NOTIFIER: web.AppKey[NotifierParts | None] = web.AppKey("notifier")
 DISPATCHER: web.AppKey[Dispatcher | None] = web.AppKey("dispatcher")
 # The cipher of block documents (RUNLOG_SERVER_ENCRYPTION_KEY or the database's own key).
 KEYRING: web.AppKey[Keyring] = web.AppKey("keyring", Keyring)
+# The signing key of CSRF tokens (commands/csrf.py), read from the database on first use.
+CSRF_KEYS: web.AppKey[CsrfKeys] = web.AppKey("csrf_keys", CsrfKeys)

@@ -6,7 +6,8 @@ path they are served under; a copy of each, with the placeholder replaced, is ma
 ``$RUNLOG_HOME/ui`` (once per prefect version and serve base: a marker file says which).
 
 What a browser gets, as from Prefect's server:
-- ``{base}/ui-settings``: the API URL the UI must call and the UIs available.
+- ``{base}/ui-settings``: the API URL the UI must call, whether it must log in (``auth``) and
+  fetch CSRF tokens, and the UIs available.
 - v2 under ``{base}/v2``, v1 under ``{base}``. An HTML navigation to ``{base}/`` is redirected to
   v2 unless the ``prefect_ui_version`` cookie asks for v1.
 - A file of the bundle if there is one, else (for an HTML navigation only: the UI's client-side
@@ -203,6 +204,9 @@ class PrefectUI:
     home: Path
     serve_base: str
     api_url: str | None
+    auth: bool = False
+    """Whether the API asks for an auth string: the UI then shows its login page."""
+    csrf_enabled: bool = False
     sources: dict[UIVersion, Path] = field(default_factory=installed_sources)
     bundles: dict[UIVersion, Bundle] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -254,8 +258,8 @@ class PrefectUI:
         api_url = self.api_url or f"{request.scheme}://{request.host}/api"
         return {
             "api_url": api_url,
-            "csrf_enabled": False,
-            "auth": None,
+            "csrf_enabled": self.csrf_enabled,
+            "auth": "BASIC" if self.auth else None,
             "flags": [],
             "default_ui": self.default_ui(available),
             "available_uis": available,
@@ -360,7 +364,10 @@ def create(settings) -> PrefectUI | None:  # type: ignore[no-untyped-def]
     """The app's UI, or None when RUNLOG_UI_ENABLED is false."""
     if not settings.ui_enabled:
         return None
-    return PrefectUI(home=Path(settings.home), serve_base=settings.ui_serve_base, api_url=settings.ui_api_url)
+    return PrefectUI(
+        home=Path(settings.home), serve_base=settings.ui_serve_base, api_url=settings.ui_api_url,
+        auth=settings.server_api_auth_string is not None, csrf_enabled=settings.server_api_csrf_protection_enabled,
+    )
 
 
 def middleware(ui: PrefectUI):  # type: ignore[no-untyped-def]

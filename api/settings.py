@@ -136,6 +136,18 @@ def _parse_serve_base(raw: str) -> str:
     return base
 
 
+def _parse_auth_string(raw: str) -> str | None:
+    """``user:password`` for HTTP Basic authentication, as Prefect's auth string; empty unsets it."""
+    if not raw:
+        return None  # an empty value unsets it, e.g. to override a profile from the env
+    user, sep, password = raw.partition(":")
+    if not sep or not password:
+        raise ValueError("expected user:password (the password must not be empty)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise ValueError("expected user:password without control characters")
+    return raw
+
+
 def _parse_max_age(raw: str) -> float | None:
     """A duration, or "off" (also empty, none, never) to keep forever: None."""
     if raw.strip().lower() in ("", "off", "none", "never"):
@@ -238,6 +250,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RUNLOG_UI_SERVE_BASE", "ui_serve_base", "/", _parse_serve_base,
             "URL path the web UI is served under (v2 under its /v2); a copy of the bundle is kept under "
             "RUNLOG_HOME/ui"),
+    Setting("RUNLOG_SERVER_API_AUTH_STRING", "server_api_auth_string", None, _parse_auth_string,
+            "user:password that every API request, websocket and runlog page must present (HTTP Basic); "
+            "Prefect clients set PREFECT_API_AUTH_STRING to it, runlog's CLI RUNLOG_API_AUTH_STRING", secret=True),
+    Setting("RUNLOG_API_AUTH_STRING", "api_auth_string", None, _parse_auth_string,
+            "user:password runlog's CLI sends to the server at RUNLOG_API_URL", secret=True),
+    Setting("RUNLOG_SERVER_API_CSRF_PROTECTION_ENABLED", "server_api_csrf_protection_enabled", "false", _parse_bool,
+            "require a CSRF token (GET /api/csrf-token, then the Prefect-Csrf-Token and Prefect-Csrf-Client "
+            "headers) on every API request that changes something, as Prefect's setting"),
+    Setting("RUNLOG_SERVER_API_CSRF_TOKEN_EXPIRATION", "server_api_csrf_token_expiration", "1h", _parse_duration,
+            "how long a CSRF token stays valid after it is issued"),
     Setting("RUNLOG_SERVER_ENCRYPTION_KEY", "server_encryption_key", None, _parse_fernet_key,
             "Fernet key that encrypts block documents at rest; by default one is generated once "
             "and kept in the database", secret=True),
@@ -351,6 +373,11 @@ class Settings:
     # (channel kind slug, base URL) pairs, sorted; a tuple so that Settings stays hashable.
     notifier_base_urls: tuple[tuple[str, str], ...] | None = None
     server_encryption_key: str | None = None
+    server_api_auth_string: str | None = None
+    api_auth_string: str | None = None
+    server_api_csrf_protection_enabled: bool = False
+    server_api_csrf_token_expiration: float = 3600.0
+    """Seconds."""
     metrics_enabled: bool = True
     ui_enabled: bool = True
     ui_api_url: str | None = None

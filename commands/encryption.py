@@ -10,6 +10,7 @@ up with the one key that was inserted first, with no lock held.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from cryptography.fernet import Fernet
 
@@ -22,11 +23,17 @@ SQL_READ = "SELECT value FROM server_configuration WHERE key = ?"
 
 async def stored_key(store: EventStore) -> str:
     """The database's key, generated and stored by the first caller."""
+    return await stored_secret(store, KEY_NAME, lambda: Fernet.generate_key().decode())
+
+
+async def stored_secret(store: EventStore, name: str, generate: Callable[[], str]) -> str:
+    """The server_configuration row NAME: made by GENERATE and stored by the first caller, and
+    read back by every caller (so concurrent first callers agree on the one inserted first)."""
     async with store.reading() as tx:
-        rows = await tx.fetch(SQL_READ, KEY_NAME)
+        rows = await tx.fetch(SQL_READ, name)
         if not rows:
-            await tx.execute(SQL_INSERT, KEY_NAME, Fernet.generate_key().decode())
-            rows = await tx.fetch(SQL_READ, KEY_NAME)
+            await tx.execute(SQL_INSERT, name, generate())
+            rows = await tx.fetch(SQL_READ, name)
     return str(rows[0][0])
 
 
@@ -46,10 +53,7 @@ async def restore_key(store: EventStore, key: str) -> str:
     compares and says so.
     """
     Fernet(key)  # a malformed key fails here, before anything is written
-    async with store.reading() as tx:
-        await tx.execute(SQL_INSERT, KEY_NAME, key)
-        rows = await tx.fetch(SQL_READ, KEY_NAME)
-    return str(rows[0][0])
+    return await stored_secret(store, KEY_NAME, lambda: key)
 
 
 async def load_cipher(store: EventStore, configured: str | None = None) -> Fernet:
@@ -77,4 +81,4 @@ class Keyring:
         return self._cipher
 
 
-__all__ = ["Keyring", "load_cipher", "read_key", "restore_key", "stored_key"]
+__all__ = ["Keyring", "load_cipher", "read_key", "restore_key", "stored_key", "stored_secret"]

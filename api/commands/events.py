@@ -32,7 +32,7 @@ from runlog.projections.time_travel import BadMoment, resolve
 
 from runlog.projections.registry import inline_projections
 from runlog.projections.view_diff import MISSING, StreamDiffer
-from ..client import ApiClient
+from ..client import ApiClient, open_session, unauthorized_message
 from ..errors import RunlogError
 from ..eventlines import log_to_line, payload, read_line, to_line
 from ..queries.logs import count_logs, export_logs
@@ -376,7 +376,9 @@ def push(ctx: click.Context, target: str, after: int) -> None:
                 yield log_to_line(log).rstrip(b"\n")
 
     async def run() -> tuple[tuple[int, int], tuple[int, int]]:
-        async with open_store(url) as store, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        timeout = aiohttp.ClientTimeout(total=300)
+        auth_string = get_settings(ctx).api_auth_string
+        async with open_store(url) as store, open_session(target, auth_string, timeout) as session:
             client = ApiClient(target, session)
             head = await store.head()
             with progress("Pushing events", max(head - after, 0)) as bar:
@@ -427,6 +429,8 @@ async def _push(client: ApiClient, path: str, lines: list[bytes]) -> dict:
         answer = json.loads(text)
     except ValueError:
         answer = text[:200]
+    if response.status == 401:
+        raise RunlogError(unauthorized_message(client.base))
     if response.status == 404:
         raise RunlogError(f"the server at {client.base} has no {path} endpoint: is it a runlog server, "
                           "and as recent as this runlog?")

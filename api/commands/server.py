@@ -47,7 +47,7 @@ def start(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     # ui_url filter, the default message's run URL) point at it when RUNLOG_UI_URL is unset.
     settings = dataclasses.replace(settings, server_host=host, server_port=port)
     click.echo(f"Starting runlog server on http://{url_host(host)}:{port}/api, database {mask_url(settings.database_url)}")
-    for line in banner(host, port):
+    for line in banner(host, port, auth=settings.server_api_auth_string is not None):
         click.echo(line)
     ui = prefect_ui.create(settings)
     if ui is not None and ui.installed:
@@ -62,8 +62,17 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def banner(host: str, port: int) -> list[str]:
-    """What clients set PREFECT_API_URL to, and a warning when other machines can reach the API."""
+NO_AUTH_WARNING = (
+    "Warning: the API has no authentication: anyone who can reach this port can read and change every run. "
+    "Set RUNLOG_SERVER_API_AUTH_STRING=user:password to require a password, or expose the port only on a "
+    "network you trust."
+)
+AUTH_ON = "API authentication: on (RUNLOG_SERVER_API_AUTH_STRING); clients set PREFECT_API_AUTH_STRING to it"
+
+
+def banner(host: str, port: int, *, auth: bool = False) -> list[str]:
+    """What clients set PREFECT_API_URL to, and a warning when other machines can reach an API
+    that has no auth string."""
     if host in WILDCARDS:
         found = reachable_addresses(host)
         lines = ["Listening on all interfaces. Clients set PREFECT_API_URL to one of:"]
@@ -75,11 +84,10 @@ def banner(host: str, port: int) -> list[str]:
             lines.append(f"  http://<this machine's address>:{port}/api  (no interface address was found)")
     else:
         lines = [f"Clients set PREFECT_API_URL=http://{url_host(host)}:{port}/api"]
-    if not _loopback_only(host):
-        lines.append(
-            "Warning: the API has no authentication yet: anyone who can reach this port can read and change "
-            "every run. Expose it only on a network you trust (a setting that adds authentication comes later)."
-        )
+    if auth:
+        lines.append(AUTH_ON)
+    elif not _loopback_only(host):
+        lines.append(NO_AUTH_WARNING)
     return lines
 
 

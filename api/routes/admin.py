@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
 
+from runlog.commands import csrf
+from runlog.commands.errors import Unprocessable
 from runlog.eventstore import mask_url
 
 from .. import keys
@@ -72,9 +75,25 @@ async def storage(request: web.Request) -> web.Response:
 
 @routes.get("/csrf-token")
 @documented(
-    summary="A CSRF token: refused, CSRF protection is disabled", status=(),
-    errors={422: "Always: CSRF protection is disabled"},
+    summary="A CSRF token for a client (when RUNLOG_SERVER_API_CSRF_PROTECTION_ENABLED)",
+    response=dict[str, Any], query={"client": str},
+    errors={422: "CSRF protection is disabled, or no client was named"},
 )
 async def csrf_token(request: web.Request) -> web.Response:
-    # Prefect's answer with CSRF protection disabled (its default); the client stops asking.
-    return json_response({"detail": "CSRF protection is disabled."}, status=422)
+    settings = request.config_dict[keys.SETTINGS]
+    if not settings.server_api_csrf_protection_enabled:
+        # Prefect's answer with CSRF protection disabled (its default); the client stops asking.
+        return json_response({"detail": "CSRF protection is disabled."}, status=422)
+    client = request.query.get("client")
+    if not client:
+        raise Unprocessable("query parameter 'client' is required")
+    if len(client) > csrf.MAX_CLIENT_LENGTH:
+        raise Unprocessable(f"query parameter 'client' is longer than {csrf.MAX_CLIENT_LENGTH} characters")
+    now = request.config_dict[keys.CLOCK]()
+    key = await request.config_dict[keys.CSRF_KEYS].key(request.config_dict[keys.STORE])
+    token = csrf.issue(key, client, now, settings.server_api_csrf_token_expiration)
+    # Prefect's CsrfToken: an object with an id and timestamps, though nothing is stored here.
+    return json_response({
+        "id": str(uuid.uuid4()), "created": now, "updated": now,
+        "token": token.token, "client": token.client, "expiration": token.expiration,
+    })

@@ -21,6 +21,7 @@ from .. import keys
 from ..http import BadRequest, decode_body, empty_response
 from ..openapi import documented
 from ..schemas.events import Event, check_event
+from ..security import basic_credentials_match, mark_websocket_route, token_matches
 
 routes = web.RouteTableDef()
 
@@ -30,6 +31,9 @@ HEARTBEAT_SECONDS = 30.0
 """aiohttp pings the client this often and drops the connection if no pong comes back."""
 AUTH_TIMEOUT_SECONDS = 30.0
 AUTH_FAILED = "Expected 'auth' message"
+NO_TOKEN = "Auth required but no token provided"
+INVALID_TOKEN = "Invalid token"
+SUBPROTOCOL_REQUIRED = "'prefect' subprotocol required when auth is configured"
 
 _GONE = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 _event_decoder = msgspec.json.Decoder(Event)
@@ -53,8 +57,10 @@ NOT_A_WEBSOCKET = "{path} is a websocket: open it with a websocket upgrade (subp
 
 
 def websocket(summary: str):  # type: ignore[no-untyped-def]
-    """The document entry of a websocket route: a 101, or a 400 to a plain request."""
-    return documented(summary=summary, status=101, errors={400: "Not a websocket upgrade request"})
+    """The document entry of a websocket route (a 101, or a 400 to a plain request), and its
+    mark: with an auth string set, its upgrade is let through, the handshake checks the token."""
+    document = documented(summary=summary, status=101, errors={400: "Not a websocket upgrade request"})
+    return lambda handler: mark_websocket_route(document(handler))
 
 
 @routes.get("/events/in")
@@ -100,29 +106,43 @@ async def stream_events_in(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def prefect_socket(request: web.Request) -> web.WebSocketResponse:
+async def prefect_socket(request: web.Request, *, failed_reason: str | None = None) -> web.WebSocketResponse:
     """A websocket opened Prefect's way (subprotocol "prefect", then the auth handshake).
 
     Raises BadRequest (400) for a request that is not a websocket upgrade; a failed handshake
-    leaves the socket closed. The app closes open sockets on shutdown.
+    leaves the socket closed (with FAILED_REASON, if given, as the close reason, as Prefect's
+    worker channel says "authentication_failed"). The app closes open sockets on shutdown.
     """
     ws = web.WebSocketResponse(protocols=("prefect",), heartbeat=HEARTBEAT_SECONDS, autoping=True)
     if not ws.can_prepare(request).ok:
         raise BadRequest(NOT_A_WEBSOCKET.format(path=request.path.removeprefix("/api")))
     await ws.prepare(request)
     request.config_dict[keys.WEBSOCKETS].add(ws)
-    # Like Prefect while no auth string is configured, a client that did not ask for the
-    # "prefect" subprotocol is served in legacy mode, without the auth handshake.
-    if ws.ws_protocol == "prefect" and not await authenticate(ws):
+    auth_string = request.config_dict[keys.SETTINGS].server_api_auth_string
+    if ws.ws_protocol != "prefect":
+        # Like Prefect, a client that did not ask for the "prefect" subprotocol is served in
+        # legacy mode, without the handshake, only while no auth string is set.
+        if auth_string is not None:
+            log.warning("websocket_refused", reason=SUBPROTOCOL_REQUIRED)
+            await ws.close(code=WSCloseCode.PROTOCOL_ERROR, message=(failed_reason or SUBPROTOCOL_REQUIRED).encode())
+        return ws
+    # Credentials on the upgrade itself (Prefect's events client sends them for proxies; a
+    # browser sends the ones it was given for this origin) are as good as the message's token.
+    upgraded_with_credentials = auth_string is not None and basic_credentials_match(
+        request.headers.get("Authorization"), auth_string
+    )
+    expected = None if upgraded_with_credentials else auth_string
+    if not await authenticate(ws, expected, failed_reason):
         await ws.close()  # already closed after a failure; idempotent
     return ws
 
 
-async def authenticate(ws: web.WebSocketResponse) -> bool:
-    """Prefect's handshake: the first message must be {"type": "auth", "token": ...}.
+async def authenticate(ws: web.WebSocketResponse, auth_string: str | None, failed_reason: str | None = None) -> bool:
+    """Prefect's handshake: the first message must be {"type": "auth", "token": ...}, whose
+    token must be AUTH_STRING when one is given (compared in constant time).
 
-    Tokens are not checked yet. Anything else first gets an auth failure and a close with
-    the policy-violation code; the Prefect client reports the reason.
+    Anything else first gets an auth failure and a close with the policy-violation code and
+    Prefect's reason; the Prefect client reports it.
     """
     try:
         message = await ws.receive(timeout=AUTH_TIMEOUT_SECONDS)
@@ -136,11 +156,19 @@ async def authenticate(ws: web.WebSocketResponse) -> bool:
             auth = _auth_decoder.decode(message.data)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             auth = None
+    reason = None
     if not (isinstance(auth, dict) and auth.get("type") == "auth"):
-        log.warning("events_in_auth_failed", reason=AUTH_FAILED)
+        reason = AUTH_FAILED
+    elif auth_string is not None and not auth.get("token"):
+        reason = NO_TOKEN
+    elif auth_string is not None and not token_matches(auth.get("token"), auth_string):
+        reason = INVALID_TOKEN
+    if reason is not None:
+        reason = failed_reason or reason
+        log.warning("websocket_auth_failed", reason=reason)
         with contextlib.suppress(ConnectionError):  # the client may be gone already
-            await ws.send_json({"type": "auth_failure", "reason": AUTH_FAILED})
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=AUTH_FAILED.encode())
+            await ws.send_json({"type": "auth_failure", "reason": reason})
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode())
         return False
     await ws.send_json({"type": "auth_success"})
     return True

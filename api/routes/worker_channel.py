@@ -53,6 +53,7 @@ POOL_CHANGES = frozenset({"work_pool.updated", "work_pool.status_changed", "work
 """The records of the "work-pools" stream that change what a snapshot shows, or end it."""
 
 # Prefect's close reasons and their websocket codes (WORKER_CHANNEL_CLOSE_POLICIES).
+AUTHENTICATION_FAILED = "authentication_failed"  # a wrong or missing token (the handshake's close reason)
 AUTHORIZATION_FAILED = ("authorization_failed", WSCloseCode.POLICY_VIOLATION)
 UNSUPPORTED_VERSION = ("unsupported_version", WSCloseCode.POLICY_VIOLATION)
 PROTOCOL_ERROR = ("protocol_error", WSCloseCode.PROTOCOL_ERROR)
@@ -231,7 +232,7 @@ async def _follow_pool(
 @routes.get("/work_pools/{name}/workers/connect")
 @websocket("A worker's channel: hello, ready, heartbeats and pool snapshots (Prefect's worker channel)")
 async def worker_channel(request: web.Request) -> web.StreamResponse:
-    ws = await prefect_socket(request)
+    ws = await prefect_socket(request, failed_reason=AUTHENTICATION_FAILED)
     if ws.closed:
         return ws
     name = request.match_info["name"]

@@ -10,7 +10,7 @@ import psutil
 from runlog.api.addresses import interface_addresses, reachable_addresses
 from runlog.api.commands.server import banner
 
-WARNING = "Warning: the API has no authentication yet"
+WARNING = "Warning: the API has no authentication:"
 
 
 def psutil_addresses() -> set[tuple[str, str]]:

@@ -190,6 +190,8 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_METRICS_ENABLED='true'",
         "RUNLOG_UI_ENABLED='true'",
         "RUNLOG_UI_SERVE_BASE='/'",
+        "RUNLOG_SERVER_API_CSRF_PROTECTION_ENABLED='false'",
+        "RUNLOG_SERVER_API_CSRF_TOKEN_EXPIRATION='1h'",
         "RUNLOG_SERVICES_LATE_RUNS_ENABLED='true'",
         "RUNLOG_SERVICES_LATE_RUNS_LOOP_SECONDS='5'",
         "RUNLOG_SERVICES_LATE_RUNS_AFTER_SECONDS='15'",
@@ -211,6 +213,21 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
     ]
     with_sources = ok("config", "view", "--show-defaults").stdout
     assert "RUNLOG_SERVER_HOST='127.0.0.1' (from defaults)" in with_sources
+
+
+def test_config_view_masks_the_auth_strings_and_a_bad_one_is_refused_without_being_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUNLOG_SERVER_API_AUTH_STRING", "admin:hunter2")
+    ok("config", "set", "RUNLOG_API_AUTH_STRING=admin:hunter2")
+    result = ok("config", "view", "--show-sources")
+    assert "RUNLOG_SERVER_API_AUTH_STRING='********' (from env)" in result.stdout
+    assert "RUNLOG_API_AUTH_STRING='********' (from profile)" in result.stdout
+    assert "hunter2" not in result.output
+    monkeypatch.setenv("RUNLOG_SERVER_API_AUTH_STRING", "hunter2-without-a-user")
+    refused = run("config", "view")
+    assert refused.exit_code != 0 and "expected user:password" in refused.output
+    assert "hunter2" not in refused.output
 
 
 def test_config_view_masks_a_password_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

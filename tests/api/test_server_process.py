@@ -245,7 +245,7 @@ def interface_addresses(family: socket.AddressFamily) -> set[str]:
     return {a for a in found if not ipaddress.ip_address(a).is_link_local}
 
 
-NO_AUTH_WARNING = "Warning: the API has no authentication yet"
+NO_AUTH_WARNING = "Warning: the API has no authentication:"
 
 
 def test_listening_on_all_interfaces_prints_every_address_clients_can_use_and_warns(tmp_path, sqlite_url) -> None:

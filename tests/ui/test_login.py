@@ -1,0 +1,98 @@
+"""Prefect's UI against a runlog with an auth string and CSRF protection, in headless Chromium:
+/ui-settings says ``auth: BASIC``, so the UI shows its login page; a wrong password is refused, the
+auth string logs in, and from then on every API call (writes with a CSRF token the UI fetched)
+succeeds and the run the client made shows. Nothing the pages load breaks the security headers'
+Content-Security-Policy (a violation is a console error).
+
+Before the login, the UI's first calls get 401s and it logs errors about them: Prefect 3.8.8's own
+server, with an auth string, answers and logs the same. The checks start at the login.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ..servers import runlog_server, server_env
+from .conftest import EXPECTED_FAILURES, Runlog
+
+pytestmark = pytest.mark.slow
+
+AUTH = "ui-user:Corr3ct-horse"
+
+
+@pytest.fixture
+def runlog(store_url: str, backend: str, tmp_path: Path):  # overrides conftest's: this server asks for AUTH
+    env = server_env(tmp_path, store_url, RUNLOG_SERVER_API_AUTH_STRING=AUTH,
+                     RUNLOG_SERVER_API_CSRF_PROTECTION_ENABLED="true")
+    with runlog_server(env, tmp_path / "server.log") as running:
+        client_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
+        } | {
+            "PREFECT_API_URL": running.url,
+            "PREFECT_API_AUTH_STRING": AUTH,
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+        }
+        yield Runlog(running.url.removesuffix("/api"), client_env, backend)
+        assert running.stop() == 0, running.output()
+
+
+def flow_run_name(runlog: Runlog, run_id: str) -> str:
+    response = httpx.get(f"{runlog.api}/flow_runs/{run_id}", auth=tuple(AUTH.split(":", 1)), timeout=30)  # type: ignore[arg-type]
+    response.raise_for_status()
+    return response.json()["name"]
+
+
+def csp_violations(visit) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e for e in visit.console_errors if "Content Security Policy" in e]
+
+
+def log_in(visit, password: str) -> None:  # type: ignore[no-untyped-def]
+    page = visit.page
+    page.locator("input[type=password]").fill(password)
+    page.locator("button[type=submit]").click()
+
+
+# Where each UI shows the run: v2's runs page (its name), v1's dashboard (its flow's name; v1's
+# runs page asks for endpoints runlog lacks yet, issue 13 section 1).
+@pytest.mark.parametrize("ui, runs_path, shows", [("v2", "/v2/runs", "run"), ("v1", "/dashboard", "compat-two-tasks")])
+def test_the_ui_logs_in_with_the_auth_string_and_then_shows_the_run(
+    pages, runlog, ui: str, runs_path: str, shows: str,
+) -> None:
+    settings = httpx.get(f"{runlog.origin}/ui-settings", timeout=30).json()  # open, as Prefect's
+    assert settings["auth"] == "BASIC" and settings["csrf_enabled"] is True
+    outcome = runlog.run_flow("two_tasks")
+    name = flow_run_name(runlog, outcome["flow_run_id"]) if shows == "run" else shows
+
+    visit = pages.open("/", ui=ui, label=f"{ui}-login")
+    page = visit.page
+    page.locator("input[type=password]").wait_for(timeout=60_000)
+    assert not csp_violations(visit), visit.console_errors
+
+    log_in(visit, "ui-user:wrong")
+    page.wait_for_function("t => document.body.innerText.includes(t)",
+                           arg="Invalid credentials" if ui == "v2" else "Authentication failed", timeout=30_000)
+    assert page.evaluate("localStorage.getItem('prefect-password')") is None
+    pages.screenshot(visit, f"{ui}-login-refused")
+
+    before = (len(visit.failed), len(visit.console_errors), len(visit.api_calls))
+    log_in(visit, AUTH)
+    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    page.goto(runlog.origin + runs_path, wait_until="networkidle", timeout=60_000)
+    page.wait_for_function("t => document.body.innerText.includes(t)", arg=name, timeout=60_000)
+    pages.screenshot(visit, f"{ui}-logged-in-runs")
+
+    failed, errors, calls = (visit.failed[before[0]:], visit.console_errors[before[1]:], visit.api_calls[before[2]:])
+    # A request the browser itself cancelled, as the test moved to the runs page, failed nowhere.
+    failed = [f for f in failed if not f.endswith("net::ERR_ABORTED")]
+    assert [f for f in failed if tuple(f.split(" ")[:2]) not in EXPECTED_FAILURES] == []
+    assert errors == [], errors
+    assert any(method == "POST" for method, _ in calls), calls  # writes went through, CSRF token and all
+    assert ("GET", "/csrf-token") in calls, calls
+    assert not csp_violations(visit), visit.console_errors
