@@ -155,6 +155,11 @@ def member_row(kind: str, run_id: str, member: Member) -> tuple[Any, ...]:
     return (kind, run_id, *member, member.volatile)
 
 
+_FLOW_RUN_CREATED = "flow_run.created"
+_UNSTARTED = Member(None, None, None, 0.0, None, None, None)
+"""A flow run as its FlowRunCreated leaves it, for the history: no state, no times."""
+
+
 def fold_runs(kind: str, before: dict[str, Member], records: Sequence[RecordedEvent]) -> dict[str, Member | None]:
     """Each run the records (of ``kind``'s streams, in log order) touch, as it is after them;
     ``before`` holds those that existed (None: deleted, or never created)."""
@@ -165,6 +170,12 @@ def fold_runs(kind: str, before: dict[str, Member], records: Sequence[RecordedEv
         if record.type not in types:
             continue
         run_id = record.stream_id.removeprefix(prefix)
+        if record.type == _FLOW_RUN_CREATED:
+            # A new flow run has no state nor times yet (FlowRunCreated carries none of the
+            # fields the history reads): the stub is what the fold would give, without
+            # decoding the run's parameters, labels and context that the history never reads.
+            views[run_id] = _view(kind, run_id, _UNSTARTED)
+            continue
         view = views[run_id] if run_id in views else _view(kind, run_id, before.get(run_id))
         views[run_id] = evolve(view, catalogue.decode(record.data), record.version)
     return {run_id: _member(view) for run_id, view in views.items()}
