@@ -34,7 +34,7 @@ from runlog.schema import events as catalogue
 from runlog.schema import streams
 
 from .history import RUNNING, TERMINAL_TYPES, RunPoint, StateTally, Window, lateness, merged, tally
-from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
+from .runs import TaskRunView, _track_times, evolve_task_run
 from .tables import from_us, us
 
 NAME = "run_history"
@@ -127,17 +127,50 @@ def _state(member: Member) -> catalogue.State | None:
     )
 
 
+class _FlowRunTimes:
+    """What the runs projection's bookkeeping (runs._track_times) reads and writes of a flow
+    run, which is all the history keeps of it: a flow run's view without the rest, which
+    building and copying for every event cost most of this projection's time."""
+
+    __slots__ = ("state", "start_time", "end_time", "total_run_time", "expected_start_time",
+                 "next_scheduled_start_time")
+
+    def __init__(self, state: catalogue.State | None, start_time: datetime | None, end_time: datetime | None,
+                 total_run_time: float, expected_start_time: datetime | None,
+                 next_scheduled_start_time: datetime | None = None) -> None:
+        self.state, self.start_time, self.end_time = state, start_time, end_time
+        self.total_run_time, self.expected_start_time = total_run_time, expected_start_time
+        self.next_scheduled_start_time = next_scheduled_start_time
+
+
+def _evolve_flow_run_times(view: _FlowRunTimes | None, event: Any, _version: int) -> _FlowRunTimes | None:
+    """runs.evolve_flow_run for the fields the history reads (the history's flow run events:
+    created, state changed, deleted), with the same bookkeeping function."""
+    if isinstance(event, catalogue.FlowRunCreated):
+        return _FlowRunTimes(None, None, None, 0.0, None)
+    if view is None or isinstance(event, catalogue.FlowRunDeleted):
+        return None
+    if not isinstance(event, catalogue.FlowRunStateChanged):
+        return view
+    changes = _track_times(view, view.state, event.state)  # type: ignore[arg-type]
+    return _FlowRunTimes(
+        changes["state"], changes["start_time"], changes["end_time"],
+        changes.get("total_run_time", view.total_run_time),
+        changes.get("expected_start_time", view.expected_start_time), changes["next_scheduled_start_time"],
+    )
+
+
 def _view(kind: str, run_id: str, member: Member | None) -> Any:
     """A run view holding only what the folds read for the history's fields."""
     if member is None:
         return None
-    times = {
-        "state": _state(member), "start_time": from_us(member.start_time), "end_time": from_us(member.end_time),
-        "total_run_time": member.total_run_time, "expected_start_time": from_us(member.expected_start_time),
-    }
+    state, start, end = _state(member), from_us(member.start_time), from_us(member.end_time)
+    expected = from_us(member.expected_start_time)
     if kind == FLOW_RUN:
-        return FlowRunView(id=UUID(run_id), created=_EPOCH, updated=_EPOCH, name="", flow_id=_NOBODY, **times)
-    return TaskRunView(id=UUID(run_id), created=_EPOCH, updated=_EPOCH, **times)
+        # The next scheduled start is not kept: the bookkeeping sets it from the states alone.
+        return _FlowRunTimes(state, start, end, member.total_run_time, expected)
+    return TaskRunView(id=UUID(run_id), created=_EPOCH, updated=_EPOCH, state=state, start_time=start, end_time=end,
+                       total_run_time=member.total_run_time, expected_start_time=expected)
 
 
 def _member(view: Any) -> Member | None:
@@ -156,15 +189,13 @@ def member_row(kind: str, run_id: str, member: Member) -> tuple[Any, ...]:
 
 
 _FLOW_RUN_CREATED = "flow_run.created"
-_UNSTARTED = Member(None, None, None, 0.0, None, None, None)
-"""A flow run as its FlowRunCreated leaves it, for the history: no state, no times."""
 
 
 def fold_runs(kind: str, before: dict[str, Member], records: Sequence[RecordedEvent]) -> dict[str, Member | None]:
     """Each run the records (of ``kind``'s streams, in log order) touch, as it is after them;
     ``before`` holds those that existed (None: deleted, or never created)."""
     prefix, types = _PREFIX[kind], _TYPES[kind]
-    evolve = evolve_flow_run if kind == FLOW_RUN else evolve_task_run
+    evolve = _evolve_flow_run_times if kind == FLOW_RUN else evolve_task_run
     views: dict[str, Any] = {}
     for record in records:
         if record.type not in types:
@@ -172,9 +203,8 @@ def fold_runs(kind: str, before: dict[str, Member], records: Sequence[RecordedEv
         run_id = record.stream_id.removeprefix(prefix)
         if record.type == _FLOW_RUN_CREATED:
             # A new flow run has no state nor times yet (FlowRunCreated carries none of the
-            # fields the history reads): the stub is what the fold would give, without
-            # decoding the run's parameters, labels and context that the history never reads.
-            views[run_id] = _view(kind, run_id, _UNSTARTED)
+            # fields the history reads): no need to decode its parameters, labels and context.
+            views[run_id] = _FlowRunTimes(None, None, None, 0.0, None)
             continue
         view = views[run_id] if run_id in views else _view(kind, run_id, before.get(run_id))
         views[run_id] = evolve(view, catalogue.decode(record.data), record.version)
