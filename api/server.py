@@ -91,7 +91,7 @@ async def _freeze_startup_objects(_app: web.Application) -> None:
     """Leave what start-up made (modules, the app and its routes, the store, the services) out
     of the garbage collector's passes: it lives as long as the process, and every full pass
     scanned all of it again. In bench_server's SQLite runs the collector's time fell from about
-    0.6 to 0.35 s per 20 s run (its full passes from 0.3 to 0.1 s), some 5 % of the server's CPU."""
+    0.6 to 0.3 s per 20 s run (its full passes from 0.3 to 0.1 s), some 5 % of the server's CPU."""
     gc.collect()
     gc.freeze()
 
