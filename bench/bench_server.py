@@ -673,6 +673,11 @@ class Result:
         return self.stats.transitions / self.window if self.window else 0.0
 
     @property
+    def per_cpu_second(self) -> float:
+        """Transitions per second of the server's CPU: what a loaded, shared machine changes least."""
+        return self.tps / (self.server_cpu / 100) if self.server_cpu > 0 else float("nan")
+
+    @property
     def runs_per_s(self) -> float:
         return self.stats.flow_runs / self.window if self.window else 0.0
 
@@ -900,15 +905,16 @@ def result_row(result: Result, label: str = "") -> str:
         f"| {result.target}{label} | {result.backend} | {result.clients} | {result.tps:,.0f} | {result.runs_per_s:,.0f} "
         f"| {result.latency_ms(0.5):.1f} | {result.latency_ms(0.99):.1f} | {result.latency_ms(0.99, 'create'):.1f} "
         f"| {errors_non_503:,} | {result.errors_503:,} | {result.rss_mb:.0f} | {result.server_cpu:.0f}% "
-        f"| {result.bench_cpu:.0f}% | {'-' if result.pg_cpu != result.pg_cpu else f'{result.pg_cpu:.0f}%'} "
+        f"| {result.per_cpu_second:,.0f} | {result.bench_cpu:.0f}% | {'-' if result.pg_cpu != result.pg_cpu else f'{result.pg_cpu:.0f}%'} "
         f"| {result.machine_cpu:.0f}% | {'; '.join(extra) or '-'} |"
     )
 
 
 TABLE_HEAD = (
     "| server | backend | clients | transitions/s | flow runs/s | set_state p50 ms | set_state p99 ms "
-    "| create p99 ms | errors (non-503) | 503s | server RSS MB | server CPU | bench CPU | PG CPU | machine CPU | notes |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    "| create p99 ms | errors (non-503) | 503s | server RSS MB | server CPU | transitions per server CPU s "
+    "| bench CPU | PG CPU | machine CPU | notes |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 
 

@@ -84,6 +84,9 @@ class InlineProjection(Protocol):
     # that earlier events of the same batch change (and that keeps no batch-local state): the
     # store then hands it one event at a time and persists each event's changes before the next.
     #
+    # Optional: ``event_types``, a set of the only event types it folds: the store (and a
+    # rebuild) then hands it only those, and a batch with none of them not at all.
+    #
     # Optional: ``prepare(rows) -> RowChanges | None``, the changes ``changes`` would return for
     # a planned batch, computed without reading the database. A backend may send them with the
     # append in one statement, made only if the batch's plan holds; None means the projection

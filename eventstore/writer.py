@@ -286,12 +286,18 @@ class BatchingStore:
         if self._projections and plan.rows:
             records = [row.recorded() for row in plan.rows]
             for projection in self._projections:
+                # Only the events it folds (see base.py): most projections fold a few kinds of
+                # event, and a run's batch, the common one, holds none of theirs.
+                types = getattr(projection, "event_types", None)
+                mine = records if types is None else [record for record in records if record.type in types]
+                if not mine:
+                    continue
                 if getattr(projection, "per_event", False):
                     # It reads rows that earlier events of this batch may change (see base.py).
-                    for record in records:
+                    for record in mine:
                         await persist(tx, await projection.changes(tx, [record]))
                 else:
-                    await persist(tx, await projection.changes(tx, records))
+                    await persist(tx, await projection.changes(tx, mine))
 
     async def _check_declared_tables(self) -> None:
         """Every projection table has exactly its declared columns, in order (see tables.py)."""

@@ -34,8 +34,7 @@ from runlog.schema import events as catalogue
 from runlog.schema import streams
 
 from .history import RUNNING, TERMINAL_TYPES, RunPoint, StateTally, Window, lateness, merged, tally
-from .runs import FlowRunView, TaskRunView, evolve_task_run
-from .runs_batch import fold_flow_run
+from .runs import TaskRunView, _track_times, evolve_task_run
 from .tables import from_us, us
 
 NAME = "run_history"
@@ -128,17 +127,50 @@ def _state(member: Member) -> catalogue.State | None:
     )
 
 
+class _FlowRunTimes:
+    """What the runs projection's bookkeeping (runs._track_times) reads and writes of a flow
+    run, which is all the history keeps of it: a flow run's view without the rest, which
+    building and copying for every event cost most of this projection's time."""
+
+    __slots__ = ("state", "start_time", "end_time", "total_run_time", "expected_start_time",
+                 "next_scheduled_start_time")
+
+    def __init__(self, state: catalogue.State | None, start_time: datetime | None, end_time: datetime | None,
+                 total_run_time: float, expected_start_time: datetime | None,
+                 next_scheduled_start_time: datetime | None = None) -> None:
+        self.state, self.start_time, self.end_time = state, start_time, end_time
+        self.total_run_time, self.expected_start_time = total_run_time, expected_start_time
+        self.next_scheduled_start_time = next_scheduled_start_time
+
+
+def _evolve_flow_run_times(view: _FlowRunTimes | None, event: Any, _version: int) -> _FlowRunTimes | None:
+    """runs.evolve_flow_run for the fields the history reads (the history's flow run events:
+    created, state changed, deleted), with the same bookkeeping function."""
+    if isinstance(event, catalogue.FlowRunCreated):
+        return _FlowRunTimes(None, None, None, 0.0, None)
+    if view is None or isinstance(event, catalogue.FlowRunDeleted):
+        return None
+    if not isinstance(event, catalogue.FlowRunStateChanged):
+        return view
+    changes = _track_times(view, view.state, event.state)  # type: ignore[arg-type]
+    return _FlowRunTimes(
+        changes["state"], changes["start_time"], changes["end_time"],
+        changes.get("total_run_time", view.total_run_time),
+        changes.get("expected_start_time", view.expected_start_time), changes["next_scheduled_start_time"],
+    )
+
+
 def _view(kind: str, run_id: str, member: Member | None) -> Any:
     """A run view holding only what the folds read for the history's fields."""
     if member is None:
         return None
-    times = {
-        "state": _state(member), "start_time": from_us(member.start_time), "end_time": from_us(member.end_time),
-        "total_run_time": member.total_run_time, "expected_start_time": from_us(member.expected_start_time),
-    }
+    state, start, end = _state(member), from_us(member.start_time), from_us(member.end_time)
+    expected = from_us(member.expected_start_time)
     if kind == FLOW_RUN:
-        return FlowRunView(id=UUID(run_id), created=_EPOCH, updated=_EPOCH, name="", flow_id=_NOBODY, **times)
-    return TaskRunView(id=UUID(run_id), created=_EPOCH, updated=_EPOCH, **times)
+        # The next scheduled start is not kept: the bookkeeping sets it from the states alone.
+        return _FlowRunTimes(state, start, end, member.total_run_time, expected)
+    return TaskRunView(id=UUID(run_id), created=_EPOCH, updated=_EPOCH, state=state, start_time=start, end_time=end,
+                       total_run_time=member.total_run_time, expected_start_time=expected)
 
 
 def _member(view: Any) -> Member | None:
@@ -156,27 +188,26 @@ def member_row(kind: str, run_id: str, member: Member) -> tuple[Any, ...]:
     return (kind, run_id, *member, member.volatile)
 
 
+_FLOW_RUN_CREATED = "flow_run.created"
+
+
 def fold_runs(kind: str, before: dict[str, Member], records: Sequence[RecordedEvent]) -> dict[str, Member | None]:
     """Each run the records (of ``kind``'s streams, in log order) touch, as it is after them;
     ``before`` holds those that existed (None: deleted, or never created)."""
     prefix, types = _PREFIX[kind], _TYPES[kind]
+    evolve = _evolve_flow_run_times if kind == FLOW_RUN else evolve_task_run
     views: dict[str, Any] = {}
-    if kind == FLOW_RUN:
-        # Each run's events at once (projections/runs_batch.py), as the runs projection folds them.
-        streams_of: dict[str, list[tuple[int, str, bytes]]] = {}
-        for record in records:
-            if record.type in types:
-                streams_of.setdefault(record.stream_id.removeprefix(prefix), []).append(
-                    (record.version, record.type, record.data))
-        for run_id, events in streams_of.items():
-            views[run_id] = fold_flow_run(_view(kind, run_id, before.get(run_id)), events)
-        return {run_id: _member(view) for run_id, view in views.items()}
     for record in records:
         if record.type not in types:
             continue
         run_id = record.stream_id.removeprefix(prefix)
+        if record.type == _FLOW_RUN_CREATED:
+            # A new flow run has no state nor times yet (FlowRunCreated carries none of the
+            # fields the history reads): no need to decode its parameters, labels and context.
+            views[run_id] = _FlowRunTimes(None, None, None, 0.0, None)
+            continue
         view = views[run_id] if run_id in views else _view(kind, run_id, before.get(run_id))
-        views[run_id] = evolve_task_run(view, catalogue.decode(record.data), record.version)
+        views[run_id] = evolve(view, catalogue.decode(record.data), record.version)
     return {run_id: _member(view) for run_id, view in views.items()}
 
 

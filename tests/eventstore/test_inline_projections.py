@@ -137,3 +137,30 @@ async def test_a_write_the_database_refuses_fails_that_append_alone_and_never_as
         # The store keeps working after the refusal.
         await store.append("ok3", [new()])
         assert await store.head() == 3
+
+
+class CountsOfOneType(StreamCounts):
+    """Declares that it folds only 'counted' events, one at a time (event_types, per_event)."""
+
+    event_types = frozenset({"counted"})
+    per_event = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    async def changes(self, tx, events) -> RowChanges:
+        self.seen.extend(e.type for e in events)
+        return await super().changes(tx, events)
+
+
+async def test_a_projection_declaring_its_event_types_is_handed_only_those(store_url):
+    async with open_store(store_url) as setup, setup.reading() as tx:
+        await tx.execute(CREATE)
+    projection = CountsOfOneType()
+    async with open_store(store_url, projections=[projection]) as store:
+        await store.append("a", [new("other"), new("counted"), new("other")])
+        await store.append("b", [new("other")])  # a batch with none of its types: not called at all
+        assert projection.seen == ["counted"]
+        assert projection.calls == 1
+        assert await counts(store) == {"a": (1, 2)}

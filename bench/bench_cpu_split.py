@@ -1,0 +1,130 @@
+"""Where the server's CPU per transition goes, without HTTP and without the machine's other load.
+
+    python -m bench.bench_cpu_split [--backend sqlite|postgres|both] [--runs 2000] [--clients 64]
+                                    [--rounds 3] [--admin-url URL]
+
+In this one process: C clients each create flow runs and take them Pending -> Running ->
+Completed through the commands (commands/flow_runs.create and set_state, the group commit and
+the inline projections included, as bench_server's clients do over HTTP); then each
+asynchronous projection (registry.async_projections) folds the log they wrote from its
+checkpoint, as its service does, with its fold (``changes``) and its write timed apart. Every
+figure is CPU time of this process (all its threads: the SQLite driver's thread is where SQLite
+works; PostgreSQL's own processes are not counted) divided by the transitions made, the best
+of --rounds rounds, each on a fresh database.
+
+CPU time is what a loaded machine changes least, so this compares two checkouts on a shared
+machine: run it with each checkout's own interpreter (`/path/to/checkout/.venv/bin/python -m
+bench.bench_cpu_split` from that checkout; a checkout that lacks this file can run this file
+by its path). A projection that a checkout does not have is not listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+import uuid
+
+import asyncpg
+
+from runlog.commands import flow_runs, flows
+from runlog.commands.integrity import KnownIds
+from runlog.commands.orchestration import ProposedState
+from runlog.eventstore import open_store
+from runlog.projections.cache import ViewCache
+from runlog.projections.checkpoints import CHECKPOINTS
+from runlog.projections.registry import async_projections, inline_projections
+from runlog.schema.events import StateType
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+WARMUP_RUNS_PER_CLIENT = 10
+
+
+async def one_round(backend: str, runs: int, clients: int, admin_url: str) -> dict[str, float]:
+    """µs of CPU per transition: the commands, then each projection's fold and write."""
+    name = None
+    admin = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='bench-cpu-')}/runlog.db"
+    else:
+        name = "bench_cpu_" + uuid.uuid4().hex[:12]
+        admin = await asyncpg.connect(admin_url)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = admin_url.rsplit("/", 1)[0] + "/" + name
+    figures: dict[str, float] = {}
+    cache = ViewCache()
+    store = open_store(url, migrate=True, projections=inline_projections(cache))
+    try:
+        await store.open()
+        known = KnownIds()
+        flow_ids = [(await flows.register(store, f"bench-flow-{i}"))[0].id for i in range(clients)]
+
+        async def client(index: int, count: int) -> None:
+            for _ in range(count):
+                view, _ = await flow_runs.create(
+                    store, flow_runs.NewFlowRun(flow_id=flow_ids[index], state=ProposedState(type=StateType.PENDING)),
+                    cache=cache, known_flows=known,
+                )
+                await flow_runs.set_state(store, view.id, ProposedState(type=StateType.RUNNING), cache=cache)
+                await flow_runs.set_state(store, view.id, ProposedState(type=StateType.COMPLETED), cache=cache)
+
+        await asyncio.gather(*(client(i, WARMUP_RUNS_PER_CLIENT) for i in range(clients)))
+        per_client = max(1, runs // clients)
+        started = time.process_time()
+        await asyncio.gather(*(client(i, per_client) for i in range(clients)))
+        transitions = 2 * per_client * clients  # Running and Completed, as bench_server counts
+        figures["commands"] = (time.process_time() - started) / transitions * 1e6
+        # Every transition of the log, warm-up included, is folded by the projections.
+        total = transitions + 2 * WARMUP_RUNS_PER_CLIENT * clients
+        for projection in async_projections(store):
+            fold = write = 0.0
+            after = 0
+            while True:
+                page = [record async for record in store.read_all(after=after, limit=500)]
+                if not page:
+                    break
+                started = time.process_time()
+                changes = await projection.changes(page)
+                fold += time.process_time() - started
+                after = page[-1].position
+                changes.upsert(CHECKPOINTS, (projection.name, after))
+                started = time.process_time()
+                await store.write_tables(changes)
+                write += time.process_time() - started
+            figures[f"{projection.name} fold"] = fold / total * 1e6
+            figures[f"{projection.name} write"] = write / total * 1e6
+    finally:
+        with contextlib.suppress(Exception):
+            await store.aclose()
+        if admin is not None:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+    return figures
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--runs", type=int, default=2000, help="flow runs measured per round (2000)")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh databases; the best of them is shown (3)")
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
+    args = parser.parse_args(argv)
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    print(f"CPU per transition, µs (best of {args.rounds}; {args.runs:,} runs by {args.clients} clients), "
+          f"python {sys.executable}")
+    for backend in backends:
+        best: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for part, value in (await one_round(backend, args.runs, args.clients, args.admin_url)).items():
+                best[part] = min(value, best.get(part, value))
+        print(f"| {backend} | " + " | ".join(f"{part} {value:.0f}" for part, value in best.items())
+              + f" | total {sum(best.values()):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
