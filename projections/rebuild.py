@@ -68,7 +68,7 @@ def _utc_now() -> datetime:
 
 REBUILDS = Table("projection_rebuilds", ("name", "finished_at", "position", "events", "seconds"), key=("name",))
 """The last rebuild of each projection: when it finished (microseconds since the epoch), the
-position reached, the events folded and its seconds (migration 0025)."""
+position reached, the events folded and its seconds (migration 0026)."""
 
 BATCH_EVENTS = {"sqlite": 5_000, "postgres": 20_000}
 """Events folded per transaction while catching up. On SQLite each batch holds the database's
