@@ -93,8 +93,11 @@ def plan(body: Any) -> str | None:
         set_fields = [n for n in runs.__struct_fields__ if n != "operator" and not _unset(getattr(runs, n))]
         if any(name not in _RUN_FIELDS for name in set_fields):
             return None
-        if runs.operator != "and_" and len(set_fields) > 1:
-            return None  # or_ across criteria of different dimensions: not one row's condition
+        present = [n for n in runs.__struct_fields__ if n != "operator" and getattr(runs, n) is not None]
+        if runs.operator != "and_" and len(present) > 1:
+            # or_ across criteria of different dimensions is not one row's condition, and a
+            # field without criteria is TRUE there, not nothing (as in Prefect).
+            return None
         tag = _tag_dimension(runs.tags)
         if tag is None:
             return None

@@ -132,6 +132,7 @@ def bodies(world: World) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"deployments": {"id": {"any_": [nightly]}}, "work_pools": {"name": {"any_": ["p"]}}},
         {"flow_runs": {"tags": {"any_": ["red"]}}, "work_pool_queues": {"name": {"any_": ["default"]}}},
         {"task_runs": {}},
+        {"flow_runs": {"operator": "or_", "name": {}, "tags": {"any_": ["gray"]}}},  # TRUE OR ...: every run
     ]
     return fast, slow
 
