@@ -253,7 +253,7 @@ TASK_RUN_ORDER = {
 
 # -- queries ------------------------------------------------------------------------------------
 
-def _counted(d: Sql, body: object) -> Cond | None:
+def _counted(d: Sql, body: object) -> Cond:
     # Imported here: run_counts applies this module's declarations to the count rows.
     from .run_counts import count_statement
 

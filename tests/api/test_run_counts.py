@@ -1,7 +1,8 @@
 """Flow run counts from flow_run_counts (migration 0025, api/queries/run_counts.py) answer what the
 query over flow_runs answers, on both backends: randomized runs (flows, deployments, pools and
 queues, tags, states) made through a real server, then every count filter the fast path takes
-and a few it must leave to the query compared with the plain query, again after state changes,
+and a few it must leave to the query (which skips the flow check while no run lacks its flow)
+compared with the plain query, again after state changes,
 retagging, deletes of runs, a queue, a deployment and a flow; the table itself equals a count of
 flow_runs by dimension at each step, and the migration's backfill of an existing database makes
 the same rows the triggers made.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from uuid import uuid4
 from typing import Any
 
 import msgspec
@@ -19,10 +21,13 @@ from runlog.api.queries import run_counts
 from runlog.api.queries.filtering import fetch_count
 from runlog.api.queries.run_filters import FLOW_RUN_QUERY
 from runlog.api.schemas import filters as f
-from runlog.eventstore import migrate, migration_connection, open_store
+from runlog.eventstore import NewEvent, migrate, migration_connection, open_store
+from runlog.projections.registry import inline_projections
+from runlog.schema import events as ev
+from runlog.schema import streams
 
 from ..servers import Server, serve
-from .conftest import TIME_BASED_SERVICES_OFF
+from .conftest import START, TIME_BASED_SERVICES_OFF
 
 TAGS = ["red", "green", "blue", "gray"]
 STATES = [
@@ -171,12 +176,33 @@ async def assert_table_counts_runs(store) -> None:
     assert {tuple(row[:5]): int(row[5]) for row in table} == dict(expected)
 
 
+async def runs_of_no_flow(store_url: str, runs: int) -> None:
+    """Runs whose flow does not exist, appended around the API (as an old log may hold them)."""
+    missing = uuid4()
+    async with open_store(store_url, migrate=False, projections=inline_projections()) as store:
+        for index in range(runs):
+            run_id = uuid4()
+            created = ev.FlowRunCreated(
+                flow_run_id=run_id, flow_id=missing, name=f"orphan-{index}", tags=["red"], created=START,
+            )
+            await store.append(streams.flow_run(run_id), [NewEvent(type=ev.event_type(created), data=ev.encode(created), id=uuid4())])
+
+
+async def orphans(store_url: str) -> int:
+    async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+        rows = await tx.fetch("SELECT COUNT(*) FROM flow_runs fr WHERE NOT EXISTS (SELECT 1 FROM flows f WHERE f.id = fr.flow_id)")
+    return int(rows[0][0])
+
+
 async def test_counts_from_the_count_table_equal_the_query_through_changes(env, clock, store_url):
     async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
         world = World(server, random.Random(12))
         await world.seed(60)
+        assert await orphans(store_url) == 0  # the query's counts skip the flow check
         await assert_counts_agree(world, store_url)
         await world.change()
+        await runs_of_no_flow(store_url, 3)
+        assert await orphans(store_url) == 3  # now the query's counts make the check
         for index in range(60, 70):  # new runs after the deletes, some in the queue that is gone
             await world.make_run(index)
         await assert_counts_agree(world, store_url)
