@@ -1,7 +1,8 @@
 """A server's store gives the planner statistics (ANALYZE) when it opens a database: on SQLite once
 the log has reached eventstore/sqlite.py's ANALYZE_FROM_EVENTS (a smaller one is left without),
-on PostgreSQL for the tables of eventstore/postgres.py's ANALYZE_FROM_ROWS whose statistics are
-missing or stale (as autovacuum would, which this machine's PostgreSQL runs without)."""
+on PostgreSQL, once the log has reached eventstore/postgres.py's ANALYZE_FROM_EVENTS, for the
+tables whose statistics are missing or stale by autovacuum's rule (which this machine's
+PostgreSQL runs without)."""
 
 from __future__ import annotations
 
@@ -54,21 +55,21 @@ async def analyzed(url: str) -> dict[str, bool]:
 
 @pytest.mark.postgres
 async def test_postgres_tables_grown_since_their_statistics_are_analyzed(pg_url, monkeypatch):
-    monkeypatch.setattr(postgres_store, "ANALYZE_FROM_ROWS", 20)
+    monkeypatch.setattr(postgres_store, "ANALYZE_FROM_EVENTS", 20)
     async with open_store(pg_url) as store:
         await store.append("s", [NewEvent(type="t", data=b"{}", id=uuid4()) for _ in range(19)])
     await until(lambda: events_changed(pg_url), what="the appends counted")
     async with open_store(pg_url):
         pass
-    assert not (await analyzed(pg_url))["events"]  # 19 rows: not yet
+    assert not (await analyzed(pg_url))["events"]  # a log of 19 events: none taken
 
     async with open_store(pg_url) as store:
-        await store.append("s", [NewEvent(type="t", data=b"{}", id=uuid4())], expected_version=19)
+        await store.append("s", [NewEvent(type="t", data=b"{}", id=uuid4()) for _ in range(41)], expected_version=19)
 
     async def all_counted() -> bool:
-        return await events_changed(pg_url) >= 20
+        return await events_changed(pg_url) >= 60
 
     await until(all_counted, what="the appends counted")
     async with open_store(pg_url):
         pass
-    assert (await analyzed(pg_url))["events"]
+    assert (await analyzed(pg_url))["events"]  # 60 rows changed: over autovacuum's 50 + 10%
