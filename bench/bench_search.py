@@ -209,6 +209,9 @@ async def measure(url: str, samples: int, seed: int, only: str | None) -> list[t
                             raise SystemExit(f"{name} {what}: HTTP {status} {answer}")
                     size = answer if isinstance(answer, int) else len(answer)  # type: ignore[arg-type]
                     rows.append((name, what, percentile(times[1:], 0.5), percentile(times[1:], 0.95), size))
+                    # Each row as it is measured too: the table is printed only once the server
+                    # has stopped, which waits for its services (the event feed catching up).
+                    progress(f"  | {name} | {what} | {rows[-1][2]:.1f} | {rows[-1][3]:.1f} | {size:,} |")
                 progress(f"  {name}: done (load {load()})")
     return rows
 

@@ -351,6 +351,32 @@ def _record(row: Any) -> RecordedEvent:
     return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], _fromisoformat(row[6]))
 
 
+ANALYZE_FROM_EVENTS = 10_000
+"""A log this long gets its stale planner statistics renewed when a server opens it (``_analyze``)."""
+
+SQL_LOG_LENGTH = "SELECT COALESCE(MAX(position), 0) FROM events"
+# autovacuum's own rule (autovacuum_analyze_threshold 50, autovacuum_analyze_scale_factor 0.1).
+SQL_STALE_TABLES = (
+    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+    "AND n_mod_since_analyze > 50 + n_live_tup / 10"
+)
+
+
+async def _analyze(conn: asyncpg.Connection, where: str) -> None:
+    """ANALYZE the tables whose planner statistics are missing or stale, by autovacuum's rule,
+    once the log is long enough to need them. A PostgreSQL without autovacuum (autovacuum =
+    off, as on this machine) otherwise plans a million runs blind: it took the four rows of
+    work_queues for hundreds and read all 150,000 runs of a pool to sort them, 0.6-5 s, where
+    walking the sort's index stops after a page, 8 ms (README, "Run search"). Under the
+    migration lock, so that of several servers starting at once only one does it."""
+    with translate_errors(where):
+        if (await conn.fetchval(SQL_LOG_LENGTH)) < ANALYZE_FROM_EVENTS:
+            return
+        for (table,) in await conn.fetch(SQL_STALE_TABLES):
+            # The name comes from the catalogue, quoted as an identifier.
+            await conn.execute(f'ANALYZE "{table.replace(chr(34), chr(34) * 2)}"')
+
+
 class PostgresStore(BatchingStore):
     def __init__(
         self,
@@ -379,6 +405,7 @@ class PostgresStore(BatchingStore):
             async with locked_migrations(conn, self._where) as migrations:
                 if self._migrate:
                     await migrate.upgrade(migrations, "postgres")
+                    await _analyze(conn, self._where)
                 else:
                     await migrate.require_head(migrations, "postgres", self._where)
             with translate_errors(self._where):

@@ -253,7 +253,14 @@ TASK_RUN_ORDER = {
 
 # -- queries ------------------------------------------------------------------------------------
 
-FLOW_RUNS = Listing("flow_runs fr", "fr.view", FLOW_RUN_QUERY, FLOW_RUN_ORDER, views_of(decode_flow_run))
+def _counted(d: Sql, body: object) -> Cond:
+    # Imported here: run_counts applies this module's declarations to the count rows.
+    from .run_counts import count_statement
+
+    return count_statement(d, body)
+
+
+FLOW_RUNS = Listing("flow_runs fr", "fr.view", FLOW_RUN_QUERY, FLOW_RUN_ORDER, views_of(decode_flow_run), _counted)
 TASK_RUNS = Listing("task_runs tr", "tr.view", TASK_RUN_QUERY, TASK_RUN_ORDER, views_of(decode_task_run))
 
 filter_flow_runs, count_flow_runs, paginate_flow_runs = FLOW_RUNS.page, FLOW_RUNS.count, FLOW_RUNS.page_and_count
