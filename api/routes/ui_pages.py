@@ -1,0 +1,175 @@
+"""Endpoints only Prefect's web UI calls, in Prefect 3.8.8's shape: the flow run graph (v2) of the
+run page, a task run with its flow run's name (v2's task run page)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from aiohttp import web
+
+from runlog.projections import flows as flow_views
+from runlog.projections.runs import FlowRunView, TaskRunView
+
+from .. import keys
+from ..http import BadRequest, Unprocessable, json_response, path_uuid, present
+from ..openapi import documented
+from ..queries import artifacts as artifact_queries
+from ..queries import runs as run_queries
+from ..queries.run_filters import FLOW_RUNS, TASK_RUNS
+from ..schemas import filters as f
+from ..schemas.artifacts import ArtifactFilterRequest
+from ..schemas.ui_pages import Edge, Graph, GraphArtifact, GraphState, Node, UITaskRun
+from .task_runs import to_task_run
+
+routes = web.RouteTableDef()
+
+GRAPH_MAX_NODES = 10_000
+GRAPH_MAX_ARTIFACTS = 10_000
+"""Prefect's defaults (server.flow_run_graph.max_nodes and max_artifacts)."""
+
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _since(request: web.Request) -> datetime:
+    raw = request.query.get("since")
+    if raw is None:
+        return _EARLIEST
+    try:
+        since = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise Unprocessable(f"since: not an ISO 8601 date-time: {raw!r}") from None
+    return since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+
+
+async def _graph_artifacts(store: Any, flow_run_id: UUID) -> dict[UUID | None, list[GraphArtifact]]:
+    """The flow run's artifacts (results aside), oldest first, by task run (None: the flow run's own)."""
+    body = msgspec.convert({"artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}}}, ArtifactFilterRequest)
+    views = await artifact_queries.ARTIFACTS.page(store, body, sort="CREATED_DESC", limit=None, offset=0)
+    views = sorted((v for v in views if v.type != "result"), key=lambda v: v.created)[:GRAPH_MAX_ARTIFACTS]
+    latest: dict[str, UUID | None] = {}
+    for key in {v.key for v in views if v.key is not None}:
+        found = await artifact_queries.latest(store, key)
+        latest[key] = found.latest.id if found is not None else None
+    grouped: dict[UUID | None, list[GraphArtifact]] = {}
+    for v in views:
+        grouped.setdefault(v.task_run_id, []).append(GraphArtifact(
+            id=v.id, created=v.created, key=v.key, type=v.type,
+            is_latest=v.key is None or latest.get(v.key) == v.id,
+            data=v.data if v.type == "progress" else None,
+        ))
+    return grouped
+
+
+def _input_ids(task_run: TaskRunView) -> list[tuple[UUID, bool]]:
+    """The runs TASK_RUN's inputs came from: (id, whether it is an encapsulating parent)."""
+    found = []
+    for key, arguments in (task_run.task_inputs or {}).items():
+        for argument in arguments or []:
+            raw = argument.get("id") if isinstance(argument, dict) else None
+            if raw is None:
+                continue
+            try:
+                found.append((UUID(str(raw)), key == "__parents__"))
+            except ValueError:
+                continue
+    return found
+
+
+@routes.get("/flow_runs/{id}/graph-v2")
+@documented(
+    summary="The graph of a flow run's task runs and subflow runs, their states and artifacts",
+    response=Graph, query={"since": datetime | None},
+    errors={400: "More nodes than the graph may have", 404: "Flow run not found", 422: "A bad 'since'"},
+)
+async def read_flow_run_graph_v2(request: web.Request) -> web.Response:
+    store = request.config_dict[keys.STORE]
+    run_id = path_uuid(request)
+    since = _since(request)
+    run: FlowRunView = present(await run_queries.get_flow_run(store, run_id), f"Flow run {run_id} not found")
+    task_runs: list[TaskRunView] = await TASK_RUNS.page(
+        store, msgspec.convert({"task_runs": {"flow_run_id": {"any_": [str(run_id)]}}}, f.TaskRunFilterRequest),
+        sort="ID_DESC", limit=None, offset=0,
+    )
+    subflows: dict[UUID, FlowRunView] = {}
+    if task_runs:
+        body = msgspec.convert(
+            {"flow_runs": {"parent_task_run_id": {"any_": [str(t.id) for t in task_runs]}}}, f.FlowRunFilterRequest,
+        )
+        for sub in await FLOW_RUNS.page(store, body, sort="ID_DESC", limit=None, offset=0):
+            if sub.parent_task_run_id is not None:
+                subflows[sub.parent_task_run_id] = sub
+    flow_names: dict[UUID, str] = {}
+    for sub in subflows.values():
+        if sub.flow_id not in flow_names:
+            flow = await flow_views.get(store, sub.flow_id)
+            flow_names[sub.flow_id] = flow.name if flow is not None else ""
+
+    # One node per task run, or per subflow run for the task run that wraps one (as Prefect's query).
+    nodes: dict[UUID, dict[str, Any]] = {}
+    for t in task_runs:
+        sub = subflows.get(t.id)
+        start = (sub.start_time or sub.expected_start_time if sub else None) or t.start_time or t.expected_start_time
+        if start is None:
+            continue
+        task_type = t.state.type if t.state else None
+        end = (sub.end_time if sub else None) or t.end_time or (
+            t.expected_start_time if task_type is not None and task_type.value == "COMPLETED" else None
+        )
+        node_id = sub.id if sub else t.id
+        nodes[node_id] = {
+            "kind": "flow-run" if sub else "task-run", "id": node_id,
+            "label": f"{flow_names[sub.flow_id]} / {sub.name}" if sub else t.name,
+            "state_type": (sub.state.type if sub.state else None) if sub else task_type,
+            "start_time": start, "end_time": end, "inputs": _input_ids(t),
+        }
+    parents: dict[UUID, list[UUID]] = {n: [] for n in nodes}
+    children: dict[UUID, list[UUID]] = {n: [] for n in nodes}
+    encapsulating: dict[UUID, list[UUID]] = {n: [] for n in nodes}
+    for node_id, node in nodes.items():
+        for parent_id, is_encapsulating in node["inputs"]:
+            if parent_id not in nodes:
+                continue
+            if is_encapsulating:
+                encapsulating[node_id].append(parent_id)
+            else:
+                parents[node_id].append(parent_id)
+                children[parent_id].append(node_id)
+
+    def by_start(ids: list[UUID]) -> list[Edge]:
+        return [Edge(id=i) for i in sorted(dict.fromkeys(ids), key=lambda i: nodes[i]["start_time"])]
+
+    artifacts = await _graph_artifacts(store, run_id)
+    shown = sorted(
+        (n for n in nodes.values() if n["end_time"] is None or n["end_time"] >= since),
+        key=lambda n: (n["start_time"], n["end_time"] is None, n["end_time"] or n["start_time"]),
+    )
+    if len(shown) > GRAPH_MAX_NODES:
+        raise BadRequest(f"The graph of flow run {run_id} has more than {GRAPH_MAX_NODES} nodes.")
+    graph_nodes = [
+        (n["id"], Node(
+            kind=n["kind"], id=n["id"], label=n["label"], state_type=n["state_type"], start_time=n["start_time"],
+            end_time=n["end_time"], parents=by_start(parents[n["id"]]), children=by_start(children[n["id"]]),
+            encapsulating=by_start(encapsulating[n["id"]]), artifacts=artifacts.get(n["id"], []),
+        ))
+        for n in shown
+    ]
+    states = await run_queries.flow_run_states(store, run_id)
+    return json_response(Graph(
+        start_time=run.start_time or run.expected_start_time, end_time=run.end_time,
+        root_node_ids=[n["id"] for n in shown if not parents[n["id"]]], nodes=graph_nodes,
+        artifacts=artifacts.get(None, []),
+        states=[GraphState(id=s.id, timestamp=s.timestamp, type=s.type, name=s.name) for s in states],
+    ))
+
+
+@routes.get("/ui/task_runs/{id}")
+@documented(summary="Read a task run, with its flow run's name", response=UITaskRun, errors={404: "Task not found"})
+async def read_task_run_with_flow_run_name(request: web.Request) -> web.Response:
+    store = request.config_dict[keys.STORE]
+    view: TaskRunView = present(await run_queries.get_task_run(store, path_uuid(request)), "Task not found")
+    shaped = msgspec.structs.asdict(to_task_run(view, request.config_dict[keys.CLOCK]()))
+    run = await run_queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id is not None else None
+    return json_response(UITaskRun(**shaped, flow_run_name=run.name if run is not None else None))

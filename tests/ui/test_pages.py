@@ -1,0 +1,285 @@
+"""Every page of Prefect's web UI (v2, Prefect 3.8.8's default, and v1) against a runlog seeded
+by the stock client (tests/ui/seed.py), on both backends, in headless Chromium.
+
+Each page must load without a request that Prefect's own server would not fail, without a console
+error, and show what is stored: a run's name, its final state, a log line, a task run count. A
+screenshot of each page goes to the artifacts folder (see conftest.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def assert_clean(visit) -> None:  # type: ignore[no-untyped-def]
+    assert visit.unexpected_failures() == [], (visit.failed, visit.elsewhere)
+    assert visit.console_errors == [], visit.console_errors
+
+
+def text(visit) -> str:  # type: ignore[no-untyped-def]
+    return visit.page.evaluate("document.body.innerText")
+
+
+class Data:
+    """What the seed made, read back from runlog's API."""
+
+    def __init__(self, seeded) -> None:  # type: ignore[no-untyped-def]
+        self.runlog = seeded.runlog
+        self.made = seeded.made
+
+    def get(self, path: str) -> object:
+        return self.runlog.get(path)
+
+    def post(self, path: str, body: object) -> object:
+        response = httpx.post(self.runlog.api + path, json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def run(self, which: str) -> dict:
+        return self.get(f"/flow_runs/{self.made['runs'][which]}")  # type: ignore[return-value]
+
+    def task_runs(self, which: str) -> list[dict]:
+        return self.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [self.made["runs"][which]]}}})  # type: ignore[return-value]
+
+    def around(self, which: str) -> str:
+        start = datetime.fromisoformat(self.run(which)["expected_start_time"])
+        return urlencode({
+            "rangeType": "range",
+            "start": (start - timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+            "end": (start + timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+        })
+
+
+@pytest.fixture
+def data(seeded) -> Data:  # type: ignore[no-untyped-def]
+    return Data(seeded)
+
+
+def prefix(ui: str) -> str:
+    return "/v2" if ui == "v2" else ""
+
+
+UIS = ["v2", "v1"]
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_dashboard(seeded_pages, data, ui) -> None:
+    etl = data.run("etl")
+    path = f"/v2/dashboard?{data.around('etl')}" if ui == "v2" else "/dashboard"
+    # v2 lists the failed runs' flows; v1 the flows with runs.
+    visit = seeded_pages.open(path, ui=ui, wait_for="ui-failing", label=f"{ui}-dashboard")
+    assert etl["state"]["type"] == "COMPLETED"
+    assert "2\nCompleted" in text(visit)  # the etl's two task runs
+    seeded_pages.record_calls(visit, f"{ui}-dashboard")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_runs_list(seeded_pages, data, ui) -> None:
+    etl, failing = data.run("etl"), data.run("failing")
+    visit = seeded_pages.open(f"{prefix(ui)}/runs", ui=ui, wait_for=etl["name"], label=f"{ui}-runs")
+    shown = text(visit)
+    assert failing["name"] in shown and "Failed" in shown
+    seeded_pages.record_calls(visit, f"{ui}-runs")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_flow_run_detail_shows_its_logs_and_state(seeded_pages, data, ui) -> None:
+    etl = data.run("etl")
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/runs/flow-run/{etl['id']}", ui=ui, wait_for="ui-etl starting with n=4", label=f"{ui}-flow-run",
+    )
+    shown = text(visit)
+    assert etl["name"] in shown and "Completed" in shown
+    assert "ui_transform attempt 1 will fail" in shown  # a warning, from a task run
+    seeded_pages.record_calls(visit, f"{ui}-flow-run")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_flow_run_task_runs_tab(seeded_pages, data, ui) -> None:
+    etl = data.run("etl")
+    task_runs = data.task_runs("etl")
+    assert len(task_runs) == 2
+    tab = "TaskRuns" if ui == "v2" else "Task Runs"
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/runs/flow-run/{etl['id']}?{urlencode({'tab': tab})}", ui=ui,
+        wait_for=task_runs[0]["name"], label=f"{ui}-flow-run-task-runs",
+    )
+    shown = text(visit)
+    assert all(t["name"] in shown for t in task_runs), shown
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_failed_flow_run_shows_failed_and_its_error(seeded_pages, data, ui) -> None:
+    failing = data.run("failing")
+    assert failing["state"]["type"] == "FAILED"
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/runs/flow-run/{failing['id']}", ui=ui, wait_for="ui-failing is about to raise",
+        label=f"{ui}-flow-run-failed",
+    )
+    assert "Failed" in text(visit)
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_parent_flow_run_lists_its_subflow(seeded_pages, data, ui) -> None:
+    parent = data.run("parent")
+    children = data.post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [parent["id"]]}}})
+    assert len(children) == 1
+    tab = "SubflowRuns" if ui == "v2" else "Subflow Runs"
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/runs/flow-run/{parent['id']}?{urlencode({'tab': tab})}", ui=ui,
+        wait_for=children[0]["name"], label=f"{ui}-flow-run-subflows",
+    )
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_flow_run_artifacts_and_parameters(seeded_pages, data, ui) -> None:
+    etl = data.run("etl")
+    assert etl["parameters"] == {"n": 4}
+    tab = "Artifacts"
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/runs/flow-run/{etl['id']}?{urlencode({'tab': tab})}", ui=ui, wait_for="ui-report",
+        label=f"{ui}-flow-run-artifacts",
+    )
+    assert_clean(visit)
+    tab = "Parameters"
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/runs/flow-run/{etl['id']}?{urlencode({'tab': tab})}", ui=ui, wait_for='"n"',
+        label=f"{ui}-flow-run-parameters",
+    )
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_task_run_detail(seeded_pages, data, ui) -> None:
+    (transform,) = [t for t in data.task_runs("etl") if t["name"].startswith("ui_transform")]
+    assert transform["run_count"] == 2 and transform["state"]["type"] == "COMPLETED"
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/runs/task-run/{transform['id']}", ui=ui, wait_for=transform["name"], label=f"{ui}-task-run",
+    )
+    shown = text(visit)
+    assert "Completed" in shown
+    seeded_pages.record_calls(visit, f"{ui}-task-run")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_flows_and_a_flow(seeded_pages, data, ui) -> None:
+    etl = data.run("etl")
+    visit = seeded_pages.open(f"{prefix(ui)}/flows", ui=ui, wait_for="ui-parent", label=f"{ui}-flows")
+    assert "ui-etl" in text(visit)
+    seeded_pages.record_calls(visit, f"{ui}-flows")
+    assert_clean(visit)
+    visit = seeded_pages.open(f"{prefix(ui)}/flows/flow/{etl['flow_id']}", ui=ui, wait_for=etl["name"], label=f"{ui}-flow")
+    seeded_pages.record_calls(visit, f"{ui}-flow")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_deployments_and_a_deployment(seeded_pages, data, ui) -> None:
+    deployment_id = data.made["deployment_id"]
+    visit = seeded_pages.open(f"{prefix(ui)}/deployments", ui=ui, wait_for="ui-deployment", label=f"{ui}-deployments")
+    seeded_pages.record_calls(visit, f"{ui}-deployments")
+    assert_clean(visit)
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/deployments/deployment/{deployment_id}", ui=ui, wait_for=data.made["scheduled_run_name"],
+        label=f"{ui}-deployment",
+    )
+    assert "ui-pool" in text(visit)
+    seeded_pages.record_calls(visit, f"{ui}-deployment")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_work_pools_pool_and_queue(seeded_pages, data, ui) -> None:
+    visit = seeded_pages.open(f"{prefix(ui)}/work-pools", ui=ui, wait_for="ui-pool", label=f"{ui}-work-pools")
+    seeded_pages.record_calls(visit, f"{ui}-work-pools")
+    assert_clean(visit)
+    tab = "Workers"
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/work-pools/work-pool/ui-pool?{urlencode({'tab': tab})}", ui=ui, wait_for="ui-worker",
+        label=f"{ui}-work-pool-workers",
+    )
+    seeded_pages.record_calls(visit, f"{ui}-work-pool")
+    assert_clean(visit)
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/work-pools/work-pool/ui-pool/queue/default", ui=ui, wait_for="default",
+        label=f"{ui}-work-pool-queue",
+    )
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_blocks_and_catalogue(seeded_pages, data, ui) -> None:
+    visit = seeded_pages.open(f"{prefix(ui)}/blocks", ui=ui, wait_for="ui-secret", label=f"{ui}-blocks")
+    seeded_pages.record_calls(visit, f"{ui}-blocks")
+    assert_clean(visit)
+    visit = seeded_pages.open(f"{prefix(ui)}/blocks/catalog", ui=ui, wait_for="Slack Webhook", label=f"{ui}-blocks-catalog")
+    seeded_pages.record_calls(visit, f"{ui}-blocks-catalog")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_variables(seeded_pages, data, ui) -> None:
+    visit = seeded_pages.open(f"{prefix(ui)}/variables", ui=ui, wait_for="ui_variable", label=f"{ui}-variables")
+    assert "threshold" in text(visit)
+    seeded_pages.record_calls(visit, f"{ui}-variables")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_automations_and_an_automation(seeded_pages, data, ui) -> None:
+    visit = seeded_pages.open(f"{prefix(ui)}/automations", ui=ui, wait_for="ui-automation", label=f"{ui}-automations")
+    seeded_pages.record_calls(visit, f"{ui}-automations")
+    assert_clean(visit)
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/automations/automation/{data.made['automation_id']}", ui=ui, wait_for="every failed run",
+        label=f"{ui}-automation",
+    )
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_concurrency_limits(seeded_pages, data, ui) -> None:
+    visit = seeded_pages.open(f"{prefix(ui)}/concurrency-limits", ui=ui, wait_for="ui-global", label=f"{ui}-concurrency-limits")
+    seeded_pages.record_calls(visit, f"{ui}-concurrency-limits")
+    assert_clean(visit)
+    tab = "task-run" if ui == "v2" else "Task Run Concurrency"
+    visit = seeded_pages.open(
+        f"{prefix(ui)}/concurrency-limits?{urlencode({'tab': tab})}", ui=ui, wait_for="ui-tag",
+        label=f"{ui}-concurrency-limits-tag",
+    )
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_events(seeded_pages, data, ui) -> None:
+    visit = seeded_pages.open(f"{prefix(ui)}/events", ui=ui, wait_for="Deployment Created", label=f"{ui}-events")
+    assert "ui-deployment" in text(visit)
+    seeded_pages.record_calls(visit, f"{ui}-events")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_artifacts(seeded_pages, data, ui) -> None:
+    visit = seeded_pages.open(f"{prefix(ui)}/artifacts", ui=ui, wait_for="ui-report", label=f"{ui}-artifacts")
+    seeded_pages.record_calls(visit, f"{ui}-artifacts")
+    assert_clean(visit)
+
+
+@pytest.mark.parametrize("ui", UIS)
+def test_settings(seeded_pages, data, ui) -> None:
+    version = data.get("/admin/version")
+    visit = seeded_pages.open(f"{prefix(ui)}/settings", ui=ui, wait_for=str(version), label=f"{ui}-settings")
+    seeded_pages.record_calls(visit, f"{ui}-settings")
+    assert_clean(visit)
