@@ -1,5 +1,6 @@
 """Endpoints only Prefect's web UI calls, in Prefect 3.8.8's shape: the flow run graph (v2) of the
-run page, a task run with its flow run's name (v2's task run page)."""
+run page, a task run with its flow run's name (v2's task run page), saved searches (v1's runs
+page)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,24 @@ from uuid import UUID
 import msgspec
 from aiohttp import web
 
+from runlog.commands import saved_searches as searches
 from runlog.projections import flows as flow_views
 from runlog.projections.runs import FlowRunView, TaskRunView
 
 from .. import keys
-from ..http import BadRequest, Unprocessable, json_response, path_uuid, present
+from ..http import (
+    BadRequest, Unprocessable, decode_body, empty_response, json_response, page_limit, path_uuid, present,
+)
 from ..openapi import documented
 from ..queries import artifacts as artifact_queries
 from ..queries import runs as run_queries
+from ..queries.filtering import DEFAULT_LIMIT
 from ..queries.run_filters import FLOW_RUNS, TASK_RUNS
 from ..schemas import filters as f
 from ..schemas.artifacts import ArtifactFilterRequest
-from ..schemas.ui_pages import Edge, Graph, GraphArtifact, GraphState, Node, UITaskRun
+from ..schemas.ui_pages import (
+    Edge, Graph, GraphArtifact, GraphState, Node, SavedSearch, SavedSearchCreate, SavedSearchFilterRequest, UITaskRun,
+)
 from .task_runs import to_task_run
 
 routes = web.RouteTableDef()
@@ -173,3 +180,56 @@ async def read_task_run_with_flow_run_name(request: web.Request) -> web.Response
     shaped = msgspec.structs.asdict(to_task_run(view, request.config_dict[keys.CLOCK]()))
     run = await run_queries.get_flow_run(store, view.flow_run_id) if view.flow_run_id is not None else None
     return json_response(UITaskRun(**shaped, flow_run_name=run.name if run is not None else None))
+
+
+# -- saved searches ---------------------------------------------------------------------------
+
+_SEARCH_NOT_FOUND = "Saved search not found"
+
+
+def _search(view: searches.SavedSearchView) -> SavedSearch:
+    return msgspec.convert(msgspec.structs.asdict(view), SavedSearch)
+
+
+@routes.put("/saved_searches/")
+@documented(
+    summary="Save a search: created (201), or its filters replaced when the name exists (200)",
+    request=SavedSearchCreate, response=SavedSearch, status=(201, 200),
+)
+async def create_saved_search(request: web.Request) -> web.Response:
+    body = await decode_body(request, SavedSearchCreate)
+    view, created = await searches.save(
+        request.config_dict[keys.STORE], body.name, [msgspec.structs.asdict(f) for f in body.filters],
+        clock=request.config_dict[keys.CLOCK],
+    )
+    return json_response(_search(view), status=201 if created else 200)
+
+
+@routes.get("/saved_searches/{id}")
+@documented(summary="Read a saved search", response=SavedSearch, errors={404: _SEARCH_NOT_FOUND})
+async def read_saved_search(request: web.Request) -> web.Response:
+    state = await searches.load(request.config_dict[keys.STORE])
+    return json_response(_search(present(state.by_id.get(path_uuid(request)), _SEARCH_NOT_FOUND)))
+
+
+@routes.post("/saved_searches/filter")
+@documented(
+    summary="Saved searches, by name", request=SavedSearchFilterRequest, request_required=False,
+    response=list[SavedSearch],
+)
+async def read_saved_searches(request: web.Request) -> web.Response:
+    body = await decode_body(request, SavedSearchFilterRequest, default=SavedSearchFilterRequest())
+    limit = page_limit(body.limit, DEFAULT_LIMIT)
+    state = await searches.load(request.config_dict[keys.STORE])
+    found = sorted(state.by_id.values(), key=lambda s: s.name)[body.offset:body.offset + limit]
+    return json_response([_search(v) for v in found])
+
+
+@routes.delete("/saved_searches/{id}")
+@documented(summary="Delete a saved search", status=204, errors={404: _SEARCH_NOT_FOUND})
+async def delete_saved_search(request: web.Request) -> web.Response:
+    found = await searches.delete(
+        request.config_dict[keys.STORE], path_uuid(request), clock=request.config_dict[keys.CLOCK],
+    )
+    present(found or None, _SEARCH_NOT_FOUND)
+    return empty_response()

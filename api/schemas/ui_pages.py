@@ -11,6 +11,7 @@ import msgspec
 
 from runlog.schema.events import StateType
 
+from .filters import NonNegative
 from .runs import TaskRun
 
 
@@ -60,3 +61,31 @@ class UITaskRun(TaskRun, kw_only=True):
     """A task run and the name of its flow run."""
 
     flow_run_name: str | None = None
+
+
+class SavedSearchFilter(msgspec.Struct, kw_only=True):
+    """One filter of a saved search, as the UI writes it."""
+
+    object: str
+    property: str
+    type: str
+    operation: str
+    value: Any
+
+
+class SavedSearchCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    filters: list[SavedSearchFilter] = msgspec.field(default_factory=list)
+
+
+class SavedSearch(msgspec.Struct, kw_only=True):
+    id: UUID
+    created: datetime
+    updated: datetime
+    name: str
+    filters: list[SavedSearchFilter]
+
+
+class SavedSearchFilterRequest(msgspec.Struct, kw_only=True):
+    offset: NonNegative = 0
+    limit: int | None = None
