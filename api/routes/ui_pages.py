@@ -1,9 +1,10 @@
 """Endpoints only Prefect's web UI calls, in Prefect 3.8.8's shape: the flow run graph (v2) of the
 run page, a task run with its flow run's name (v2's task run page), saved searches (v1's runs
-page)."""
+page), and the check of a form's values against its schema."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -11,8 +12,10 @@ from uuid import UUID
 import msgspec
 from aiohttp import web
 
+from runlog.commands import parameter_templates as templates
 from runlog.commands import saved_searches as searches
 from runlog.projections import flows as flow_views
+from runlog.projections import variables as variable_reads
 from runlog.projections.runs import FlowRunView, TaskRunView
 
 from .. import keys
@@ -27,7 +30,8 @@ from ..queries.run_filters import FLOW_RUNS, TASK_RUNS
 from ..schemas import filters as f
 from ..schemas.artifacts import ArtifactFilterRequest
 from ..schemas.ui_pages import (
-    Edge, Graph, GraphArtifact, GraphState, Node, SavedSearch, SavedSearchCreate, SavedSearchFilterRequest, UITaskRun,
+    Edge, Graph, GraphArtifact, GraphState, Node, SavedSearch, SavedSearchCreate, SavedSearchFilterRequest, SchemaValidation,
+    UITaskRun,
 )
 from .task_runs import to_task_run
 
@@ -233,3 +237,129 @@ async def delete_saved_search(request: web.Request) -> web.Response:
     )
     present(found or None, _SEARCH_NOT_FOUND)
     return empty_response()
+
+
+# -- schema validation (the UI's forms: blocks, deployment runs, work pool job variables) ------------
+
+
+def _fix_properties(properties: dict[str, Any], required: list[str]) -> None:
+    """Prefect's preprocessing of pydantic-v1-style schemas: an optional property without a default
+    may be null, and a tuple's list of ``items`` is its ``prefixItems``."""
+    for key, schema in properties.items():
+        if not isinstance(schema, dict):
+            continue
+        if key not in required and "type" in schema and schema.get("type") != "null" and "default" not in schema:
+            schema["anyOf"] = [{"type": schema.pop("type")}, {"type": "null"}]
+        if isinstance(schema.get("items"), list) and schema["items"] and not schema.get("prefixItems"):
+            schema["prefixItems"] = schema.pop("items")
+        if isinstance(schema.get("properties"), dict):
+            _fix_properties(schema["properties"], schema.get("required", []))
+
+
+def _preprocess(schema: dict[str, Any]) -> dict[str, Any]:
+    schema = copy.deepcopy(schema)
+    if isinstance(schema.get("properties"), dict):
+        _fix_properties(schema["properties"], schema.get("required", []))
+    definitions = schema.get("definitions")
+    if isinstance(definitions, dict):
+        for definition in list(definitions.values()):
+            if not isinstance(definition, dict):
+                continue
+            if isinstance(definition.get("properties"), dict):
+                _fix_properties(definition["properties"], definition.get("required", []))
+            if "block_type_slug" in definition and "title" in definition:
+                # A block may also be given as a reference to a saved one ({"$ref": id or {...}}).
+                definitions[definition["title"]] = {"oneOf": [definition, {
+                    "type": "object",
+                    "properties": {"$ref": {"oneOf": [
+                        {"type": "string", "format": "uuid"},
+                        {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1},
+                    ]}},
+                    "required": ["$ref"],
+                }]}
+    return schema
+
+
+def _error_tree(errors: list[Any]) -> dict[str, Any]:
+    """Prefect's build_error_obj: errors nested by property and index; a placeholder's own error
+    wins over the others at its path, and an unrendered template is no error."""
+    by_path: dict[tuple[Any, ...], list[Any]] = {}
+    for error in errors:
+        by_path.setdefault(tuple(error.relative_path), []).append(error)
+    kept = []
+    for grouped in by_path.values():
+        own = [e for e in grouped if e.validator == "_placeholders"]
+        kept.extend(own or grouped)
+    tree: list[Any] = []
+    for error in kept:
+        if isinstance(error.instance, templates.Placeholder) and not isinstance(error.instance, templates.HydrationError):
+            continue
+        path = list(error.relative_path)
+        if error.validator == "required":
+            path.append(error.message.partition(" ")[0].strip("'"))
+        current = tree
+        if not path:
+            current.append(error.message)
+        while path:
+            part = path.pop(0)
+            key = "index" if isinstance(part, int) else "property"
+            if not path:
+                current.append({key: part, "errors": [error.message]})
+                break
+            entry = next((e for e in current if isinstance(e, dict) and e.get(key) == part), None)
+            if entry is None:
+                entry = {key: part, "errors": []}
+                current.append(entry)
+            current = entry["errors"]
+    return {"errors": tree, "valid": not tree}
+
+
+def _validator_class() -> Any:
+    import jsonschema
+
+    def placeholders(_validator: Any, _value: Any, instance: Any, _schema: Any) -> Any:
+        if isinstance(instance, templates.HydrationError):
+            yield jsonschema.ValidationError(instance.message)
+
+    validators = dict(jsonschema.Draft202012Validator.VALIDATORS, _placeholders=placeholders)
+    return jsonschema.validators.create(
+        meta_schema=jsonschema.Draft202012Validator.META_SCHEMA, validators=validators, version="runlog-ui",
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+        id_of=jsonschema.Draft202012Validator.ID_OF,
+        # every subschema also runs the placeholder check, as Prefect's validator does
+        applicable_validators=lambda schema: {**schema, "_placeholders": None}.items(),
+    )
+
+
+@routes.post("/ui/schemas/validate")
+@documented(
+    summary="Check values against a JSON schema, workspace variables resolved: the errors by property",
+    request=SchemaValidation, response=dict[str, Any], errors={422: "Not a valid schema"},
+)
+async def validate_schema_values(request: web.Request) -> web.Response:
+    import jsonschema
+    import referencing
+
+    body = await decode_body(request, SchemaValidation)
+    schema = _preprocess(body.schema)
+    validator_class = _validator_class()
+    try:
+        validator_class.check_schema(schema, format_checker=validator_class.FORMAT_CHECKER)
+    except jsonschema.SchemaError as exc:
+        raise Unprocessable(f"Invalid schema: {exc.message}") from None
+    variables: dict[str, Any] = {}
+    for name in templates.variable_names(body.values):
+        found = await variable_reads.get_by_name(request.config_dict[keys.STORE], name)
+        if found is not None:
+            variables[name] = found.value
+    values = templates.hydrate(body.values, templates.Context(render_variables=True, variables=variables))
+    try:
+        validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER,
+                                    registry=referencing.Registry())
+        errors = list(validator.iter_errors(values))
+    except RecursionError:
+        raise Unprocessable("Invalid schema: Unable to validate schema with circular references.") from None
+    except referencing.exceptions.Unresolvable as exc:
+        raise Unprocessable(f"Invalid schema: Validation failed. Failure reason: {exc}") from None
+    return json_response(_error_tree(errors))

@@ -89,3 +89,10 @@ class SavedSearch(msgspec.Struct, kw_only=True):
 class SavedSearchFilterRequest(msgspec.Struct, kw_only=True):
     offset: NonNegative = 0
     limit: int | None = None
+
+
+class SchemaValidation(msgspec.Struct, kw_only=True):
+    """POST /ui/schemas/validate: values to check against a JSON schema."""
+
+    schema: dict[str, Any]
+    values: dict[str, Any]

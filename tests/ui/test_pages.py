@@ -7,6 +7,7 @@ screenshot of each page goes to the artifacts folder (see conftest.py)."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -290,4 +291,82 @@ def test_settings(seeded_pages, data, ui) -> None:
     version = data.get("/admin/version")
     visit = seeded_pages.open(f"{prefix(ui)}/settings", ui=ui, wait_for=str(version), label=f"{ui}-settings")
     seeded_pages.record_calls(visit, f"{ui}-settings")
+    assert_clean(visit)
+
+
+# -- what a person does on the pages (v2): each test undoes what it changed, or makes its own ------
+
+
+def until(condition, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.2)  # poll interval
+
+
+def test_v2_creates_a_slack_webhook_block_from_the_form(seeded_pages, data) -> None:
+    name = "ui-slack-from-form"
+    visit = seeded_pages.open("/v2/blocks/catalog/slack-webhook/create", ui="v2", wait_for="Slack Webhook",
+                              label="v2-block-create")
+    visit.page.locator("input[name=blockName]").fill(name)
+    visit.page.locator("input[type=password]").first.fill("https://hooks.slack.com/services/T000/B000/XXXX")
+    visit.page.get_by_role("button", name="Save").click()
+    visit.page.wait_for_url("**/v2/blocks/block/**", timeout=30_000)
+    visit.page.wait_for_function("t => document.body.innerText.includes(t)", arg=name, timeout=30_000)
+    seeded_pages.screenshot(visit, "v2-block-created")
+    found = data.get(f"/block_types/slug/slack-webhook/block_documents/name/{name}")
+    assert visit.page.url.endswith(f"/v2/blocks/block/{found['id']}")  # type: ignore[index]
+    assert ("POST", "/ui/schemas/validate") in visit.api_calls and ("POST", "/block_documents/") in visit.api_calls
+    # The form first asks whether the name is free: Prefect's server answers 404 for a free name too.
+    free = f"GET /api/block_types/slug/slack-webhook/block_documents/name/{name} -> 404"
+    assert [f for f in visit.unexpected_failures() if f != free] == [], visit.failed
+    assert visit.console_errors == [], visit.console_errors
+
+
+def test_v2_run_button_creates_a_run_of_the_deployment(seeded_pages, data) -> None:
+    deployment_id = data.made["deployment_id"]
+    runs = {"deployments": {"id": {"any_": [deployment_id]}}}
+    before = data.post("/flow_runs/count", runs)
+    visit = seeded_pages.open(f"/v2/deployments/deployment/{deployment_id}", ui="v2", wait_for="ui-deployment",
+                              label="v2-deployment-run")
+    visit.page.get_by_role("button", name="Run").first.click()
+    visit.page.get_by_text("Quick run", exact=True).first.click()
+    until(lambda: data.post("/flow_runs/count", runs) == before + 1, "the quick run")
+    visit.page.wait_for_load_state("networkidle")
+    seeded_pages.screenshot(visit, "v2-deployment-run-clicked")
+    assert ("POST", "/deployments/{id}/create_flow_run") in visit.api_calls
+    assert_clean(visit)
+
+
+def test_v2_pauses_and_resumes_an_automation(seeded_pages, data) -> None:
+    automation_id = data.made["automation_id"]
+    visit = seeded_pages.open("/v2/automations", ui="v2", wait_for="ui-automation", label="v2-automation-toggle")
+    toggle = visit.page.get_by_label("toggle automation").first
+    toggle.click()
+    until(lambda: data.get(f"/automations/{automation_id}")["enabled"] is False, "the automation paused")
+    seeded_pages.screenshot(visit, "v2-automation-paused")
+    toggle.click()
+    until(lambda: data.get(f"/automations/{automation_id}")["enabled"] is True, "the automation resumed")
+    assert_clean(visit)
+
+
+def test_v2_pauses_and_resumes_a_deployment_schedule(seeded_pages, data) -> None:
+    deployment_id = data.made["deployment_id"]
+
+    def active() -> bool:
+        (schedule,) = data.get(f"/deployments/{deployment_id}")["schedules"]  # type: ignore[index]
+        return schedule["active"]
+
+    assert active()
+    visit = seeded_pages.open(f"/v2/deployments/deployment/{deployment_id}", ui="v2", wait_for="Every 1 hour",
+                              label="v2-deployment-schedule")
+    toggle = visit.page.get_by_label("toggle Every 1 hour").first
+    toggle.click()
+    until(lambda: not active(), "the schedule paused")
+    seeded_pages.screenshot(visit, "v2-deployment-schedule-paused")
+    toggle.click()
+    until(active, "the schedule active again")
     assert_clean(visit)
