@@ -1,10 +1,11 @@
 """Endpoints only Prefect's web UI calls, in Prefect 3.8.8's shape: the flow run graph (v2) of the
 run page, a task run with its flow run's name (v2's task run page), saved searches (v1's runs
-page), and the check of a form's values against its schema."""
+page), the check of a form's values against its schema, and the collection registry's views."""
 
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -20,9 +21,10 @@ from runlog.projections.runs import FlowRunView, TaskRunView
 
 from .. import keys
 from ..http import (
-    BadRequest, Unprocessable, decode_body, empty_response, json_response, page_limit, path_uuid, present,
+    BadRequest, NotFound, Unprocessable, decode_body, empty_response, json_response, page_limit, path_uuid, present,
 )
 from ..openapi import documented
+from ..prefect_ui import prefect_package_dir
 from ..queries import artifacts as artifact_queries
 from ..queries import runs as run_queries
 from ..queries.filtering import DEFAULT_LIMIT
@@ -363,3 +365,29 @@ async def validate_schema_values(request: web.Request) -> web.Response:
     except referencing.exceptions.Unresolvable as exc:
         raise Unprocessable(f"Invalid schema: Validation failed. Failure reason: {exc}") from None
     return json_response(_error_tree(errors))
+
+
+# -- collection views (the work pool form's worker types) ---------------------------------------
+
+KNOWN_VIEWS = ("aggregate-block-metadata", "aggregate-flow-metadata", "aggregate-worker-metadata", "demo-flows")
+"""The views Prefect's server knows. It fetches them from Prefect's collection registry and falls
+back to the copies the prefect package ships; runlog fetches nothing and serves the copies."""
+
+
+@routes.get("/collections/views/{view}")
+@documented(
+    summary="A view of Prefect's collection registry, from the copy the prefect package ships",
+    response=dict[str, Any], errors={404: "An unknown view, or one the installed prefect package has no copy of"},
+)
+async def read_view_content(request: web.Request) -> web.Response:
+    view = request.match_info["view"]
+    if view not in KNOWN_VIEWS:
+        raise NotFound(f"View {view} not found in registry")
+    package = prefect_package_dir()
+    path = package / "server" / "api" / "collections_data" / "views" / f"{view}.json" if package else None
+    if path is None or not path.is_file():
+        raise NotFound(f"Requested content missing for view {view}")
+    data = json.loads(path.read_bytes())
+    if view == "aggregate-worker-metadata" and isinstance(data.get("prefect"), dict):
+        data["prefect"].pop("prefect-agent", None)  # as Prefect's server: agents are gone
+    return json_response(data)

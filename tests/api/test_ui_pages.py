@@ -118,3 +118,50 @@ async def test_saved_searches_upsert_by_name_list_by_name_and_delete(server, clo
     store = server.app[keys.STORE]
     kinds = [type(catalogue.decode(r.data)).__name__ async for r in store.read_stream("saved_searches")]
     assert kinds == ["SavedSearchSaved", "SavedSearchSaved", "SavedSearchSaved", "SavedSearchDeleted"]
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "x": {"type": "integer"}, "name": {"type": "string"},
+        "rows": {"type": "array", "items": {"type": "integer"}},
+    },
+    "required": ["x"],
+}
+
+
+async def test_schema_validation_answers_errors_by_property_as_prefect(server) -> None:
+    status, ok = await server.request("POST", "/ui/schemas/validate", json={"schema": SCHEMA, "values": {"x": 1}})
+    assert status == 200 and ok == {"errors": [], "valid": True}
+    status, bad = await server.request("POST", "/ui/schemas/validate", json={
+        "schema": SCHEMA, "values": {"name": "n", "rows": [1, "two"]},
+    })
+    assert status == 200 and bad["valid"] is False
+    assert {"property": "x", "errors": ["'x' is a required property"]} in bad["errors"]
+    assert {"property": "rows", "errors": [{"index": 1, "errors": ["'two' is not of type 'integer'"]}]} in bad["errors"]
+    # An optional property without a default may be null (Prefect's preprocessing).
+    status, null = await server.request("POST", "/ui/schemas/validate", json={"schema": SCHEMA, "values": {"x": 1, "name": None}})
+    assert null == {"errors": [], "valid": True}
+
+
+async def test_schema_validation_resolves_workspace_variables_and_refuses_a_bad_schema(server) -> None:
+    status, _ = await server.request("POST", "/variables/", json={"name": "count", "value": 3})
+    assert status == 201
+    variable = {"__prefect_kind": "workspace_variable", "variable_name": "count"}
+    status, ok = await server.request("POST", "/ui/schemas/validate", json={"schema": SCHEMA, "values": {"x": variable}})
+    assert status == 200 and ok["valid"] is True, ok
+    status, answer = await server.request("POST", "/ui/schemas/validate", json={
+        "schema": {"type": "object", "properties": {"x": {"type": 12}}}, "values": {},
+    })
+    assert status == 422 and answer["detail"].startswith("Invalid schema:")
+    status, answer = await server.request("POST", "/ui/schemas/validate", json={"values": {}})
+    assert status == 422
+
+
+async def test_collection_views_come_from_the_prefect_package(server) -> None:
+    status, view = await server.request("GET", "/collections/views/aggregate-worker-metadata")
+    assert status == 200 and "process" in view["prefect"] and "prefect-agent" not in view["prefect"]
+    status, answer = await server.request("GET", "/collections/views/no-such-view")
+    assert status == 404 and answer == {"detail": "View no-such-view not found in registry"}
+    status, answer = await server.request("GET", "/collections/views/demo-flows")  # not shipped
+    assert status == 404 and answer == {"detail": "Requested content missing for view demo-flows"}

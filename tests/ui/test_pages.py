@@ -370,3 +370,9 @@ def test_v2_pauses_and_resumes_a_deployment_schedule(seeded_pages, data) -> None
     toggle.click()
     until(active, "the schedule active again")
     assert_clean(visit)
+
+
+def test_v2_work_pool_form_lists_the_worker_types_prefect_ships(seeded_pages, data) -> None:
+    visit = seeded_pages.open("/v2/work-pools/create", ui="v2", wait_for="Process", label="v2-work-pool-create")
+    assert ("GET", "/collections/views/aggregate-worker-metadata") in visit.api_calls, visit.api_calls
+    assert_clean(visit)
