@@ -317,6 +317,7 @@ def test_v2_creates_a_slack_webhook_block_from_the_form(seeded_pages, data) -> N
     visit.page.wait_for_url("**/v2/blocks/block/**", timeout=30_000)
     visit.page.wait_for_function("t => document.body.innerText.includes(t)", arg=name, timeout=30_000)
     seeded_pages.screenshot(visit, "v2-block-created")
+    seeded_pages.record_calls(visit, "v2-block-create")
     found = data.get(f"/block_types/slug/slack-webhook/block_documents/name/{name}")
     assert visit.page.url.endswith(f"/v2/blocks/block/{found['id']}")  # type: ignore[index]
     assert ("POST", "/ui/schemas/validate") in visit.api_calls and ("POST", "/block_documents/") in visit.api_calls
@@ -337,6 +338,7 @@ def test_v2_run_button_creates_a_run_of_the_deployment(seeded_pages, data) -> No
     until(lambda: data.post("/flow_runs/count", runs) == before + 1, "the quick run")
     visit.page.wait_for_load_state("networkidle")
     seeded_pages.screenshot(visit, "v2-deployment-run-clicked")
+    seeded_pages.record_calls(visit, "v2-deployment-run")
     assert ("POST", "/deployments/{id}/create_flow_run") in visit.api_calls
     assert_clean(visit)
 
@@ -350,6 +352,7 @@ def test_v2_pauses_and_resumes_an_automation(seeded_pages, data) -> None:
     seeded_pages.screenshot(visit, "v2-automation-paused")
     toggle.click()
     until(lambda: data.get(f"/automations/{automation_id}")["enabled"] is True, "the automation resumed")
+    seeded_pages.record_calls(visit, "v2-automation-toggle")
     assert_clean(visit)
 
 
@@ -369,10 +372,12 @@ def test_v2_pauses_and_resumes_a_deployment_schedule(seeded_pages, data) -> None
     seeded_pages.screenshot(visit, "v2-deployment-schedule-paused")
     toggle.click()
     until(active, "the schedule active again")
+    seeded_pages.record_calls(visit, "v2-deployment-schedule-toggle")
     assert_clean(visit)
 
 
 def test_v2_work_pool_form_lists_the_worker_types_prefect_ships(seeded_pages, data) -> None:
     visit = seeded_pages.open("/v2/work-pools/create", ui="v2", wait_for="Process", label="v2-work-pool-create")
     assert ("GET", "/collections/views/aggregate-worker-metadata") in visit.api_calls, visit.api_calls
+    seeded_pages.record_calls(visit, "v2-work-pool-create")
     assert_clean(visit)
