@@ -381,3 +381,25 @@ def test_v2_work_pool_form_lists_the_worker_types_prefect_ships(seeded_pages, da
     assert ("GET", "/collections/views/aggregate-worker-metadata") in visit.api_calls, visit.api_calls
     seeded_pages.record_calls(visit, "v2-work-pool-create")
     assert_clean(visit)
+
+
+def test_v2_creates_an_automation_with_the_wizard(seeded_pages, data) -> None:
+    name = "ui-wizard-automation"
+    visit = seeded_pages.open("/v2/automations/create", ui="v2", wait_for="Trigger", label="v2-automation-wizard")
+    page = visit.page
+    page.locator("#automations-trigger-template-select").click()
+    page.get_by_role("option", name="Flow run state").click()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("select action").click()
+    page.get_by_role("option", name="Cancel a flow run").click()
+    page.get_by_role("button", name="Next").click()
+    page.locator("input[name=name]").fill(name)
+    page.get_by_role("button", name="Save").click()
+    made = until(lambda: [a for a in data.post("/automations/filter", {}) if a["name"] == name], "the automation")  # type: ignore[union-attr]
+    page.wait_for_load_state("networkidle")
+    seeded_pages.screenshot(visit, "v2-automation-created")
+    seeded_pages.record_calls(visit, "v2-automation-wizard")
+    (automation,) = made
+    assert [a["type"] for a in automation["actions"]] == ["cancel-flow-run"]
+    assert automation["trigger"]["posture"] == "Reactive" and automation["enabled"] is True
+    assert_clean(visit)
