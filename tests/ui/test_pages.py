@@ -403,3 +403,25 @@ def test_v2_creates_an_automation_with_the_wizard(seeded_pages, data) -> None:
     assert [a["type"] for a in automation["actions"]] == ["cancel-flow-run"]
     assert automation["trigger"]["posture"] == "Reactive" and automation["enabled"] is True
     assert_clean(visit)
+
+
+def test_v1_pauses_and_resumes_a_deployment_schedule(seeded_pages, data) -> None:
+    """Prefect 3.8.8's pages pause a deployment's schedules (neither UI has a toggle for the
+    deployment itself): v1's toggle beside the schedule, checked while it is active."""
+    deployment_id = data.made["deployment_id"]
+
+    def active() -> bool:
+        (schedule,) = data.get(f"/deployments/{deployment_id}")["schedules"]  # type: ignore[index]
+        return schedule["active"]
+
+    assert active()
+    visit = seeded_pages.open(f"/deployments/deployment/{deployment_id}", ui="v1", wait_for="Hourly",
+                              label="v1-deployment-schedule")
+    toggle = visit.page.locator("[role=switch]").first
+    toggle.click()
+    until(lambda: not active(), "the schedule paused")
+    seeded_pages.screenshot(visit, "v1-deployment-schedule-paused")
+    toggle.click()
+    until(active, "the schedule active again")
+    seeded_pages.record_calls(visit, "v1-deployment-schedule-toggle")
+    assert_clean(visit)
