@@ -307,20 +307,31 @@ def until(condition, what: str, timeout: float = 30.0):  # type: ignore[no-untyp
         time.sleep(0.2)  # poll interval
 
 
-def test_v2_creates_a_slack_webhook_block_from_the_form(seeded_pages, data) -> None:
-    name = "ui-slack-from-form"
-    visit = seeded_pages.open("/v2/blocks/catalog/slack-webhook/create", ui="v2", wait_for="Slack Webhook",
-                              label="v2-block-create")
-    visit.page.locator("input[name=blockName]").fill(name)
-    visit.page.locator("input[type=password]").first.fill("https://hooks.slack.com/services/T000/B000/XXXX")
-    visit.page.get_by_role("button", name="Save").click()
-    visit.page.wait_for_url("**/v2/blocks/block/**", timeout=30_000)
+@pytest.mark.parametrize("ui", UIS)
+def test_creates_a_slack_webhook_block_from_the_form(seeded_pages, data, ui) -> None:
+    name = f"ui-slack-from-form-{ui}"
+    visit = seeded_pages.open(f"{prefix(ui)}/blocks/catalog/slack-webhook/create", ui=ui, wait_for="Slack Webhook",
+                              label=f"{ui}-block-create")
+    url = "https://hooks.slack.com/services/T000/B000/XXXX"
+    if ui == "v2":
+        visit.page.locator("input[name=blockName]").fill(name)
+        visit.page.locator("input[type=password]").first.fill(url)
+        visit.page.get_by_role("button", name="Save").click()
+    else:  # v1: the block's name, then the URL (a secret, in a text area)
+        visit.page.locator("input:visible").first.fill(name)
+        visit.page.locator("textarea").first.fill(url)
+        visit.page.get_by_role("button", name="Create").click()
+    visit.page.wait_for_url(f"**{prefix(ui)}/blocks/block/**", timeout=30_000)
     visit.page.wait_for_function("t => document.body.innerText.includes(t)", arg=name, timeout=30_000)
-    seeded_pages.screenshot(visit, "v2-block-created")
-    seeded_pages.record_calls(visit, "v2-block-create")
+    seeded_pages.screenshot(visit, f"{ui}-block-created")
+    seeded_pages.record_calls(visit, f"{ui}-block-create")
     found = data.get(f"/block_types/slug/slack-webhook/block_documents/name/{name}")
-    assert visit.page.url.endswith(f"/v2/blocks/block/{found['id']}")  # type: ignore[index]
-    assert ("POST", "/ui/schemas/validate") in visit.api_calls and ("POST", "/block_documents/") in visit.api_calls
+    assert visit.page.url.endswith(f"{prefix(ui)}/blocks/block/{found['id']}")  # type: ignore[index]
+    stored = data.get(f"/block_documents/{found['id']}?include_secrets=true")  # type: ignore[index]
+    assert stored["data"]["url"] == url  # type: ignore[index]
+    assert ("POST", "/block_documents/") in visit.api_calls
+    if ui == "v2":
+        assert ("POST", "/ui/schemas/validate") in visit.api_calls
     # The form first asks whether the name is free: Prefect's server answers 404 for a free name too.
     free = f"GET /api/block_types/slug/slack-webhook/block_documents/name/{name} -> 404"
     assert [f for f in visit.unexpected_failures() if f != free] == [], visit.failed
