@@ -436,3 +436,11 @@ def test_v1_pauses_and_resumes_a_deployment_schedule(seeded_pages, data) -> None
     until(active, "the schedule active again")
     seeded_pages.record_calls(visit, "v1-deployment-schedule-toggle")
     assert_clean(visit)
+
+
+def test_v2_runs_filtered_by_state_show_only_the_failed_run(seeded_pages, data) -> None:
+    etl, failing = data.run("etl"), data.run("failing")
+    visit = seeded_pages.open("/v2/runs?state=Failed", ui="v2", wait_for=failing["name"], label="v2-runs-failed")
+    assert etl["name"] not in text(visit)
+    assert ("POST", "/ui/flow_runs/history") in visit.api_calls  # the chart of runs above the list
+    assert_clean(visit)
