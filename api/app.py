@@ -42,6 +42,7 @@ from .routes import (
     artifacts, automations, blocks, channels, deliveries, deployments, events_out, flow_run_inputs, run_ids,
     projections, ui, variables, work_pools, worker_channel,
 )
+from .routes import ui_pages
 
 log = structlog.get_logger("runlog.api")
 
@@ -49,7 +50,7 @@ log = structlog.get_logger("runlog.api")
 ROUTE_MODULES = (
     admin, flows, run_filters, history, flow_runs, flow_run_inputs, task_runs, events, logs, concurrency, log_import,
     run_ids, variables, artifacts, blocks, events_out, automations, deliveries, channels, deployments, work_pools,
-    worker_channel, projections, ui, docs,
+    worker_channel, projections, ui, ui_pages, docs,
 )
 
 

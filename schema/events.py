@@ -88,6 +88,8 @@ __all__ = [
     "TaskRunStateChanged",
     "VariableCreated",
     "VariableDeleted",
+    "SavedSearchSaved",
+    "SavedSearchDeleted",
     "VariableUpdated",
     "WorkPoolCreated",
     "WorkPoolDeleted",
@@ -409,6 +411,21 @@ class VariableUpdated(Event, tag="variable.updated", kw_only=True):
 
 class VariableDeleted(Event, tag="variable.deleted", kw_only=True):
     variable_id: UUID
+
+
+class SavedSearchSaved(Event, tag="saved_search.saved", kw_only=True):
+    """PUT /saved_searches/: a named set of the UI's run filters, created, or its filters replaced
+    when the name exists (Prefect's upsert). Every saved search event is on the one stream
+    "saved_searches"; the UI keeps a handful, so reads fold that stream."""
+
+    saved_search_id: UUID
+    name: str
+    filters: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    at: datetime
+
+
+class SavedSearchDeleted(Event, tag="saved_search.deleted", kw_only=True):
+    saved_search_id: UUID
 
 
 class ArtifactCreated(Event, tag="artifact.created", kw_only=True):
@@ -868,6 +885,8 @@ AnyEvent = Union[
     VariableCreated,
     VariableUpdated,
     VariableDeleted,
+    SavedSearchSaved,
+    SavedSearchDeleted,
     ArtifactCreated,
     ArtifactUpdated,
     ArtifactDeleted,

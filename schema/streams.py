@@ -18,6 +18,8 @@ AUTOMATION = "automation-"
 """One stream per automation: names need not be unique (as in Prefect), so nothing spans them."""
 VARIABLES = "variables"
 """The one stream of every variable: names are unique, so creations meet there."""
+SAVED_SEARCHES = "saved_searches"
+"""The one stream of every saved search of the web UI: names are unique, and there are few."""
 BLOCKS = "blocks"
 """The one stream of every block type, schema and document: slugs, checksums and document names
 are unique, and deleting a type takes its schemas and documents with it, so every block write

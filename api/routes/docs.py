@@ -205,6 +205,8 @@ def _describe(schema: dict[str, Any]) -> str:
     if "enum" in schema:
         return "one of " + ", ".join(f"<code>{_e(json.dumps(value))}</code>" for value in schema["enum"])
     kind = schema.get("type")
+    if kind == "array" and "prefixItems" in schema:  # a tuple: its items' types in order
+        return "array [" + ", ".join(_describe(item) for item in schema["prefixItems"]) + "]"
     if kind == "array":
         return "array of " + _describe(schema.get("items", {}))
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):

@@ -63,11 +63,7 @@ def test_the_v1_dashboard_shows_runlogs_runs(pages, runlog) -> None:
     assert_clean(visit)
 
 
-@pytest.mark.parametrize("ui", [
-    "v2",
-    pytest.param("v1", marks=pytest.mark.xfail(
-        strict=True, reason="v1's runs page asks POST /saved_searches/filter, which runlog lacks (issue 13)")),
-])
+@pytest.mark.parametrize("ui", ["v2", "v1"])
 def test_a_flow_run_made_by_the_client_shows_its_name_on_the_runs_page(pages, runlog, ui: str) -> None:
     outcome = runlog.run_flow("two_tasks")
     name = runlog.get(f"/flow_runs/{outcome['flow_run_id']}")["name"]  # type: ignore[index]
