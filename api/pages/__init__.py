@@ -16,6 +16,8 @@ from .. import keys
 from ..http import NotFound
 from ..openapi import documented
 from ..queries import event_log
+from ..routes import deliveries as api_deliveries
+from ..routes import projections as api_projections
 from . import log, notifications, projections, time_travel
 from .render import page
 
@@ -48,6 +50,16 @@ async def static_file(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
 
 
-routes = [*index_routes, *log.routes, *time_travel.routes, *notifications.routes, *projections.routes]
+# The buttons' calls, under /runlog/ beside the pages: the API's own handlers, reached where the
+# browser authenticates. With RUNLOG_SERVER_API_AUTH_STRING the browser is asked for the password
+# on /runlog/ (a Basic challenge) and sends it again only under that path, while /api answers
+# 401 without a challenge (Prefect's UI shows its own login). A write here needs no CSRF token:
+# api/security.py refuses it when the browser says it comes from another site.
+action_routes = web.RouteTableDef()
+action_routes.post("/runlog/actions/projections/verify")(api_projections.verify_projections)
+action_routes.post("/runlog/actions/deliveries/{id}/retry")(api_deliveries.retry_delivery)
+action_routes.get("/runlog/actions/deliveries/{id}")(api_deliveries.read_delivery)
+
+routes = [*index_routes, *action_routes, *log.routes, *time_travel.routes, *notifications.routes, *projections.routes]
 
 __all__ = ["routes"]

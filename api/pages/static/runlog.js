@@ -2,35 +2,14 @@
 // log's live rows, the time-travel slider and the buttons that POST to the API.
 "use strict";
 
-// The headers the API takes for a change, as Prefect's UI sends them: its saved credentials
-// (Basic, from its login page) and, once the server asks for one (403), a CSRF token.
-const clientId = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
-let csrf = null;
-
-function apiHeaders() {
-  const headers = {"Content-Type": "application/json"};
-  const saved = localStorage.getItem("prefect-password");
-  if (saved) headers["Authorization"] = "Basic " + saved;
-  if (csrf) { headers["Prefect-Csrf-Token"] = csrf; headers["Prefect-Csrf-Client"] = clientId; }
-  return headers;
-}
-
-async function fetchCsrfToken() {
-  const answer = await fetch("/api/csrf-token?client=" + encodeURIComponent(clientId),
-                             {headers: apiHeaders(), credentials: "same-origin"});
-  if (!answer.ok) return false;
-  const body = await answer.json();
-  csrf = (body && body.token) || null;
-  return csrf !== null;
-}
-
+// The buttons call the API's handlers under /runlog/actions (api/pages/__init__.py), where the
+// browser sends the password it was asked for on these pages (an auth string set), and where a
+// same-site write needs no CSRF token.
 async function apiCall(method, path, body) {
-  const send = () => fetch("/api" + path, {
-    method, headers: apiHeaders(), credentials: "same-origin",
+  const answer = await fetch("/runlog/actions" + path, {
+    method, headers: {"Content-Type": "application/json"}, credentials: "same-origin",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  let answer = await send();
-  if (answer.status === 403 && method !== "GET" && !csrf && await fetchCsrfToken()) answer = await send();
   const text = await answer.text();
   let value = null;
   try { value = text ? JSON.parse(text) : null; } catch (e) { value = text; }
@@ -107,13 +86,13 @@ function retryButtons() {
       const status = row.querySelector(".delivery-status");
       button.disabled = true;
       try {
-        let delivery = await apiCall("POST", `/runlog/deliveries/${id}/retry`);
+        let delivery = await apiCall("POST", `/deliveries/${id}/retry`);
         say("action-status", `Delivery ${id.slice(0, 8)} is due again.`);
         for (let i = 0; i < 120 && ["pending", "retrying"].includes(delivery.status); i++) {
           status.textContent = delivery.status;
           status.className = `badge ${delivery.status} delivery-status`;
           await new Promise((done) => setTimeout(done, 500));
-          delivery = await apiCall("GET", `/runlog/deliveries/${id}`);
+          delivery = await apiCall("GET", `/deliveries/${id}`);
         }
         status.textContent = delivery.status;
         status.className = `badge ${delivery.status} delivery-status`;
@@ -138,7 +117,7 @@ function verifyButton() {
     button.disabled = true;
     out.textContent = "Verifying: replaying the log…";
     try {
-      const result = await apiCall("POST", "/admin/projections/verify");
+      const result = await apiCall("POST", "/projections/verify");
       const differ = result.tables.filter((t) => !t.equal);
       out.innerHTML = "";
       const head = document.createElement("p");
