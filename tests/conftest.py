@@ -57,6 +57,17 @@ def new_pg_database(admin_url: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@contextlib.contextmanager
+def database_for(request: pytest.FixtureRequest, workdir) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """For a fixture parametrized by backend (``request.param``): a SQLite file in WORKDIR, or a
+    new PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{workdir}/runlog.db"
+        return
+    with new_pg_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
+
+
 @pytest.fixture
 def pg_url(postgres_admin_url: str) -> Iterator[str]:
     """A URL to a new, empty PostgreSQL database, dropped after the test."""

@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import inspect
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -218,6 +220,44 @@ def run_flow(env: dict[str, str], scenario: str) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0 and lines, f"flow {scenario} failed:\n{done.stdout}\n{done.stderr}"
     return json.loads(lines[-1])
+
+
+class EventStream:
+    """The lines `prefect event stream --format text` printed, read as they come."""
+
+    def __init__(self, lines: queue.Queue[str], wait_seconds: float) -> None:
+        self._lines, self._wait_seconds = lines, wait_seconds
+        self.seen: list[str] = []
+
+    def wait_for(self, text: str) -> str:
+        """Read lines until one holds TEXT and return it; fail with all read after waiting too long."""
+        while True:
+            try:
+                line = self._lines.get(timeout=self._wait_seconds)
+            except queue.Empty:
+                raise AssertionError(f"{text!r} not printed by prefect event stream:\n{''.join(self.seen)}") from None
+            self.seen.append(line)
+            if text in line:
+                return line
+
+
+@contextlib.contextmanager
+def prefect_event_stream(env: dict[str, str], wait_seconds: float = 60) -> Iterator[EventStream]:
+    """`prefect event stream --format text` run by the Prefect client with ENV, stopped on leaving."""
+    stream = subprocess.Popen(
+        [PREFECT_PYTHON, "-m", "prefect", "event", "stream", "--format", "text"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in stream.stdout], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        yield EventStream(lines, wait_seconds)
+    finally:
+        stream.terminate()
+        stream.wait(timeout=30)
+        reader.join(timeout=30)  # it ends at the pipe's end of file
+        stream.stdout.close()  # type: ignore[union-attr]
 
 
 def interrupt_group(process: subprocess.Popen, timeout: float = 20) -> None:

@@ -6,16 +6,14 @@ credentials, CSRF tokens fetched when the server issues them) and over the event
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
-import threading
 import uuid
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from ..servers import PREFECT_PYTHON, ROOT, run_flow, runlog_server, server_env
+from ..servers import PREFECT_PYTHON, ROOT, prefect_event_stream, run_flow, runlog_server, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -68,41 +66,17 @@ def test_the_stock_client_runs_a_flow_end_to_end_with_the_auth_string_and_csrf_t
 def test_the_stock_clients_event_stream_subscribes_with_the_auth_string(protected):
     """`prefect event stream` opens /events/out with the token in its handshake and prints what follows."""
     running, client_env, http = protected
-    stream = subprocess.Popen(
-        [PREFECT_PYTHON, "-m", "prefect", "event", "stream", "--format", "text"], cwd=ROOT, env=client_env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in stream.stdout], daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    seen: list[str] = []
-
-    def wait_for(text: str) -> str:
-        while True:
-            try:
-                line = lines.get(timeout=WAIT_SECONDS)
-            except queue.Empty:
-                raise AssertionError(f"{text!r} not printed by prefect event stream:\n{''.join(seen)}") from None
-            seen.append(line)
-            if text in line:
-                return line
-
-    try:
-        wait_for("Subscribing to event stream")
+    with prefect_event_stream(client_env, WAIT_SECONDS) as stream:
+        stream.wait_for("Subscribing to event stream")
         # A marker sent after the subscription: the stream shows it once its handshake succeeded.
         marker = f"runlog.test.auth-{uuid.uuid4()}"
         http.post("/events", json=[{
             "occurred": datetime.now(UTC).isoformat(), "event": marker, "id": str(uuid.uuid4()),
             "resource": {"prefect.resource.id": "runlog.test"},
         }]).raise_for_status()
-        line = wait_for(marker)
-    finally:
-        stream.terminate()
-        stream.wait(timeout=30)
-        reader.join(timeout=30)
-        stream.stdout.close()  # type: ignore[union-attr]
+        line = stream.wait_for(marker)
     assert marker in line
-    assert not any("Unable to authenticate" in s for s in seen)
+    assert not any("Unable to authenticate" in s for s in stream.seen)
 
 
 def test_a_client_with_a_wrong_auth_string_is_refused_with_401(protected):

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import queue
-import subprocess
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from ..servers import ROOT
-from .test_prefect_client import PREFECT_PYTHON, Runlog, runlog  # noqa: F401 - the fixture
+from ..servers import prefect_event_stream
+from .test_prefect_client import Runlog, runlog  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 
@@ -33,44 +30,20 @@ def failed_event(runlog: Runlog, run_id: str, timeout: float = 60.0) -> dict | N
 
 
 def test_a_failed_tagged_run_shows_as_prefects_event_and_streams_live(runlog):
-    stream = subprocess.Popen(
-        [PREFECT_PYTHON, "-m", "prefect", "event", "stream", "--format", "text"], cwd=ROOT, env=runlog.env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in stream.stdout], daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    seen: list[str] = []
-
-    def wait_for(text: str) -> str:
-        while True:
-            try:
-                line = lines.get(timeout=WAIT_SECONDS)
-            except queue.Empty:
-                raise AssertionError(f"{text!r} not printed by prefect event stream:\n{''.join(seen)}") from None
-            seen.append(line)
-            if text in line:
-                return line
-
-    try:
+    with prefect_event_stream(runlog.env, WAIT_SECONDS) as stream:
         # A marker event proves the subscription is open; what follows it arrives live.
         marker = f"runlog.test.marker-{uuid.uuid4()}"
         occurred = datetime.now(UTC).isoformat()
-        wait_for("Subscribing to event stream")
+        stream.wait_for("Subscribing to event stream")
         runlog.http.post("/events", json=[{
             "occurred": occurred, "event": marker, "id": str(uuid.uuid4()),
             "resource": {"prefect.resource.id": "runlog.test"},
         }]).raise_for_status()
-        wait_for(marker)
+        stream.wait_for(marker)
         outcome = runlog.run_flow("tagged_failing")
         assert outcome["state"] == "FAILED", outcome
         run_id = outcome["flow_run_id"]
-        line = wait_for(f"prefect.flow-run.Failed prefect.flow-run.{run_id}")
-    finally:
-        stream.terminate()
-        stream.wait(timeout=30)
-        reader.join(timeout=30)  # it ends at the pipe's end of file
-        stream.stdout.close()  # type: ignore[union-attr]
+        line = stream.wait_for(f"prefect.flow-run.Failed prefect.flow-run.{run_id}")
     assert line.split()[1:] == ["prefect.flow-run.Failed", f"prefect.flow-run.{run_id}"]
 
     event = failed_event(runlog, run_id)

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import new_pg_database
+from ..conftest import database_for
 from ..servers import PREFECT_PYTHON, ROOT, runlog_server, server_env, unused_port
 from .history_loader import BASE
 
@@ -117,7 +117,7 @@ class Pair:
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def pair(request, tmp_path_factory) -> Iterator[Pair]:
     workdir = tmp_path_factory.mktemp(f"runlog-{request.param}")
-    with _database(request, workdir) as url:
+    with database_for(request, workdir) as url:
         env = server_env(workdir, url, RUNLOG_SERVICES_LATE_RUNS_ENABLED="false")
         with runlog_server(env, workdir / "server.log") as running:
             proc, prefect_url = _start_prefect(tmp_path_factory.mktemp(f"prefect-{request.param}"))
@@ -137,23 +137,6 @@ def pair(request, tmp_path_factory) -> Iterator[Pair]:
                     both.close()
             finally:
                 _stop(proc)
-
-
-class _database:
-    """SQLite in the work directory, or a new PostgreSQL database dropped afterwards."""
-
-    def __init__(self, request, workdir: Path) -> None:
-        self.request, self.workdir, self.pg = request, workdir, None
-
-    def __enter__(self) -> str:
-        if self.request.param == "sqlite":
-            return f"sqlite:///{self.workdir}/runlog.db"
-        self.pg = new_pg_database(self.request.getfixturevalue("postgres_admin_url"))
-        return self.pg.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pg is not None:
-            self.pg.__exit__(*exc)
 
 
 def at(hours: float) -> str:

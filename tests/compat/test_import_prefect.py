@@ -25,7 +25,7 @@ from runlog.commands.import_prefect import Importer, Progress, import_database, 
 from runlog.eventstore import open_store
 from runlog.projections.registry import inline_projections
 
-from ..conftest import new_pg_database
+from ..conftest import database_for, new_pg_database
 from ..servers import PREFECT_PYTHON, ROOT, RUNLOG, runlog_server, server_env
 from .test_history_vs_prefect import _client_env, _start_prefect, _stop
 
@@ -103,7 +103,7 @@ class Imported:
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def imported(request, prefect_source, tmp_path_factory) -> Iterator[Imported]:
     workdir = tmp_path_factory.mktemp(f"runlog-import-{request.param}")
-    with _runlog_database(request, workdir) as url:
+    with database_for(request, workdir) as url:
         env = server_env(workdir, url, RUNLOG_SERVICES_LATE_RUNS_ENABLED="false",
                          RUNLOG_SERVICES_SCHEDULER_ENABLED="false")
         first = import_prefect(env, prefect_source.database_url)
@@ -112,21 +112,6 @@ def imported(request, prefect_source, tmp_path_factory) -> Iterator[Imported]:
                 httpx.Client(base_url=running.url, timeout=60) as runlog, \
                 httpx.Client(base_url=prefect_source.api, timeout=60) as prefect:
             yield Imported(prefect_source, env, first, runlog, prefect)
-
-
-class _runlog_database:
-    def __init__(self, request, workdir: Path) -> None:
-        self.request, self.workdir, self.pg = request, workdir, None
-
-    def __enter__(self) -> str:
-        if self.request.param == "sqlite":
-            return f"sqlite:///{self.workdir}/runlog.db"
-        self.pg = new_pg_database(self.request.getfixturevalue("postgres_admin_url"))
-        return self.pg.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pg is not None:
-            self.pg.__exit__(*exc)
 
 
 # -- comparing answers ---------------------------------------------------------------------------
