@@ -367,7 +367,13 @@ def test_v2_pauses_and_resumes_an_automation(seeded_pages, data) -> None:
     assert_clean(visit)
 
 
-def test_v2_pauses_and_resumes_a_deployment_schedule(seeded_pages, data) -> None:
+@pytest.mark.parametrize("ui, path, shown", [
+    ("v2", "/v2/deployments/deployment/{id}", "Every 1 hour"),
+    ("v1", "/deployments/deployment/{id}", "Hourly"),
+])
+def test_pauses_and_resumes_a_deployment_schedule(seeded_pages, data, ui: str, path: str, shown: str) -> None:
+    """Prefect 3.8.8's pages pause a deployment's schedules (neither UI has a toggle for the
+    deployment itself): the toggle beside the schedule, checked while it is active."""
     deployment_id = data.made["deployment_id"]
 
     def active() -> bool:
@@ -375,15 +381,15 @@ def test_v2_pauses_and_resumes_a_deployment_schedule(seeded_pages, data) -> None
         return schedule["active"]
 
     assert active()
-    visit = seeded_pages.open(f"/v2/deployments/deployment/{deployment_id}", ui="v2", wait_for="Every 1 hour",
-                              label="v2-deployment-schedule")
-    toggle = visit.page.get_by_label("toggle Every 1 hour").first
+    visit = seeded_pages.open(path.format(id=deployment_id), ui=ui, wait_for=shown, label=f"{ui}-deployment-schedule")
+    page = visit.page
+    toggle = (page.get_by_label(f"toggle {shown}") if ui == "v2" else page.locator("[role=switch]")).first
     toggle.click()
     until(lambda: not active(), "the schedule paused")
-    seeded_pages.screenshot(visit, "v2-deployment-schedule-paused")
+    seeded_pages.screenshot(visit, f"{ui}-deployment-schedule-paused")
     toggle.click()
     until(active, "the schedule active again")
-    seeded_pages.record_calls(visit, "v2-deployment-schedule-toggle")
+    seeded_pages.record_calls(visit, f"{ui}-deployment-schedule-toggle")
     assert_clean(visit)
 
 
@@ -413,28 +419,6 @@ def test_v2_creates_an_automation_with_the_wizard(seeded_pages, data) -> None:
     (automation,) = made
     assert [a["type"] for a in automation["actions"]] == ["cancel-flow-run"]
     assert automation["trigger"]["posture"] == "Reactive" and automation["enabled"] is True
-    assert_clean(visit)
-
-
-def test_v1_pauses_and_resumes_a_deployment_schedule(seeded_pages, data) -> None:
-    """Prefect 3.8.8's pages pause a deployment's schedules (neither UI has a toggle for the
-    deployment itself): v1's toggle beside the schedule, checked while it is active."""
-    deployment_id = data.made["deployment_id"]
-
-    def active() -> bool:
-        (schedule,) = data.get(f"/deployments/{deployment_id}")["schedules"]  # type: ignore[index]
-        return schedule["active"]
-
-    assert active()
-    visit = seeded_pages.open(f"/deployments/deployment/{deployment_id}", ui="v1", wait_for="Hourly",
-                              label="v1-deployment-schedule")
-    toggle = visit.page.locator("[role=switch]").first
-    toggle.click()
-    until(lambda: not active(), "the schedule paused")
-    seeded_pages.screenshot(visit, "v1-deployment-schedule-paused")
-    toggle.click()
-    until(active, "the schedule active again")
-    seeded_pages.record_calls(visit, "v1-deployment-schedule-toggle")
     assert_clean(visit)
 
 
