@@ -191,6 +191,20 @@ def query_uuid(request: web.Request, name: str, *, required: bool = True) -> UUI
         raise Unprocessable(f"query parameter {name!r} is not a valid UUID: {raw!r}") from None
 
 
+def query_int(request: web.Request, name: str, low: int, high: int, default: int | None = None) -> int | None:
+    """An integer query parameter within [LOW, HIGH], DEFAULT when absent or empty, or a 422 naming it."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Unprocessable(f"query parameter {name!r} is not a number: {raw!r}") from None
+    if not low <= value <= high:
+        raise Unprocessable(f"query parameter {name!r} must be between {low} and {high}; got {value}")
+    return value
+
+
 def json_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encoder.encode(value), status=status, content_type="application/json")
 

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 from runlog.eventstore import StorageUnavailable, StoreClosed
 
 from .. import keys
-from ..http import BadRequest, Unprocessable
+from ..http import BadRequest, Unprocessable, query_int
 from ..openapi import documented
 from ..queries import event_log as queries
 from .render import page, render
@@ -30,18 +30,6 @@ HEARTBEAT_SECONDS = 30.0
 _QUERY = {"stream": str | None, "type": str | None, "before": int | None, "limit": int | None}
 _LIVE_QUERY = {"stream": str | None, "type": str | None, "after": int | None}
 
-
-def _int(request: web.Request, name: str, low: int, high: int) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Unprocessable(f"query parameter {name!r} is not a number: {raw!r}") from None
-    if not low <= value <= high:
-        raise Unprocessable(f"query parameter {name!r} must be between {low} and {high}; got {value}")
-    return value
 
 
 def _text(request: web.Request, name: str) -> str | None:
@@ -62,8 +50,8 @@ def _url(**params: object) -> str:
             errors={422: "a bad position or limit"})
 async def log_page(request: web.Request) -> web.Response:
     stream, type_ = _text(request, "stream"), _text(request, "type")
-    before = _int(request, "before", 1, 2**62)
-    limit = _int(request, "limit", 1, queries.MAX_LIMIT) or queries.DEFAULT_LIMIT
+    before = query_int(request, "before", 1, 2**62)
+    limit = query_int(request, "limit", 1, queries.MAX_LIMIT, queries.DEFAULT_LIMIT)
     store = request.config_dict[keys.STORE]
     live = before is None
     # The newest page shows the log up to the head read first, and its websocket follows from
@@ -85,7 +73,7 @@ async def log_page(request: web.Request) -> web.Response:
             status=101, errors={400: "Not a websocket upgrade request", 422: "a bad position"})
 async def log_live(request: web.Request) -> web.StreamResponse:
     stream, type_ = _text(request, "stream"), _text(request, "type")
-    after = _int(request, "after", 0, 2**62) or 0
+    after = query_int(request, "after", 0, 2**62, 0)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
     if not ws.can_prepare(request).ok:
         raise BadRequest("/runlog/log/live is a websocket: open it with a websocket upgrade")

@@ -14,7 +14,7 @@ from runlog.notifier import rules
 from runlog.projections import deliveries as model
 
 from .. import keys
-from ..http import Unprocessable
+from ..http import Unprocessable, query_int
 from ..openapi import documented
 from ..queries import automations, channels, deliveries
 from ..routes.deliveries import to_delivery
@@ -41,12 +41,7 @@ async def notifications_page(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
     if status is not None and status not in model.STATUSES:
         raise Unprocessable(f"query parameter 'status' must be one of {', '.join(model.STATUSES)}; got {status!r}")
-    try:
-        offset = int(request.query.get("offset") or 0)
-    except ValueError:
-        raise Unprocessable("query parameter 'offset' is not a number") from None
-    if not 0 <= offset < 2**31:
-        raise Unprocessable(f"query parameter 'offset' must be between 0 and {2**31 - 1}")
+    offset = query_int(request, "offset", 0, 2**31 - 1, 0)
     store = request.config_dict[keys.STORE]
     found = await automations.filter(store, None, sort="NAME_ASC", limit=automations.DEFAULT_LIMIT, offset=0)
     rule_rows: list[dict[str, Any]] = []

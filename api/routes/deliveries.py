@@ -14,7 +14,7 @@ from runlog.projections import deliveries as model
 from runlog.projections.deliveries import DeliveryView
 
 from .. import keys
-from ..http import NotFound, Unprocessable, json_response, path_uuid, query_uuid
+from ..http import NotFound, Unprocessable, json_response, path_uuid, query_int, query_uuid
 from ..openapi import documented
 from ..queries import deliveries as queries
 from ..schemas import deliveries as s
@@ -59,18 +59,6 @@ def to_delivery(view: DeliveryView) -> s.Delivery:
                       resolves=view.scheduled.resolves, attempt_log=attempts)
 
 
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Unprocessable(f"query parameter {name!r} is not a number: {raw!r}") from None
-    if not low <= value <= high:
-        raise Unprocessable(f"query parameter {name!r} must be between {low} and {high}; got {value}")
-    return value
-
 
 @routes.get("/runlog/deliveries")
 @documented(summary="List the notifier's deliveries", description=_LIST_DESCRIPTION, query=_QUERY,
@@ -82,8 +70,8 @@ async def list_deliveries(request: web.Request) -> web.Response:
     channel = query_uuid(request, "channel", required=False)
     found = await queries.page(
         request.config_dict[keys.STORE], status=status, rule=request.query.get("rule"), channel=channel,
-        limit=_int(request, "limit", queries.DEFAULT_LIMIT, 1, queries.MAX_LIMIT),
-        offset=_int(request, "offset", 0, 0, 2**31 - 1),
+        limit=query_int(request, "limit", 1, queries.MAX_LIMIT, queries.DEFAULT_LIMIT),
+        offset=query_int(request, "offset", 0, 2**31 - 1, 0),
     )
     return json_response([to_summary(v) for v in found])
 
