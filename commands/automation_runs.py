@@ -23,15 +23,28 @@ from runlog.schema import streams
 
 from .client_events import resource_stream
 from .clock import Clock, system_clock
-from .executor import Decided, Executor, no_view, record
+from .executor import Command, Decided, Executor, no_view, record
+
+
+def _stream_of(event: catalogue.PrefectEventReceived, stream: str | None) -> str:
+    assert event.event_id is not None, "automation events carry their derived id"
+    return stream or resource_stream(event.resource.get("prefect.resource.id"))
 
 
 async def record_event(store: EventStore, event: catalogue.PrefectEventReceived, *, stream: str | None = None) -> None:
     """Append an automation event under its own id (a no-op when it is there already), on
     ``stream`` or its resource's stream."""
-    assert event.event_id is not None, "automation events carry their derived id"
-    target = stream or resource_stream(event.resource.get("prefect.resource.id"))
-    await record(store, target, [event], ids=[event.event_id])
+    await record(store, _stream_of(event, stream), [event], ids=[event.event_id])  # type: ignore[list-item]
+
+
+def record_command(event: catalogue.PrefectEventReceived, *, stream: str | None = None) -> Command[None, None]:
+    """``record_event`` as a command, to be appended with others (Executor.execute_together)."""
+    target = _stream_of(event, stream)
+
+    def decide(_view: None, _now: datetime) -> Decided[None]:
+        return Decided([event], ids=[event.event_id])  # type: ignore[list-item]
+
+    return Command(target, load=no_view, decide=decide, evolve=lambda view, _event, _version: view, any_version=True)
 
 
 async def claim(
@@ -53,4 +66,4 @@ async def claim(
     return True
 
 
-__all__ = ["claim", "record_event"]
+__all__ = ["claim", "record_command", "record_event"]

@@ -32,7 +32,7 @@ from runlog.schema import streams
 
 from .clock import Clock, system_clock
 from .errors import Conflict, NotFound
-from .executor import Decided, Executor, no_view
+from .executor import Command, Decided, Executor, no_view
 
 NAMESPACE = uuid.UUID("5b0e2a44-7d1c-4f0a-9a57-64656c697679")
 """Namespace of delivery ids (uuid5): fixed forever, or old deliveries would be scheduled again."""
@@ -115,6 +115,20 @@ async def schedule(
 ) -> tuple[DeliveryView, bool]:
     """The delivery of (event, rule, action), and whether this call scheduled it (False: it
     existed already, and nothing was written). ``occurred``: when the triggering event did."""
+    command = schedule_command(
+        rule_id=rule_id, channel_id=channel_id, event_id=event_id, subject=subject, body=body,
+        action_index=action_index, rule_name=rule_name, flow_run_id=flow_run_id, occurred=occurred,
+    )
+    return await run_schedule(store, delivery_id_for(event_id, rule_id, action_index), command, clock)
+
+
+def schedule_command(
+    *, rule_id: UUID, channel_id: UUID, event_id: UUID, subject: str, body: str,
+    action_index: int = 0, rule_name: str | None = None, flow_run_id: UUID | None = None,
+    occurred: datetime | None = None,
+) -> Command[DeliveryView, None]:
+    """``schedule`` as a command, to be appended with others (Executor.execute_together): it
+    conflicts when the delivery exists already."""
     delivery_id = delivery_id_for(event_id, rule_id, action_index)
 
     def scheduled(now: datetime) -> catalogue.DeliveryScheduled:
@@ -124,7 +138,7 @@ async def schedule(
             scheduled_at=now, occurred=occurred,
         )
 
-    return await _schedule(store, delivery_id, scheduled, clock)
+    return _schedule_command(delivery_id, scheduled)
 
 
 async def schedule_resolve(
@@ -146,18 +160,26 @@ async def schedule_resolve(
             resolves=original.id, occurred=occurred,
         )
 
-    return await _schedule(store, delivery_id, scheduled, clock)
+    return await run_schedule(store, delivery_id, _schedule_command(delivery_id, scheduled), clock)
 
 
-async def _schedule(
-    store: EventStore, delivery_id: UUID, scheduled: Callable[[datetime], catalogue.DeliveryScheduled], clock: Clock,
-) -> tuple[DeliveryView, bool]:
+def _schedule_command(
+    delivery_id: UUID, scheduled: Callable[[datetime], catalogue.DeliveryScheduled],
+) -> Command[DeliveryView, None]:
     def decide(_view: None, now: datetime) -> Decided[None]:
         return Decided([scheduled(now)])
 
+    return Command(streams.delivery(delivery_id), load=no_view, decide=decide, evolve=evolve_delivery)
+
+
+async def run_schedule(
+    store: EventStore, delivery_id: UUID, command: Command[DeliveryView, None], clock: Clock = system_clock,
+) -> tuple[DeliveryView, bool]:
+    """Run a ``schedule_command`` of ``delivery_id`` on its own: the delivery, and whether this
+    call scheduled it."""
     try:
         outcome = await Executor(store, clock=clock).execute(
-            streams.delivery(delivery_id), load=no_view, decide=decide, evolve=evolve_delivery, retry_conflicts=False,
+            command.stream_id, load=command.load, decide=command.decide, evolve=command.evolve, retry_conflicts=False,
         )
     except ConcurrencyError:
         existing = await read(store, delivery_id)

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent, RecordedEvent, Tx
+from runlog.eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent, RecordedEvent, StreamAppend, Tx
 from runlog.projections.cache import ViewCache
 from runlog.schema import events as catalogue
 
@@ -72,6 +72,23 @@ class Outcome(Generic[V, R]):
 
 
 Decide = Callable[[V | None, datetime], "Decided[R] | Awaitable[Decided[R]]"]
+
+
+@dataclass(frozen=True)
+class Command(Generic[V, R]):
+    """One stream's command in ``Executor.execute_together``: the arguments of ``execute``.
+
+    ``any_version``: its events are idempotent by their ids (``Decided.ids``) and are appended
+    at whatever version the stream has, as ``record`` without an expected version does.
+    """
+
+    stream_id: str
+    load: Callable[[], Awaitable[V | None]]
+    decide: Decide[V, R]
+    evolve: Callable[[V | None, Any, int], V | None]
+    version: Callable[[V], int] = lambda view: view.version  # type: ignore[attr-defined]
+    cache_key: str | None = None
+    any_version: bool = False
 
 
 def backoff_seconds(attempt: int, draw: float) -> float:
@@ -152,6 +169,60 @@ class Executor:
             retry_after=1.0,
         )
 
+    async def execute_together(
+        self, commands: Sequence[Command[Any, Any]], *, retry_conflicts: bool = True,
+    ) -> list[Outcome[Any, Any]]:
+        """Run commands on several streams (each at most once) and append what they decide in
+        one multi-stream append: every stream's events are stored, or none (one transaction,
+        one group commit). A conflict on any stream decides them all again (or, with
+        ``retry_conflicts=False``, raises its ConcurrencyError with nothing stored). Their
+        outcomes, in ``commands``' order."""
+        for attempt in range(self._max_attempts):
+            views = await asyncio.gather(*(
+                _cached_or_load(self.cache, command.cache_key, command.load) for command in commands
+            ))
+            now = self.clock()
+            decisions: list[Decided[Any]] = []
+            for command, view in zip(commands, views, strict=True):
+                decided = command.decide(view, now)
+                decisions.append(await decided if inspect.isawaitable(decided) else decided)
+            appends = [
+                StreamAppend(
+                    command.stream_id, records_of(decided.events, decided.ids),
+                    None if command.any_version else NO_STREAM if view is None else command.version(view),
+                )
+                for command, view, decided in zip(commands, views, decisions, strict=True)
+            ]
+            try:
+                stored = await self.store.append_streams(appends) if any(a.events for a in appends) else [
+                    [] for _ in appends
+                ]
+            except ConcurrencyError:
+                for command in commands:
+                    if command.cache_key is not None:
+                        self.cache.drop(command.cache_key)
+                if not retry_conflicts:
+                    raise
+                await asyncio.sleep(backoff_seconds(attempt, self._draw()))
+                continue
+            outcomes: list[Outcome[Any, Any]] = []
+            for command, view, decided, recorded in zip(commands, views, decisions, stored, strict=True):
+                for event in recorded:
+                    view = command.evolve(view, catalogue.decode(event.data), event.version)
+                if recorded and command.cache_key is not None and view is not None:
+                    self.cache.put(command.cache_key, view)
+                outcomes.append(Outcome(view, decided.result, recorded))
+            return outcomes
+        raise Busy(
+            f"{', '.join(c.stream_id for c in commands)} changed under every one of {self._max_attempts} attempts; "
+            "try again",
+            retry_after=1.0,
+        )
+
+
+async def _cached_or_load(cache: ViewCache, key: str | None, load: Callable[[], Awaitable[Any]]) -> Any:
+    return (cache.get(key) if key is not None else None) or await load()
+
 
 T = TypeVar("T")
 
@@ -219,8 +290,13 @@ async def record(
     Commands call it through ``Executor.execute``; it is called directly only for what needs no
     decision: events a client sent with their own ids (idempotent by id, any version).
     """
+    return await store.append(stream_id, records_of(events, ids), expected_version=expected_version)
+
+
+def records_of(events: Sequence[catalogue.Event], ids: Sequence[UUID] = ()) -> list[NewEvent]:
+    """The log records of catalogue events (type, payload, id): ``ids`` fixes the first ids."""
     chosen = list(ids)
-    records = [
+    return [
         NewEvent(
             type=catalogue.event_type(event),
             data=catalogue.encode(event),
@@ -228,7 +304,6 @@ async def record(
         )
         for index, event in enumerate(events)
     ]
-    return await store.append(stream_id, records, expected_version=expected_version)
 
 
 async def append_event(
@@ -243,7 +318,7 @@ async def append_event(
 
 
 __all__ = [
-    "MAX_ATTEMPTS", "Decided", "Executor", "append_event", "Outcome", "Versioned", "backoff_seconds", "decide_on_stream", "load_versioned",
+    "MAX_ATTEMPTS", "Command", "Decided", "Executor", "append_event", "Outcome", "Versioned", "backoff_seconds", "decide_on_stream", "load_versioned",
     "no_view",
     "record",
     "versioned",

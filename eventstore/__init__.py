@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from . import migrate
-from .base import NO_STREAM, EventStore, InlineProjection, Leadership, NewEvent, RecordedEvent, Tx
+from .base import NO_STREAM, EventStore, InlineProjection, Leadership, NewEvent, RecordedEvent, StreamAppend, Tx
 from .errors import (
     ConcurrencyError,
     EventStoreError,
@@ -61,6 +61,7 @@ __all__ = [
     "StorageMisconfigured",
     "StorageUnavailable",
     "StoreClosed",
+    "StreamAppend",
     "StreamNotFound",
     "Table",
     "Tx",

@@ -29,6 +29,14 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
 
 
+class StreamAppend(msgspec.Struct, frozen=True):
+    """One stream's part of a multi-stream append (EventStore.append_streams)."""
+
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: int | None = None
+
+
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """An event as stored: its global position and its version within its stream.
 
@@ -117,6 +125,10 @@ class EventStore(Protocol):
     async def append(
         self, stream_id: str, events: Sequence[NewEvent], expected_version: int | None = None
     ) -> list[RecordedEvent]: ...
+
+    async def append_streams(self, appends: Sequence[StreamAppend]) -> list[list[RecordedEvent]]:
+        """Append to several streams in one transaction: all of them or none (see BatchingStore)."""
+        ...
 
     def read_stream(self, stream_id: str, *, after_version: int = 0) -> AsyncIterator[RecordedEvent]: ...
 

@@ -21,6 +21,9 @@ class AppendRequest:
     stream_id: str
     events: Sequence[NewEvent]
     expected_version: int | None
+    group: object | None = None
+    """Requests next to each other with the same group (a multi-stream append) are planned all
+    or nothing: a conflict on any of them rejects every one, and none of their events is inserted."""
 
 
 @dataclass(slots=True)
@@ -71,29 +74,55 @@ def plan_batch(
     - A request with nothing new is an idempotent retry: it succeeds without a version check,
       since the stream has moved on by exactly the events it is retrying.
     - Otherwise expected_version must equal the stream's last version (0 when it has none).
+    - A group (a multi-stream append: neighbouring requests with the same ``group``) is planned
+      request by request as above, then kept whole or dropped whole: if any of its requests
+      conflicts, all of them get that conflict and the batch goes on as if the group was not in it.
     """
     current = dict(versions)
     planned: dict[UUID, Row] = {}
     rows: list[Row] = []
     outcomes: list[Outcome] = []
-    for request in requests:
-        outcome = Outcome()
-        outcomes.append(outcome)
-        fresh = [ev for ev in request.events if ev.id not in stored and ev.id not in planned]
-        version = current.get(request.stream_id, 0)
-        if fresh and request.expected_version is not None and request.expected_version != version:
-            outcome.error = ConcurrencyError(request.stream_id, request.expected_version, version)
-            continue
-        for ev in request.events:
-            known = stored.get(ev.id) or planned.get(ev.id)
-            if known is not None:
-                outcome.slots.append(known)
+    index = 0
+    while index < len(requests):
+        group = requests[index].group
+        end = index + 1
+        if group is not None:
+            while end < len(requests) and requests[end].group is group:
+                end += 1
+        # What to put back if the group is dropped (a lone request changes nothing when it conflicts).
+        saved_head, saved_rows, saved_versions = head, len(rows), dict(current) if end - index > 1 else None
+        mine: list[Outcome] = []
+        error: ConcurrencyError | None = None
+        for request in requests[index:end]:
+            outcome = Outcome()
+            mine.append(outcome)
+            fresh = [ev for ev in request.events if ev.id not in stored and ev.id not in planned]
+            version = current.get(request.stream_id, 0)
+            if fresh and request.expected_version is not None and request.expected_version != version:
+                outcome.error = error = ConcurrencyError(request.stream_id, request.expected_version, version)
+                if group is not None:
+                    break
                 continue
-            head += 1
-            version += 1
-            row = Row(position=head, stream_id=request.stream_id, version=version, event=ev)
-            planned[ev.id] = row
-            rows.append(row)
-            outcome.slots.append(row)
-        current[request.stream_id] = version
+            for ev in request.events:
+                known = stored.get(ev.id) or planned.get(ev.id)
+                if known is not None:
+                    outcome.slots.append(known)
+                    continue
+                head += 1
+                version += 1
+                row = Row(position=head, stream_id=request.stream_id, version=version, event=ev)
+                planned[ev.id] = row
+                rows.append(row)
+                outcome.slots.append(row)
+            current[request.stream_id] = version
+        if group is not None and error is not None:
+            for row in rows[saved_rows:]:
+                del planned[row.event.id]
+            del rows[saved_rows:]
+            head = saved_head
+            if saved_versions is not None:
+                current = saved_versions
+            mine = [Outcome(error=error) for _ in requests[index:end]]
+        outcomes.extend(mine)
+        index = end
     return BatchPlan(rows=rows, outcomes=outcomes)

@@ -18,7 +18,7 @@ from uuid import UUID
 import structlog
 
 from . import metrics
-from .base import InlineProjection, NewEvent, RecordedEvent, Tx
+from .base import InlineProjection, NewEvent, RecordedEvent, StreamAppend, Tx
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageMisconfigured, StorageUnavailable, StoreClosed
 from .planning import AppendRequest, BatchPlan
 from .tables import RowChanges, persist
@@ -115,11 +115,18 @@ class _Job:
 
 
 class _Pending:
-    __slots__ = ("request", "future")
+    """One caller's append: one request, or a multi-stream append's requests (one group)."""
 
-    def __init__(self, request: AppendRequest, future: asyncio.Future[list[RecordedEvent]]) -> None:
-        self.request = request
+    __slots__ = ("requests", "future", "size")
+
+    def __init__(self, requests: list[AppendRequest], future: asyncio.Future[Any]) -> None:
+        self.requests = requests
         self.future = future
+        self.size = sum(len(request.events) for request in requests)
+
+    @property
+    def several(self) -> bool:
+        return self.requests[0].group is not None
 
 
 _STOP = object()
@@ -229,9 +236,42 @@ class BatchingStore:
         if not events:
             return []
         future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(AppendRequest(stream_id, events, expected_version), future))
+        self._queue.put_nowait(_Pending([AppendRequest(stream_id, events, expected_version)], future))
         # shield: a caller that gives up must not cancel a commit other callers share.
         return await asyncio.shield(future)
+
+    async def append_streams(self, appends: Sequence[StreamAppend]) -> list[list[RecordedEvent]]:
+        """Append to several streams atomically; each stream's records, in ``appends``' order.
+
+        The appends are planned one after another as if made by ``append`` (the same
+        idempotency by id and expected-version rule), but kept or dropped together: a conflict
+        on any stream raises its ConcurrencyError and stores nothing of the others. They share
+        the group commit with every other append, and their positions follow one another in
+        the order given. A stream may appear once, an event id once.
+        """
+        self._check_usable()
+        if not isinstance(appends, Sequence) or not all(isinstance(a, StreamAppend) for a in appends):
+            raise InvalidEvent("appends must be a sequence of StreamAppend")
+        streams: set[str] = set()
+        ids: set[UUID] = set()
+        for item in appends:
+            check_append(item.stream_id, item.events, item.expected_version)
+            if item.stream_id in streams:
+                raise InvalidEvent(f"stream {item.stream_id} appears twice in one multi-stream append")
+            streams.add(item.stream_id)
+            for event in item.events:
+                if event.id in ids:
+                    raise InvalidEvent(f"event id {event.id} appears twice in one append")
+                ids.add(event.id)
+        parts = [a for a in appends if a.events]
+        if not parts:
+            return [[] for _ in appends]
+        group = object()
+        future: asyncio.Future[list[list[RecordedEvent]]] = asyncio.get_running_loop().create_future()
+        requests = [AppendRequest(a.stream_id, a.events, a.expected_version, group) for a in parts]
+        self._queue.put_nowait(_Pending(requests, future))
+        recorded = iter(await asyncio.shield(future))
+        return [next(recorded) if a.events else [] for a in appends]
 
     async def write_tables(self, changes: RowChanges) -> None:
         """Persist an asynchronous projection's rows (its checkpoint among them) in one transaction.
@@ -333,7 +373,7 @@ class BatchingStore:
                 await self._commit_tables(item)
                 continue
             batch = [item]
-            size = len(item.request.events)
+            size = item.size
             while size < MAX_BATCH_EVENTS and not self._queue.empty():
                 item = self._queue.get_nowait()
                 if item is _STOP:
@@ -346,7 +386,7 @@ class BatchingStore:
                     await self._commit_tables(item)
                     break
                 batch.append(item)
-                size += len(item.request.events)
+                size += item.size
             if batch:
                 await self._commit(batch)
 
@@ -363,7 +403,7 @@ class BatchingStore:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            plan = await self._write_batch([p.request for p in batch])
+            plan = await self._write_batch([request for p in batch for request in p.requests])
         except (StorageUnavailable, StorageMisconfigured) as exc:
             # The database, not one request, is the problem: every request of the batch hears it.
             metrics.FAILED.inc(len(batch))
@@ -372,7 +412,7 @@ class BatchingStore:
             return
         except Exception as exc:  # noqa: BLE001 - isolate the request that broke the batch
             if len(batch) == 1:
-                log.warning("append_failed", stream_id=batch[0].request.stream_id, error=str(exc))
+                log.warning("append_failed", stream_id=batch[0].requests[0].stream_id, error=str(exc))
                 metrics.REJECTED.inc()
                 _resolve(batch[0].future, exc)
                 return
@@ -382,13 +422,17 @@ class BatchingStore:
             return
         self._wakeup.notify()
         rejected = 0
-        for pending, outcome in zip(batch, plan.outcomes, strict=True):
-            if outcome.error is not None:
+        outcomes = iter(plan.outcomes)
+        for pending in batch:
+            mine = [next(outcomes) for _ in pending.requests]
+            error = next((outcome.error for outcome in mine if outcome.error is not None), None)
+            if error is not None:
                 rejected += 1
-                _resolve(pending.future, outcome.error)
-            else:
-                records = [s if isinstance(s, RecordedEvent) else s.recorded() for s in outcome.slots]
-                _resolve(pending.future, records)
+                _resolve(pending.future, error)
+                continue
+            records = [[s if isinstance(s, RecordedEvent) else s.recorded() for s in o.slots] for o in mine]
+            _resolve(pending.future, records if pending.several else records[0])
+        assert next(outcomes, None) is None, "one outcome per request"
         metrics.batch_committed(len(batch), len(plan.rows), rejected)
 
     # -- reading --------------------------------------------------------------------------

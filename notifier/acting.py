@@ -31,7 +31,8 @@ import structlog
 
 from runlog.commands import automation_runs, deliveries
 from runlog.commands.clock import Clock
-from runlog.eventstore import EventStore
+from runlog.commands.executor import Executor
+from runlog.eventstore import ConcurrencyError, EventStore
 from runlog.projections import automation_events as shapes
 from runlog.projections import blocks
 from runlog.projections import flows as flow_reads
@@ -73,9 +74,6 @@ class Actor:
             automation_id=automation_id, name=name, posture=posture, labels=firing.labels, triggering=event,
             at=firing.at, firing_key=firing_key,
         )
-        await automation_runs.record_event(self._store, triggered)
-        log.info("automation_triggered", automation_id=str(automation_id), event_id=str(firing_key),
-                 event_name=event.event if event is not None else None)
         assert triggered.event_id is not None
         as_event = PrefectEvent(
             occurred=triggered.occurred, event=triggered.event, resource=triggered.resource,
@@ -109,18 +107,55 @@ class Actor:
         ]
         # The actions are carried out together: each has its own invocation, streams and claim,
         # and none waits for another's outcome (Prefect's actions service takes them as separate
-        # messages too), so a rule sending to three channels makes its records in one group
-        # commit each step rather than three after one another.
+        # messages too). The deliveries' messages are made first; then the firing's event, each
+        # delivery's action.triggered and its scheduling are appended in one multi-stream
+        # append (one transaction, one group commit: a rule sending to three channels made
+        # seven appends before); then the other actions are claimed and carried out.
         try:
-            return sum(await asyncio.gather(*(self._act(step) for step in steps)))
+            sends = [step for step in steps if isinstance(step.action, (SendNotification, CallWebhook))]
+            prepared = await asyncio.gather(*(self._prepare(step) for step in sends))
+            scheduled = await self._record_firing(triggered, [p for p in prepared if p.reason is None])
+            log.info("automation_triggered", automation_id=str(automation_id), event_id=str(firing_key),
+                     event_name=event.event if event is not None else None)
+            others = [self._refuse(p) for p in prepared if p.reason is not None]
+            others += [self._act(step) for step in steps if not isinstance(step.action, (SendNotification, CallWebhook))]
+            await asyncio.gather(*others)
+            return scheduled
         finally:
             for context in contexts.values():  # not left reading when an action failed before it
                 context.cancel()
 
-    async def _act(self, step: _Step) -> int:
+    async def _record_firing(self, triggered: Any, prepared: Sequence[_Prepared]) -> int:
+        """Record the firing and schedule its deliveries, in one append; how many it scheduled.
+
+        Every record is idempotent (the events by their derived ids, the deliveries by their
+        derived streams), so a firing matched again conflicts on a delivery that exists: then
+        nothing of the append is stored and each record is made on its own, which writes only
+        what is missing (a firing recorded by an older runlog, one record at a time, may have
+        been left half made)."""
+        commands: list[Any] = [automation_runs.record_command(triggered)]
+        for p in prepared:
+            commands.append(automation_runs.record_command(p.triggered, stream=streams.triggered_action(p.step.invocation)))
+            commands.append(p.schedule)
+        try:
+            outcomes = await Executor(self._store, clock=self._clock).execute_together(commands, retry_conflicts=False)
+        except ConcurrencyError:
+            pass
+        else:
+            return sum(1 for outcome in outcomes[2::2] if outcome.wrote)
+        await automation_runs.record_event(self._store, triggered)
+
+        async def one(p: _Prepared) -> int:
+            # Recorded first, so that the delivery's outcome always finds the event it follows.
+            await automation_runs.record_event(self._store, p.triggered, stream=streams.triggered_action(p.step.invocation))
+            _view, created = await deliveries.run_schedule(self._store, p.step.invocation, p.schedule, self._clock)
+            return int(created)
+
+        return sum(await asyncio.gather(*(one(p) for p in prepared)))
+
+    async def _act(self, step: _Step) -> None:
+        """An action that is not a send: claimed, carried out, its outcome recorded."""
         action = step.action
-        if isinstance(action, (SendNotification, CallWebhook)):
-            return await self._deliver(step, action)
         related: list[dict[str, str]] = []
         if isinstance(action, run_actions.RUN_ACTIONS):
             run_id = run_actions.target(step.labels, step.source)
@@ -128,7 +163,7 @@ class Actor:
                 related.append({"prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.role": "target"})
         triggered = step.action_triggered(related)
         if not await automation_runs.claim(self._store, step.invocation, triggered, clock=self._clock):
-            return 0  # carried out (or begun) before: never twice
+            return  # carried out (or begun) before: never twice
         details: dict[str, Any] = {}
         reason = None
         resulting: list[dict[str, str]] = []
@@ -149,7 +184,6 @@ class Actor:
             log.info("automation_action", automation_id=str(step.automation_id), action=step.action_type,
                      failed=reason)
         await self._finish(step, triggered, reason, details, resulting)
-        return 0
 
     async def _finish(
         self, step: _Step, triggered: Any, reason: str | None, details: dict[str, Any],
@@ -160,7 +194,10 @@ class Actor:
             finished = msgspec.structs.replace(finished, related=[*finished.related, *resulting])
         await automation_runs.record_event(self._store, finished, stream=streams.triggered_action(step.invocation))
 
-    async def _deliver(self, step: _Step, action: SendNotification | CallWebhook) -> int:
+    async def _prepare(self, step: _Step) -> _Prepared:
+        """A send's action.triggered and its delivery's message, or the reason it cannot be sent."""
+        action = step.action
+        assert isinstance(action, (SendNotification, CallWebhook))
         # Independent reads, made together: a burst of alerts waits on the database's round
         # trips here, once per firing, so two at once rather than one after the other.
         block, context = await asyncio.gather(self._block(action.block_document_id), step.context())
@@ -183,18 +220,18 @@ class Actor:
                 # fails at send time must not go silent.
                 subject, body = action.subject, f"(the notification's template failed: {exc})\n\n{action.body}"
         if reason is not None:
-            if await automation_runs.claim(self._store, step.invocation, triggered, clock=self._clock):
-                await self._finish(step, triggered, reason, {})
-            return 0
-        # Recorded first, so that the delivery's outcome always finds the event it follows.
-        await automation_runs.record_event(self._store, triggered, stream=streams.triggered_action(step.invocation))
-        _view, created = await deliveries.schedule(
-            self._store, rule_id=step.automation_id, rule_name=step.rule_name, action_index=step.index,
+            return _Prepared(step=step, triggered=triggered, reason=reason)
+        schedule = deliveries.schedule_command(
+            rule_id=step.automation_id, rule_name=step.rule_name, action_index=step.index,
             channel_id=action.block_document_id, event_id=step.firing_key, flow_run_id=_flow_run_id(step.source),
             subject=subject, body=body, occurred=step.source.occurred if step.source is not None else step.at,
-            clock=self._clock,
         )
-        return int(created)
+        return _Prepared(step=step, triggered=triggered, schedule=schedule)
+
+    async def _refuse(self, prepared: _Prepared) -> None:
+        """A send that cannot be made: its action is claimed and recorded as failed, once."""
+        if await automation_runs.claim(self._store, prepared.step.invocation, prepared.triggered, clock=self._clock):
+            await self._finish(prepared.step, prepared.triggered, prepared.reason, {})
 
     async def _block(self, block_document_id: UUID) -> tuple[str, list[dict[str, str]]] | None:
         """The block's type slug and its related resources (Prefect's block and block-type)."""
@@ -257,6 +294,16 @@ class _Step(msgspec.Struct, kw_only=True):
             invocation=self.invocation, at=self.at, triggered_event_id=self.triggered_event_id,
             triggering=self.source,
         )
+
+
+class _Prepared(msgspec.Struct, kw_only=True):
+    """A send of a firing, ready to be recorded: its action.triggered and its delivery's
+    scheduling, or the reason it failed."""
+
+    step: _Step
+    triggered: Any
+    schedule: Any = None
+    reason: str | None = None
 
 
 def _flow_run_id(event: Any | None) -> UUID | None:

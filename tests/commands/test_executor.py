@@ -12,7 +12,8 @@ import pytest
 
 from runlog.commands.clock import ManualClock
 from runlog.commands.errors import Busy
-from runlog.commands.executor import Decided, Executor, backoff_seconds
+from runlog.commands.executor import Command, Decided, Executor, backoff_seconds, no_view
+from runlog.eventstore import ConcurrencyError
 from runlog.projections.cache import ViewCache
 from runlog.schema import events as catalogue
 
@@ -126,3 +127,56 @@ def test_backoff_is_bounded_jittered_and_immediate_at_first() -> None:
     assert backoff_seconds(5, 0.5) == pytest.approx(0.005)
     assert backoff_seconds(10**9, 1.0) == 0.05 and backoff_seconds(10**9, 7.0) == 0.05
     assert backoff_seconds(10, 0.0) == 0.0
+
+
+async def load_stream(store, stream_id: str) -> Counter | None:
+    view = None
+    async for record in store.read_stream(stream_id):
+        view = evolve(view, catalogue.decode(record.data), record.version)
+    return view
+
+
+def counter(store, stream_id: str) -> Command[Counter, int]:
+    return Command(stream_id, load=lambda: load_stream(store, stream_id), decide=bump, evolve=evolve)
+
+
+async def test_commands_on_several_streams_are_appended_together_and_folded_each(store) -> None:
+    executor = Executor(store, clock=ManualClock(T0))
+    await executor.execute("flow-b", load=lambda: load_stream(store, "flow-b"), decide=bump, evolve=evolve)
+    idle = Command("flow-idle", load=lambda: load_stream(store, "flow-idle"), decide=lambda v, now: Decided((), "no"),
+                   evolve=evolve)
+    outcomes = await executor.execute_together([counter(store, "flow-a"), idle, counter(store, "flow-b")])
+    assert [(o.result, o.view, o.wrote) for o in outcomes] == [
+        (1, Counter(1, 1), True), ("no", None, False), (2, Counter(2, 2), True),
+    ]
+    # One append: the two streams' events are next to each other in the log.
+    assert [r.position for o in outcomes for r in o.recorded] == [2, 3]
+
+
+async def test_a_conflict_on_one_stream_decides_every_stream_again(store) -> None:
+    executor = Executor(store, clock=ManualClock(T0))
+    loads = 0
+
+    async def racing_load() -> Counter | None:
+        nonlocal loads
+        loads += 1
+        view = await load_stream(store, "flow-b")
+        if loads == 1:  # another writer moves flow-b on after this command read it
+            await executor.execute("flow-b", load=lambda: load_stream(store, "flow-b"), decide=bump, evolve=evolve)
+        return view
+
+    raced = Command("flow-b", load=racing_load, decide=bump, evolve=evolve)
+    outcomes = await executor.execute_together([counter(store, "flow-a"), raced])
+    assert [o.result for o in outcomes] == [1, 2]
+    assert loads == 2
+    assert (await load_stream(store, "flow-a"), await load_stream(store, "flow-b")) == (Counter(1, 1), Counter(2, 2))
+
+
+async def test_without_retries_a_conflict_is_raised_and_nothing_is_stored(store) -> None:
+    executor = Executor(store, clock=ManualClock(T0))
+    await executor.execute("flow-b", load=lambda: load_stream(store, "flow-b"), decide=bump, evolve=evolve)
+    stale = Command("flow-b", load=no_view, decide=bump, evolve=evolve)  # expects no stream: it exists
+    with pytest.raises(ConcurrencyError):
+        await executor.execute_together([counter(store, "flow-a"), stale], retry_conflicts=False)
+    assert await load_stream(store, "flow-a") is None
+    assert await store.head() == 1

@@ -118,3 +118,28 @@ def test_plan_does_not_mutate_its_inputs():
     versions = {"a": 1}
     plan_batch([AppendRequest("a", [NewEvent(type="t", data=b"", id=uuid4())], 1)], 1, versions, {})
     assert versions == {"a": 1}
+
+
+def test_a_group_with_a_conflict_is_dropped_whole_and_its_neighbours_close_the_gap() -> None:
+    group, other = object(), object()
+    requests = [
+        AppendRequest("a", [ev(1)], None),
+        AppendRequest("b", [ev(2), ev(3)], 0, group),
+        AppendRequest("c", [ev(4)], 0, group),  # "c" exists: the whole group is dropped
+        AppendRequest("b", [ev(5)], 0),  # planned as if the group had never been there
+        AppendRequest("d", [ev(6)], 0, other),
+        AppendRequest("e", [ev(7)], None, other),
+    ]
+    plan = plan_batch(requests, 10, {"c": 4}, {})
+    assert describe(plan) == [
+        [(11, "a", 1, False)],
+        ("error", 4),
+        ("error", 4),
+        [(12, "b", 1, False)],
+        [(13, "d", 1, False)],
+        [(14, "e", 1, False)],
+    ]
+    assert [row.event.id for row in plan.rows] == [UUID(int=n) for n in (1, 5, 6, 7)]
+    # Its events' ids are forgotten too: appended again later in the batch, they are new.
+    again = plan_batch([*requests[1:3], AppendRequest("f", [ev(2)], None)], 0, {"c": 1}, {})
+    assert describe(again)[2] == [(1, "f", 1, False)]
