@@ -186,7 +186,7 @@ def csrf_protection(*, tokens: bool):  # type: ignore[no-untyped-def]
 # -- security headers --------------------------------------------------------------------------
 
 
-def content_security_policy(ui_api_url: str | None) -> str:
+def content_security_policy(ui_api_url: str | None, *, eval_scripts: bool = False) -> str:
     """The pages' policy: everything from this origin, nothing from elsewhere but the configured
     API (RUNLOG_UI_API_URL), if the UI is told to call one on another origin.
 
@@ -203,7 +203,9 @@ def content_security_policy(ui_api_url: str | None) -> str:
         connect += [origin, socket]
     directives = {
         "default-src": ["'self'"],
-        "script-src": ["'self'"],
+        # Prefect's UI draws the flow run graph with pixi.js, which builds functions at run time:
+        # its pages need 'unsafe-eval' (Prefect's own server sends no policy at all); runlog's do not.
+        "script-src": ["'self'", "'unsafe-eval'"] if eval_scripts else ["'self'"],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:", "blob:"],
         "font-src": ["'self'", "data:"],
@@ -226,13 +228,16 @@ def security_headers(settings):  # type: ignore[no-untyped-def]
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin",
     }
+    ui_headers = {**page_headers,
+                  "Content-Security-Policy": content_security_policy(settings.ui_api_url, eval_scripts=True)}
 
     async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
         headers.setdefault("X-Content-Type-Options", "nosniff")
         if under(request.path, "/api"):
             return  # JSON for programs (and /api/docs, Swagger UI's page, with its inline script)
-        for name, value in page_headers.items():
+        ours = under(request.path, "/runlog") or under(request.path, "/metrics")
+        for name, value in (page_headers if ours else ui_headers).items():
             headers.setdefault(name, value)
 
     return add_security_headers

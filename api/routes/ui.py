@@ -18,7 +18,7 @@ from ..queries import history as queries
 from ..queries.run_filters import FLOW_RUNS
 from ..schemas import filters as f
 from ..schemas.history import (
-    DashboardCountsRequest, FlowIds, FlowRunIds, SimpleFlowRun, SimpleNextFlowRun, TaskRunCount,
+    UI_HISTORY_LIMIT, DashboardCountsRequest, FlowIds, FlowRunIds, SimpleFlowRun, SimpleNextFlowRun, TaskRunCount,
     UiFlowRunHistoryRequest,
 )
 
@@ -42,7 +42,8 @@ async def read_flow_run_history(request: web.Request) -> web.Response:
         work_pools=body.work_pools,
     )
     views = await FLOW_RUNS.page(
-        request.config_dict[keys.STORE], filters, sort=body.sort, limit=body.limit, offset=body.offset
+        request.config_dict[keys.STORE], filters, sort=body.sort,
+        limit=UI_HISTORY_LIMIT if body.limit is None else body.limit, offset=body.offset,
     )
     now = request.config_dict[keys.CLOCK]()
     return json_response([

@@ -56,9 +56,14 @@ class HistoryInterval(msgspec.Struct, kw_only=True):
 # -- /ui/... ------------------------------------------------------------------------------------
 
 
+UI_HISTORY_LIMIT = 1000
+
+
 class UiFlowRunHistoryRequest(msgspec.Struct, kw_only=True):
     sort: FlowRunSort = "EXPECTED_START_TIME_DESC"
-    limit: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 1000
+    # v1's runs page sends "limit": null; Prefect's server (FastAPI) takes a null body field as
+    # absent, so the default applies.
+    limit: Annotated[int, msgspec.Meta(ge=0, le=1000)] | None = UI_HISTORY_LIMIT
     offset: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 0
     flows: FlowFilter | None = None
     flow_runs: FlowRunFilter | None = None

@@ -197,6 +197,8 @@ async def test_the_ui_scatter_lists_runs_by_expected_start_newest_first_with_dur
     page = await world.post("/ui/flow_runs/history", {"limit": 2, "offset": 1, "sort": "NAME_ASC"})
     assert [by_id[p["id"]] for p in page] == ["b", "c"]
     await world.post("/ui/flow_runs/history", {"limit": 1001}, expect=422)
+    # A null limit, as Prefect's v1 runs page sends it, is the default (FastAPI's reading of null).
+    assert await world.post("/ui/flow_runs/history", {"limit": None}) == points
 
 
 async def test_ui_task_run_counts_by_state_list_every_state_type(world):

@@ -260,6 +260,10 @@ async def test_pages_get_security_headers_and_the_api_gets_nosniff(server) -> No
         assert "frame-ancestors 'none'" in policy and "script-src 'self';" in policy
     _, _, headers = await answer(server.session, "GET", server.base + "/health")
     assert headers["X-Content-Type-Options"] == "nosniff" and "Content-Security-Policy" not in headers
+    # Prefect's UI (here its SPA fallback's page) may build functions at run time (pixi.js).
+    _, _, headers = await answer(server.session, "GET", origin + "/dashboard", headers={"Accept": "text/html"})
+    assert "script-src 'self' 'unsafe-eval';" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY"
 
 
 def test_the_policy_lets_the_ui_call_an_api_configured_on_another_origin() -> None:
