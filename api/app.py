@@ -18,6 +18,7 @@ from runlog.commands.clock import Clock, system_clock
 from runlog.commands.csrf import CsrfKeys
 from runlog.commands.projection_services import event_feed_service, run_history_service
 from runlog.commands.integrity import KnownIds
+from runlog.commands.block_catalogue import register_builtin_blocks
 from runlog.commands.cancellation_cleanup import cancellation_cleanup_service
 from runlog.commands.late_runs import late_runs_service
 from runlog.commands.retention import retention_service
@@ -126,6 +127,11 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             except RebuildBusy:  # another process is rebuilding them: serve once it has
                 log.info("waiting_for_projection_rebuild")
                 await asyncio.sleep(1.0)
+        if settings.server_blocks_register_on_start:
+            # Prefect's built-in blocks, as its server registers them at start (idempotent).
+            registered = await register_builtin_blocks(store, clock=app[keys.CLOCK])
+            log.info("builtin_blocks_registered", types=registered.types_created, schemas=registered.schemas_created,
+                     types_updated=registered.types_updated, skipped=list(registered.skipped))
         yield
     log.info("database_closed")
 
