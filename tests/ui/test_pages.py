@@ -238,6 +238,9 @@ def test_blocks_and_catalogue(seeded_pages, data, ui) -> None:
     visit = seeded_pages.open(f"{prefix(ui)}/blocks/catalog", ui=ui, wait_for="Slack Webhook", label=f"{ui}-blocks-catalog")
     seeded_pages.record_calls(visit, f"{ui}-blocks-catalog")
     assert_clean(visit)
+    # Prefect's built-in types, registered at start: ones no client of the seed ever registered.
+    for name in ("AWS Credentials", "Snowflake Connector", "dbt Core Operation"):
+        assert visit.page.get_by_text(name, exact=True).count() >= 1, name
 
 
 @pytest.mark.parametrize("ui", UIS)
