@@ -18,6 +18,7 @@ from runlog.commands.clock import Clock, system_clock
 from runlog.commands.csrf import CsrfKeys
 from runlog.commands.projection_services import event_feed_service, run_history_service
 from runlog.commands.integrity import KnownIds
+from runlog.commands.block_catalogue import register_builtin_blocks
 from runlog.commands.cancellation_cleanup import cancellation_cleanup_service
 from runlog.commands.late_runs import late_runs_service
 from runlog.commands.retention import retention_service
@@ -56,10 +57,13 @@ ROUTE_MODULES = (
 
 def create_app(  # type: ignore[no-untyped-def]
     settings, *, clock: Clock = system_clock, notifier: NotifierParts | None = None, send_notifications: bool = True,
+    register_blocks: bool = True,
 ) -> web.Application:
     """The app. It sends notifications (when RUNLOG_NOTIFIER_ENABLED) with ``notifier``'s sender
     and channels, else the default ones; ``send_notifications=False`` for the CLI's in-process
-    app, which serves one command and must not start sending."""
+    app, which serves one command and must not start sending. ``register_blocks=False`` leaves
+    Prefect's built-in block types to a standing server (RUNLOG_SERVER_BLOCKS_REGISTER_ON_START):
+    the CLI's app and `runlog run`'s append nothing of their own at start."""
     ui = prefect_ui.create(settings)
     # The UI's middleware is inside errors_and_logging (so its requests are logged and counted) and
     # answers only what no route matched: it cannot shadow a route.
@@ -77,6 +81,7 @@ def create_app(  # type: ignore[no-untyped-def]
     app[keys.WEBSOCKETS] = weakref.WeakSet()
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
+    app[keys.REGISTER_BLOCKS] = register_blocks and settings.server_blocks_register_on_start
     app[keys.KNOWN_FLOWS] = KnownIds()
     app[keys.KEYRING] = Keyring(settings.server_encryption_key)
     sending = settings.notifier_enabled and send_notifications
@@ -126,6 +131,11 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
             except RebuildBusy:  # another process is rebuilding them: serve once it has
                 log.info("waiting_for_projection_rebuild")
                 await asyncio.sleep(1.0)
+        if app[keys.REGISTER_BLOCKS]:
+            # Prefect's built-in blocks, as its server registers them at start (idempotent).
+            registered = await register_builtin_blocks(store, clock=app[keys.CLOCK])
+            log.info("builtin_blocks_registered", types=registered.types_created, schemas=registered.schemas_created,
+                     types_updated=registered.types_updated, skipped=list(registered.skipped))
         yield
     log.info("database_closed")
 

@@ -19,6 +19,8 @@ from .notifier import NotifierParts
 from .settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+REGISTER_BLOCKS: web.AppKey[bool] = web.AppKey("register_blocks", bool)
+"""Whether this app registers Prefect's built-in block types at start (a server, not the CLI's app)."""
 STORE: web.AppKey[EventStore] = web.AppKey("store", EventStore)  # type: ignore[type-abstract]
 MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 # RUNLOG_METRICS_ENABLED: whether requests are counted and GET /metrics is served.

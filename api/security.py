@@ -13,7 +13,8 @@
   runlog's own pages are plain HTML forms: a write under /runlog is refused when the browser says
   it comes from another site (Sec-Fetch-Site, else Origin), whatever the setting.
 - Security headers on every answer outside /api (the UI bundle, /runlog, /metrics): a
-  Content-Security-Policy that allows what Prefect's UI bundles load and nothing from elsewhere,
+  Content-Security-Policy that allows what Prefect's UI bundles load and nothing from elsewhere
+  (but block types' logos, from GitHub and Prefect's CDN),
   framing refused, no MIME sniffing, referrers kept to this origin. The API's answers get nosniff.
 """
 
@@ -31,6 +32,7 @@ import structlog
 from aiohttp import web
 
 from runlog.commands import csrf
+from runlog.schema.prefect_blocks import builtin_blocks
 
 from . import keys
 from .http import json_response
@@ -186,6 +188,17 @@ def csrf_protection(*, tokens: bool):  # type: ignore[no-untyped-def]
 # -- security headers --------------------------------------------------------------------------
 
 
+def block_logo_origins() -> list[str]:
+    """Where Prefect's block types' logos are (GitHub's raw files, Prefect's CDN): the UI shows
+    each block type's ``logo_url``, and the built-in ones (schema/prefect_blocks.json) are there."""
+    origins = set()
+    for block_type in builtin_blocks().types:
+        if block_type.logo_url:
+            parts = urlsplit(block_type.logo_url)
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    return sorted(origins)
+
+
 def content_security_policy(ui_api_url: str | None, *, eval_scripts: bool = False) -> str:
     """The pages' policy: everything from this origin, nothing from elsewhere but the configured
     API (RUNLOG_UI_API_URL), if the UI is told to call one on another origin.
@@ -207,7 +220,7 @@ def content_security_policy(ui_api_url: str | None, *, eval_scripts: bool = Fals
         # its pages need 'unsafe-eval' (Prefect's own server sends no policy at all); runlog's do not.
         "script-src": ["'self'", "'unsafe-eval'"] if eval_scripts else ["'self'"],
         "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'", "data:", "blob:"],
+        "img-src": ["'self'", "data:", "blob:", *block_logo_origins()],
         "font-src": ["'self'", "data:"],
         "connect-src": connect,
         "worker-src": ["'self'", "blob:"],

@@ -227,6 +227,8 @@ SETTINGS: tuple[Setting, ...] = (
             "largest request body the server accepts, in bytes; larger ones get 413"),
     Setting("RUNLOG_DATABASE_MIGRATE_ON_START", "migrate_on_start", "true", _parse_bool,
             "upgrade the database schema when the server starts"),
+    Setting("RUNLOG_SERVER_BLOCKS_REGISTER_ON_START", "server_blocks_register_on_start", "true", _parse_bool,
+            "register Prefect's built-in block types and schemas when `runlog server start` starts, as Prefect's does"),
     Setting("RUNLOG_LOGGING_LEVEL", "logging_level", "INFO", _parse_level,
             "lowest level that is logged"),
     Setting("RUNLOG_UI_URL", "ui_url", None, _parse_api_url,
@@ -379,6 +381,7 @@ class Settings:
     server_api_csrf_token_expiration: float = 3600.0
     """Seconds."""
     metrics_enabled: bool = True
+    server_blocks_register_on_start: bool = True
     ui_enabled: bool = True
     ui_api_url: str | None = None
     ui_serve_base: str = "/"

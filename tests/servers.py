@@ -102,11 +102,16 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+BUILTIN_BLOCKS_OFF = {"RUNLOG_SERVER_BLOCKS_REGISTER_ON_START": "false"}
+"""The test servers' default: they start with an empty block catalogue, so that a test's blocks
+and events are the only ones (tests/api/test_block_catalogue.py and the compat test turn it on)."""
+
+
 @contextlib.asynccontextmanager
 async def serve(env: dict[str, str], *, clock: Clock = system_clock, **options: object) -> AsyncIterator[Server]:
     """The real runlog app with settings from ENV (and create_app's OPTIONS), and a client session
-    pointed at it."""
-    app = create_app(load_settings(env=env), clock=clock, **options)  # type: ignore[arg-type]
+    pointed at it; without Prefect's built-in blocks unless ENV asks for them."""
+    app = create_app(load_settings(env=BUILTIN_BLOCKS_OFF | env), clock=clock, **options)  # type: ignore[arg-type]
     async with serve_app(app) as origin, aiohttp.ClientSession() as session:
         yield Server(f"{origin}/api", session, app)
 
@@ -116,9 +121,10 @@ async def serve(env: dict[str, str], *, clock: Clock = system_clock, **options: 
 
 def server_env(workdir: Path | str, database_url: str, **extra: str) -> dict[str, str]:
     """This process's environment without its RUNLOG_* settings (RUNLOG_TEST_* aside), for a
-    server on DATABASE_URL with RUNLOG_HOME in WORKDIR, logging warnings and errors only."""
+    server on DATABASE_URL with RUNLOG_HOME in WORKDIR, logging warnings and errors only, without
+    Prefect's built-in blocks unless EXTRA asks for them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOG_") or k.startswith("RUNLOG_TEST_")}
-    return env | {
+    return env | BUILTIN_BLOCKS_OFF | {
         "RUNLOG_HOME": str(Path(workdir) / "runlog"), "RUNLOG_DATABASE_URL": database_url,
         "RUNLOG_LOGGING_LEVEL": "WARNING", **extra,
     }

@@ -182,6 +182,7 @@ def test_config_view_hide_sources_and_show_defaults(home: Path) -> None:
         "RUNLOG_SERVER_PORT='4200'",
         "RUNLOG_SERVER_MAX_BODY_SIZE='10485760'",
         "RUNLOG_DATABASE_MIGRATE_ON_START='true'",
+        "RUNLOG_SERVER_BLOCKS_REGISTER_ON_START='true'",
         "RUNLOG_LOGGING_LEVEL='INFO'",
         "RUNLOG_NOTIFIER_ENABLED='true'",
         "RUNLOG_NOTIFIER_MAX_AGE='24h'",

@@ -274,6 +274,11 @@ def test_the_policy_lets_the_ui_call_an_api_configured_on_another_origin() -> No
     assert "connect-src 'self' https://sr-client-cfg.amplitude.com;" in content_security_policy(None)
 
 
+def test_the_policy_lets_the_ui_show_the_built_in_block_types_logos() -> None:
+    (images,) = [d for d in content_security_policy(None).split("; ") if d.startswith("img-src")]
+    assert images == "img-src 'self' data: blob: https://cdn.sanity.io https://raw.githubusercontent.com"
+
+
 def test_the_banner_warns_about_all_interfaces_only_without_an_auth_string() -> None:
     assert NO_AUTH_WARNING in banner("0.0.0.0", 4200)
     assert "RUNLOG_SERVER_API_AUTH_STRING" in NO_AUTH_WARNING

@@ -59,6 +59,7 @@ def test_setting_names_and_defaults_are_exposed() -> None:
         "RUNLOG_SERVER_PORT",
         "RUNLOG_SERVER_MAX_BODY_SIZE",
         "RUNLOG_DATABASE_MIGRATE_ON_START",
+        "RUNLOG_SERVER_BLOCKS_REGISTER_ON_START",
         "RUNLOG_LOGGING_LEVEL",
         "RUNLOG_UI_URL",
         "RUNLOG_NOTIFIER_BASE_URLS",

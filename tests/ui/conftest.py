@@ -110,7 +110,9 @@ class Runlog:
 
 @contextlib.contextmanager
 def _served(store_url: str, backend: str, workdir: Path) -> Iterator[Runlog]:
-    with runlog_server(server_env(workdir, store_url), workdir / "server.log") as running:
+    # With Prefect's built-in blocks, as a new server starts by default: the catalogue is full.
+    env = server_env(workdir, store_url, RUNLOG_SERVER_BLOCKS_REGISTER_ON_START="true")
+    with runlog_server(env, workdir / "server.log") as running:
         origin = running.url.removesuffix("/api")
         client_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
