@@ -158,6 +158,17 @@ class Running:
             raise AssertionError(f"the server did not stop within {timeout}s:\n{self.output()}") from None
 
 
+def prefect_client_env(api_url: str, prefect_home: Path | str, **extra: str) -> dict[str, str]:
+    """The Prefect client's environment for a test: this process's without any PREFECT_* or
+    RUNLOG_* setting, pointed at API_URL with its own PREFECT_HOME, logs sent every 0.5 s."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))} | {
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+    } | extra
+
+
 def start_runlog(env: dict[str, str], log: Path, *args: str, command: Sequence[str] = RUNLOG,
                  cwd: Path = ROOT, timeout: float = 60, **popen: object) -> Running:
     """``runlog server start --port 0 ARGS``, once /health answers on the port its banner names.

@@ -5,7 +5,6 @@ credentials, CSRF tokens fetched when the server issues them) and over the event
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from ..servers import PREFECT_PYTHON, ROOT, prefect_event_stream, run_flow, runlog_server, server_env
+from ..servers import PREFECT_PYTHON, ROOT, prefect_event_stream, run_flow, prefect_client_env, runlog_server, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -26,15 +25,7 @@ def protected(store_url, tmp_path):
     env = server_env(tmp_path, store_url, RUNLOG_SERVER_API_AUTH_STRING=AUTH,
                      RUNLOG_SERVER_API_CSRF_PROTECTION_ENABLED="true")
     with runlog_server(env, tmp_path / "server.log") as running:
-        client_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
-        } | {
-            "PREFECT_API_URL": running.url,
-            "PREFECT_API_AUTH_STRING": AUTH,
-            "PREFECT_HOME": str(tmp_path / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
-        }
+        client_env = prefect_client_env(running.url, tmp_path / "prefect", PREFECT_API_AUTH_STRING=AUTH)
         # The test's own client: the credentials, and a CSRF token for its writes (filters are POSTs).
         with httpx.Client(base_url=running.url, timeout=30, auth=tuple(AUTH.split(":", 1))) as http:  # type: ignore[arg-type]
             token = http.get("/csrf-token", params={"client": "compat-test"}).raise_for_status().json()["token"]

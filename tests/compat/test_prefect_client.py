@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 
 import httpx
 import pytest
 
 from ..api.test_orphans import UNKNOWN, store_orphans
-from ..servers import PREFECT_PYTHON, ROOT, run_flow, runlog_server, server_env
+from ..servers import PREFECT_PYTHON, ROOT, run_flow, prefect_client_env, runlog_server, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +45,7 @@ class Runlog:
 @pytest.fixture
 def runlog(store_url, tmp_path):
     with runlog_server(server_env(tmp_path, store_url), tmp_path / "server.log") as running:
-        client_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
-        } | {
-            "PREFECT_API_URL": running.url,
-            "PREFECT_HOME": str(tmp_path / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
-        }
+        client_env = prefect_client_env(running.url, tmp_path / "prefect")
         server = Runlog(running.url, client_env)
         try:
             yield server

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from ..conftest import new_pg_database
-from ..servers import PREFECT_PYTHON, ROOT, run_flow, runlog_server, server_env
+from ..servers import PREFECT_PYTHON, ROOT, run_flow, prefect_client_env, runlog_server, server_env
 
 ARTIFACTS = Path(os.environ.get("RUNLOG_TEST_UI_ARTIFACTS") or Path(__file__).parent / "artifacts")
 
@@ -114,14 +114,7 @@ def _served(store_url: str, backend: str, workdir: Path) -> Iterator[Runlog]:
     env = server_env(workdir, store_url, RUNLOG_SERVER_BLOCKS_REGISTER_ON_START="true")
     with runlog_server(env, workdir / "server.log") as running:
         origin = running.url.removesuffix("/api")
-        client_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
-        } | {
-            "PREFECT_API_URL": running.url,
-            "PREFECT_HOME": str(workdir / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
-        }
+        client_env = prefect_client_env(running.url, workdir / "prefect")
         yield Runlog(origin, client_env, backend)
         assert running.stop() == 0, running.output()
 

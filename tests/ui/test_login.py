@@ -10,13 +10,12 @@ server, with an auth string, answers and logs the same. The checks start at the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
 import pytest
 
-from ..servers import runlog_server, server_env
+from ..servers import prefect_client_env, runlog_server, server_env
 from .conftest import EXPECTED_FAILURES, Runlog
 
 pytestmark = pytest.mark.slow
@@ -29,15 +28,7 @@ def runlog(store_url: str, backend: str, tmp_path: Path):  # overrides conftest'
     env = server_env(tmp_path, store_url, RUNLOG_SERVER_API_AUTH_STRING=AUTH,
                      RUNLOG_SERVER_API_CSRF_PROTECTION_ENABLED="true")
     with runlog_server(env, tmp_path / "server.log") as running:
-        client_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RUNLOG_"))
-        } | {
-            "PREFECT_API_URL": running.url,
-            "PREFECT_API_AUTH_STRING": AUTH,
-            "PREFECT_HOME": str(tmp_path / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
-        }
+        client_env = prefect_client_env(running.url, tmp_path / "prefect", PREFECT_API_AUTH_STRING=AUTH)
         yield Runlog(running.url.removesuffix("/api"), client_env, backend)
         assert running.stop() == 0, running.output()
 
