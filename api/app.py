@@ -56,14 +56,15 @@ ROUTE_MODULES = (
 
 
 def create_app(  # type: ignore[no-untyped-def]
-    settings, *, clock: Clock = system_clock, notifier: NotifierParts | None = None, send_notifications: bool = True,
-    register_blocks: bool = True,
+    settings, *, clock: Clock = system_clock, notifier: NotifierParts | None = None, standing: bool = True,
 ) -> web.Application:
     """The app. It sends notifications (when RUNLOG_NOTIFIER_ENABLED) with ``notifier``'s sender
-    and channels, else the default ones; ``send_notifications=False`` for the CLI's in-process
-    app, which serves one command and must not start sending. ``register_blocks=False`` leaves
-    Prefect's built-in block types to a standing server (RUNLOG_SERVER_BLOCKS_REGISTER_ON_START):
-    the CLI's app and `runlog run`'s append nothing of their own at start."""
+    and channels, else the default ones.
+
+    ``standing=False`` is the in-process app of the CLI and of `runlog run`: it serves one
+    command or one flow and leaves a standing server's duties to it: it sends no notifications
+    and does not register Prefect's built-in block types (RUNLOG_SERVER_BLOCKS_REGISTER_ON_START),
+    so it appends nothing of its own at start."""
     ui = prefect_ui.create(settings)
     # The UI's middleware is inside errors_and_logging (so its requests are logged and counted) and
     # answers only what no route matched: it cannot shadow a route.
@@ -81,10 +82,10 @@ def create_app(  # type: ignore[no-untyped-def]
     app[keys.WEBSOCKETS] = weakref.WeakSet()
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
-    app[keys.REGISTER_BLOCKS] = register_blocks and settings.server_blocks_register_on_start
+    app[keys.REGISTER_BLOCKS] = standing and settings.server_blocks_register_on_start
     app[keys.KNOWN_FLOWS] = KnownIds()
     app[keys.KEYRING] = Keyring(settings.server_encryption_key)
-    sending = settings.notifier_enabled and send_notifications
+    sending = settings.notifier_enabled and standing
     app[keys.NOTIFIER] = (notifier or default_parts(settings, app[keys.KEYRING])) if sending else None
     app.on_shutdown.append(_close_websockets)
     app.cleanup_ctx.append(_store)

@@ -145,7 +145,7 @@ async def connect(settings: Settings, *, announce: bool = True) -> AsyncIterator
         )
     from .app import create_app
 
-    runner = web.AppRunner(create_app(settings, send_notifications=False, register_blocks=False), access_log=None)
+    runner = web.AppRunner(create_app(settings, standing=False), access_log=None)
     await runner.setup()
     port = _free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

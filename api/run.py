@@ -132,7 +132,7 @@ class EmbeddedServer:
 
         # Deliveries a notification rule records here are sent by the standing server or
         # `runlog notifier start`, as in the CLI's other in-process uses.
-        runner = web.AppRunner(create_app(self._settings, send_notifications=False, register_blocks=False), access_log=None)
+        runner = web.AppRunner(create_app(self._settings, standing=False), access_log=None)
         await runner.setup()
         try:
             await web.SockSite(runner, self._sock).start()

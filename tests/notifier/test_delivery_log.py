@@ -152,7 +152,7 @@ def test_ephemeral_commands_never_send(env):
     from runlog.api.app import create_app
     from runlog.api.settings import load_settings
 
-    app = create_app(load_settings(env=env), send_notifications=False,
+    app = create_app(load_settings(env=env), standing=False,
                      notifier=NotifierParts(sender=JsonWebhookSender(), loader=lambda _store: Channels()))
     assert app[keys.NOTIFIER] is None
     assert model.STATUSES == ("pending", "retrying", "sent", "dead")
