@@ -19,6 +19,12 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize(("stored", "expected"), [
     ("2026-03-01 12:00:00.250000", T0 + timedelta(milliseconds=250)),  # SQLite: naive UTC text
+    ("2026-03-01 12:00:00", T0),  # without microseconds
+    ("2026-03-01T13:00:00+01:00", T0),  # text with an offset of its own
+    ("2026-03-01 12:00:00Z", T0),
+    ("2026-03-01", T0 - timedelta(hours=12)),  # a date alone: its midnight, UTC
+    (datetime(2026, 3, 1, 12, 0), T0),  # a naive datetime
+    (T0, T0),
     (datetime(2026, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1))), T0),  # PostgreSQL: timestamptz
     (None, None),
 ])
