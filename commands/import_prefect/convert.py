@@ -14,6 +14,7 @@ other record keeps its Prefect id.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,9 +38,20 @@ IMPORT_NAMESPACE = uuid.UUID("6a3e4f52-9d1c-4b7e-8e0a-696d706f7274")
 Append = tuple[str, list[tuple[UUID, catalogue.Event]]]
 
 
+_NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
+_VERSION_5 = ~(0xC000 << 48) & ~(0xF000 << 64)
+"""uuid5's bits: the variant (RFC 4122) and the version cleared, then set below."""
+
+
 def derived(kind: str, *parts: object) -> UUID:
-    """The id of the event ``kind`` made from the Prefect record(s) ``parts``: the same every import."""
-    return uuid.uuid5(IMPORT_NAMESPACE, "\x1f".join((kind, *map(str, parts))))
+    """The id of the event ``kind`` made from the Prefect record(s) ``parts``: the same every import.
+
+    It is ``uuid.uuid5(IMPORT_NAMESPACE, name)`` (a test holds them equal: every import ever made
+    must find its ids again), computed without uuid5's UUID(bytes=..., version=...), which took
+    two thirds of its time.
+    """
+    digest = hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join((kind, *map(str, parts))).encode(), usedforsecurity=False)
+    return UUID(int=int.from_bytes(digest.digest()[:16]) & _VERSION_5 | (0x8000 << 48) | (5 << 76))
 
 
 @dataclass
