@@ -10,7 +10,8 @@ RUNLOG_BENCH_PREFECT, /work/prefect-venv/bin/prefect by default), then filled di
 --runs flow runs of one flow (default 20,000), each Pending, Running, Completed, with K task
 runs (default 1) of three states each and L log lines (default 3). --source keeps the file to
 use it again (it is made only when missing). The import runs through the same Importer the
-CLI uses, into a new runlog database on each backend, and prints runs/s and events/s.
+CLI uses, into a new runlog database on each backend, and prints runs/s, runs per CPU-second of
+the import's process (a database server's CPU not counted), events/s and the load average.
 """
 
 from __future__ import annotations
