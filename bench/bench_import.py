@@ -10,7 +10,8 @@ RUNLOG_BENCH_PREFECT, /work/prefect-venv/bin/prefect by default), then filled di
 --runs flow runs of one flow (default 20,000), each Pending, Running, Completed, with K task
 runs (default 1) of three states each and L log lines (default 3). --source keeps the file to
 use it again (it is made only when missing). The import runs through the same Importer the
-CLI uses, into a new runlog database on each backend, and prints runs/s and events/s.
+CLI uses, into a new runlog database on each backend, and prints runs/s, runs per CPU-second of
+the import's process (a database server's CPU not counted), events/s and the load average.
 """
 
 from __future__ import annotations
@@ -106,19 +107,20 @@ def make_source(path: Path, runs: int, tasks_per_run: int, logs_per_run: int) ->
     db.close()
 
 
-async def import_into(source_url: str, target_url: str) -> tuple[float, dict[str, int], int]:
-    """The import as `runlog import prefect` makes it into an empty database (events appended
-    bare, the read models rebuilt once at the end)."""
+async def import_into(source_url: str, target_url: str) -> tuple[float, float, dict[str, int], int]:
+    """The import as `runlog import prefect` makes it into an empty database: its wall-clock
+    seconds, this process's CPU seconds (the database server's, PostgreSQL's, not counted),
+    the rows imported per table and the events in the log."""
     async with await open_source(source_url) as source:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = await import_database(source, target_url)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     async with open_store(target_url) as store:
         head = await store.head()
-    return elapsed, {name: table.imported for name, table in report.tables.items()}, head
+    return elapsed, cpu, {name: table.imported for name, table in report.tables.items()}, head
 
 
-async def import_into_postgres(source_url: str, admin_url: str) -> tuple[float, dict[str, int], int]:
+async def import_into_postgres(source_url: str, admin_url: str) -> tuple[float, float, dict[str, int], int]:
     async with postgres_databases(admin_url, "import") as (url,):
         return await import_into(source_url, url)
 
@@ -145,13 +147,14 @@ def main() -> None:
         for backend in backends:
             if backend == "sqlite":
                 target = workdir / "runlog.db"
-                elapsed, imported, head = asyncio.run(import_into(source_url, f"sqlite:///{target}"))
+                elapsed, cpu, imported, head = asyncio.run(import_into(source_url, f"sqlite:///{target}"))
             else:
-                elapsed, imported, head = asyncio.run(import_into_postgres(source_url, args.postgres_url))
+                elapsed, cpu, imported, head = asyncio.run(import_into_postgres(source_url, args.postgres_url))
             runs = imported.get("flow_run", 0)
             print(f"{backend:8} imported {runs} runs, {imported.get('task_run', 0)} task runs, "
-                  f"{imported.get('log', 0)} log lines, {head} events in {elapsed:.1f}s: "
-                  f"{runs / elapsed:,.0f} runs/s, {head / elapsed:,.0f} events/s")
+                  f"{imported.get('log', 0)} log lines, {head} events in {elapsed:.1f}s ({cpu:.1f} CPU s): "
+                  f"{runs / elapsed:,.0f} runs/s, {runs / cpu:,.0f} runs per CPU-second, "
+                  f"{head / elapsed:,.0f} events/s (load {os.getloadavg()[0]:.1f})")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -170,6 +170,23 @@ def _task_fields(raw: dict[str, Any]) -> dict[str, Any]:
     fold: the snapshot is client data stored in the log, and one odd value in it must neither
     fail the append that carries it nor, later, a rebuild.
     """
+    try:
+        # The common case, every field valid, in one conversion: a third of the field-by-field
+        # cost, which was a seventh of an import's CPU (bench/bench_import.py).
+        whole = _convert_task_fields(raw)
+    except (msgspec.ValidationError, TypeError):
+        return _task_fields_one_by_one(raw)
+    fields = {}
+    for name in raw:
+        if name in _TASK_FIELD_TYPES:
+            value = getattr(whole, name)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)  # Prefect reads a naive time as UTC
+            fields[name] = value
+    return fields
+
+
+def _task_fields_one_by_one(raw: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, value in raw.items():
         kind = _TASK_FIELD_TYPES.get(name)
@@ -244,6 +261,14 @@ def _take_report(view: TaskRunView | None, event: TaskRunStateChanged, version: 
 # flow_run_id is not taken from a snapshot: the event names the run's flow run itself.
 _TASK_FIELDS = frozenset(TaskRunView.__struct_fields__) - {"id", "version", "created", "updated", "state", "flow_run_id"}
 _TASK_FIELD_TYPES = {f.name: f.type for f in msgspec.structs.fields(TaskRunView) if f.name in _TASK_FIELDS}
+_TaskFields = msgspec.defstruct(
+    "_TaskFields", [(name, kind, None) for name, kind in _TASK_FIELD_TYPES.items()], kw_only=True, gc=False,
+)
+"""The snapshot's known fields at once (the defaults are never read: only fields present are taken)."""
+
+
+def _convert_task_fields(raw: dict[str, Any]) -> Any:
+    return msgspec.convert(raw, _TaskFields, strict=False)
 
 
 def estimated_run_time(view: FlowRunView | TaskRunView, now: datetime) -> float:

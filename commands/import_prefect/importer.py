@@ -1,8 +1,9 @@
 """The import: each table of the source read in pages, turned into events (convert.py) and
 appended to runlog's log, the read models updated in each append's transaction as a server does.
 
-Appends of a page go in together (the store commits them in groups of many streams per
-transaction); every event has a fixed id (Prefect's, or derived from it), so a page imported
+A page's records go in as a few multi-stream appends of up to GROUP_EVENTS events each (each
+atomic: a run's creation and its states are committed together or not at all), and the next
+page is read while they commit; every event has a fixed id (Prefect's, or derived from it), so a page imported
 before adds nothing and an interrupted import, run again, goes on where it stopped.
 """
 
@@ -19,7 +20,7 @@ from uuid import UUID
 import msgspec
 from cryptography.fernet import Fernet, InvalidToken
 
-from runlog.eventstore import EventStore, NewEvent, RecordedEvent
+from runlog.eventstore import EventStore, NewEvent, RecordedEvent, StreamAppend
 from runlog.projections import blocks as block_reads
 from runlog.projections.block_secrets import seal
 from runlog.schema import events as catalogue
@@ -103,15 +104,27 @@ class Importer:
     async def _append(self, table: str, appends: Sequence[Append], rows: int | None = None) -> None:
         """Append each record's events; a record counts as imported when any of its events was new."""
         head = await self.store.head()
-        tasks = [
-            asyncio.ensure_future(self.store.append(stream, [
+        parts = [
+            StreamAppend(stream, [
                 NewEvent(type=catalogue.event_type(event), data=catalogue.encode(event), id=event_id)
                 for event_id, event in events
-            ]))
+            ])
             for stream, events in appends if events
         ]
+        if len({part.stream_id for part in parts}) == len(parts):
+            # One request for the page (one transaction, one future), not one per record: the
+            # store's cost per append, not its cost per event, was most of an import's.
+            # Without an expected version nothing can conflict, and the events stored already
+            # are skipped by id as append skips them.
+            results = [
+                recorded
+                for group in await asyncio.gather(*(self.store.append_streams(chunk) for chunk in _chunks(parts)))
+                for recorded in group
+            ]
+        else:  # records sharing a stream (artifacts of one key...): appended one after the other
+            results = await asyncio.gather(*(self.store.append(part.stream_id, part.events) for part in parts))
         report = self.report.table(table)
-        for recorded in await asyncio.gather(*tasks):
+        for recorded in results:
             if _any_new(recorded, head):
                 report.imported += 1
             else:
@@ -392,6 +405,23 @@ class _Pipeline:
     async def __aexit__(self, *exc: object) -> None:
         if self._pending is not None:
             await self._pending
+
+
+GROUP_EVENTS = 4096
+"""Events per multi-stream append: the store's own largest batch, so that a transaction of
+the import holds SQLite's write lock no longer than a busy server's own do."""
+
+
+def _chunks(parts: Sequence[StreamAppend]) -> list[list[StreamAppend]]:
+    chunks: list[list[StreamAppend]] = [[]]
+    size = 0
+    for part in parts:
+        if size and size + len(part.events) > GROUP_EVENTS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(part)
+        size += len(part.events)
+    return chunks
 
 
 def _any_new(recorded: list[RecordedEvent], head: int) -> bool:

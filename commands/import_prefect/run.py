@@ -1,13 +1,18 @@
 """One import into runlog's database: the store opened as a server opens it, so that each append
 updates the read models (runs, flows, deployments...) in its own transaction.
 
-Appending the events bare and rebuilding the read models once at the end was tried: at 5,000
-runs it took the same CPU time (3.75 s against 3.87 s), the time being in reading and
-converting the rows and in the appends themselves rather than in the views, so the simpler way,
-where the database is consistent after every page, stays.
+Appending the events bare and rebuilding the read models once at the end was tried twice: at
+5,000 runs it took the same CPU time (3.75 s against 3.87 s), and at 20,000 runs (bench_import,
+SQLite) 11.4 s of appends plus 4.8 s of rebuild against 15.5 s with the views folded inline.
+The time is in reading and converting the rows and in the appends themselves rather than in
+the views, so the simpler way, where the database is consistent after every page, stays.
 """
 
 from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
 
 from runlog.eventstore import open_store
 from runlog.projections.registry import inline_projections
@@ -26,7 +31,25 @@ async def import_database(
     if page is not None:
         options["page"] = page
     async with open_store(database_url, projections=inline_projections()) as store:
-        return await Importer(source, store, **options).run()
+        with _fewer_collections():
+            return await Importer(source, store, **options).run()
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The cyclic garbage collector run a hundred times less often while importing.
+
+    An import makes millions of short-lived objects (rows, events, records), almost none in a
+    cycle, and the collector's default (a young collection every 700 allocations, older ones
+    scanning everything alive) took a sixth of its CPU time; with this, a few percent. Memory
+    stays bounded: reference counting frees the pages as before, and collections still run.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(70_000, before[1], before[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 __all__ = ["import_database"]

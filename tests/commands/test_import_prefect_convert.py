@@ -19,6 +19,12 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize(("stored", "expected"), [
     ("2026-03-01 12:00:00.250000", T0 + timedelta(milliseconds=250)),  # SQLite: naive UTC text
+    ("2026-03-01 12:00:00", T0),  # without microseconds
+    ("2026-03-01T13:00:00+01:00", T0),  # text with an offset of its own
+    ("2026-03-01 12:00:00Z", T0),
+    ("2026-03-01", T0 - timedelta(hours=12)),  # a date alone: its midnight, UTC
+    (datetime(2026, 3, 1, 12, 0), T0),  # a naive datetime
+    (T0, T0),
     (datetime(2026, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1))), T0),  # PostgreSQL: timestamptz
     (None, None),
 ])
@@ -95,3 +101,19 @@ def test_event_ids_are_the_same_every_import():
     record = uuid4()
     assert convert.derived("flow_run.created", record) == convert.derived("flow_run.created", record)
     assert convert.derived("flow_run.created", record) != convert.derived("task_run.created", record)
+
+
+@pytest.mark.parametrize("parts", [
+    ("flow_run.created", UUID("0b9e4a4e-0000-4000-8000-000000000001")),
+    ("flow_run.infrastructure_pid", uuid4(), "12345"),
+    ("flow.created",),
+    ("artifact.latest", "a key with ünïcode", 7),
+    *(("task_run.created", uuid4()) for _ in range(20)),
+])
+def test_derived_ids_are_uuid5_of_the_import_namespace(parts):
+    """Ids derived by earlier imports must come out the same: the fast path is uuid5 exactly."""
+    import uuid
+
+    expected = uuid.uuid5(convert.IMPORT_NAMESPACE, "\x1f".join(map(str, parts)))
+    got = convert.derived(*parts)
+    assert got == expected and got.version == 5 and got.variant == uuid.RFC_4122

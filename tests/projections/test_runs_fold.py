@@ -121,3 +121,18 @@ def test_clearing_the_runs_queue_drops_queue_and_pool_but_only_for_the_queue_nam
     assert cleared is not None and cleared.version == 2
     assert (cleared.work_queue_id, cleared.work_pool_id, cleared.work_pool_name, cleared.work_queue_name) == (
         None, None, None, "fast")
+@pytest.mark.parametrize("snapshot", [
+    {"name": "a", "task_key": "k", "start_time": "2026-01-01T00:00:00", "tags": ["x"], "run_count": "3", "other": 1},
+    {"name": "a", "task_key": None, "start_time": "2026-01-01T00:00:00+01:00", "run_count": 2.0,
+     "total_run_time": "1.5"},
+    {"name": 5, "tags": "not a list", "empirical_policy": {"a": 1}, "cache_expiration": None, "labels": None},
+    {"id": "x", "version": 3, "flow_run_id": "y", "state": {}, "expected_start_time": "2026-01-01"},
+    {"run_count": True, "flow_run_run_count": "x", "next_scheduled_start_time": 12345},
+    {},
+])
+def test_a_task_run_snapshot_converts_at_once_as_field_by_field(snapshot):
+    """The one-conversion path keeps the field-by-field rules: unknown and invalid fields left
+    out (the rest kept), naive times read as UTC."""
+    from runlog.projections.runs import _task_fields, _task_fields_one_by_one
+
+    assert _task_fields(snapshot) == _task_fields_one_by_one(snapshot)
