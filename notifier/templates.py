@@ -52,7 +52,15 @@ UI_PATHS = {
 
 
 class TemplateInvalid(ValueError):
-    """A template that does not parse, or breaks the sandbox's limits; says which field."""
+    """A template that does not parse, or breaks the sandbox's limits; says which field.
+
+    ``reason`` is the problem without the field's name and ``line`` the template's line it is on
+    (0 when it is not on one line), as Prefect's template validation answers them."""
+
+    def __init__(self, message: str, *, reason: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.line = line
 
 
 class TemplateFailed(Exception):
@@ -106,13 +114,17 @@ def check(template: str, field: str = "template") -> None:
         root = _checking.parse(template)
         _checking.compile(root)  # unknown filters are found when compiling
     except TemplateError as exc:
-        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
-        raise TemplateInvalid(f"{field!r} is not a valid template: {exc.message}{line}") from None
+        lineno = getattr(exc, "lineno", None) or 0
+        line = f" (line {lineno})" if lineno else ""
+        reason = exc.message or type(exc).__name__
+        raise TemplateInvalid(f"{field!r} is not a valid template: {reason}{line}", reason=reason, line=lineno) from None
     loops = list(root.find_all(nodes.For))
     if len(loops) > MAX_LOOPS:
-        raise TemplateInvalid(f"{field!r} has {len(loops)} for loops; templates may have at most {MAX_LOOPS}")
+        reason = f"has {len(loops)} for loops; templates may have at most {MAX_LOOPS}"
+        raise TemplateInvalid(f"{field!r} {reason}", reason=f"Contains {len(loops)} for loops. Templates can contain no more than {MAX_LOOPS} for loops.")
     if loops and _loop_depth(root) > MAX_LOOP_DEPTH:
-        raise TemplateInvalid(f"{field!r} nests for loops deeper than {MAX_LOOP_DEPTH}")
+        raise TemplateInvalid(f"{field!r} nests for loops deeper than {MAX_LOOP_DEPTH}",
+                              reason=f"Templates can nest for loops no more than {MAX_LOOP_DEPTH} loops deep.")
 
 
 def fired_state(event: ReceivedEvent) -> dict[str, Any] | None:
