@@ -10,13 +10,16 @@ Prefect does, not taken from the run's current state.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from jinja2 import ChainableUndefined, Template, TemplateError, nodes, pass_context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+if TYPE_CHECKING:  # jinja2 is imported when a template is first checked or rendered
+    from jinja2 import Template, nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runlog.schema.automations import ReceivedEvent
 
@@ -86,6 +89,9 @@ def _range(*args: int) -> range:
 
 
 def _environment(ui_base: str) -> ImmutableSandboxedEnvironment:
+    from jinja2 import ChainableUndefined, pass_context
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     @pass_context
     def ui_url(_ctx: Any, obj: Any) -> str | None:
         kind = getattr(obj, "_kind", None)
@@ -100,19 +106,25 @@ def _environment(ui_base: str) -> ImmutableSandboxedEnvironment:
     return env
 
 
-_checking = _environment("http://localhost")
+@functools.cache
+def _checking() -> ImmutableSandboxedEnvironment:
+    return _environment("http://localhost")
 
 
 def _loop_depth(node: nodes.Node, depth: int = 0) -> int:
+    from jinja2 import nodes
+
     depth += isinstance(node, nodes.For)
     return max([depth, *(_loop_depth(child, depth) for child in node.iter_child_nodes())])
 
 
 def check(template: str, field: str = "template") -> None:
     """Raises TemplateInvalid when ``template`` does not parse or breaks Prefect's limits."""
+    from jinja2 import TemplateError, nodes
+
     try:
-        root = _checking.parse(template)
-        _checking.compile(root)  # unknown filters are found when compiling
+        root = _checking().parse(template)
+        _checking().compile(root)  # unknown filters are found when compiling
     except TemplateError as exc:
         lineno = getattr(exc, "lineno", None) or 0
         line = f" (line {lineno})" if lineno else ""
