@@ -55,6 +55,20 @@ class _RunlogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Our root handler; a distinct class so reconfiguring replaces it instead of adding another."""
 
 
+def command_logging_level(level: str) -> str:
+    """The level a command logs at: RUNLOG_LOGGING_LEVEL, but never below WARNING unless it is DEBUG.
+
+    What a command does in-process, opening the database or (in ephemeral mode) serving its own
+    requests, is logged at INFO for a server's operator; a person running ``runlog flow-run ls``
+    wants the answer, and those lines only when debugging. ``runlog server start`` sets the
+    server's own level again when it starts serving.
+    """
+    level = level.upper()
+    if level == "DEBUG":
+        return level
+    return max(level, "WARNING", key=LOG_LEVELS.index)
+
+
 def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> None:
     """Send structlog events and stdlib log records at LEVEL and above to STREAM (stderr).
 

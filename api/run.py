@@ -11,7 +11,6 @@ terminal already reached the child, which shares our process group, and is not s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -19,9 +18,13 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import RunlogError
 from .settings import Settings
+
+if TYPE_CHECKING:  # asyncio is imported by the server's thread, after the child is spawned
+    import asyncio
 
 # Forwarded to the child when another process sends them to us.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -101,10 +104,11 @@ class EmbeddedServer:
     def _main(self) -> None:
         loop = None
         try:
+            import asyncio
             import sys
 
-            from .commands.common import command_logging_level
-            from .logging import configure_logging
+            # Not api/commands/common.py, whose click and rich.progress the server does not use.
+            from .logging import command_logging_level, configure_logging
             from .server import _new_event_loop
 
             # As for the CLI's other commands: warnings and errors only, on stderr, never on the

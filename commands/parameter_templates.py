@@ -13,13 +13,15 @@ Jinja context are given; ``variable_names`` finds the variables a first pass nee
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+if TYPE_CHECKING:  # jinja2 is imported when a template is first checked or rendered
+    from jinja2 import nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 KIND = "__prefect_kind"
 
@@ -94,19 +96,29 @@ def _range(*args: int) -> range:
     return bounded
 
 
-_env = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
-_env.globals["range"] = _range
+@functools.cache
+def _environment() -> ImmutableSandboxedEnvironment:
+    from jinja2 import ChainableUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
+    env.globals["range"] = _range
+    return env
 
 
 def _loop_depth(node: nodes.Node, depth: int = 0) -> int:
+    from jinja2 import nodes
+
     depth += isinstance(node, nodes.For)
     return max([depth, *(_loop_depth(child, depth) for child in node.iter_child_nodes())])
 
 
 def _check_template(template: str) -> str | None:
     """Why Prefect refuses the template (its syntax, or too many or too deeply nested loops), or None."""
+    from jinja2 import TemplateSyntaxError, nodes
+
     try:
-        root = _env.parse(template)
+        root = _environment().parse(template)
     except TemplateSyntaxError as exc:
         return str(exc)
     loops = list(root.find_all(nodes.For))
@@ -124,7 +136,7 @@ def render_template(template: str, context: Mapping[str, Any]) -> str:
     if "{{" not in template and "{%" not in template:
         return template
     try:
-        return _env.from_string(template).render(dict(context))
+        return _environment().from_string(template).render(dict(context))
     except Exception as exc:  # a user's template may fail in any way; Prefect reports it so
         raise _invalid("InvalidJinja", "Invalid jinja", f"Failed to render template due to the following error: {exc!r}") from None
 

@@ -10,13 +10,16 @@ Prefect does, not taken from the run's current state.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from jinja2 import ChainableUndefined, Template, TemplateError, nodes, pass_context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+if TYPE_CHECKING:  # jinja2 is imported when a template is first checked or rendered
+    from jinja2 import Template, nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runlog.schema.automations import ReceivedEvent
 
@@ -52,7 +55,15 @@ UI_PATHS = {
 
 
 class TemplateInvalid(ValueError):
-    """A template that does not parse, or breaks the sandbox's limits; says which field."""
+    """A template that does not parse, or breaks the sandbox's limits; says which field.
+
+    ``reason`` is the problem without the field's name and ``line`` the template's line it is on
+    (0 when it is not on one line), as Prefect's template validation answers them."""
+
+    def __init__(self, message: str, *, reason: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.line = line
 
 
 class TemplateFailed(Exception):
@@ -78,6 +89,9 @@ def _range(*args: int) -> range:
 
 
 def _environment(ui_base: str) -> ImmutableSandboxedEnvironment:
+    from jinja2 import ChainableUndefined, pass_context
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     @pass_context
     def ui_url(_ctx: Any, obj: Any) -> str | None:
         kind = getattr(obj, "_kind", None)
@@ -92,27 +106,37 @@ def _environment(ui_base: str) -> ImmutableSandboxedEnvironment:
     return env
 
 
-_checking = _environment("http://localhost")
+@functools.cache
+def _checking() -> ImmutableSandboxedEnvironment:
+    return _environment("http://localhost")
 
 
 def _loop_depth(node: nodes.Node, depth: int = 0) -> int:
+    from jinja2 import nodes
+
     depth += isinstance(node, nodes.For)
     return max([depth, *(_loop_depth(child, depth) for child in node.iter_child_nodes())])
 
 
 def check(template: str, field: str = "template") -> None:
     """Raises TemplateInvalid when ``template`` does not parse or breaks Prefect's limits."""
+    from jinja2 import TemplateError, nodes
+
     try:
-        root = _checking.parse(template)
-        _checking.compile(root)  # unknown filters are found when compiling
+        root = _checking().parse(template)
+        _checking().compile(root)  # unknown filters are found when compiling
     except TemplateError as exc:
-        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
-        raise TemplateInvalid(f"{field!r} is not a valid template: {exc.message}{line}") from None
+        lineno = getattr(exc, "lineno", None) or 0
+        line = f" (line {lineno})" if lineno else ""
+        reason = exc.message or type(exc).__name__
+        raise TemplateInvalid(f"{field!r} is not a valid template: {reason}{line}", reason=reason, line=lineno) from None
     loops = list(root.find_all(nodes.For))
     if len(loops) > MAX_LOOPS:
-        raise TemplateInvalid(f"{field!r} has {len(loops)} for loops; templates may have at most {MAX_LOOPS}")
+        reason = f"has {len(loops)} for loops; templates may have at most {MAX_LOOPS}"
+        raise TemplateInvalid(f"{field!r} {reason}", reason=f"Contains {len(loops)} for loops. Templates can contain no more than {MAX_LOOPS} for loops.")
     if loops and _loop_depth(root) > MAX_LOOP_DEPTH:
-        raise TemplateInvalid(f"{field!r} nests for loops deeper than {MAX_LOOP_DEPTH}")
+        raise TemplateInvalid(f"{field!r} nests for loops deeper than {MAX_LOOP_DEPTH}",
+                              reason=f"Templates can nest for loops no more than {MAX_LOOP_DEPTH} loops deep.")
 
 
 def fired_state(event: ReceivedEvent) -> dict[str, Any] | None:

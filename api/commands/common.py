@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..logging import configure_logging
-from ..settings import LOG_LEVELS, Settings, load_settings
+from ..logging import command_logging_level, configure_logging
+from ..settings import Settings, load_settings
 
 
 def requested_profile(ctx: click.Context) -> str | None:
@@ -29,20 +29,6 @@ def get_settings(ctx: click.Context) -> Settings:
     settings = load_settings(profile=requested_profile(ctx))
     configure_logging(command_logging_level(settings.logging_level), stream=sys.stderr)
     return settings
-
-
-def command_logging_level(level: str) -> str:
-    """The level a command logs at: RUNLOG_LOGGING_LEVEL, but never below WARNING unless it is DEBUG.
-
-    What a command does in-process, opening the database or (in ephemeral mode) serving its own
-    requests, is logged at INFO for a server's operator; a person running ``runlog flow-run ls``
-    wants the answer, and those lines only when debugging. ``runlog server start`` sets the
-    server's own level again when it starts serving.
-    """
-    level = level.upper()
-    if level == "DEBUG":
-        return level
-    return max(level, "WARNING", key=LOG_LEVELS.index)
 
 
 @contextlib.contextmanager

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import msgspec
 from aiohttp import web
+
+if TYPE_CHECKING:  # imported when a page is first rendered, not by every process that builds the app
+    import jinja2
 
 _json = msgspec.json.Encoder(order="sorted")
 
@@ -38,6 +40,8 @@ def _pretty_json(value: Any) -> str:
 
 @functools.cache
 def environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("runlog.api.pages", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,

@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from runlog.commands import automations as commands
+from runlog.notifier import templates
 from runlog.projections.automations import AutomationView
 
 from .. import keys
@@ -50,6 +51,29 @@ async def create_automation(request: web.Request) -> web.Response:
         clock=request.config_dict[keys.CLOCK],
     )
     return json_response(to_automation(view), status=201)
+
+
+@routes.post("/templates/validate")
+@routes.post("/automations/templates/validate")  # the older path, which Prefect's v1 UI calls
+@documented(summary="Validate a notification template", request=str, request_required=False, status=204,
+            errors={422: "The template does not parse or breaks the sandbox's limits (body: {error: {line, message, source}})"})
+async def validate_template(request: web.Request) -> web.Response:
+    """Prefect's check of a subject or body as the wizard's fields are typed: 204 when the
+    template is one that creating an automation accepts, else 422 with Prefect's ``error`` shape
+    (not ``detail``), which the UI shows under the field.
+
+    The body is the template as a JSON string, or (as FastAPI reads a body sent as anything but
+    JSON) the template's own text: v1's UI posts it as text/plain."""
+    media = request.headers.get("Content-Type", "application/json").partition(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        template = await decode_body(request, str, default="")
+    else:
+        template = (await request.read()).decode("utf-8", errors="replace")
+    try:
+        templates.check(template)
+    except templates.TemplateInvalid as exc:
+        return json_response({"error": {"line": exc.line, "message": exc.reason, "source": template}}, status=422)
+    return empty_response()
 
 
 @routes.post("/automations/filter")

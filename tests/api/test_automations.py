@@ -210,3 +210,32 @@ async def test_within_may_be_an_iso_duration_and_every_automation_reads_them_all
     second = await create(server, name="second", enabled=False)
     async with server.app[keys.STORE].reading() as tx:
         assert [a.id for a in await every_automation(tx)] == [uuid.UUID(first["id"]), uuid.UUID(second["id"])]
+
+
+@pytest.mark.parametrize("path", ["/templates/validate", "/automations/templates/validate"])
+async def test_template_validation_answers_204_for_a_template_an_automation_accepts(server, path: str) -> None:
+    assert await server.request("POST", path, json="Flow run {{ flow_run.name }} is {{ flow_run.state.name }}") == (204, None)
+    # v1's UI posts the template's text as text/plain, which Prefect's server reads as the template.
+    plain = await server.request("POST", path, data="{{ flow.name }}", headers={"Content-Type": "text/plain"})
+    assert plain == (204, None)
+    assert await server.request("POST", path) == (204, None)  # no body: the empty template
+
+
+@pytest.mark.parametrize("template, line, words", [
+    ("ok\n{{ flow_run.name", 2, "unexpected end of template"),
+    ("{{ x | no_such_filter }}", 1, "no_such_filter"),
+    ("{% for a in b %}{% for c in a %}{% for d in c %}{% endfor %}{% endfor %}{% endfor %}", 0, "no more than 2 loops deep"),
+])
+async def test_template_validation_answers_422_with_prefects_error_shape(server, template: str, line: int, words: str) -> None:
+    """The line and message the UI shows under the field (Prefect's ``error``, not ``detail``);
+    the same templates that creating an automation refuses."""
+    status, answer = await server.request("POST", "/templates/validate", json=template)
+    assert status == 422 and answer["error"]["line"] == line and words in answer["error"]["message"], answer
+    assert answer["error"]["source"] == template
+    refused_too, _ = await server.request("POST", "/automations/", json=body(actions=[notify(body=template)]))
+    assert refused_too == 422
+
+
+async def test_template_validation_refuses_a_json_body_that_is_not_a_string(server) -> None:
+    status, answer = await server.request("POST", "/templates/validate", json={"template": "{{ x }}"})
+    assert status == 422 and "Expected `str`" in answer["detail"], answer

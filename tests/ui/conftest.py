@@ -13,11 +13,13 @@ installs both (.ci/run), so a missing one there is a broken install, not a reaso
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import subprocess
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,17 +128,56 @@ def runlog(store_url: str, backend: str, tmp_path: Path) -> Iterator[Runlog]:
 
 
 @dataclass
+class Hook:
+    """A loopback HTTP receiver (the seed's Slack webhook block points at it): answers every POST
+    200 "ok", as Slack does, and keeps the JSON bodies it got."""
+
+    url: str = ""
+    received: list[dict] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _hook() -> Iterator[Hook]:
+    hook = Hook()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            hook.received.append(json.loads(body or b"null"))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:  # quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    hook.url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/UI"
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+
+
+@dataclass
 class Seeded:
-    """A server holding what tests/ui/seed.py made, and what it printed (ids and names)."""
+    """A server holding what tests/ui/seed.py made, and what it printed (ids and names); HOOK
+    receives what the seed's notification block ``ui-alerts`` sends."""
 
     runlog: Runlog
     made: dict
+    hook: Hook
 
 
-def _seed(runlog: Runlog) -> dict:
+def _seed(runlog: Runlog, hook: Hook) -> dict:
     done = subprocess.run(
-        [PREFECT_PYTHON, "-m", "tests.ui.seed"], cwd=ROOT, env=runlog.client_env, capture_output=True, text=True,
-        timeout=280,
+        [PREFECT_PYTHON, "-m", "tests.ui.seed"], cwd=ROOT, env=runlog.client_env | {"RUNLOG_TEST_UI_HOOK_URL": hook.url},
+        capture_output=True, text=True, timeout=280,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0 and lines, f"the seed failed:\n{done.stdout}\n{done.stderr}"
@@ -153,8 +194,9 @@ def seeded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             url = f"sqlite:///{workdir}/runlog.db"
         else:
             url = stack.enter_context(new_pg_database(request.getfixturevalue("postgres_admin_url")))
+        hook = stack.enter_context(_hook())
         runlog = stack.enter_context(_served(url, request.param, workdir))
-        yield Seeded(runlog, _seed(runlog))
+        yield Seeded(runlog, _seed(runlog, hook), hook)
 
 
 @pytest.fixture

@@ -4,8 +4,10 @@
 
 a flow with tasks, logs at several levels, a task that fails once and is retried, a flow that
 fails, a parent with a subflow, a markdown artifact; a process work pool with a worker's
-heartbeat, a deployment in it with an interval schedule and a scheduled run; a secret block and the Slack webhook block type; an
-automation; a variable; a global and a tag concurrency limit.
+heartbeat, a deployment in it with an interval schedule and a scheduled run; a secret block; a Slack
+webhook block ``ui-alerts`` (a notification channel) pointed at RUNLOG_TEST_UI_HOOK_URL, the tests'
+loopback receiver (a Slack-like URL that goes nowhere without it); an automation; a variable; a
+global and a tag concurrency limit.
 
 Prints one JSON line naming what it made (ids, names), which the tests look for on the pages.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from datetime import timedelta
 
 from prefect import flow, get_run_logger, task
@@ -109,7 +112,9 @@ def main() -> None:
     deployment_id = deployment_id.apply()
     made = asyncio.run(infrastructure())
     Secret(value="ui-seed-secret").save("ui-secret", overwrite=True)
-    SlackWebhook.register_type_and_schema()  # in the catalogue, for the form that creates one
+    # In the catalogue for the form that creates one, and a channel for the automations' wizards.
+    hook = os.environ.get("RUNLOG_TEST_UI_HOOK_URL") or "https://hooks.slack.com/services/T000/B000/SEED"
+    alerts = SlackWebhook(url=hook).save("ui-alerts", overwrite=True)
     Variable.set("ui_variable", {"threshold": 42}, tags=["ui"])
     automation = Automation(
         name="ui-automation", description="every failed run",
@@ -120,7 +125,7 @@ def main() -> None:
         actions=[DoNothing()],
     ).create()
     print(json.dumps({
-        "runs": runs, "automation_id": str(automation.id), **made, "applied_deployment_id": str(deployment_id),
+        "runs": runs, "automation_id": str(automation.id), "alerts_block_id": str(alerts), **made, "applied_deployment_id": str(deployment_id),
     }), flush=True)
 
 

@@ -7,6 +7,7 @@ screenshot of each page goes to the artifacts folder (see conftest.py)."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -429,6 +430,8 @@ def test_v2_creates_an_automation_with_the_wizard(seeded_pages, data) -> None:
     assert [a["type"] for a in automation["actions"]] == ["cancel-flow-run"]
     assert automation["trigger"]["posture"] == "Reactive" and automation["enabled"] is True
     assert_clean(visit)
+    # It would cancel every later run of the module (the v1 wizard's test runs a flow).
+    httpx.delete(f"{data.runlog.api}/automations/{automation['id']}", timeout=30).raise_for_status()
 
 
 def test_v2_runs_filtered_by_state_show_only_the_failed_run(seeded_pages, data) -> None:
@@ -437,3 +440,58 @@ def test_v2_runs_filtered_by_state_show_only_the_failed_run(seeded_pages, data) 
     assert etl["name"] not in text(visit)
     assert ("POST", "/ui/flow_runs/history") in visit.api_calls  # the chart of runs above the list
     assert_clean(visit)
+
+
+def open_select(page, select: str) -> None:  # type: ignore[no-untyped-def]
+    """Opens v1's p-select of class SELECT. Clicked where a person clicks, on its chevron: a click
+    on its button is handled twice by Prefect's design system (the button and the input around it
+    both toggle the pop-over), which opens and closes it at once, in any browser."""
+    page.locator(f".{select} .p-select-button__icon").click()
+    page.locator(".p-pop-over-content").wait_for()
+
+
+def choose(page, select: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    open_select(page, select)
+    page.locator(".p-pop-over-content").get_by_role("option", name=option, exact=True).click()
+
+
+def test_v1_creates_an_automation_with_the_wizard_and_it_notifies(seeded_pages, data, seeded) -> None:
+    """v1's wizard: when a flow run enters Failed, send a notification to the seed's Slack webhook
+    block; the automation is stored as made, and a failing run then reaches the loopback receiver
+    the block points at, with the run's id in the message."""
+    name = "ui-v1-wizard-automation"
+    visit = seeded_pages.open("/automations/create", ui="v1", wait_for="Trigger Template", label="v1-automation-wizard")
+    page = visit.page
+    choose(page, "automation-trigger-template-select", "Flow run state")
+    choose(page, "state-name-select", "Failed")
+    page.get_by_text("Trigger Template", exact=True).click()  # a multiple select stays open until a click elsewhere
+    page.get_by_role("button", name="Next").click()
+    choose(page, "automation-action-type-select", "Send a notification")
+    choose(page, "block-capability-block-document-input__select", "ui-alerts")
+    page.wait_for_load_state("networkidle")  # the subject and body are validated as they are filled in
+    seeded_pages.screenshot(visit, "v1-automation-wizard-action")
+    page.get_by_role("button", name="Next").click()
+    page.locator("input[type=text]:visible").first.fill(name)
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/automations", timeout=30_000)
+    page.wait_for_function("t => document.body.innerText.includes(t)", arg=name, timeout=30_000)
+    seeded_pages.screenshot(visit, "v1-automation-created")
+    seeded_pages.record_calls(visit, "v1-automation-wizard")
+    (automation,) = [a for a in data.post("/automations/filter", {}) if a["name"] == name]  # type: ignore[union-attr]
+    try:
+        (action,) = automation["actions"]
+        assert action["type"] == "send-notification" and action["block_document_id"] == data.made["alerts_block_id"]
+        assert "{{ flow_run.id }}" in action["body"]
+        trigger = automation["trigger"]
+        assert trigger["posture"] == "Reactive" and automation["enabled"] is True
+        assert trigger["expect"] == ["prefect.flow-run.Failed"]
+        assert ("POST", "/automations/templates/validate") in visit.api_calls
+        assert_clean(visit)
+
+        run = data.runlog.run_flow("failing")
+        assert run["state"] == "FAILED", run
+        hook = seeded.hook
+        until(lambda: any(run["flow_run_id"] in json.dumps(message) for message in hook.received),
+              "the failed run's notification at the receiver", timeout=60)
+    finally:
+        httpx.delete(f"{data.runlog.api}/automations/{automation['id']}", timeout=30).raise_for_status()
