@@ -80,6 +80,10 @@ SQLITE_CACHE_KIB = 256 * 1024
 after): the shadows' keys are random UUIDs, so each batch's upserts land all over their b-trees,
 and with SQLite's default 2 MB cache most of them would read and spill pages."""
 
+SWAP_WORK_MEM = "256MB"
+"""PostgreSQL's work_mem in the swap's transaction (SET LOCAL): its joins of shadow and live
+tables hash in memory."""
+
 FINAL_LAG = 5_000
 """When the shadow is this close to the head, the last transaction takes the append lock."""
 
@@ -449,6 +453,10 @@ async def _fill_and_swap(
             if mine:
                 await _fold(spec, shadow, mine)
         swapping = time.monotonic()
+        if tx.dialect == "postgres":
+            # The swap joins each shadow with its live table: room to hash them in memory
+            # rather than sort them through temporary files (4 MB by default).
+            await tx.execute(f"SET LOCAL work_mem = '{SWAP_WORK_MEM}'")
         changes = RowChanges()
         for spec in group:
             for table in spec.tables:
@@ -471,6 +479,15 @@ async def _fill_and_swap(
     inline = [spec for spec in specs if spec.kind == "inline"]
     followers = [spec for spec in specs if spec.kind != "inline"]
     reached: dict[str, int] = {}
+    if tables and await _dialect(store) == "postgres":
+        # Statistics of the filled shadows before the swap joins them (autovacuum may not have
+        # looked at tables this new): without them the planner guesses their size, and a
+        # nested loop over a guess of a few rows is what it may choose. Outside the lock.
+        async def analyze(tx: Tx) -> None:
+            for table in tables:
+                await tx.execute(f"ANALYZE {SHADOW}{table.name}")
+
+        await store.write_transaction(analyze)
     if inline:
         at = await store.write_transaction(lambda tx: finish(tx, inline), lock_appends=True)
         reached.update((spec.name, at) for spec in inline)
