@@ -29,6 +29,14 @@ table would break until they restart; and index and constraint names that migrat
 name would change. Writing the rows that differ costs a moment under the append lock (README,
 Benchmarks).
 
+Speed (README, Benchmarks): the rows of a fold that reads none of its own rows (the event
+feed's derivation, the costliest fold) are made before their batch's transaction, while the
+previous batch's transaction writes, so reading and folding overlap the database's work and
+the transaction mostly writes; on PostgreSQL each shadow table's upserts of a batch are one
+statement (``unnest`` of the shadow's row type), the shadows are analyzed before the swap and
+the swap hashes its joins in a larger ``work_mem``; on SQLite the writing connection's page
+cache is widened while the shadows fill.
+
 A rebuild that stops midway (killed, the database gone) leaves the live tables as they were;
 the shadows and their checkpoint stay, and the next rebuild of the same version goes on from
 there (one of another version starts again). A projection whose stored version differs from its
