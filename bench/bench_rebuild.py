@@ -8,7 +8,10 @@ Completed, with K task runs each created, Running and Completed (default 0): the
 appended without inline projections, so only the rebuild folds them. Then rebuilds every
 projection (or --only those) beside the live tables and swaps them in, as the server does,
 twice: first over empty live tables, then over the tables the first built (the usual case: the
-swap writes only rows that differ), and prints events/s and the swap's time (its log line). --profile prints where the rebuild's time goes (cProfile, by cumulative time)
+swap writes only rows that differ), and prints events/s, the CPU seconds spent (this process's,
+its SQLite threads included, plus on PostgreSQL those of the server's backends serving the
+benchmark's database, read from /proc) and events per CPU second (steadier than events/s on a
+loaded machine), and the swap's time (its log line). --profile prints where the rebuild's time goes (cProfile, by cumulative time)
 to stderr.
 
 Databases are the benchmark's own: a SQLite file in a temporary directory; on PostgreSQL a
@@ -89,21 +92,44 @@ async def fill(url: str, runs: int, tasks: int) -> int:
         return await store.head()
 
 
-async def measure(url: str, only: list[str], profile: bool) -> tuple[int, float]:
+async def _server_cpu(store) -> dict[int, float]:  # type: ignore[no-untyped-def]
+    """CPU seconds of each PostgreSQL backend serving this benchmark's database, by pid (read
+    from /proc: the server runs on this machine); {} on SQLite."""
+    async with store.reading() as tx:
+        if tx.dialect != "postgres":
+            return {}
+        pids = [row[0] for row in await tx.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpu
+
+
+async def measure(url: str, only: list[str], profile: bool) -> tuple[int, float, float]:
     async with open_store(url, projections=inline_projections()) as store:
         profiler = cProfile.Profile() if profile else None
-        started = time.perf_counter()
+        server_before = await _server_cpu(store)
+        started, cpu = time.perf_counter(), time.process_time()
         if profiler is not None:
             profiler.enable()
         rebuilt = await rebuild(store, only)
         if profiler is not None:
             profiler.disable()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        server_after = await _server_cpu(store)
+        # Backends that ended before the second look are missed: a lower bound.
+        cpu += sum(at - server_before.get(pid, 0.0) for pid, at in server_after.items())
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
         print(out.getvalue(), file=sys.stderr)
-    return rebuilt[0].events, seconds
+    return rebuilt[0].events, seconds, cpu
 
 
 async def bench(backend: str, args: argparse.Namespace) -> None:
@@ -115,10 +141,10 @@ async def bench(backend: str, args: argparse.Namespace) -> None:
         # First into empty live tables (every row is new at the swap), then again over the
         # tables it built: what a rebuild on a running server usually meets.
         for case in ("empty live tables", "live tables built"):
-            events, seconds = await measure(url, args.only, args.profile and case == "live tables built")
+            events, seconds, cpu = await measure(url, args.only, args.profile and case == "live tables built")
             load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
             print(f"| {backend} | {args.runs:,} | {events:,} | {what} | {case} | {seconds:.2f} | "
-                  f"{events / seconds:,.0f} | {load} |", flush=True)
+                  f"{events / seconds:,.0f} | {cpu:.2f} | {events / cpu:,.0f} | {load} |", flush=True)
 
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="runlog-bench-rebuild-") as folder:
@@ -137,8 +163,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--only", nargs="*", default=[])
     args = parser.parse_args()
-    print("| backend | runs | events | rebuilt | over | seconds | events/s | load average |")
-    print("|---|---:|---:|---|---|---:|---:|---|", flush=True)
+    print("| backend | runs | events | rebuilt | over | seconds | events/s | CPU s | events/CPU s | load average |")
+    print("|---|---:|---:|---|---|---:|---:|---:|---:|---|", flush=True)
     for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
         asyncio.run(bench(backend, args))
 

@@ -29,6 +29,14 @@ table would break until they restart; and index and constraint names that migrat
 name would change. Writing the rows that differ costs a moment under the append lock (README,
 Benchmarks).
 
+Speed (README, Benchmarks): the rows of a fold that reads none of its own rows (the event
+feed's derivation, the costliest fold) are made before their batch's transaction, while the
+previous batch's transaction writes, so reading and folding overlap the database's work and
+the transaction mostly writes; on PostgreSQL each shadow table's upserts of a batch are one
+statement (``unnest`` of the shadow's row type), the shadows are analyzed before the swap and
+the swap hashes its joins in a larger ``work_mem``; on SQLite the writing connection's page
+cache is widened while the shadows fill.
+
 A rebuild that stops midway (killed, the database gone) leaves the live tables as they were;
 the shadows and their checkpoint stay, and the next rebuild of the same version goes on from
 there (one of another version starts again). A projection whose stored version differs from its
@@ -37,6 +45,7 @@ code's is rebuilt when the server starts (``rebuild_outdated``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -73,6 +82,15 @@ position reached, the events folded and its seconds (migration 0026)."""
 BATCH_EVENTS = {"sqlite": 5_000, "postgres": 20_000}
 """Events folded per transaction while catching up. On SQLite each batch holds the database's
 one write lock while it writes, so appends wait for it: a batch is a few tens of ms."""
+
+SQLITE_CACHE_KIB = 256 * 1024
+"""SQLite's page cache on the writing connection while a rebuild fills its shadows (restored
+after): the shadows' keys are random UUIDs, so each batch's upserts land all over their b-trees,
+and with SQLite's default 2 MB cache most of them would read and spill pages."""
+
+SWAP_WORK_MEM = "256MB"
+"""PostgreSQL's work_mem in the swap's transaction (SET LOCAL): its joins of shadow and live
+tables hash in memory."""
 
 FINAL_LAG = 5_000
 """When the shadow is this close to the head, the last transaction takes the append lock."""
@@ -140,6 +158,23 @@ class ShadowTx:
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         await self._tx.executemany(self.sql(sql), args)
+
+    async def persist(self, changes: RowChanges) -> None:
+        """Write ``changes`` into the shadows. On PostgreSQL each table's upserts travel as one
+        array of rows in one statement (``unnest`` of the shadow's row type) rather than a
+        statement per row: the server plans once and writes the set, and one round trip
+        carries a batch (the rows are those the one-statement append sends the same way)."""
+        if self.dialect != "postgres":
+            await persist(self, changes)
+            return
+        for table, upserts, deletes in changes.tables():
+            if deletes:
+                await self.executemany(table.delete_sql, [table.key_params(key) for key in deletes])
+            if upserts:
+                shadow = SHADOW + table.name
+                await self._tx.execute(
+                    f"INSERT INTO {shadow} SELECT * FROM unnest($1::{shadow}[]) {table.on_conflict}", upserts,
+                )
 
 
 # -- the shadow tables ------------------------------------------------------------------------
@@ -217,23 +252,39 @@ async def _swap(tx: Tx, table: Table) -> None:
 
 # -- folding ------------------------------------------------------------------------------------
 
+def _after(records: list[RecordedEvent], position: int) -> list[RecordedEvent]:
+    """The records past ``position`` (all of them when the first is: the usual case)."""
+    if not records or records[0].position > position:
+        return records
+    return [r for r in records if r.position > position]
+
+
+def _foldable_early(spec: Spec) -> bool:
+    """Whether the projection's rows for a batch depend only on the events (not on its rows)."""
+    return spec.kind == "async" and not getattr(spec.projection, "reads_own_rows", False)
+
+
+async def _early_changes(spec: Spec, records: Sequence[RecordedEvent]) -> RowChanges:
+    return await spec.projection.changes(records) if records else RowChanges()
+
+
 async def _fold(spec: Spec, tx: ShadowTx, records: Sequence[RecordedEvent]) -> None:
     projection = spec.projection
     if spec.kind == "async":
         # A fold that reads its own rows (run_history) reads the shadows, in this transaction.
         if getattr(projection, "reads_own_rows", False):
-            await persist(tx, await projection.changes(records, tx))
+            await tx.persist(await projection.changes(records, tx))
         else:
-            await persist(tx, await projection.changes(records))
+            await tx.persist(await projection.changes(records))
     elif getattr(projection, "per_event", False):
         # It reads rows that earlier events change (eventstore/base.py): one event at a time, as
         # the append path hands them; only the types it folds (``event_types``) are worth a call.
         types = getattr(projection, "event_types", None)
         for record in records:
             if types is None or record.type in types:
-                await persist(tx, await projection.changes(tx, [record]))
+                await tx.persist(await projection.changes(tx, [record]))
     else:
-        await persist(tx, await projection.changes(tx, records))
+        await tx.persist(await projection.changes(tx, records))
 
 
 def _records(rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
@@ -303,7 +354,6 @@ async def _rebuild(
     store: EventStore, specs: Sequence[Spec], on_progress: Progress | None, now: Callable[[], datetime],
 ) -> list[Rebuilt]:
     started = time.monotonic()
-    tables = [table for spec in specs for table in spec.tables]
     after = await _prepare(store, specs)
     start = min(after.values())
     head = await store.head()
@@ -311,32 +361,88 @@ async def _rebuild(
              resumed={name: at for name, at in after.items() if at})
     dialect = await _dialect(store)
     batch = BATCH_EVENTS[dialect]
-    low = start
+    cache = await _cache_size(store, -SQLITE_CACHE_KIB) if dialect == "sqlite" else None
+    try:
+        return await _fill_and_swap(store, specs, on_progress, now, started, after, start, head, batch)
+    finally:
+        if cache is not None:
+            try:
+                await _cache_size(store, cache)
+            except Exception as exc:  # the store failed (the rebuild's own error says why)
+                log.warning("projection_rebuild_cache_not_restored", error=str(exc))
+
+
+async def _cache_size(store: EventStore, size: int) -> int:
+    """Set SQLite's page cache size (PRAGMA cache_size: pages, or KiB when negative) on the
+    writing connection; the size it had."""
+    async def set_size(tx: Tx) -> int:
+        old = int((await tx.fetch("PRAGMA cache_size"))[0][0])
+        await tx.execute(f"PRAGMA cache_size = {int(size)}")
+        return old
+
+    return await store.write_transaction(set_size)
+
+
+async def _fill_and_swap(
+    store: EventStore, specs: Sequence[Spec], on_progress: Progress | None, now: Callable[[], datetime],
+    started: float, after: dict[str, int], start: int, head: int, batch: int,
+) -> list[Rebuilt]:
+    tables = [table for spec in specs for table in spec.tables]
+    low = start  # folded and committed into the shadows
+    read_to = start  # read from the log (a batch ahead of ``low`` while the previous one writes)
     rounds_left = (head - start) // batch + 1 + MAX_ROUNDS_BEHIND
-    while head - low > FINAL_LAG and rounds_left > 0:
-        rounds_left -= 1
-        records = [r async for r in store.read_all(after=low, limit=min(batch, head - low))]
-        if not records:
-            break
-        reached = records[-1].position
+    pending: asyncio.Future[int] | None = None
 
-        async def step(tx: Tx, records: list[RecordedEvent] = records, reached: int = reached) -> None:
-            shadow = ShadowTx(tx, tables)
-            changes = RowChanges()
-            for spec in specs:
-                mine = [r for r in records if r.position > after[spec.name]] if after[spec.name] > low else records
-                if mine:
-                    await _fold(spec, shadow, mine)
-                changes.upsert(CHECKPOINTS, (REBUILDING + spec.name, reached))
-            await persist(tx, changes)
-
-        await store.write_transaction(step)
+    def committed(reached: int) -> None:
+        nonlocal low
         for spec in specs:
             after[spec.name] = max(after[spec.name], reached)
         low = reached
         if on_progress is not None:
             on_progress(low - start, max(head, low) - start)
-        head = await store.head()
+
+    try:
+        while head - read_to > FINAL_LAG and rounds_left > 0:
+            rounds_left -= 1
+            records = [r async for r in store.read_all(after=read_to, limit=min(batch, head - read_to))]
+            if not records:
+                break
+            reached = records[-1].position
+            mine = {spec.name: _after(records, after[spec.name]) for spec in specs}
+            # Rows of the folds that read none of their own rows (the event feed's derivation,
+            # the costliest fold) are made here, outside the write transaction: while the
+            # previous batch's transaction writes (on SQLite in its thread, on PostgreSQL in
+            # the server), this one's are computed.
+            early = {spec.name: await _early_changes(spec, mine[spec.name]) for spec in specs if _foldable_early(spec)}
+            if pending is not None:
+                committed(await pending)
+                pending = None
+
+            async def step(tx: Tx, mine: dict[str, list[RecordedEvent]] = mine,
+                           early: dict[str, RowChanges] = early, reached: int = reached) -> int:
+                shadow = ShadowTx(tx, tables)
+                changes = RowChanges()
+                for spec in specs:
+                    if spec.name in early:
+                        await shadow.persist(early[spec.name])
+                    elif mine[spec.name]:
+                        await _fold(spec, shadow, mine[spec.name])
+                    changes.upsert(CHECKPOINTS, (REBUILDING + spec.name, reached))
+                await persist(tx, changes)
+                return reached
+
+            pending = asyncio.ensure_future(store.write_transaction(step))
+            read_to = reached
+            head = await store.head()
+        if pending is not None:
+            committed(await pending)
+            pending = None
+    finally:
+        if pending is not None:
+            # Stopped by an error or a cancellation while a batch was writing: that batch
+            # commits whole with its checkpoint or not at all (the next rebuild resumes).
+            pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+            await asyncio.wait([pending])
 
     async def finish(tx: Tx, group: Sequence[Spec]) -> int:
         records = _records(await tx.fetch(SQL_EVENTS_AFTER, low))
@@ -355,6 +461,10 @@ async def _rebuild(
             if mine:
                 await _fold(spec, shadow, mine)
         swapping = time.monotonic()
+        if tx.dialect == "postgres":
+            # The swap joins each shadow with its live table: room to hash them in memory
+            # rather than sort them through temporary files (4 MB by default).
+            await tx.execute(f"SET LOCAL work_mem = '{SWAP_WORK_MEM}'")
         changes = RowChanges()
         for spec in group:
             for table in spec.tables:
@@ -377,6 +487,15 @@ async def _rebuild(
     inline = [spec for spec in specs if spec.kind == "inline"]
     followers = [spec for spec in specs if spec.kind != "inline"]
     reached: dict[str, int] = {}
+    if tables and await _dialect(store) == "postgres":
+        # Statistics of the filled shadows before the swap joins them (autovacuum may not have
+        # looked at tables this new): without them the planner guesses their size, and a
+        # nested loop over a guess of a few rows is what it may choose. Outside the lock.
+        async def analyze(tx: Tx) -> None:
+            for table in tables:
+                await tx.execute(f"ANALYZE {SHADOW}{table.name}")
+
+        await store.write_transaction(analyze)
     if inline:
         at = await store.write_transaction(lambda tx: finish(tx, inline), lock_appends=True)
         reached.update((spec.name, at) for spec in inline)
