@@ -247,6 +247,8 @@ class Matcher:
         for record in events:
             if record.type.startswith("automation."):
                 self._stale = True  # created, edited, paused or deleted: read them again
+            elif record.stream_id == streams.BLOCKS:
+                self._actor.forget_blocks()  # a channel edited, renamed or deleted: read it again
             for event in await self._derivation.events_of(record):
                 for automation in await self._enabled(event.occurred):
                     if _own(automation, event):
