@@ -15,7 +15,8 @@ pointing at a receiver on 127.0.0.1 (this process), and an Automation that sends
 Latency is measured from just before the Failed set_state request is sent (the event is
 appended while it is in flight) to the moment the receiver's handler sees the request, both on
 this process's monotonic clock. Reported: p50 / p99 / max and how many alerts never arrived
-within --timeout. Progress to stderr, markdown tables to stdout.
+within --timeout; and, to tell the write path's share from the notifier's, the p50 / p99 of
+the Failed set_state's own answer (the alert cannot come sooner than the event is appended). Progress to stderr, markdown tables to stdout.
 """
 
 from __future__ import annotations
@@ -103,14 +104,18 @@ async def configure(api_url: str, receiver: Receiver) -> None:
 @dataclass
 class Latencies:
     values: list[float] = field(default_factory=list)
+    answered: list[float] = field(default_factory=list)
+    """The Failed set_state's own latency (request sent -> answer), same runs."""
     lost: int = 0
 
     def row(self, label: str) -> str:
         values = sorted(self.values)
         if not values:
-            return f"| {label} | - | - | - | {self.lost} |"
+            return f"| {label} | - | - | - | {self.lost} | - |"
         p50, p99 = percentile(values, 0.50) * 1000, percentile(values, 0.99) * 1000
-        return f"| {label} | {p50:,.0f} | {p99:,.0f} | {values[-1] * 1000:,.0f} | {self.lost} |"
+        answered = sorted(self.answered)
+        set_state = f"{percentile(answered, 0.50) * 1000:,.0f} / {percentile(answered, 0.99) * 1000:,.0f}"
+        return f"| {label} | {p50:,.0f} | {p99:,.0f} | {values[-1] * 1000:,.0f} | {self.lost} | {set_state} |"
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
@@ -142,6 +147,7 @@ async def fail(session: aiohttp.ClientSession, base: str, receiver: Receiver, ru
     arrived = receiver.expect(run_id)
     sent = time.monotonic()
     await _post(session, f"{base}/flow_runs/{run_id}/set_state", _state("failed"))
+    into.answered.append(time.monotonic() - sent)
     try:
         await asyncio.wait_for(arrived.wait(), timeout)
     except TimeoutError:
@@ -179,12 +185,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 sequential, burst = await measure(target, backend, args)
             except Exception as exc:  # noqa: BLE001 - one target failing still reports the others
                 progress(f"  {target}/{backend} failed: {exc!r}")
-                rows.append(f"| {target} {backend} | failed: {exc!r} | | | |")
+                rows.append(f"| {target} {backend} | failed: {exc!r} | | | | |")
                 continue
             rows.append(sequential.row(f"{target} {backend}, sequential ({args.runs})"))
             rows.append(burst.row(f"{target} {backend}, burst of {args.burst}"))
-    print("| Failed -> receiver | p50 ms | p99 ms | max ms | lost |")
-    print("|---|---:|---:|---:|---:|")
+    print("| Failed -> receiver | p50 ms | p99 ms | max ms | lost | set_state answered p50 / p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     return 0
 

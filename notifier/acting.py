@@ -56,6 +56,14 @@ class Actor:
         self._store = store
         self._renderer = renderer
         self._clock = clock
+        # block document id -> what _block read, until a block changes (forget_blocks): a rule
+        # sending to three channels read two rows per channel for every alert it fired.
+        self._blocks: dict[UUID, asyncio.Future[tuple[str, list[dict[str, str]]] | None]] = {}
+
+    def forget_blocks(self) -> None:
+        """A block changed (the matcher saw a record of the ``blocks`` stream pass): the
+        documents are read again from the next firing on."""
+        self._blocks.clear()
 
     async def fire(
         self, automation_id: UUID, name: str, definition: AutomationDefinition, firing: triggers.Firing,
@@ -234,7 +242,16 @@ class Actor:
             await self._finish(prepared.step, prepared.triggered, prepared.reason, {})
 
     async def _block(self, block_document_id: UUID) -> tuple[str, list[dict[str, str]]] | None:
-        """The block's type slug and its related resources (Prefect's block and block-type)."""
+        """The block's type slug and its related resources (Prefect's block and block-type),
+        read once until a block changes (one read shared by the firings of a burst)."""
+        reading = self._blocks.get(block_document_id)
+        if reading is None or (reading.done() and (reading.cancelled() or reading.exception() is not None)):
+            reading = asyncio.ensure_future(self._read_block(block_document_id))
+            self._blocks[block_document_id] = reading
+        # Shielded: one firing cancelled must not cancel the read the others wait on.
+        return await asyncio.shield(reading)
+
+    async def _read_block(self, block_document_id: UUID) -> tuple[str, list[dict[str, str]]] | None:
         async with self._store.reading() as tx:
             document = await blocks.stored_document(tx, block_document_id)
             block_type = await blocks.block_type(tx, document.block_type_id) if document is not None else None

@@ -13,9 +13,17 @@ events, which the event feed shows. A run entering Completed resolves the alerts
 states raised, for the rules that ask (resolving.py), in the log's order: the firings of the
 events before it are acted on first.
 
+A page's firings are recorded in a task of their own while the matcher goes on matching what
+the log gains meanwhile (``_match_while_acting``): in a burst of failures it wakes at the first,
+and the others, appended while that one's firing is recorded, are matched at once and their
+firings share its group commits instead of waiting for them. A round ends once every firing it
+started is recorded.
+
 Nothing is lost or sent twice across a crash or a restart: the checkpoint moves only after a
-page's actions are recorded (and by compare-and-set: a process that finds another moved it
-stops and rebuilds its windows from there), and a delivery's id is derived from (triggering event,
+page's actions are recorded (the catch-up awaits ``settle`` before it writes it; a firing
+that failed makes the next round restore from the checkpoint and match from there again), and
+by compare-and-set (a process that finds another moved it stops and rebuilds its windows from
+there); and a delivery's id is derived from (triggering event,
 automation, action), so a page matched again after a crash collapses onto the deliveries it
 already made; the other actions are claimed before they are carried out
 (commands/automation_runs.py), so none runs twice.
@@ -117,6 +125,11 @@ class Matcher:
         self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
         self._this_round = 0
         self._restored = False  # the windows were rebuilt from the log up to the checkpoint
+        # The pages' firings being recorded (see _match_while_acting), and the first failure of
+        # one since the last settle.
+        self._acting: set[asyncio.Task[None]] = set()
+        self._started = 0  # how many pages' firings were handed to _acting, ever
+        self._failed: BaseException | None = None
 
     def service(self) -> Service:
         async def wake() -> None:
@@ -146,12 +159,17 @@ class Matcher:
                 # its windows are stale. (Not ``stored != reached``: this process writes the
                 # checkpoint at most once a SAVE_EVERY_SECONDS, so it trails what it matched.)
                 await self._restore(stored, now)
+            started = self._started
             await self._catch_up()
+            await self._match_while_acting(started)
         except CheckpointMoved:
             # Another leader moved it under this round: its windows are rebuilt next round.
             self._restored = False
+            await self._settle(quietly=True)
             self._announce()
             return self._this_round
+        finally:
+            await self._abandon()
         for automation in (await self._enabled(now)):
             automation.buckets, firings = triggers.tick(automation.definition.trigger, automation.buckets, now)
             for firing in firings:
@@ -173,6 +191,7 @@ class Matcher:
         automation's last change (the live matcher starts a changed trigger's windows empty;
         a pause or a rename after the window opened restarts it here, the one difference).
         """
+        await self._settle(quietly=True)  # what was being recorded is matched again if it failed
         self._restored = True
         # Matching goes on from the checkpoint, also when this process had matched further
         # before another leader took over (matching again schedules nothing twice).
@@ -247,6 +266,8 @@ class Matcher:
         for record in events:
             if record.type.startswith("automation."):
                 self._stale = True  # created, edited, paused or deleted: read them again
+            elif record.stream_id == streams.BLOCKS:
+                self._actor.forget_blocks()  # a channel edited, renamed or deleted: read it again
             for event in await self._derivation.events_of(record):
                 for automation in await self._enabled(event.occurred):
                     if _own(automation, event):
@@ -259,9 +280,90 @@ class Matcher:
                     fired += ((automation, firing) for firing in firings)
                 if completes_a_run(event) is not None:
                     await self._resolve(event, fired)
-        await self._act(fired)
-        self._announce()  # per page: its alerts need not wait for the whole backlog
+        self._start_acting(fired)
         return RowChanges()
+
+    def _start_acting(self, fired: list[tuple[_Automation, triggers.Firing]]) -> None:
+        """Record a page's firings in a task of their own, so that the next page (a burst's
+        later events) is matched meanwhile and its firings join the same group commits."""
+        if not fired:
+            return
+
+        async def act() -> None:
+            await self._act(fired)
+            self._announce()  # per page: its alerts need not wait for the whole backlog
+
+        self._started += 1
+        task = asyncio.create_task(act(), name="runlog-matcher-act")
+        self._acting.add(task)
+        task.add_done_callback(self._acted)
+
+    def _acted(self, task: asyncio.Task[None]) -> None:
+        self._acting.discard(task)
+        if task.cancelled():
+            self._restored = False  # its firings are matched again from the checkpoint
+            return
+        failure = task.exception()
+        if failure is not None:
+            # Not lost: the checkpoint does not pass a page whose firings failed (``settle``
+            # raises before it is written), and the next round restores from the checkpoint
+            # and matches from there again (deliveries and claims have derived ids).
+            self._restored = False
+            self._failed = self._failed or failure
+
+    async def settle(self) -> None:
+        """Until the firings of every page handed back are recorded; raises the first failure
+        (the catch-up awaits this before it writes the checkpoint)."""
+        await self._settle()
+
+    async def _settle(self, *, quietly: bool = False) -> None:
+        while self._acting:
+            await asyncio.wait(set(self._acting))
+        failed, self._failed = self._failed, None
+        if failed is not None and not quietly:
+            raise failed
+
+    async def _match_while_acting(self, started: int) -> None:
+        """While the round's firings are being recorded, match what the log gains meanwhile:
+        in a burst the matcher wakes at its first event, and the others, appended while that
+        one's firing is recorded, are matched then rather than after it (their firings then
+        share its group commits). The round ends once every firing is recorded, or a round's
+        interval later under a steady stream, so that proactive windows are still looked at."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + INTERVAL_SECONDS
+        while loop.time() < until:
+            if not self._acting:
+                # What the firings appended (a run action's new state) is matched in this round
+                # too, as when they were recorded page by page. STARTED: the firings begun
+                # before the log was last read to its end.
+                if started == self._started or await self._store.head() <= self._following.reached:
+                    break
+                started = self._started
+                await self._catch_up()
+                continue
+            acting = asyncio.ensure_future(asyncio.wait(set(self._acting)))
+            more = asyncio.ensure_future(self._following.more())
+            try:
+                await asyncio.wait({acting, more}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in (acting, more):
+                    waiting.cancel()
+                await asyncio.gather(acting, more, return_exceptions=True)
+            if more.done() and not more.cancelled():
+                more.result()  # the database away: the round fails, and says why
+                started = self._started
+                await self._catch_up()
+        await self._settle()
+
+    async def _abandon(self) -> None:
+        """A round that ends early (an error, a stop) cancels the recording it started: those
+        firings are matched again from the checkpoint by the next round or process."""
+        if not self._acting:
+            return
+        for task in self._acting:
+            task.cancel()
+        await asyncio.gather(*self._acting, return_exceptions=True)
+        self._restored = False
 
     async def _resolve(self, event: PrefectEvent, fired: list[tuple[_Automation, triggers.Firing]]) -> None:
         """Resolve what the completed run alerted about, for the rules that ask; FIRED (what
@@ -271,8 +373,9 @@ class Matcher:
         asking = [a for a in await self._enabled(event.occurred) if asks_to_resolve(a.definition)]
         if not asking:
             return
-        await self._act(fired)
+        self._start_acting(list(fired))
         fired.clear()
+        await self._settle()
         resolves = await self._resolver.completed(event, ((a.id, a.name, a.definition) for a in asking))
         self._unannounced += resolves
         self._this_round += resolves

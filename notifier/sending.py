@@ -2,8 +2,11 @@
 documents (loaded with their secrets opened), sent through the channel package (http.py).
 
 ``BlockChannels`` is the ChannelLoader: a delivery names its channel by block document id, and
-the document is read when the delivery is sent, so an edited channel (a rotated webhook URL)
-applies to deliveries still pending. ``ChannelSender`` is the Sender: it keeps the one
+the channel is checked when the delivery is sent, so an edited channel (a rotated webhook URL)
+applies to deliveries still pending. Every block change is appended to the one ``blocks``
+stream, so the check is that stream's version: a channel opened at the version the log still
+has is sent with as it was opened (one short read per send instead of the document, its type
+and the opening of its secrets). ``ChannelSender`` is the Sender: it keeps the one
 notifier HTTP session of the process and the base-URL overrides of the settings.
 """
 
@@ -18,6 +21,7 @@ from runlog.commands.encryption import Keyring
 from runlog.eventstore import EventStore
 from runlog.projections import blocks
 from runlog.projections.block_secrets import unseal
+from runlog.schema import streams
 
 from . import http
 from .channels import KINDS, call_webhook
@@ -25,10 +29,15 @@ from .channels import Message as ChannelMessage
 from .seams import Attempt, Channel, Message
 
 
+CACHED_CHANNELS = 1_000
+"""Channels kept opened at once; past that the cache starts afresh (a server has a few)."""
+
+
 class BlockChannels:
     def __init__(self, store: EventStore, keyring: Keyring) -> None:
         self._store = store
         self._keyring = keyring
+        self._opened: dict[UUID, tuple[int, Channel]] = {}  # channel id -> (blocks version, channel)
 
     async def document(self, channel_id: UUID) -> blocks.BlockDocument | None:
         """The channel's block document with its secrets opened, or None."""
@@ -37,10 +46,26 @@ class BlockChannels:
             return await blocks.document(tx, channel_id, cipher, include_secrets=True)
 
     async def __call__(self, channel_id: UUID) -> Channel | None:
-        """The channel as a send needs it: its kind and its values with secrets opened. Read
-        before every send, so two short reads (the document, its type's slug) rather than the
-        API's whole document (schema, its type, capabilities): in a burst of alerts these
-        reads are each channel worker's wait between two sends."""
+        """The channel as a send needs it: its kind and its values with secrets opened, as the
+        log has it now. Checked before every send: in a burst of alerts this read is each
+        channel worker's wait between two sends, so it is the ``blocks`` stream's version
+        alone while no block changed since the channel was opened."""
+        # The version is read before the document: a change committed in between makes the
+        # next send read it again, never keeps an older document under a newer version.
+        version = await self._store.stream_version(streams.BLOCKS)
+        opened = self._opened.get(channel_id)
+        if opened is not None and opened[0] == version:
+            return opened[1]
+        channel = await self._open(channel_id)
+        if channel is not None:
+            if len(self._opened) >= CACHED_CHANNELS:
+                self._opened.clear()
+            self._opened[channel_id] = (version, channel)
+        return channel
+
+    async def _open(self, channel_id: UUID) -> Channel | None:
+        """The channel read from its block document (the document, its type's slug; nested
+        documents resolved), its secrets opened."""
         cipher = await self._keyring.cipher(self._store)
         async with self._store.reading() as tx:
             stored = await blocks.stored_document(tx, channel_id)

@@ -17,7 +17,10 @@ other follower works outside it, and the transaction only writes. A follower who
 not rows but idempotent effects (the matcher's deliveries, appended under ids derived from the
 event, the automation and the action) returns no rows; its checkpoint need not move after
 every page, so it may be written at most once a ``save_every`` seconds: a crash then applies
-up to that much of the log again, which those ids make harmless.
+up to that much of the log again, which those ids make harmless. Such a follower may also
+still be making a page's effects when it hands the page back (the matcher records a page's
+deliveries while it matches the next): its ``settle`` is awaited before the checkpoint moves,
+so the checkpoint never passes an effect not yet made.
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ class Follower(Protocol):
     """A consumer of the log with a checkpoint named ``name``.
 
     ``changes(records, tx)`` applies a page (in log order) and returns the rows it changes
-    (RowChanges; empty for a follower whose output is effects). ``tx`` is the write
+    (RowChanges; empty for a follower whose output is effects). A follower of effects may
+    define ``async settle()``: until the effects of every page handed back are made (raising
+    when one failed); the checkpoint is written only after it. ``tx`` is the write
     transaction the rows will be written in when the follower sets ``reads_own_rows = True``,
     else None. An exception stops the round; the page is applied again by the next one.
     """
@@ -113,6 +118,7 @@ class CatchUp:
                     await self._commit(reached, changes, records)
             self.reached = reached
         if self.reached != self.saved and self._due():
+            await self._settle()  # the effects of what is reached are made before it is saved
             await self._commit(self.reached, RowChanges(), ())
         return self.reached
 
@@ -125,8 +131,14 @@ class CatchUp:
 
     async def save(self, position: int) -> None:
         """Store ``position`` as the checkpoint (compare-and-set, as a page's is) and go on from it."""
+        await self._settle()
         await self._commit(position, RowChanges(), ())
         self.reached = position
+
+    async def _settle(self) -> None:
+        settle = getattr(self.follower, "settle", None)
+        if settle is not None:
+            await settle()
 
     def _due(self) -> bool:
         return self._saved_at is None or self._clock() - self._saved_at >= self.save_every

@@ -238,6 +238,10 @@ class Derivation:
         self._runs: _Lru = _Lru(cache_size)  # run id -> FlowRunView | None, at its version
         self._flows: _Lru = _Lru(cache_size)  # flow id -> FlowView | None
         self._deployments: _Lru = _Lru(cache_size)  # deployment id -> (position, DeploymentView | None)
+        # delivery id -> the action.triggered event opening its triggered-action stream, kept as
+        # the records pass (it precedes the delivery's outcome in the log), so an outcome costs
+        # no read: under a fan-out every alert sent is one outcome, for each consumer.
+        self._triggered: _Lru = _Lru(cache_size)
         self._work_pools = WorkPoolsFold(store)
 
     async def events_of(self, record: RecordedEvent) -> list[PrefectEvent]:
@@ -255,6 +259,8 @@ class Derivation:
             return []
         event = catalogue.decode(record.data)
         if isinstance(event, catalogue.PrefectEventReceived):
+            if record.version == 1 and record.stream_id.startswith(streams.TRIGGERED_ACTION):
+                self._triggered.put(record.stream_id[len(streams.TRIGGERED_ACTION):], event)
             return [client_event(record, event)]
         if not record.stream_id.startswith(streams.FLOW_RUN):
             return []
@@ -334,11 +340,12 @@ class Derivation:
         (one scheduled by a runlog older than the automation events, or by hand)."""
         outcome = catalogue.decode(record.data)
         assert isinstance(outcome, (catalogue.DeliverySent, catalogue.DeliveryDeadLettered))
-        triggered: catalogue.PrefectEventReceived | None = None
-        async for first in self._store.read_stream(streams.triggered_action(outcome.delivery_id)):
-            candidate = catalogue.decode(first.data)
-            triggered = candidate if isinstance(candidate, catalogue.PrefectEventReceived) else None
-            break
+        triggered: catalogue.PrefectEventReceived | None = self._triggered.get(str(outcome.delivery_id))
+        if triggered is None:  # its stream began before this consumer's first record: read it
+            async for first in self._store.read_stream(streams.triggered_action(outcome.delivery_id)):
+                candidate = catalogue.decode(first.data)
+                triggered = candidate if isinstance(candidate, catalogue.PrefectEventReceived) else None
+                break
         if triggered is None or triggered.event_id is None:
             return []
         reason = outcome.reason if isinstance(outcome, catalogue.DeliveryDeadLettered) else None

@@ -53,3 +53,49 @@ async def test_a_channel_with_a_nested_document_has_it_resolved_as_the_api_does(
 
 async def test_an_unknown_channel_is_none(store) -> None:
     assert await BlockChannels(store, Keyring())(uuid.uuid4()) is None
+
+
+async def test_an_edited_channel_is_sent_with_its_new_values_and_a_deleted_one_is_none(store) -> None:
+    keyring = Keyring()
+    cipher = await keyring.cipher(store)
+    channel_id = await _document(store, cipher, "slack-webhook", {"url": "https://hooks.example/T/B/old"}, "ops")
+    loader = BlockChannels(store, keyring)
+    assert (await loader(channel_id)).data == {"url": "https://hooks.example/T/B/old"}
+    await commands.update_document(store, cipher, channel_id, data={"url": "https://hooks.example/T/B/new"})
+    assert (await loader(channel_id)).data == {"url": "https://hooks.example/T/B/new"}
+    await commands.delete_document(store, channel_id)
+    assert await loader(channel_id) is None
+
+
+class CountingReads:
+    """The store, counting the read transactions opened through it."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.reads = 0
+
+    def reading(self):
+        self.reads += 1
+        return self._store.reading()
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+
+async def test_a_channel_no_block_changed_since_it_was_opened_is_not_read_again(store) -> None:
+    keyring = Keyring()
+    cipher = await keyring.cipher(store)
+    channel_id = await _document(store, cipher, "slack-webhook", {"url": "https://hooks.example/T/B/secret"}, "ops")
+    other = await _document(store, cipher, "discord-webhook", {"webhook_url": "https://discord.example/1"}, "chat")
+    counting = CountingReads(store)
+    loader = BlockChannels(counting, keyring)
+    first = await loader(channel_id)
+    opened = counting.reads
+    # Sent again and again: the document is not read (the version check goes through
+    # store.stream_version, not counted here) ...
+    assert [await loader(channel_id) for _ in range(3)] == [first] * 3
+    assert counting.reads == opened
+    # ... until any block changes: then it is read again, once.
+    await commands.update_document(store, cipher, other, data={"webhook_url": "https://discord.example/2"})
+    assert await loader(channel_id) == first
+    assert counting.reads == 2 * opened

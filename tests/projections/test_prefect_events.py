@@ -7,6 +7,7 @@ from uuid import UUID, uuid4
 
 from runlog.commands.executor import record
 from runlog.eventstore import open_store
+from runlog.projections import automation_events
 from runlog.projections.catchup import catch_up
 from runlog.projections.checkpoints import checkpoint
 from runlog.projections.event_feed import EventFeedProjection
@@ -131,3 +132,41 @@ async def test_the_feed_resumes_from_its_checkpoint(store_url):
             ("prefect.flow-run.Pending", records[2].position), ("prefect.flow-run.Running", records[4].position),
             ("prefect.flow-run.Failed", records[6].position), ("my.event", records[7].position)]
         assert resources[0][0] == 4 + 5 + 5 + 1  # itself, its flow and its tags (b joins from Running); the client event
+
+
+class CountingReads:
+    """The store, counting the streams read (what a cold derivation has to look up)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.streams_read: list[str] = []
+
+    def read_stream(self, stream_id: str, **kwargs):
+        self.streams_read.append(stream_id)
+        return self._store.read_stream(stream_id, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+
+async def test_a_delivery_outcome_shows_its_action_event_without_a_read_once_the_trigger_passed(store_url):
+    async with open_store(store_url) as store:
+        delivery_id = uuid4()
+        triggered = automation_events.action_triggered(
+            resource={"prefect.resource.id": f"prefect.automation.{uuid4()}"}, related=[], action_index=0,
+            action_type="send-notification", invocation=delivery_id, at=T0, triggered_event_id=uuid4(), triggering=None,
+        )
+        opened = await append(store, streams.triggered_action(delivery_id), triggered, triggered.event_id)
+        sent = await append(store, streams.delivery(delivery_id), catalogue.DeliverySent(delivery_id=delivery_id, at=T0))
+
+        # A consumer that began after the action.triggered record reads its stream to find it ...
+        cold_store = CountingReads(store)
+        (cold,) = await Derivation(cold_store).events_of(sent)
+        assert cold_store.streams_read == [streams.triggered_action(delivery_id)]
+        # ... one that saw it pass (the feed and the matcher follow the log in order) reads nothing.
+        warm_store = CountingReads(store)
+        warm = Derivation(warm_store)
+        await warm.events_of(opened)
+        assert await warm.events_of(sent) == [cold]
+        assert warm_store.streams_read == []
+        assert cold.event == "prefect.automation.action.executed"
