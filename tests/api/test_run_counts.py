@@ -283,8 +283,10 @@ async def test_the_count_table_equals_flow_runs_grouped_through_randomized_write
         await world.seed(30)
         await assert_table_is_grouped_runs(store_url)
         made = 30
-        for round_ in range(8):
+        seen: set[str] = set()
+        for _ in range(8):
             kinds = rng.sample(["create", "move", "move_one", "retag", "delete", "prune", "rebuild"], 4)
+            seen.update(kinds)
             writes = []
             busy: set[str] = set()  # runs written this round: a delete takes others (no 404s)
             for kind in kinds:
@@ -328,5 +330,6 @@ async def test_the_count_table_equals_flow_runs_grouped_through_randomized_write
                     assert done and done[0].name == "runs"
             await asyncio.gather(*writes)
             await assert_table_is_grouped_runs(store_url)
+        assert len(seen) == 7  # every kind of write had its turn
     result = await verify(store_url)
     assert result.equal, [t for t in result.tables if not t.equal]
