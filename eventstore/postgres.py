@@ -278,37 +278,49 @@ def _prepared(projections: Sequence[InlineProjection], rows: Sequence[Row]) -> R
 def _with_changes(changes: RowChanges) -> tuple[str, tuple[Any, ...]]:
     """runlog_append with ``changes`` written in the same statement, and their arguments.
 
-    Each table's upserts and deletes are a data-modifying CTE over an array of the table's row
-    type (deletes carry rows with only the key set). Each reads the append's result, so it runs
-    after the append, and writes only if the append's guesses held (its 'k' row). All are
-    generated from the tables' declarations (eventstore/tables.py), never from input.
+    Each table's upserts, deletes and amounts added to counts are a data-modifying CTE over an
+    array of the table's row type (deletes carry rows with only the key set). Each reads the
+    append's result, so it runs after the append, and writes only if the append's guesses held
+    (its 'k' row). All are generated from the tables' declarations (eventstore/tables.py), never
+    from input.
     """
     shape, args = [], []
     for table, upserts, deletes in changes.tables():
-        shape.append((table, bool(upserts), bool(deletes)))
         if deletes:  # in the order _append_with numbers them
+            shape.append((table, "delete"))
             args.append([table.key_row(key) for key in deletes])
         if upserts:
+            shape.append((table, "upsert"))
             args.append(upserts)
+    for table, rows in changes.additions():
+        shape.append((table, "add"))
+        args.append(rows)
     return _append_with(tuple(shape)), tuple(args)
 
 
 @functools.lru_cache(maxsize=64)
-def _append_with(shape: tuple[tuple[Table, bool, bool], ...]) -> str:
+def _append_with(shape: tuple[tuple[Table, str], ...]) -> str:
     numbers = itertools.count(SQL_APPEND_PARAMS + 1)
     guarded = "EXISTS (SELECT FROM a WHERE a.o_kind = 'k')"
     ctes = [f"a AS (SELECT * FROM {SQL_APPEND_CALL})"]
-    for index, (table, upserts, deletes) in enumerate(shape):
-        if deletes:
+    for index, (table, change) in enumerate(shape):
+        if change == "delete":
             matches = " AND ".join(f"t.{column} = d.{column}" for column in table.key)
             ctes.append(
                 f"d{index} AS (DELETE FROM {table.name} AS t USING unnest(${next(numbers)}::{table.name}[]) AS d "
                 f"WHERE {matches} AND {guarded})"
             )
-        if upserts:
+        elif change == "upsert":
             ctes.append(
                 f"u{index} AS (INSERT INTO {table.name} SELECT * FROM unnest(${next(numbers)}::{table.name}[]) "
                 f"WHERE {guarded} {table.on_conflict})"
+            )
+        else:
+            # ON CONFLICT DO UPDATE adds to the row's latest committed count, not this
+            # statement's snapshot of it; appends are serialized by the append lock anyway.
+            ctes.append(
+                f"c{index} AS (INSERT INTO {table.name} AS t SELECT * FROM unnest(${next(numbers)}::{table.name}[]) "
+                f"WHERE {guarded} {table.add_conflict})"
             )
     return f"WITH {', '.join(ctes)} SELECT * FROM a"
 

@@ -2,15 +2,17 @@
 
 A projection declares each table it owns (its columns, in the table's column order, and its
 key) and, for a batch of events, returns the rows that change: an upsert with the whole row, or
-a delete by key. It writes no SQL. Each backend persists changes generically from the
+a delete by key; or, for a table of counts (declared with ``adds``, its one column besides the
+key), an amount to add to a row's count. It writes no SQL. Each backend persists changes generically from the
 declaration: SQLite and PostgreSQL's transaction path with one upsert and one delete statement
 per table (generated here), PostgreSQL's one-statement path with data-modifying CTEs riding in
 the append's own statement (eventstore/postgres.py). A backend checks on open that every
 declared table has exactly the declared columns in that order, so a declaration cannot drift
 from the migrations that create the table.
 
-Within a batch a later change to a row replaces an earlier one, so each row is touched once:
-PostgreSQL cannot modify one row twice in one statement, and it saves work anyway.
+Within a batch a later change to a row replaces an earlier one, and amounts added to one count
+are summed (those that cancel out are dropped), so each row is touched once: PostgreSQL cannot
+modify one row twice in one statement, and it saves work anyway.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ Key = Any
 class Table:
     """A projection table: name, columns in table order, and the columns of its primary key."""
 
-    def __init__(self, name: str, columns: Sequence[str], key: Sequence[str]) -> None:
+    def __init__(self, name: str, columns: Sequence[str], key: Sequence[str], *, adds: str | None = None) -> None:
         for identifier in (name, *columns):
             if not _IDENTIFIER.match(identifier):
                 raise ValueError(f"not a plain SQL identifier: {identifier!r}")
@@ -38,9 +40,13 @@ class Table:
             raise ValueError(f"table {name}: a column is declared twice")
         if not key or any(column not in columns for column in key):
             raise ValueError(f"table {name}: the key {tuple(key)} must be some of its columns")
+        if adds is not None and tuple(c for c in columns if c not in key) != (adds,):
+            raise ValueError(f"table {name}: a table of counts has one column besides its key, {adds!r}")
         self.name = name
         self.columns = tuple(columns)
         self.key = tuple(key)
+        self.adds = adds
+        """The count column, for a table whose changes are amounts added to it (else None)."""
         self.key_of: Callable[[Sequence[Any]], Key] = operator.itemgetter(*self.key_positions)
 
     def __repr__(self) -> str:
@@ -65,6 +71,17 @@ class Table:
         return f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {assignments}"
 
     @cached_property
+    def add_conflict(self) -> str:
+        """For a table of counts: a row's amount added to the stored count. The alias ``t``,
+        not the table's name, names the stored row: a rebuild renames the table after INTO only."""
+        return f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {self.adds} = t.{self.adds} + excluded.{self.adds}"
+
+    @cached_property
+    def add_sql(self) -> str:
+        marks = ", ".join("?" * len(self.columns))
+        return f"INSERT INTO {self.name} AS t ({', '.join(self.columns)}) VALUES ({marks}) {self.add_conflict}"
+
+    @cached_property
     def delete_sql(self) -> str:
         return f"DELETE FROM {self.name} WHERE " + " AND ".join(f"{column} = ?" for column in self.key)
 
@@ -80,12 +97,14 @@ class Table:
 
 
 class RowChanges:
-    """The rows a batch changes, per table; the last change to a row wins."""
+    """The rows a batch changes, per table; the last change to a row wins, and amounts added to a
+    count are summed."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_rows", "_adds")
 
     def __init__(self) -> None:
         self._rows: dict[Table, dict[Key, tuple[Any, ...] | None]] = {}
+        self._adds: dict[Table, dict[tuple[Any, ...], int]] = {}
 
     def upsert(self, table: Table, row: tuple[Any, ...]) -> None:
         self._rows.setdefault(table, {})[table.key_of(row)] = row
@@ -93,12 +112,21 @@ class RowChanges:
     def delete(self, table: Table, key: Key) -> None:
         self._rows.setdefault(table, {})[key] = None
 
+    def add(self, table: Table, key: tuple[Any, ...], amount: int) -> None:
+        """Add ``amount`` to the count of the row with ``key`` (all its key columns, in table
+        order) in a table declared with ``adds``; a row not there yet starts from 0."""
+        counts = self._adds.setdefault(table, {})
+        counts[key] = counts.get(key, 0) + amount
+
     def update(self, other: RowChanges) -> None:
         for table, rows in other._rows.items():
             self._rows.setdefault(table, {}).update(rows)
+        for table, counts in other._adds.items():
+            for key, amount in counts.items():
+                self.add(table, key, amount)
 
     def __bool__(self) -> bool:
-        return any(self._rows.values())
+        return any(self._rows.values()) or any(any(counts.values()) for counts in self._adds.values())
 
     def tables(self) -> Iterator[tuple[Table, list[tuple[Any, ...]], list[Key]]]:
         """(table, rows to upsert, keys to delete) for every table with a change."""
@@ -108,14 +136,25 @@ class RowChanges:
             if upserts or deletes:
                 yield table, upserts, deletes
 
+    def additions(self) -> Iterator[tuple[Table, list[tuple[Any, ...]]]]:
+        """(table of counts, rows of key and amount) for every such table with an amount that is
+        not 0, rows sorted by key (one order for every writer)."""
+        for table, counts in self._adds.items():
+            rows = sorted((*key, amount) for key, amount in counts.items() if amount)
+            if rows:
+                yield table, rows
+
 
 async def persist(tx: Any, changes: RowChanges) -> None:
-    """Write ``changes`` in ``tx`` (a Tx): per table, its deletes, then its upserts."""
+    """Write ``changes`` in ``tx`` (a Tx): per table, its deletes, then its upserts; then the
+    amounts added to counts."""
     for table, upserts, deletes in changes.tables():
         if deletes:
             await tx.executemany(table.delete_sql, [table.key_params(key) for key in deletes])
         if upserts:
             await tx.executemany(table.upsert_sql, upserts)
+    for table, rows in changes.additions():
+        await tx.executemany(table.add_sql, rows)
 
 
 def grouped_columns(rows: Sequence[Sequence[Any]]) -> dict[str, tuple[str, ...]]:

@@ -3,7 +3,8 @@ reads single runs back from them for commands and routes.
 
 Runs inline, inside the append's transaction: for the runs a batch touches it loads their
 current views, folds the batch's events into them (projections/runs.py) and returns the rows
-that change; the store writes them (eventstore/tables.py).
+that change; the store writes them (eventstore/tables.py). With them go the changes to
+flow_run_counts, summed over the batch (see ``FLOW_RUN_COUNTS``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ TASK_RUNS = Table(
     key=("id",),
 )
 TASK_RUN_TAGS = Table("task_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
+FLOW_RUN_COUNTS = Table(
+    "flow_run_counts", ("dim", "key", "flow_id", "state_type", "state_name", "n"),
+    key=("dim", "key", "flow_id", "state_type", "state_name"), adds="n",
+)
+"""How many flow runs there are per flow and current state ('' for none): in all (dim 'run', key
+''), per deployment and per work queue (key: the id, '' for none) and per tag (once per distinct
+tag of the run), which /flow_runs/count sums (api/queries/run_counts.py). Kept here, in the
+transaction that writes flow_runs, so it is exact at every snapshot: each batch adds, per count,
+the runs that entered it less those that left it, in one statement (migration 0028 dropped the
+triggers on flow_runs that did it per written row). A count whose runs all left it stays, at 0."""
 
 _view_encoder = msgspec.json.Encoder()
 decode_flow_run = msgspec.json.Decoder(FlowRunView).decode
@@ -104,7 +115,7 @@ class RunsProjection:
     name = "runs"
     version = VERSION
     reads_by_key_only = True  # it reads runs by id only: a rebuild's shadow needs no other index
-    tables = (FLOW_RUNS, FLOW_RUN_TAGS, TASK_RUNS, TASK_RUN_TAGS)
+    tables = (FLOW_RUNS, FLOW_RUN_TAGS, TASK_RUNS, TASK_RUN_TAGS, FLOW_RUN_COUNTS)
 
     def __init__(self, cache: ViewCache | None = None) -> None:
         self.cache = cache if cache is not None else ViewCache(0)
@@ -172,11 +183,14 @@ class _Kind(msgspec.Struct, frozen=True):
     to_row: Callable[[Any], tuple]
     fold: Callable[[Any, Sequence[tuple[int, str, bytes]]], Any] | None = None
     """A run's events at once, as ``evolve`` one by one would fold them (None: there is none)."""
+    counts: Table | None = None
+    """The table counting these runs (``FLOW_RUN_COUNTS``), or None."""
 
 
 def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, bytes, str]], changes: RowChanges) -> None:
     """Fold the batch's events into ``views`` (in place) and record the rows that change."""
     before = {run_id: dict.fromkeys(view.tags) for run_id, view in views.items() if view is not None}
+    counted = {run_id: _counted(view) for run_id, view in views.items() if view is not None} if kind.counts else {}
     if kind.fold is not None and len(batch) > 1:
         # Each run's events at once (projections/runs_batch.py): a rebuild's batches hold runs
         # from their creation to their end, whose intermediate views nobody reads.
@@ -202,11 +216,39 @@ def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, by
             changes.delete(kind.tags, (run_id, tag))
         for tag in new_tags.keys() - old_tags.keys():
             changes.upsert(kind.tags, (run_id, tag))
+        if kind.counts is not None:
+            _count(kind.counts, counted.get(run_id), _counted(view) if view is not None else None, changes)
+
+
+def _counted(view: FlowRunView) -> tuple[str, str, str, str, str, tuple[str, ...]]:
+    """What a run's counts depend on: flow, state type and name, deployment, queue, distinct tags
+    (as flow_runs' columns hold them, None as '')."""
+    state_type, state_name = _state_columns(view)
+    return (
+        str(view.flow_id), state_type or "", state_name or "", text(view.deployment_id) or "",
+        text(view.work_queue_id) or "", tuple(dict.fromkeys(view.tags)),
+    )
+
+
+def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChanges) -> None:
+    """The run's move between counts: -1 under each it was in (if it was stored), +1 under each
+    it is in now (if it still is). Most batches change none of it for most runs (a view, a time)."""
+    if old == new:
+        return
+    for sign, counted in ((-1, old), (1, new)):
+        if counted is None:
+            continue
+        flow_id, state_type, state_name, deployment_id, queue_id, tags = counted
+        changes.add(table, ("run", "", flow_id, state_type, state_name), sign)
+        changes.add(table, ("deployment", deployment_id, flow_id, state_type, state_name), sign)
+        changes.add(table, ("queue", queue_id, flow_id, state_type, state_name), sign)
+        for tag in tags:
+            changes.add(table, ("tag", tag, flow_id, state_type, state_name), sign)
 
 
 _KINDS = (
     _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row,
-          fold_flow_run),
+          fold_flow_run, FLOW_RUN_COUNTS),
     _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row),
 )
 

@@ -2,8 +2,9 @@
 
 flow_run_counts holds, per dimension (every run once under 'run'; under 'deployment' and
 'queue' by its deployment_id and work_queue_id; under 'tag' once per distinct tag), flow and
-current state, how many runs there are. Triggers on flow_runs keep it in the transaction that
-writes the runs, so a sum over it equals the count over flow_runs at the same snapshot.
+current state, how many runs there are. The runs projection keeps it in the transaction that
+writes the runs (projections/runs_writer.py, FLOW_RUN_COUNTS), so a sum over it equals the
+count over flow_runs at the same snapshot.
 
 A filter can be answered from it when everything it asks is a condition on one run's flow,
 state and at most one of those dimensions: the flows filter (any of it: it selects flows),

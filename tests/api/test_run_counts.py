@@ -5,13 +5,17 @@ and a few it must leave to the query (which skips the flow check while no run la
 compared with the plain query, again after state changes,
 retagging, deletes of runs, a queue, a deployment and a flow; the table itself equals a count of
 flow_runs by dimension at each step, and the migration's backfill of an existing database makes
-the same rows the triggers made.
+the same rows the runs projection kept. Randomized rounds of concurrent writes (so that group
+commit batches several changes of one run and of many), retention's pruning and rebuilds of the
+runs projection leave the table equal to flow_runs counted by GROUP BY after each round.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
+from datetime import timedelta
 from uuid import uuid4
 from typing import Any
 
@@ -21,8 +25,11 @@ from runlog.api.queries import run_counts
 from runlog.api.queries.filtering import fetch_count
 from runlog.api.queries.run_filters import FLOW_RUN_QUERY
 from runlog.api.schemas import filters as f
+from runlog.commands.retention import apply_retention
 from runlog.eventstore import NewEvent, migrate, migration_connection, open_store
+from runlog.projections.rebuild import rebuild
 from runlog.projections.registry import inline_projections
+from runlog.projections.verify import verify
 from runlog.schema import events as ev
 from runlog.schema import streams
 
@@ -177,6 +184,42 @@ async def assert_table_counts_runs(store) -> None:
     assert {tuple(row[:5]): int(row[5]) for row in table} == dict(expected)
 
 
+# flow_runs counted by GROUP BY, as migration 0025 first filled the table (a run's distinct tags
+# are its flow_run_tags rows).
+SQL_GROUPED = """
+SELECT 'run', '', flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
+FROM flow_runs GROUP BY 3, 4, 5
+UNION ALL
+SELECT 'deployment', COALESCE(deployment_id, ''), flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
+FROM flow_runs GROUP BY 2, 3, 4, 5
+UNION ALL
+SELECT 'queue', COALESCE(work_queue_id, ''), flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
+FROM flow_runs GROUP BY 2, 3, 4, 5
+UNION ALL
+SELECT 'tag', t.tag, r.flow_id, COALESCE(r.state_type, ''), COALESCE(r.state_name, ''), count(*)
+FROM flow_run_tags t JOIN flow_runs r ON r.id = t.run_id GROUP BY 2, 3, 4, 5
+"""
+
+
+async def assert_table_is_grouped_runs(store_url: str) -> None:
+    """flow_run_counts, zeros aside, equals SQL_GROUPED, read in one snapshot; and the Python
+    count of assert_table_counts_runs agrees."""
+    async with open_store(store_url, migrate=False) as store:
+        async with store.reading() as tx:
+            if tx.dialect == "postgres":
+                await tx.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            else:
+                await tx.execute("BEGIN")
+            try:
+                grouped = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(SQL_GROUPED)}
+                table = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(
+                    "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0")}
+            finally:
+                await tx.execute("ROLLBACK")
+        assert table == grouped
+        await assert_table_counts_runs(store)
+
+
 async def runs_of_no_flow(store_url: str, runs: int) -> None:
     """Runs whose flow does not exist, appended around the API (as an old log may hold them)."""
     missing = uuid4()
@@ -228,42 +271,65 @@ async def test_the_migration_counts_the_runs_already_stored(env, clock, store_ur
         await assert_table_counts_runs(store)
 
 
-async def test_sqlite_tag_counts_follow_either_table_written_first(env, clock, store_url, backend):
-    """SQLite counts a run's tags from flow_run_tags (migration flow_run_counts_tags_by_row):
-    a tag row and its run's row written in either order, in one transaction, leave the table
-    equal to flow_runs and flow_run_tags counted, after every statement."""
-    if backend != "sqlite":
-        return  # PostgreSQL's statement-level triggers count the views' tags (tested above)
+async def test_the_count_table_equals_flow_runs_grouped_through_randomized_writes(env, clock, store_url):
+    """Rounds of randomly chosen writes, many at once so that one group-commit batch holds
+    several changes of one run (deltas that cancel) and of many runs: runs created, moved between
+    states, retagged, deleted; workers' heartbeats pruned by retention; the runs projection
+    rebuilt beside the live tables while the server serves. After each round flow_run_counts
+    equals flow_runs grouped, and at the end `projections verify` finds no difference."""
+    rng = random.Random(2028)
     async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
-        world = World(server, random.Random(5))
-        await world.seed(12)
-    a, b, c, d, e = world.runs[:5]
-    copy = str(uuid4())
-    steps = [
-        # a tag added before the run's state changes, another removed after
-        ("INSERT INTO flow_run_tags (run_id, tag) VALUES (?, 'new')", a),
-        ("UPDATE flow_runs SET state_type = 'FAILED', state_name = 'Failed' WHERE id = ?", a),
-        ("UPDATE flow_runs SET state_type = 'CRASHED', state_name = 'Crashed', deployment_id = NULL WHERE id = ?", b),
-        ("INSERT INTO flow_run_tags (run_id, tag) VALUES (?, 'other')", b),
-        ("DELETE FROM flow_run_tags WHERE run_id = ? AND tag = 'other'", b),
-        # a run deleted after its tags, another before them
-        ("DELETE FROM flow_run_tags WHERE run_id = ?", c),
-        ("DELETE FROM flow_runs WHERE id = ?", c),
-        ("DELETE FROM flow_runs WHERE id = ?", d),
-        ("DELETE FROM flow_run_tags WHERE run_id = ?", d),
-        # a new run whose tags come first, and a tag row renamed
-        ("INSERT INTO flow_run_tags (run_id, tag) VALUES (?, 'early')", copy),
-        ("CREATE TEMP TABLE copied AS SELECT * FROM flow_runs WHERE id = ?", e),
-        ("UPDATE copied SET id = ?", copy),
-        ("INSERT INTO flow_runs SELECT * FROM copied WHERE ? IS NOT NULL", copy),
-        ("UPDATE flow_run_tags SET tag = 'renamed' WHERE run_id = ? AND tag = 'early'", copy),
-    ]
-    async with open_store(store_url, migrate=False) as store:
-        for sql, run_id in steps:
-            async def step(tx, sql=sql, run_id=run_id):
-                await tx.execute(sql, run_id)
-            await store.write_transaction(step)
-            await assert_table_counts_runs(store)
-        async with store.reading() as tx:
-            tags = {tuple(r) for r in await tx.fetch("SELECT run_id, tag FROM flow_run_tags WHERE run_id IN (?, ?)", a, copy)}
-        assert {(a, "new"), (copy, "renamed")} <= tags  # the steps did what they say
+        world = World(server, rng)
+        await world.seed(30)
+        await assert_table_is_grouped_runs(store_url)
+        made = 30
+        seen: set[str] = set()
+        for _ in range(8):
+            kinds = rng.sample(["create", "move", "move_one", "retag", "delete", "prune", "rebuild"], 4)
+            seen.update(kinds)
+            writes = []
+            busy: set[str] = set()  # runs written this round: a delete takes others (no 404s)
+            for kind in kinds:
+                if kind == "create":
+                    writes += [world.make_run(made + index) for index in range(rng.randint(1, 8))]
+                    made += 8
+                elif kind == "move":
+                    for run_id in rng.sample(world.runs, min(10, len(world.runs))):
+                        busy.add(run_id)
+                        state_type, name = rng.choice(STATES)
+                        writes.append(call(server, "POST", f"/flow_runs/{run_id}/set_state",
+                                           {"state": {"type": state_type, "name": name}, "force": True}))
+                elif kind == "move_one":
+                    # one run moved several times at once: the batch's net change of its counts
+                    run_id = rng.choice(world.runs)
+                    busy.add(run_id)
+                    for state_type, name in rng.sample(STATES, 4):
+                        writes.append(call(server, "POST", f"/flow_runs/{run_id}/set_state",
+                                           {"state": {"type": state_type, "name": name}, "force": True}))
+                elif kind == "retag":
+                    for run_id in rng.sample(world.runs, min(5, len(world.runs))):
+                        busy.add(run_id)
+                        tags = rng.sample(TAGS, rng.randint(0, 3))
+                        writes.append(call(server, "PATCH", f"/flow_runs/{run_id}", {"tags": tags}))
+                elif kind == "delete":
+                    for run_id in rng.sample([r for r in world.runs if r not in busy], 3):
+                        world.runs.remove(run_id)
+                        writes.append(call(server, "DELETE", f"/flow_runs/{run_id}"))
+                elif kind == "prune":
+                    for name in ("w1", "w2"):
+                        for _ in range(3):
+                            await call(server, "POST", "/work_pools/p/workers/heartbeat", {"name": name})
+                    async with open_store(store_url, migrate=False) as store:
+                        pruned = await apply_retention(
+                            store, clock() + timedelta(days=2), logs_max_age=None, heartbeats_max_age=3600)
+                    assert pruned.events > 0
+                else:
+                    async with open_store(store_url, migrate=False, projections=inline_projections()) as store:
+                        done, *_ = await asyncio.gather(rebuild(store, ["runs"]), *writes)
+                        writes = []
+                    assert done and done[0].name == "runs"
+            await asyncio.gather(*writes)
+            await assert_table_is_grouped_runs(store_url)
+        assert len(seen) == 7  # every kind of write had its turn
+    result = await verify(store_url)
+    assert result.equal, [t for t in result.tables if not t.equal]

@@ -68,3 +68,39 @@ async def test_a_declared_table_that_does_not_exist_is_refused_on_open(store_url
     with pytest.raises(SchemaError, match="declares table items .* but the database has no such table"):
         async with open_store(store_url, projections=[Items()]):
             pass
+
+
+COUNTS = Table("flow_run_counts", ("dim", "key", "flow_id", "state_type", "state_name", "n"),
+               key=("dim", "key", "flow_id", "state_type", "state_name"), adds="n")
+
+
+def test_amounts_added_to_a_count_are_summed_and_those_that_cancel_are_dropped() -> None:
+    changes = RowChanges()
+    assert not changes
+    changes.add(COUNTS, ("run", "", "f", "RUNNING", "Running"), 1)
+    changes.add(COUNTS, ("run", "", "f", "PENDING", "Pending"), -1)
+    changes.add(COUNTS, ("run", "", "f", "RUNNING", "Running"), -1)  # in and out in one batch
+    other = RowChanges()
+    other.add(COUNTS, ("run", "", "f", "PENDING", "Pending"), -2)
+    changes.update(other)
+    assert list(changes.additions()) == [(COUNTS, [("run", "", "f", "PENDING", "Pending", -3)])]
+    assert list(changes.tables()) == []
+    assert COUNTS.add_sql.endswith("ON CONFLICT (dim, key, flow_id, state_type, state_name) DO UPDATE SET n = t.n + excluded.n")
+    cancelled = RowChanges()
+    cancelled.add(COUNTS, ("tag", "a", "f", "", ""), 1)
+    cancelled.add(COUNTS, ("tag", "a", "f", "", ""), -1)
+    assert not cancelled and list(cancelled.additions()) == []
+    with pytest.raises(ValueError):
+        Table("counts", ("k", "n", "m"), key=("k",), adds="n")  # a count table has one column besides its key
+
+
+async def test_amounts_are_added_to_the_stored_counts(store_url) -> None:
+    async with open_store(store_url) as store:
+        for amounts in ((2, 1), (3, -1)):
+            changes = RowChanges()
+            changes.add(COUNTS, ("run", "", "f", "RUNNING", "Running"), amounts[0])
+            changes.add(COUNTS, ("tag", "x", "f", "RUNNING", "Running"), amounts[1])
+            await store.write_tables(changes)
+        async with store.reading() as tx:
+            rows = sorted(tuple(r) for r in await tx.fetch("SELECT dim, key, n FROM flow_run_counts"))
+    assert rows == [("run", "", 5), ("tag", "x", 0)]
