@@ -175,6 +175,8 @@ class ShadowTx:
                 await self._tx.execute(
                     f"INSERT INTO {shadow} SELECT * FROM unnest($1::{shadow}[]) {table.on_conflict}", upserts,
                 )
+        for table, rows in changes.additions():  # counts: amounts added, statement per row as persist does
+            await self.executemany(table.add_sql, rows)
 
 
 # -- the shadow tables ------------------------------------------------------------------------
