@@ -149,6 +149,30 @@ class CountingReads:
         return getattr(self._store, name)
 
 
+async def test_a_derivation_following_the_log_reads_no_stream_for_runs_flows_and_deployments(store_url):
+    """Its caches (runs by stream, flows and deployments by id) hit for a consumer that follows
+    the log in order: each state change is derived from what passed, with no read."""
+    async with open_store(store_url) as store:
+        records, _ = await write_history(store)
+        deployment_id, run_id = uuid4(), uuid4()
+        records.append(await append(store, streams.deployment(deployment_id), catalogue.DeploymentCreated(
+            deployment_id=deployment_id, flow_id=FLOW_ID, name="nightly", fields={"tags": ["d"]}, created=T0)))
+        run_stream = streams.flow_run(run_id)
+        records.append(await append(store, run_stream, catalogue.FlowRunCreated(
+            flow_run_id=run_id, flow_id=FLOW_ID, name="deployed", deployment_id=deployment_id, created=T0)))
+        for kind, seconds in (("PENDING", 3), ("RUNNING", 4)):
+            changed = state(kind, T0 + timedelta(seconds=seconds))
+            records.append(await append(store, run_stream, catalogue.FlowRunStateChanged(flow_run_id=run_id, state=changed), changed.id))
+        counting = CountingReads(store)
+        warm = Derivation(counting)
+        derived = [event for r in records for event in await warm.events_of(r)]
+        # The deployment's own record reads its stream (its view before the change), nothing else.
+        assert counting.streams_read == [streams.deployment(deployment_id)]
+        cold = [event for r in records[-2:] for event in await Derivation(store).events_of(r)]
+        assert derived[-2:] == cold
+        assert [r["prefect.resource.name"] for r in cold[0].related[:2]] == ["etl", "nightly"]
+
+
 async def test_a_delivery_outcome_shows_its_action_event_without_a_read_once_the_trigger_passed(store_url):
     async with open_store(store_url) as store:
         delivery_id = uuid4()
