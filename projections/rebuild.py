@@ -60,6 +60,7 @@ from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.tables import persist
 
 from .checkpoints import CHECKPOINTS
+from .collector import fewer_collections
 from .registry import Spec, projection_specs
 
 log = structlog.get_logger("runlog.projections.rebuild")
@@ -365,7 +366,8 @@ async def _rebuild(
     batch = BATCH_EVENTS[dialect]
     cache = await _cache_size(store, -SQLITE_CACHE_KIB) if dialect == "sqlite" else None
     try:
-        return await _fill_and_swap(store, specs, on_progress, now, started, after, start, head, batch)
+        with fewer_collections():
+            return await _fill_and_swap(store, specs, on_progress, now, started, after, start, head, batch)
     finally:
         if cache is not None:
             try:
