@@ -52,8 +52,10 @@ FLOW_RUN_COUNTS = Table(
     key=("dim", "key", "flow_id", "state_type", "state_name"), adds="n",
 )
 """How many flow runs there are per flow and current state ('' for none): in all (dim 'run', key
-''), per deployment and per work queue (key: the id, '' for none) and per tag (once per distinct
-tag of the run), which /flow_runs/count sums (api/queries/run_counts.py). Kept here, in the
+''), per deployment and per work queue (key: the id; a run with none is under 'run' only) and per
+tag (once per distinct tag of the run), which /flow_runs/count sums (api/queries/run_counts.py:
+the runs without a deployment are the 'run' count less the 'deployment' counts). A state change
+of a run with neither deployment nor queue nor tags thus writes two rows, not six (migration 0029). Kept here, in the
 transaction that writes flow_runs, so it is exact at every snapshot: each batch adds, per count,
 the runs that entered it less those that left it, in one statement (migration 0028 dropped the
 triggers on flow_runs that did it per written row). A count whose runs all left it stays, at 0."""
@@ -240,8 +242,11 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
             continue
         flow_id, state_type, state_name, deployment_id, queue_id, tags = counted
         changes.add(table, ("run", "", flow_id, state_type, state_name), sign)
-        changes.add(table, ("deployment", deployment_id, flow_id, state_type, state_name), sign)
-        changes.add(table, ("queue", queue_id, flow_id, state_type, state_name), sign)
+        # No rows for no deployment or no queue: they would repeat the run's own (migration 0029).
+        if deployment_id:
+            changes.add(table, ("deployment", deployment_id, flow_id, state_type, state_name), sign)
+        if queue_id:
+            changes.add(table, ("queue", queue_id, flow_id, state_type, state_name), sign)
         for tag in tags:
             changes.add(table, ("tag", tag, flow_id, state_type, state_name), sign)
 

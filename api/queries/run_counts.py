@@ -1,8 +1,8 @@
 """Counting flow runs from flow_run_counts (migration 0025) when the filter allows it exactly.
 
 flow_run_counts holds, per dimension (every run once under 'run'; under 'deployment' and
-'queue' by its deployment_id and work_queue_id; under 'tag' once per distinct tag), flow and
-current state, how many runs there are. The runs projection keeps it in the transaction that
+'queue' by its deployment_id and work_queue_id when it has one; under 'tag' once per distinct
+tag), flow and current state, how many runs there are. The runs projection keeps it in the transaction that
 writes the runs (projections/runs_writer.py, FLOW_RUN_COUNTS), so a sum over it equals the
 count over flow_runs at the same snapshot.
 
@@ -11,7 +11,10 @@ state and at most one of those dimensions: the flows filter (any of it: it selec
 the state, one tag (``all_`` or ``any_`` of a single tag), the deployment (the deployments
 filter, ``deployment_id``) or the queue (the work pool and work queue filters). The conditions
 are the run filters' own declarations (run_filters.py) applied to the count rows, whose
-columns carry the same values (``''`` standing for NULL, turned back by NULLIF). Anything else
+columns carry the same values (``''`` standing for NULL, turned back by NULLIF). The runs
+without a deployment (``deployment_id`` ``is_null_``) have no rows of their own (migration 0029):
+they are the 'run' rows' sum less the 'deployment' rows' under the same other conditions, which
+are conditions on flow and state only, so both sums count the same runs but those. Anything else
 (two tags, a time range, a name, task runs, a deployment and a pool together, an ``or_``
 across criteria) is counted over flow_runs, skipping the flow check when no run needs it.
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import msgspec
 
 from .filtering import Cond, Criteria, Related, Resource, Sql, any_in, combine, null
 from .run_filters import DEPLOYMENT, FLOW, FLOW_RUN_QUERY, IDS
@@ -112,7 +117,36 @@ def plan(body: Any) -> str | None:
         dims.add("queue")
     if len(dims) > 1:
         return None
+    if _no_deployment(body) and (runs.deployment_id.any_ is not None or getattr(body, "deployments", None) is not None):
+        return None  # none of them, and also some of them: rare, left to the query
     return dims.pop() if dims else "run"
+
+
+def _no_deployment(body: Any) -> bool:
+    """Whether ``body`` asks for the runs without a deployment (``deployment_id.is_null_``)."""
+    runs = getattr(body, "flow_runs", None)
+    wanted = getattr(runs, "deployment_id", None)
+    return wanted is not None and wanted.is_null_ is True
+
+
+def _without_deployment(d: Sql, body: Any) -> Cond:
+    """Runs without a deployment, which have no count rows (``plan`` has left only the flow and
+    state conditions beside ``is_null_``): the runs so counted less those with a deployment."""
+    runs = body.flow_runs
+    rest = msgspec.structs.replace(runs, deployment_id=None)
+    if all(getattr(rest, n) is None for n in rest.__struct_fields__ if n != "operator"):
+        rest = None  # nothing else is asked of the run
+    everyone = msgspec.structs.replace(body, flow_runs=rest)
+    with_one = msgspec.structs.replace(
+        body, flow_runs=msgspec.structs.replace(runs, deployment_id=msgspec.structs.replace(runs.deployment_id, is_null_=False))
+    )
+    every_sql, every_params = combine([("c.dim = ?", ("run",)), COUNT_ROWS.where(d, everyone)])
+    one_sql, one_params = combine([("c.dim = ?", ("deployment",)), COUNT_ROWS.where(d, with_one)])
+    return (
+        f"SELECT (SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {every_sql}) "
+        f"- (SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {one_sql})",
+        (*every_params, *one_params),
+    )
 
 
 # The query's own filters without the check that each run's flow exists (FLOW_RUN_QUERY's
@@ -136,6 +170,8 @@ def count_statement(d: Sql, body: Any) -> Cond:
     when its value is first needed).
     """
     dim = plan(body)
+    if dim == "deployment" and _no_deployment(body):
+        return _without_deployment(d, body)
     if dim is not None:
         sql, params = combine([("c.dim = ?", (dim,)), COUNT_ROWS.where(d, body)])
         return f"SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {sql}", params

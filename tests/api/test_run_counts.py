@@ -123,6 +123,11 @@ def bodies(world: World) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"flows": {}},
         {"flow_runs": {"deployment_id": {"any_": [nightly, hourly]}}},
         {"flow_runs": {"deployment_id": {"is_null_": True}}},
+        # the runs without a deployment: the 'run' rows less the 'deployment' rows (0029)
+        {"flow_runs": {"deployment_id": {"is_null_": True}, "state": {"type": {"any_": ["FAILED", "SCHEDULED"]}}}},
+        {"flow_runs": {"deployment_id": {"is_null_": True}, "state": {"name": {"any_": ["Late"]}}},
+         "flows": {"name": {"any_": ["etl", "report"]}}},
+        {"flow_runs": {"operator": "or_", "deployment_id": {"operator": "or_", "is_null_": True}}},
         {"flow_runs": {"deployment_id": {"is_null_": False}, "state": {"name": {"any_": ["Running"]}}}},
         {"deployments": {"id": {"any_": [hourly]}}},
         {"deployments": {"name": {"any_": ["nightly"]}}, "flows": {"id": {"any_": [etl, report]}}},
@@ -144,6 +149,9 @@ def bodies(world: World) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"deployments": {"id": {"any_": [nightly]}}, "work_pools": {"name": {"any_": ["p"]}}},
         {"flow_runs": {"tags": {"any_": ["red"]}}, "work_pool_queues": {"name": {"any_": ["default"]}}},
         {"task_runs": {}},
+        {"flow_runs": {"deployment_id": {"is_null_": True, "any_": [nightly]}}},  # none
+        {"flow_runs": {"deployment_id": {"operator": "or_", "is_null_": True, "any_": [nightly]}}},
+        {"flow_runs": {"deployment_id": {"is_null_": True}}, "deployments": {}},
         {"flow_runs": {"operator": "or_", "name": {}, "tags": {"any_": ["gray"]}}},  # TRUE OR ...: every run
     ]
     return fast, slow
@@ -176,8 +184,10 @@ async def assert_table_counts_runs(store) -> None:
         state = (state_type or "", state_name or "")
         by_id[run_id] = (flow_id, *state)
         expected["run", "", flow_id, *state] += 1
-        expected["deployment", deployment_id or "", flow_id, *state] += 1
-        expected["queue", queue_id or "", flow_id, *state] += 1
+        if deployment_id is not None:  # a run without one is under 'run' only (migration 0029)
+            expected["deployment", deployment_id, flow_id, *state] += 1
+        if queue_id is not None:
+            expected["queue", queue_id, flow_id, *state] += 1
     for run_id, tag in tags:
         if run_id in by_id:  # a tag row whose run is not (yet) there counts nowhere
             expected["tag", tag, *by_id[run_id]] += 1
@@ -185,16 +195,16 @@ async def assert_table_counts_runs(store) -> None:
 
 
 # flow_runs counted by GROUP BY, as migration 0025 first filled the table (a run's distinct tags
-# are its flow_run_tags rows).
+# are its flow_run_tags rows), without the runs of no deployment or queue (0029).
 SQL_GROUPED = """
 SELECT 'run', '', flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
 FROM flow_runs GROUP BY 3, 4, 5
 UNION ALL
-SELECT 'deployment', COALESCE(deployment_id, ''), flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
-FROM flow_runs GROUP BY 2, 3, 4, 5
+SELECT 'deployment', deployment_id, flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
+FROM flow_runs WHERE deployment_id IS NOT NULL GROUP BY 2, 3, 4, 5
 UNION ALL
-SELECT 'queue', COALESCE(work_queue_id, ''), flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
-FROM flow_runs GROUP BY 2, 3, 4, 5
+SELECT 'queue', work_queue_id, flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
+FROM flow_runs WHERE work_queue_id IS NOT NULL GROUP BY 2, 3, 4, 5
 UNION ALL
 SELECT 'tag', t.tag, r.flow_id, COALESCE(r.state_type, ''), COALESCE(r.state_name, ''), count(*)
 FROM flow_run_tags t JOIN flow_runs r ON r.id = t.run_id GROUP BY 2, 3, 4, 5
@@ -268,6 +278,39 @@ async def test_the_migration_counts_the_runs_already_stored(env, clock, store_ur
         async with store.reading() as tx:
             rebuilt = sorted(tuple(r) for r in await tx.fetch("SELECT * FROM flow_run_counts"))
         assert rebuilt == kept
+        await assert_table_counts_runs(store)
+
+
+async def test_migration_0029_drops_the_rows_of_no_deployment_or_queue_and_its_down_restores_them(
+    env, clock, store_url, backend
+):
+    """Before 0029 a run without a deployment (or queue) was counted under key ''; 0029's down
+    counts them again from flow_runs, its up drops them, and the counts still agree."""
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(29))
+        await world.seed(40)
+        await world.change()
+    revision = next(m.revision for m in migrate.load_migrations(backend) if m.name == "flow_run_counts_without_empty_keys")
+    select = "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0"
+    async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+        kept = {tuple(r[:5]): int(r[5]) for r in await tx.fetch(select)}
+        runs = await tx.fetch("SELECT flow_id, state_type, state_name, deployment_id, work_queue_id FROM flow_runs")
+    no_key: Counter[tuple[str, ...]] = Counter()
+    for flow_id, state_type, state_name, deployment_id, queue_id in runs:
+        for dim, key in (("deployment", deployment_id), ("queue", queue_id)):
+            if key is None:
+                no_key[dim, "", flow_id, state_type or "", state_name or ""] += 1
+    assert no_key and not kept.keys() & no_key.keys()
+    async with migration_connection(store_url) as conn:
+        await migrate.downgrade(conn, backend, revision - 1)
+        inner = conn._conn  # the store refuses a schema behind its code: read on the driver's
+        rows = await (inner.execute_fetchall(select) if backend == "sqlite" else inner.fetch(select))
+    assert {tuple(r[:5]): int(r[5]) for r in rows} == {**kept, **no_key}
+    async with migration_connection(store_url) as conn:
+        await migrate.upgrade(conn, backend)
+    async with open_store(store_url, migrate=False) as store:
+        async with store.reading() as tx:
+            assert {tuple(r[:5]): int(r[5]) for r in await tx.fetch(select)} == kept
         await assert_table_counts_runs(store)
 
 
