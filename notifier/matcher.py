@@ -285,6 +285,8 @@ class Matcher:
                 self._stale = True  # created, edited, paused or deleted: read them again
             elif record.stream_id == streams.BLOCKS:
                 self._actor.forget_blocks()  # a channel edited, renamed or deleted: read it again
+            elif record.stream_id.startswith(streams.FLOW) and not record.stream_id.startswith(streams.FLOW_RUN):
+                self._actor.forget_flows()  # a flow created, edited or deleted: the messages show it as it is
             for event in await self._derivation.events_of(record):
                 for automation in await self._enabled(event.occurred):
                     if _own(automation, event):
