@@ -271,8 +271,8 @@ class Matcher:
         ``save_every``), and the position matched since is kept in memory: a crash then matches
         up to a second of the log again, which schedules nothing twice (a delivery's id is
         derived from its event, rule and action; the other actions are claimed). The table is
-        still read each round (``step``): a process leading again after another led goes on
-        from where that one got to.
+        read at most once a second too (``_look_at_checkpoint``): a process leading again after
+        another led goes on from where that one got to.
         """
         return await self._following.run()
 
