@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import functools
 import itertools
-from collections.abc import AsyncIterator, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -53,6 +54,8 @@ MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
 # (0x726c, 'rl') and hashtext(service name). A two-key lock never equals a one-key lock such as
 # the append and migration locks above, so the spaces cannot collide.
 LEADER_LOCK_CLASS = 0x726C
+LIVENESS_SECONDS = 1.0
+"""A leader's session is checked with a round trip at most this often (PostgresLeadership)."""
 
 SQL_INSERT = "SELECT * FROM runlog_insert($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::bytea[])"
 SQL_APPEND_CALL = (
@@ -157,13 +160,24 @@ class PostgresLeadership:
     breaks, PostgreSQL releases it and another process takes the lead at its next campaign.
     So every campaign first checks the session is still alive (one round trip); a broken one
     means the lead was lost, whatever this process thought.
+
+    That round trip is made at most once a ``LIVENESS_SECONDS`` while leading: a service woken
+    by every append (the notifier's matcher, the event feed) campaigns before each of its rounds,
+    many a second under load, and the ``SELECT 1`` was a server round trip each time. A session
+    whose socket closed is seen at once without it (``is_closed``); the check is for one that
+    hangs, and the lock is only checked between rounds anyway, so a round already runs up to a
+    second after the session may have died.
     """
 
-    def __init__(self, db: DatabaseURL, name: str) -> None:
+    def __init__(
+        self, db: DatabaseURL, name: str, *, monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self._db = db
         self._conn: asyncpg.Connection | None = None
         self._leading = False
+        self._monotonic = monotonic
+        self._checked_at = 0.0  # when the session last answered, while leading
 
     async def campaign(self) -> bool:
         with translate_errors(self._db.masked()):
@@ -172,11 +186,14 @@ class PostgresLeadership:
                     self._drop()
                     self._conn = await connect(self._db, role="leader")
                 if self._leading:
-                    await self._conn.fetchval("SELECT 1", timeout=10)
+                    if self._monotonic() - self._checked_at >= LIVENESS_SECONDS:
+                        await self._conn.fetchval("SELECT 1", timeout=10)
+                        self._checked_at = self._monotonic()
                 else:
                     self._leading = await self._conn.fetchval(
                         "SELECT pg_try_advisory_lock($1, hashtext($2))", LEADER_LOCK_CLASS, self.name, timeout=10
                     )
+                    self._checked_at = self._monotonic()
             except BaseException:
                 self._drop()  # a session in doubt holds nothing we can count on
                 raise

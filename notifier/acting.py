@@ -59,11 +59,28 @@ class Actor:
         # block document id -> what _block read, until a block changes (forget_blocks): a rule
         # sending to three channels read two rows per channel for every alert it fired.
         self._blocks: dict[UUID, asyncio.Future[tuple[str, list[dict[str, str]]] | None]] = {}
+        # flow id -> its view, until a record of a flow's stream passes the matcher (forget_flows):
+        # a burst of one flow's runs failing read the same flow once per alert.
+        self._flows: dict[UUID, asyncio.Future[flow_reads.FlowView | None]] = {}
 
     def forget_blocks(self) -> None:
         """A block changed (the matcher saw a record of the ``blocks`` stream pass): the
         documents are read again from the next firing on."""
         self._blocks.clear()
+
+    def forget_flows(self) -> None:
+        """A flow changed (the matcher saw a record of a flow's stream pass): flows are read
+        again from the next firing on."""
+        self._flows.clear()
+
+    async def _flow(self, flow_id: UUID) -> flow_reads.FlowView | None:
+        """The flow as the log has it, read once until a flow changes (shared by a burst's firings)."""
+        reading = self._flows.get(flow_id)
+        if reading is None or (reading.done() and (reading.cancelled() or reading.exception() is not None)):
+            reading = asyncio.ensure_future(flow_reads.get(self._store, flow_id))
+            self._flows[flow_id] = reading
+        # Shielded: one firing cancelled must not cancel the read the others wait on.
+        return await asyncio.shield(reading)
 
     async def fire(
         self, automation_id: UUID, name: str, definition: AutomationDefinition, firing: triggers.Firing,
@@ -264,21 +281,23 @@ class Actor:
         ]
 
     async def _context(self, source: Any, automation: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
-        return await template_context(self._store, source, automation, labels)
+        return await template_context(self._store, source, automation, labels, flow_of=self._flow)
 
 
 async def template_context(
     store: EventStore, event: Any | None, automation: dict[str, str], labels: dict[str, str],
+    *, flow_of: Callable[[UUID], Awaitable[flow_reads.FlowView | None]] | None = None,
 ) -> dict[str, Any]:
     """What an action's templates see for EVENT: the event, the automation, the run it is about
-    and its flow (as they are now), the firing's labels."""
+    and its flow (as they are now; ``flow_of`` reads the flow, the database by default), the
+    firing's labels."""
     run = flow = None
     run_id = _flow_run_id(event)
     if run_id is not None:
         view = await get_flow_run(store, run_id)
         if view is not None:
             run = msgspec.to_builtins(view)
-            flow_view = await flow_reads.get(store, view.flow_id)
+            flow_view = await (flow_of(view.flow_id) if flow_of is not None else flow_reads.get(store, view.flow_id))
             flow = msgspec.to_builtins(flow_view) if flow_view is not None else None
     return templates.context(event=event, automation=automation, flow=flow, flow_run=run, labels=labels)
 

@@ -125,6 +125,7 @@ class Matcher:
         self._unannounced = 0  # deliveries scheduled since the dispatcher was last woken
         self._this_round = 0
         self._restored = False  # the windows were rebuilt from the log up to the checkpoint
+        self._checkpoint_read_at: float | None = None  # when a round last read the stored checkpoint
         # The pages' firings being recorded (see _match_while_acting), and the first failure of
         # one since the last settle.
         self._acting: set[asyncio.Task[None]] = set()
@@ -153,12 +154,14 @@ class Matcher:
                 # Back from idle: match from here on, not the events no automation was there for.
                 await self._following.save(self._following.reached)
                 self._idle = False
-            stored = await self._following.stored()
-            if not self._restored or stored != self._following.saved:
-                # Starting, or another leader moved the checkpoint since this one last wrote it:
-                # its windows are stale. (Not ``stored != reached``: this process writes the
-                # checkpoint at most once a SAVE_EVERY_SECONDS, so it trails what it matched.)
-                await self._restore(stored, now)
+            if self._look_at_checkpoint():
+                stored = await self._following.stored()
+                if not self._restored or stored != self._following.saved:
+                    # Starting, or another leader moved the checkpoint since this one last wrote
+                    # it: its windows are stale. (Not ``stored != reached``: this process writes
+                    # the checkpoint at most once a SAVE_EVERY_SECONDS, so it trails what it
+                    # matched.)
+                    await self._restore(stored, now)
             started = self._started
             await self._catch_up()
             await self._match_while_acting(started)
@@ -176,6 +179,20 @@ class Matcher:
                 await self._fire(automation, firing)
         self._announce()
         return self._this_round
+
+    def _look_at_checkpoint(self) -> bool:
+        """Whether this round reads the stored checkpoint: when starting, and at most once a
+        SAVE_EVERY_SECONDS (by the clock's time) while leading. The matcher runs a round per
+        group commit of the server, and the read was a round trip each time. A process
+        leading again after another led campaigns a second or more after its last round, so it
+        reads it; and where it did not, the catch-up's compare-and-set finds the checkpoint
+        moved before this process writes it (``CheckpointMoved``: the next round restores),
+        having matched some of the log again, which schedules nothing twice."""
+        at = self._clock().timestamp()
+        if self._restored and self._checkpoint_read_at is not None and at - self._checkpoint_read_at < SAVE_EVERY_SECONDS:
+            return False
+        self._checkpoint_read_at = at
+        return True
 
     async def _restore(self, upto: int, now: datetime) -> None:
         """Rebuild the open windows from the log: observe again the derived events of the
@@ -254,8 +271,8 @@ class Matcher:
         ``save_every``), and the position matched since is kept in memory: a crash then matches
         up to a second of the log again, which schedules nothing twice (a delivery's id is
         derived from its event, rule and action; the other actions are claimed). The table is
-        still read each round (``step``): a process leading again after another led goes on
-        from where that one got to.
+        read at most once a second too (``_look_at_checkpoint``): a process leading again after
+        another led goes on from where that one got to.
         """
         return await self._following.run()
 
@@ -268,6 +285,8 @@ class Matcher:
                 self._stale = True  # created, edited, paused or deleted: read them again
             elif record.stream_id == streams.BLOCKS:
                 self._actor.forget_blocks()  # a channel edited, renamed or deleted: read it again
+            elif record.stream_id.startswith(streams.FLOW) and not record.stream_id.startswith(streams.FLOW_RUN):
+                self._actor.forget_flows()  # a flow created, edited or deleted: the messages show it as it is
             for event in await self._derivation.events_of(record):
                 for automation in await self._enabled(event.occurred):
                     if _own(automation, event):
