@@ -2,6 +2,8 @@
 
 - `serve(env)`: the app in this process, on a port the kernel picks (bind port 0, read it back).
 - `serve_app(app)`: any aiohttp app served the same way (a stand-in server, say).
+- `threaded_http(handler)`: an http.server handler class served from a thread on 127.0.0.1
+  (a loopback receiver for tests that are not async: browser and Prefect-client tests).
 - `runlog_server(env, log, *args)`: ``runlog server start --port 0`` as a subprocess; the port
   is the one its startup banner names, so no port is ever guessed.
 - `unused_port()`: only for what cannot bind port 0 itself and report it (PostgreSQL's
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import inspect
 import os
 import queue
@@ -100,6 +103,21 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{address[1]}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.contextmanager
+def threaded_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve HANDLER on 127.0.0.1 and a port the kernel picks, from a thread; yields
+    http://127.0.0.1:PORT and stops the server (and its thread) on exit."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
 
 
 BUILTIN_BLOCKS_OFF = {"RUNLOG_SERVER_BLOCKS_REGISTER_ON_START": "false"}

@@ -9,10 +9,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from ..servers import threaded_http
 from .test_prefect_client import PREFECT_PYTHON, ROOT, Runlog, runlog  # noqa: F401 - runlog is the server fixture
 
 pytestmark = pytest.mark.slow
@@ -42,14 +43,8 @@ def receiver() -> Iterator[tuple[str, Received]]:
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with threaded_http(Handler) as origin:
+        yield f"{origin}/hook", received
 
 
 def eventually(condition, timeout: float = 60.0) -> None:

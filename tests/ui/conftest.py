@@ -19,7 +19,6 @@ import os
 import subprocess
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import httpx
 import pytest
 
 from ..conftest import new_pg_database
-from ..servers import PREFECT_PYTHON, ROOT, run_flow, prefect_client_env, runlog_server, server_env
+from ..servers import PREFECT_PYTHON, ROOT, prefect_client_env, run_flow, runlog_server, server_env, threaded_http
 
 ARTIFACTS = Path(os.environ.get("RUNLOG_TEST_UI_ARTIFACTS") or Path(__file__).parent / "artifacts")
 
@@ -152,16 +151,9 @@ def _hook() -> Iterator[Hook]:
         def log_message(self, *args: object) -> None:  # quiet
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    hook.url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/UI"
-    try:
+    with threaded_http(Handler) as origin:
+        hook.url = f"{origin}/services/T000/B000/UI"
         yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=30)
 
 
 @dataclass

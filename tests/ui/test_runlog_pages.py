@@ -9,7 +9,6 @@ docs/log-page.png."""
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 
 from runlog.notifier import rules
 
-from ..servers import runlog_server, server_env
+from ..servers import runlog_server, server_env, threaded_http
 from .conftest import ARTIFACTS, Runlog
 
 pytestmark = pytest.mark.slow
@@ -168,16 +167,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:  # quiet
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    got.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
+    with threaded_http(Handler) as origin:
+        got.url = f"{origin}/hook"
         yield got
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=30)
 
 
 def slack_channel(runlog: Runlog, name: str, url: str) -> str:
