@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -145,14 +145,21 @@ class RowChanges:
                 yield table, rows
 
 
-async def persist(tx: Any, changes: RowChanges) -> None:
+async def persist(
+    tx: Any, changes: RowChanges,
+    upsert: Callable[[Table, list[tuple[Any, ...]]], Awaitable[None]] | None = None,
+) -> None:
     """Write ``changes`` in ``tx`` (a Tx): per table, its deletes, then its upserts; then the
-    amounts added to counts."""
+    amounts added to counts. ``upsert`` writes a table's upserts another way (a rebuild's
+    one-statement set on PostgreSQL); by default a statement per row."""
     for table, upserts, deletes in changes.tables():
         if deletes:
             await tx.executemany(table.delete_sql, [table.key_params(key) for key in deletes])
         if upserts:
-            await tx.executemany(table.upsert_sql, upserts)
+            if upsert is not None:
+                await upsert(table, upserts)
+            else:
+                await tx.executemany(table.upsert_sql, upserts)
     for table, rows in changes.additions():
         await tx.executemany(table.add_sql, rows)
 

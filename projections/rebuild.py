@@ -165,19 +165,11 @@ class ShadowTx:
         array of rows in one statement (``unnest`` of the shadow's row type) rather than a
         statement per row: the server plans once and writes the set, and one round trip
         carries a batch (the rows are those the one-statement append sends the same way)."""
-        if self.dialect != "postgres":
-            await persist(self, changes)
-            return
-        for table, upserts, deletes in changes.tables():
-            if deletes:
-                await self.executemany(table.delete_sql, [table.key_params(key) for key in deletes])
-            if upserts:
-                shadow = SHADOW + table.name
-                await self._tx.execute(
-                    f"INSERT INTO {shadow} SELECT * FROM unnest($1::{shadow}[]) {table.on_conflict}", upserts,
-                )
-        for table, rows in changes.additions():  # counts: amounts added, statement per row as persist does
-            await self.executemany(table.add_sql, rows)
+        await persist(self, changes, upsert=self._upsert_set if self.dialect == "postgres" else None)
+
+    async def _upsert_set(self, table: Table, upserts: list[tuple[Any, ...]]) -> None:
+        shadow = SHADOW + table.name
+        await self._tx.execute(f"INSERT INTO {shadow} SELECT * FROM unnest($1::{shadow}[]) {table.on_conflict}", upserts)
 
 
 # -- the shadow tables ------------------------------------------------------------------------
