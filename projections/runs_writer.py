@@ -222,13 +222,13 @@ def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, by
             _count(kind.counts, counted.get(run_id), _counted(view) if view is not None else None, changes)
 
 
-def _counted(view: FlowRunView) -> tuple[str, str, str, str, str, tuple[str, ...]]:
-    """What a run's counts depend on: flow, state type and name, deployment, queue, distinct tags
-    (as flow_runs' columns hold them, None as '')."""
-    state_type, state_name = _state_columns(view)
+def _counted(view: FlowRunView) -> tuple[Any, ...]:
+    """What a run's counts depend on: flow, state type and name, deployment, queue, distinct tags,
+    as the view holds them (``_count`` makes text of them only for a run that moved)."""
+    state = view.state
     return (
-        str(view.flow_id), state_type or "", state_name or "", text(view.deployment_id) or "",
-        text(view.work_queue_id) or "", tuple(dict.fromkeys(view.tags)),
+        view.flow_id, state.type.value if state is not None else "", (state.name or "") if state is not None else "",
+        view.deployment_id, view.work_queue_id, tuple(dict.fromkeys(view.tags)),
     )
 
 
@@ -237,18 +237,27 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
     it is in now (if it still is). Most batches change none of it for most runs (a view, a time)."""
     if old == new:
         return
+    texts: dict[Any, str] = {}  # an id the run keeps (its flow, nearly always) is made text once
     for sign, counted in ((-1, old), (1, new)):
         if counted is None:
             continue
         flow_id, state_type, state_name, deployment_id, queue_id, tags = counted
-        changes.add(table, ("run", "", flow_id, state_type, state_name), sign)
+        flow = _text_once(texts, flow_id)
+        changes.add(table, ("run", "", flow, state_type, state_name), sign)
         # No rows for no deployment or no queue: they would repeat the run's own (migration 0029).
-        if deployment_id:
-            changes.add(table, ("deployment", deployment_id, flow_id, state_type, state_name), sign)
-        if queue_id:
-            changes.add(table, ("queue", queue_id, flow_id, state_type, state_name), sign)
+        if deployment_id is not None:
+            changes.add(table, ("deployment", _text_once(texts, deployment_id), flow, state_type, state_name), sign)
+        if queue_id is not None:
+            changes.add(table, ("queue", _text_once(texts, queue_id), flow, state_type, state_name), sign)
         for tag in tags:
-            changes.add(table, ("tag", tag, flow_id, state_type, state_name), sign)
+            changes.add(table, ("tag", tag, flow, state_type, state_name), sign)
+
+
+def _text_once(texts: dict[Any, str], value: Any) -> str:
+    text_value = texts.get(value)
+    if text_value is None:
+        text_value = texts[value] = str(value)
+    return text_value
 
 
 _KINDS = (
