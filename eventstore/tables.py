@@ -48,7 +48,7 @@ class Table:
         self.adds = adds
         """The count column, for a table whose changes are amounts added to it (else None)."""
         self.key_of: Callable[[Sequence[Any]], Key] = operator.itemgetter(*self.key_positions)
-        self._upsert_only: dict[tuple[str, ...], str] = {}
+        self._upsert_only: dict[frozenset[str], str] = {}
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
@@ -60,12 +60,14 @@ class Table:
     @cached_property
     def upsert_sql(self) -> str:
         """Insert a row, or replace every non-key column of the row with its key."""
-        marks = ", ".join("?" * len(self.columns))
-        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks}) {self.on_conflict}"
+        return self.upsert_only_sql(frozenset(self.columns))
 
     @cached_property
     def on_conflict(self) -> str:
-        updated = [column for column in self.columns if column not in self.key]
+        return self._on_conflict(frozenset(self.columns))
+
+    def _on_conflict(self, changed: frozenset[str]) -> str:
+        updated = [column for column in self.columns if column in changed and column not in self.key]
         if not updated:
             return f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
         assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
@@ -78,12 +80,8 @@ class Table:
         found = self._upsert_only.get(changed)
         if found is None:
             marks = ", ".join("?" * len(self.columns))
-            updated = [column for column in self.columns if column in changed and column not in self.key]
-            assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
-            conflict = f"DO UPDATE SET {assignments}" if updated else "DO NOTHING"
             found = self._upsert_only[changed] = (
-                f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks}) "
-                f"ON CONFLICT ({', '.join(self.key)}) {conflict}"
+                f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks}) {self._on_conflict(changed)}"
             )
         return found
 
