@@ -4,8 +4,9 @@ A projection declares each table it owns (its columns, in the table's column ord
 key) and, for a batch of events, returns the rows that change: an upsert with the whole row, or
 a delete by key; or, for a table of counts (declared with ``adds``, its one column besides the
 key), an amount to add to a row's count. It writes no SQL. Each backend persists changes generically from the
-declaration: SQLite and PostgreSQL's transaction path with one upsert and one delete statement
-per table (generated here), PostgreSQL's one-statement path with data-modifying CTEs riding in
+declaration: SQLite and PostgreSQL's transaction path with one delete statement per table and
+one upsert per set of columns written (generated here; a row whose changed columns the
+projection knows sets only those), PostgreSQL's one-statement path with data-modifying CTEs riding in
 the append's own statement (eventstore/postgres.py). A backend checks on open that every
 declared table has exactly the declared columns in that order, so a declaration cannot drift
 from the migrations that create the table.
