@@ -4,8 +4,9 @@ A projection declares each table it owns (its columns, in the table's column ord
 key) and, for a batch of events, returns the rows that change: an upsert with the whole row, or
 a delete by key; or, for a table of counts (declared with ``adds``, its one column besides the
 key), an amount to add to a row's count. It writes no SQL. Each backend persists changes generically from the
-declaration: SQLite and PostgreSQL's transaction path with one upsert and one delete statement
-per table (generated here), PostgreSQL's one-statement path with data-modifying CTEs riding in
+declaration: SQLite and PostgreSQL's transaction path with one delete statement per table and
+one upsert per set of columns written (generated here; a row whose changed columns the
+projection knows sets only those), PostgreSQL's one-statement path with data-modifying CTEs riding in
 the append's own statement (eventstore/postgres.py). A backend checks on open that every
 declared table has exactly the declared columns in that order, so a declaration cannot drift
 from the migrations that create the table.
@@ -48,6 +49,7 @@ class Table:
         self.adds = adds
         """The count column, for a table whose changes are amounts added to it (else None)."""
         self.key_of: Callable[[Sequence[Any]], Key] = operator.itemgetter(*self.key_positions)
+        self._upsert_only: dict[frozenset[str], str] = {}
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
@@ -59,16 +61,30 @@ class Table:
     @cached_property
     def upsert_sql(self) -> str:
         """Insert a row, or replace every non-key column of the row with its key."""
-        marks = ", ".join("?" * len(self.columns))
-        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks}) {self.on_conflict}"
+        return self.upsert_only_sql(frozenset(self.columns))
 
     @cached_property
     def on_conflict(self) -> str:
-        updated = [column for column in self.columns if column not in self.key]
+        return self._on_conflict(frozenset(self.columns))
+
+    def _on_conflict(self, changed: frozenset[str]) -> str:
+        updated = [column for column in self.columns if column in changed and column not in self.key]
         if not updated:
             return f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
         assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
         return f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {assignments}"
+
+    def upsert_only_sql(self, changed: frozenset[str]) -> str:
+        """Insert a row, or replace only the ``changed`` columns of the row with its key: the
+        others are known to hold the row's values already. SQLite then leaves alone every index
+        on none of those columns, which the full upsert deletes and inserts again."""
+        found = self._upsert_only.get(changed)
+        if found is None:
+            marks = ", ".join("?" * len(self.columns))
+            found = self._upsert_only[changed] = (
+                f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks}) {self._on_conflict(changed)}"
+            )
+        return found
 
     @cached_property
     def add_conflict(self) -> str:
@@ -100,17 +116,34 @@ class RowChanges:
     """The rows a batch changes, per table; the last change to a row wins, and amounts added to a
     count are summed."""
 
-    __slots__ = ("_rows", "_adds")
+    __slots__ = ("_rows", "_adds", "_changed")
 
     def __init__(self) -> None:
         self._rows: dict[Table, dict[Key, tuple[Any, ...] | None]] = {}
         self._adds: dict[Table, dict[tuple[Any, ...], int]] = {}
+        self._changed: dict[Table, dict[Key, frozenset[str]]] = {}
 
-    def upsert(self, table: Table, row: tuple[Any, ...]) -> None:
-        self._rows.setdefault(table, {})[table.key_of(row)] = row
+    def upsert(self, table: Table, row: tuple[Any, ...], *, changed: frozenset[str] | None = None) -> None:
+        """Insert or replace ``row``. ``changed``: the only columns in which ``row`` may differ
+        from the stored row with its key, if there is one (a projection that folded the
+        stored row's own view knows it); a writer may then set only those. None: any of them."""
+        rows = self._rows.setdefault(table, {})
+        key = table.key_of(row)
+        if changed is not None:
+            known = self._changed.setdefault(table, {})
+            if key not in rows:
+                known[key] = changed
+            elif key in known:
+                known[key] = known[key] | changed  # this batch's earlier change of it, and this one
+            # else: an earlier change of this batch left it to be written whole
+        elif known_here := self._changed.get(table):
+            known_here.pop(key, None)
+        rows[key] = row
 
     def delete(self, table: Table, key: Key) -> None:
         self._rows.setdefault(table, {})[key] = None
+        if known := self._changed.get(table):
+            known.pop(key, None)
 
     def add(self, table: Table, key: tuple[Any, ...], amount: int) -> None:
         """Add ``amount`` to the count of the row with ``key`` (all its key columns, in table
@@ -120,7 +153,15 @@ class RowChanges:
 
     def update(self, other: RowChanges) -> None:
         for table, rows in other._rows.items():
-            self._rows.setdefault(table, {}).update(rows)
+            theirs = other._changed.get(table, {})
+            if not theirs and not self._changed.get(table):
+                self._rows.setdefault(table, {}).update(rows)  # whole rows on both sides: the last wins
+                continue
+            for key, row in rows.items():
+                if row is None:
+                    self.delete(table, key)
+                else:
+                    self.upsert(table, row, changed=theirs.get(key))
         for table, counts in other._adds.items():
             for key, amount in counts.items():
                 self.add(table, key, amount)
@@ -135,6 +176,20 @@ class RowChanges:
             deletes = [key for key, row in rows.items() if row is None]
             if upserts or deletes:
                 yield table, upserts, deletes
+
+    def upsert_groups(self, table: Table, upserts: list[tuple[Any, ...]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """``upserts`` (of ``tables()``) as (statement, rows): those that may set only some
+        columns (see ``upsert``) grouped by the columns they set, the others by the full upsert."""
+        known = self._changed.get(table)
+        if not known:
+            return [(table.upsert_sql, upserts)]
+        groups: dict[frozenset[str] | None, list[tuple[Any, ...]]] = {}
+        for row in upserts:
+            groups.setdefault(known.get(table.key_of(row)), []).append(row)
+        return [
+            (table.upsert_sql if changed is None else table.upsert_only_sql(changed), rows)
+            for changed, rows in groups.items()
+        ]
 
     def additions(self) -> Iterator[tuple[Table, list[tuple[Any, ...]]]]:
         """(table of counts, rows of key and amount) for every such table with an amount that is
@@ -151,7 +206,8 @@ async def persist(
 ) -> None:
     """Write ``changes`` in ``tx`` (a Tx): per table, its deletes, then its upserts; then the
     amounts added to counts. ``upsert`` writes a table's upserts another way (a rebuild's
-    one-statement set on PostgreSQL); by default a statement per row."""
+    one-statement set on PostgreSQL); by default a statement per row, setting only the columns
+    a row may have changed where that is known (``RowChanges.upsert``)."""
     for table, upserts, deletes in changes.tables():
         if deletes:
             await tx.executemany(table.delete_sql, [table.key_params(key) for key in deletes])
@@ -159,7 +215,8 @@ async def persist(
             if upsert is not None:
                 await upsert(table, upserts)
             else:
-                await tx.executemany(table.upsert_sql, upserts)
+                for sql, rows in changes.upsert_groups(table, upserts):
+                    await tx.executemany(sql, rows)
     for table, rows in changes.additions():
         await tx.executemany(table.add_sql, rows)
 

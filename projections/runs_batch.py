@@ -79,7 +79,11 @@ def fold_flow_run(view: FlowRunView | None, events: Sequence[tuple[int, str, byt
         end = index
         while end < len(events) and events[end][1] == STATE_CHANGED:
             end += 1
-        if view is not None:
+        if end - index == 1:
+            # A lone state change (a new run's first state, in the append that creates it) is
+            # decoded once by evolve_flow_run; _states would decode it twice.
+            view = evolve_flow_run(view, catalogue.decode(data), version)
+        elif view is not None:
             view = _states(view, events[index:end])
         index = end
     return view

@@ -98,6 +98,55 @@ def _task_run_row(view: TaskRunView) -> tuple:
     )
 
 
+# Per column of a runs table, the fields of the view it is made of (None: the view itself,
+# which a new version always changes). A row whose stored view was folded into the new one is
+# written with only the columns whose fields differ (RowChanges.upsert's ``changed``): on
+# SQLite a state change then rewrites the entries of the indexes on state and times, not those
+# on the flow, name, deployment, parent or key that it cannot change. The columns left out hold
+# what the stored view makes of them: a change to how rows are made bumps VERSION, and the
+# tables are rebuilt.
+_FLOW_RUN_SOURCES: dict[str, tuple[str, ...] | None] = {
+    "id": ("id",), "version": None, "flow_id": ("flow_id",), "name": ("name",), "state_type": ("state",),
+    "state_name": ("state",), "start_time": ("start_time",), "end_time": ("end_time",),
+    "expected_start_time": ("expected_start_time",), "next_scheduled_start_time": ("next_scheduled_start_time",),
+    "deployment_id": ("deployment_id",), "parent_task_run_id": ("parent_task_run_id",),
+    "work_queue_name": ("work_queue_name",), "flow_version": ("flow_version",),
+    "idempotency_key": ("idempotency_key",), "created": ("created",), "view": None,
+    "work_queue_id": ("work_queue_id",), "created_by_id": ("created_by",), "created_by_type": ("created_by",),
+}
+_TASK_RUN_SOURCES: dict[str, tuple[str, ...] | None] = {
+    "id": ("id",), "version": None, "flow_run_id": ("flow_run_id",), "name": ("name",), "task_key": ("task_key",),
+    "dynamic_key": ("dynamic_key",), "state_type": ("state",), "state_name": ("state",),
+    "state_timestamp": ("state",), "start_time": ("start_time",), "end_time": ("end_time",),
+    "expected_start_time": ("expected_start_time",), "created": ("created",), "view": None,
+}
+
+
+class _Sources:
+    """A runs table's columns by the view fields they are made of, to tell which columns of a
+    row two views of one run differ in."""
+
+    def __init__(self, table: Table, sources: dict[str, tuple[str, ...] | None]) -> None:
+        if tuple(sources) != table.columns:
+            raise ValueError(f"table {table.name}: the sources name {tuple(sources)}, not its columns")
+        self.always = frozenset(column for column, fields in sources.items() if fields is None)
+        by_field: dict[str, list[str]] = {}
+        for column, fields in sources.items():
+            for field in fields or ():
+                by_field.setdefault(field, []).append(column)
+        self.fields = tuple((field, frozenset(columns)) for field, columns in by_field.items())
+
+    def changed(self, old: Any, new: Any) -> frozenset[str]:
+        """The columns of ``new``'s row that may differ from ``old``'s."""
+        changed = self.always
+        for field, columns in self.fields:
+            before, after = getattr(old, field), getattr(new, field)
+            # A fold keeps the objects of the fields it leaves alone: most are the same object.
+            if before is not after and before != after:
+                changed = changed | columns
+        return changed
+
+
 def cache_key(table: str, run_id: object) -> str:
     return f"{table}:{run_id}"
 
@@ -134,14 +183,16 @@ class RunsProjection:
                 sql = f"SELECT id, view FROM {kind.table.name} WHERE {in_list(tx, 'id')}"
                 rows = await tx.fetch(sql, list_param(tx, missing))
                 views.update({row[0]: kind.decode(bytes(row[1])) for row in rows})
-            _fold(kind, views, batch, changes)
+            _fold(kind, views, batch, changes, partial=True)
         return changes
 
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
         """The batch's changes when every view it needs is cached, else None.
 
         The PostgreSQL writer sends these with the append in one statement; None makes it take
-        the transaction path, where ``changes`` reads what is missing.
+        the transaction path, where ``changes`` reads what is missing. It writes rows whole
+        (PostgreSQL writes a whole new row version and compares index columns by value
+        anyway), so these do not say which columns changed.
         """
         changes = RowChanges()
         for kind in _KINDS:
@@ -151,7 +202,7 @@ class RunsProjection:
             views, missing = self._known_views(batch, kind)
             if missing:
                 return None
-            _fold(kind, views, batch, changes)
+            _fold(kind, views, batch, changes, partial=False)
         return changes
 
     def _known_views(self, batch: Sequence[tuple[str, int, bytes, str]], kind: _Kind) -> tuple[dict[str, Any], list[str]]:
@@ -183,14 +234,21 @@ class _Kind(msgspec.Struct, frozen=True):
     evolve: Callable[[Any, Any, int], Any]
     decode: Callable[[bytes], Any]
     to_row: Callable[[Any], tuple]
+    sources: _Sources | None = None
+    """Which columns of a row may change between two views (None: write rows whole)."""
     fold: Callable[[Any, Sequence[tuple[int, str, bytes]]], Any] | None = None
     """A run's events at once, as ``evolve`` one by one would fold them (None: there is none)."""
     counts: Table | None = None
     """The table counting these runs (``FLOW_RUN_COUNTS``), or None."""
 
 
-def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, bytes, str]], changes: RowChanges) -> None:
-    """Fold the batch's events into ``views`` (in place) and record the rows that change."""
+def _fold(
+    kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, bytes, str]], changes: RowChanges, *,
+    partial: bool,
+) -> None:
+    """Fold the batch's events into ``views`` (in place) and record the rows that change; with
+    ``partial``, which columns of each stored row they change (see ``_Sources``)."""
+    stored = dict(views) if partial and kind.sources is not None else {}  # the views the stored rows were made of
     before = {run_id: dict.fromkeys(view.tags) for run_id, view in views.items() if view is not None}
     counted = {run_id: _counted(view) for run_id, view in views.items() if view is not None} if kind.counts else {}
     if kind.fold is not None and len(batch) > 1:
@@ -212,7 +270,9 @@ def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, by
                 changes.delete(kind.table, run_id)
             new_tags: dict[str, None] = {}
         else:
-            changes.upsert(kind.table, kind.to_row(view))
+            old = stored.get(run_id)
+            changed = kind.sources.changed(old, view) if old is not None and kind.sources is not None else None
+            changes.upsert(kind.table, kind.to_row(view), changed=changed)
             new_tags = dict.fromkeys(view.tags)
         for tag in old_tags.keys() - new_tags.keys():
             changes.delete(kind.tags, (run_id, tag))
@@ -222,13 +282,13 @@ def _fold(kind: _Kind, views: dict[str, Any], batch: Sequence[tuple[str, int, by
             _count(kind.counts, counted.get(run_id), _counted(view) if view is not None else None, changes)
 
 
-def _counted(view: FlowRunView) -> tuple[str, str, str, str, str, tuple[str, ...]]:
-    """What a run's counts depend on: flow, state type and name, deployment, queue, distinct tags
-    (as flow_runs' columns hold them, None as '')."""
-    state_type, state_name = _state_columns(view)
+def _counted(view: FlowRunView) -> tuple[Any, ...]:
+    """What a run's counts depend on: flow, state type and name, deployment, queue, distinct tags,
+    as the view holds them (``_count`` makes text of them only for a run that moved)."""
+    state = view.state
     return (
-        str(view.flow_id), state_type or "", state_name or "", text(view.deployment_id) or "",
-        text(view.work_queue_id) or "", tuple(dict.fromkeys(view.tags)),
+        view.flow_id, state.type.value if state is not None else "", (state.name or "") if state is not None else "",
+        view.deployment_id, view.work_queue_id, tuple(dict.fromkeys(view.tags)),
     )
 
 
@@ -237,24 +297,34 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
     it is in now (if it still is). Most batches change none of it for most runs (a view, a time)."""
     if old == new:
         return
+    texts: dict[Any, str] = {}  # an id the run keeps (its flow, nearly always) is made text once
     for sign, counted in ((-1, old), (1, new)):
         if counted is None:
             continue
         flow_id, state_type, state_name, deployment_id, queue_id, tags = counted
-        changes.add(table, ("run", "", flow_id, state_type, state_name), sign)
+        flow = _text_once(texts, flow_id)
+        changes.add(table, ("run", "", flow, state_type, state_name), sign)
         # No rows for no deployment or no queue: they would repeat the run's own (migration 0029).
-        if deployment_id:
-            changes.add(table, ("deployment", deployment_id, flow_id, state_type, state_name), sign)
-        if queue_id:
-            changes.add(table, ("queue", queue_id, flow_id, state_type, state_name), sign)
+        if deployment_id is not None:
+            changes.add(table, ("deployment", _text_once(texts, deployment_id), flow, state_type, state_name), sign)
+        if queue_id is not None:
+            changes.add(table, ("queue", _text_once(texts, queue_id), flow, state_type, state_name), sign)
         for tag in tags:
-            changes.add(table, ("tag", tag, flow_id, state_type, state_name), sign)
+            changes.add(table, ("tag", tag, flow, state_type, state_name), sign)
+
+
+def _text_once(texts: dict[Any, str], value: Any) -> str:
+    text_value = texts.get(value)
+    if text_value is None:
+        text_value = texts[value] = str(value)
+    return text_value
 
 
 _KINDS = (
     _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row,
-          fold_flow_run, FLOW_RUN_COUNTS),
-    _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row),
+          _Sources(FLOW_RUNS, _FLOW_RUN_SOURCES), fold_flow_run, FLOW_RUN_COUNTS),
+    _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row,
+          _Sources(TASK_RUNS, _TASK_RUN_SOURCES)),
 )
 
 

@@ -104,3 +104,52 @@ async def test_amounts_are_added_to_the_stored_counts(store_url) -> None:
         async with store.reading() as tx:
             rows = sorted(tuple(r) for r in await tx.fetch("SELECT dim, key, n FROM flow_run_counts"))
     assert rows == [("run", "", 5), ("tag", "x", 0)]
+
+
+def test_a_row_whose_changed_columns_are_known_is_written_setting_only_those() -> None:
+    changes = RowChanges()
+    changes.upsert(ITEMS, ("1", "one", 1), changed=frozenset({"size"}))
+    changes.upsert(ITEMS, ("2", "two", 2), changed=frozenset({"size"}))
+    changes.upsert(ITEMS, ("3", "three", 3))  # not known: written whole
+    changes.upsert(ITEMS, ("4", "four", 4), changed=frozenset({"id"}))  # only its key: nothing to set
+    groups = dict(changes.upsert_groups(ITEMS, next(rows for table, rows, _ in changes.tables() if table is ITEMS)))
+    assert groups == {
+        "INSERT INTO items (id, name, size) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size":
+            [("1", "one", 1), ("2", "two", 2)],
+        ITEMS.upsert_sql: [("3", "three", 3)],
+        "INSERT INTO items (id, name, size) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING": [("4", "four", 4)],
+    }
+
+
+def test_a_row_changed_twice_in_a_batch_sets_the_columns_of_both_changes_or_all() -> None:
+    changes = RowChanges()
+    changes.upsert(ITEMS, ("1", "one", 1), changed=frozenset({"size"}))
+    changes.upsert(ITEMS, ("1", "uno", 1), changed=frozenset({"name"}))
+    changes.upsert(ITEMS, ("2", "two", 2))
+    changes.upsert(ITEMS, ("2", "two", 3), changed=frozenset({"size"}))  # whole before: whole still
+    changes.delete(ITEMS, "3")
+    later = RowChanges()
+    later.upsert(ITEMS, ("3", "three", 3), changed=frozenset({"size"}))  # deleted before: whole
+    changes.update(later)
+    [(_, upserts, _)] = list(changes.tables())
+    groups = changes.upsert_groups(ITEMS, upserts)
+    assert groups == [(ITEMS.upsert_only_sql(frozenset({"name", "size"})), [("1", "uno", 1)]),
+                      (ITEMS.upsert_sql, [("2", "two", 3), ("3", "three", 3)])]
+
+
+async def test_setting_only_the_changed_columns_keeps_the_others_and_inserts_a_missing_row(store_url) -> None:
+    async with open_store(store_url) as store:
+        async with store.reading() as tx:
+            await tx.execute("CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT, size INTEGER)")
+        first = RowChanges()
+        first.upsert(ITEMS, ("1", "one", 1))
+        await store.write_tables(first)
+        second = RowChanges()
+        # The name given is not written for row 1 (not among its changed columns); row 2 has no
+        # stored row, so all of it is inserted.
+        second.upsert(ITEMS, ("1", "ignored", 10), changed=frozenset({"size"}))
+        second.upsert(ITEMS, ("2", "two", 2), changed=frozenset({"size"}))
+        await store.write_tables(second)
+        async with store.reading() as tx:
+            rows = sorted(tuple(r) for r in await tx.fetch("SELECT id, name, size FROM items"))
+    assert rows == [("1", "one", 10), ("2", "two", 2)]

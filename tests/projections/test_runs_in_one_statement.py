@@ -11,6 +11,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
+import pytest
+
 from runlog.schema import streams
 from runlog.commands.orchestration import ProposedState
 from runlog.commands.flow_runs import NewFlowRun
@@ -21,7 +23,9 @@ from runlog.eventstore import NewEvent, open_store
 from runlog.projections.cache import ViewCache
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.projections.flows import FlowsProjection
-from runlog.projections.runs_writer import RunsProjection
+from runlog.projections.runs_writer import (
+    FLOW_RUNS, TASK_RUNS, RunsProjection, _flow_run_row, _task_run_row, decode_flow_run, decode_task_run,
+)
 from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
 from runlog.schema import events as catalogue
 from runlog.schema.events import StateType
@@ -118,3 +122,36 @@ async def test_an_event_sent_again_with_a_cached_view_changes_no_table(store_url
         assert [e async for e in store.read_stream(stream)][-1] == running
         if backend == "postgres":
             assert runs.prepared == prepared + 1  # its writes were in the statement that failed
+
+
+
+@pytest.mark.parametrize("cached", [True, False])
+async def test_rows_written_with_only_their_changed_columns_are_the_rows_of_their_views(store_url, cached):
+    # A run's row is written setting only the columns its new view changes (runs_writer's
+    # _Sources): every column must still be what the stored view makes of it, after state
+    # changes, a rename and new tags, with views from the cache and read back (no cache).
+    cache = ViewCache() if cached else ViewCache(0)
+    async with open_store(store_url, projections=projections(RunsProjection(cache))) as store:
+        flow_id = await register_flow(store)
+        created = await asyncio.gather(*(
+            flow_runs.create(store, NewFlowRun(flow_id=flow_id, name=f"run-{i}"), cache=cache) for i in range(4)
+        ))
+        ids = [view.id for view, _ in created]
+        for proposed in (ProposedState(type=StateType.RUNNING), ProposedState(type=StateType.COMPLETED)):
+            await asyncio.gather(*(flow_runs.set_state(store, run_id, proposed, cache=cache) for run_id in ids))
+        await flow_runs.update(store, ids[0], {"name": "renamed", "tags": ["new"]}, cache=cache)
+        await flow_runs.set_state(store, ids[1], ProposedState(type=StateType.SCHEDULED), force=True, cache=cache)
+        task, _ = await task_runs.create(store, NewTaskRun(task_key="t", dynamic_key="0", flow_run_id=ids[2]))
+        for state in (StateType.RUNNING, StateType.COMPLETED):
+            await task_runs.set_state(store, task.id, ProposedState(type=state))
+        async with store.reading() as tx:
+            runs = [plain(row) for row in await tx.fetch(f"SELECT {', '.join(FLOW_RUNS.columns)} FROM flow_runs")]
+            tasks = [plain(row) for row in await tx.fetch(f"SELECT {', '.join(TASK_RUNS.columns)} FROM task_runs")]
+    view_at = FLOW_RUNS.columns.index("view")
+    assert sorted(runs) == sorted(_flow_run_row(decode_flow_run(row[view_at])) for row in runs)
+    assert tasks == [_task_run_row(decode_task_run(tasks[0][TASK_RUNS.columns.index("view")]))]
+    assert "renamed" in {row[FLOW_RUNS.columns.index("name")] for row in runs} and len(runs) == 4
+
+
+def plain(row) -> tuple:  # type: ignore[no-untyped-def]
+    return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
