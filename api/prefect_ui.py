@@ -383,12 +383,19 @@ def middleware(ui: PrefectUI):  # type: ignore[no-untyped-def]
     return serve_ui
 
 
+def entry_path(settings) -> str | None:  # type: ignore[no-untyped-def]
+    """The path that opens the dashboard (the serve base), or None when it is off or not installed."""
+    if not settings.ui_enabled or not installed_sources():
+        return None
+    return normalize_base(settings.ui_serve_base)
+
+
 def banner_line(settings, origin: str) -> str:  # type: ignore[no-untyped-def]
     """One line for `runlog server start`: where the dashboard is, or why there is none."""
+    entry = entry_path(settings)
+    if entry is not None:
+        return f"Dashboard: {origin}{entry}"
     if not settings.ui_enabled:
         return "Dashboard: off (RUNLOG_UI_ENABLED=false)"
-    if not installed_sources():
-        return f"Dashboard: not installed; `{INSTALL_HINT}` adds Prefect's UI"
-    base = normalize_base(settings.ui_serve_base)
-    return f"Dashboard: {origin}{base}"
+    return f"Dashboard: not installed; `{INSTALL_HINT}` adds Prefect's UI"
 

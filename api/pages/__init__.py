@@ -30,7 +30,7 @@ STATIC_FILES = {"runlog.css": "text/css", "runlog.js": "text/javascript"}
 @documented(summary="runlog's own pages: the index (HTML)")
 async def index(request: web.Request) -> web.Response:
     store = request.config_dict[keys.STORE]
-    return page("index.html", section="index", head=await store.head(), travels=await event_log.travels(store))
+    return page(request, "index.html", section="index", head=await store.head(), travels=await event_log.travels(store))
 
 
 @index_routes.get("/runlog")

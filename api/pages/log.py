@@ -63,7 +63,7 @@ async def log_page(request: web.Request) -> web.Response:
     older = _url(stream=stream, type=type_, before=events[-1].position,
                  limit=limit if limit != queries.DEFAULT_LIMIT else None) if len(events) == limit else None
     return page(
-        "log.html", section="log", events=events, stream=stream, type=type_, before=before, live=live,
+        request, "log.html", section="log", events=events, stream=stream, type=type_, before=before, live=live,
         newest=newest, older_url=older, newest_url=_url(stream=stream, type=type_), types=queries.event_types(),
     )
 

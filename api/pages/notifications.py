@@ -59,6 +59,6 @@ async def notifications_page(request: web.Request) -> web.Response:
         key=lambda c: (c["health"] is None or c["health"].status != "failing", c["name"]),
     )
     return page(
-        "notifications.html", section="notifications", rules=rule_rows, channels=channel_rows, names=names,
+        request, "notifications.html", section="notifications", rules=rule_rows, channels=channel_rows, names=names,
         deliveries=shown, shown_status=status, statuses=model.STATUSES, offset=offset, page_size=PAGE_SIZE, more=more,
     )

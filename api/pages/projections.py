@@ -18,5 +18,5 @@ routes = web.RouteTableDef()
 @documented(summary="runlog's page of projections: checkpoints, lag, verification (HTML)")
 async def projections_page(request: web.Request) -> web.Response:
     found = await statuses(request.config_dict[keys.STORE])
-    return page("projections.html", section="projections", projections=found,
+    return page(request, "projections.html", section="projections", projections=found,
                 head=found[0].head if found else 0)

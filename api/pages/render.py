@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
+from .. import keys
+from ..prefect_ui import entry_path
+
 if TYPE_CHECKING:  # imported when a page is first rendered, not by every process that builds the app
     import jinja2
 
@@ -54,6 +57,8 @@ def render(name: str, **context: Any) -> str:
     return environment().get_template(name).render(**context)
 
 
-def page(name: str, *, status: int = 200, **context: Any) -> web.Response:
-    """A whole page (or a fragment) as text/html."""
-    return web.Response(text=render(name, **context), status=status, content_type="text/html")
+def page(request: web.Request, name: str, *, status: int = 200, **context: Any) -> web.Response:
+    """A whole page (or a fragment) as text/html. Every page links Prefect's UI where this server
+    serves it (``prefect_ui``: its serve base, or None when it is off or not installed)."""
+    prefect_ui = entry_path(request.config_dict[keys.SETTINGS])
+    return web.Response(text=render(name, prefect_ui=prefect_ui, **context), status=status, content_type="text/html")

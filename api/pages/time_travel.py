@@ -48,7 +48,7 @@ async def _answer(request: web.Request, kind: str, title: str, stops: list[queri
         moment=shown, view=view, now=shown_at(request, shown),
         raw=msgspec.to_builtins(view) if view is not None else None, path=request.path,
     )
-    return page("_moment.html" if request.query.get("fragment") else "time_travel.html", **context)
+    return page(request, "_moment.html" if request.query.get("fragment") else "time_travel.html", **context)
 
 
 @routes.get("/runlog/time-travel/flow-run/{id}")

@@ -192,3 +192,17 @@ def test_the_banner_line_names_the_serve_base_or_says_the_ui_is_off(tmp_path) ->
     assert banner_line(moved, "http://127.0.0.1:4200") == "Dashboard: http://127.0.0.1:4200/prefect"
     off = load_settings(env=home | {"RUNLOG_UI_ENABLED": "false"})
     assert banner_line(off, "http://127.0.0.1:4200") == "Dashboard: off (RUNLOG_UI_ENABLED=false)"
+
+
+async def test_runlogs_pages_link_the_dashboard_at_its_serve_base_and_not_when_it_is_off(env) -> None:
+    link = re.compile(r'<a href="([^"]*)">Prefect UI</a>')
+    for extra, expected in (({}, ["/"]), ({"RUNLOG_UI_SERVE_BASE": "/prefect/"}, ["/prefect"]),
+                            ({"RUNLOG_UI_ENABLED": "false"}, [])):
+        async with serve({**TIME_BASED_SERVICES_OFF, **env, **extra}) as server:
+            for path in ("/runlog/", "/runlog/log", "/runlog/projections"):
+                response, body = await get(server, path, headers=PAGE)
+                assert response.status == 200, path
+                assert link.findall(body.decode()) == expected, (extra, path)
+            for target in expected:  # where the link leads: the UI (a redirect to v2 at first)
+                response, _ = await get(server, target, headers=PAGE)
+                assert response.status == 307 and response.headers["Location"] == target.rstrip("/") + "/v2/"

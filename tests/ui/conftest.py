@@ -243,6 +243,7 @@ class Pages:
         self.runlog = runlog
         self.name = re.sub(r"[^\w.-]+", "_", request.node.name)
         self.contexts: list[object] = []
+        self.visits: list[tuple[Visit, str]] = []
 
     def open(self, path: str, *, ui: str = "v2", wait_for: str | None = None, label: str = "") -> Visit:
         """Load PATH (the browser's choice of UI: UI, kept in Prefect's cookie), wait until the
@@ -253,6 +254,7 @@ class Pages:
         context.add_cookies([{"name": "prefect_ui_version", "value": ui, "domain": host, "path": "/"}])
         page = context.new_page()
         visit = Visit(page, self.runlog.origin)
+        self.visits.append((visit, label or path))
         page.on("console", lambda m: visit.console_errors.append(m.text) if _is_error(m) else None)
         page.on("pageerror", lambda e: visit.console_errors.append(f"uncaught: {e}"))
 
@@ -297,6 +299,10 @@ class Pages:
         return path
 
     def close(self) -> None:
+        """Closes the pages, first writing the API calls of each visit, including those made by
+        what the test did on the page after it loaded (the record of the endpoints the UI calls)."""
+        for visit, label in self.visits:
+            self.record_calls(visit, label)
         for context in self.contexts:
             context.close()
 

@@ -49,16 +49,12 @@ def log_in(visit, password: str) -> None:  # type: ignore[no-untyped-def]
     page.locator("button[type=submit]").click()
 
 
-# Where each UI shows the run: v2's runs page (its name), v1's dashboard (its flow's name; v1's
-# runs page asks for endpoints runlog lacks yet, issue 13 section 1).
-@pytest.mark.parametrize("ui, runs_path, shows", [("v2", "/v2/runs", "run"), ("v1", "/dashboard", "compat-two-tasks")])
-def test_the_ui_logs_in_with_the_auth_string_and_then_shows_the_run(
-    pages, runlog, ui: str, runs_path: str, shows: str,
-) -> None:
+@pytest.mark.parametrize("ui, runs_path", [("v2", "/v2/runs"), ("v1", "/runs")])
+def test_the_ui_logs_in_with_the_auth_string_and_then_shows_the_run(pages, runlog, ui: str, runs_path: str) -> None:
     settings = httpx.get(f"{runlog.origin}/ui-settings", timeout=30).json()  # open, as Prefect's
     assert settings["auth"] == "BASIC" and settings["csrf_enabled"] is True
     outcome = runlog.run_flow("two_tasks")
-    name = flow_run_name(runlog, outcome["flow_run_id"]) if shows == "run" else shows
+    name = flow_run_name(runlog, outcome["flow_run_id"])
 
     visit = pages.open("/", ui=ui, label=f"{ui}-login")
     page = visit.page

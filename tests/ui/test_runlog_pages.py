@@ -141,6 +141,46 @@ def test_the_slider_moves_a_run_back_to_an_earlier_state(pages, runlog) -> None:
     assert_clean(visit)
 
 
+def fact(page, name: str) -> str:  # type: ignore[no-untyped-def]
+    """The value shown beside NAME in the moment's facts (a <dt>/<dd> list)."""
+    return page.locator(f"xpath=//section[@class='moment']//dt[.='{name}']/following-sibling::dd[1]").inner_text()
+
+
+def home_of_slider(page) -> None:  # type: ignore[no-untyped-def]
+    """Moves the slider to the stream's first event, from the keyboard, and waits for its view."""
+    shown = page.locator("#at-position").inner_text()
+    page.locator("#position-slider").focus()
+    page.keyboard.press("Home")
+    page.wait_for_function("p => document.querySelector('#at-position').innerText !== p", arg=shown, timeout=30_000)
+
+
+def test_the_slider_moves_a_work_pool_and_a_concurrency_limit_back(pages, runlog) -> None:
+    call(runlog, "POST", "/work_pools/", {"name": "tt-pool", "type": "process"})
+    call(runlog, "PATCH", "/work_pools/tt-pool", {"is_paused": True})
+    visit = pages.open("/runlog/time-travel/work-pool/tt-pool", wait_for="tt-pool", label="runlog-time-travel-pool")
+    page = visit.page
+    assert fact(page, "Paused") == "yes" and fact(page, "Type") == "process"
+    assert "default" in page.locator("#moment table").first.inner_text()  # its default queue
+    home_of_slider(page)
+    assert fact(page, "Paused") == "no"  # as it was made
+    pages.screenshot(visit, "runlog-time-travel-pool-made")
+    assert_clean(visit)
+
+    made = call(runlog, "POST", "/v2/concurrency_limits/", {"name": "tt-limit", "limit": 2})
+    call(runlog, "POST", "/v2/concurrency_limits/increment-with-lease",
+         {"names": ["tt-limit"], "slots": 1, "mode": "concurrency", "lease_duration": 300})
+    visit = pages.open(f"/runlog/time-travel/concurrency-limit/{made['id']}", wait_for="tt-limit",  # type: ignore[index]
+                       label="runlog-time-travel-limit")
+    page = visit.page
+    assert page.locator("#view-slots").inner_text() == "1" and fact(page, "Limit") == "2 slots"
+    assert page.locator("#moment table").count() == 1  # the lease
+    home_of_slider(page)
+    assert page.locator("#view-slots").inner_text() == "0"
+    assert "No leases held." in page.locator("#moment").inner_text()
+    pages.screenshot(visit, "runlog-time-travel-limit-made")
+    assert_clean(visit)
+
+
 @dataclass
 class Receiver:
     """A loopback HTTP receiver: 500 to the first request, 200 "ok" (Slack's success) after."""
@@ -232,16 +272,19 @@ def test_the_projections_page_verifies_them_against_the_log(pages, runlog) -> No
 
 
 def test_the_pages_read_on_a_phone(browser, runlog) -> None:
-    """At a phone's width the log page needs no sideways scrolling of the page itself (wide
-    tables scroll inside their own box)."""
-    make_run(runlog, "small-screen", ["RUNNING"])
+    """At a phone's width no page needs sideways scrolling of the page itself (wide tables
+    scroll inside their own box)."""
+    run = make_run(runlog, "small-screen", ["RUNNING"])
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     try:
         page = context.new_page()
-        page.goto(runlog.origin + "/runlog/log", wait_until="networkidle", timeout=60_000)
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, width
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"runlog-log-phone-{runlog.backend}.png"))
+        for name, path in (("index", "/runlog/"), ("log", "/runlog/log"), ("notifications", "/runlog/notifications"),
+                           ("projections", "/runlog/projections"),
+                           ("time-travel", f"/runlog/time-travel/flow-run/{run['id']}")):
+            page.goto(runlog.origin + path, wait_until="networkidle", timeout=60_000)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (path, width)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"runlog-{name}-phone-{runlog.backend}.png"))
     finally:
         context.close()
