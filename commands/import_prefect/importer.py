@@ -168,10 +168,13 @@ class Importer:
             yield rows
             after = rows[-1]["id"]
 
-    async def _children(self, sql: str, parent: str, ids: Iterable[Any]) -> dict[UUID, list[Row]]:
-        found: dict[UUID, list[Row]] = defaultdict(list)
-        for row in await self.source.ids_in(sql, [uid(i) for i in ids]):
-            found[uid(row[parent])].append(row)
+    async def _children(self, sql: str, parent: str, ids: Iterable[Any]) -> dict[Any, list[Row]]:
+        """The rows of ``sql`` whose ``parent`` column is one of ``ids``, by that column's value
+        as the source holds it (the parents' own ``id`` values: the source matched them equal),
+        so that no id is parsed to be looked up."""
+        found: dict[Any, list[Row]] = defaultdict(list)
+        for row in await self.source.ids_in(sql, list(ids)):
+            found[row[parent]].append(row)
         return found
 
     # -- the tables -----------------------------------------------------------------------------
@@ -187,7 +190,7 @@ class Importer:
             if await self._named_elsewhere(SQL_POOL_NAMED, pool["name"], pool["id"]):
                 self.report.table("work_pool").skip("runlog already has a work pool of that name (its runs name no pool)")
                 continue
-            await self._append("work_pool", [convert.work_pool(pool, queues.get(uid(pool["id"]), []), self.ids)])
+            await self._append("work_pool", [convert.work_pool(pool, queues.get(pool["id"], []), self.ids)])
 
     async def flows(self) -> None:
         self.progress.start("flow", await self._count("flow"))
@@ -211,7 +214,7 @@ class Importer:
                     self.report.table("deployment").skip("its flow is not in the database")
                     continue
                 limit = limits.get(uid(row["concurrency_limit_id"]), row["concurrency_limit"])
-                appends.append(convert.deployment(row, schedules.get(uid(row["id"]), []), self.ids, limit))
+                appends.append(convert.deployment(row, schedules.get(row["id"], []), self.ids, limit))
             await self._append("deployment", await self._kept("deployment", appends), len(rows))
 
     async def concurrency_limits(self) -> None:
@@ -254,7 +257,7 @@ class Importer:
                 states = await self._children(
                     "SELECT * FROM flow_run_state WHERE flow_run_id IN (?)", "flow_run_id", [row["id"] for row in rows],
                 )
-                appends = [convert.flow_run(row, states.get(uid(row["id"]), []), self.ids) for row in rows]
+                appends = [convert.flow_run(row, states.get(row["id"], []), self.ids) for row in rows]
                 await pipeline.then(self._append("flow_run", appends))
 
     async def task_runs(self) -> None:
@@ -264,7 +267,7 @@ class Importer:
                 states = await self._children(
                     "SELECT * FROM task_run_state WHERE task_run_id IN (?)", "task_run_id", [row["id"] for row in rows],
                 )
-                appends = [convert.task_run(row, states.get(uid(row["id"]), [])) for row in rows]
+                appends = [convert.task_run(row, states.get(row["id"], [])) for row in rows]
                 await pipeline.then(self._append("task_run", appends))
 
     async def logs(self) -> None:
