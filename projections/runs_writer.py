@@ -23,7 +23,7 @@ from runlog.schema.ids import id_text
 
 from .cache import ViewCache
 from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
-from .runs_batch import fold_flow_run
+from .runs_batch import fold_flow_run, fold_task_run
 from .tables import in_list, list_param, read_view, text, us
 
 
@@ -255,7 +255,8 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
 _KINDS = (
     _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row,
           fold_flow_run, FLOW_RUN_COUNTS),
-    _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row),
+    _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row,
+          fold_task_run),
 )
 
 
