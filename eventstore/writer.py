@@ -324,10 +324,14 @@ class BatchingStore:
         inside the batch's transaction (each projection's writes before the next one reads)."""
         if self._projections and plan.rows:
             records = [row.recorded() for row in plan.rows]
+            present = {record.type for record in records}
             for projection in self._projections:
                 # Only the events it folds (see base.py): most projections fold a few kinds of
-                # event, and a run's batch, the common one, holds none of theirs.
+                # event, and a run's batch, the common one, holds none of theirs (told from the
+                # batch's kinds, without looking at each of its events again).
                 types = getattr(projection, "event_types", None)
+                if types is not None and present.isdisjoint(types):
+                    continue
                 mine = records if types is None else [record for record in records if record.type in types]
                 if not mine:
                     continue
