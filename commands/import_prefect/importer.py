@@ -272,20 +272,16 @@ class Importer:
 
     async def logs(self) -> None:
         self.progress.start("log", await self._count("log"))
+        async with _Pipeline() as pipeline:
+            async for rows in self._pages("log"):
+                await pipeline.then(self._append_logs(_log_lines(rows)))
+
+    async def _append_logs(self, lines: list[CopiedLogLine]) -> None:
         report = self.report.table("log")
-        async for rows in self._pages("log"):
-            lines = [
-                CopiedLogLine(
-                    id=uid(row["id"]), name=row["name"], level=row["level"], message=row["message"],
-                    timestamp=when(row["timestamp"]), flow_run_id=uid(row["flow_run_id"]),
-                    task_run_id=uid(row["task_run_id"]), created=when(row["created"]),
-                )
-                for row in rows
-            ]
-            new = await import_logs(self.store, lines)
-            report.imported += new
-            report.already += len(lines) - new
-            self.progress.advance("log", len(rows))
+        new = await import_logs(self.store, lines)
+        report.imported += new
+        report.already += len(lines) - new
+        self.progress.advance("log", len(lines))
 
     async def artifacts(self) -> None:
         """In the order they were created: the latest artifact of a key is the last one created."""
@@ -408,6 +404,29 @@ class _Pipeline:
     async def __aexit__(self, *exc: object) -> None:
         if self._pending is not None:
             await self._pending
+
+
+_COPIED_LINES = list[CopiedLogLine]
+
+
+def _log_lines(rows: list[Row]) -> list[CopiedLogLine]:
+    """A page of the source's log rows as lines to copy.
+
+    In one msgspec conversion, as a rule: ids parsed, times as stored (SQLite's naive UTC text
+    stays naive, which the logs table's columns read as UTC, as ``when`` makes it explicit).
+    Rows it refuses (a time in another format) are converted one by one as before.
+    """
+    try:
+        return msgspec.convert(rows, _COPIED_LINES, strict=False)
+    except msgspec.ValidationError:
+        return [
+            CopiedLogLine(
+                id=uid(row["id"]), name=row["name"], level=row["level"], message=row["message"],
+                timestamp=when(row["timestamp"]), flow_run_id=uid(row["flow_run_id"]),
+                task_run_id=uid(row["task_run_id"]), created=when(row["created"]),
+            )
+            for row in rows
+        ]
 
 
 GROUP_EVENTS = 4096
