@@ -18,6 +18,7 @@ import msgspec
 
 from runlog.eventstore import EventStore
 from runlog.projections.tables import text, us
+from runlog.schema.ids import id_text
 
 from .clock import Clock, system_clock
 
@@ -93,7 +94,7 @@ def time_ordered_ids(count: int, now: datetime) -> list[uuid.UUID]:
 
 def _row(log_id: UUID, log: LogLine, created: int | None) -> tuple:
     return (
-        str(log_id), text(log.flow_run_id), text(log.task_run_id), clean_text(log.name), log.level,
+        id_text(log_id), text(log.flow_run_id), text(log.task_run_id), clean_text(log.name), log.level,
         clean_text(log.message), us(log.timestamp), created,  # a naive timestamp counts as UTC
     )
 

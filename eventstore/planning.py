@@ -79,7 +79,10 @@ def plan_batch(
       conflicts, all of them get that conflict and the batch goes on as if the group was not in it.
     """
     current = dict(versions)
-    planned: dict[UUID, Row] = {}
+    # Keyed by the ids' integers: a UUID hashes in Python code (``hash(self.int)``), an int in C,
+    # and each event is looked up several times.
+    stored_by: dict[int, RecordedEvent] = {event_id.int: record for event_id, record in stored.items()}
+    planned: dict[int, Row] = {}
     rows: list[Row] = []
     outcomes: list[Outcome] = []
     index = 0
@@ -96,28 +99,31 @@ def plan_batch(
         for request in requests[index:end]:
             outcome = Outcome()
             mine.append(outcome)
-            fresh = [ev for ev in request.events if ev.id not in stored and ev.id not in planned]
+            keys = [ev.id.int for ev in request.events]
+            known = [stored_by.get(key) or planned.get(key) for key in keys]
+            fresh = not all(known)  # a record or a row is always true
             version = current.get(request.stream_id, 0)
             if fresh and request.expected_version is not None and request.expected_version != version:
                 outcome.error = error = ConcurrencyError(request.stream_id, request.expected_version, version)
                 if group is not None:
                     break
                 continue
-            for ev in request.events:
-                known = stored.get(ev.id) or planned.get(ev.id)
-                if known is not None:
-                    outcome.slots.append(known)
+            for ev, key, found in zip(request.events, keys, known, strict=True):
+                if found is None:
+                    found = planned.get(key)  # the same id earlier in this request
+                if found is not None:
+                    outcome.slots.append(found)
                     continue
                 head += 1
                 version += 1
                 row = Row(position=head, stream_id=request.stream_id, version=version, event=ev)
-                planned[ev.id] = row
+                planned[key] = row
                 rows.append(row)
                 outcome.slots.append(row)
             current[request.stream_id] = version
         if group is not None and error is not None:
             for row in rows[saved_rows:]:
-                del planned[row.event.id]
+                del planned[row.event.id.int]
             del rows[saved_rows:]
             head = saved_head
             if saved_versions is not None:

@@ -71,7 +71,9 @@ def check_name(what: str, value: object) -> str:
     return value
 
 
-def check_append(stream_id: object, events: object, expected_version: object) -> None:
+def check_append(stream_id: object, events: object, expected_version: object, seen: set[int] | None = None) -> None:
+    """Reject a malformed append; ``seen``: the ids (their integers) of the other appends made
+    together with this one, to which this one's are added (an id may appear once in all)."""
     check_name("stream id", stream_id)
     if expected_version is not None and (
         not isinstance(expected_version, int) or isinstance(expected_version, bool) or expected_version < 0
@@ -79,7 +81,7 @@ def check_append(stream_id: object, events: object, expected_version: object) ->
         raise InvalidEvent(f"expected_version must be None or an integer >= 0, not {expected_version!r}")
     if not isinstance(events, Sequence):
         raise InvalidEvent("events must be a sequence of NewEvent")
-    seen: set[UUID] = set()
+    seen = set() if seen is None else seen
     for event in events:
         if not isinstance(event, NewEvent):
             raise InvalidEvent(f"events must be NewEvent instances, not {type(event).__name__}")
@@ -88,9 +90,10 @@ def check_append(stream_id: object, events: object, expected_version: object) ->
             raise InvalidEvent(f"event data must be bytes, not {type(event.data).__name__}")
         if not isinstance(event.id, UUID):
             raise InvalidEvent(f"event id must be a UUID, not {type(event.id).__name__}")
-        if event.id in seen:
+        key = event.id.int  # an int hashes in C, a UUID in Python code
+        if key in seen:
             raise InvalidEvent(f"event id {event.id} appears twice in one append")
-        seen.add(event.id)
+        seen.add(key)
 
 
 class _TableWrite:
@@ -253,16 +256,12 @@ class BatchingStore:
         if not isinstance(appends, Sequence) or not all(isinstance(a, StreamAppend) for a in appends):
             raise InvalidEvent("appends must be a sequence of StreamAppend")
         streams: set[str] = set()
-        ids: set[UUID] = set()
+        ids: set[int] = set()
         for item in appends:
-            check_append(item.stream_id, item.events, item.expected_version)
+            check_append(item.stream_id, item.events, item.expected_version, ids)
             if item.stream_id in streams:
                 raise InvalidEvent(f"stream {item.stream_id} appears twice in one multi-stream append")
             streams.add(item.stream_id)
-            for event in item.events:
-                if event.id in ids:
-                    raise InvalidEvent(f"event id {event.id} appears twice in one append")
-                ids.add(event.id)
         parts = [a for a in appends if a.events]
         if not parts:
             return [[] for _ in appends]
@@ -325,10 +324,14 @@ class BatchingStore:
         inside the batch's transaction (each projection's writes before the next one reads)."""
         if self._projections and plan.rows:
             records = [row.recorded() for row in plan.rows]
+            present = {record.type for record in records}
             for projection in self._projections:
                 # Only the events it folds (see base.py): most projections fold a few kinds of
-                # event, and a run's batch, the common one, holds none of theirs.
+                # event, and a run's batch, the common one, holds none of theirs (told from the
+                # batch's kinds, without looking at each of its events again).
                 types = getattr(projection, "event_types", None)
+                if types is not None and present.isdisjoint(types):
+                    continue
                 mine = records if types is None else [record for record in records if record.type in types]
                 if not mine:
                     continue

@@ -1,5 +1,6 @@
-"""A flow run's view after several events at once: the fold of ``evolve_flow_run`` without its
-intermediate views, for a rebuild (and any batch holding a run's events more than once).
+"""A run's view after several events at once: the folds of ``evolve_flow_run`` and
+``evolve_task_run`` without their intermediate views, for a rebuild (and any batch holding a
+run's events more than once: an import's).
 
 Folding a run's stream one event at a time decodes every state in full (its details, data,
 ids) and builds a new view for each, though the view keeps only the last state and a few
@@ -22,7 +23,7 @@ import msgspec
 
 from runlog.schema import events as catalogue
 
-from .runs import FlowRunView, evolve_flow_run
+from .runs import FlowRunView, TaskRunView, _take_report, evolve_flow_run, evolve_task_run
 
 CREATED, STATE_CHANGED = "flow_run.created", "flow_run.state_changed"
 FAST_TYPES = frozenset({CREATED, STATE_CHANGED})
@@ -136,4 +137,79 @@ def _states(view: FlowRunView, changes: Sequence[tuple[int, str, bytes]]) -> Flo
     )
 
 
-__all__ = ["FAST_TYPES", "fold_flow_run"]
+TASK_CREATED, TASK_STATE_CHANGED = "task_run.created", "task_run.state_changed"
+TASK_FAST_TYPES = frozenset({TASK_CREATED, TASK_STATE_CHANGED})
+"""The event kinds ``fold_task_run`` folds without ``evolve_task_run``."""
+_EMPTY_MAPS = (b"{}", b"\x80")
+"""An empty snapshot as JSON and as MessagePack (an encoder leaves it out: omit_defaults)."""
+
+
+class _Stamp(msgspec.Struct, gc=False):
+    timestamp: datetime
+
+
+class _TaskChange(msgspec.Struct, gc=False):
+    """What deciding whether a TaskRunStateChanged is a current report reads of it."""
+
+    state: _Stamp
+    task_run: msgspec.Raw = msgspec.Raw()  # empty when absent
+    created: datetime | None = None
+
+    @property
+    def report(self) -> bool:
+        """Whether it carries a client's snapshot (``evolve_task_run``'s ``if event.task_run``)."""
+        return len(self.task_run) > 0 and bytes(self.task_run) not in _EMPTY_MAPS
+
+
+_msgpack_task_change = msgspec.msgpack.Decoder(_TaskChange)
+_json_task_change = msgspec.json.Decoder(_TaskChange)
+
+
+def fold_task_run(view: TaskRunView | None, events: Sequence[tuple[int, str, bytes]]) -> TaskRunView | None:
+    """The view after ``events`` ((version, type, data) of one task run's stream, in order) are
+    folded into ``view``: what ``evolve_task_run`` one at a time would give.
+
+    A reported state that is current (not older than the state before it) and names the task
+    run's creation time makes the whole view from its snapshot (``_take_report``), whatever came
+    before; so the run's last such report is decoded in full and folded alone, the events after
+    it one by one, and those before it only read for their times to tell whether it is current.
+    Any other stream is folded one event at a time.
+    """
+    last = _last_current_report(view, events)
+    if last is None:
+        for version, _kind, data in events:
+            view = evolve_task_run(view, catalogue.decode(data), version)
+        return view
+    version, _kind, data = events[last]
+    view = _take_report(None, catalogue.decode(data), version)  # type: ignore[arg-type]
+    for version, _kind, data in events[last + 1:]:
+        view = evolve_task_run(view, catalogue.decode(data), version)
+    return view
+
+
+def _last_current_report(view: TaskRunView | None, events: Sequence[tuple[int, str, bytes]]) -> int | None:
+    """The index of the last report in ``events`` that ``_take_report`` would take whole (the view
+    before it does not matter), or None when there is none or the stream holds other kinds."""
+    if len(events) == 1 or any(kind not in TASK_FAST_TYPES for _version, kind, _data in events):
+        return None
+    changes = [
+        None if kind == TASK_CREATED else (_json_task_change if data[:1] == b"{" else _msgpack_task_change).decode(data)
+        for _version, kind, data in events
+    ]
+    last = next((index for index in range(len(changes) - 1, -1, -1)
+                 if changes[index] is not None and changes[index].report), None)  # type: ignore[union-attr]
+    if last is None or changes[last].created is None:  # type: ignore[union-attr]
+        return None
+    # The current state's time before it, as evolve_task_run would leave it (None: no view or no state).
+    current = view.state.timestamp if view is not None and view.state is not None else None
+    for change in changes[:last]:
+        if change is None:
+            current = None  # a creation starts the view again, stateless
+        elif not (change.report and current is not None and change.state.timestamp < current):
+            current = change.state.timestamp  # decided, or a report that is not stale
+    if current is not None and changes[last].state.timestamp < current:  # type: ignore[union-attr]
+        return None  # stale: it changes only the view's creation time
+    return last
+
+
+__all__ = ["FAST_TYPES", "TASK_FAST_TYPES", "fold_flow_run", "fold_task_run"]

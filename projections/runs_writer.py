@@ -19,10 +19,11 @@ from runlog.schema import streams
 from runlog.eventstore import EventStore, RecordedEvent, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
+from runlog.schema.ids import id_text
 
 from .cache import ViewCache
 from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run
-from .runs_batch import fold_flow_run
+from .runs_batch import fold_flow_run, fold_task_run
 from .tables import in_list, list_param, read_view, text, us
 
 
@@ -73,7 +74,7 @@ def _state_columns(view: FlowRunView | TaskRunView) -> tuple[Any, Any]:
 def _flow_run_row(view: FlowRunView) -> tuple:
     state_type, state_name = _state_columns(view)
     return (
-        str(view.id), view.version, str(view.flow_id), view.name, state_type, state_name,
+        id_text(view.id), view.version, id_text(view.flow_id), view.name, state_type, state_name,
         us(view.start_time), us(view.end_time), us(view.expected_start_time), us(view.next_scheduled_start_time),
         text(view.deployment_id), text(view.parent_task_run_id), view.work_queue_name, view.flow_version,
         view.idempotency_key, us(view.created), _view_encoder.encode(view), text(view.work_queue_id),
@@ -92,7 +93,7 @@ def _creator(created_by: dict[str, Any] | None) -> tuple[str | None, str | None]
 def _task_run_row(view: TaskRunView) -> tuple:
     state_type, state_name = _state_columns(view)
     return (
-        str(view.id), view.version, text(view.flow_run_id), view.name, view.task_key, view.dynamic_key,
+        id_text(view.id), view.version, text(view.flow_run_id), view.name, view.task_key, view.dynamic_key,
         state_type, state_name, us(view.state.timestamp if view.state else None), us(view.start_time),
         us(view.end_time), us(view.expected_start_time), us(view.created), _view_encoder.encode(view),
     )
@@ -324,7 +325,7 @@ _KINDS = (
     _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row,
           _Sources(FLOW_RUNS, _FLOW_RUN_SOURCES), fold_flow_run, FLOW_RUN_COUNTS),
     _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row,
-          _Sources(TASK_RUNS, _TASK_RUN_SOURCES)),
+          _Sources(TASK_RUNS, _TASK_RUN_SOURCES), fold_task_run),
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from runlog.eventstore import EventStore, RowChanges, Table, Tx
 from runlog.eventstore.planning import Row
+from runlog.schema.ids import id_text
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ def from_us(value: int | None) -> datetime | None:
 
 def text(value: object) -> str | None:
     """An id (or any value) as its text column holds it; None stays None (SQL NULL)."""
-    return None if value is None else str(value)
+    return None if value is None else id_text(value)
 
 
 def in_list(tx: Tx, column: str) -> str:

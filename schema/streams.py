@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from .ids import id_text
+
 FLOW = "flow-"
 FLOW_RUN = "flow-run-"
 TASK_RUN = "task-run-"
@@ -52,39 +54,39 @@ commands/automation_runs.py). Not under "automation-", which names automations' 
 
 
 def flow(flow_id: UUID | str) -> str:
-    return f"{FLOW}{flow_id}"
+    return FLOW + id_text(flow_id)
 
 
 def flow_run(run_id: UUID | str) -> str:
-    return f"{FLOW_RUN}{run_id}"
+    return FLOW_RUN + id_text(run_id)
 
 
 def run_input(flow_run_id: UUID | str) -> str:
-    return f"{RUN_INPUT}{flow_run_id}"
+    return RUN_INPUT + id_text(flow_run_id)
 
 
 def task_run(run_id: UUID | str) -> str:
-    return f"{TASK_RUN}{run_id}"
+    return TASK_RUN + id_text(run_id)
 
 
 def concurrency_limit(limit_id: UUID | str) -> str:
-    return f"{CONCURRENCY_LIMIT}{limit_id}"
+    return CONCURRENCY_LIMIT + id_text(limit_id)
 
 
 def automation(automation_id: UUID | str) -> str:
-    return f"{AUTOMATION}{automation_id}"
+    return AUTOMATION + id_text(automation_id)
 
 
 def artifact(artifact_id: UUID | str) -> str:
-    return f"{ARTIFACT}{artifact_id}"
+    return ARTIFACT + id_text(artifact_id)
 
 
 def deployment(deployment_id: UUID | str) -> str:
-    return f"{DEPLOYMENT}{deployment_id}"
+    return DEPLOYMENT + id_text(deployment_id)
 
 
 def delivery(delivery_id: UUID | str) -> str:
-    return f"{DELIVERY}{delivery_id}"
+    return DELIVERY + id_text(delivery_id)
 
 
 def worker(work_pool_id: UUID | str, name: str) -> str:
@@ -92,15 +94,15 @@ def worker(work_pool_id: UUID | str, name: str) -> str:
 
 
 def runner_polls(deployment_id: UUID | str) -> str:
-    return f"{RUNNER_POLLS}{deployment_id}"
+    return RUNNER_POLLS + id_text(deployment_id)
 
 
 def work_pool_polls(work_pool_id: UUID | str) -> str:
-    return f"{WORK_POOL_POLLS}{work_pool_id}"
+    return WORK_POOL_POLLS + id_text(work_pool_id)
 
 
 def triggered_action(invocation_id: UUID | str) -> str:
-    return f"{TRIGGERED_ACTION}{invocation_id}"
+    return TRIGGERED_ACTION + id_text(invocation_id)
 
 
 __all__ = [

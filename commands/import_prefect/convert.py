@@ -26,6 +26,7 @@ import msgspec
 
 from runlog.schema import events as catalogue
 from runlog.schema import streams
+from runlog.schema.ids import id_text
 from runlog.schema.automations import AutomationDefinition
 
 from ..concurrency import limit_id_for
@@ -50,7 +51,7 @@ def derived(kind: str, *parts: object) -> UUID:
     must find its ids again), computed without uuid5's UUID(bytes=..., version=...), which took
     two thirds of its time.
     """
-    digest = hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join((kind, *map(str, parts))).encode(), usedforsecurity=False)
+    digest = hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join((kind, *map(id_text, parts))).encode(), usedforsecurity=False)
     return UUID(int=int.from_bytes(digest.digest()[:16]) & _VERSION_5 | (0x8000 << 48) | (5 << 76))
 
 
@@ -120,12 +121,14 @@ def state_details(raw: Any) -> catalogue.StateDetails:
         details = _decode_details(raw)  # straight from the column's text: most of a state's cost
     else:
         details = msgspec.convert(raw or {}, catalogue.StateDetails, strict=False)
+    if details.scheduled_time is None and details.cache_expiration is None and details.pause_timeout is None:
+        return details  # most states: no time to make aware
     changes = {
         name: _aware(getattr(details, name))
         for name in ("scheduled_time", "cache_expiration", "pause_timeout")
         if getattr(details, name) is not None
     }
-    return msgspec.structs.replace(details, **changes) if changes else details
+    return msgspec.structs.replace(details, **changes)
 
 
 _STATE_TYPES = {member.value: member for member in catalogue.StateType}
@@ -142,10 +145,16 @@ def state(row: Row, timestamp: datetime | None = None) -> catalogue.State:
 
 def ordered_states(rows: Iterable[Row]) -> list[catalogue.State]:
     """A run's states in the order they were taken: by timestamp, then by when they were
-    stored (then as read); each time parsed once."""
-    keyed = [(when(row["timestamp"]), when(row["created"]), index, row) for index, row in enumerate(rows)]
-    keyed.sort(key=lambda item: item[:3])
-    return [state(row, timestamp) for timestamp, _, _, row in keyed]
+    stored (then as read); each time parsed once, and the times stored only when two states
+    share a timestamp (where they decide the order)."""
+    rows = list(rows)
+    times = [when(row["timestamp"]) for row in rows]
+    if len(set(times)) == len(times):
+        order = sorted(range(len(rows)), key=times.__getitem__)
+    else:
+        keyed = [(at, when(row["created"]), index) for index, (at, row) in enumerate(zip(times, rows, strict=True))]
+        order = [index for _at, _created, index in sorted(keyed)]
+    return [state(rows[index], times[index]) for index in order]
 
 
 # -- flows and runs ------------------------------------------------------------------------------

@@ -168,10 +168,13 @@ class Importer:
             yield rows
             after = rows[-1]["id"]
 
-    async def _children(self, sql: str, parent: str, ids: Iterable[Any]) -> dict[UUID, list[Row]]:
-        found: dict[UUID, list[Row]] = defaultdict(list)
-        for row in await self.source.ids_in(sql, [uid(i) for i in ids]):
-            found[uid(row[parent])].append(row)
+    async def _children(self, sql: str, parent: str, ids: Iterable[Any]) -> dict[Any, list[Row]]:
+        """The rows of ``sql`` whose ``parent`` column is one of ``ids``, by that column's value
+        as the source holds it (the parents' own ``id`` values: the source matched them equal),
+        so that no id is parsed to be looked up."""
+        found: dict[Any, list[Row]] = defaultdict(list)
+        for row in await self.source.ids_in(sql, list(ids)):
+            found[row[parent]].append(row)
         return found
 
     # -- the tables -----------------------------------------------------------------------------
@@ -187,7 +190,7 @@ class Importer:
             if await self._named_elsewhere(SQL_POOL_NAMED, pool["name"], pool["id"]):
                 self.report.table("work_pool").skip("runlog already has a work pool of that name (its runs name no pool)")
                 continue
-            await self._append("work_pool", [convert.work_pool(pool, queues.get(uid(pool["id"]), []), self.ids)])
+            await self._append("work_pool", [convert.work_pool(pool, queues.get(pool["id"], []), self.ids)])
 
     async def flows(self) -> None:
         self.progress.start("flow", await self._count("flow"))
@@ -211,7 +214,7 @@ class Importer:
                     self.report.table("deployment").skip("its flow is not in the database")
                     continue
                 limit = limits.get(uid(row["concurrency_limit_id"]), row["concurrency_limit"])
-                appends.append(convert.deployment(row, schedules.get(uid(row["id"]), []), self.ids, limit))
+                appends.append(convert.deployment(row, schedules.get(row["id"], []), self.ids, limit))
             await self._append("deployment", await self._kept("deployment", appends), len(rows))
 
     async def concurrency_limits(self) -> None:
@@ -254,7 +257,7 @@ class Importer:
                 states = await self._children(
                     "SELECT * FROM flow_run_state WHERE flow_run_id IN (?)", "flow_run_id", [row["id"] for row in rows],
                 )
-                appends = [convert.flow_run(row, states.get(uid(row["id"]), []), self.ids) for row in rows]
+                appends = [convert.flow_run(row, states.get(row["id"], []), self.ids) for row in rows]
                 await pipeline.then(self._append("flow_run", appends))
 
     async def task_runs(self) -> None:
@@ -264,25 +267,21 @@ class Importer:
                 states = await self._children(
                     "SELECT * FROM task_run_state WHERE task_run_id IN (?)", "task_run_id", [row["id"] for row in rows],
                 )
-                appends = [convert.task_run(row, states.get(uid(row["id"]), [])) for row in rows]
+                appends = [convert.task_run(row, states.get(row["id"], [])) for row in rows]
                 await pipeline.then(self._append("task_run", appends))
 
     async def logs(self) -> None:
         self.progress.start("log", await self._count("log"))
+        async with _Pipeline() as pipeline:
+            async for rows in self._pages("log"):
+                await pipeline.then(self._append_logs(_log_lines(rows)))
+
+    async def _append_logs(self, lines: list[CopiedLogLine]) -> None:
         report = self.report.table("log")
-        async for rows in self._pages("log"):
-            lines = [
-                CopiedLogLine(
-                    id=uid(row["id"]), name=row["name"], level=row["level"], message=row["message"],
-                    timestamp=when(row["timestamp"]), flow_run_id=uid(row["flow_run_id"]),
-                    task_run_id=uid(row["task_run_id"]), created=when(row["created"]),
-                )
-                for row in rows
-            ]
-            new = await import_logs(self.store, lines)
-            report.imported += new
-            report.already += len(lines) - new
-            self.progress.advance("log", len(rows))
+        new = await import_logs(self.store, lines)
+        report.imported += new
+        report.already += len(lines) - new
+        self.progress.advance("log", len(lines))
 
     async def artifacts(self) -> None:
         """In the order they were created: the latest artifact of a key is the last one created."""
@@ -405,6 +404,29 @@ class _Pipeline:
     async def __aexit__(self, *exc: object) -> None:
         if self._pending is not None:
             await self._pending
+
+
+_COPIED_LINES = list[CopiedLogLine]
+
+
+def _log_lines(rows: list[Row]) -> list[CopiedLogLine]:
+    """A page of the source's log rows as lines to copy.
+
+    In one msgspec conversion, as a rule: ids parsed, times as stored (SQLite's naive UTC text
+    stays naive, which the logs table's columns read as UTC, as ``when`` makes it explicit).
+    Rows it refuses (a time in another format) are converted one by one as before.
+    """
+    try:
+        return msgspec.convert(rows, _COPIED_LINES, strict=False)
+    except msgspec.ValidationError:
+        return [
+            CopiedLogLine(
+                id=uid(row["id"]), name=row["name"], level=row["level"], message=row["message"],
+                timestamp=when(row["timestamp"]), flow_run_id=uid(row["flow_run_id"]),
+                task_run_id=uid(row["task_run_id"]), created=when(row["created"]),
+            )
+            for row in rows
+        ]
 
 
 GROUP_EVENTS = 4096

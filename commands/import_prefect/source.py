@@ -10,7 +10,6 @@ transaction (one consistent snapshot for the whole import).
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -108,8 +107,9 @@ class Source:
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         raise NotImplementedError
 
-    async def ids_in(self, sql: str, ids: Sequence[UUID]) -> list[Row]:
-        """``sql`` with one ``(?)`` standing for a list of ids (``IN`` on SQLite, ``ANY`` on PostgreSQL)."""
+    async def ids_in(self, sql: str, ids: Sequence[UUID | str]) -> list[Row]:
+        """``sql`` with one ``(?)`` standing for a list of ids, as the source's rows hold them
+        (``IN`` on SQLite, ``ANY`` on PostgreSQL)."""
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -170,8 +170,9 @@ class SqliteSource(Source):
             except sqlite3.Error as exc:
                 raise SourceError(f"reading the Prefect database failed: {exc}") from None
 
-    async def ids_in(self, sql: str, ids: Sequence[UUID]) -> list[Row]:
-        return await self.fetch(sql.replace("(?)", "(SELECT value FROM json_each(?))"), json.dumps([str(i) for i in ids]))
+    async def ids_in(self, sql: str, ids: Sequence[UUID | str]) -> list[Row]:
+        # msgspec writes text ids as they are and UUIDs as their text, in C.
+        return await self.fetch(sql.replace("(?)", "(SELECT value FROM json_each(?))"), msgspec.json.encode(ids).decode())
 
     async def tables(self) -> set[str]:
         rows = await self.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -219,7 +220,7 @@ class PostgresSource(Source):
         except asyncpg.PostgresError as exc:
             raise SourceError(f"reading the Prefect database failed: {exc}") from None
 
-    async def ids_in(self, sql: str, ids: Sequence[UUID]) -> list[Row]:
+    async def ids_in(self, sql: str, ids: Sequence[UUID | str]) -> list[Row]:
         return await self.fetch(sql.replace(" IN (?)", " = ANY(?::uuid[])"), list(ids))
 
     async def tables(self) -> set[str]:

@@ -1,4 +1,4 @@
-"""The batch fold of a flow run's events (projections/runs_batch.py) gives the view that
+"""The batch folds of a run's events (projections/runs_batch.py) give the view that
 ``evolve_flow_run`` gives one event at a time, for random streams of every kind; no database."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from runlog.projections.runs import evolve_flow_run
-from runlog.projections.runs_batch import fold_flow_run
+from runlog.projections.runs import evolve_flow_run, evolve_task_run
+from runlog.projections.runs_batch import fold_flow_run, fold_task_run
 from runlog.schema import events as catalogue
 from runlog.schema.events import State, StateDetails, StateType
 
@@ -87,3 +87,81 @@ def test_state_changes_before_the_creation_make_no_run():
     rng = random.Random(3)
     changes = [catalogue.FlowRunStateChanged(flow_run_id=run_id, state=_state(rng, T0)) for _ in range(3)]
     assert fold_flow_run(None, _stored(changes, 1, json=False)) is None
+
+
+# -- task runs ------------------------------------------------------------------------------------
+
+
+def _task_stream(rng: random.Random, run_id: UUID, length: int, *, other_kinds: bool) -> list[catalogue.Event]:
+    """A task run's stream: a creation (mostly), then decided and reported states in any order of
+    time (stale reports among them), with or without the source's creation time; an import's
+    shape (decided states, then a report with the fields) among them."""
+    flow_run_id = uuid4()
+    fields = {"name": "t", "task_key": "k", "dynamic_key": "0", "run_count": 1, "tags": ["x"]}
+    events: list[catalogue.Event] = []
+    if rng.random() < 0.9:
+        events.append(catalogue.TaskRunCreated(task_run_id=run_id, flow_run_id=flow_run_id, task_run=fields, created=T0))
+    at = T0
+    for _ in range(length):
+        at += timedelta(seconds=rng.choice([-30, -1, 0, 0.000001, 1.5, 30]))
+        roll = rng.random()
+        if other_kinds and roll < 0.08:
+            events.append(catalogue.TaskRunUpdated(task_run_id=run_id, changes={"name": "renamed"}))
+        elif other_kinds and roll < 0.11:
+            events.append(catalogue.TaskRunDeleted(task_run_id=run_id))
+        elif roll < 0.5:
+            events.append(catalogue.TaskRunStateChanged(
+                task_run_id=run_id, flow_run_id=flow_run_id, state=_state(rng, at),
+                task_run=dict(fields, run_count=rng.randint(0, 3)),
+                created=rng.choice([None, T0 - timedelta(seconds=5), at]),
+            ))
+        else:
+            events.append(catalogue.TaskRunStateChanged(
+                task_run_id=run_id, flow_run_id=flow_run_id, state=_state(rng, at),
+                reset_run_count=rng.random() < 0.1, flow_run_run_count=rng.choice([None, 2]),
+            ))
+    return events
+
+
+def _task_one_by_one(view, events, first_version):
+    for version, event in enumerate(events, first_version):
+        view = evolve_task_run(view, event, version)
+    return view
+
+
+@pytest.mark.parametrize("other_kinds", [False, True])
+@pytest.mark.parametrize("json", [False, True])
+def test_the_task_run_batch_fold_equals_evolve_one_event_at_a_time(other_kinds, json):
+    rng = random.Random(40 + other_kinds + 2 * json)
+    for _ in range(500):
+        run_id = uuid4()
+        events = _task_stream(rng, run_id, rng.randint(0, 8), other_kinds=other_kinds)
+        assert fold_task_run(None, _stored(events, 1, json=json)) == _task_one_by_one(None, events, 1)
+
+
+def test_the_task_run_batch_fold_goes_on_from_a_view_folded_before():
+    rng = random.Random(9)
+    for _ in range(500):
+        run_id = uuid4()
+        events = _task_stream(rng, run_id, rng.randint(2, 8), other_kinds=False)
+        cut = rng.randint(1, len(events) - 1)
+        before = _task_one_by_one(None, events[:cut], 1)
+        assert fold_task_run(before, _stored(events[cut:], cut + 1, json=False)) == _task_one_by_one(None, events, 1)
+
+
+def test_an_imported_task_run_is_made_from_its_last_report():
+    """The import's shape (projections' fast path): creation, decided states, then the report."""
+    rng = random.Random(5)
+    run_id, flow_run_id = uuid4(), uuid4()
+    fields = {"name": "t", "task_key": "k", "dynamic_key": "0", "run_count": 1}
+    states = [_state(rng, T0 + timedelta(seconds=n)) for n in range(3)]
+    events = [
+        catalogue.TaskRunCreated(task_run_id=run_id, flow_run_id=flow_run_id, task_run=fields, created=T0),
+        catalogue.TaskRunStateChanged(task_run_id=run_id, flow_run_id=flow_run_id, state=states[0]),
+        catalogue.TaskRunStateChanged(task_run_id=run_id, flow_run_id=flow_run_id, state=states[1]),
+        catalogue.TaskRunStateChanged(task_run_id=run_id, flow_run_id=flow_run_id, state=states[2], task_run=fields,
+                                      created=T0),
+    ]
+    folded = fold_task_run(None, _stored(events, 1, json=False))
+    assert folded == _task_one_by_one(None, events, 1)
+    assert folded.state == states[2] and folded.version == 4
