@@ -280,6 +280,14 @@ def _columns(rows: Sequence[Row]) -> tuple[list[Any], ...]:
     )
 
 
+def _prepared_stored(projections: Sequence[InlineProjection]) -> None:
+    """Tell the projections that the changes they prepared for the batch were written."""
+    for projection in projections:
+        stored = getattr(projection, "prepared_stored", None)
+        if stored is not None:
+            stored()
+
+
 def _prepared(projections: Sequence[InlineProjection], rows: Sequence[Row]) -> RowChanges | None:
     """Every projection's changes for the planned rows, or None if one of them must read."""
     changes = RowChanges()
@@ -505,6 +513,7 @@ class PostgresStore(BatchingStore):
                 return await self._write(conn, requests)
             except BaseException as exc:
                 self._guesses.forget()  # the batch's outcome is unknown: guess nothing from it
+                self._forget_in_projections(failed=True)
                 if isinstance(exc, _UNAVAILABLE):
                     # The connection is in an unknown state; start the next batch on a fresh one.
                     conn.terminate()
@@ -563,6 +572,8 @@ class PostgresStore(BatchingStore):
         for row in plan.rows:
             row.recorded_at = recorded_at[row.position]
         self._guesses.learn(answer[0][1], (), (), plan.rows)
+        if self._projections:
+            _prepared_stored(self._projections)
         return plan
 
     async def _append_probed(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
@@ -582,6 +593,8 @@ class PostgresStore(BatchingStore):
                 versions[row[2]] = row[3]
             else:
                 stored[row[4]] = RecordedEvent(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+        if head != self._guesses.head:
+            self._forget_in_projections(failed=False)  # another process appended (or nothing was known)
         plan = plan_batch(requests, head, versions, stored)
         if plan.rows:
             inserted = await conn.fetch(SQL_INSERT, *_columns(plan.rows))
