@@ -321,7 +321,7 @@ class SqliteStore(BatchingStore):
             plan = await self._write(conn, requests)
         except BaseException:
             self._head_seen = -1
-            self._forget_in_projections(failed=True)  # what they saw of the batch may be rolled back
+            self._tell_projections("forget", failed=True)  # what they saw of the batch may be rolled back
             raise
         self._head_seen = plan.rows[-1].position if plan.rows else self._head_seen
         return plan
@@ -331,7 +331,7 @@ class SqliteStore(BatchingStore):
             async with _immediate(conn):
                 ((head,),) = await conn.execute_fetchall(SQL_HEAD)
                 if head != self._head_seen:
-                    self._forget_in_projections(failed=False)  # another process appended (or nothing was known)
+                    self._tell_projections("forget", failed=False)  # another process appended (or nothing was known)
                     self._head_seen = head
                 streams = json.dumps(sorted({r.stream_id for r in requests}))
                 versions = dict(await conn.execute_fetchall(SQL_VERSIONS, (streams,)))

@@ -339,13 +339,13 @@ class BatchingStore:
                 else:
                     await persist(tx, await projection.changes(tx, mine))
 
-    def _forget_in_projections(self, *, failed: bool) -> None:
-        """Tell the inline projections that remember what they wrote (``forget``, base.py) that
-        it may not be what is stored: a batch ``failed``, or (not failed) another process appended."""
+    def _tell_projections(self, hook: str, **what: Any) -> None:
+        """Call the optional ``hook`` (``forget`` or ``prepared_stored``, base.py) of every inline
+        projection that has it."""
         for projection in self._projections:
-            forget = getattr(projection, "forget", None)
-            if forget is not None:
-                forget(failed=failed)
+            told = getattr(projection, hook, None)
+            if told is not None:
+                told(**what)
 
     async def _check_declared_tables(self) -> None:
         """Every projection table has exactly its declared columns, in order (see tables.py)."""
