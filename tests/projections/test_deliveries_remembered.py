@@ -159,7 +159,7 @@ async def test_a_failed_batch_leaves_nothing_remembered(store_url):
         assert isinstance(projection.prepare([next_attempt]), RowChanges)  # version 2 is remembered
 
         # The deliveries projection folds the attempt (version 3) and the sending before the batch fails.
-        with pytest.raises(Exception, match="the batch fails"):
+        with pytest.raises(RuntimeError, match="the batch fails"):
             await store.append(stream, [event(attempted(delivery_id, 2, "sent", 200)), event(sent(delivery_id, 2))])
 
         assert projection.prepare([next_attempt]) is None  # nothing remembered: it must read
