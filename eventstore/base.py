@@ -98,7 +98,13 @@ class InlineProjection(Protocol):
     # Optional: ``prepare(rows) -> RowChanges | None``, the changes ``changes`` would return for
     # a planned batch, computed without reading the database. A backend may send them with the
     # append in one statement, made only if the batch's plan holds; None means the projection
-    # must read, and the batch then goes through ``changes`` in a transaction.
+    # must read, and the batch then goes through ``changes`` in a transaction. With it, optional
+    # ``prepared_stored()``: the store sent the last prepared changes and they were written.
+    #
+    # Optional: ``forget(failed=...)``, for a projection that remembers rows it wrote to skip
+    # reading them again: the store calls it with failed=True when a batch fails (what
+    # ``changes`` saw may be rolled back: forget it all), with failed=False when it finds that
+    # another process appended (what no stream version checks may be out of date).
 
 
 class Leadership(Protocol):

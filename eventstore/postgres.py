@@ -505,6 +505,7 @@ class PostgresStore(BatchingStore):
                 return await self._write(conn, requests)
             except BaseException as exc:
                 self._guesses.forget()  # the batch's outcome is unknown: guess nothing from it
+                self._tell_projections("forget", failed=True)
                 if isinstance(exc, _UNAVAILABLE):
                     # The connection is in an unknown state; start the next batch on a fresh one.
                     conn.terminate()
@@ -563,6 +564,7 @@ class PostgresStore(BatchingStore):
         for row in plan.rows:
             row.recorded_at = recorded_at[row.position]
         self._guesses.learn(answer[0][1], (), (), plan.rows)
+        self._tell_projections("prepared_stored")  # the changes they prepared for it are written
         return plan
 
     async def _append_probed(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
@@ -582,6 +584,8 @@ class PostgresStore(BatchingStore):
                 versions[row[2]] = row[3]
             else:
                 stored[row[4]] = RecordedEvent(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+        if head != self._guesses.head:
+            self._tell_projections("forget", failed=False)  # another process appended (or nothing was known)
         plan = plan_batch(requests, head, versions, stored)
         if plan.rows:
             inserted = await conn.fetch(SQL_INSERT, *_columns(plan.rows))

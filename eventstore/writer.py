@@ -342,6 +342,14 @@ class BatchingStore:
                 else:
                     await persist(tx, await projection.changes(tx, mine))
 
+    def _tell_projections(self, hook: str, **what: Any) -> None:
+        """Call the optional ``hook`` (``forget`` or ``prepared_stored``, base.py) of every inline
+        projection that has it."""
+        for projection in self._projections:
+            told = getattr(projection, hook, None)
+            if told is not None:
+                told(**what)
+
     async def _check_declared_tables(self) -> None:
         """Every projection table has exactly its declared columns, in order (see tables.py)."""
         if not self._projections:

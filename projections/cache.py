@@ -55,5 +55,8 @@ class ViewCache:
     def drop(self, key: str) -> None:
         self._views.pop(key, None)
 
+    def clear(self) -> None:
+        self._views.clear()
+
     def __len__(self) -> int:
         return len(self._views)

@@ -23,6 +23,7 @@ from runlog.eventstore.planning import Row
 from runlog.schema import events as catalogue
 from runlog.schema import streams
 
+from .cache import ViewCache
 from .tables import from_us, us
 
 PENDING = "pending"
@@ -160,27 +161,81 @@ VERSION = 1
 server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
 
 
+RECENT = 4096
+"""Deliveries whose latest view the projection keeps (most are decided within a few events)."""
+
+
 class DeliveriesProjection:
+    """The inline projection of deliveries and channel health.
+
+    It remembers the views it wrote (a ViewCache of the recent deliveries) and each channel's
+    health as last written or read, so that an attempt or a sending needs no read: ``prepare``
+    folds it onto the view cached at exactly the version before it (a view is the same in
+    every process at a version; PostgreSQL's one statement holds only if the versions it was
+    planned on are right, see eventstore/postgres.py), and ``changes`` reads only what it does
+    not know. What a prepared statement wrote is trusted once the store says it held
+    (``prepared_stored``); the store calls ``forget`` when a batch fails or another process
+    appended (a channel's health is checked by no version).
+    """
+
     name = "deliveries"
     version = VERSION
     tables = (DELIVERIES, CHANNEL_HEALTH)
     per_event = True  # an attempt folds onto the row its delivery's scheduling wrote, maybe in the same batch
     event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
+    def __init__(self, size: int = RECENT) -> None:
+        self._views = ViewCache(size)
+        self._health: dict[UUID, str] = {}
+        """Each channel's status (HEALTHY or FAILING) as this process last wrote or read it."""
+        self._prepared: tuple[list[DeliveryView], dict[UUID, str]] = ([], {})
+
     def prepare(self, rows: Sequence[Row]) -> RowChanges | None:
-        """The rows of a batch whose delivery events are all first schedulings (a new stream's
-        first event needs no read, so a burst of alerts keeps PostgreSQL's one-statement append);
-        None, so that ``changes`` reads, for a batch with any other delivery event."""
+        """The batch's rows when every delivery it folds onto is known here at the version
+        before (a first scheduling needs none), and the health of every channel a sending
+        decides is known; None, so that ``changes`` reads, otherwise."""
+        self._prepared = ([], {})
         changes = RowChanges()
+        views: dict[UUID, DeliveryView] = {}
+        health: dict[UUID, str] = {}
         for row in rows:
             if row.event.type not in _TYPES:
                 continue
-            if row.event.type != _SCHEDULED or row.version != 1 or not row.stream_id.startswith(streams.DELIVERY):
+            if not row.stream_id.startswith(streams.DELIVERY):
                 return None
-            view = evolve_delivery(None, catalogue.decode(row.event.data), row.version)
-            assert view is not None
+            event = catalogue.decode(row.event.data)
+            known = views.get(event.delivery_id) or self._views.at_version(str(event.delivery_id), row.version - 1)
+            if known is None and row.version != 1:
+                return None
+            view = evolve_delivery(known, event, row.version)
+            if view is None:
+                return None
+            views[view.id] = view
             changes.upsert(DELIVERIES, delivery_row(view))
+            channel = view.channel_id
+            status = health.get(channel) or self._health.get(channel)
+            if isinstance(event, catalogue.DeliverySent) and status is None:
+                return None  # failing or healthy decides whether the row changes: read it
+            self._fold_health(changes, event, view, status, health)
+        self._prepared = (list(views.values()), health)
         return changes
+
+    def prepared_stored(self) -> None:
+        """The last prepared rows are stored: their views and health are now known."""
+        views, health = self._prepared
+        for view in views:
+            self._views.put(str(view.id), view)
+        self._health.update(health)
+        self._prepared = ([], {})
+
+    def forget(self, *, failed: bool) -> None:
+        """Drop the channels' health remembered, and if a batch ``failed`` the views too: they
+        may be of events rolled back. A view of a committed version stays right however much
+        another process appends (it is used only at exactly the version before the next event)."""
+        if failed:
+            self._views.clear()
+        self._health.clear()
+        self._prepared = ([], {})
 
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
         changes = RowChanges()
@@ -188,25 +243,37 @@ class DeliveriesProjection:
             if record.type not in _TYPES or not record.stream_id.startswith(streams.DELIVERY):
                 continue
             event = catalogue.decode(record.data)
-            rows = await tx.fetch(SQL_GET, str(event.delivery_id))
-            view = evolve_delivery(view_of(rows[0]) if rows else None, event, record.version)
+            known = self._views.at_version(str(event.delivery_id), record.version - 1)
+            if known is None:
+                known = await get(tx, event.delivery_id)
+            view = evolve_delivery(known, event, record.version)
             if view is None:
                 continue
+            # Kept before the commit: if the batch fails, the store calls ``forget``.
+            self._views.put(str(view.id), view)
             changes.upsert(DELIVERIES, delivery_row(view))
-            if isinstance(event, catalogue.DeliveryAttempted) and event.outcome == "gone":
-                reason = f"HTTP {event.status_code}" if event.status_code else (event.error or "gone")
-                changes.upsert(CHANNEL_HEALTH, (
-                    str(view.channel_id), FAILING, f"{reason} on delivery {view.id}", us(event.finished),
-                    us(event.finished),
-                ))
-            elif isinstance(event, catalogue.DeliverySent):
-                await self._healthy(tx, changes, view.channel_id, event.at)
+            status = self._health.get(view.channel_id)
+            if isinstance(event, catalogue.DeliverySent) and status is None:
+                found = await channel_health(tx, view.channel_id)
+                status = found[0] if found else None
+            self._fold_health(changes, event, view, status, self._health)
         return changes
 
-    async def _healthy(self, tx: Tx, changes: RowChanges, channel_id: UUID, at: datetime) -> None:
-        rows = await tx.fetch(SQL_CHANNEL_HEALTH, str(channel_id))
-        if not rows or rows[0][1] != HEALTHY:
-            changes.upsert(CHANNEL_HEALTH, (str(channel_id), HEALTHY, None, us(at), us(at)))
+    @staticmethod
+    def _fold_health(
+        changes: RowChanges, event: Any, view: DeliveryView, status: str | None, health: dict[UUID, str],
+    ) -> None:
+        """A "gone" attempt marks the channel failing; a sending marks it healthy unless it is."""
+        if isinstance(event, catalogue.DeliveryAttempted) and event.outcome == "gone":
+            reason = f"HTTP {event.status_code}" if event.status_code else (event.error or "gone")
+            changes.upsert(CHANNEL_HEALTH, (
+                str(view.channel_id), FAILING, f"{reason} on delivery {view.id}", us(event.finished), us(event.finished),
+            ))
+            health[view.channel_id] = FAILING
+        elif isinstance(event, catalogue.DeliverySent):
+            if status != HEALTHY:
+                changes.upsert(CHANNEL_HEALTH, (str(view.channel_id), HEALTHY, None, us(event.at), us(event.at)))
+            health[view.channel_id] = HEALTHY
 
 
 async def get(tx: Tx, delivery_id: UUID) -> DeliveryView | None:
