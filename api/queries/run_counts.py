@@ -196,6 +196,9 @@ def count_statement(d: Sql, body: Any) -> Cond:
 _WALKED_SORTS = frozenset({"ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC"})
 _TAG_RUNS = "SELECT c.key, SUM(c.n) FROM flow_run_counts c WHERE c.dim = 'tag' AND {keys} GROUP BY c.key"
 _ALL_RUNS = "SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE c.dim = 'run'"
+# A run walked past and probed costs about half of a run read and sorted (SQLite, CPU time at
+# 360,000 runs: 3.6 us against 6.8 us, a page of a tag on 2% of the runs either way).
+_PROBES_PER_READ = 2
 
 
 def _tags_alone(body: Any) -> tuple[str, list[str]] | None:
@@ -215,8 +218,8 @@ def _tags_alone(body: Any) -> tuple[str, list[str]] | None:
 
 
 def walk_is_shorter(kind: str, tagged: Sequence[int], total: int, rows: int) -> bool:
-    """Whether walking the sort's index and probing each run's tags reads fewer runs than reading
-    every run of the rarest tag (``all_``) or of all the tags (``any_``) and sorting them, for the
+    """Whether walking the sort's index and probing each run's tags costs less than reading every
+    run of the rarest tag (``all_``) or of all the tags (``any_``) and sorting them, for the
     first ``rows`` of the page (limit and offset) among ``total`` runs, ``tagged`` of which have
     each tag. The runs matching ``all_`` are estimated as if tags were independent."""
     if kind == "all_":
@@ -227,7 +230,7 @@ def walk_is_shorter(kind: str, tagged: Sequence[int], total: int, rows: int) -> 
     else:
         driven = sum(tagged)
         matching = min(total, driven)
-    return matching > 0 and rows * total / matching <= driven
+    return matching > 0 and rows * total / matching <= _PROBES_PER_READ * driven
 
 
 async def page_shape(tx: Tx, body: Any, sort: str, limit: int | None, offset: int) -> Sql:

@@ -439,9 +439,11 @@ async def test_sqlite_probes_the_tags_of_a_page_only_when_the_walk_is_shorter(en
 
 
 def test_the_walk_is_shorter_when_its_runs_per_match_times_the_page_are_fewer_than_the_tags_runs():
-    # rows * total / matching <= runs read from the tag(s)
+    # rows * total / matching <= 2 * runs read from the tag(s), a probe costing half a read
     assert run_counts.walk_is_shorter("all_", [210_000], 1_000_000, 200)       # ~950 walked vs 210,000
     assert run_counts.walk_is_shorter("all_", [20_000], 1_000_000, 200)        # 10,000 vs 20,000
+    assert run_counts.walk_is_shorter("all_", [15_000], 1_000_000, 200)        # 13,300 vs 15,000
+    assert not run_counts.walk_is_shorter("all_", [9_000], 1_000_000, 200)     # 22,200 vs 9,000
     assert not run_counts.walk_is_shorter("all_", [5_000], 1_000_000, 200)     # 40,000 vs 5,000
     assert run_counts.walk_is_shorter("all_", [210_000, 150_000], 1_000_000, 200)  # ~6,300 vs 150,000
     assert not run_counts.walk_is_shorter("all_", [210_000, 0], 1_000_000, 200)  # nothing matches
