@@ -419,7 +419,8 @@ async def fetch_count(tx: Tx, source: str, cond: Cond) -> int:
 
 
 async def fetch_page_and_count(
-    tx: Tx, table: str, alias: str, column: str, cond: Cond, order: str, limit: int, offset: int
+    tx: Tx, table: str, alias: str, column: str, cond: Cond, order: str, limit: int, offset: int,
+    page_cond: Cond | None = None,
 ) -> tuple[list[Any], int]:
     """A page of ``alias.column`` and the count of every matching row, read in ONE statement,
     so that both come from one snapshot on either backend and always agree.
@@ -433,14 +434,17 @@ async def fetch_page_and_count(
 
     The page is a subquery under the table's own alias, so ``order`` sorts the outer rows again
     (at most ``limit`` of them); the LEFT JOIN keeps the count when the page is empty.
+    ``page_cond``, when given, is the same condition written for reading the page (see
+    ``Listing.shape``); the count reads ``cond``.
     """
     sql, params = cond
+    page_sql, page_params = page_cond or cond
     statement = (
         f"SELECT {alias}.{column}, c.n FROM (SELECT COUNT(*) AS n FROM {table} {alias} WHERE {sql}) c "
-        f"LEFT JOIN (SELECT {alias}.* FROM {table} {alias} WHERE {sql} ORDER BY {order} LIMIT ? OFFSET ?) {alias} "
+        f"LEFT JOIN (SELECT {alias}.* FROM {table} {alias} WHERE {page_sql} ORDER BY {order} LIMIT ? OFFSET ?) {alias} "
         f"ON 1 = 1 ORDER BY {order}"
     )
-    rows = await tx.fetch(statement, *params, *params, limit, offset)
+    rows = await tx.fetch(statement, *params, *page_params, limit, offset)
     count = int(rows[0][1])
     return [row[0] for row in rows if row[0] is not None], count
 
@@ -511,8 +515,9 @@ class Listing(Generic[T]):
         """A page and the count of all that match, from one snapshot (a one-table, one-column listing)."""
         table, alias = self.source.split()
         async with store.reading() as tx:
+            d = await self.shape(tx, body, sort, limit, offset) if self.shape is not None else tx
             values, count = await fetch_page_and_count(
                 tx, table, alias, self.columns.removeprefix(f"{alias}."), self.query.where(tx, body),
-                self._order(tx, sort), limit, offset,
+                self._order(tx, sort), limit, offset, self.query.where(d, body) if d is not tx else None,
             )
         return [self.load((value,)) for value in values], count

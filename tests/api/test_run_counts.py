@@ -412,6 +412,11 @@ async def test_a_page_by_tags_is_the_same_probed_per_run_or_read_from_the_tags_r
                         listed = await call(server, "POST", "/flow_runs/filter",
                                             {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
                         assert [run["id"] for run in listed] == from_set, (body, sort, limit, offset)
+                    # /paginate: page 2 of 3 a page, and the count of them all
+                    paged = await call(server, "POST", "/flow_runs/paginate",
+                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
+                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
+                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0)), (body, sort)
             assert await page_ids(tx, tx, TAG_PAGES[0], "ID_DESC", 200, 0)  # the tags are there at all
 
 
