@@ -208,11 +208,14 @@ def tags_all(source: TagSource) -> Op:
         if not values:
             return None
         wanted = sorted(set(values))
-        if source.keys is not None and not _probing(d):
+        if source.keys is not None:
             # One IN per tag: each is an index range of the tag table (its rows are unique per
-            # key and tag), and the planner starts from the rarest.
-            ins = [f"{expr} IN ({source.keys('t.tag = ?')})" for _ in wanted]
-            return "(" + " AND ".join(ins) + ")", tuple(wanted)
+            # key and tag), and the planner starts from the rarest. Probed, one lookup of the
+            # row's key and tag per tag, the first missing one ending them.
+            each = f"EXISTS (SELECT 1 FROM {source.rows(d, expr)} AND t.tag = ?)" if _probing(d) else (
+                f"{expr} IN ({source.keys('t.tag = ?')})"
+            )
+            return "(" + " AND ".join(each for _ in wanted) + ")", tuple(wanted)
         # Counting the distinct tags that match checks that all are there (a flow's view may
         # list a tag twice).
         tag = source.column(d)

@@ -244,6 +244,8 @@ async def page_shape(tx: Tx, body: Any, sort: str, limit: int | None, offset: in
     if tx.dialect != "sqlite" or limit is None or sort not in _WALKED_SORTS or alone is None:
         return tx
     kind, wanted = alone
+    if sort == "ID_DESC" and len(wanted) == 1:
+        return tx  # the tag's (tag, run id) index gives its runs in id order: a walk already
     keys, params = in_list(tx, "c.key"), (list_param(tx, wanted),)
     rows = await tx.fetch(_TAG_RUNS.format(keys=keys), *params)
     found = {key: int(n) for key, n in rows}
