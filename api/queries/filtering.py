@@ -15,7 +15,7 @@ Criteria left unset are skipped, and a filter that sets none is TRUE, as in Pref
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
@@ -33,9 +33,15 @@ FALSE: Cond = ("1 = 0", ())
 
 
 class Dialect(NamedTuple):
-    """What building SQL needs of a read handle: its dialect (a ``Tx`` serves as well)."""
+    """What building SQL needs of a read handle: its dialect (a ``Tx`` serves as well), and how
+    a listing's page is best read (see ``Listing.shape``)."""
 
     dialect: Literal["sqlite", "postgres"]
+    probe_tags: bool = False
+    """Write a tag table's criteria as a probe of each row's tags (a correlated subquery on the
+    table's key) rather than as the set of the tag's rows: the planner then walks the sort's
+    index and stops at the page, where the set would make it read every row of the tag and sort
+    them. Chosen only when the tags are common enough for the walk to be the shorter read."""
 
 
 Sql = Dialect | Tx
@@ -189,6 +195,12 @@ def json_tags(path: str) -> TagSource:
     return TagSource(rows, lambda d: "t.tag" if d.dialect == "postgres" else "t.value")
 
 
+def _probing(d: Sql) -> bool:
+    """Whether tag criteria are to be written as per-row probes (``Dialect.probe_tags``); the
+    per-row forms below serve a tag table as well as a JSON list."""
+    return isinstance(d, Dialect) and d.probe_tags
+
+
 def tags_all(source: TagSource) -> Op:
     """Every tag given is among the row's (an empty list is no criterion)."""
 
@@ -198,9 +210,12 @@ def tags_all(source: TagSource) -> Op:
         wanted = sorted(set(values))
         if source.keys is not None:
             # One IN per tag: each is an index range of the tag table (its rows are unique per
-            # key and tag), and the planner starts from the rarest.
-            ins = [f"{expr} IN ({source.keys('t.tag = ?')})" for _ in wanted]
-            return "(" + " AND ".join(ins) + ")", tuple(wanted)
+            # key and tag), and the planner starts from the rarest. Probed, one lookup of the
+            # row's key and tag per tag, the first missing one ending them.
+            each = f"EXISTS (SELECT 1 FROM {source.rows(d, expr)} AND t.tag = ?)" if _probing(d) else (
+                f"{expr} IN ({source.keys('t.tag = ?')})"
+            )
+            return "(" + " AND ".join(each for _ in wanted) + ")", tuple(wanted)
         # Counting the distinct tags that match checks that all are there (a flow's view may
         # list a tag twice).
         tag = source.column(d)
@@ -218,7 +233,7 @@ def tags_any(source: TagSource, *, empty_matches_none: bool = True) -> Op:
         if values is None or (not values and not empty_matches_none):
             return None
         tag_in = in_list(d, source.column(d))  # type: ignore[arg-type]
-        if source.keys is not None:
+        if source.keys is not None and not _probing(d):
             return f"{expr} IN ({source.keys(tag_in)})", (list_param(d, list(values)),)  # type: ignore[arg-type]
         sql = f"EXISTS (SELECT 1 FROM {source.rows(d, expr)} AND {tag_in})"
         return sql, (list_param(d, list(values)),)  # type: ignore[arg-type]
@@ -407,7 +422,8 @@ async def fetch_count(tx: Tx, source: str, cond: Cond) -> int:
 
 
 async def fetch_page_and_count(
-    tx: Tx, table: str, alias: str, column: str, cond: Cond, order: str, limit: int, offset: int
+    tx: Tx, table: str, alias: str, column: str, cond: Cond, order: str, limit: int, offset: int,
+    page_cond: Cond | None = None,
 ) -> tuple[list[Any], int]:
     """A page of ``alias.column`` and the count of every matching row, read in ONE statement,
     so that both come from one snapshot on either backend and always agree.
@@ -421,14 +437,17 @@ async def fetch_page_and_count(
 
     The page is a subquery under the table's own alias, so ``order`` sorts the outer rows again
     (at most ``limit`` of them); the LEFT JOIN keeps the count when the page is empty.
+    ``page_cond``, when given, is the same condition written for reading the page (see
+    ``Listing.shape``); the count reads ``cond``.
     """
     sql, params = cond
+    page_sql, page_params = page_cond or cond
     statement = (
         f"SELECT {alias}.{column}, c.n FROM (SELECT COUNT(*) AS n FROM {table} {alias} WHERE {sql}) c "
-        f"LEFT JOIN (SELECT {alias}.* FROM {table} {alias} WHERE {sql} ORDER BY {order} LIMIT ? OFFSET ?) {alias} "
+        f"LEFT JOIN (SELECT {alias}.* FROM {table} {alias} WHERE {page_sql} ORDER BY {order} LIMIT ? OFFSET ?) {alias} "
         f"ON 1 = 1 ORDER BY {order}"
     )
-    rows = await tx.fetch(statement, *params, *params, limit, offset)
+    rows = await tx.fetch(statement, *params, *page_params, limit, offset)
     count = int(rows[0][1])
     return [row[0] for row in rows if row[0] is not None], count
 
@@ -469,6 +488,10 @@ class Listing(Generic[T]):
     counter: Callable[[Sql, Any], Cond | None] | None = None
     """When given: for a body it can answer, a whole statement that reads the count faster
     than COUNT(*) over ``source`` (flow runs' pre-aggregated counts); None to count the rows."""
+    shape: Callable[[Tx, Any, str, int | None, int], Awaitable[Sql]] | None = None
+    """When given: for a body, sort, limit and offset, the ``Sql`` a page's conditions are
+    written for, read in the page's own transaction (flow runs probe common tags per row,
+    see ``Dialect.probe_tags``); None to write them for the read handle as they are."""
 
     def _order(self, tx: Tx, sort: str) -> str:
         order = self.orders[sort]
@@ -476,8 +499,9 @@ class Listing(Generic[T]):
 
     async def page(self, store: EventStore, body: Any, *, sort: str, limit: int | None, offset: int) -> list[T]:
         async with store.reading() as tx:
+            d = await self.shape(tx, body, sort, limit, offset) if self.shape is not None else tx
             rows = await fetch_page(
-                tx, self.source, self.columns, self.query.where(tx, body), self._order(tx, sort), limit, offset
+                tx, self.source, self.columns, self.query.where(d, body), self._order(tx, sort), limit, offset
             )
         return [self.load(row) for row in rows]
 
@@ -494,8 +518,9 @@ class Listing(Generic[T]):
         """A page and the count of all that match, from one snapshot (a one-table, one-column listing)."""
         table, alias = self.source.split()
         async with store.reading() as tx:
+            d = await self.shape(tx, body, sort, limit, offset) if self.shape is not None else tx
             values, count = await fetch_page_and_count(
                 tx, table, alias, self.columns.removeprefix(f"{alias}."), self.query.where(tx, body),
-                self._order(tx, sort), limit, offset,
+                self._order(tx, sort), limit, offset, self.query.where(d, body) if d is not tx else None,
             )
         return [self.load((value,)) for value in values], count

@@ -17,6 +17,9 @@ they are the 'run' rows' sum less the 'deployment' rows' under the same other co
 are conditions on flow and state only, so both sums count the same runs but those. Anything else
 (two tags, a time range, a name, task runs, a deployment and a pool together, an ``or_``
 across criteria) is counted over flow_runs, skipping the flow check when no run needs it.
+
+The same counts choose how a page filtered by tags alone is read on SQLite (``page_shape``):
+they say exactly how many runs have each tag, which SQLite's statistics cannot.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from typing import Any
 
 import msgspec
 
-from .filtering import Cond, Criteria, Related, Resource, Sql, any_in, combine, null
+from runlog.eventstore import Tx
+from runlog.projections.tables import in_list, list_param
+
+from .filtering import Cond, Criteria, Dialect, Related, Resource, Sql, any_in, combine, null
 from .run_filters import DEPLOYMENT, FLOW, FLOW_RUN_QUERY, IDS
 from .work_pools import WORK_POOL, WORK_QUEUE
 
@@ -182,3 +188,71 @@ def count_statement(d: Sql, body: Any) -> Cond:
         f"ELSE (SELECT COUNT(*) FROM flow_runs fr WHERE {unchecked}) END"
     )
     return sql, (*checked_params, *unchecked_params)
+
+
+# -- reading a page filtered by tags ------------------------------------------------------------
+
+# The sorts an index of flow_runs gives in order (migration 0023): walking it stops at the page.
+_WALKED_SORTS = frozenset({"ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC"})
+_TAG_RUNS = "SELECT c.key, SUM(c.n) FROM flow_run_counts c WHERE c.dim = 'tag' AND {keys} GROUP BY c.key"
+_ALL_RUNS = "SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE c.dim = 'run'"
+# A run walked past and probed costs about half of a run read and sorted (SQLite, CPU time at
+# 360,000 runs: 3.6 us against 6.8 us, a page of a tag on 2% of the runs either way); in
+# ID_DESC the runs read are sorted by the ids in the tag's index alone, before any row is
+# read, about 0.3 us a run (1,000,000 runs: 63 ms for the 210,000 of a common tag).
+_PROBES_PER_READ = 2.0
+_PROBES_PER_ID_READ = 0.1
+
+
+def _tags_alone(body: Any) -> tuple[str, list[str]] | None:
+    """("all_" or "any_", the tags) when a flow run tags criterion is all that ``body`` asks."""
+    if body is None or any(
+        getattr(body, name, None) is not None for name in ("flows", "task_runs", "deployments", "work_pools", "work_pool_queues")
+    ):
+        return None
+    runs = body.flow_runs
+    if runs is None or [n for n in runs.__struct_fields__ if n != "operator" and getattr(runs, n) is not None] != ["tags"]:
+        return None
+    tags = runs.tags
+    if tags.is_null_ is not None or (tags.all_ is None) == (tags.any_ is None):
+        return None
+    kind, wanted = ("all_", tags.all_) if tags.all_ is not None else ("any_", tags.any_)
+    return (kind, sorted(set(wanted))) if wanted else None
+
+
+def walk_is_shorter(kind: str, tagged: Sequence[int], total: int, rows: int, per_read: float = _PROBES_PER_READ) -> bool:
+    """Whether walking the sort's index and probing each run's tags costs less than reading every
+    run of the rarest tag (``all_``) or of all the tags (``any_``) and sorting them, for the
+    first ``rows`` of the page (limit and offset) among ``total`` runs, ``tagged`` of which have
+    each tag, a probe costing ``1 / per_read`` of a run read. The runs matching ``all_`` are
+    estimated as if tags were independent."""
+    if kind == "all_":
+        driven = min(tagged)
+        matching = float(total)
+        for n in tagged:
+            matching *= n / total if total else 0
+    else:
+        driven = sum(tagged)
+        matching = min(total, driven)
+    return matching > 0 and rows * total / matching <= per_read * driven
+
+
+async def page_shape(tx: Tx, body: Any, sort: str, limit: int | None, offset: int) -> Sql:
+    """How a page of flow runs is written (``Listing.shape``): on SQLite, a page filtered by tags
+    alone, in a sort an index gives, probes each run's tags while walking that index when the
+    tags are common enough for the walk to stop sooner than reading the tags' runs would end
+    (SQLite's statistics know only the average tag, so it always reads the tag's runs and sorts
+    them: a second at a million runs for a tag on a fifth of them). PostgreSQL plans both forms
+    alike, from its own per-tag statistics."""
+    alone = _tags_alone(body)
+    if tx.dialect != "sqlite" or limit is None or sort not in _WALKED_SORTS or alone is None:
+        return tx
+    kind, wanted = alone
+    keys, params = in_list(tx, "c.key"), (list_param(tx, wanted),)
+    rows = await tx.fetch(_TAG_RUNS.format(keys=keys), *params)
+    found = {key: int(n) for key, n in rows}
+    total = int((await tx.fetch(_ALL_RUNS))[0][0])
+    per_read = _PROBES_PER_ID_READ if sort == "ID_DESC" else _PROBES_PER_READ
+    if not walk_is_shorter(kind, [found.get(tag, 0) for tag in wanted], total, limit + offset, per_read):
+        return tx
+    return Dialect(tx.dialect, probe_tags=True)

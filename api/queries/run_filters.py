@@ -8,6 +8,7 @@ filter, flows' included, is evaluated in SQL with its values bound as parameters
 
 from __future__ import annotations
 
+from runlog.eventstore import Tx
 from runlog.projections.runs_writer import decode_flow_run, decode_task_run
 
 from ..schemas import filters as f
@@ -260,7 +261,15 @@ def _counted(d: Sql, body: object) -> Cond:
     return count_statement(d, body)
 
 
-FLOW_RUNS = Listing("flow_runs fr", "fr.view", FLOW_RUN_QUERY, FLOW_RUN_ORDER, views_of(decode_flow_run), _counted)
+async def _page_shape(tx: Tx, body: object, sort: str, limit: int | None, offset: int) -> Sql:
+    from .run_counts import page_shape
+
+    return await page_shape(tx, body, sort, limit, offset)
+
+
+FLOW_RUNS = Listing(
+    "flow_runs fr", "fr.view", FLOW_RUN_QUERY, FLOW_RUN_ORDER, views_of(decode_flow_run), _counted, _page_shape,
+)
 TASK_RUNS = Listing("task_runs tr", "tr.view", TASK_RUN_QUERY, TASK_RUN_ORDER, views_of(decode_task_run))
 
 filter_flow_runs, count_flow_runs, paginate_flow_runs = FLOW_RUNS.page, FLOW_RUNS.count, FLOW_RUNS.page_and_count

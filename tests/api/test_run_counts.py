@@ -22,8 +22,8 @@ from typing import Any
 import msgspec
 
 from runlog.api.queries import run_counts
-from runlog.api.queries.filtering import fetch_count
-from runlog.api.queries.run_filters import FLOW_RUN_QUERY
+from runlog.api.queries.filtering import Dialect, fetch_count, fetch_page
+from runlog.api.queries.run_filters import FLOW_RUN_ORDER, FLOW_RUN_QUERY
 from runlog.api.schemas import filters as f
 from runlog.commands.retention import apply_retention
 from runlog.eventstore import NewEvent, migrate, migration_connection, open_store
@@ -376,3 +376,86 @@ async def test_the_count_table_equals_flow_runs_grouped_through_randomized_write
         assert len(seen) == 7  # every kind of write had its turn
     result = await verify(store_url)
     assert result.equal, [t for t in result.tables if not t.equal]
+
+
+# -- pages filtered by tags alone: read by probing each run's tags or from the tags' runs ----------
+
+TAG_PAGES = [
+    {"flow_runs": {"tags": {"all_": ["red"]}}},
+    {"flow_runs": {"tags": {"all_": ["red", "blue", "red"]}}},
+    {"flow_runs": {"tags": {"any_": ["green", "gray"]}}},
+    {"flow_runs": {"tags": {"all_": ["none-has-it"]}}},
+    {"flow_runs": {"tags": {"any_": ["none-has-it", "red"]}}},
+]
+
+
+async def page_ids(tx, d, body: dict[str, Any], sort: str, limit: int, offset: int) -> list[str]:
+    decoded = msgspec.convert(body, f.FlowRunFilterRequest)
+    rows = await fetch_page(
+        tx, "flow_runs fr", "fr.id", FLOW_RUN_QUERY.where(d, decoded), FLOW_RUN_ORDER[sort], limit, offset,
+    )
+    return [row[0] for row in rows]
+
+
+async def test_a_page_by_tags_is_the_same_probed_per_run_or_read_from_the_tags_runs(env, clock, store_url):
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(5))
+        await world.seed(60)
+        await world.change()  # retagged and deleted runs: their tag rows must follow
+        async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+            probed = Dialect(tx.dialect, probe_tags=True)
+            for body in TAG_PAGES:
+                for sort in ("ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC", "NAME_DESC"):
+                    for limit, offset in ((2, 0), (3, 4), (200, 0)):
+                        from_set = await page_ids(tx, tx, body, sort, limit, offset)
+                        assert await page_ids(tx, probed, body, sort, limit, offset) == from_set, (body, sort)
+                        listed = await call(server, "POST", "/flow_runs/filter",
+                                            {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
+                        assert [run["id"] for run in listed] == from_set, (body, sort, limit, offset)
+                    # /paginate: page 2 of 3 a page, and the count of them all
+                    paged = await call(server, "POST", "/flow_runs/paginate",
+                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
+                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
+                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0)), (body, sort)
+            assert await page_ids(tx, tx, TAG_PAGES[0], "ID_DESC", 200, 0)  # the tags are there at all
+
+
+async def test_sqlite_probes_the_tags_of_a_page_only_when_the_walk_is_shorter(env, clock, store_url):
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(5))
+        await world.seed(60)
+    async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+        async def probes(body: dict[str, Any], sort: str, limit: int | None, offset: int = 0) -> bool:
+            shaped = await run_counts.page_shape(tx, msgspec.convert(body, f.FlowRunFilterRequest), sort, limit, offset)
+            return isinstance(shaped, Dialect) and shaped.probe_tags
+
+        red = {"flow_runs": {"tags": {"all_": ["red"]}}}
+        # A walk of about 3 runs per match against the tag's ~25 runs: probed on SQLite, where
+        # its statistics cannot tell; PostgreSQL chooses from its own and is left to.
+        assert await probes(red, "EXPECTED_START_TIME_DESC", 2) == (tx.dialect == "sqlite")
+        assert not await probes(red, "EXPECTED_START_TIME_DESC", 200)  # the page is longer than the tag
+        assert not await probes(red, "EXPECTED_START_TIME_DESC", 2, offset=40)
+        assert not await probes(red, "EXPECTED_START_TIME_DESC", None)
+        assert not await probes(red, "NAME_DESC", 2)  # no index gives that order: nothing to walk
+        assert not await probes(red, "ID_DESC", 2)  # ids sorted from the tag's index: cheaper
+        assert not await probes({"flow_runs": {"tags": {"all_": ["red", "none-has-it"]}}}, "ID_DESC", 2)
+        assert not await probes({**red, "flows": {"name": {"any_": ["etl"]}}}, "ID_DESC", 2)
+        assert not await probes({"flow_runs": {"tags": {"all_": ["red"]}, "state": {"type": {"any_": ["FAILED"]}}}}, "ID_DESC", 2)
+        assert await probes({"flow_runs": {"tags": {"any_": ["red", "gray"]}}}, "NAME_ASC", 2) == (tx.dialect == "sqlite")
+
+
+def test_the_walk_is_shorter_when_its_runs_per_match_times_the_page_are_fewer_than_the_tags_runs():
+    # rows * total / matching <= 2 * runs read from the tag(s), a probe costing half a read
+    assert run_counts.walk_is_shorter("all_", [210_000], 1_000_000, 200)       # ~950 walked vs 210,000
+    assert run_counts.walk_is_shorter("all_", [20_000], 1_000_000, 200)        # 10,000 vs 20,000
+    assert run_counts.walk_is_shorter("all_", [15_000], 1_000_000, 200)        # 13,300 vs 15,000
+    assert not run_counts.walk_is_shorter("all_", [9_000], 1_000_000, 200)     # 22,200 vs 9,000
+    assert not run_counts.walk_is_shorter("all_", [5_000], 1_000_000, 200)     # 40,000 vs 5,000
+    assert run_counts.walk_is_shorter("all_", [210_000, 150_000], 1_000_000, 200)  # ~6,300 vs 150,000
+    assert not run_counts.walk_is_shorter("all_", [210_000, 0], 1_000_000, 200)  # nothing matches
+    assert run_counts.walk_is_shorter("any_", [3_000, 4_000], 10_000, 200)     # 286 vs 7,000
+    assert not run_counts.walk_is_shorter("any_", [10, 20], 1_000_000, 200)
+    assert not run_counts.walk_is_shorter("any_", [0], 0, 200)
+    # ID_DESC sorts the tag's run ids from its index alone, a run read costing a tenth of a probe
+    assert run_counts.walk_is_shorter("all_", [210_000], 1_000_000, 200, 0.1)   # ~950 vs 21,000
+    assert not run_counts.walk_is_shorter("all_", [20_000], 1_000_000, 200, 0.1)  # 10,000 vs 2,000

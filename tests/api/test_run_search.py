@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from runlog.api.queries import run_filters
+from runlog.api.queries.filtering import Dialect, Sql
 from runlog.api.schemas import filters as f
 from runlog.eventstore import Tx
 
@@ -35,9 +36,10 @@ async def planning(store) -> AsyncIterator[Tx]:
                 await tx.execute("RESET enable_sort")
 
 
-async def plan(tx: Tx, body: dict[str, Any], sort: str | None) -> str:
-    """The plan of a page of 200 in ``sort``, or with no sort of the count."""
-    sql, params = run_filters.FLOW_RUN_QUERY.where(tx, msgspec.convert(body, f.FlowRunFilterRequest))
+async def plan(tx: Tx, body: dict[str, Any], sort: str | None, d: Sql | None = None) -> str:
+    """The plan of a page of 200 in ``sort``, or with no sort of the count; its conditions
+    written for ``d`` (the read handle unless given)."""
+    sql, params = run_filters.FLOW_RUN_QUERY.where(d or tx, msgspec.convert(body, f.FlowRunFilterRequest))
     if sort is None:
         query = f"SELECT COUNT(*) FROM flow_runs fr WHERE {sql}"
     else:
@@ -60,3 +62,21 @@ async def test_ui_filters_and_sorts_are_planned_on_their_indexes(store, body, so
     async with planning(store) as tx:
         shown = await plan(tx, body, sort)
         assert any(name in shown for name in index.split("|"))
+
+
+@pytest.mark.parametrize(("sort", "index"), [
+    ("EXPECTED_START_TIME_DESC", "flow_runs_expected_start"),
+    ("START_TIME_DESC", "flow_runs_started"),
+    ("NAME_ASC", "flow_runs_name"),
+])
+@pytest.mark.parametrize("tags", [{"all_": ["x", "y"]}, {"any_": ["x", "y"]}])
+async def test_a_page_probing_the_runs_tags_walks_the_sorts_index_without_sorting(store, sort, index, tags):
+    """Dialect.probe_tags (chosen for common tags, run_counts.page_shape): the page is the sort's
+    index walked, each run's tags probed by their key, where the tag's runs would be read and sorted."""
+    async with planning(store) as tx:
+        shown = await plan(tx, {"flow_runs": {"tags": tags}}, sort, Dialect(tx.dialect, probe_tags=True))
+        assert index in shown, shown
+        if tx.dialect == "sqlite":
+            assert "TEMP B-TREE" not in shown, shown
+        else:
+            assert "Sort" not in shown.replace("Sort Key", ""), shown
