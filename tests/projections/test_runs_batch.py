@@ -50,36 +50,15 @@ def _stream(rng: random.Random, run_id: UUID, length: int, *, other_kinds: bool)
     return events
 
 
-def _one_by_one(view, events, first_version):
+def _one_by_one(view, events, first_version, evolve=evolve_flow_run):
     for version, event in enumerate(events, first_version):
-        view = evolve_flow_run(view, event, version)
+        view = evolve(view, event, version)
     return view
 
 
 def _stored(events, first_version, *, json: bool):
     encode = catalogue._json_encoder.encode if json else catalogue.encode
     return [(version, catalogue.event_type(e), encode(e)) for version, e in enumerate(events, first_version)]
-
-
-@pytest.mark.parametrize("other_kinds", [False, True])
-@pytest.mark.parametrize("json", [False, True])
-def test_the_batch_fold_equals_evolve_one_event_at_a_time(other_kinds, json):
-    rng = random.Random(12 + other_kinds + 2 * json)
-    for _ in range(300):
-        run_id = uuid4()
-        events = _stream(rng, run_id, rng.randint(0, 12), other_kinds=other_kinds)
-        assert fold_flow_run(None, _stored(events, 1, json=json)) == _one_by_one(None, events, 1)
-
-
-def test_the_batch_fold_goes_on_from_a_view_folded_before():
-    """A rebuild's batch may start mid-stream: the view its earlier events made is the start."""
-    rng = random.Random(7)
-    for _ in range(300):
-        run_id = uuid4()
-        events = _stream(rng, run_id, rng.randint(2, 12), other_kinds=False)
-        cut = rng.randint(1, len(events) - 1)
-        before = _one_by_one(None, events[:cut], 1)
-        assert fold_flow_run(before, _stored(events[cut:], cut + 1, json=False)) == _one_by_one(None, events, 1)
 
 
 def test_state_changes_before_the_creation_make_no_run():
@@ -123,30 +102,35 @@ def _task_stream(rng: random.Random, run_id: UUID, length: int, *, other_kinds: 
     return events
 
 
-def _task_one_by_one(view, events, first_version):
-    for version, event in enumerate(events, first_version):
-        view = evolve_task_run(view, event, version)
-    return view
+# Per kind of run: its batch fold, its one-event fold, its random stream, and how many and how
+# long streams to try (a task run's stream of reports has more shapes per event).
+_KINDS = {
+    "flow run": (fold_flow_run, evolve_flow_run, _stream, 300, 12),
+    "task run": (fold_task_run, evolve_task_run, _task_stream, 500, 8),
+}
 
 
+@pytest.mark.parametrize("kind", list(_KINDS))
 @pytest.mark.parametrize("other_kinds", [False, True])
 @pytest.mark.parametrize("json", [False, True])
-def test_the_task_run_batch_fold_equals_evolve_one_event_at_a_time(other_kinds, json):
-    rng = random.Random(40 + other_kinds + 2 * json)
-    for _ in range(500):
-        run_id = uuid4()
-        events = _task_stream(rng, run_id, rng.randint(0, 8), other_kinds=other_kinds)
-        assert fold_task_run(None, _stored(events, 1, json=json)) == _task_one_by_one(None, events, 1)
+def test_the_batch_fold_equals_evolve_one_event_at_a_time(kind, other_kinds, json):
+    fold, evolve, stream, tries, longest = _KINDS[kind]
+    rng = random.Random(f"{kind} {other_kinds} {json}")
+    for _ in range(tries):
+        events = stream(rng, uuid4(), rng.randint(0, longest), other_kinds=other_kinds)
+        assert fold(None, _stored(events, 1, json=json)) == _one_by_one(None, events, 1, evolve)
 
 
-def test_the_task_run_batch_fold_goes_on_from_a_view_folded_before():
-    rng = random.Random(9)
-    for _ in range(500):
-        run_id = uuid4()
-        events = _task_stream(rng, run_id, rng.randint(2, 8), other_kinds=False)
+@pytest.mark.parametrize("kind", list(_KINDS))
+def test_the_batch_fold_goes_on_from_a_view_folded_before(kind):
+    """A rebuild's batch may start mid-stream: the view its earlier events made is the start."""
+    fold, evolve, stream, tries, longest = _KINDS[kind]
+    rng = random.Random(kind)
+    for _ in range(tries):
+        events = stream(rng, uuid4(), rng.randint(2, longest), other_kinds=False)
         cut = rng.randint(1, len(events) - 1)
-        before = _task_one_by_one(None, events[:cut], 1)
-        assert fold_task_run(before, _stored(events[cut:], cut + 1, json=False)) == _task_one_by_one(None, events, 1)
+        before = _one_by_one(None, events[:cut], 1, evolve)
+        assert fold(before, _stored(events[cut:], cut + 1, json=False)) == _one_by_one(None, events, 1, evolve)
 
 
 def test_an_imported_task_run_is_made_from_its_last_report():
@@ -163,5 +147,5 @@ def test_an_imported_task_run_is_made_from_its_last_report():
                                       created=T0),
     ]
     folded = fold_task_run(None, _stored(events, 1, json=False))
-    assert folded == _task_one_by_one(None, events, 1)
+    assert folded == _one_by_one(None, events, 1, evolve_task_run)
     assert folded.state == states[2] and folded.version == 4
