@@ -228,6 +228,34 @@ async def test_a_cancelled_subscriber_ends(store):
     assert store.subscribers_waiting == 0
 
 
+async def test_grown_returns_once_the_log_holds_an_event_past_the_position(store):
+    await store.append("s", [new(), new()])
+    async with asyncio.timeout(10):
+        await store.grown(1)  # position 2 is past it: at once
+
+    store.poll_interval = 60  # only the append's wake-up can end the wait in time
+    waiting = asyncio.create_task(store.grown(2))
+    async with asyncio.timeout(10):
+        while store.subscribers_waiting == 0:
+            await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await store.append("t", [new()])
+    await asyncio.wait_for(waiting, 10)
+    assert store.subscribers_waiting == 0
+
+
+async def test_a_cancelled_grown_wait_ends(store):
+    store.poll_interval = 60
+    task = asyncio.create_task(store.grown(0))
+    async with asyncio.timeout(10):
+        while store.subscribers_waiting == 0:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    assert store.subscribers_waiting == 0
+
+
 async def test_subscribe_after_a_position_skips_what_came_before(store):
     await store.append("s", [new(data=b"1"), new(data=b"2"), new(data=b"3")])
     got = []
