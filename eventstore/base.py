@@ -144,6 +144,10 @@ class EventStore(Protocol):
 
     def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]: ...
 
+    async def grown(self, after: int) -> None:
+        """Returns once the log holds an event past ``after`` (subscribe's wake-up, no events read)."""
+        ...
+
     async def head(self) -> int: ...
 
     async def write_tables(self, changes: RowChanges) -> None:

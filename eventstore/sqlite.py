@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
-from typing import Literal
+from typing import Any, Literal
 
 import aiosqlite
 import msgspec
@@ -172,7 +172,7 @@ async def connect(url: DatabaseURL, *, busy_timeout: float) -> aiosqlite.Connect
 
 
 def _scan_connection(url: DatabaseURL) -> sqlite3.Connection:
-    """A read-only connection used on the event loop's thread for pages of the log.
+    """A read-only connection used on the event loop's thread for short reads (pages of the log, its head).
 
     No busy timeout: a busy answer must not block the loop; the caller retries on a thread.
     """
@@ -391,18 +391,22 @@ class SqliteStore(BatchingStore):
         answers busy for a moment (a checkpoint, recovery after a crash), this page goes
         through the reader thread, which waits with the busy timeout instead of the loop.
         """
+        return _records(await self._fetch_here(SQL_PAGE, (after, limit)))
+
+    async def _fetch_here(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """A short read on the event loop's thread (the scan connection), or through the reader's
+        thread when there is no scan connection (in memory) or SQLite answers busy."""
         self._check_usable()
         assert self._reader_conn is not None
         if self._scan_conn is not None:
             with translate_errors(self._where):
                 try:
-                    return _records(self._scan_conn.execute(SQL_PAGE, (after, limit)).fetchall())
+                    return self._scan_conn.execute(sql, params).fetchall()
                 except sqlite3.OperationalError as exc:
                     if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                         raise
         with translate_errors(self._where):
-            rows = await self._reader_conn.execute_fetchall(SQL_PAGE, (after, limit))
-        return _records(rows)
+            return list(await self._reader_conn.execute_fetchall(sql, params))
 
     def _pages_read_here(self) -> bool:
         return self._scan_conn is not None
@@ -422,10 +426,9 @@ class SqliteStore(BatchingStore):
         return _records(rows)[0] if rows else None
 
     async def head(self) -> int:
-        self._check_usable()
-        assert self._reader_conn is not None
-        with translate_errors(self._where):
-            ((head,),) = await self._reader_conn.execute_fetchall(SQL_HEAD)
+        """Read on the loop's thread (``_fetch_here``): a followed log's every wake-up asks for
+        it (projections/catchup.py), and the reader thread's round trip cost more than the read."""
+        ((head,),) = await self._fetch_here(SQL_HEAD)
         return head
 
 

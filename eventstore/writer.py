@@ -540,16 +540,32 @@ class BatchingStore:
             if page:
                 after = page[-1].position
             if len(page) < PAGE_SIZE:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-                # that races with the wake-up, and the subscriber would never end.
-                self.subscribers_waiting += 1
-                try:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.poll_interval):
-                            await signal.wait()
-                finally:
-                    self.subscribers_waiting -= 1
+                await self._wait_for(signal)
         raise StoreClosed()
+
+    async def grown(self, after: int) -> None:
+        """Returns once the log holds an event past ``after``: what ``subscribe`` waits for,
+        without reading the events (a follower reads them itself, page by page), so a wake-up
+        costs a read of the head. The same poll covers a writer in another process."""
+        self._check_usable()
+        while not self._closed:
+            signal = self._wakeup.current()
+            if await self.head() > after:
+                return
+            await self._wait_for(signal)
+        raise StoreClosed()
+
+    async def _wait_for(self, signal: asyncio.Event) -> None:
+        """Until ``signal`` (the log may have grown) or the poll interval, as a waiting subscriber."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races
+        # with the wake-up, and the subscriber would never end.
+        self.subscribers_waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await signal.wait()
+        finally:
+            self.subscribers_waiting -= 1
 
 
 def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:

@@ -124,10 +124,9 @@ class CatchUp:
 
     async def more(self) -> None:
         """Returns once the log holds an event past what this process reached (the store's
-        subscription wakes it: LISTEN/NOTIFY on PostgreSQL, an in-process signal on SQLite)."""
-        if await self.store.head() <= self.reached:
-            async for _record in self.store.subscribe(after=self.reached):
-                break
+        wake-up: LISTEN/NOTIFY on PostgreSQL, an in-process signal on SQLite). It reads only the
+        head: the round it starts reads the events."""
+        await self.store.grown(self.reached)
 
     async def save(self, position: int) -> None:
         """Store ``position`` as the checkpoint (compare-and-set, as a page's is) and go on from it."""

@@ -215,16 +215,34 @@ async def test_subscribe_catches_up_then_follows_new_events_on_a_wakeup(store):
     assert seen == [b"old", b"new1", b"new2"]
 
 
-async def test_a_cancelled_subscriber_ends(store):
+@pytest.mark.parametrize("wait", [lambda store: anext(store.subscribe()), lambda store: store.grown(0)],
+                         ids=["subscribe", "grown"])
+async def test_a_cancelled_subscriber_ends(store, wait):
     # Cancelled while it waits for the log to grow (not before it got there), it ends.
     store.poll_interval = 60
-    task = asyncio.create_task(anext(store.subscribe()))
+    task = asyncio.create_task(wait(store))
     async with asyncio.timeout(10):
         while store.subscribers_waiting == 0:
             await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 10)
+    assert store.subscribers_waiting == 0
+
+
+async def test_grown_returns_once_the_log_holds_an_event_past_the_position(store):
+    await store.append("s", [new(), new()])
+    async with asyncio.timeout(10):
+        await store.grown(1)  # position 2 is past it: at once
+
+    store.poll_interval = 60  # only the append's wake-up can end the wait in time
+    waiting = asyncio.create_task(store.grown(2))
+    async with asyncio.timeout(10):
+        while store.subscribers_waiting == 0:
+            await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await store.append("t", [new()])
+    await asyncio.wait_for(waiting, 10)
     assert store.subscribers_waiting == 0
 
 

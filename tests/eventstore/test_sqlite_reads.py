@@ -1,4 +1,4 @@
-"""SQLite pages of the log are read on the event loop's thread, never waiting there on a lock."""
+"""SQLite pages of the log and its head are read on the event loop's thread, never waiting there on a lock."""
 
 from __future__ import annotations
 
@@ -14,6 +14,18 @@ async def test_the_loop_thread_connection_never_waits_for_a_lock(sqlite_url):
         assert scan is not None
         assert scan.execute("PRAGMA busy_timeout").fetchone() == (0,)
         assert scan.execute("PRAGMA query_only").fetchone() == (1,)
+
+
+async def test_the_head_is_read_without_the_reader_thread(sqlite_url, monkeypatch):
+    async with open_store(sqlite_url) as store:
+        for _ in range(3):
+            await store.append("s", [NewEvent(type="t", data=b"x", id=uuid4())])
+
+        async def no_thread(*_args):
+            raise AssertionError("read through the reader thread")
+
+        monkeypatch.setattr(store._reader_conn, "execute_fetchall", no_thread)
+        assert await store.head() == 3
 
 
 async def test_a_page_answered_busy_on_the_loop_thread_is_read_on_the_reader_thread(sqlite_url, tmp_path):
@@ -34,9 +46,11 @@ async def test_a_page_answered_busy_on_the_loop_thread_is_read_on_the_reader_thr
         store._scan_conn = sqlite3.connect(locked, isolation_level=None, timeout=0)
         try:
             read = [event.id async for event in store.read_all()]
+            head = await store.head()
         finally:
             store._scan_conn.close()
             store._scan_conn = real_scan
             holder.close()
 
     assert read == ids
+    assert head == 30
