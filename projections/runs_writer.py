@@ -41,6 +41,10 @@ FLOW_RUNS = Table(
     key=("id",),
 )
 FLOW_RUN_TAGS = Table("flow_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
+FLOW_RUN_NAMES = Table("flow_run_names", ("run_id", "name"), key=("run_id",))
+"""Each flow run's name, for the name like_ filter (api/queries/run_filters.py): on PostgreSQL
+its trigram index is here, not on flow_runs, whose every state change would rewrite it
+(migration 0030). Written only when a run is created, renamed or deleted."""
 TASK_RUNS = Table(
     "task_runs",
     ("id", "version", "flow_run_id", "name", "task_key", "dynamic_key", "state_type", "state_name",
@@ -167,7 +171,7 @@ class RunsProjection:
     name = "runs"
     version = VERSION
     reads_by_key_only = True  # it reads runs by id only: a rebuild's shadow needs no other index
-    tables = (FLOW_RUNS, FLOW_RUN_TAGS, TASK_RUNS, TASK_RUN_TAGS, FLOW_RUN_COUNTS)
+    tables = (FLOW_RUNS, FLOW_RUN_TAGS, FLOW_RUN_NAMES, TASK_RUNS, TASK_RUN_TAGS, FLOW_RUN_COUNTS)
 
     def __init__(self, cache: ViewCache | None = None) -> None:
         self.cache = cache if cache is not None else ViewCache(0)
@@ -241,6 +245,8 @@ class _Kind(msgspec.Struct, frozen=True):
     """A run's events at once, as ``evolve`` one by one would fold them (None: there is none)."""
     counts: Table | None = None
     """The table counting these runs (``FLOW_RUN_COUNTS``), or None."""
+    names: Table | None = None
+    """The table of these runs' names (``FLOW_RUN_NAMES``), or None."""
 
 
 def _fold(
@@ -252,6 +258,7 @@ def _fold(
     stored = dict(views) if partial and kind.sources is not None else {}  # the views the stored rows were made of
     before = {run_id: dict.fromkeys(view.tags) for run_id, view in views.items() if view is not None}
     counted = {run_id: _counted(view) for run_id, view in views.items() if view is not None} if kind.counts else {}
+    names = {run_id: view.name for run_id, view in views.items() if view is not None} if kind.names else {}
     if kind.fold is not None and len(batch) > 1:
         # Each run's events at once (projections/runs_batch.py): a rebuild's batches hold runs
         # from their creation to their end, whose intermediate views nobody reads.
@@ -269,12 +276,16 @@ def _fold(
         if view is None:
             if run_id in before:
                 changes.delete(kind.table, run_id)
+                if kind.names is not None:
+                    changes.delete(kind.names, run_id)
             new_tags: dict[str, None] = {}
         else:
             old = stored.get(run_id)
             changed = kind.sources.changed(old, view) if old is not None and kind.sources is not None else None
             changes.upsert(kind.table, kind.to_row(view), changed=changed)
             new_tags = dict.fromkeys(view.tags)
+            if kind.names is not None and names.get(run_id) != view.name:
+                changes.upsert(kind.names, (id_text(view.id), view.name))
         for tag in old_tags.keys() - new_tags.keys():
             changes.delete(kind.tags, (run_id, tag))
         for tag in new_tags.keys() - old_tags.keys():
@@ -323,7 +334,7 @@ def _text_once(texts: dict[Any, str], value: Any) -> str:
 
 _KINDS = (
     _Kind(FLOW_RUNS, FLOW_RUN_TAGS, streams.FLOW_RUN, _FLOW_RUN_TYPES, evolve_flow_run, decode_flow_run, _flow_run_row,
-          _Sources(FLOW_RUNS, _FLOW_RUN_SOURCES), fold_flow_run, FLOW_RUN_COUNTS),
+          _Sources(FLOW_RUNS, _FLOW_RUN_SOURCES), fold_flow_run, FLOW_RUN_COUNTS, FLOW_RUN_NAMES),
     _Kind(TASK_RUNS, TASK_RUN_TAGS, streams.TASK_RUN, _TASK_RUN_TYPES, evolve_task_run, decode_task_run, _task_run_row,
           _Sources(TASK_RUNS, _TASK_RUN_SOURCES), fold_task_run),
 )

@@ -64,9 +64,14 @@ _STARTED = "COALESCE(fr.start_time, fr.expected_start_time)"
 # Subflow runs of the given runs: their parent task run belongs to one of them.
 _PARENT_IN = "EXISTS (SELECT 1 FROM task_runs ptr WHERE ptr.id = {expr} AND {cond})"
 
+# like_ on a run's name is a semi-join with flow_run_names (migration 0030), where PostgreSQL
+# keeps the trigram index that serves a substring match: on flow_runs every state change would
+# rewrite the name's index entries.
+_NAME_LIKE = "{expr} IN (SELECT n.run_id FROM flow_run_names n WHERE {cond})"
+
 FLOW_RUN = Resource({
     "id": Criteria("fr.id", IDS),
-    "name": Criteria("fr.name", NAMES),
+    "name": Criteria("fr.name", {"any_": any_in, "like_": on("fr.id", where_exists(_NAME_LIKE, on("n.name", contains)))}),
     "tags": Criteria("fr.id", {
         "all_": tags_all(FLOW_RUN_TAGS), "any_": tags_any(FLOW_RUN_TAGS), "is_null_": tags_null(FLOW_RUN_TAGS),
     }),

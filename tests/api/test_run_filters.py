@@ -196,6 +196,20 @@ async def test_flow_run_name_filter_matches_names_exactly_or_as_a_case_insensiti
     assert await m({"name": {"any_": ["alpha-run", "beta_run"], "like_": "beta"}}) == {"beta_run"}
 
 
+async def test_name_like_follows_a_rename_and_a_deletion(world):
+    """like_ reads flow_run_names (migration 0030), which the runs projection keeps in step."""
+    m = world.runs_matching
+    run_id = world.runs["beta_run"]
+    status, _ = await world.server.request("PATCH", f"/flow_runs/{run_id}", json={"name": "renamed-omega"})
+    assert status == 204
+    assert await m({"name": {"like_": "beta"}}) == set()
+    assert await m({"name": {"like_": "OMEGA"}}) == {"renamed-omega"}
+    status, _ = await world.server.request("DELETE", f"/flow_runs/{run_id}")
+    assert status == 204
+    assert await m({"name": {"like_": "omega"}}) == set()
+    assert await world.post("/flow_runs/count", {"flow_runs": {"name": {"like_": "run"}}}) == 5
+
+
 async def test_flow_run_tags_filter_all_any_is_null_and_operator(world):
     m = world.runs_matching
     assert await m({"tags": {"all_": ["a", "c"]}}) == {"zeta-run"}
