@@ -68,7 +68,8 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
     ),
     (
         "run names match as an escaped literal substring", run_filters.FLOW_RUN, f.FlowRunFilter,
-        {"name": {"like_": "50%_off"}}, "lower(fr.name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\'",
+        {"name": {"like_": "50%_off"}},
+        "fr.id IN (SELECT n.run_id FROM flow_run_names n WHERE lower(n.name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\')",
         ("%50\\%\\_off%",),
     ),
     (
@@ -115,8 +116,8 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
     ),
     (
         "work pools: the run's queue is in a pool", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,
-        {"work_pools": {}}, f"({HAS_FLOW} AND fr.work_queue_id IN (SELECT wq.id FROM work_queues wq JOIN work_pools wp "
-        "ON wp.id = wq.work_pool_id WHERE 1 = 1))", (),
+        {"work_pools": {}}, f"({HAS_FLOW} AND (fr.work_queue_id IS NOT NULL AND fr.work_queue_id IN (SELECT wq.id "
+        "FROM work_queues wq JOIN work_pools wp ON wp.id = wq.work_pool_id WHERE 1 = 1)))", (),
     ),
     (
         "deployments: the run's deployment must match", run_filters.FLOW_RUN_QUERY, f.FlowRunCountRequest,

@@ -16,6 +16,7 @@ import pytest
 from runlog.api.queries import run_filters
 from runlog.api.queries.filtering import Dialect, Sql
 from runlog.api.schemas import filters as f
+from runlog.projections import run_sweeps, runs_writer
 from runlog.eventstore import Tx
 
 
@@ -55,7 +56,8 @@ async def plan(tx: Tx, body: dict[str, Any], sort: str | None, d: Sql | None = N
     ({}, "NAME_ASC", "flow_runs_name"),
     ({"flow_runs": {"tags": {"all_": ["x"]}}}, "ID_DESC", "flow_run_tags_tag"),
     ({"flow_runs": {"tags": {"any_": ["x", "y"]}}}, "ID_DESC", "flow_run_tags_tag"),
-    ({"work_pools": {"id": {"any_": ["00000000-0000-4000-8000-000000000001"]}}}, None, "flow_runs_queue_scheduled|flow_runs_work_queue"),
+    ({"work_pools": {"id": {"any_": ["00000000-0000-4000-8000-000000000001"]}}}, None, "flow_runs_queue_scheduled"),
+    ({"work_pool_queues": {"id": {"any_": ["00000000-0000-4000-8000-000000000001"]}}}, None, "flow_runs_queue_scheduled"),
     ({"flow_runs": {"start_time": {"after_": "2026-01-01T00:00:00Z"}}}, None, "flow_runs_started"),
 ])
 async def test_ui_filters_and_sorts_are_planned_on_their_indexes(store, body, sort, index):
@@ -80,3 +82,39 @@ async def test_a_page_probing_the_runs_tags_walks_the_sorts_index_without_sortin
             assert "TEMP B-TREE" not in shown, shown
         else:
             assert "Sort" not in shown.replace("Sort Key", ""), shown
+
+
+@pytest.mark.parametrize("sort", [None, "EXPECTED_START_TIME_DESC"])
+async def test_name_like_reads_the_side_table_of_names_and_its_trigram_index(store, sort):
+    """Migration 0030: a name substring is matched in flow_run_names, where PostgreSQL keeps the
+    trigram index (not on flow_runs, whose every state change would rewrite its entries)."""
+    async with planning(store) as tx:
+        shown = await plan(tx, {"flow_runs": {"name": {"like_": "jolly"}}}, sort)
+        if tx.dialect == "postgres":
+            assert "flow_run_names_trigrams" in shown, shown
+        else:
+            assert "SCAN n" in shown and "SCAN fr" not in shown, shown  # the names, then runs by id
+
+
+_SOME_ID = "00000000-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize(("query", "index"), [
+    (runs_writer.SQL_FLOW_RUN_IDS_OF_FLOW, "flow_runs_flow_scheduled|flow_runs_idempotency"),
+    (run_sweeps.SQL_SCHEDULED_OF_DEPLOYMENTS.format("?"), "flow_runs_deployment_scheduled"),
+])
+async def test_lookups_by_flow_and_deployment_read_the_indexes_that_lead_with_them(store, query, index):
+    """Migration 0031 dropped flow_runs_flow and flow_runs_deployment: the indexes leading with
+    the same columns serve their queries."""
+    args = [_SOME_ID, 0][: query.count("?")]
+    async with planning(store) as tx:
+        explain = "EXPLAIN QUERY PLAN " if tx.dialect == "sqlite" else "EXPLAIN "
+        rows = await tx.fetch(explain + query, *args)
+        shown = "\n".join(str(row[-1]) for row in rows)
+        assert any(name in shown for name in index.split("|")), shown
+
+
+async def test_the_deployment_filter_reads_the_deployments_scheduled_index(store):
+    async with planning(store) as tx:
+        shown = await plan(tx, {"flow_runs": {"deployment_id": {"any_": [_SOME_ID]}}}, None)
+        assert "flow_runs_deployment_scheduled" in shown, shown

@@ -30,7 +30,7 @@ from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
 from runlog.schema import events as catalogue
 from runlog.schema.events import StateType
 
-TABLES = ("flow_runs", "flow_run_tags", "task_runs", "task_run_tags")
+TABLES = ("flow_runs", "flow_run_tags", "flow_run_names", "task_runs", "task_run_tags")
 
 
 class CountingRuns(RunsProjection):
@@ -80,6 +80,7 @@ async def test_runs_tables_written_live_equal_a_rebuild_from_the_log(store_url, 
         for proposed in (zoned, ProposedState(type=StateType.COMPLETED)):
             await asyncio.gather(*(flow_runs.set_state(store, run_id, proposed, cache=cache) for run_id in ids))
         await flow_runs.update(store, ids[0], {"tags": ["retagged"]})
+        await flow_runs.update(store, ids[3], {"name": "renamed"})
         await flow_runs.set_state(store, ids[0], ProposedState(type=StateType.FAILED), force=True, cache=cache)
         await flow_runs.delete(store, ids[1])
         task, _ = await task_runs.create(store, NewTaskRun(task_key="t", dynamic_key="0", flow_run_id=ids[2], tags=["x"]))
@@ -95,6 +96,8 @@ async def test_runs_tables_written_live_equal_a_rebuild_from_the_log(store_url, 
 
     assert len(live["flow_runs"]) == 5 and len(live["task_runs"]) == 1
     assert ("retagged",) == tuple(tag for run_id, tag in live["flow_run_tags"] if run_id == str(ids[0]))
+    # flow_run_names (migration 0030) follows creations, the rename and the deletion.
+    assert sorted(name for _, name in live["flow_run_names"]) == ["renamed", "run-0", "run-2", "run-4", "run-5"]
     assert live == again
     if backend == "postgres":
         assert runs.prepared > 0  # the one-statement path was taken, so it is what this compared
