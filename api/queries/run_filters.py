@@ -205,13 +205,16 @@ FLOW_RUN_QUERY = Resource({
     # flow_runs.work_queue_id, set when the run was created in a pool and cleared when that
     # queue is deleted (as Prefect's foreign key clears it). Written as IN (the matching
     # queues), so that the planner may read those few queues' runs from the index on the column
-    # once instead of probing the queue of every run.
+    # once instead of probing the queue of every run. The IS NOT NULL (which IN implies) lets
+    # PostgreSQL's planner read them from flow_runs_queue_scheduled, partial on it: it does not
+    # infer it through the semi-join (migration 0031 dropped the index it had for this alone).
     "work_pools": Related(
-        "fr.work_queue_id IN (SELECT wq.id FROM work_queues wq JOIN work_pools wp ON wp.id = wq.work_pool_id "
-        "WHERE {where})", WORK_POOL,
+        "(fr.work_queue_id IS NOT NULL AND fr.work_queue_id IN (SELECT wq.id FROM work_queues wq "
+        "JOIN work_pools wp ON wp.id = wq.work_pool_id WHERE {where}))", WORK_POOL,
     ),
     "work_pool_queues": Related(
-        "fr.work_queue_id IN (SELECT wq.id FROM work_queues wq WHERE {where})", WORK_QUEUE,
+        "(fr.work_queue_id IS NOT NULL AND fr.work_queue_id IN (SELECT wq.id FROM work_queues wq WHERE {where}))",
+        WORK_QUEUE,
     ),
     "flow_runs": FLOW_RUN,
     "deployments": DEPLOYMENT_OF_RUN,
