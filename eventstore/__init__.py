@@ -74,18 +74,20 @@ __all__ = [
 
 
 def open_store(
-    url: str | DatabaseURL, *, migrate: bool = True, projections: Sequence[InlineProjection] = ()
+    url: str | DatabaseURL, *, migrate: bool = True, projections: Sequence[InlineProjection] = (), bulk: bool = False
 ) -> BatchingStore:
     """The store for a database URL; open it with ``async with`` (or ``await``).
 
     With ``migrate`` (the default) pending schema migrations are applied on open; without it a
     database whose schema is behind is refused. A schema newer than this code is always refused.
+    ``bulk``: for a process that writes many events at once (an import); on SQLite its
+    connections keep a larger page cache and checkpoint the WAL less often (sqlite.py, BULK_PRAGMAS).
     """
     db = url if isinstance(url, DatabaseURL) else parse_database_url(url)
     if db.backend == "sqlite":
         from .sqlite import SqliteStore
 
-        return SqliteStore(db, migrate=migrate, projections=projections)
+        return SqliteStore(db, migrate=migrate, projections=projections, bulk=bulk)
     from .postgres import PostgresStore
 
     return PostgresStore(db, migrate=migrate, projections=projections)

@@ -195,13 +195,51 @@ async def all_entries(tx: Tx) -> list[CacheEntry]:
     return [_entry(row) for row in await tx.fetch(SQL_ALL)]
 
 
+class _ProbeDetails(msgspec.Struct, gc=False):
+    cache_key: str | None = None
+
+
+class _ProbeState(msgspec.Struct, gc=False):
+    type: str
+    state_details: _ProbeDetails = msgspec.field(default_factory=_ProbeDetails)
+
+
+class _Probe(msgspec.Struct, gc=False):
+    """What ``cache_entry`` looks at first, read without the rest of the payload (skipped)."""
+
+    state: _ProbeState
+    task_run: msgspec.Raw = msgspec.Raw()  # empty when absent
+
+
+_json_probe = msgspec.json.Decoder(_Probe).decode
+_msgpack_probe = msgspec.msgpack.Decoder(_Probe).decode
+_EMPTY_MAPS = (b"{}", b"\x80")
+"""An empty snapshot as JSON and as MessagePack."""
+
+
 def _may_change(event_type: str, data: bytes) -> bool:
-    """Whether an event may file or forget an entry, without decoding it.
+    """Whether an event may file or forget an entry, without decoding it whole.
 
     Most state changes carry no cache key, and the runs projection decodes them already. The
     field's name is in the payload, in MessagePack and in JSON alike, whenever the key is set.
+    But it is also there in every client-reported state, whose snapshot of the task run names
+    its cache_key (null, mostly): an import's every last task state. Those file nothing
+    (``cache_entry``), so a state naming the field is probed for what ``cache_entry`` needs
+    first (COMPLETED, a key, no snapshot) before it counts: else every batch holding one would
+    be decoded whole here, and on PostgreSQL could not be prepared (``prepare``), taking the
+    probed path with the runs folded twice.
     """
-    return event_type == _DELETED or (event_type == _STATE_CHANGED and _KEY_FIELD in data)
+    if event_type == _DELETED:
+        return True
+    if event_type != _STATE_CHANGED or _KEY_FIELD not in data:
+        return False
+    try:
+        probe = (_json_probe if data[:1] == b"{" else _msgpack_probe)(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return True  # let the full decode say what it is
+    if probe.state.type != "COMPLETED" or not probe.state.state_details.cache_key:
+        return False
+    return len(probe.task_run) == 0 or bytes(probe.task_run) in _EMPTY_MAPS
 
 
 VERSION = 1

@@ -27,7 +27,7 @@ async def import_database(
                      "runlog_encryption_key": runlog_encryption_key}
     if page is not None:
         options["page"] = page
-    async with open_store(database_url, projections=inline_projections()) as store:
+    async with open_store(database_url, projections=inline_projections(), bulk=True) as store:
         with fewer_collections():  # a sixth of its CPU was the collector's at the default
             return await Importer(source, store, **options).run()
 

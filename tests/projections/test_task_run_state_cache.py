@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from runlog.eventstore import NewEvent, open_store
@@ -15,6 +16,7 @@ from runlog.projections.task_run_state_cache import (
     MAX_CACHE_KEY_LENGTH,
     CacheEntry,
     TaskRunStateCacheProjection,
+    _may_change,
     add_entry,
     all_entries,
     cache_entry,
@@ -76,6 +78,26 @@ def test_which_states_are_filed(event: catalogue.Event, filed: bool) -> None:
         assert isinstance(event, catalogue.TaskRunStateChanged)
         assert found == CacheEntry(cache_key=event.state.state_details.cache_key or "", task_run_id=RUN, position=9,
                                    cache_expiration=event.state.state_details.cache_expiration, state=event.state)
+
+
+@pytest.mark.parametrize("encode", [catalogue.encode, msgspec.json.encode], ids=["msgpack", "json"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        changed(), changed(expiration=minutes(5)), changed(key="k" * (MAX_CACHE_KEY_LENGTH + 1)), changed(key=None),
+        changed(key=""), changed(S.RUNNING), changed(forced=True), changed(forced=True, deferred=True),
+        changed(snapshot={"task_key": "t"}), changed(snapshot={"task_key": "t", "cache_key": None}),
+        changed(key=None, snapshot={"cache_key": "k"}), catalogue.TaskRunDeleted(task_run_id=RUN),
+    ],
+)
+def test_the_payload_probe_passes_every_event_that_files_or_forgets(event: catalogue.Event, encode: Any) -> None:
+    """The probe that spares decoding (``_may_change``) never skips an event that files an entry
+    or deletes a task run, and skips a client's report whose snapshot names a cache_key."""
+    kind = catalogue.event_type(event)
+    if cache_entry(event, 1) is not None or isinstance(event, catalogue.TaskRunDeleted):
+        assert _may_change(kind, encode(event))
+    if isinstance(event, catalogue.TaskRunStateChanged) and event.task_run:
+        assert not _may_change(kind, encode(event))
 
 
 # Superseding -----------------------------------------------------------------------------------
