@@ -1,7 +1,7 @@
 """Where the server's CPU per transition goes, without HTTP and without the machine's other load.
 
     python -m bench.bench_cpu_split [--backend sqlite|postgres|both] [--runs 2000] [--clients 64]
-                                    [--rounds 3] [--admin-url URL]
+                                    [--rounds 3] [--threads] [--admin-url URL]
 
 In this one process: C clients each create flow runs and take them Pending -> Running ->
 Completed through the commands (commands/flow_runs.create and set_state, the group commit and
@@ -14,6 +14,13 @@ On PostgreSQL, ``postgres backends`` is the CPU time of the database's own proce
 the bench's database (pg_stat_activity; a backend that started during the commands counted
 whole) over the commands' window, per transition: not in the total, which is this process's.
 
+``--threads`` splits the commands' CPU per transition by the thread it ran on (Linux's
+/proc/self/task/*/schedstat, else psutil's threads()): the event loop's (``main``), and on
+SQLite each aiosqlite connection's driver thread (``sqlite writer``, where the group commit's
+statements and the inline projections' SQL run; ``sqlite reader``), the rest as ``other``. The
+line shows the round whose commands figure was the best; its parts add up to about that
+figure. (PostgreSQL's driver works on the main thread: there it is all ``main``.)
+
 CPU time is what a loaded machine changes least, so this compares two checkouts on a shared
 machine: run it with each checkout's own interpreter (`/path/to/checkout/.venv/bin/python -m
 bench.bench_cpu_split` from that checkout; a checkout that lacks this file can run this file
@@ -25,8 +32,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -61,8 +70,35 @@ async def backend_cpu(admin: asyncpg.Connection | None, name: str | None) -> dic
     return seconds
 
 
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds so far of each thread of this process, by its native id: from
+    /proc/self/task/TID/schedstat in nanoseconds where Linux has it, else psutil's threads() (in
+    clock ticks, 10 ms, which a small round's split would show)."""
+    seconds = {}
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/self/task/{tid}/schedstat") as stat:
+                seconds[int(tid)] = int(stat.read().split()[0]) / 1e9
+    if seconds:
+        return seconds
+    return {thread.id: thread.user_time + thread.system_time for thread in psutil.Process().threads()}
+
+
+def thread_roles(store: object) -> dict[int, str]:
+    """The native ids of the threads whose role is known: the event loop's, and on SQLite each
+    connection's aiosqlite thread (read from the store's and aiosqlite's private attributes: a
+    bench may look inside; a checkout without them shows them as ``other``)."""
+    roles = {threading.get_native_id(): "main"}
+    for attribute, role in (("_writer_conn", "sqlite writer"), ("_reader_conn", "sqlite reader")):
+        thread = getattr(getattr(store, attribute, None), "_thread", None)
+        if thread is not None and thread.native_id is not None:
+            roles.setdefault(thread.native_id, role)  # in memory the reader is the writer's connection
+    return roles
+
+
 async def one_round(backend: str, runs: int, clients: int, admin_url: str) -> dict[str, float]:
-    """µs of CPU per transition: the commands, then each projection's fold and write."""
+    """µs of CPU per transition: the commands, then each projection's fold and write; the
+    commands' split by thread as ``thread ROLE`` parts."""
     name = None
     admin = None
     if backend == "sqlite":
@@ -92,10 +128,15 @@ async def one_round(backend: str, runs: int, clients: int, admin_url: str) -> di
         await asyncio.gather(*(client(i, WARMUP_RUNS_PER_CLIENT) for i in range(clients)))
         per_client = max(1, runs // clients)
         backends = await backend_cpu(admin, name)
+        threads = thread_cpu()
         started = time.process_time()
         await asyncio.gather(*(client(i, per_client) for i in range(clients)))
         transitions = 2 * per_client * clients  # Running and Completed, as bench_server counts
         figures["commands"] = (time.process_time() - started) / transitions * 1e6
+        roles = thread_roles(store)
+        for tid, seconds in thread_cpu().items():
+            part = f"thread {roles.get(tid, 'other')}"
+            figures[part] = figures.get(part, 0.0) + (seconds - threads.get(tid, 0.0)) / transitions * 1e6
         if admin is not None:
             used = sum(cpu - backends.get(pid, 0.0) for pid, cpu in (await backend_cpu(admin, name)).items())
             figures["postgres backends"] = used / transitions * 1e6
@@ -133,6 +174,8 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2000, help="flow runs measured per round (2000)")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="fresh databases; the best of them is shown (3)")
+    parser.add_argument("--threads", action="store_true",
+                        help="also the commands' CPU split by thread: the event loop's, SQLite's driver threads")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args(argv)
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
@@ -140,12 +183,21 @@ async def main(argv: list[str] | None = None) -> int:
           f"python {sys.executable}")
     for backend in backends:
         best: dict[str, float] = {}
+        split: dict[str, float] = {}  # the threads of the round with the best commands figure
         for _ in range(args.rounds):
-            for part, value in (await one_round(backend, args.runs, args.clients, args.admin_url)).items():
-                best[part] = min(value, best.get(part, value))
+            figures = await one_round(backend, args.runs, args.clients, args.admin_url)
+            if figures["commands"] <= best.get("commands", figures["commands"]):
+                split = {part: value for part, value in figures.items() if part.startswith("thread ")}
+            for part, value in figures.items():
+                if not part.startswith("thread "):
+                    best[part] = min(value, best.get(part, value))
         mine = {part: value for part, value in best.items() if part != "postgres backends"}
         print(f"| {backend} | " + " | ".join(f"{part} {value:.0f}" for part, value in best.items())
               + f" | total {sum(mine.values()):.0f} (this process) |")
+        if args.threads:
+            print(f"| {backend} commands by thread | "
+                  + " | ".join(f"{part.removeprefix('thread ')} {value:.0f}" for part, value in sorted(split.items()))
+                  + f" | of commands {best['commands']:.0f} |")
     return 0
 
 

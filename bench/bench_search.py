@@ -1,7 +1,8 @@
 """Run search benchmark: POST /flow_runs/filter (limit 200) and /flow_runs/count per filter kind.
 
     python -m bench.bench_search [--runs N] [--backend sqlite|postgres|both] [--samples K]
-                                 [--database URL] [--keep] [--admin-url URL]
+                                 [--database URL] [--keep] [--pages-cpu] [--only NAMES]
+                                 [--admin-url URL]
 
 It builds a log of N runs (default 1,000,000) quickly: the events are generated here and
 appended in large concurrent batches straight to the store (with the inline projections, as
@@ -12,6 +13,16 @@ three per run, a few tags far more common than the rest) and 30 days of expected
 Then, with runlog served in this process, every filter the UI and the CLI use (state, tag,
 flow, deployment, work pool, time range, name like, and none) is asked as ``filter`` with
 limit 200 in the UI's sort orders, and as ``count``, K times each: p50 and p95 in ms.
+
+``--pages-cpu`` adds what wall time on a loaded machine hides: the median CPU milliseconds
+each request cost the server process (this process: the event loop's thread and the SQLite
+driver's threads, time.process_time over the request), and on PostgreSQL the CPU of the
+database's backends serving it (pg_stat_activity's processes; /proc/PID/schedstat). The
+client's part of a request (sending it, reading the answer's bytes; the answer is parsed only
+after the clock stops) is in the server figure too: the ``floor`` line, GET /api/health
+measured the same way, is the least a request costs both sides. Before measuring, it waits
+until the asynchronous projections (the event feed, run history) have caught up with the log,
+as their catch-up runs in this process too and would be counted against the requests.
 
 ``--database URL`` works on an existing database: when it already holds runs it is not built
 again (so one build can be measured before and after a change); ``--keep`` leaves the databases
@@ -34,12 +45,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
+import psutil
 
-from runlog.eventstore import NewEvent, open_store
-from runlog.projections.registry import inline_projections
+from runlog.api.keys import STORE
+from runlog.eventstore import NewEvent, open_store, parse_database_url
+from runlog.projections.checkpoints import checkpoint
+from runlog.projections.registry import async_projections, inline_projections
 from runlog.schema import events as ev
 from runlog.schema import streams
-from tests.servers import serve
+from tests.servers import Server, serve
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_MS = 50.0
@@ -181,39 +196,165 @@ def cases(cat: Catalogue) -> list[tuple[str, dict]]:
 
 
 SORTS = ["EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC", "ID_DESC"]
+SETTLE_SECONDS = 1800.0
+"""--pages-cpu waits at most this long for the asynchronous projections to catch up."""
+
+SQL_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
 
 
-async def measure(url: str, samples: int, seed: int, only: str | None) -> list[tuple[str, str, float, float, int]]:
+class CpuClock:
+    """CPU seconds so far of this process (all its threads) and, on PostgreSQL, of the
+    database's backends other than the clock's own connection."""
+
+    def __init__(self, pg: asyncpg.Connection | None) -> None:
+        self._pg = pg
+        self.postgres = pg is not None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def on(cls, url: str) -> AsyncIterator[CpuClock]:
+        db = parse_database_url(url)
+        if db.postgres_dsn is None:
+            yield cls(None)
+            return
+        pg = await asyncpg.connect(db.postgres_dsn)
+        try:
+            yield cls(pg)
+        finally:
+            await pg.close()
+
+    async def start(self) -> tuple[float, dict[int, float]]:
+        backends = await self._backends()
+        return time.process_time(), backends  # after the query, so that it is not counted
+
+    async def stop(self) -> tuple[float, dict[int, float]]:
+        mine = time.process_time()  # before the query, so that it is not counted
+        return mine, await self._backends()
+
+    async def _backends(self) -> dict[int, float]:
+        seconds: dict[int, float] = {}
+        if self._pg is not None:
+            for (pid,) in await self._pg.fetch(SQL_BACKENDS):
+                seconds[pid] = _process_cpu(pid)
+        return seconds
+
+    @staticmethod
+    def spent(before: tuple[float, dict[int, float]], after: tuple[float, dict[int, float]]) -> tuple[float, float]:
+        """(this process, the backends) in ms between two reads; a backend that started between
+        them is counted whole."""
+        backends = sum(cpu - before[1].get(pid, 0.0) for pid, cpu in after[1].items())
+        return (after[0] - before[0]) * 1000, backends * 1000
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid``: from /proc/PID/schedstat in nanoseconds where Linux has
+    it (cpu_times counts clock ticks, 10 ms: coarser than one request), else psutil's."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/schedstat") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    with contextlib.suppress(psutil.Error):
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+    return 0.0
+
+
+async def settle(server: Server) -> None:
+    """Until every asynchronous projection's checkpoint has reached the log's head."""
+    store = server.app[STORE]
+    head = await store.head()
+    names = [projection.name for projection in async_projections(store)]
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        behind = {name: head - await checkpoint(store, name) for name in names}
+        behind = {name: count for name, count in behind.items() if count > 0}
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            progress(f"  still behind after {SETTLE_SECONDS:.0f} s, measuring anyway: {behind}")
+            return
+        progress(f"  waiting for the asynchronous projections to catch up: {behind} events behind")
+        await asyncio.sleep(5)
+
+
+async def timed(server: Server, method: str, path: str, payload: object, clock: CpuClock | None
+                ) -> tuple[float, tuple[float, float] | None, int, object]:
+    """One request: wall ms, CPU ms (with a clock), HTTP status and the answer."""
+    if clock is None:
+        started = time.perf_counter()
+        status, answer = await server.request(method, path, json=payload)
+        return (time.perf_counter() - started) * 1000, None, status, answer
+    before = await clock.start()
+    started = time.perf_counter()
+    async with server.session.request(method, server.base + path, json=payload) as response:
+        body = await response.read()
+        status = response.status
+    wall = (time.perf_counter() - started) * 1000
+    cpu = CpuClock.spent(before, await clock.stop())
+    return wall, cpu, status, msgspec.json.decode(body) if body else None
+
+
+async def measure(url: str, samples: int, seed: int, only: str | None, pages_cpu: bool = False) -> list[tuple]:
+    """(filter, request, p50 ms, p95 ms, rows or count, CPU ms p50 | None, backends' CPU ms p50 | None)
+    of every request; with ``pages_cpu`` a first row ("floor") for GET /api/health."""
     cat = Catalogue(random.Random(seed))
-    rows = []
+    rows: list[tuple] = []
     with tempfile.TemporaryDirectory() as home:
         env = {"RUNLOG_HOME": home, "RUNLOG_DATABASE_URL": url, "RUNLOG_LOGGING_LEVEL": "WARNING",
                "RUNLOG_SERVICES_SCHEDULER_ENABLED": "false", "RUNLOG_SERVICES_FOREMAN_ENABLED": "false",
                "RUNLOG_SERVICES_LATE_RUNS_ENABLED": "false", "RUNLOG_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
                "RUNLOG_SERVICES_CANCELLATION_CLEANUP_ENABLED": "false", "RUNLOG_NOTIFIER_ENABLED": "false"}
-        async with serve(env) as server:
+        async with serve(env) as server, (CpuClock.on(url) if pages_cpu else contextlib.nullcontext()) as clock:
+            if pages_cpu:
+                await settle(server)
+            asks_by_case = [("floor", [("GET /api/health", "GET", "/health", None)])] if pages_cpu else []
             for name, body in cases(cat):
                 if only and not any(part in name for part in only.split(",")):
                     continue
-                asks = [("count", "/flow_runs/count", body)]
-                asks += [(f"filter {s}", "/flow_runs/filter", {**body, "limit": 200, "sort": s}) for s in SORTS]
-                for what, path, payload in asks:
-                    times, answer = [], None
+                asks = [("count", "POST", "/flow_runs/count", body)]
+                asks += [(f"filter {s}", "POST", "/flow_runs/filter", {**body, "limit": 200, "sort": s}) for s in SORTS]
+                asks_by_case.append((name, asks))
+            for name, asks in asks_by_case:
+                for what, method, path, payload in asks:
+                    times, cpus, answer = [], [], None
                     for attempt in range(samples + 1):  # the first warms the caches and is dropped
                         if attempt == 2 and times[1] > SLOW_MS:
                             break  # far over the target: one timed sample says enough
-                        started = time.perf_counter()
-                        status, answer = await server.request("POST", path, json=payload)
-                        times.append((time.perf_counter() - started) * 1000)
+                        wall, cpu, status, answer = await timed(server, method, path, payload, clock)
+                        times.append(wall)
+                        cpus.append(cpu)
                         if status != 200:
                             raise SystemExit(f"{name} {what}: HTTP {status} {answer}")
-                    size = answer if isinstance(answer, int) else len(answer)  # type: ignore[arg-type]
-                    rows.append((name, what, percentile(times[1:], 0.5), percentile(times[1:], 0.95), size))
+                    # A page's rows, a count, or (the floor's health check) 0.
+                    size = len(answer) if isinstance(answer, list) else answer if type(answer) is int else 0
+                    own = percentile([c[0] for c in cpus[1:]], 0.5) if clock else None
+                    db = percentile([c[1] for c in cpus[1:]], 0.5) if clock and clock.postgres else None
+                    rows.append((name, what, percentile(times[1:], 0.5), percentile(times[1:], 0.95), size, own, db))
                     # Each row as it is measured too: the table is printed only once the server
                     # has stopped, which waits for its services (the event feed catching up).
-                    progress(f"  | {name} | {what} | {rows[-1][2]:.1f} | {rows[-1][3]:.1f} | {size:,} |")
+                    progress("  " + table_row(rows[-1]))
                 progress(f"  {name}: done (load {load()})")
     return rows
+
+
+def table_header(pages_cpu: bool, postgres: bool) -> str:
+    head = "| filter | request | p50 ms | p95 ms | rows/count | <= 50 ms |"
+    rule = "|---|---|---:|---:|---:|:---:|"
+    if pages_cpu:
+        head += " server CPU ms |"
+        rule += "---:|"
+    if pages_cpu and postgres:
+        head += " PG backends CPU ms |"
+        rule += "---:|"
+    return f"{head}\n{rule}"
+
+
+def table_row(row: tuple) -> str:
+    name, what, p50, p95, size, own, db = row
+    line = f"| {name} | {what} | {p50:.1f} | {p95:.1f} | {size:,} | {'yes' if p95 <= TARGET_MS else 'NO'} |"
+    for cpu in (own, db):
+        if cpu is not None:
+            line += f" {cpu:.1f} |"
+    return line
 
 
 @contextlib.asynccontextmanager
@@ -264,12 +405,13 @@ async def main(args: argparse.Namespace) -> None:
                 built = f"built in {seconds:.0f} s ({args.runs / seconds:,.0f} runs/s)"
                 held = await count_runs(url)
             progress(f"{backend}: {held:,} runs; measuring (load {load()})")
-            rows = await measure(url, args.samples, args.seed, args.only)
+            rows = await measure(url, args.samples, args.seed, args.only, args.pages_cpu)
             print(f"\n## {backend}: {held:,} runs {built}; load average after: {load()}\n")
-            print("| filter | request | p50 ms | p95 ms | rows/count | <= 50 ms |")
-            print("|---|---|---:|---:|---:|:---:|")
-            for name, what, p50, p95, size in rows:
-                print(f"| {name} | {what} | {p50:.1f} | {p95:.1f} | {size:,} | {'yes' if p95 <= TARGET_MS else 'NO'} |")
+            if args.pages_cpu:
+                print("CPU ms: the median of the timed requests (--pages-cpu in the docstring).\n")
+            print(table_header(args.pages_cpu, backend == "postgres"))
+            for row in rows:
+                print(table_row(row))
             sys.stdout.flush()
 
 
@@ -282,6 +424,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database", help="an existing database (built when it holds no run)")
     parser.add_argument("--keep", action="store_true", help="keep the databases built")
     parser.add_argument("--only", help="measure only the filters whose name contains one of these (comma-separated)")
+    parser.add_argument("--pages-cpu", action="store_true",
+                        help="also the CPU ms of each request: this process's, and PostgreSQL's backends'")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     return parser.parse_args()
 

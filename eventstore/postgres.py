@@ -343,7 +343,8 @@ def _append_with(shape: tuple[tuple[Table, str], ...]) -> str:
 
 
 class _Guesses:
-    """What this writer last saw of the log: the head position and recent streams' versions.
+    """What this writer last saw of recent streams: their versions. (The head position it
+    last saw is the BatchingStore's ``_head_seen``, as on SQLite.)
 
     Only guesses: another process may have appended since. runlog_append checks the head
     under the lock, and the unique constraints catch a stream guessed new that is not (a
@@ -354,25 +355,22 @@ class _Guesses:
     MAX_STREAMS = 10_000
 
     def __init__(self) -> None:
-        self.head = -1  # unknown: the first batch takes the locked path
         self._versions: dict[str, int] = {}
 
     def version(self, stream_id: str) -> int:
         return self._versions.get(stream_id, 0)
 
-    def learn(self, head: int, streams: Sequence[str], versions: Sequence[int], rows: Sequence[Row]) -> None:
+    def learn(self, streams: Sequence[str], versions: Sequence[int], rows: Sequence[Row]) -> None:
         known = self._versions
         for stream_id, version in zip(streams, versions):
             known.pop(stream_id, None)
             known[stream_id] = version
         for row in rows:  # in position order, so each stream ends at its last version
             known[row.stream_id] = row.version
-        self.head = rows[-1].position if rows else head
         while len(known) > self.MAX_STREAMS:
             del known[next(iter(known))]
 
     def forget(self) -> None:
-        self.head = -1
         self._versions.clear()
 
 
@@ -504,8 +502,9 @@ class PostgresStore(BatchingStore):
             try:
                 return await self._write(conn, requests)
             except BaseException as exc:
-                self._guesses.forget()  # the batch's outcome is unknown: guess nothing from it
-                self._tell_projections("forget", failed=True)
+                # The batch's outcome is unknown: guess nothing from it (BatchingStore forgets
+                # the head it saw, and tells the projections).
+                self._guesses.forget()
                 if isinstance(exc, _UNAVAILABLE):
                     # The connection is in an unknown state; start the next batch on a fresh one.
                     conn.terminate()
@@ -522,7 +521,7 @@ class PostgresStore(BatchingStore):
         transaction: runlog_append, still holding the lock, reports what is there, the batch is
         planned again on that and inserted with runlog_insert, and the projections apply it.
         """
-        if self._guesses.head >= 0:
+        if self._head_seen >= 0:  # unknown after opening or a failed batch: probe
             plan = await self._append_on_guesses(conn, requests)
             if plan is not None:
                 return plan
@@ -542,7 +541,7 @@ class PostgresStore(BatchingStore):
         never reported on a guess: such a batch is probed first.
         """
         streams = list({r.stream_id: None for r in requests})
-        plan = plan_batch(requests, self._guesses.head, {s: self._guesses.version(s) for s in streams}, {})
+        plan = plan_batch(requests, self._head_seen, {s: self._guesses.version(s) for s in streams}, {})
         if any(outcome.error is not None for outcome in plan.outcomes):
             return None
         sql, extra = SQL_APPEND, ()
@@ -553,17 +552,18 @@ class PostgresStore(BatchingStore):
             if changes:
                 sql, extra = _with_changes(changes)
         try:
-            answer = await conn.fetch(sql, self._guesses.head, [], [], [], *_columns(plan.rows), *extra)
+            answer = await conn.fetch(sql, self._head_seen, [], [], [], *_columns(plan.rows), *extra)
         except asyncpg.UniqueViolationError as exc:
             if exc.table_name != "events":
                 raise
             return None  # a stream not remembered exists, or an id is stored: probe
         if not answer or answer[0][0] not in _OK:
-            return None  # another process appended: probe
+            return None  # another process appended: probe (and _found_head will tell)
+        # runlog_append found the head at _head_seen: nobody else appended.
         recorded_at = {r[1]: r[7] for r in answer[1:]}
         for row in plan.rows:
             row.recorded_at = recorded_at[row.position]
-        self._guesses.learn(answer[0][1], (), (), plan.rows)
+        self._guesses.learn((), (), plan.rows)
         self._tell_projections("prepared_stored")  # the changes they prepared for it are written
         return plan
 
@@ -584,8 +584,7 @@ class PostgresStore(BatchingStore):
                 versions[row[2]] = row[3]
             else:
                 stored[row[4]] = RecordedEvent(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
-        if head != self._guesses.head:
-            self._tell_projections("forget", failed=False)  # another process appended (or nothing was known)
+        self._found_head(head)
         plan = plan_batch(requests, head, versions, stored)
         if plan.rows:
             inserted = await conn.fetch(SQL_INSERT, *_columns(plan.rows))
@@ -593,7 +592,7 @@ class PostgresStore(BatchingStore):
             for row in plan.rows:
                 row.recorded_at = recorded_at[row.position]
         # Learned before the commit: if the commit fails, _write_batch forgets every guess.
-        self._guesses.learn(head, streams, [versions[s] for s in streams], plan.rows)
+        self._guesses.learn(streams, [versions[s] for s in streams], plan.rows)
         return plan
 
     async def write_tables(self, changes: RowChanges) -> None:

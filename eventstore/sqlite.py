@@ -301,8 +301,6 @@ class SqliteStore(BatchingStore):
         self._writer_conn: aiosqlite.Connection | None = None
         self._reader_conn: aiosqlite.Connection | None = None
         self._scan_conn: sqlite3.Connection | None = None
-        self._head_seen = -1
-        """The head this writer left the log at (-1: unknown): another, if another process appended."""
 
     async def _open(self) -> None:
         self._writer_conn = await connect(self._db, busy_timeout=self._busy_timeout, bulk=self._bulk)
@@ -337,22 +335,10 @@ class SqliteStore(BatchingStore):
     async def _write_batch(self, requests: list[AppendRequest]) -> BatchPlan:
         conn = self._writer_conn
         assert conn is not None
-        try:
-            plan = await self._write(conn, requests)
-        except BaseException:
-            self._head_seen = -1
-            self._tell_projections("forget", failed=True)  # what they saw of the batch may be rolled back
-            raise
-        self._head_seen = plan.rows[-1].position if plan.rows else self._head_seen
-        return plan
-
-    async def _write(self, conn: aiosqlite.Connection, requests: list[AppendRequest]) -> BatchPlan:
         with translate_errors(self._where):
             async with _immediate(conn):
                 ((head,),) = await conn.execute_fetchall(SQL_HEAD)
-                if head != self._head_seen:
-                    self._tell_projections("forget", failed=False)  # another process appended (or nothing was known)
-                    self._head_seen = head
+                self._found_head(head)
                 streams = msgspec.json.encode(sorted({r.stream_id for r in requests})).decode()
                 versions = dict(await conn.execute_fetchall(SQL_VERSIONS, (streams,)))
                 # The ids as JSON text straight from the UUIDs, in C (str() of each was a

@@ -167,6 +167,10 @@ class BatchingStore:
         self.poll_interval = POLL_INTERVAL
         self.subscribers_waiting = 0
         """How many subscribers have read everything and wait for the log to grow."""
+        self._head_seen = -1
+        """The head this writer's last batch left the log at (-1: unknown, as after opening or a
+        failed batch). Each batch finds the head under the append lock (``_found_head``): if it
+        is not this, another process appended in between."""
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -316,8 +320,33 @@ class BatchingStore:
 
     async def _write_batch(self, requests: list[AppendRequest]) -> BatchPlan:
         """In one transaction under the write lock: plan, insert, fill rows' recorded_at,
-        then ``_apply_inline`` before committing."""
+        then ``_apply_inline`` before committing. Under the lock, before planning, it reports
+        the head it finds to ``_found_head`` (a backend that plans on ``_head_seen`` without
+        reading the head must have the database check it, as PostgreSQL's runlog_append does)."""
         raise NotImplementedError
+
+    async def _append_batch(self, requests: list[AppendRequest]) -> BatchPlan:
+        """``_write_batch``, keeping ``_head_seen`` where the committed batch left the log."""
+        try:
+            plan = await self._write_batch(requests)
+        except BaseException:
+            # The batch's outcome is unknown (a commit may fail after the database made it), and
+            # what the projections saw of it may be rolled back: know nothing, forget it all.
+            self._head_seen = -1
+            self._tell_projections("forget", failed=True)
+            raise
+        # Set after the commit only: a head seen is one that is in the log.
+        if plan.rows:
+            self._head_seen = plan.rows[-1].position
+        return plan
+
+    def _found_head(self, head: int) -> None:
+        """Under the append lock, the log's head as a batch found it. If it is not where this
+        writer's last batch left it, another process appended in between (or nothing was
+        known): the inline projections forget what no stream version checks (base.py)."""
+        if head != self._head_seen:
+            self._tell_projections("forget", failed=False)
+            self._head_seen = head
 
     async def _apply_inline(self, tx: Tx, plan: BatchPlan) -> None:
         """Run the inline projections over the batch's new events and persist what they change,
@@ -414,7 +443,7 @@ class BatchingStore:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            plan = await self._write_batch([request for p in batch for request in p.requests])
+            plan = await self._append_batch([request for p in batch for request in p.requests])
         except (StorageUnavailable, StorageMisconfigured) as exc:
             # The database, not one request, is the problem: every request of the batch hears it.
             metrics.FAILED.inc(len(batch))

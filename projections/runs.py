@@ -227,7 +227,7 @@ def evolve_task_run(view: TaskRunView | None, event: Any, version: int) -> TaskR
         return view if view is None else msgspec.structs.replace(view, version=version)
     new = event.state
     if event.task_run:
-        return _take_report(view, event, version)
+        return task_run_from_report(view, event, version)
     if view is None:
         view = _new_task_run(event.task_run_id, event.flow_run_id, event.task_run, new.timestamp)
     changes = _track_times(view, view.state, new)
@@ -240,8 +240,16 @@ def evolve_task_run(view: TaskRunView | None, event: Any, version: int) -> TaskR
     return msgspec.structs.replace(view, version=version, **changes)
 
 
-def _take_report(view: TaskRunView | None, event: TaskRunStateChanged, version: int) -> TaskRunView:
-    """A client-reported state: the client did the bookkeeping, its snapshot is the task run."""
+def task_run_from_report(view: TaskRunView | None, event: TaskRunStateChanged, version: int) -> TaskRunView:
+    """The task run after a client's report of its state (``event.task_run``, the snapshot, is
+    not empty): what ``evolve_task_run`` folds such an event into.
+
+    The client did the bookkeeping (run count, times), so its snapshot is the task run and the
+    view before matters only for ``created``, or when the report is stale (older than the
+    current state), when ``created`` is all it changes. A report that names ``created`` itself
+    and is not stale therefore gives the same view whatever ``view`` was, which is what lets
+    runs_batch.fold_task_run fold a stream from its last such report.
+    """
     new = event.state
     if view is not None and view.state is not None and new.timestamp < view.state.timestamp:
         # Stale: a newer state was reported first. Only ``created`` may learn from it, so the

@@ -23,7 +23,7 @@ import msgspec
 
 from runlog.schema import events as catalogue
 
-from .runs import FlowRunView, TaskRunView, _take_report, evolve_flow_run, evolve_task_run
+from .runs import FlowRunView, TaskRunView, evolve_flow_run, evolve_task_run, task_run_from_report
 
 CREATED, STATE_CHANGED = "flow_run.created", "flow_run.state_changed"
 FAST_TYPES = frozenset({CREATED, STATE_CHANGED})
@@ -170,10 +170,10 @@ def fold_task_run(view: TaskRunView | None, events: Sequence[tuple[int, str, byt
     folded into ``view``: what ``evolve_task_run`` one at a time would give.
 
     A reported state that is current (not older than the state before it) and names the task
-    run's creation time makes the whole view from its snapshot (``_take_report``), whatever came
-    before; so the run's last such report is decoded in full and folded alone, the events after
-    it one by one, and those before it only read for their times to tell whether it is current.
-    Any other stream is folded one event at a time.
+    run's creation time makes the whole view from its snapshot (``task_run_from_report``),
+    whatever came before; so the run's last such report is decoded in full and folded alone, the
+    events after it one by one, and those before it only read for their times to tell whether it
+    is current. Any other stream is folded one event at a time.
     """
     last = _last_current_report(view, events)
     if last is None:
@@ -181,15 +181,16 @@ def fold_task_run(view: TaskRunView | None, events: Sequence[tuple[int, str, byt
             view = evolve_task_run(view, catalogue.decode(data), version)
         return view
     version, _kind, data = events[last]
-    view = _take_report(None, catalogue.decode(data), version)  # type: ignore[arg-type]
+    view = task_run_from_report(None, catalogue.decode(data), version)  # type: ignore[arg-type]
     for version, _kind, data in events[last + 1:]:
         view = evolve_task_run(view, catalogue.decode(data), version)
     return view
 
 
 def _last_current_report(view: TaskRunView | None, events: Sequence[tuple[int, str, bytes]]) -> int | None:
-    """The index of the last report in ``events`` that ``_take_report`` would take whole (the view
-    before it does not matter), or None when there is none or the stream holds other kinds."""
+    """The index of the last report in ``events`` that ``task_run_from_report`` would take whole
+    (the view before it does not matter), or None when there is none or the stream holds other
+    kinds."""
     if len(events) == 1 or any(kind not in TASK_FAST_TYPES for _version, kind, _data in events):
         return None
     changes = [

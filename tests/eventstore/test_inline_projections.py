@@ -164,3 +164,47 @@ async def test_a_projection_declaring_its_event_types_is_handed_only_those(store
         assert projection.seen == ["counted"]
         assert projection.calls == 1
         assert await counts(store) == {"a": (1, 2)}
+
+
+class Remembering(StreamCounts):
+    """Records when the store tells it to forget; prepares (nothing: its counts are not the
+    point here) unless poisoned, so that PostgreSQL's one-statement append on its guessed head
+    is taken too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forgets: list[bool] = []
+
+    def prepare(self, rows) -> RowChanges | None:
+        return None if any(row.event.type == "poison" for row in rows) else RowChanges()
+
+    def prepared_stored(self) -> None:
+        pass
+
+    def forget(self, *, failed: bool) -> None:
+        self.forgets.append(failed)
+
+
+async def test_projections_forget_after_a_failed_batch_or_another_processs_append_and_only_then(store_url):
+    # One head-seen rule on both backends: the head a batch finds under the append lock is not
+    # where this writer left it after opening (nothing known), a failure, or another's append.
+    async with open_store(store_url) as setup, setup.reading() as tx:
+        await tx.execute(CREATE)
+    remembering = Remembering()
+    async with open_store(store_url, projections=[remembering]) as mine, open_store(store_url) as other:
+        await mine.append("a", [new()])
+        assert remembering.forgets == [False]  # a new writer knows no head
+        await mine.append("a", [new()])
+        await mine.append("b", [new()])
+        assert remembering.forgets == [False]  # its own appends: the head is where it left it
+        await other.append("c", [new()])
+        await mine.append("a", [new()])
+        assert remembering.forgets == [False, False]  # another writer appended in between
+        with pytest.raises(RuntimeError):
+            await mine.append("a", [new("poison")])
+        assert remembering.forgets == [False, False, True]
+        await mine.append("b", [new()])
+        assert remembering.forgets == [False, False, True, False]  # nothing known after a failure
+        await mine.append("b", [new()])
+        assert remembering.forgets == [False, False, True, False]
+        assert [e.stream_id async for e in mine.read_all()] == ["a", "a", "b", "c", "a", "b", "b"]
