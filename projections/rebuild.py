@@ -138,9 +138,10 @@ class ShadowTx:
     projections' own SQL and the generated upserts and deletes (eventstore/tables.py) name them.
     """
 
-    def __init__(self, tx: Tx, tables: Iterable[Table]) -> None:
+    def __init__(self, tx: Tx, tables: Iterable[Table], *, copied: Iterable[Table] = ()) -> None:
         self._tx = tx
         self.dialect = tx.dialect
+        self._copied = frozenset(copied)
         names = sorted((t.name for t in tables), key=len, reverse=True)
         self._pattern = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)(\s+)(" + "|".join(names) + r")\b", re.IGNORECASE)
         self._rewritten: dict[str, str] = {}
@@ -169,6 +170,8 @@ class ShadowTx:
 
     async def _upsert_set(self, table: Table, upserts: list[tuple[Any, ...]]) -> None:
         shadow = SHADOW + table.name
+        if table in self._copied and await self._tx.copy_new(shadow, table.columns, upserts):  # type: ignore[attr-defined]
+            return  # a clash (a key already in the shadow) wrote nothing: upserted below
         await self._tx.execute(f"INSERT INTO {shadow} SELECT * FROM unnest($1::{shadow}[]) {table.on_conflict}", upserts)
 
 
@@ -257,6 +260,18 @@ def _after(records: list[RecordedEvent], position: int) -> list[RecordedEvent]:
 def _foldable_early(spec: Spec) -> bool:
     """Whether the projection's rows for a batch depend only on the events (not on its rows)."""
     return spec.kind == "async" and not getattr(spec.projection, "reads_own_rows", False)
+
+
+def _copied(specs: Sequence[Spec], dialect: str) -> list[Table]:
+    """The tables whose batches go into their shadows by COPY on PostgreSQL: those of a
+    projection whose every event makes rows of keys no other event's rows have (``new_keys``,
+    the event feed's: keyed by the event's id) and that counts nothing (``adds``). Their
+    shadows only grow, so a batch's rows are new keys; when one is not (a client that sent one
+    event twice), that batch is upserted instead."""
+    if dialect != "postgres":
+        return []
+    return [table for spec in specs if _foldable_early(spec) and getattr(spec.projection, "new_keys", False)
+            for table in spec.tables if table.adds is None]
 
 
 async def _early_changes(spec: Spec, records: Sequence[RecordedEvent]) -> RowChanges:
@@ -384,6 +399,7 @@ async def _fill_and_swap(
     started: float, after: dict[str, int], start: int, head: int, batch: int,
 ) -> list[Rebuilt]:
     tables = [table for spec in specs for table in spec.tables]
+    copied = _copied(specs, await _dialect(store))
     low = start  # folded and committed into the shadows
     read_to = start  # read from the log (a batch ahead of ``low`` while the previous one writes)
     rounds_left = (head - start) // batch + 1 + MAX_ROUNDS_BEHIND
@@ -416,7 +432,7 @@ async def _fill_and_swap(
 
             async def step(tx: Tx, mine: dict[str, list[RecordedEvent]] = mine,
                            early: dict[str, RowChanges] = early, reached: int = reached) -> int:
-                shadow = ShadowTx(tx, tables)
+                shadow = ShadowTx(tx, tables, copied=copied)
                 changes = RowChanges()
                 for spec in specs:
                     if spec.name in early:
