@@ -81,9 +81,11 @@ async def test_a_rebuild_of_every_projection_in_many_batches_equals_the_fold_of_
     """Batches small enough that every projection is folded batch by batch, not only in the
     final transaction: the event feed's rows made ahead of their transaction while the previous
     batch writes, the upserts of PostgreSQL's one statement per table, and a run's events split
-    across batches all end as `projections verify`'s fold."""
+    across batches (whose COPY into the shadow clashes, and is upserted) all end as `projections
+    verify`'s fold."""
     monkeypatch.setattr(rebuilding, "BATCH_EVENTS", {"sqlite": 3, "postgres": 3})
     monkeypatch.setattr(rebuilding, "FINAL_LAG", 2)
+    monkeypatch.setattr(rebuilding, "COPY_MIN_ROWS", 1)  # PostgreSQL's COPY into the shadows, and its clashes
     ids = await record_some_runs(store_url)
     await _tamper(store_url, f"UPDATE flow_runs SET state_name = 'Tampered' WHERE id = '{ids[2]}'",
                   "DELETE FROM event_feed", "DELETE FROM run_history_runs")
@@ -260,6 +262,7 @@ async def test_a_client_event_sent_twice_in_two_batches_shows_once_as_sent_last(
     event once, as sent last, and equals `projections verify`'s fold."""
     monkeypatch.setattr(rebuilding, "BATCH_EVENTS", {"sqlite": 3, "postgres": 3})
     monkeypatch.setattr(rebuilding, "FINAL_LAG", 2)
+    monkeypatch.setattr(rebuilding, "COPY_MIN_ROWS", 1)
     event_id = uuid4()
 
     def sent(attempt: int, sent_id: UUID = event_id) -> NewEvent:
