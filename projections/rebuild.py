@@ -32,8 +32,9 @@ Benchmarks).
 Speed (README, Benchmarks): the rows of a fold that reads none of its own rows (the event
 feed's derivation, the costliest fold) are made before their batch's transaction, while the
 previous batch's transaction writes, so reading and folding overlap the database's work and
-the transaction mostly writes; on PostgreSQL each shadow table's upserts of a batch are one
-statement (``unnest`` of the shadow's row type), the shadows are analyzed before the swap and
+the transaction mostly writes; on PostgreSQL a shadow table's rows of a batch go in by COPY
+while their keys are new to it (``_Copied``), else as one upsert statement (``unnest`` of the
+shadow's row type), the shadows are analyzed before the swap and
 the swap hashes its joins in a larger ``work_mem``; on SQLite the writing connection's page
 cache is widened while the shadows fill.
 
