@@ -1,7 +1,7 @@
 """Rebuild benchmark: how fast `runlog projections rebuild` folds the log, on both backends.
 
     python -m bench.bench_rebuild [--backend sqlite|postgres|both] [--runs N] [--tasks-per-run K]
-                                  [--postgres-url URL] [--profile] [--only NAME...]
+                                  [--postgres-url URL] [--profile] [--only NAME...] [--per-projection]
 
 Builds a log of --runs flow runs (default 100,000), each created and moved Pending, Running,
 Completed, with K task runs each created, Running and Completed (default 0): the events are
@@ -11,7 +11,8 @@ twice: first over empty live tables, then over the tables the first built (the u
 swap writes only rows that differ), and prints events/s, the CPU seconds spent (this process's,
 its SQLite threads included, plus on PostgreSQL those of the server's backends serving the
 benchmark's database, read from /proc) and events per CPU second (steadier than events/s on a
-loaded machine), and the swap's time (its log line). --profile prints where the rebuild's time goes (cProfile, by cumulative time)
+loaded machine), and the swap's time (its log line). --per-projection then rebuilds each
+projection alone over the tables built, a row each, to show which dominate. --profile prints where the rebuild's time goes (cProfile, by cumulative time)
 to stderr.
 
 Databases are the benchmark's own: a SQLite file in a temporary directory; on PostgreSQL a
@@ -34,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from bench.bench_store import postgres_databases
 from runlog.eventstore import NewEvent, open_store
-from runlog.projections.rebuild import rebuild
+from runlog.projections.rebuild import rebuild, select
 from runlog.projections.registry import inline_projections
 from runlog.schema import events as catalogue
 from runlog.schema import streams
@@ -145,6 +146,14 @@ async def bench(backend: str, args: argparse.Namespace) -> None:
             load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
             print(f"| {backend} | {args.runs:,} | {events:,} | {what} | {case} | {seconds:.2f} | "
                   f"{events / seconds:,.0f} | {cpu:.2f} | {events / cpu:,.0f} | {load} |", flush=True)
+        if args.per_projection:
+            async with open_store(url) as store:
+                names = [spec.name for spec in select(store, args.only)]
+            for name in names:
+                events, seconds, cpu = await measure(url, [name], False)
+                load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+                print(f"| {backend} | {args.runs:,} | {events:,} | {name} | live tables built | {seconds:.2f} | "
+                      f"{events / seconds:,.0f} | {cpu:.2f} | {events / cpu:,.0f} | {load} |", flush=True)
 
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="runlog-bench-rebuild-") as folder:
@@ -162,6 +171,7 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--only", nargs="*", default=[])
+    parser.add_argument("--per-projection", action="store_true")
     args = parser.parse_args()
     print("| backend | runs | events | rebuilt | over | seconds | events/s | CPU s | events/CPU s | load average |")
     print("|---|---:|---:|---|---|---:|---:|---:|---:|---|", flush=True)

@@ -68,6 +68,7 @@ class EventFeedProjection:
     name = NAME
     version = VERSION
     reads_by_key_only = True  # it reads none of its rows: a rebuild's shadow needs no other index
+    new_keys = True  # each event's rows are keyed by its own id: a rebuild COPYs them (projections/rebuild.py)
     tables = (FEED, RESOURCES)
 
     def __init__(self, store: EventStore) -> None:

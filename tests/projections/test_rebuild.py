@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
 import pytest
 
 from runlog.commands import flow_runs
 from runlog.commands.flow_runs import NewFlowRun
-from runlog.eventstore import open_store
+from runlog.eventstore import NewEvent, open_store
 from runlog.projections import rebuild as rebuilding
 from runlog.projections.cache import ViewCache
 from runlog.projections.registry import inline_projections
@@ -22,6 +24,7 @@ from runlog.projections.rebuild import SHADOW, ShadowTx, UnknownProjection, rebu
 from runlog.projections.runs_writer import FLOW_RUN_TAGS, FLOW_RUNS, RunsProjection
 from runlog.projections.status import statuses
 from runlog.projections.verify import verify
+from runlog.schema import events as catalogue
 
 from ..api.test_cli_projections import record_some_runs
 
@@ -78,9 +81,11 @@ async def test_a_rebuild_of_every_projection_in_many_batches_equals_the_fold_of_
     """Batches small enough that every projection is folded batch by batch, not only in the
     final transaction: the event feed's rows made ahead of their transaction while the previous
     batch writes, the upserts of PostgreSQL's one statement per table, and a run's events split
-    across batches all end as `projections verify`'s fold."""
+    across batches (whose COPY into the shadow clashes, and is upserted) all end as `projections
+    verify`'s fold."""
     monkeypatch.setattr(rebuilding, "BATCH_EVENTS", {"sqlite": 3, "postgres": 3})
     monkeypatch.setattr(rebuilding, "FINAL_LAG", 2)
+    monkeypatch.setattr(rebuilding, "COPY_MIN_ROWS", 1)  # PostgreSQL's COPY into the shadows, and its clashes
     ids = await record_some_runs(store_url)
     await _tamper(store_url, f"UPDATE flow_runs SET state_name = 'Tampered' WHERE id = '{ids[2]}'",
                   "DELETE FROM event_feed", "DELETE FROM run_history_runs")
@@ -246,5 +251,38 @@ async def test_run_history_followed_by_another_process_around_a_rebuild_counts_e
             await following.run()
         assert await following.resume() == head
         assert await following.run() == head
+    result = await verify(store_url)
+    assert result.equal, [t for t in result.tables if not t.equal]
+
+
+async def test_a_client_event_sent_twice_in_two_batches_shows_once_as_sent_last(store_url, monkeypatch):
+    """The event feed's rows are keyed by the event's id, so a rebuild writes each batch into its
+    shadow as new rows (COPY on PostgreSQL); a client that sent one event twice makes the second
+    batch's rows clash with the first's, and that batch is upserted instead: the feed shows the
+    event once, as sent last, and equals `projections verify`'s fold."""
+    monkeypatch.setattr(rebuilding, "BATCH_EVENTS", {"sqlite": 3, "postgres": 3})
+    monkeypatch.setattr(rebuilding, "FINAL_LAG", 2)
+    monkeypatch.setattr(rebuilding, "COPY_MIN_ROWS", 1)
+    event_id = uuid4()
+
+    def sent(attempt: int, sent_id: UUID = event_id) -> NewEvent:
+        event = catalogue.PrefectEventReceived(
+            occurred=datetime(2026, 1, 1, tzinfo=UTC), event="acme.thing.happened",
+            resource={"prefect.resource.id": "acme.thing.1"},
+            related=[{"prefect.resource.id": "acme.x", "prefect.resource.role": "x"}],
+            payload={"attempt": attempt}, event_id=sent_id,
+        )
+        return NewEvent(type=catalogue.event_type(event), data=catalogue.encode(event), id=uuid4())
+
+    async with open_store(store_url, projections=inline_projections()) as store:
+        await store.append("resource-acme.thing.1", [sent(1)])
+    await record_some_runs(store_url)  # several batches apart
+    async with open_store(store_url, projections=inline_projections()) as store:
+        # Then other events, so that the second sending is folded in a batch, not the swap's.
+        for event in (sent(2), *(sent(0, uuid4()) for _ in range(8))):
+            await store.append("resource-acme.thing.1", [event])
+        await rebuild(store, ["event_feed"])
+    rows = [row for row in await _rows(store_url, "event_feed") if row[0] == str(event_id)]
+    assert len(rows) == 1 and '"attempt":2' in rows[0][5]
     result = await verify(store_url)
     assert result.equal, [t for t in result.tables if not t.equal]
