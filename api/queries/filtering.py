@@ -42,6 +42,12 @@ class Dialect(NamedTuple):
     table's key) rather than as the set of the tag's rows: the planner then walks the sort's
     index and stops at the page, where the set would make it read every row of the tag and sort
     them. Chosen only when the tags are common enough for the walk to be the shorter read."""
+    walk: bool = False
+    """Write the run's own indexed conditions (flow, state, deployment, queue) so that SQLite's
+    planner cannot read the rows from their indexes (a unary ``+`` on the column, SQLite's way
+    of saying so): it then walks the sort's index and stops at the page, where the index of a
+    condition would make it read every matching row and sort them. Chosen, with ``probe_tags``,
+    when the exact counts say the matching runs are common enough for the walk to be shorter."""
 
 
 Sql = Dialect | Tx
@@ -195,6 +201,11 @@ def json_tags(path: str) -> TagSource:
     return TagSource(rows, lambda d: "t.tag" if d.dialect == "postgres" else "t.value")
 
 
+def _walking(d: Sql) -> bool:
+    """Whether a page walks its sort's index on SQLite (``Dialect.walk``)."""
+    return isinstance(d, Dialect) and d.walk and d.dialect == "sqlite"
+
+
 def _probing(d: Sql) -> bool:
     """Whether tag criteria are to be written as per-row probes (``Dialect.probe_tags``); the
     per-row forms below serve a tag table as well as a JSON list."""
@@ -278,23 +289,26 @@ class Criteria(Entry):
     kept only when it makes exactly one comparison (setting both any_ and not_any_ drops it).
     """
 
-    def __init__(self, expr: str, ops: Mapping[str, Op], *, single: bool = False) -> None:
+    def __init__(self, expr: str, ops: Mapping[str, Op], *, single: bool = False, indexed: bool = False) -> None:
         self.expr = expr
         self.ops = dict(ops)
         self.single = single
+        self.indexed = indexed
+        """An index may read the rows by ``expr``: not on a page that walks the sort's (``Dialect.walk``)."""
 
     def criteria(self) -> Mapping[str, Any]:
         return self.ops
 
     def conds(self, d: Sql, value: Any) -> list[Cond]:
         parts = []
+        expr = f"+{self.expr}" if self.indexed and _walking(d) else self.expr
         for name in value.__struct_fields__:
             if name == "operator":
                 continue
             criterion = getattr(value, name)
             if criterion is None:
                 continue
-            cond = self.ops[name](d, self.expr, criterion)
+            cond = self.ops[name](d, expr, criterion)
             if cond is not None:
                 parts.append(cond)
         if self.single and len(parts) != 1:
@@ -380,7 +394,8 @@ class Resource(Entry):
 class Related(Entry):
     """Another resource's filter over a row reached by ``template``, our own SQL holding
     ``{where}``: e.g. ``EXISTS (SELECT 1 FROM task_runs tr WHERE tr.id = a.task_run_id AND {where})``,
-    or a mapping from dialect to such a template."""
+    or a mapping from dialect to such a template ('sqlite_walk', when given, is SQLite's on a
+    page that walks the sort's index: ``Dialect.walk``)."""
 
     def __init__(self, template: str | Mapping[str, str], resource: Resource) -> None:
         self.template = template
@@ -391,7 +406,12 @@ class Related(Entry):
 
     def conds(self, d: Sql, value: Any) -> list[Cond]:
         sql, params = self.resource.where(d, value)
-        template = self.template if isinstance(self.template, str) else self.template[d.dialect]
+        if isinstance(self.template, str):
+            template = self.template
+        elif _walking(d) and "sqlite_walk" in self.template:
+            template = self.template["sqlite_walk"]
+        else:
+            template = self.template[d.dialect]
         return [(template.format(where=sql), params)]
 
 

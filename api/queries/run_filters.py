@@ -70,13 +70,13 @@ FLOW_RUN = Resource({
     "tags": Criteria("fr.id", {
         "all_": tags_all(FLOW_RUN_TAGS), "any_": tags_any(FLOW_RUN_TAGS), "is_null_": tags_null(FLOW_RUN_TAGS),
     }),
-    "deployment_id": Criteria("fr.deployment_id", {"any_": any_in, "is_null_": null}),
+    "deployment_id": Criteria("fr.deployment_id", {"any_": any_in, "is_null_": null}, indexed=True),
     "work_queue_name": Criteria("fr.work_queue_name", {"any_": any_in, "is_null_": null}),
     # Prefect keeps a state type/name sub-filter only when it makes a single comparison: one
     # that sets both any_ and not_any_ (an AND) or neither (TRUE) is dropped. Kept for compatibility.
     "state": Resource({
-        "type": Criteria("fr.state_type", IDS, single=True),
-        "name": Criteria("fr.state_name", IDS, single=True),
+        "type": Criteria("fr.state_type", IDS, single=True, indexed=True),
+        "name": Criteria("fr.state_name", IDS, single=True, indexed=True),
     }),
     "flow_version": Criteria("fr.flow_version", {"any_": any_in}),
     "start_time": Criteria("fr.start_time", {
@@ -182,6 +182,7 @@ HAS_FLOW: Cond = ("EXISTS (SELECT 1 FROM flows f WHERE f.id = fr.flow_id)", ())
 # semi-join could re-test the flow's JSON tags for every run).
 FLOW_OF_RUN = Related({
     "sqlite": "fr.flow_id IN (SELECT f.id FROM flows f WHERE {where})",
+    "sqlite_walk": "+fr.flow_id IN (SELECT f.id FROM flows f WHERE {where})",
     "postgres": "fr.flow_id = ANY(ARRAY(SELECT f.id FROM flows f WHERE {where}))",
 }, FLOW)
 # As Prefect joins them: a run matches a deployment filter through the deployment it names.
@@ -195,19 +196,23 @@ FLOW_RUN_SIDE = Resource({
     "deployments": DEPLOYMENT_OF_RUN,
 })
 
+def _walked(template: str) -> dict[str, str]:
+    """``template`` (on ``fr.``'s own column first) for both dialects, and as SQLite's planner
+    cannot read by that column's index, for a page walking the sort's (``Dialect.walk``)."""
+    return {"sqlite": template, "postgres": template, "sqlite_walk": "+" + template}
+
+
 FLOW_RUN_QUERY = Resource({
     # Prefect matches these as EXISTS(the run's work queue / its pool, matching): the queue is
     # flow_runs.work_queue_id, set when the run was created in a pool and cleared when that
     # queue is deleted (as Prefect's foreign key clears it). Written as IN (the matching
     # queues), so that the planner may read those few queues' runs from the index on the column
     # once instead of probing the queue of every run.
-    "work_pools": Related(
+    "work_pools": Related(_walked(
         "fr.work_queue_id IN (SELECT wq.id FROM work_queues wq JOIN work_pools wp ON wp.id = wq.work_pool_id "
-        "WHERE {where})", WORK_POOL,
+        "WHERE {where})"), WORK_POOL,
     ),
-    "work_pool_queues": Related(
-        "fr.work_queue_id IN (SELECT wq.id FROM work_queues wq WHERE {where})", WORK_QUEUE,
-    ),
+    "work_pool_queues": Related(_walked("fr.work_queue_id IN (SELECT wq.id FROM work_queues wq WHERE {where})"), WORK_QUEUE),
     "flow_runs": FLOW_RUN,
     "deployments": DEPLOYMENT_OF_RUN,
     "flows": FLOW_OF_RUN,

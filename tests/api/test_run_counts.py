@@ -485,3 +485,54 @@ def test_the_walk_is_shorter_when_its_runs_per_match_times_the_page_are_fewer_th
     # ID_DESC sorts the tag's run ids from its index alone, a run read costing a tenth of a probe
     assert run_counts.walk_is_shorter("all_", [210_000], 1_000_000, 200, 0.1)   # ~950 vs 21,000
     assert not run_counts.walk_is_shorter("all_", [20_000], 1_000_000, 200, 0.1)  # 10,000 vs 2,000
+
+
+# -- pages of filters the counts answer: read walking the sort's index or through a condition's --
+
+
+async def test_a_page_walking_the_sorts_index_is_the_page_read_through_the_conditions(env, clock, store_url):
+    """Dialect.walk (chosen on SQLite from the exact count, run_counts.page_shape) writes the
+    run's flow, state, deployment and queue conditions so that no index of theirs is read: the
+    pages are the same, after state changes, retagging and deletes, over HTTP too."""
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(7))
+        await world.seed(60)
+        await world.change()
+        fast, _slow = bodies(world)
+        async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+            walked = Dialect(tx.dialect, probe_tags=True, walk=True)
+            for body in fast:
+                for sort in ("ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC"):
+                    for limit, offset in ((2, 0), (3, 4), (200, 0)):
+                        read = await page_ids(tx, tx, body, sort, limit, offset)
+                        assert await page_ids(tx, walked, body, sort, limit, offset) == read, (body, sort)
+                        listed = await call(server, "POST", "/flow_runs/filter",
+                                            {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
+                        assert [run["id"] for run in listed] == read, (body, sort, limit, offset)
+                    paged = await call(server, "POST", "/flow_runs/paginate",
+                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
+                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
+                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0)), (body, sort)
+
+
+async def test_sqlite_walks_the_sorts_index_only_when_the_exact_count_says_it_is_shorter(env, clock, store_url):
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(5))
+        await world.seed(60)
+    etl = world.flows["etl"]
+    async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+        async def walks(body: dict[str, Any], sort: str, limit: int | None, offset: int = 0) -> bool:
+            shaped = await run_counts.page_shape(tx, msgspec.convert(body, f.FlowRunFilterRequest), sort, limit, offset)
+            return isinstance(shaped, Dialect) and shaped.walk
+
+        sqlite = tx.dialect == "sqlite"
+        by_flow = {"flows": {"id": {"any_": [etl]}}}  # about two thirds of the runs
+        assert await walks(by_flow, "EXPECTED_START_TIME_DESC", 2) == sqlite
+        assert await walks(by_flow, "ID_DESC", 2) == sqlite
+        assert await walks({**by_flow, "flow_runs": {"tags": {"any_": ["red"]}}}, "NAME_ASC", 2) == sqlite
+        assert not await walks(by_flow, "EXPECTED_START_TIME_DESC", 200)  # the page is longer than the flow's runs
+        assert not await walks(by_flow, "EXPECTED_START_TIME_DESC", None)
+        assert not await walks(by_flow, "NAME_DESC", 2)  # no index gives that order
+        assert not await walks({"flows": {"name": {"any_": ["no-such-flow"]}}}, "ID_DESC", 2)  # nothing matches
+        assert not await walks({}, "ID_DESC", 2)  # nothing but the sort: written as it is
+        assert not await walks({"flow_runs": {"name": {"like_": "run"}}}, "ID_DESC", 2)  # the counts cannot say

@@ -80,3 +80,33 @@ async def test_a_page_probing_the_runs_tags_walks_the_sorts_index_without_sortin
             assert "TEMP B-TREE" not in shown, shown
         else:
             assert "Sort" not in shown.replace("Sort Key", ""), shown
+
+
+@pytest.mark.parametrize(("sort", "index"), [
+    ("EXPECTED_START_TIME_DESC", "flow_runs_expected_start"),
+    ("START_TIME_DESC", "flow_runs_started"),
+    ("NAME_ASC", "flow_runs_name"),
+    ("ID_DESC", "sqlite_autoindex_flow_runs_1"),
+])
+@pytest.mark.parametrize("body", [
+    {"flows": {"id": {"any_": ["00000000-0000-4000-8000-000000000001"]}}},
+    {"flows": {"name": {"any_": ["etl"]}}, "flow_runs": {"state": {"type": {"any_": ["FAILED"]}}}},
+    {"flow_runs": {"state": {"name": {"any_": ["Failed", "Crashed"]}}}},
+    {"flow_runs": {"deployment_id": {"any_": ["00000000-0000-4000-8000-000000000002"]}}},
+    {"work_pools": {"name": {"any_": ["p"]}}},
+    {"work_pool_queues": {"name": {"any_": ["q"]}}, "flow_runs": {"tags": {"all_": ["x"]}}},
+])
+async def test_a_walking_page_reads_the_sorts_index_on_sqlite_and_is_unchanged_on_postgres(store, sort, index, body):
+    """Dialect.walk (chosen on SQLite from the exact count, run_counts.page_shape): no index of a
+    condition is read, so the page is the sort's index walked and never sorted; PostgreSQL's
+    SQL is the same with or without it (its planner chooses from its own statistics)."""
+    async with planning(store) as tx:
+        walked = Dialect(tx.dialect, probe_tags=True, walk=True)
+        decoded = msgspec.convert(body, f.FlowRunFilterRequest)
+        if tx.dialect == "postgres":
+            assert run_filters.FLOW_RUN_QUERY.where(walked, decoded) == run_filters.FLOW_RUN_QUERY.where(
+                Dialect(tx.dialect, probe_tags=True), decoded)
+            return
+        shown = await plan(tx, body, sort, walked)
+        assert f"SCAN fr USING INDEX {index}" in shown, shown
+        assert "TEMP B-TREE" not in shown, shown
