@@ -280,7 +280,12 @@ async def page_shape(tx: Tx, body: Any, sort: str, limit: int | None, offset: in
     Any other filter the counts answer (flow, state, deployment, pool, a tag beside them) is
     counted exactly first, and walks the sort's index (``Dialect.walk``) when the runs walked
     past to fill the page are fewer than the runs it matches: SQLite otherwise reads them all
-    from the index of a condition and sorts them (a flow's runs: 0.2-0.5 s at a million)."""
+    from the index of a condition and sorts them (a flow's runs: 0.2-0.5 s at a million).
+
+    On both backends, a range of one time (expected start, start) sorted by the other is read
+    and sorted (``Dialect.sorted_read``): the times go together, which neither planner knows."""
+    if limit is not None and _other_time(body, sort):
+        return Dialect(tx.dialect, sorted_read=True)
     if tx.dialect != "sqlite" or limit is None or sort not in _WALKED_SORTS:
         return tx
     alone = _tags_alone(body)
@@ -318,3 +323,21 @@ async def _walk_shape(tx: Tx, body: Any, sort: str, rows: int) -> Sql:
     if not walk_is_shorter("any_", [matching], total, rows, per_read):
         return tx
     return Dialect(tx.dialect, probe_tags=True, walk=True)
+
+
+# The sorts on a time, and the time filter whose range goes with it (a run starts near its
+# expected start): the other one's range, in this sort, is a walk past all the runs after it.
+_OTHER_TIME = {
+    "EXPECTED_START_TIME_DESC": "start_time", "EXPECTED_START_TIME_ASC": "start_time",
+    "START_TIME_DESC": "expected_start_time", "START_TIME_ASC": "expected_start_time",
+}
+
+
+def _other_time(body: Any, sort: str) -> bool:
+    """Whether ``body`` asks for a range (after_ or before_) of the time the sort does not walk."""
+    name = _OTHER_TIME.get(sort)
+    runs = getattr(body, "flow_runs", None)
+    if name is None or runs is None or runs.operator != "and_":
+        return False
+    wanted = getattr(runs, name)
+    return wanted is not None and (wanted.after_ is not None or wanted.before_ is not None)

@@ -536,3 +536,38 @@ async def test_sqlite_walks_the_sorts_index_only_when_the_exact_count_says_it_is
         assert not await walks({"flows": {"name": {"any_": ["no-such-flow"]}}}, "ID_DESC", 2)  # nothing matches
         assert not await walks({}, "ID_DESC", 2)  # nothing but the sort: written as it is
         assert not await walks({"flow_runs": {"name": {"like_": "run"}}}, "ID_DESC", 2)  # the counts cannot say
+
+
+TIME_PAGES = [
+    {"flow_runs": {"expected_start_time": {"after_": (START - timedelta(days=1)).isoformat()}}},
+    {"flow_runs": {"start_time": {"after_": (START - timedelta(days=1)).isoformat(),
+                                  "before_": (START + timedelta(days=1)).isoformat()}}},
+    {"flow_runs": {"expected_start_time": {"before_": (START + timedelta(days=1)).isoformat()},
+                   "state": {"type": {"any_": ["FAILED", "COMPLETED"]}}}},
+]
+
+
+async def test_a_time_range_sorted_by_the_other_time_is_read_and_sorted_with_the_same_page(env, clock, store_url):
+    """Dialect.sorted_read (a range of one time in the other's sort, run_counts.page_shape, both
+    backends): the same pages as the sort's index walked, over HTTP too."""
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(11))
+        await world.seed(40)
+        await world.change()
+        async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+            for body in TIME_PAGES:
+                decoded = msgspec.convert(body, f.FlowRunFilterRequest)
+                for sort in ("START_TIME_DESC", "START_TIME_ASC", "EXPECTED_START_TIME_DESC", "EXPECTED_START_TIME_ASC"):
+                    shaped = await run_counts.page_shape(tx, decoded, sort, 3, 0)
+                    other = ("start_time" in body["flow_runs"]) == sort.startswith("EXPECTED")
+                    assert isinstance(shaped, Dialect) and shaped.sorted_read if other else shaped is tx, (body, sort)
+                    for limit, offset in ((3, 0), (3, 4), (200, 0)):
+                        read = await page_ids(tx, tx, body, sort, limit, offset)
+                        listed = await call(server, "POST", "/flow_runs/filter",
+                                            {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
+                        assert [run["id"] for run in listed] == read, (body, sort, limit, offset)
+                    paged = await call(server, "POST", "/flow_runs/paginate",
+                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
+                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
+                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0))
+            assert await page_ids(tx, tx, TIME_PAGES[0], "ID_DESC", 200, 0)  # the range holds runs
