@@ -208,8 +208,8 @@ def json_tags(path: str) -> TagSource:
 
 
 def _walking(d: Sql) -> bool:
-    """Whether a page walks its sort's index on SQLite (``Dialect.walk``)."""
-    return isinstance(d, Dialect) and d.walk and d.dialect == "sqlite"
+    """Whether a page walks its sort's index (``Dialect.walk``)."""
+    return isinstance(d, Dialect) and d.walk
 
 
 def _probing(d: Sql) -> bool:
@@ -307,7 +307,8 @@ class Criteria(Entry):
 
     def conds(self, d: Sql, value: Any) -> list[Cond]:
         parts = []
-        expr = f"+{self.expr}" if self.indexed and _walking(d) else self.expr
+        # (PostgreSQL's own statistics on these columns choose well: only SQLite is told.)
+        expr = f"+{self.expr}" if self.indexed and _walking(d) and d.dialect == "sqlite" else self.expr
         for name in value.__struct_fields__:
             if name == "operator":
                 continue
@@ -400,8 +401,8 @@ class Resource(Entry):
 class Related(Entry):
     """Another resource's filter over a row reached by ``template``, our own SQL holding
     ``{where}``: e.g. ``EXISTS (SELECT 1 FROM task_runs tr WHERE tr.id = a.task_run_id AND {where})``,
-    or a mapping from dialect to such a template ('sqlite_walk', when given, is SQLite's on a
-    page that walks the sort's index: ``Dialect.walk``)."""
+    or a mapping from dialect to such a template ('sqlite_walk' and 'postgres_walk', when given,
+    are the dialect's on a page that walks the sort's index: ``Dialect.walk``)."""
 
     def __init__(self, template: str | Mapping[str, str], resource: Resource) -> None:
         self.template = template
@@ -414,8 +415,8 @@ class Related(Entry):
         sql, params = self.resource.where(d, value)
         if isinstance(self.template, str):
             template = self.template
-        elif _walking(d) and "sqlite_walk" in self.template:
-            template = self.template["sqlite_walk"]
+        elif _walking(d) and f"{d.dialect}_walk" in self.template:
+            template = self.template[f"{d.dialect}_walk"]
         else:
             template = self.template[d.dialect]
         return [(template.format(where=sql), params)]

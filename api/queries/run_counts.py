@@ -286,7 +286,13 @@ async def page_shape(tx: Tx, body: Any, sort: str, limit: int | None, offset: in
     and sorted (``Dialect.sorted_read``): the times go together, which neither planner knows."""
     if limit is not None and _other_time(body, sort):
         return Dialect(tx.dialect, sorted_read=True)
-    if tx.dialect != "sqlite" or limit is None or sort not in _WALKED_SORTS:
+    if limit is None or sort not in _WALKED_SORTS:
+        return tx
+    if tx.dialect == "postgres":
+        # Its statistics know each tag, state and flow id, but not the runs of the flows or
+        # queues a subquery finds (a work pool's): those pages are chosen from the counts too.
+        if any(getattr(body, name, None) is not None for name in ("flows", "work_pools", "work_pool_queues")):
+            return await _walk_shape(tx, body, sort, limit + offset)
         return tx
     alone = _tags_alone(body)
     if alone is None:

@@ -184,6 +184,8 @@ FLOW_OF_RUN = Related({
     "sqlite": "fr.flow_id IN (SELECT f.id FROM flows f WHERE {where})",
     "sqlite_walk": "+fr.flow_id IN (SELECT f.id FROM flows f WHERE {where})",
     "postgres": "fr.flow_id = ANY(ARRAY(SELECT f.id FROM flows f WHERE {where}))",
+    # (text || '' matches no index of the column: PostgreSQL's way of keeping it off one.)
+    "postgres_walk": "(fr.flow_id || '') = ANY(ARRAY(SELECT f.id FROM flows f WHERE {where}))",
 }, FLOW)
 # As Prefect joins them: a run matches a deployment filter through the deployment it names.
 DEPLOYMENT_OF_RUN = Related("EXISTS (SELECT 1 FROM deployments d WHERE d.id = fr.deployment_id AND {where})", DEPLOYMENT)
@@ -197,9 +199,14 @@ FLOW_RUN_SIDE = Resource({
 })
 
 def _walked(template: str) -> dict[str, str]:
-    """``template`` (on ``fr.``'s own column first) for both dialects, and as SQLite's planner
-    cannot read by that column's index, for a page walking the sort's (``Dialect.walk``)."""
-    return {"sqlite": template, "postgres": template, "sqlite_walk": "+" + template}
+    """``template`` (on ``fr.``'s own column first) for both dialects, and as neither planner
+    can read by that column's index, for a page walking the sort's (``Dialect.walk``): the
+    queues' ids are known only once the page runs, so PostgreSQL estimates a queue's runs from
+    the column's average (2,900 at a million runs where the pool had 137,000, which it then read
+    and sorted: 3-5 s a page)."""
+    column, rest = template.split(" ", 1)
+    return {"sqlite": template, "postgres": template, "sqlite_walk": f"+{template}",
+            "postgres_walk": f"({column} || '') {rest}"}
 
 
 FLOW_RUN_QUERY = Resource({

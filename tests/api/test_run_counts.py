@@ -527,9 +527,13 @@ async def test_sqlite_walks_the_sorts_index_only_when_the_exact_count_says_it_is
 
         sqlite = tx.dialect == "sqlite"
         by_flow = {"flows": {"id": {"any_": [etl]}}}  # about two thirds of the runs
-        assert await walks(by_flow, "EXPECTED_START_TIME_DESC", 2) == sqlite
-        assert await walks(by_flow, "ID_DESC", 2) == sqlite
-        assert await walks({**by_flow, "flow_runs": {"tags": {"any_": ["red"]}}}, "NAME_ASC", 2) == sqlite
+        # PostgreSQL too, for a flow or a pool: its estimate of a subquery's runs is the average.
+        assert await walks(by_flow, "EXPECTED_START_TIME_DESC", 2)
+        assert await walks(by_flow, "ID_DESC", 2)
+        assert await walks({**by_flow, "flow_runs": {"tags": {"any_": ["red"]}}}, "NAME_ASC", 2)
+        assert await walks({"work_pools": {"name": {"any_": ["p"]}}}, "NAME_ASC", 2)
+        assert await walks({"flow_runs": {"state": {"type": {"any_": ["FAILED", "COMPLETED", "SCHEDULED"]}}}},
+                           "NAME_ASC", 2) == sqlite
         assert not await walks(by_flow, "EXPECTED_START_TIME_DESC", 200)  # the page is longer than the flow's runs
         assert not await walks(by_flow, "EXPECTED_START_TIME_DESC", None)
         assert not await walks(by_flow, "NAME_DESC", 2)  # no index gives that order
