@@ -57,8 +57,9 @@ FLOW_RUN_COUNTS = Table(
     key=("dim", "key", "flow_id", "state_type", "state_name"), adds="n",
 )
 """How many flow runs there are per flow and current state ('' for none): in all (dim 'run', key
-''), per deployment and per work queue (key: the id; a run with none is under 'run' only) and per
-tag (once per distinct tag of the run), which /flow_runs/count sums (api/queries/run_counts.py:
+''), per deployment and per work queue (key: the id; a run with none is under 'run' only), per
+tag (once per distinct tag of the run) and per pair of its distinct tags ('tag_pair', key: the
+two joined by ``tag_pair``, migration 0032), which /flow_runs/count sums (api/queries/run_counts.py:
 the runs without a deployment are the 'run' count less the 'deployment' counts). A state change
 of a run with neither deployment nor queue nor tags thus writes two rows, not six (migration 0029). Kept here, in the
 transaction that writes flow_runs, so it is exact at every snapshot: each batch adds, per count,
@@ -323,6 +324,25 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
             changes.add(table, ("queue", _text_once(texts, queue_id), flow, state_type, state_name), sign)
         for tag in tags:
             changes.add(table, ("tag", tag, flow, state_type, state_name), sign)
+        if len(tags) > 1:
+            # Each pair of distinct tags (migration 0032): a count of two tags, all_ or any_,
+            # is then a sum of rows too (api/queries/run_counts.py).
+            ordered = sorted(tags)
+            for i, first in enumerate(ordered):
+                for second in ordered[i + 1:]:
+                    changes.add(table, ("tag_pair", tag_pair(first, second), flow, state_type, state_name), sign)
+
+
+TAG_PAIR_SEPARATOR = "\x1f"
+"""Between the two tags of a 'tag_pair' key (the unit separator: a tag holding it is counted
+in pairs all the same, but a count naming it is left to the query, where its key could be
+another pair's)."""
+
+
+def tag_pair(first: str, second: str) -> str:
+    """The 'tag_pair' key of two distinct tags, the lesser first (code point order, as SQL's
+    binary / "C" collation orders their UTF-8)."""
+    return f"{first}{TAG_PAIR_SEPARATOR}{second}" if first < second else f"{second}{TAG_PAIR_SEPARATOR}{first}"
 
 
 def _text_once(texts: dict[Any, str], value: Any) -> str:

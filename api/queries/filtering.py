@@ -42,6 +42,18 @@ class Dialect(NamedTuple):
     table's key) rather than as the set of the tag's rows: the planner then walks the sort's
     index and stops at the page, where the set would make it read every row of the tag and sort
     them. Chosen only when the tags are common enough for the walk to be the shorter read."""
+    sorted_read: bool = False
+    """Sort the page's matching rows rather than walk the sort's index: the sort's first term is
+    written with a unary ``+`` (the same order, which no index gives, on either backend). For a
+    range of one time sorted by the other: the planners take the two times for independent and
+    walk the sort's index, past every run of the later days, to fill a page of the range's runs
+    (4-14 s at a million runs), where reading the range and sorting it reads its runs once."""
+    walk: bool = False
+    """Write the run's own indexed conditions (flow, state, deployment, queue) so that SQLite's
+    planner cannot read the rows from their indexes (a unary ``+`` on the column, SQLite's way
+    of saying so): it then walks the sort's index and stops at the page, where the index of a
+    condition would make it read every matching row and sort them. Chosen, with ``probe_tags``,
+    when the exact counts say the matching runs are common enough for the walk to be shorter."""
 
 
 Sql = Dialect | Tx
@@ -195,6 +207,11 @@ def json_tags(path: str) -> TagSource:
     return TagSource(rows, lambda d: "t.tag" if d.dialect == "postgres" else "t.value")
 
 
+def _walking(d: Sql) -> bool:
+    """Whether a page walks its sort's index (``Dialect.walk``)."""
+    return isinstance(d, Dialect) and d.walk
+
+
 def _probing(d: Sql) -> bool:
     """Whether tag criteria are to be written as per-row probes (``Dialect.probe_tags``); the
     per-row forms below serve a tag table as well as a JSON list."""
@@ -278,23 +295,27 @@ class Criteria(Entry):
     kept only when it makes exactly one comparison (setting both any_ and not_any_ drops it).
     """
 
-    def __init__(self, expr: str, ops: Mapping[str, Op], *, single: bool = False) -> None:
+    def __init__(self, expr: str, ops: Mapping[str, Op], *, single: bool = False, indexed: bool = False) -> None:
         self.expr = expr
         self.ops = dict(ops)
         self.single = single
+        self.indexed = indexed
+        """An index may read the rows by ``expr``: not on a page that walks the sort's (``Dialect.walk``)."""
 
     def criteria(self) -> Mapping[str, Any]:
         return self.ops
 
     def conds(self, d: Sql, value: Any) -> list[Cond]:
         parts = []
+        # (PostgreSQL's own statistics on these columns choose well: only SQLite is told.)
+        expr = f"+{self.expr}" if self.indexed and _walking(d) and d.dialect == "sqlite" else self.expr
         for name in value.__struct_fields__:
             if name == "operator":
                 continue
             criterion = getattr(value, name)
             if criterion is None:
                 continue
-            cond = self.ops[name](d, self.expr, criterion)
+            cond = self.ops[name](d, expr, criterion)
             if cond is not None:
                 parts.append(cond)
         if self.single and len(parts) != 1:
@@ -380,7 +401,8 @@ class Resource(Entry):
 class Related(Entry):
     """Another resource's filter over a row reached by ``template``, our own SQL holding
     ``{where}``: e.g. ``EXISTS (SELECT 1 FROM task_runs tr WHERE tr.id = a.task_run_id AND {where})``,
-    or a mapping from dialect to such a template."""
+    or a mapping from dialect to such a template ('sqlite_walk' and 'postgres_walk', when given,
+    are the dialect's on a page that walks the sort's index: ``Dialect.walk``)."""
 
     def __init__(self, template: str | Mapping[str, str], resource: Resource) -> None:
         self.template = template
@@ -391,7 +413,12 @@ class Related(Entry):
 
     def conds(self, d: Sql, value: Any) -> list[Cond]:
         sql, params = self.resource.where(d, value)
-        template = self.template if isinstance(self.template, str) else self.template[d.dialect]
+        if isinstance(self.template, str):
+            template = self.template
+        elif _walking(d) and f"{d.dialect}_walk" in self.template:
+            template = self.template[f"{d.dialect}_walk"]
+        else:
+            template = self.template[d.dialect]
         return [(template.format(where=sql), params)]
 
 
@@ -493,15 +520,16 @@ class Listing(Generic[T]):
     written for, read in the page's own transaction (flow runs probe common tags per row,
     see ``Dialect.probe_tags``); None to write them for the read handle as they are."""
 
-    def _order(self, tx: Tx, sort: str) -> str:
+    def _order(self, d: Sql, sort: str) -> str:
         order = self.orders[sort]
-        return order if isinstance(order, str) else order[tx.dialect]
+        order = order if isinstance(order, str) else order[d.dialect]
+        return f"+{order}" if isinstance(d, Dialect) and d.sorted_read else order
 
     async def page(self, store: EventStore, body: Any, *, sort: str, limit: int | None, offset: int) -> list[T]:
         async with store.reading() as tx:
             d = await self.shape(tx, body, sort, limit, offset) if self.shape is not None else tx
             rows = await fetch_page(
-                tx, self.source, self.columns, self.query.where(d, body), self._order(tx, sort), limit, offset
+                tx, self.source, self.columns, self.query.where(d, body), self._order(d, sort), limit, offset
             )
         return [self.load(row) for row in rows]
 
@@ -521,6 +549,6 @@ class Listing(Generic[T]):
             d = await self.shape(tx, body, sort, limit, offset) if self.shape is not None else tx
             values, count = await fetch_page_and_count(
                 tx, table, alias, self.columns.removeprefix(f"{alias}."), self.query.where(tx, body),
-                self._order(tx, sort), limit, offset, self.query.where(d, body) if d is not tx else None,
+                self._order(d, sort), limit, offset, self.query.where(d, body) if d is not tx else None,
             )
         return [self.load((value,)) for value in values], count

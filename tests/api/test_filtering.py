@@ -324,9 +324,12 @@ async def test_flow_filters_are_evaluated_in_sql_reading_no_flow_rows(server):
     views = await run_filters.filter_flow_runs(store, body, sort="NAME_ASC", limit=200, offset=0)
 
     assert [v.name for v in views] == ["run-3-0", "run-3-1"]
-    # One statement, returning the two runs: the six flows were matched inside the database.
-    assert len(store.reads) == 1 and store.reads[0][1] == 2
-    assert "flows f WHERE" in store.reads[0][0]
+    # The page is one statement, returning the two runs: the six flows were matched inside the
+    # database. Before it, the sums of flow_run_counts that choose how it is read (one row each,
+    # run_counts.page_shape).
+    *counts, (page, rows) = store.reads
+    assert rows == 2 and "flows f WHERE" in page
+    assert all("flow_run_counts" in sql and n == 1 for sql, n in counts), counts
 
 
 async def test_flows_filter_and_count_match_names_tags_and_sort_in_sql(tmp_path, store_url):

@@ -137,10 +137,21 @@ def bodies(world: World) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"work_pool_queues": {"name": {"any_": ["fast"]}}, "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}},
         {"work_pool_queues": {"id": {"any_": [world.queues["default"]]}}, "work_pools": {"name": {"any_": ["p"]}}},
         {"flow_runs": {"operator": "or_", "tags": {"any_": ["gray"]}}},
+        # two tags: the pair's rows (migration 0032), and for any_ each tag's less the pair's
+        {"flow_runs": {"tags": {"all_": ["red", "blue"]}}},
+        {"flow_runs": {"tags": {"all_": ["blue", "red", "blue"]}}},
+        {"flow_runs": {"tags": {"any_": ["red", "blue"]}}},
+        {"flow_runs": {"tags": {"any_": ["gray", "none-has-it"]}}},
+        {"flow_runs": {"tags": {"all_": ["green", "gray"]}, "state": {"type": {"any_": ["RUNNING", "FAILED"]}}}},
+        {"flow_runs": {"tags": {"any_": ["green", "red"]}, "state": {"name": {"any_": ["Late", "Completed"]}}},
+         "flows": {"id": {"any_": [etl]}}},
     ]
     slow = [
-        {"flow_runs": {"tags": {"all_": ["red", "blue"]}}},
-        {"flow_runs": {"tags": {"any_": ["red", "blue"]}}},
+        {"flow_runs": {"tags": {"all_": ["red", "blue", "green"]}}},
+        {"flow_runs": {"tags": {"any_": ["red", "blue", "gray"]}}},
+        {"flow_runs": {"tags": {"all_": ["red"], "any_": ["blue"]}}},
+        {"flow_runs": {"tags": {"all_": ["red", "blue\x1fgreen"]}}},  # a tag holding the pairs' separator
+        {"flow_runs": {"tags": {"all_": ["red", "blue"]}, "deployment_id": {"any_": [nightly]}}},
         {"flow_runs": {"tags": {"is_null_": True}}},
         {"flow_runs": {"tags": {"any_": []}}},
         {"flow_runs": {"tags": {"any_": ["red"]}, "deployment_id": {"any_": [nightly]}}},
@@ -188,9 +199,16 @@ async def assert_table_counts_runs(store) -> None:
             expected["deployment", deployment_id, flow_id, *state] += 1
         if queue_id is not None:
             expected["queue", queue_id, flow_id, *state] += 1
+    tags_of: dict[str, list[str]] = {}
     for run_id, tag in tags:
         if run_id in by_id:  # a tag row whose run is not (yet) there counts nowhere
             expected["tag", tag, *by_id[run_id]] += 1
+            tags_of.setdefault(run_id, []).append(tag)
+    for run_id, run_tags in tags_of.items():  # each pair of its distinct tags (migration 0032)
+        ordered = sorted(run_tags)
+        for i, first in enumerate(ordered):
+            for second in ordered[i + 1:]:
+                expected["tag_pair", f"{first}\x1f{second}", *by_id[run_id]] += 1
     assert {tuple(row[:5]): int(row[5]) for row in table} == dict(expected)
 
 
@@ -208,6 +226,10 @@ FROM flow_runs WHERE work_queue_id IS NOT NULL GROUP BY 2, 3, 4, 5
 UNION ALL
 SELECT 'tag', t.tag, r.flow_id, COALESCE(r.state_type, ''), COALESCE(r.state_name, ''), count(*)
 FROM flow_run_tags t JOIN flow_runs r ON r.id = t.run_id GROUP BY 2, 3, 4, 5
+UNION ALL
+SELECT 'tag_pair', a.tag || '{sep}' || b.tag, r.flow_id, COALESCE(r.state_type, ''), COALESCE(r.state_name, ''), count(*)
+FROM flow_run_tags a JOIN flow_run_tags b ON b.run_id = a.run_id AND b.tag {gt} a.tag
+JOIN flow_runs r ON r.id = a.run_id GROUP BY 2, 3, 4, 5
 """
 
 
@@ -221,7 +243,10 @@ async def assert_table_is_grouped_runs(store_url: str) -> None:
             else:
                 await tx.execute("BEGIN")
             try:
-                grouped = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(SQL_GROUPED)}
+                # The pairs' keys: the separator bound in the text, the order of code points.
+                gt = '> a.tag' if tx.dialect == "sqlite" else 'COLLATE "C" > a.tag COLLATE "C"'
+                grouped_sql = SQL_GROUPED.replace("{sep}", "\x1f").replace("{gt} a.tag", gt)
+                grouped = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(grouped_sql)}
                 table = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(
                     "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0")}
             finally:
@@ -305,7 +330,8 @@ async def test_migration_0029_drops_the_rows_of_no_deployment_or_queue_and_its_d
         await migrate.downgrade(conn, backend, revision - 1)
         inner = conn._conn  # the store refuses a schema behind its code: read on the driver's
         rows = await (inner.execute_fetchall(select) if backend == "sqlite" else inner.fetch(select))
-    assert {tuple(r[:5]): int(r[5]) for r in rows} == {**kept, **no_key}
+    before_pairs = {key: n for key, n in kept.items() if key[0] != "tag_pair"}  # 0032's down dropped them
+    assert {tuple(r[:5]): int(r[5]) for r in rows} == {**before_pairs, **no_key}
     async with migration_connection(store_url) as conn:
         await migrate.upgrade(conn, backend)
     async with open_store(store_url, migrate=False) as store:
@@ -459,3 +485,93 @@ def test_the_walk_is_shorter_when_its_runs_per_match_times_the_page_are_fewer_th
     # ID_DESC sorts the tag's run ids from its index alone, a run read costing a tenth of a probe
     assert run_counts.walk_is_shorter("all_", [210_000], 1_000_000, 200, 0.1)   # ~950 vs 21,000
     assert not run_counts.walk_is_shorter("all_", [20_000], 1_000_000, 200, 0.1)  # 10,000 vs 2,000
+
+
+# -- pages of filters the counts answer: read walking the sort's index or through a condition's --
+
+
+async def test_a_page_walking_the_sorts_index_is_the_page_read_through_the_conditions(env, clock, store_url):
+    """Dialect.walk (chosen on SQLite from the exact count, run_counts.page_shape) writes the
+    run's flow, state, deployment and queue conditions so that no index of theirs is read: the
+    pages are the same, after state changes, retagging and deletes, over HTTP too."""
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(7))
+        await world.seed(60)
+        await world.change()
+        fast, _slow = bodies(world)
+        async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+            walked = Dialect(tx.dialect, probe_tags=True, walk=True)
+            for body in fast:
+                for sort in ("ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC"):
+                    for limit, offset in ((2, 0), (3, 4), (200, 0)):
+                        read = await page_ids(tx, tx, body, sort, limit, offset)
+                        assert await page_ids(tx, walked, body, sort, limit, offset) == read, (body, sort)
+                        listed = await call(server, "POST", "/flow_runs/filter",
+                                            {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
+                        assert [run["id"] for run in listed] == read, (body, sort, limit, offset)
+                    paged = await call(server, "POST", "/flow_runs/paginate",
+                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
+                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
+                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0)), (body, sort)
+
+
+async def test_sqlite_walks_the_sorts_index_only_when_the_exact_count_says_it_is_shorter(env, clock, store_url):
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(5))
+        await world.seed(60)
+    etl = world.flows["etl"]
+    async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+        async def walks(body: dict[str, Any], sort: str, limit: int | None, offset: int = 0) -> bool:
+            shaped = await run_counts.page_shape(tx, msgspec.convert(body, f.FlowRunFilterRequest), sort, limit, offset)
+            return isinstance(shaped, Dialect) and shaped.walk
+
+        sqlite = tx.dialect == "sqlite"
+        by_flow = {"flows": {"id": {"any_": [etl]}}}  # about two thirds of the runs
+        # PostgreSQL too, for a flow or a pool: its estimate of a subquery's runs is the average.
+        assert await walks(by_flow, "EXPECTED_START_TIME_DESC", 2)
+        assert await walks(by_flow, "ID_DESC", 2)
+        assert await walks({**by_flow, "flow_runs": {"tags": {"any_": ["red"]}}}, "NAME_ASC", 2)
+        assert await walks({"work_pools": {"name": {"any_": ["p"]}}}, "NAME_ASC", 2)
+        assert await walks({"flow_runs": {"state": {"type": {"any_": ["FAILED", "COMPLETED", "SCHEDULED"]}}}},
+                           "NAME_ASC", 2) == sqlite
+        assert not await walks(by_flow, "EXPECTED_START_TIME_DESC", 200)  # the page is longer than the flow's runs
+        assert not await walks(by_flow, "EXPECTED_START_TIME_DESC", None)
+        assert not await walks(by_flow, "NAME_DESC", 2)  # no index gives that order
+        assert not await walks({"flows": {"name": {"any_": ["no-such-flow"]}}}, "ID_DESC", 2)  # nothing matches
+        assert not await walks({}, "ID_DESC", 2)  # nothing but the sort: written as it is
+        assert not await walks({"flow_runs": {"name": {"like_": "run"}}}, "ID_DESC", 2)  # the counts cannot say
+
+
+TIME_PAGES = [
+    {"flow_runs": {"expected_start_time": {"after_": (START - timedelta(days=1)).isoformat()}}},
+    {"flow_runs": {"start_time": {"after_": (START - timedelta(days=1)).isoformat(),
+                                  "before_": (START + timedelta(days=1)).isoformat()}}},
+    {"flow_runs": {"expected_start_time": {"before_": (START + timedelta(days=1)).isoformat()},
+                   "state": {"type": {"any_": ["FAILED", "COMPLETED"]}}}},
+]
+
+
+async def test_a_time_range_sorted_by_the_other_time_is_read_and_sorted_with_the_same_page(env, clock, store_url):
+    """Dialect.sorted_read (a range of one time in the other's sort, run_counts.page_shape, both
+    backends): the same pages as the sort's index walked, over HTTP too."""
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(11))
+        await world.seed(40)
+        await world.change()
+        async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+            for body in TIME_PAGES:
+                decoded = msgspec.convert(body, f.FlowRunFilterRequest)
+                for sort in ("START_TIME_DESC", "START_TIME_ASC", "EXPECTED_START_TIME_DESC", "EXPECTED_START_TIME_ASC"):
+                    shaped = await run_counts.page_shape(tx, decoded, sort, 3, 0)
+                    other = ("start_time" in body["flow_runs"]) == sort.startswith("EXPECTED")
+                    assert isinstance(shaped, Dialect) and shaped.sorted_read if other else shaped is tx, (body, sort)
+                    for limit, offset in ((3, 0), (3, 4), (200, 0)):
+                        read = await page_ids(tx, tx, body, sort, limit, offset)
+                        listed = await call(server, "POST", "/flow_runs/filter",
+                                            {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
+                        assert [run["id"] for run in listed] == read, (body, sort, limit, offset)
+                    paged = await call(server, "POST", "/flow_runs/paginate",
+                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
+                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
+                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0))
+            assert await page_ids(tx, tx, TIME_PAGES[0], "ID_DESC", 200, 0)  # the range holds runs

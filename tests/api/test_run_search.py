@@ -118,3 +118,37 @@ async def test_the_deployment_filter_reads_the_deployments_scheduled_index(store
     async with planning(store) as tx:
         shown = await plan(tx, {"flow_runs": {"deployment_id": {"any_": [_SOME_ID]}}}, None)
         assert "flow_runs_deployment_scheduled" in shown, shown
+
+
+@pytest.mark.parametrize(("sort", "index"), [
+    ("EXPECTED_START_TIME_DESC", "flow_runs_expected_start"),
+    ("START_TIME_DESC", "flow_runs_started"),
+    ("NAME_ASC", "flow_runs_name"),
+    ("ID_DESC", "sqlite_autoindex_flow_runs_1"),
+])
+@pytest.mark.parametrize("body", [
+    {"flows": {"id": {"any_": ["00000000-0000-4000-8000-000000000001"]}}},
+    {"flows": {"name": {"any_": ["etl"]}}, "flow_runs": {"state": {"type": {"any_": ["FAILED"]}}}},
+    {"flow_runs": {"state": {"name": {"any_": ["Failed", "Crashed"]}}}},
+    {"flow_runs": {"deployment_id": {"any_": ["00000000-0000-4000-8000-000000000002"]}}},
+    {"work_pools": {"name": {"any_": ["p"]}}},
+    {"work_pool_queues": {"name": {"any_": ["q"]}}, "flow_runs": {"tags": {"all_": ["x"]}}},
+])
+async def test_a_walking_page_reads_the_sorts_index(store, sort, index, body):
+    """Dialect.walk (chosen from the exact count, run_counts.page_shape): no index of a condition
+    is read, so the page is the sort's index walked and never sorted. On PostgreSQL only the
+    flows' and queues' subqueries are written otherwise (its statistics know the rest)."""
+    async with planning(store) as tx:
+        walked = Dialect(tx.dialect, probe_tags=True, walk=True)
+        decoded = msgspec.convert(body, f.FlowRunFilterRequest)
+        if tx.dialect == "postgres":
+            unchanged = run_filters.FLOW_RUN_QUERY.where(walked, decoded) == run_filters.FLOW_RUN_QUERY.where(
+                Dialect(tx.dialect, probe_tags=True), decoded)
+            assert unchanged == all(name not in body for name in ("flows", "work_pools", "work_pool_queues"))
+            if not unchanged:
+                shown = await plan(tx, body, sort, walked)
+                assert "Sort" not in shown.replace("Sort Key", ""), shown  # walked, in the sort's order
+            return
+        shown = await plan(tx, body, sort, walked)
+        assert f"SCAN fr USING INDEX {index}" in shown, shown
+        assert "TEMP B-TREE" not in shown, shown
