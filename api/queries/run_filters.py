@@ -14,7 +14,7 @@ from runlog.projections.runs_writer import decode_flow_run, decode_task_run
 from ..schemas import filters as f
 from .work_pools import WORK_POOL, WORK_QUEUE
 from .filtering import (
-    FALSE, TRUE, Cond, Constant, Criteria, Custom, Ignored, Listing, Related, Resource, Sql, Unknown,
+    FALSE, TRUE, Cond, Criteria, Custom, Ignored, Listing, Related, Resource, Sql,
     any_in, at_or_after, at_or_before, combine, contains, json_tags, not_any_in, null, on, tag_table, tags_all,
     tags_any, tags_null, view_time, views_of, where_exists,
 )
