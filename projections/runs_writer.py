@@ -258,7 +258,7 @@ def _fold(
     stored = dict(views) if partial and kind.sources is not None else {}  # the views the stored rows were made of
     before = {run_id: dict.fromkeys(view.tags) for run_id, view in views.items() if view is not None}
     counted = {run_id: _counted(view) for run_id, view in views.items() if view is not None} if kind.counts else {}
-    # A run's name and creation time (migration 0032): written when a run is created, renamed or
+    # A run's name and creation time (migration 0033): written when a run is created, renamed or
     # deleted, never by a state change, so the newest runs are read off this table's index.
     names = {run_id: (view.name, view.created) for run_id, view in views.items() if view is not None} if kind.names else {}
     if kind.fold is not None and len(batch) > 1:

@@ -146,7 +146,7 @@ __all__ = ["LoggedEvent", "Stop", "event_at", "event_types", "logged", "page", "
 
 
 # What the index page offers to travel through: the newest runs, every pool and limit. The
-# newest runs are walked off flow_run_names_created (migration 0032) backwards, each joined to
+# newest runs are walked off flow_run_names_created (migration 0033) backwards, each joined to
 # its run by key; ordering flow_runs by `created` read and sorted every run.
 SQL_RECENT_RUNS = (
     "SELECT r.id, r.name, r.state_name FROM flow_run_names n JOIN flow_runs r ON r.id = n.run_id "

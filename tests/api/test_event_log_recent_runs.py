@@ -1,4 +1,4 @@
-"""The event log's index page lists the newest runs from flow_run_names' index (migration 0032),
+"""The event log's index page lists the newest runs from flow_run_names' index (migration 0033),
 with the answer ordering flow_runs by ``created`` gave."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from runlog.schema import streams
 
 from .test_run_search import planning
 
-_BEFORE_0032 = "SELECT id, name, state_name FROM flow_runs ORDER BY created DESC, id DESC LIMIT ?"
+_BEFORE_0033 = "SELECT id, name, state_name FROM flow_runs ORDER BY created DESC, id DESC LIMIT ?"
 
 
 async def test_the_newest_runs_are_read_off_the_names_index_without_a_sort(store):
@@ -51,7 +51,7 @@ async def test_the_newest_runs_are_those_ordering_flow_runs_by_created_gave(stor
             flow_run_id=ids[3], changes={"name": "renamed"}))
         async with store.reading() as tx:
             for limit in (1, 4, 20):
-                assert await tx.fetch(event_log.SQL_RECENT_RUNS, limit) == await tx.fetch(_BEFORE_0032, limit)
+                assert await tx.fetch(event_log.SQL_RECENT_RUNS, limit) == await tx.fetch(_BEFORE_0033, limit)
         travels = await event_log.travels(store, runs=3)
     assert [name for _, name, _ in travels.runs] == ["run-5", "run-7", sorted(
         [("run-0", ids[0]), ("renamed", ids[3]), ("run-8", ids[8])], key=lambda p: str(p[1]))[-1][0]]
