@@ -41,7 +41,7 @@ FLOW_RUNS = Table(
     key=("id",),
 )
 FLOW_RUN_TAGS = Table("flow_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
-FLOW_RUN_NAMES = Table("flow_run_names", ("run_id", "name"), key=("run_id",))
+FLOW_RUN_NAMES = Table("flow_run_names", ("run_id", "name", "created"), key=("run_id",))
 """Each flow run's name, for the name like_ filter (api/queries/run_filters.py): on PostgreSQL
 its trigram index is here, not on flow_runs, whose every state change would rewrite it
 (migration 0030). Written only when a run is created, renamed or deleted."""
@@ -259,7 +259,9 @@ def _fold(
     stored = dict(views) if partial and kind.sources is not None else {}  # the views the stored rows were made of
     before = {run_id: dict.fromkeys(view.tags) for run_id, view in views.items() if view is not None}
     counted = {run_id: _counted(view) for run_id, view in views.items() if view is not None} if kind.counts else {}
-    names = {run_id: view.name for run_id, view in views.items() if view is not None} if kind.names else {}
+    # A run's name and creation time (migration 0033): written when a run is created, renamed or
+    # deleted, never by a state change, so the newest runs are read off this table's index.
+    names = {run_id: (view.name, view.created) for run_id, view in views.items() if view is not None} if kind.names else {}
     if kind.fold is not None and len(batch) > 1:
         # Each run's events at once (projections/runs_batch.py): a rebuild's batches hold runs
         # from their creation to their end, whose intermediate views nobody reads.
@@ -285,8 +287,8 @@ def _fold(
             changed = kind.sources.changed(old, view) if old is not None and kind.sources is not None else None
             changes.upsert(kind.table, kind.to_row(view), changed=changed)
             new_tags = dict.fromkeys(view.tags)
-            if kind.names is not None and names.get(run_id) != view.name:
-                changes.upsert(kind.names, (id_text(view.id), view.name))
+            if kind.names is not None and names.get(run_id) != (view.name, view.created):
+                changes.upsert(kind.names, (id_text(view.id), view.name, us(view.created)))
         for tag in old_tags.keys() - new_tags.keys():
             changes.delete(kind.tags, (run_id, tag))
         for tag in new_tags.keys() - old_tags.keys():

@@ -145,8 +145,13 @@ def summarize(payload: Any) -> str:
 __all__ = ["LoggedEvent", "Stop", "event_at", "event_types", "logged", "page", "stream_positions", "summarize"]
 
 
-# What the index page offers to travel through: the newest runs, every pool and limit.
-SQL_RECENT_RUNS = "SELECT id, name, state_name FROM flow_runs ORDER BY created DESC, id DESC LIMIT ?"
+# What the index page offers to travel through: the newest runs, every pool and limit. The
+# newest runs are walked off flow_run_names_created (migration 0033) backwards, each joined to
+# its run by key; ordering flow_runs by `created` read and sorted every run.
+SQL_RECENT_RUNS = (
+    "SELECT r.id, r.name, r.state_name FROM flow_run_names n JOIN flow_runs r ON r.id = n.run_id "
+    "ORDER BY n.created DESC, n.run_id DESC LIMIT ?"
+)
 SQL_POOLS = "SELECT name, status FROM work_pools ORDER BY name"
 SQL_LIMITS = "SELECT id, name, slot_limit FROM concurrency_limits WHERE deleted = ? ORDER BY name"
 

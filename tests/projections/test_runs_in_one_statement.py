@@ -97,7 +97,12 @@ async def test_runs_tables_written_live_equal_a_rebuild_from_the_log(store_url, 
     assert len(live["flow_runs"]) == 5 and len(live["task_runs"]) == 1
     assert ("retagged",) == tuple(tag for run_id, tag in live["flow_run_tags"] if run_id == str(ids[0]))
     # flow_run_names (migration 0030) follows creations, the rename and the deletion.
-    assert sorted(name for _, name in live["flow_run_names"]) == ["renamed", "run-0", "run-2", "run-4", "run-5"]
+    assert sorted(name for _, name, _ in live["flow_run_names"]) == ["renamed", "run-0", "run-2", "run-4", "run-5"]
+    # ... and each run's creation time (migration 0033), the one flow_runs has.
+    async with open_store(store_url) as again_live, again_live.reading() as tx:
+        assert sorted(await tx.fetch("SELECT n.run_id, n.created FROM flow_run_names n")) == sorted(
+            await tx.fetch("SELECT id, created FROM flow_runs")
+        )
     assert live == again
     if backend == "postgres":
         assert runs.prepared > 0  # the one-statement path was taken, so it is what this compared
