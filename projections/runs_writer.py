@@ -326,7 +326,13 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
             changes.add(table, ("queue", _text_once(texts, queue_id), flow, state_type, state_name), sign)
         for tag in tags:
             changes.add(table, ("tag", tag, flow, state_type, state_name), sign)
-        if len(tags) > 1:
+        if len(tags) > PAIRED_TAGS_AT_MOST:
+            # Too many pairs to keep at every state change (n(n-1)/2): the run is counted
+            # under each of its tags as unpaired instead, and a count of two tags that both
+            # have unpaired runs is left to the query (api/queries/run_counts.py).
+            for tag in tags:
+                changes.add(table, ("tag_unpaired", tag, flow, state_type, state_name), sign)
+        elif len(tags) > 1:
             # Each pair of distinct tags (migration 0032): a count of two tags, all_ or any_,
             # is then a sum of rows too (api/queries/run_counts.py).
             ordered = sorted(tags)
@@ -334,6 +340,10 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
                 for second in ordered[i + 1:]:
                     changes.add(table, ("tag_pair", tag_pair(first, second), flow, state_type, state_name), sign)
 
+
+PAIRED_TAGS_AT_MOST = 8
+"""A run with more distinct tags than this has no 'tag_pair' rows (28 at most: each state change
+moves them all) but a 'tag_unpaired' row per tag; migration 0032 counts the same way."""
 
 TAG_PAIR_SEPARATOR = "\x1f"
 """Between the two tags of a 'tag_pair' key (the unit separator: a tag holding it is counted

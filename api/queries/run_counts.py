@@ -209,10 +209,25 @@ def count_statement(d: Sql, body: Any) -> Cond:
     if dim == "deployment" and _no_deployment(body):
         return _without_deployment(d, body)
     if dim in ("tag_pair", "tag_any_pair"):
-        return _two_tags(d, body, dim)
+        # A run with more tags than PAIRED_TAGS_AT_MOST is in no pair's rows: when both tags
+        # have such runs (a 'tag_unpaired' row each), the pair's rows may miss some.
+        pair_sql, pair_params = _two_tags(d, body, dim)
+        counted_sql, counted_params = _over_runs(d, body)
+        tags = body.flow_runs.tags
+        first, second = sorted(set(tags.all_ or tags.any_))
+        return (f"SELECT CASE WHEN {_UNPAIRED} AND {_UNPAIRED} THEN ({counted_sql}) ELSE ({pair_sql}) END",
+                (first, second, *counted_params, *pair_params))
     if dim is not None:
         sql, params = combine([("c.dim = ?", (dim,)), COUNT_ROWS.where(d, body)])
         return f"SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {sql}", params
+    return _over_runs(d, body)
+
+
+_UNPAIRED = "EXISTS (SELECT 1 FROM flow_run_counts u WHERE u.dim = 'tag_unpaired' AND u.key = ? AND u.n > 0)"
+
+
+def _over_runs(d: Sql, body: Any) -> Cond:
+    """``body``'s runs counted over flow_runs, checking each run's flow only when some lacks it."""
     checked, checked_params = FLOW_RUN_QUERY.where(d, body)
     unchecked, unchecked_params = _ANY_FLOW.where(d, body)
     sql = (
