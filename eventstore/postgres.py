@@ -28,7 +28,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from . import migrate
+from . import metrics, migrate
 from .base import InlineProjection, RecordedEvent
 from .errors import (
     EventStoreError,
@@ -525,10 +525,12 @@ class PostgresStore(BatchingStore):
         if self._guesses.head >= 0:
             plan = await self._append_on_guesses(conn, requests)
             if plan is not None:
+                metrics.ONE_STATEMENT.inc()
                 return plan
         async with conn.transaction():
             plan = await self._append_probed(conn, requests)
             await self._apply_inline(PostgresTx(conn), plan)
+        metrics.LOCKED.inc()
         return plan
 
     async def _append_on_guesses(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan | None:
