@@ -3,7 +3,7 @@ clients' set_state latency is measured with the notifier on and off.
 
     python -m bench.bench_fanout [--backend sqlite|postgres|both] [--failing 1000] [--duration 60]
                                  [--channels webhook,mattermost,opsgenie] [--clients 8] [--rate 200]
-                                 [--repeat 2]
+                                 [--repeat 2] [--batch-paths]
 
 Each run starts a fresh runlog server (bench_server's machinery: its own database, free port)
 and three receivers on 127.0.0.1, one per channel. Through the stock Prefect client it saves
@@ -22,7 +22,13 @@ RUNLOG_NOTIFIER_ENABLED=false, alternating (on, off, off, on, ...) so that the b
 drifts evenly over both; every run is a fresh server and database. Reported: the others'
 set_state p50 / p99 (median of the runs) both ways and their ratio; per channel the alerts
 received (each channel must get every failing run exactly once: a loss or a duplicate is
-printed loudly and makes the exit status 1) and the Failed -> receiver latency.
+printed loudly and makes the exit status 1) and the Failed -> receiver latency. The
+notifier's CPU per delivery is each on run's CPU (server plus PostgreSQL) minus its off
+neighbour's, the other clients' transitions that the on run made fewer (a starved run) added
+back at the off run's CPU per transition, over the deliveries: it moves far less with the
+box's load than the p99 does. --batch-paths adds, from the server's /metrics over the
+window and the drain, how many group-commit batches it wrote, and on PostgreSQL how many went
+in one statement on the writer's guesses and how many took the locked transaction.
 
 The default channels are unpaced kinds: Slack's webhooks are paced at one message a second
 and Discord's at two (notifier/limits.py), so 1,000 alerts to Slack take 1,000 s by design;
@@ -178,6 +184,19 @@ class RunResult:
     load: str = ""
     server_cpu: float = 0.0  # seconds, the runlog server's process over the window and the drain
     pg_cpu: float = 0.0  # seconds, the PostgreSQL backends serving its database (0 on SQLite)
+    batches: dict[str, float] = field(default_factory=dict)  # --batch-paths: over the window and the drain
+
+    @property
+    def cpu(self) -> float:
+        return self.server_cpu + self.pg_cpu
+
+    def batch_note(self) -> str:
+        if not self.batches:
+            return "-"
+        note = f"{self.batches['batches']:,.0f}"
+        if self.backend == "postgres":
+            note += f" ({self.batches['one_statement']:,.0f} one statement, {self.batches['locked']:,.0f} locked)"
+        return note
 
     def problems(self, expected: int) -> list[str]:
         out = []
@@ -201,6 +220,26 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
         if resp.status >= 300:
             raise RuntimeError(f"POST {url}: {resp.status} {await resp.text()}")
         return await resp.json()
+
+
+async def batch_counts(server_base: str) -> dict[str, float]:
+    """The server's batch counters from /metrics: batches written, and PostgreSQL's by path."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {"runlog_eventstore_batch_appends_count": "batches",
+              "runlog_eventstore_batch_paths_total": "path"}
+    counts: dict[str, float] = {"batches": 0.0, "one_statement": 0.0, "locked": 0.0}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server_base.removesuffix("/api") + "/metrics") as resp:
+            text = await resp.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            kind = wanted.get(sample.name)
+            if kind == "batches":
+                counts["batches"] += sample.value
+            elif kind == "path":
+                counts[sample.labels.get("path", "")] = counts.get(sample.labels.get("path", ""), 0.0) + sample.value
+    return counts
 
 
 def _state(kind: str) -> dict:
@@ -264,6 +303,7 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
             server_cpu0 = server.cpu_seconds()
             backends = await postgres_backends(server)
             pg_cpu0 = cpu_of(backends)
+            batches0 = await batch_counts(server.base) if args.batch_paths else {}
             label = "on" if notifier else "off"
             profiler = None
             if args.profile:
@@ -285,23 +325,48 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(2.0)  # a late duplicate would show up here
             server_cpu = server.cpu_seconds() - server_cpu0
+            batches = {}
+            if args.batch_paths:
+                batches1 = await batch_counts(server.base)
+                batches = {key: batches1.get(key, 0.0) - batches0.get(key, 0.0) for key in batches1}
             pg_cpu = sum(cpu_of(backends).values()) - sum(pg_cpu0.get(pid, 0.0) for pid in cpu_of(backends))
             latencies = sorted(stats.set_state_latency)
             result = RunResult(
                 backend, notifier, percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000,
                 len(latencies), sum(stats.errors.values()), sent, failing_errors, load=load_note,
-                server_cpu=server_cpu, pg_cpu=pg_cpu,
+                server_cpu=server_cpu, pg_cpu=pg_cpu, batches=batches,
             )
             result.channels = [(r.name, r.delivered, r.duplicates, r.unknown, r.latencies()) for r in receivers]
             got = ", ".join(f"{r.name} {r.delivered}" for r in receivers) if notifier else "-"
             progress(f"    set_state p50 {result.p50:.1f} ms p99 {result.p99:.1f} ms over {result.transitions} "
-                     f"transitions; alerts: {got}; server CPU {server_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s; {load_note}")
+                     f"transitions; alerts: {got}; server CPU {server_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s; "
+                     f"batches {result.batch_note()}; {load_note}")
             for problem in result.problems(args.failing):
                 progress(f"    !!! {problem}")
             return result
     finally:
         for receiver in receivers:
             await receiver.stop()
+
+
+def _per_delivery(results: list[RunResult], deliveries: int) -> str:
+    """The notifier's CPU per delivery, ms: for each on run and the off run next to it (the
+    runs alternate on, off, off, on, ...), the on run's CPU minus the off run's, the other
+    clients' transitions it made fewer added back at the off run's CPU per transition (that
+    includes the failing runs' own requests, so it adds back a little too much); the median
+    of the pairs, and each pair's figure."""
+    figures = []
+    for i in range(0, len(results) - 1, 2):
+        pair = results[i:i + 2]
+        on = next((r for r in pair if r.notifier), None)
+        off = next((r for r in pair if not r.notifier), None)
+        if on is None or off is None or not off.transitions or not deliveries:
+            continue
+        starved = (off.transitions - on.transitions) * off.cpu / off.transitions
+        figures.append((on.cpu - off.cpu + starved) * 1000 / deliveries)
+    if not figures:
+        return "-"
+    return f"{median(figures):.2f} ({', '.join(f'{f:.2f}' for f in figures)})"
 
 
 def _ms(values: list[float], q: float) -> str:
@@ -313,12 +378,13 @@ async def main_async(args: argparse.Namespace) -> int:
     out = [f"Command: `python -m bench.bench_fanout {' '.join(sys.argv[1:])}`", "",
            f"uptime at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", ""]
     summary = ["| backend | set_state p50 ms, notifier off | on | p99 ms, off | on | p99 on/off | "
-               "server + PostgreSQL CPU s, off | on | runs |",
-               "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+               "server + PostgreSQL CPU s, off | on | notifier CPU ms per delivery | runs |",
+               "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     deliveries = ["| backend | channel | alerts received (of failing x runs) | lost | duplicated | "
                   "Failed -> receiver p50 ms | p99 ms | max ms |", "|---|---|--:|--:|--:|--:|--:|--:|"]
-    runs = ["| backend | notifier | set_state p50 ms | p99 ms | transitions | errors | server CPU s | PostgreSQL CPU s | load |",
-            "|---|---|--:|--:|--:|--:|--:|--:|---|"]
+    runs = ["| backend | notifier | set_state p50 ms | p99 ms | transitions | errors | server CPU s | PostgreSQL CPU s | "
+            "batches | load |",
+            "|---|---|--:|--:|--:|--:|--:|--:|---|---|"]
     failed = False
     for backend in backends:
         results: list[RunResult] = []
@@ -334,7 +400,7 @@ async def main_async(args: argparse.Namespace) -> int:
         off = [r for r in results if not r.notifier]
         for r in results:
             runs.append(f"| {backend} | {'on' if r.notifier else 'off'} | {r.p50:.1f} | {r.p99:.1f} | "
-                        f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.load} |")
+                        f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.batch_note()} | {r.load} |")
             if r.problems(args.failing):
                 failed = True
         if on and off:
@@ -342,8 +408,8 @@ async def main_async(args: argparse.Namespace) -> int:
             summary.append(
                 f"| {backend} | {median([r.p50 for r in off]):.1f} | {median([r.p50 for r in on]):.1f} | "
                 f"{p99_off:.1f} | {p99_on:.1f} | {p99_on / p99_off:.2f} | "
-                f"{median([r.server_cpu + r.pg_cpu for r in off]):.1f} | {median([r.server_cpu + r.pg_cpu for r in on]):.1f} | "
-                f"{len(off)} + {len(on)} |"
+                f"{median([r.cpu for r in off]):.1f} | {median([r.cpu for r in on]):.1f} | "
+                f"{_per_delivery(results, args.failing * len(args.channels))} | {len(off)} + {len(on)} |"
             )
         for index, name in enumerate(args.channels):
             got = sum(r.channels[index][1] for r in on)
@@ -377,6 +443,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runlog-command", default=None)
     parser.add_argument("--keep-logs", default=None)
     parser.add_argument("--wait-quiet", type=float, default=0.0)
+    parser.add_argument("--batch-paths", action="store_true",
+                        help="count the group-commit batches from the server's /metrics (PostgreSQL: by path)")
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="py-spy the server over each window into DIR (needs py-spy) and print where its time went")
     args = parser.parse_args(argv)

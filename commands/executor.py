@@ -178,9 +178,7 @@ class Executor:
         ``retry_conflicts=False``, raises its ConcurrencyError with nothing stored). Their
         outcomes, in ``commands``' order."""
         for attempt in range(self._max_attempts):
-            views = await asyncio.gather(*(
-                _cached_or_load(self.cache, command.cache_key, command.load) for command in commands
-            ))
+            views = await _views_of(self.cache, commands)
             now = self.clock()
             decisions: list[Decided[Any]] = []
             for command, view in zip(commands, views, strict=True):
@@ -222,6 +220,18 @@ class Executor:
 
 async def _cached_or_load(cache: ViewCache, key: str | None, load: Callable[[], Awaitable[Any]]) -> Any:
     return (cache.get(key) if key is not None else None) or await load()
+
+
+async def _views_of(cache: ViewCache, commands: Sequence[Command[Any, Any]]) -> list[Any]:
+    """Each command's view, the loads made together; a creation's (``no_view``) is None without
+    a task: a firing's records (seven for a rule with three channels) are all creations, and
+    gather made a task for each load."""
+    views: list[Any] = [None] * len(commands)
+    loading = [(index, command) for index, command in enumerate(commands) if command.load is not no_view or command.cache_key is not None]
+    loaded = await asyncio.gather(*(_cached_or_load(cache, c.cache_key, c.load) for _, c in loading))
+    for (index, _), view in zip(loading, loaded, strict=True):
+        views[index] = view
+    return views
 
 
 T = TypeVar("T")

@@ -26,6 +26,15 @@ BATCH_EVENTS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
 
+BATCH_PATHS = Counter(
+    "runlog_eventstore_batch_paths",
+    "PostgreSQL's committed batches by how they were written: in one statement on the writer's "
+    "guesses (one_statement), or in a transaction holding the append lock (locked)",
+    ("path",),
+)
+ONE_STATEMENT = BATCH_PATHS.labels("one_statement")
+LOCKED = BATCH_PATHS.labels("locked")
+
 
 def batch_committed(appends: int, events: int, rejected: int) -> None:
     """Count one committed batch: APPENDS requests of which REJECTED failed, EVENTS new events."""

@@ -28,7 +28,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from . import migrate
+from . import metrics, migrate
 from .base import InlineProjection, RecordedEvent
 from .errors import (
     EventStoreError,
@@ -524,10 +524,12 @@ class PostgresStore(BatchingStore):
         if self._head_seen >= 0:  # unknown after opening or a failed batch: probe
             plan = await self._append_on_guesses(conn, requests)
             if plan is not None:
+                metrics.ONE_STATEMENT.inc()
                 return plan
         async with conn.transaction():
             plan = await self._append_probed(conn, requests)
             await self._apply_inline(PostgresTx(conn), plan)
+        metrics.LOCKED.inc()
         return plan
 
     async def _append_on_guesses(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan | None:

@@ -29,7 +29,7 @@ from .planning import AppendRequest, BatchPlan, plan_batch
 from .tables import RowChanges, grouped_columns, persist
 from .tx import SqliteTx
 from .urls import DatabaseURL
-from .writer import BatchingStore
+from .writer import SQL_STREAM_VERSION, BatchingStore
 
 
 _COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
@@ -435,6 +435,13 @@ class SqliteStore(BatchingStore):
         it (projections/catchup.py), and the reader thread's round trip cost more than the read."""
         ((head,),) = await self._fetch_here(SQL_HEAD)
         return head
+
+    async def stream_version(self, stream_id: str) -> int:
+        """Read on the loop's thread too, like ``head``: the notifier reads the ``blocks``
+        stream's version before every send (notifier/sending.py), a one-row index read that the
+        reader thread's round trip cost more than."""
+        ((version,),) = await self._fetch_here(SQL_STREAM_VERSION, (stream_id,))
+        return int(version)
 
 
 __all__ = ["SqliteStore", "migration_connection"]

@@ -40,7 +40,7 @@ the service runner: with several processes on one PostgreSQL, the leader matches
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -60,7 +60,7 @@ from runlog.schema.automations import AutomationDefinition
 
 from . import templates, triggers
 from .acting import Actor
-from .resolving import Resolver, asks_to_resolve, completes_a_run
+from .resolving import COMPLETED, Resolver, asks_to_resolve, completes_a_run
 
 log = structlog.get_logger("runlog.notifier")
 
@@ -83,6 +83,41 @@ class _Automation:
     muted_until: datetime | None
     buckets: dict[triggers.BucketKey, triggers.Bucket]
 
+
+
+class _Interest:
+    """The flow-run state events some enabled automation could use: those whose name one of its
+    triggers expects or starts a window with (an event no trigger matches leaves every trigger
+    as it was, triggers.observe), and a run's completion when a rule resolves its alerts. Mutes
+    are left out: a muted automation only makes the set larger than needed, never smaller."""
+
+    def __init__(self, patterns: list[str], completions: bool) -> None:
+        self._patterns = patterns
+        self._completions = completions
+        self._names: dict[str, bool] = {}  # event name -> some pattern matches it
+
+    @classmethod
+    def of(cls, automations: Iterable[_Automation]) -> _Interest | None:
+        """None when some enabled trigger expects every event (an empty ``expect``)."""
+        patterns: list[str] = []
+        completions = False
+        for automation in automations:
+            definition = automation.definition
+            if not definition.enabled:
+                continue
+            if not definition.trigger.expect:
+                return None
+            patterns += [*definition.trigger.expect, *definition.trigger.after]
+            completions = completions or asks_to_resolve(definition)
+        return cls(patterns, completions)
+
+    def __call__(self, name: str, state_type: str) -> bool:
+        if self._completions and state_type == COMPLETED:
+            return True
+        known = self._names.get(name)
+        if known is None:
+            known = self._names[name] = any(triggers.label_matches(p, name) for p in self._patterns)
+        return known
 
 
 def _load(view: automation_reads.AutomationView) -> AutomationDefinition | None:
@@ -131,6 +166,8 @@ class Matcher:
         self._acting: set[asyncio.Task[None]] = set()
         self._started = 0  # how many pages' firings were handed to _acting, ever
         self._failed: BaseException | None = None
+        # The automations' interest in flow-run events (_interest), with the dict it was made of.
+        self._interested: tuple[dict[UUID, _Automation], _Interest | None] | None = None
 
     def service(self) -> Service:
         async def wake() -> None:
@@ -287,7 +324,7 @@ class Matcher:
                 self._actor.forget_blocks()  # a channel edited, renamed or deleted: read it again
             elif record.stream_id.startswith(streams.FLOW) and not record.stream_id.startswith(streams.FLOW_RUN):
                 self._actor.forget_flows()  # a flow created, edited or deleted: the messages show it as it is
-            for event in await self._derivation.events_of(record):
+            for event in await self._derivation.events_of(record, wanted=await self._interest()):
                 for automation in await self._enabled(event.occurred):
                     if _own(automation, event):
                         continue
@@ -408,6 +445,16 @@ class Matcher:
         if self._unannounced:
             self._unannounced = 0
             self._on_scheduled()
+
+    async def _interest(self) -> _Interest | None:
+        """Which flow-run state events the automations as loaded now could use (None: any), so
+        that the derivation builds no event that every trigger would pass over. Asked for each
+        record: an automation created earlier in the same page counts from its next record on."""
+        await self._enabled(self._clock())  # loads them again if one changed
+        automations = self._automations or {}
+        if self._interested is None or self._interested[0] is not automations:
+            self._interested = (automations, _Interest.of(automations.values()))
+        return self._interested[1]
 
     async def _enabled(self, at: datetime) -> list[_Automation]:
         if self._automations is None or self._stale:

@@ -181,7 +181,6 @@ class DeliveriesProjection:
     name = "deliveries"
     version = VERSION
     tables = (DELIVERIES, CHANNEL_HEALTH)
-    per_event = True  # an attempt folds onto the row its delivery's scheduling wrote, maybe in the same batch
     event_types = _TYPES  # the only events it folds (a rebuild hands it no others)
 
     def __init__(self, size: int = RECENT) -> None:
@@ -238,17 +237,25 @@ class DeliveriesProjection:
         self._prepared = ([], {})
 
     async def changes(self, tx: Tx, events: Sequence[RecordedEvent]) -> RowChanges:
+        """The rows of a whole batch, folded in one call and written in one go: a delivery's
+        earlier events in the batch are folded from this call's own views (they are not written
+        yet), others from the view remembered at the version before, else from its row."""
         changes = RowChanges()
+        batch: dict[UUID, DeliveryView] = {}  # this call's views, the latest of each delivery
         for record in events:
             if record.type not in _TYPES or not record.stream_id.startswith(streams.DELIVERY):
                 continue
             event = catalogue.decode(record.data)
-            known = self._views.at_version(str(event.delivery_id), record.version - 1)
-            if known is None:
+            known = batch.get(event.delivery_id)
+            if known is None or known.version != record.version - 1:
+                known = self._views.at_version(str(event.delivery_id), record.version - 1)
+            if known is None and event.delivery_id not in batch:
+                # No earlier event of this batch folded it, so its row is as the batch found it.
                 known = await get(tx, event.delivery_id)
             view = evolve_delivery(known, event, record.version)
             if view is None:
                 continue
+            batch[view.id] = view
             # Kept before the commit: if the batch fails, the store calls ``forget``.
             self._views.put(str(view.id), view)
             changes.upsert(DELIVERIES, delivery_row(view))

@@ -21,6 +21,7 @@ it, when the notifier recorded that action's ``.triggered`` event (on the stream
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -250,8 +251,15 @@ class Derivation:
         self._triggered: _Lru = _Lru(cache_size)
         self._work_pools = WorkPoolsFold(store)
 
-    async def events_of(self, record: RecordedEvent) -> list[PrefectEvent]:
-        """The feed events of one record. Raises msgspec.DecodeError for a payload that is no event."""
+    async def events_of(
+        self, record: RecordedEvent, *, wanted: Callable[[str, str], bool] | None = None,
+    ) -> list[PrefectEvent]:
+        """The feed events of one record. Raises msgspec.DecodeError for a payload that is no event.
+
+        ``wanted(name, state_type)``: whether the caller uses a flow run's state event of that
+        name and state type; one it does not is not built (the run is still folded, so the next
+        record of the run needs no read). The notifier's matcher passes the names its rules
+        expect: most state changes of a busy server match no rule."""
         if record.type.startswith("flow.") and record.stream_id.startswith(streams.FLOW):
             self._fold_flow(record)
             return []
@@ -274,6 +282,8 @@ class Derivation:
         after = evolve_flow_run(before, event, record.version)
         self._runs.put(record.stream_id, (record.version, after))
         if not isinstance(event, catalogue.FlowRunStateChanged) or after is None:
+            return []
+        if wanted is not None and not wanted(f"prefect.flow-run.{event.state.name}", event.state.type._value_):
             return []
         flow = await self._flow_at(after.flow_id, record.position)
         deployment = None

@@ -47,3 +47,18 @@ async def test_committed_and_rejected_appends_and_their_batches_are_counted(stor
     assert delta["events"] == delta["batched_events"] == 12
     assert delta["batched_appends"] == 12  # every request, the rejected one too, was in one batch
     assert 3 <= delta["batches"] <= 12  # the first two alone; the ten in one batch or more
+
+
+async def test_postgres_batches_are_counted_by_how_they_were_written(store, backend) -> None:
+    """PostgreSQL's first batch takes the locked transaction (its writer knows no head yet); the
+    next, with nothing else appending, goes in one statement on its guesses. SQLite counts none."""
+    def paths() -> tuple[float, float]:
+        return sample("runlog_eventstore_batch_paths_total", path="one_statement"), \
+            sample("runlog_eventstore_batch_paths_total", path="locked")
+
+    before = paths()
+    await store.append(f"metered-{uuid4()}", [new()])
+    await store.append(f"metered-{uuid4()}", [new()])
+    after = paths()
+    delta = (after[0] - before[0], after[1] - before[1])
+    assert delta == ((1, 1) if backend == "postgres" else (0, 0))

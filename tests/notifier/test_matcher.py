@@ -176,3 +176,35 @@ async def test_the_checkpoint_is_written_at_most_once_a_second_and_a_restart_mat
     clock.advance(1)
     await matcher.step(clock())
     assert await checkpoint(store, NAME) == await store.head()
+
+
+async def test_state_events_no_rule_expects_are_not_built_and_a_rule_made_mid_page_counts_from_its_record(
+    store, clock, monkeypatch,
+) -> None:
+    from runlog.projections import prefect_events
+
+    await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    matcher = matcher_for(store, clock)
+    await matcher.step(clock())
+    built: list[str] = []
+    real = prefect_events.flow_run_state_event
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        built.append(args[3].name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prefect_events, "flow_run_state_event", counted)
+    await a_run_in(store, clock, StateType.COMPLETED, tags=["daily-etl"], name="before-the-rule")
+    failures = failed_runs_of("daily-etl")
+    completions = msgspec.structs.replace(
+        failures, name="daily-etl completions",
+        trigger=msgspec.structs.replace(failures.trigger, expect={"prefect.flow-run.Completed"}),
+    )
+    await automations.create(store, completions, clock=clock)  # in the same page as the runs around it
+    after = await a_run_in(store, clock, StateType.COMPLETED, tags=["daily-etl"], name="after-the-rule")
+
+    assert await matcher.step(clock()) == 1
+    [delivery] = await scheduled(store)
+    assert delivery.scheduled.flow_run_id == after
+    # Neither run's Pending or Running, nor the first one's Completed, was a state any rule expected.
+    assert built == ["Completed"]

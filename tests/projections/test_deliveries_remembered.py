@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from runlog.eventstore import NewEvent, RowChanges, open_store
+from runlog.eventstore import NewEvent, RowChanges, StreamAppend, open_store
 from runlog.eventstore.planning import Row
 from runlog.projections import deliveries
 from runlog.projections.deliveries import DeliveriesProjection, evolve_delivery
@@ -29,9 +29,11 @@ class CountingDeliveries(DeliveriesProjection):
     def __init__(self) -> None:
         super().__init__()
         self.read_path: list[str] = []
+        self.calls = 0
 
     async def changes(self, tx, events):  # type: ignore[no-untyped-def]
         self.read_path += [e.type for e in events]
+        self.calls += 1
         return await super().changes(tx, events)
 
 
@@ -167,3 +169,26 @@ async def test_a_failed_batch_leaves_nothing_remembered(store_url):
         assert projection.prepare([after]) is None  # nor the views of the failed batch
         view = await stored_view(store, delivery_id)
         assert view is not None and view == await folded(store, delivery_id) and view.version == 2
+
+
+async def test_a_batch_of_several_deliveries_is_folded_in_one_call_without_the_views_remembered(store_url):
+    """A batch holding a delivery's scheduling, attempt and sending and another's: its rows are
+    the fold of the log though nothing is remembered between its events (a cache of one view)
+    and its rows are written once, after the whole batch is folded."""
+    projection = CountingDeliveries()
+    projection._views = type(projection._views)(1)  # remembers one view: the batch's own are what count
+    first, second, channel_id = uuid4(), uuid4(), uuid4()
+    async with open_store(store_url, projections=[projection]) as store:
+        await store.append_streams([
+            StreamAppend(streams.delivery(first), [
+                event(scheduled(first, channel_id)), event(attempted(first, 1, "retry")),
+                event(attempted(first, 2, "sent", 200)), event(sent(first, 2)),
+            ]),
+            StreamAppend(streams.delivery(second), [event(scheduled(second, channel_id)), event(attempted(second, 1, "gone", 410))]),
+        ])
+        for delivery_id in (first, second):
+            view = await stored_view(store, delivery_id)
+            assert view is not None and view == await folded(store, delivery_id)
+        assert [len((await stored_view(store, d)).attempts) for d in (first, second)] == [2, 1]  # type: ignore[union-attr]
+        assert (await health(store, channel_id))[0] == deliveries.FAILING  # the gone attempt came after the sending
+    assert projection.calls == 1
