@@ -441,6 +441,23 @@ async def page_ids(tx, d, body: dict[str, Any], sort: str, limit: int, offset: i
     return [row[0] for row in rows]
 
 
+async def assert_pages_agree(server: Server, tx, shaped, bodies: list[dict[str, Any]], sorts: tuple[str, ...]) -> None:
+    """Each body's pages read as ``shaped`` reads them equal the plain query's, and so do
+    /filter's and /paginate's (page 2 of 3 a page, and the count of them all)."""
+    for body in bodies:
+        for sort in sorts:
+            for limit, offset in ((2, 0), (3, 4), (200, 0)):
+                read = await page_ids(tx, tx, body, sort, limit, offset)
+                assert await page_ids(tx, shaped, body, sort, limit, offset) == read, (body, sort)
+                listed = await call(server, "POST", "/flow_runs/filter",
+                                    {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
+                assert [run["id"] for run in listed] == read, (body, sort, limit, offset)
+            paged = await call(server, "POST", "/flow_runs/paginate",
+                               {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
+            assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
+            assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0)), (body, sort)
+
+
 async def test_a_page_by_tags_is_the_same_probed_per_run_or_read_from_the_tags_runs(env, clock, store_url):
     async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
         world = World(server, random.Random(5))
@@ -448,19 +465,8 @@ async def test_a_page_by_tags_is_the_same_probed_per_run_or_read_from_the_tags_r
         await world.change()  # retagged and deleted runs: their tag rows must follow
         async with open_store(store_url, migrate=False) as store, store.reading() as tx:
             probed = Dialect(tx.dialect, probe_tags=True)
-            for body in TAG_PAGES:
-                for sort in ("ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC", "NAME_DESC"):
-                    for limit, offset in ((2, 0), (3, 4), (200, 0)):
-                        from_set = await page_ids(tx, tx, body, sort, limit, offset)
-                        assert await page_ids(tx, probed, body, sort, limit, offset) == from_set, (body, sort)
-                        listed = await call(server, "POST", "/flow_runs/filter",
-                                            {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
-                        assert [run["id"] for run in listed] == from_set, (body, sort, limit, offset)
-                    # /paginate: page 2 of 3 a page, and the count of them all
-                    paged = await call(server, "POST", "/flow_runs/paginate",
-                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
-                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
-                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0)), (body, sort)
+            sorts = ("ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC", "NAME_DESC")
+            await assert_pages_agree(server, tx, probed, TAG_PAGES, sorts)
             assert await page_ids(tx, tx, TAG_PAGES[0], "ID_DESC", 200, 0)  # the tags are there at all
 
 
@@ -519,18 +525,7 @@ async def test_a_page_walking_the_sorts_index_is_the_page_read_through_the_condi
         fast, _slow = bodies(world)
         async with open_store(store_url, migrate=False) as store, store.reading() as tx:
             walked = Dialect(tx.dialect, probe_tags=True, walk=True)
-            for body in fast:
-                for sort in ("ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC"):
-                    for limit, offset in ((2, 0), (3, 4), (200, 0)):
-                        read = await page_ids(tx, tx, body, sort, limit, offset)
-                        assert await page_ids(tx, walked, body, sort, limit, offset) == read, (body, sort)
-                        listed = await call(server, "POST", "/flow_runs/filter",
-                                            {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
-                        assert [run["id"] for run in listed] == read, (body, sort, limit, offset)
-                    paged = await call(server, "POST", "/flow_runs/paginate",
-                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
-                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
-                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0)), (body, sort)
+            await assert_pages_agree(server, tx, walked, fast, ("ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC"))
 
 
 async def test_sqlite_walks_the_sorts_index_only_when_the_exact_count_says_it_is_shorter(env, clock, store_url):
@@ -583,13 +578,5 @@ async def test_a_time_range_sorted_by_the_other_time_is_read_and_sorted_with_the
                     shaped = await run_counts.page_shape(tx, decoded, sort, 3, 0)
                     other = ("start_time" in body["flow_runs"]) == sort.startswith("EXPECTED")
                     assert isinstance(shaped, Dialect) and shaped.sorted_read if other else shaped is tx, (body, sort)
-                    for limit, offset in ((3, 0), (3, 4), (200, 0)):
-                        read = await page_ids(tx, tx, body, sort, limit, offset)
-                        listed = await call(server, "POST", "/flow_runs/filter",
-                                            {**body, "sort": sort, "limit": limit, "offset": offset}, expect=(200,))
-                        assert [run["id"] for run in listed] == read, (body, sort, limit, offset)
-                    paged = await call(server, "POST", "/flow_runs/paginate",
-                                       {**body, "sort": sort, "limit": 3, "page": 2}, expect=(200,))
-                    assert [run["id"] for run in paged["results"]] == await page_ids(tx, tx, body, sort, 3, 3)
-                    assert paged["count"] == len(await page_ids(tx, tx, body, sort, 200, 0))
+                    await assert_pages_agree(server, tx, shaped, [body], (sort,))
             assert await page_ids(tx, tx, TIME_PAGES[0], "ID_DESC", 200, 0)  # the range holds runs
