@@ -61,4 +61,3 @@ class PostgresTx:
         except asyncpg.UniqueViolationError:
             return False
         return True
-
