@@ -256,12 +256,10 @@ def _fold(
 ) -> None:
     """Fold the batch's events into ``views`` (in place) and record the rows that change; with
     ``partial``, which columns of each stored row they change (see ``_Sources``)."""
-    stored = dict(views) if partial and kind.sources is not None else {}  # the views the stored rows were made of
+    prior = dict(views)  # the views before the batch (a fold replaces them, never changes one)
+    stored = prior if partial and kind.sources is not None else {}  # the views the stored rows were made of
     before = {run_id: dict.fromkeys(view.tags) for run_id, view in views.items() if view is not None}
     counted = {run_id: _counted(view) for run_id, view in views.items() if view is not None} if kind.counts else {}
-    # A run's name and creation time (migration 0033): written when a run is created, renamed or
-    # deleted, never by a state change, so the newest runs are read off this table's index.
-    names = {run_id: (view.name, view.created) for run_id, view in views.items() if view is not None} if kind.names else {}
     if kind.fold is not None and len(batch) > 1:
         # Each run's events at once (projections/runs_batch.py): a rebuild's batches hold runs
         # from their creation to their end, whose intermediate views nobody reads.
@@ -287,7 +285,10 @@ def _fold(
             changed = kind.sources.changed(old, view) if old is not None and kind.sources is not None else None
             changes.upsert(kind.table, kind.to_row(view), changed=changed)
             new_tags = dict.fromkeys(view.tags)
-            if kind.names is not None and names.get(run_id) != (view.name, view.created):
+            # A run's name and creation time (migrations 0030, 0033): written when a run is created,
+            # renamed or deleted, never by a state change, so the newest runs are read off its index.
+            was = prior.get(run_id)
+            if kind.names is not None and (was is None or was.name != view.name or was.created != view.created):
                 changes.upsert(kind.names, (id_text(view.id), view.name, us(view.created)))
         for tag in old_tags.keys() - new_tags.keys():
             changes.delete(kind.tags, (run_id, tag))
