@@ -3,6 +3,7 @@
 
     python -m bench.bench_import [--runs N] [--tasks-per-run K] [--logs-per-run L]
                                  [--backend sqlite|postgres|both] [--source PATH] [--postgres-url URL]
+                                 [--floor]
 
 The source is a Prefect 3.8.8 SQLite database: its schema made by Prefect's own migrations
 (`prefect server database reset -y`, from the Prefect found beside this Python or at
@@ -12,6 +13,13 @@ runs (default 1) of three states each and L log lines (default 3). --source keep
 use it again (it is made only when missing). The import runs through the same Importer the
 CLI uses, into a new runlog database on each backend, and prints runs/s, runs per CPU-second of
 the import's process (a database server's CPU not counted), events/s and the load average.
+
+--floor (SQLite): after the import, SQLite's own cost of storing what it stored. Every row the
+import left in runlog's tables (the events, the log lines, the views) is read out and written
+again through the sqlite3 module, with no runlog code, into a new database migrated the same
+way and opened with the import's connection settings, in transactions of GROUP_EVENTS events'
+rows as the import's appends are: the CPU it takes is a floor under any import into today's
+schema from Python, before a single source row is read or converted.
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from pathlib import Path
 
 from bench.bench_store import postgres_databases
 from runlog.commands.import_prefect import import_database, open_source
+from runlog.commands.import_prefect.importer import GROUP_EVENTS
 from runlog.eventstore import open_store
+from runlog.eventstore.sqlite import BULK_PRAGMAS
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BASE = datetime(2026, 1, 1)
@@ -125,6 +135,57 @@ async def import_into_postgres(source_url: str, admin_url: str) -> tuple[float, 
         return await import_into(source_url, url)
 
 
+async def _migrated(path: Path) -> None:
+    async with open_store(f"sqlite:///{path}"):
+        pass
+
+
+def floor(imported: Path, target: Path) -> tuple[float, float, int]:
+    """Store the rows of the runlog database ``imported`` again into a new one at ``target``
+    through sqlite3 alone: wall seconds, this process's CPU seconds, rows written."""
+    asyncio.run(_migrated(target))
+    source = sqlite3.connect(imported)
+    tables = [name for (name,) in source.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        " AND name NOT IN ('runlog_migrations')")]
+    # What the migrations wrote (projection versions, the server's key...) is not the import's.
+    db = sqlite3.connect(target, isolation_level=None)
+    for table in tables:
+        db.execute(f"DELETE FROM {table}")
+    db.close()
+    contents = {}
+    for table in tables:
+        rows = source.execute(f"SELECT * FROM {table} ORDER BY rowid" if _has_rowid(source, table)
+                              else f"SELECT * FROM {table}").fetchall()
+        if rows:
+            contents[table] = rows
+    source.close()
+    events = len(contents.get("events", ()))
+    batches = max(1, -(-events // GROUP_EVENTS))
+    db = sqlite3.connect(target, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    for pragma in BULK_PRAGMAS:
+        db.execute(pragma)
+    started, cpu = time.perf_counter(), time.process_time()
+    for batch in range(batches):  # each table's rows spread over the batches as the appends spread them
+        db.execute("BEGIN IMMEDIATE")
+        for table, rows in contents.items():
+            size = -(-len(rows) // batches)
+            part = rows[batch * size:(batch + 1) * size]
+            if part:
+                db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(part[0]))})", part)
+        db.execute("COMMIT")
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    db.close()
+    return elapsed, cpu, sum(len(rows) for rows in contents.values())
+
+
+def _has_rowid(db: sqlite3.Connection, table: str) -> bool:
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()[0]
+    return "WITHOUT ROWID" not in sql.upper()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20_000)
@@ -133,6 +194,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--source", type=Path, default=None)
     parser.add_argument("--postgres-url", default=os.environ.get("RUNLOG_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL))
+    parser.add_argument("--floor", action="store_true",
+                        help="after the SQLite import, the same rows stored through sqlite3 alone (see above)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-import-"))
     try:
@@ -155,6 +218,10 @@ def main() -> None:
                   f"{imported.get('log', 0)} log lines, {head} events in {elapsed:.1f}s ({cpu:.1f} CPU s): "
                   f"{runs / elapsed:,.0f} runs/s, {runs / cpu:,.0f} runs per CPU-second, "
                   f"{head / elapsed:,.0f} events/s (load {os.getloadavg()[0]:.1f})")
+            if backend == "sqlite" and args.floor:
+                elapsed, cpu, rows = floor(workdir / "runlog.db", workdir / "floor.db")
+                print(f"floor    the same {rows} rows through sqlite3 alone in {elapsed:.1f}s ({cpu:.1f} CPU s): "
+                      f"{runs / cpu:,.0f} runs per CPU-second (load {os.getloadavg()[0]:.1f})")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
