@@ -28,7 +28,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from . import metrics, migrate
+from . import deferred_indexes, metrics, migrate
 from .base import InlineProjection, RecordedEvent
 from .errors import (
     EventStoreError,
@@ -389,6 +389,16 @@ SQL_STALE_TABLES = (
 )
 
 
+async def _restore_indexes(conn: asyncpg.Connection, where: str) -> None:
+    """Make again the indexes a bulk writer set aside and did not make again (its process
+    died): see deferred_indexes. Under the migration lock, as _analyze."""
+    with translate_errors(where):
+        if not await deferred_indexes.saved(conn.fetch):
+            return
+        async with conn.transaction():
+            await deferred_indexes.restore(conn.fetch, conn.execute, "postgres")
+
+
 async def _analyze(conn: asyncpg.Connection, where: str) -> None:
     """ANALYZE the tables whose planner statistics are missing or stale, by autovacuum's rule,
     once the log is long enough to need them. A PostgreSQL without autovacuum (autovacuum =
@@ -432,6 +442,7 @@ class PostgresStore(BatchingStore):
             async with locked_migrations(conn, self._where) as migrations:
                 if self._migrate:
                     await migrate.upgrade(migrations, "postgres")
+                    await _restore_indexes(conn, self._where)
                     await _analyze(conn, self._where)
                 else:
                     await migrate.require_head(migrations, "postgres", self._where)

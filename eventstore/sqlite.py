@@ -22,7 +22,7 @@ import msgspec
 
 from runlog.schema.ids import id_texts
 
-from . import migrate
+from . import deferred_indexes, migrate
 from .base import InlineProjection, RecordedEvent
 from .errors import EventStoreError, InvalidEvent, SchemaError, StorageUnavailable, StoreClosed, WriteRejected
 from .planning import AppendRequest, BatchPlan, plan_batch
@@ -264,6 +264,28 @@ async def _immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
 ANALYZE_FROM_EVENTS = 10_000
 """A log this long gets planner statistics when a store opens it (see ``_analyze``)."""
 
+async def _restore_indexes(conn: aiosqlite.Connection, where: str) -> None:
+    """Make again the indexes a bulk writer set aside and did not make again (its process
+    died): see deferred_indexes."""
+    async def fetch(sql: str, *args: Any) -> list[Any]:
+        return list(await conn.execute_fetchall(sql, args))
+
+    async def execute(sql: str, *args: Any) -> None:
+        await conn.execute(sql, args)
+
+    with translate_errors(where):
+        if not await deferred_indexes.saved(fetch):
+            return
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await deferred_indexes.restore(fetch, execute, "sqlite")
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+
+
 async def _analyze(conn: aiosqlite.Connection) -> None:
     """Give SQLite's planner statistics (sqlite_stat1) once the database is large enough to
     need them: without them it drives a common tag's or pool's filter from the tag (all its
@@ -308,6 +330,7 @@ class SqliteStore(BatchingStore):
             migrations = SqliteMigrationConnection(self._writer_conn, self._where)
             if self._migrate:
                 await migrate.upgrade(migrations, "sqlite")
+                await _restore_indexes(self._writer_conn, self._where)
                 await _analyze(self._writer_conn)
             else:
                 await migrate.require_head(migrations, "sqlite", self._where)

@@ -20,7 +20,8 @@ from uuid import UUID
 import msgspec
 from cryptography.fernet import Fernet, InvalidToken
 
-from runlog.eventstore import EventStore, NewEvent, RecordedEvent, StreamAppend
+from runlog.eventstore import EventStore, NewEvent, RecordedEvent, StreamAppend, Tx
+from runlog.eventstore import deferred_indexes
 from runlog.projections import blocks as block_reads
 from runlog.projections.block_secrets import seal
 from runlog.schema import events as catalogue
@@ -38,6 +39,12 @@ FIRST_ID = UUID(int=0)
 SQL_POOL_NAMED = "SELECT id FROM work_pools WHERE name = ?"
 SQL_VARIABLE_NAMED = "SELECT id FROM variables WHERE name = ?"
 SQL_DOCUMENT_NAMED = "SELECT id FROM block_documents WHERE block_type_id = ? AND name = ?"
+SQL_RUNS_HELD = "SELECT count(*) FROM flow_runs"
+DEFERRED_TABLES = ("flow_runs", "task_runs", "logs", "flow_run_tags", "task_run_tags", "flow_run_names")
+"""The tables the runs, task runs and log lines fill, whose indexes that check nothing are set
+aside while they are imported (eventstore/deferred_indexes.py)."""
+DEFER_FROM_RUNS = 1000
+"""Below this many runs in the source the indexes stay: too little to matter either way."""
 
 
 @dataclass
@@ -82,6 +89,10 @@ class Importer:
     runlog_encryption_key: str | None = None
     """RUNLOG_SERVER_ENCRYPTION_KEY when set; else the key runlog's database keeps."""
     page: int = PAGE
+    defer_indexes: bool | None = None
+    """Whether the runs' and logs' indexes that check nothing are set aside while they are
+    appended and made once at the end; None: when the source has at least as many runs as
+    runlog already holds (see ``_defers``)."""
 
     async def run(self) -> Report:
         self.report.revision, self.report.prefect_version = await self.source.check_version()
@@ -91,13 +102,31 @@ class Importer:
         await self.deployments()
         await self.concurrency_limits()
         await self.variables()
-        await self.flow_runs()
-        await self.task_runs()
-        await self.logs()
+        deferred = await self._defers()
+        if deferred:
+            await self.store.write_transaction(_defer)
+        try:
+            await self.flow_runs()
+            await self.task_runs()
+            await self.logs()
+        finally:
+            if deferred:  # also after an error; a process that dies leaves it to the next store opened
+                await self.store.write_transaction(_restore)
         await self.artifacts()
         await self.blocks()
         await self.automations()
         return self.report
+
+    async def _defers(self) -> bool:
+        """Set indexes aside when the import is large against what runlog holds: making an index
+        at the end sorts every row of its table, old ones too, where keeping it current costs a
+        b-tree insert per new row; past doubling the table, the sort is the cheaper."""
+        if self.defer_indexes is not None:
+            return self.defer_indexes
+        runs = await self._count("flow_run")
+        async with self.store.reading() as tx:
+            ((held,),) = await tx.fetch(SQL_RUNS_HELD)
+        return runs >= DEFER_FROM_RUNS and runs >= int(held)
 
     # -- appending ------------------------------------------------------------------------------
 
@@ -444,6 +473,14 @@ def _chunks(parts: Sequence[StreamAppend]) -> list[list[StreamAppend]]:
         chunks[-1].append(part)
         size += len(part.events)
     return chunks
+
+
+async def _defer(tx: Tx) -> None:
+    await deferred_indexes.defer(tx.fetch, tx.execute, tx.dialect, DEFERRED_TABLES)
+
+
+async def _restore(tx: Tx) -> None:
+    await deferred_indexes.restore(tx.fetch, tx.execute, tx.dialect)
 
 
 def _any_new(recorded: list[RecordedEvent], head: int) -> bool:
