@@ -12,7 +12,8 @@ RUNLOG_BENCH_PREFECT, /work/prefect-venv/bin/prefect by default), then filled di
 runs (default 1) of three states each and L log lines (default 3). --source keeps the file to
 use it again (it is made only when missing). The import runs through the same Importer the
 CLI uses, into a new runlog database on each backend, and prints runs/s, runs per CPU-second of
-the import's process (a database server's CPU not counted), events/s and the load average.
+the import's process, events/s and the load average; into PostgreSQL also the CPU of its server
+processes serving the import's database (read from /proc: a server on this machine).
 
 --floor (SQLite): after the import, SQLite's own cost of storing what it stored. Every row the
 import left in runlog's tables (the events, the log lines, the views) is read out and written
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -38,7 +40,9 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench.bench_store import postgres_databases
+import asyncpg
+
+from bench.bench_store import asyncpg_dsn, postgres_databases
 from runlog.commands.import_prefect import import_database, open_source
 from runlog.commands.import_prefect.importer import GROUP_EVENTS
 from runlog.eventstore import open_store
@@ -117,22 +121,69 @@ def make_source(path: Path, runs: int, tasks_per_run: int, logs_per_run: int) ->
     db.close()
 
 
-async def import_into(source_url: str, target_url: str) -> tuple[float, float, dict[str, int], int]:
+class BackendsCPU:
+    """The CPU seconds of the PostgreSQL server processes serving one database, as the kernel
+    counts them (/proc/PID/stat: the server on this machine): its connections' pids are looked
+    up every POLL seconds and each one's CPU is the last seen (at most POLL of a connection's
+    last work is missed). Zero where /proc cannot be read."""
+
+    POLL = 0.2
+
+    def __init__(self, admin_url: str, database: str) -> None:
+        self.admin_url, self.database = admin_url, database
+        self.seen: dict[int, float] = {}
+
+    async def __aenter__(self) -> BackendsCPU:
+        self._admin = await asyncpg.connect(asyncpg_dsn(self.admin_url))
+        self._task = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._admin.close()
+
+    async def _watch(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while True:
+            for (pid,) in await self._admin.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database):
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                self.seen[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            await asyncio.sleep(self.POLL)
+
+    @property
+    def cpu(self) -> float:
+        return sum(self.seen.values())
+
+
+async def import_into(source_url: str, target_url: str, admin_url: str | None = None,
+                      ) -> tuple[float, float, dict[str, int], int, float | None]:
     """The import as `runlog import prefect` makes it into an empty database: its wall-clock
-    seconds, this process's CPU seconds (the database server's, PostgreSQL's, not counted),
-    the rows imported per table and the events in the log."""
-    async with await open_source(source_url) as source:
+    seconds, this process's CPU seconds, the rows imported per table, the events in the log and
+    (``admin_url``: a PostgreSQL target) the CPU seconds of PostgreSQL's processes serving it."""
+    backends = None
+    async with await open_source(source_url) as source, contextlib.AsyncExitStack() as stack:
+        if admin_url is not None:
+            backends = await stack.enter_async_context(
+                BackendsCPU(admin_url, target_url.rsplit("/", 1)[1].split("?")[0]))
         started, cpu = time.perf_counter(), time.process_time()
         report = await import_database(source, target_url)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     async with open_store(target_url) as store:
         head = await store.head()
-    return elapsed, cpu, {name: table.imported for name, table in report.tables.items()}, head
+    return (elapsed, cpu, {name: table.imported for name, table in report.tables.items()}, head,
+            None if backends is None else backends.cpu)
 
 
-async def import_into_postgres(source_url: str, admin_url: str) -> tuple[float, float, dict[str, int], int]:
+async def import_into_postgres(source_url: str, admin_url: str,
+                               ) -> tuple[float, float, dict[str, int], int, float | None]:
     async with postgres_databases(admin_url, "import") as (url,):
-        return await import_into(source_url, url)
+        return await import_into(source_url, url, admin_url)
 
 
 async def _migrated(path: Path) -> None:
@@ -140,9 +191,14 @@ async def _migrated(path: Path) -> None:
         pass
 
 
-def floor(imported: Path, target: Path) -> tuple[float, float, int]:
+def floor(imported: Path, target: Path, *, deferred: bool = False, synchronous: str = "NORMAL") -> tuple[float, float, int]:
     """Store the rows of the runlog database ``imported`` again into a new one at ``target``
-    through sqlite3 alone: wall seconds, this process's CPU seconds, rows written."""
+    through sqlite3 alone: wall seconds, this process's CPU seconds, rows written.
+    ``deferred``: the secondary indexes that are not unique (none of them checks anything) dropped
+    first and made again at the end, their making counted; ``synchronous``: that pragma's value
+    while writing (a checkpoint with an fsync at the end is counted)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
     asyncio.run(_migrated(target))
     source = sqlite3.connect(imported)
     tables = [name for (name,) in source.execute(
@@ -164,10 +220,15 @@ def floor(imported: Path, target: Path) -> tuple[float, float, int]:
     batches = max(1, -(-events // GROUP_EVENTS))
     db = sqlite3.connect(target, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(f"PRAGMA synchronous = {synchronous}")
     for pragma in BULK_PRAGMAS:
         db.execute(pragma)
     started, cpu = time.perf_counter(), time.process_time()
+    indexes = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        " AND sql NOT LIKE 'CREATE UNIQUE%'").fetchall() if deferred else []
+    for name, _ in indexes:
+        db.execute(f"DROP INDEX {name}")
     for batch in range(batches):  # each table's rows spread over the batches as the appends spread them
         db.execute("BEGIN IMMEDIATE")
         for table, rows in contents.items():
@@ -176,6 +237,10 @@ def floor(imported: Path, target: Path) -> tuple[float, float, int]:
             if part:
                 db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(part[0]))})", part)
         db.execute("COMMIT")
+    for _, sql in indexes:
+        db.execute(sql)
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA wal_checkpoint(FULL)")
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     db.close()
     return elapsed, cpu, sum(len(rows) for rows in contents.values())
@@ -210,18 +275,24 @@ def main() -> None:
         for backend in backends:
             if backend == "sqlite":
                 target = workdir / "runlog.db"
-                elapsed, cpu, imported, head = asyncio.run(import_into(source_url, f"sqlite:///{target}"))
+                elapsed, cpu, imported, head, server = asyncio.run(import_into(source_url, f"sqlite:///{target}"))
             else:
-                elapsed, cpu, imported, head = asyncio.run(import_into_postgres(source_url, args.postgres_url))
+                elapsed, cpu, imported, head, server = asyncio.run(import_into_postgres(source_url, args.postgres_url))
             runs = imported.get("flow_run", 0)
             print(f"{backend:8} imported {runs} runs, {imported.get('task_run', 0)} task runs, "
                   f"{imported.get('log', 0)} log lines, {head} events in {elapsed:.1f}s ({cpu:.1f} CPU s): "
                   f"{runs / elapsed:,.0f} runs/s, {runs / cpu:,.0f} runs per CPU-second, "
                   f"{head / elapsed:,.0f} events/s (load {os.getloadavg()[0]:.1f})")
+            if server is not None:
+                print(f"{backend:8} PostgreSQL's processes {server:.1f} CPU s; with the import's: "
+                      f"{runs / (cpu + server):,.0f} runs per CPU-second")
             if backend == "sqlite" and args.floor:
-                elapsed, cpu, rows = floor(workdir / "runlog.db", workdir / "floor.db")
-                print(f"floor    the same {rows} rows through sqlite3 alone in {elapsed:.1f}s ({cpu:.1f} CPU s): "
-                      f"{runs / cpu:,.0f} runs per CPU-second (load {os.getloadavg()[0]:.1f})")
+                for what, options in (("as the import", {}), ("indexes deferred", {"deferred": True}),
+                                      ("synchronous=OFF", {"synchronous": "OFF"}),
+                                      ("both", {"deferred": True, "synchronous": "OFF"})):
+                    elapsed, cpu, rows = floor(workdir / "runlog.db", workdir / "floor.db", **options)
+                    print(f"floor    the same {rows} rows through sqlite3 alone, {what}, in {elapsed:.1f}s ({cpu:.2f} CPU s): "
+                          f"{runs / cpu:,.0f} runs per CPU-second (load {os.getloadavg()[0]:.1f})")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
