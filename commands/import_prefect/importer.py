@@ -43,8 +43,6 @@ SQL_RUNS_HELD = "SELECT count(*) FROM flow_runs"
 DEFERRED_TABLES = ("flow_runs", "task_runs", "logs", "flow_run_tags", "task_run_tags", "flow_run_names")
 """The tables the runs, task runs and log lines fill, whose indexes that check nothing are set
 aside while they are imported (eventstore/deferred_indexes.py)."""
-DEFER_FROM_RUNS = 1000
-"""Below this many runs in the source the indexes stay: too little to matter either way."""
 
 
 @dataclass
@@ -126,7 +124,7 @@ class Importer:
         runs = await self._count("flow_run")
         async with self.store.reading() as tx:
             ((held,),) = await tx.fetch(SQL_RUNS_HELD)
-        return runs >= DEFER_FROM_RUNS and runs >= int(held)
+        return runs > 0 and runs >= int(held)
 
     # -- appending ------------------------------------------------------------------------------
 

@@ -371,6 +371,11 @@ async def _event_ids(url: str) -> set[Any]:
     return ids
 
 
+async def _indexes(store) -> set[Any]:
+    async with store.reading() as tx:
+        return {tuple(row) for row in await tx.fetch("SELECT name, sql FROM sqlite_master WHERE type = 'index'")}
+
+
 @pytest.mark.parametrize("table", ["flow_run", "task_run", "log"])
 async def test_an_interrupted_import_run_again_ends_as_one_clean_import(prefect_source, tmp_path, table):
     clean, resumed = f"sqlite:///{tmp_path}/clean.db", f"sqlite:///{tmp_path}/resumed.db"
@@ -379,13 +384,16 @@ async def test_an_interrupted_import_run_again_ends_as_one_clean_import(prefect_
         await Importer(source, store).run()
     async with await open_source(prefect_source.database_url) as source, \
             open_store(resumed, projections=inline_projections()) as store:
+        indexes = await _indexes(store)
         with pytest.raises(Interrupted):
-            await Importer(source, store, progress=_Interrupt(table, 1), page=1).run()
+            await Importer(source, store, progress=_Interrupt(table, 1), page=1, defer_indexes=True).run()
         interrupted = await store.head()
+        assert await _indexes(store) == indexes  # made again when the import stopped
     async with await open_source(prefect_source.database_url) as source, \
             open_store(resumed, projections=inline_projections()) as store:
-        report = await Importer(source, store, page=1).run()
+        report = await Importer(source, store, page=1, defer_indexes=True).run()
         assert report.tables[table].already >= 1  # what the first attempt stored is not stored again
+        assert await _indexes(store) == indexes
     assert 0 < interrupted < len(await _event_ids(clean))
     assert await _event_ids(resumed) == await _event_ids(clean)
     done = subprocess.run([*RUNLOG, "projections", "verify"], cwd=ROOT, env=server_env(tmp_path, resumed),
