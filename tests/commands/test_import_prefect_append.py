@@ -52,3 +52,32 @@ async def test_records_sharing_a_stream_are_appended_one_after_the_other(store):
     versions = [(event.stream_id, event.version) async for event in store.read_all()]
     assert versions == [(shared, 1), (shared, 2), (page[2][0], 1)]
     assert importer.report.table("flow").imported == 3
+
+
+class _Counting:
+    """A source that only counts its runs (what ``_defers`` asks it)."""
+
+    def __init__(self, runs: int) -> None:
+        self.runs = runs
+
+    async def fetch(self, sql: str, *args):
+        assert sql == "SELECT count(*) AS n FROM flow_run"
+        return [{"n": self.runs}]
+
+
+async def _hold_runs(store, count: int) -> None:
+    async def insert(tx) -> None:
+        await tx.executemany(
+            "INSERT INTO flow_runs (id, version, flow_id, name, created, view) VALUES (?, 1, ?, ?, 0, ?)",
+            [(str(uuid4()), str(uuid4()), f"run-{n}", b"{}") for n in range(count)],
+        )
+    await store.write_transaction(insert)
+
+
+async def test_indexes_are_set_aside_when_the_source_has_at_least_as_many_runs_as_runlog(store):
+    assert await Importer(source=_Counting(5), store=store)._defers()  # type: ignore[arg-type]
+    assert not await Importer(source=_Counting(0), store=store)._defers()  # type: ignore[arg-type]
+    await _hold_runs(store, 6)
+    assert not await Importer(source=_Counting(5), store=store)._defers()  # type: ignore[arg-type]
+    assert await Importer(source=_Counting(6), store=store)._defers()  # type: ignore[arg-type]
+    assert not await Importer(source=_Counting(6), store=store, defer_indexes=False)._defers()  # type: ignore[arg-type]
