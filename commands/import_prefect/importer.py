@@ -5,6 +5,10 @@ A page's records go in as a few multi-stream appends of up to GROUP_EVENTS event
 atomic: a run's creation and its states are committed together or not at all), and the next
 page is read while they commit; every event has a fixed id (Prefect's, or derived from it), so a page imported
 before adds nothing and an interrupted import, run again, goes on where it stopped.
+
+While the runs, task runs and log lines go in, their tables' indexes that check nothing are set
+aside and made once at the end (eventstore/deferred_indexes.py), when the import is at least as
+large as what runlog holds.
 """
 
 from __future__ import annotations
