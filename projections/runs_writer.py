@@ -41,10 +41,11 @@ FLOW_RUNS = Table(
     key=("id",),
 )
 FLOW_RUN_TAGS = Table("flow_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
-FLOW_RUN_NAMES = Table("flow_run_names", ("run_id", "name", "created"), key=("run_id",))
-"""Each flow run's name, for the name like_ filter (api/queries/run_filters.py): on PostgreSQL
-its trigram index is here, not on flow_runs, whose every state change would rewrite it
-(migration 0030). Written only when a run is created, renamed or deleted."""
+FLOW_RUN_NAMES = Table("flow_run_names", ("run_id", "name", "created"), key=("run_id",), own=("id",))
+"""Each flow run's name, for the name like_ filter (api/queries/run_filters.py): its trigram
+index is here, not on flow_runs, whose every state change would rewrite it (migration 0030; on
+SQLite an FTS5 table kept by triggers, keyed by the ``id`` only SQLite has, migration 0035).
+Written only when a run is created, renamed or deleted."""
 TASK_RUNS = Table(
     "task_runs",
     ("id", "version", "flow_run_id", "name", "task_key", "dynamic_key", "state_type", "state_name",
