@@ -78,7 +78,7 @@ _NAME_TRIGRAMS = (
 )
 TRIGRAM = 3
 """The shortest like_ the trigram index serves; a shorter one on SQLite reads every name, with
-SQLite's lower(), which folds ASCII letters only (README, "Searching runs")."""
+SQLite's lower(), which folds ASCII letters only (documented in the README beside the trigram index)."""
 
 
 def _name_like(d: Sql, expr: str, value: str | None) -> Cond | None:
