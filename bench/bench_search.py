@@ -12,7 +12,9 @@ three per run, a few tags far more common than the rest) and 30 days of expected
 
 Then, with runlog served in this process, every filter the UI and the CLI use (state, tag,
 flow, deployment, work pool, time range, name like, and none) is asked as ``filter`` with
-limit 200 in the UI's sort orders, and as ``count``, K times each: p50 and p95 in ms.
+limit 200 in the UI's sort orders, and as ``count``, K times each: p50 and p95 in ms. The
+"newest runs" case is the event log's index page (GET /runlog/), whose 20 newest runs are read
+off flow_run_names.created (migration 0033); its rows are the runs the page lists.
 
 ``--pages-cpu`` adds what wall time on a loaded machine hides: the median CPU milliseconds
 each request cost the server process (this process: the event loop's thread and the SQLite
@@ -75,6 +77,13 @@ STATES = [
 ]
 WORDS = ["amber", "brisk", "cobalt", "dusty", "eager", "fuzzy", "gentle", "hazel", "icy", "jolly",
          "keen", "lucky", "mellow", "nimble", "olive", "proud", "quiet", "rusty", "sunny", "tidy"]
+
+
+NEWEST_RUNS = "newest runs"
+"""The event log's index page (GET /runlog/): its newest runs are read off flow_run_names'
+`created` index (migration 0033), joined to their runs, with the pools and limits."""
+RUN_LINK = "/runlog/time-travel/flow-run/"
+"""How the index page links each run it lists (counted as the case's rows)."""
 
 
 def progress(message: str) -> None:
@@ -282,18 +291,17 @@ async def settle(server: Server) -> None:
 async def timed(server: Server, method: str, path: str, payload: object, clock: CpuClock | None
                 ) -> tuple[float, tuple[float, float] | None, int, object]:
     """One request: wall ms, CPU ms (with a clock), HTTP status and the answer."""
-    if clock is None:
-        started = time.perf_counter()
-        status, answer = await server.request(method, path, json=payload)
-        return (time.perf_counter() - started) * 1000, None, status, answer
-    before = await clock.start()
+    # An API path, or (a page of runlog's own, NEWEST_RUNS) a path from the server's root.
+    url = server.base.removesuffix("/api") + path if path.startswith("/runlog/") else server.base + path
+    before = await clock.start() if clock is not None else None
     started = time.perf_counter()
-    async with server.session.request(method, server.base + path, json=payload) as response:
+    async with server.session.request(method, url, json=payload) as response:
         body = await response.read()
         status = response.status
+        json = response.content_type == "application/json"
     wall = (time.perf_counter() - started) * 1000
-    cpu = CpuClock.spent(before, await clock.stop())
-    return wall, cpu, status, msgspec.json.decode(body) if body else None
+    cpu = CpuClock.spent(before, await clock.stop()) if clock is not None and before is not None else None
+    return wall, cpu, status, (msgspec.json.decode(body) if json else body.decode()) if body else None
 
 
 async def measure(url: str, samples: int, seed: int, only: str | None, pages_cpu: bool = False) -> list[tuple]:
@@ -309,6 +317,8 @@ async def measure(url: str, samples: int, seed: int, only: str | None, pages_cpu
         async with serve(env) as server, (CpuClock.on(url) if pages_cpu else contextlib.nullcontext()) as clock:
             await settle(server)
             asks_by_case = [("floor", [("GET /api/health", "GET", "/health", None)])] if pages_cpu else []
+            if not only or any(part in NEWEST_RUNS for part in only.split(",")):
+                asks_by_case.append((NEWEST_RUNS, [("GET /runlog/", "GET", "/runlog/", None)]))
             for name, body in cases(cat):
                 if only and not any(part in name for part in only.split(",")):
                     continue
@@ -326,8 +336,9 @@ async def measure(url: str, samples: int, seed: int, only: str | None, pages_cpu
                         cpus.append(cpu)
                         if status != 200:
                             raise SystemExit(f"{name} {what}: HTTP {status} {answer}")
-                    # A page's rows, a count, or (the floor's health check) 0.
-                    size = len(answer) if isinstance(answer, list) else answer if type(answer) is int else 0
+                    # A page's rows, a count, the runs the event log's index lists, or (the floor's health check) 0.
+                    size = (len(answer) if isinstance(answer, list) else answer if type(answer) is int
+                            else answer.count(RUN_LINK) if isinstance(answer, str) else 0)
                     own = percentile([c[0] for c in cpus[1:]], 0.5) if clock else None
                     db = percentile([c[1] for c in cpus[1:]], 0.5) if clock and clock.postgres else None
                     rows.append((name, what, percentile(times[1:], 0.5), percentile(times[1:], 0.95), size, own, db))

@@ -9,7 +9,8 @@ one upsert per set of columns written (generated here; a row whose changed colum
 projection knows sets only those), PostgreSQL's one-statement path with data-modifying CTEs riding in
 the append's own statement (eventstore/postgres.py). A backend checks on open that every
 declared table has exactly the declared columns in that order, so a declaration cannot drift
-from the migrations that create the table.
+from the migrations that create the table; a table may declare ``own`` columns a backend keeps
+after those (SQLite's key of an FTS5 index), which the projection never writes nor compares.
 
 Within a batch a later change to a row replaces an earlier one, and amounts added to one count
 are summed (those that cancel out are dropped), so each row is touched once: PostgreSQL cannot
@@ -33,8 +34,11 @@ Key = Any
 class Table:
     """A projection table: name, columns in table order, and the columns of its primary key."""
 
-    def __init__(self, name: str, columns: Sequence[str], key: Sequence[str], *, adds: str | None = None) -> None:
-        for identifier in (name, *columns):
+    def __init__(
+        self, name: str, columns: Sequence[str], key: Sequence[str], *, adds: str | None = None,
+        own: Sequence[str] = (),
+    ) -> None:
+        for identifier in (name, *columns, *own):
             if not _IDENTIFIER.match(identifier):
                 raise ValueError(f"not a plain SQL identifier: {identifier!r}")
         if len(set(columns)) != len(columns):
@@ -47,6 +51,9 @@ class Table:
         self.columns = tuple(columns)
         self.key = tuple(key)
         self.adds = adds
+        self.own = tuple(own)
+        """Columns a backend may keep after the declared ones, filled by the database (an
+        INTEGER PRIMARY KEY, a default): never written by the projection, never compared."""
         """The count column, for a table whose changes are amounts added to it (else None)."""
         self.key_of: Callable[[Sequence[Any]], Key] = operator.itemgetter(*self.key_positions)
         self._upsert_only: dict[frozenset[str], str] = {}

@@ -380,7 +380,8 @@ class BatchingStore:
                 told(**what)
 
     async def _check_declared_tables(self) -> None:
-        """Every projection table has exactly its declared columns, in order (see tables.py)."""
+        """Every projection table has exactly its declared columns, in order (see tables.py),
+        and after them, on a backend that keeps them, its ``own`` columns."""
         if not self._projections:
             return
         async with self.reading() as tx:
@@ -388,7 +389,7 @@ class BatchingStore:
         for projection in self._projections:
             for table in projection.tables:
                 found = columns.get(table.name, ())
-                if found != table.columns:
+                if found != table.columns and found != table.columns + table.own:
                     raise SchemaError(
                         f"projection {projection.name!r} declares table {table.name} with columns "
                         f"{', '.join(table.columns)}, but the database has "

@@ -53,9 +53,13 @@ def _row(values: Sequence[Any]) -> tuple[Any, ...]:
 
 
 async def _snapshot(
-    store: Any, tables: Sequence[str], checkpoints: Sequence[str] = (), counts: Sequence[Table] = (),
+    store: Any, tables: Sequence[Table], checkpoints: Sequence[str] = (), counts: Sequence[Table] = (),
 ) -> tuple[int, dict[str, list], dict[str, int]]:
     """The head, every table's rows and the named checkpoints, read in one transaction so they agree.
+
+    A table is read in its declared columns: a backend may keep a column of its own beside them
+    (SQLite's flow_run_names.id, the key of its trigram index, migration 0035), numbered in the
+    order the rows were written, which a replay need not repeat.
 
     A table of counts (``counts``, declared with ``adds``) is read without its zeros: a count
     whose runs all left it stays at 0, and which ones do depends on how the log was batched when
@@ -67,7 +71,9 @@ async def _snapshot(
             (head,) = (await tx.fetch("SELECT coalesce(max(position), 0) FROM events"))[0]
             nonzero = {table.name: f" WHERE {table.adds} <> 0" for table in counts}
             rows = {
-                table: sorted(map(_row, await tx.fetch(f"SELECT * FROM {table}{nonzero.get(table, '')}")))
+                table.name: sorted(map(_row, await tx.fetch(
+                    f"SELECT {', '.join(table.columns)} FROM {table.name}{nonzero.get(table.name, '')}"
+                )))
                 for table in tables
             }
             reached = {name: await position_of(tx, name) for name in checkpoints}
@@ -84,7 +90,7 @@ async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> 
     record's own, not the scratch copy's) into the scratch database.
     """
     projections = inline_projections()
-    tables = [(p.name, table.name) for p in projections for table in p.tables]
+    tables = [(p.name, table) for p in projections for table in p.tables]
     counts = [table for p in projections for table in p.tables if table.adds is not None]
     live_store = open_store(url, migrate=False)
     try:
@@ -93,7 +99,7 @@ async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> 
         raise exc.because("'runlog projections verify' only reads the database") from None
     async with live_store as live:
         followers = async_projections(live)
-        tables += [(p.name, table.name) for p in followers for table in p.tables]
+        tables += [(p.name, table) for p in followers for table in p.tables]
         head, live_rows, reached = await _snapshot(live, [t for _, t in tables], [p.name for p in followers], counts)
         with tempfile.TemporaryDirectory(prefix="runlog-verify-") as scratch:
             async with open_store(f"sqlite:///{scratch}/rebuilt.db", projections=inline_projections()) as rebuilt:
@@ -118,9 +124,9 @@ async def verify(url: str, on_progress: Callable[[int], None] | None = None) -> 
                 _, rebuilt_rows, _ = await _snapshot(rebuilt, [t for _, t in tables], counts=counts)
     checks = []
     for projection, table in tables:
-        mine, theirs = set(live_rows[table]), set(rebuilt_rows[table])
+        mine, theirs = set(live_rows[table.name]), set(rebuilt_rows[table.name])
         checks.append(TableCheck(
-            projection, table, len(live_rows[table]), len(rebuilt_rows[table]),
+            projection, table.name, len(live_rows[table.name]), len(rebuilt_rows[table.name]),
             sorted(mine - theirs, key=repr), sorted(theirs - mine, key=repr),
         ))
     return Verification(head, checks)

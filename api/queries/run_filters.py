@@ -68,10 +68,28 @@ _PARENT_IN = "EXISTS (SELECT 1 FROM task_runs ptr WHERE ptr.id = {expr} AND {con
 # keeps the trigram index that serves a substring match: on flow_runs every state change would
 # rewrite the name's index entries.
 _NAME_LIKE = "{expr} IN (SELECT n.run_id FROM flow_run_names n WHERE {cond})"
+# SQLite's trigram index (migration 0035, FTS5) finds a substring of 3 or more characters as
+# the phrase of its trigrams: exact (each trigram at the position after the last), literal (in
+# an FTS5 string only '"' is special, doubled) and case-insensitive by Unicode's case folding,
+# as PostgreSQL's lower() in a UTF-8 database is (SQLite's own lower() folds ASCII only).
+_NAME_TRIGRAMS = (
+    "{expr} IN (SELECT n.run_id FROM flow_run_name_trigrams t JOIN flow_run_names n ON n.id = t.rowid "
+    "WHERE t.flow_run_name_trigrams MATCH ?)"
+)
+TRIGRAM = 3
+"""The shortest like_ the trigram index serves; a shorter one on SQLite reads every name, with
+SQLite's lower(), which folds ASCII letters only (documented in the README beside the trigram index)."""
+
+
+def _name_like(d: Sql, expr: str, value: str | None) -> Cond | None:
+    if value and d.dialect == "sqlite" and len(value) >= TRIGRAM:
+        return _NAME_TRIGRAMS.format(expr=expr), ('"' + value.replace('"', '""') + '"',)
+    return where_exists(_NAME_LIKE, on("n.name", contains))(d, expr, value)
+
 
 FLOW_RUN = Resource({
     "id": Criteria("fr.id", IDS),
-    "name": Criteria("fr.name", {"any_": any_in, "like_": on("fr.id", where_exists(_NAME_LIKE, on("n.name", contains)))}),
+    "name": Criteria("fr.name", {"any_": any_in, "like_": on("fr.id", _name_like)}),
     "tags": Criteria("fr.id", {
         "all_": tags_all(FLOW_RUN_TAGS), "any_": tags_any(FLOW_RUN_TAGS), "is_null_": tags_null(FLOW_RUN_TAGS),
     }),

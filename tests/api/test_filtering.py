@@ -67,10 +67,17 @@ CASES: list[tuple[str, Any, Any, dict[str, Any], str, tuple[Any, ...]]] = [
         "(fr.flow_version IN (SELECT value FROM json_each(?)) OR fr.end_time IS NOT NULL)", ('["1"]',),
     ),
     (
-        "run names match as an escaped literal substring", run_filters.FLOW_RUN, f.FlowRunFilter,
-        {"name": {"like_": "50%_off"}},
+        "run names of 1-2 characters match as an escaped literal substring", run_filters.FLOW_RUN, f.FlowRunFilter,
+        {"name": {"like_": "%_"}},
         "fr.id IN (SELECT n.run_id FROM flow_run_names n WHERE lower(n.name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\')",
-        ("%50\\%\\_off%",),
+        ("%\\%\\_%",),
+    ),
+    (
+        "longer run names match as a quoted phrase of the SQLite trigram index (literal)", run_filters.FLOW_RUN,
+        f.FlowRunFilter, {"name": {"like_": '50%_"off'}},
+        "fr.id IN (SELECT n.run_id FROM flow_run_name_trigrams t JOIN flow_run_names n ON n.id = t.rowid "
+        "WHERE t.flow_run_name_trigrams MATCH ?)",
+        ('"50%_""off"',),
     ),
     (
         "variable names match with Prefect's wildcards", variables.VARIABLE, variable_schemas.VariableFilter,

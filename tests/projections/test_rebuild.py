@@ -12,8 +12,12 @@ import textwrap
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+import msgspec
 import pytest
 
+from runlog.api.queries import run_filters
+from runlog.api.queries.filtering import Dialect
+from runlog.api.schemas import filters as f
 from runlog.commands import flow_runs
 from runlog.commands.flow_runs import NewFlowRun
 from runlog.eventstore import NewEvent, open_store
@@ -159,6 +163,31 @@ async def test_appends_and_readers_go_on_during_a_rebuild_and_no_reader_misses_a
     result = await verify(store_url)
     assert result.equal, [t for t in result.tables if not t.equal]
     assert len(await _rows(store_url, "flow_runs")) == len(created) + 3  # record_some_runs: 4 made, 1 deleted
+
+
+async def test_a_rebuild_puts_tampered_names_right_in_the_name_index_too(store_url, backend):
+    """The swap writes flow_run_names like any writer, so on SQLite the triggers of migration
+    0035 keep the trigram index in step: a name like_ finds the rebuilt names, and FTS5's own
+    check finds the index equal to the names."""
+    ids = await record_some_runs(store_url)  # run-0, run-2, run-3 left
+    await _tamper(store_url, f"UPDATE flow_run_names SET name = 'tampered' WHERE run_id = '{ids[0]}'",
+                  f"DELETE FROM flow_run_names WHERE run_id = '{ids[2]}'")
+
+    async def named(like: str) -> set[UUID]:
+        async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+            body = msgspec.convert({"flow_runs": {"name": {"like_": like}}}, f.FlowRunFilterRequest)
+            sql, params = run_filters.FLOW_RUN_QUERY.where(Dialect(tx.dialect), body)
+            return {UUID(str(row[0])) for row in await tx.fetch(f"SELECT fr.id FROM flow_runs fr WHERE {sql}", *params)}
+
+    assert await named("tampered") == {ids[0]} and await named("RUN-") == {ids[3]}
+    async with open_store(store_url, projections=inline_projections()) as store:
+        await rebuild(store, ["runs"])
+    assert await named("tampered") == set()
+    assert await named("RUN-") == {ids[0], ids[2], ids[3]}
+    if backend == "sqlite":
+        async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+            # rank 1: the index compared with its content table (raises SQLITE_CORRUPT if unequal)
+            await tx.execute("INSERT INTO flow_run_name_trigrams (flow_run_name_trigrams, rank) VALUES ('integrity-check', 1)")
 
 
 KILLED_REBUILD = textwrap.dedent("""

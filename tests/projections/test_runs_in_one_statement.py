@@ -24,13 +24,13 @@ from runlog.projections.cache import ViewCache
 from runlog.projections.concurrency import ConcurrencyProjection
 from runlog.projections.flows import FlowsProjection
 from runlog.projections.runs_writer import (
-    FLOW_RUNS, TASK_RUNS, RunsProjection, _flow_run_row, _task_run_row, decode_flow_run, decode_task_run,
+    FLOW_RUN_NAMES, FLOW_RUN_TAGS, FLOW_RUNS, TASK_RUN_TAGS, TASK_RUNS, RunsProjection, _flow_run_row, _task_run_row, decode_flow_run, decode_task_run,
 )
 from runlog.projections.task_run_state_cache import TaskRunStateCacheProjection
 from runlog.schema import events as catalogue
 from runlog.schema.events import StateType
 
-TABLES = ("flow_runs", "flow_run_tags", "flow_run_names", "task_runs", "task_run_tags")
+TABLES = (FLOW_RUNS, FLOW_RUN_TAGS, FLOW_RUN_NAMES, TASK_RUNS, TASK_RUN_TAGS)
 
 
 class CountingRuns(RunsProjection):
@@ -58,9 +58,9 @@ async def register_flow(store) -> UUID:  # type: ignore[no-untyped-def]
 async def table_rows(store) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
     rows = {}
     async with store.reading() as tx:
-        for table in TABLES:
-            found = await tx.fetch(f"SELECT * FROM {table}")
-            rows[table] = sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in found)
+        for table in TABLES:  # in their declared columns (SQLite keeps a key of its own in flow_run_names)
+            found = await tx.fetch(f"SELECT {', '.join(table.columns)} FROM {table.name}")
+            rows[table.name] = sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in found)
     return rows
 
 

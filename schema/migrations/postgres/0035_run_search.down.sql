@@ -1,0 +1,1 @@
+DELETE FROM flow_run_counts WHERE dim IN ('expected_hour', 'start_hour');
