@@ -60,8 +60,7 @@ FLOW_RUN_COUNTS = Table(
 """How many flow runs there are per flow and current state ('' for none): in all (dim 'run', key
 ''), per deployment and per work queue (key: the id; a run with none is under 'run' only), per
 tag (once per distinct tag of the run) and per pair of its distinct tags ('tag_pair', key: the
-two joined by ``tag_pair``, migration 0032), per hour of its expected start and of its start
-('expected_hour', 'start_hour', key: ``hour_key``, migration 0035), which /flow_runs/count sums (api/queries/run_counts.py:
+two joined by ``tag_pair``, migration 0032), which /flow_runs/count sums (api/queries/run_counts.py:
 the runs without a deployment are the 'run' count less the 'deployment' counts). A state change
 of a run with neither deployment nor queue nor tags thus writes two rows, not six (migration 0029). Kept here, in the
 transaction that writes flow_runs, so it is exact at every snapshot: each batch adds, per count,
@@ -300,31 +299,13 @@ def _fold(
             _count(kind.counts, counted.get(run_id), _counted(view) if view is not None else None, changes)
 
 
-HOUR_US = 3_600_000_000
-"""The time buckets of the 'expected_hour' and 'start_hour' counts (migration 0035), in µs."""
-
-
-def hour_of(moment_us: int | None) -> int | None:
-    """The hour (since the epoch) a time falls in, or None for none or one before the epoch."""
-    return None if moment_us is None or moment_us < 0 else moment_us // HOUR_US
-
-
-def hour_key(hour: int) -> str:
-    """An hour as a count row's key: zero-padded, so that the keys sort as the hours do."""
-    return f"{hour:010d}"
-
-
 def _counted(view: FlowRunView) -> tuple[Any, ...]:
     """What a run's counts depend on: flow, state type and name, deployment, queue, distinct tags,
-    the hours of its expected start and of its start (the time the start_time filter reads: the
-    expected start until it starts), as the view holds them (``_count`` makes text of them only
-    for a run that moved)."""
+    as the view holds them (``_count`` makes text of them only for a run that moved)."""
     state = view.state
-    expected = us(view.expected_start_time)
-    started = us(view.start_time) if view.start_time is not None else expected
     return (
         view.flow_id, state.type.value if state is not None else "", (state.name or "") if state is not None else "",
-        view.deployment_id, view.work_queue_id, tuple(dict.fromkeys(view.tags)), hour_of(expected), hour_of(started),
+        view.deployment_id, view.work_queue_id, tuple(dict.fromkeys(view.tags)),
     )
 
 
@@ -337,16 +318,9 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
     for sign, counted in ((-1, old), (1, new)):
         if counted is None:
             continue
-        flow_id, state_type, state_name, deployment_id, queue_id, tags, expected_hour, start_hour = counted
+        flow_id, state_type, state_name, deployment_id, queue_id, tags = counted
         flow = _text_once(texts, flow_id)
         changes.add(table, ("run", "", flow, state_type, state_name), sign)
-        # The 'run' rows again per hour of each time a run is searched by (migration 0035): a
-        # count over a time range sums its whole hours and counts only its edges' runs
-        # (api/queries/run_counts.py). A state change thus moves two rows more per time.
-        if expected_hour is not None:
-            changes.add(table, ("expected_hour", hour_key(expected_hour), flow, state_type, state_name), sign)
-        if start_hour is not None:
-            changes.add(table, ("start_hour", hour_key(start_hour), flow, state_type, state_name), sign)
         # No rows for no deployment or no queue: they would repeat the run's own (migration 0029).
         if deployment_id is not None:
             changes.add(table, ("deployment", _text_once(texts, deployment_id), flow, state_type, state_name), sign)

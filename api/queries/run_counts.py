@@ -31,8 +31,8 @@ from typing import Any
 import msgspec
 
 from runlog.eventstore import Tx
-from runlog.projections.runs_writer import HOUR_US, TAG_PAIR_SEPARATOR, hour_key, tag_pair
-from runlog.projections.tables import from_us, in_list, list_param, us
+from runlog.projections.runs_writer import TAG_PAIR_SEPARATOR, tag_pair
+from runlog.projections.tables import in_list, list_param
 
 from .filtering import Cond, Criteria, Dialect, Related, Resource, Sql, any_in, combine, null
 from .run_filters import DEPLOYMENT, FLOW, FLOW_RUN_QUERY, IDS
@@ -205,9 +205,6 @@ def count_statement(d: Sql, body: Any) -> Cond:
     branch taken (SQLite evaluates a scalar subquery when reached, PostgreSQL an init plan
     when its value is first needed).
     """
-    ranged = _time_range(d, body)
-    if ranged is not None:
-        return ranged
     dim = plan(body)
     if dim == "deployment" and _no_deployment(body):
         return _without_deployment(d, body)
@@ -224,57 +221,6 @@ def count_statement(d: Sql, body: Any) -> Cond:
         sql, params = combine([("c.dim = ?", (dim,)), COUNT_ROWS.where(d, body)])
         return f"SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {sql}", params
     return _over_runs(d, body)
-
-
-# A time range's field and the count rows per hour of the time it reads (migration 0035).
-_HOURS = {"expected_start_time": "expected_hour", "start_time": "start_hour"}
-
-
-def _time_range(d: Sql, body: Any) -> Cond | None:
-    """A count of runs in a time range (both bounds, of one of _HOURS' times) and otherwise of
-    what the 'run' rows answer (flow, state): the rows of the range's whole hours summed, and
-    the runs of its partial hours at either edge counted over flow_runs by the same filter
-    narrowed to that edge, which the time's index reads (flow_runs_expected_start,
-    flow_runs_started). Exact: every run in the range is in exactly one of the three. None
-    when the body is anything else, or the range holds no whole hour."""
-    runs = getattr(body, "flow_runs", None)
-    if runs is None or runs.operator != "and_":
-        return None
-    ranged = [name for name in _HOURS if getattr(runs, name) is not None]
-    if len(ranged) != 1:
-        return None
-    name = ranged[0]
-    window = getattr(runs, name)
-    if getattr(window, "is_null_", None) is not None or window.after_ is None or window.before_ is None:
-        return None
-    after, before = us(window.after_), us(window.before_)
-    assert after is not None and before is not None
-    if after < 0:
-        return None  # no hours before the epoch
-    first, end = -(-after // HOUR_US), (before + 1) // HOUR_US  # whole hours: first .. end - 1
-    if first >= end:
-        return None
-    rest = msgspec.structs.replace(runs, **{name: None})
-    if all(getattr(rest, n) is None for n in rest.__struct_fields__ if n != "operator"):
-        rest = None
-    others = msgspec.structs.replace(body, flow_runs=rest)
-    if plan(others) != "run":
-        return None
-    hours_sql, hours_params = combine([
-        ("c.dim = ? AND c.key >= ? AND c.key < ?", (_HOURS[name], hour_key(first), hour_key(end))),
-        COUNT_ROWS.where(d, others),
-    ])
-    parts = [f"(SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {hours_sql})"]
-    params: list[Any] = list(hours_params)
-    edges = [(after, first * HOUR_US - 1), (end * HOUR_US, before)]
-    for low, high in edges:
-        if low > high:
-            continue  # the range starts (ends) on an hour: no partial hour there
-        edge = msgspec.structs.replace(window, after_=from_us(low), before_=from_us(high))
-        edge_sql, edge_params = _over_runs(d, msgspec.structs.replace(body, flow_runs=msgspec.structs.replace(runs, **{name: edge})))
-        parts.append(f"({edge_sql})")
-        params += edge_params
-    return "SELECT " + " + ".join(parts), tuple(params)
 
 
 _UNPAIRED = "EXISTS (SELECT 1 FROM flow_run_counts u WHERE u.dim = 'tag_unpaired' AND u.key = ? AND u.n > 0)"

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from uuid import uuid4
 from typing import Any
 
@@ -91,9 +90,6 @@ class World:
         if rng.random() < 0.9:
             kind, name = rng.choice(STATES)
             body["state"] = {"type": kind, "name": name}
-            if kind == "SCHEDULED":  # expected to start some minutes from START, over 6 hours
-                when = START + timedelta(minutes=rng.randrange(-120, 240))
-                body["state"]["state_details"] = {"scheduled_time": when.isoformat()}
         self.runs.append((await call(self.server, "POST", "/flow_runs/", body))["id"])
 
     async def change(self) -> None:
@@ -181,40 +177,6 @@ def bodies(world: World) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return fast, slow
 
 
-def ranged(world: World) -> list[dict[str, Any]]:
-    """Time ranges the count rows per hour answer with their edges (migration 0035): on the
-    hour, mid-hour, a single instant, with a flow and a state; each counted by the query too."""
-    etl = world.flows["etl"]
-    bodies = []
-    for field in ("expected_start_time", "start_time"):
-        for low, high in ((-120, 240), (-60, 60), (-61, 61.5), (0, 0), (-0.001, 0.001), (-45, 75), (-200, -59.999)):
-            window = {"after_": (START + timedelta(minutes=low)).isoformat(),
-                      "before_": (START + timedelta(minutes=high)).isoformat()}
-            bodies.append({"flow_runs": {field: window}})
-        window = {"after_": (START - timedelta(minutes=90)).isoformat(), "before_": (START + timedelta(hours=3)).isoformat()}
-        bodies.append({"flows": {"id": {"any_": [etl]}},
-                       "flow_runs": {field: window, "state": {"type": {"any_": ["COMPLETED", "SCHEDULED"]}}}})
-        bodies.append({"flow_runs": {field: window, "state": {"name": {"not_any_": ["Late"]}}}})
-    return bodies
-
-
-async def assert_ranges_agree(world: World, store_url: str) -> None:
-    """Each time range counted as the query counts it, and (but for a range with no whole hour)
-    from the count rows: their sum is one of the statement's terms."""
-    async with open_store(store_url, migrate=False) as store:
-        for body in ranged(world):
-            decoded = msgspec.convert(body, f.FlowRunCountRequest)
-            answered = await call(world.server, "POST", "/flow_runs/count", body, expect=(200,))
-            async with store.reading() as tx:
-                counted = await fetch_count(tx, "flow_runs fr", FLOW_RUN_QUERY.where(tx, decoded))
-                statement, _ = run_counts.count_statement(tx, decoded)
-            assert answered == counted, body
-            window = next(iter(v for k, v in body["flow_runs"].items() if k.endswith("start_time")))
-            hours = (datetime.fromisoformat(window["before_"]) - datetime.fromisoformat(window["after_"])) >= timedelta(hours=2)
-            if hours:  # at least one whole hour inside: summed from its rows
-                assert "c.key >= ? AND c.key < ?" in statement, body
-
-
 async def assert_counts_agree(world: World, store_url: str) -> None:
     fast, slow = bodies(world)
     async with open_store(store_url, migrate=False) as store:
@@ -233,20 +195,15 @@ async def assert_counts_agree(world: World, store_url: str) -> None:
 async def assert_table_counts_runs(store) -> None:
     """flow_run_counts, zeros aside, is flow_runs counted per dimension, flow and state."""
     async with store.reading() as tx:
-        runs = await tx.fetch("SELECT id, flow_id, state_type, state_name, deployment_id, work_queue_id, "
-                              "expected_start_time, COALESCE(start_time, expected_start_time) FROM flow_runs")
+        runs = await tx.fetch("SELECT id, flow_id, state_type, state_name, deployment_id, work_queue_id FROM flow_runs")
         tags = await tx.fetch("SELECT run_id, tag FROM flow_run_tags")
         table = await tx.fetch("SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0")
     expected: Counter[tuple[str, ...]] = Counter()
     by_id = {}
-    for run_id, flow_id, state_type, state_name, deployment_id, queue_id, expected_start, started in runs:
+    for run_id, flow_id, state_type, state_name, deployment_id, queue_id in runs:
         state = (state_type or "", state_name or "")
         by_id[run_id] = (flow_id, *state)
         expected["run", "", flow_id, *state] += 1
-        # per hour of each time (migration 0035), none before the epoch
-        for dim, moment in (("expected_hour", expected_start), ("start_hour", started)):
-            if moment is not None and moment >= 0:
-                expected[dim, f"{moment // 3_600_000_000:010d}", flow_id, *state] += 1
         if deployment_id is not None:  # a run without one is under 'run' only (migration 0029)
             expected["deployment", deployment_id, flow_id, *state] += 1
         if queue_id is not None:
@@ -273,13 +230,6 @@ async def assert_table_counts_runs(store) -> None:
 SQL_GROUPED = """
 SELECT 'run', '', flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
 FROM flow_runs GROUP BY 3, 4, 5
-UNION ALL
-SELECT 'expected_hour', {hour}(expected_start_time), flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
-FROM flow_runs WHERE expected_start_time >= 0 GROUP BY 2, 3, 4, 5
-UNION ALL
-SELECT 'start_hour', {hour}(COALESCE(start_time, expected_start_time)), flow_id, COALESCE(state_type, ''),
-       COALESCE(state_name, ''), count(*)
-FROM flow_runs WHERE COALESCE(start_time, expected_start_time) >= 0 GROUP BY 2, 3, 4, 5
 UNION ALL
 SELECT 'deployment', deployment_id, flow_id, COALESCE(state_type, ''), COALESCE(state_name, ''), count(*)
 FROM flow_runs WHERE deployment_id IS NOT NULL GROUP BY 2, 3, 4, 5
@@ -314,10 +264,6 @@ async def assert_table_is_grouped_runs(store_url: str) -> None:
                 # The pairs' keys: the separator bound in the text, the order of code points.
                 gt = '> a.tag' if tx.dialect == "sqlite" else 'COLLATE "C" > a.tag COLLATE "C"'
                 grouped_sql = SQL_GROUPED.replace("{sep}", "\x1f").replace("{gt} a.tag", gt)
-                # an hour's key (runs_writer.hour_key), as migration 0035 writes it
-                hour = (r"printf('%010d', \1 / 3600000000)" if tx.dialect == "sqlite"
-                        else r"lpad((\1 / 3600000000)::text, 10, '0')")
-                grouped_sql = re.sub(r"\{hour\}\((expected_start_time|COALESCE\(start_time, expected_start_time\))\)", hour, grouped_sql)
                 grouped = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(grouped_sql)}
                 table = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(
                     "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0")}
@@ -351,14 +297,12 @@ async def test_counts_from_the_count_table_equal_the_query_through_changes(env, 
         await world.seed(60)
         assert await orphans(store_url) == 0  # the query's counts skip the flow check
         await assert_counts_agree(world, store_url)
-        await assert_ranges_agree(world, store_url)
         await world.change()
         await runs_of_no_flow(store_url, 3)
         assert await orphans(store_url) == 3  # now the query's counts make the check
         for index in range(60, 70):  # new runs after the deletes, some in the queue that is gone
             await world.make_run(index)
         await assert_counts_agree(world, store_url)
-        await assert_ranges_agree(world, store_url)
 
 
 async def test_the_migration_counts_the_runs_already_stored(env, clock, store_url, backend):
@@ -404,8 +348,7 @@ async def test_migration_0029_drops_the_rows_of_no_deployment_or_queue_and_its_d
         await migrate.downgrade(conn, backend, revision - 1)
         inner = conn._conn  # the store refuses a schema behind its code: read on the driver's
         rows = await (inner.execute_fetchall(select) if backend == "sqlite" else inner.fetch(select))
-    # 0032's and 0035's downs dropped theirs
-    before_pairs = {key: n for key, n in kept.items() if key[0] not in ("tag_pair", "tag_unpaired", "expected_hour", "start_hour")}
+    before_pairs = {key: n for key, n in kept.items() if key[0] not in ("tag_pair", "tag_unpaired")}  # 0032's down dropped them
     assert {tuple(r[:5]): int(r[5]) for r in rows} == {**before_pairs, **no_key}
     async with migration_connection(store_url) as conn:
         await migrate.upgrade(conn, backend)

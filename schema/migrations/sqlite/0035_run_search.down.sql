@@ -1,4 +1,3 @@
-DELETE FROM flow_run_counts WHERE dim IN ('expected_hour', 'start_hour');
 DROP TRIGGER flow_run_name_trigrams_update;
 DROP TRIGGER flow_run_name_trigrams_delete;
 DROP TRIGGER flow_run_name_trigrams_insert;

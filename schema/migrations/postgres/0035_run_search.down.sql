@@ -1,1 +1,0 @@
-DELETE FROM flow_run_counts WHERE dim IN ('expected_hour', 'start_hour');
