@@ -22,8 +22,8 @@ line shows the round whose commands figure was the best; its parts add up to abo
 figure. (PostgreSQL's driver works on the main thread: there it is all ``main``.)
 
 ``--hot`` (PostgreSQL) also prints, per table written on the transition path (flow_runs,
-flow_run_counts, run_history_cells, events), pg_stat_user_tables' n_tup_upd, n_tup_hot_upd
-(and their ratio) and n_dead_tup, read after the round's store has closed (a backend sends its
+flow_run_counts and its deltas where a checkout has them, run_history_cells, events),
+pg_stat_user_tables' n_tup_ins, n_tup_upd, n_tup_hot_upd (and their ratio) and n_dead_tup, read after the round's store has closed (a backend sends its
 table statistics when it ends, so none is missing): they cover the whole round, warm-up and
 asynchronous projections included, per transition of the round, for the round with the best
 commands figure.
@@ -63,7 +63,7 @@ WARMUP_RUNS_PER_CLIENT = 10
 
 
 SQL_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = $1"
-HOT_TABLES = ("flow_runs", "flow_run_counts", "run_history_cells", "events")
+HOT_TABLES = ("flow_runs", "flow_run_counts", "flow_run_count_deltas", "run_history_cells", "events")
 SQL_HOT = (
     "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup FROM pg_stat_user_tables "
     "WHERE relname = ANY($1::text[])"
