@@ -1,7 +1,7 @@
 """Where the server's CPU per transition goes, without HTTP and without the machine's other load.
 
     python -m bench.bench_cpu_split [--backend sqlite|postgres|both] [--runs 2000] [--clients 64]
-                                    [--rounds 3] [--threads] [--admin-url URL]
+                                    [--rounds 3] [--threads] [--hot] [--admin-url URL]
 
 In this one process: C clients each create flow runs and take them Pending -> Running ->
 Completed through the commands (commands/flow_runs.create and set_state, the group commit and
@@ -20,6 +20,13 @@ SQLite each aiosqlite connection's driver thread (``sqlite writer``, where the g
 statements and the inline projections' SQL run; ``sqlite reader``), the rest as ``other``. The
 line shows the round whose commands figure was the best; its parts add up to about that
 figure. (PostgreSQL's driver works on the main thread: there it is all ``main``.)
+
+``--hot`` (PostgreSQL) also prints, per table written on the transition path (flow_runs,
+flow_run_counts and its deltas where a checkout has them, run_history_cells, events),
+pg_stat_user_tables' n_tup_ins, n_tup_upd, n_tup_hot_upd (and their ratio) and n_dead_tup, read after the round's store has closed (a backend sends its
+table statistics when it ends, so none is missing): they cover the whole round, warm-up and
+asynchronous projections included, per transition of the round, for the round with the best
+commands figure.
 
 CPU time is what a loaded machine changes least, so this compares two checkouts on a shared
 machine: run it with each checkout's own interpreter (`/path/to/checkout/.venv/bin/python -m
@@ -56,6 +63,38 @@ WARMUP_RUNS_PER_CLIENT = 10
 
 
 SQL_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = $1"
+HOT_TABLES = ("flow_runs", "flow_run_counts", "flow_run_count_deltas", "run_history_cells", "events")
+SQL_HOT = (
+    "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup FROM pg_stat_user_tables "
+    "WHERE relname = ANY($1::text[])"
+)
+
+
+async def table_stats(url: str, total: int) -> dict[str, float]:
+    """pg_stat_user_tables' row counts of HOT_TABLES in the database at ``url``, as ``hot TABLE
+    COLUMN`` figures per transition (``total``), and each table's HOT share of its updates."""
+    figures: dict[str, float] = {}
+    conn = await asyncpg.connect(url)
+    try:
+        # The statistics of the backends that just ended reach the shared counters when each
+        # exits; this one's own reads are of no interest. Poll until they stop moving.
+        previous = None
+        for _ in range(20):
+            rows = await conn.fetch(SQL_HOT, list(HOT_TABLES))
+            if rows == previous:
+                break
+            previous = rows
+            await asyncio.sleep(0.2)
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+    finally:
+        await conn.close()
+    for relname, inserted, updated, hot, dead in sorted(previous or ()):
+        figures[f"hot {relname} ins"] = inserted / total
+        figures[f"hot {relname} upd"] = updated / total
+        figures[f"hot {relname} hot_upd"] = hot / total
+        figures[f"hot {relname} hot%"] = 100.0 * hot / updated if updated else 0.0
+        figures[f"hot {relname} dead"] = dead / total
+    return figures
 
 
 async def backend_cpu(admin: asyncpg.Connection | None, name: str | None) -> dict[int, float]:
@@ -96,9 +135,10 @@ def thread_roles(store: object) -> dict[int, str]:
     return roles
 
 
-async def one_round(backend: str, runs: int, clients: int, admin_url: str) -> dict[str, float]:
+async def one_round(backend: str, runs: int, clients: int, admin_url: str, hot: bool = False) -> dict[str, float]:
     """µs of CPU per transition: the commands, then each projection's fold and write; the
-    commands' split by thread as ``thread ROLE`` parts."""
+    commands' split by thread as ``thread ROLE`` parts; with ``hot`` (PostgreSQL), the tables'
+    row statistics as ``hot ...`` parts (``table_stats``)."""
     name = None
     admin = None
     if backend == "sqlite":
@@ -162,6 +202,9 @@ async def one_round(backend: str, runs: int, clients: int, admin_url: str) -> di
     finally:
         with contextlib.suppress(Exception):
             await store.aclose()
+        if admin is not None and hot:
+            with contextlib.suppress(Exception):
+                figures.update(await table_stats(url, total))
         if admin is not None:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
@@ -176,6 +219,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="fresh databases; the best of them is shown (3)")
     parser.add_argument("--threads", action="store_true",
                         help="also the commands' CPU split by thread: the event loop's, SQLite's driver threads")
+    parser.add_argument("--hot", action="store_true",
+                        help="PostgreSQL: also pg_stat_user_tables' updates, HOT updates and dead rows "
+                             "of the tables written per transition, over the whole round")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args(argv)
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
@@ -185,11 +231,11 @@ async def main(argv: list[str] | None = None) -> int:
         best: dict[str, float] = {}
         split: dict[str, float] = {}  # the threads of the round with the best commands figure
         for _ in range(args.rounds):
-            figures = await one_round(backend, args.runs, args.clients, args.admin_url)
+            figures = await one_round(backend, args.runs, args.clients, args.admin_url, args.hot)
             if figures["commands"] <= best.get("commands", figures["commands"]):
-                split = {part: value for part, value in figures.items() if part.startswith("thread ")}
+                split = {part: value for part, value in figures.items() if part.startswith(("thread ", "hot "))}
             for part, value in figures.items():
-                if not part.startswith("thread "):
+                if not part.startswith(("thread ", "hot ")):
                     best[part] = min(value, best.get(part, value))
         mine = {part: value for part, value in best.items() if part != "postgres backends"}
         print(f"| {backend} | " + " | ".join(f"{part} {value:.0f}" for part, value in best.items())
@@ -198,6 +244,11 @@ async def main(argv: list[str] | None = None) -> int:
             print(f"| {backend} commands by thread | "
                   + " | ".join(f"{part.removeprefix('thread ')} {value:.0f}" for part, value in sorted(split.items()))
                   + f" | of commands {best['commands']:.0f} |")
+        hot = {part.removeprefix("hot "): value for part, value in split.items() if part.startswith("hot ")}
+        if hot:
+            print(f"| {backend} table rows per transition (whole round) | " + " | ".join(
+                f"{part} {value:.0f}" if part.endswith("%") else f"{part} {value:.2f}" for part, value in hot.items()
+            ) + " |")
     return 0
 
 

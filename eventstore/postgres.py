@@ -54,6 +54,8 @@ MIGRATION_LOCK = 125762588864360  # one above the append lock ('runlog' in hex)
 # (0x726c, 'rl') and hashtext(service name). A two-key lock never equals a one-key lock such as
 # the append and migration locks above, so the spaces cannot collide.
 LEADER_LOCK_CLASS = 0x726C
+COMPACT_SECONDS = 1.0
+"""How long after a fold of the counts' deltas into their rows the next may start (``_compact_soon``)."""
 LIVENESS_SECONDS = 1.0
 """A leader's session is checked with a round trip at most this often (PostgresLeadership)."""
 
@@ -310,7 +312,7 @@ def _with_changes(changes: RowChanges) -> tuple[str, tuple[Any, ...]]:
             shape.append((table, "upsert"))
             args.append(upserts)
     for table, rows in changes.additions():
-        shape.append((table, "add"))
+        shape.append((table, "delta" if table.deltas else "add"))
         args.append(rows)
     return _append_with(tuple(shape)), tuple(args)
 
@@ -331,6 +333,12 @@ def _append_with(shape: tuple[tuple[Table, str], ...]) -> str:
             ctes.append(
                 f"u{index} AS (INSERT INTO {table.name} SELECT * FROM unnest(${next(numbers)}::{table.name}[]) "
                 f"WHERE {guarded} {table.on_conflict})"
+            )
+        elif change == "delta":
+            # Appended beside the counts' rows (tables.Table.deltas): no row that every batch updates.
+            ctes.append(
+                f"c{index} AS (INSERT INTO {table.deltas} SELECT * FROM unnest(${next(numbers)}::{table.name}[]) "
+                f"WHERE {guarded})"
             )
         else:
             # ON CONFLICT DO UPDATE adds to the row's latest committed count, not this
@@ -432,6 +440,11 @@ class PostgresStore(BatchingStore):
         self._write_conn: asyncpg.Connection | None = None
         self._guesses = _Guesses()
         self._listener: asyncio.Task[None] | None = None
+        # Tables of counts whose amounts live writes append as deltas (tables.Table.deltas), and
+        # the task folding them into the counts' rows (``_compact_soon``).
+        self._delta_tables = tuple({t: None for p in projections for t in getattr(p, "tables", ()) if t.deltas})
+        self._compacting: asyncio.Task[None] | None = None
+        self._compacted_at = time.monotonic()
 
     def leadership(self, name: str) -> PostgresLeadership:  # type: ignore[override]
         return PostgresLeadership(self._db, name)
@@ -458,6 +471,9 @@ class PostgresStore(BatchingStore):
         self._listener = asyncio.create_task(self._listen(), name="runlog-eventstore-listener")
 
     async def _close(self) -> None:
+        if self._compacting is not None:
+            with contextlib.suppress(Exception):
+                await self._compacting
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -511,7 +527,7 @@ class PostgresStore(BatchingStore):
         with translate_errors(self._where):
             conn = await self._writer_connection()
             try:
-                return await self._write(conn, requests)
+                plan = await self._write(conn, requests)
             except BaseException as exc:
                 # The batch's outcome is unknown: guess nothing from it (BatchingStore forgets
                 # the head it saw, and tells the projections).
@@ -521,6 +537,40 @@ class PostgresStore(BatchingStore):
                     conn.terminate()
                     self._write_conn = None
                 raise
+        if self._delta_tables and plan.rows:
+            self._compact_soon()
+        return plan
+
+    def _compact_soon(self) -> None:
+        """Start folding the deltas into the counts' rows, on a pooled connection beside the
+        appends, if the last fold ended COMPACT_SECONDS ago and none is running: the deltas a
+        count reader sums stay a few hundred rows, and the table stays a few pages (a VACUUM
+        after each fold makes the deleted rows' room reusable at once, where autovacuum would
+        come after a minute of appends had grown it)."""
+        if self._compacting is not None or time.monotonic() - self._compacted_at < COMPACT_SECONDS:
+            return
+        self._compacting = asyncio.create_task(self._compact_in_background(), name="runlog-compact-counts")
+
+    async def _compact_in_background(self) -> None:
+        try:
+            await self.compact_counts()
+        except Exception as exc:  # the deltas stay, and count the same: the next fold moves them
+            log.warning("count_compaction_failed", error=str(exc) or type(exc).__name__)
+        finally:
+            self._compacted_at = time.monotonic()
+            self._compacting = None
+
+    async def compact_counts(self) -> None:
+        """Fold every table of counts' deltas into its rows (``Table.compact_sql``), then VACUUM
+        the deltas. Safe beside appends and other processes' folds: each amount is counted once
+        at every snapshot (see compact_sql)."""
+        if not self._delta_tables:
+            return
+        with translate_errors(self._where):
+            async with self._readers().acquire() as conn:
+                for table in self._delta_tables:
+                    await conn.execute(table.compact_sql)
+                    await conn.execute(f"VACUUM {table.deltas}")
 
     async def _write(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
         """Append a batch: in one round trip when the guesses hold, else probed under the lock.

@@ -36,9 +36,9 @@ class Table:
 
     def __init__(
         self, name: str, columns: Sequence[str], key: Sequence[str], *, adds: str | None = None,
-        own: Sequence[str] = (),
+        own: Sequence[str] = (), deltas: str | None = None,
     ) -> None:
-        for identifier in (name, *columns, *own):
+        for identifier in (name, *columns, *own, *((deltas,) if deltas else ())):
             if not _IDENTIFIER.match(identifier):
                 raise ValueError(f"not a plain SQL identifier: {identifier!r}")
         if len(set(columns)) != len(columns):
@@ -50,11 +50,19 @@ class Table:
         self.name = name
         self.columns = tuple(columns)
         self.key = tuple(key)
+        if deltas is not None and adds is None:
+            raise ValueError(f"table {name}: only a table of counts has a table of deltas")
         self.adds = adds
+        """The count column, for a table whose changes are amounts added to it (else None)."""
         self.own = tuple(own)
         """Columns a backend may keep after the declared ones, filled by the database (an
         INTEGER PRIMARY KEY, a default): never written by the projection, never compared."""
-        """The count column, for a table whose changes are amounts added to it (else None)."""
+        self.deltas = deltas
+        """For a table of counts on PostgreSQL: the table of the same columns, without a key, that
+        live writes append amounts to (``delta_sql``) instead of adding them to this table's rows,
+        which every batch would otherwise update; a count is then its row's plus its deltas'
+        (the view ``totals``), and ``compact_sql`` folds the deltas into the rows. None: amounts
+        are added to the rows (SQLite always: one writer, no dead row versions to walk)."""
         self.key_of: Callable[[Sequence[Any]], Key] = operator.itemgetter(*self.key_positions)
         self._upsert_only: dict[frozenset[str], str] = {}
 
@@ -103,6 +111,32 @@ class Table:
     def add_sql(self) -> str:
         marks = ", ".join("?" * len(self.columns))
         return f"INSERT INTO {self.name} AS t ({', '.join(self.columns)}) VALUES ({marks}) {self.add_conflict}"
+
+    @cached_property
+    def delta_sql(self) -> str:
+        """For a table with ``deltas``: amounts appended as rows of the deltas table."""
+        marks = ", ".join("?" * len(self.columns))
+        return f"INSERT INTO {self.deltas} ({', '.join(self.columns)}) VALUES ({marks})"
+
+    @cached_property
+    def totals(self) -> str:
+        """For a table with ``deltas``: the view of both tables' rows (migration 0034), whose
+        sums by key are the counts; else the table itself."""
+        return f"{self.name}_totals" if self.deltas else self.name
+
+    @cached_property
+    def compact_sql(self) -> str:
+        """For a table with ``deltas`` (PostgreSQL): move every delta its snapshot sees into the
+        rows, in one statement, so every snapshot sees each amount once, in one table or the
+        other. A delta appended meanwhile is not in its snapshot and stays; one that a concurrent
+        statement moved first is not deleted (nor added) here. Rows are added to in key order."""
+        key = ", ".join(self.key)
+        return (
+            f"WITH moved AS (DELETE FROM {self.deltas} RETURNING {', '.join(self.columns)}) "
+            f"INSERT INTO {self.name} AS t ({', '.join(self.columns)}) "
+            f"SELECT {key}, sum({self.adds}) FROM moved GROUP BY {key} HAVING sum({self.adds}) <> 0 ORDER BY {key} "
+            f"{self.add_conflict}"
+        )
 
     @cached_property
     def delete_sql(self) -> str:
@@ -212,9 +246,11 @@ async def persist(
     upsert: Callable[[Table, list[tuple[Any, ...]]], Awaitable[None]] | None = None,
 ) -> None:
     """Write ``changes`` in ``tx`` (a Tx): per table, its deletes, then its upserts; then the
-    amounts added to counts. ``upsert`` writes a table's upserts another way (a rebuild's
-    one-statement set on PostgreSQL); by default a statement per row, setting only the columns
-    a row may have changed where that is known (``RowChanges.upsert``)."""
+    amounts added to counts (appended to a table's ``deltas`` when the Tx says
+    ``adds_as_deltas``: PostgreSQL's live writes, not a rebuild's shadows). ``upsert`` writes a
+    table's upserts another way (a rebuild's one-statement set on PostgreSQL); by default a
+    statement per row, setting only the columns a row may have changed where that is known
+    (``RowChanges.upsert``)."""
     for table, upserts, deletes in changes.tables():
         if deletes:
             await tx.executemany(table.delete_sql, [table.key_params(key) for key in deletes])
@@ -224,8 +260,9 @@ async def persist(
             else:
                 for sql, rows in changes.upsert_groups(table, upserts):
                     await tx.executemany(sql, rows)
+    as_deltas = getattr(tx, "adds_as_deltas", False)
     for table, rows in changes.additions():
-        await tx.executemany(table.add_sql, rows)
+        await tx.executemany(table.delta_sql if as_deltas and table.deltas else table.add_sql, rows)
 
 
 def grouped_columns(rows: Sequence[Sequence[Any]]) -> dict[str, tuple[str, ...]]:

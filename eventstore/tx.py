@@ -35,6 +35,8 @@ class SqliteTx:
 
 class PostgresTx:
     dialect: Literal["postgres"] = "postgres"
+    adds_as_deltas = True
+    """Amounts added to a table of counts that has deltas are appended there (tables.persist)."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn

@@ -276,6 +276,10 @@ class BatchingStore:
         recorded = iter(await asyncio.shield(future))
         return [next(recorded) if a.events else [] for a in appends]
 
+    async def compact_counts(self) -> None:
+        """Fold the deltas of the tables of counts into their rows, where a backend keeps deltas
+        (PostgreSQL, tables.Table.deltas: it also does so by itself every second); else nothing."""
+
     async def write_tables(self, changes: RowChanges) -> None:
         """Persist an asynchronous projection's rows (its checkpoint among them) in one transaction.
 

@@ -55,7 +55,7 @@ TASK_RUNS = Table(
 TASK_RUN_TAGS = Table("task_run_tags", ("run_id", "tag"), key=("run_id", "tag"))
 FLOW_RUN_COUNTS = Table(
     "flow_run_counts", ("dim", "key", "flow_id", "state_type", "state_name", "n"),
-    key=("dim", "key", "flow_id", "state_type", "state_name"), adds="n",
+    key=("dim", "key", "flow_id", "state_type", "state_name"), adds="n", deltas="flow_run_count_deltas",
 )
 """How many flow runs there are per flow and current state ('' for none): in all (dim 'run', key
 ''), per deployment and per work queue (key: the id; a run with none is under 'run' only), per
@@ -65,7 +65,13 @@ the runs without a deployment are the 'run' count less the 'deployment' counts).
 of a run with neither deployment nor queue nor tags thus writes two rows, not six (migration 0029). Kept here, in the
 transaction that writes flow_runs, so it is exact at every snapshot: each batch adds, per count,
 the runs that entered it less those that left it, in one statement (migration 0028 dropped the
-triggers on flow_runs that did it per written row). A count whose runs all left it stays, at 0."""
+triggers on flow_runs that did it per written row). A count whose runs all left it stays, at 0.
+
+On PostgreSQL the amounts are appended to flow_run_count_deltas instead (migration 0034): every
+batch moved runs between the same few hot rows, updating each (a new row version, an index
+probe, a dead version for the next batch to walk past). A count is then the sum of its row and
+its deltas (the view flow_run_counts_totals, which readers read there); the writer folds the
+deltas into the rows every so often (eventstore/postgres.py, ``compact_sql``)."""
 
 _view_encoder = msgspec.json.Encoder()
 decode_flow_run = msgspec.json.Decoder(FlowRunView).decode

@@ -63,19 +63,25 @@ async def _snapshot(
 
     A table of counts (``counts``, declared with ``adds``) is read without its zeros: a count
     whose runs all left it stays at 0, and which ones do depends on how the log was batched when
-    it was written, not on what it holds."""
+    it was written, not on what it holds. With deltas (PostgreSQL) each count is summed over its
+    row and its deltas."""
     async with store.reading() as tx:
         begin = "BEGIN ISOLATION LEVEL REPEATABLE READ" if tx.dialect == "postgres" else "BEGIN"
         await tx.execute(begin)
         try:
             (head,) = (await tx.fetch("SELECT coalesce(max(position), 0) FROM events"))[0]
-            nonzero = {table.name: f" WHERE {table.adds} <> 0" for table in counts}
-            rows = {
-                table.name: sorted(map(_row, await tx.fetch(
-                    f"SELECT {', '.join(table.columns)} FROM {table.name}{nonzero.get(table.name, '')}"
-                )))
-                for table in tables
-            }
+            selects = {table.name: f"SELECT {', '.join(table.columns)} FROM {table.name}" for table in tables}
+            for table in counts:
+                if table.deltas and tx.dialect == "postgres":
+                    # Each count is its row's and its deltas' sum (migration 0034).
+                    key = ", ".join(table.key)
+                    selects[table.name] = (
+                        f"SELECT {key}, CAST(sum({table.adds}) AS bigint) FROM {table.totals} GROUP BY {key} "
+                        f"HAVING sum({table.adds}) <> 0"
+                    )
+                else:
+                    selects[table.name] += f" WHERE {table.adds} <> 0"
+            rows = {table.name: sorted(map(_row, await tx.fetch(selects[table.name]))) for table in tables}
             reached = {name: await position_of(tx, name) for name in checkpoints}
         finally:
             await tx.execute("ROLLBACK")

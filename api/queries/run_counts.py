@@ -31,12 +31,19 @@ from typing import Any
 import msgspec
 
 from runlog.eventstore import Tx
-from runlog.projections.runs_writer import TAG_PAIR_SEPARATOR, tag_pair
+from runlog.projections.runs_writer import FLOW_RUN_COUNTS, TAG_PAIR_SEPARATOR, tag_pair
 from runlog.projections.tables import in_list, list_param
 
 from .filtering import Cond, Criteria, Dialect, Related, Resource, Sql, any_in, combine, null
 from .run_filters import DEPLOYMENT, FLOW, FLOW_RUN_QUERY, IDS
 from .work_pools import WORK_POOL, WORK_QUEUE
+
+def counts_table(d: Sql) -> str:
+    """What the counts are read from: on PostgreSQL the view of flow_run_counts' rows and the
+    deltas not yet folded into them (migration 0034), whose sum by key is each count; a sum of
+    rows that a condition selects is the same either way. SQLite has no deltas: the table."""
+    return FLOW_RUN_COUNTS.totals if d.dialect == "postgres" else FLOW_RUN_COUNTS.name
+
 
 # The fields of a flow run filter that a count row can answer; every other field must be unset.
 _RUN_FIELDS = frozenset({"state", "tags", "deployment_id"})
@@ -155,11 +162,12 @@ def _without_deployment(d: Sql, body: Any) -> Cond:
     with_one = msgspec.structs.replace(
         body, flow_runs=msgspec.structs.replace(runs, deployment_id=msgspec.structs.replace(runs.deployment_id, is_null_=False))
     )
+    counts = counts_table(d)
     every_sql, every_params = combine([("c.dim = ?", ("run",)), COUNT_ROWS.where(d, everyone)])
     one_sql, one_params = combine([("c.dim = ?", ("deployment",)), COUNT_ROWS.where(d, with_one)])
     return (
-        f"SELECT (SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {every_sql}) "
-        f"- (SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {one_sql})",
+        f"SELECT (SELECT COALESCE(SUM(c.n), 0) FROM {counts} c WHERE {every_sql}) "
+        f"- (SELECT COALESCE(SUM(c.n), 0) FROM {counts} c WHERE {one_sql})",
         (*every_params, *one_params),
     )
 
@@ -176,21 +184,23 @@ def _two_tags(d: Sql, body: Any, dim: str) -> Cond:
     others = msgspec.structs.replace(body, flow_runs=rest)
     pair_sql, pair_params = combine([("c.dim = 'tag_pair' AND c.key = ?", (tag_pair(first, second),)),
                                      COUNT_ROWS.where(d, others)])
-    both = f"SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {pair_sql}"
+    counts = counts_table(d)
+    both = f"SELECT COALESCE(SUM(c.n), 0) FROM {counts} c WHERE {pair_sql}"
     if dim == "tag_pair":
         return both, pair_params
     each_sql, each_params = combine([("c.dim = 'tag'", ()), any_in(d, "c.key", [first, second]),  # type: ignore[list-item]
                                      COUNT_ROWS.where(d, others)])
-    return (f"SELECT (SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {each_sql}) - ({both})",
+    return (f"SELECT (SELECT COALESCE(SUM(c.n), 0) FROM {counts} c WHERE {each_sql}) - ({both})",
             (*each_params, *pair_params))
 
 
 # The query's own filters without the check that each run's flow exists (FLOW_RUN_QUERY's
 # ``always``), and whether any run lacks its flow (a flow deleted with runs left, or runs
-# written around the API): read from the 'run' counts, a few hundred rows.
+# written around the API): read from the 'run' counts, a few hundred rows. (A row that is not 0
+# where its count is, its deltas making up the rest, only sends the count to the checked query.)
 _ANY_FLOW = Resource(FLOW_RUN_QUERY.entries)
 _ORPHANS = (
-    "EXISTS (SELECT 1 FROM flow_run_counts o WHERE o.dim = 'run' AND o.n <> 0 "
+    "EXISTS (SELECT 1 FROM {counts} o WHERE o.dim = 'run' AND o.n <> 0 "
     "AND NOT EXISTS (SELECT 1 FROM flows f WHERE f.id = o.flow_id))"
 )
 
@@ -215,15 +225,17 @@ def count_statement(d: Sql, body: Any) -> Cond:
         counted_sql, counted_params = _over_runs(d, body)
         tags = body.flow_runs.tags
         first, second = sorted(set(tags.all_ or tags.any_))
-        return (f"SELECT CASE WHEN {_UNPAIRED} AND {_UNPAIRED} THEN ({counted_sql}) ELSE ({pair_sql}) END",
+        unpaired = _UNPAIRED.format(counts=counts_table(d))
+        return (f"SELECT CASE WHEN {unpaired} AND {unpaired} THEN ({counted_sql}) ELSE ({pair_sql}) END",
                 (first, second, *counted_params, *pair_params))
     if dim is not None:
         sql, params = combine([("c.dim = ?", (dim,)), COUNT_ROWS.where(d, body)])
-        return f"SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE {sql}", params
+        return f"SELECT COALESCE(SUM(c.n), 0) FROM {counts_table(d)} c WHERE {sql}", params
     return _over_runs(d, body)
 
 
-_UNPAIRED = "EXISTS (SELECT 1 FROM flow_run_counts u WHERE u.dim = 'tag_unpaired' AND u.key = ? AND u.n > 0)"
+# (A row above 0 whose deltas bring its count to 0 only sends the count to the query.)
+_UNPAIRED = "EXISTS (SELECT 1 FROM {counts} u WHERE u.dim = 'tag_unpaired' AND u.key = ? AND u.n > 0)"
 
 
 def _over_runs(d: Sql, body: Any) -> Cond:
@@ -231,7 +243,7 @@ def _over_runs(d: Sql, body: Any) -> Cond:
     checked, checked_params = FLOW_RUN_QUERY.where(d, body)
     unchecked, unchecked_params = _ANY_FLOW.where(d, body)
     sql = (
-        f"SELECT CASE WHEN {_ORPHANS} THEN (SELECT COUNT(*) FROM flow_runs fr WHERE {checked}) "
+        f"SELECT CASE WHEN {_ORPHANS.format(counts=counts_table(d))} THEN (SELECT COUNT(*) FROM flow_runs fr WHERE {checked}) "
         f"ELSE (SELECT COUNT(*) FROM flow_runs fr WHERE {unchecked}) END"
     )
     return sql, (*checked_params, *unchecked_params)
@@ -241,8 +253,8 @@ def _over_runs(d: Sql, body: Any) -> Cond:
 
 # The sorts an index of flow_runs gives in order (migration 0023): walking it stops at the page.
 _WALKED_SORTS = frozenset({"ID_DESC", "EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC"})
-_TAG_RUNS = "SELECT c.key, SUM(c.n) FROM flow_run_counts c WHERE c.dim = 'tag' AND {keys} GROUP BY c.key"
-_ALL_RUNS = "SELECT COALESCE(SUM(c.n), 0) FROM flow_run_counts c WHERE c.dim = 'run'"
+_TAG_RUNS = "SELECT c.key, SUM(c.n) FROM {counts} c WHERE c.dim = 'tag' AND {keys} GROUP BY c.key"
+_ALL_RUNS = "SELECT COALESCE(SUM(c.n), 0) FROM {counts} c WHERE c.dim = 'run'"
 # A run walked past and probed costs about half of a run read and sorted (SQLite, CPU time at
 # 360,000 runs: 3.6 us against 6.8 us, a page of a tag on 2% of the runs either way); in
 # ID_DESC the runs read are sorted by the ids in the tag's index alone, before any row is
@@ -314,9 +326,9 @@ async def page_shape(tx: Tx, body: Any, sort: str, limit: int | None, offset: in
         return await _walk_shape(tx, body, sort, limit + offset)
     kind, wanted = alone
     keys, params = in_list(tx, "c.key"), (list_param(tx, wanted),)
-    rows = await tx.fetch(_TAG_RUNS.format(keys=keys), *params)
+    rows = await tx.fetch(_TAG_RUNS.format(counts=counts_table(tx), keys=keys), *params)
     found = {key: int(n) for key, n in rows}
-    total = int((await tx.fetch(_ALL_RUNS))[0][0])
+    total = int((await tx.fetch(_ALL_RUNS.format(counts=counts_table(tx))))[0][0])
     per_read = _PROBES_PER_ID_READ if sort == "ID_DESC" else _PROBES_PER_READ
     if not walk_is_shorter(kind, [found.get(tag, 0) for tag in wanted], total, limit + offset, per_read):
         return tx
@@ -337,7 +349,7 @@ async def _walk_shape(tx: Tx, body: Any, sort: str, rows: int) -> Sql:
         return tx
     sql, params = count_statement(tx, body)
     matching = int((await tx.fetch(sql, *params))[0][0])
-    total = int((await tx.fetch(_ALL_RUNS))[0][0])
+    total = int((await tx.fetch(_ALL_RUNS.format(counts=counts_table(tx))))[0][0])
     tagged = body.flow_runs is not None and not _unset(body.flow_runs.tags)
     # In ID_DESC a tag's index gives its runs' ids in order, read before any run (as above).
     per_read = _PROBES_PER_ID_READ if sort == "ID_DESC" and tagged else _WALKS_PER_READ

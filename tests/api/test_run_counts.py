@@ -26,7 +26,7 @@ from runlog.api.queries.filtering import Dialect, fetch_count, fetch_page
 from runlog.api.queries.run_filters import FLOW_RUN_ORDER, FLOW_RUN_QUERY
 from runlog.api.schemas import filters as f
 from runlog.commands.retention import apply_retention
-from runlog.eventstore import NewEvent, migrate, migration_connection, open_store
+from runlog.eventstore import NewEvent, migrate, migration_connection, open_store, postgres
 from runlog.projections.rebuild import rebuild
 from runlog.projections.registry import inline_projections
 from runlog.projections.runs_writer import PAIRED_TAGS_AT_MOST
@@ -192,12 +192,21 @@ async def assert_counts_agree(world: World, store_url: str) -> None:
         await assert_table_counts_runs(store)
 
 
+def counts_sql(dialect: str) -> str:
+    """The counts, zeros aside: flow_run_counts' rows, and on PostgreSQL each summed with its
+    deltas not yet folded into it (migration 0034)."""
+    if dialect == "postgres":
+        return ("SELECT dim, key, flow_id, state_type, state_name, CAST(sum(n) AS bigint) FROM flow_run_counts_totals "
+                "GROUP BY dim, key, flow_id, state_type, state_name HAVING sum(n) <> 0")
+    return "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0"
+
+
 async def assert_table_counts_runs(store) -> None:
     """flow_run_counts, zeros aside, is flow_runs counted per dimension, flow and state."""
     async with store.reading() as tx:
         runs = await tx.fetch("SELECT id, flow_id, state_type, state_name, deployment_id, work_queue_id FROM flow_runs")
         tags = await tx.fetch("SELECT run_id, tag FROM flow_run_tags")
-        table = await tx.fetch("SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0")
+        table = await tx.fetch(counts_sql(tx.dialect))
     expected: Counter[tuple[str, ...]] = Counter()
     by_id = {}
     for run_id, flow_id, state_type, state_name, deployment_id, queue_id in runs:
@@ -265,8 +274,7 @@ async def assert_table_is_grouped_runs(store_url: str) -> None:
                 gt = '> a.tag' if tx.dialect == "sqlite" else 'COLLATE "C" > a.tag COLLATE "C"'
                 grouped_sql = SQL_GROUPED.replace("{sep}", "\x1f").replace("{gt} a.tag", gt)
                 grouped = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(grouped_sql)}
-                table = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(
-                    "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0")}
+                table = {tuple(row[:5]): int(row[5]) for row in await tx.fetch(counts_sql(tx.dialect))}
             finally:
                 await tx.execute("ROLLBACK")
         assert table == grouped
@@ -312,7 +320,7 @@ async def test_the_migration_counts_the_runs_already_stored(env, clock, store_ur
         await world.change()
     revision = next(m.revision for m in migrate.load_migrations(backend) if m.name == "flow_run_counts")
     async with open_store(store_url, migrate=False) as store, store.reading() as tx:
-        kept = sorted(tuple(r) for r in await tx.fetch("SELECT * FROM flow_run_counts WHERE n <> 0"))
+        kept = sorted(tuple(r) for r in await tx.fetch(counts_sql(tx.dialect)))
     assert kept
     async with migration_connection(store_url) as conn:
         await migrate.downgrade(conn, backend, revision - 1)
@@ -336,7 +344,7 @@ async def test_migration_0029_drops_the_rows_of_no_deployment_or_queue_and_its_d
     revision = next(m.revision for m in migrate.load_migrations(backend) if m.name == "flow_run_counts_without_empty_keys")
     select = "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0"
     async with open_store(store_url, migrate=False) as store, store.reading() as tx:
-        kept = {tuple(r[:5]): int(r[5]) for r in await tx.fetch(select)}
+        kept = {tuple(r[:5]): int(r[5]) for r in await tx.fetch(counts_sql(tx.dialect))}
         runs = await tx.fetch("SELECT flow_id, state_type, state_name, deployment_id, work_queue_id FROM flow_runs")
     no_key: Counter[tuple[str, ...]] = Counter()
     for flow_id, state_type, state_name, deployment_id, queue_id in runs:
@@ -358,13 +366,22 @@ async def test_migration_0029_drops_the_rows_of_no_deployment_or_queue_and_its_d
         await assert_table_counts_runs(store)
 
 
-async def test_the_count_table_equals_flow_runs_grouped_through_randomized_writes(env, clock, store_url):
+async def count_deltas(store_url: str) -> int:
+    """How many amounts are in flow_run_count_deltas, not yet folded (PostgreSQL; SQLite: 0)."""
+    async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+        if tx.dialect != "postgres":
+            return 0
+        return int((await tx.fetch("SELECT count(*) FROM flow_run_count_deltas"))[0][0])
+
+
+async def test_the_count_table_equals_flow_runs_grouped_through_randomized_writes(env, clock, store_url, backend):
     """Rounds of randomly chosen writes, many at once so that one group-commit batch holds
     several changes of one run (deltas that cancel) and of many runs: runs created, moved between
     states, retagged, deleted; workers' heartbeats pruned by retention; the runs projection
     rebuilt beside the live tables while the server serves. After each round flow_run_counts
     equals flow_runs grouped, and at the end `projections verify` finds no difference."""
     rng = random.Random(2028)
+    deltas_seen = False
     async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
         world = World(server, rng, many_tags=True)
         await world.seed(30)
@@ -415,11 +432,63 @@ async def test_the_count_table_equals_flow_runs_grouped_through_randomized_write
                         done, *_ = await asyncio.gather(rebuild(store, ["runs"]), *writes)
                         writes = []
                     assert done and done[0].name == "runs"
-            await asyncio.gather(*writes)
+            if rng.random() < 0.5:
+                # On PostgreSQL the counts' deltas folded into their rows beside the writes
+                # (besides the server's own fold every second); elsewhere nothing.
+                async with open_store(store_url, migrate=False, projections=inline_projections()) as store:
+                    await asyncio.gather(store.compact_counts(), *writes)
+            else:
+                await asyncio.gather(*writes)
+            deltas_seen = deltas_seen or await count_deltas(store_url) > 0
             await assert_table_is_grouped_runs(store_url)
         assert len(seen) == 7  # every kind of write had its turn
+        assert deltas_seen == (backend == "postgres")  # the sums over rows and deltas were tested
     result = await verify(store_url)
     assert result.equal, [t for t in result.tables if not t.equal]
+
+
+async def test_postgres_appends_count_deltas_that_a_fold_moves_into_the_rows(env, clock, store_url, backend, monkeypatch):
+    """On PostgreSQL a batch appends its amounts to flow_run_count_deltas (migration 0034) and
+    leaves the rows alone; the counts read the rows and the deltas summed, before and after a
+    fold moves the deltas into the rows (compact_counts), which leaves none; and 0034's down
+    folds the deltas left into the rows. SQLite adds to the rows, and its fold does nothing."""
+    monkeypatch.setattr(postgres, "COMPACT_SECONDS", 1e9)  # no fold but this test's
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(34), many_tags=True)
+        async with open_store(store_url, migrate=False, projections=inline_projections()) as store:
+            await store.compact_counts()  # nothing to fold yet
+            await world.seed(30)
+            await store.compact_counts()
+            async with store.reading() as tx:
+                rows = sorted(tuple(r) for r in await tx.fetch(counts_sql(tx.dialect)))
+            assert await count_deltas(store_url) == 0
+            await world.change()
+            await asyncio.gather(*(world.make_run(index) for index in range(30, 40)))
+            await assert_counts_agree(world, store_url)
+            if backend == "postgres":
+                async with store.reading() as tx:
+                    # Every state change since the fold went to the deltas: rows unchanged.
+                    assert await count_deltas(store_url) > 0
+                    assert sorted(tuple(r) for r in await tx.fetch(
+                        "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0")) == rows
+            await store.compact_counts()
+            assert await count_deltas(store_url) == 0
+            await assert_counts_agree(world, store_url)
+            await asyncio.gather(*(world.make_run(index) for index in range(40, 45)))
+            async with store.reading() as tx:
+                kept = sorted(tuple(r) for r in await tx.fetch(counts_sql(tx.dialect)))
+    if backend == "postgres":
+        assert await count_deltas(store_url) > 0
+    revision = next(m.revision for m in migrate.load_migrations(backend) if m.name == "flow_run_count_deltas")
+    async with migration_connection(store_url) as conn:
+        await migrate.downgrade(conn, backend, revision - 1)
+        inner = conn._conn  # the store refuses a schema behind its code: read on the driver's
+        select = "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0"
+        rows = await (inner.execute_fetchall(select) if backend == "sqlite" else inner.fetch(select))
+        assert sorted(tuple(r) for r in rows) == kept
+        await migrate.upgrade(conn, backend)
+    async with open_store(store_url, migrate=False) as store:
+        await assert_table_counts_runs(store)
 
 
 # -- pages filtered by tags alone: read by probing each run's tags or from the tags' runs ----------
