@@ -195,7 +195,9 @@ class RunResult:
             return "-"
         note = f"{self.batches['batches']:,.0f}"
         if self.backend == "postgres":
-            note += f" ({self.batches['one_statement']:,.0f} one statement, {self.batches['locked']:,.0f} locked)"
+            note += (f" ({self.batches['one_statement']:,.0f} one statement, "
+                     f"{self.batches.get('one_statement_retried', 0.0):,.0f} at the second try, "
+                     f"{self.batches['locked']:,.0f} locked)")
         return note
 
     def problems(self, expected: int) -> list[str]:

@@ -34,6 +34,8 @@ BATCH_PATHS = Counter(
 )
 ONE_STATEMENT = BATCH_PATHS.labels("one_statement")
 LOCKED = BATCH_PATHS.labels("locked")
+RETRIED = BATCH_PATHS.labels("one_statement_retried")
+"""In one statement at the second try: the first found that another process had appended."""
 
 
 def batch_committed(appends: int, events: int, rejected: int) -> None:

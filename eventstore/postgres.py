@@ -439,6 +439,9 @@ class PostgresStore(BatchingStore):
         self._pool: asyncpg.Pool | None = None
         self._write_conn: asyncpg.Connection | None = None
         self._guesses = _Guesses()
+        self._moved: tuple[int, dict[str, int]] | None = None
+        """What the last one-statement try found when another process had appended (the head,
+        the batch's stream versions)."""
         self._listener: asyncio.Task[None] | None = None
         # Tables of counts whose amounts live writes append as deltas (tables.Table.deltas), and
         # the task folding them into the counts' rows (``_compact_soon``).
@@ -587,6 +590,21 @@ class PostgresStore(BatchingStore):
             if plan is not None:
                 metrics.ONE_STATEMENT.inc()
                 return plan
+            moved, self._moved = self._moved, None
+            if moved is not None:
+                # Another process appended since this writer last saw the log (a notifier in
+                # its own process, another server): runlog_append reported the head and the
+                # batch's stream versions as it found them. They are guesses again (the lock
+                # went with the statement), checked the same way by the head, so the batch is
+                # tried once more in one statement on them before it takes the locked path.
+                head, versions = moved
+                self._found_head(head)
+                self._guesses.learn(list(versions), list(versions.values()), ())
+                plan = await self._append_on_guesses(conn, requests)
+                self._moved = None
+                if plan is not None:
+                    metrics.RETRIED.inc()
+                    return plan
         async with conn.transaction():
             plan = await self._append_probed(conn, requests)
             await self._apply_inline(PostgresTx(conn), plan)
@@ -603,6 +621,7 @@ class PostgresStore(BatchingStore):
         projections' writes in it included, is rolled back whole. A planned version conflict is
         never reported on a guess: such a batch is probed first.
         """
+        self._moved = None
         streams = list({r.stream_id: None for r in requests})
         plan = plan_batch(requests, self._head_seen, {s: self._guesses.version(s) for s in streams}, {})
         if any(outcome.error is not None for outcome in plan.outcomes):
@@ -615,13 +634,23 @@ class PostgresStore(BatchingStore):
             if changes:
                 sql, extra = _with_changes(changes)
         try:
-            answer = await conn.fetch(sql, self._head_seen, [], [], [], *_columns(plan.rows), *extra)
+            # The streams are read only when the head is not as guessed (the report branch).
+            answer = await conn.fetch(sql, self._head_seen, streams, [], [], *_columns(plan.rows), *extra)
         except asyncpg.UniqueViolationError as exc:
             if exc.table_name != "events":
                 raise
             return None  # a stream not remembered exists, or an id is stored: probe
         if not answer or answer[0][0] not in _OK:
-            return None  # another process appended: probe (and _found_head will tell)
+            # Another process appended: what runlog_append found (the head, the versions of
+            # the batch's streams) for ``_write``'s one more try.
+            head, versions = -1, {}
+            for row in answer:
+                if row[0] in _HEAD:
+                    head = row[1]
+                elif row[0] in _STREAM:
+                    versions[row[2]] = row[3]
+            self._moved = (head, versions) if head >= 0 and len(versions) == len(streams) else None
+            return None
         # runlog_append found the head at _head_seen: nobody else appended.
         recorded_at = {r[1]: r[7] for r in answer[1:]}
         for row in plan.rows:

@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 from prometheus_client import REGISTRY
 
-from runlog.eventstore import ConcurrencyError, NewEvent
+from runlog.eventstore import ConcurrencyError, NewEvent, open_store
 
 
 def sample(name: str, **labels: str) -> float:
@@ -62,3 +62,49 @@ async def test_postgres_batches_are_counted_by_how_they_were_written(store, back
     after = paths()
     delta = (after[0] - before[0], after[1] - before[1])
     assert delta == ((1, 1) if backend == "postgres" else (0, 0))
+
+
+@pytest.mark.postgres
+async def test_after_another_process_appended_a_batch_goes_in_one_statement_at_the_second_try(pg_url) -> None:
+    """A second writer (another process's store: a notifier child, another server) appending
+    to the log, even to this writer's own stream, sends this writer's next batch neither down
+    a wrong version nor down the locked path: runlog_append reports the head and the batch's
+    streams as it found them, and the batch goes in one statement on those. A conflict is
+    still found under the lock."""
+    def paths() -> tuple[float, ...]:
+        return tuple(sample("runlog_eventstore_batch_paths_total", path=p)
+                     for p in ("one_statement", "one_statement_retried", "locked"))
+
+    async def counted(append) -> tuple[tuple[float, ...], object]:  # type: ignore[no-untyped-def]
+        before = paths()
+        try:
+            outcome = await append
+        except ConcurrencyError as exc:
+            outcome = exc
+        return tuple(a - b for a, b in zip(paths(), before)), outcome
+
+    async with open_store(pg_url) as mine, open_store(pg_url) as other:
+        stream, own = f"shared-{uuid4()}", f"mine-{uuid4()}"
+        await mine.append(stream, [new()], expected_version=0)  # the locked path: no head known yet
+        await mine.append(own, [new()], expected_version=0)
+
+        await other.append(stream, [new()])  # version 2, which `mine` has not seen
+        same, (recorded,) = await counted(mine.append(stream, [new()]))
+        assert same == (0, 1, 0) and recorded.version == 3  # type: ignore[attr-defined]
+
+        await other.append(f"other-{uuid4()}", [new()])
+        apart, (recorded,) = await counted(mine.append(own, [new()], expected_version=1))
+        assert apart == (0, 1, 0) and recorded.version == 2  # type: ignore[attr-defined]
+        assert recorded.position == await mine.head()  # type: ignore[attr-defined]
+
+        await other.append(own, [new()])  # version 3: an append expecting 2 conflicts
+        refused, error = await counted(mine.append(own, [new()], expected_version=2))
+        assert isinstance(error, ConcurrencyError) and error.actual == 3
+        assert refused[2] == 1  # the conflict is found under the lock
+
+        assert [e.version for e in await _read_stream(mine, stream)] == [1, 2, 3]
+        assert [e.version for e in await _read_stream(mine, own)] == [1, 2, 3]
+
+
+async def _read_stream(store, stream: str) -> list:  # type: ignore[no-untyped-def]
+    return [e async for e in store.read_stream(stream)]
