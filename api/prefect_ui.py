@@ -34,7 +34,6 @@ from typing import Literal
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 log = structlog.get_logger("runlog.api")
 
@@ -370,15 +369,14 @@ def create(settings) -> PrefectUI | None:  # type: ignore[no-untyped-def]
     )
 
 
-def middleware(ui: PrefectUI):  # type: ignore[no-untyped-def]
-    """Answers the requests no route matched with the UI, outside runlog's own paths."""
+def fallback(ui: PrefectUI):  # type: ignore[no-untyped-def]
+    """The check (api/middleware.py's ``edge``) that answers the requests no route matched with
+    the UI, outside runlog's own paths: it cannot shadow a route."""
 
-    @web.middleware
-    async def serve_ui(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def serve_ui(request: web.Request) -> web.StreamResponse | None:
         if not isinstance(request.match_info.http_exception, web.HTTPNotFound) or reserved(request.path):
-            return await handler(request)
-        response = await ui.respond(request)
-        return response if response is not None else await handler(request)
+            return None
+        return await ui.respond(request)  # None: not the UI's either, the handler's 404
 
     return serve_ui
 
