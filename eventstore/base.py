@@ -150,6 +150,12 @@ class EventStore(Protocol):
 
     async def head(self) -> int: ...
 
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, bool]:
+        """The head, and whether an event past ``after`` may have a type starting with
+        ``type_prefix``: True when one has, or when more than writer.HEAD_WITH_LOOKS_AT_MOST events are
+        past it (not looked at). One read, for a follower that skips what it does not need."""
+        ...
+
     async def write_tables(self, changes: RowChanges) -> None:
         """Persist an asynchronous projection's rows in one transaction of their own."""
         ...

@@ -29,11 +29,15 @@ from .planning import AppendRequest, BatchPlan, plan_batch
 from .tables import RowChanges, grouped_columns, persist
 from .tx import SqliteTx
 from .urls import DatabaseURL
-from .writer import SQL_STREAM_VERSION, BatchingStore
+from .writer import HEAD_WITH_LOOKS_AT_MOST, SQL_STREAM_VERSION, BatchingStore
 
 
 _COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
 SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
+SQL_HEAD_WITH = (
+    "SELECT (SELECT coalesce(max(position), 0) FROM events), EXISTS (SELECT 1 FROM events "
+    "WHERE position > ? AND position <= ? AND substr(type, 1, ?) = ?)"
+)
 # One index probe per stream (SQLite's max() optimisation); a GROUP BY over the streams would
 # read every version of every stream, making appends slower as streams grow.
 SQL_VERSIONS = (
@@ -435,6 +439,13 @@ class SqliteStore(BatchingStore):
         it (projections/catchup.py), and the reader thread's round trip cost more than the read."""
         ((head,),) = await self._fetch_here(SQL_HEAD)
         return head
+
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, bool]:
+        """See EventStore.head_with; read on the loop's thread, like ``head``."""
+        ((head, found),) = await self._fetch_here(
+            SQL_HEAD_WITH, (after, after + HEAD_WITH_LOOKS_AT_MOST, len(type_prefix), type_prefix)
+        )
+        return head, bool(found) or head - after > HEAD_WITH_LOOKS_AT_MOST
 
     async def stream_version(self, stream_id: str) -> int:
         """Read on the loop's thread too, like ``head``: the notifier reads the ``blocks``

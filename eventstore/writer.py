@@ -136,6 +136,9 @@ _STOP = object()
 
 
 SQL_STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?"
+HEAD_WITH_LOOKS_AT_MOST = 10_000
+"""How many events past its ``after`` head_with looks at the types of (a range scan of the
+log's primary key); past that it says "maybe" without looking."""
 
 
 class SoleLeader:
@@ -484,6 +487,10 @@ class BatchingStore:
         raise NotImplementedError
 
     async def head(self) -> int:
+        raise NotImplementedError
+
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, bool]:
+        """See EventStore.head_with."""
         raise NotImplementedError
 
     async def read_event(self, event_id: UUID) -> RecordedEvent | None:

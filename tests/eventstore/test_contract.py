@@ -44,6 +44,25 @@ async def test_head_is_zero_on_an_empty_store(store):
     assert [e async for e in store.read_all()] == []
 
 
+async def test_head_with_says_whether_an_event_of_a_type_is_past_a_position(store, monkeypatch):
+    assert await store.head_with(0, "automation.") == (0, False)
+    await store.append("flow-run-a", [new("flow_run.created"), new("flow_run.state_changed")])
+    assert await store.head_with(0, "automation.") == (2, False)
+    await store.append("automation-a", [new("automation.created")])
+    await store.append("flow-run-a", [new("flow_run.state_changed")])
+    assert await store.head_with(2, "automation.") == (4, True)
+    assert await store.head_with(3, "automation.") == (4, False)  # the automation's event is at 3
+    assert await store.head_with(4, "automation.") == (4, False)
+    assert await store.head_with(0, "flow_run.") == (4, True)
+    # Past the most it looks at, it says "maybe" without looking.
+    import runlog.eventstore.postgres as postgres_module
+    import runlog.eventstore.sqlite as sqlite_module
+
+    monkeypatch.setattr(postgres_module, "HEAD_WITH_LOOKS_AT_MOST", 0)
+    monkeypatch.setattr(sqlite_module, "HEAD_WITH_LOOKS_AT_MOST", 0)
+    assert await store.head_with(3, "automation.") == (4, True)
+
+
 async def test_read_stream_returns_only_that_stream_in_version_order(store):
     await store.append("s1", [new(data=b"a")])
     await store.append("s2", [new(data=b"x")])
