@@ -150,10 +150,11 @@ class EventStore(Protocol):
 
     async def head(self) -> int: ...
 
-    async def head_with(self, after: int, type_prefix: str) -> tuple[int, bool]:
-        """The head, and whether an event past ``after`` may have a type starting with
-        ``type_prefix``: True when one has, or when more than writer.HEAD_WITH_LOOKS_AT_MOST events are
-        past it (not looked at). One read, for a follower that skips what it does not need."""
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, int | None]:
+        """The head, and the position of the first event past ``after`` whose type starts with
+        ``type_prefix`` (None: there is none). Past writer.HEAD_WITH_LOOKS_AT_MOST events after
+        ``after`` it does not look, and answers ``after + 1``, the first that may be one. One
+        read, for a follower that skips what it does not need."""
         ...
 
     async def write_tables(self, changes: RowChanges) -> None:

@@ -29,13 +29,13 @@ from .planning import AppendRequest, BatchPlan, plan_batch
 from .tables import RowChanges, grouped_columns, persist
 from .tx import SqliteTx
 from .urls import DatabaseURL
-from .writer import HEAD_WITH_LOOKS_AT_MOST, SQL_STREAM_VERSION, BatchingStore
+from .writer import HEAD_WITH_LOOKS_AT_MOST, first_or_maybe, SQL_STREAM_VERSION, BatchingStore
 
 
 _COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
 SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
 SQL_HEAD_WITH = (
-    "SELECT (SELECT coalesce(max(position), 0) FROM events), EXISTS (SELECT 1 FROM events "
+    "SELECT (SELECT coalesce(max(position), 0) FROM events), (SELECT min(position) FROM events "
     "WHERE position > ? AND position <= ? AND substr(type, 1, ?) = ?)"
 )
 # One index probe per stream (SQLite's max() optimisation); a GROUP BY over the streams would
@@ -502,12 +502,12 @@ class SqliteStore(BatchingStore):
         ((head,),) = await self._fetch_here(SQL_HEAD)
         return head
 
-    async def head_with(self, after: int, type_prefix: str) -> tuple[int, bool]:
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, int | None]:
         """See EventStore.head_with; read on the loop's thread, like ``head``."""
-        ((head, found),) = await self._fetch_here(
+        ((head, first),) = await self._fetch_here(
             SQL_HEAD_WITH, (after, after + HEAD_WITH_LOOKS_AT_MOST, len(type_prefix), type_prefix)
         )
-        return head, bool(found) or head - after > HEAD_WITH_LOOKS_AT_MOST
+        return head, first_or_maybe(after, head, first, HEAD_WITH_LOOKS_AT_MOST)
 
     async def stream_version(self, stream_id: str) -> int:
         """Read on the loop's thread too, like ``head``: the notifier reads the ``blocks``

@@ -141,6 +141,14 @@ HEAD_WITH_LOOKS_AT_MOST = 10_000
 log's primary key); past that it says "maybe" without looking."""
 
 
+def first_or_maybe(after: int, head: int, first: int | None, looked_at: int) -> int | None:
+    """head_with's answer from what it read: the first event found, else ``after + 1`` when
+    there were events past the ``looked_at`` it looked at."""
+    if first is not None:
+        return int(first)
+    return after + 1 if head - after > looked_at else None
+
+
 class SoleLeader:
     """Leadership where only one process can write (SQLite): this process always leads."""
 
@@ -489,7 +497,7 @@ class BatchingStore:
     async def head(self) -> int:
         raise NotImplementedError
 
-    async def head_with(self, after: int, type_prefix: str) -> tuple[int, bool]:
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, int | None]:
         """See EventStore.head_with."""
         raise NotImplementedError
 

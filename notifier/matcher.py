@@ -173,6 +173,12 @@ class Matcher:
 
     def service(self) -> Service:
         async def wake() -> None:
+            if self._idle:
+                # No automation to evaluate: nothing in the log is matched as it comes, so the
+                # rounds come once an INTERVAL_SECONDS, not once per group commit of the server
+                # (each a read). The round that finds an automation event among what it skips
+                # matches from that event on (``step``), as if it had been woken by it.
+                await asyncio.Future()  # the interval ends the wait
             # Returns at the first event past what the last round matched: no gathering delay,
             # an alert's latency is the point.
             await self._following.more()
@@ -187,11 +193,15 @@ class Matcher:
         if self._idle:
             # Idle rounds read no records: look for new automations, but read them again only
             # when an automation event is among the records skipped (the head comes in the same
-            # statement). A round per group commit of the server re-read them all, in a
-            # transaction of its own, then read the head: three round trips more per round.
-            # Muted ones unmute by time: _enabled filters the ones read by ``now``.
-            head, changed = await self._store.head_with(self._following.reached, AUTOMATION_EVENTS)
-            self._stale = self._stale or changed
+            # statement). A round re-read them all, in a transaction of its own, then read the
+            # head: three round trips more per round. Muted ones unmute by time: _enabled
+            # filters the ones read by ``now``.
+            head, first = await self._store.head_with(self._following.reached, AUTOMATION_EVENTS)
+            if first is not None:
+                self._stale = True
+                # The records before it had no automation to match them (as when a round ran
+                # per commit): matching, if one is enabled now, starts at that event.
+                self._following.reached = max(self._following.reached, first - 1)
         if not await self._enabled(now):
             await self._skip(now, head)
             return 0
