@@ -13,8 +13,9 @@ What a browser gets, as from Prefect's server:
 - A file of the bundle if there is one, else (for an HTML navigation only: the UI's client-side
   routes) the bundle's index.html; anything else is a 404.
 
-It is a middleware that acts only on requests no route matched and that are outside the paths
-runlog keeps for itself (/api, /metrics, /runlog), so the UI can never shadow those. The bundle is
+It is a check inside the app's one middleware (api/middleware.py's ``edge``) that acts only on
+requests no route matched and that are outside the paths runlog keeps for itself (/api,
+/metrics, /runlog), so the UI can never shadow those. The bundle is
 found without importing prefect (which takes seconds) and copied on the first request that needs
 it, or by ``runlog server start`` before it serves, so apps that never serve a page pay nothing.
 """
