@@ -35,7 +35,7 @@ from runlog.projections.registry import inline_projections
 
 from . import keys, metrics, pages, prefect_ui, security
 from .logging import quiet_malformed_requests
-from .middleware import errors_and_logging
+from .middleware import edge
 from .notifier import NotifierParts, default_parts, notifier_services
 from .routing import fixed_paths_win
 from .routes import admin, concurrency, docs, events, flow_runs, flows, history, log_import, logs, run_filters, task_runs
@@ -66,13 +66,13 @@ def create_app(  # type: ignore[no-untyped-def]
     and does not register Prefect's built-in block types (RUNLOG_SERVER_BLOCKS_REGISTER_ON_START),
     so it appends nothing of its own at start."""
     ui = prefect_ui.create(settings)
-    # The UI's middleware is inside errors_and_logging (so its requests are logged and counted) and
-    # answers only what no route matched: it cannot shadow a route.
-    # The auth string is checked before anything else a request could learn from (a CSRF refusal).
+    # The edge checks run inside the error boundary and log line (api/middleware.py's ``edge``), so
+    # their answers are logged and counted. The auth string is checked before anything else a
+    # request could learn from (a CSRF refusal); the UI answers only what no route matched.
     auth = [security.authentication(settings.server_api_auth_string)] if settings.server_api_auth_string else []
     csrf = [security.csrf_protection(tokens=settings.server_api_csrf_protection_enabled)]
-    middlewares = [errors_and_logging, *auth, *csrf] + ([prefect_ui.middleware(ui)] if ui is not None else [])
-    app = web.Application(middlewares=middlewares, client_max_size=settings.server_max_body_size)
+    checks = [*auth, *csrf] + ([prefect_ui.fallback(ui)] if ui is not None else [])
+    app = web.Application(middlewares=[edge(checks)], client_max_size=settings.server_max_body_size)
     app.on_response_prepare.append(security.security_headers(settings))
     app[keys.CSRF_KEYS] = CsrfKeys()
     quiet_malformed_requests()  # a request aiohttp cannot parse is the client's error: one INFO line

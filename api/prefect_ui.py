@@ -13,8 +13,9 @@ What a browser gets, as from Prefect's server:
 - A file of the bundle if there is one, else (for an HTML navigation only: the UI's client-side
   routes) the bundle's index.html; anything else is a 404.
 
-It is a middleware that acts only on requests no route matched and that are outside the paths
-runlog keeps for itself (/api, /metrics, /runlog), so the UI can never shadow those. The bundle is
+It is a check inside the app's one middleware (api/middleware.py's ``edge``) that acts only on
+requests no route matched and that are outside the paths runlog keeps for itself (/api,
+/metrics, /runlog), so the UI can never shadow those. The bundle is
 found without importing prefect (which takes seconds) and copied on the first request that needs
 it, or by ``runlog server start`` before it serves, so apps that never serve a page pay nothing.
 """
@@ -34,7 +35,6 @@ from typing import Literal
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 log = structlog.get_logger("runlog.api")
 
@@ -370,15 +370,14 @@ def create(settings) -> PrefectUI | None:  # type: ignore[no-untyped-def]
     )
 
 
-def middleware(ui: PrefectUI):  # type: ignore[no-untyped-def]
-    """Answers the requests no route matched with the UI, outside runlog's own paths."""
+def fallback(ui: PrefectUI):  # type: ignore[no-untyped-def]
+    """The check (api/middleware.py's ``edge``) that answers the requests no route matched with
+    the UI, outside runlog's own paths: it cannot shadow a route."""
 
-    @web.middleware
-    async def serve_ui(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def serve_ui(request: web.Request) -> web.StreamResponse | None:
         if not isinstance(request.match_info.http_exception, web.HTTPNotFound) or reserved(request.path):
-            return await handler(request)
-        response = await ui.respond(request)
-        return response if response is not None else await handler(request)
+            return None
+        return await ui.respond(request)  # None: not the UI's either, the handler's 404
 
     return serve_ui
 

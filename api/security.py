@@ -24,7 +24,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,8 +37,6 @@ from . import keys
 from .http import json_response
 
 log = structlog.get_logger("runlog.api")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROTECTED = ("/api", "/metrics", "/runlog")
 """Paths that need the auth string (when one is set); the UI's paths are outside them."""
@@ -121,14 +118,14 @@ def unauthorized(request: web.Request) -> web.Response:
 
 
 def authentication(auth_string: str):  # type: ignore[no-untyped-def]
-    """The middleware that asks for the auth string; installed only when one is set."""
+    """The check (api/middleware.py's ``edge``) that asks for the auth string; installed only
+    when one is set."""
 
-    @web.middleware
-    async def require_auth_string(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def require_auth_string(request: web.Request) -> web.StreamResponse | None:
         if _open_without_credentials(request) or basic_credentials_match(
             request.headers.get("Authorization"), auth_string
         ):
-            return await handler(request)
+            return None
         # Which part was wrong (no header, another scheme, a wrong password) is not said, to the
         # client or in the log line: the request line already records the 401.
         return unauthorized(request)
@@ -160,13 +157,12 @@ def cross_site(request: web.Request) -> bool:
 
 
 def csrf_protection(*, tokens: bool):  # type: ignore[no-untyped-def]
-    """The middleware that refuses forged writes: Prefect's tokens under /api when TOKENS (the
-    setting), and cross-site writes to runlog's pages always."""
+    """The check (api/middleware.py's ``edge``) that refuses forged writes: Prefect's tokens
+    under /api when TOKENS (the setting), and cross-site writes to runlog's pages always."""
 
-    @web.middleware
-    async def refuse_forged_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def refuse_forged_writes(request: web.Request) -> web.StreamResponse | None:
         if request.method not in UNSAFE_METHODS:
-            return await handler(request)
+            return None
         if under(request.path, "/runlog") and cross_site(request):
             return _forbidden("cross-site request refused: runlog's pages accept writes from their own origin only")
         if tokens and under(request.path, "/api"):
@@ -180,7 +176,7 @@ def csrf_protection(*, tokens: bool):  # type: ignore[no-untyped-def]
             if not csrf.valid(key, client, token, request.config_dict[keys.CLOCK]()):
                 # The Prefect client and UI look for "Invalid CSRF token" to fetch a new one and retry.
                 return _forbidden("Invalid CSRF token or client identifier.", **{"Access-Control-Allow-Origin": "*"})
-        return await handler(request)
+        return None
 
     return refuse_forged_writes
 

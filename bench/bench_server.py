@@ -1133,7 +1133,9 @@ async def main_async(args: argparse.Namespace) -> int:
         tail = samples[len(samples) // 3:]
         out += ["", f"Trend over the last two thirds: {slope_mb_per_min([(s.elapsed, s.rss_mb) for s in tail]):+.2f} MB/min; "
                     f"whole run {result.tps:,.0f} transitions/s, p99 {result.latency_ms(0.99):.1f} ms, "
-                    f"errors: {fmt_errors(result)}.", ""]
+                    f"errors: {fmt_errors(result)}; server CPU {result.server_cpu:.0f}%, "
+                    f"{result.per_cpu_second:,.0f} transitions per server CPU s "
+                    f"(paced with --rate: the same load for any checkout, whatever else the machine runs).", ""]
 
     if groups or memory or soaks:
         out += ["### Targets", "", *check_targets(groups, memory, soaks), ""]

@@ -150,6 +150,13 @@ class EventStore(Protocol):
 
     async def head(self) -> int: ...
 
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, int | None]:
+        """The head, and the position of the first event past ``after`` whose type starts with
+        ``type_prefix`` (None: there is none). Past writer.HEAD_WITH_LOOKS_AT_MOST events after
+        ``after`` it does not look, and answers ``after + 1``, the first that may be one. One
+        read, for a follower that skips what it does not need."""
+        ...
+
     async def write_tables(self, changes: RowChanges) -> None:
         """Persist an asynchronous projection's rows in one transaction of their own."""
         ...

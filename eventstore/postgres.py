@@ -42,7 +42,7 @@ from .planning import AppendRequest, BatchPlan, Row, plan_batch
 from .tables import RowChanges, Table, grouped_columns, persist
 from .tx import PostgresTx
 from .urls import DatabaseURL
-from .writer import BatchingStore
+from .writer import HEAD_WITH_LOOKS_AT_MOST, first_or_maybe, BatchingStore
 
 log = structlog.get_logger("runlog.eventstore")
 _fromisoformat = datetime.fromisoformat
@@ -75,6 +75,10 @@ _STREAM = (b"s", "s")
 # the ISO text is a few times cheaper. The session settings below fix the text's form.
 _COLUMNS = "position, stream_id, version, id, type, data, recorded_at::text"
 SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
+SQL_HEAD_WITH = (
+    "SELECT (SELECT coalesce(max(position), 0) FROM events), (SELECT min(position) FROM events "
+    "WHERE position > $1 AND position <= $2 AND substr(type, 1, $3) = $4)"
+)
 SQL_PAGE = f"SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
 SQL_BY_ID = f"SELECT {_COLUMNS} FROM events WHERE id = $1"
 SQL_STREAM_PAGE = (
@@ -755,6 +759,15 @@ class PostgresStore(BatchingStore):
         pool = self._readers()
         with translate_errors(self._where):
             return await pool.fetchval(SQL_HEAD)
+
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, int | None]:
+        """See EventStore.head_with: one statement on a pooled connection, no transaction."""
+        pool = self._readers()
+        with translate_errors(self._where):
+            head, first = await pool.fetchrow(
+                SQL_HEAD_WITH, after, after + HEAD_WITH_LOOKS_AT_MOST, len(type_prefix), type_prefix
+            )
+        return head, first_or_maybe(after, head, first, HEAD_WITH_LOOKS_AT_MOST)
 
 
 __all__ = ["PostgresStore", "migration_connection"]

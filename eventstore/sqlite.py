@@ -29,11 +29,15 @@ from .planning import AppendRequest, BatchPlan, plan_batch
 from .tables import RowChanges, grouped_columns, persist
 from .tx import SqliteTx
 from .urls import DatabaseURL
-from .writer import SQL_STREAM_VERSION, BatchingStore
+from .writer import HEAD_WITH_LOOKS_AT_MOST, first_or_maybe, SQL_STREAM_VERSION, BatchingStore
 
 
 _COLUMNS = "position, stream_id, version, id, type, data, recorded_at"
 SQL_HEAD = "SELECT coalesce(max(position), 0) FROM events"
+SQL_HEAD_WITH = (
+    "SELECT (SELECT coalesce(max(position), 0) FROM events), (SELECT min(position) FROM events "
+    "WHERE position > ? AND position <= ? AND substr(type, 1, ?) = ?)"
+)
 # One index probe per stream (SQLite's max() optimisation); a GROUP BY over the streams would
 # read every version of every stream, making appends slower as streams grow.
 SQL_VERSIONS = (
@@ -255,9 +259,71 @@ async def _immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
         yield
         await conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error, ValueError):
-                await conn.execute("ROLLBACK")
+        await _roll_back(conn)
+        raise
+
+
+async def _roll_back(conn: aiosqlite.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            await conn.execute("ROLLBACK")
+
+
+def _run_on_thread(db: sqlite3.Connection, writes: list[tuple[str, Any, bool]], sql: str | None, args: Any) -> Any:
+    """On the connection's thread: the queued writes in order, then the read, if any (its rows)."""
+    for statement, params, many in writes:
+        if many:
+            db.executemany(statement, params)
+        else:
+            db.execute(statement, params)
+    return db.execute(sql, args).fetchall() if sql is not None else None
+
+
+class SqliteBatchTx(SqliteTx):
+    """A write transaction on the writer's connection whose writes go to SQLite's thread
+    together: a write (execute, executemany: they return nothing) is queued, and sent with the
+    next read or with the COMMIT, in one hand-over to aiosqlite's thread.
+
+    Each statement through aiosqlite is a trip to its thread and back (a queue, a wake-up of
+    the thread, a call_soon_threadsafe to wake the loop): a group commit of state changes was
+    eight (BEGIN, three reads, the events, the runs, their counts, COMMIT), now four. A write's
+    error is raised at the read or the COMMIT it went with, still inside the transaction (rolled
+    back) and the store's error translation; nothing catches one write's error to go on, here.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        super().__init__(conn)
+        self._writes: list[tuple[str, Any, bool]] = [("BEGIN IMMEDIATE", (), False)]
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        return list(await self._send(sql, args))
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        self._writes.append((sql, args, False))
+
+    async def executemany(self, sql: str, args: Any) -> None:
+        self._writes.append((sql, args if isinstance(args, (list, tuple)) else list(args), True))
+
+    async def commit(self) -> None:
+        self._writes.append(("COMMIT", (), False))
+        await self._send(None, ())
+
+    async def _send(self, sql: str | None, args: Any) -> Any:
+        writes, self._writes = self._writes, []
+        conn = self._conn
+        return await conn._execute(_run_on_thread, conn._conn, writes, sql, args)
+
+
+@contextlib.asynccontextmanager
+async def _batch(conn: aiosqlite.Connection) -> AsyncIterator[SqliteBatchTx]:
+    """``_immediate`` with a SqliteBatchTx: BEGIN IMMEDIATE goes with the first read, or with the
+    writes and the COMMIT."""
+    tx = SqliteBatchTx(conn)
+    try:
+        yield tx
+        await tx.commit()
+    except BaseException:
+        await _roll_back(conn)
         raise
 
 
@@ -359,15 +425,15 @@ class SqliteStore(BatchingStore):
         conn = self._writer_conn
         assert conn is not None
         with translate_errors(self._where):
-            async with _immediate(conn):
-                ((head,),) = await conn.execute_fetchall(SQL_HEAD)
+            async with _batch(conn) as tx:
+                ((head,),) = await tx.fetch(SQL_HEAD)
                 self._found_head(head)
                 streams = msgspec.json.encode(sorted({r.stream_id for r in requests})).decode()
-                versions = dict(await conn.execute_fetchall(SQL_VERSIONS, (streams,)))
+                versions = dict(await tx.fetch(SQL_VERSIONS, streams))
                 # The ids as JSON text straight from the UUIDs, in C (str() of each was a
                 # tenth of an import's appends).
                 ids = msgspec.json.encode([ev.id for r in requests for ev in r.events]).decode()
-                stored = {r.id: r for r in _records(await conn.execute_fetchall(SQL_STORED, (ids,)))}
+                stored = {r.id: r for r in _records(await tx.fetch(SQL_STORED, ids))}
                 plan = plan_batch(requests, head, versions, stored)
                 if plan.rows:
                     now = _now_iso()
@@ -377,16 +443,16 @@ class SqliteStore(BatchingStore):
                         row.recorded_at = recorded_at
                         ev = row.event
                         params.append((row.position, row.stream_id, row.version, event_id, ev.type, ev.data, now))
-                    await conn.executemany(SQL_INSERT, params)
-                    await self._apply_inline(SqliteTx(conn), plan)
+                    await tx.executemany(SQL_INSERT, params)
+                    await self._apply_inline(tx, plan)
         return plan
 
     async def _write_tables(self, changes: RowChanges) -> None:
         conn = self._writer_conn
         assert conn is not None
         with translate_errors(self._where):
-            async with _immediate(conn):
-                await persist(SqliteTx(conn), changes)
+            async with _batch(conn) as tx:
+                await persist(tx, changes)
 
     async def _run_job(self, fn, *, lock_appends: bool):  # type: ignore[no-untyped-def]
         # BEGIN IMMEDIATE takes the database's one write lock: appends wait, whatever lock_appends says.
@@ -458,6 +524,13 @@ class SqliteStore(BatchingStore):
         it (projections/catchup.py), and the reader thread's round trip cost more than the read."""
         ((head,),) = await self._fetch_here(SQL_HEAD)
         return head
+
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, int | None]:
+        """See EventStore.head_with; read on the loop's thread, like ``head``."""
+        ((head, first),) = await self._fetch_here(
+            SQL_HEAD_WITH, (after, after + HEAD_WITH_LOOKS_AT_MOST, len(type_prefix), type_prefix)
+        )
+        return head, first_or_maybe(after, head, first, HEAD_WITH_LOOKS_AT_MOST)
 
     async def stream_version(self, stream_id: str) -> int:
         """Read on the loop's thread too, like ``head``: the notifier reads the ``blocks``

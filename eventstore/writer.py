@@ -136,6 +136,17 @@ _STOP = object()
 
 
 SQL_STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?"
+HEAD_WITH_LOOKS_AT_MOST = 10_000
+"""How many events past its ``after`` head_with looks at the types of (a range scan of the
+log's primary key); past that it says "maybe" without looking."""
+
+
+def first_or_maybe(after: int, head: int, first: int | None, looked_at: int) -> int | None:
+    """head_with's answer from what it read: the first event found, else ``after + 1`` when
+    there were events past the ``looked_at`` it looked at."""
+    if first is not None:
+        return int(first)
+    return after + 1 if head - after > looked_at else None
 
 
 class SoleLeader:
@@ -489,6 +500,10 @@ class BatchingStore:
         raise NotImplementedError
 
     async def head(self) -> int:
+        raise NotImplementedError
+
+    async def head_with(self, after: int, type_prefix: str) -> tuple[int, int | None]:
+        """See EventStore.head_with."""
         raise NotImplementedError
 
     async def read_event(self, event_id: UUID) -> RecordedEvent | None:

@@ -66,6 +66,8 @@ log = structlog.get_logger("runlog.notifier")
 
 NAME = "notifier-matcher"
 """The matcher's checkpoint and its service (leader election) name."""
+AUTOMATION_EVENTS = "automation."
+"""The prefix of the types of the events that create, edit, pause or delete an automation."""
 INTERVAL_SECONDS = 1.0
 """How often proactive windows are looked at without a new event."""
 SLACK_SECONDS = 1.0
@@ -171,6 +173,12 @@ class Matcher:
 
     def service(self) -> Service:
         async def wake() -> None:
+            if self._idle:
+                # No automation to evaluate: nothing in the log is matched as it comes, so the
+                # rounds come once an INTERVAL_SECONDS, not once per group commit of the server
+                # (each a read). The round that finds an automation event among what it skips
+                # matches from that event on (``step``), as if it had been woken by it.
+                await asyncio.Future()  # the interval ends the wait
             # Returns at the first event past what the last round matched: no gathering delay,
             # an alert's latency is the point.
             await self._following.more()
@@ -181,10 +189,21 @@ class Matcher:
         """One round: match what the log holds past the checkpoint, then let time run out on
         proactive windows. How many deliveries it scheduled."""
         self._this_round = 0
+        head = None
         if self._idle:
-            self._stale = True  # idle rounds read no records: look for new automations
+            # Idle rounds read no records: look for new automations, but read them again only
+            # when an automation event is among the records skipped (the head comes in the same
+            # statement). A round re-read them all, in a transaction of its own, then read the
+            # head: three round trips more per round. Muted ones unmute by time: _enabled
+            # filters the ones read by ``now``.
+            head, first = await self._store.head_with(self._following.reached, AUTOMATION_EVENTS)
+            if first is not None:
+                self._stale = True
+                # The records before it had no automation to match them (as when a round ran
+                # per commit): matching, if one is enabled now, starts at that event.
+                self._following.reached = max(self._following.reached, first - 1)
         if not await self._enabled(now):
-            await self._skip(now)
+            await self._skip(now, head)
             return 0
         try:
             if self._idle:
@@ -282,13 +301,14 @@ class Matcher:
         log.info("matcher_windows_restored", first=first, upto=upto, observed=observed,
                  windows=sum(len(a.buckets) for a in windowed))
 
-    async def _skip(self, now: datetime) -> None:
+    async def _skip(self, now: datetime, head: int | None = None) -> None:
         """No automation is enabled and unmuted: nothing in the log can fire, so the round reads
         none of it and only moves the checkpoint to the head (saved at most once a second: a
         crash then re-skips a second of it). A server with no rules pays a query, not a second
         reading of every event."""
         self._idle = True
-        head = await self._store.head()
+        if head is None:
+            head = await self._store.head()
         if self._following.saved is None:
             await self._following.resume()
         self._following.reached = head
@@ -318,7 +338,7 @@ class Matcher:
         keeps no table of its own, its output is deliveries, recorded by the time this returns."""
         fired: list[tuple[_Automation, triggers.Firing]] = []
         for record in events:
-            if record.type.startswith("automation."):
+            if record.type.startswith(AUTOMATION_EVENTS):
                 self._stale = True  # created, edited, paused or deleted: read them again
             elif record.stream_id == streams.BLOCKS:
                 self._actor.forget_blocks()  # a channel edited, renamed or deleted: read it again

@@ -44,6 +44,27 @@ async def test_head_is_zero_on_an_empty_store(store):
     assert [e async for e in store.read_all()] == []
 
 
+async def test_head_with_finds_the_first_event_of_a_type_past_a_position(store, monkeypatch):
+    assert await store.head_with(0, "automation.") == (0, None)
+    await store.append("flow-run-a", [new("flow_run.created"), new("flow_run.state_changed")])
+    assert await store.head_with(0, "automation.") == (2, None)
+    await store.append("automation-a", [new("automation.created")])
+    await store.append("flow-run-a", [new("flow_run.state_changed")])
+    await store.append("automation-a", [new("automation.updated")])
+    assert await store.head_with(2, "automation.") == (5, 3)
+    assert await store.head_with(3, "automation.") == (5, 5)
+    assert await store.head_with(5, "automation.") == (5, None)
+    assert await store.head_with(0, "flow_run.") == (5, 1)
+    # Past the most it looks at, it answers the first that may be one, without looking.
+    import runlog.eventstore.postgres as postgres_module
+    import runlog.eventstore.sqlite as sqlite_module
+
+    monkeypatch.setattr(postgres_module, "HEAD_WITH_LOOKS_AT_MOST", 1)
+    monkeypatch.setattr(sqlite_module, "HEAD_WITH_LOOKS_AT_MOST", 1)
+    assert await store.head_with(1, "automation.") == (5, 2)
+    assert await store.head_with(2, "automation.") == (5, 3)  # found within the one it looks at
+
+
 async def test_read_stream_returns_only_that_stream_in_version_order(store):
     await store.append("s1", [new(data=b"a")])
     await store.append("s2", [new(data=b"x")])

@@ -5,10 +5,12 @@ page matched again (a restart before the checkpoint moved) schedules nothing twi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 
 from runlog.commands import automations, flow_runs, flows
 from runlog.commands.clock import ManualClock
@@ -131,6 +133,69 @@ async def test_with_no_automation_the_log_is_skipped_and_a_new_one_starts_from_t
     await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
     assert await matcher.step(clock()) == 0  # the failure before the rule is not matched by it
     after = await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="after-the-rule")
+    assert await matcher.step(clock()) == 1
+    [delivery] = await scheduled(store)
+    assert delivery.scheduled.flow_run_id == after
+
+
+async def test_an_idle_round_reads_the_automations_again_only_after_an_automation_event(
+    store, clock, monkeypatch
+) -> None:
+    from runlog.notifier import matcher as matcher_module
+
+    reads: list[int] = []
+    every = matcher_module.automation_reads.every_automation
+
+    async def counted(tx):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return await every(tx)
+
+    monkeypatch.setattr(matcher_module.automation_reads, "every_automation", counted)
+    matcher = matcher_for(store, clock)
+    assert await matcher.step(clock()) == 0  # idle: nothing enabled
+    for name in ("one", "two"):
+        await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name=name)
+        assert await matcher.step(clock()) == 0
+    assert len(reads) == 1, "rounds that skipped only run events read the automations once, at the start"
+
+    # One idle round's range holds a failure before the rule, the rule, and a failure after it:
+    # matching starts at the rule's event.
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="before-the-rule")
+    await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    after = await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="after-the-rule")
+    assert await matcher.step(clock()) == 1  # the automation event in the skipped range: read again
+    [delivery] = await scheduled(store)
+    assert delivery.scheduled.flow_run_id == after
+
+
+async def test_an_idle_matcher_is_not_woken_by_each_append_but_a_matching_one_is(store, clock) -> None:
+    matcher = matcher_for(store, clock)
+    wake = matcher.service().wake
+    assert await matcher.step(clock()) == 0  # idle
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="unwatched")
+    with pytest.raises(TimeoutError):  # its rounds come at its interval, which the runner keeps
+        await asyncio.wait_for(wake(), 0.2)
+
+    await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    assert await matcher.step(clock()) == 0  # not idle any more
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="watched")
+    await asyncio.wait_for(wake(), 10)  # woken by the append
+    assert await matcher.step(clock()) == 1
+
+
+async def test_a_muted_automation_is_matched_once_its_mute_ends_while_the_matcher_was_idle(store, clock) -> None:
+    automation = await automations.create(store, failed_runs_of("daily-etl"), clock=clock)
+    until = clock() + timedelta(minutes=5)
+    await automations.mute(store, automation.id, until, clock=clock)
+    matcher = matcher_for(store, clock)
+    assert await matcher.step(clock()) == 0  # idle: its one automation is muted
+    await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="while-muted")
+    assert await matcher.step(clock()) == 0
+    assert await scheduled(store) == []
+
+    clock.advance(minutes=6)  # no event says the mute ended: the time does
+    assert await matcher.step(clock()) == 0
+    after = await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="after-the-mute")
     assert await matcher.step(clock()) == 1
     [delivery] = await scheduled(store)
     assert delivery.scheduled.flow_run_id == after
