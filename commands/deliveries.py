@@ -192,12 +192,13 @@ async def run_schedule(
 def decide_attempt(
     view: DeliveryView, attempt: AttemptRecord, policy: RetryPolicy, draw: float,
 ) -> list[catalogue.Event]:
-    """The events that record ``attempt`` on ``view`` (pure): the attempt, and its consequence."""
+    """The events that record ``attempt`` on ``view`` (pure): the attempt, and its consequence.
+    A successful attempt is one event, the sending that carries it (DeliverySent.attempt)."""
     number = len(view.attempts) + 1
     next_attempt_at = None
     ending: catalogue.Event | None = None
     if attempt.outcome == SENT:
-        ending = catalogue.DeliverySent(delivery_id=view.id, at=attempt.finished)
+        pass  # the DeliverySent below, carrying the attempt
     elif attempt.outcome in (PERMANENT, GONE):
         ending = catalogue.DeliveryDeadLettered(delivery_id=view.id, reason=_failure(attempt), at=attempt.finished)
     else:
@@ -212,6 +213,8 @@ def decide_attempt(
         finished=attempt.finished, status_code=attempt.status_code, outcome=attempt.outcome, excerpt=attempt.excerpt,
         error=attempt.error, next_attempt_at=next_attempt_at, parts_sent=list(attempt.parts_sent),
     )
+    if attempt.outcome == SENT:
+        return [catalogue.DeliverySent(delivery_id=view.id, at=attempt.finished, attempt=attempted)]
     return [attempted] if ending is None else [attempted, ending]
 
 

@@ -595,11 +595,16 @@ class BatchingStore:
     async def grown(self, after: int) -> None:
         """Returns once the log holds an event past ``after``: what ``subscribe`` waits for,
         without reading the events (a follower reads them itself, page by page), so a wake-up
-        costs a read of the head. The same poll covers a writer in another process."""
+        costs a read of the head. The same poll covers a writer in another process.
+
+        A position this writer committed is in the log (``_head_seen`` is set after the
+        commit): past it, no read is needed. A busy server's followers (the projections' and
+        the notifier matcher's catch-ups) wake once per group commit, mostly at what this
+        process appended, and each wake-up read the head."""
         self._check_usable()
         while not self._closed:
             signal = self._wakeup.current()
-            if await self.head() > after:
+            if self._head_seen > after or await self.head() > after:
                 return
             await self._wait_for(signal)
         raise StoreClosed()

@@ -79,6 +79,8 @@ class Actor:
         if reading is None or (reading.done() and (reading.cancelled() or reading.exception() is not None)):
             reading = asyncio.ensure_future(flow_reads.get(self._store, flow_id))
             self._flows[flow_id] = reading
+        if reading.done():
+            return reading.result()
         # Shielded: one firing cancelled must not cancel the read the others wait on.
         return await asyncio.shield(reading)
 
@@ -224,8 +226,12 @@ class Actor:
         action = step.action
         assert isinstance(action, (SendNotification, CallWebhook))
         # Independent reads, made together: a burst of alerts waits on the database's round
-        # trips here, once per firing, so two at once rather than one after the other.
-        block, context = await asyncio.gather(self._block(action.block_document_id), step.context())
+        # trips here, once per firing, so two at once rather than one after the other. Both are
+        # futures shared by the firing's actions (the block's by every firing until a block
+        # changes), mostly done already: awaited in turn, with no gather's tasks around them.
+        context_read = step.context()
+        block = await self._block(action.block_document_id)
+        context = await context_read
         triggered = step.action_triggered(block[1] if block else [])
         reason = None
         if isinstance(action, CallWebhook):
@@ -265,6 +271,8 @@ class Actor:
         if reading is None or (reading.done() and (reading.cancelled() or reading.exception() is not None)):
             reading = asyncio.ensure_future(self._read_block(block_document_id))
             self._blocks[block_document_id] = reading
+        if reading.done():
+            return reading.result()
         # Shielded: one firing cancelled must not cancel the read the others wait on.
         return await asyncio.shield(reading)
 

@@ -100,6 +100,9 @@ def evolve_delivery(view: DeliveryView | None, event: Any, version: int) -> Deli
             next_attempt_at=event.next_attempt_at, updated=event.finished, version=version, parts_sent=reached,
         )
     if isinstance(event, catalogue.DeliverySent):
+        if event.attempt is not None:  # the successful attempt, recorded in the sending itself
+            view = evolve_delivery(view, event.attempt, version)
+            assert view is not None
         return replace(view, status=SENT, sent_at=event.at, next_attempt_at=None, updated=event.at, version=version)
     if isinstance(event, catalogue.DeliveryDeadLettered):
         return replace(

@@ -558,10 +558,17 @@ class DeliveryAttempted(Event, tag="delivery.attempted", kw_only=True):
 
 
 class DeliverySent(Event, tag="delivery.sent", kw_only=True):
-    """The receiver accepted the message (appended with the attempt that succeeded)."""
+    """The receiver accepted the message.
+
+    ``attempt``: the attempt that succeeded, recorded in this one event. A delivery's outcome
+    is the record every consumer of the log reads (the feed derives the action's executed
+    event from it), so a successful attempt is one record, not an attempt and then its
+    outcome. Logs written before carry it as a ``DeliveryAttempted`` just before this event,
+    with ``attempt`` None here; both fold to the same delivery."""
 
     delivery_id: UUID
     at: datetime
+    attempt: DeliveryAttempted | None = None
 
 
 class DeliveryDeadLettered(Event, tag="delivery.dead_lettered", kw_only=True):

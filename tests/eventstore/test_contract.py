@@ -267,6 +267,30 @@ async def test_grown_returns_once_the_log_holds_an_event_past_the_position(store
     assert store.subscribers_waiting == 0
 
 
+async def test_grown_past_what_this_process_appended_reads_no_head(store, monkeypatch):
+    await store.append("s", [new(), new()])
+    reads = 0
+    head = store.head
+
+    async def counted() -> int:
+        nonlocal reads
+        reads += 1
+        return await head()
+
+    monkeypatch.setattr(store, "head", counted)
+    async with asyncio.timeout(10):
+        await store.grown(1)  # position 2 was committed by this store's writer
+    assert reads == 0
+    store.poll_interval = 0.01
+    waiting = asyncio.create_task(store.grown(2))  # nothing past it yet: the head is read
+    async with asyncio.timeout(10):
+        while reads == 0:
+            await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await store.append("t", [new()])
+    await asyncio.wait_for(waiting, 10)
+
+
 async def test_subscribe_after_a_position_skips_what_came_before(store):
     await store.append("s", [new(data=b"1"), new(data=b"2"), new(data=b"3")])
     got = []

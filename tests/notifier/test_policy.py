@@ -12,7 +12,7 @@ from runlog.commands.deliveries import AttemptRecord, RetryPolicy, decide_attemp
 from runlog.notifier.limits import DEFAULT_LIMITS, FALLBACK_LIMITS, Pacer, limits_for
 from runlog.notifier.seams import Attempt
 from runlog.notifier.webhook import classify, retry_after
-from runlog.projections.deliveries import DeliveryView
+from runlog.projections.deliveries import DeliveryView, evolve_delivery
 from runlog.schema import events as catalogue
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -55,7 +55,6 @@ def attempt(outcome: str, **fields) -> AttemptRecord:
 
 
 @pytest.mark.parametrize(("record", "ending", "next_in"), [
-    (attempt("sent", status_code=200), catalogue.DeliverySent, None),
     (attempt("retry", status_code=500), None, 5.0),
     (attempt("retry", status_code=429, retry_after=30.0), None, 30.0),
     (attempt("retry", error="connection failed (ClientConnectorError)"), None, 5.0),
@@ -71,6 +70,33 @@ def test_an_attempt_is_recorded_with_its_consequence(record, ending, next_in):
     assert [type(e) for e in events[1:]] == ([ending] if ending else [])
     expected = None if next_in is None else record.finished + timedelta(seconds=next_in)
     assert attempted.next_attempt_at == expected
+
+
+def test_a_successful_attempt_is_one_event_the_sending_carrying_the_attempt():
+    record = attempt("sent", status_code=200, excerpt="ok")
+    (sent,) = decide_attempt(view(), record, RetryPolicy(), draw=1.0)
+    assert isinstance(sent, catalogue.DeliverySent) and sent.at == record.finished
+    carried = sent.attempt
+    assert isinstance(carried, catalogue.DeliveryAttempted)
+    assert (carried.attempt, carried.outcome, carried.status_code, carried.excerpt) == (1, "sent", 200, "ok")
+    assert carried.next_attempt_at is None
+
+
+def test_a_sending_carrying_its_attempt_folds_as_the_attempt_then_the_sending_did():
+    """Logs written before the sending carried its attempt have a DeliveryAttempted and then a
+    DeliverySent: both shapes make the same delivery (the attempt, its timings, sent)."""
+    failed = attempt("retry", status_code=500)
+    first = view(attempts=[])
+    (retried,) = decide_attempt(first, failed, RetryPolicy(), draw=1.0)
+    waiting = evolve_delivery(first, retried, 2)
+    succeeded = attempt("sent", status_code=200, at=NOW + timedelta(seconds=5))
+    (sent,) = decide_attempt(waiting, succeeded, RetryPolicy(), draw=1.0)
+    now = evolve_delivery(waiting, sent, 3)
+    before = evolve_delivery(evolve_delivery(waiting, sent.attempt, 3), catalogue.DeliverySent(
+        delivery_id=sent.delivery_id, at=sent.at), 4)
+    assert now.status == before.status == "sent"
+    assert now.attempts == before.attempts and [a.outcome for a in now.attempts] == ["retry", "sent"]
+    assert (now.sent_at, now.next_attempt_at, now.updated) == (before.sent_at, None, before.updated)
 
 
 def test_dead_letter_reasons_say_what_happened():
