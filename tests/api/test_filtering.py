@@ -22,7 +22,7 @@ import pytest
 from runlog.api import keys
 from runlog.api.queries import artifacts, logs, run_filters, variables
 from runlog.api.queries.filtering import (
-    Constant, Criteria, Custom, Dialect, Ignored, Related, Resource, Unknown, fetch_page_and_count,
+    Constant, Dialect, Ignored, Related, Resource, Unknown, fetch_page_and_count,
 )
 from runlog.api.schemas import artifacts as artifact_schemas
 from runlog.api.schemas import filters as f
