@@ -36,6 +36,11 @@ SQL_INDEX_NAMES = {
     "postgres": "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()",
 }
 
+SQL_HAS_TABLE = {
+    "sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'server_configuration'",
+    "postgres": "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'server_configuration'",
+}
+
 Fetch = Callable[..., Awaitable[Sequence[Sequence[Any]]]]
 Execute = Callable[..., Awaitable[Any]]
 
@@ -43,6 +48,14 @@ Execute = Callable[..., Awaitable[Any]]
 async def saved(fetch: Fetch) -> list[list[str]]:
     rows = await fetch(SQL_SAVED)
     return json.loads(rows[0][0]) if rows else []
+
+
+async def pending(fetch: Fetch, dialect: Literal["sqlite", "postgres"]) -> bool:
+    """Whether indexes are set aside, asked of a database at any revision (a new one has no
+    ``server_configuration`` yet): a store opening with migrations makes them again before it
+    migrates, so that a migration finds the indexes of the revision it starts from."""
+    ((tables,),) = await fetch(SQL_HAS_TABLE[dialect])
+    return bool(tables) and bool(await saved(fetch))
 
 
 async def defer(fetch: Fetch, execute: Execute, dialect: Literal["sqlite", "postgres"],
@@ -77,4 +90,4 @@ async def restore(fetch: Fetch, execute: Execute, dialect: Literal["sqlite", "po
     return made
 
 
-__all__ = ["KEY", "defer", "restore", "saved"]
+__all__ = ["KEY", "defer", "pending", "restore", "saved"]

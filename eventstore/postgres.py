@@ -403,9 +403,9 @@ SQL_STALE_TABLES = (
 
 async def _restore_indexes(conn: asyncpg.Connection, where: str) -> None:
     """Make again the indexes a bulk writer set aside and did not make again (its process
-    died): see deferred_indexes. Under the migration lock, as _analyze."""
+    died), before migrating: see deferred_indexes. Under the migration lock, as _analyze."""
     with translate_errors(where):
-        if not await deferred_indexes.saved(conn.fetch):
+        if not await deferred_indexes.pending(conn.fetch, "postgres"):
             return
         async with conn.transaction():
             await deferred_indexes.restore(conn.fetch, conn.execute, "postgres")
@@ -461,8 +461,8 @@ class PostgresStore(BatchingStore):
         try:
             async with locked_migrations(conn, self._where) as migrations:
                 if self._migrate:
-                    await migrate.upgrade(migrations, "postgres")
                     await _restore_indexes(conn, self._where)
+                    await migrate.upgrade(migrations, "postgres")
                     await _analyze(conn, self._where)
                 else:
                     await migrate.require_head(migrations, "postgres", self._where)

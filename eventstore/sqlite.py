@@ -332,7 +332,7 @@ ANALYZE_FROM_EVENTS = 10_000
 
 async def _restore_indexes(conn: aiosqlite.Connection, where: str) -> None:
     """Make again the indexes a bulk writer set aside and did not make again (its process
-    died): see deferred_indexes."""
+    died), before migrating: see deferred_indexes."""
     async def fetch(sql: str, *args: Any) -> list[Any]:
         return list(await conn.execute_fetchall(sql, args))
 
@@ -340,7 +340,7 @@ async def _restore_indexes(conn: aiosqlite.Connection, where: str) -> None:
         await conn.execute(sql, args)
 
     with translate_errors(where):
-        if not await deferred_indexes.saved(fetch):
+        if not await deferred_indexes.pending(fetch, "sqlite"):
             return
         await conn.execute("BEGIN IMMEDIATE")
         try:
@@ -395,8 +395,8 @@ class SqliteStore(BatchingStore):
         try:
             migrations = SqliteMigrationConnection(self._writer_conn, self._where)
             if self._migrate:
-                await migrate.upgrade(migrations, "sqlite")
                 await _restore_indexes(self._writer_conn, self._where)
+                await migrate.upgrade(migrations, "sqlite")
                 await _analyze(self._writer_conn)
             else:
                 await migrate.require_head(migrations, "sqlite", self._where)

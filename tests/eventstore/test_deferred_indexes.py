@@ -4,7 +4,7 @@ by the next store that opens the database with migrations."""
 
 from __future__ import annotations
 
-from runlog.eventstore import deferred_indexes, open_store
+from runlog.eventstore import deferred_indexes, migrate, migration_connection, open_store
 
 TABLES = ("flow_runs", "logs")
 SQL_NAMES = {
@@ -73,3 +73,35 @@ async def test_setting_aside_twice_keeps_both_lists(store_url):
         await store.write_transaction(second)
     async with open_store(store_url) as store:
         assert await _indexes(store) == before
+
+
+async def test_indexes_set_aside_at_an_older_revision_are_made_before_the_migrations_run(store_url, backend):
+    """A migration may drop or rebuild an index a writer had set aside (SQLite's 0035 rebuilds
+    flow_run_names and drops its index): the indexes come back first, at the revision they were
+    set aside at, and then the migrations run over them."""
+    async with open_store(store_url) as store:
+        at_head = await _indexes(store)
+    rebuilt = next(m.revision for m in migrate.load_migrations(backend) if m.name == "run_search")
+    async with migration_connection(store_url) as conn:
+        await migrate.downgrade(conn, backend, rebuilt - 1)
+        inner = conn._conn  # the driver connection; tests may look inside
+
+        async def fetch(sql: str, *args):
+            return list(await (inner.execute_fetchall(sql, args) if backend == "sqlite" else inner.fetch(sql, *args)))
+
+        async def execute(sql: str, *args):
+            # deferred_indexes writes the Tx's placeholders (?); asyncpg takes $1.
+            await (inner.execute(sql, args) if backend == "sqlite" else inner.execute(sql.replace("?", "$1"), *args))
+
+        dropped = await deferred_indexes.defer(fetch, execute, backend, ("flow_runs", "flow_run_names"))
+        if backend == "sqlite":
+            await inner.commit()
+    assert "flow_run_names_created" in dropped
+    async with open_store(store_url) as store:  # migrates from rebuilt - 1 to the head
+        assert await _indexes(store) == at_head
+        assert await _saved(store) == []
+        async with store.reading() as tx:
+            names = "SELECT name FROM sqlite_master" if backend == "sqlite" else "SELECT indexname FROM pg_indexes"
+            assert [("flow_run_names_created",)] == [
+                tuple(row) for row in await tx.fetch(f"{names} WHERE {names.split()[1]} = 'flow_run_names_created'")
+            ]
