@@ -342,14 +342,8 @@ async def _restore_indexes(conn: aiosqlite.Connection, where: str) -> None:
     with translate_errors(where):
         if not await deferred_indexes.pending(fetch, "sqlite"):
             return
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with _immediate(conn):
             await deferred_indexes.restore(fetch, execute, "sqlite")
-            await conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                await conn.execute("ROLLBACK")
-            raise
 
 
 async def _analyze(conn: aiosqlite.Connection) -> None:
