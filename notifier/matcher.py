@@ -210,6 +210,7 @@ class Matcher:
                 # Back from idle: match from here on, not the events no automation was there for.
                 await self._following.save(self._following.reached)
                 self._idle = False
+                self._forget()  # the skipped records were not looked at: a block or flow may have changed
             if self._look_at_checkpoint():
                 stored = await self._following.stored()
                 if not self._restored or stored != self._following.saved:
@@ -270,6 +271,7 @@ class Matcher:
         # before another leader took over (matching again schedules nothing twice).
         await self._following.resume(upto)
         self._derivation = Derivation(self._store)  # it reads forward from here, from an older position
+        self._forget()  # another leader matched what this one did not see: a block or flow may have changed
         enabled = await self._enabled(now)
         for automation in self._automations.values() if self._automations else ():
             automation.buckets = {}
@@ -300,6 +302,11 @@ class Matcher:
             after = page[-1].position
         log.info("matcher_windows_restored", first=first, upto=upto, observed=observed,
                  windows=sum(len(a.buckets) for a in windowed))
+
+    def _forget(self) -> None:
+        """Drop what the actor remembers of blocks and flows: records went by unread."""
+        self._actor.forget_blocks()
+        self._actor.forget_flows()
 
     async def _skip(self, now: datetime, head: int | None = None) -> None:
         """No automation is enabled and unmuted: nothing in the log can fire, so the round reads
