@@ -46,10 +46,10 @@ def no_collections() -> Iterator[None]:
 
     For an import: even a hundred times less often, its young collections rescanned the views,
     rows and events each page keeps alive until its append commits (0.26 CPU s of 8.5 for
-    20,000 runs into SQLite, plus the older generations' passes). Almost nothing it makes is in a
-    cycle: a final collection after 20,000 runs found 1,590 such objects (4 MB more at the
-    peak), left to the collections that resume after it. Overlapping users leave it on when the
-    first of them that found it on leaves: at worst collections resume early.
+    20,000 runs into SQLite, plus the older generations' passes). Nothing it makes per run is in
+    a cycle: a collection after the import of 20,000 runs found 62 objects (a class made once,
+    its functions and cells), so memory does not grow with the import. Overlapping users leave
+    it on when the first of them that found it on leaves: at worst collections resume early.
     """
     was = gc.isenabled()
     gc.disable()
