@@ -1,4 +1,4 @@
-"""The collector's young threshold raised while long folds run, and restored after."""
+"""The collector's young threshold raised while long folds run, or the collector off, and restored after."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from runlog.projections.collector import YOUNG_THRESHOLD, fewer_collections
+from runlog.projections.collector import YOUNG_THRESHOLD, fewer_collections, no_collections
 
 
 @pytest.fixture
@@ -44,3 +44,43 @@ def test_a_threshold_already_higher_is_kept(default_threshold):
     with fewer_collections():
         assert gc.get_threshold()[0] == YOUNG_THRESHOLD * 2
     assert gc.get_threshold()[0] == YOUNG_THRESHOLD * 2
+
+
+def test_no_collections_turns_it_off_inside_and_on_again_after():
+    assert gc.isenabled()
+    with no_collections():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_no_collections_turns_it_on_again_after_an_error():
+    with pytest.raises(RuntimeError), no_collections():
+        raise RuntimeError("the import failed")
+    assert gc.isenabled()
+
+
+def test_no_collections_leaves_it_off_when_it_was_off():
+    gc.disable()
+    try:
+        with no_collections():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_the_import_runs_with_the_collector_off_and_turns_it_on_after(monkeypatch, tmp_path):
+    from runlog.commands.import_prefect import run
+
+    seen = []
+
+    class Importer:
+        def __init__(self, *args, **kwargs) -> None: ...
+
+        async def run(self):
+            seen.append(gc.isenabled())
+            return "report"
+
+    monkeypatch.setattr(run, "Importer", Importer)
+    assert await run.import_database(None, f"sqlite:///{tmp_path}/runlog.db") == "report"
+    assert seen == [False] and gc.isenabled()
