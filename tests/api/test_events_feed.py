@@ -159,3 +159,60 @@ async def test_count_by_event_resource_and_time(server, clock):
     assert status == 422 and "buckets" in body["detail"]
     status, _ = await server.request("POST", "/events/count-by/colour", json={"filter": window})
     assert status == 422
+
+
+async def test_resource_filters_match_the_primary_and_related_resources_as_prefect_does(server, clock):
+    """Which resource each resource criterion looks at: ``any_resource`` the primary and every
+    related one; ``related`` only the related ones; ``resource.labels`` only the
+    primary, its labels read as sent (a related resource always names a role: the API refuses
+    one that does not). Labels other than the id and role are the resource's own."""
+    sent = {
+        "e1": ({"prefect.resource.id": "a.1", "colour": "blue"},
+               [{"prefect.resource.id": "b.1", "prefect.resource.role": "owner", "colour": "red"},
+                {"prefect.resource.id": "c.1", "prefect.resource.role": "member", "colour": "green"}]),
+        "e2": ({"prefect.resource.id": "b.1", "colour": "red", "prefect.resource.role": "weird"},
+               [{"prefect.resource.id": "a.1", "prefect.resource.role": "owner", "size": "big"}]),
+        "e3": ({"prefect.resource.id": "c.2"}, []),
+    }
+    await ok(server, "POST", "/events", 204, json=[
+        {"occurred": f"2026-03-01T11:00:0{i}Z", "event": name, "id": str(uuid.uuid4()), "resource": resource, "related": related}
+        for i, (name, (resource, related)) in enumerate(sent.items())
+    ])
+    await feed_holds(server, 3)
+
+    async def names(flt: dict) -> list[str]:
+        return sorted(e["event"] for e in (await feed(server, {"filter": flt}))["events"])
+
+    cases = [
+        ({"any_resource": {"id": ["a.1"]}}, ["e1", "e2"]),
+        ({"any_resource": {"id_prefix": ["b."]}}, ["e1", "e2"]),
+        ({"any_resource": {"id": ["c.1"]}}, ["e1"]),
+        ({"any_resource": {"labels": {"colour": "blue"}}}, ["e1"]),
+        ({"any_resource": {"labels": {"colour": "red"}}}, ["e1", "e2"]),
+        ({"any_resource": {"labels": {"colour": "green"}}}, ["e1"]),
+        ({"any_resource": {"labels": {"prefect.resource.role": "owner"}}}, ["e1", "e2"]),
+        ({"any_resource": {"labels": {"prefect.resource.role": "weird"}}}, []),
+        ({"any_resource": {"labels": {"prefect.resource.id": "c.*"}}}, ["e1", "e3"]),
+        ({"any_resource": [{"id": ["a.1"]}, {"id": ["b.1"]}]}, ["e1", "e2"]),
+        ({"any_resource": [{"id": ["a.1"]}, {"id": ["c.1"]}]}, ["e1"]),
+        ({"related": {"id": ["a.1"]}}, ["e2"]),
+        ({"related": {"id": ["c.1"]}}, ["e1"]),
+        ({"related": {"id": ["b.1"]}}, ["e1"]),
+        ({"related": {"labels": {"colour": "red"}}}, ["e1"]),
+        ({"related": {"labels": {"colour": "blue"}}}, []),
+        ({"related": {"labels": {"colour": "!red"}}}, ["e1"]),
+        ({"related": {"labels": {"prefect.resource.role": "member"}}}, ["e1"]),
+        ({"related": {"role": ["owner"], "labels": {"size": "big"}}}, ["e2"]),
+        ({"related": {"resources_in_roles": [["a.1", "owner"]]}}, ["e2"]),
+        ({"related": {"resources_in_roles": [["a.1", "flow"]]}}, []),
+        ({"related": [{"role": ["owner"]}, {"id": ["c.1"]}]}, ["e1"]),
+        ({"related": [{"role": ["owner"]}, {"id": ["c.2"]}]}, []),
+        ({"resource": {"labels": {"colour": "red"}}}, ["e2"]),
+        ({"resource": {"labels": {"colour": ["blue", "red"]}}}, ["e1", "e2"]),
+        ({"resource": {"labels": {"colour": "!blue"}}}, ["e2"]),
+        ({"resource": {"labels": {"prefect.resource.role": "weird"}}}, ["e2"]),
+        ({"resource": {"labels": {"prefect.resource.id": "a.*"}}}, ["e1"]),
+        ({"resource": {"id": ["c.2"]}, "any_resource": {"id": ["c.2"]}}, ["e3"]),
+    ]
+    answers = [(flt, await names(flt)) for flt, _ in cases]
+    assert answers == cases
