@@ -1,8 +1,10 @@
 """Reading the event feed (projections/event_feed.py): Prefect's EventFilter in SQL, pages, counts.
 
 Every criterion of Prefect 3.8's EventFilter becomes a condition on the ``event_feed`` row
-``e``; the related, any_resource and label criteria become EXISTS over its rows in
-``event_feed_resources``, as Prefect's own queries go through its event_resources table.
+``e``; the related and any_resource criteria become EXISTS over its related resources' rows in
+``event_feed_resources``, as Prefect's own queries go through its event_resources table (the
+primary resource is the event's own row's, any_resource's ORed with it). Labels other than a
+resource's id and role are read from the event's JSON.
 Label patterns are Prefect's: ``*`` and ``?`` wildcards, a leading ``!`` negates.
 Every value the client sent travels as a bound parameter.
 """
@@ -79,33 +81,74 @@ def _prefixes(expr: str, prefixes: Sequence[str]) -> Cond:
     return combine([(f"{expr} LIKE ? ESCAPE '\\'", (_literal(p) + "%",)) for p in prefixes], "or_")
 
 
-def _label(tx: Tx, label: str) -> tuple[str, tuple[Any, ...]]:
-    if tx.dialect == "postgres":
-        return "(r.labels::jsonb ->> CAST(? AS TEXT))", (label,)
-    return "json_extract(r.labels, ?)", ('$."' + label.replace('"', '') + '"',)
+@dataclass(frozen=True)
+class _Resource:
+    """Where a condition reads one resource of the event ``e``: the primary (columns of
+    ``event_feed`` itself) or a related one (a row ``r`` of ``event_feed_resources``). Its labels
+    other than id and role are read from the event's JSON (projections/event_feed.py)."""
+
+    id: str
+    role: str
+    """Its role as the filters see it: the primary's is ''."""
+    related: bool
+
+    def label(self, tx: Tx, label: str) -> Cond:
+        if tx.dialect == "postgres":
+            at = "-> 'related' -> CAST(r.ordinal - 1 AS integer)" if self.related else "-> 'resource'"
+            return f"(e.body::jsonb {at} ->> CAST(? AS TEXT))", (label,)
+        key = '."' + label.replace('"', '') + '"'
+        if self.related:
+            return "json_extract(e.body, '$.related[' || (r.ordinal - 1) || ']' || ?)", (key,)
+        return "json_extract(e.body, ?)", ("$.resource" + key,)
 
 
-def _labels(tx: Tx, labels: schema.Labels, *, roles: bool) -> list[Cond]:
+PRIMARY = _Resource("e.resource_id", "''", related=False)
+RELATED = _Resource("r.resource_id", "r.role", related=True)
+
+
+def _labels(tx: Tx, labels: schema.Labels, at: _Resource, *, roles: bool) -> list[Cond]:
+    """The conditions of a labels filter on one resource. With ``roles``, the role label is the
+    resource's role as the filters see it (the primary's is ''), else the label as sent."""
     conds: list[Cond] = []
     for label, wanted in labels.items():
         values = [wanted] if isinstance(wanted, str) else list(wanted)
         if not values:
             conds.append(FALSE)  # an empty list of values matches nothing, as in Prefect
         elif label == "prefect.resource.id":
-            conds.append(combine([_like("r.resource_id", v) for v in values], "or_"))
+            conds.append(combine([_like(at.id, v) for v in values], "or_"))
         elif label == "prefect.resource.role" and roles:
-            conds.append(any_in(tx, "r.role", values))  # type: ignore[arg-type]
+            conds.append(any_in(tx, at.role, values))  # type: ignore[arg-type]
         else:
-            expr, params = _label(tx, label)
+            expr, params = at.label(tx, label)
             options = [_like(expr, v) for v in values]
             conds.append(combine([(sql, params + p) for sql, p in options], "or_"))
     return conds
 
 
-def _resources(conds: list[Cond], occurred: tuple[int, int]) -> Cond:
-    """Some resource row of the event meets every condition."""
-    where = combine([("r.occurred >= ? AND r.occurred <= ?", occurred), *conds])
+def _related(conds: list[Cond], occurred: tuple[int, int]) -> Cond:
+    """Some related resource of the event meets every condition. A row of ordinal 0 is the
+    primary resource's row the feed's version 1 wrote (its rebuild deletes them): the primary
+    is matched on the event's own row."""
+    where = combine([("r.occurred >= ? AND r.occurred <= ? AND r.ordinal > 0", occurred), *conds])
     return f"EXISTS (SELECT 1 FROM event_feed_resources r WHERE r.event_id = e.id AND {where[0]})", where[1]
+
+
+def _any_resource(tx: Tx, flt: schema.EventAnyResourceFilter, occurred: tuple[int, int]) -> Cond | None:
+    """The primary resource or some related one meets every condition of ``flt``."""
+    def conds(at: _Resource) -> list[Cond]:
+        inner: list[Cond] = []
+        if flt.id:
+            inner.append(any_in(tx, at.id, flt.id))  # type: ignore[arg-type]
+        if flt.id_prefix:
+            inner.append(_prefixes(at.id, flt.id_prefix))
+        if flt.labels:
+            inner.extend(_labels(tx, flt.labels, at, roles=True))
+        return inner
+
+    primary = conds(PRIMARY)
+    if not primary:
+        return None
+    return combine([combine(primary), _related(conds(RELATED), occurred)], "or_")
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -130,7 +173,7 @@ def where(tx: Tx, flt: schema.EventFilter) -> Cond:
         if resource.id_prefix:
             conds.append(_prefixes("e.resource_id", resource.id_prefix))
         if resource.labels:
-            conds.append(_resources([("r.role = ''", ()), *_labels(tx, resource.labels, roles=False)], occurred))
+            conds.extend(_labels(tx, resource.labels, PRIMARY, roles=False))
     for related in _as_list(flt.related):
         inner: list[Cond] = []
         if related.id:
@@ -141,21 +184,14 @@ def where(tx: Tx, flt: schema.EventFilter) -> Cond:
             inner.append(combine([("(r.resource_id = ? AND r.role = ?)", (rid, role))
                                   for rid, role in related.resources_in_roles], "or_"))
         if related.labels:
-            inner.extend(_labels(tx, related.labels, roles=True))
+            inner.extend(_labels(tx, related.labels, RELATED, roles=True))
         if inner:
             if not related.role:
-                inner.append(("r.role <> ''", ()))  # a related filter never matches the primary resource
-            conds.append(_resources(inner, occurred))
+                inner.append(("r.role <> ''", ()))  # as Prefect's: a related resource without a role is none
+            conds.append(_related(inner, occurred))
     for any_resource in _as_list(flt.any_resource):
-        inner = []
-        if any_resource.id:
-            inner.append(any_in(tx, "r.resource_id", any_resource.id))  # type: ignore[arg-type]
-        if any_resource.id_prefix:
-            inner.append(_prefixes("r.resource_id", any_resource.id_prefix))
-        if any_resource.labels:
-            inner.extend(_labels(tx, any_resource.labels, roles=True))
-        if inner:
-            conds.append(_resources(inner, occurred))
+        if (cond := _any_resource(tx, any_resource, occurred)) is not None:
+            conds.append(cond)
     if flt.id.id:
         conds.append(any_in(tx, "e.id", [str(i) for i in flt.id.id]))  # type: ignore[arg-type]
     if flt.text is not None:
