@@ -83,23 +83,26 @@ def _prefixes(expr: str, prefixes: Sequence[str]) -> Cond:
 
 @dataclass(frozen=True)
 class _Resource:
-    """Where a condition reads one resource of the event ``e``: the primary (columns of
-    ``event_feed`` itself) or a related one (a row ``r`` of ``event_feed_resources``). Its labels
-    other than id and role are read from the event's JSON (projections/event_feed.py)."""
+    """Where a condition reads one resource of an event: the primary (columns of its
+    ``event_feed`` row) or a related one (a row ``r`` of ``event_feed_resources``). Its labels
+    other than id and role are read from the JSON (``body``) of the event's row named ``event``
+    (projections/event_feed.py)."""
 
     id: str
     role: str
     """Its role as the filters see it: the primary's is ''."""
     related: bool
+    event: str = "e"
 
     def label(self, tx: Tx, label: str) -> Cond:
+        body = f"{self.event}.body"
         if tx.dialect == "postgres":
             at = "-> 'related' -> CAST(r.ordinal - 1 AS integer)" if self.related else "-> 'resource'"
-            return f"(e.body::jsonb {at} ->> CAST(? AS TEXT))", (label,)
+            return f"({body}::json {at} ->> CAST(? AS TEXT))", (label,)
         key = '."' + label.replace('"', '') + '"'
         if self.related:
-            return "json_extract(e.body, '$.related[' || (r.ordinal - 1) || ']' || ?)", (key,)
-        return "json_extract(e.body, ?)", ("$.resource" + key,)
+            return f"json_extract({body}, '$.related[' || (r.ordinal - 1) || ']' || ?)", (key,)
+        return f"json_extract({body}, ?)", ("$.resource" + key,)
 
 
 PRIMARY = _Resource("e.resource_id", "''", related=False)
@@ -125,16 +128,24 @@ def _labels(tx: Tx, labels: schema.Labels, at: _Resource, *, roles: bool) -> lis
     return conds
 
 
+_NOT_VERSION_1_PRIMARY = "r.ordinal > 0"
+"""A row of ordinal 0 is the primary resource's row the feed's version 1 wrote (its rebuild
+deletes them): the primary is matched on the event's own row."""
+
+
 def _related(conds: list[Cond], occurred: tuple[int, int]) -> Cond:
-    """Some related resource of the event meets every condition. A row of ordinal 0 is the
-    primary resource's row the feed's version 1 wrote (its rebuild deletes them): the primary
-    is matched on the event's own row."""
-    where = combine([("r.occurred >= ? AND r.occurred <= ? AND r.ordinal > 0", occurred), *conds])
+    """Some related resource of the event ``e`` meets every condition."""
+    where = combine([(f"r.occurred >= ? AND r.occurred <= ? AND {_NOT_VERSION_1_PRIMARY}", occurred), *conds])
     return f"EXISTS (SELECT 1 FROM event_feed_resources r WHERE r.event_id = e.id AND {where[0]})", where[1]
 
 
 def _any_resource(tx: Tx, flt: schema.EventAnyResourceFilter, occurred: tuple[int, int]) -> Cond | None:
-    """The primary resource or some related one meets every condition of ``flt``."""
+    """The primary resource or some related one meets every condition of ``flt``.
+
+    Written as ``e.id IN`` the ids of both sets, each found through its own index (a related
+    resource's by ``event_feed_resources_resource``, a primary one's by ``event_feed_resource``):
+    an OR of a condition on ``e`` and an EXISTS would have the planner read every event of the
+    time range and test each."""
     def conds(at: _Resource) -> list[Cond]:
         inner: list[Cond] = []
         if flt.id:
@@ -145,10 +156,19 @@ def _any_resource(tx: Tx, flt: schema.EventAnyResourceFilter, occurred: tuple[in
             inner.extend(_labels(tx, flt.labels, at, roles=True))
         return inner
 
-    primary = conds(PRIMARY)
+    primary = conds(_Resource("p.resource_id", "''", related=False, event="p"))
     if not primary:
         return None
-    return combine([combine(primary), _related(conds(RELATED), occurred)], "or_")
+    related = conds(_Resource("r.resource_id", "r.role", related=True, event="x"))
+    # The related resources' labels are in their event's JSON: joined only when a label is asked.
+    events = " JOIN event_feed x ON x.id = r.event_id" if flt.labels else ""
+    in_related = combine([(f"r.occurred >= ? AND r.occurred <= ? AND {_NOT_VERSION_1_PRIMARY}", occurred), *related])
+    in_primary = combine([("p.occurred >= ? AND p.occurred <= ?", occurred), *primary])
+    return (
+        f"e.id IN (SELECT r.event_id FROM event_feed_resources r{events} WHERE {in_related[0]} "
+        f"UNION ALL SELECT p.id FROM event_feed p WHERE {in_primary[0]})",
+        in_related[1] + in_primary[1],
+    )
 
 
 def _as_list(value: Any) -> list[Any]:
