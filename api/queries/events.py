@@ -106,7 +106,7 @@ class _Resource:
 
 
 PRIMARY = _Resource("e.resource_id", "''", related=False)
-RELATED = _Resource("r.resource_id", "r.role", related=True)
+RELATED = _Resource("r.resource_id", "r.role", related=True, event="x")
 
 
 def _labels(tx: Tx, labels: schema.Labels, at: _Resource, *, roles: bool) -> list[Cond]:
@@ -133,10 +133,23 @@ _NOT_VERSION_1_PRIMARY = "r.ordinal > 0"
 deletes them): the primary is matched on the event's own row."""
 
 
-def _related(conds: list[Cond], occurred: tuple[int, int]) -> Cond:
-    """Some related resource of the event ``e`` meets every condition."""
+def _related_ids(conds: list[Cond], occurred: tuple[int, int], *, labels: bool) -> Cond:
+    """The ids of the events some related resource of which meets every condition (on ``r``,
+    and with ``labels`` on its event's row ``x``, whose JSON holds its labels)."""
+    events = " JOIN event_feed x ON x.id = r.event_id" if labels else ""
     where = combine([(f"r.occurred >= ? AND r.occurred <= ? AND {_NOT_VERSION_1_PRIMARY}", occurred), *conds])
-    return f"EXISTS (SELECT 1 FROM event_feed_resources r WHERE r.event_id = e.id AND {where[0]})", where[1]
+    return f"SELECT r.event_id FROM event_feed_resources r{events} WHERE {where[0]}", where[1]
+
+
+def _related(conds: list[Cond], occurred: tuple[int, int], *, labels: bool) -> Cond:
+    """Some related resource of the event ``e`` meets every condition.
+
+    Written as ``e.id IN`` a set found through the resources' index, not as an EXISTS
+    correlated with ``e``: a label is read from the JSON of the resource's event, and a
+    condition naming ``e`` there would make it a join filter PostgreSQL may test for every
+    pair of rows (minutes at 60,000 events, where the set takes a second)."""
+    sql, params = _related_ids(conds, occurred, labels=labels)
+    return f"e.id IN ({sql})", params
 
 
 def _any_resource(tx: Tx, flt: schema.EventAnyResourceFilter, occurred: tuple[int, int]) -> Cond | None:
@@ -159,15 +172,11 @@ def _any_resource(tx: Tx, flt: schema.EventAnyResourceFilter, occurred: tuple[in
     primary = conds(_Resource("p.resource_id", "''", related=False, event="p"))
     if not primary:
         return None
-    related = conds(_Resource("r.resource_id", "r.role", related=True, event="x"))
-    # The related resources' labels are in their event's JSON: joined only when a label is asked.
-    events = " JOIN event_feed x ON x.id = r.event_id" if flt.labels else ""
-    in_related = combine([(f"r.occurred >= ? AND r.occurred <= ? AND {_NOT_VERSION_1_PRIMARY}", occurred), *related])
+    related = _related_ids(conds(RELATED), occurred, labels=bool(flt.labels))
     in_primary = combine([("p.occurred >= ? AND p.occurred <= ?", occurred), *primary])
     return (
-        f"e.id IN (SELECT r.event_id FROM event_feed_resources r{events} WHERE {in_related[0]} "
-        f"UNION ALL SELECT p.id FROM event_feed p WHERE {in_primary[0]})",
-        in_related[1] + in_primary[1],
+        f"e.id IN ({related[0]} UNION ALL SELECT p.id FROM event_feed p WHERE {in_primary[0]})",
+        related[1] + in_primary[1],
     )
 
 
@@ -208,7 +217,7 @@ def where(tx: Tx, flt: schema.EventFilter) -> Cond:
         if inner:
             if not related.role:
                 inner.append(("r.role <> ''", ()))  # as Prefect's: a related resource without a role is none
-            conds.append(_related(inner, occurred))
+            conds.append(_related(inner, occurred, labels=bool(related.labels)))
     for any_resource in _as_list(flt.any_resource):
         if (cond := _any_resource(tx, any_resource, occurred)) is not None:
             conds.append(cond)
