@@ -6,7 +6,7 @@ a rebuild runs it (projections/collector.py).
     python -m bench.bench_feed_fold [--runs N] [--repeat R]
 
 The log is bench_rebuild's (each run created, Pending, Running, Completed: three feed events of
-five rows each per run), built in memory as recorded events. Times are process CPU time, the
+four rows each per run, the event's and its flow's and two tags'), built in memory as recorded events. Times are process CPU time, the
 least of --repeat rounds (each with a fresh projection, so its caches start empty as a
 rebuild's do); what is left of bench_rebuild's time per event is reading the log and the
 database writing the rows.

@@ -2,6 +2,7 @@
 
     python -m bench.bench_rebuild [--backend sqlite|postgres|both] [--runs N] [--tasks-per-run K]
                                   [--postgres-url URL] [--profile] [--only NAME...] [--per-projection]
+                                  [--floor]
 
 Builds a log of --runs flow runs (default 100,000), each created and moved Pending, Running,
 Completed, with K task runs each created, Running and Completed (default 0): the events are
@@ -14,6 +15,12 @@ benchmark's database, read from /proc) and events per CPU second (steadier than 
 loaded machine), and the swap's time (its log line). --per-projection then rebuilds each
 projection alone over the tables built, a row each, to show which dominate. --profile prints where the rebuild's time goes (cProfile, by cumulative time)
 to stderr.
+
+--floor measures, instead of a rebuild, what reading the log alone costs: the rebuild's own
+page reads (``read_all`` in batches of ``BATCH_EVENTS``, as projections/rebuild.py reads them)
+with nothing done to the records ("read"), then the same with each record's payload decoded
+into the catalogue's event, the type the folds take ("read + decode"): no fold, no write. No
+rebuild with a fold in Python goes faster than that row.
 
 Databases are the benchmark's own: a SQLite file in a temporary directory; on PostgreSQL a
 database created through the admin URL and dropped at the end.
@@ -35,7 +42,8 @@ from datetime import UTC, datetime, timedelta
 
 from bench.bench_store import postgres_databases
 from runlog.eventstore import NewEvent, open_store
-from runlog.projections.rebuild import rebuild, select
+from runlog.projections.rebuild import BATCH_EVENTS, rebuild, select
+from runlog.projections.collector import fewer_collections
 from runlog.projections.registry import inline_projections
 from runlog.schema import events as catalogue
 from runlog.schema import streams
@@ -133,11 +141,44 @@ async def measure(url: str, only: list[str], profile: bool) -> tuple[int, float,
     return rebuilt[0].events, seconds, cpu
 
 
+async def floor(url: str, decode: bool) -> tuple[int, float, float]:
+    """Read the whole log as a rebuild does (batches of BATCH_EVENTS through ``read_all``),
+    decoding each payload when ``decode``; (events, seconds, CPU seconds as ``measure``'s)."""
+    async with open_store(url) as store:
+        async with store.reading() as tx:
+            batch = BATCH_EVENTS[tx.dialect]
+        head = await store.head()
+        server_before = await _server_cpu(store)
+        started, cpu = time.perf_counter(), time.process_time()
+        read_to, events = 0, 0
+        with fewer_collections():  # as a rebuild runs
+            while read_to < head:
+                records = [r async for r in store.read_all(after=read_to, limit=min(batch, head - read_to))]
+                if not records:
+                    break
+                if decode:
+                    for record in records:
+                        catalogue.decode(record.data)
+                events += len(records)
+                read_to = records[-1].position
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        server_after = await _server_cpu(store)
+        cpu += sum(at - server_before.get(pid, 0.0) for pid, at in server_after.items())
+    return events, seconds, cpu
+
+
 async def bench(backend: str, args: argparse.Namespace) -> None:
     async def on(url: str) -> None:
         filled = time.perf_counter()
         head = await fill(url, args.runs, args.tasks_per_run)
         print(f"  log: {head:,} events in {time.perf_counter() - filled:.1f} s", file=sys.stderr)
+        if args.floor:
+            for what, decode in (("read", False), ("read + decode", True)) * 2:
+                events, seconds, cpu = await floor(url, decode)
+                load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+                print(f"| {backend} | {args.runs:,} | {events:,} | floor: {what} | - | {seconds:.2f} | "
+                      f"{events / seconds:,.0f} | {cpu:.2f} | {events / cpu:,.0f} | {load} |", flush=True)
+            return
         what = ", ".join(args.only) if args.only else "all projections"
         # First into empty live tables (every row is new at the swap), then again over the
         # tables it built: what a rebuild on a running server usually meets.
@@ -172,6 +213,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--only", nargs="*", default=[])
     parser.add_argument("--per-projection", action="store_true")
+    parser.add_argument("--floor", action="store_true", help="read (and decode) the log only: no fold, no write")
     args = parser.parse_args()
     print("| backend | runs | events | rebuilt | over | seconds | events/s | CPU s | events/CPU s | load average |")
     print("|---|---:|---:|---|---|---:|---:|---:|---:|---|", flush=True)

@@ -2,11 +2,14 @@
 
 An asynchronous projection (projections/checkpoints.py): it follows the log from its own
 checkpoint, so the set_state hot path neither waits for it nor reads anything more. Each event
-is one ``event_feed`` row holding its JSON as served, with the columns the filters use, and
-one ``event_feed_resources`` row per resource (the primary one with role '', then each related
-one) for the related, any_resource and label filters. Rows are keyed by the Prefect event id,
-so a client re-sending an event, or the projection re-folding a page after a failed write,
-never shows it twice.
+is one ``event_feed`` row holding its JSON as served, with the columns the filters use (the
+primary resource's id among them), and one ``event_feed_resources`` row per related resource
+(ordinal 1, 2, ... in the event's order) with the two columns the related and any_resource
+filters look rows up by: its id and role. A resource's other labels are read from the event's
+JSON when a filter names one (api/queries/events.py), not stored again beside it: labels
+filters are rare, and the rows are written for every event (a rebuild writes millions).
+Rows are keyed by the Prefect event id, so a client re-sending an event, or the projection
+re-folding a page after a failed write, never shows it twice.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ def encode_event(event: PrefectEvent) -> str:
     return _encoder.encode(event).decode()
 
 
+LABELS_NOT_KEPT = ""
+"""What ``event_feed_resources.labels`` holds since version 2: nothing (the labels are read from
+the event's ``body``). The column stays until a migration drops it; version 1 kept each
+resource's labels there as JSON, and a row for the primary resource (ordinal 0)."""
+
+
 def feed_rows(changes: RowChanges, event: PrefectEvent, position: int) -> None:
     """Add one feed event's rows to ``changes``."""
     key = str(event.id)
@@ -49,17 +58,17 @@ def feed_rows(changes: RowChanges, event: PrefectEvent, position: int) -> None:
     changes.upsert(FEED, (
         key, occurred, event.event, event.resource.get("prefect.resource.id", ""), position, encode_event(event),
     ))
-    resources = [event.resource, *event.related]
-    for ordinal, resource in enumerate(resources):
-        role = "" if ordinal == 0 else resource.get("prefect.resource.role", "")
+    for ordinal, resource in enumerate(event.related, 1):
         changes.upsert(RESOURCES, (
-            key, ordinal, occurred, resource.get("prefect.resource.id", ""), role, _encoder.encode(resource).decode(),
+            key, ordinal, occurred, resource.get("prefect.resource.id", ""), resource.get("prefect.resource.role", ""),
+            LABELS_NOT_KEPT,
         ))
 
 
-VERSION = 1
+VERSION = 2
 """This fold's version: bump it whenever the rows it makes from the same events change; a
-server that starts with a new version rebuilds the tables from the log (projections/rebuild.py)."""
+server that starts with a new version rebuilds the tables from the log (projections/rebuild.py).
+2: no row for the primary resource, no labels in the resources' rows."""
 
 
 class EventFeedProjection:
@@ -89,4 +98,4 @@ class EventFeedProjection:
         return changes
 
 
-__all__ = ["FEED", "NAME", "RESOURCES", "EventFeedProjection", "decode_event", "encode_event", "feed_rows"]
+__all__ = ["FEED", "LABELS_NOT_KEPT", "NAME", "RESOURCES", "EventFeedProjection", "decode_event", "encode_event", "feed_rows"]

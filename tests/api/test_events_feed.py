@@ -9,8 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
 
 from runlog.commands.clock import ManualClock
+from runlog.eventstore import open_store
+from runlog.projections.rebuild import rebuild
 
 from ..servers import until
 
@@ -159,3 +162,98 @@ async def test_count_by_event_resource_and_time(server, clock):
     assert status == 422 and "buckets" in body["detail"]
     status, _ = await server.request("POST", "/events/count-by/colour", json={"filter": window})
     assert status == 422
+
+
+RESOURCES_SENT = {
+    "e1": ({"prefect.resource.id": "a.1", "colour": "blue"},
+           [{"prefect.resource.id": "b.1", "prefect.resource.role": "owner", "colour": "red"},
+            {"prefect.resource.id": "c.1", "prefect.resource.role": "member", "colour": "green"}]),
+    "e2": ({"prefect.resource.id": "b.1", "colour": "red", "prefect.resource.role": "weird"},
+           [{"prefect.resource.id": "a.1", "prefect.resource.role": "owner", "size": "big"}]),
+    "e3": ({"prefect.resource.id": "c.2"}, []),
+}
+"""Three client events (named e1, e2, e3) for RESOURCE_FILTERS: (resource, related) each."""
+
+RESOURCE_FILTERS = [
+    ({"any_resource": {"id": ["a.1"]}}, ["e1", "e2"]),
+    ({"any_resource": {"id_prefix": ["b."]}}, ["e1", "e2"]),
+    ({"any_resource": {"id": ["c.1"]}}, ["e1"]),
+    ({"any_resource": {"labels": {"colour": "blue"}}}, ["e1"]),
+    ({"any_resource": {"labels": {"colour": "red"}}}, ["e1", "e2"]),
+    ({"any_resource": {"labels": {"colour": "green"}}}, ["e1"]),
+    ({"any_resource": {"labels": {"prefect.resource.role": "owner"}}}, ["e1", "e2"]),
+    ({"any_resource": {"labels": {"prefect.resource.role": "weird"}}}, []),
+    ({"any_resource": {"labels": {"prefect.resource.id": "c.*"}}}, ["e1", "e3"]),
+    ({"any_resource": [{"id": ["a.1"]}, {"id": ["b.1"]}]}, ["e1", "e2"]),
+    ({"any_resource": [{"id": ["a.1"]}, {"id": ["c.1"]}]}, ["e1"]),
+    ({"related": {"id": ["a.1"]}}, ["e2"]),
+    ({"related": {"id": ["c.1"]}}, ["e1"]),
+    ({"related": {"id": ["b.1"]}}, ["e1"]),
+    ({"related": {"labels": {"colour": "red"}}}, ["e1"]),
+    ({"related": {"labels": {"colour": "blue"}}}, []),
+    ({"related": {"labels": {"colour": "!red"}}}, ["e1"]),
+    ({"related": {"labels": {"prefect.resource.role": "member"}}}, ["e1"]),
+    ({"related": {"role": ["owner"], "labels": {"size": "big"}}}, ["e2"]),
+    ({"related": {"resources_in_roles": [["a.1", "owner"]]}}, ["e2"]),
+    ({"related": {"resources_in_roles": [["a.1", "flow"]]}}, []),
+    ({"related": [{"role": ["owner"]}, {"id": ["c.1"]}]}, ["e1"]),
+    ({"related": [{"role": ["owner"]}, {"id": ["c.2"]}]}, []),
+    ({"resource": {"labels": {"colour": "red"}}}, ["e2"]),
+    ({"resource": {"labels": {"colour": ["blue", "red"]}}}, ["e1", "e2"]),
+    ({"resource": {"labels": {"colour": "!blue"}}}, ["e2"]),
+    ({"resource": {"labels": {"prefect.resource.role": "weird"}}}, ["e2"]),
+    ({"resource": {"labels": {"prefect.resource.id": "a.*"}}}, ["e1"]),
+    ({"resource": {"id": ["c.2"]}, "any_resource": {"id": ["c.2"]}}, ["e3"]),
+]
+"""Filters on RESOURCES_SENT and the events each selects."""
+
+
+async def send_resource_events(server) -> None:
+    await ok(server, "POST", "/events", 204, json=[
+        {"occurred": f"2026-03-01T11:00:0{i}Z", "event": name, "id": str(uuid.uuid4()), "resource": resource, "related": related}
+        for i, (name, (resource, related)) in enumerate(RESOURCES_SENT.items())
+    ])
+    await feed_holds(server, 3)
+
+
+async def resource_filter_answers(server) -> list[tuple[dict, list[str]]]:
+    async def names(flt: dict) -> list[str]:
+        return sorted(e["event"] for e in (await feed(server, {"filter": flt}))["events"])
+
+    return [(flt, await names(flt)) for flt, _ in RESOURCE_FILTERS]
+
+
+async def test_resource_filters_match_the_primary_and_related_resources_as_prefect_does(server, clock):
+    """Which resource each resource criterion looks at: ``any_resource`` the primary and every
+    related one; ``related`` only the related ones; ``resource.labels`` only the primary, its
+    labels read as sent (a related resource always names a role: the API refuses one that does
+    not). Labels other than the id and role are the resource's own."""
+    await send_resource_events(server)
+    assert await resource_filter_answers(server) == RESOURCE_FILTERS
+
+
+async def test_a_feed_built_by_version_1_answers_the_same_and_its_rebuild_drops_what_it_kept(server, clock, env):
+    """Version 1 of the feed kept a row for each event's primary resource (ordinal 0, role '')
+    and every resource's labels beside it. A server whose feed still holds such rows (another
+    process of the old version writing, until the new one's rebuild) answers as before, and the
+    rebuild leaves the rows version 2 makes."""
+    await send_resource_events(server)
+    async with open_store(env["RUNLOG_DATABASE_URL"]) as store:
+        async with store.reading() as tx:
+            version_2 = await tx.fetch("SELECT * FROM event_feed_resources ORDER BY event_id, ordinal")
+            for event_id, occurred, resource_id, body in await tx.fetch(
+                "SELECT id, occurred, resource_id, body FROM event_feed"
+            ):
+                event = msgspec.json.decode(body)
+                await tx.execute(
+                    "INSERT INTO event_feed_resources (event_id, ordinal, occurred, resource_id, role, labels) "
+                    "VALUES (?, 0, ?, ?, '', ?)", event_id, occurred, resource_id, msgspec.json.encode(event["resource"]).decode(),
+                )
+                for ordinal, related in enumerate(event["related"], 1):
+                    await tx.execute("UPDATE event_feed_resources SET labels = ? WHERE event_id = ? AND ordinal = ?",
+                                     msgspec.json.encode(related).decode(), event_id, ordinal)
+        assert await resource_filter_answers(server) == RESOURCE_FILTERS
+        await rebuild(store, ["event_feed"])
+        async with store.reading() as tx:
+            assert await tx.fetch("SELECT * FROM event_feed_resources ORDER BY event_id, ordinal") == version_2
+    assert await resource_filter_answers(server) == RESOURCE_FILTERS

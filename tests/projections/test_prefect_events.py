@@ -131,7 +131,8 @@ async def test_the_feed_resumes_from_its_checkpoint(store_url):
         assert [(e, p) for e, p in rows] == [
             ("prefect.flow-run.Pending", records[2].position), ("prefect.flow-run.Running", records[4].position),
             ("prefect.flow-run.Failed", records[6].position), ("my.event", records[7].position)]
-        assert resources[0][0] == 4 + 5 + 5 + 1  # itself, its flow and its tags (b joins from Running); the client event
+        # A row per related resource: its flow and its tags (b joins from Running); the client event has none.
+        assert resources[0][0] == 3 + 4 + 4 + 0
 
 
 class CountingReads:
