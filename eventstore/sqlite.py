@@ -21,6 +21,7 @@ import aiosqlite
 import msgspec
 
 from runlog.schema.ids import id_texts
+from runlog.schema.sqlite_commit import BEFORE_COMMIT
 
 from . import deferred_indexes, migrate
 from .base import InlineProjection, RecordedEvent
@@ -252,11 +253,14 @@ async def migration_connection(url: DatabaseURL, *, busy_timeout: float = 10.0) 
 
 
 @contextlib.asynccontextmanager
-async def _immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
-    """A write transaction (taking the write lock at once), committed, or rolled back on any error."""
+async def _immediate(conn: aiosqlite.Connection, finish: Sequence[str] = ()) -> AsyncIterator[None]:
+    """A write transaction (taking the write lock at once), committed, or rolled back on any error;
+    ``finish``: statements run before the COMMIT (BEFORE_COMMIT, on a database at the head)."""
     await conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        for statement in finish:
+            await conn.execute(statement)
         await conn.execute("COMMIT")
     except BaseException:
         await _roll_back(conn)
@@ -289,6 +293,7 @@ class SqliteBatchTx(SqliteTx):
     eight (BEGIN, three reads, the events, the runs, their counts, COMMIT), now four. A write's
     error is raised at the read or the COMMIT it went with, still inside the transaction (rolled
     back) and the store's error translation; nothing catches one write's error to go on, here.
+    The COMMIT goes with the schema's BEFORE_COMMIT statements (schema/sqlite_commit.py).
     """
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
@@ -305,6 +310,7 @@ class SqliteBatchTx(SqliteTx):
         self._writes.append((sql, args if isinstance(args, (list, tuple)) else list(args), True))
 
     async def commit(self) -> None:
+        self._writes.extend((statement, (), False) for statement in BEFORE_COMMIT)
         self._writes.append(("COMMIT", (), False))
         await self._send(None, ())
 
@@ -453,7 +459,7 @@ class SqliteStore(BatchingStore):
         conn = self._writer_conn
         assert conn is not None
         with translate_errors(self._where):
-            async with _immediate(conn):
+            async with _immediate(conn, BEFORE_COMMIT):
                 return await fn(SqliteTx(conn))
 
     async def _table_columns(self, tx: SqliteTx) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
