@@ -144,16 +144,23 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+WAL_AUTOCHECKPOINT = 10_000
+"""Pages of WAL (4 KiB each: 40 MiB) after which a commit copies them back into the database
+file, instead of SQLite's 1,000. A group commit dirties a page per row of every index keyed by a
+random id (the events', the runs', their names'), and a hot page (the log's last leaf, a count
+row's) is written to the WAL at every commit but copied into the file once per checkpoint: with
+1,000 pages the server's writer thread spent 294-298 µs of CPU per transition in bench_server,
+with 10,000 212-234 (two pairs, load 9-11). The WAL file keeps its largest size, up to about
+40 MiB, until the database is closed by its last connection."""
+
 BULK_PRAGMAS = (
     "PRAGMA cache_size = -65536",
-    "PRAGMA wal_autocheckpoint = 10000",
 )
-"""A bulk writer's connection settings (an import): 64 MiB of page cache instead of 2, and the
-WAL checkpointed at 10,000 pages (40 MiB) instead of 1,000. An import's inserts land on random
-pages of the events' id index (and the runs' and logs' indexes), so with the defaults most of
-them missed the cache and every few commits a checkpoint copied most of those indexes back into
-the file: writing 160,000 events took 1.6 s with the defaults and 1.3 s with these (a SQLite
-file alone, bench-like rows). They are this connection's: a server on the same file keeps its own."""
+"""A bulk writer's connection settings (an import): 64 MiB of page cache instead of 2. An
+import's inserts land on random pages of the events' id index (and the runs' and logs' indexes),
+so with the default most of them missed the cache (with the WAL checkpointed at 1,000 pages,
+writing 160,000 events took 1.6 s, 1.3 s with this and WAL_AUTOCHECKPOINT; a SQLite file alone,
+bench-like rows). It is this connection's: a server on the same file keeps its own."""
 
 
 async def connect(url: DatabaseURL, *, busy_timeout: float, bulk: bool = False) -> aiosqlite.Connection:
@@ -183,6 +190,7 @@ async def connect(url: DatabaseURL, *, busy_timeout: float, bulk: bool = False) 
                 # NORMAL in WAL mode: a commit survives a process crash; only a power loss can
                 # drop the last commits, and it never corrupts the file.
                 await conn.execute("PRAGMA synchronous = NORMAL")
+                await conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
                 if bulk:
                     for pragma in BULK_PRAGMAS:
                         await conn.execute(pragma)
