@@ -81,7 +81,7 @@ def open_store(
     With ``migrate`` (the default) pending schema migrations are applied on open; without it a
     database whose schema is behind is refused. A schema newer than this code is always refused.
     ``bulk``: for a process that writes many events at once (an import); on SQLite its
-    connections keep a larger page cache and checkpoint the WAL less often (sqlite.py, BULK_PRAGMAS).
+    connections keep a larger page cache (sqlite.py, BULK_PRAGMAS).
     """
     db = url if isinstance(url, DatabaseURL) else parse_database_url(url)
     if db.backend == "sqlite":

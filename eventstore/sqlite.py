@@ -21,6 +21,7 @@ import aiosqlite
 import msgspec
 
 from runlog.schema.ids import id_texts
+from runlog.schema.sqlite_commit import BEFORE_COMMIT
 
 from . import deferred_indexes, migrate
 from .base import InlineProjection, RecordedEvent
@@ -143,16 +144,23 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+WAL_AUTOCHECKPOINT = 10_000
+"""Pages of WAL (4 KiB each: 40 MiB) after which a commit copies them back into the database
+file, instead of SQLite's 1,000. A group commit dirties a page per row of every index keyed by a
+random id (the events', the runs', their names'), and a hot page (the log's last leaf, a count
+row's) is written to the WAL at every commit but copied into the file once per checkpoint: with
+1,000 pages the server's writer thread spent 294-298 µs of CPU per transition in bench_server,
+with 10,000 212-234 (two pairs, load 9-11). The WAL file keeps its largest size, up to about
+40 MiB, until the database is closed by its last connection."""
+
 BULK_PRAGMAS = (
     "PRAGMA cache_size = -65536",
-    "PRAGMA wal_autocheckpoint = 10000",
 )
-"""A bulk writer's connection settings (an import): 64 MiB of page cache instead of 2, and the
-WAL checkpointed at 10,000 pages (40 MiB) instead of 1,000. An import's inserts land on random
-pages of the events' id index (and the runs' and logs' indexes), so with the defaults most of
-them missed the cache and every few commits a checkpoint copied most of those indexes back into
-the file: writing 160,000 events took 1.6 s with the defaults and 1.3 s with these (a SQLite
-file alone, bench-like rows). They are this connection's: a server on the same file keeps its own."""
+"""A bulk writer's connection settings (an import): 64 MiB of page cache instead of 2. An
+import's inserts land on random pages of the events' id index (and the runs' and logs' indexes),
+so with the default most of them missed the cache (with the WAL checkpointed at 1,000 pages,
+writing 160,000 events took 1.6 s, 1.3 s with this and WAL_AUTOCHECKPOINT; a SQLite file alone,
+bench-like rows). It is this connection's: a server on the same file keeps its own."""
 
 
 async def connect(url: DatabaseURL, *, busy_timeout: float, bulk: bool = False) -> aiosqlite.Connection:
@@ -182,6 +190,7 @@ async def connect(url: DatabaseURL, *, busy_timeout: float, bulk: bool = False) 
                 # NORMAL in WAL mode: a commit survives a process crash; only a power loss can
                 # drop the last commits, and it never corrupts the file.
                 await conn.execute("PRAGMA synchronous = NORMAL")
+                await conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
                 if bulk:
                     for pragma in BULK_PRAGMAS:
                         await conn.execute(pragma)
@@ -252,11 +261,14 @@ async def migration_connection(url: DatabaseURL, *, busy_timeout: float = 10.0) 
 
 
 @contextlib.asynccontextmanager
-async def _immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
-    """A write transaction (taking the write lock at once), committed, or rolled back on any error."""
+async def _immediate(conn: aiosqlite.Connection, finish: Sequence[str] = ()) -> AsyncIterator[None]:
+    """A write transaction (taking the write lock at once), committed, or rolled back on any error;
+    ``finish``: statements run before the COMMIT (BEFORE_COMMIT, on a database at the head)."""
     await conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        for statement in finish:
+            await conn.execute(statement)
         await conn.execute("COMMIT")
     except BaseException:
         await _roll_back(conn)
@@ -289,6 +301,7 @@ class SqliteBatchTx(SqliteTx):
     eight (BEGIN, three reads, the events, the runs, their counts, COMMIT), now four. A write's
     error is raised at the read or the COMMIT it went with, still inside the transaction (rolled
     back) and the store's error translation; nothing catches one write's error to go on, here.
+    The COMMIT goes with the schema's BEFORE_COMMIT statements (schema/sqlite_commit.py).
     """
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
@@ -305,6 +318,7 @@ class SqliteBatchTx(SqliteTx):
         self._writes.append((sql, args if isinstance(args, (list, tuple)) else list(args), True))
 
     async def commit(self) -> None:
+        self._writes.extend((statement, (), False) for statement in BEFORE_COMMIT)
         self._writes.append(("COMMIT", (), False))
         await self._send(None, ())
 
@@ -453,7 +467,7 @@ class SqliteStore(BatchingStore):
         conn = self._writer_conn
         assert conn is not None
         with translate_errors(self._where):
-            async with _immediate(conn):
+            async with _immediate(conn, BEFORE_COMMIT):
                 return await fn(SqliteTx(conn))
 
     async def _table_columns(self, tx: SqliteTx) -> dict[str, tuple[str, ...]]:  # type: ignore[override]

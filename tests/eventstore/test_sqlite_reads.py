@@ -54,3 +54,13 @@ async def test_a_page_answered_busy_on_the_loop_thread_is_read_on_the_reader_thr
 
     assert read == ids
     assert head == 30
+
+
+async def test_the_stores_connections_checkpoint_the_wal_every_10000_pages(sqlite_url):
+    """WAL_AUTOCHECKPOINT: the writer's commits (and the reader's, which writes run logs) copy the
+    WAL into the file every 10,000 pages, not SQLite's 1,000."""
+    async with open_store(sqlite_url) as store:
+        written = await store.write_transaction(lambda tx: tx.fetch("PRAGMA wal_autocheckpoint"))
+        async with store.reading() as tx:
+            read = await tx.fetch("PRAGMA wal_autocheckpoint")
+    assert [tuple(row) for row in written] == [(10_000,)] == [tuple(row) for row in read]
