@@ -210,3 +210,27 @@ async def test_the_deployment_status_migration_keeps_existing_deployments_not_re
         rows = await (inner.execute_fetchall(sql) if backend == "sqlite" else inner.fetch(sql))
     assert [r[0] for r in rows] == ["NOT_READY"]
     assert (await verify(store_url)).equal
+
+
+async def test_the_parent_task_run_index_holds_subflow_runs_only_on_postgres(store_url, backend):
+    """Migration partial_parent_task_run_index: on PostgreSQL flow_runs_parent_task_run indexes
+    only the runs with a parent task run (a state change of any other run writes no entry to
+    it), the subflow lookups read it, and its downgrade makes it whole again."""
+    if backend != "postgres":
+        pytest.skip("SQLite's migration does nothing: it never rewrites an unchanged index entry")
+    revision = next(m.revision for m in migrate.load_migrations(backend) if m.name == "partial_parent_task_run_index")
+    definition = "SELECT indexdef FROM pg_indexes WHERE indexname = 'flow_runs_parent_task_run'"
+    async with migration_connection(store_url) as conn:
+        await migrate.upgrade(conn, backend)
+        inner = conn._conn
+        assert (await inner.fetchval(definition)).endswith("WHERE (parent_task_run_id IS NOT NULL)")
+        await inner.execute("SET enable_seqscan = off")  # an empty table: ask whether the index can serve
+        plan = "\n".join(r[0] for r in await inner.fetch(
+            "EXPLAIN SELECT 1 FROM flow_runs WHERE parent_task_run_id = ANY($1::text[])", ["t"]
+        ))
+        await inner.execute("RESET enable_seqscan")
+        assert "flow_runs_parent_task_run" in plan
+        await migrate.downgrade(conn, backend, revision - 1)
+        assert "WHERE" not in await inner.fetchval(definition)
+        await migrate.upgrade(conn, backend)
+        assert (await inner.fetchval(definition)).endswith("WHERE (parent_task_run_id IS NOT NULL)")
