@@ -231,7 +231,49 @@ def count_statement(d: Sql, body: Any) -> Cond:
     if dim is not None:
         sql, params = combine([("c.dim = ?", (dim,)), COUNT_ROWS.where(d, body)])
         return f"SELECT COALESCE(SUM(c.n), 0) FROM {counts_table(d)} c WHERE {sql}", params
+    covered = _flow_in_range(d, body)
+    if covered is not None:
+        return covered
     return _over_runs(d, body)
+
+
+FLOW_RANGE_COVERED_AT_MOST = 50_000
+"""The most runs of the flows (and states) asked whose entries of flow_runs_flow_scheduled a
+count of an expected start range reads (``_flow_in_range``): an entry read costs about a tenth
+of a run read from the table (SQLite, CPU at 129,000 runs: 0.4 ms for a flow's 2,600 runs in
+two states against 80 ms for the 7 days' 30,000 runs), so these bound the count at a few ms
+however narrow the range, where the range's runs read from the table have no bound."""
+
+
+def _flow_in_range(d: Sql, body: Any) -> Cond | None:
+    """SQLite: the count of the runs of some flows (the flows filter; perhaps states by type)
+    whose expected start is in a range, read from flow_runs_flow_scheduled alone (it holds the
+    expected start, migration 0038) when the count rows say the flows' runs in those states
+    number at most FLOW_RANGE_COVERED_AT_MOST; else over flow_runs as any other count. SQLite's
+    planner reads the range's runs from the table instead (it cannot size the flows of a
+    subquery): 1.2-2.2 s for 7 days at 1,000,000 runs. One statement decides and counts.
+    None when ``body`` asks anything else (the state name is not in that index), and on
+    PostgreSQL, whose planner reads the same index alone unprompted (its statistics know each
+    flow id, and the index includes the time, migration 0038)."""
+    runs = getattr(body, "flow_runs", None)
+    if d.dialect != "sqlite" or getattr(body, "flows", None) is None or runs is None or runs.operator != "and_":
+        return None
+    if _unset(runs.expected_start_time) or (runs.state is not None and not _unset(runs.state.name)):
+        return None
+    rest = msgspec.structs.replace(runs, expected_start_time=None)
+    if all(getattr(rest, n) is None for n in rest.__struct_fields__ if n != "operator"):
+        rest = None
+    others = msgspec.structs.replace(body, flow_runs=rest)
+    if plan(others) != "run":
+        return None
+    rows_sql, rows_params = combine([("c.dim = 'run'", ()), COUNT_ROWS.where(d, others)])
+    covered_sql, covered_params = _over_runs(Dialect(d.dialect, flow_covers_range=True), body)
+    plain_sql, plain_params = _over_runs(d, body)
+    return (
+        f"SELECT CASE WHEN (SELECT COALESCE(SUM(c.n), 0) FROM {counts_table(d)} c WHERE {rows_sql}) <= ? "
+        f"THEN ({covered_sql}) ELSE ({plain_sql}) END",
+        (*rows_params, FLOW_RANGE_COVERED_AT_MOST, *covered_params, *plain_params),
+    )
 
 
 # (A row above 0 whose deltas bring its count to 0 only sends the count to the query.)
