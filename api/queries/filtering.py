@@ -53,7 +53,8 @@ class Dialect(NamedTuple):
     read the rows from the time's index (a unary ``+``): a count of a flow's runs in a range then
     reads the flow's index, which holds the time too (flow_runs_flow_scheduled, migration 0038),
     and counts from it alone, where SQLite would read every run of the range from the table
-    (``run_counts._flow_in_range``)."""
+    (``run_counts._flow_in_range``); a page, with ``sorted_read``, reads only the rows in the
+    range and sorts them (``run_counts._flow_range_page``)."""
     walk: bool = False
     """Write the run's own indexed conditions (flow, state, deployment, queue) so that SQLite's
     planner cannot read the rows from their indexes (a unary ``+`` on the column, SQLite's way

@@ -658,7 +658,7 @@ async def test_a_flows_runs_in_an_expected_start_range_are_counted_alike_from_it
     states) in an expected start range, read from flow_runs_flow_scheduled alone when the count
     rows say the flows' runs are few enough, else over flow_runs, equals the plain query's, at
     the range's edges (both bounds are inclusive) and after runs moved between states; with the
-    bound at 0 the table is read, with it high the index. PostgreSQL answers through its own plan."""
+    bound below any count the table is read, with it high the index; and so are its pages. PostgreSQL answers through its own plan."""
     async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
         world = World(server, random.Random(13))
         await world.seed(0)
@@ -701,13 +701,28 @@ async def test_a_flows_runs_in_an_expected_start_range_are_counted_alike_from_it
                         shown = "\n".join(str(r[-1]) for r in await tx.fetch("EXPLAIN QUERY PLAN " + covered[0], *covered[1]))
                         assert "COVERING INDEX flow_runs_flow_scheduled" in shown, shown
 
+        async def assert_pages(bodies: list[dict[str, Any]], shaped_so: bool) -> None:
+            """run_counts._flow_range_page: the page of such a body read from the flows' index and
+            sorted (SQLite, when few enough match) is the plain query's, over HTTP too."""
+            async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+                for body in bodies:
+                    for sort in ("EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC", "ID_DESC", "END_TIME_DESC"):
+                        shaped = await run_counts.page_shape(tx, msgspec.convert(body, f.FlowRunFilterRequest), sort, 3, 0)
+                        chosen = isinstance(shaped, Dialect) and shaped.flow_covers_range and shaped.sorted_read
+                        assert chosen == (shaped_so and tx.dialect == "sqlite"), (body, sort, shaped)
+                        await assert_pages_agree(server, tx, shaped, [body], (sort,))
+
         await assert_agree()
         for run_id in rng.sample(runs, 30):
             kind, name = rng.choice(STATES)
             await call(server, "POST", f"/flow_runs/{run_id}/set_state", {"state": {"type": kind, "name": name}, "force": True})
         await assert_agree()
-        monkeypatch.setattr(run_counts, "FLOW_RANGE_COVERED_AT_MOST", 0)  # the flows' runs are too many: the table
+        await assert_pages(asked[:7], True)
+        monkeypatch.setattr(run_counts, "FLOW_RANGE_SORTED_AT_MOST", -1)  # too many match to sort (even none): as before
+        await assert_pages(asked[:7], False)
+        monkeypatch.setattr(run_counts, "FLOW_RANGE_COVERED_AT_MOST", -1)  # the flows' runs are too many: the table
         await assert_agree()
+        await assert_pages(asked[:7], False)
 
 
 def _inline(cond: tuple[str, tuple[Any, ...]]) -> tuple[Any, ...]:
