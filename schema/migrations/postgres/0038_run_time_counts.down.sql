@@ -3,3 +3,4 @@ CREATE INDEX flow_runs_flow_scheduled ON flow_runs (flow_id, state_type, next_sc
 DROP INDEX flow_runs_started;
 CREATE INDEX flow_runs_started ON flow_runs ((COALESCE(start_time, expected_start_time)), id);
 ALTER TABLE flow_runs RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_insert_scale_factor);
+ANALYZE flow_runs;  -- the expression index's statistics, as in the up file
