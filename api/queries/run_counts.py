@@ -255,7 +255,7 @@ def _flow_in_range(d: Sql, body: Any) -> Cond | None:
     None when ``body`` asks anything else (the state name is not in that index), and on
     PostgreSQL, whose planner reads the same index alone unprompted (its statistics know each
     flow id, and the index includes the time, migration 0038)."""
-    rows = _flow_runs_of_range(d, body)
+    rows = _flow_runs_of_range(d, body) if d.dialect == "sqlite" else None
     if rows is None:
         return None
     rows_sql, rows_params = rows
@@ -268,12 +268,12 @@ def _flow_in_range(d: Sql, body: Any) -> Cond | None:
 
 
 def _flow_runs_of_range(d: Sql, body: Any) -> Cond | None:
-    """For ``_flow_in_range``'s shape of ``body`` on SQLite (the flows filter, perhaps states by
-    type, an expected start range), the statement summing the count rows of the flows' runs in
-    those states whatever their time: the entries of flow_runs_flow_scheduled the range is
-    checked in. None for any other body or backend."""
+    """For ``_flow_in_range``'s shape of ``body`` (the flows filter, perhaps states by type, an
+    expected start range), the statement summing the count rows of the flows' runs in those
+    states whatever their time: the entries of flow_runs_flow_scheduled the range is checked
+    in. None for any other body."""
     runs = getattr(body, "flow_runs", None)
-    if d.dialect != "sqlite" or getattr(body, "flows", None) is None or runs is None or runs.operator != "and_":
+    if getattr(body, "flows", None) is None or runs is None or runs.operator != "and_":
         return None
     if _unset(runs.expected_start_time) or (runs.state is not None and not _unset(runs.state.name)):
         return None
@@ -443,11 +443,13 @@ costs a row read (SQLite, a few us), so the page stays within tens of ms."""
 async def _flow_range_page(tx: Tx, body: Any) -> Sql | None:
     """SQLite: ``Dialect(flow_covers_range, sorted_read)`` for a page of ``_flow_in_range``'s
     shape when the flows' runs in those states are at most FLOW_RANGE_COVERED_AT_MOST (their
-    entries of flow_runs_flow_scheduled are checked against the range before any row is read)
-    and the runs matching, counted exactly from those entries, at most
-    FLOW_RANGE_SORTED_AT_MOST: they are then read and sorted. SQLite's planner otherwise reads
-    every run of the range from the table, or walks the sort's index past the runs of other
-    flows (a flow, two states, 7 days at 1,000,000 runs: 0.05-3.7 s a page). None otherwise."""
+    entries of flow_runs_flow_scheduled are checked against the range before any row is read:
+    the expected start is the index's last column, migration 0038) and the runs matching,
+    counted exactly from those entries, at most FLOW_RANGE_SORTED_AT_MOST: they are then read
+    and sorted. SQLite's planner otherwise reads every run of the range from the table, or
+    walks the sort's index past the runs of other flows (a flow, two states, 7 days at
+    1,000,000 runs: 0.05-3.7 s a page). None otherwise. (Not on PostgreSQL: ``sorted_read``'s
+    unary ``+`` exists there for numbers only, not for the name or id sorts.)"""
     rows = _flow_runs_of_range(tx, body)
     if rows is None:
         return None

@@ -7,8 +7,11 @@
 --
 -- The columns: flow_runs_started is on an expression, and PostgreSQL takes an index-only scan
 -- only when the columns the expression reads are in the index too (INCLUDE: stored in the
--- leaves, not part of the key); flow_runs_flow_scheduled gets the expected start time the
--- same way. Neither adds an index to flow_runs: a state change is never a HOT update (the
+-- leaves, not part of the key); flow_runs_flow_scheduled gets the expected start time as its
+-- last key column (not INCLUDE: a key column's condition is checked in the index before the
+-- run's row is read, so a page of a flow's runs in a range reads only those runs, 107 -> 14 ms
+-- of database CPU for a flow, two states and 7 days in START_TIME_DESC at a million runs).
+-- Neither adds an index to flow_runs: a state change is never a HOT update (the
 -- state is in flow_runs_state and these) and writes an entry in each index already; these
 -- entries are 16 and 8 bytes longer. flow_runs_expected_start (expected_start_time, id)
 -- serves its range's count as it is.
@@ -25,8 +28,7 @@ DROP INDEX flow_runs_started;
 CREATE INDEX flow_runs_started ON flow_runs ((COALESCE(start_time, expected_start_time)), id)
     INCLUDE (start_time, expected_start_time);
 DROP INDEX flow_runs_flow_scheduled;
-CREATE INDEX flow_runs_flow_scheduled ON flow_runs (flow_id, state_type, next_scheduled_start_time)
-    INCLUDE (expected_start_time);
+CREATE INDEX flow_runs_flow_scheduled ON flow_runs (flow_id, state_type, next_scheduled_start_time, expected_start_time);
 -- A new index on an expression has no statistics of its own until the table is analyzed: the
 -- planner then guesses a start-time range's runs (a few hundred of a million) and reads and
 -- sorts the range rather than walk the sort's index (7 ms -> 160 ms of database CPU a page at a
