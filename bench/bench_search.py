@@ -2,7 +2,7 @@
 
     python -m bench.bench_search [--runs N] [--backend sqlite|postgres|both] [--samples K]
                                  [--database URL] [--keep] [--pages-cpu] [--only NAMES]
-                                 [--admin-url URL]
+                                 [--vacuum] [--admin-url URL]
 
 It builds a log of N runs (default 1,000,000) quickly: the events are generated here and
 appended in large concurrent batches straight to the store (with the inline projections, as
@@ -28,6 +28,12 @@ Before measuring, with or without ``--pages-cpu``, the bench waits until the asy
 projections (the event feed, run history) have caught up with the log: their catch-up runs in
 this process too, and on a freshly built log it took the CPU the requests were timed with
 (SQLite pages at 1,000 runs: 59-150 ms during the catch-up, 5-15 ms after).
+
+``--vacuum`` (PostgreSQL) runs ``VACUUM (ANALYZE)`` over the database before measuring: the state
+autovacuum leaves a table in (its visibility map set, so that a count can read an index alone,
+migration 0038), which a server with autovacuum on reaches by itself after a bulk build and
+this machine's PostgreSQL (autovacuum off) never does. Without it, every run written since the
+last VACUUM costs a count its heap page. The seconds it took are printed.
 
 ``--database URL`` works on an existing database: when it already holds runs it is not built
 again (so one build can be measured before and after a change); ``--keep`` leaves the databases
@@ -170,6 +176,18 @@ async def build(url: str, runs: int, seed: int) -> float:
                 progress(f"  {index:,} runs appended ({rate:,.0f} runs/s, load {load()})")
         for task in asyncio.as_completed(pending):
             await task
+    return time.perf_counter() - started
+
+
+async def vacuum(url: str) -> float:
+    """VACUUM (ANALYZE) the PostgreSQL database at URL, as autovacuum would; seconds taken."""
+    dsn = parse_database_url(url).postgres_dsn
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("VACUUM (ANALYZE)")  # not in a transaction: asyncpg runs it alone
+    finally:
+        await conn.close()
     return time.perf_counter() - started
 
 
@@ -417,6 +435,9 @@ async def main(args: argparse.Namespace) -> None:
                 seconds = await build(url, args.runs, args.seed)
                 built = f"built in {seconds:.0f} s ({args.runs / seconds:,.0f} runs/s)"
                 held = await count_runs(url)
+            if args.vacuum and backend == "postgres":
+                progress(f"{backend}: VACUUM (ANALYZE) (load {load()})")
+                built += f"; VACUUM (ANALYZE) before measuring: {await vacuum(url):.0f} s"
             progress(f"{backend}: {held:,} runs; measuring (load {load()})")
             rows = await measure(url, args.samples, args.seed, args.only, args.pages_cpu)
             print(f"\n## {backend}: {held:,} runs {built}; load average after: {load()}\n")
@@ -439,6 +460,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", help="measure only the filters whose name contains one of these (comma-separated)")
     parser.add_argument("--pages-cpu", action="store_true",
                         help="also the CPU ms of each request: this process's, and PostgreSQL's backends'")
+    parser.add_argument("--vacuum", action="store_true",
+                        help="PostgreSQL: VACUUM (ANALYZE) before measuring, as autovacuum would after the build")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     return parser.parse_args()
 

@@ -48,6 +48,13 @@ class Dialect(NamedTuple):
     range of one time sorted by the other: the planners take the two times for independent and
     walk the sort's index, past every run of the later days, to fill a page of the range's runs
     (4-14 s at a million runs), where reading the range and sorting it reads its runs once."""
+    flow_covers_range: bool = False
+    """Write a time range's criteria (``Criteria(ranged=True)``) so that SQLite's planner cannot
+    read the rows from the time's index (a unary ``+``): a count of a flow's runs in a range then
+    reads the flow's index, which holds the time too (flow_runs_flow_scheduled, migration 0038),
+    and counts from it alone, where SQLite would read every run of the range from the table
+    (``run_counts._flow_in_range``); a page, with ``sorted_read``, reads only the rows in the
+    range and sorts them (``run_counts._flow_range_page``)."""
     walk: bool = False
     """Write the run's own indexed conditions (flow, state, deployment, queue) so that SQLite's
     planner cannot read the rows from their indexes (a unary ``+`` on the column, SQLite's way
@@ -212,6 +219,11 @@ def _walking(d: Sql) -> bool:
     return isinstance(d, Dialect) and d.walk
 
 
+def _covering(d: Sql) -> bool:
+    """Whether a time range is to be read from the flow's index (``Dialect.flow_covers_range``)."""
+    return isinstance(d, Dialect) and d.flow_covers_range and d.dialect == "sqlite"
+
+
 def _probing(d: Sql) -> bool:
     """Whether tag criteria are to be written as per-row probes (``Dialect.probe_tags``); the
     per-row forms below serve a tag table as well as a JSON list."""
@@ -295,12 +307,16 @@ class Criteria(Entry):
     kept only when it makes exactly one comparison (setting both any_ and not_any_ drops it).
     """
 
-    def __init__(self, expr: str, ops: Mapping[str, Op], *, single: bool = False, indexed: bool = False) -> None:
+    def __init__(
+        self, expr: str, ops: Mapping[str, Op], *, single: bool = False, indexed: bool = False, ranged: bool = False,
+    ) -> None:
         self.expr = expr
         self.ops = dict(ops)
         self.single = single
         self.indexed = indexed
         """An index may read the rows by ``expr``: not on a page that walks the sort's (``Dialect.walk``)."""
+        self.ranged = ranged
+        """A range of ``expr`` may be read from its index: not when the flow's covers it (``Dialect.flow_covers_range``)."""
 
     def criteria(self) -> Mapping[str, Any]:
         return self.ops
@@ -308,7 +324,8 @@ class Criteria(Entry):
     def conds(self, d: Sql, value: Any) -> list[Cond]:
         parts = []
         # (PostgreSQL's own statistics on these columns choose well: only SQLite is told.)
-        expr = f"+{self.expr}" if self.indexed and _walking(d) and d.dialect == "sqlite" else self.expr
+        unindexed = (self.indexed and _walking(d) and d.dialect == "sqlite") or (self.ranged and _covering(d))
+        expr = f"+{self.expr}" if unindexed else self.expr
         for name in value.__struct_fields__:
             if name == "operator":
                 continue

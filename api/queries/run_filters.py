@@ -106,7 +106,7 @@ FLOW_RUN = Resource({
         "before_": on(_STARTED, at_or_before), "after_": on(_STARTED, at_or_after), "is_null_": null,
     }),
     "end_time": Criteria("fr.end_time", NULLABLE_TIMES),
-    "expected_start_time": Criteria("fr.expected_start_time", TIMES),
+    "expected_start_time": Criteria("fr.expected_start_time", TIMES, ranged=True),
     "next_scheduled_start_time": Criteria("fr.next_scheduled_start_time", TIMES),
     "parent_flow_run_id": Criteria("fr.parent_task_run_id", {
         "any_": where_exists(_PARENT_IN, on("ptr.flow_run_id", any_in)),

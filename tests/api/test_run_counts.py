@@ -649,3 +649,82 @@ async def test_a_time_range_sorted_by_the_other_time_is_read_and_sorted_with_the
                     assert isinstance(shaped, Dialect) and shaped.sorted_read if other else shaped is tx, (body, sort)
                     await assert_pages_agree(server, tx, shaped, [body], (sort,))
             assert await page_ids(tx, tx, TIME_PAGES[0], "ID_DESC", 200, 0)  # the range holds runs
+
+
+async def test_a_flows_runs_in_an_expected_start_range_are_counted_alike_from_its_index_or_the_table(
+    env, clock, store_url, monkeypatch,
+):
+    """run_counts._flow_in_range (SQLite; migration 0038): a count of some flows' runs (and
+    states) in an expected start range, read from flow_runs_flow_scheduled alone when the count
+    rows say the flows' runs are few enough, else over flow_runs, equals the plain query's, at
+    the range's edges (both bounds are inclusive) and after runs moved between states; with the
+    bound below any count the table is read, with it high the index; and so are its pages. PostgreSQL answers through its own plan."""
+    async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
+        world = World(server, random.Random(13))
+        await world.seed(0)
+        rng = random.Random(13)
+        hours = [START + timedelta(hours=h) for h in range(12)]
+        runs = []
+        for index in range(48):
+            flow = world.flows[rng.choice(["etl", "etl", "report"])]
+            state = {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": rng.choice(hours).isoformat()}}
+            runs.append((await call(server, "POST", "/flow_runs/", {"flow_id": flow, "name": f"r-{index}", "state": state}))["id"])
+        etl = world.flows["etl"]
+
+        def within(after: int, before: int, **more: Any) -> dict[str, Any]:
+            times = {"after_": hours[after].isoformat(), "before_": hours[before].isoformat()}
+            return {"flows": {"id": {"any_": [etl]}}, "flow_runs": {"expected_start_time": times, **more}}
+
+        asked = [
+            within(2, 5), within(0, 11), within(3, 3), within(5, 2),
+            within(1, 9, state={"type": {"any_": ["COMPLETED", "FAILED"]}}),
+            within(1, 9, state={"type": {"not_any_": ["SCHEDULED"]}}),
+            {"flows": {"name": {"any_": ["etl", "report"]}},
+             "flow_runs": {"expected_start_time": {"after_": hours[4].isoformat()}}},
+            # not this path: the state's name is not in the index, a tag has its own rows
+            within(1, 9, state={"name": {"any_": ["Completed"]}}),
+            within(1, 9, tags={"all_": ["red"]}),
+        ]
+
+        async def assert_agree() -> None:
+            async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+                for body in asked:
+                    decoded = msgspec.convert(body, f.FlowRunCountRequest)
+                    counted = await fetch_count(tx, "flow_runs fr", FLOW_RUN_QUERY.where(tx, decoded))
+                    assert await call(server, "POST", "/flow_runs/count", body, expect=(200,)) == counted, body
+                    covered = run_counts._flow_in_range(tx, decoded)
+                    assert (covered is not None) == (tx.dialect == "sqlite" and "tags" not in body["flow_runs"]
+                                                     and "name" not in body["flow_runs"].get("state", {})), body
+                    if covered is not None:
+                        assert (await tx.fetch(*_inline(covered)))[0][0] == counted, body
+                        # (The plan shows both branches: the count rows choose one as it runs.)
+                        shown = "\n".join(str(r[-1]) for r in await tx.fetch("EXPLAIN QUERY PLAN " + covered[0], *covered[1]))
+                        assert "COVERING INDEX flow_runs_flow_scheduled" in shown, shown
+
+        async def assert_pages(bodies: list[dict[str, Any]], shaped_so: bool) -> None:
+            """run_counts._flow_range_page: the page of such a body read from the flows' index and
+            sorted (SQLite, when few enough match) is the plain query's, over HTTP too."""
+            async with open_store(store_url, migrate=False) as store, store.reading() as tx:
+                for body in bodies:
+                    for sort in ("EXPECTED_START_TIME_DESC", "START_TIME_DESC", "NAME_ASC", "ID_DESC", "END_TIME_DESC"):
+                        shaped = await run_counts.page_shape(tx, msgspec.convert(body, f.FlowRunFilterRequest), sort, 3, 0)
+                        chosen = isinstance(shaped, Dialect) and shaped.flow_covers_range and shaped.sorted_read
+                        assert chosen == (shaped_so and tx.dialect == "sqlite"), (body, sort, shaped)
+                        await assert_pages_agree(server, tx, shaped, [body], (sort,))
+
+        await assert_agree()
+        for run_id in rng.sample(runs, 30):
+            kind, name = rng.choice(STATES)
+            await call(server, "POST", f"/flow_runs/{run_id}/set_state", {"state": {"type": kind, "name": name}, "force": True})
+        await assert_agree()
+        await assert_pages(asked[:7], True)
+        monkeypatch.setattr(run_counts, "FLOW_RANGE_SORTED_AT_MOST", -1)  # too many match to sort (even none): as before
+        await assert_pages(asked[:7], False)
+        monkeypatch.setattr(run_counts, "FLOW_RANGE_COVERED_AT_MOST", -1)  # the flows' runs are too many: the table
+        await assert_agree()
+        await assert_pages(asked[:7], False)
+
+
+def _inline(cond: tuple[str, tuple[Any, ...]]) -> tuple[Any, ...]:
+    """A statement and its parameters as tx.fetch takes them."""
+    return (cond[0], *cond[1])
