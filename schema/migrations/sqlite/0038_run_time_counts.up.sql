@@ -4,7 +4,7 @@
 -- against the range before any run's row is read. At 1,000,000 runs, a flow, two states and 7
 -- days read each of the flow's runs in those states (or every run of the 7 days) from the
 -- table: 1.2-2.2 s. The index is rewritten by a state change already (the state is in it);
--- its entries are 8 bytes longer. (PostgreSQL's 0038 does the same with INCLUDE, and makes
--- its start time's index cover its own count, which SQLite's does already.)
+-- its entries are 8 bytes longer. (PostgreSQL's 0038 does the same, and makes its start time's
+-- index cover its own count with INCLUDE, which SQLite's does already.)
 DROP INDEX flow_runs_flow_scheduled;
 CREATE INDEX flow_runs_flow_scheduled ON flow_runs (flow_id, state_type, next_scheduled_start_time, expected_start_time);
