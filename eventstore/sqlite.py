@@ -281,14 +281,15 @@ async def _roll_back(conn: aiosqlite.Connection) -> None:
             await conn.execute("ROLLBACK")
 
 
-def _run_on_thread(db: sqlite3.Connection, writes: list[tuple[str, Any, bool]], sql: str | None, args: Any) -> Any:
-    """On the connection's thread: the queued writes in order, then the read, if any (its rows)."""
+def _run_on_thread(db: sqlite3.Connection, writes: list[tuple[str, Any, bool]],
+                   reads: Sequence[tuple[str, Any]]) -> list[list[Any]]:
+    """On the connection's thread: the queued writes in order, then the reads, if any (the rows of each)."""
     for statement, params, many in writes:
         if many:
             db.executemany(statement, params)
         else:
             db.execute(statement, params)
-    return db.execute(sql, args).fetchall() if sql is not None else None
+    return [db.execute(sql, args).fetchall() for sql, args in reads]
 
 
 class SqliteBatchTx(SqliteTx):
@@ -298,7 +299,8 @@ class SqliteBatchTx(SqliteTx):
 
     Each statement through aiosqlite is a trip to its thread and back (a queue, a wake-up of
     the thread, a call_soon_threadsafe to wake the loop): a group commit of state changes was
-    eight (BEGIN, three reads, the events, the runs, their counts, COMMIT), now four. A write's
+    eight (BEGIN, three reads, the events, the runs, their counts, COMMIT), now two (BEGIN with
+    the three reads, which ``fetch_each`` sends together; the writes with the COMMIT). A write's
     error is raised at the read or the COMMIT it went with, still inside the transaction (rolled
     back) and the store's error translation; nothing catches one write's error to go on, here.
     The COMMIT goes with the schema's BEFORE_COMMIT statements (schema/sqlite_commit.py).
@@ -309,7 +311,13 @@ class SqliteBatchTx(SqliteTx):
         self._writes: list[tuple[str, Any, bool]] = [("BEGIN IMMEDIATE", (), False)]
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
-        return list(await self._send(sql, args))
+        (rows,) = await self._send(((sql, args),))
+        return rows
+
+    async def fetch_each(self, *reads: tuple[str, tuple[Any, ...]]) -> list[list[Sequence[Any]]]:
+        """The rows of each (sql, args) read, read in one trip to the thread, in order: for
+        reads that do not depend on each other's answers."""
+        return await self._send(reads)
 
     async def execute(self, sql: str, *args: Any) -> None:
         self._writes.append((sql, args, False))
@@ -320,12 +328,12 @@ class SqliteBatchTx(SqliteTx):
     async def commit(self) -> None:
         self._writes.extend((statement, (), False) for statement in BEFORE_COMMIT)
         self._writes.append(("COMMIT", (), False))
-        await self._send(None, ())
+        await self._send(())
 
-    async def _send(self, sql: str | None, args: Any) -> Any:
+    async def _send(self, reads: Sequence[tuple[str, Any]]) -> list[list[Any]]:
         writes, self._writes = self._writes, []
         conn = self._conn
-        return await conn._execute(_run_on_thread, conn._conn, writes, sql, args)
+        return await conn._execute(_run_on_thread, conn._conn, writes, reads)
 
 
 @contextlib.asynccontextmanager
@@ -434,14 +442,17 @@ class SqliteStore(BatchingStore):
         assert conn is not None
         with translate_errors(self._where):
             async with _batch(conn) as tx:
-                ((head,),) = await tx.fetch(SQL_HEAD)
-                self._found_head(head)
                 streams = msgspec.json.encode(sorted({r.stream_id for r in requests})).decode()
-                versions = dict(await tx.fetch(SQL_VERSIONS, streams))
                 # The ids as JSON text straight from the UUIDs, in C (str() of each was a
                 # tenth of an import's appends).
                 ids = msgspec.json.encode([ev.id for r in requests for ev in r.events]).decode()
-                stored = {r.id: r for r in _records(await tx.fetch(SQL_STORED, ids))}
+                # The three reads in one trip to the thread (with the BEGIN): none needs another's answer.
+                ((head,),), version_rows, stored_rows = await tx.fetch_each(
+                    (SQL_HEAD, ()), (SQL_VERSIONS, (streams,)), (SQL_STORED, (ids,))
+                )
+                self._found_head(head)
+                versions = dict(version_rows)
+                stored = {r.id: r for r in _records(stored_rows)}
                 plan = plan_batch(requests, head, versions, stored)
                 if plan.rows:
                     now = _now_iso()
