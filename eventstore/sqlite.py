@@ -261,14 +261,11 @@ async def migration_connection(url: DatabaseURL, *, busy_timeout: float = 10.0) 
 
 
 @contextlib.asynccontextmanager
-async def _immediate(conn: aiosqlite.Connection, finish: Sequence[str] = ()) -> AsyncIterator[None]:
-    """A write transaction (taking the write lock at once), committed, or rolled back on any error;
-    ``finish``: statements run before the COMMIT (BEFORE_COMMIT, on a database at the head)."""
+async def _immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    """A write transaction (taking the write lock at once), committed, or rolled back on any error."""
     await conn.execute("BEGIN IMMEDIATE")
     try:
         yield
-        for statement in finish:
-            await conn.execute(statement)
         await conn.execute("COMMIT")
     except BaseException:
         await _roll_back(conn)
@@ -281,25 +278,32 @@ async def _roll_back(conn: aiosqlite.Connection) -> None:
             await conn.execute("ROLLBACK")
 
 
-def _run_on_thread(db: sqlite3.Connection, writes: list[tuple[str, Any, bool]], sql: str | None, args: Any) -> Any:
-    """On the connection's thread: the queued writes in order, then the read, if any (its rows)."""
+def _run_on_thread(db: sqlite3.Connection, writes: list[tuple[str, Any, bool]],
+                   reads: Sequence[tuple[str, Any]]) -> list[list[Any]]:
+    """On the connection's thread: the queued writes in order, then the reads, if any (the rows of each)."""
     for statement, params, many in writes:
         if many:
             db.executemany(statement, params)
         else:
             db.execute(statement, params)
-    return db.execute(sql, args).fetchall() if sql is not None else None
+    return [db.execute(sql, args).fetchall() for sql, args in reads]
 
 
 class SqliteBatchTx(SqliteTx):
     """A write transaction on the writer's connection whose writes go to SQLite's thread
-    together: a write (execute, executemany: they return nothing) is queued, and sent with the
-    next read or with the COMMIT, in one hand-over to aiosqlite's thread.
+    together: rows written (executemany: it returns nothing) are queued, and sent with the
+    next read, the next statement of its own (execute) or the COMMIT, in one hand-over to
+    aiosqlite's thread. BEGIN IMMEDIATE goes with the first of them.
 
     Each statement through aiosqlite is a trip to its thread and back (a queue, a wake-up of
     the thread, a call_soon_threadsafe to wake the loop): a group commit of state changes was
-    eight (BEGIN, three reads, the events, the runs, their counts, COMMIT), now four. A write's
-    error is raised at the read or the COMMIT it went with, still inside the transaction (rolled
+    eight (BEGIN, three reads, the events, the runs, their counts, COMMIT), now two (BEGIN with
+    the three reads, which ``fetch_each`` sends together; the writes with the COMMIT); an
+    asynchronous projection's page (the store's write_transaction: its checkpoint's
+    compare-and-set, its reads, its rows) takes a trip per read and one for its rows with the
+    COMMIT. A statement of its own (execute: DDL, a swap, a pragma) is sent at once, so that
+    its caller may time it (a rebuild's swap) or count on it having run. A write's error is
+    raised at the read, statement or COMMIT it went with, still inside the transaction (rolled
     back) and the store's error translation; nothing catches one write's error to go on, here.
     The COMMIT goes with the schema's BEFORE_COMMIT statements (schema/sqlite_commit.py).
     """
@@ -309,10 +313,17 @@ class SqliteBatchTx(SqliteTx):
         self._writes: list[tuple[str, Any, bool]] = [("BEGIN IMMEDIATE", (), False)]
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
-        return list(await self._send(sql, args))
+        (rows,) = await self._send(((sql, args),))
+        return rows
+
+    async def fetch_each(self, *reads: tuple[str, tuple[Any, ...]]) -> list[list[Sequence[Any]]]:
+        """The rows of each (sql, args) read, read in one trip to the thread, in order: for
+        reads that do not depend on each other's answers."""
+        return await self._send(reads)
 
     async def execute(self, sql: str, *args: Any) -> None:
         self._writes.append((sql, args, False))
+        await self._send(())
 
     async def executemany(self, sql: str, args: Any) -> None:
         self._writes.append((sql, args if isinstance(args, (list, tuple)) else list(args), True))
@@ -320,18 +331,19 @@ class SqliteBatchTx(SqliteTx):
     async def commit(self) -> None:
         self._writes.extend((statement, (), False) for statement in BEFORE_COMMIT)
         self._writes.append(("COMMIT", (), False))
-        await self._send(None, ())
+        await self._send(())
 
-    async def _send(self, sql: str | None, args: Any) -> Any:
+    async def _send(self, reads: Sequence[tuple[str, Any]]) -> list[list[Any]]:
         writes, self._writes = self._writes, []
         conn = self._conn
-        return await conn._execute(_run_on_thread, conn._conn, writes, sql, args)
+        return await conn._execute(_run_on_thread, conn._conn, writes, reads)
 
 
 @contextlib.asynccontextmanager
 async def _batch(conn: aiosqlite.Connection) -> AsyncIterator[SqliteBatchTx]:
-    """``_immediate`` with a SqliteBatchTx: BEGIN IMMEDIATE goes with the first read, or with the
-    writes and the COMMIT."""
+    """A write transaction in a SqliteBatchTx, committed with BEFORE_COMMIT (the database is at
+    the migrations' head), or rolled back on any error: BEGIN IMMEDIATE goes with the first read
+    or statement, or with the writes and the COMMIT."""
     tx = SqliteBatchTx(conn)
     try:
         yield tx
@@ -434,14 +446,17 @@ class SqliteStore(BatchingStore):
         assert conn is not None
         with translate_errors(self._where):
             async with _batch(conn) as tx:
-                ((head,),) = await tx.fetch(SQL_HEAD)
-                self._found_head(head)
                 streams = msgspec.json.encode(sorted({r.stream_id for r in requests})).decode()
-                versions = dict(await tx.fetch(SQL_VERSIONS, streams))
                 # The ids as JSON text straight from the UUIDs, in C (str() of each was a
                 # tenth of an import's appends).
                 ids = msgspec.json.encode([ev.id for r in requests for ev in r.events]).decode()
-                stored = {r.id: r for r in _records(await tx.fetch(SQL_STORED, ids))}
+                # The three reads in one trip to the thread (with the BEGIN): none needs another's answer.
+                ((head,),), version_rows, stored_rows = await tx.fetch_each(
+                    (SQL_HEAD, ()), (SQL_VERSIONS, (streams,)), (SQL_STORED, (ids,))
+                )
+                self._found_head(head)
+                versions = dict(version_rows)
+                stored = {r.id: r for r in _records(stored_rows)}
                 plan = plan_batch(requests, head, versions, stored)
                 if plan.rows:
                     now = _now_iso()
@@ -463,12 +478,13 @@ class SqliteStore(BatchingStore):
                 await persist(tx, changes)
 
     async def _run_job(self, fn, *, lock_appends: bool):  # type: ignore[no-untyped-def]
-        # BEGIN IMMEDIATE takes the database's one write lock: appends wait, whatever lock_appends says.
+        # BEGIN IMMEDIATE takes the database's one write lock: appends wait, whatever lock_appends
+        # says. It goes to the thread with the job's first read or statement (SqliteBatchTx).
         conn = self._writer_conn
         assert conn is not None
         with translate_errors(self._where):
-            async with _immediate(conn, BEFORE_COMMIT):
-                return await fn(SqliteTx(conn))
+            async with _batch(conn) as tx:
+                return await fn(tx)
 
     async def _table_columns(self, tx: SqliteTx) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
         rows = await tx.fetch(
