@@ -72,13 +72,13 @@ def create_app(  # type: ignore[no-untyped-def]
     auth = [security.authentication(settings.server_api_auth_string)] if settings.server_api_auth_string else []
     csrf = [security.csrf_protection(tokens=settings.server_api_csrf_protection_enabled)]
     checks = [*auth, *csrf] + ([prefect_ui.fallback(ui)] if ui is not None else [])
-    app = web.Application(middlewares=[edge(checks)], client_max_size=settings.server_max_body_size)
+    observe = metrics.observe_request if settings.metrics_enabled else None
+    app = web.Application(middlewares=[edge(checks, observe)], client_max_size=settings.server_max_body_size)
     app.on_response_prepare.append(security.security_headers(settings))
     app[keys.CSRF_KEYS] = CsrfKeys()
     quiet_malformed_requests()  # a request aiohttp cannot parse is the client's error: one INFO line
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY_BYTES] = settings.server_max_body_size
-    app[keys.METRICS_ENABLED] = settings.metrics_enabled
     app[keys.WEBSOCKETS] = weakref.WeakSet()
     app[keys.VIEW_CACHE] = ViewCache()
     app[keys.CLOCK] = clock
@@ -92,7 +92,6 @@ def create_app(  # type: ignore[no-untyped-def]
     app.cleanup_ctx.append(_services)  # needs the store: after it, so it stops first
     # The root app's middleware also wraps the sub-app's handlers, so it is installed once.
     api = web.Application(client_max_size=settings.server_max_body_size)
-    api[keys.METRICS_ENABLED] = settings.metrics_enabled  # read per request (api/metrics.py)
     for module in ROUTE_MODULES:
         api.add_routes(module.routes)
     fixed_paths_win(api)  # PATCH /flow_runs/filter is a 405, not a flow run named "filter"

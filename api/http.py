@@ -124,6 +124,8 @@ def _fixer(t: mi.Type, seen: set[type]) -> Fixer | None:
         def fix_struct(value: Any) -> Any:
             for name, fx in fields:
                 item = getattr(value, name)
+                if item is None:
+                    continue  # an optional field left out (most are): nothing to fix, no call
                 fixed = fx(item)
                 if fixed is not item:
                     setattr(value, name, fixed)

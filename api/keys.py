@@ -23,8 +23,6 @@ REGISTER_BLOCKS: web.AppKey[bool] = web.AppKey("register_blocks", bool)
 """Whether this app registers Prefect's built-in block types at start (a server, not the CLI's app)."""
 STORE: web.AppKey[EventStore] = web.AppKey("store", EventStore)  # type: ignore[type-abstract]
 MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
-# RUNLOG_METRICS_ENABLED: whether requests are counted and GET /metrics is served.
-METRICS_ENABLED: web.AppKey[bool] = web.AppKey("metrics_enabled", bool)
 WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets", weakref.WeakSet)
 VIEW_CACHE: web.AppKey[ViewCache] = web.AppKey("view_cache", ViewCache)
 # What every handler and service reads as "now"; tests give the app a ManualClock.

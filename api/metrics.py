@@ -2,7 +2,8 @@
 
 Two kinds of metric. Counters and histograms of what happens in the hot path (HTTP requests
 here, appends in eventstore/metrics.py, service rounds in commands/runner.py, delivery attempts
-in notifier/dispatcher.py) are prometheus_client instruments bumped in memory as it happens.
+in notifier/dispatcher.py) are bumped in memory as it happens: prometheus_client instruments,
+but for the HTTP requests of a one-process server, plain numbers read when scraped (RequestCounts).
 Gauges of what the database holds (the log's head, each checkpoint and its lag, workers by pool
 and status, deliveries waiting or dead) are read when Prometheus scrapes, under a short timeout
 so that a slow database leaves them out instead of hanging the scrape.
@@ -15,19 +16,24 @@ directory and removes it), so whichever process answers a scrape reports every p
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import structlog
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import metrics as prometheus_instruments
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from runlog.eventstore import EventStore, EventStoreError
 
@@ -43,15 +49,11 @@ READ_TIMEOUT_SECONDS = 2.0
 UNMATCHED = "(unmatched)"
 """The route label of a request no route matched: raw paths would make a series per typo."""
 
-HTTP_REQUESTS = Counter(
-    "runlog_http_requests", "HTTP requests answered, by method, route template and status",
-    ("method", "route", "status"),
-)
-HTTP_DURATION = Histogram(
-    "runlog_http_request_duration_seconds", "Time to answer an HTTP request, by method and route template",
-    ("method", "route"),
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
+HTTP_REQUESTS = "runlog_http_requests"
+HTTP_REQUESTS_HELP = "HTTP requests answered, by method, route template and status"
+HTTP_DURATION = "runlog_http_request_duration_seconds"
+HTTP_DURATION_HELP = "Time to answer an HTTP request, by method and route template"
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf)
 
 # -- the hot path -----------------------------------------------------------------------------
 
@@ -63,27 +65,116 @@ def route_template(request: web.Request) -> str:
     return UNMATCHED if resource is None else resource.canonical
 
 
-# (method, route, status) -> its counter and histogram. prometheus_client's labels() checks and
-# converts the values and takes a lock on every call; a dict lookup here costs a fraction of it.
-# Bounded: the routes are the app's templates, and the methods and statuses few.
-_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+def in_files() -> bool:
+    """Whether prometheus_client keeps this process's instruments in files (its multiprocess
+    mode, which it picks when it is imported, by this same test of the environment)."""
+    return MULTIPROC_VAR in os.environ or MULTIPROC_VAR.lower() in os.environ
 
 
-def observe_request(request: web.Request, status: int, seconds: float) -> None:
-    """Count one answered request (the error middleware calls this for every request)."""
-    # request.app: the app (root or /api) that routed it, both given the key (app.py); a plain
-    # lookup there is several times cheaper than through config_dict's chain of apps.
-    if not request.app.get(keys.METRICS_ENABLED, False):
-        return
-    key = (request.method, route_template(request), status)
-    children = _children.get(key)
-    if children is None:
-        method, route, _ = key
-        children = _children[key] = (
-            HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route),
-        )
-    children[0].inc()
-    children[1].observe(seconds)
+class _Timing:
+    """One (method, route)'s histogram: how many requests took each bucket's time, their seconds."""
+
+    __slots__ = ("buckets", "seconds", "created")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * len(HTTP_BUCKETS)
+        self.seconds = 0.0
+        self.created = time.time()
+
+
+class _Count:
+    """One (method, route, status)'s counter, and its route's histogram."""
+
+    __slots__ = ("count", "timing", "created")
+
+    def __init__(self, timing: _Timing) -> None:
+        self.count = 0
+        self.timing = timing
+        self.created = time.time()
+
+
+class RequestCounts:
+    """The HTTP request counter and histogram of a server that is one process, kept as plain
+    numbers and handed to prometheus_client as samples when it is scraped.
+
+    A request costs a dict lookup and three additions, where prometheus_client's Counter and
+    Histogram check, lock and convert on every call (some fifteen calls a request). A server of
+    several processes needs instruments in files every process can read: `instruments`."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], _Count] = {}
+        self._timings: dict[tuple[str, str], _Timing] = {}
+
+    def observe(self, request: web.Request, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        key = (request.method, route_template(request), status)
+        counted = self._counts.get(key)
+        if counted is None:
+            method, route, _ = key
+            timing = self._timings.get((method, route))
+            if timing is None:
+                timing = self._timings[method, route] = _Timing()
+            counted = self._counts[key] = _Count(timing)
+        counted.count += 1
+        timing = counted.timing
+        timing.buckets[bisect.bisect_left(HTTP_BUCKETS, seconds)] += 1  # the first bound >= seconds
+        timing.seconds += seconds
+
+    def describe(self) -> list[Metric]:
+        return [Metric(HTTP_REQUESTS, HTTP_REQUESTS_HELP, "counter"),
+                Metric(HTTP_DURATION, HTTP_DURATION_HELP, "histogram")]
+
+    def collect(self) -> list[Metric]:
+        """The samples prometheus_client's Counter and Histogram would give, in their order."""
+        created = prometheus_instruments._use_created  # PROMETHEUS_DISABLE_CREATED_SERIES, as they read it
+        requests, duration = self.describe()
+        for (method, route, status), counted in list(self._counts.items()):
+            labels = {"method": method, "route": route, "status": str(status)}
+            requests.add_sample(HTTP_REQUESTS + "_total", labels, float(counted.count))
+            if created:
+                requests.add_sample(HTTP_REQUESTS + "_created", labels, counted.created)
+        for (method, route), timing in list(self._timings.items()):
+            labels = {"method": method, "route": route}
+            count = 0.0
+            for bound, n in zip(HTTP_BUCKETS, timing.buckets):
+                count += n
+                duration.add_sample(HTTP_DURATION + "_bucket", {**labels, "le": floatToGoString(bound)}, count)
+            duration.add_sample(HTTP_DURATION + "_count", labels, count)
+            duration.add_sample(HTTP_DURATION + "_sum", labels, timing.seconds)
+            if created:
+                duration.add_sample(HTTP_DURATION + "_created", labels, timing.created)
+        return [requests, duration]
+
+
+def instruments() -> Callable[[web.Request, int, float], None]:
+    """prometheus_client's Counter and Histogram of the HTTP requests (in this process's files
+    when several serve), and the function that counts a request in them."""
+    counter = Counter(HTTP_REQUESTS, HTTP_REQUESTS_HELP, ("method", "route", "status"))
+    histogram = Histogram(HTTP_DURATION, HTTP_DURATION_HELP, ("method", "route"), buckets=HTTP_BUCKETS)
+    # (method, route, status) -> its counter and histogram: labels() checks and converts the
+    # values and takes a lock on every call. Bounded: the routes are the app's templates.
+    children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(request: web.Request, status: int, seconds: float) -> None:
+        key = (request.method, route_template(request), status)
+        pair = children.get(key)
+        if pair is None:
+            method, route, _ = key
+            pair = children[key] = (counter.labels(method, route, str(status)), histogram.labels(method, route))
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    return observe
+
+
+if in_files():
+    observe_request = instruments()
+else:
+    _COUNTS = RequestCounts()
+    REGISTRY.register(_COUNTS)  # type: ignore[arg-type]
+    observe_request = _COUNTS.observe
+"""Count one answered request (the error middleware calls it for every request when
+RUNLOG_METRICS_ENABLED)."""
 
 
 # -- read at scrape time ----------------------------------------------------------------------

@@ -34,7 +34,6 @@ from runlog.projections.block_secrets import SealBroken
 from .errors import RunlogError
 from .http import json_response
 from .keys import MAX_BODY_BYTES
-from .metrics import observe_request
 
 log = structlog.get_logger("runlog.api")
 _request_lines = logging.getLogger("runlog.api")
@@ -43,6 +42,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Check = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 """An edge check (api/security.py, api/prefect_ui.py): the answer to a request it takes (a
 refusal, a UI file), or None to pass the request on."""
+Observe = Callable[[web.Request, int, float], None]
+"""Told of every request answered: the request, its status and the seconds it took."""
 
 # structlog's own context variable for request_id (bind_contextvars makes it once, and
 # merge_contextvars puts it in every line logged in the request): set and reset directly, it
@@ -79,10 +80,11 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-def edge(checks: Sequence[Check] = ()):  # type: ignore[no-untyped-def]
+def edge(checks: Sequence[Check] = (), observe: Observe | None = None):  # type: ignore[no-untyped-def]
     """The app's one middleware: ``errors_and_logging`` around ``checks``, run in order before
     the handler (the auth string, CSRF, the UI's files); the first that answers a request
-    answers it, else the handler does.
+    answers it, else the handler does. Every request answered is given to ``observe`` (the
+    metrics' counter, api/metrics.py; None when RUNLOG_METRICS_ENABLED is false).
 
     One middleware, not one per check: aiohttp wraps the handler once per middleware, and every
     wrapper is a coroutine frame that each resumption of the handler (after every database
@@ -169,7 +171,8 @@ def edge(checks: Sequence[Check] = ()):  # type: ignore[no-untyped-def]
             return _error(500, "internal server error; the server log has the details (request id " + request_id + ")")
         finally:
             seconds = time.perf_counter() - started
-            observe_request(request, status, seconds)
+            if observe is not None:
+                observe(request, status, seconds)
             # Checked here: at WARNING, structlog would build a bound logger per request only to drop the line.
             if _request_lines.isEnabledFor(logging.INFO):
                 extra = {"client_disconnected": True} if status == CLIENT_CLOSED_REQUEST else {}

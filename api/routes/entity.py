@@ -8,7 +8,7 @@ flow runs and task runs. Each registration names its handlers as the module that
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,16 +30,19 @@ from ..schemas.runs import OrchestrationResult, SetState
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def write_context(request: web.Request) -> dict[str, Any]:
-    """What entity commands take from the app: the view cache and the clock."""
-    return {"cache": request.config_dict[keys.VIEW_CACHE], "clock": request.config_dict[keys.CLOCK]}
+def write_context(config: Mapping[Any, Any]) -> dict[str, Any]:
+    """What entity commands take from the app (``request.config_dict``): the view cache and the clock.
+
+    A handler reads ``request.config_dict`` once: aiohttp builds it anew on every access."""
+    return {"cache": config[keys.VIEW_CACHE], "clock": config[keys.CLOCK]}
 
 
 async def write_or_404(
     request: web.Request, command: Callable[..., Awaitable[bool]], label: str, entity_id: UUID, *args: Any
 ) -> web.Response:
     """``command(store, entity_id, *args)``: 204, or 404 when there is no such entity."""
-    found = await command(request.config_dict[keys.STORE], entity_id, *args, **write_context(request))
+    config = request.config_dict
+    found = await command(config[keys.STORE], entity_id, *args, **write_context(config))
     return no_content(found, f"{label} {entity_id} not found")
 
 
@@ -97,7 +100,7 @@ def run_routes(
     shape: Callable[[Any, datetime], Any], response: type, update: tuple[Callable[..., Awaitable[bool]], type, str],
     delete: tuple[Callable[..., Awaitable[bool]], str], set_state: Callable[..., Awaitable[Any]],
     states: Callable[..., Awaitable[list[State]]],
-    set_state_options: Callable[[web.Request], dict[str, Any]] | None = None,
+    set_state_options: Callable[[Mapping[Any, Any]], dict[str, Any]] | None = None,
     read_at: Callable[[EventStore, UUID, int], Awaitable[Any]] | None = None,
 ) -> None:
     """A run's routes: GET /{kind}/{id} (``read``, answered as ``shape(view, now)``), PATCH and
@@ -127,9 +130,10 @@ def run_routes(
     async def propose(request: web.Request) -> web.Response:
         run_id = path_uuid(request)
         body = await decode_body(request, SetState)
+        config = request.config_dict
         outcome = await set_state(
-            request.config_dict[keys.STORE], run_id, body.state, force=body.force, **write_context(request),
-            **(set_state_options(request) if set_state_options is not None else {}),
+            config[keys.STORE], run_id, body.state, force=body.force, **write_context(config),
+            **(set_state_options(config) if set_state_options is not None else {}),
         )
         view, decision = present(outcome, f"{label} {run_id} not found")
         return json_response(orchestration_result(view, decision), status=201 if decision.state is not None else 200)

@@ -54,11 +54,12 @@ async def create_flow_run(request: web.Request) -> web.Response:
     body = await decode_body(request, FlowRunCreate)
     await provenance.refuse_server_only_fields(request)
     new = commands.NewFlowRun(**msgspec.structs.asdict(body), created_by=provenance.created_by(request))
+    config = request.config_dict  # aiohttp builds it anew on every access: read once
+    clock = config[keys.CLOCK]
     view, created = await commands.create(
-        request.config_dict[keys.STORE], new, cache=request.config_dict[keys.VIEW_CACHE],
-        clock=request.config_dict[keys.CLOCK], known_flows=request.config_dict[keys.KNOWN_FLOWS],
+        config[keys.STORE], new, cache=config[keys.VIEW_CACHE], clock=clock, known_flows=config[keys.KNOWN_FLOWS],
     )
-    return json_response(to_flow_run(view, request.config_dict[keys.CLOCK]()), status=201 if created else 200)
+    return json_response(to_flow_run(view, clock()), status=201 if created else 200)
 
 
 @routes.patch("/flow_runs/{id}/labels")
@@ -77,7 +78,7 @@ run_routes(
     update=(commands.update, FlowRunUpdate, "Update a flow run"),
     delete=(commands.delete, "Delete a flow run and its task runs"),
     set_state=commands.set_state, states=queries.flow_run_states, read_at=flow_run_at,
-    set_state_options=lambda request: {
-        "slot_wait_seconds": request.config_dict[keys.SETTINGS].deployments_concurrency_slot_wait_seconds,
+    set_state_options=lambda config: {
+        "slot_wait_seconds": config[keys.SETTINGS].deployments_concurrency_slot_wait_seconds,
     },
 )

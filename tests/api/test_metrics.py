@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 import uuid
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from runlog.api import keys
-from runlog.api.metrics import read_gauges
+from runlog.api.metrics import (
+    HTTP_BUCKETS, HTTP_DURATION, HTTP_DURATION_HELP, HTTP_REQUESTS, HTTP_REQUESTS_HELP, RequestCounts, read_gauges,
+)
 from runlog.commands import deliveries
 from runlog.eventstore import RowChanges
 from runlog.projections.checkpoints import CHECKPOINTS, checkpoint
@@ -81,6 +86,41 @@ async def test_an_unknown_path_is_counted_under_one_label(server) -> None:
     counted = "runlog_http_requests_total"
     assert value(after, counted, method="GET", route="(unmatched)", status="404") - \
         value(before, counted, method="GET", route="(unmatched)", status="404") == 4
+
+
+def test_one_process_request_counts_give_the_samples_of_prometheus_clients_instruments() -> None:
+    """A server of one process keeps its request counts as plain numbers (api/metrics.py's
+    RequestCounts): scraped, they are the samples prometheus_client's Counter and Histogram give
+    for the same requests, in the same order (their _created times aside)."""
+    def request(method: str, route: str) -> Any:
+        resource = SimpleNamespace(canonical=route)
+        return SimpleNamespace(method=method, match_info=SimpleNamespace(route=SimpleNamespace(resource=resource)))
+
+    counts, registry = RequestCounts(), CollectorRegistry()
+    counter = Counter(HTTP_REQUESTS, HTTP_REQUESTS_HELP, ("method", "route", "status"), registry=registry)
+    histogram = Histogram(HTTP_DURATION, HTTP_DURATION_HELP, ("method", "route"), buckets=HTTP_BUCKETS,
+                          registry=registry)
+    answered = [
+        ("POST", "/api/flow_runs/{id}/set_state", 201, 0.004), ("GET", "/api/flows/{id}", 200, 0.001),
+        ("POST", "/api/flow_runs/{id}/set_state", 200, 0.0025), ("GET", "/api/flows/{id}", 404, 0.0),
+        ("POST", "/api/flow_runs/{id}/set_state", 201, 12.5), ("GET", "(unmatched)", 404, 0.3),
+        ("POST", "/api/flow_runs/{id}/set_state", 201, 0.1), ("GET", "/api/flows/{id}", 200, 10.0),
+    ]
+    for method, route, status, seconds in answered:
+        counts.observe(request(method, route), status, seconds)
+        counter.labels(method, route, str(status)).inc()
+        histogram.labels(method, route).observe(seconds)
+
+    def samples(families: Any) -> list[tuple[str, str, dict[str, str], float | None]]:
+        return [(family.name, sample.name, sample.labels, None if sample.name.endswith("_created") else sample.value)
+                for family in families for sample in family.samples]
+
+    ours, theirs = samples(counts.collect()), samples(registry.collect())
+    assert ours == theirs
+    assert ("runlog_http_requests", "runlog_http_requests_total",
+            {"method": "POST", "route": "/api/flow_runs/{id}/set_state", "status": "201"}, 3.0) in ours
+    assert ("runlog_http_request_duration_seconds", "runlog_http_request_duration_seconds_bucket",
+            {"method": "GET", "route": "/api/flows/{id}", "le": "0.001"}, 2.0) in ours
 
 
 async def test_appends_and_group_commit_batches_are_counted(server) -> None:
@@ -195,8 +235,12 @@ async def test_a_database_read_that_times_out_leaves_the_database_gauges_out(ser
 
 async def test_metrics_can_be_turned_off(env, clock) -> None:
     off = {**TIME_BASED_SERVICES_OFF, **env, "RUNLOG_METRICS_ENABLED": "false"}
+    unmatched = {"method": "GET", "route": "(unmatched)", "status": "404"}
+    before = REGISTRY.get_sample_value("runlog_http_requests_total", unmatched) or 0.0
     async with serve(off, clock=clock) as server:
         origin = server.base.removesuffix("/api")
         async with server.session.get(origin + "/metrics") as response:
             assert response.status == 404
             assert "detail" in await response.json()
+    # Nor are its requests counted (the process's counts, which another server would show).
+    assert (REGISTRY.get_sample_value("runlog_http_requests_total", unmatched) or 0.0) == before
