@@ -10,6 +10,7 @@ stream always rebuilds the same view.
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -121,12 +122,13 @@ def _track_times(view: FlowRunView | TaskRunView, initial: State | None, new: St
 
 _CREATED_FIELDS = tuple(f for f in FlowRunCreated.__struct_fields__ if f in FlowRunView.__struct_fields__)
 """The fields a flow run's view takes over from its FlowRunCreated event."""
+_created_values = operator.attrgetter(*_CREATED_FIELDS)  # all of them in one C call, not a getattr each
 
 
 def evolve_flow_run(view: FlowRunView | None, event: Any, version: int) -> FlowRunView | None:
     """Fold one event of a flow run's stream into its view."""
     if isinstance(event, FlowRunCreated):
-        fields = {f: getattr(event, f) for f in _CREATED_FIELDS}
+        fields = dict(zip(_CREATED_FIELDS, _created_values(event)))
         return FlowRunView(id=event.flow_run_id, version=version, updated=event.created, **fields)
     if view is None:
         return None
