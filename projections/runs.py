@@ -34,7 +34,11 @@ from runlog.schema.events import (
 TERMINAL = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED})
 
 
-class FlowRunView(msgspec.Struct, kw_only=True):
+class FlowRunView(msgspec.Struct, kw_only=True, gc=False):
+    """A flow run as its stream made it. gc=False: a view holds decoded data and never itself,
+    so it cannot be in a reference cycle, and the collector need not visit the ten thousand
+    the view cache keeps (nor their thirty-odd fields) at every full pass."""
+
     id: UUID
     version: int = 0  # the run stream's version this view reflects
     created: datetime
@@ -68,7 +72,9 @@ class FlowRunView(msgspec.Struct, kw_only=True):
     created_by: dict[str, Any] | None = None
 
 
-class TaskRunView(msgspec.Struct, kw_only=True):
+class TaskRunView(msgspec.Struct, kw_only=True, gc=False):
+    """A task run as its stream made it; gc=False as for FlowRunView."""
+
     id: UUID
     version: int = 0
     created: datetime
