@@ -146,12 +146,12 @@ class _FlowRunTimes:
 def _evolve_flow_run_times(view: _FlowRunTimes | None, event: Any, _version: int) -> _FlowRunTimes | None:
     """runs.evolve_flow_run for the fields the history reads (the history's flow run events:
     created, state changed, deleted), with the same bookkeeping function."""
-    if isinstance(event, catalogue.FlowRunCreated):
-        return _FlowRunTimes(None, None, None, 0.0, None)
-    if view is None or isinstance(event, catalogue.FlowRunDeleted):
+    if not isinstance(event, catalogue.FlowRunStateChanged):  # nearly every event is one: tested first
+        if isinstance(event, catalogue.FlowRunCreated):
+            return _FlowRunTimes(None, None, None, 0.0, None)
+        return None if view is None or isinstance(event, catalogue.FlowRunDeleted) else view
+    if view is None:
         return None
-    if not isinstance(event, catalogue.FlowRunStateChanged):
-        return view
     changes = _track_times(view, view.state, event.state)  # type: ignore[arg-type]
     return _FlowRunTimes(
         changes["state"], changes["start_time"], changes["end_time"],
@@ -179,7 +179,7 @@ def _member(view: Any) -> Member | None:
     state = view.state
     return Member(
         us(view.expected_start_time), us(view.start_time), us(view.end_time), view.total_run_time,
-        state.type.value if state is not None else None, state.name if state is not None else None,
+        state.type._value_ if state is not None else None, state.name if state is not None else None,
         us(state.timestamp) if state is not None else None,
     )
 

@@ -9,6 +9,7 @@ flow_run_counts, summed over the batch (see ``FLOW_RUN_COUNTS``).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -74,22 +75,28 @@ its deltas (the view flow_run_counts_totals, which readers read there); the writ
 deltas into the rows every so often (eventstore/postgres.py, ``compact_sql``)."""
 
 _view_encoder = msgspec.json.Encoder()
+_to_builtins = msgspec.to_builtins
 decode_flow_run = msgspec.json.Decoder(FlowRunView).decode
 decode_task_run = msgspec.json.Decoder(TaskRunView).decode
 
 
 def _state_columns(view: FlowRunView | TaskRunView) -> tuple[Any, Any]:
     state = view.state
-    return (state.type.value, state.name) if state is not None else (None, None)
+    # ``_value_``, not ``value``: the enum's property is two Python calls, and this runs per row.
+    return (state.type._value_, state.name) if state is not None else (None, None)
 
 
 def _flow_run_row(view: FlowRunView) -> tuple:
     state_type, state_name = _state_columns(view)
+    # The five id columns made text in one C call (None stays None), not a call or three each.
+    run_id, flow_id, deployment_id, parent_id, queue_id = _to_builtins(
+        (view.id, view.flow_id, view.deployment_id, view.parent_task_run_id, view.work_queue_id)
+    )
     return (
-        id_text(view.id), view.version, id_text(view.flow_id), view.name, state_type, state_name,
+        run_id, view.version, flow_id, view.name, state_type, state_name,
         us(view.start_time), us(view.end_time), us(view.expected_start_time), us(view.next_scheduled_start_time),
-        text(view.deployment_id), text(view.parent_task_run_id), view.work_queue_name, view.flow_version,
-        view.idempotency_key, us(view.created), _view_encoder.encode(view), text(view.work_queue_id),
+        deployment_id, parent_id, view.work_queue_name, view.flow_version,
+        view.idempotency_key, us(view.created), _view_encoder.encode(view), queue_id,
         *_creator(view.created_by),
     )
 
@@ -147,13 +154,14 @@ class _Sources:
         for column, fields in sources.items():
             for field in fields or ():
                 by_field.setdefault(field, []).append(column)
-        self.fields = tuple((field, frozenset(columns)) for field, columns in by_field.items())
+        self.columns = tuple(frozenset(columns) for columns in by_field.values())
+        # All the fields in one C call per view, not a getattr per field (sixteen for a flow run).
+        self._values = operator.attrgetter(*by_field)
 
     def changed(self, old: Any, new: Any) -> frozenset[str]:
         """The columns of ``new``'s row that may differ from ``old``'s."""
         changed = self.always
-        for field, columns in self.fields:
-            before, after = getattr(old, field), getattr(new, field)
+        for before, after, columns in zip(self._values(old), self._values(new), self.columns):
             # A fold keeps the objects of the fields it leaves alone: most are the same object.
             if before is not after and before != after:
                 changed = changed | columns
@@ -297,21 +305,24 @@ def _fold(
             was = prior.get(run_id)
             if kind.names is not None and (was is None or was.name != view.name or was.created != view.created):
                 changes.upsert(kind.names, (id_text(view.id), view.name, us(view.created)))
-        for tag in old_tags.keys() - new_tags.keys():
-            changes.delete(kind.tags, (run_id, tag))
-        for tag in new_tags.keys() - old_tags.keys():
-            changes.upsert(kind.tags, (run_id, tag))
+        if old_tags != new_tags:  # most batches leave a run's tags alone
+            for tag in old_tags.keys() - new_tags.keys():
+                changes.delete(kind.tags, (run_id, tag))
+            for tag in new_tags.keys() - old_tags.keys():
+                changes.upsert(kind.tags, (run_id, tag))
         if kind.counts is not None:
             _count(kind.counts, counted.get(run_id), _counted(view) if view is not None else None, changes)
 
 
 def _counted(view: FlowRunView) -> tuple[Any, ...]:
-    """What a run's counts depend on: flow, state type and name, deployment, queue, distinct tags,
-    as the view holds them (``_count`` makes text of them only for a run that moved)."""
+    """What a run's counts depend on: flow, deployment and queue (as text; None for none), state
+    type and name, distinct tags."""
     state = view.state
+    # The three ids made text in one C call (msgspec turns a UUID into its canonical text).
+    flow, deployment, queue = _to_builtins((view.flow_id, view.deployment_id, view.work_queue_id))
     return (
-        view.flow_id, state.type.value if state is not None else "", (state.name or "") if state is not None else "",
-        view.deployment_id, view.work_queue_id, tuple(dict.fromkeys(view.tags)),
+        flow, deployment, queue, state.type._value_ if state is not None else "",
+        (state.name or "") if state is not None else "", tuple(dict.fromkeys(view.tags)),
     )
 
 
@@ -320,18 +331,18 @@ def _count(table: Table, old: tuple | None, new: tuple | None, changes: RowChang
     it is in now (if it still is). Most batches change none of it for most runs (a view, a time)."""
     if old == new:
         return
-    texts: dict[Any, str] = {}  # an id the run keeps (its flow, nearly always) is made text once
     for sign, counted in ((-1, old), (1, new)):
         if counted is None:
             continue
-        flow_id, state_type, state_name, deployment_id, queue_id, tags = counted
-        flow = _text_once(texts, flow_id)
+        flow, deployment, queue, state_type, state_name, tags = counted
         changes.add(table, ("run", "", flow, state_type, state_name), sign)
         # No rows for no deployment or no queue: they would repeat the run's own (migration 0029).
-        if deployment_id is not None:
-            changes.add(table, ("deployment", _text_once(texts, deployment_id), flow, state_type, state_name), sign)
-        if queue_id is not None:
-            changes.add(table, ("queue", _text_once(texts, queue_id), flow, state_type, state_name), sign)
+        if deployment is not None:
+            changes.add(table, ("deployment", deployment, flow, state_type, state_name), sign)
+        if queue is not None:
+            changes.add(table, ("queue", queue, flow, state_type, state_name), sign)
+        if not tags:
+            continue
         for tag in tags:
             changes.add(table, ("tag", tag, flow, state_type, state_name), sign)
         if len(tags) > PAIRED_TAGS_AT_MOST:
@@ -363,13 +374,6 @@ def tag_pair(first: str, second: str) -> str:
     """The 'tag_pair' key of two distinct tags, the lesser first (code point order, as SQL's
     binary / "C" collation orders their UTF-8)."""
     return f"{first}{TAG_PAIR_SEPARATOR}{second}" if first < second else f"{second}{TAG_PAIR_SEPARATOR}{first}"
-
-
-def _text_once(texts: dict[Any, str], value: Any) -> str:
-    text_value = texts.get(value)
-    if text_value is None:
-        text_value = texts[value] = str(value)
-    return text_value
 
 
 _KINDS = (

@@ -122,6 +122,8 @@ class StateType(enum.Enum):
     PAUSED = "PAUSED"
     CANCELLING = "CANCELLING"
 
+    __hash__ = object.__hash__  # identity, in C: Enum's hash(self._name_) is a Python call per set or dict lookup
+
 
 class StateDetails(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     """Prefect's StateDetails: every field optional, as on the wire."""
