@@ -22,7 +22,6 @@ thin callers; none of them builds a record or retries by itself.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -141,7 +140,9 @@ class Executor:
             # expected version catches that, and the next round loads from the database.
             view = (self.cache.get(cache_key) if cache_key is not None else None) or await load()
             decided = decide(view, self.clock())
-            if inspect.isawaitable(decided):
+            # Decided or an awaitable of one (Decide): a class check, not inspect.isawaitable, which
+            # ends in collections.abc's Python __instancecheck__ for every plain Decided.
+            if not isinstance(decided, Decided):
                 decided = await decided
             if not decided.events:
                 return Outcome(view, decided.result)
@@ -183,7 +184,7 @@ class Executor:
             decisions: list[Decided[Any]] = []
             for command, view in zip(commands, views, strict=True):
                 decided = command.decide(view, now)
-                decisions.append(await decided if inspect.isawaitable(decided) else decided)
+                decisions.append(decided if isinstance(decided, Decided) else await decided)
             appends = [
                 StreamAppend(
                     command.stream_id, records_of(decided.events, decided.ids),

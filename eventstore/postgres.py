@@ -286,20 +286,52 @@ def _columns(rows: Sequence[Row]) -> tuple[list[Any], ...]:
     )
 
 
-def _prepared(projections: Sequence[InlineProjection], rows: Sequence[Row]) -> RowChanges | None:
-    """Every projection's changes for the planned rows, or None if one of them must read."""
-    changes = RowChanges()
-    for projection in projections:
-        prepare = getattr(projection, "prepare", None)
+_Preparer = tuple[
+    Callable[[Sequence[Row]], RowChanges | None] | None, frozenset[str] | None, Callable[[], None] | None
+]
+
+
+def _preparers(projections: Sequence[InlineProjection]) -> tuple[_Preparer, ...]:
+    """Each inline projection's optional hooks, looked up once: its ``prepare``, the only event
+    types it folds (None: any) and its ``prepared_stored`` (base.py)."""
+    return tuple(
+        (
+            getattr(projection, "prepare", None),
+            None if (types := getattr(projection, "event_types", None)) is None else frozenset(types),
+            getattr(projection, "prepared_stored", None),
+        )
+        for projection in projections
+    )
+
+
+def _prepared(
+    preparers: Sequence[_Preparer], rows: Sequence[Row]
+) -> tuple[list[RowChanges], list[Callable[[], None]]] | None:
+    """Every projection's changes for the planned rows and the ``prepared_stored`` hooks to call
+    once they are written, or None if one of them must read.
+
+    A projection that folds none of the batch's event types is neither asked nor told: it would
+    change nothing (the store hands it no event of such a batch, base.py), and most batches are
+    a run's, which most projections fold nothing of. The changes are kept apart, not merged into
+    one RowChanges: a projection's tables are its own (base.py), so no row is changed by two."""
+    present = {row.event.type for row in rows}
+    prepared: list[RowChanges] = []
+    stored: list[Callable[[], None]] = []
+    for prepare, types, prepared_stored in preparers:
+        if types is not None and present.isdisjoint(types):
+            continue
         found = prepare(rows) if prepare is not None else None
         if found is None:
             return None
-        changes.update(found)
-    return changes
+        prepared.append(found)
+        if prepared_stored is not None:
+            stored.append(prepared_stored)
+    return prepared, stored
 
 
-def _with_changes(changes: RowChanges) -> tuple[str, tuple[Any, ...]]:
-    """runlog_append with ``changes`` written in the same statement, and their arguments.
+def _with_changes(prepared: Sequence[RowChanges]) -> tuple[str, tuple[Any, ...]]:
+    """The one-statement append with the projections' ``prepared`` changes written in the same
+    statement, and their arguments (none and the plain append if nothing changes).
 
     Each table's upserts, deletes and amounts added to counts are a data-modifying CTE over an
     array of the table's row type (deletes carry rows with only the key set). Each reads the
@@ -308,16 +340,20 @@ def _with_changes(changes: RowChanges) -> tuple[str, tuple[Any, ...]]:
     from input.
     """
     shape, args = [], []
-    for table, upserts, deletes in changes.tables():
-        if deletes:  # in the order _append_with numbers them
-            shape.append((table, "delete"))
-            args.append([table.key_row(key) for key in deletes])
-        if upserts:
-            shape.append((table, "upsert"))
-            args.append(upserts)
-    for table, rows in changes.additions():
-        shape.append((table, "delta" if table.deltas else "add"))
-        args.append(rows)
+    for changes in prepared:
+        for table, upserts, deletes in changes.tables():
+            if deletes:  # in the order _append_with numbers them
+                shape.append((table, "delete"))
+                args.append([table.key_row(key) for key in deletes])
+            if upserts:
+                shape.append((table, "upsert"))
+                args.append(upserts)
+    for changes in prepared:
+        for table, rows in changes.additions():
+            shape.append((table, "delta" if table.deltas else "add"))
+            args.append(rows)
+    if not shape:
+        return SQL_APPEND, ()
     return _append_with(tuple(shape)), tuple(args)
 
 
@@ -443,6 +479,7 @@ class PostgresStore(BatchingStore):
         self._pool: asyncpg.Pool | None = None
         self._write_conn: asyncpg.Connection | None = None
         self._guesses = _Guesses()
+        self._preparers = _preparers(self._projections)
         self._moved: tuple[int, dict[str, int]] | None = None
         """What the last one-statement try found when another process had appended (the head,
         the batch's stream versions)."""
@@ -630,16 +667,18 @@ class PostgresStore(BatchingStore):
         plan = plan_batch(requests, self._head_seen, {s: self._guesses.version(s) for s in streams}, {})
         if any(outcome.error is not None for outcome in plan.outcomes):
             return None
-        sql, extra = SQL_APPEND, ()
-        if self._projections:
-            changes = _prepared(self._projections, plan.rows)
-            if changes is None:
+        sql, extra, stored = SQL_APPEND, (), []
+        if self._preparers:
+            found = _prepared(self._preparers, plan.rows)
+            if found is None:
                 return None
-            if changes:
-                sql, extra = _with_changes(changes)
+            prepared, stored = found
+            sql, extra = _with_changes(prepared)
         try:
             # The streams are read only when the head is not as guessed (the report branch).
-            answer = await conn.fetch(sql, self._head_seen, streams, [], [], *_columns(plan.rows), *extra)
+            # The stream versions and ids it reads only when probing go as NULL, no argument to
+            # encode (unnest and = ANY of NULL find nothing, as of an empty array).
+            answer = await conn.fetch(sql, self._head_seen, streams, None, None, *_columns(plan.rows), *extra)
         except asyncpg.UniqueViolationError as exc:
             if exc.table_name != "events":
                 raise
@@ -660,7 +699,8 @@ class PostgresStore(BatchingStore):
         for row in plan.rows:
             row.recorded_at = recorded_at[row.position]
         self._guesses.learn((), (), plan.rows)
-        self._tell_projections("prepared_stored")  # the changes they prepared for it are written
+        for prepared_stored in stored:  # the changes they prepared for it are written
+            prepared_stored()
         return plan
 
     async def _append_probed(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
@@ -668,7 +708,7 @@ class PostgresStore(BatchingStore):
         streams = list({r.stream_id: None for r in requests})
         ids = [ev.id for r in requests for ev in r.events]
         # A head that never matches makes runlog_append report instead of insert.
-        answer = await conn.fetch(SQL_APPEND, -1, streams, [], ids, [], [], [], [], [], [])
+        answer = await conn.fetch(SQL_APPEND, -1, streams, None, ids, None, None, None, None, None, None)
         head = 0
         versions: dict[str, int] = {}
         stored: dict[Any, RecordedEvent] = {}

@@ -71,6 +71,11 @@ def check_name(what: str, value: object) -> str:
     return value
 
 
+_TYPES_CHECKED: set[str] = set()
+"""Event types check_name accepted: a process appends a few dozen kinds, each checked once."""
+MAX_TYPES_CHECKED = 10_000
+
+
 def check_append(stream_id: object, events: object, expected_version: object, seen: set[int] | None = None) -> None:
     """Reject a malformed append; ``seen``: the ids (their integers) of the other appends made
     together with this one, to which this one's are added (an id may appear once in all)."""
@@ -79,13 +84,18 @@ def check_append(stream_id: object, events: object, expected_version: object, se
         not isinstance(expected_version, int) or isinstance(expected_version, bool) or expected_version < 0
     ):
         raise InvalidEvent(f"expected_version must be None or an integer >= 0, not {expected_version!r}")
-    if not isinstance(events, Sequence):
+    # A list or tuple first: isinstance against collections.abc.Sequence runs Python code.
+    if not isinstance(events, (list, tuple)) and not isinstance(events, Sequence):
         raise InvalidEvent("events must be a sequence of NewEvent")
     seen = set() if seen is None else seen
     for event in events:
         if not isinstance(event, NewEvent):
             raise InvalidEvent(f"events must be NewEvent instances, not {type(event).__name__}")
-        check_name("event type", event.type)
+        if not (isinstance(event.type, str) and event.type in _TYPES_CHECKED):
+            check_name("event type", event.type)
+            if len(_TYPES_CHECKED) >= MAX_TYPES_CHECKED:
+                _TYPES_CHECKED.clear()
+            _TYPES_CHECKED.add(event.type)
         if not isinstance(event.data, bytes):
             raise InvalidEvent(f"event data must be bytes, not {type(event.data).__name__}")
         if not isinstance(event.id, UUID):

@@ -129,16 +129,20 @@ T = TypeVar("T", bound=Transition)
 
 @dataclass(frozen=True)
 class Rule(Generic[T]):
-    """One orchestration rule: the transitions it governs and what it does to them."""
+    """One orchestration rule: the transitions it governs and what it does to them.
 
-    from_states: frozenset[StateType | None]
-    to_states: frozenset[StateType | None]
+    The states are tuples, not sets: ``in`` a tuple of enum members compares them by identity in
+    C, where a set hashes the member in Python (enum.Enum.__hash__), twice for each rule of
+    each transition; there are at most ten states."""
+
+    from_states: tuple[StateType | None, ...]
+    to_states: tuple[StateType | None, ...]
     apply: Callable[[T], Verdict | None]
 
 
 def rule(from_states: Iterable[StateType | None], to_states: Iterable[StateType | None],
          apply: Callable[[T], Verdict | None]) -> Rule[T]:
-    return Rule(frozenset(from_states), frozenset(to_states), apply)
+    return Rule(tuple(from_states), tuple(to_states), apply)
 
 
 def govern(rules: Iterable[Rule[T]], t: T) -> None:

@@ -208,3 +208,47 @@ async def test_projections_forget_after_a_failed_batch_or_another_processs_appen
         await mine.append("b", [new()])
         assert remembering.forgets == [False, False, True, False]
         assert [e.stream_id async for e in mine.read_all()] == ["a", "a", "b", "c", "a", "b", "b"]
+
+
+class PreparesOneType(StreamCounts):
+    """Folds only 'counted' events and prepares its changes without reading (PostgreSQL's
+    one-statement append); records every prepare and every prepared_stored."""
+
+    event_types = frozenset({"counted"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[list[str]] = []
+        self.stored = 0
+        self._next: dict[str, int] = {}
+
+    def prepare(self, rows) -> RowChanges | None:
+        self.prepared.append([row.event.type for row in rows])
+        changes = RowChanges()
+        for row in rows:
+            if row.event.type in self.event_types:
+                # The counts of streams this test starts empty: the stream's count so far.
+                n = self._next[row.stream_id] = self._next.get(row.stream_id, 0) + 1
+                changes.upsert(COUNTS, (row.stream_id, n, row.position))
+        return changes
+
+    def prepared_stored(self) -> None:
+        self.stored += 1
+
+
+@pytest.mark.postgres
+async def test_a_batch_without_a_projections_event_types_is_neither_prepared_for_it_nor_told_stored(pg_url):
+    async with open_store(pg_url) as setup, setup.reading() as tx:
+        await tx.execute(CREATE)
+    projection = PreparesOneType()
+    async with open_store(pg_url, projections=[projection]) as store:
+        await store.append("warm-up", [new("other")])  # the locked path: no head known yet
+        assert projection.calls == 0  # folded nothing of it
+
+        await store.append("a", [new("other")])  # one statement, without asking the projection
+        assert (projection.prepared, projection.stored) == ([], 0)
+
+        await store.append("a", [new("counted"), new("other")])
+        assert (projection.prepared, projection.stored) == ([["counted", "other"]], 1)
+        assert await counts(store) == {"a": (1, 3)}
+        assert projection.calls == 0  # prepared and written in the append's statement
