@@ -153,6 +153,9 @@ class Matcher:
         self._actor = Actor(store, renderer=renderer, clock=clock)
         self._resolver = Resolver(store, renderer=renderer, clock=clock)
         self._automations: dict[UUID, _Automation] | None = None
+        # The head read just before the automations were last read: every automation record up
+        # to it is in them (see _idle_from).
+        self._loaded_upto = 0
         # The checkpoint is written at most once a SAVE_EVERY_SECONDS (by the clock's time): see
         # _catch_up. ``reached`` is what this process matched, ``saved`` what it last wrote.
         self._following = CatchUp(store, self, page=PAGE, save_every=SAVE_EVERY_SECONDS,
@@ -314,15 +317,36 @@ class Matcher:
         crash then re-skips a second of it). A server with no rules pays a query, not a second
         reading of every event."""
         self._idle = True
-        if head is None:
-            head = await self._store.head()
         if self._following.saved is None:
             await self._following.resume()
+        if head is None:
+            head = await self._idle_from(now)
+            if head is None:
+                self._idle = False
+                return
+        head = max(head, self._following.reached)
         self._following.reached = head
         try:
             await self._following.run(upto=head)  # reads nothing: saves the checkpoint when due
         except CheckpointMoved:
             self._restored = False
+
+    async def _idle_from(self, now: datetime) -> int | None:
+        """Where a round that found no automation enabled skips to: the head, once no
+        automation record lies past what the automations were read at and the log matched to.
+        (The head read alone could pass the record of an automation created after they were
+        read, and idle rounds look for automation records only past where they skipped to: the
+        automation would never be read.) None when reading them again found one enabled: the
+        next round matches from its record on."""
+        while True:
+            known = max(self._loaded_upto, self._following.reached)
+            head, first = await self._store.head_with(known, AUTOMATION_EVENTS)
+            if first is None:
+                return head
+            self._stale = True
+            if await self._enabled(now):
+                self._following.reached = max(self._following.reached, first - 1)
+                return None
 
     async def _catch_up(self) -> int:
         """Match the log from where it was matched to its end (projections/catchup.py); the
@@ -486,6 +510,7 @@ class Matcher:
     async def _enabled(self, at: datetime) -> list[_Automation]:
         if self._automations is None or self._stale:
             self._stale = False
+            self._loaded_upto = await self._store.head()
             async with self._store.reading() as tx:
                 views = await automation_reads.every_automation(tx)
             loaded: dict[UUID, _Automation] = {}

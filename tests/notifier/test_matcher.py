@@ -168,6 +168,32 @@ async def test_an_idle_round_reads_the_automations_again_only_after_an_automatio
     assert delivery.scheduled.flow_run_id == after
 
 
+async def test_an_automation_created_while_the_first_round_reads_none_is_not_skipped(store, clock, monkeypatch) -> None:
+    # The first round reads the automations (none), and the automation is created before the
+    # round goes idle: going idle must not skip its record, or the matcher would never read the
+    # automations again (a server's matcher starting as a client creates its first automation).
+    from runlog.notifier import matcher as matcher_module
+
+    every = matcher_module.automation_reads.every_automation
+    created: list[object] = []
+
+    async def read_then_create(tx):  # type: ignore[no-untyped-def]
+        read = await every(tx)
+        if not created:
+            created.append(await automations.create(store, failed_runs_of("daily-etl"), clock=clock))
+        return read
+
+    monkeypatch.setattr(matcher_module.automation_reads, "every_automation", read_then_create)
+    matcher = matcher_for(store, clock)
+    assert await matcher.step(clock()) == 0  # read none: idle
+    assert created
+    assert await matcher.step(clock()) == 0  # the automation's record found: read again
+    after = await a_run_in(store, clock, StateType.FAILED, tags=["daily-etl"], name="after-the-rule")
+    assert await matcher.step(clock()) == 1
+    [delivery] = await scheduled(store)
+    assert delivery.scheduled.flow_run_id == after
+
+
 async def test_an_idle_matcher_is_not_woken_by_each_append_but_a_matching_one_is(store, clock) -> None:
     matcher = matcher_for(store, clock)
     wake = matcher.service().wake
