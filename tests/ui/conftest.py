@@ -19,6 +19,7 @@ import os
 import subprocess
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +201,22 @@ def seeded_pages(seeded: Seeded, request: pytest.FixtureRequest) -> Iterator[Pag
             yield opened
         finally:
             opened.close()
+
+
+def until(condition, what: str, timeout: float = 30.0, *, page=None):  # type: ignore[no-untyped-def]
+    """Poll CONDITION until it returns something true (returned); fail after TIMEOUT seconds. With
+    PAGE, the wait between polls is the page's, so that its events (responses, console lines)
+    reach the visit's listeners meanwhile: a plain sleep lets none through."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"never saw {what}"
+        if page is not None:
+            page.wait_for_timeout(200)
+        else:
+            time.sleep(0.2)  # poll interval
 
 
 @dataclass

@@ -10,14 +10,13 @@ server, with an auth string, answers and logs the same. The checks start at the 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ..servers import prefect_client_env, runlog_server, server_env
-from .conftest import EXPECTED_FAILURES, Runlog
+from .conftest import EXPECTED_FAILURES, Runlog, until
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +43,6 @@ def csp_violations(visit) -> list[str]:  # type: ignore[no-untyped-def]
     return [e for e in visit.console_errors if "Content Security Policy" in e]
 
 
-def wait_until(page, condition, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    """Let the page run (its events reach the listeners) until CONDITION holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not come within {timeout} s"
-        page.wait_for_timeout(50)
-
-
 def log_in(visit, password: str) -> None:  # type: ignore[no-untyped-def]
     page = visit.page
     page.locator("input[type=password]").fill(password)
@@ -76,8 +67,8 @@ def test_the_ui_logs_in_with_the_auth_string_and_then_shows_the_run(pages, runlo
                            arg="Invalid credentials" if ui == "v2" else "Authentication failed", timeout=30_000)
     # The refusal is a 401. Playwright may report that response after the page has shown the
     # refusal: the count below starts once it is recorded, or it would count as the login's.
-    wait_until(page, lambda: any(f.endswith(" -> 401") for f in visit.failed[refused_from:]),
-               "the refused login's 401")
+    until(lambda: any(f.endswith(" -> 401") for f in visit.failed[refused_from:]), "the refused login's 401",
+          page=page)
     assert page.evaluate("localStorage.getItem('prefect-password')") is None
     pages.screenshot(visit, f"{ui}-login-refused")
 

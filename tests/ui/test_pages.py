@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+
+from .conftest import until
 
 pytestmark = pytest.mark.slow
 
@@ -337,16 +338,6 @@ def test_settings(seeded_pages, data, ui) -> None:
 
 
 # -- what a person does on the pages (v2): each test undoes what it changed, or makes its own ------
-
-
-def until(condition, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.2)  # poll interval
 
 
 @pytest.mark.parametrize("ui", UIS)
