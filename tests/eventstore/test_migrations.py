@@ -234,3 +234,42 @@ async def test_the_parent_task_run_index_holds_subflow_runs_only_on_postgres(sto
         assert "WHERE" not in await inner.fetchval(definition)
         await migrate.upgrade(conn, backend)
         assert (await inner.fetchval(definition)).endswith("WHERE (parent_task_run_id IS NOT NULL)")
+
+
+async def test_the_run_history_volatile_index_serves_only_the_volatile_lookups_on_postgres(store_url, backend):
+    """Migration partial_run_history_volatile: on PostgreSQL run_history_runs_volatile holds only
+    the runs not settled, the read side's lookups of Running and waiting runs still read it, and
+    a lookup by id cannot take it for `kind` alone (even with the primary key gone the plan does
+    not name it, where before the migration it did); its downgrade makes it whole again."""
+    if backend != "postgres":
+        pytest.skip("SQLite's migration does nothing: its planner would not read the partial index")
+    revision = next(m.revision for m in migrate.load_migrations(backend) if m.name == "partial_run_history_volatile")
+    definition = "SELECT indexdef FROM pg_indexes WHERE indexname = 'run_history_runs_volatile'"
+    by_id = "EXPLAIN SELECT id FROM run_history_runs WHERE kind = $1 AND id = ANY($2::text[])"
+    volatile = ("EXPLAIN SELECT id FROM run_history_runs WHERE kind = $1 AND volatile = 1 "
+                "AND expected_start_time >= $2 AND expected_start_time < $3")
+
+    async def plans(inner) -> tuple[str, str]:
+        """The two lookups' plans on a table without its primary key (rolled back after)."""
+        tx = inner.transaction()
+        await tx.start()
+        try:
+            await inner.execute("SET LOCAL enable_seqscan = off")  # an empty table: ask what an index can serve
+            await inner.execute("ALTER TABLE run_history_runs DROP CONSTRAINT run_history_runs_pkey")
+            return ("\n".join(r[0] for r in await inner.fetch(by_id, "flow_run", ["a", "b"])),
+                    "\n".join(r[0] for r in await inner.fetch(volatile, "flow_run", 0, 10)))
+        finally:
+            await tx.rollback()
+
+    async with migration_connection(store_url) as conn:
+        inner = conn._conn
+        await migrate.upgrade(conn, backend)
+        await migrate.downgrade(conn, backend, revision - 1)
+        assert "WHERE" not in await inner.fetchval(definition)
+        whole_by_id, _ = await plans(inner)
+        assert "run_history_runs_volatile" in whole_by_id  # what the migration takes away
+        await migrate.upgrade(conn, backend)
+        assert (await inner.fetchval(definition)).endswith("WHERE (volatile <> 0)")
+        partial_by_id, partial_volatile = await plans(inner)
+        assert "run_history_runs_volatile" not in partial_by_id
+        assert "run_history_runs_volatile" in partial_volatile

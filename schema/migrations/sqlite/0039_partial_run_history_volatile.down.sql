@@ -1,0 +1,2 @@
+-- See the up file: nothing was done.
+SELECT 1;
