@@ -102,6 +102,12 @@ class Table:
         return found
 
     @cached_property
+    def upsert_set_sql(self) -> str:
+        """PostgreSQL: upsert a set of whole rows given as one array of the table's row type
+        (``$1::name[]``), in one statement."""
+        return f"INSERT INTO {self.name} SELECT * FROM unnest($1::{self.name}[]) {self.on_conflict}"
+
+    @cached_property
     def add_conflict(self) -> str:
         """For a table of counts: a row's amount added to the stored count. The alias ``t``,
         not the table's name, names the stored row: a rebuild renames the table after INTO only."""
@@ -250,7 +256,9 @@ async def persist(
     ``adds_as_deltas``: PostgreSQL's live writes, not a rebuild's shadows). ``upsert`` writes a
     table's upserts another way (a rebuild's one-statement set on PostgreSQL); by default a
     statement per row, setting only the columns a row may have changed where that is known
-    (``RowChanges.upsert``)."""
+    (``RowChanges.upsert``), unless ``tx`` has an ``upsert_set`` of its own (PostgreSQL's)."""
+    if upsert is None:
+        upsert = getattr(tx, "upsert_set", None)
     for table, upserts, deletes in changes.tables():
         if deletes:
             await tx.executemany(table.delete_sql, [table.key_params(key) for key in deletes])

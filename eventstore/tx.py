@@ -50,6 +50,20 @@ class PostgresTx:
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         await self._conn.executemany(numbered(sql), args)
 
+    async def upsert_set(self, table: Any, rows: list[tuple[Any, ...]]) -> None:
+        """Upsert ``rows`` (whole rows of a ``tables.Table``) in one statement, one array of the
+        table's row type, rather than a statement per row (``tables.persist``): the server
+        plans and runs one INSERT for the set, where asyncpg's executemany has it bind and
+        execute the statement once per row (the async projections' writes: the event feed's two
+        rows per event, the run history's row per run). Setting every column where a row may
+        have changed only some costs PostgreSQL nothing: an update is HOT or not by whether an
+        indexed column's value changed, not by which columns the statement names. A table with
+        columns the backend keeps besides the declared ones (``own``) is not that row type."""
+        if table.own:
+            await self._conn.executemany(numbered(table.upsert_sql), rows)
+        else:
+            await self._conn.execute(table.upsert_set_sql, rows)
+
     async def copy_new(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> bool:
         """Insert ``rows`` into ``table`` with COPY (binary), the cheapest way PostgreSQL takes
         many rows: about half the server's CPU of an upsert of the same set and a third of the
