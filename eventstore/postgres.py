@@ -606,7 +606,7 @@ class PostgresStore(BatchingStore):
 
     async def compact_counts(self) -> None:
         """Fold every table of counts' deltas into its rows (``Table.compact_sql``), then VACUUM
-        the deltas. Safe beside appends and other processes' folds: each amount is counted once
+        the deltas, keeping their pages. Safe beside appends and other processes' folds: each amount is counted once
         at every snapshot (see compact_sql)."""
         if not self._delta_tables:
             return
@@ -614,7 +614,10 @@ class PostgresStore(BatchingStore):
             async with self._readers().acquire() as conn:
                 for table in self._delta_tables:
                     await conn.execute(table.compact_sql)
-                    await conn.execute(f"VACUUM {table.deltas}")
+                    # Its pages are kept (TRUNCATE false): the next second's appends fill them
+                    # again, and cutting an emptied table's tail takes an ACCESS EXCLUSIVE lock
+                    # that every append inserting deltas meanwhile would wait behind.
+                    await conn.execute(f"VACUUM (TRUNCATE false) {table.deltas}")
 
     async def _write(self, conn: asyncpg.Connection, requests: list[AppendRequest]) -> BatchPlan:
         """Append a batch: in one round trip when the guesses hold, else probed under the lock.

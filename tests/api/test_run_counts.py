@@ -450,7 +450,8 @@ async def test_the_count_table_equals_flow_runs_grouped_through_randomized_write
 async def test_postgres_appends_count_deltas_that_a_fold_moves_into_the_rows(env, clock, store_url, backend, monkeypatch):
     """On PostgreSQL a batch appends its amounts to flow_run_count_deltas (migration 0034) and
     leaves the rows alone; the counts read the rows and the deltas summed, before and after a
-    fold moves the deltas into the rows (compact_counts), which leaves none; and 0034's down
+    fold moves the deltas into the rows (compact_counts), which leaves none (and keeps the
+    deltas' pages); and 0034's down
     folds the deltas left into the rows. SQLite adds to the rows, and its fold does nothing."""
     monkeypatch.setattr(postgres, "COMPACT_SECONDS", 1e9)  # no fold but this test's
     async with serve({**TIME_BASED_SERVICES_OFF, **env}, clock=clock) as server:
@@ -473,6 +474,10 @@ async def test_postgres_appends_count_deltas_that_a_fold_moves_into_the_rows(env
                         "SELECT dim, key, flow_id, state_type, state_name, n FROM flow_run_counts WHERE n <> 0")) == rows
             await store.compact_counts()
             assert await count_deltas(store_url) == 0
+            if backend == "postgres":
+                async with store.reading() as tx:
+                    # The emptied deltas keep their pages for the next appends (not truncated).
+                    assert (await tx.fetch("SELECT pg_relation_size('flow_run_count_deltas')"))[0][0] > 0
             await assert_counts_agree(world, store_url)
             await asyncio.gather(*(world.make_run(index) for index in range(40, 45)))
             async with store.reading() as tx:
