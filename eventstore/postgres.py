@@ -606,8 +606,8 @@ class PostgresStore(BatchingStore):
 
     async def compact_counts(self) -> None:
         """Fold every table of counts' deltas into its rows (``Table.compact_sql``), then VACUUM
-        the deltas, keeping their pages. Safe beside appends and other processes' folds: each amount is counted once
-        at every snapshot (see compact_sql)."""
+        the deltas, keeping their pages. Safe beside appends and other processes' folds: each
+        amount is counted once at every snapshot (see compact_sql)."""
         if not self._delta_tables:
             return
         with translate_errors(self._where):
