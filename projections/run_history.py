@@ -219,8 +219,8 @@ _PG_BY_ID = (
 statistics. Written as ``kind = $1 AND id = ANY($2)``, a table that has never been analyzed
 (autovacuum off, or its first minute) has no statistics for ``kind``, which the planner then
 takes to match 0.5 % of the rows: at a thousand rows or so it scanned every run of the kind and
-filtered the ids (auto_explain during bench_server: 1-3 ms a call, pg_stat_statements 1.2-1.6 ms
-against 0.1 ms for the probes). The LIMIT keeps the subquery from being flattened into a join."""
+filtered the ids (auto_explain during bench_server: 1-3 ms a call; pg_stat_statements 1.2-1.6 ms,
+against 0.16-0.20 ms for the probes). The LIMIT keeps the subquery from being flattened into a join."""
 _SQL_MEMBERS = {
     "sqlite": "SELECT id, {cols} FROM run_history_runs WHERE kind = ? AND id IN (SELECT value FROM json_each(?))",
     "postgres": _PG_BY_ID,

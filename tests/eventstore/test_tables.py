@@ -137,7 +137,7 @@ def test_a_row_changed_twice_in_a_batch_sets_the_columns_of_both_changes_or_all(
                       (ITEMS.upsert_sql, [("2", "two", 3), ("3", "three", 3)])]
 
 
-async def test_setting_only_the_changed_columns_keeps_the_others_and_inserts_a_missing_row(store_url, backend) -> None:
+async def test_a_write_sets_the_changed_columns_and_inserts_a_missing_row(store_url, backend) -> None:
     """SQLite sets only a row's changed columns (its indexes on the others are left alone);
     PostgreSQL upserts the set whole in one statement (PostgresTx.upsert_set), which a
     projection's promise that the other columns hold the stored values makes the same."""
