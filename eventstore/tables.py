@@ -101,11 +101,11 @@ class Table:
             )
         return found
 
-    @cached_property
-    def upsert_set_sql(self) -> str:
-        """PostgreSQL: upsert a set of whole rows given as one array of the table's row type
-        (``$1::name[]``), in one statement."""
-        return f"INSERT INTO {self.name} SELECT * FROM unnest($1::{self.name}[]) {self.on_conflict}"
+    def upsert_set_sql(self, into: str | None = None) -> str:
+        """PostgreSQL: upsert a set of whole rows given as one array of the row type of INTO
+        (this table, or a rebuild's shadow of it: ``$1::into[]``), in one statement."""
+        into = into or self.name
+        return f"INSERT INTO {into} SELECT * FROM unnest($1::{into}[]) {self.on_conflict}"
 
     @cached_property
     def add_conflict(self) -> str:

@@ -62,7 +62,7 @@ class PostgresTx:
         if table.own:
             await self._conn.executemany(numbered(table.upsert_sql), rows)
         else:
-            await self._conn.execute(table.upsert_set_sql, rows)
+            await self._conn.execute(table.upsert_set_sql(), rows)
 
     async def copy_new(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> bool:
         """Insert ``rows`` into ``table`` with COPY (binary), the cheapest way PostgreSQL takes

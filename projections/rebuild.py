@@ -180,7 +180,7 @@ class ShadowTx:
             if await self._tx.copy_new(shadow, table.columns, upserts):  # type: ignore[attr-defined]
                 return
             self._copied.clashed(table)  # a key already in the shadow: nothing written, upserted below
-        await self._tx.execute(f"INSERT INTO {shadow} SELECT * FROM unnest($1::{shadow}[]) {table.on_conflict}", upserts)
+        await self._tx.execute(table.upsert_set_sql(shadow), upserts)
 
 
 # -- the shadow tables ------------------------------------------------------------------------
