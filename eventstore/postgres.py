@@ -484,6 +484,12 @@ class PostgresStore(BatchingStore):
         """What the last one-statement try found when another process had appended (the head,
         the batch's stream versions)."""
         self._listener: asyncio.Task[None] | None = None
+        # The LISTEN connection's life: ``_listened`` counts its connects and losses, and
+        # ``_read_since`` is the count at which a head read began while it listened (see
+        # ``_hears_every_append``).
+        self._listening = False
+        self._listened = 0
+        self._read_since = -1
         # Tables of counts whose amounts live writes append as deltas (tables.Table.deltas), and
         # the task folding them into the counts' rows (``_compact_soon``).
         self._delta_tables = tuple({t: None for p in projections for t in getattr(p, "tables", ()) if t.deltas})
@@ -543,7 +549,9 @@ class PostgresStore(BatchingStore):
                 continue
             try:
                 conn.add_termination_listener(lambda _c: lost.set())
-                await conn.add_listener(CHANNEL, lambda *_args: self._wakeup.notify())
+                await conn.add_listener(CHANNEL, self._announced)
+                self._listening = True
+                self._listened += 1
                 backoff = 0.5
                 # Events committed while we were not listening are found by this re-read.
                 self._wakeup.notify()
@@ -556,6 +564,9 @@ class PostgresStore(BatchingStore):
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("listen_connection_lost", error=str(exc) or type(exc).__name__)
             finally:
+                if self._listening:
+                    self._listening = False
+                    self._listened += 1
                 with contextlib.suppress(Exception):
                     conn.terminate()
 
@@ -800,8 +811,32 @@ class PostgresStore(BatchingStore):
 
     async def head(self) -> int:
         pool = self._readers()
+        listened = self._listened
         with translate_errors(self._where):
-            return await pool.fetchval(SQL_HEAD)
+            head = await pool.fetchval(SQL_HEAD)
+        self._heard(head)
+        if self._listening and listened == self._listened:
+            self._read_since = listened
+        return head
+
+    def _hears_every_append(self) -> bool:
+        """While LISTEN has been up since before a head read began: every append after that
+        read is announced (runlog_insert and runlog_append NOTIFY with their last position)."""
+        return self._listening and self._read_since == self._listened
+
+    def _announced(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        """A NOTIFY on the events channel: an append committed, ``payload`` its last position.
+        This process's own appends are announced too; its writer woke the readers at the
+        commit already, so only a position past what it committed wakes them again."""
+        try:
+            position = int(payload)
+        except ValueError:
+            self._read_since = -1  # not an announcement this code knows: read the head
+            self._wakeup.notify()
+            return
+        self._heard(position)
+        if position > self._head_seen:
+            self._wakeup.notify()
 
     async def head_with(self, after: int, type_prefix: str) -> tuple[int, int | None]:
         """See EventStore.head_with: one statement on a pooled connection, no transaction."""

@@ -192,6 +192,9 @@ class BatchingStore:
         """The head this writer's last batch left the log at (-1: unknown, as after opening or a
         failed batch). Each batch finds the head under the append lock (``_found_head``): if it
         is not this, another process appended in between."""
+        self._head_heard = 0
+        """The highest position known to be in the log from outside this writer: a head read, or
+        another process's append announced (PostgreSQL's NOTIFY carries its last position)."""
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -371,7 +374,13 @@ class BatchingStore:
         known): the inline projections forget what no stream version checks (base.py)."""
         if head != self._head_seen:
             self._tell_projections("forget", failed=False)
+            moved = head > max(self._head_seen, self._head_heard)
             self._head_seen = head
+            self._head_heard = min(self._head_heard, head)  # lower only when the log was reset
+            if moved:
+                # Another process's append, whose announcement this process may have taken
+                # for its own (``_hears_every_append``): followers waiting read it now.
+                self._wakeup.notify()
 
     async def _apply_inline(self, tx: Tx, plan: BatchPlan) -> None:
         """Run the inline projections over the batch's new events and persist what they change,
@@ -604,23 +613,41 @@ class BatchingStore:
 
     async def grown(self, after: int) -> None:
         """Returns once the log holds an event past ``after``: what ``subscribe`` waits for,
-        without reading the events (a follower reads them itself, page by page), so a wake-up
-        costs a read of the head. The same poll covers a writer in another process.
+        without reading the events (a follower reads them itself, page by page).
 
         A position this writer committed is in the log (``_head_seen`` is set after the
-        commit): past it, no read is needed. A busy server's followers (the projections' and
-        the notifier matcher's catch-ups) wake once per group commit, mostly at what this
-        process appended, and each wake-up read the head."""
+        commit), and so is one another process announced (``_head_heard``): past either, no
+        read is needed. Otherwise the head is read, unless every other process's append is
+        announced to this one (``_hears_every_append``: PostgreSQL while it listens); then the
+        announcement wakes the wait. The poll after ``poll_interval`` reads the head whatever
+        the backend, for a writer that announces nothing. A busy server's followers (the
+        projections' and the notifier matcher's catch-ups) wake once per group commit, mostly
+        at what this process appended, and each wake-up read the head, twice on PostgreSQL
+        (once more at the NOTIFY of the commit it had read)."""
         self._check_usable()
+        polled = False
         while not self._closed:
             signal = self._wakeup.current()
-            if self._head_seen > after or await self.head() > after:
+            if max(self._head_seen, self._head_heard) > after:
                 return
-            await self._wait_for(signal)
+            if (polled or not self._hears_every_append()) and await self.head() > after:
+                return
+            polled = not await self._wait_for(signal)
         raise StoreClosed()
 
-    async def _wait_for(self, signal: asyncio.Event) -> None:
-        """Until ``signal`` (the log may have grown) or the poll interval, as a waiting subscriber."""
+    def _hears_every_append(self) -> bool:
+        """Whether another process's append reaches ``_head_heard`` with a wake-up, from a
+        moment before which the head was read: then waiting needs no read of the head."""
+        return False
+
+    def _heard(self, head: int) -> None:
+        """``head`` is in the log (a head read or another process's announcement)."""
+        if head > self._head_heard:
+            self._head_heard = head
+
+    async def _wait_for(self, signal: asyncio.Event) -> bool:
+        """Until ``signal`` (the log may have grown) or the poll interval, as a waiting
+        subscriber; whether the signal came."""
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races
         # with the wake-up, and the subscriber would never end.
         self.subscribers_waiting += 1
@@ -630,6 +657,7 @@ class BatchingStore:
                     await signal.wait()
         finally:
             self.subscribers_waiting -= 1
+        return signal.is_set()
 
 
 def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:

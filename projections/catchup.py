@@ -105,8 +105,8 @@ class CatchUp:
             limit = self.page if upto is None else min(self.page, upto - self.reached)
             # Positions may have gaps (retention prunes events; they are never reused), so a page
             # of ``limit`` records can reach past ``upto``: what lies past it is left for later.
-            records = [r async for r in self.store.read_all(after=self.reached, limit=limit)
-                       if upto is None or r.position <= upto]
+            read = [r async for r in self.store.read_all(after=self.reached, limit=limit)]
+            records = read if upto is None else [r for r in read if r.position <= upto]
             if not records:
                 break
             reached = records[-1].position
@@ -117,6 +117,11 @@ class CatchUp:
                 if changes:  # rows go with their checkpoint; without rows it waits for the round's end
                     await self._commit(reached, changes, records)
             self.reached = reached
+            if len(read) < limit:
+                # The log ended within the page: reading on would find nothing (a round per
+                # group commit read an empty page each time), and what was appended since is
+                # the next wake-up's round.
+                break
         if self.reached != self.saved and self._due():
             await self._settle()  # the effects of what is reached are made before it is saved
             await self._commit(self.reached, RowChanges(), ())

@@ -416,3 +416,4 @@ async def test_stream_version_is_the_last_version_or_zero(store):
     await store.append("t", [new()])
     await store.append("s", [new()])
     assert (await store.stream_version("s"), await store.stream_version("t")) == (3, 1)
+

@@ -122,6 +122,71 @@ async def test_postgres_subscriber_is_woken_by_another_process_append_through_no
         assert event.position == 1
 
 
+def _counting_heads(store, monkeypatch) -> list[int]:
+    reads: list[int] = []
+    head = store.head
+
+    async def counted() -> int:
+        reads.append(await head())
+        return reads[-1]
+
+    monkeypatch.setattr(store, "head", counted)
+    return reads
+
+
+@pytest.mark.postgres
+async def test_a_postgres_follower_waits_on_the_announcements_without_reading_the_head(pg_url, monkeypatch):
+    """While LISTEN is up and the head was read since it connected, every append is announced
+    with its last position, so waiting reads no head: another process's append ends the wait
+    by its NOTIFY alone, and this process's own appends by the writer's wake-up."""
+    async with open_store(pg_url) as watcher, open_store(pg_url) as writer:
+        watcher.poll_interval = 60  # the fallback poll (which reads the head) must not come
+        database = urlsplit(pg_url).path.lstrip("/")
+        async with asyncio.timeout(30):
+            while not await _listening(writer, database):
+                await asyncio.sleep(0.02)
+        reads = _counting_heads(watcher, monkeypatch)
+        first = asyncio.create_task(watcher.grown(0))
+        async with asyncio.timeout(10):
+            while watcher.subscribers_waiting == 0:
+                await asyncio.sleep(0.01)
+        assert reads == [0]  # the one read since LISTEN connected: every append after it is heard
+        await writer.append("s", [new(), new()])
+        await asyncio.wait_for(first, 10)
+
+        second = asyncio.create_task(watcher.grown(2))
+        async with asyncio.timeout(10):
+            while watcher.subscribers_waiting == 0:
+                await asyncio.sleep(0.01)
+        await watcher.append("t", [new()])  # its own: the writer wakes the wait
+        await asyncio.wait_for(second, 10)
+        async with asyncio.timeout(10):
+            await watcher.grown(2)  # past what it committed: at once
+        assert reads == [0]
+
+
+@pytest.mark.postgres
+async def test_a_postgres_append_that_nobody_announced_is_found_by_the_poll(pg_url, monkeypatch):
+    async with open_store(pg_url) as store:
+        database = urlsplit(pg_url).path.lstrip("/")
+        async with asyncio.timeout(30):
+            while not await _listening(store, database):
+                await asyncio.sleep(0.02)
+        await store.head()  # from here on every announced append would wake a waiting follower
+        store.poll_interval = 0.05
+        waiting = asyncio.create_task(store.grown(0))
+        async with asyncio.timeout(10):
+            while store.subscribers_waiting == 0:
+                await asyncio.sleep(0.01)
+        # Inserted beside runlog_insert, so no NOTIFY: only reading the head at the poll sees it.
+        async with store.reading() as tx:
+            await tx.execute(
+                "INSERT INTO events (position, stream_id, version, id, type, data) VALUES (1, 's', 1, ?, 't', ?)",
+                uuid4(), b"{}",
+            )
+        await asyncio.wait_for(waiting, 10)
+
+
 @pytest.mark.postgres
 async def test_a_missing_postgres_database_is_a_permanent_error_naming_what_to_do(postgres_admin_url):
     missing = postgres_admin_url.rsplit("/", 1)[0] + f"/runlog_missing_{uuid4().hex[:12]}"

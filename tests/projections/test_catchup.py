@@ -166,3 +166,28 @@ async def test_a_checkpoint_moved_by_someone_else_is_found_before_anything_is_wr
         assert await _count(store) == 3
         assert await following.resume() == 5
         assert await following.run() == 6 and await _count(store) == 4
+
+
+async def test_a_round_reads_no_further_once_a_page_comes_back_short(store_url, monkeypatch):
+    """A page shorter than asked for is the log's end as that read found it: the round ends
+    there rather than reading an empty page (a follower runs a round per group commit)."""
+    async with open_store(store_url) as store:
+        await _append(store, 12)
+        pages: list[int] = []
+        read_all = store.read_all
+
+        async def counted(**kwargs):
+            page = [r async for r in read_all(**kwargs)]
+            pages.append(len(page))
+            for record in page:
+                yield record
+
+        monkeypatch.setattr(store, "read_all", counted)
+        follower = Effects()
+        assert await CatchUp(store, follower, page=5).run() == 12
+        assert pages == [5, 5, 2]
+        assert follower.seen == list(range(1, 13))
+        await _append(store, 5)
+        pages.clear()
+        assert await CatchUp(store, follower, page=5).run() == 17
+        assert pages == [5, 0]  # a full page may be the last: the next read finds the end
