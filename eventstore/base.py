@@ -142,6 +142,11 @@ class EventStore(Protocol):
         """Events with position > after, in position order; ``limit`` counts events, it is not a position."""
         ...
 
+    async def read_next(self, after: int, limit: int) -> list[RecordedEvent]:
+        """A follower's page: up to ``limit`` events past ``after``; it may end short of the
+        head at what this process appended last (see BatchingStore.read_next)."""
+        ...
+
     def subscribe(self, *, after: int = 0) -> AsyncIterator[RecordedEvent]: ...
 
     async def grown(self, after: int) -> None:

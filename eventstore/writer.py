@@ -34,6 +34,9 @@ PAGE_SIZE = 1000
 POLL_INTERVAL = 1.0
 """A subscriber re-reads at least this often even when no wake-up arrives."""
 
+TAIL_KEPT = 2048
+"""How many of the events this process appended last it keeps for its followers (``read_next``)."""
+
 MAX_NAME_LENGTH = 1000
 
 
@@ -192,6 +195,8 @@ class BatchingStore:
         """The head this writer's last batch left the log at (-1: unknown, as after opening or a
         failed batch). Each batch finds the head under the append lock (``_found_head``): if it
         is not this, another process appended in between."""
+        self._tail: list[RecordedEvent] = []
+        """The events this writer committed last, at consecutive positions (``read_next``)."""
         self._head_heard = 0
         """The highest position known to be in the log from outside this writer: a head read, or
         another process's append announced (PostgreSQL's NOTIFY carries its last position)."""
@@ -366,7 +371,19 @@ class BatchingStore:
         # Set after the commit only: a head seen is one that is in the log.
         if plan.rows:
             self._head_seen = plan.rows[-1].position
+            self._keep_tail(plan)
         return plan
+
+    def _keep_tail(self, plan: BatchPlan) -> None:
+        """Keep a committed batch's events for ``read_next``. The kept events stay at
+        consecutive positions: a batch that does not follow on from them (another process or
+        a bulk job appended in between) replaces them."""
+        tail = self._tail
+        if tail and tail[-1].position + 1 != plan.rows[0].position:
+            tail.clear()
+        tail.extend(row.recorded() for row in plan.rows)
+        if len(tail) > 2 * TAIL_KEPT:
+            del tail[:-TAIL_KEPT]
 
     def _found_head(self, head: int) -> None:
         """Under the append lock, the log's head as a batch found it. If it is not where this
@@ -580,6 +597,22 @@ class BatchingStore:
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, EventStoreError):
                     await pending
+
+    async def read_next(self, after: int, limit: int) -> list[RecordedEvent]:
+        """For a follower: up to ``limit`` events past ``after``, in position order, served
+        from what this process committed last when that holds the event at ``after + 1``,
+        else read (one page). Served, the page may end at this process's last append although
+        another process appended past it: a follower reads on after its next wake-up
+        (``grown`` returns at once for what it knows of). Positions are given out under the
+        append lock and kept consecutive, so a batch of this process's that follows on from
+        the last leaves nobody's event between them. The notifier's matcher runs a round per
+        group commit of the server, and each read the page it had just committed."""
+        self._check_usable()
+        tail = self._tail
+        if tail and tail[0].position <= after + 1 <= tail[-1].position:
+            start = after + 1 - tail[0].position
+            return tail[start:start + limit]
+        return await self._read_page(after, limit)
 
     def _pages_read_here(self) -> bool:
         """Whether _read_page does its work on the event loop's thread (no overlap to gain)."""

@@ -105,7 +105,7 @@ class CatchUp:
             limit = self.page if upto is None else min(self.page, upto - self.reached)
             # Positions may have gaps (retention prunes events; they are never reused), so a page
             # of ``limit`` records can reach past ``upto``: what lies past it is left for later.
-            read = [r async for r in self.store.read_all(after=self.reached, limit=limit)]
+            read = await self.store.read_next(self.reached, limit)
             records = read if upto is None else [r for r in read if r.position <= upto]
             if not records:
                 break

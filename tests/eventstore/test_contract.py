@@ -417,3 +417,33 @@ async def test_stream_version_is_the_last_version_or_zero(store):
     await store.append("s", [new()])
     assert (await store.stream_version("s"), await store.stream_version("t")) == (3, 1)
 
+
+async def test_read_next_serves_what_this_process_appended_and_reads_the_rest(store, monkeypatch):
+    """A follower's page comes from the events this process committed last when they hold the
+    next position, as the log holds them; from the database otherwise."""
+    first = await store.append("s", [new(data=b"1"), new(data=b"2"), new(data=b"3")])
+    second = await store.append("t", [new(data=b"4")])
+    stored = [r async for r in store.read_all()]
+    reads: list[tuple[int, int]] = []
+    read_page = store._read_page
+
+    async def counted(after: int, limit: int):
+        reads.append((after, limit))
+        return await read_page(after, limit)
+
+    monkeypatch.setattr(store, "_read_page", counted)
+    assert await store.read_next(0, 10) == stored == first + second
+    assert await store.read_next(1, 2) == stored[1:3]
+    assert reads == []
+    assert await store.read_next(4, 10) == []  # past what it holds: read
+    assert reads == [(4, 10)]
+
+
+async def test_read_next_never_skips_what_another_process_appended_between_this_one_s_appends(store_url):
+    async with open_store(store_url) as this, open_store(store_url) as other:
+        await this.append("s", [new(data=b"1"), new(data=b"2")])
+        await other.append("o", [new(data=b"3")])
+        await this.append("s", [new(data=b"4")])
+        assert [r.data for r in await this.read_next(0, 10)] == [b"1", b"2", b"3", b"4"]
+        assert [r.data for r in await this.read_next(2, 10)] == [b"3", b"4"]
+        assert [r.data for r in await this.read_next(3, 10)] == [b"4"]
