@@ -6,7 +6,10 @@ clients' set_state latency is measured with the notifier on and off.
                                  [--repeat 2] [--batch-paths]
 
 Each run starts a fresh runlog server (bench_server's machinery: its own database, free port)
-and three receivers on 127.0.0.1, one per channel. Through the stock Prefect client it saves
+and three receivers on 127.0.0.1, one per channel, in a process of their own (a real channel's
+receiver is not on the loop of the clients being timed; --receivers-in-process serves them on
+the bench's loop, as the bench did until 2026-12-07, where each alert's request delays the
+timed clients' answers a little). Through the stock Prefect client it saves
 one notification block per channel (the vendor kinds point at their receiver through
 RUNLOG_NOTIFIER_BASE_URLS, the way a proxy or a test would) and one automation sending every
 `prefect.flow-run.Failed` event to all three. Then, for --duration seconds:
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import sys
@@ -63,27 +67,18 @@ WARMUP_SECONDS = 3.0
 
 
 class Receiver:
-    """One channel's receiver: notes when each failing run's alert first arrived, and how often."""
+    """One channel's receiver: when each request arrived and the ids its body names."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.expected: dict[str, float] = {}  # run id -> when its Failed set_state was sent
-        self.arrived: dict[str, float] = {}
-        self.count: Counter[str] = Counter()
-        self.unknown = 0
+        self.requests: list[tuple[float, list[str]]] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         seen = time.monotonic()
         body = await request.read()
-        ids = [m.decode() for m in UUID_RE.findall(body)]
-        run_id = next((i for i in ids if i in self.expected), None)
-        if run_id is None:
-            self.unknown += 1
-        else:
-            self.count[run_id] += 1
-            self.arrived.setdefault(run_id, seen)
+        self.requests.append((seen, sorted({m.decode() for m in UUID_RE.findall(body)})))
         # 202 with a requestId: what Opsgenie answers, and a 2xx for every other kind.
         return web.json_response({"requestId": uuid.uuid4().hex, "id": "1"}, status=202)
 
@@ -99,42 +94,163 @@ class Receiver:
         if self._runner is not None:
             await self._runner.cleanup()
 
+
+class Tally:
+    """One channel's alerts judged against the failing runs: each run's first arrival, how
+    often it came, and requests naming none of them."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.url = url
+        self.expected: dict[str, float] = {}  # run id -> when its Failed set_state was sent
+        self.requests: list[tuple[float, list[str]]] = []
+
+    def _judged(self) -> tuple[dict[str, float], Counter[str], int]:
+        arrived: dict[str, float] = {}
+        count: Counter[str] = Counter()
+        unknown = 0
+        for seen, ids in self.requests:
+            run_id = next((i for i in ids if i in self.expected), None)
+            if run_id is None:
+                unknown += 1
+            else:
+                count[run_id] += 1
+                arrived.setdefault(run_id, seen)
+        return arrived, count, unknown
+
     @property
     def delivered(self) -> int:
-        return len(self.arrived)
+        return len(self._judged()[0])
 
     @property
     def duplicates(self) -> int:
-        return sum(n - 1 for n in self.count.values())
+        return sum(n - 1 for n in self._judged()[1].values())
+
+    @property
+    def unknown(self) -> int:
+        return self._judged()[2]
 
     def latencies(self) -> list[float]:
-        return sorted(self.arrived[r] - self.expected[r] for r in self.arrived)
+        arrived = self._judged()[0]
+        return sorted(arrived[r] - self.expected[r] for r in arrived)
+
+
+class ReceiversInProcess:
+    """The receivers on the bench's own event loop, beside the clients it times (how the bench
+    ran until 2026-12-07: the alerts' requests then share that loop with the figure)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._receivers = [Receiver(name) for name in names]
+        self.tallies: list[Tally] = []
+
+    async def start(self) -> None:
+        for receiver in self._receivers:
+            await receiver.start()
+        self.tallies = [Tally(r.name, r.url) for r in self._receivers]
+        for tally, receiver in zip(self.tallies, self._receivers):
+            tally.requests = receiver.requests  # the same list: nothing to fetch
+
+    async def refresh(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        for receiver in self._receivers:
+            await receiver.stop()
+
+
+class ReceiversProcess:
+    """The receivers in a process of their own (`--serve-receivers`), as a real Slack is not on
+    the loop of the clients being timed; clock readings compare, CLOCK_MONOTONIC being the
+    machine's. What arrived is fetched from its control URL."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+        self._proc: asyncio.subprocess.Process | None = None
+        self._control = ""
+        self.tallies: list[Tally] = []
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.bench_fanout", "--serve-receivers", ",".join(self._names),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
+        if not line:
+            raise RuntimeError(f"the receivers' process exited ({await self._proc.wait()}) before serving")
+        info = json.loads(line)
+        self._control = info["control"]
+        self.tallies = [Tally(name, info["urls"][name]) for name in self._names]
+
+    async def refresh(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(self._control) as resp:
+                got = await resp.json()
+        for tally in self.tallies:
+            tally.requests = [(seen, ids) for seen, ids in got[tally.name]]
+
+    async def stop(self) -> None:
+        if self._proc is None or self._proc.returncode is not None:
+            return
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()  # its cue to stop
+        try:
+            await asyncio.wait_for(self._proc.wait(), 10)
+        except TimeoutError:
+            self._proc.kill()
+            await self._proc.wait()
+
+
+async def serve_receivers(names: list[str]) -> None:
+    """The receivers' process: one receiver per channel and a control URL answering what each
+    has received; one JSON line with the URLs on stdout, then serves until stdin closes."""
+    receivers = {name: Receiver(name) for name in names}
+    for receiver in receivers.values():
+        await receiver.start()
+
+    async def requests(_: web.Request) -> web.Response:
+        return web.json_response({name: r.requests for name, r in receivers.items()})
+
+    app = web.Application()
+    app.router.add_get("/requests", requests)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    control = f"http://127.0.0.1:{runner.addresses[0][1]}/requests"
+    print(json.dumps({"control": control, "urls": {n: r.url for n, r in receivers.items()}}), flush=True)
+    try:
+        await asyncio.to_thread(sys.stdin.buffer.read)
+    finally:
+        await runner.cleanup()
+        for receiver in receivers.values():
+            await receiver.stop()
 
 
 # A channel: (block type slug in RUNLOG_NOTIFIER_BASE_URLS or None, a function making the stock
 # client's block for a receiver). Vendor kinds send to their vendor's host, rebased onto the
 # receiver by the base-URL setting; the custom webhook's URL is the receiver's own.
-def _webhook(r: Receiver):
+def _webhook(r: Tally):
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     return CustomWebhookNotificationBlock(name="bench", url=r.url + "/hook", json_data={"text": "{{body}}"})
 
 
-def _mattermost(r: Receiver):
+def _mattermost(r: Tally):
     from prefect.blocks.notifications import MattermostWebhook
     return MattermostWebhook(hostname="chat.example.com", token="bench-token")
 
 
-def _opsgenie(r: Receiver):
+def _opsgenie(r: Tally):
     from prefect.blocks.notifications import OpsgenieWebhook
     return OpsgenieWebhook(apikey="bench-key")
 
 
-def _slack(r: Receiver):
+def _slack(r: Tally):
     from prefect.blocks.notifications import SlackWebhook
     return SlackWebhook(url="https://hooks.slack.com/services/T000/B000/bench")
 
 
-def _discord(r: Receiver):
+def _discord(r: Tally):
     from prefect.blocks.notifications import DiscordWebhook
     return DiscordWebhook(webhook_id="1", webhook_token="bench-token")
 
@@ -148,7 +264,7 @@ CHANNELS = {
 }
 
 
-async def configure(api_url: str, receivers: list[Receiver]) -> None:
+async def configure(api_url: str, receivers: list[Tally]) -> None:
     """One block per channel and one automation sending every Failed run to all of them."""
     from prefect.automations import Automation
     from prefect.events.actions import SendNotification
@@ -248,7 +364,7 @@ def _state(kind: str) -> dict:
     return {"state": {"type": kind.upper(), "name": kind.capitalize()}, "force": False}
 
 
-async def failing_load(base: str, flow_id: str, receivers: list[Receiver], count: int, seconds: float) -> tuple[int, int]:
+async def failing_load(base: str, flow_id: str, receivers: list[Tally], count: int, seconds: float) -> tuple[int, int]:
     """COUNT runs failing at an even pace over SECONDS: how many were set Failed, and errors."""
     sent = errors = 0
     connector = aiohttp.TCPConnector(limit=32)
@@ -284,9 +400,9 @@ async def failing_load(base: str, flow_id: str, receivers: list[Receiver], count
 
 
 async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> RunResult:
-    receivers = [Receiver(name) for name in args.channels]
-    for receiver in receivers:
-        await receiver.start()
+    host = ReceiversInProcess(args.channels) if args.receivers_in_process else ReceiversProcess(args.channels)
+    await host.start()
+    receivers = host.tallies
     try:
         bases = ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
         args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true" if notifier else "false"}
@@ -323,9 +439,12 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
             load_note = f"machine busy {100 * busy / max(sum(cpu1) - sum(cpu0), 1e-9) * (os.cpu_count() or 1):.0f}% of one core, loadavg {os.getloadavg()[0]:.1f}"
             if notifier:
                 deadline = time.monotonic() + args.drain
+                await host.refresh()
                 while time.monotonic() < deadline and any(r.delivered < sent for r in receivers):
                     await asyncio.sleep(0.2)
+                    await host.refresh()
                 await asyncio.sleep(2.0)  # a late duplicate would show up here
+                await host.refresh()
             server_cpu = server.cpu_seconds() - server_cpu0
             batches = {}
             if args.batch_paths:
@@ -347,8 +466,7 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                 progress(f"    !!! {problem}")
             return result
     finally:
-        for receiver in receivers:
-            await receiver.stop()
+        await host.stop()
 
 
 def _per_delivery(results: list[RunResult], deliveries: int) -> str:
@@ -447,6 +565,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait-quiet", type=float, default=0.0)
     parser.add_argument("--batch-paths", action="store_true",
                         help="count the group-commit batches from the server's /metrics (PostgreSQL: by path)")
+    parser.add_argument("--receivers-in-process", action="store_true",
+                        help="serve the receivers on the bench's own event loop, beside the timed clients "
+                             "(the bench's shape before 2026-12-07), not in a process of their own")
+    parser.add_argument("--serve-receivers", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="py-spy the server over each window into DIR (needs py-spy) and print where its time went")
     args = parser.parse_args(argv)
@@ -459,7 +581,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(main_async(parse_args(argv)))
+    args = parse_args(argv)
+    if args.serve_receivers is not None:
+        asyncio.run(serve_receivers(args.serve_receivers.split(",")))
+        return 0
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
