@@ -286,6 +286,31 @@ async def configure(api_url: str, receivers: list[Tally]) -> None:
         ).acreate()
 
 
+BURST_GAP_SECONDS = 0.010
+
+
+def tail_bursts(latencies: list[float], finished: list[float], q: float = 0.99) -> tuple[int, int, int]:
+    """How the slowest (1 - q) of the requests came: how many there were, how many of them ended
+    within BURST_GAP_SECONDS of another slow one in runs of three or more (a stall answers what
+    waited behind it at once), and the longest such run. Scattered slow requests point at a busy
+    loop; bursts at stalls."""
+    if not latencies:
+        return 0, 0, 0
+    threshold = percentile(sorted(latencies), q)
+    ends = sorted(end for end, latency in zip(finished, latencies) if latency >= threshold)
+    in_bursts = longest = 0
+    run = 1
+    for previous, end in zip(ends, ends[1:] + [float("inf")]):
+        if end - previous <= BURST_GAP_SECONDS:
+            run += 1
+            continue
+        if run >= 3:
+            in_bursts += run
+        longest = max(longest, run)
+        run = 1
+    return len(ends), in_bursts, longest
+
+
 @dataclass
 class RunResult:
     backend: str
@@ -301,6 +326,11 @@ class RunResult:
     server_cpu: float = 0.0  # seconds, the runlog server's process over the window and the drain
     pg_cpu: float = 0.0  # seconds, the PostgreSQL backends serving its database (0 on SQLite)
     batches: dict[str, float] = field(default_factory=dict)  # --batch-paths: over the window and the drain
+    tail: tuple[int, int, int] = (0, 0, 0)  # tail_bursts of the others' set_state
+
+    def tail_note(self) -> str:
+        slow, in_bursts, longest = self.tail
+        return f"{in_bursts} of {slow} (longest {longest})"
 
     @property
     def cpu(self) -> float:
@@ -456,12 +486,13 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                 backend, notifier, percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000,
                 len(latencies), sum(stats.errors.values()), sent, failing_errors, load=load_note,
                 server_cpu=server_cpu, pg_cpu=pg_cpu, batches=batches,
+                tail=tail_bursts(stats.set_state_latency, stats.set_state_finished),
             )
             result.channels = [(r.name, r.delivered, r.duplicates, r.unknown, r.latencies()) for r in receivers]
             got = ", ".join(f"{r.name} {r.delivered}" for r in receivers) if notifier else "-"
             progress(f"    set_state p50 {result.p50:.1f} ms p99 {result.p99:.1f} ms over {result.transitions} "
                      f"transitions; alerts: {got}; server CPU {server_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s; "
-                     f"batches {result.batch_note()}; {load_note}")
+                     f"batches {result.batch_note()}; slowest 1 % in bursts {result.tail_note()}; {load_note}")
             for problem in result.problems(args.failing):
                 progress(f"    !!! {problem}")
             return result
@@ -503,8 +534,8 @@ async def main_async(args: argparse.Namespace) -> int:
     deliveries = ["| backend | channel | alerts received (of failing x runs) | lost | duplicated | "
                   "Failed -> receiver p50 ms | p99 ms | max ms |", "|---|---|--:|--:|--:|--:|--:|--:|"]
     runs = ["| backend | notifier | set_state p50 ms | p99 ms | transitions | errors | server CPU s | PostgreSQL CPU s | "
-            "batches | load |",
-            "|---|---|--:|--:|--:|--:|--:|--:|---|---|"]
+            "batches | slowest 1 % in bursts of 3+ | load |",
+            "|---|---|--:|--:|--:|--:|--:|--:|---|---|---|"]
     failed = False
     for backend in backends:
         results: list[RunResult] = []
@@ -520,7 +551,8 @@ async def main_async(args: argparse.Namespace) -> int:
         off = [r for r in results if not r.notifier]
         for r in results:
             runs.append(f"| {backend} | {'on' if r.notifier else 'off'} | {r.p50:.1f} | {r.p99:.1f} | "
-                        f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.batch_note()} | {r.load} |")
+                        f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.batch_note()} | "
+                        f"{r.tail_note()} | {r.load} |")
             if r.problems(args.failing):
                 failed = True
         if on and off:

@@ -488,6 +488,7 @@ class Stats:
     flow_runs: int = 0  # completed create+RUNNING+COMPLETED cycles, measured window
     creates: int = 0
     set_state_latency: list[float] = field(default_factory=list)
+    set_state_finished: list[float] = field(default_factory=list)  # when each ended (perf_counter), beside set_state_latency until that is sorted
     create_latency: list[float] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)  # "HTTP 500", "HTTP 503", "ClientOSError", ...
     not_accepted: Counter = field(default_factory=Counter)  # set_state answered 2xx but not ACCEPT
@@ -542,6 +543,7 @@ class Load:
         if time.perf_counter() >= stats.measure_from:
             stats.transitions += 1
             stats.set_state_latency.append(elapsed)
+            stats.set_state_finished.append(time.perf_counter())
         return True
 
     async def client(self, index: int) -> None:
