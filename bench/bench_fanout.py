@@ -431,9 +431,9 @@ async def failing_load(base: str, flow_id: str, receivers: list[Tally], count: i
 
 async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> RunResult:
     host = ReceiversInProcess(args.channels) if args.receivers_in_process else ReceiversProcess(args.channels)
-    await host.start()
-    receivers = host.tallies
     try:
+        await host.start()  # in the try: a start that fails half-way still stops what it started
+        receivers = host.tallies
         bases = ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
         args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true" if notifier else "false"}
         if bases:
