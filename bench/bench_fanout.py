@@ -188,7 +188,7 @@ class ReceiversProcess:
             async with session.get(self._control) as resp:
                 got = await resp.json()
         for tally in self.tallies:
-            tally.requests = [(seen, ids) for seen, ids in got[tally.name]]
+            tally.requests = got[tally.name]  # [seen, ids] pairs, as the receiver keeps them
 
     async def stop(self) -> None:
         if self._proc is None or self._proc.returncode is not None:
