@@ -14,6 +14,7 @@ from runlog.commands.runner import ServiceRunner
 from runlog.eventstore import EventStore
 from runlog.notifier.dispatcher import Dispatcher
 from runlog.projections.cache import ViewCache
+from runlog.projections.collector import FrozenSurvivors
 
 from .notifier import NotifierParts
 from .settings import Settings
@@ -37,3 +38,5 @@ DISPATCHER: web.AppKey[Dispatcher | None] = web.AppKey("dispatcher")
 KEYRING: web.AppKey[Keyring] = web.AppKey("keyring", Keyring)
 # The signing key of CSRF tokens (commands/csrf.py), read from the database on first use.
 CSRF_KEYS: web.AppKey[CsrfKeys] = web.AppKey("csrf_keys", CsrfKeys)
+# A server process's collector policy (api/server.py), from start-up to cleanup.
+FROZEN_SURVIVORS: web.AppKey[FrozenSurvivors] = web.AppKey("frozen_survivors", FrozenSurvivors)

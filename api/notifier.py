@@ -25,6 +25,7 @@ from runlog.notifier.matcher import Matcher
 from runlog.notifier.sending import BlockChannels, ChannelSender
 from runlog.notifier.templates import Renderer
 from runlog.notifier.seams import ChannelLoader, Sender
+from runlog.projections.collector import freezing_survivors
 from runlog.projections.registry import inline_projections
 
 from .settings import Settings
@@ -84,8 +85,9 @@ async def run_notifier(settings: Settings, parts: NotifierParts, *, clock: Clock
         dispatcher, services = notifier_services(settings, store, parts, clock=clock)
         try:
             async with ServiceRunner(store, services, clock=clock):
-                log.info("notifier_started", database=mask_url(settings.database_url))
-                await stop.wait()
+                with freezing_survivors(loop):  # as the server does (api/server.py)
+                    log.info("notifier_started", database=mask_url(settings.database_url))
+                    await stop.wait()
         finally:
             await dispatcher.aclose()
     log.info("notifier_stopped")

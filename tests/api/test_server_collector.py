@@ -1,0 +1,29 @@
+"""A server process freezes start-up's objects and, from then to its cleanup, what survives each
+full collection (api/server.py, projections/collector.py's FrozenSurvivors)."""
+
+from __future__ import annotations
+
+import gc
+
+from aiohttp import web
+
+from runlog.api import keys, server
+
+
+async def test_the_server_freezes_start_up_then_each_full_collection_s_survivors_until_cleanup():
+    app = web.Application()
+    frozen_before = gc.get_freeze_count()
+    try:
+        await server._freeze_startup_objects(app)
+        assert gc.get_freeze_count() > frozen_before
+        policy = app[keys.FROZEN_SURVIVORS]
+        assert policy._collected in gc.callbacks
+        gc.collect()
+        assert policy.freezes == 1
+        for cleanup in app.on_cleanup:
+            await cleanup(app)
+        assert policy._collected not in gc.callbacks
+    finally:
+        if keys.FROZEN_SURVIVORS in app:
+            app[keys.FROZEN_SURVIVORS].uninstall()
+        gc.unfreeze()
