@@ -327,6 +327,8 @@ class RunResult:
     pg_cpu: float = 0.0  # seconds, the PostgreSQL backends serving its database (0 on SQLite)
     batches: dict[str, float] = field(default_factory=dict)  # --batch-paths: over the window and the drain
     tail: tuple[int, int, int] = (0, 0, 0)  # tail_bursts of the others' set_state
+    p999: float = 0.0  # ms, the others' set_state: the stalls that hold every client show here
+    slowest: float = 0.0  # ms
 
     def tail_note(self) -> str:
         slow, in_bursts, longest = self.tail
@@ -345,6 +347,13 @@ class RunResult:
                      f"{self.batches.get('one_statement_retried', 0.0):,.0f} at the second try, "
                      f"{self.batches['locked']:,.0f} locked)")
         return note
+
+    def gc_note(self) -> str:
+        if "gc_full" not in self.batches:
+            return "-"
+        full = self.batches["gc_full"]
+        long = full - self.batches.get("gc_short", 0.0)
+        return f"{full:,.0f} ({self.batches['gc_full_seconds']:.2f} s, {long:,.0f} over {float(GC_LONG) * 1000:.0f} ms)"
 
     def problems(self, expected: int) -> list[str]:
         out = []
@@ -370,12 +379,19 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
         return await resp.json()
 
 
+GC_LONG = "0.025"  # a full collection's pause counted as long past this (a bucket's bound)
+
+
 async def batch_counts(server_base: str) -> dict[str, float]:
-    """The server's batch counters from /metrics: batches written, and PostgreSQL's by path."""
+    """The server's batch counters from /metrics: batches written, and PostgreSQL's by path; and
+    its full garbage collections: how many, their pauses summed, how many within GC_LONG s."""
     from prometheus_client.parser import text_string_to_metric_families
 
     wanted = {"runlog_eventstore_batch_appends_count": "batches",
-              "runlog_eventstore_batch_paths_total": "path"}
+              "runlog_eventstore_batch_paths_total": "path",
+              "runlog_gc_full_collection_seconds_count": "gc_full",
+              "runlog_gc_full_collection_seconds_sum": "gc_full_seconds",
+              "runlog_gc_full_collection_seconds_bucket": "gc_bucket"}
     counts: dict[str, float] = {"batches": 0.0, "one_statement": 0.0, "locked": 0.0}
     async with aiohttp.ClientSession() as session:
         async with session.get(server_base.removesuffix("/api") + "/metrics") as resp:
@@ -385,6 +401,10 @@ async def batch_counts(server_base: str) -> dict[str, float]:
             kind = wanted.get(sample.name)
             if kind == "batches":
                 counts["batches"] += sample.value
+            elif kind in ("gc_full", "gc_full_seconds"):
+                counts[kind] = counts.get(kind, 0.0) + sample.value
+            elif kind == "gc_bucket" and sample.labels.get("le") == GC_LONG:
+                counts["gc_short"] = counts.get("gc_short", 0.0) + sample.value
             elif kind == "path":
                 counts[sample.labels.get("path", "")] = counts.get(sample.labels.get("path", ""), 0.0) + sample.value
     return counts
@@ -487,12 +507,15 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                 len(latencies), sum(stats.errors.values()), sent, failing_errors, load=load_note,
                 server_cpu=server_cpu, pg_cpu=pg_cpu, batches=batches,
                 tail=tail_bursts(stats.set_state_latency, stats.set_state_finished),
+                p999=percentile(latencies, 0.999) * 1000, slowest=latencies[-1] * 1000 if latencies else 0.0,
             )
             result.channels = [(r.name, r.delivered, r.duplicates, r.unknown, r.latencies()) for r in receivers]
             got = ", ".join(f"{r.name} {r.delivered}" for r in receivers) if notifier else "-"
-            progress(f"    set_state p50 {result.p50:.1f} ms p99 {result.p99:.1f} ms over {result.transitions} "
+            progress(f"    set_state p50 {result.p50:.1f} ms p99 {result.p99:.1f} ms p99.9 {result.p999:.1f} ms "
+                     f"max {result.slowest:.1f} ms over {result.transitions} "
                      f"transitions; alerts: {got}; server CPU {server_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s; "
-                     f"batches {result.batch_note()}; slowest 1 % in bursts {result.tail_note()}; {load_note}")
+                     f"batches {result.batch_note()}; full collections {result.gc_note()}; "
+                     f"slowest 1 % in bursts {result.tail_note()}; {load_note}")
             for problem in result.problems(args.failing):
                 progress(f"    !!! {problem}")
             return result
@@ -533,9 +556,9 @@ async def main_async(args: argparse.Namespace) -> int:
                "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     deliveries = ["| backend | channel | alerts received (of failing x runs) | lost | duplicated | "
                   "Failed -> receiver p50 ms | p99 ms | max ms |", "|---|---|--:|--:|--:|--:|--:|--:|"]
-    runs = ["| backend | notifier | set_state p50 ms | p99 ms | transitions | errors | server CPU s | PostgreSQL CPU s | "
-            "batches | slowest 1 % in bursts of 3+ | load |",
-            "|---|---|--:|--:|--:|--:|--:|--:|---|---|---|"]
+    runs = ["| backend | notifier | set_state p50 ms | p99 ms | p99.9 ms | max ms | transitions | errors | server CPU s | "
+            "PostgreSQL CPU s | batches | full collections (pauses) | slowest 1 % in bursts of 3+ | load |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|"]
     failed = False
     for backend in backends:
         results: list[RunResult] = []
@@ -551,7 +574,8 @@ async def main_async(args: argparse.Namespace) -> int:
         off = [r for r in results if not r.notifier]
         for r in results:
             runs.append(f"| {backend} | {'on' if r.notifier else 'off'} | {r.p50:.1f} | {r.p99:.1f} | "
-                        f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.batch_note()} | "
+                        f"{r.p999:.1f} | {r.slowest:.1f} | "
+                        f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.batch_note()} | {r.gc_note()} | "
                         f"{r.tail_note()} | {r.load} |")
             if r.problems(args.failing):
                 failed = True
