@@ -1,5 +1,5 @@
-"""A server process freezes start-up's objects and, from then to its cleanup, what survives each
-full collection (api/server.py, projections/collector.py's FrozenSurvivors)."""
+"""A server process freezes start-up's objects and, from then to its cleanup, what survives the
+collector's older generations (api/server.py, projections/collector.py's FrozenSurvivors)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from aiohttp import web
 from runlog.api import keys, server
 
 
-async def test_the_server_freezes_start_up_then_each_full_collection_s_survivors_until_cleanup():
+async def test_the_server_freezes_start_up_then_each_collection_s_survivors_until_cleanup():
     app = web.Application()
     frozen_before = gc.get_freeze_count()
+    gc.disable()  # only this test's collections: an automatic one would freeze too
     try:
         await server._freeze_startup_objects(app)
         assert gc.get_freeze_count() > frozen_before
@@ -24,6 +25,7 @@ async def test_the_server_freezes_start_up_then_each_full_collection_s_survivors
             await cleanup(app)
         assert policy._collected not in gc.callbacks
     finally:
+        gc.enable()
         if keys.FROZEN_SURVIVORS in app:
             app[keys.FROZEN_SURVIVORS].uninstall()
         gc.unfreeze()
