@@ -9,19 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 
 from runlog.eventstore import EventStoreError
-from runlog.projections.collector import FrozenSurvivors
+from runlog.projections.collector import freezing_survivors
 
 from . import keys
 from .app import create_app
@@ -77,7 +77,7 @@ def _run(settings, sock: socket.socket, notifier: NotifierParts | None = None) -
     configure_logging(settings.logging_level, stream=sys.stderr)
     app = create_app(settings, notifier=notifier)
     app.on_shutdown.append(_ignore_repeated_signals)  # aiohttp's own handlers are removed after cleanup
-    app.on_startup.append(_freeze_startup_objects)  # after the cleanup contexts' start: the store is open
+    app.cleanup_ctx.append(_frozen_survivors)  # the last context: the store and services are open
     web.run_app(
         app,
         sock=sock,
@@ -89,7 +89,7 @@ def _run(settings, sock: socket.socket, notifier: NotifierParts | None = None) -
     )
 
 
-async def _freeze_startup_objects(app: web.Application) -> None:
+async def _frozen_survivors(app: web.Application) -> AsyncIterator[None]:
     """Leave what start-up made (modules, the app and its routes, the store, the services) out
     of the garbage collector's passes: it lives as long as the process, and every full pass
     scanned all of it again. In bench_server's SQLite runs the collector's time fell from about
@@ -97,16 +97,9 @@ async def _freeze_startup_objects(app: web.Application) -> None:
     From then on what survives the collector's older generations is frozen too
     (``FrozenSurvivors``): the caches that fill as the server runs are not scanned again and
     again either."""
-    gc.collect()
-    gc.freeze()
-    survivors = FrozenSurvivors(asyncio.get_running_loop())
-    survivors.install()
-    app[keys.FROZEN_SURVIVORS] = survivors
-    app.on_cleanup.append(_stop_freezing)
-
-
-async def _stop_freezing(app: web.Application) -> None:
-    app[keys.FROZEN_SURVIVORS].uninstall()
+    with freezing_survivors(asyncio.get_running_loop()) as survivors:
+        app[keys.FROZEN_SURVIVORS] = survivors
+        yield
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
