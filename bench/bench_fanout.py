@@ -31,7 +31,8 @@ neighbour's, the other clients' transitions that the on run made fewer (a starve
 back at the off run's CPU per transition, over the deliveries: it moves far less with the
 box's load than the p99 does. --batch-paths adds, from the server's /metrics over the
 window and the drain, how many group-commit batches it wrote, and on PostgreSQL how many went
-in one statement on the writer's guesses and how many took the locked transaction.
+in one statement on the writer's guesses and how many took the locked transaction, and on SQLite
+how long the store's WAL checkpoints (off the writer's connection) took.
 
 The default channels are unpaced kinds: Slack's webhooks are paced at one message a second
 and Discord's at two (notifier/limits.py), so 1,000 alerts to Slack take 1,000 s by design;
@@ -346,6 +347,11 @@ class RunResult:
             note += (f" ({self.batches['one_statement']:,.0f} one statement, "
                      f"{self.batches.get('one_statement_retried', 0.0):,.0f} at the second try, "
                      f"{self.batches['locked']:,.0f} locked)")
+        elif "checkpoints" in self.batches:
+            copies = self.batches["checkpoints"]
+            long = copies - self.batches.get("checkpoints_short", 0.0)
+            note += (f" (WAL copied {copies:,.0f} times off the writer, {self.batches['checkpoints_seconds']:.2f} s, "
+                     f"{long:,.0f} over {float(GC_LONG) * 1000:.0f} ms)")
         return note
 
     def gc_note(self) -> str:
@@ -383,15 +389,19 @@ GC_LONG = "0.025"  # a full collection's pause counted as long past this (a buck
 
 
 async def batch_counts(server_base: str) -> dict[str, float]:
-    """The server's batch counters from /metrics: batches written, and PostgreSQL's by path; and
-    its full garbage collections: how many, their pauses summed, how many within GC_LONG s."""
+    """The server's batch counters from /metrics: batches written, and PostgreSQL's by path; its
+    full garbage collections: how many, their pauses summed, how many within GC_LONG s; and
+    SQLite's WAL checkpoints off the writer, counted the same way."""
     from prometheus_client.parser import text_string_to_metric_families
 
     wanted = {"runlog_eventstore_batch_appends_count": "batches",
               "runlog_eventstore_batch_paths_total": "path",
               "runlog_gc_full_collection_seconds_count": "gc_full",
               "runlog_gc_full_collection_seconds_sum": "gc_full_seconds",
-              "runlog_gc_full_collection_seconds_bucket": "gc_bucket"}
+              "runlog_gc_full_collection_seconds_bucket": "gc_bucket",
+              "runlog_eventstore_sqlite_checkpoint_seconds_count": "checkpoints",
+              "runlog_eventstore_sqlite_checkpoint_seconds_sum": "checkpoints_seconds",
+              "runlog_eventstore_sqlite_checkpoint_seconds_bucket": "checkpoints_bucket"}
     counts: dict[str, float] = {"batches": 0.0, "one_statement": 0.0, "locked": 0.0}
     async with aiohttp.ClientSession() as session:
         async with session.get(server_base.removesuffix("/api") + "/metrics") as resp:
@@ -401,10 +411,11 @@ async def batch_counts(server_base: str) -> dict[str, float]:
             kind = wanted.get(sample.name)
             if kind == "batches":
                 counts["batches"] += sample.value
-            elif kind in ("gc_full", "gc_full_seconds"):
+            elif kind in ("gc_full", "gc_full_seconds", "checkpoints", "checkpoints_seconds"):
                 counts[kind] = counts.get(kind, 0.0) + sample.value
-            elif kind == "gc_bucket" and sample.labels.get("le") == GC_LONG:
-                counts["gc_short"] = counts.get("gc_short", 0.0) + sample.value
+            elif kind in ("gc_bucket", "checkpoints_bucket") and sample.labels.get("le") == GC_LONG:
+                short = "gc_short" if kind == "gc_bucket" else "checkpoints_short"
+                counts[short] = counts.get(short, 0.0) + sample.value
             elif kind == "path":
                 counts[sample.labels.get("path", "")] = counts.get(sample.labels.get("path", ""), 0.0) + sample.value
     return counts
