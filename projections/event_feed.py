@@ -67,11 +67,11 @@ def feed_rows(changes: RowChanges, event: PrefectEvent, position: int) -> None:
 
 
 YIELD_EVERY = 50
-"""Records folded between two turns handed back to the event loop. The fold of a page (500
-records) never waited on anything, so the server's event loop ran nothing else for 11-16 ms
-each time, once or twice a second: every request in flight waited that long (a probe timing the
-loop's call backs under bench_fanout, 2026-12-07, 61-65 such stalls over 5 ms a minute with the
-notifier off and on, against 1-4 for any other task)."""
+"""Records folded between two turns handed back to the event loop. A page (500 records) whose
+runs and flows were remembered was folded without waiting on anything, so the server's event
+loop ran nothing else for 11-16 ms about once a second, and every request in flight waited that
+long (a probe timing the loop's call backs under bench_fanout, 2026-12-07: 61-65 such stalls over
+5 ms a minute, notifier on or off, against none or one for any other task, start-up aside)."""
 
 VERSION = 2
 """This fold's version: bump it whenever the rows it makes from the same events change; a
