@@ -351,7 +351,7 @@ class RunResult:
             copies = self.batches["checkpoints"]
             long = copies - self.batches.get("checkpoints_short", 0.0)
             note += (f" (WAL copied {copies:,.0f} times off the writer, {self.batches['checkpoints_seconds']:.2f} s, "
-                     f"{long:,.0f} over {float(GC_LONG) * 1000:.0f} ms)")
+                     f"{long:,.0f} over {float(LONG_BUCKET) * 1000:.0f} ms)")
         return note
 
     def gc_note(self) -> str:
@@ -359,7 +359,7 @@ class RunResult:
             return "-"
         full = self.batches["gc_full"]
         long = full - self.batches.get("gc_short", 0.0)
-        return f"{full:,.0f} ({self.batches['gc_full_seconds']:.2f} s, {long:,.0f} over {float(GC_LONG) * 1000:.0f} ms)"
+        return f"{full:,.0f} ({self.batches['gc_full_seconds']:.2f} s, {long:,.0f} over {float(LONG_BUCKET) * 1000:.0f} ms)"
 
     def problems(self, expected: int) -> list[str]:
         out = []
@@ -385,12 +385,12 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
         return await resp.json()
 
 
-GC_LONG = "0.025"  # a full collection's pause counted as long past this (a bucket's bound)
+LONG_BUCKET = "0.025"  # a full collection or a SQLite checkpoint counted as long past this (a bucket's bound)
 
 
 async def batch_counts(server_base: str) -> dict[str, float]:
     """The server's batch counters from /metrics: batches written, and PostgreSQL's by path; its
-    full garbage collections: how many, their pauses summed, how many within GC_LONG s; and
+    full garbage collections: how many, their pauses summed, how many within LONG_BUCKET s; and
     SQLite's WAL checkpoints off the writer, counted the same way."""
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -413,7 +413,7 @@ async def batch_counts(server_base: str) -> dict[str, float]:
                 counts["batches"] += sample.value
             elif kind in ("gc_full", "gc_full_seconds", "checkpoints", "checkpoints_seconds"):
                 counts[kind] = counts.get(kind, 0.0) + sample.value
-            elif kind in ("gc_bucket", "checkpoints_bucket") and sample.labels.get("le") == GC_LONG:
+            elif kind in ("gc_bucket", "checkpoints_bucket") and sample.labels.get("le") == LONG_BUCKET:
                 short = "gc_short" if kind == "gc_bucket" else "checkpoints_short"
                 counts[short] = counts.get(short, 0.0) + sample.value
             elif kind == "path":
