@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,11 @@ PAGE_SIZE = 1000
 
 POLL_INTERVAL = 1.0
 """A subscriber re-reads at least this often even when no wake-up arrives."""
+
+HEAD_KNOWN_FOR = 0.1
+"""How long after a batch found the log's head under the append lock a follower starting to
+wait reads no head of its own (``grown``): another process's append is found by this writer's
+next batch or by the poll, as one made while the follower waits always was."""
 
 TAIL_KEPT = 2048
 """How many of the events this process appended last it keeps for its followers (``read_next``)."""
@@ -200,6 +206,9 @@ class BatchingStore:
         self._head_heard = 0
         """The highest position known to be in the log from outside this writer: a head read, or
         another process's append announced (PostgreSQL's NOTIFY carries its last position)."""
+        self.head_known_for = HEAD_KNOWN_FOR
+        self._head_found_at = float("-inf")
+        """When (time.monotonic) a batch last found the head under the append lock."""
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -366,6 +375,7 @@ class BatchingStore:
             # The batch's outcome is unknown (a commit may fail after the database made it), and
             # what the projections saw of it may be rolled back: know nothing, forget it all.
             self._head_seen = -1
+            self._head_found_at = float("-inf")
             self._tell_projections("forget", failed=True)
             raise
         # Set after the commit only: a head seen is one that is in the log.
@@ -389,6 +399,7 @@ class BatchingStore:
         """Under the append lock, the log's head as a batch found it. If it is not where this
         writer's last batch left it, another process appended in between (or nothing was
         known): the inline projections forget what no stream version checks (base.py)."""
+        self._head_found_at = time.monotonic()
         if head != self._head_seen:
             self._tell_projections("forget", failed=False)
             moved = head > max(self._head_seen, self._head_heard)
@@ -656,17 +667,27 @@ class BatchingStore:
         the backend, for a writer that announces nothing. A busy server's followers (the
         projections' and the notifier matcher's catch-ups) wake once per group commit, mostly
         at what this process appended, and each wake-up read the head, twice on PostgreSQL
-        (once more at the NOTIFY of the commit it had read)."""
+        (once more at the NOTIFY of the commit it had read).
+
+        Nor is the head read when this writer's last batch found it less than
+        ``head_known_for`` seconds ago (SQLite's matcher read it some 180 times a second on the
+        event loop, under load): what another process appended since is found by the next
+        batch (which wakes the waiting followers) or by the poll, within ``poll_interval`` as
+        before; only an append made in the moment before the wait began could have been seen
+        sooner."""
         self._check_usable()
         polled = False
         while not self._closed:
             signal = self._wakeup.current()
             if max(self._head_seen, self._head_heard) > after:
                 return
-            if (polled or not self._hears_every_append()) and await self.head() > after:
+            if (polled or not (self._hears_every_append() or self._head_found_lately())) and await self.head() > after:
                 return
             polled = not await self._wait_for(signal)
         raise StoreClosed()
+
+    def _head_found_lately(self) -> bool:
+        return time.monotonic() - self._head_found_at < self.head_known_for
 
     def _hears_every_append(self) -> bool:
         """Whether another process's append reaches ``_head_heard`` with a wake-up, from a

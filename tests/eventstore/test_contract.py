@@ -13,6 +13,7 @@ from runlog.eventstore import (
     ConcurrencyError,
     InvalidEvent,
     NewEvent,
+    StorageUnavailable,
     StoreClosed,
     open_store,
 )
@@ -282,6 +283,7 @@ async def test_grown_past_what_this_process_appended_reads_no_head(store, monkey
         await store.grown(1)  # position 2 was committed by this store's writer
     assert reads == 0
     store.poll_interval = 0.01
+    store.head_known_for = 0  # the batch's head is not taken as known: see the test below
     waiting = asyncio.create_task(store.grown(2))  # nothing past it yet: the head is read
     async with asyncio.timeout(10):
         while reads == 0:
@@ -289,6 +291,51 @@ async def test_grown_past_what_this_process_appended_reads_no_head(store, monkey
     assert not waiting.done()
     await store.append("t", [new()])
     await asyncio.wait_for(waiting, 10)
+
+
+async def test_grown_just_after_a_batch_found_the_head_reads_none(store, monkeypatch):
+    """A follower starting to wait just after this writer's batch found the head (under the
+    append lock) takes it as known: no read, and this writer's next append ends the wait."""
+    await store.append("s", [new(), new()])
+    store.head_known_for = 3600  # "just after", however slow the machine
+    store.poll_interval = 60
+    reads = 0
+    head = store.head
+
+    async def counted() -> int:
+        nonlocal reads
+        reads += 1
+        return await head()
+
+    monkeypatch.setattr(store, "head", counted)
+    waiting = asyncio.create_task(store.grown(2))
+    async with asyncio.timeout(10):
+        while store.subscribers_waiting == 0:
+            await asyncio.sleep(0.01)
+    await store.append("t", [new()])
+    await asyncio.wait_for(waiting, 10)
+    assert reads == 0
+
+
+async def test_a_failed_batch_leaves_the_head_unknown_to_a_follower(store, monkeypatch):
+    """A batch that failed (its outcome unknown: a commit may fail after the database made
+    it) tells followers nothing: one starting to wait reads the head (SQLite), or has heard
+    the commit announced (PostgreSQL)."""
+    await store.append("s", [new()])
+    store.head_known_for = 3600
+    store.poll_interval = 60
+    write_batch = store._write_batch
+
+    async def failing(requests):
+        await write_batch(requests)  # the head found, the batch committed, and then the error
+        raise StorageUnavailable("the connection dropped at the commit")
+
+    monkeypatch.setattr(store, "_write_batch", failing)
+    with pytest.raises(StorageUnavailable):
+        await store.append("t", [new()])
+    monkeypatch.setattr(store, "_write_batch", write_batch)
+    async with asyncio.timeout(10):  # not the poll's 60 s: the head is read (SQLite) or was heard
+        await store.grown(1)  # position 2 is in the log, though this writer cannot know it
 
 
 async def test_subscribe_after_a_position_skips_what_came_before(store):
