@@ -23,8 +23,10 @@ After the window the bench waits (up to --drain s) for every alert to arrive and
 more, to see duplicates. Each configuration runs --repeat times with the notifier on and with
 RUNLOG_NOTIFIER_ENABLED=false, alternating (on, off, off, on, ...) so that the box's load
 drifts evenly over both; every run is a fresh server and database. Reported: the others'
-set_state p50 / p99 (median of the runs) both ways and their ratio; per channel the alerts
-received (each channel must get every failing run exactly once: a loss or a duplicate is
+set_state p50 / p99 (median of the runs) both ways and their ratio; with --repeat 2 or
+more, their p99 over every run's calls pooled and each pair's ratio (the figure issue 10's
+target is judged by: one pair's ratio moves by a third between runs of one code); per channel
+the alerts received (each channel must get every failing run exactly once: a loss or a duplicate is
 printed loudly and makes the exit status 1) and the Failed -> receiver latency. The
 notifier's CPU per delivery is each on run's CPU (server plus PostgreSQL) minus its off
 neighbour's, the other clients' transitions that the on run made fewer (a starved run) added
@@ -330,6 +332,7 @@ class RunResult:
     tail: tuple[int, int, int] = (0, 0, 0)  # tail_bursts of the others' set_state
     p999: float = 0.0  # ms, the others' set_state: the stalls that hold every client show here
     slowest: float = 0.0  # ms
+    latencies: list[float] = field(default_factory=list, repr=False)  # s, the others' set_state, sorted
 
     def tail_note(self) -> str:
         slow, in_bursts, longest = self.tail
@@ -519,6 +522,7 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                 server_cpu=server_cpu, pg_cpu=pg_cpu, batches=batches,
                 tail=tail_bursts(stats.set_state_latency, stats.set_state_finished),
                 p999=percentile(latencies, 0.999) * 1000, slowest=latencies[-1] * 1000 if latencies else 0.0,
+                latencies=latencies,
             )
             result.channels = [(r.name, r.delivered, r.duplicates, r.unknown, r.latencies()) for r in receivers]
             got = ", ".join(f"{r.name} {r.delivered}" for r in receivers) if notifier else "-"
@@ -554,6 +558,24 @@ def _per_delivery(results: list[RunResult], deliveries: int) -> str:
     return f"{median(figures):.2f} ({', '.join(f'{f:.2f}' for f in figures)})"
 
 
+def _pooled(results: list[RunResult]) -> str | None:
+    """With two runs or more each way: the others' p99 over all the on runs' set_state calls
+    together against all the off runs', and each pair's own ratio (the runs alternate on, off,
+    off, on, ...). One pair's ratio moves by a third between runs of one code on this machine;
+    the pooled figure, over every call, much less."""
+    on = sorted(x for r in results if r.notifier for x in r.latencies)
+    off = sorted(x for r in results if not r.notifier for x in r.latencies)
+    pairs = [results[i:i + 2] for i in range(0, len(results) - 1, 2)]
+    ratios = [next(r.p99 for r in pair if r.notifier) / next(r.p99 for r in pair if not r.notifier)
+              for pair in pairs if len({r.notifier for r in pair}) == 2]
+    if len(ratios) < 2 or not on or not off:
+        return None
+    p99_on, p99_off = percentile(on, 0.99) * 1000, percentile(off, 0.99) * 1000
+    return (f"{p99_off:.1f} | {p99_on:.1f} | {p99_on / p99_off:.2f} | {percentile(off, 0.999) * 1000:.1f} | "
+            f"{percentile(on, 0.999) * 1000:.1f} | {', '.join(f'{x:.2f}' for x in ratios)} | "
+            f"{sum(1 for x in ratios if x <= 1.2)} of {len(ratios)}")
+
+
 def _ms(values: list[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:,.0f}" if values else "-"
 
@@ -570,6 +592,8 @@ async def main_async(args: argparse.Namespace) -> int:
     runs = ["| backend | notifier | set_state p50 ms | p99 ms | p99.9 ms | max ms | transitions | errors | server CPU s | "
             "PostgreSQL CPU s | batches | full collections (pauses) | slowest 1 % in bursts of 3+ | load |",
             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|"]
+    pooled = ["| backend | p99 ms, notifier off | on | p99 on/off | p99.9 ms, off | on | each pair's p99 on/off | "
+              "pairs within 20 % |", "|---|--:|--:|--:|--:|--:|---|--:|"]
     failed = False
     for backend in backends:
         results: list[RunResult] = []
@@ -598,6 +622,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"{median([r.cpu for r in off]):.1f} | {median([r.cpu for r in on]):.1f} | "
                 f"{_per_delivery(results, args.failing * len(args.channels))} | {len(off)} + {len(on)} |"
             )
+            row = _pooled(results)
+            if row is not None:
+                pooled.append(f"| {backend} | {row} |")
         for index, name in enumerate(args.channels):
             got = sum(r.channels[index][1] for r in on)
             dup = sum(r.channels[index][2] for r in on)
@@ -607,8 +634,10 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"| {backend} | {name} | {got:,} of {expected:,} | {expected - got} | {dup} | {_ms(lat, 0.5)} | "
                 f"{_ms(lat, 0.99)} | {lat[-1] * 1000 if lat else 0:,.0f} |"
             )
-    out += ["Other clients' set_state (medians of the runs):", "", *summary, "",
-            "Alerts, all notifier-on runs together:", "", *deliveries, "", "Each run:", "", *runs]
+    out += ["Other clients' set_state (medians of the runs):", "", *summary, ""]
+    if len(pooled) > 2:
+        out += ["Other clients' set_state, every run's calls pooled (with --repeat 2 or more):", "", *pooled, ""]
+    out += ["Alerts, all notifier-on runs together:", "", *deliveries, "", "Each run:", "", *runs]
     print("\n".join(out))
     if failed:
         print("\n**!!! LOST, DUPLICATED OR FAILED: see the lines marked !!! above (stderr) !!!**")
