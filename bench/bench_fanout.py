@@ -26,8 +26,8 @@ drifts evenly over both; every run is a fresh server and database. Reported: the
 set_state p50 / p99 (median of the runs) both ways and their ratio; with --repeat 2 or
 more, their p99 over every run's calls pooled and each pair's ratio (the figure issue 10's
 target is judged by: one pair's ratio moves by a third between runs of one code); per channel
-the alerts received (each channel must get every failing run exactly once: a loss or a duplicate is
-printed loudly and makes the exit status 1) and the Failed -> receiver latency. The
+the alerts received (each channel must get every failing run exactly once: a loss or a
+duplicate is printed loudly and makes the exit status 1) and the Failed -> receiver latency. The
 notifier's CPU per delivery is each on run's CPU (server plus PostgreSQL) minus its off
 neighbour's, the other clients' transitions that the on run made fewer (a starved run) added
 back at the off run's CPU per transition, over the deliveries: it moves far less with the

@@ -268,25 +268,30 @@ async def test_grown_returns_once_the_log_holds_an_event_past_the_position(store
     assert store.subscribers_waiting == 0
 
 
-async def test_grown_past_what_this_process_appended_reads_no_head(store, monkeypatch):
-    await store.append("s", [new(), new()])
-    reads = 0
+def _counting_head_reads(store, monkeypatch) -> list[int]:
+    """The heads ``store.head`` returns from now on, one per read."""
+    reads: list[int] = []
     head = store.head
 
     async def counted() -> int:
-        nonlocal reads
-        reads += 1
-        return await head()
+        reads.append(await head())
+        return reads[-1]
 
     monkeypatch.setattr(store, "head", counted)
+    return reads
+
+
+async def test_grown_past_what_this_process_appended_reads_no_head(store, monkeypatch):
+    await store.append("s", [new(), new()])
+    reads = _counting_head_reads(store, monkeypatch)
     async with asyncio.timeout(10):
         await store.grown(1)  # position 2 was committed by this store's writer
-    assert reads == 0
+    assert reads == []
     store.poll_interval = 0.01
     store.head_known_for = 0  # the batch's head is not taken as known: see the test below
     waiting = asyncio.create_task(store.grown(2))  # nothing past it yet: the head is read
     async with asyncio.timeout(10):
-        while reads == 0:
+        while not reads:
             await asyncio.sleep(0.01)
     assert not waiting.done()
     await store.append("t", [new()])
@@ -299,22 +304,14 @@ async def test_grown_just_after_a_batch_found_the_head_reads_none(store, monkeyp
     await store.append("s", [new(), new()])
     store.head_known_for = 3600  # "just after", however slow the machine
     store.poll_interval = 60
-    reads = 0
-    head = store.head
-
-    async def counted() -> int:
-        nonlocal reads
-        reads += 1
-        return await head()
-
-    monkeypatch.setattr(store, "head", counted)
+    reads = _counting_head_reads(store, monkeypatch)
     waiting = asyncio.create_task(store.grown(2))
     async with asyncio.timeout(10):
         while store.subscribers_waiting == 0:
             await asyncio.sleep(0.01)
     await store.append("t", [new()])
     await asyncio.wait_for(waiting, 10)
-    assert reads == 0
+    assert reads == []
 
 
 async def test_a_failed_batch_leaves_the_head_unknown_to_a_follower(store, monkeypatch):
