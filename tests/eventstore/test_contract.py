@@ -18,6 +18,8 @@ from runlog.eventstore import (
     open_store,
 )
 
+from .head_reads import counting_head_reads
+
 
 def new(type_: str = "thing.happened", data: bytes = b'{"n":1}') -> NewEvent:
     return NewEvent(type=type_, data=data, id=uuid4())
@@ -268,22 +270,9 @@ async def test_grown_returns_once_the_log_holds_an_event_past_the_position(store
     assert store.subscribers_waiting == 0
 
 
-def _counting_head_reads(store, monkeypatch) -> list[int]:
-    """The heads ``store.head`` returns from now on, one per read."""
-    reads: list[int] = []
-    head = store.head
-
-    async def counted() -> int:
-        reads.append(await head())
-        return reads[-1]
-
-    monkeypatch.setattr(store, "head", counted)
-    return reads
-
-
 async def test_grown_past_what_this_process_appended_reads_no_head(store, monkeypatch):
     await store.append("s", [new(), new()])
-    reads = _counting_head_reads(store, monkeypatch)
+    reads = counting_head_reads(store, monkeypatch)
     async with asyncio.timeout(10):
         await store.grown(1)  # position 2 was committed by this store's writer
     assert reads == []
@@ -304,7 +293,7 @@ async def test_grown_just_after_a_batch_found_the_head_reads_none(store, monkeyp
     await store.append("s", [new(), new()])
     store.head_known_for = 3600  # "just after", however slow the machine
     store.poll_interval = 60
-    reads = _counting_head_reads(store, monkeypatch)
+    reads = counting_head_reads(store, monkeypatch)
     waiting = asyncio.create_task(store.grown(2))
     async with asyncio.timeout(10):
         while store.subscribers_waiting == 0:

@@ -13,6 +13,7 @@ from runlog.eventstore import NewEvent, StorageMisconfigured, StorageUnavailable
 from runlog.eventstore.sqlite import SqliteStore
 
 from ..tcpproxy import TcpProxy
+from .head_reads import counting_head_reads
 
 
 def new() -> NewEvent:
@@ -122,18 +123,6 @@ async def test_postgres_subscriber_is_woken_by_another_process_append_through_no
         assert event.position == 1
 
 
-def _counting_heads(store, monkeypatch) -> list[int]:
-    reads: list[int] = []
-    head = store.head
-
-    async def counted() -> int:
-        reads.append(await head())
-        return reads[-1]
-
-    monkeypatch.setattr(store, "head", counted)
-    return reads
-
-
 @pytest.mark.postgres
 async def test_a_postgres_follower_waits_on_the_announcements_without_reading_the_head(pg_url, monkeypatch):
     """While LISTEN is up and the head was read since it connected, every append is announced
@@ -146,7 +135,7 @@ async def test_a_postgres_follower_waits_on_the_announcements_without_reading_th
             # would not count (pg_stat_activity's row could be the writer's listener).
             while not watcher._listening:
                 await asyncio.sleep(0.02)
-        reads = _counting_heads(watcher, monkeypatch)
+        reads = counting_head_reads(watcher, monkeypatch)
         first = asyncio.create_task(watcher.grown(0))
         async with asyncio.timeout(10):
             while watcher.subscribers_waiting == 0:
