@@ -3,7 +3,7 @@ clients' set_state latency is measured with the notifier on and off.
 
     python -m bench.bench_fanout [--backend sqlite|postgres|both] [--failing 1000] [--duration 60]
                                  [--channels webhook,mattermost,opsgenie] [--clients 8] [--rate 200]
-                                 [--repeat 2] [--batch-paths]
+                                 [--repeat 2] [--batch-paths] [--control]
 
 Each run starts a fresh runlog server (bench_server's machinery: its own database, free port)
 and three receivers on 127.0.0.1, one per channel, in a process of their own (a real channel's
@@ -31,8 +31,10 @@ duplicate is printed loudly and makes the exit status 1) and the Failed -> recei
 notifier's CPU per delivery is each on run's CPU (server plus PostgreSQL) minus its off
 neighbour's, the other clients' transitions that the on run made fewer (a starved run) added
 back at the off run's CPU per transition, over the deliveries: it moves far less with the
-box's load than the p99 does. --batch-paths adds, from the server's /metrics over the
-window and the drain, how many group-commit batches it wrote, and on PostgreSQL how many went
+box's load than the p99 does. --control runs the same with the notifier off in the on runs
+too (the failing runs still fail, nobody is told): the ratios it prints are the measure's own
+spread, what any change must be judged against. --batch-paths adds, from the server's /metrics
+over the window and the drain, how many group-commit batches it wrote, and on PostgreSQL how many went
 in one statement on the writer's guesses and how many took the locked transaction, and on SQLite
 how long the store's WAL checkpoints (off the writer's connection) took.
 
@@ -333,6 +335,7 @@ class RunResult:
     p999: float = 0.0  # ms, the others' set_state: the stalls that hold every client show here
     slowest: float = 0.0  # ms
     latencies: list[float] = field(default_factory=list, repr=False)  # s, the others' set_state, sorted
+    sends: bool = True  # the notifier ran (False: a --control run, or an off run)
 
     def tail_note(self) -> str:
         slow, in_bursts, longest = self.tail
@@ -370,7 +373,7 @@ class RunResult:
             out.append(f"{self.failing_sent} of {expected} runs set Failed ({self.failing_errors} errors)")
         if self.errors:
             out.append(f"{self.errors} errors in the other clients' requests")
-        if self.notifier:
+        if self.notifier and self.sends:
             for name, got, dup, unknown, _ in self.channels:
                 if got != expected:
                     out.append(f"{name}: {expected - got} of {expected} alerts LOST")
@@ -469,7 +472,8 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
         await host.start()  # in the try: a start that fails half-way still stops what it started
         receivers = host.tallies
         bases = ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
-        args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true" if notifier else "false"}
+        sends = notifier and not args.control
+        args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true" if sends else "false"}
         if bases:
             args.server_env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
         async with running_server("runlog", backend, args) as server:
@@ -486,7 +490,7 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
             backends = await postgres_backends(server)
             pg_cpu0 = cpu_of(backends)
             batches0 = await batch_counts(server.base) if args.batch_paths else {}
-            label = "on" if notifier else "off"
+            label = _arm(notifier, sends)
             profiler = None
             if args.profile:
                 profiler = start_profiler(server, args.duration, args.profile,
@@ -501,7 +505,7 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                 progress(f"    profile {profiler[1]}:\n      " + "\n      ".join(summarize_profile(profiler[1])))
             busy = sum(cpu1) - sum(cpu0) - (cpu1.idle - cpu0.idle)
             load_note = f"machine busy {100 * busy / max(sum(cpu1) - sum(cpu0), 1e-9) * (os.cpu_count() or 1):.0f}% of one core, loadavg {os.getloadavg()[0]:.1f}"
-            if notifier:
+            if sends:
                 deadline = time.monotonic() + args.drain
                 await host.refresh()
                 while time.monotonic() < deadline and any(r.delivered < sent for r in receivers):
@@ -522,10 +526,10 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                 server_cpu=server_cpu, pg_cpu=pg_cpu, batches=batches,
                 tail=tail_bursts(stats.set_state_latency, stats.set_state_finished),
                 p999=percentile(latencies, 0.999) * 1000, slowest=latencies[-1] * 1000 if latencies else 0.0,
-                latencies=latencies,
+                latencies=latencies, sends=sends,
             )
             result.channels = [(r.name, r.delivered, r.duplicates, r.unknown, r.latencies()) for r in receivers]
-            got = ", ".join(f"{r.name} {r.delivered}" for r in receivers) if notifier else "-"
+            got = ", ".join(f"{r.name} {r.delivered}" for r in receivers) if sends else "-"
             progress(f"    set_state p50 {result.p50:.1f} ms p99 {result.p99:.1f} ms p99.9 {result.p999:.1f} ms "
                      f"max {result.slowest:.1f} ms over {result.transitions} "
                      f"transitions; alerts: {got}; server CPU {server_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s; "
@@ -536,6 +540,10 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
             return result
     finally:
         await host.stop()
+
+
+def _arm(notifier: bool, sends: bool) -> str:
+    return "on" if sends else "off, as on" if notifier else "off"
 
 
 def _pairs(results: list[RunResult]) -> list[tuple[RunResult, RunResult]]:
@@ -615,7 +623,7 @@ async def main_async(args: argparse.Namespace) -> int:
         on = [r for r in results if r.notifier]
         off = [r for r in results if not r.notifier]
         for r in results:
-            runs.append(f"| {backend} | {'on' if r.notifier else 'off'} | {r.p50:.1f} | {r.p99:.1f} | "
+            runs.append(f"| {backend} | {_arm(r.notifier, r.sends)} | {r.p50:.1f} | {r.p99:.1f} | "
                         f"{r.p999:.1f} | {r.slowest:.1f} | "
                         f"{r.transitions:,} | {r.errors} | {r.server_cpu:.1f} | {r.pg_cpu:.1f} | {r.batch_note()} | {r.gc_note()} | "
                         f"{r.tail_note()} | {r.load} |")
@@ -641,10 +649,15 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"| {backend} | {name} | {got:,} of {expected:,} | {expected - got} | {dup} | {_ms(lat, 0.5)} | "
                 f"{_ms(lat, 0.99)} | {lat[-1] * 1000 if lat else 0:,.0f} |"
             )
+    if args.control:
+        out += ["**Control (--control): the notifier was off in every run; the 'on' columns are the runs "
+                "in its place. The ratios are what the measure gives with nothing changed.**", ""]
     out += ["Other clients' set_state (medians of the runs):", "", *summary, ""]
     if len(pooled) > 2:
         out += ["Other clients' set_state, every run's calls pooled (with --repeat 2 or more):", "", *pooled, ""]
-    out += ["Alerts, all notifier-on runs together:", "", *deliveries, "", "Each run:", "", *runs]
+    if not args.control:
+        out += ["Alerts, all notifier-on runs together:", "", *deliveries, ""]
+    out += ["Each run:", "", *runs]
     print("\n".join(out))
     if failed:
         print("\n**!!! LOST, DUPLICATED OR FAILED: see the lines marked !!! above (stderr) !!!**")
@@ -661,6 +674,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="other clients measuring set_state")
     parser.add_argument("--rate", type=float, default=200.0, help="their transitions per second in all")
     parser.add_argument("--repeat", type=int, default=2, help="runs each way, alternating")
+    parser.add_argument("--control", action="store_true",
+                        help="the notifier off in the 'on' runs too: what the ratios are with nothing changed")
     parser.add_argument("--drain", type=float, default=120.0, help="seconds to wait for the last alerts")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--runlog-command", default=None)
