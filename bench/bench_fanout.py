@@ -34,9 +34,9 @@ back at the off run's CPU per transition, over the deliveries: it moves far less
 box's load than the p99 does. --control runs the same with the notifier off in the on runs
 too (the failing runs still fail, nobody is told): the ratios it prints are the measure's own
 spread, what any change must be judged against. --batch-paths adds, from the server's /metrics
-over the window and the drain, how many group-commit batches it wrote, and on PostgreSQL how many went
-in one statement on the writer's guesses and how many took the locked transaction, and on SQLite
-how long the store's WAL checkpoints (off the writer's connection) took.
+over the window and the drain, how many group-commit batches it wrote, and on PostgreSQL how
+many went in one statement on the writer's guesses and how many took the locked transaction,
+and on SQLite how long the store's WAL checkpoints (off the writer's connection) took.
 
 The default channels are unpaced kinds: Slack's webhooks are paced at one message a second
 and Discord's at two (notifier/limits.py), so 1,000 alerts to Slack take 1,000 s by design;
@@ -335,7 +335,7 @@ class RunResult:
     p999: float = 0.0  # ms, the others' set_state: the stalls that hold every client show here
     slowest: float = 0.0  # ms
     latencies: list[float] = field(default_factory=list, repr=False)  # s, the others' set_state, sorted
-    sends: bool = True  # the notifier ran (False: a --control run, or an off run)
+    sends: bool = False  # the notifier ran: an on run, not in a --control set
 
     def tail_note(self) -> str:
         slow, in_bursts, longest = self.tail
@@ -373,7 +373,7 @@ class RunResult:
             out.append(f"{self.failing_sent} of {expected} runs set Failed ({self.failing_errors} errors)")
         if self.errors:
             out.append(f"{self.errors} errors in the other clients' requests")
-        if self.notifier and self.sends:
+        if self.sends:
             for name, got, dup, unknown, _ in self.channels:
                 if got != expected:
                     out.append(f"{name}: {expected - got} of {expected} alerts LOST")
