@@ -3,7 +3,8 @@ clients' set_state latency is measured with the notifier on and off.
 
     python -m bench.bench_fanout [--backend sqlite|postgres|both] [--failing 1000] [--duration 60]
                                  [--channels webhook,mattermost,opsgenie] [--clients 8] [--rate 200]
-                                 [--repeat 2] [--batch-paths] [--control]
+                                 [--repeat 2] [--batch-paths] [--control] [--notifier-process]
+                                 [--interleave SECONDS]
 
 Each run starts a fresh runlog server (bench_server's machinery: its own database, free port)
 and three receivers on 127.0.0.1, one per channel, in a process of their own (a real channel's
@@ -33,10 +34,22 @@ neighbour's, the other clients' transitions that the on run made fewer (a starve
 back at the off run's CPU per transition, over the deliveries: it moves far less with the
 box's load than the p99 does. --control runs the same with the notifier off in the on runs
 too (the failing runs still fail, nobody is told): the ratios it prints are the measure's own
-spread, what any change must be judged against. --batch-paths adds, from the server's /metrics
-over the window and the drain, how many group-commit batches it wrote, and on PostgreSQL how
-many went in one statement on the writer's guesses and how many took the locked transaction,
-and on SQLite how long the store's WAL checkpoints (off the writer's connection) took.
+spread, what any change must be judged against. --notifier-process runs the on runs'
+notifier as `runlog notifier start` in a process of its own, beside a server with
+RUNLOG_NOTIFIER_ENABLED=false on the same database; its CPU (and its PostgreSQL backends') is
+counted with the server's. --batch-paths adds, from the server's /metrics over the window and
+the drain, how many group-commit batches it wrote, and on PostgreSQL how many went in one
+statement on the writer's guesses and how many took the locked transaction, and on SQLite how
+long the store's WAL checkpoints (off the writer's connection) took.
+
+--interleave SECONDS runs one server for the whole window instead, its rule enabled and paused
+every SECONDS (a paused rule leaves the notifier idle: a read or two a second), so the two arms
+share the server, its database and the box's moments, which separate runs do not: the others'
+set_state calls are judged by the window they began in (the first second after a switch left
+out), and the CPU by window. Use a longer --duration at the same rate (--failing 2000
+--duration 120 --interleave 10). Alerts are checked per window: a run failing in an enabled
+window gets one per channel, in a paused one none (near a switch either). With --control the
+rule stays enabled throughout.
 
 The default channels are unpaced kinds: Slack's webhooks are paced at one message a second
 and Discord's at two (notifier/limits.py), so 1,000 alerts to Slack take 1,000 s by design;
@@ -48,13 +61,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
+import shlex
+import signal
+import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -62,9 +80,10 @@ import psutil
 from aiohttp import web
 
 from bench.bench_server import (
-    DEFAULT_ADMIN_URL, Load, Stats, cpu_of, finish, median, percentile, postgres_backends, progress, running_server,
-    start_profiler, summarize_profile,
+    DEFAULT_ADMIN_URL, STOP_TIMEOUT, Load, Server, Stats, cpu_of, default_runlog_command, finish, median, percentile,
+    postgres_backends, progress, running_server, start_profiler, summarize_profile,
 )
+from tests.servers import server_env
 
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 BODY_TEMPLATE = "run {{ flow_run.id }} failed"
@@ -269,8 +288,8 @@ CHANNELS = {
 }
 
 
-async def configure(api_url: str, receivers: list[Tally]) -> None:
-    """One block per channel and one automation sending every Failed run to all of them."""
+async def configure(api_url: str, receivers: list[Tally]) -> str:
+    """One block per channel and one automation sending every Failed run to all of them; its id."""
     from prefect.automations import Automation
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import EventTrigger, Posture
@@ -281,7 +300,7 @@ async def configure(api_url: str, receivers: list[Tally]) -> None:
         for receiver in receivers:
             block_id = await CHANNELS[receiver.name][1](receiver).save(f"bench-{receiver.name}", overwrite=True)
             actions.append(SendNotification(block_document_id=block_id, subject="failed", body=BODY_TEMPLATE))
-        await Automation(
+        automation = await Automation(
             name="bench-fanout",
             trigger=EventTrigger(
                 match={"prefect.resource.id": "prefect.flow-run.*"}, expect={"prefect.flow-run.Failed"},
@@ -289,6 +308,7 @@ async def configure(api_url: str, receivers: list[Tally]) -> None:
             ),
             actions=actions,
         ).acreate()
+    return str(automation.id)
 
 
 BURST_GAP_SECONDS = 0.010
@@ -473,10 +493,12 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
         receivers = host.tallies
         bases = ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
         sends = notifier and not args.control
-        args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true" if sends else "false"}
+        alone = sends and args.notifier_process
+        args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true" if sends and not alone else "false"}
         if bases:
             args.server_env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
-        async with running_server("runlog", backend, args) as server:
+        async with running_server("runlog", backend, args) as server, \
+                notifier_process(server, args, bases) if alone else contextlib.nullcontext() as notifying:
             await configure(server.base, receivers)
             async with aiohttp.ClientSession() as session:
                 flow = await _post(session, f"{server.base}/flows/", {"name": f"bench-fanout-{uuid.uuid4().hex[:6]}"})
@@ -487,6 +509,7 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
             await asyncio.sleep(WARMUP_SECONDS)
             cpu0 = psutil.cpu_times()
             server_cpu0 = server.cpu_seconds()
+            notifier_cpu0 = notifier_cpu(notifying)
             backends = await postgres_backends(server)
             pg_cpu0 = cpu_of(backends)
             batches0 = await batch_counts(server.base) if args.batch_paths else {}
@@ -513,7 +536,7 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
                     await host.refresh()
                 await asyncio.sleep(2.0)  # a late duplicate would show up here
                 await host.refresh()
-            server_cpu = server.cpu_seconds() - server_cpu0
+            server_cpu = server.cpu_seconds() - server_cpu0 + notifier_cpu(notifying) - notifier_cpu0
             batches = {}
             if args.batch_paths:
                 batches1 = await batch_counts(server.base)
@@ -540,6 +563,188 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
             return result
     finally:
         await host.stop()
+
+
+SETTLE_SECONDS = 1.0
+"""--interleave: the others' calls starting this soon after a switch count in neither arm (an
+idle matcher looks for a resumed rule once a second, then catches up)."""
+EDGE_SECONDS = 0.5
+"""--interleave: a failing run this close to a switch may or may not be alerted."""
+
+
+@dataclass
+class Window:
+    start: float  # time.monotonic()
+    end: float
+    on: bool
+    cpu: float = 0.0  # server plus PostgreSQL CPU seconds over the window
+
+
+async def interleaved_run(backend: str, args: argparse.Namespace) -> int:
+    """--interleave: one server, the notifier's rule enabled and paused every --interleave
+    seconds while the load runs, so the on and off windows share the server, its database and
+    the box's moments; the others' set_state is judged by the window its call began in. With
+    --control the rule stays enabled in every window. Prints markdown; 1 on a lost or
+    duplicated alert."""
+    host = ReceiversInProcess(args.channels) if args.receivers_in_process else ReceiversProcess(args.channels)
+    try:
+        await host.start()
+        receivers = host.tallies
+        bases = ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
+        args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true"}
+        if bases:
+            args.server_env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
+        async with running_server("runlog", backend, args) as server:
+            automation_id = await configure(server.base, receivers)
+            async with aiohttp.ClientSession() as session:
+                flow = await _post(session, f"{server.base}/flows/", {"name": f"bench-fanout-{uuid.uuid4().hex[:6]}"})
+                stats = Stats()
+                load = Load(server.base, args.clients, stats, shared_flow=False, rate=args.rate)
+                stats.measure_from = time.perf_counter() + WARMUP_SECONDS
+                tasks = load.start()
+                await asyncio.sleep(WARMUP_SECONDS)
+                backends = await postgres_backends(server)
+                windows: list[Window] = []
+                offset = time.perf_counter() - time.monotonic()  # the load's clock against the receivers'
+
+                def cpu() -> float:
+                    return server.cpu_seconds() + sum(cpu_of(backends).values())
+
+                async def switch() -> None:
+                    on = True
+                    while True:
+                        started, used = time.monotonic(), cpu()
+                        windows.append(Window(started, float("inf"), on))
+                        await asyncio.sleep(args.interleave)
+                        on = not on
+                        async with session.patch(f"{server.base}/automations/{automation_id}",
+                                                 json={"enabled": on or args.control}) as resp:
+                            if resp.status >= 300:
+                                raise RuntimeError(f"PATCH automation: {resp.status} {await resp.text()}")
+                        windows[-1].end = time.monotonic()
+                        windows[-1].cpu = cpu() - used
+
+                progress(f"  {backend}, interleaved every {args.interleave:g}s{' (control)' if args.control else ''}: "
+                         f"{args.failing} runs failing over {args.duration:g}s, {args.clients} other clients at "
+                         f"{args.rate:g} transitions/s")
+                switching = asyncio.create_task(switch())
+                try:
+                    sent, failing_errors = await failing_load(server.base, flow["id"], receivers, args.failing,
+                                                              args.duration)
+                finally:
+                    switching.cancel()
+                    await asyncio.gather(switching, return_exceptions=True)
+                await finish(tasks, load)
+            windows = [w for w in windows if w.end != float("inf")]
+            await asyncio.sleep(5.0)  # the last alerts, and a late duplicate
+            await host.refresh()
+    finally:
+        await host.stop()
+
+    def window_of(at: float, among: list[Window]) -> Window | None:
+        return next((w for w in among if w.start <= at < w.end), None)
+
+    def arms(among: list[Window]) -> tuple[list[float], list[float]]:
+        """The others' set_state latencies begun in AMONG's enabled and paused windows, sorted."""
+        picked: dict[bool, list[float]] = {True: [], False: []}
+        for latency, finished in zip(stats.set_state_latency, stats.set_state_finished):
+            began = finished - latency - offset
+            window = window_of(began, among)
+            if window is not None and began - window.start >= SETTLE_SECONDS:
+                picked[window.on].append(latency)
+        return sorted(picked[True]), sorted(picked[False])
+
+    on, off = arms(windows)
+    halves = []
+    for half in (windows[: len(windows) // 2], windows[len(windows) // 2:]):
+        half_on, half_off = arms(half)
+        if half_on and half_off:
+            p99_on, p99_off = percentile(half_on, 0.99) * 1000, percentile(half_off, 0.99) * 1000
+            halves.append(f"{p99_on / p99_off:.2f} ({p99_off:.2f} / {p99_on:.2f} ms)")
+    failed = bool(failing_errors or stats.errors or sent != args.failing)
+    lines = [f"Command: `python -m bench.bench_fanout {' '.join(sys.argv[1:])}`", ""]
+    if args.control:
+        lines += ["**Control (--control): the rule stayed enabled in every window; the ratios are the measure's own "
+                  "spread.**", ""]
+    lines += [f"{backend}: {len(windows)} windows of {args.interleave:g} s, the first {SETTLE_SECONDS:g} s after each "
+              f"switch left out; {sent} of {args.failing} runs set Failed ({failing_errors} errors), "
+              f"{sum(stats.errors.values())} errors in the others' requests.", "",
+              "| arm | others' set_state calls | p50 ms | p99 ms | p99.9 ms | server + PostgreSQL CPU s a window |",
+              "|---|--:|--:|--:|--:|--:|"]
+    paused = "rule left enabled (a paused window's place)" if args.control else "rule paused"
+    for label, values, flag in (("rule enabled", on, True), (paused, off, False)):
+        cpus = [w.cpu for w in windows if w.on == flag]
+        if not values:
+            lines.append(f"| {label} | 0 | - | - | - | - |")
+            continue
+        p50, p99, p999 = (percentile(values, q) * 1000 for q in (0.5, 0.99, 0.999))
+        lines.append(f"| {label} | {len(values):,} | {p50:.2f} | {p99:.2f} | {p999:.2f} | "
+                     f"{median(cpus) if cpus else 0:.2f} |")
+    if on and off:
+        ratio = percentile(on, 0.99) / percentile(off, 0.99)
+        lines += ["", f"p99 enabled / paused: **{ratio:.2f}**; each half of the windows (paused / enabled): "
+                      f"{', '.join(halves)}"]
+    lines += ["", "| channel | alerts | runs alerted twice | runs failing in an enabled window (clear of a switch) "
+                  "not alerted | in a paused one alerted |", "|---|--:|--:|--:|--:|"]
+    for tally in receivers:
+        arrived, count, _unknown = tally._judged()
+        lost = alerted_paused = 0
+        for run_id, at in tally.expected.items():
+            window = window_of(at, windows)
+            if window is None or at - window.start < EDGE_SECONDS or window.end - at < EDGE_SECONDS:
+                continue
+            if (window.on or args.control) and run_id not in arrived:
+                lost += 1
+            elif not (window.on or args.control) and run_id in arrived:
+                alerted_paused += 1
+        lines.append(f"| {tally.name} | {len(arrived):,} | {tally.duplicates} | {lost} | {alerted_paused} |")
+        if tally.duplicates or lost:
+            failed = True
+            progress(f"    !!! {tally.name}: {lost} alerts LOST, {tally.duplicates} DUPLICATED")
+    print("\n".join(lines))
+    return 1 if failed else 0
+
+
+NOTIFIER_START_SECONDS = 2.0
+"""How long --notifier-process gives `runlog notifier start` to take the lead before the load."""
+
+
+@contextlib.asynccontextmanager
+async def notifier_process(server: Server, args: argparse.Namespace, bases: str) -> AsyncIterator[subprocess.Popen]:
+    """``runlog notifier start`` on the server's database, beside a server that does not notify
+    (--notifier-process); its log next to the server's."""
+    workdir = os.path.dirname(server.log_path)
+    env = server_env(workdir, server.database_url, RUNLOG_NOTIFIER_ENABLED="true")
+    if bases:
+        env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
+    base = shlex.split(args.runlog_command) if args.runlog_command else default_runlog_command()
+    log_path = os.path.join(workdir, "notifier.log")
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen([*base, "notifier", "start"], env=env, cwd=workdir, stdout=out, stderr=out,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        await asyncio.sleep(NOTIFIER_START_SECONDS)
+        if proc.poll() is not None:
+            with open(log_path, errors="replace") as log:
+                raise RuntimeError(f"runlog notifier start exited with {proc.returncode}:\n{log.read()[-2000:]}")
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.to_thread(proc.wait, STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def notifier_cpu(proc: subprocess.Popen | None) -> float:
+    """CPU seconds of the --notifier-process process so far (0 without one)."""
+    if proc is None:
+        return 0.0
+    with contextlib.suppress(psutil.Error):
+        times = psutil.Process(proc.pid).cpu_times()
+        return times.user + times.system
+    return 0.0
 
 
 def _arm(notifier: bool, sends: bool) -> str:
@@ -577,9 +782,9 @@ def _per_delivery(results: list[RunResult], deliveries: int) -> str:
 
 def _pooled(results: list[RunResult]) -> str | None:
     """With two runs or more each way: the others' p99 over all the on runs' set_state calls
-    together against all the off runs', and each pair's own ratio. One pair's ratio moved by a
-    third between runs of one code on this machine (x1.05-1.61 over nine SQLite pairs,
-    2026-12-07); the pooled p99 rests on every run's calls, not on one run's slowest 120."""
+    together against all the off runs', and each pair's own ratio. With nothing changed
+    (--control) one pair's ratio moves by up to a third; the pooled p99 rests on every run's
+    calls, not on one run's slowest 120."""
     on = sorted(x for r in results if r.notifier for x in r.latencies)
     off = sorted(x for r in results if not r.notifier for x in r.latencies)
     ratios = [on_run.p99 / off_run.p99 for on_run, off_run in _pairs(results)]
@@ -597,6 +802,8 @@ def _ms(values: list[float], q: float) -> str:
 
 async def main_async(args: argparse.Namespace) -> int:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if args.interleave:
+        return max([await interleaved_run(backend, args) for backend in backends])
     out = [f"Command: `python -m bench.bench_fanout {' '.join(sys.argv[1:])}`", "",
            f"uptime at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", ""]
     summary = ["| backend | set_state p50 ms, notifier off | on | p99 ms, off | on | p99 on/off | "
@@ -652,6 +859,9 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.control:
         out += ["**Control (--control): the notifier was off in every run; the 'on' columns are the runs "
                 "in its place. The ratios are what the measure gives with nothing changed.**", ""]
+    if args.notifier_process and not args.control:
+        out += ["**--notifier-process: in the on runs the notifier ran as `runlog notifier start` beside a "
+                "server that did not notify; its CPU is counted with the server's.**", ""]
     out += ["Other clients' set_state (medians of the runs):", "", *summary, ""]
     if len(pooled) > 2:
         out += ["Other clients' set_state, every run's calls pooled (with --repeat 2 or more):", "", *pooled, ""]
@@ -686,6 +896,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--receivers-in-process", action="store_true",
                         help="serve the receivers on the bench's own event loop, beside the timed clients "
                              "(the bench's shape before 2026-12-07), not in a process of their own")
+    parser.add_argument("--notifier-process", action="store_true",
+                        help="in the on runs, the server does not notify and `runlog notifier start` does, beside it")
+    parser.add_argument("--interleave", type=float, default=0.0, metavar="SECONDS",
+                        help="one server for the whole window, the rule enabled and paused every SECONDS "
+                             "(the on and off arms share the server and the box's moments)")
     parser.add_argument("--serve-receivers", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="py-spy the server over each window into DIR (needs py-spy) and print where its time went")

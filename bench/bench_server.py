@@ -201,7 +201,8 @@ class Server:
             return 0
 
 
-def _runlog_command() -> list[str]:
+def default_runlog_command() -> list[str]:
+    """The `runlog` command of this Python's environment (else the suite's)."""
     exe = os.path.join(os.path.dirname(sys.executable), "runlog")
     if os.path.exists(exe):
         return [exe]
@@ -215,7 +216,7 @@ async def start_server(target: str, backend: str, database_url: str, workdir: st
     if target == "runlog":
         env = {k: v for k, v in server_env(workdir, database_url, **(extra_env or {})).items()
                if not k.startswith("PREFECT_")}
-        base = shlex.split(runlog_command) if runlog_command else _runlog_command()
+        base = shlex.split(runlog_command) if runlog_command else default_runlog_command()
         progress(f"  starting runlog on {backend}: {shlex.join([*base, 'server', 'start', '--host', '127.0.0.1'])}")
         # The one way the suite starts a server too: --port 0, then the port its banner names.
         try:
