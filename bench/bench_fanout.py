@@ -46,8 +46,8 @@ long the store's WAL checkpoints (off the writer's connection) took.
 every SECONDS (a paused rule leaves the notifier idle: a read or two a second), so the two arms
 share the server, its database and the box's moments, which separate runs do not: the others'
 set_state calls are judged by the window they began in (the first second after a switch left
-out), and the CPU by window. Use a longer --duration at the same rate (--failing 2000
---duration 120 --interleave 10). Alerts are checked per window: a run failing in an enabled
+out), and the CPU by window; one run a backend (--repeat does not apply). Use a longer
+--duration at the same rate (--failing 2000 --duration 120 --interleave 10). Alerts are checked per window: a run failing in an enabled
 window gets one per channel, in a paused one none (near a switch either). With --control the
 rule stays enabled throughout.
 
@@ -486,6 +486,18 @@ async def failing_load(base: str, flow_id: str, receivers: list[Tally], count: i
     return sent, errors
 
 
+async def start_others(server: Server, args: argparse.Namespace) -> tuple[dict, Stats, Load, list[asyncio.Task[None]]]:
+    """The failing runs' flow, and the other clients started and warmed up."""
+    async with aiohttp.ClientSession() as session:
+        flow = await _post(session, f"{server.base}/flows/", {"name": f"bench-fanout-{uuid.uuid4().hex[:6]}"})
+    stats = Stats()
+    load = Load(server.base, args.clients, stats, shared_flow=False, rate=args.rate)
+    stats.measure_from = time.perf_counter() + WARMUP_SECONDS
+    tasks = load.start()
+    await asyncio.sleep(WARMUP_SECONDS)
+    return flow, stats, load, tasks
+
+
 async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> RunResult:
     host = ReceiversInProcess(args.channels) if args.receivers_in_process else ReceiversProcess(args.channels)
     try:
@@ -500,13 +512,7 @@ async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> Run
         async with running_server("runlog", backend, args) as server, \
                 notifier_process(server, args, bases) if alone else contextlib.nullcontext() as notifying:
             await configure(server.base, receivers)
-            async with aiohttp.ClientSession() as session:
-                flow = await _post(session, f"{server.base}/flows/", {"name": f"bench-fanout-{uuid.uuid4().hex[:6]}"})
-            stats = Stats()
-            load = Load(server.base, args.clients, stats, shared_flow=False, rate=args.rate)
-            stats.measure_from = time.perf_counter() + WARMUP_SECONDS
-            tasks = load.start()
-            await asyncio.sleep(WARMUP_SECONDS)
+            flow, stats, load, tasks = await start_others(server, args)
             cpu0 = psutil.cpu_times()
             server_cpu0 = server.cpu_seconds()
             notifier_cpu0 = notifier_cpu(notifying)
@@ -585,7 +591,7 @@ async def interleaved_run(backend: str, args: argparse.Namespace) -> int:
     seconds while the load runs, so the on and off windows share the server, its database and
     the box's moments; the others' set_state is judged by the window its call began in. With
     --control the rule stays enabled in every window. Prints markdown; 1 on a lost or
-    duplicated alert."""
+    duplicated alert or a failed request."""
     host = ReceiversInProcess(args.channels) if args.receivers_in_process else ReceiversProcess(args.channels)
     try:
         await host.start()
@@ -596,13 +602,8 @@ async def interleaved_run(backend: str, args: argparse.Namespace) -> int:
             args.server_env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
         async with running_server("runlog", backend, args) as server:
             automation_id = await configure(server.base, receivers)
+            flow, stats, load, tasks = await start_others(server, args)
             async with aiohttp.ClientSession() as session:
-                flow = await _post(session, f"{server.base}/flows/", {"name": f"bench-fanout-{uuid.uuid4().hex[:6]}"})
-                stats = Stats()
-                load = Load(server.base, args.clients, stats, shared_flow=False, rate=args.rate)
-                stats.measure_from = time.perf_counter() + WARMUP_SECONDS
-                tasks = load.start()
-                await asyncio.sleep(WARMUP_SECONDS)
                 backends = await postgres_backends(server)
                 windows: list[Window] = []
                 offset = time.perf_counter() - time.monotonic()  # the load's clock against the receivers'
@@ -633,8 +634,10 @@ async def interleaved_run(backend: str, args: argparse.Namespace) -> int:
                                                               args.duration)
                 finally:
                     switching.cancel()
-                    await asyncio.gather(switching, return_exceptions=True)
+                    (switched,) = await asyncio.gather(switching, return_exceptions=True)
                 await finish(tasks, load)
+                if isinstance(switched, Exception):  # a switch the server refused: the windows are wrong
+                    raise switched
             windows = [w for w in windows if w.end != float("inf")]
             await asyncio.sleep(5.0)  # the last alerts, and a late duplicate
             await host.refresh()
@@ -687,7 +690,7 @@ async def interleaved_run(backend: str, args: argparse.Namespace) -> int:
     lines += ["", "| channel | alerts | runs alerted twice | runs failing in an enabled window (clear of a switch) "
                   "not alerted | in a paused one alerted |", "|---|--:|--:|--:|--:|"]
     for tally in receivers:
-        arrived, count, _unknown = tally._judged()
+        arrived, _count, _unknown = tally._judged()
         lost = alerted_paused = 0
         for run_id, at in tally.expected.items():
             window = window_of(at, windows)
@@ -900,11 +903,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="in the on runs, the server does not notify and `runlog notifier start` does, beside it")
     parser.add_argument("--interleave", type=float, default=0.0, metavar="SECONDS",
                         help="one server for the whole window, the rule enabled and paused every SECONDS "
-                             "(the on and off arms share the server and the box's moments)")
+                             "(the on and off arms share the server and the box's moments; one run, --repeat "
+                             "does not apply)")
     parser.add_argument("--serve-receivers", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="py-spy the server over each window into DIR (needs py-spy) and print where its time went")
     args = parser.parse_args(argv)
+    if args.interleave and (args.notifier_process or args.profile or args.batch_paths):
+        parser.error("--interleave runs one server with the notifier inside it: not with --notifier-process, "
+                     "--profile or --batch-paths")
     args.channels = [c.strip() for c in args.channels.split(",") if c.strip()]
     unknown = [c for c in args.channels if c not in CHANNELS]
     if unknown or len(set(args.channels)) != len(args.channels):
