@@ -47,9 +47,9 @@ every SECONDS (a paused rule leaves the notifier idle: a read or two a second), 
 share the server, its database and the box's moments, which separate runs do not: the others'
 set_state calls are judged by the window they began in (the first second after a switch left
 out), and the CPU by window; one run a backend (--repeat does not apply). Use a longer
---duration at the same rate (--failing 2000 --duration 120 --interleave 10). Alerts are checked per window: a run failing in an enabled
-window gets one per channel, in a paused one none (near a switch either). With --control the
-rule stays enabled throughout.
+--duration at the same rate (--failing 2000 --duration 120 --interleave 10). Alerts are
+checked per window: a run failing in an enabled window gets one per channel, in a paused one
+none (near a switch either). With --control the rule stays enabled throughout.
 
 The default channels are unpaced kinds: Slack's webhooks are paced at one message a second
 and Discord's at two (notifier/limits.py), so 1,000 alerts to Slack take 1,000 s by design;
@@ -486,6 +486,23 @@ async def failing_load(base: str, flow_id: str, receivers: list[Tally], count: i
     return sent, errors
 
 
+def receivers_host(args: argparse.Namespace) -> ReceiversInProcess | ReceiversProcess:
+    return ReceiversInProcess(args.channels) if args.receivers_in_process else ReceiversProcess(args.channels)
+
+
+def base_urls(receivers: list[Tally]) -> str:
+    """RUNLOG_NOTIFIER_BASE_URLS pointing the vendor kinds at their receivers."""
+    return ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
+
+
+def notifier_env(enabled: bool, bases: str) -> dict[str, str]:
+    """The notifier's settings for a runlog process of the bench."""
+    env = {"RUNLOG_NOTIFIER_ENABLED": "true" if enabled else "false"}
+    if bases:
+        env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
+    return env
+
+
 async def start_others(server: Server, args: argparse.Namespace) -> tuple[dict, Stats, Load, list[asyncio.Task[None]]]:
     """The failing runs' flow, and the other clients started and warmed up."""
     async with aiohttp.ClientSession() as session:
@@ -499,16 +516,14 @@ async def start_others(server: Server, args: argparse.Namespace) -> tuple[dict, 
 
 
 async def one_run(backend: str, notifier: bool, args: argparse.Namespace) -> RunResult:
-    host = ReceiversInProcess(args.channels) if args.receivers_in_process else ReceiversProcess(args.channels)
+    host = receivers_host(args)
     try:
         await host.start()  # in the try: a start that fails half-way still stops what it started
         receivers = host.tallies
-        bases = ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
+        bases = base_urls(receivers)
         sends = notifier and not args.control
         alone = sends and args.notifier_process
-        args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true" if sends and not alone else "false"}
-        if bases:
-            args.server_env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
+        args.server_env = notifier_env(sends and not alone, bases)
         async with running_server("runlog", backend, args) as server, \
                 notifier_process(server, args, bases) if alone else contextlib.nullcontext() as notifying:
             await configure(server.base, receivers)
@@ -592,14 +607,11 @@ async def interleaved_run(backend: str, args: argparse.Namespace) -> int:
     the box's moments; the others' set_state is judged by the window its call began in. With
     --control the rule stays enabled in every window. Prints markdown; 1 on a lost or
     duplicated alert or a failed request."""
-    host = ReceiversInProcess(args.channels) if args.receivers_in_process else ReceiversProcess(args.channels)
+    host = receivers_host(args)
     try:
         await host.start()
         receivers = host.tallies
-        bases = ",".join(f"{CHANNELS[r.name][0]}={r.url}" for r in receivers if CHANNELS[r.name][0])
-        args.server_env = {"RUNLOG_NOTIFIER_ENABLED": "true"}
-        if bases:
-            args.server_env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
+        args.server_env = notifier_env(True, base_urls(receivers))
         async with running_server("runlog", backend, args) as server:
             automation_id = await configure(server.base, receivers)
             flow, stats, load, tasks = await start_others(server, args)
@@ -717,9 +729,7 @@ async def notifier_process(server: Server, args: argparse.Namespace, bases: str)
     """``runlog notifier start`` on the server's database, beside a server that does not notify
     (--notifier-process); its log next to the server's."""
     workdir = os.path.dirname(server.log_path)
-    env = server_env(workdir, server.database_url, RUNLOG_NOTIFIER_ENABLED="true")
-    if bases:
-        env["RUNLOG_NOTIFIER_BASE_URLS"] = bases
+    env = server_env(workdir, server.database_url, **notifier_env(True, bases))
     base = shlex.split(args.runlog_command) if args.runlog_command else default_runlog_command()
     log_path = os.path.join(workdir, "notifier.log")
     with open(log_path, "wb") as out:
